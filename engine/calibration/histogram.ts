@@ -1,0 +1,171 @@
+/**
+ * Streaming activation statistics: exact min/max, NaN/Inf counts and a histogram that never stores
+ * the activations themselves, so memory does not grow with the number of calibration samples.
+ *
+ * The histogram follows TensorRT's (pytorch-quantization HistogramCalibrator): the first batch
+ * fixes the bin width as max|x| / 2048; later batches with a larger |x| extend the histogram with
+ * bins of the SAME width rather than re-binning. We keep the positive and negative halves
+ * separately with a shared width: their sum is exactly TensorRT's histogram of |x| (used by the
+ * symmetric methods), and the two halves give the signed distribution that asymmetric schemes need.
+ */
+
+export const DEFAULT_BINS = 2048;
+/** Past this many bins per half, adjacent bins are merged (width doubles) to bound memory. */
+export const MAX_BINS = 1 << 17;
+
+export class ActivationStats {
+  count = 0;
+  nanCount = 0;
+  infCount = 0;
+  zeroCount = 0;
+  min = Infinity;
+  max = -Infinity;
+  /** EMA of per-batch min/max, ORT's MinMax calibrator with moving average (constant 0.01). */
+  emaMin = NaN;
+  emaMax = NaN;
+  /** Bin width; 0 until a non-zero finite value has been seen. */
+  width = 0;
+  /** pos[k] counts x in [k*w, (k+1)*w] for x >= 0 (zeros in bin 0); neg[k] the same for -x, x < 0. */
+  pos: Float64Array = new Float64Array(0);
+  neg: Float64Array = new Float64Array(0);
+
+  constructor(readonly initialBins = DEFAULT_BINS, readonly emaConstant = 0.01) {}
+
+  /** Add one batch of values. */
+  add(x: ArrayLike<number>): void {
+    let bmin = Infinity;
+    let bmax = -Infinity;
+    let finite = 0;
+    for (let i = 0; i < x.length; i++) {
+      const v = x[i];
+      if (v !== v) { this.nanCount++; continue; }
+      if (v === Infinity || v === -Infinity) { this.infCount++; continue; }
+      if (v < bmin) bmin = v;
+      if (v > bmax) bmax = v;
+      finite++;
+    }
+    if (finite === 0) return;
+    this.count += finite;
+    this.min = Math.min(this.min, bmin);
+    this.max = Math.max(this.max, bmax);
+    if (Number.isNaN(this.emaMin)) {
+      this.emaMin = bmin;
+      this.emaMax = bmax;
+    } else {
+      this.emaMin += this.emaConstant * (bmin - this.emaMin);
+      this.emaMax += this.emaConstant * (bmax - this.emaMax);
+    }
+    const amax = Math.max(Math.abs(bmin), Math.abs(bmax));
+    if (amax === 0) {
+      // All zeros: nothing to bin until a width exists; remember them for bin 0.
+      if (this.width > 0) this.pos[0] += finite;
+      else this.zeroCount += finite;
+      return;
+    }
+    if (this.width === 0) {
+      this.width = amax / this.initialBins;
+      this.pos = new Float64Array(this.initialBins);
+      this.neg = new Float64Array(this.initialBins);
+      this.pos[0] += this.zeroCount;
+      this.zeroCount = 0;
+    }
+    this.growTo(amax);
+    const w = this.width;
+    const n = this.pos.length;
+    const pos = this.pos;
+    const neg = this.neg;
+    for (let i = 0; i < x.length; i++) {
+      const v = x[i];
+      if (!Number.isFinite(v)) continue;
+      if (v >= 0) {
+        let k = Math.floor(v / w);
+        if (k >= n) k = n - 1; // the top edge belongs to the last bin, as numpy/torch histc do
+        pos[k]++;
+      } else {
+        let k = Math.floor(-v / w);
+        if (k >= n) k = n - 1;
+        neg[k]++;
+      }
+    }
+  }
+
+  /** Extend with same-width bins until `amax` is covered; merge pairs if that gets too many. */
+  private growTo(amax: number): void {
+    let n = this.pos.length;
+    if (amax <= n * this.width) return;
+    let need = Math.ceil(amax / this.width);
+    while (need > MAX_BINS) {
+      this.pos = mergePairs(this.pos);
+      this.neg = mergePairs(this.neg);
+      this.width *= 2;
+      need = Math.ceil(amax / this.width);
+    }
+    n = this.pos.length;
+    if (need > n) {
+      this.pos = extend(this.pos, need);
+      this.neg = extend(this.neg, need);
+    }
+  }
+
+  /** TensorRT's histogram of |x|: counts and bin edges (edges.length = counts.length + 1). */
+  absHistogram(): { counts: Float64Array; width: number } {
+    const counts = new Float64Array(this.pos.length);
+    for (let k = 0; k < counts.length; k++) counts[k] = this.pos[k] + this.neg[k];
+    if (counts.length === 0 && this.zeroCount > 0) return { counts: Float64Array.of(this.zeroCount), width: 0 };
+    return { counts, width: this.width };
+  }
+
+  get degenerate(): DegenerateKind | null {
+    if (this.nanCount > 0 || this.infCount > 0) return 'non-finite';
+    if (this.count === 0) return 'empty';
+    if (this.max === 0 && this.min === 0) return 'all-zero';
+    if (this.max === this.min) return 'constant';
+    return null;
+  }
+}
+
+export type DegenerateKind = 'non-finite' | 'empty' | 'all-zero' | 'constant';
+
+function extend(a: Float64Array, n: number): Float64Array {
+  const b = new Float64Array(n);
+  b.set(a);
+  return b;
+}
+
+function mergePairs(a: Float64Array): Float64Array {
+  const b = new Float64Array(Math.ceil(a.length / 2));
+  for (let k = 0; k < a.length; k++) b[k >> 1] += a[k];
+  return b;
+}
+
+/**
+ * Downsample a histogram for display and the report: `bins` equal groups, plus the edges in real
+ * units. Keeps the report small whatever the calibration histogram's size.
+ */
+export function displayHistogram(stats: ActivationStats, bins = 256): { edges: number[]; counts: number[] } {
+  const n = stats.pos.length;
+  if (n === 0) return { edges: [0, 0], counts: [stats.zeroCount] };
+  // Signed layout: negative half reversed, then positive half, on edges -n*w .. n*w; trim empty tails.
+  const full = new Float64Array(2 * n);
+  for (let k = 0; k < n; k++) {
+    full[n - 1 - k] = stats.neg[k];
+    full[n + k] = stats.pos[k];
+  }
+  let lo = 0;
+  while (lo < full.length - 1 && full[lo] === 0) lo++;
+  let hi = full.length;
+  while (hi > lo + 1 && full[hi - 1] === 0) hi--;
+  const span = hi - lo;
+  const group = Math.max(1, Math.ceil(span / bins));
+  const counts: number[] = [];
+  const edges: number[] = [];
+  const w = stats.width;
+  for (let s = lo; s < hi; s += group) {
+    let c = 0;
+    for (let k = s; k < Math.min(hi, s + group); k++) c += full[k];
+    counts.push(c);
+    edges.push((s - n) * w);
+  }
+  edges.push((Math.min(hi, lo + counts.length * group) - n) * w);
+  return { edges, counts };
+}

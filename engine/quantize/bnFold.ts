@@ -1,0 +1,56 @@
+/**
+ * Fold BatchNormalization into the Conv that feeds it, as every int8 backend does before
+ * quantizing: W' = W * g / sqrt(v + eps) per output channel, b' = (b - m) * g / sqrt(v + eps) + beta.
+ * Folding first matters because BN can multiply a channel's weights by a large factor, and the
+ * weight ranges that get quantized are the folded ones.
+ */
+import type { ModelProto } from 'onnx-buf';
+import { GraphIndex, attrFloat, nameAllocator } from '../onnx/graph';
+import { DT, makeTensor, readFloatTensor } from '../onnx/tensor';
+
+export interface FoldRecord {
+  conv: string;
+  batchNorm: string;
+  /** The weight initializer before folding (its per-channel ranges are reported). */
+  originalWeight: string;
+}
+
+/** Fold in place (call on a working copy). Returns what was folded. */
+export function foldBatchNorms(model: ModelProto, modelDir: string): FoldRecord[] {
+  const g = model.graph!;
+  const idx = new GraphIndex(g);
+  const fresh = nameAllocator(g);
+  const folded: FoldRecord[] = [];
+  const removed = new Set<object>();
+  for (const conv of g.node) {
+    if (conv.opType !== 'Conv' || conv.domain !== '') continue;
+    const users = idx.consumers.get(conv.output[0]) ?? [];
+    const bn = users[0];
+    if (users.length !== 1 || bn.opType !== 'BatchNormalization' || bn.output.length !== 1 && bn.output.slice(1).some(Boolean)) continue;
+    if (idx.graphOutputs.has(conv.output[0])) continue;
+    const consts = [conv.input[1], ...bn.input.slice(1, 5)];
+    if (!consts.every((n) => idx.initializers.has(n)) || (conv.input[2] && !idx.initializers.has(conv.input[2]))) continue;
+    const w = readFloatTensor(idx.initializers.get(conv.input[1])!, modelDir);
+    const [gamma, beta, mean, variance] = bn.input.slice(1, 5).map((n) => readFloatTensor(idx.initializers.get(n)!, modelDir).data);
+    const eps = attrFloat(bn, 'epsilon', 1e-5);
+    const cout = w.dims[0];
+    const per = w.data.length / cout;
+    const bias = conv.input[2] ? readFloatTensor(idx.initializers.get(conv.input[2])!, modelDir).data : new Float32Array(cout);
+    const w2 = new Float32Array(w.data.length);
+    const b2 = new Float32Array(cout);
+    for (let c = 0; c < cout; c++) {
+      const f = gamma[c] / Math.sqrt(variance[c] + eps);
+      for (let k = 0; k < per; k++) w2[c * per + k] = w.data[c * per + k] * f;
+      b2[c] = (bias[c] - mean[c]) * f + beta[c];
+    }
+    const wName = fresh(`${conv.input[1]}_bnfolded`);
+    const bName = fresh(`${conv.name}_bias_bnfolded`);
+    g.initializer.push(makeTensor(wName, DT.FLOAT, w.dims, w2), makeTensor(bName, DT.FLOAT, [cout], b2));
+    folded.push({ conv: conv.name, batchNorm: bn.name, originalWeight: conv.input[1] });
+    conv.input = [conv.input[0], wName, bName];
+    conv.output = [bn.output[0]];
+    removed.add(bn);
+  }
+  g.node = g.node.filter((n) => !removed.has(n));
+  return folded;
+}

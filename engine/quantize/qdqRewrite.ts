@@ -1,0 +1,301 @@
+/**
+ * Writing QuantizeLinear/DequantizeLinear (QDQ) models.
+ *
+ * Two models are built from one plan:
+ *  - the deployable QDQ model (`buildQdqModel`): every planned tensor gets one Q->DQ pair, weights
+ *    become integer initializers behind a DQ, biases int32 at scale S_in*S_w. onnxruntime runs it
+ *    either as fake-quant float ops (Q/DQ unfused: the simulation) or fuses DQ->op->Q into integer
+ *    kernels (QLinearConv, QGemm, QLinearMatMul): the integer execution.
+ *  - the reference model (`buildReferenceModel`): the untouched float graph plus, for every layer,
+ *    an isolated quantized copy fed from the FLOAT tensors, so one run yields every layer's
+ *    isolated error without N separate models.
+ * In both, the layer outputs are read as QuantizeLinear outputs (integer codes): tapping those
+ * does not stop onnxruntime from fusing, whereas tapping a float tensor would.
+ */
+import type { ModelProto } from 'onnx-buf';
+import type { QuantConfig, Range } from '../../protocol/report';
+import { cloneModel, opsetOf } from '../onnx/model';
+import { GraphIndex, type NodeProto, makeNode, nameAllocator, untypedValueInfo } from '../onnx/graph';
+import { DT, makeTensor, readFloatTensor } from '../onnx/tensor';
+import type { PlannedLayer, QuantPlan } from './plan';
+import { type QuantParams, type TensorScheme, paramsFor, quantize } from './scheme';
+import { roundHalfEven } from './rounding';
+import { create } from '@bufbuild/protobuf';
+import { OperatorSetIdProtoSchema } from 'onnx-buf';
+
+export interface WeightQuant {
+  layer: string;
+  tensor: string;
+  axis: number | null;
+  params: QuantParams[];
+  ranges: Range[];
+  clipRate: number;
+}
+
+/** Where a layer's quantized output can be read, and how to turn it back into real numbers. */
+export interface OutputTap {
+  layer: string;
+  /** Tensor to fetch: the QuantizeLinear output (codes), or for 4-bit the DQ output (floats). */
+  tensor: string;
+  isCodes: boolean;
+  params: QuantParams;
+}
+
+export interface BuiltModel {
+  model: ModelProto;
+  taps: OutputTap[];
+}
+
+function zeroPointType(bits: number, signed: boolean): DT {
+  if (bits === 4) return signed ? DT.INT4 : DT.UINT4;
+  if (bits === 16) return signed ? DT.INT16 : DT.UINT16;
+  return signed ? DT.INT8 : DT.UINT8;
+}
+
+/**
+ * Standard-domain Q/DQ when the model's opset allows the requested types (per-channel needs 13,
+ * 4/16-bit need 21); otherwise onnxruntime's com.microsoft Q/DQ, which has them at any opset, so
+ * the model's own operators never change version.
+ */
+export function qdqDomain(model: ModelProto, config: QuantConfig): string {
+  const opset = opsetOf(model);
+  const wide = config.weights.bits !== 8 || config.activations.bits !== 8;
+  if (opset >= 21 || (opset >= 13 && !wide)) return '';
+  return 'com.microsoft';
+}
+
+export function weightScheme(c: QuantConfig): TensorScheme {
+  return c.weights;
+}
+
+/** Shared machinery: adds Q/DQ nodes and quantized initializers to one graph. */
+class QdqWriter {
+  readonly fresh: (base: string) => string;
+  readonly head: NodeProto[] = [];
+
+  constructor(
+    readonly model: ModelProto,
+    readonly source: { initializers: GraphIndex['initializers']; dir: string },
+    readonly config: QuantConfig,
+    readonly domain: string,
+  ) {
+    this.fresh = nameAllocator(model.graph!);
+    if (domain && !model.opsetImport.some((o) => o.domain === domain)) {
+      model.opsetImport.push(create(OperatorSetIdProtoSchema, { domain, version: 1n }));
+    }
+  }
+
+  private init(name: string, type: DT, dims: number[], data: ArrayLike<number>): string {
+    const n = this.fresh(name);
+    this.model.graph!.initializer.push(makeTensor(n, type, dims, data));
+    return n;
+  }
+
+  private scaleZp(base: string, params: QuantParams[], scheme: { bits: number; signed: boolean }, perChannel: boolean) {
+    const dims = perChannel ? [params.length] : [];
+    const s = this.init(`${base}_scale`, DT.FLOAT, dims, params.map((p) => p.scale));
+    const z = this.init(`${base}_zero_point`, zeroPointType(scheme.bits, scheme.signed), dims, params.map((p) => p.zeroPoint));
+    return { s, z };
+  }
+
+  /** x -> Q -> DQ; returns the Q output (codes) and DQ output names. */
+  qdq(x: string, p: QuantParams, into: NodeProto[], dqOutput?: string): { q: string; dq: string } {
+    const { s, z } = this.scaleZp(x, [p], this.config.activations, false);
+    const q = this.fresh(`${x}_quantized`);
+    const dq = dqOutput ?? this.fresh(`${x}_dequantized`);
+    into.push(makeNode('QuantizeLinear', [x, s, z], [q], this.fresh(`${x}_QuantizeLinear`), {}, this.domain));
+    into.push(makeNode('DequantizeLinear', [q, s, z], [dq], this.fresh(`${x}_DequantizeLinear`), {}, this.domain));
+    return { q, dq };
+  }
+
+  /** Just Q (isolated branches end in codes; nothing downstream needs floats). */
+  q(x: string, p: QuantParams, into: NodeProto[]): string {
+    const { s, z } = this.scaleZp(x, [p], this.config.activations, false);
+    const q = this.fresh(`${x}_quantized`);
+    into.push(makeNode('QuantizeLinear', [x, s, z], [q], this.fresh(`${x}_QuantizeLinear`), {}, this.domain));
+    return q;
+  }
+
+  /** Integer weight initializer behind a DQ; returns the DQ output and what was chosen. */
+  weight(layer: PlannedLayer, inputIndex: number, roleAxis: number | null): { dq: string; wq: WeightQuant } {
+    const name = layer.node.input[inputIndex];
+    const w = readFloatTensor(this.source.initializers.get(name)!, this.source.dir);
+    const c = this.config.weights;
+    let axis: number | null = null;
+    if (c.perChannel && roleAxis !== null && w.dims.length >= 2) axis = roleAxis < 0 ? w.dims.length + roleAxis : roleAxis;
+    const channels = axis === null ? 1 : w.dims[axis];
+    const inner = axis === null ? w.data.length : w.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+    const ranges: Range[] = Array.from({ length: channels }, () => ({ lo: Infinity, hi: -Infinity }));
+    const chanOf = (i: number) => (axis === null ? 0 : Math.floor(i / inner) % channels);
+    for (let i = 0; i < w.data.length; i++) {
+      const r = ranges[chanOf(i)];
+      if (w.data[i] < r.lo) r.lo = w.data[i];
+      if (w.data[i] > r.hi) r.hi = w.data[i];
+    }
+    const params = ranges.map((r) => paramsFor(r.lo, r.hi, c));
+    const codes = new Int32Array(w.data.length);
+    let clipped = 0;
+    for (let i = 0; i < w.data.length; i++) {
+      const p = params[chanOf(i)];
+      const raw = roundHalfEven(w.data[i] / p.scale) + p.zeroPoint;
+      if (raw < p.qmin || raw > p.qmax) clipped++;
+      codes[i] = quantize(w.data[i], p);
+    }
+    const base = `${layer.node.name}_${name}`;
+    const wq = this.init(`${base}_quantized`, zeroPointType(c.bits, c.signed), w.dims, codes);
+    const { s, z } = this.scaleZp(base, params, c, axis !== null);
+    const dq = this.fresh(`${base}_dequantized`);
+    const attrs: Record<string, number> = axis !== null ? { axis } : {};
+    this.head.push(makeNode('DequantizeLinear', [wq, s, z], [dq], this.fresh(`${base}_DequantizeLinear`), attrs, this.domain));
+    return { dq, wq: { layer: layer.node.name, tensor: name, axis, params, ranges, clipRate: clipped / w.data.length } };
+  }
+
+  /** int32 bias at scale S_x * S_w (per channel when the weight is), zero point 0. */
+  bias(layer: PlannedLayer, inputIndex: number, xp: QuantParams, wq: WeightQuant): string | null {
+    const name = layer.node.input[inputIndex];
+    const b = readFloatTensor(this.source.initializers.get(name)!, this.source.dir);
+    if (b.dims.length !== 1 || (wq.axis !== null && b.data.length !== wq.params.length)) return null;
+    const scales = wq.params.map((p) => Math.fround(Math.fround(xp.scale) * Math.fround(p.scale)));
+    const perChannel = wq.axis !== null;
+    const codes = Array.from(b.data, (v, i) => Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, roundHalfEven(v / scales[perChannel ? i : 0]))));
+    const base = `${layer.node.name}_${name}`;
+    const bq = this.init(`${base}_quantized`, DT.INT32, b.dims, codes);
+    const s = this.init(`${base}_scale`, DT.FLOAT, perChannel ? [scales.length] : [], scales);
+    const z = this.init(`${base}_zero_point`, DT.INT32, perChannel ? [scales.length] : [], scales.map(() => 0));
+    const dq = this.fresh(`${base}_dequantized`);
+    this.head.push(makeNode('DequantizeLinear', [bq, s, z], [dq], this.fresh(`${base}_DequantizeLinear`), perChannel ? { axis: 0 } : {}, this.domain));
+    return dq;
+  }
+
+  /** Rewrite a layer's weight and bias inputs; activation inputs are mapped by `act`. */
+  quantizeInputs(layer: PlannedLayer, node: NodeProto, act: (i: number) => string, actParams: (t: string) => QuantParams): WeightQuant[] {
+    const weights: WeightQuant[] = [];
+    const wqByInput = new Map<number, WeightQuant>();
+    layer.roles.forEach((r, i) => {
+      if (r.kind === 'activation') node.input[i] = act(i);
+      if (r.kind === 'weight') {
+        const { dq, wq } = this.weight(layer, i, r.axis);
+        node.input[i] = dq;
+        weights.push(wq);
+        wqByInput.set(i, wq);
+      }
+    });
+    layer.roles.forEach((r, i) => {
+      if (r.kind !== 'bias') return;
+      const wq = wqByInput.get(r.weightInput);
+      if (!wq) return;
+      const dq = this.bias(layer, i, actParams(layer.node.input[r.activationInput]), wq);
+      if (dq) node.input[i] = dq;
+    });
+    return weights;
+  }
+}
+
+export interface QdqResult extends BuiltModel {
+  weights: WeightQuant[];
+}
+
+/** The deployable QDQ model. `prepared` is the BN-folded working copy; it is not modified. */
+export function buildQdqModel(
+  prepared: ModelProto,
+  dir: string,
+  plan: QuantPlan,
+  actParams: Map<string, QuantParams>,
+  config: QuantConfig,
+  /** Also expose each layer's output codes as graph outputs (analysis); false for deployment. */
+  exposeTaps: boolean,
+): QdqResult {
+  const model = cloneModel(prepared);
+  const g = model.graph!;
+  const idx = new GraphIndex(g);
+  const w = new QdqWriter(model, { initializers: new GraphIndex(prepared.graph!).initializers, dir }, config, qdqDomain(prepared, config));
+  const quantized = new Set(plan.activations.filter((t) => actParams.has(t)));
+  const dqName = new Map<string, string>();
+  const codeName = new Map<string, string>();
+  const afterProducer = new Map<string, NodeProto[]>();
+
+  // Q/DQ pairs: graph outputs keep their name on the DQ side; other tensors get a new DQ name
+  // and every consumer reads it (float consumers see the same fake-quantized values deployment does).
+  const inputsQdq: NodeProto[] = [];
+  for (const t of quantized) {
+    const producer = idx.producer.get(t);
+    const list: NodeProto[] = producer ? (afterProducer.get(producer.name) ?? []) : inputsQdq;
+    let source = t;
+    let dqOut: string | undefined;
+    if (idx.graphOutputs.has(t) && producer) {
+      source = w.fresh(`${t}_float`);
+      producer.output = producer.output.map((o) => (o === t ? source : o));
+      dqOut = t;
+    }
+    const { q, dq } = w.qdq(source, actParams.get(t)!, list, dqOut);
+    if (producer) afterProducer.set(producer.name, list);
+    dqName.set(t, dq);
+    codeName.set(t, q);
+  }
+  for (const n of g.node) {
+    n.input = n.input.map((i) => (quantized.has(i) && !idx.graphOutputs.has(i) ? dqName.get(i)! : i));
+  }
+  const layerByName = new Map(plan.layers.map((l) => [l.node.name, l]));
+  const weights: WeightQuant[] = [];
+  for (const n of g.node) {
+    const layer = layerByName.get(n.name);
+    if (!layer) continue;
+    weights.push(...w.quantizeInputs(layer, n, (i) => n.input[i], (t) => actParams.get(t)!));
+  }
+  g.node = [...w.head, ...inputsQdq, ...g.node.flatMap((n) => [n, ...(afterProducer.get(n.name) ?? [])])];
+  const taps = plan.layers
+    .filter((l) => quantized.has(l.output))
+    .map((l) => outputTap(l.node.name, codeName.get(l.output)!, dqName.get(l.output)!, actParams.get(l.output)!, config));
+  if (exposeTaps) addTapOutputs(model, taps);
+  return { model, taps, weights };
+}
+
+function outputTap(layer: string, codes: string, dq: string, params: QuantParams, config: QuantConfig): OutputTap {
+  // onnxruntime-node cannot hand int4 tensors to JavaScript (the process dies): read the DQ output.
+  const isCodes = config.activations.bits !== 4;
+  return { layer, tensor: isCodes ? codes : dq, isCodes, params };
+}
+
+function addTapOutputs(model: ModelProto, taps: OutputTap[]): void {
+  const outs = new Set(model.graph!.output.map((o) => o.name));
+  for (const t of taps) if (!outs.has(t.tensor)) model.graph!.output.push(untypedValueInfo(t.tensor));
+}
+
+/**
+ * The float model (constants hoisted, NOT folded) plus one isolated quantized copy of every
+ * layer, fed from the float tensors. Exposes the float layer outputs and the isolated codes.
+ */
+export function buildReferenceModel(
+  float: ModelProto,
+  prepared: ModelProto,
+  dir: string,
+  plan: QuantPlan,
+  actParams: Map<string, QuantParams>,
+  config: QuantConfig,
+  floatTaps: readonly string[],
+): BuiltModel {
+  const model = cloneModel(float);
+  const g = model.graph!;
+  const w = new QdqWriter(model, { initializers: new GraphIndex(prepared.graph!).initializers, dir }, config, qdqDomain(prepared, config));
+  const branch: NodeProto[] = [];
+  const taps: OutputTap[] = [];
+  for (const layer of plan.layers) {
+    const outP = actParams.get(layer.output);
+    if (!outP || layer.roles.some((r, i) => r.kind === 'activation' && !actParams.has(layer.node.input[i]))) continue;
+    const copy = makeNode(layer.node.opType, [...layer.node.input], [w.fresh(`${layer.output}_isolated`)], w.fresh(`${layer.node.name}_isolated`));
+    copy.attribute = layer.node.attribute;
+    w.quantizeInputs(layer, copy, (i) => w.qdq(layer.node.input[i], actParams.get(layer.node.input[i])!, branch).dq, (t) => actParams.get(t)!);
+    branch.push(copy);
+    if (config.activations.bits === 4) {
+      const { dq } = w.qdq(copy.output[0], outP, branch);
+      taps.push({ layer: layer.node.name, tensor: dq, isCodes: false, params: outP });
+    } else {
+      taps.push({ layer: layer.node.name, tensor: w.q(copy.output[0], outP, branch), isCodes: true, params: outP });
+    }
+  }
+  g.node = [...w.head, ...g.node, ...branch];
+  addTapOutputs(model, taps);
+  const outs = new Set(g.output.map((o) => o.name));
+  for (const t of floatTaps) if (!outs.has(t)) g.output.push(untypedValueInfo(t));
+  return { model, taps };
+}

@@ -1,0 +1,47 @@
+/**
+ * Plain-text summary of a report for the terminal: accuracy first, then the worst layers.
+ */
+import type { Report } from '../../protocol/report';
+
+const pct = (x: number | null) => (x === null ? '   n/a' : `${(x * 100).toFixed(2).padStart(6)}%`);
+const db = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : x > 0 ? 'inf' : '-inf').padStart(6);
+
+export function formatSummary(r: Report, worst = 8): string {
+  const a = r.accuracy;
+  const lines: string[] = [];
+  lines.push(`model    ${r.model.path}`);
+  lines.push(`data     ${r.data.synthetic ? 'SYNTHETIC (thresholds are not meaningful)' : r.data.source}, ${r.samples} samples${r.data.labels ? ', labelled' : ''}`);
+  const c = r.config;
+  lines.push(`config   preset=${c.preset} calibration=${c.calibration} W${c.weights.bits}${c.weights.perChannel ? '/channel' : '/tensor'} A${c.activations.bits}${c.activations.symmetric ? ' symmetric' : ' asymmetric'}`);
+  lines.push('');
+  lines.push('             top-1   agreement  output SQNR dB');
+  lines.push(`float      ${pct(a.float.top1)}     100.00%`);
+  lines.push(`simulated  ${pct(a.simulated.top1)}    ${pct(a.simulated.agreement)}  ${db(a.simulated.outputSqnrDb)}`);
+  lines.push(`integer    ${pct(a.integer.top1)}    ${pct(a.integer.agreement)}  ${db(a.integer.outputSqnrDb)}`);
+  if (a.dropPoints !== null) lines.push(`accuracy drop float -> integer: ${a.dropPoints.toFixed(2)} points`);
+  lines.push('');
+  const ranked = [...r.layers].sort((x, y) => x.integer.sqnrDb - y.integer.sqnrDb).slice(0, worst);
+  lines.push(`worst layers (accumulated integer SQNR):`);
+  lines.push('  node                                op        sim dB  int dB  iso dB  kernel        sens');
+  for (const l of ranked) {
+    lines.push(
+      `  ${l.node.slice(0, 34).padEnd(34)}  ${l.op.padEnd(8)} ${db(l.simulated.sqnrDb)}  ${db(l.integer.sqnrDb)}  ${db(l.isolated.integer.sqnrDb)}  ${(l.integerKernel ?? 'float').padEnd(12)}  ${l.sensitivity ? `#${l.sensitivity.rank}` : ''}`,
+    );
+  }
+  const clipped = r.tensors.filter((t) => t.kind === 'activation' && t.clipRate > 0.001).sort((x, y) => y.clipRate - x.clipRate).slice(0, 5);
+  if (clipped.length) {
+    lines.push('');
+    lines.push('most clipped activations (chosen range vs observed range):');
+    for (const t of clipped) {
+      const rng = t.chosen!.range;
+      lines.push(`  ${t.name.slice(0, 40).padEnd(40)} clip ${(t.clipRate * 100).toFixed(2)}%  range [${rng.lo.toPrecision(3)}, ${rng.hi.toPrecision(3)}] of [${t.min.toPrecision(3)}, ${t.max.toPrecision(3)}]`);
+    }
+  }
+  const warn = r.warnings.filter((w) => w.code !== 'no-integer-kernel');
+  if (warn.length) {
+    lines.push('');
+    for (const w of warn.slice(0, 10)) lines.push(`warning: ${w.message}`);
+    if (warn.length > 10) lines.push(`... and ${warn.length - 10} more warnings in the report`);
+  }
+  return lines.join('\n') + '\n';
+}

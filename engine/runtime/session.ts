@@ -1,0 +1,46 @@
+/**
+ * onnxruntime-node sessions in the three modes QuantLens compares:
+ *  - float:      the float model;
+ *  - simulated:  a QDQ model with Q/DQ kept as separate float ops (fake-quant), via the session
+ *                option disable_quant_qdq at the full optimization level;
+ *  - integer:    the same QDQ model at the full optimization level, where onnxruntime fuses
+ *                DQ -> op -> Q into integer kernels (QLinearConv, QGemm, QLinearMatMul, ...).
+ */
+import * as ort from 'onnxruntime-node';
+import type { ModelProto } from 'onnx-buf';
+import { encodeModel } from '../onnx/model';
+import { type Dataset, sliceInput } from '../data/dataset';
+import { DT } from '../onnx/tensor';
+
+export type RunMode = 'float' | 'simulated' | 'integer';
+
+export interface SessionOptions {
+  /** Save the graph onnxruntime actually runs (after fusion) to this file. */
+  optimizedModelPath?: string;
+}
+
+export async function createSession(model: ModelProto | Uint8Array, mode: RunMode, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
+  const bytes = model instanceof Uint8Array ? model : encodeModel(model);
+  const options: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: 'all',
+    executionProviders: ['cpu'],
+    logSeverityLevel: 3,
+  };
+  if (mode === 'simulated') options.extra = { session: { disable_quant_qdq: '1' } };
+  if (opts.optimizedModelPath) options.optimizedModelFilePath = opts.optimizedModelPath;
+  return ort.InferenceSession.create(bytes, options);
+}
+
+const ORT_TYPE: Partial<Record<DT, ort.Tensor.Type>> = {
+  [DT.FLOAT]: 'float32', [DT.INT64]: 'int64', [DT.INT32]: 'int32', [DT.UINT8]: 'uint8', [DT.INT8]: 'int8', [DT.DOUBLE]: 'float64',
+};
+
+export function feedsFor(data: Dataset, start: number, count: number): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const inp of data.inputs) {
+    feeds[inp.name] = new ort.Tensor(ORT_TYPE[inp.dataType] ?? 'float32', sliceInput(inp, start, count) as Float32Array, [count, ...inp.shape]);
+  }
+  return feeds;
+}
+
+export const ortVersion: string = (ort.env as { versions?: { common?: string } }).versions?.common ?? 'unknown';

@@ -1,0 +1,148 @@
+/**
+ * The QuantLens analysis report: the JSON the CLI writes with --report and the engine sends to the
+ * extension and webview. Documented field by field in docs/report-schema.md; bump
+ * REPORT_SCHEMA_VERSION on any incompatible change.
+ */
+
+export const REPORT_SCHEMA_VERSION = 1;
+
+export type CalibrationMethod = 'minmax' | 'ema' | 'percentile' | 'entropy' | 'mse';
+export const CALIBRATION_METHODS: readonly CalibrationMethod[] = ['minmax', 'ema', 'percentile', 'entropy', 'mse'];
+
+export type PresetName = 'tensorrt' | 'ort-cpu' | 'qnn' | 'power-of-two';
+
+/** Which nodes get quantized: only compute (Conv/Gemm/MatMul) or also Add/Mul/Concat/pooling. */
+export type Placement = 'compute' | 'extended';
+
+export interface TensorSchemeConfig {
+  bits: 4 | 8 | 16;
+  signed: boolean;
+  symmetric: boolean;
+  narrowRange: boolean;
+  powerOfTwo: boolean;
+}
+
+export interface QuantConfig {
+  preset: PresetName;
+  calibration: CalibrationMethod;
+  /** Percentile for the percentile method, e.g. 99.99. */
+  percentile: number;
+  weights: TensorSchemeConfig & { perChannel: boolean };
+  activations: TensorSchemeConfig;
+  placement: Placement;
+  /** Node names kept in float. */
+  exclude: string[];
+  foldBatchNorm: boolean;
+}
+
+export interface Range {
+  lo: number;
+  hi: number;
+}
+
+export interface ErrorMetrics {
+  /** 20*log10(||x|| / ||x - y||) over all samples; Infinity when identical. */
+  sqnrDb: number;
+  cosine: number;
+  mse: number;
+  maxAbs: number;
+}
+
+export interface TensorReport {
+  name: string;
+  kind: 'activation' | 'weight';
+  min: number;
+  max: number;
+  count: number;
+  /** Set when the tensor is degenerate: all zeros, constant, NaN/Inf present, or never seen. */
+  degenerate: 'non-finite' | 'empty' | 'all-zero' | 'constant' | null;
+  nanCount: number;
+  infCount: number;
+  /** Signed histogram for display: counts[i] covers [edges[i], edges[i+1]). */
+  histogram: { edges: number[]; counts: number[] };
+  /** Every method's range in real units (activations); weights carry only minmax. */
+  thresholds: Partial<Record<CalibrationMethod, Range>>;
+  /** KL divergence per candidate threshold (entropy method), for plotting. */
+  klCurve?: { threshold: number; value: number }[];
+  /** The quantization actually used: from the configured method and scheme. */
+  chosen: { method: CalibrationMethod; range: Range; scale: number | number[]; zeroPoint: number | number[] } | null;
+  /** Share of values outside the chosen range, measured on the evaluation data (activations) or exactly (weights). */
+  clipRate: number;
+  /** Per-channel ranges for weights quantized per channel (after BatchNorm folding when folded). */
+  channelRanges?: Range[];
+  /** Per-channel ranges of the weight before BatchNorm was folded into it. */
+  channelRangesBeforeFold?: Range[];
+}
+
+export interface LayerErrors {
+  simulated: ErrorMetrics;
+  integer: ErrorMetrics;
+}
+
+export interface LayerReport {
+  node: string;
+  op: string;
+  /** Tensor whose error is measured (the node's output). */
+  output: string;
+  inputs: string[];
+  /** Accumulated error: whole model quantized, float vs simulated (fake-quant) execution. */
+  simulated: ErrorMetrics;
+  /** Accumulated error: whole model quantized, float vs onnxruntime's integer kernels. */
+  integer: ErrorMetrics;
+  /** Only this layer quantized, its inputs taken from the float model. */
+  isolated: LayerErrors;
+  /** Integer codes where the simulated and integer executions disagree (share of elements). */
+  simVsIntMismatch: number;
+  /** Max difference between simulated and integer codes, in LSB. */
+  simVsIntMaxLsb: number;
+  /** The fused kernel onnxruntime ran for this node in the integer session, or null (stayed float). */
+  integerKernel: string | null;
+  sensitivity: {
+    /** Model output when ONLY this layer is quantized. */
+    onlyThis: ModelOutputMetrics;
+    /** Model output when every layer BUT this one is quantized. */
+    allButThis: ModelOutputMetrics;
+    /** Rank by onlyThis damage, 1 = most sensitive. */
+    rank: number;
+  } | null;
+}
+
+export interface ModelOutputMetrics {
+  top1: number | null;
+  agreement: number;
+  outputSqnrDb: number;
+}
+
+export interface AccuracyReport {
+  float: { top1: number | null; agreement: 1 };
+  simulated: ModelOutputMetrics;
+  integer: ModelOutputMetrics;
+  /** Labelled top-1 drop float -> integer in points (percent), or null without labels. */
+  dropPoints: number | null;
+}
+
+export interface Warning {
+  code: string;
+  message: string;
+  tensor?: string;
+  node?: string;
+}
+
+export interface Report {
+  schemaVersion: number;
+  tool: { name: 'quantlens'; version: string; onnxruntime: string };
+  createdAt: string;
+  model: { path: string; sha256: string; opset: number; producer: string; nodes: number };
+  data: { source: string; synthetic: boolean; labels: boolean; inputs: { name: string; shape: number[] }[] };
+  samples: number;
+  config: QuantConfig;
+  tensors: TensorReport[];
+  layers: LayerReport[];
+  accuracy: AccuracyReport;
+  /** Kernels onnxruntime actually ran in the integer session (from its optimized graph). */
+  integerKernels: Record<string, number>;
+  /** How the integer session encoded activations (see integerEncoding in engine/analysis/analyze.ts). */
+  integerEncoding: string;
+  warnings: Warning[];
+  timings: Record<string, number>;
+}

@@ -1,0 +1,28 @@
+// Bundles every entry point with esbuild. Type checking is a separate step (`npm run typecheck`),
+// because esbuild strips types without checking them.
+import * as esbuild from 'esbuild';
+
+const production = process.argv.includes('--production');
+const watch = process.argv.includes('--watch');
+
+const node = {
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  sourcemap: !production,
+  minify: production,
+  // Native addon: shipped beside the bundle, loaded at run time. `vscode` is provided by the host.
+  external: ['onnxruntime-node', 'vscode'],
+  logLevel: 'warning',
+};
+
+const builds = [
+  { ...node, entryPoints: { cli: 'engine/cli.ts' }, outdir: 'out' },
+];
+
+if (watch) {
+  for (const b of builds) await (await esbuild.context(b)).watch();
+} else {
+  await Promise.all(builds.map((b) => esbuild.build(b)));
+}
