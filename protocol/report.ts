@@ -66,7 +66,7 @@ export interface TensorReport {
   klCurve?: { threshold: number; value: number }[];
   /** The quantization actually used: from the configured method and scheme. */
   chosen: { method: CalibrationMethod; range: Range; scale: number | number[]; zeroPoint: number | number[] } | null;
-  /** Share of values outside the chosen range, measured on the evaluation data (activations) or exactly (weights). */
+  /** Share of values whose code saturates (beyond the grid by more than half a step): on the evaluation data for activations, exact for weights. */
   clipRate: number;
   /** Per-channel ranges for weights quantized per channel (after BatchNorm folding when folded). */
   channelRanges?: Range[];

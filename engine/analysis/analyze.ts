@@ -317,7 +317,11 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
       for (const [tName, params] of actParams) {
         const f = floats[tName];
         if (!f) continue;
-        const { lo, hi } = representableRange(params);
+        // Clipped = the code saturates: the unclamped code lies beyond the grid (more than half a
+        // step outside the representable range).
+        const { scale, zeroPoint, qmin, qmax } = params;
+        const lo = (qmin - 0.5 - zeroPoint) * scale;
+        const hi = (qmax + 0.5 - zeroPoint) * scale;
         const d = f.data as Float32Array;
         let c = 0;
         for (let i = 0; i < d.length; i++) if (d[i] < lo || d[i] > hi) c++;

@@ -1,0 +1,179 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ActivationStats, displayHistogram } from '../../engine/calibration/histogram';
+import { entropyAmax, mseAmax, percentileAmax } from '../../engine/calibration/thresholds';
+import { randn, rng } from '../helpers/tinyModels';
+
+/**
+ * TensorRT's entropy calibration written the slow, literal way (numpy's linspace + digitize,
+ * a Counter of levels, scipy's normalised KL), independently of the engine's O(n) update.
+ */
+function referenceEntropy(hist: number[], edges: number[], numBits: number, unsigned: boolean, startBin = 128): number {
+  const bins = hist.slice();
+  bins[0] = bins[1];
+  const total = bins.reduce((a, b) => a + b, 0);
+  const nbins = 1 << (numBits - 1 + (unsigned ? 1 : 0));
+  const divergences: number[] = [];
+  for (let i = startBin; i <= bins.length; i++) {
+    const space = Array.from({ length: nbins + 1 }, (_, k) => (k * i) / nbins); // np.linspace(0, i, nbins+1)
+    // np.digitize(range(i), space) - 1: index of the last edge <= j
+    const digitized = Array.from({ length: i }, (_, j) => {
+      let k = 0;
+      while (k + 1 < space.length && space[k + 1] <= j) k++;
+      return bins[j] === 0 ? -1 : k;
+    });
+    const newCounts = new Array(nbins).fill(0);
+    digitized.forEach((d, j) => { if (d !== -1) newCounts[d] += bins[j]; });
+    const counter = new Map<number, number>();
+    for (const d of digitized) counter.set(d, (counter.get(d) ?? 0) + 1);
+    for (const [k, v] of counter) if (k !== -1) newCounts[k] /= v;
+    const q = digitized.map((d) => (d === -1 ? 0 : newCounts[d]));
+    const p = bins.slice(0, i);
+    p[i - 1] += bins.slice(i).reduce((a, b) => a + b, 0);
+    const sp = p.reduce((a, b) => a + b, 0);
+    const sq = q.reduce((a, b) => a + b, 0);
+    let kl = 0;
+    for (let j = 0; j < i; j++) {
+      const pj = p[j] / sp;
+      const qj = q[j] / sq;
+      if (pj > 0 && qj === 0) { kl = Infinity; break; }
+      if (pj > 0) kl += pj * Math.log(pj / qj);
+    }
+    divergences.push(kl);
+  }
+  let last = 0;
+  divergences.forEach((d, k) => { if (d <= divergences[last]) last = k; });
+  return edges[last + startBin];
+}
+
+describe('entropy calibration (TensorRT algorithm)', () => {
+  it('matches a hand-computed 4-bin case', () => {
+    // bins [0,4,2,2] -> [4,4,2,2]; with one quantized level, i=3 gives P = Q = uniform (KL 0).
+    const r = entropyAmax(Float64Array.from([0, 4, 2, 2]), 0.5, 1, false, 2);
+    assert.equal(r.amax, 1.5);
+    assert.equal(r.curve.length, 3);
+    assert.ok(Math.abs(r.curve[0].value - (Math.log(2 / 3) / 3 + (2 / 3) * Math.log(4 / 3))) < 1e-12);
+    assert.ok(Math.abs(r.curve[1].value) < 1e-12);
+    assert.ok(Math.abs(r.curve[2].value - r.curve[0].value) < 1e-12);
+  });
+
+  it('equals an independent literal implementation on a hand-built 2048-bin histogram', () => {
+    const r = rng(7);
+    const hist: number[] = [];
+    for (let k = 0; k < 2048; k++) {
+      let c = Math.round(20000 * Math.exp(-k / 90));
+      if (k > 700 && k < 760) c = 0; // a gap of empty bins
+      if (k > 1500) c = r() < 0.05 ? 1 : 0; // sparse outliers
+      hist.push(c);
+    }
+    const width = 0.01;
+    const edges = Array.from({ length: 2049 }, (_, k) => k * width);
+    for (const [bits, unsigned] of [[8, false], [8, true], [7, false]] as const) {
+      const ours = entropyAmax(Float64Array.from(hist), width, bits, unsigned).amax;
+      const ref = referenceEntropy(hist, edges, bits, unsigned);
+      assert.ok(Math.abs(ours - ref) < 1e-12, `bits=${bits} unsigned=${unsigned}: ${ours} vs ${ref}`);
+    }
+  });
+});
+
+describe('percentile and minmax', () => {
+  const r = rng(3);
+  const data = Float32Array.from({ length: 50000 }, () => randn(r) * 2 + 0.5);
+
+  it('minmax and EMA equal direct computation', () => {
+    const s = new ActivationStats();
+    const batches = [data.subarray(0, 20000), data.subarray(20000, 35000), data.subarray(35000)];
+    for (const b of batches) s.add(b);
+    assert.equal(s.min, Math.min(...data));
+    assert.equal(s.max, Math.max(...data));
+    assert.equal(s.count, data.length);
+    // EMA by hand: first batch initialises, then m += 0.01 (batch - m)
+    let lo = Math.min(...batches[0]);
+    let hi = Math.max(...batches[0]);
+    for (const b of batches.slice(1)) {
+      lo += 0.01 * (Math.min(...b) - lo);
+      hi += 0.01 * (Math.max(...b) - hi);
+    }
+    assert.ok(Math.abs(s.emaMin - lo) < 1e-12 && Math.abs(s.emaMax - hi) < 1e-12);
+  });
+
+  it('percentile equals the sorted-data percentile within one bin', () => {
+    const s = new ActivationStats();
+    s.add(data);
+    const { counts, width } = s.absHistogram();
+    for (const p of [99, 99.9, 99.99]) {
+      const sorted = Float64Array.from(data, Math.abs).sort();
+      // The k-th smallest |x|, k the first count whose share reaches p/100 (as a double, like numpy).
+      let k = 1;
+      while (k / sorted.length < p / 100) k++;
+      const amax = percentileAmax(counts, width, p);
+      // TensorRT returns the left edge of the bin holding the percentile: within one bin below.
+      // Its CDF is a running float sum (numpy cumsum), which can reach p/100 one value early.
+      const fits = (j: number) => amax <= sorted[j] && sorted[j] - amax <= width * 1.000001;
+      assert.ok(fits(k - 1) || fits(k - 2), `p=${p}: ${amax} vs exact ${sorted[k - 1]} (bin ${width})`);
+    }
+  });
+});
+
+describe('streaming histogram', () => {
+  it('widens with same-width bins and equals direct binning of all batches', () => {
+    const s = new ActivationStats();
+    const a = [0.5, -1, 0.25, 0, 1];
+    const b = [2.9, -3, 1.5];
+    s.add(a);
+    s.add(b);
+    const w = 1 / 2048;
+    assert.equal(s.width, w);
+    assert.equal(s.pos.length, Math.ceil(3 / w));
+    const { counts } = s.absHistogram();
+    const direct = new Float64Array(counts.length);
+    // The first batch's top edge (its max) lands in its last bin, as torch.histc puts it; later
+    // batches are binned on the widened edges.
+    for (const v of a) direct[Math.min(2047, Math.floor(Math.abs(v) / w))]++;
+    for (const v of b) direct[Math.min(counts.length - 1, Math.floor(Math.abs(v) / w))]++;
+    assert.deepEqual(Array.from(counts), Array.from(direct));
+    const shown = displayHistogram(s, 64);
+    assert.equal(shown.counts.reduce((x, y) => x + y, 0), 8);
+    assert.ok(shown.edges[0] <= -3 && shown.edges[shown.edges.length - 1] >= 2.9);
+  });
+
+  it('reports degenerate tensors instead of failing', () => {
+    const zero = new ActivationStats();
+    zero.add(new Float32Array(10));
+    assert.equal(zero.degenerate, 'all-zero');
+    assert.equal(zero.absHistogram().counts[0], 10);
+    const constant = new ActivationStats();
+    constant.add([3, 3, 3]);
+    assert.equal(constant.degenerate, 'constant');
+    const nan = new ActivationStats();
+    nan.add([1, NaN, Infinity, -2]);
+    assert.equal(nan.degenerate, 'non-finite');
+    assert.equal(nan.nanCount, 1);
+    assert.equal(nan.infCount, 1);
+    assert.equal(nan.min, -2);
+    assert.equal(nan.max, 1);
+  });
+});
+
+describe('MSE calibration', () => {
+  it('picks the candidate a brute-force scan over bin centres picks', () => {
+    const hist = Float64Array.from({ length: 512 }, (_, k) => Math.round(1000 * Math.exp(-k / 40)) + (k === 500 ? 3 : 0));
+    const width = 0.02;
+    const got = mseAmax(hist, width, 8, false).amax;
+    let best = Infinity;
+    let bestAmax = 0;
+    for (let i = 128; i < 512; i++) {
+      const amax = (i + 0.5) * width;
+      const scale = 127 / amax;
+      let err = 0;
+      for (let k = 0; k < 512; k++) {
+        const c = (k + 0.5) * width;
+        const q = Math.min(127, Math.round(c * scale)) / scale; // centres are never exact .5 ties here
+        err += (q - c) ** 2 * hist[k];
+      }
+      if (err / 512 < best) { best = err / 512; bestAmax = amax; }
+    }
+    assert.ok(Math.abs(got - bestAmax) < 1e-12, `${got} vs ${bestAmax}`);
+    assert.ok(got < 511 * width, 'MSE clips the sparse outlier at bin 500');
+  });
+});
