@@ -29,42 +29,48 @@ export function entropyAmax(hist: Float64Array, width: number, numBits = 8, unsi
   if (n <= startBin) return { amax: n * width, curve: [] };
   const bins = Float64Array.from(hist);
   bins[0] = bins[1]; // TensorRT discounts the (usually huge) zero bin this way
-  let total = 0;
-  for (let k = 0; k < n; k++) total += bins[k];
   const nq = 1 << (numBits - 1 + (unsigned ? 1 : 0));
+  // Prefix sums over bins: mass, non-zero bin count, and sum of b*log(b). With them each
+  // quantized level's share of KL(P||Q) is O(1), so a candidate costs O(levels), not O(bins):
+  //   sum_j p_j log(p_j / q_b) = (B_log - B log T - B log q_b) / T over the level's bins j.
+  const mass = new Float64Array(n + 1);
+  const nonzero = new Float64Array(n + 1);
+  const blogb = new Float64Array(n + 1);
+  for (let k = 0; k < n; k++) {
+    mass[k + 1] = mass[k] + bins[k];
+    nonzero[k + 1] = nonzero[k] + (bins[k] !== 0 ? 1 : 0);
+    blogb[k + 1] = blogb[k] + (bins[k] !== 0 ? bins[k] * Math.log(bins[k]) : 0);
+  }
+  const total = mass[n];
+  const logTotal = Math.log(total);
   const stride = strideFor(n);
-  const sum = new Float64Array(nq);
-  const nonzero = new Float64Array(nq);
-  // Suffix sums give each candidate's tail mass in O(1).
-  const suffix = new Float64Array(n + 1);
-  for (let k = n - 1; k >= 0; k--) suffix[k] = suffix[k + 1] + bins[k];
   const curve: CurvePoint[] = [];
   let best = Infinity;
   let bestI = startBin;
   for (let i = startBin; i <= n; i += stride) {
-    sum.fill(0);
-    nonzero.fill(0);
-    // Bin j of the first i bins falls in quantized level floor(j * nq / i) (numpy digitize on a
-    // linspace of nq+1 points; exact here since nq is a power of two).
-    for (let j = 0; j < i; j++) {
-      if (bins[j] === 0) continue;
-      const b = Math.floor((j * nq) / i);
-      sum[b] += bins[j];
-      nonzero[b] += 1;
-    }
-    const tail = suffix[i];
-    const sumQ = total - tail; // expanding Q keeps each level's mass
+    const tail = total - mass[i];
+    const sumQ = mass[i]; // expanding Q keeps each level's mass
+    const last = i - 1;
     let kl = 0;
-    for (let j = 0; j < i; j++) {
-      const p = (j === i - 1 ? bins[j] + tail : bins[j]) / total;
-      if (p === 0) continue;
-      const q = bins[j] === 0 ? 0 : sum[Math.floor((j * nq) / i)] / nonzero[Math.floor((j * nq) / i)] / sumQ;
-      if (q === 0) {
-        kl = Infinity;
-        break;
+    // Level b holds bins j with floor(j * nq / i) = b (numpy digitize on linspace(0, i, nq + 1);
+    // exact since nq is a power of two): j in [ceil(b i / nq), ceil((b + 1) i / nq)).
+    for (let b = 0; b < nq; b++) {
+      const js = Math.ceil((b * i) / nq);
+      const je = Math.min(i, Math.ceil(((b + 1) * i) / nq));
+      if (je <= js) continue;
+      const nz = nonzero[je] - nonzero[js];
+      if (nz === 0) continue;
+      const logQ = Math.log((mass[je] - mass[js]) / nz / sumQ);
+      // P's last bin carries the tail: handled below, so leave it out here.
+      const end = je === i ? last : je;
+      const B = mass[end] - mass[js];
+      if (B > 0) kl += (blogb[end] - blogb[js] - B * logTotal - B * logQ) / total;
+      if (je === i) {
+        const p = (bins[last] + tail) / total;
+        if (p > 0) kl = bins[last] === 0 ? Infinity : kl + p * (Math.log(p) - logQ);
       }
-      kl += p * Math.log(p / q);
     }
+    if (nonzero[i] - nonzero[last] === 0 && tail > 0) kl = Infinity; // last bin empty but P has mass there
     curve.push({ threshold: i * width, value: kl });
     if (kl <= best) {
       // `<=` keeps the LAST argmin, as TensorRT does
@@ -89,12 +95,9 @@ export function percentileAmax(hist: Float64Array, width: number, percentile: nu
   return hist.length * width;
 }
 
-/** Fake-quantize a non-negative value the way TensorRT's fake_tensor_quant does. */
-function fakeQuantTrt(x: number, amax: number, numBits: number, unsigned: boolean): number {
-  const bound = 2 ** (numBits - 1 + (unsigned ? 1 : 0)) - 1;
-  const scale = bound / amax;
-  const q = Math.min(bound, Math.max(unsigned ? 0 : -bound - 1, roundHalfEven(x * scale)));
-  return q / scale;
+/** TensorRT's fake_tensor_quant of a non-negative value: grid of `bound` steps up to amax. */
+function fakeQuantTrt(x: number, scale: number, bound: number, lower: number): number {
+  return Math.min(bound, Math.max(lower, roundHalfEven(x * scale))) / scale;
 }
 
 /** TensorRT MSE: the bin centre (from bin 128) whose fake-quantization of all centres has least MSE. */
@@ -102,18 +105,34 @@ export function mseAmax(hist: Float64Array, width: number, numBits = 8, unsigned
   const n = hist.length;
   if (n <= startBin) return { amax: n * width, curve: [] };
   const stride = strideFor(n);
+  const bound = 2 ** (numBits - 1 + (unsigned ? 1 : 0)) - 1;
+  const lower = unsigned ? 0 : -bound - 1;
+  // Suffix sums of h, h*c, h*c^2 make the clipped part O(1): sum h (c - amax)^2.
+  const sh = new Float64Array(n + 1);
+  const shc = new Float64Array(n + 1);
+  const shc2 = new Float64Array(n + 1);
+  for (let k = n - 1; k >= 0; k--) {
+    const c = (k + 0.5) * width;
+    sh[k] = sh[k + 1] + hist[k];
+    shc[k] = shc[k + 1] + hist[k] * c;
+    shc2[k] = shc2[k + 1] + hist[k] * c * c;
+  }
   const curve: CurvePoint[] = [];
   let best = Infinity;
   let bestAmax = n * width;
   for (let i = startBin; i < n; i += stride) {
     const amax = (i + 0.5) * width;
+    const scale = bound / amax;
+    // Centres at or below amax round onto the grid; the rest saturate at amax (code `bound`).
     let acc = 0;
-    for (let k = 0; k < n; k++) {
+    let k = 0;
+    for (; k < n && (k + 0.5) * width <= amax; k++) {
       if (hist[k] === 0) continue;
       const c = (k + 0.5) * width;
-      const d = fakeQuantTrt(c, amax, numBits, unsigned) - c;
+      const d = fakeQuantTrt(c, scale, bound, lower) - c;
       acc += d * d * hist[k];
     }
+    acc += shc2[k] - 2 * amax * shc[k] + amax * amax * sh[k];
     const mse = acc / n;
     curve.push({ threshold: amax, value: mse });
     if (mse < best) {

@@ -18,10 +18,10 @@ import { cloneModel, opsetOf } from '../onnx/model';
 import { GraphIndex, type NodeProto, makeNode, nameAllocator, untypedValueInfo } from '../onnx/graph';
 import { DT, makeTensor, readFloatTensor } from '../onnx/tensor';
 import type { PlannedLayer, QuantPlan } from './plan';
-import { type QuantParams, type TensorScheme, paramsFor, quantize } from './scheme';
+import { type QuantParams, paramsFor, quantize } from './scheme';
 import { roundHalfEven } from './rounding';
 import { create } from '@bufbuild/protobuf';
-import { OperatorSetIdProtoSchema } from 'onnx-buf';
+import { AttributeProto_AttributeType, OperatorSetIdProtoSchema } from 'onnx-buf';
 
 export interface WeightQuant {
   layer: string;
@@ -64,8 +64,40 @@ export function qdqDomain(model: ModelProto, config: QuantConfig): string {
   return 'com.microsoft';
 }
 
-export function weightScheme(c: QuantConfig): TensorScheme {
-  return c.weights;
+/**
+ * onnxruntime fuses QDQ groups into ONNX-domain QLinearConv/QLinearMatMul, which exist only from
+ * opset 10: an opset-9 model would then fail to load. So raise 9 -> 10, converting the operators
+ * whose signature changed (Slice and TopK took attributes that became inputs). Upsample has no
+ * exact opset-10 form; a model with it stays at 9 (its integer session then reports the error).
+ */
+export function raiseOpsetForIntegerKernels(model: ModelProto): boolean {
+  const imp = model.opsetImport.find((o) => o.domain === '' || o.domain === 'ai.onnx');
+  const g = model.graph!;
+  if (!imp || imp.version >= 10n) return false;
+  if (g.node.some((n) => n.domain === '' && n.opType === 'Upsample')) return false;
+  const fresh = nameAllocator(g);
+  const int64Input = (node: NodeProto, attrName: string) => {
+    const a = node.attribute.find((x) => x.name === attrName);
+    if (!a) return '';
+    const values = a.type === AttributeProto_AttributeType.INT ? [a.i] : a.ints;
+    const name = fresh(`${node.name || node.opType}_${attrName}`);
+    g.initializer.push(makeTensor(name, DT.INT64, a.type === AttributeProto_AttributeType.INT ? [1] : [values.length], BigInt64Array.from(values)));
+    node.attribute = node.attribute.filter((x) => x !== a);
+    return name;
+  };
+  for (const n of g.node) {
+    if (n.domain !== '') continue;
+    if (n.opType === 'Slice') {
+      const starts = int64Input(n, 'starts');
+      const ends = int64Input(n, 'ends');
+      const axes = int64Input(n, 'axes');
+      n.input = axes ? [n.input[0], starts, ends, axes] : [n.input[0], starts, ends];
+    } else if (n.opType === 'TopK') {
+      n.input = [n.input[0], int64Input(n, 'k')];
+    }
+  }
+  imp.version = 10n;
+  return true;
 }
 
 /** Shared machinery: adds Q/DQ nodes and quantized initializers to one graph. */
@@ -80,6 +112,7 @@ class QdqWriter {
     readonly domain: string,
   ) {
     this.fresh = nameAllocator(model.graph!);
+    raiseOpsetForIntegerKernels(model);
     if (domain && !model.opsetImport.some((o) => o.domain === domain)) {
       model.opsetImport.push(create(OperatorSetIdProtoSchema, { domain, version: 1n }));
     }
