@@ -95,6 +95,11 @@ export interface LayerReport {
   simVsIntMismatch: number;
   /** Max difference between simulated and integer codes, in LSB. */
   simVsIntMaxLsb: number;
+  /**
+   * Distribution of the integer execution's error (integer - float) at this layer's output, in
+   * units of the output scale (LSB), rounded and clamped to +-16: counts[i] is for lsb[i].
+   */
+  errorHistogram: { lsb: number[]; counts: number[] };
   /** The fused kernel onnxruntime ran for this node in the integer session, or null (stayed float). */
   integerKernel: string | null;
   sensitivity: {

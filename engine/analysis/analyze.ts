@@ -200,7 +200,11 @@ interface LayerAcc {
   mismatch: number;
   maxLsb: number;
   n: number;
+  /** Integer-vs-float error in output LSB, index = lsb + ERR_SPAN. */
+  errHist: Float64Array;
 }
+
+const ERR_SPAN = 16;
 
 /** Dequantize fetched codes (or pass floats through for 4-bit taps where only floats exist). */
 function realValues(t: ort.Tensor, tap: OutputTap): Float32Array {
@@ -296,7 +300,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
 
   const layerAcc = new Map<string, LayerAcc>();
   for (const l of plan.layers) {
-    layerAcc.set(l.node.name, { sim: new ErrorAccumulator(), int: new ErrorAccumulator(), isoSim: new ErrorAccumulator(), isoInt: new ErrorAccumulator(), mismatch: 0, maxLsb: 0, n: 0 });
+    layerAcc.set(l.node.name, { sim: new ErrorAccumulator(), int: new ErrorAccumulator(), isoSim: new ErrorAccumulator(), isoInt: new ErrorAccumulator(), mismatch: 0, maxLsb: 0, n: 0, errHist: new Float64Array(2 * ERR_SPAN + 1) });
   }
   const clipCount = new Map<string, number>();
   const seen = new Map<string, number>();
@@ -333,7 +337,13 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
         const acc = layerAcc.get(tap.layer)!;
         const x = floats[layerOutput.get(tap.layer)!].data as Float32Array;
         acc.sim.add(x, realValues(qs[tap.tensor], tap));
-        acc.int.add(x, realValues(qi[tapI.tensor], tapI));
+        const yi = realValues(qi[tapI.tensor], tapI);
+        acc.int.add(x, yi);
+        const inv = 1 / tapI.params.scale;
+        for (let i = 0; i < x.length; i++) {
+          const e = Math.max(-ERR_SPAN, Math.min(ERR_SPAN, Math.round((yi[i] - x[i]) * inv)));
+          acc.errHist[e + ERR_SPAN]++;
+        }
         // Compare codes relative to their zero points: the integer encoding may be shifted.
         const cs = codesOf(qs[tap.tensor], tap);
         const ci = codesOf(qi[tapI.tensor], tapI);
@@ -395,6 +405,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
       isolated: { simulated: toMetrics(a.isoSim), integer: toMetrics(a.isoInt) },
       simVsIntMismatch: a.n ? a.mismatch / a.n : 0,
       simVsIntMaxLsb: a.maxLsb,
+      errorHistogram: { lsb: Array.from(a.errHist, (_, i) => i - ERR_SPAN), counts: Array.from(a.errHist) },
       integerKernel: kernels.byLayer.get(l.node.name) ?? null,
       sensitivity: sens?.get(l.node.name) ?? null,
     };
