@@ -26,6 +26,7 @@ import { type QuantPlan, dropNonFloat, planQuantization, subsetPlan } from '../q
 import { type OutputTap, type WeightQuant, buildQdqModel, buildReferenceModel } from '../quantize/qdqRewrite';
 import { type QuantParams, paramsFor, representableRange } from '../quantize/scheme';
 import { createSession, feedsFor, ortVersion } from '../runtime/session';
+import { ERR_SPAN, type CodeView, LayerComparison } from './layerCompare';
 import { ErrorAccumulator, Top1Counter, argmaxRows, sqnrDb } from './metrics';
 
 export interface Progress {
@@ -63,7 +64,11 @@ export interface Prepared {
   /** Constants hoisted, every node named: the float reference. */
   float: ModelProto;
   data: Dataset;
+  /** Samples per inference batch: bounded by the bytes the exposed tensors take per sample. */
   batchSize: number;
+  bytesPerSample: number;
+  /** Thresholds per tensor, per (bits, signedness, percentile): sweeps compute each once. */
+  thresholdCache: Map<string, TensorThresholds>;
   /** Per tensor: streamed statistics (only float32 tensors). */
   stats: Map<string, ActivationStats>;
   /** Tensor name -> is float32 (from onnxruntime's own output types). */
@@ -107,10 +112,10 @@ async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t: () =>
     });
   }
   const fixedBatch = inputs.map((i) => i.dims[0]).find((d) => typeof d === 'number' && d > 0) as number | undefined;
-  const batchSize = fixedBatch ?? opts.batchSize ?? 32;
   const outputs = float.graph!.output.map((o) => o.name);
   const idx = new GraphIndex(float.graph!);
   const taps = candidateTensors(float).filter((n) => !idx.graphInputs.has(n) && !idx.initializers.has(n));
+  const tapSet = new Set(taps);
   const tapModel = cloneModel(float);
   const have = new Set(outputs);
   for (const n of taps) if (!have.has(n)) tapModel.graph!.output.push(untypedValueInfo(n));
@@ -118,21 +123,31 @@ async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t: () =>
   const stats = new Map<string, ActivationStats>();
   const floatTensors = new Set<string>();
   const inputNames = new Set(data.inputs.map((i) => i.name));
+  // The first batch is one sample: it measures how many bytes the exposed tensors take per sample,
+  // which then bounds the batch size (memory is set by batch x exposed tensors, never by N).
+  let batchSize = fixedBatch ?? 1;
+  let bytesPerSample = 0;
   let done = 0;
   try {
-    for (const [start, count] of batchRanges(data.samples, batchSize)) {
+    while (done < data.samples) {
       checkCancel(opts.signal);
-      const feeds = feedsFor(data, start, count);
+      const count = Math.min(batchSize, data.samples - done);
+      const feeds = feedsFor(data, done, count);
       const res = await session.run(feeds);
-      const all: Record<string, ort.Tensor> = { ...res, ...feeds };
-      for (const [name, tensor] of Object.entries(all)) {
-        if (tensor.type !== 'float32') continue;
-        if (!inputNames.has(name) && !taps.includes(name) && !outputs.includes(name)) continue;
-        floatTensors.add(name);
-        let s = stats.get(name);
-        if (!s) stats.set(name, (s = new ActivationStats()));
-        s.add(tensor.data as Float32Array);
+      let bytes = 0;
+      for (const [name, tensor] of Object.entries({ ...res, ...feeds })) {
+        bytes += (tensor.data as ArrayBufferView).byteLength ?? 0;
+        if (tensor.type === 'float32' && (inputNames.has(name) || tapSet.has(name) || have.has(name))) {
+          floatTensors.add(name);
+          let s = stats.get(name);
+          if (!s) stats.set(name, (s = new ActivationStats()));
+          s.add(tensor.data as Float32Array);
+        }
         if (!feeds[name]) tensor.dispose();
+      }
+      if (done === 0) {
+        bytesPerSample = bytes / count;
+        batchSize = fixedBatch ?? batchSizeFor(bytesPerSample, opts.batchSize);
       }
       done += count;
       opts.onProgress?.({ stage: 'calibrate', done, total: data.samples });
@@ -144,7 +159,15 @@ async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t: () =>
     const d = s.degenerate;
     if (d) warnings.push({ code: `degenerate-${d}`, tensor: name, message: degenerateMessage(name, s) });
   }
-  return { loaded, float, data, batchSize, stats, floatTensors, outputs, warnings, timings: { calibrateMs: t() } };
+  return { loaded, float, data, batchSize, bytesPerSample, stats, floatTensors, outputs, warnings, thresholdCache: new Map(), timings: { calibrateMs: t() } };
+}
+
+/** Exposed tensors of one batch stay under this many bytes (the evaluation runs 4 sessions). */
+const BATCH_BYTES = 96 * 1024 * 1024;
+
+function batchSizeFor(bytesPerSample: number, requested?: number): number {
+  const fit = Math.max(1, Math.floor(BATCH_BYTES / Math.max(1, bytesPerSample)));
+  return Math.min(requested ?? 32, fit);
 }
 
 function degenerateMessage(name: string, s: ActivationStats): string {
@@ -175,7 +198,10 @@ export function quantizeWith(p: Prepared, config: QuantConfig): Quantized {
   for (const t of plan.activations) {
     const s = p.stats.get(t);
     if (!s) continue;
-    const th = computeThresholds(s, config);
+    const a = config.activations;
+    const key = `${t}|${a.bits}|${a.signed}|${config.percentile}`;
+    let th = p.thresholdCache.get(key);
+    if (!th) p.thresholdCache.set(key, (th = computeThresholds(s, config)));
     thresholds.set(t, th);
     const r = th.thresholds[config.calibration];
     actParams.set(t, paramsFor(r.lo, r.hi, config.activations));
@@ -188,38 +214,13 @@ export function quantizeWith(p: Prepared, config: QuantConfig): Quantized {
   return { config, prepared, folds, plan, actParams, thresholds };
 }
 
-function toMetrics(acc: ErrorAccumulator): ErrorMetrics {
-  return acc.result();
-}
 
-interface LayerAcc {
-  sim: ErrorAccumulator;
-  int: ErrorAccumulator;
-  isoSim: ErrorAccumulator;
-  isoInt: ErrorAccumulator;
-  mismatch: number;
-  maxLsb: number;
-  n: number;
-  /** Integer-vs-float error in output LSB, index = lsb + ERR_SPAN. */
-  errHist: Float64Array;
-}
-
-const ERR_SPAN = 16;
-
-/** Dequantize fetched codes (or pass floats through for 4-bit taps where only floats exist). */
-function realValues(t: ort.Tensor, tap: OutputTap): Float32Array {
-  const d = t.data as ArrayLike<number>;
-  if (!tap.isCodes) return d as Float32Array;
-  const out = new Float32Array(d.length);
+/** Codes of a tap, as the comparison wants them (4-bit taps hold dequantized floats: re-derive codes). */
+function codeView(t: ort.Tensor, tap: OutputTap): CodeView {
   const { scale, zeroPoint } = tap.params;
-  for (let i = 0; i < d.length; i++) out[i] = (d[i] - zeroPoint) * scale;
-  return out;
-}
-
-function codesOf(t: ort.Tensor, tap: OutputTap): ArrayLike<number> {
-  if (tap.isCodes) return t.data as ArrayLike<number>;
-  const f = t.data as Float32Array;
-  return Int32Array.from(f, (v) => Math.round(v / tap.params.scale) + tap.params.zeroPoint);
+  const d = t.data as ArrayLike<number>;
+  const codes = tap.isCodes ? d : Int32Array.from(d as Float32Array, (v) => Math.round(v / scale) + zeroPoint);
+  return { codes, scale, zeroPoint };
 }
 
 /**
@@ -298,10 +299,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   const kernels = kernelsFrom(optimizedPath, qdqI.taps);
   fs.rmSync(tmp, { recursive: true, force: true });
 
-  const layerAcc = new Map<string, LayerAcc>();
-  for (const l of plan.layers) {
-    layerAcc.set(l.node.name, { sim: new ErrorAccumulator(), int: new ErrorAccumulator(), isoSim: new ErrorAccumulator(), isoInt: new ErrorAccumulator(), mismatch: 0, maxLsb: 0, n: 0, errHist: new Float64Array(2 * ERR_SPAN + 1) });
-  }
+  const layerAcc = new Map(plan.layers.map((l) => [l.node.name, new LayerComparison()]));
   const clipCount = new Map<string, number>();
   const seen = new Map<string, number>();
   const out = { sim: new OutputComparer(), int: new OutputComparer() };
@@ -314,9 +312,11 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
     for (const [start, count] of batchRanges(p.data.samples, p.batchSize)) {
       checkCancel(opts.signal);
       const feeds = feedsFor(p.data, start, count);
-      const [rs, ri, qs, qi] = await Promise.all([
-        sessions.refSim.run(feeds), sessions.refInt.run(feeds), sessions.qdqSim.run(feeds), sessions.qdqInt.run(feeds),
-      ]);
+      // One session at a time: the exposed tensors of four sessions at once would quadruple memory.
+      const rs = await sessions.refSim.run(feeds);
+      const ri = await sessions.refInt.run(feeds);
+      const qs = await sessions.qdqSim.run(feeds);
+      const qi = await sessions.qdqInt.run(feeds);
       const floats = { ...feeds, ...rs } as Record<string, ort.Tensor>;
       for (const [tName, params] of actParams) {
         const f = floats[tName];
@@ -333,37 +333,12 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
         seen.set(tName, (seen.get(tName) ?? 0) + d.length);
       }
       qdq.taps.forEach((tap, k) => {
-        const tapI = qdqI.taps[k];
-        const acc = layerAcc.get(tap.layer)!;
         const x = floats[layerOutput.get(tap.layer)!].data as Float32Array;
-        acc.sim.add(x, realValues(qs[tap.tensor], tap));
-        const yi = realValues(qi[tapI.tensor], tapI);
-        acc.int.add(x, yi);
-        const inv = 1 / tapI.params.scale;
-        for (let i = 0; i < x.length; i++) {
-          const e = Math.max(-ERR_SPAN, Math.min(ERR_SPAN, Math.round((yi[i] - x[i]) * inv)));
-          acc.errHist[e + ERR_SPAN]++;
-        }
-        // Compare codes relative to their zero points: the integer encoding may be shifted.
-        const cs = codesOf(qs[tap.tensor], tap);
-        const ci = codesOf(qi[tapI.tensor], tapI);
-        const zs = tap.params.zeroPoint;
-        const zi = tapI.params.zeroPoint;
-        for (let i = 0; i < cs.length; i++) {
-          const dl = Math.abs(cs[i] - zs - (ci[i] - zi));
-          if (dl) {
-            acc.mismatch++;
-            if (dl > acc.maxLsb) acc.maxLsb = dl;
-          }
-        }
-        acc.n += cs.length;
+        layerAcc.get(tap.layer)!.addAccumulated(x, codeView(qs[tap.tensor], tap), codeView(qi[qdqI.taps[k].tensor], qdqI.taps[k]));
       });
       ref.taps.forEach((tap, k) => {
-        const tapI = refI.taps[k];
-        const acc = layerAcc.get(tap.layer)!;
         const x = floats[layerOutput.get(tap.layer)!].data as Float32Array;
-        acc.isoSim.add(x, realValues(rs[tap.tensor], tap));
-        acc.isoInt.add(x, realValues(ri[tapI.tensor], tapI));
+        layerAcc.get(tap.layer)!.addIsolated(x, codeView(rs[tap.tensor], tap), codeView(ri[refI.taps[k].tensor], refI.taps[k]));
       });
       const fl = rs[logits].data as Float32Array;
       const cols = rs[logits].dims[rs[logits].dims.length - 1] ?? 1;
@@ -374,6 +349,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
         for (const o of p.outputs) out[k].acc.add(rs[o].data as Float32Array, res[o].data as Float32Array);
         out[k].top1.add(argmaxRows(res[logits].data as Float32Array, cols), lab, fPred);
       }
+      for (const res of [rs, ri, qs, qi]) for (const t of Object.values(res)) t.dispose();
       done += count;
       opts.onProgress?.({ stage: 'evaluate', done, total: p.data.samples });
     }
@@ -400,9 +376,9 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
       op: l.node.opType,
       output: l.output,
       inputs: l.node.input.filter((_, i) => l.roles[i]?.kind === 'activation'),
-      simulated: toMetrics(a.sim),
-      integer: toMetrics(a.int),
-      isolated: { simulated: toMetrics(a.isoSim), integer: toMetrics(a.isoInt) },
+      simulated: a.sim.result(),
+      integer: a.int.result(),
+      isolated: { simulated: a.isoSim.result(), integer: a.isoInt.result() },
       simVsIntMismatch: a.n ? a.mismatch / a.n : 0,
       simVsIntMaxLsb: a.maxLsb,
       errorHistogram: { lsb: Array.from(a.errHist, (_, i) => i - ERR_SPAN), counts: Array.from(a.errHist) },

@@ -30,6 +30,16 @@ export class ErrorAccumulator {
     this.n += x.length;
   }
 
+  /** Merge sums computed elsewhere (fused loops): sum x^2, y^2, xy, (x-y)^2, max |x-y|, count. */
+  addSums(sx2: number, sy2: number, sxy: number, sd2: number, maxAbs: number, n: number): void {
+    this.sx2 += sx2;
+    this.sy2 += sy2;
+    this.sxy += sxy;
+    this.sd2 += sd2;
+    if (maxAbs > this.maxAbs) this.maxAbs = maxAbs;
+    this.n += n;
+  }
+
   get count(): number {
     return this.n;
   }

@@ -6,7 +6,6 @@
  * bin, last argmin; percentile: first bin whose CDF reaches p, its left edge; MSE: bin centres as
  * candidates from bin 128), so a QuantLens threshold can be compared with what TensorRT computes.
  */
-import { roundHalfEven } from '../quantize/rounding';
 
 export interface CurvePoint {
   threshold: number;
@@ -97,10 +96,17 @@ export function percentileAmax(hist: Float64Array, width: number, percentile: nu
 
 /** TensorRT's fake_tensor_quant of a non-negative value: grid of `bound` steps up to amax. */
 function fakeQuantTrt(x: number, scale: number, bound: number, lower: number): number {
-  return Math.min(bound, Math.max(lower, roundHalfEven(x * scale))) / scale;
+  // x >= 0 here: half-to-even without the general function's modulo (this is the hot loop).
+  const v = x * scale;
+  let r = Math.floor(v + 0.5);
+  if (r - v === 0.5 && r % 2 !== 0) r -= 1;
+  return Math.min(bound, Math.max(lower, r)) / scale;
 }
 
-/** TensorRT MSE: the bin centre (from bin 128) whose fake-quantization of all centres has least MSE. */
+/**
+ * TensorRT MSE: the bin centre (from bin 128) whose fake-quantization of all centres has least
+ * MSE (TensorRT scans every centre; this scans every 8th, then every one near the best).
+ */
 export function mseAmax(hist: Float64Array, width: number, numBits = 8, unsigned = false, startBin = 128): AmaxResult {
   const n = hist.length;
   if (n <= startBin) return { amax: n * width, curve: [] };
@@ -117,10 +123,7 @@ export function mseAmax(hist: Float64Array, width: number, numBits = 8, unsigned
     shc[k] = shc[k + 1] + hist[k] * c;
     shc2[k] = shc2[k + 1] + hist[k] * c * c;
   }
-  const curve: CurvePoint[] = [];
-  let best = Infinity;
-  let bestAmax = n * width;
-  for (let i = startBin; i < n; i += stride) {
+  const mseAt = (i: number): number => {
     const amax = (i + 0.5) * width;
     const scale = bound / amax;
     // Centres at or below amax round onto the grid; the rest saturate at amax (code `bound`).
@@ -133,12 +136,30 @@ export function mseAmax(hist: Float64Array, width: number, numBits = 8, unsigned
       acc += d * d * hist[k];
     }
     acc += shc2[k] - 2 * amax * shc[k] + amax * amax * sh[k];
-    const mse = acc / n;
-    curve.push({ threshold: amax, value: mse });
+    return acc / n;
+  };
+  // Coarse-to-fine: every COARSE-th candidate, then every candidate around the best one. The MSE
+  // is smooth in amax at this resolution, and each candidate costs O(bins).
+  const COARSE = 8;
+  const curve: CurvePoint[] = [];
+  let bestI = startBin;
+  let best = Infinity;
+  for (let i = startBin; i < n; i += stride * COARSE) {
+    const mse = mseAt(i);
+    curve.push({ threshold: (i + 0.5) * width, value: mse });
     if (mse < best) {
       best = mse;
-      bestAmax = amax;
+      bestI = i;
     }
   }
-  return { amax: bestAmax, curve };
+  const lo = Math.max(startBin, bestI - stride * COARSE);
+  const hi = Math.min(n - 1, bestI + stride * COARSE);
+  for (let i = lo; i <= hi; i += stride) {
+    const mse = mseAt(i);
+    if (mse < best || (mse === best && i < bestI)) {
+      best = mse;
+      bestI = i;
+    }
+  }
+  return { amax: (bestI + 0.5) * width, curve };
 }

@@ -1,0 +1,151 @@
+/**
+ * The QuantLens engine as a language server (its own Node process; never imports vscode).
+ * Custom requests (protocol/messages.ts) run the analysis with work-done progress and
+ * cancellation; hover and diagnostics serve the Model Outline and Python sources.
+ */
+import {
+  type CancellationToken, DiagnosticSeverity, type Hover, ProposedFeatures, ResponseError, TextDocumentSyncKind, TextDocuments,
+  type WorkDoneProgressReporter, createConnection,
+} from 'vscode-languageserver/node';
+import { TextDocument } from 'vscode-languageserver-textdocument';
+import {
+  type AnalyzeParams, AnalyzeRequest, type OutlineParams, OutlineRequest, type OutlineResult, type QuantizeParams, QuantizeRequest,
+  type QuantizeResult, type RequestDef,
+} from '../protocol/messages';
+import type { Report } from '../protocol/report';
+import { CancelledError, type Progress, evaluate, prepareAnalysis, quantizeWith } from './analysis/analyze';
+import { writeQuantizedModel } from './analysis/quantizeModel';
+import { InputError, loadModel } from './onnx/model';
+import { type Outline, buildOutline, layerHover, layersForIdentifier, tensorHover, tokenAt } from './report/outline';
+
+const connection = createConnection(ProposedFeatures.all);
+const documents = new TextDocuments(TextDocument);
+
+/** Last report per model path, and the one analysed most recently (for Python hovers). */
+const reports = new Map<string, { report: Report; sqnrWarningDb: number }>();
+let latest: { report: Report; sqnrWarningDb: number } | undefined;
+/** Outline documents: URI -> model and line map. */
+const outlines = new Map<string, { modelPath: string; outline: Outline }>();
+
+connection.onInitialize(() => ({
+  capabilities: { textDocumentSync: TextDocumentSyncKind.Incremental, hoverProvider: true },
+  serverInfo: { name: 'quantlens-engine', version: '0.1.0' },
+}));
+
+function handle<P, R>(def: RequestDef<P, R>, fn: (p: P, token: CancellationToken, progress: WorkDoneProgressReporter) => Promise<R>) {
+  connection.onRequest(def.method, async (params: P, token: CancellationToken, progress: WorkDoneProgressReporter): Promise<unknown> => {
+    try {
+      return await fn(params, token, progress);
+    } catch (e) {
+      // User errors carry their message as is; anything else is reported with its stack in the log.
+      if (e instanceof InputError || e instanceof RangeError) return new ResponseError(1, e.message);
+      if (e instanceof CancelledError) return new ResponseError(-32800, 'cancelled');
+      connection.console.error(`${def.method} failed: ${(e as Error).stack ?? e}`);
+      return new ResponseError(2, `internal error: ${(e as Error).message}`);
+    } finally {
+      progress.done();
+    }
+  });
+}
+
+/** Bridge an LSP cancellation token to the AbortSignal the pipeline checks between batches. */
+function abortSignal(token: CancellationToken): AbortSignal {
+  const ac = new AbortController();
+  if (token.isCancellationRequested) ac.abort();
+  token.onCancellationRequested(() => ac.abort());
+  return ac.signal;
+}
+
+const STAGE_SHARE: Record<Progress['stage'], [number, number]> = { calibrate: [0, 30], evaluate: [30, 60], sensitivity: [60, 99], write: [90, 99] };
+
+function progressFn(reporter: WorkDoneProgressReporter, title: string) {
+  reporter.begin(title, 0, 'loading model', true);
+  return (p: Progress) => {
+    const [a, b] = STAGE_SHARE[p.stage];
+    const unit = p.stage === 'sensitivity' ? 'layers' : 'samples';
+    reporter.report(Math.round(a + ((b - a) * p.done) / Math.max(1, p.total)), `${p.stage}: ${p.done}/${p.total} ${unit}`);
+  };
+}
+
+handle(AnalyzeRequest, async (params: AnalyzeParams, token, reporter): Promise<Report> => {
+  const signal = abortSignal(token);
+  const onProgress = progressFn(reporter, 'QuantLens: analyzing');
+  connection.console.info(`analyze ${params.modelPath} (${params.config.preset}, ${params.config.calibration}, data ${params.dataPath ?? 'synthetic'})`);
+  const p = await prepareAnalysis(params.modelPath, { dataPath: params.dataPath, samples: params.samples, onProgress, signal });
+  const report = await evaluate(p, quantizeWith(p, params.config), { onProgress, signal, sensitivity: params.sensitivity });
+  latest = { report, sqnrWarningDb: params.sqnrWarningDb };
+  reports.set(report.model.path, latest);
+  for (const [uri, o] of outlines) if (o.modelPath === report.model.path) publishDiagnostics(uri);
+  connection.console.info(`analyze done: ${report.layers.length} layers, integer top-1 ${report.accuracy.integer.top1}, ${JSON.stringify(report.timings)}`);
+  return report;
+});
+
+handle(QuantizeRequest, async (params: QuantizeParams, token, reporter): Promise<QuantizeResult> => {
+  const signal = abortSignal(token);
+  const onProgress = progressFn(reporter, 'QuantLens: quantizing');
+  const p = await prepareAnalysis(params.modelPath, { dataPath: params.dataPath, samples: params.samples, onProgress, signal });
+  return writeQuantizedModel(p, quantizeWith(p, params.config), params.outPath);
+});
+
+handle(OutlineRequest, async (params: OutlineParams): Promise<OutlineResult> => {
+  const m = loadModel(params.modelPath);
+  const outline = buildOutline(m.proto, m.path);
+  outlines.set(params.uri, { modelPath: m.path, outline });
+  publishDiagnostics(params.uri);
+  return { text: outline.text };
+});
+
+/** Layers below the SQNR threshold get a warning on their outline line. */
+function publishDiagnostics(uri: string) {
+  const o = outlines.get(uri);
+  const r = o && reports.get(o.modelPath);
+  if (!o || !r) return;
+  const diagnostics = r.report.layers
+    .filter((l) => l.integer.sqnrDb < r.sqnrWarningDb && o.outline.nodeLines.has(l.node))
+    .map((l) => {
+      const line = o.outline.nodeLines.get(l.node)!;
+      return {
+        severity: DiagnosticSeverity.Warning,
+        range: { start: { line, character: 0 }, end: { line, character: l.node.length } },
+        message: `${l.op} ${l.node}: integer SQNR ${Number(l.integer.sqnrDb).toFixed(1)} dB is below ${r.sqnrWarningDb} dB (isolated ${Number(l.isolated.integer.sqnrDb).toFixed(1)} dB)`,
+        source: 'quantlens',
+      };
+    });
+  connection.sendDiagnostics({ uri, diagnostics });
+}
+
+connection.onHover(({ textDocument, position }): Hover | null => {
+  const doc = documents.get(textDocument.uri);
+  if (!doc) return null;
+  const line = doc.getText({ start: { line: position.line, character: 0 }, end: { line: position.line, character: 100000 } });
+  const o = outlines.get(textDocument.uri);
+  if (o) {
+    const word = tokenAt(line, position.character);
+    const r = reports.get(o.modelPath);
+    if (!word) return null;
+    const layer = r?.report.layers.find((l) => l.node === word);
+    if (layer) return markdown(layerHover(layer, r!.report, r!.sqnrWarningDb));
+    const tensor = r?.report.tensors.find((t) => t.name === word);
+    if (tensor) return markdown(tensorHover(tensor));
+    if (o.outline.nodes.has(word) || o.outline.tensors.has(word)) {
+      return markdown(r ? `\`${word}\`: not quantized in the last analysis` : `\`${word}\`: run **QuantLens: Analyze Quantization** on this model to see its stats`);
+    }
+    return null;
+  }
+  if (doc.languageId === 'python' && latest) {
+    const word = tokenAt(line, position.character, /[A-Za-z_][A-Za-z0-9_]*/g);
+    if (!word) return null;
+    const layers = layersForIdentifier(latest.report, word).slice(0, 4);
+    if (layers.length === 0) return null;
+    return markdown(layers.map((l) => layerHover(l, latest!.report, latest!.sqnrWarningDb)).join('\n\n---\n\n'));
+  }
+  return null;
+});
+
+function markdown(value: string): Hover {
+  return { contents: { kind: 'markdown', value } };
+}
+
+documents.onDidClose((e) => outlines.delete(e.document.uri));
+documents.listen(connection);
+connection.listen();
