@@ -123,20 +123,25 @@ async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t: () =>
   const stats = new Map<string, ActivationStats>();
   const floatTensors = new Set<string>();
   const inputNames = new Set(data.inputs.map((i) => i.name));
-  // The first batch is one sample: it measures how many bytes the exposed tensors take per sample,
-  // which then bounds the batch size (memory is set by batch x exposed tensors, never by N).
+  // A one-sample probe measures how many bytes the exposed tensors take per sample, which bounds
+  // the batch size (memory is set by batch x exposed tensors, never by N). The probe is not
+  // binned: the first real batch fixes the histogram width, as TensorRT's first batch does.
   let batchSize = fixedBatch ?? 1;
   let bytesPerSample = 0;
   let done = 0;
   try {
+    const probe = await session.run(feedsFor(data, 0, batchSize));
+    for (const t of Object.values(probe)) {
+      bytesPerSample += (t.data as ArrayBufferView).byteLength / batchSize;
+      t.dispose();
+    }
+    batchSize = fixedBatch ?? batchSizeFor(bytesPerSample, opts.batchSize);
     while (done < data.samples) {
       checkCancel(opts.signal);
       const count = Math.min(batchSize, data.samples - done);
       const feeds = feedsFor(data, done, count);
       const res = await session.run(feeds);
-      let bytes = 0;
       for (const [name, tensor] of Object.entries({ ...res, ...feeds })) {
-        bytes += (tensor.data as ArrayBufferView).byteLength ?? 0;
         if (tensor.type === 'float32' && (inputNames.has(name) || tapSet.has(name) || have.has(name))) {
           floatTensors.add(name);
           let s = stats.get(name);
@@ -144,10 +149,6 @@ async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t: () =>
           s.add(tensor.data as Float32Array);
         }
         if (!feeds[name]) tensor.dispose();
-      }
-      if (done === 0) {
-        bytesPerSample = bytes / count;
-        batchSize = fixedBatch ?? batchSizeFor(bytesPerSample, opts.batchSize);
       }
       done += count;
       opts.onProgress?.({ stage: 'calibrate', done, total: data.samples });
