@@ -6,10 +6,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MultiBar, Presets } from 'cli-progress';
-import type { CalibrationMethod, PresetName, Report } from '../protocol/report';
+import type { CalibrationMethod, MixedPrecisionResult, PresetName, Report, SweepReport } from '../protocol/report';
 import { CALIBRATION_METHODS } from '../protocol/report';
-import { CancelledError, type Progress, evaluate, prepareAnalysis, quantizeWith } from './analysis/analyze';
+import { CancelledError, type Prepared, type Progress, evaluate, prepareAnalysis, quantizeWith } from './analysis/analyze';
 import { writeQuantizedModel } from './analysis/quantizeModel';
+import { DEFAULT_AXES, configLabel, gridConfigs, parseAxes, runSweep } from './analysis/sweep';
+import { mixedPrecision, writeMixedPrecision } from './analysis/mixedPrecision';
 import { InputError } from './onnx/model';
 import { type ConfigOverrides, PRESETS, PRESET_NAMES, resolveConfig } from './quantize/presets';
 import { formatSummary } from './report/summary';
@@ -129,6 +131,86 @@ async function runQuantize(model: string, o: QuantOpts & { out: string }): Promi
   }
 }
 
+async function prepareFor(model: string, o: QuantOpts, onProgress?: (p: Progress) => void) {
+  const p = await prepareAnalysis(model, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress });
+  for (const w of p.warnings.filter((x) => x.code === 'synthetic-data')) process.stderr.write(`\nWARNING: ${w.message}\n\n`);
+  return p;
+}
+
+function writeJson(file: string, value: unknown) {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  fs.writeFileSync(file, JSON.stringify(value, jsonNumbers, 1));
+}
+
+async function runSweepCmd(model: string, o: QuantOpts & { axes?: string; report?: string }): Promise<void> {
+  const base = configFrom(o);
+  const configs = gridConfigs(base, o.axes ? parseAxes(o.axes) : DEFAULT_AXES);
+  const bar = progressReporter(o.quiet);
+  let report: SweepReport;
+  try {
+    const p = await prepareFor(model, o, bar.onProgress);
+    report = await runSweep(p, configs, { onProgress: bar.onProgress });
+  } finally {
+    bar.stop();
+  }
+  if (o.report) writeJson(o.report, report);
+  const lines = [`${configs.length} configurations on ${report.samples} samples (float top-1 ${report.floatTop1 ?? 'n/a'}); drop in points (${report.configs[0]?.dropBasis})`, ''];
+  lines.push('   drop  agreement  SQNR dB      bytes  pareto  configuration');
+  for (const e of [...report.configs].sort((a, b) => a.drop - b.drop)) {
+    lines.push(e.error
+      ? `  error                                        ${e.label}: ${e.error}`
+      : `${e.drop.toFixed(2).padStart(7)}  ${(e.agreement * 100).toFixed(2).padStart(8)}%  ${e.outputSqnrDb.toFixed(1).padStart(7)}  ${String(e.sizeBytes).padStart(9)}  ${e.pareto ? '  *   ' : '      '}  ${e.label}`);
+  }
+  lines.push('', `timings: calibration pass ${report.timings.prepareMs.toFixed(0)} ms (once), first configuration ${report.timings.firstConfigMs.toFixed(0)} ms, each further one ${report.timings.meanExtraConfigMs.toFixed(0)} ms`);
+  process.stdout.write(lines.join('\n') + (o.report ? `\nreport: ${path.resolve(o.report)}\n` : '\n'));
+}
+
+async function runMixedCmd(model: string, o: QuantOpts & { maxDrop: number; out?: string; report?: string }): Promise<void> {
+  const config = configFrom(o);
+  const bar = progressReporter(o.quiet);
+  let result: MixedPrecisionResult;
+  let p: Prepared;
+  try {
+    p = await prepareFor(model, o, bar.onProgress);
+    result = await mixedPrecision(p, config, { maxDrop: o.maxDrop, onProgress: bar.onProgress });
+  } finally {
+    bar.stop();
+  }
+  if (o.out) result.written = writeMixedPrecision(p, result, o.out);
+  if (o.report) writeJson(o.report, result);
+  const lines = result.steps.map((s) => `  ${String(s.kept.length).padStart(3)} in float  drop ${s.drop.toFixed(2).padStart(6)} points  agreement ${(s.agreement * 100).toFixed(2)}%${s.kept.length ? `  (+ ${s.kept[s.kept.length - 1]})` : ''}`);
+  lines.unshift(`drop vs layers kept in float (budget ${o.maxDrop} points, ${result.dropBasis}):`);
+  lines.push(result.met ? `met: keep ${result.exclude.length} layer(s) in float: ${result.exclude.join(', ') || '(none)'}` : `NOT met even with ${result.exclude.length} layers in float`);
+  if (result.written) lines.push(`wrote ${result.written.model} and ${result.written.settings}`);
+  process.stdout.write(lines.join('\n') + '\n');
+  if (!result.met) process.exitCode = 1;
+}
+
+/** CI gate: exit 1 with a one-line reason when the integer accuracy drop exceeds the budget. */
+async function runGateCmd(model: string, o: QuantOpts & { maxDrop: number; report?: string }): Promise<void> {
+  const config = configFrom(o);
+  const p = await prepareFor(model, o);
+  const report = await evaluate(p, quantizeWith(p, config), { sensitivity: false });
+  if (o.report) writeJson(o.report, report);
+  const a = report.accuracy;
+  const basis = a.dropPoints !== null ? 'top-1' : 'agreement';
+  const drop = a.dropPoints ?? (1 - a.integer.agreement) * 100;
+  const worst = [...report.layers].sort((x, y) => x.integer.sqnrDb - y.integer.sqnrDb).slice(0, 5);
+  const worstText = worst.map((l) => `${l.node} (${l.op}, ${Number.isFinite(l.integer.sqnrDb) ? l.integer.sqnrDb.toFixed(1) : 'inf'} dB)`).join(', ');
+  if (drop > o.maxDrop) {
+    process.stderr.write(`quantlens gate: FAIL: ${configLabel(config)} drops ${basis} by ${drop.toFixed(2)} points, over the budget of ${o.maxDrop}; worst layers: ${worstText}\n`);
+    process.exitCode = 1;
+  } else {
+    process.stdout.write(`quantlens gate: PASS: ${configLabel(config)} drops ${basis} by ${drop.toFixed(2)} points (budget ${o.maxDrop}); worst layers: ${worstText}\n`);
+  }
+}
+
+function dropArg(v: string): number {
+  const n = Number(v);
+  if (!(n >= 0)) throw new InvalidArgumentError('must be a non-negative number of points');
+  return n;
+}
+
 export function buildProgram(): Command {
   const program = new Command('quantlens')
     .description('Debug quantization of ONNX models: calibration thresholds, simulated vs integer error per layer, sensitivity.')
@@ -144,6 +226,22 @@ export function buildProgram(): Command {
     .description('write a deployable QDQ model to a NEW file')
     .requiredOption('--out <new.onnx>', 'output model path (must differ from the input)')
     .action((model, o) => runQuantize(model, o));
+  withQuantOptions(program.command('sweep').argument('<model>', 'the .onnx model (never modified)'))
+    .description('evaluate a grid of configurations from ONE calibration pass; table + Pareto front of drop vs size')
+    .option('--axes <spec>', 'e.g. "wbits=8,4;abits=8,16;calibration=minmax,percentile:99.9,entropy,mse;granularity=per-channel,per-tensor;symmetric=true,false;preset=tensorrt,ort-cpu" (default: 6 calibrations x wbits 8,4 x granularity = 24)')
+    .option('--report <out.json>', 'write the sweep report here')
+    .action((model, o) => runSweepCmd(model, o));
+  withQuantOptions(program.command('mixed-precision').argument('<model>', 'the .onnx model (never modified)'))
+    .description('find layers to keep in float so the integer accuracy drop meets a budget')
+    .requiredOption('--max-drop <points>', 'accuracy-drop budget in points', dropArg)
+    .option('--out <new.onnx>', 'write the resulting QDQ model here and the exclusion list into quantlens.json beside the model')
+    .option('--report <out.json>', 'write the result JSON here')
+    .action((model, o) => runMixedCmd(model, o));
+  withQuantOptions(program.command('gate').argument('<model>', 'the .onnx model (never modified)'))
+    .description('CI gate: exit 1 with a one-line reason when the quantized accuracy drop exceeds --max-drop')
+    .requiredOption('--max-drop <points>', 'accuracy-drop budget in points', dropArg)
+    .option('--report <out.json>', 'write the full report here')
+    .action((model, o) => runGateCmd(model, o));
   program.command('presets').description('list backend presets and their schemes').action(() => {
     for (const [name, p] of Object.entries(PRESETS)) process.stdout.write(`${name}\n  ${p.description}\n`);
   });
@@ -153,7 +251,8 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<number> {
   try {
     await buildProgram().parseAsync(argv);
-    return 0;
+    // gate/mixed-precision set exitCode 1 when a budget is not met
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof InputError || e instanceof CancelledError || e instanceof RangeError) {
       process.stderr.write(`quantlens: ${e.message}\n`);

@@ -151,3 +151,67 @@ export interface Report {
   warnings: Warning[];
   timings: Record<string, number>;
 }
+
+// ------------------------------------------------------------------------------------ sweeps
+
+export interface SweepEntry {
+  /** Index in `configs`. */
+  id: number;
+  /** Short human label, e.g. "W8/ch A8 sym percentile 99.99". */
+  label: string;
+  config: QuantConfig;
+  /** Whole-model metrics of the fake-quant and the integer execution. */
+  accuracy: { float: number | null; simulated: ModelOutputMetrics; integer: ModelOutputMetrics };
+  /** Integer-execution drop in points: labelled top-1 when labels exist, else 100 x (1 - agreement). */
+  drop: number;
+  dropBasis: 'top1' | 'agreement';
+  agreement: number;
+  outputSqnrDb: number;
+  /** Size of the written QDQ model in bytes. */
+  sizeBytes: number;
+  /** Not dominated by another configuration on (drop, sizeBytes). */
+  pareto: boolean;
+  evalMs: number;
+  /** Set when this configuration could not run (e.g. a scheme the runtime rejects). */
+  error?: string;
+}
+
+export interface SweepReport {
+  schemaVersion: number;
+  kind: 'sweep';
+  model: { path: string; sha256: string };
+  data: { source: string; synthetic: boolean; labels: boolean };
+  samples: number;
+  floatTop1: number | null;
+  configs: SweepEntry[];
+  /** prepareMs: the float calibration pass, done once; then per-configuration times. */
+  timings: { prepareMs: number; firstConfigMs: number; meanExtraConfigMs: number };
+}
+
+// ------------------------------------------------------------------------- mixed precision
+
+export interface MixedPrecisionStep {
+  /** Layers kept in float at this step (cumulative, most sensitive first). */
+  kept: string[];
+  drop: number;
+  agreement: number;
+  outputSqnrDb: number;
+}
+
+export interface MixedPrecisionResult {
+  schemaVersion: number;
+  kind: 'mixed-precision';
+  model: { path: string; sha256: string };
+  config: QuantConfig;
+  maxDrop: number;
+  dropBasis: 'top1' | 'agreement';
+  /** The curve "drop vs number of layers kept in higher precision", starting at 0 kept. */
+  steps: MixedPrecisionStep[];
+  /** Final exclusion list (empty when plain quantization already met the budget). */
+  exclude: string[];
+  met: boolean;
+  /** Per-layer damage when quantized alone (the greedy order). */
+  ranking: { node: string; drop: number; outputSqnrDb: number }[];
+  /** Written files (the QDQ model, quantlens.json), when asked to write. */
+  written?: { model?: string; settings?: string };
+}

@@ -26,6 +26,8 @@ import { type QuantPlan, dropNonFloat, planQuantization, subsetPlan } from '../q
 import { type OutputTap, type WeightQuant, buildQdqModel, buildReferenceModel } from '../quantize/qdqRewrite';
 import { type QuantParams, paramsFor, representableRange } from '../quantize/scheme';
 import { createSession, feedsFor, ortVersion } from '../runtime/session';
+import { CancelledError, checkCancel } from './cancel';
+import { FloatReference } from './outputs';
 import { ERR_SPAN, type CodeView, LayerComparison } from './layerCompare';
 import { ErrorAccumulator, Top1Counter, argmaxRows, sqnrDb } from './metrics';
 
@@ -47,16 +49,7 @@ export interface PrepareOptions extends RunOptions {
   samples?: number;
 }
 
-export class CancelledError extends Error {
-  override name = 'CancelledError';
-  constructor() {
-    super('analysis cancelled');
-  }
-}
-
-function checkCancel(signal?: AbortSignal) {
-  if (signal?.aborted) throw new CancelledError();
-}
+export { CancelledError };
 
 /** What the float model looks like on the data: computed once, reused by every configuration. */
 export interface Prepared {
@@ -516,51 +509,23 @@ function weightReports(p: Prepared, q: Quantized, weights: WeightQuant[]): Tenso
 
 /** Quantize-only-this and float-only-this per layer, on the model outputs (simulated execution). */
 async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptions) {
-  const n = Math.min(p.data.samples, opts.sensitivitySamples ?? 512);
   const layers = q.plan.layers;
   if (layers.length === 0) return null;
-  const floatSess = await createSession(p.float, 'float');
-  const floatOuts: Float32Array[][] = [];
-  const floatPred: Int32Array[] = [];
-  const logits = p.outputs[0];
-  let cols = 1;
-  try {
-    for (const [start, count] of batchRanges(n, p.batchSize)) {
-      const r = await floatSess.run(feedsFor(p.data, start, count));
-      floatOuts.push(p.outputs.map((o) => r[o].data as Float32Array));
-      cols = r[logits].dims[r[logits].dims.length - 1] ?? 1;
-      floatPred.push(argmaxRows(r[logits].data as Float32Array, cols));
-    }
-  } finally {
-    await floatSess.release();
-  }
+  const ref = await FloatReference.create(p, opts.sensitivitySamples ?? 512);
   const hasLabels = p.data.labels !== null;
-  const measure = async (plan: QuantPlan): Promise<ModelOutputMetrics> => {
-    const m = buildQdqModel(q.prepared, p.loaded.dir, plan, q.actParams, q.config, false).model;
-    const s = await createSession(m, 'simulated');
-    const acc = new ErrorAccumulator();
-    const top = new Top1Counter();
-    try {
-      let b = 0;
-      for (const [start, count] of batchRanges(n, p.batchSize)) {
-        checkCancel(opts.signal);
-        const r = await s.run(feedsFor(p.data, start, count));
-        p.outputs.forEach((o, k) => acc.add(floatOuts[b][k], r[o].data as Float32Array));
-        top.add(argmaxRows(r[logits].data as Float32Array, cols), p.data.labels?.subarray(start, start + count) ?? null, floatPred[b]);
-        b++;
-      }
-    } finally {
-      await s.release();
-    }
-    return { top1: top.top1(hasLabels), agreement: top.agreement(), outputSqnrDb: acc.result().sqnrDb };
-  };
+  const measure = (plan: QuantPlan) =>
+    ref.measure(buildQdqModel(q.prepared, p.loaded.dir, plan, q.actParams, q.config, false).model, 'simulated', opts.signal);
   const results = new Map<string, { onlyThis: ModelOutputMetrics; allButThis: ModelOutputMetrics; rank: number }>();
   let done = 0;
-  for (const l of layers) {
-    const onlyThis = await measure(subsetPlan(q.plan, (x) => x === l));
-    const allButThis = await measure(subsetPlan(q.plan, (x) => x !== l));
-    results.set(l.node.name, { onlyThis, allButThis, rank: 0 });
-    opts.onProgress?.({ stage: 'sensitivity', done: ++done, total: layers.length, message: l.node.name });
+  try {
+    for (const l of layers) {
+      const onlyThis = await measure(subsetPlan(q.plan, (x) => x === l));
+      const allButThis = await measure(subsetPlan(q.plan, (x) => x !== l));
+      results.set(l.node.name, { onlyThis, allButThis, rank: 0 });
+      opts.onProgress?.({ stage: 'sensitivity', done: ++done, total: layers.length, message: l.node.name });
+    }
+  } finally {
+    await ref.release();
   }
   // Most damaging first: lower accuracy (or agreement) when quantized alone, then lower SQNR.
   const key = (m: ModelOutputMetrics) => (hasLabels ? (m.top1 ?? 0) : m.agreement);

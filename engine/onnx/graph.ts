@@ -136,3 +136,12 @@ export function nameAllocator(graph: GraphProto): (base: string) => string {
     return name;
   };
 }
+
+/** Drop initializers no node or graph output reads (e.g. float weights replaced by quantized ones). */
+export function pruneUnusedInitializers(graph: GraphProto): void {
+  const used = new Set<string>();
+  for (const n of graph.node) for (const i of n.input) used.add(i);
+  for (const o of graph.output) used.add(o.name);
+  graph.initializer = graph.initializer.filter((t) => used.has(t.name));
+  graph.input = graph.input.filter((i) => used.has(i.name) || !graph.initializer.some((t) => t.name === i.name));
+}

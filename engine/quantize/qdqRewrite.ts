@@ -15,7 +15,7 @@
 import type { ModelProto } from 'onnx-buf';
 import type { QuantConfig, Range } from '../../protocol/report';
 import { cloneModel, opsetOf } from '../onnx/model';
-import { GraphIndex, type NodeProto, makeNode, nameAllocator, untypedValueInfo } from '../onnx/graph';
+import { GraphIndex, type NodeProto, makeNode, nameAllocator, pruneUnusedInitializers, untypedValueInfo } from '../onnx/graph';
 import { DT, makeTensor, readFloatTensor } from '../onnx/tensor';
 import type { PlannedLayer, QuantPlan } from './plan';
 import { type QuantParams, paramsFor, quantize } from './scheme';
@@ -279,6 +279,7 @@ export function buildQdqModel(
   const taps = plan.layers
     .filter((l) => quantized.has(l.output))
     .map((l) => outputTap(l.node.name, codeName.get(l.output)!, dqName.get(l.output)!, actParams.get(l.output)!, config));
+  pruneUnusedInitializers(g);
   if (exposeTaps) addTapOutputs(model, taps);
   return { model, taps, weights };
 }

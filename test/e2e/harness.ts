@@ -1,0 +1,149 @@
+/**
+ * A real VS Code for the end-to-end tests: code-server (installed by scripts/install-e2e.sh) on
+ * 127.0.0.1 with its own config/data/extension folders, the packaged VSIX installed into it, and
+ * Debian's Chromium driven by playwright-core. Screenshots go to test-artifacts/e2e/.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { type BrowserContext, type FrameLocator, type Page, chromium } from 'playwright-core';
+
+export const root = path.resolve(__dirname, '../..');
+export const artifacts = path.join(root, 'test-artifacts', 'e2e');
+const codeServer = path.join(root, '.e2e/code-server/node_modules/.bin/code-server');
+export const vsix = path.join(root, 'out/quantlens-linux-x64.vsix');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export class VsCode {
+  page!: Page;
+  private context!: BrowserContext;
+  private server!: ChildProcess;
+  private shot = 0;
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quantlens-e2e-'));
+  serverLog = '';
+
+  constructor(readonly workspace: string) {}
+
+  private env(): NodeJS.ProcessEnv {
+    const d = this.dir;
+    return { ...process.env, EXTENSIONS_GALLERY: '{}', XDG_CONFIG_HOME: `${d}/xc`, XDG_DATA_HOME: `${d}/xd`, XDG_CACHE_HOME: `${d}/xcache` };
+  }
+
+  private args(): string[] {
+    return ['--user-data-dir', `${this.dir}/ud`, '--extensions-dir', `${this.dir}/ext`];
+  }
+
+  async start(): Promise<void> {
+    if (!fs.existsSync(codeServer)) throw new Error(`code-server is missing: run scripts/install-e2e.sh (${codeServer})`);
+    if (!fs.existsSync(vsix)) throw new Error(`the VSIX is missing: run npm run package (${vsix})`);
+    fs.mkdirSync(artifacts, { recursive: true });
+    // Install the PACKAGED extension, as a user would.
+    execFileSync(codeServer, [...this.args(), '--install-extension', vsix], { env: this.env(), stdio: 'pipe' });
+    const settings = path.join(this.dir, 'ud/User/settings.json');
+    fs.mkdirSync(path.dirname(settings), { recursive: true });
+    fs.writeFileSync(settings, JSON.stringify({
+      'workbench.startupEditor': 'none', 'security.workspace.trust.enabled': false, 'telemetry.telemetryLevel': 'off',
+      'workbench.tips.enabled': false, 'extensions.ignoreRecommendations': true, 'editor.hover.delay': 200, 'window.commandCenter': false,
+    }));
+    const port = await freePort();
+    this.server = spawn(codeServer, [
+      '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
+      ...this.args(), this.workspace,
+    ], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    this.server.stdout!.on('data', (b) => (this.serverLog += b));
+    this.server.stderr!.on('data', (b) => (this.serverLog += b));
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok).catch(() => false)), 30000, 'code-server to listen');
+    this.context = await chromium.launchPersistentContext(path.join(this.dir, 'chromium'), {
+      executablePath: '/usr/bin/chromium',
+      headless: true,
+      viewport: { width: 1500, height: 950 },
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    this.page = this.context.pages()[0] ?? (await this.context.newPage());
+    await this.page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(this.workspace)}`);
+    await this.page.locator('.monaco-workbench').waitFor({ timeout: 60000 });
+    await this.page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 60000 });
+  }
+
+  async screenshot(name: string): Promise<string> {
+    const file = path.join(artifacts, `${String(++this.shot).padStart(2, '0')}-${name}.png`);
+    await this.page.screenshot({ path: file });
+    return file;
+  }
+
+  /** The explorer row for a workspace-relative path, expanding folders on the way. */
+  async explorerItem(relPath: string) {
+    const parts = relPath.split('/');
+    for (let i = 0; i < parts.length; i++) {
+      const row = this.page.locator(`.explorer-folders-view .monaco-list-row[aria-label="${parts[i]}"]`).first();
+      await row.waitFor({ timeout: 20000 });
+      if (i < parts.length - 1 && (await row.getAttribute('aria-expanded')) === 'false') await row.click();
+      if (i === parts.length - 1) return row;
+    }
+    throw new Error('unreachable');
+  }
+
+  /** Right-click an explorer item and choose a context-menu entry. */
+  async contextMenu(relPath: string, entry: string): Promise<void> {
+    const row = await this.explorerItem(relPath);
+    await row.click({ button: 'right' });
+    const item = this.page.locator('.context-view .action-item', { hasText: entry }).first();
+    await item.waitFor({ timeout: 10000 });
+    await item.click();
+  }
+
+  /** Run a command from the palette (extension commands appear only after activation: retry). */
+  async palette(title: string): Promise<void> {
+    await waitFor(async () => {
+      await this.page.keyboard.press('F1');
+      const input = this.page.locator('.quick-input-widget input');
+      await input.waitFor({ timeout: 5000 });
+      await input.fill(`>${title}`);
+      const row = this.page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+      if (await row.isVisible({ timeout: 3000 }).catch(() => false)) {
+        await this.page.keyboard.press('Enter');
+        return true;
+      }
+      await this.page.keyboard.press('Escape');
+      return false;
+    }, 30000, `command "${title}" in the palette`);
+  }
+
+  /** The report webview's document. */
+  webview(): FrameLocator {
+    return this.page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+  }
+
+  notification(text: string | RegExp) {
+    return this.page.locator('.notifications-toasts .notification-toast', { hasText: text }).first();
+  }
+
+  async stop(): Promise<void> {
+    await this.context?.close().catch(() => {});
+    if (this.server && this.server.exitCode === null) {
+      this.server.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+export async function waitFor(fn: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await fn().catch(() => false)) return;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
