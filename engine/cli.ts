@@ -86,7 +86,7 @@ function progressReporter(quiet: boolean | undefined) {
   return {
     onProgress: (p: Progress) => {
       let b = bars.get(p.stage);
-      if (!b) bars.set(p.stage, (b = multi.create(p.total, 0, { stage: p.stage.padEnd(11), unit: p.stage === 'sensitivity' ? 'layers' : 'samples' })));
+      if (!b) bars.set(p.stage, (b = multi.create(p.total, 0, { stage: p.stage.padEnd(11), unit: p.stage === 'sensitivity' ? 'layers' : p.stage === 'sweep' ? 'configs' : 'samples' })));
       b.setTotal(p.total);
       b.update(p.done);
     },

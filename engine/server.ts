@@ -9,11 +9,15 @@ import {
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import {
-  type AnalyzeParams, AnalyzeRequest, type OutlineParams, OutlineRequest, type OutlineResult, type QuantizeParams, QuantizeRequest,
+  type AnalyzeParams, AnalyzeRequest, type MixedPrecisionParams, MixedPrecisionRequest, type SweepParams, SweepRequest, type OutlineParams, OutlineRequest, type OutlineResult, type QuantizeParams, QuantizeRequest,
   type QuantizeResult, type RequestDef,
 } from '../protocol/messages';
-import type { Report } from '../protocol/report';
-import { CancelledError, type Progress, evaluate, prepareAnalysis, quantizeWith } from './analysis/analyze';
+import type { MixedPrecisionResult, Report, SweepReport } from '../protocol/report';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { CancelledError, type Prepared, type Progress, evaluate, prepareAnalysis, quantizeWith } from './analysis/analyze';
+import { mixedPrecision, writeMixedPrecision } from './analysis/mixedPrecision';
+import { runSweep } from './analysis/sweep';
 import { writeQuantizedModel } from './analysis/quantizeModel';
 import { InputError, loadModel } from './onnx/model';
 import { type Outline, buildOutline, layerHover, layersForIdentifier, tensorHover, tokenAt } from './report/outline';
@@ -56,14 +60,14 @@ function abortSignal(token: CancellationToken): AbortSignal {
   return ac.signal;
 }
 
-const STAGE_SHARE: Record<Progress['stage'], [number, number]> = { calibrate: [0, 30], evaluate: [30, 60], sensitivity: [60, 99], write: [90, 99] };
+const STAGE_SHARE: Record<Progress['stage'], [number, number]> = { calibrate: [0, 30], evaluate: [30, 60], sensitivity: [60, 99], sweep: [30, 99], write: [90, 99] };
+const STAGE_UNIT: Record<Progress['stage'], string> = { calibrate: 'samples', evaluate: 'samples', sensitivity: 'layers', sweep: 'configurations', write: '' };
 
 function progressFn(reporter: WorkDoneProgressReporter, title: string) {
   reporter.begin(title, 0, 'loading model', true);
   return (p: Progress) => {
     const [a, b] = STAGE_SHARE[p.stage];
-    const unit = p.stage === 'sensitivity' ? 'layers' : 'samples';
-    reporter.report(Math.round(a + ((b - a) * p.done) / Math.max(1, p.total)), `${p.stage}: ${p.done}/${p.total} ${unit}`);
+    reporter.report(Math.round(a + ((b - a) * p.done) / Math.max(1, p.total)), `${p.stage}: ${p.done}/${p.total} ${STAGE_UNIT[p.stage]}${p.message ? ` (${p.message})` : ''}`);
   };
 }
 
@@ -71,13 +75,46 @@ handle(AnalyzeRequest, async (params: AnalyzeParams, token, reporter): Promise<R
   const signal = abortSignal(token);
   const onProgress = progressFn(reporter, 'QuantLens: analyzing');
   connection.console.info(`analyze ${params.modelPath} (${params.config.preset}, ${params.config.calibration}, data ${params.dataPath ?? 'synthetic'})`);
-  const p = await prepareAnalysis(params.modelPath, { dataPath: params.dataPath, samples: params.samples, onProgress, signal });
+  const p = await preparedFor(params, onProgress, signal);
   const report = await evaluate(p, quantizeWith(p, params.config), { onProgress, signal, sensitivity: params.sensitivity });
   latest = { report, sqnrWarningDb: params.sqnrWarningDb };
   reports.set(report.model.path, latest);
   for (const [uri, o] of outlines) if (o.modelPath === report.model.path) publishDiagnostics(uri);
   connection.console.info(`analyze done: ${report.layers.length} layers, integer top-1 ${report.accuracy.integer.top1}, ${JSON.stringify(report.timings)}`);
   return report;
+});
+
+/**
+ * The float calibration pass is the expensive part and does not depend on the quantization
+ * configuration: keep the last one per (model, data, samples) so sweeps and the analyses they
+ * lead to reuse it. A changed model file (new hash) is prepared again.
+ */
+let preparedCache: { key: string; sha256: string; prepared: Prepared } | undefined;
+
+async function preparedFor(params: { modelPath: string; dataPath?: string; samples?: number }, onProgress: (p: Progress) => void, signal: AbortSignal): Promise<Prepared> {
+  const key = JSON.stringify([params.modelPath, params.dataPath ?? null, params.samples ?? null]);
+  if (!fs.existsSync(params.modelPath)) throw new InputError(`cannot read model ${params.modelPath}: it does not exist`);
+  const sha256 = createHash('sha256').update(fs.readFileSync(params.modelPath)).digest('hex');
+  if (preparedCache?.key === key && preparedCache.sha256 === sha256) return preparedCache.prepared;
+  const prepared = await prepareAnalysis(params.modelPath, { dataPath: params.dataPath, samples: params.samples, onProgress, signal });
+  preparedCache = { key, sha256, prepared };
+  return prepared;
+}
+
+handle(SweepRequest, async (params: SweepParams, token, reporter): Promise<SweepReport> => {
+  const signal = abortSignal(token);
+  const onProgress = progressFn(reporter, 'QuantLens: sweeping');
+  const p = await preparedFor(params, onProgress, signal);
+  return runSweep(p, params.configs, { signal, onProgress });
+});
+
+handle(MixedPrecisionRequest, async (params: MixedPrecisionParams, token, reporter): Promise<MixedPrecisionResult> => {
+  const signal = abortSignal(token);
+  const onProgress = progressFn(reporter, 'QuantLens: mixed precision');
+  const p = await preparedFor(params, onProgress, signal);
+  const result = await mixedPrecision(p, params.config, { maxDrop: params.maxDrop, onProgress, signal });
+  if (params.outPath && result.met) result.written = writeMixedPrecision(p, result, params.outPath);
+  return result;
 });
 
 handle(QuantizeRequest, async (params: QuantizeParams, token, reporter): Promise<QuantizeResult> => {

@@ -4,7 +4,7 @@
  *   host <-> webview (webview/): postMessage.
  * All three sides import these types; nothing here depends on vscode or the DOM.
  */
-import type { QuantConfig, Report } from './report';
+import type { MixedPrecisionResult, QuantConfig, Report, SweepReport } from './report';
 
 /** A typed JSON-RPC request: the method name plus phantom parameter/result types. */
 export interface RequestDef<P, R> {
@@ -43,6 +43,24 @@ export interface QuantizeResult {
 /** Write a deployable QDQ model to a new file. */
 export const QuantizeRequest = request<QuantizeParams, QuantizeResult>('quantlens/quantize');
 
+export interface SweepParams {
+  modelPath: string;
+  dataPath?: string;
+  samples?: number;
+  /** Every configuration to evaluate (the host builds the grid from the user's picks). */
+  configs: QuantConfig[];
+}
+/** Evaluate many configurations from one float calibration pass; progress; cancellable. */
+export const SweepRequest = request<SweepParams, SweepReport>('quantlens/sweep');
+
+export interface MixedPrecisionParams extends RunParams {
+  maxDrop: number;
+  /** Write the QDQ model here (a NEW file) and the exclusion list into quantlens.json. */
+  outPath?: string;
+}
+/** Find layers to keep in float so the drop meets the budget; progress; cancellable. */
+export const MixedPrecisionRequest = request<MixedPrecisionParams, MixedPrecisionResult>('quantlens/mixedPrecision');
+
 export interface OutlineParams {
   modelPath: string;
   /** URI of the virtual document the outline will be shown in (hover/diagnostics key on it). */
@@ -66,6 +84,8 @@ export interface ProgressReport {
 /** Host -> webview. */
 export type ToWebview =
   | { type: 'report'; report: Report; sqnrWarningDb: number }
+  | { type: 'sweep'; sweep: SweepReport }
+  | { type: 'mixedPrecision'; result: MixedPrecisionResult }
   | { type: 'busy'; message: string }
   | { type: 'error'; message: string };
 
@@ -73,7 +93,9 @@ export type ToWebview =
 export type FromWebview =
   | { type: 'ready' }
   | { type: 'export'; format: 'json' | 'csv' | 'html' }
-  | { type: 'revealLayer'; node: string };
+  | { type: 'revealLayer'; node: string }
+  /** The user clicked a sweep point: open that configuration's full per-layer report. */
+  | { type: 'openSweepConfig'; id: number };
 
 /** UI state the webview keeps through reloads (vscode.setState). */
 export interface WebviewState {

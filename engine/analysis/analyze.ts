@@ -32,7 +32,7 @@ import { ERR_SPAN, type CodeView, LayerComparison } from './layerCompare';
 import { ErrorAccumulator, Top1Counter, argmaxRows, sqnrDb } from './metrics';
 
 export interface Progress {
-  stage: 'calibrate' | 'evaluate' | 'sensitivity' | 'write';
+  stage: 'calibrate' | 'evaluate' | 'sensitivity' | 'sweep' | 'write';
   done: number;
   total: number;
   message?: string;

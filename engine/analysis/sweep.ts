@@ -140,7 +140,7 @@ export async function runSweep(
           agreement: 0, outputSqnrDb: -Infinity, sizeBytes: 0, pareto: false, evalMs: performance.now() - t0, error: (e as Error).message.split('\n')[0],
         });
       }
-      opts.onProgress?.({ stage: 'evaluate', done: id + 1, total: configs.length, message: label });
+      opts.onProgress?.({ stage: 'sweep', done: id + 1, total: configs.length, message: label });
     }
   } finally {
     await ref.release();
