@@ -1,0 +1,37 @@
+// Element construction without innerHTML: report strings (node and tensor names) are never parsed
+// as markup, and no style attributes are written (the CSP has no 'unsafe-inline' for styles).
+
+type Child = Node | string | number | null | undefined | false;
+type Children = Child | Children[];
+type Attrs = Record<string, string | number | boolean | null | undefined>;
+
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs?: Attrs | null,
+  ...children: Children[]
+): HTMLElementTagNameMap[K];
+export function h(tag: string, attrs?: Attrs | null, ...children: Children[]): HTMLElement;
+export function h(tag: string, attrs?: Attrs | null, ...children: Children[]): HTMLElement {
+  const el = document.createElement(tag);
+  if (attrs) {
+    for (const [name, value] of Object.entries(attrs)) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === 'class') el.className = String(value);
+      else el.setAttribute(name, value === true ? '' : String(value));
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(parent: Node, children: Children[]): void {
+  for (const child of children) {
+    if (Array.isArray(child)) append(parent, child);
+    else if (child === null || child === undefined || child === false) continue;
+    else parent.appendChild(typeof child === 'string' || typeof child === 'number' ? document.createTextNode(String(child)) : child);
+  }
+}
+
+export function clear(el: Element): void {
+  el.replaceChildren();
+}
