@@ -1,0 +1,64 @@
+/**
+ * Report export: JSON (the report itself), CSV (the per-layer table) and a standalone HTML file
+ * that renders the same views offline with the same webview bundle, inlined.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import type { Report } from '../protocol/report';
+
+/** JSON cannot hold Infinity: exact matches are written as the string "Infinity". */
+export function reportJson(report: unknown, space?: number): string {
+  return JSON.stringify(report, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? (Number.isNaN(v) ? null : v > 0 ? 'Infinity' : '-Infinity') : v), space);
+}
+
+const CSV_COLUMNS = [
+  'node', 'op', 'integerKernel', 'simulatedSqnrDb', 'integerSqnrDb', 'integerCosine', 'integerMse', 'integerMaxAbs',
+  'isolatedSimulatedSqnrDb', 'isolatedIntegerSqnrDb', 'outputClipRate', 'simVsIntMismatch', 'simVsIntMaxLsb', 'sensitivityRank',
+  'onlyThisAgreement', 'allButThisAgreement',
+];
+
+function csvCell(v: unknown): string {
+  const s = v === null || v === undefined ? '' : String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function reportCsv(r: Report): string {
+  const clip = new Map(r.tensors.filter((t) => t.kind === 'activation').map((t) => [t.name, t.clipRate]));
+  const rows = r.layers.map((l) => [
+    l.node, l.op, l.integerKernel ?? 'float', l.simulated.sqnrDb, l.integer.sqnrDb, l.integer.cosine, l.integer.mse, l.integer.maxAbs,
+    l.isolated.simulated.sqnrDb, l.isolated.integer.sqnrDb, clip.get(l.output) ?? '', l.simVsIntMismatch, l.simVsIntMaxLsb,
+    l.sensitivity?.rank ?? '', l.sensitivity?.onlyThis.agreement ?? '', l.sensitivity?.allButThis.agreement ?? '',
+  ]);
+  return [CSV_COLUMNS, ...rows].map((row) => row.map(csvCell).join(',')).join('\n') + '\n';
+}
+
+/** A single self-contained HTML file: CSP with a nonce, script and style inlined, report embedded. */
+export function reportHtml(r: Report, sqnrWarningDb: number, webviewJs: string, webviewCss: string): string {
+  const nonce = randomBytes(16).toString('base64');
+  // `<` escaped so the JSON can never close the script element it sits in.
+  const data = reportJson(r).replace(/</g, '\\u003c');
+  const csp = `default-src 'none'; img-src data:; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'`;
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<title>QuantLens report: ${escapeHtml(r.model.path)}</title>
+<style nonce="${nonce}">${webviewCss}</style>
+</head>
+<body class="quantlens-standalone">
+<div id="app"></div>
+<script type="application/json" id="quantlens-report" data-sqnr-warning-db="${sqnrWarningDb}">${data}</script>
+<script nonce="${nonce}">${webviewJs.replace(/<\/script/gi, '<\\/script')}</script>
+</body>
+</html>
+`;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+}
+
+export function writeNewFile(file: string, content: string): void {
+  fs.writeFileSync(file, content, { flag: 'w' });
+}

@@ -1,0 +1,54 @@
+/**
+ * The configuration for one model: VS Code settings (`quantlens.*`), overridden by a
+ * `quantlens.json` beside the model.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { AnalyzeParams, ModelSettings } from '../protocol/messages';
+import { resolveConfig } from '../engine/quantize/presets';
+
+export const MODEL_SETTINGS_FILE = 'quantlens.json';
+
+function readModelFile(modelPath: string): { settings: ModelSettings; file?: string } {
+  const file = path.join(path.dirname(modelPath), MODEL_SETTINGS_FILE);
+  if (!fs.existsSync(file)) return { settings: {} };
+  try {
+    return { settings: JSON.parse(fs.readFileSync(file, 'utf8')) as ModelSettings, file };
+  } catch (e) {
+    throw new Error(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+export function analyzeParams(modelPath: string): AnalyzeParams {
+  const c = vscode.workspace.getConfiguration('quantlens', vscode.Uri.file(modelPath));
+  const fromSettings: ModelSettings = {
+    preset: c.get('preset'),
+    calibration: c.get('calibration') || undefined,
+    percentile: c.get('percentile') || undefined,
+    weightBits: c.get('weightBits'),
+    activationBits: c.get('activationBits'),
+    granularity: c.get('granularity'),
+    symmetric: c.get<boolean | null>('symmetric') ?? null,
+    dataPath: c.get('dataPath') || undefined,
+    samples: c.get('samples') || undefined,
+    sqnrWarningDb: c.get('sqnrWarningDb'),
+  };
+  const { settings: local } = readModelFile(modelPath);
+  const s: ModelSettings = { ...fromSettings, ...Object.fromEntries(Object.entries(local).filter(([, v]) => v !== undefined)) };
+  // A data path in quantlens.json is relative to the model; one in settings to the workspace folder.
+  let dataPath = s.dataPath;
+  if (dataPath && !path.isAbsolute(dataPath)) {
+    const base = local.dataPath ? path.dirname(modelPath) : (vscode.workspace.getWorkspaceFolder(vscode.Uri.file(modelPath))?.uri.fsPath ?? path.dirname(modelPath));
+    dataPath = path.resolve(base, dataPath);
+  }
+  const symmetric = s.symmetric ?? undefined;
+  const config = resolveConfig(s.preset ?? 'tensorrt', {
+    calibration: s.calibration,
+    percentile: s.percentile,
+    exclude: s.exclude,
+    weights: { bits: s.weightBits, perChannel: s.granularity ? s.granularity === 'per-channel' : undefined },
+    activations: { bits: s.activationBits, symmetric, signed: symmetric },
+  });
+  return { modelPath, dataPath, samples: s.samples, config, sensitivity: true, sqnrWarningDb: s.sqnrWarningDb ?? 20 };
+}
