@@ -1,0 +1,140 @@
+/**
+ * The one integer multiply-accumulate loop every integer op (ConvInteger, MatMulInteger, Gemm,
+ * QLinearConv, QLinearMatMul) funnels into, in the shape MLAS's QGEMM uses:
+ *
+ *   C[m][n] = sum_k (A[m][k] - za[m]) * (B[k][n] - zb[n]) + bias[n]
+ *           = sum_k A*B  - zb[n]*rowSum[m] - za[m]*colSum[n] + K*za[m]*zb[n] + bias[n]
+ *
+ * The raw product sum is accumulated first and the zero points enter through row/column sums,
+ * exactly as MLAS does; for exact arithmetic the two forms are equal, and it is the raw sum that
+ * the VPMADDUBSW emulation must saturate (the hardware sees stored codes, not code - zero point).
+ *
+ * Arithmetic: JS has no int64, and BigInt would allocate per element. Sums are carried in
+ * doubles holding exact integers: `checkExactness` proves before the loop that no intermediate
+ * can reach 2^53, so every add and multiply is exact (integer arithmetic, no rounding ever).
+ * That exact sum is then compared with the int32 range (overflow count) and stored in an
+ * Int32Array, whose ToInt32 conversion wraps it modulo 2^32 like two's-complement hardware.
+ */
+import { type AccumulateOptions, type AccumulatorStats, type IntArray, INT32_MAX, INT32_MIN, InputError, quantTypeOf } from './types';
+
+/**
+ * A GEMM problem with both operands packed K-contiguous: row m of A at a[m*K ...], column n of
+ * B at b[n*K ...]. Packing copies each operand once (O(MK + NK), small next to O(MNK)) and lets
+ * the inner loop read two Int32Arrays sequentially whatever the source layout (NCHW im2col,
+ * transposed Gemm operands, broadcast batches).
+ */
+export interface PackedGemm {
+  M: number;
+  N: number;
+  K: number;
+  /** M*K raw stored codes (zero point not subtracted). */
+  a: Int32Array;
+  /** N*K raw stored codes, column-major (B transposed). */
+  b: Int32Array;
+  /** Zero point of each row of A (length M). */
+  aZero: Int32Array;
+  /** Zero point of each column of B (length N). */
+  bZero: Int32Array;
+  /** Int32 bias added to every row (length N), or null. */
+  bias: Int32Array | null;
+}
+
+/** Where C[m][n] goes: out[outOffset + m*rowStride + n*colStride]. */
+export interface OutputPlacement {
+  out: Int32Array;
+  offset: number;
+  rowStride: number;
+  colStride: number;
+}
+
+const EXACT_LIMIT = 2 ** 53;
+
+function maxAbs(a: Int32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const v = a[i] < 0 ? -a[i] : a[i];
+    if (v > m) m = v;
+  }
+  return m;
+}
+
+/** Refuse problems whose sums could leave the range where doubles represent integers exactly. */
+function checkExactness(p: PackedGemm): void {
+  const am = maxAbs(p.a), bm = maxAbs(p.b), zam = maxAbs(p.aZero), zbm = maxAbs(p.bZero);
+  const biasm = p.bias ? maxAbs(p.bias) : 0;
+  // Largest magnitude any partial sum or correction term can take.
+  const bound = p.K * (am * bm + zbm * am + zam * bm + zam * zbm) + biasm;
+  if (!(bound < EXACT_LIMIT)) {
+    throw new InputError(`integer accumulation with K=${p.K} and operands up to ${am}/${bm} could exceed 2^53; not computed exactly`);
+  }
+}
+
+/**
+ * C = A*B (see the module comment) for every m, n; adds overflow and saturation counts to `stats`.
+ * `pairwise` selects the VPMADDUBSW emulation; the caller guarantees A holds uint8 codes and B
+ * int8 codes in that case (it is meaningless for other types).
+ */
+export function accumulateGemm(p: PackedGemm, place: OutputPlacement, pairwise: boolean, stats: AccumulatorStats): void {
+  const { M, N, K, a, b, aZero, bZero, bias } = p;
+  checkExactness(p);
+  const rowSum = new Float64Array(M);
+  for (let m = 0; m < M; m++) {
+    let s = 0;
+    const base = m * K;
+    for (let k = 0; k < K; k++) s += a[base + k];
+    rowSum[m] = s;
+  }
+  const colSum = new Float64Array(N);
+  for (let n = 0; n < N; n++) {
+    let s = 0;
+    const base = n * K;
+    for (let k = 0; k < K; k++) s += b[base + k];
+    colSum[n] = s;
+  }
+  const { out, offset, rowStride, colStride } = place;
+  let overflow = 0;
+  let saturated = 0;
+  const kEven = K & ~1;
+  for (let m = 0; m < M; m++) {
+    const aBase = m * K;
+    const za = aZero[m];
+    const rs = rowSum[m];
+    for (let n = 0; n < N; n++) {
+      const bBase = n * K;
+      let s = 0;
+      if (pairwise) {
+        // VPMADDUBSW: u8*s8 + u8*s8 of reduction indices (2j, 2j+1), saturated to int16.
+        for (let k = 0; k < kEven; k += 2) {
+          let pair = a[aBase + k] * b[bBase + k] + a[aBase + k + 1] * b[bBase + k + 1];
+          if (pair > 32767) { pair = 32767; saturated++; } else if (pair < -32768) { pair = -32768; saturated++; }
+          s += pair;
+        }
+        // MLAS pads K with zeros; a single u8*s8 product is within [-32640, 32385] and never saturates.
+        if (kEven !== K) s += a[aBase + kEven] * b[bBase + kEven];
+      } else {
+        for (let k = 0; k < K; k++) s += a[aBase + k] * b[bBase + k];
+      }
+      const zb = bZero[n];
+      s += K * za * zb - zb * rs - za * colSum[n];
+      if (bias !== null) s += bias[n];
+      if (s > INT32_MAX || s < INT32_MIN) overflow++;
+      out[offset + m * rowStride + n * colStride] = s; // ToInt32: wraps modulo 2^32
+    }
+  }
+  stats.overflowCount += overflow;
+  stats.pairSaturationCount += saturated;
+}
+
+/**
+ * Whether to run the VPMADDUBSW emulation. Asking for it on other operand types is an error, not
+ * a silent no-op: a user who enables it wants to know the saturation count really was measured.
+ */
+export function pairwiseRequested(opts: AccumulateOptions | undefined, a: IntArray, b: IntArray, what: string): boolean {
+  if (!opts?.u8s8PairwiseSaturation) return false;
+  if (!(a instanceof Uint8Array) || !(b instanceof Int8Array)) {
+    throw new InputError(
+      `${what}: u8s8PairwiseSaturation emulates uint8 activations x int8 weights; got ${quantTypeOf(a)} x ${quantTypeOf(b)}`,
+    );
+  }
+  return true;
+}
