@@ -10,7 +10,8 @@ import type { CalibrationMethod, MixedPrecisionResult, PresetName, Report, Sweep
 import { CALIBRATION_METHODS } from '../protocol/report';
 import { CancelledError, type Prepared, type Progress, evaluate, prepareAnalysis, quantizeWith } from './analysis/analyze';
 import { writeQuantizedModel } from './analysis/quantizeModel';
-import { DEFAULT_AXES, configLabel, gridConfigs, parseAxes, runSweep } from './analysis/sweep';
+import { runSweep } from './analysis/sweep';
+import { DEFAULT_AXES, configLabel, gridConfigs, parseAxes } from './quantize/grid';
 import { mixedPrecision, writeMixedPrecision } from './analysis/mixedPrecision';
 import { InputError } from './onnx/model';
 import { type ConfigOverrides, PRESETS, PRESET_NAMES, resolveConfig } from './quantize/presets';

@@ -37,7 +37,10 @@ connection.onInitialize(() => ({
 }));
 
 function handle<P, R>(def: RequestDef<P, R>, fn: (p: P, token: CancellationToken, progress: WorkDoneProgressReporter) => Promise<R>) {
-  connection.onRequest(def.method, async (params: P, token: CancellationToken, progress: WorkDoneProgressReporter): Promise<unknown> => {
+  connection.onRequest(def.method, async (params: P, token: CancellationToken): Promise<unknown> => {
+    // Requests registered by method name get no reporter from the library: attach the one the
+    // client asked for through params.workDoneToken (a no-op reporter when there is none).
+    const progress = connection.window.attachWorkDoneProgress((params as { workDoneToken?: string | number }).workDoneToken);
     try {
       return await fn(params, token, progress);
     } catch (e) {

@@ -9,14 +9,12 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { clone, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { InputError } from '../errors';
 import { ModelProtoSchema, type ModelProto, type TensorProto, TensorProto_DataLocation } from 'onnx-buf';
 
 export type { ModelProto };
 
-/** An error about the user's input: the CLI prints its message as one line, the extension shows it. */
-export class InputError extends Error {
-  override name = 'InputError';
-}
+export { InputError };
 
 export interface LoadedModel {
   /** Absolute path of the file the model came from. */

@@ -97,6 +97,7 @@ export class VsCode {
 
   /** Right-click an explorer item and choose a context-menu entry. */
   async contextMenu(relPath: string, entry: string): Promise<void> {
+    await this.page.keyboard.press('Escape'); // close whatever a failed step left open
     const row = await this.explorerItem(relPath);
     await row.click({ button: 'right' });
     const item = this.page.locator('.context-view .action-item', { hasText: entry }).first();

@@ -12,7 +12,8 @@ import * as ort from 'onnxruntime-node';
 import type { SweepReport } from '../../protocol/report';
 import { type Prepared, prepareAnalysis } from '../../engine/analysis/analyze';
 import { mixedPrecision, writeMixedPrecision } from '../../engine/analysis/mixedPrecision';
-import { DEFAULT_AXES, gridConfigs, parseAxes, runSweep } from '../../engine/analysis/sweep';
+import { runSweep } from '../../engine/analysis/sweep';
+import { DEFAULT_AXES, gridConfigs, parseAxes } from '../../engine/quantize/grid';
 import { resolveConfig } from '../../engine/quantize/presets';
 import { tempDir } from '../helpers/tinyModels';
 

@@ -1,0 +1,106 @@
+/**
+ * The engine as a language server (out/server.js), spoken to over node IPC exactly as
+ * vscode-languageclient does: custom requests with work-done progress and cancellation, the
+ * outline, hover and diagnostics.
+ */
+import assert from 'node:assert/strict';
+import { fork, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { CancellationTokenSource, IPCMessageReader, IPCMessageWriter, type MessageConnection, createMessageConnection } from 'vscode-jsonrpc/node';
+import { AnalyzeRequest, OutlineRequest } from '../../protocol/messages';
+import type { Report } from '../../protocol/report';
+import { resolveConfig } from '../../engine/quantize/presets';
+
+const root = path.resolve(__dirname, '../..');
+const model = path.join(root, 'examples/mnist-cnn/model.onnx');
+const data = path.join(root, 'examples/mnist-cnn/data');
+
+describe('engine language server over IPC', () => {
+  let child: ChildProcess;
+  let conn: MessageConnection;
+  const progress: { token: string; value: { kind: string; percentage?: number; message?: string } }[] = [];
+  const diagnostics: { uri: string; diagnostics: { message: string; range: { start: { line: number } } }[] }[] = [];
+
+  before(async () => {
+    child = fork(path.join(root, 'out/server.js'), ['--node-ipc'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    conn = createMessageConnection(new IPCMessageReader(child), new IPCMessageWriter(child));
+    conn.onNotification('$/progress', (p) => progress.push(p));
+    conn.onNotification('textDocument/publishDiagnostics', (p) => diagnostics.push(p));
+    conn.onRequest('window/workDoneProgress/create', () => null);
+    conn.listen();
+    const init = await conn.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: { window: { workDoneProgress: true } } });
+    assert.ok((init as { capabilities: { hoverProvider: boolean } }).capabilities.hoverProvider);
+    await conn.sendNotification('initialized', {});
+  });
+
+  after(() => {
+    conn?.dispose();
+    child?.kill();
+  });
+
+  const params = (extra: object = {}) => ({
+    modelPath: model, dataPath: data, config: resolveConfig('tensorrt', { calibration: 'percentile' }), sensitivity: false, sqnrWarningDb: 30, ...extra,
+  });
+
+  it('analyze returns the report and reports work-done progress on the given token', async () => {
+    const report = (await conn.sendRequest(AnalyzeRequest.method, params({ workDoneToken: 'tok-1' }))) as Report;
+    assert.equal(report.schemaVersion, 1);
+    assert.equal(report.layers.length, 6);
+    const mine = progress.filter((p) => p.token === 'tok-1');
+    assert.equal(mine[0].value.kind, 'begin');
+    assert.equal(mine[mine.length - 1].value.kind, 'end');
+    const pct = mine.filter((p) => p.value.kind === 'report').map((p) => p.value.percentage!);
+    assert.ok(pct.length >= 3 && pct.every((x, i) => i === 0 || x >= pct[i - 1]), `monotonic progress: ${pct.join(',')}`);
+  });
+
+  it('bad input is a clear error, not a crash; the server keeps answering', async () => {
+    await assert.rejects(conn.sendRequest(AnalyzeRequest.method, params({ modelPath: path.join(root, 'README.md') })), /README\.md is not an ONNX model/);
+    const report = (await conn.sendRequest(AnalyzeRequest.method, params({ samples: 32 }))) as Report;
+    assert.equal(report.samples, 32);
+  });
+
+  it('cancellation stops a running analysis', async () => {
+    const cts = new CancellationTokenSource();
+    const pending = conn.sendRequest(AnalyzeRequest.method, params({ sensitivity: true, workDoneToken: 'tok-cancel' }), cts.token);
+    // cancel once the engine is visibly working
+    await new Promise<void>((resolve) => {
+      const t = setInterval(() => {
+        if (progress.some((p) => p.token === 'tok-cancel' && p.value.kind === 'report')) {
+          clearInterval(t);
+          resolve();
+        }
+      }, 20);
+    });
+    cts.cancel();
+    await assert.rejects(pending, /cancel/i);
+  });
+
+  it('the outline lists every node; hover shows a layer\'s SQNR; weak layers get diagnostics', async () => {
+    const uri = `quantlens-outline:${model}.outline`;
+    const { text } = (await conn.sendRequest(OutlineRequest.method, { modelPath: model, uri })) as { text: string };
+    const lines = text.split('\n');
+    const line = lines.findIndex((l) => l.startsWith('/conv1/Conv  Conv  ('));
+    assert.ok(line > 0, text.slice(0, 400));
+    assert.equal(lines.filter((l) => /^\S+ {2}\S+ {2}\(/.test(l)).length, 16, 'one line per node');
+    await conn.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'quantlens-outline', version: 1, text } });
+    const hover = (await conn.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line, character: 3 } })) as { contents: { value: string } };
+    assert.match(hover.contents.value, /\*\*\/conv1\/Conv\*\* \(Conv\)/);
+    assert.match(hover.contents.value, /SQNR \d+\.\d dB/);
+    // sqnrWarningDb 30 in these requests: some demo layers are below it
+    const d = diagnostics.filter((x) => x.uri === uri).pop();
+    assert.ok(d && d.diagnostics.length > 0, 'warnings published for the outline');
+    for (const diag of d!.diagnostics) assert.match(lines[diag.range.start.line], /^\S+ {2}(Conv|Gemm)/);
+  });
+
+  it('a Python identifier naming a layer segment shows that layer', async () => {
+    const uri = 'file:///tmp/quantlens-model.py';
+    const text = 'class Net:\n    def __init__(self):\n        self.conv1 = nn.Conv2d(1, 16, 3)\n';
+    await conn.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'python', version: 1, text } });
+    const hover = (await conn.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line: 2, character: 14 } })) as { contents: { value: string } } | null;
+    assert.ok(hover, 'hover on conv1');
+    assert.match(hover!.contents.value, /\/conv1\/Conv/);
+    const none = await conn.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line: 0, character: 2 } });
+    assert.equal(none, null, '"class" names no layer');
+  });
+});
