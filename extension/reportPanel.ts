@@ -19,6 +19,8 @@ export class ReportPanel {
   private static instance: ReportPanel | undefined;
   private ready = false;
   private pending: ToWebview | undefined;
+  /** The view asked for before the webview was ready: applied on 'ready'. */
+  private pendingFocus: ToWebview['type'] | undefined;
 
   static show(context: vscode.ExtensionContext, source: ReportSource, focus?: ToWebview['type']): ReportPanel {
     if (ReportPanel.instance) {
@@ -53,7 +55,8 @@ export class ReportPanel {
     panel.webview.onDidReceiveMessage((m: FromWebview) => {
       if (m.type === 'ready') {
         this.ready = true;
-        this.refresh();
+        this.refresh(this.pendingFocus);
+        this.pendingFocus = undefined;
         const waiting = this.pending;
         this.pending = undefined;
         if (waiting) this.post(waiting);
@@ -68,6 +71,10 @@ export class ReportPanel {
 
   /** Replay every view; the last one posted is the one the webview shows. */
   refresh(focus?: ToWebview['type']): void {
+    if (!this.ready) {
+      this.pendingFocus = focus ?? this.pendingFocus;
+      return;
+    }
     const views = this.source.views();
     const ordered = focus ? [...views.filter((v) => v.type !== focus), ...views.filter((v) => v.type === focus)] : views;
     const report = views.find((v) => v.type === 'report');

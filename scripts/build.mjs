@@ -1,5 +1,6 @@
 // Bundles every entry point with esbuild. Type checking is a separate step (`npm run typecheck`),
 // because esbuild strips types without checking them.
+import * as fs from 'node:fs';
 import * as esbuild from 'esbuild';
 
 const production = process.argv.includes('--production');
@@ -18,8 +19,23 @@ const node = {
 };
 
 const builds = [
-  { ...node, entryPoints: { cli: 'engine/cli.ts' }, outdir: 'out' },
+  { ...node, entryPoints: { cli: 'engine/cli.ts', server: 'engine/server.ts', extension: 'extension/extension.ts' }, outdir: 'out' },
+  {
+    entryPoints: { webview: 'webview/main.ts' },
+    outdir: 'out',
+    bundle: true,
+    platform: 'browser',
+    format: 'iife',
+    target: 'es2022',
+    sourcemap: !production,
+    minify: production,
+    logLevel: 'warning',
+  },
 ];
+
+// The webview's stylesheet is loaded through a <link> (the CSP allows no inline styles).
+fs.mkdirSync('out', { recursive: true });
+fs.copyFileSync('webview/style.css', 'out/webview.css');
 
 if (watch) {
   for (const b of builds) await (await esbuild.context(b)).watch();

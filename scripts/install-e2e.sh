@@ -3,7 +3,7 @@
 # Debian's package archive reachable:
 #   - Debian's chromium (Playwright drives it; Playwright's own browser download is impossible here),
 #     ripgrep (code-server's search binary) and libkrb5-dev (a native module of code-server builds
-#     against it);
+#     against it); libonnx-testdata (the ONNX conformance tests for quantized operators);
 #   - code-server (a real VS Code, 1.100.3) from npm into .e2e/code-server, outside the project's
 #     own node_modules because its native modules build from source and need the tweaks below.
 # Idempotent: skips what is already there.
@@ -15,6 +15,7 @@ need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v rg >/dev/null || need_apt+=(ripgrep)
 dpkg -s libkrb5-dev >/dev/null 2>&1 || need_apt+=(libkrb5-dev)
+dpkg -s libonnx-testdata >/dev/null 2>&1 || need_apt+=(libonnx-testdata)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
   $SUDO apt-get update -qq
@@ -34,4 +35,4 @@ if [ ! -x "$prefix/node_modules/.bin/code-server" ]; then
     "code-server@$CODE_SERVER_VERSION" >"$T/install.log" 2>&1 || { tail -40 "$T/install.log"; exit 1; }
   rm -rf "$T"
 fi
-echo "e2e tools ready: $(command -v chromium), code-server $($prefix/node_modules/.bin/code-server --version | head -1)"
+echo "e2e tools ready: $(command -v chromium), code-server $(node -p "require(\"./$prefix/node_modules/code-server/package.json\").version")"

@@ -2,10 +2,20 @@
 // acquireVsCodeApi) and a standalone exported HTML file (report embedded in the page, no host).
 import type { FromWebview, WebviewState } from '../protocol/messages';
 
+/**
+ * What this webview keeps through reloads: WebviewState's keys unchanged, plus the active tab and
+ * the sweep table's sort (extra keys are fine: VS Code stores any JSON).
+ */
+export interface ViewState extends WebviewState {
+  activeTab?: string;
+  sweepSortKey?: string;
+  sweepSortDescending?: boolean;
+}
+
 interface VsCodeApi {
   postMessage(message: FromWebview): void;
-  getState(): WebviewState | undefined;
-  setState(state: WebviewState): void;
+  getState(): ViewState | undefined;
+  setState(state: ViewState): void;
 }
 
 declare function acquireVsCodeApi(): VsCodeApi;
@@ -18,15 +28,15 @@ export const EMBEDDED_REPORT_ID = 'quantlens-report';
 export interface Host {
   readonly inVsCode: boolean;
   post(message: FromWebview): void;
-  state(): WebviewState;
-  saveState(patch: Partial<WebviewState>): void;
+  state(): ViewState;
+  saveState(patch: Partial<ViewState>): void;
 }
 
 export function connectHost(): Host {
   if (typeof acquireVsCodeApi === 'function') {
     // acquireVsCodeApi may be called only once per webview, so the api object is kept here.
     const api = acquireVsCodeApi();
-    let state: WebviewState = { ...(api.getState() ?? {}) };
+    let state: ViewState = { ...(api.getState() ?? {}) };
     return {
       inVsCode: true,
       post: (message) => api.postMessage(message),
@@ -37,7 +47,7 @@ export function connectHost(): Host {
       },
     };
   }
-  let state: WebviewState = {};
+  let state: ViewState = {};
   return {
     inVsCode: false,
     post: () => undefined,

@@ -1,27 +1,50 @@
 // Entry point of the QuantLens report view: wires the host (VS Code or a standalone export) to the
-// summary, the layer table and the layer detail.
+// tabs: Layers (summary, layer table, layer detail), Sensitivity, Sweep and Mixed precision.
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import type { ToWebview } from '../protocol/messages';
-import type { Report } from '../protocol/report';
+import type { MixedPrecisionResult, Report, SweepReport } from '../protocol/report';
 import { clear, h } from './dom';
 import { connectHost, readEmbeddedReport, type Host } from './host';
 import { LayerDetail } from './layerDetail';
 import { LayerTable } from './layerTable';
-import { flagRows, indexReport, normalizeReport, worstLayer, type ReportIndex } from './reportData';
+import { MixedPrecisionView } from './mixedPrecisionView';
+import { flagRows, indexReport, normalizeMixedPrecision, normalizeReport, normalizeSweep, worstLayer, type ReportIndex } from './reportData';
+import { SensitivityView } from './sensitivityView';
 import { renderSummary } from './summary';
+import { SweepView } from './sweepView';
+import { isTabId, Tabs, type TabId } from './views';
 
 // The host pages (extension/reportPanel.ts, extension/export.ts) provide <div id="app">; any other
 // page gets a root appended to <body>.
 const ROOT_IDS = ['quantlens-app', 'app'];
 
+/**
+ * The host replays every view on 'ready', one message after another. When the webview reloads
+ * with a saved tab (a restored panel), that replay should land on the saved tab rather than on
+ * whatever came last; messages this close together count as the replay.
+ */
+const REPLAY_GAP_MS = 1000;
+
 class App {
   private readonly root: HTMLElement;
   private readonly status: HTMLElement;
   private readonly content: HTMLElement;
+  private readonly tabs: Tabs;
+  private readonly sensitivity: SensitivityView;
+  private readonly sweep: SweepView;
+  private readonly mixed: MixedPrecisionView;
   private detail: LayerDetail | undefined;
+  private table: LayerTable | undefined;
   private index: ReportIndex | undefined;
   private pendingDetail = 0;
+  /** The layer charts were drawn (or the theme changed) while the Layers tab was hidden. */
+  private layersDirty = false;
+  /** Tabs that have something to show. */
+  private readonly filled = new Set<TabId>();
+  private readonly savedTab: TabId | undefined;
+  private restoring: boolean;
+  private lastArrival = performance.now();
 
   constructor(private readonly host: Host) {
     this.root = ROOT_IDS.map((id) => document.getElementById(id)).find((el) => el !== null) ?? document.body.appendChild(h('main', { id: ROOT_IDS[0] }));
@@ -29,9 +52,74 @@ class App {
     this.status = h('div', { id: 'status', class: 'status', role: 'status', 'aria-live': 'polite' });
     this.content = h('div', { class: 'content' },
       h('p', { class: 'placeholder muted' }, host.inVsCode ? 'Waiting for the analysis…' : 'Loading report…'));
+
+    const saved = host.state().activeTab;
+    this.savedTab = isTabId(saved) ? saved : undefined;
+    this.restoring = host.inVsCode && this.savedTab !== undefined;
+    this.tabs = new Tabs(this.savedTab ?? 'layers', (tab, byUser) => this.onTab(tab, byUser));
+    this.sensitivity = new SensitivityView({ inVsCode: host.inVsCode, onOpenLayer: (node) => this.openLayer(node) });
+    const state = host.state();
+    this.sweep = new SweepView({
+      inVsCode: host.inVsCode,
+      sortKey: state.sweepSortKey,
+      sortDescending: state.sweepSortDescending,
+      onOpen: host.inVsCode ? (id) => host.post({ type: 'openSweepConfig', id }) : undefined,
+      onSortChange: (sweepSortKey, sweepSortDescending) => host.saveState({ sweepSortKey, sweepSortDescending }),
+    });
+    this.mixed = new MixedPrecisionView(host.inVsCode);
+    this.tabs.panel('layers').append(this.content);
+    this.tabs.panel('sensitivity').append(this.sensitivity.element);
+    this.tabs.panel('sweep').append(this.sweep.element);
+    this.tabs.panel('mixed').append(this.mixed.element);
+
     clear(this.root);
-    this.root.append(this.toolbar(), this.status, this.content);
-    watchTheme(() => this.detail?.refresh());
+    this.root.append(this.toolbar(), this.status, this.tabs.element);
+    watchTheme(() => this.refreshTheme());
+  }
+
+  private onTab(tab: TabId, byUser: boolean): void {
+    if (byUser) this.restoring = false;
+    this.host.saveState({ activeTab: tab });
+    this.showView(tab);
+  }
+
+  /** A tab became visible: draw what was left undrawn while it was hidden. */
+  private showView(tab: TabId): void {
+    switch (tab) {
+      case 'layers':
+        if (this.layersDirty) {
+          this.layersDirty = false;
+          this.detail?.refresh();
+        }
+        break;
+      case 'sensitivity': this.sensitivity.shown(); break;
+      case 'sweep': this.sweep.shown(); break;
+      case 'mixed': this.mixed.shown(); break;
+    }
+  }
+
+  private refreshTheme(): void {
+    if (this.tabs.isShown('layers')) this.detail?.refresh();
+    else this.layersDirty = true;
+    this.sensitivity.refresh(this.tabs.isShown('sensitivity'));
+    this.sweep.refresh(this.tabs.isShown('sweep'));
+    this.mixed.refresh(this.tabs.isShown('mixed'));
+  }
+
+  /**
+   * A view's data arrived: switch to its tab (the last message is the one the user asked for),
+   * except during the replay after a reload, which keeps the saved tab when it has data.
+   */
+  private arrive(tab: TabId): void {
+    const now = performance.now();
+    let target = tab;
+    if (this.restoring) {
+      if (now - this.lastArrival <= REPLAY_GAP_MS && this.savedTab !== undefined && this.filled.has(this.savedTab)) target = this.savedTab;
+      else if (now - this.lastArrival > REPLAY_GAP_MS) this.restoring = false;
+    }
+    this.lastArrival = now;
+    if (target !== this.tabs.active) this.tabs.activate(target);
+    else this.showView(target);
   }
 
   private toolbar(): HTMLElement {
@@ -83,6 +171,9 @@ class App {
       return;
     }
     this.clearStatus();
+    this.filled.add('layers').add('sensitivity');
+    // Switch first: the layer charts size themselves from the now visible panel.
+    this.arrive('layers');
     this.detail?.destroy();
     for (const b of this.root.querySelectorAll('.actions vscode-button')) b.removeAttribute('disabled');
     const index = indexReport(report);
@@ -98,6 +189,7 @@ class App {
       onSelect: (node) => this.select(node),
       onSortChange: (sortKey, sortDescending) => this.host.saveState({ sortKey, sortDescending }),
     });
+    this.table = table;
     const detail = new LayerDetail({
       sqnrWarningDb,
       onReveal: this.host.inVsCode ? (node) => this.host.post({ type: 'revealLayer', node }) : undefined,
@@ -115,6 +207,9 @@ class App {
 
     clear(this.content);
     this.content.append(renderSummary(report), tableSection, detail.element);
+    this.tabs.setBadge('layers', String(index.rows.length), `${index.rows.length} quantized layers`);
+    this.sensitivity.setReport(report);
+    if (this.tabs.isShown('sensitivity')) this.sensitivity.shown();
 
     // A saved selection survives reloads and re-runs; otherwise start on the worst layer, which is
     // also the first row under the default sort (integer SQNR ascending).
@@ -124,6 +219,46 @@ class App {
       table.select(initial, { scroll: true });
       this.renderDetail(initial);
     }
+    // Drawn into a hidden panel (the replay kept another tab): redraw once Layers is shown.
+    this.layersDirty = !this.tabs.isShown('layers');
+  }
+
+  showSweep(raw: unknown): void {
+    let sweep: SweepReport;
+    try {
+      sweep = normalizeSweep(raw);
+    } catch (e) {
+      this.showError((e as Error).message);
+      return;
+    }
+    this.clearStatus();
+    this.filled.add('sweep');
+    this.sweep.setSweep(sweep);
+    this.tabs.setBadge('sweep', String(sweep.configs.length), `${sweep.configs.length} configurations`);
+    this.arrive('sweep');
+  }
+
+  showMixedPrecision(raw: unknown): void {
+    let result: MixedPrecisionResult;
+    try {
+      result = normalizeMixedPrecision(raw);
+    } catch (e) {
+      this.showError((e as Error).message);
+      return;
+    }
+    this.clearStatus();
+    this.filled.add('mixed');
+    this.mixed.setResult(result);
+    this.tabs.setBadge('mixed', result.met ? '✓' : '✗', result.met ? 'budget met' : 'budget not met');
+    this.arrive('mixed');
+  }
+
+  /** From the Sensitivity tab: show a layer in the Layers tab. */
+  private openLayer(node: string): void {
+    if (!this.index?.byNode.has(node)) return;
+    this.tabs.activate('layers', true);
+    this.table?.select(node, { focus: true, scroll: true });
+    this.select(node);
   }
 
   private select(node: string): void {
@@ -141,6 +276,8 @@ class App {
   handle(message: ToWebview): void {
     switch (message.type) {
       case 'report': this.showReport(message.report, message.sqnrWarningDb); break;
+      case 'sweep': this.showSweep(message.sweep); break;
+      case 'mixedPrecision': this.showMixedPrecision(message.result); break;
       case 'busy': this.showBusy(message.message); break;
       case 'error': this.showError(message.message); break;
     }
@@ -161,7 +298,7 @@ function watchTheme(onChange: () => void): void {
 function isToWebview(data: unknown): data is ToWebview {
   if (data === null || typeof data !== 'object') return false;
   const type = (data as { type?: unknown }).type;
-  return type === 'report' || type === 'busy' || type === 'error';
+  return type === 'report' || type === 'sweep' || type === 'mixedPrecision' || type === 'busy' || type === 'error';
 }
 
 function start(): void {

@@ -1,6 +1,6 @@
 // Turns the report as received (JSON, where infinite SQNRs are the strings "Infinity") into numbers,
 // and builds the lookups the views need. No DOM here so unit tests can import it.
-import type { LayerReport, Report, TensorReport } from '../protocol/report';
+import type { LayerReport, MixedPrecisionResult, Report, SweepReport, TensorReport } from '../protocol/report';
 import { REPORT_SCHEMA_VERSION } from '../protocol/report';
 
 // Fields whose string values are names or prose: a tensor literally called "Infinity" must stay a string.
@@ -8,6 +8,8 @@ const STRING_KEYS = new Set([
   'name', 'node', 'op', 'output', 'inputs', 'integerKernel', 'path', 'sha256', 'producer', 'source',
   'exclude', 'warnings', 'integerEncoding', 'createdAt', 'tool', 'kind', 'degenerate', 'method',
   'preset', 'calibration', 'placement', 'code', 'message', 'tensor',
+  // Sweep and mixed-precision results: configuration labels, error text, kept layers, written paths.
+  'label', 'error', 'kept', 'dropBasis', 'written',
 ]);
 
 function reviveNumber(value: unknown): unknown {
@@ -50,6 +52,31 @@ export function normalizeReport(raw: unknown): Report {
   const report = walk(raw) as Report;
   if (!Array.isArray(report.layers) || !Array.isArray(report.tensors)) throw new Error('The report has no layers or tensors.');
   return report;
+}
+
+function checkVersion(raw: unknown, what: string): Record<string, unknown> {
+  if (raw === null || typeof raw !== 'object') throw new Error(`The ${what} is not a JSON object.`);
+  const version = (raw as { schemaVersion?: unknown }).schemaVersion;
+  if (version !== REPORT_SCHEMA_VERSION) {
+    throw new Error(`Unsupported ${what} schema version ${String(version)} (this view reads version ${REPORT_SCHEMA_VERSION}).`);
+  }
+  return raw as Record<string, unknown>;
+}
+
+/** As normalizeReport, for a sweep: a failed configuration's drop arrives as "Infinity". */
+export function normalizeSweep(raw: unknown): SweepReport {
+  const obj = checkVersion(raw, 'sweep');
+  if (obj.kind !== 'sweep' || !Array.isArray(obj.configs)) throw new Error('The sweep result has no configurations.');
+  return walk(obj) as SweepReport;
+}
+
+/** As normalizeReport, for a mixed-precision result. */
+export function normalizeMixedPrecision(raw: unknown): MixedPrecisionResult {
+  const obj = checkVersion(raw, 'mixed-precision result');
+  if (obj.kind !== 'mixed-precision' || !Array.isArray(obj.steps) || !Array.isArray(obj.ranking)) {
+    throw new Error('The mixed-precision result has no steps or ranking.');
+  }
+  return walk(obj) as MixedPrecisionResult;
 }
 
 export interface LayerRow {

@@ -25,8 +25,8 @@ describe('engine language server over IPC', () => {
   before(async () => {
     child = fork(path.join(root, 'out/server.js'), ['--node-ipc'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     conn = createMessageConnection(new IPCMessageReader(child), new IPCMessageWriter(child));
-    conn.onNotification('$/progress', (p) => progress.push(p));
-    conn.onNotification('textDocument/publishDiagnostics', (p) => diagnostics.push(p));
+    conn.onNotification('$/progress', (p) => void progress.push(p));
+    conn.onNotification('textDocument/publishDiagnostics', (p) => void diagnostics.push(p));
     conn.onRequest('window/workDoneProgress/create', () => null);
     conn.listen();
     const init = await conn.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: { window: { workDoneProgress: true } } });

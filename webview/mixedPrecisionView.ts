@@ -1,0 +1,119 @@
+// The Mixed precision tab: how the drop falls as the most sensitive layers are kept in float one
+// by one, against the budget, and what was decided and written.
+import type { Chart } from 'chart.js';
+import type { MixedPrecisionResult } from '../protocol/report';
+import { clear, h } from './dom';
+import { basename, formatDb, formatNumber } from './format';
+import { readTheme } from './theme';
+import { mixedChart } from './viewCharts';
+import { basisText, configLabel, formatDrop, wantsLogDrop } from './viewData';
+import { axisToggle, hint } from './views';
+
+export class MixedPrecisionView {
+  readonly element: HTMLElement;
+  private result: MixedPrecisionResult | undefined;
+  private canvas: HTMLCanvasElement | undefined;
+  private chart: Chart | undefined;
+  private dirty = false;
+  private logY: boolean | undefined;
+
+  constructor(inVsCode: boolean) {
+    this.element = h('section', { id: 'mixed-precision', class: 'view', 'aria-label': 'Mixed precision' });
+    this.element.append(hint('No mixed-precision search yet', [
+      inVsCode
+        ? 'Run “QuantLens: Mixed Precision...” from the Command Palette with an accuracy budget: it keeps the most sensitive layers in float until the drop meets it.'
+        : 'This exported report holds a single analysis. In VS Code, “QuantLens: Mixed Precision...” searches which layers to keep in float.',
+    ]));
+  }
+
+  setResult(r: MixedPrecisionResult): void {
+    this.chart?.destroy();
+    this.chart = undefined;
+    this.result = r;
+    const final = r.steps[r.steps.length - 1];
+    const kept = new Set(r.exclude);
+    const canvas = h('canvas', { id: 'mixed-chart', role: 'img' });
+    this.canvas = canvas;
+    const verdict = r.met
+      ? r.exclude.length === 0
+        ? 'Budget met with every layer quantized.'
+        : `Budget met by keeping ${r.exclude.length} layer${r.exclude.length === 1 ? '' : 's'} in float.`
+      : `Budget NOT met, even with ${r.exclude.length} layer${r.exclude.length === 1 ? '' : 's'} in float.`;
+
+    clear(this.element);
+    this.element.append(
+      h('div', { class: 'view-head' },
+        h('h2', null, 'Mixed precision ', h('span', { class: 'muted' }, basename(r.model.path))),
+        h('p', { class: 'muted view-lede' }, `${configLabel(r.config)} · greedy by sensitivity: keep the layer that hurts most in float, re-evaluate, repeat · drop = ${basisText(r.dropBasis)}, in points`)),
+      h('div', { class: 'mp-summary' },
+        h('div', { id: 'mixed-verdict', class: `drop-card verdict ${r.met ? 'sev-good' : 'sev-bad'}`, role: 'status' },
+          h('div', { class: 'drop-label' }, r.met ? 'Budget met' : 'Budget not met'),
+          h('div', { class: 'drop-value' }, final ? formatDrop(final.drop) : '–', h('span', { class: 'drop-unit' }, ' points')),
+          h('div', { class: 'drop-detail' }, `Budget ≤ ${points(r.maxDrop)}. ${verdict}`)),
+        h('div', { class: 'card mp-exclude' },
+          h('h2', null, 'Kept in float (exclusion list)'),
+          r.exclude.length
+            ? h('ol', { id: 'mixed-exclude', class: 'exclude-list' }, r.exclude.map((n) => h('li', null, h('code', null, n))))
+            : h('p', { class: 'muted' }, 'None: every layer stays quantized.'),
+          writtenBlock(r))),
+      h('div', { class: 'panel' },
+        h('div', { class: 'chart-tools' },
+          h('h3', null, 'Drop vs layers kept in float'),
+          axisToggle('mixed-axis', this.log(), (v) => {
+            this.logY = v;
+            this.draw();
+          })),
+        h('div', { class: 'chart-box chart-mixed' }, canvas),
+        h('p', { class: 'caption muted' }, `Dashed line: the budget of ${points(r.maxDrop)}. Green markers meet it.`)),
+      h('div', { class: 'panel' },
+        h('h3', null, 'Ranking: damage when quantized alone (the greedy order)'),
+        h('div', { class: 'table-scroll' },
+          h('table', { id: 'mixed-ranking', class: 'data-table' },
+            h('thead', null, h('tr', null,
+              h('th', { class: 'num' }, 'Rank'), h('th', null, 'Layer'),
+              h('th', { class: 'num', title: `${basisText(r.dropBasis)} with only this layer quantized` }, 'Drop alone (pts)'),
+              h('th', { class: 'num' }, 'Output SQNR dB'), h('th', null, 'Kept in float'))),
+            h('tbody', null, r.ranking.map((x, i) => h('tr', { class: kept.has(x.node) ? 'kept' : null, 'data-node': x.node },
+              h('td', { class: 'num' }, `#${i + 1}`),
+              h('td', null, h('span', { class: 'node-name' }, x.node)),
+              h('td', { class: 'num' }, formatDrop(x.drop)),
+              h('td', { class: 'num' }, formatDb(x.outputSqnrDb)),
+              h('td', null, kept.has(x.node) ? h('span', { class: 'tag tag-float' }, `float (step ${r.exclude.indexOf(x.node) + 1})`) : ''))))))));
+    this.dirty = true;
+  }
+
+  shown(): void {
+    if (this.dirty) this.draw();
+  }
+
+  refresh(visible: boolean): void {
+    if (!this.result) return;
+    if (visible) this.draw();
+    else this.dirty = true;
+  }
+
+  private draw(): void {
+    this.chart?.destroy();
+    this.chart = undefined;
+    this.dirty = false;
+    if (!this.result || !this.canvas) return;
+    this.chart = mixedChart(this.canvas, this.result, this.log(), readTheme());
+  }
+
+  private log(): boolean {
+    const r = this.result;
+    return this.logY ?? (r ? wantsLogDrop([...r.steps.map((s) => s.drop), r.maxDrop]) : false);
+  }
+}
+
+function points(n: number): string {
+  return `${formatNumber(n)} point${n === 1 ? '' : 's'}`;
+}
+
+function writtenBlock(r: MixedPrecisionResult): HTMLElement {
+  const w = r.written;
+  if (!w || (!w.model && !w.settings)) return h('p', { class: 'muted written' }, 'Nothing was written (the search ran without an output path).');
+  return h('dl', { id: 'mixed-written', class: 'kv compact written' },
+    w.model ? [h('dt', null, 'QDQ model'), h('dd', null, h('code', { title: w.model }, w.model))] : null,
+    w.settings ? [h('dt', null, 'Settings'), h('dd', null, h('code', { title: w.settings }, w.settings))] : null);
+}
