@@ -92,9 +92,33 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     await vs.screenshot('outline-hover');
   });
 
+  it('QuantLens: Sweep Configurations... runs from the palette and draws the sweep chart', async () => {
+    // With no model editor active the command asks which model (an open Model Outline would choose it).
+    await vs.palette('View: Close All Editors');
+    await vs.palette('QuantLens: Sweep Configurations...');
+    const input = vs.page.locator('.quick-input-widget input');
+    // which model: the picker lists the workspace's .onnx files
+    await vs.page.locator('.quick-input-list .monaco-list-row', { hasText: 'mnist-cnn/model.onnx' }).first().waitFor({ timeout: 20000 });
+    await input.fill('mnist-cnn/model.onnx');
+    await vs.page.keyboard.press('Enter');
+    // axes, then the values of each axis: accept the preselected defaults
+    // (6 calibrations x weight bits 8,4 x granularity 2 = 24 configurations)
+    for (const title of ['axes to vary', 'Calibration methods', 'Weight bits', 'Weight granularity']) {
+      await vs.page.locator('.quick-input-widget', { hasText: title }).first().waitFor({ timeout: 20000 });
+      await vs.screenshot(`sweep-pick-${title.split(' ')[0].toLowerCase()}`);
+      await vs.page.keyboard.press('Enter');
+    }
+    const chart = vs.webview().locator('canvas#sweep-chart');
+    await waitFor(async () => (await chart.getAttribute('data-points')) === '24', 240000, 'the 24-point sweep chart');
+    const rows = await vs.webview().locator('#sweep-table tr[data-config]').count();
+    assert.equal(rows, 24);
+    await vs.screenshot('sweep-chart');
+  });
+
   it('a corrupt .onnx gives a clear error naming the file, and the extension keeps working', async () => {
     await vs.contextMenu('corrupt.onnx', 'Analyze Quantization');
-    const toast = vs.notification(/corrupt\.onnx/);
+    // the error toast, not the "analyzing corrupt.onnx" progress toast that precedes it
+    const toast = vs.notification(/analysis failed: .*corrupt\.onnx/);
     await toast.waitFor({ timeout: 60000 });
     assert.match((await toast.textContent())!, /not an ONNX model/);
     await vs.screenshot('corrupt-error');

@@ -95,14 +95,21 @@ export class VsCode {
     throw new Error('unreachable');
   }
 
-  /** Right-click an explorer item and choose a context-menu entry. */
+  /**
+   * Right-click an explorer item and choose a context-menu entry. A right-click right after focus
+   * was inside a webview iframe can be swallowed, so retry until the menu really opens.
+   */
   async contextMenu(relPath: string, entry: string): Promise<void> {
-    await this.page.keyboard.press('Escape'); // close whatever a failed step left open
     const row = await this.explorerItem(relPath);
-    await row.click({ button: 'right' });
     const item = this.page.locator('.context-view .action-item', { hasText: entry }).first();
-    await item.waitFor({ timeout: 10000 });
+    await waitFor(async () => {
+      await this.page.keyboard.press('Escape'); // close whatever a failed step left open
+      await row.click({ button: 'right' });
+      return item.isVisible({ timeout: 3000 });
+    }, 30000, `the context menu with "${entry}"`);
+    await this.screenshot(`menu-${entry.replace(/\W+/g, '-').toLowerCase()}`);
     await item.click();
+    await this.page.locator('.context-view .monaco-menu').waitFor({ state: 'detached', timeout: 10000 }).catch(() => {});
   }
 
   /** Run a command from the palette (extension commands appear only after activation: retry). */
