@@ -30,6 +30,11 @@ export interface WeightQuant {
   params: QuantParams[];
   ranges: Range[];
   clipRate: number;
+  /** The integer codes written into the model, and their shape (the integer reference uses them). */
+  codes: Int32Array;
+  dims: number[];
+  /** int32 bias codes at scale S_in * S_w, when this weight's layer has a quantized bias. */
+  bias?: Int32Array;
 }
 
 /** Where a layer's quantized output can be read, and how to turn it back into real numbers. */
@@ -180,7 +185,7 @@ class QdqWriter {
     const dq = this.fresh(`${base}_dequantized`);
     const attrs: Record<string, number> = axis !== null ? { axis } : {};
     this.head.push(makeNode('DequantizeLinear', [wq, s, z], [dq], this.fresh(`${base}_DequantizeLinear`), attrs, this.domain));
-    return { dq, wq: { layer: layer.node.name, tensor: name, axis, params, ranges, clipRate: clipped / w.data.length } };
+    return { dq, wq: { layer: layer.node.name, tensor: name, axis, params, ranges, clipRate: clipped / w.data.length, codes, dims: w.dims } };
   }
 
   /** int32 bias at scale S_x * S_w (per channel when the weight is), zero point 0. */
@@ -190,7 +195,8 @@ class QdqWriter {
     if (b.dims.length !== 1 || (wq.axis !== null && b.data.length !== wq.params.length)) return null;
     const scales = wq.params.map((p) => Math.fround(Math.fround(xp.scale) * Math.fround(p.scale)));
     const perChannel = wq.axis !== null;
-    const codes = Array.from(b.data, (v, i) => Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, roundHalfEven(v / scales[perChannel ? i : 0]))));
+    const codes = Int32Array.from(b.data, (v, i) => Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, roundHalfEven(v / scales[perChannel ? i : 0]))));
+    wq.bias = codes;
     const base = `${layer.node.name}_${name}`;
     const bq = this.init(`${base}_quantized`, DT.INT32, b.dims, codes);
     const s = this.init(`${base}_scale`, DT.FLOAT, perChannel ? [scales.length] : [], scales);
@@ -226,6 +232,8 @@ class QdqWriter {
 
 export interface QdqResult extends BuiltModel {
   weights: WeightQuant[];
+  /** Per layer, where its activation inputs' codes can be read (same order as the node's activation inputs). */
+  inputTaps: Map<string, OutputTap[]>;
 }
 
 /** The deployable QDQ model. `prepared` is the BN-folded working copy; it is not modified. */
@@ -279,9 +287,15 @@ export function buildQdqModel(
   const taps = plan.layers
     .filter((l) => quantized.has(l.output))
     .map((l) => outputTap(l.node.name, codeName.get(l.output)!, dqName.get(l.output)!, actParams.get(l.output)!, config));
+  const inputTaps = new Map(plan.layers.map((l) => [
+    l.node.name,
+    l.node.input
+      .filter((t, i) => l.roles[i]?.kind === 'activation' && quantized.has(t))
+      .map((t) => outputTap(l.node.name, codeName.get(t)!, dqName.get(t)!, actParams.get(t)!, config)),
+  ]));
   pruneUnusedInitializers(g);
-  if (exposeTaps) addTapOutputs(model, taps);
-  return { model, taps, weights };
+  if (exposeTaps) addTapOutputs(model, [...taps, ...[...inputTaps.values()].flat()]);
+  return { model, taps, weights, inputTaps };
 }
 
 function outputTap(layer: string, codes: string, dq: string, params: QuantParams, config: QuantConfig): OutputTap {
@@ -292,7 +306,11 @@ function outputTap(layer: string, codes: string, dq: string, params: QuantParams
 
 function addTapOutputs(model: ModelProto, taps: OutputTap[]): void {
   const outs = new Set(model.graph!.output.map((o) => o.name));
-  for (const t of taps) if (!outs.has(t.tensor)) model.graph!.output.push(untypedValueInfo(t.tensor));
+  for (const t of taps) {
+    if (outs.has(t.tensor)) continue;
+    outs.add(t.tensor); // a layer's output codes are often the next layer's input codes
+    model.graph!.output.push(untypedValueInfo(t.tensor));
+  }
 }
 
 /**
