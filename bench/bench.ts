@@ -15,6 +15,8 @@ import { batchRanges, loadDataset, modelInputs } from '../engine/data/dataset';
 import { loadModel } from '../engine/onnx/model';
 import { resolveConfig } from '../engine/quantize/presets';
 import { feedsFor } from '../engine/runtime/session';
+import { runSweep } from '../engine/analysis/sweep';
+import { DEFAULT_AXES, gridConfigs } from '../engine/quantize/grid';
 import { makeOcrClsData } from '../test/fixtures/ocr-cls-data';
 
 const root = path.resolve(__dirname, '..');
@@ -76,6 +78,17 @@ async function main() {
     const s = await analyzeMs(c, n, true);
     console.log(`  ${c.name.padEnd(28)}  ${String(n).padStart(7)}  ${f.toFixed(0).padStart(8)}  ${a.toFixed(0).padStart(10)}  ${(a / f).toFixed(1).padStart(5)}  ${s.toFixed(0).padStart(15)}  ${(s / f).toFixed(1).padStart(5)}`);
   }
+  // Sweeps reuse the float calibration pass: the first configuration pays for it, later ones do not.
+  console.log('\nsweep: 24 configurations on the demo CNN (6 calibrations x weight bits 8/4 x granularity)');
+  {
+    const t0 = performance.now();
+    const p = await prepareAnalysis(cases[0].model, { dataPath: cases[0].data });
+    const sweep = await runSweep(p, gridConfigs(resolveConfig('tensorrt'), DEFAULT_AXES));
+    const total = performance.now() - t0;
+    const first = sweep.timings.prepareMs + sweep.timings.firstConfigMs;
+    console.log(`  first configuration (incl. the calibration pass): ${first.toFixed(0)} ms   each further one: ${sweep.timings.meanExtraConfigMs.toFixed(0)} ms   ratio ${(sweep.timings.meanExtraConfigMs / first).toFixed(2)}   all 24: ${total.toFixed(0)} ms`);
+  }
+
   const large = path.join(root, 'test/fixtures/data/mnist-large');
   const demoModel = cases[0].model;
   const n = 200;

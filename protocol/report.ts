@@ -74,6 +74,34 @@ export interface TensorReport {
   channelRangesBeforeFold?: Range[];
 }
 
+/** Integer codes of two executions compared element by element (in LSB, relative to each zero point). */
+export interface DiffStats {
+  mismatchRate: number;
+  maxLsb: number;
+  /** Signed difference (a - b) in LSB, clamped to +-8 at the ends. */
+  lsbHistogram: { lsb: number[]; counts: number[] };
+  /**
+   * Root cause per mismatching element, where it can be determined: 'accumulator-overflow',
+   * 'requantization' (float multiply vs fixed point), 'rounding-mode' (half-even vs
+   * half-away-from-zero), 'u8s8-saturation', 'zero-point', 'float-accumulation', 'saturation',
+   * 'approximation' (integer nonlinearity), 'unexplained'.
+   */
+  causes: { cause: string; count: number }[];
+}
+
+/** The bit-level comparison of simulation, the integer-only reference and onnxruntime's kernels. */
+export interface IntegerDiff {
+  referenceVsOrt: DiffStats;
+  simulatedVsOrt: DiffStats;
+  simulatedVsReference: DiffStats;
+  /** Mismatch rate vs onnxruntime if the simulation rounded half-even (ONNX), half away from zero, or stochastically. */
+  roundingModes: { halfEven: number; halfAwayFromZero: number; stochastic: number };
+  /** x86 without VNNI: u8 x s8 pair sums that would saturate int16, and output codes that would change. */
+  u8s8: { applicable: boolean; saturatedPairs: number; changedOutputs: number; elements: number };
+  accumulatorOverflows: number;
+  elements: number;
+}
+
 export interface LayerErrors {
   simulated: ErrorMetrics;
   integer: ErrorMetrics;
@@ -100,6 +128,8 @@ export interface LayerReport {
    * units of the output scale (LSB), rounded and clamped to +-16: counts[i] is for lsb[i].
    */
   errorHistogram: { lsb: number[]; counts: number[] };
+  /** Simulated vs integer-only reference vs onnxruntime, in integer codes (Conv/Gemm/MatMul layers; null otherwise). */
+  integerDiff: IntegerDiff | null;
   /** The fused kernel onnxruntime ran for this node in the integer session, or null (stayed float). */
   integerKernel: string | null;
   sensitivity: {

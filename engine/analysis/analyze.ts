@@ -377,6 +377,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
       simVsIntMaxLsb: a.maxLsb,
       errorHistogram: { lsb: Array.from(a.errHist, (_, i) => i - ERR_SPAN), counts: Array.from(a.errHist) },
       integerKernel: kernels.byLayer.get(l.node.name) ?? null,
+      integerDiff: null,
       sensitivity: sens?.get(l.node.name) ?? null,
     };
   });
