@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
+import { mulberry32 as rng } from '../helpers/rng';
   multiplyByQuantizedMultiplier,
   quantizeMultiplier,
   realMultiplierF32,
@@ -13,17 +14,6 @@ import {
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
 
-/** Deterministic PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const randInt32 = (r: () => number) => (Math.floor(r() * 4294967296) | 0);
 
 /** gemmlowp's formula transcribed with BigInt (64-bit product, C truncating division). */
