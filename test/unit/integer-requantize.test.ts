@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-import { mulberry32 as rng } from '../helpers/rng';
   multiplyByQuantizedMultiplier,
   quantizeMultiplier,
   realMultiplierF32,
@@ -10,6 +9,7 @@ import { mulberry32 as rng } from '../helpers/rng';
   roundingDivideByPOT,
   saturatingRoundingDoublingHighMul as srdhm,
 } from '../../engine/integer/requantize';
+import { mulberry32 as rng } from '../helpers/rng';
 
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
