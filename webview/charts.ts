@@ -19,8 +19,9 @@ import {
   type Plugin,
   type Scale,
 } from 'chart.js';
-import { CALIBRATION_METHODS, type LayerReport, type Range, type TensorReport } from '../protocol/report';
+import { CALIBRATION_METHODS, type IntegerDiff, type LayerReport, type Range, type TensorReport } from '../protocol/report';
 import { formatCount, formatNumber, formatRange } from './format';
+import { COMPARISONS, formatRate, LSB_BINS, lsbBinLabel, lsbCounts, type ComparisonKey } from './integerDiff';
 import { methodColor, withAlpha, type Theme } from './theme';
 
 export interface Marker {
@@ -421,6 +422,73 @@ export function errorChart(canvas: HTMLCanvasElement, layer: LayerReport, theme:
           callbacks: {
             title: (items: { dataIndex: number }[]) => `${labels[items[0]?.dataIndex ?? 0]} LSB`,
             label: (item: { dataIndex: number }) => `count ${formatCount(counts[item.dataIndex] ?? 0)}`,
+          },
+        },
+      },
+    },
+  }, theme);
+}
+
+/** One colour per comparison, shared by the cards' swatches and the LSB chart. */
+export function comparisonColor(theme: Theme, key: ComparisonKey): string {
+  switch (key) {
+    case 'simulatedVsOrt': return theme.blue;
+    case 'referenceVsOrt': return theme.orange;
+    case 'simulatedVsReference': return theme.purple;
+  }
+}
+
+/** Code differences of the three comparisons side by side, −8..8 LSB (ends clamped), log counts. */
+export function lsbDiffChart(canvas: HTMLCanvasElement, diff: IntegerDiff, theme: Theme): Chart {
+  const labels = LSB_BINS.map(lsbBinLabel);
+  const series = COMPARISONS.map((c) => ({ c, counts: lsbCounts(diff[c.key], diff.elements) }));
+  const base = baseOptions(theme);
+  return makeChart(canvas, {
+    type: 'bar',
+    data: {
+      labels,
+      datasets: series.map(({ c, counts }) => {
+        const color = comparisonColor(theme, c.key);
+        return {
+          label: c.short,
+          data: counts.map((n) => (n > 0 ? n : null)),
+          // The exact bin dwarfs the others on purpose (log axis); fainter so the mismatches stand out.
+          backgroundColor: LSB_BINS.map((v) => withAlpha(color, v === 0 ? 0.4 : 0.85)),
+          borderColor: color,
+          borderWidth: LSB_BINS.map((v) => (v === 0 ? 1 : 0)),
+          barPercentage: 0.9,
+          categoryPercentage: 0.85,
+        };
+      }),
+    },
+    options: {
+      ...base,
+      interaction: { mode: 'index', intersect: false, axis: 'x' },
+      scales: {
+        x: {
+          type: 'category',
+          title: { display: true, text: 'code difference a − b (output LSB)' },
+          grid: { display: false },
+          ticks: { autoSkip: false, maxRotation: 0 },
+        },
+        y: { type: 'logarithmic', min: 0.5, title: { display: true, text: 'codes (log)' }, ticks: { callback: powerOfTenTick } },
+      },
+      plugins: {
+        ...base.plugins,
+        legend: { display: true, position: 'top', align: 'start', labels: { boxWidth: 12, color: theme.foreground } },
+        tooltip: {
+          ...base.plugins.tooltip,
+          callbacks: {
+            title: (items: { dataIndex: number }[]) => {
+              const v = LSB_BINS[items[0]?.dataIndex ?? 0];
+              return v === 0 ? 'exact (0 LSB)' : `${labels[items[0]?.dataIndex ?? 0]} LSB`;
+            },
+            label: (item: { dataIndex: number; datasetIndex: number }) => {
+              const s = series[item.datasetIndex];
+              const n = s?.counts[item.dataIndex] ?? 0;
+              const share = diff.elements > 0 ? ` (${formatRate(n / diff.elements)})` : '';
+              return `${s?.c.short ?? ''}: ${formatCount(n)} codes${share}`;
+            },
           },
         },
       },

@@ -1,11 +1,12 @@
 // What each per-layer table column shows and how it sorts. Separate from the DOM code so the sort
 // order and the cell text can be unit tested.
 import { formatDb, formatFixed, formatPercent } from './format';
+import { integerDiffOf } from './integerDiff';
 import type { LayerRow } from './reportData';
 
 export type SortKey =
   | 'index' | 'node' | 'op' | 'kernel' | 'sqnrSim' | 'sqnrInt' | 'cosine' | 'clip' | 'isolated'
-  | 'mismatch' | 'maxLsb' | 'rank';
+  | 'refOrt' | 'mismatch' | 'maxLsb' | 'rank';
 
 export interface Column {
   key: SortKey;
@@ -58,6 +59,15 @@ export const COLUMNS: readonly Column[] = [
   {
     key: 'isolated', label: 'Isolated', title: 'SQNR (dB) with only this layer quantized, fed float inputs (integer)', numeric: true,
     value: (r) => num(r.layer.isolated.integer.sqnrDb), text: (r) => formatDb(r.layer.isolated.integer.sqnrDb),
+  },
+  {
+    key: 'refOrt', firstDescending: true, label: 'Ref≠ORT', numeric: true,
+    title: 'Share of output codes where QuantLens\'s integer-only reference and onnxruntime differ ("–": not compared for this layer)',
+    value: (r) => num(integerDiffOf(r.layer)?.referenceVsOrt.mismatchRate),
+    text: (r) => {
+      const d = integerDiffOf(r.layer);
+      return d ? formatPercent(d.referenceVsOrt.mismatchRate, 3) : '–';
+    },
   },
   {
     key: 'mismatch', firstDescending: true, label: 'Sim≠int', title: 'Share of output codes where simulated and integer execution differ', numeric: true,

@@ -1,6 +1,7 @@
 // Everything about the selected layer: where its tensors' values lie against each method's
 // thresholds, how the entropy search behaved, how its weights spread per channel, how large the
-// integer error is, and the numbers behind the table row.
+// integer error is, where simulation, the integer reference and onnxruntime disagree code by code
+// (integerDiffPanel.ts), and the numbers behind the table row.
 import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import type { Chart } from 'chart.js';
@@ -8,6 +9,8 @@ import { CALIBRATION_METHODS, type ErrorMetrics, type ModelOutputMetrics, type T
 import { entropyAmax, errorChart, histogramChart, klChart, weightChart } from './charts';
 import { clear, h } from './dom';
 import { formatCount, formatDb, formatFixed, formatNumber, formatPercent, formatRange, formatScalarOrChannels } from './format';
+import { integerDiffOf } from './integerDiff';
+import { integerDiffPanel } from './integerDiffPanel';
 import type { LayerRow } from './reportData';
 import { methodColor, readTheme, type Theme } from './theme';
 
@@ -79,6 +82,7 @@ export class LayerDetail {
       this.klPanel(current?.tensor, theme),
       this.weightPanel(row, theme),
       this.errorPanel(row, theme),
+      this.integerDiffSection(row, theme),
       statsPanel(row));
 
     clear(this.element);
@@ -184,6 +188,13 @@ export class LayerDetail {
         h('dt', null, 'Clip rate'), h('dd', null, formatPercent(w.clipRate))));
     }
     return panel;
+  }
+
+  /** Simulated vs integer reference vs onnxruntime, in codes: only for layers the engine compared. */
+  private integerDiffSection(row: LayerRow, theme: Theme): HTMLElement | null {
+    const diff = integerDiffOf(row.layer);
+    if (!diff) return null;
+    return integerDiffPanel(diff, row.layer.node, theme, (id, label, create) => this.chartBox(id, label, create));
   }
 
   private errorPanel(row: LayerRow, theme: Theme): HTMLElement {

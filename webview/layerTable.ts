@@ -4,6 +4,7 @@
 import { COLUMNS, columnFor, DEFAULT_SORT, sortRows, type SortKey } from './layerColumns';
 import { h } from './dom';
 import { formatDb } from './format';
+import { hazardText, integerDiffOf, integerHazard } from './integerDiff';
 import type { LayerRow, ReportIndex, RowFlags } from './reportData';
 
 export interface LayerTableOptions {
@@ -72,6 +73,8 @@ export class LayerTable {
     if (below) classes.push('below-threshold');
     if (lowestRank !== undefined) classes.push('lowest');
     if (row.layer.integerKernel === null) classes.push('float-kernel');
+    const hazard = integerHazard(row.layer);
+    if (hazard) classes.push('int-hazard');
 
     const tr = h('tr', { class: classes.join(' '), 'data-node': node, tabindex: -1, 'aria-selected': 'false' });
     for (const c of COLUMNS) {
@@ -87,6 +90,16 @@ export class LayerTable {
         td.appendChild(h('span', { class: 'node-name', title: node }, node));
         if (lowestRank !== undefined) {
           td.appendChild(h('span', { class: 'tag tag-lowest', title: `Lowest integer SQNR #${lowestRank} of all layers` }, `worst #${lowestRank}`));
+        }
+        if (hazard) {
+          // Text, not only colour: "overflow" beats "u8s8" when both apply, it is the worse one.
+          const overflow = hazard.accumulatorOverflows > 0;
+          const text = hazardText(hazard);
+          td.appendChild(h('span', {
+            class: `tag tag-hazard${overflow ? ' tag-overflow' : ''}`,
+            title: `${text}. See "Simulated vs integer" in the layer detail.`,
+            'aria-label': text,
+          }, overflow ? '⊘ overflow' : 'u8s8'));
         }
       } else if (c.key === 'sqnrInt') {
         const sqnr = row.layer.integer.sqnrDb;
@@ -106,6 +119,11 @@ export class LayerTable {
         td.textContent = c.text(row);
         if (c.key === 'sqnrSim' && row.layer.simulated.sqnrDb < sqnrWarningDb) td.classList.add('bad');
         if (c.key === 'mismatch' && row.layer.simVsIntMismatch > 0.001) td.classList.add('warn');
+        if (c.key === 'refOrt') {
+          const rate = integerDiffOf(row.layer)?.referenceVsOrt.mismatchRate;
+          if (rate === undefined) td.classList.add('muted');
+          else if (rate > 0.001) td.classList.add('warn');
+        }
       }
       tr.appendChild(td);
     }

@@ -6,6 +6,7 @@ import type { ToWebview } from '../protocol/messages';
 import type { MixedPrecisionResult, Report, SweepReport } from '../protocol/report';
 import { clear, h } from './dom';
 import { connectHost, readEmbeddedReport, type Host } from './host';
+import { integerHazard } from './integerDiff';
 import { LayerDetail } from './layerDetail';
 import { LayerTable } from './layerTable';
 import { MixedPrecisionView } from './mixedPrecisionView';
@@ -197,12 +198,15 @@ class App {
     this.detail = detail;
 
     const below = flags.belowThreshold.size;
+    const hazards = index.rows.filter((r) => integerHazard(r.layer) !== null).length;
     const tableSection = h('section', { class: 'table-section', 'aria-label': 'Layers' },
       h('div', { class: 'section-head' },
         h('h2', null, 'Layers ', h('vscode-badge', { variant: 'counter' }, String(index.rows.length))),
         h('span', { class: 'muted legend' },
           below > 0 ? h('span', { class: 'marker marker-warn' }, '⚠ ') : null,
-          `${below} below ${sqnrWarningDb} dB integer SQNR · “worst #n” = lowest integer SQNR · click a header to sort, ↑/↓ to browse`)),
+          `${below} below ${sqnrWarningDb} dB integer SQNR · “worst #n” = lowest integer SQNR`,
+          hazards > 0 ? ` · ${hazards} flagged “⊘ overflow” (int32 accumulator wrapped) or “u8s8” (codes change on x86 without VNNI)` : '',
+          ' · click a header to sort, ↑/↓ to browse')),
       h('div', { class: 'table-scroll' }, table.element));
 
     clear(this.content);

@@ -10,6 +10,8 @@ const STRING_KEYS = new Set([
   'preset', 'calibration', 'placement', 'code', 'message', 'tensor',
   // Sweep and mixed-precision results: configuration labels, error text, kept layers, written paths.
   'label', 'error', 'kept', 'dropBasis', 'written',
+  // Root-cause names of the integer diff.
+  'cause',
 ]);
 
 function reviveNumber(value: unknown): unknown {
