@@ -14,7 +14,7 @@ export function reportJson(report: unknown, space?: number): string {
 const CSV_COLUMNS = [
   'node', 'op', 'integerKernel', 'simulatedSqnrDb', 'integerSqnrDb', 'integerCosine', 'integerMse', 'integerMaxAbs',
   'isolatedSimulatedSqnrDb', 'isolatedIntegerSqnrDb', 'outputClipRate', 'simVsIntMismatch', 'simVsIntMaxLsb', 'sensitivityRank',
-  'onlyThisAgreement', 'allButThisAgreement',
+  'onlyThisAgreement', 'allButThisAgreement', 'referenceVsOrtMismatch', 'referenceVsOrtMaxLsb', 'u8s8ChangedOutputs', 'accumulatorOverflows',
 ];
 
 function csvCell(v: unknown): string {
@@ -28,6 +28,8 @@ export function reportCsv(r: Report): string {
     l.node, l.op, l.integerKernel ?? 'float', l.simulated.sqnrDb, l.integer.sqnrDb, l.integer.cosine, l.integer.mse, l.integer.maxAbs,
     l.isolated.simulated.sqnrDb, l.isolated.integer.sqnrDb, clip.get(l.output) ?? '', l.simVsIntMismatch, l.simVsIntMaxLsb,
     l.sensitivity?.rank ?? '', l.sensitivity?.onlyThis.agreement ?? '', l.sensitivity?.allButThis.agreement ?? '',
+    l.integerDiff?.referenceVsOrt.mismatchRate ?? '', l.integerDiff?.referenceVsOrt.maxLsb ?? '',
+    l.integerDiff?.u8s8.applicable ? l.integerDiff.u8s8.changedOutputs : '', l.integerDiff?.accumulatorOverflows ?? '',
   ]);
   return [CSV_COLUMNS, ...rows].map((row) => row.map(csvCell).join(',')).join('\n') + '\n';
 }
