@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Report } from '../../protocol/report';
+import { reportCsv, reportHtml, reportJson } from '../../extension/export';
+
+const metrics = (sqnrDb: number) => ({ sqnrDb, cosine: 0.99, mse: 0.01, maxAbs: 0.2 });
+const report = {
+  schemaVersion: 1,
+  model: { path: '/m/model.onnx' },
+  tensors: [{ name: 'y', kind: 'activation', clipRate: 0.25 }],
+  layers: [{
+    node: '/a,"b"/Conv', op: 'Conv', output: 'y', inputs: ['x'], integerKernel: null,
+    simulated: metrics(30), integer: metrics(Infinity), isolated: { simulated: metrics(31), integer: metrics(32) },
+    simVsIntMismatch: 0.001, simVsIntMaxLsb: 1, sensitivity: null, integerDiff: null, errorHistogram: { lsb: [], counts: [] },
+  }],
+} as unknown as Report;
+
+describe('report export', () => {
+  it('JSON writes infinities as strings (JSON has none)', () => {
+    const j = JSON.parse(reportJson(report));
+    assert.equal(j.layers[0].integer.sqnrDb, 'Infinity');
+  });
+
+  it('CSV: one header, one row per layer, RFC 4180 quoting', () => {
+    const lines = reportCsv(report).trimEnd().split('\n');
+    assert.equal(lines.length, 2);
+    const header = lines[0].split(',');
+    assert.equal(header[0], 'node');
+    assert.ok(lines[1].startsWith('"/a,""b""/Conv",Conv,float,30,Infinity,'));
+    assert.equal(lines[1].split(',').length >= header.length, true);
+    assert.ok(lines[1].includes(',0.25,'), 'output clip rate from the tensor');
+  });
+
+  it('HTML: standalone, CSP with a nonce on script and style, the embedded JSON cannot close its script', () => {
+    const evil = { ...report, model: { path: '</script><script>alert(1)</script>' } } as unknown as Report;
+    const html = reportHtml(evil, 20, 'console.log("</script>")', 'body{}');
+    const nonce = /'nonce-([^']+)'/.exec(html)![1];
+    assert.match(html, new RegExp(`<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'nonce-${nonce.replace(/[+/=]/g, '\\$&')}'`));
+    assert.equal((html.match(/<script/g) ?? []).length, 2, 'only the data block and the inlined bundle');
+    assert.ok(!html.includes('</script><script>alert'), 'report text is escaped');
+    assert.ok(html.includes('\\u003c/script>'), 'JSON uses \\u003c');
+    assert.ok(!/https?:\/\//.test(html), 'nothing remote');
+  });
+});
