@@ -28,6 +28,7 @@ import { type QuantParams, paramsFor, representableRange } from '../quantize/sch
 import { createSession, feedsFor, ortVersion } from '../runtime/session';
 import { CancelledError, checkCancel } from './cancel';
 import { FloatReference } from './outputs';
+import { feedBatch, layerDiffFeeds } from './integerDiffs';
 import { ERR_SPAN, type CodeView, LayerComparison } from './layerCompare';
 import { ErrorAccumulator, Top1Counter, argmaxRows, sqnrDb } from './metrics';
 
@@ -259,6 +260,10 @@ function shiftParams(m: Map<string, QuantParams>, shift: number): Map<string, Qu
 }
 
 export interface EvaluateOptions extends RunOptions {
+  /** Compare with the integer-only reference per layer (default true). */
+  integerDiff?: boolean;
+  /** Samples the integer-only reference sees (default 256): it is exact integer arithmetic in JS. */
+  integerDiffSamples?: number;
   /** Run per-layer sensitivity (2 models per layer); default true. */
   sensitivity?: boolean;
   /** Samples used for sensitivity (default: all, at most 512). */
@@ -282,6 +287,10 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   const intParams = shiftParams(actParams, enc.shift);
   const qdqI = enc.shift ? buildQdqModel(q.prepared, dir, plan, intParams, enc.config, true) : qdq;
   const refI = enc.shift ? buildReferenceModel(p.float, q.prepared, dir, plan, intParams, enc.config, []) : ref;
+  // The integer-only reference runs on onnxruntime's own input codes, so it isolates kernel
+  // arithmetic; it is exact integer work in JS, so it sees at most `integerDiffSamples` samples.
+  const diffFeeds = opts.integerDiff === false ? [] : layerDiffFeeds(plan.layers, qdq, qdqI, enc.config);
+  const diffSamples = Math.min(p.data.samples, opts.integerDiffSamples ?? 256);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quantlens-'));
   const optimizedPath = path.join(tmp, 'integer-optimized.onnx');
   const sessions = {
@@ -330,6 +339,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
         const x = floats[layerOutput.get(tap.layer)!].data as Float32Array;
         layerAcc.get(tap.layer)!.addAccumulated(x, codeView(qs[tap.tensor], tap), codeView(qi[qdqI.taps[k].tensor], qdqI.taps[k]));
       });
+      if (start < diffSamples) feedBatch(diffFeeds, qi, qs);
       ref.taps.forEach((tap, k) => {
         const x = floats[layerOutput.get(tap.layer)!].data as Float32Array;
         layerAcc.get(tap.layer)!.addIsolated(x, codeView(rs[tap.tensor], tap), codeView(ri[refI.taps[k].tensor], refI.taps[k]));
@@ -363,6 +373,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   });
   const floatTop = floatTop1.top1(hasLabels);
   const integer = outMetrics('int');
+  const diffByLayer = new Map(diffFeeds.map((f) => [f.layer, f.diff.result()]));
   const layers: LayerReport[] = plan.layers.map((l) => {
     const a = layerAcc.get(l.node.name)!;
     return {
@@ -377,7 +388,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
       simVsIntMaxLsb: a.maxLsb,
       errorHistogram: { lsb: Array.from(a.errHist, (_, i) => i - ERR_SPAN), counts: Array.from(a.errHist) },
       integerKernel: kernels.byLayer.get(l.node.name) ?? null,
-      integerDiff: null,
+      integerDiff: diffByLayer.get(l.node.name) ?? null,
       sensitivity: sens?.get(l.node.name) ?? null,
     };
   });

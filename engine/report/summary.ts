@@ -4,6 +4,7 @@
 import type { Report } from '../../protocol/report';
 
 const pct = (x: number | null) => (x === null ? '   n/a' : `${(x * 100).toFixed(2).padStart(6)}%`);
+const pctFine = (x: number) => `${(x * 100).toFixed(x && x < 0.001 ? 4 : 2)}%`;
 const db = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : x > 0 ? 'inf' : '-inf').padStart(6);
 
 export function formatSummary(r: Report, worst = 8): string {
@@ -27,6 +28,18 @@ export function formatSummary(r: Report, worst = 8): string {
     lines.push(
       `  ${l.node.slice(0, 34).padEnd(34)}  ${l.op.padEnd(8)} ${db(l.simulated.sqnrDb)}  ${db(l.integer.sqnrDb)}  ${db(l.isolated.integer.sqnrDb)}  ${(l.integerKernel ?? 'float').padEnd(12)}  ${l.sensitivity ? `#${l.sensitivity.rank}` : ''}`,
     );
+  }
+  const diffs = r.layers.filter((l) => l.integerDiff).sort((x, y) => y.integerDiff!.referenceVsOrt.mismatchRate - x.integerDiff!.referenceVsOrt.mismatchRate);
+  if (diffs.length) {
+    lines.push('');
+    lines.push('integer codes: simulated / integer-only reference / onnxruntime (share of codes that differ, root causes):');
+    lines.push('  node                                sim vs ORT   ref vs ORT  max  causes (ref vs ORT)             u8s8 on non-VNNI x86');
+    for (const l of diffs.slice(0, worst)) {
+      const d = l.integerDiff!;
+      const causes = d.referenceVsOrt.causes.map((c) => `${c.cause} ${c.count}`).join(', ') || '-';
+      const u8 = d.u8s8.applicable ? (d.u8s8.changedOutputs ? `${d.u8s8.changedOutputs} codes change` : 'no change') : 'n/a';
+      lines.push(`  ${l.node.slice(0, 34).padEnd(34)}  ${pctFine(d.simulatedVsOrt.mismatchRate).padStart(9)}  ${pctFine(d.referenceVsOrt.mismatchRate).padStart(10)}  ${String(d.referenceVsOrt.maxLsb).padStart(3)}  ${causes.slice(0, 30).padEnd(30)}  ${u8}`);
+    }
   }
   const clipped = r.tensors.filter((t) => t.kind === 'activation' && t.clipRate > 0.001).sort((x, y) => y.clipRate - x.clipRate).slice(0, 5);
   if (clipped.length) {

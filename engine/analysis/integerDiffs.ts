@@ -1,0 +1,95 @@
+/**
+ * Builds the integer-only reference comparison for each quantized Conv/Gemm/MatMul layer: the
+ * layer spec (weights, bias, grids and attributes as the integer session ran them) and a
+ * LayerDiff that each evaluation batch feeds with onnxruntime's own input codes.
+ */
+import type * as ort from 'onnxruntime-node';
+import type { QuantConfig } from '../../protocol/report';
+import { type Codes, type IntegerLayerSpec, LayerDiff } from '../integer/layerDiff';
+import { attr } from '../onnx/graph';
+import type { PlannedLayer } from '../quantize/plan';
+import type { OutputTap, QdqResult } from '../quantize/qdqRewrite';
+
+type QType = IntegerLayerSpec['input']['type'];
+
+function qtype(bits: number, signed: boolean): QType | null {
+  if (bits === 8) return signed ? 'int8' : 'uint8';
+  if (bits === 16) return signed ? 'int16' : 'uint16';
+  return null; // 4-bit codes cannot be fetched from onnxruntime (see OutputTap)
+}
+
+function typedCodes(codes: Int32Array, t: QType) {
+  switch (t) {
+    case 'int8': return Int8Array.from(codes);
+    case 'uint8': return Uint8Array.from(codes);
+    case 'int16': return Int16Array.from(codes);
+    case 'uint16': return Uint16Array.from(codes);
+  }
+}
+
+/** ONNX attributes the integer kernels read, as plain values. */
+function attrsOf(layer: PlannedLayer): IntegerLayerSpec['attrs'] {
+  const out: IntegerLayerSpec['attrs'] = {};
+  for (const name of ['pads', 'strides', 'dilations', 'kernel_shape', 'group', 'auto_pad', 'transA', 'transB']) {
+    const a = attr(layer.node, name);
+    if (!a) continue;
+    if (a.ints.length) out[name] = a.ints.map(Number);
+    else if (a.s.length) out[name] = new TextDecoder().decode(a.s);
+    else out[name] = Number(a.i);
+  }
+  return out;
+}
+
+export interface LayerDiffFeed {
+  layer: string;
+  diff: LayerDiff;
+  /** Integer session: the layer's input codes and output codes; simulated session: output codes. */
+  inputI: OutputTap;
+  outputI: OutputTap;
+  outputS: OutputTap;
+}
+
+/**
+ * One LayerDiff per layer the reference can run: Conv/Gemm/MatMul with a constant weight as the
+ * second input, one activation input, 8/16-bit grids. Others get no integer diff.
+ */
+export function layerDiffFeeds(layers: PlannedLayer[], sim: QdqResult, int: QdqResult, intConfig: QuantConfig): LayerDiffFeed[] {
+  const feeds: LayerDiffFeed[] = [];
+  const wType = qtype(intConfig.weights.bits, intConfig.weights.signed);
+  const aType = qtype(intConfig.activations.bits, intConfig.activations.signed);
+  if (!wType || !aType) return feeds;
+  for (const l of layers) {
+    const op = l.node.opType;
+    if (op !== 'Conv' && op !== 'Gemm' && op !== 'MatMul') continue;
+    if (l.roles[0]?.kind !== 'activation' || l.roles[1]?.kind !== 'weight') continue;
+    const wq = int.weights.find((w) => w.layer === l.node.name && w.tensor === l.node.input[1]);
+    const inputI = int.inputTaps.get(l.node.name)?.[0];
+    const outputI = int.taps.find((t) => t.layer === l.node.name);
+    const outputS = sim.taps.find((t) => t.layer === l.node.name);
+    if (!wq || !inputI || !outputI || !outputS) continue;
+    const spec: IntegerLayerSpec = {
+      op,
+      attrs: attrsOf(l),
+      weight: {
+        codes: typedCodes(wq.codes, wType), dims: wq.dims, axis: wq.axis,
+        scale: wq.params.map((p) => p.scale), zeroPoint: wq.params.map((p) => p.zeroPoint),
+      },
+      bias: wq.bias,
+      input: { scale: inputI.params.scale, zeroPoint: inputI.params.zeroPoint, type: aType },
+      output: { scale: outputI.params.scale, zeroPoint: outputI.params.zeroPoint, type: aType },
+    };
+    feeds.push({ layer: l.node.name, diff: new LayerDiff(spec), inputI, outputI, outputS });
+  }
+  return feeds;
+}
+
+function codes(t: ort.Tensor, tap: OutputTap): Codes {
+  return { codes: t.data as ArrayLike<number>, zeroPoint: tap.params.zeroPoint, dims: t.dims.map(Number) };
+}
+
+/** Feed one batch: onnxruntime's integer-session tensors `qi` and simulated-session tensors `qs`. */
+export function feedBatch(feeds: LayerDiffFeed[], qi: Record<string, ort.Tensor>, qs: Record<string, ort.Tensor>): void {
+  for (const f of feeds) {
+    f.diff.add(codes(qi[f.inputI.tensor], f.inputI), codes(qi[f.outputI.tensor], f.outputI), codes(qs[f.outputS.tensor], f.outputS));
+  }
+}
