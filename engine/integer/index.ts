@@ -11,3 +11,5 @@ export * from './matmul';
 export * from './qlinear';
 export * from './quantizeLinear';
 export { INTEGER_OPS, type NodeRunResult, runIntegerNode } from './onnxNode';
+export * from './ibert';
+export { compileIntegerGraph, runIntegerOnly } from './integerGraph';

@@ -69,7 +69,7 @@ export interface IntegerGraphOptions {
 type IntData = Int8Array | Int16Array | Int32Array;
 
 /** Static description of an integer tensor: how its codes map to reals, and their bound. */
-interface Desc {
+export interface IntegerValueDesc {
   /** Per tensor, or per channel of the LAST axis (accumulators of per-channel weights). */
   scale: number | Float64Array;
   /** Bound on |code|. */
@@ -119,7 +119,7 @@ function toInt32(d: IntData): Int32Array {
   return d instanceof Int32Array ? d : Int32Array.from(d);
 }
 
-/** Per-channel (or single) scale value c of a Desc. */
+/** Per-channel (or single) scale value c of an IntegerValueDesc. */
 function scaleAt(s: number | Float64Array, c: number): number {
   return typeof s === 'number' ? s : s[c];
 }
@@ -228,7 +228,7 @@ export class IntegerGraph {
     readonly outputName: string,
     private readonly steps: Step[],
     /** Static descriptions (for inspection/tests): scale, bound per value key. */
-    readonly descs: Map<string, Desc>,
+    readonly descs: Map<string, IntegerValueDesc>,
     readonly kernels: { node: string; kernel: IBertKernel }[],
   ) {}
 
@@ -295,7 +295,7 @@ export function compileIntegerGraph(model: LoadedModel, calibration: Calibration
   const outputName = g.output[0].name;
 
   const steps: Step[] = [];
-  const descs = new Map<string, Desc>();
+  const descs = new Map<string, IntegerValueDesc>();
   const kernels: { node: string; kernel: IBertKernel }[] = [];
   const skip = new Set<NodeProto>();
 
@@ -324,7 +324,7 @@ export function compileIntegerGraph(model: LoadedModel, calibration: Calibration
     if (a === undefined) throw new InputError(`integer executor: no calibrated range for tensor ${name}`);
     return a > 0 ? a : 1;
   };
-  const desc = (key: string): Desc => {
+  const desc = (key: string): IntegerValueDesc => {
     const d = descs.get(key);
     if (!d) throw new InputError(`integer executor: value ${key} is not computed (unsupported producer?)`);
     return d;
@@ -577,7 +577,9 @@ export function compileIntegerGraph(model: LoadedModel, calibration: Calibration
         const c0 = isConst(x0), c1 = isConst(x1);
         if (c0 && c1) unsupported(n, 'constant folding is not supported');
         if (c0 || c1) {
-          // Constant (bias, positional embedding) added to an integer tensor at that tensor's scale.
+          // Constant (bias, positional embedding) added to an integer tensor at that tensor's scale:
+          // exact for int32 accumulators (their scale is fine); on an int8/int16 tensor the
+          // constant is rounded to that tensor's coarser grid.
           const xName = c0 ? x1 : x0;
           const cst = constFloat(c0 ? x0 : x1);
           const xd = desc(xName);
@@ -950,6 +952,8 @@ export interface IntegerOnlyResult {
   floatTop1: number | null;
   /** Fraction of samples where the integer-only model predicts what the float model predicts. */
   agreement: number;
+  /** SQNR (dB) of the integer-only logits against the float model's logits. */
+  logitSqnrDb: number;
   /** Dequantized logits [N, classes] (the only float step after input quantization). */
   logits: Float32Array;
   logitDims: number[];
@@ -1012,6 +1016,8 @@ export async function runIntegerOnly(modelPath: string | LoadedModel, data: Inte
     if (labels && fPred[i] === labels[i]) fHits++;
     if (pred[i] === fPred[i]) agree++;
   }
+  const logitErr = new ErrorAccumulator();
+  logitErr.add(floatLogits, logits);
   const kernelErrors: KernelError[] = graph.kernels.map(({ node, kernel }) => {
     const acc = stats.kernelAcc?.get(node);
     const m = acc?.result();
@@ -1021,6 +1027,7 @@ export async function runIntegerOnly(modelPath: string | LoadedModel, data: Inte
     top1: labels ? hits / N : null,
     floatTop1: labels ? fHits / N : null,
     agreement: agree / N,
+    logitSqnrDb: logitErr.result().sqnrDb,
     logits,
     logitDims: [N, ...logitDims.slice(1)],
     kernelErrors,
