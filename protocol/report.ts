@@ -96,6 +96,12 @@ export interface IntegerDiff {
   simulatedVsReference: DiffStats;
   /** Mismatch rate vs onnxruntime if the simulation rounded half-even (ONNX), half away from zero, or stochastically. */
   roundingModes: { halfEven: number; halfAwayFromZero: number; stochastic: number };
+  /**
+   * The reference requantizes acc x M0 x 2^-n with ONE rounding (TFLite single-rounding mode,
+   * CMSIS-NN); gemmlowp's classic path rounds twice (high multiply, then shift). `otherVsOrt` is
+   * the share of codes where the variant not used differs from onnxruntime.
+   */
+  requantization: { reference: 'single-rounding' | 'double-rounding'; otherVsOrt: number };
   /** x86 without VNNI: u8 x s8 pair sums that would saturate int16, and output codes that would change. */
   u8s8: { applicable: boolean; saturatedPairs: number; changedOutputs: number; elements: number };
   accumulatorOverflows: number;

@@ -289,7 +289,9 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   const refI = enc.shift ? buildReferenceModel(p.float, q.prepared, dir, plan, intParams, enc.config, []) : ref;
   // The integer-only reference runs on onnxruntime's own input codes, so it isolates kernel
   // arithmetic; it is exact integer work in JS, so it sees at most `integerDiffSamples` samples.
-  const diffFeeds = opts.integerDiff === false ? [] : layerDiffFeeds(plan.layers, qdq, qdqI, enc.config);
+  const diffWarnings: Warning[] = [];
+  const diffFeeds = opts.integerDiff === false ? [] : layerDiffFeeds(plan.layers, qdq, qdqI, enc.config,
+    (node, message) => diffWarnings.push({ code: 'no-integer-reference', node, message }));
   const diffSamples = Math.min(p.data.samples, opts.integerDiffSamples ?? 256);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quantlens-'));
   const optimizedPath = path.join(tmp, 'integer-optimized.onnx');
@@ -396,7 +398,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
     ...activationReports(p, q, clipCount, seen),
     ...weightReports(p, q, qdq.weights),
   ];
-  const warnings = [...p.warnings, ...planWarnings(q, layers)];
+  const warnings = [...p.warnings, ...planWarnings(q, layers), ...diffWarnings];
   return {
     schemaVersion: REPORT_SCHEMA_VERSION,
     tool: { name: 'quantlens', version: TOOL_VERSION, onnxruntime: ortVersion },

@@ -30,11 +30,12 @@ function typedCodes(codes: Int32Array, t: QType) {
 /** ONNX attributes the integer kernels read, as plain values. */
 function attrsOf(layer: PlannedLayer): IntegerLayerSpec['attrs'] {
   const out: IntegerLayerSpec['attrs'] = {};
-  for (const name of ['pads', 'strides', 'dilations', 'kernel_shape', 'group', 'auto_pad', 'transA', 'transB']) {
+  for (const name of ['pads', 'strides', 'dilations', 'kernel_shape', 'group', 'auto_pad', 'transA', 'transB', 'alpha', 'beta']) {
     const a = attr(layer.node, name);
     if (!a) continue;
     if (a.ints.length) out[name] = a.ints.map(Number);
     else if (a.s.length) out[name] = new TextDecoder().decode(a.s);
+    else if (name === 'alpha' || name === 'beta') out[name] = a.f; // float attributes
     else out[name] = Number(a.i);
   }
   return out;
@@ -53,7 +54,9 @@ export interface LayerDiffFeed {
  * One LayerDiff per layer the reference can run: Conv/Gemm/MatMul with a constant weight as the
  * second input, one activation input, 8/16-bit grids. Others get no integer diff.
  */
-export function layerDiffFeeds(layers: PlannedLayer[], sim: QdqResult, int: QdqResult, intConfig: QuantConfig): LayerDiffFeed[] {
+export function layerDiffFeeds(
+  layers: PlannedLayer[], sim: QdqResult, int: QdqResult, intConfig: QuantConfig, warn: (node: string, message: string) => void,
+): LayerDiffFeed[] {
   const feeds: LayerDiffFeed[] = [];
   const wType = qtype(intConfig.weights.bits, intConfig.weights.signed);
   const aType = qtype(intConfig.activations.bits, intConfig.activations.signed);
@@ -78,7 +81,12 @@ export function layerDiffFeeds(layers: PlannedLayer[], sim: QdqResult, int: QdqR
       input: { scale: inputI.params.scale, zeroPoint: inputI.params.zeroPoint, type: aType },
       output: { scale: outputI.params.scale, zeroPoint: outputI.params.zeroPoint, type: aType },
     };
-    feeds.push({ layer: l.node.name, diff: new LayerDiff(spec), inputI, outputI, outputS });
+    try {
+      feeds.push({ layer: l.node.name, diff: new LayerDiff(spec), inputI, outputI, outputS });
+    } catch (e) {
+      // A layer the reference cannot model (e.g. alpha != 1) gets no diff; the analysis goes on.
+      warn(l.node.name, `no integer reference for ${op} ${l.node.name}: ${(e as Error).message}`);
+    }
   }
   return feeds;
 }

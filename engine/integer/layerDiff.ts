@@ -12,6 +12,14 @@
  * Codes are always compared RELATIVE to each source's own zero point (code - zp), so a source
  * that encodes a symmetric int8 grid as uint8 with zero point 128 compares correctly.
  *
+ * Expect referenceVsOrt mismatches even when both sides are correct: gemmlowp rounds TWICE (the
+ * doubling high multiply rounds acc*M0/2^31 to an integer, i.e. to a multiple of 2^shift output
+ * LSB, and the rounding right shift rounds again, a first-step landing on a boundary going away
+ * from zero), onnxruntime once in float32. They disagree on a fraction 0.5 * 2^shift of the
+ * unsaturated outputs, where 2^shift is in [M, 2M): about 0.06% for M ~ 1e-3, 0.25% for M ~ 5e-3
+ * (measured against onnxruntime's QLinearConv in the unit test). All are labelled
+ * 'requantization'.
+ *
  * ROOT CAUSES. Each mismatching element is recomputed under alternative arithmetic; the first
  * alternative that reproduces the other side's code names the cause.
  *  referenceVsOrt (a = reference, b = onnxruntime):
@@ -108,6 +116,8 @@ export interface LayerDiffResult {
   referenceVsOrt: DiffStats; simulatedVsOrt: DiffStats; simulatedVsReference: DiffStats;
   /** What each simulation rounding mode would change: mismatch rate vs onnxruntime's codes when the simulated requantization rounds half-to-even (ONNX), half-away-from-zero, or stochastically (INT8 training). */
   roundingModes: { halfEven: number; halfAwayFromZero: number; stochastic: number };
+  /** Which fixed-point requantization the reference used, and how often the other one differs from onnxruntime. */
+  requantization: { reference: 'single-rounding' | 'double-rounding'; otherVsOrt: number };
   /** x86 without VNNI: u8 x s8 pair sums that would saturate int16, and output codes that would change. */
   u8s8: { applicable: boolean; saturatedPairs: number; changedOutputs: number; elements: number };
   accumulatorOverflows: number;
@@ -264,7 +274,10 @@ export class LayerDiff {
   private geo = { H: 1, W: 1, OW: 1, sH: 1, sW: 1, dH: 1, dW: 1, padT: 0, padL: 0 };
   private rowSum = new Float64Array(0);
 
-  constructor(spec: IntegerLayerSpec, opts: { seed?: number } = {}) {
+  private readonly doubleRounding: boolean;
+
+  constructor(spec: IntegerLayerSpec, opts: { seed?: number; requantization?: 'single-rounding' | 'double-rounding' } = {}) {
+    this.doubleRounding = opts.requantization === 'double-rounding';
     this.op = spec.op;
     if (this.op !== 'Conv' && this.op !== 'Gemm' && this.op !== 'MatMul') throw new InputError(`LayerDiff: unsupported op ${String(this.op)}`);
     const wt = typeOfArray(spec.weight.codes);
@@ -568,10 +581,23 @@ export class LayerDiff {
     this.satPairs += satPairs;
   }
 
-  /** Reference code of an int32 accumulator, relative to the output zero point. */
+  /**
+   * Reference code of an int32 accumulator, relative to the output zero point: acc x M0 x 2^-n
+   * rounded ONCE (TFLite's single-rounding mode, as CMSIS-NN does), or, with
+   * `requantization: 'double-rounding'`, gemmlowp's classic path that rounds in the doubling high
+   * multiply and again in the right shift. The other variant is counted alongside.
+   */
   private fixedRel(acc32: number, ch: number): number {
-    return clampRel(multiplyByQuantizedMultiplier(acc32, this.m0[ch], this.shift[ch]), this.zOut, this.qmin, this.qmax);
+    const single = clampRel(roundFixedExact(acc32, this.m0[ch], this.shift[ch], 'half-away'), this.zOut, this.qmin, this.qmax);
+    const double = clampRel(multiplyByQuantizedMultiplier(acc32, this.m0[ch], this.shift[ch]), this.zOut, this.qmin, this.qmax);
+    const [ref, other] = this.doubleRounding ? [double, single] : [single, double];
+    this.lastOtherRel = other;
+    return ref;
   }
+
+  /** The requantization variant not used as the reference, for the last element (see fixedRel). */
+  private lastOtherRel = 0;
+  private otherVsOrt = 0;
 
   private element(e: number, ch: number, A: number, satA: number, aOff: number, bOff: number, row: number): void {
     this.nElements++;
@@ -579,6 +605,7 @@ export class LayerDiff {
     if (A > INT32_MAX || A < INT32_MIN) this.overflows++;
     const refRel = this.fixedRel(A | 0, ch); // `| 0`: the int32 the hardware keeps (wraps)
     const ortRel = this.ort[e] - this.ortZp;
+    if (this.lastOtherRel !== ortRel) this.otherVsOrt++;
     const simRel = this.sim[e] - this.simZp;
 
     const v = A * this.m64[ch];
@@ -710,6 +737,10 @@ export class LayerDiff {
       simulatedVsOrt: this.simOrt.stats(n),
       simulatedVsReference: this.simRef.stats(n),
       roundingModes: { halfEven: rate(this.rmEven), halfAwayFromZero: rate(this.rmAway), stochastic: rate(this.rmStochastic) },
+      requantization: {
+        reference: this.doubleRounding ? 'double-rounding' : 'single-rounding',
+        otherVsOrt: rate(this.otherVsOrt),
+      },
       u8s8: { applicable: n > 0 ? this.satElements > 0 : this.sawU8s8, saturatedPairs: this.satPairs, changedOutputs: this.satChanged, elements: this.satElements },
       accumulatorOverflows: this.overflows,
       elements: n,

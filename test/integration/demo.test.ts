@@ -92,6 +92,19 @@ describe('demo CNN with the tensorrt preset', () => {
     }
   });
 
+  it('the integer-only reference equals onnxruntime\'s integer codes on >= 99.9% of every Conv/Gemm layer; each difference has a root cause', () => {
+    for (const [method, r] of reports) {
+      for (const l of r.layers.filter((x) => x.op === 'Conv' || x.op === 'Gemm')) {
+        const d = l.integerDiff;
+        assert.ok(d, `${method} ${l.node}: no integer diff`);
+        assert.ok(d!.elements > 0);
+        assert.ok(d!.referenceVsOrt.mismatchRate <= 0.001, `${method} ${l.node}: reference vs onnxruntime ${d!.referenceVsOrt.mismatchRate}`);
+        const explained = d!.referenceVsOrt.causes.filter((c) => c.cause !== 'unexplained').reduce((a, c) => a + c.count, 0);
+        assert.equal(explained, Math.round(d!.referenceVsOrt.mismatchRate * d!.elements), `${method} ${l.node}: ${JSON.stringify(d!.referenceVsOrt.causes)}`);
+      }
+    }
+  });
+
   it('ranks sensitivity for every layer', () => {
     const r = reports.get('percentile')!;
     const ranks = r.layers.map((l) => l.sensitivity!.rank).sort((a, b) => a - b);
