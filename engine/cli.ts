@@ -13,7 +13,9 @@ import { writeQuantizedModel } from './analysis/quantizeModel';
 import { runSweep } from './analysis/sweep';
 import { DEFAULT_AXES, configLabel, gridConfigs, parseAxes } from './quantize/grid';
 import { mixedPrecision, writeMixedPrecision } from './analysis/mixedPrecision';
-import { InputError } from './onnx/model';
+import { InputError, loadModel } from './onnx/model';
+import { loadDataset, modelInputs } from './data/dataset';
+import { runIntegerOnly } from './integer/integerGraph';
 import { type ConfigOverrides, PRESETS, PRESET_NAMES, resolveConfig } from './quantize/presets';
 import { formatSummary } from './report/summary';
 
@@ -206,6 +208,24 @@ async function runGateCmd(model: string, o: QuantOpts & { maxDrop: number; repor
   }
 }
 
+/** Integer-only execution of a transformer with I-BERT kernels: top-1 and each kernel's error. */
+async function runIntegerOnlyCmd(model: string, o: { data?: string; samples?: number; report?: string }): Promise<void> {
+  const loaded = loadModel(model);
+  const data = loadDataset(o.data, modelInputs(loaded.proto), { samples: o.samples });
+  if (data.inputs.length !== 1 || !(data.inputs[0].data instanceof Float32Array)) throw new InputError(`${model}: integer-only execution needs one float input`);
+  const input = data.inputs[0];
+  const r = await runIntegerOnly(loaded, { input: input.data as Float32Array, dims: [data.samples, ...input.shape], labels: data.labels });
+  if (o.report) writeJson(o.report, { ...r, logits: undefined });
+  const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(2)}%`);
+  const lines = [
+    `integer-only execution (${data.samples} samples): float ops between input quantization and logits: ${r.floatOps.length ? r.floatOps.join(', ') : 'none'}`,
+    `top-1 float ${pct(r.floatTop1)}  integer-only ${pct(r.top1)}  agreement ${pct(r.agreement)}  logit SQNR ${r.logitSqnrDb.toFixed(1)} dB`,
+    '', 'error each I-BERT kernel adds vs the float op on the same input:',
+    ...r.kernelErrors.map((k) => `  ${k.kernel.padEnd(12)} ${k.node.padEnd(36)} ${k.sqnrDb.toFixed(1).padStart(6)} dB`),
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
 function dropArg(v: string): number {
   const n = Number(v);
   if (!(n >= 0)) throw new InvalidArgumentError('must be a non-negative number of points');
@@ -243,6 +263,12 @@ export function buildProgram(): Command {
     .requiredOption('--max-drop <points>', 'accuracy-drop budget in points', dropArg)
     .option('--report <out.json>', 'write the full report here')
     .action((model, o) => runGateCmd(model, o));
+  program.command('integer-only').argument('<model>', 'a transformer .onnx (GELU via Erf, LayerNormalization, Softmax, MatMul)')
+    .description('run the model on integers only (I-BERT i-GELU, i-Softmax, i-LayerNorm): top-1 and the error each kernel adds')
+    .option('--data <path>', 'a .npz file or a folder of .npy files (+ labels.npy)')
+    .option('--samples <n>', 'use at most this many samples', intArg)
+    .option('--report <out.json>', 'write the result JSON here')
+    .action((model, o) => runIntegerOnlyCmd(model, o));
   program.command('presets').description('list backend presets and their schemes').action(() => {
     for (const [name, p] of Object.entries(PRESETS)) process.stdout.write(`${name}\n  ${p.description}\n`);
   });
