@@ -61,7 +61,7 @@ const CAUSES: Record<string, CauseInfo> = {
   },
   requantization: {
     label: 'requantization',
-    explanation: 'onnxruntime multiplies the int32 accumulator by a float scale; the reference uses a fixed-point multiplier (gemmlowp): they round differently on ties.',
+    explanation: 'onnxruntime multiplies the int32 accumulator by a float32 scale; the reference uses a fixed-point multiplier M0·2^-n (TFLite single rounding): they round differently on ties and at float32 precision limits.',
     kind: 'arithmetic',
   },
   'rounding-mode': {
