@@ -54,7 +54,7 @@ describe('webview integer diff', () => {
       assert.ok(info.explanation.length > 20 && !info.explanation.includes('\n'), cause);
       if (cause !== 'unexplained') assert.notEqual(info.kind, 'unknown', cause);
     }
-    assert.match(causeInfo('requantization').explanation, /float scale.*fixed-point multiplier \(gemmlowp\).*ties/);
+    assert.match(causeInfo('requantization').explanation, /float32 scale.*fixed-point multiplier.*single rounding.*ties/);
     assert.match(causeInfo('u8s8-saturation').explanation, /int16.*without VNNI/);
     assert.equal(causeInfo('accumulator-overflow').kind, 'hazard');
     assert.equal(causeInfo('rounding-mode').kind, 'arithmetic');
