@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import type {
-  CalibrationMethod, ErrorMetrics, LayerReport, ModelOutputMetrics, QuantConfig, Report, TensorReport, Warning,
+  CalibrationMethod, LayerReport, ModelOutputMetrics, QuantConfig, Report, TensorReport, Warning,
 } from '../../protocol/report';
 import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 import { ActivationStats, displayHistogram } from '../calibration/histogram';
@@ -30,7 +30,7 @@ import { CancelledError, checkCancel } from './cancel';
 import { FloatReference } from './outputs';
 import { feedBatch, layerDiffFeeds } from './integerDiffs';
 import { ERR_SPAN, type CodeView, LayerComparison } from './layerCompare';
-import { ErrorAccumulator, Top1Counter, argmaxRows, sqnrDb } from './metrics';
+import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
 
 export interface Progress {
   stage: 'calibrate' | 'evaluate' | 'sensitivity' | 'sweep' | 'write';
@@ -555,4 +555,3 @@ export async function analyzeModel(modelPath: string, config: QuantConfig, opts:
   return evaluate(p, quantizeWith(p, config), opts);
 }
 
-export { sqnrDb };

@@ -11,7 +11,6 @@ import { randn, rng } from '../helpers/tinyModels';
 function referenceEntropy(hist: number[], edges: number[], numBits: number, unsigned: boolean, startBin = 128): number {
   const bins = hist.slice();
   bins[0] = bins[1];
-  const total = bins.reduce((a, b) => a + b, 0);
   const nbins = 1 << (numBits - 1 + (unsigned ? 1 : 0));
   const divergences: number[] = [];
   for (let i = startBin; i <= bins.length; i++) {
