@@ -35,3 +35,25 @@ function append(parent: Node, children: Children[]): void {
 export function clear(el: Element): void {
   el.replaceChildren();
 }
+
+/**
+ * Scrolls only the table's own box: scrollIntoView would also scroll the page, jumping away from
+ * the summary when a saved selection is restored deep in a list.
+ */
+export function revealRow(tr: HTMLTableRowElement): void {
+  const table = tr.closest('table');
+  const box = table?.parentElement;
+  if (!table || !box) return;
+  const header = table.tHead?.offsetHeight ?? 0;
+  const top = tr.offsetTop;
+  const bottom = top + tr.offsetHeight;
+  if (top - header < box.scrollTop) box.scrollTop = top - header;
+  else if (bottom > box.scrollTop + box.clientHeight) box.scrollTop = bottom - box.clientHeight;
+}
+
+/** Roving selection in a table: the selected row is the one Tab stop, marked for assistive tech. */
+export function markRowSelected(tr: HTMLTableRowElement, selected: boolean): void {
+  tr.classList.toggle('selected', selected);
+  tr.setAttribute('aria-selected', String(selected));
+  tr.tabIndex = selected ? 0 : -1;
+}

@@ -2,7 +2,7 @@
 // DocumentFragment, sorting re-appends the existing <tr>s in the new order, and events are
 // delegated to the <tbody> instead of being attached per row.
 import { COLUMNS, columnFor, DEFAULT_SORT, sortRows, type SortKey } from './layerColumns';
-import { h } from './dom';
+import { h, markRowSelected, revealRow } from './dom';
 import { formatDb } from './format';
 import { hazardText, integerDiffOf, integerHazard } from './integerDiff';
 import type { LayerRow, ReportIndex, RowFlags } from './reportData';
@@ -175,33 +175,14 @@ export class LayerTable {
     if (!tr) return;
     if (this.selected !== undefined && this.selected !== node) {
       const previous = this.trByNode.get(this.selected);
-      if (previous) {
-        previous.classList.remove('selected');
-        previous.setAttribute('aria-selected', 'false');
-        previous.tabIndex = -1;
-      }
+      if (previous) markRowSelected(previous, false);
     }
     this.selected = node;
-    tr.classList.add('selected');
-    tr.setAttribute('aria-selected', 'true');
-    tr.tabIndex = 0;
+    markRowSelected(tr, true);
     if (opts.focus) tr.focus({ preventScroll: true });
-    if (opts.scroll || opts.focus) this.revealRow(tr);
+    if (opts.scroll || opts.focus) revealRow(tr);
   }
 
-  /**
-   * Scrolls only the table's own container: scrollIntoView would also scroll the page, jumping
-   * away from the summary when a saved selection is restored deep in the list.
-   */
-  private revealRow(tr: HTMLTableRowElement): void {
-    const box = this.element.parentElement;
-    if (!box) return;
-    const header = this.element.tHead?.offsetHeight ?? 0;
-    const top = tr.offsetTop;
-    const bottom = top + tr.offsetHeight;
-    if (top - header < box.scrollTop) box.scrollTop = top - header;
-    else if (bottom > box.scrollTop + box.clientHeight) box.scrollTop = bottom - box.clientHeight;
-  }
 
   private rowFromEvent(e: Event): HTMLTableRowElement | null {
     const target = e.target as Element | null;

@@ -2,7 +2,7 @@
 // with the Pareto front. Picking a configuration (a point, or Enter / double-click on a row) asks
 // the host to analyze it in full; the standalone page has no host, so there it only selects.
 import type { SweepEntry, SweepReport } from '../protocol/report';
-import { clear, h } from './dom';
+import { clear, h, markRowSelected, revealRow } from './dom';
 import { basename, formatNumber, formatPercent } from './format';
 import { readTheme } from './theme';
 import { sweepChart, type SweepChartHandle } from './viewCharts';
@@ -241,16 +241,9 @@ export class SweepView {
   select(id: number, opts: { focus?: boolean; scroll?: boolean }): void {
     const tr = this.trById.get(id);
     if (!tr) return;
-    for (const other of this.trById.values()) {
-      if (other === tr) continue;
-      other.classList.remove('selected');
-      other.setAttribute('aria-selected', 'false');
-      other.tabIndex = -1;
-    }
+    for (const other of this.trById.values()) if (other !== tr) markRowSelected(other, false);
     this.selected = id;
-    tr.classList.add('selected');
-    tr.setAttribute('aria-selected', 'true');
-    tr.tabIndex = 0;
+    markRowSelected(tr, true);
     if (opts.focus) tr.focus({ preventScroll: true });
     if (opts.scroll || opts.focus) revealRow(tr);
     this.handle?.highlight(id);
@@ -286,14 +279,3 @@ export class SweepView {
   }
 }
 
-/** Scrolls only the table's own box (scrollIntoView would scroll the whole page too). */
-function revealRow(tr: HTMLTableRowElement): void {
-  const table = tr.closest('table');
-  const box = table?.parentElement;
-  if (!table || !box) return;
-  const header = table.tHead?.offsetHeight ?? 0;
-  const top = tr.offsetTop;
-  const bottom = top + tr.offsetHeight;
-  if (top - header < box.scrollTop) box.scrollTop = top - header;
-  else if (bottom > box.scrollTop + box.clientHeight) box.scrollTop = bottom - box.clientHeight;
-}
