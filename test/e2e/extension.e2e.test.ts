@@ -115,6 +115,28 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     await vs.screenshot('sweep-chart');
   });
 
+  it('if the engine process dies, the user is told, it restarts, and the next analysis works', async () => {
+    // The report footer carries its creation time: a new analysis changes it.
+    const stamp = vs.webview().locator('text=/calibrate \\d/').first();
+    const before = await stamp.textContent({ timeout: 10000 }).catch(() => null);
+    const pids = vs.enginePids();
+    assert.ok(pids.length >= 1, 'the engine runs as its own process');
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+    await vs.notification(/engine stopped unexpectedly/).waitFor({ timeout: 30000 });
+    await vs.screenshot('engine-crashed');
+    await waitFor(async () => vs.enginePids().some((p) => !pids.includes(p)), 30000, 'a new engine process');
+    await vs.contextMenu('mnist-cnn/model.onnx', 'Analyze Quantization');
+    await vs.notification(/analysis failed/).waitFor({ timeout: 3000 }).then(
+      () => assert.fail('analysis failed after the restart'),
+      () => {},
+    );
+    await waitFor(async () => {
+      const now = await stamp.textContent({ timeout: 2000 }).catch(() => null);
+      return now !== null && now !== before;
+    }, 180000, 'a new report after the engine restarted');
+    await vs.screenshot('after-engine-restart');
+  });
+
   it('a corrupt .onnx gives a clear error naming the file, and the extension keeps working', async () => {
     await vs.contextMenu('corrupt.onnx', 'Analyze Quantization');
     // the error toast, not the "analyzing corrupt.onnx" progress toast that precedes it

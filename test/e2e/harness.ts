@@ -129,6 +129,13 @@ export class VsCode {
     }, 30000, `command "${title}" in the palette`);
   }
 
+  /** PIDs of the QuantLens engine processes this instance started (their command line names our private extensions folder). */
+  enginePids(): number[] {
+    const marker = path.join(this.dir, 'ext');
+    const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+    return out.split('\n').filter((l) => l.includes(marker) && l.includes('out/server.js')).map((l) => Number(l.trim().split(/\s+/)[0]));
+  }
+
   /** The report webview's document. */
   webview(): FrameLocator {
     return this.page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
