@@ -16,6 +16,7 @@ import { mixedPrecision, writeMixedPrecision } from './analysis/mixedPrecision';
 import { InputError, loadModel } from './onnx/model';
 import { loadDataset, modelInputs } from './data/dataset';
 import { runIntegerOnly } from './integer/integerGraph';
+import { runIntegerCnn } from './integer/cnnGraph';
 import { type ConfigOverrides, PRESETS, PRESET_NAMES, resolveConfig } from './quantize/presets';
 import { formatSummary } from './report/summary';
 
@@ -208,15 +209,33 @@ async function runGateCmd(model: string, o: QuantOpts & { maxDrop: number; repor
   }
 }
 
-/** Integer-only execution of a transformer with I-BERT kernels: top-1 and each kernel's error. */
-async function runIntegerOnlyCmd(model: string, o: { data?: string; samples?: number; report?: string }): Promise<void> {
+/**
+ * Integer-only execution: transformers with I-BERT kernels (top-1 and each kernel's error), CNNs
+ * with the integer graph executor (top-1, and every op that had to run in float, named).
+ */
+async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string }): Promise<void> {
   const loaded = loadModel(model);
+  const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(2)}%`);
+  const transformer = loaded.proto.graph!.node.some((n) => ['Erf', 'LayerNormalization', 'Softmax'].includes(n.opType));
+  if (!transformer) {
+    const p = await prepareFor(model, o);
+    const q = quantizeWith(p, configFrom(o));
+    const r = await runIntegerCnn(p, q);
+    if (o.report) writeJson(o.report, { ...r, grids: undefined });
+    const lines = [
+      `integer-only execution (${r.samples} samples, ${configLabel(q.config)}): top-1 ${pct(r.top1)} (float ${pct(r.floatTop1)}), agreement with float ${pct(r.agreement)}`,
+      `ops run in integers: ${Object.entries(r.ops).map(([op, n]) => `${op} x${n}`).join(', ')}`,
+      r.floatOps.length ? `ops run in float between dequantize/quantize: ${r.floatOps.map((f) => `${f.op} ${f.node} (${f.reason})`).join('; ')}` : 'no op ran in float',
+      `int32 accumulator overflows: ${r.overflowCount}`,
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+    return;
+  }
   const data = loadDataset(o.data, modelInputs(loaded.proto), { samples: o.samples });
   if (data.inputs.length !== 1 || !(data.inputs[0].data instanceof Float32Array)) throw new InputError(`${model}: integer-only execution needs one float input`);
   const input = data.inputs[0];
   const r = await runIntegerOnly(loaded, { input: input.data as Float32Array, dims: [data.samples, ...input.shape], labels: data.labels });
   if (o.report) writeJson(o.report, { ...r, logits: undefined });
-  const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(2)}%`);
   const lines = [
     `integer-only execution (${data.samples} samples): float ops between input quantization and logits: ${r.floatOps.length ? r.floatOps.join(', ') : 'none'}`,
     `top-1 float ${pct(r.floatTop1)}  integer-only ${pct(r.top1)}  agreement ${pct(r.agreement)}  logit SQNR ${r.logitSqnrDb.toFixed(1)} dB`,
@@ -263,10 +282,8 @@ export function buildProgram(): Command {
     .requiredOption('--max-drop <points>', 'accuracy-drop budget in points', dropArg)
     .option('--report <out.json>', 'write the full report here')
     .action((model, o) => runGateCmd(model, o));
-  program.command('integer-only').argument('<model>', 'a transformer .onnx (GELU via Erf, LayerNormalization, Softmax, MatMul)')
-    .description('run the model on integers only (I-BERT i-GELU, i-Softmax, i-LayerNorm): top-1 and the error each kernel adds')
-    .option('--data <path>', 'a .npz file or a folder of .npy files (+ labels.npy)')
-    .option('--samples <n>', 'use at most this many samples', intArg)
+  withQuantOptions(program.command('integer-only').argument('<model>', 'the .onnx model: a CNN, or a transformer (GELU via Erf, LayerNormalization, Softmax)'))
+    .description('run the model on integers only: CNNs with the integer graph executor, transformers with I-BERT i-GELU/i-Softmax/i-LayerNorm')
     .option('--report <out.json>', 'write the result JSON here')
     .action((model, o) => runIntegerOnlyCmd(model, o));
   program.command('presets').description('list backend presets and their schemes').action(() => {
