@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MultiBar, Presets } from 'cli-progress';
 import type { CalibrationMethod, MixedPrecisionResult, PresetName, Report, SweepReport } from '../protocol/report';
-import { CALIBRATION_METHODS } from '../protocol/report';
+import { CALIBRATION_METHODS, reportReplacer } from '../protocol/report';
 import { CancelledError, type Prepared, type Progress, evaluate, prepareAnalysis, quantizeWith } from './analysis/analyze';
 import { writeQuantizedModel } from './analysis/quantizeModel';
 import { runSweep } from './analysis/sweep';
@@ -103,31 +103,20 @@ async function runAnalyze(model: string, o: QuantOpts & { report?: string; sensi
   const bar = progressReporter(o.quiet);
   let report: Report;
   try {
-    const p = await prepareAnalysis(model, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress: bar.onProgress });
-    for (const w of p.warnings.filter((x) => x.code === 'synthetic-data')) process.stderr.write(`\nWARNING: ${w.message}\n\n`);
+    const p = await prepareFor(model, o, bar.onProgress);
     report = await evaluate(p, quantizeWith(p, config), { onProgress: bar.onProgress, sensitivity: o.sensitivity });
   } finally {
     bar.stop();
   }
-  if (o.report) {
-    fs.mkdirSync(path.dirname(path.resolve(o.report)), { recursive: true });
-    fs.writeFileSync(o.report, JSON.stringify(report, jsonNumbers, 1));
-  }
-  process.stdout.write(o.json ? JSON.stringify(report, jsonNumbers) + '\n' : formatSummary(report) + (o.report ? `\nreport: ${path.resolve(o.report)}\n` : ''));
-}
-
-/** JSON has no Infinity: SQNR of an exact match is written as the string "Infinity". */
-export function jsonNumbers(_key: string, v: unknown): unknown {
-  if (typeof v === 'number' && !Number.isFinite(v)) return Number.isNaN(v) ? null : v > 0 ? 'Infinity' : '-Infinity';
-  return v;
+  if (o.report) writeJson(o.report, report);
+  process.stdout.write(o.json ? JSON.stringify(report, reportReplacer) + '\n' : formatSummary(report) + (o.report ? `\nreport: ${path.resolve(o.report)}\n` : ''));
 }
 
 async function runQuantize(model: string, o: QuantOpts & { out: string }): Promise<void> {
   const config = configFrom(o);
   const bar = progressReporter(o.quiet);
   try {
-    const p = await prepareAnalysis(model, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress: bar.onProgress });
-    for (const w of p.warnings.filter((x) => x.code === 'synthetic-data')) process.stderr.write(`\nWARNING: ${w.message}\n\n`);
+    const p = await prepareFor(model, o, bar.onProgress);
     const written = writeQuantizedModel(p, quantizeWith(p, config), o.out);
     process.stdout.write(`wrote ${written.path} (${written.layers} layers quantized, ${written.sizeBytes} bytes)\n`);
   } finally {
@@ -143,7 +132,7 @@ async function prepareFor(model: string, o: QuantOpts, onProgress?: (p: Progress
 
 function writeJson(file: string, value: unknown) {
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  fs.writeFileSync(file, JSON.stringify(value, jsonNumbers, 1));
+  fs.writeFileSync(file, JSON.stringify(value, reportReplacer, 1));
 }
 
 async function runSweepCmd(model: string, o: QuantOpts & { axes?: string; report?: string }): Promise<void> {

@@ -123,7 +123,7 @@ handle(MixedPrecisionRequest, async (params: MixedPrecisionParams, token, report
 handle(QuantizeRequest, async (params: QuantizeParams, token, reporter): Promise<QuantizeResult> => {
   const signal = abortSignal(token);
   const onProgress = progressFn(reporter, 'QuantLens: quantizing');
-  const p = await prepareAnalysis(params.modelPath, { dataPath: params.dataPath, samples: params.samples, onProgress, signal });
+  const p = await preparedFor(params, onProgress, signal);
   return writeQuantizedModel(p, quantizeWith(p, params.config), params.outPath);
 });
 

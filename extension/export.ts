@@ -4,11 +4,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import type { Report } from '../protocol/report';
+import { type Report, reportReplacer } from '../protocol/report';
 
-/** JSON cannot hold Infinity: exact matches are written as the string "Infinity". */
+/** Reports as JSON (infinities as strings, see reportReplacer). */
 export function reportJson(report: unknown, space?: number): string {
-  return JSON.stringify(report, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? (Number.isNaN(v) ? null : v > 0 ? 'Infinity' : '-Infinity') : v), space);
+  return JSON.stringify(report, reportReplacer, space);
 }
 
 const CSV_COLUMNS = [

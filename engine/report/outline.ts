@@ -14,8 +14,6 @@ export interface Outline {
   tensors: Set<string>;
 }
 
-export const OUTLINE_HEADER_LINES = 3;
-
 export function buildOutline(model: ModelProto, modelPath: string): Outline {
   const g = model.graph!;
   const lines = [
