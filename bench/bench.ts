@@ -35,7 +35,7 @@ async function floatInferenceMs(c: Case, samples: number): Promise<number> {
   const data = loadDataset(c.data, modelInputs(loadModel(c.model).proto), { samples });
   const s = await ort.InferenceSession.create(c.model);
   const t0 = performance.now();
-  for (const [start, count] of batchRanges(data.samples, 32)) await s.run(feedsFor(data, start, count));
+  for (const [start, count] of batchRanges(data.samples, 32)) await s.run(await feedsFor(data, start, count));
   const ms = performance.now() - t0;
   await s.release();
   return ms;

@@ -221,9 +221,10 @@ async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string
     return;
   }
   const data = loadDataset(o.data, modelInputs(loaded.proto), { samples: o.samples });
-  if (data.inputs.length !== 1 || !(data.inputs[0].data instanceof Float32Array)) throw new InputError(`${model}: integer-only execution needs one float input`);
+  const [all] = await data.read(0, data.samples);
+  if (data.inputs.length !== 1 || !(all instanceof Float32Array)) throw new InputError(`${model}: integer-only execution needs one float input`);
   const input = data.inputs[0];
-  const r = await runIntegerOnly(loaded, { input: input.data as Float32Array, dims: [data.samples, ...input.shape], labels: data.labels });
+  const r = await runIntegerOnly(loaded, { input: all, dims: [data.samples, ...input.shape], labels: data.labels });
   if (o.report) writeJson(o.report, { ...r, logits: undefined });
   const lines = [
     `integer-only execution (${data.samples} samples): float ops between input quantization and logits: ${r.floatOps.length ? r.floatOps.join(', ') : 'none'}`,

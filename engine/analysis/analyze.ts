@@ -124,7 +124,7 @@ async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t: () =>
   let bytesPerSample = 0;
   let done = 0;
   try {
-    const probe = await session.run(feedsFor(data, 0, batchSize));
+    const probe = await session.run(await feedsFor(data, 0, batchSize));
     for (const t of Object.values(probe)) {
       bytesPerSample += (t.data as ArrayBufferView).byteLength / batchSize;
       t.dispose();
@@ -133,7 +133,7 @@ async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t: () =>
     while (done < data.samples) {
       checkCancel(opts.signal);
       const count = Math.min(batchSize, data.samples - done);
-      const feeds = feedsFor(data, done, count);
+      const feeds = await feedsFor(data, done, count);
       const res = await session.run(feeds);
       for (const [name, tensor] of Object.entries({ ...res, ...feeds })) {
         if (tensor.type === 'float32' && (inputNames.has(name) || tapSet.has(name) || have.has(name))) {
@@ -316,7 +316,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   try {
     for (const [start, count] of batchRanges(p.data.samples, p.batchSize)) {
       checkCancel(opts.signal);
-      const feeds = feedsFor(p.data, start, count);
+      const feeds = await feedsFor(p.data, start, count);
       // One session at a time: the exposed tensors of four sessions at once would quadruple memory.
       const rs = await sessions.refSim.run(feeds);
       const ri = await sessions.refInt.run(feeds);

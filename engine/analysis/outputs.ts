@@ -42,7 +42,7 @@ export class FloatReference {
   async batch(k: number, start: number, count: number): Promise<FloatBatch> {
     const hit = this.cache?.[k];
     if (hit) return hit;
-    const r = await this.session!.run(feedsFor(this.p.data, start, count));
+    const r = await this.session!.run(await feedsFor(this.p.data, start, count));
     const logits = r[this.p.outputs[0]];
     this.cols = logits.dims[logits.dims.length - 1] ?? 1;
     const b = { outputs: this.p.outputs.map((o) => r[o].data as Float32Array), pred: argmaxRows(logits.data as Float32Array, this.cols) };
@@ -66,7 +66,7 @@ export class FloatReference {
       for (const [start, count] of this.ranges()) {
         checkCancel(signal);
         const f = await this.batch(k++, start, count);
-        const r = await s.run(feedsFor(this.p.data, start, count));
+        const r = await s.run(await feedsFor(this.p.data, start, count));
         this.p.outputs.forEach((o, i) => acc.add(f.outputs[i], r[o].data as Float32Array));
         top.add(argmaxRows(r[this.p.outputs[0]].data as Float32Array, this.cols), labels?.subarray(start, start + count) ?? null, f.pred);
         for (const t of Object.values(r)) t.dispose();

@@ -24,12 +24,45 @@ export interface ModelInput {
 
 export type InputArray = Float32Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Float64Array;
 
+/** One model input as the data provides it: per-sample shape (the sample axis left out). */
+export interface DatasetInput {
+  name: string;
+  dataType: DT;
+  shape: number[];
+}
+
+/**
+ * Calibration/evaluation samples. Inputs are READ in batches (`read`), never held whole, so memory
+ * does not grow with the size of the data file; labels (one integer per sample) are small and kept.
+ */
 export interface Dataset {
   source: string;
   synthetic: boolean;
   samples: number;
-  inputs: { name: string; dataType: DT; shape: number[]; data: InputArray }[];
+  inputs: DatasetInput[];
   labels: Int32Array | null;
+  /** Samples [start, start + count) of every input, in `inputs` order, as fresh arrays. */
+  read(start: number, count: number): Promise<InputArray[]>;
+  /** Release files held open. */
+  close(): Promise<void>;
+}
+
+/** A dataset over arrays already in memory (synthetic data, tests). */
+export function inMemoryDataset(
+  fields: Omit<Dataset, 'read' | 'close' | 'inputs'> & { inputs: (DatasetInput & { data: InputArray })[] },
+): Dataset {
+  const arrays = fields.inputs.map((i) => i.data);
+  return {
+    ...fields,
+    inputs: fields.inputs.map(({ name, dataType, shape }) => ({ name, dataType, shape })),
+    read: async (start, count) => fields.inputs.map((inp, k) => sliceArray(arrays[k], inp.shape, start, count)),
+    close: async () => {},
+  };
+}
+
+function sliceArray(data: InputArray, shape: number[], start: number, count: number): InputArray {
+  const per = shape.reduce((a, b) => a * b, 1);
+  return data.subarray(start * per, (start + count) * per) as InputArray;
 }
 
 export function modelInputs(model: ModelProto): ModelInput[] {
@@ -164,13 +197,13 @@ export function loadDataset(dataPath: string | undefined, inputs: ModelInput[], 
   }
   if (opts.samples !== undefined) samples = Math.min(samples, opts.samples);
   if (samples === 0 || !Number.isFinite(samples)) throw new InputError(`calibration data ${path.resolve(dataPath)} holds no samples`);
-  return {
+  return inMemoryDataset({
     source: path.resolve(dataPath),
     synthetic: false,
     samples,
     inputs: loaded.map(({ name, dataType, shape, data }) => ({ name, dataType, shape, data })),
     labels: labels ? labels.subarray(0, samples) : null,
-  };
+  });
 }
 
 function firstNonLabel(arrays: Map<string, { arr: NpyArray; where: string }>) {
@@ -187,7 +220,7 @@ export function syntheticDataset(inputs: ModelInput[], samples: number, seed: nu
     return s / 4294967296;
   };
   const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-  return {
+  return inMemoryDataset({
     source: 'synthetic',
     synthetic: true,
     samples,
@@ -201,15 +234,10 @@ export function syntheticDataset(inputs: ModelInput[], samples: number, seed: nu
       else throw new InputError(`synthetic data for input "${inp.name}" of type ${DT[inp.dataType]} is not supported; pass --data`);
       return { name: inp.name, dataType: inp.dataType, shape, data };
     }),
-  };
+  });
 }
 
 /** Batches of at most `size` samples: [start, count]. */
 export function* batchRanges(samples: number, size: number): Generator<[number, number]> {
   for (let start = 0; start < samples; start += size) yield [start, Math.min(size, samples - start)];
-}
-
-export function sliceInput(inp: Dataset['inputs'][number], start: number, count: number): InputArray {
-  const per = inp.shape.reduce((a, b) => a * b, 1);
-  return inp.data.subarray(start * per, (start + count) * per) as InputArray;
 }

@@ -26,7 +26,7 @@ import { cloneModel } from '../onnx/model';
 import { readFloatTensor, readTensor } from '../onnx/tensor';
 import { buildQdqModel, type WeightQuant } from '../quantize/qdqRewrite';
 import { type QuantParams, paramsFor, quantize } from '../quantize/scheme';
-import { batchRanges, sliceInput } from '../data/dataset';
+import { batchRanges } from '../data/dataset';
 import { createSession, feedsFor } from '../runtime/session';
 import { convInteger, type AutoPad } from './conv';
 import { roundFixedExact } from './diffArith';
@@ -247,7 +247,7 @@ export async function runIntegerCnn(prepared: Prepared, q: Quantized, opts: Inte
     const session = await createSession(tap, 'float');
     try {
       for (const [start, count] of batchRanges(data.samples, bs)) {
-        const feeds = feedsFor(data, start, count);
+        const feeds = await feedsFor(data, start, count);
         const res = await session.run(feeds);
         const all: Record<string, ort.Tensor> = { ...feeds, ...res };
         for (const t of needStats) {
@@ -692,7 +692,7 @@ export async function runIntegerCnn(prepared: Prepared, q: Quantized, opts: Inte
   const inGrid = gridOf(inputName);
   const inp = data.inputs[0];
   for (const [start, count] of batchRanges(data.samples, bs)) {
-    const x = sliceInput(inp, start, count);
+    const [x] = await data.read(start, count);
     if (!(x instanceof Float32Array)) throw new InputError(`input ${inputName} is not float32`);
     ctx.env = new Map();
     ctx.env.set(inputName, { dims: [count, ...inp.shape], data: Int32Array.from(x, (v) => quantize(v, inGrid)) });

@@ -9,7 +9,7 @@
 import * as ort from 'onnxruntime-node';
 import type { ModelProto } from 'onnx-buf';
 import { encodeModel } from '../onnx/model';
-import { type Dataset, sliceInput } from '../data/dataset';
+import type { Dataset } from '../data/dataset';
 import { DT } from '../onnx/tensor';
 
 export type RunMode = 'float' | 'simulated' | 'integer';
@@ -35,11 +35,13 @@ const ORT_TYPE: Partial<Record<DT, ort.Tensor.Type>> = {
   [DT.FLOAT]: 'float32', [DT.INT64]: 'int64', [DT.INT32]: 'int32', [DT.UINT8]: 'uint8', [DT.INT8]: 'int8', [DT.DOUBLE]: 'float64',
 };
 
-export function feedsFor(data: Dataset, start: number, count: number): Record<string, ort.Tensor> {
+/** onnxruntime feeds for samples [start, start + count), read from the dataset. */
+export async function feedsFor(data: Dataset, start: number, count: number): Promise<Record<string, ort.Tensor>> {
+  const arrays = await data.read(start, count);
   const feeds: Record<string, ort.Tensor> = {};
-  for (const inp of data.inputs) {
-    feeds[inp.name] = new ort.Tensor(ORT_TYPE[inp.dataType] ?? 'float32', sliceInput(inp, start, count) as Float32Array, [count, ...inp.shape]);
-  }
+  data.inputs.forEach((inp, k) => {
+    feeds[inp.name] = new ort.Tensor(ORT_TYPE[inp.dataType] ?? 'float32', arrays[k] as Float32Array, [count, ...inp.shape]);
+  });
   return feeds;
 }
 

@@ -1,0 +1,185 @@
+/**
+ * The only way the engine touches the user's files. Reads refuse what is not a regular file (a FIFO
+ * would hang, /dev/zero never ends, a folder is a mistake) and cap their size; writes never replace
+ * an existing file unless the user said so, never replace an input in any case, and go through a
+ * temporary file in the same folder so a crash leaves either the old file or the whole new one.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { InputError } from '../errors';
+
+const KIND: [(s: fs.Stats) => boolean, string][] = [
+  [(s) => s.isDirectory(), 'a folder'],
+  [(s) => s.isFIFO(), 'a FIFO (named pipe)'],
+  [(s) => s.isCharacterDevice(), 'a character device'],
+  [(s) => s.isBlockDevice(), 'a block device'],
+  [(s) => s.isSocket(), 'a socket'],
+];
+
+function what(s: fs.Stats): string {
+  return KIND.find(([test]) => test(s))?.[1] ?? 'not a regular file';
+}
+
+/** Stat a file the user named as `role` ("model", "calibration data"...); refuse anything but a regular file. */
+export function statRegularFile(file: string, role: string): fs.Stats {
+  const abs = path.resolve(file);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(abs);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new InputError(code === 'ENOENT' ? `${role} ${abs} does not exist` : `cannot read ${role} ${abs}: ${code ?? String(e)}`);
+  }
+  if (!st.isFile()) throw new InputError(`${role} ${abs} is ${what(st)}, not a regular file`);
+  return st;
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(1)} GiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
+  return `${n} bytes`;
+}
+
+/** Read a whole regular file of at most `maxBytes`. */
+export function readRegularFile(file: string, role: string, maxBytes: number): Buffer {
+  const abs = path.resolve(file);
+  const st = statRegularFile(abs, role);
+  if (st.size > maxBytes) throw new InputError(`${role} ${abs} is ${formatBytes(st.size)}, over the limit of ${formatBytes(maxBytes)}`);
+  try {
+    return fs.readFileSync(abs);
+  } catch (e) {
+    throw new InputError(`cannot read ${role} ${abs}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+}
+
+/** The real path of an existing file (symlinks resolved), or null. */
+export function realPathOrNull(file: string): string | null {
+  try {
+    return fs.realpathSync(file);
+  } catch {
+    return null;
+  }
+}
+
+/** Is `file` (symlinks resolved) inside `dir` (symlinks resolved)? */
+export function isInside(dir: string, file: string): boolean {
+  const d = realPathOrNull(dir) ?? path.resolve(dir);
+  const f = realPathOrNull(file) ?? path.resolve(file);
+  const rel = path.relative(d, f);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+export interface OutputTarget {
+  /** Where to write. */
+  path: string;
+  /** What the file is, for messages ("report", "quantized model"). */
+  role: string;
+  /** The user asked to replace an existing file (CLI --force, a confirmation in VS Code). */
+  force?: boolean;
+  /** Files this run reads (model, data, ...): never written over, even with force. */
+  inputs?: readonly (string | undefined)[];
+  /** The option that names this output, for messages ("--report"). */
+  option?: string;
+}
+
+/**
+ * Check that an output can be written, BEFORE the long work that produces it: fails fast on an
+ * empty path, a missing or non-folder parent, a folder at the path, an input, or an existing file
+ * without force. Returns the absolute path.
+ */
+export function checkOutput(t: OutputTarget): string {
+  const opt = t.option ? ` (${t.option})` : '';
+  if (!t.path || !t.path.trim()) throw new InputError(`${t.role} path${opt} is empty`);
+  const abs = path.resolve(t.path);
+  const parent = path.dirname(abs);
+  let pst: fs.Stats | undefined;
+  try {
+    pst = fs.statSync(parent);
+  } catch {
+    /* reported below */
+  }
+  if (!pst) throw new InputError(`cannot write ${t.role} ${abs}${opt}: folder ${parent} does not exist`);
+  if (!pst.isDirectory()) throw new InputError(`cannot write ${t.role} ${abs}${opt}: ${parent} is not a folder`);
+  const real = realPathOrNull(abs);
+  for (const input of t.inputs ?? []) {
+    if (!input) continue;
+    const ri = realPathOrNull(input) ?? path.resolve(input);
+    if ((real ?? abs) === ri || abs === path.resolve(input)) {
+      throw new InputError(`refusing to write ${t.role}${opt} over the input ${ri}; choose another path`);
+    }
+    // A data folder: nothing may be written inside it either (it would become a sample file).
+    if (isDirectory(ri) && isInside(ri, abs)) throw new InputError(`refusing to write ${t.role}${opt} inside the input folder ${ri}`);
+  }
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.lstatSync(abs);
+  } catch {
+    /* does not exist: fine */
+  }
+  if (st) {
+    const target = st.isSymbolicLink() ? safeStat(abs) : st;
+    if (target?.isDirectory()) throw new InputError(`cannot write ${t.role} ${abs}${opt}: it is a folder`);
+    if (target && !target.isFile()) throw new InputError(`cannot write ${t.role} ${abs}${opt}: it is ${what(target)}`);
+    if (!t.force) throw new InputError(`${abs}${opt} already exists; pass --force to replace it, or choose another path`);
+  }
+  return abs;
+}
+
+function isDirectory(p: string): boolean {
+  return safeStat(p)?.isDirectory() ?? false;
+}
+
+function safeStat(p: string): fs.Stats | undefined {
+  try {
+    return fs.statSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Write through a temporary file in the target's folder, then move it into place: without force
+ * with a hard link (fails if the target appeared meanwhile: never clobbers), with force by rename
+ * (atomic replace). The temporary file is removed on any failure.
+ */
+export function writeOutput(t: OutputTarget, data: string | Uint8Array): string {
+  const abs = checkOutput(t);
+  const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.quantlens-${process.pid}-${Date.now()}.tmp`);
+  try {
+    const fd = fs.openSync(tmp, 'wx', 0o644);
+    try {
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (t.force) {
+      fs.renameSync(tmp, abs);
+    } else {
+      try {
+        fs.linkSync(tmp, abs);
+        fs.rmSync(tmp, { force: true });
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') throw new InputError(`${abs} appeared while QuantLens was working; not replacing it`);
+        // Filesystems without hard links: check once more, then rename (a tiny race, never a half file).
+        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EXDEV') throw e;
+        if (fs.existsSync(abs)) throw new InputError(`${abs} appeared while QuantLens was working; not replacing it`);
+        fs.renameSync(tmp, abs);
+      }
+    }
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    if (e instanceof InputError) throw e;
+    throw new InputError(`cannot write ${t.role} ${abs}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return abs;
+}
+
+/** `base + suffix`, or `base-2 + suffix`, ...: a name no existing file has. */
+export function freshPath(base: string, suffix: string): string {
+  let p = `${base}${suffix}`;
+  for (let k = 2; fs.existsSync(p); k++) p = `${base}-${k}${suffix}`;
+  return p;
+}
