@@ -3,8 +3,9 @@
  * progress bars go to stderr so stdout stays clean for pipes.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { MultiBar, Presets } from 'cli-progress';
 import type { CalibrationMethod, MixedPrecisionResult, PresetName, Report, SweepReport } from '../protocol/report';
 import { CALIBRATION_METHODS, reportReplacer } from '../protocol/report';
@@ -19,6 +20,8 @@ import { runIntegerOnly } from './integer/integerGraph';
 import { runIntegerCnn } from './integer/cnnGraph';
 import { type ConfigOverrides, PRESETS, PRESET_NAMES, resolveConfig } from './quantize/presets';
 import { formatSummary } from './report/summary';
+import { type OutputTarget, checkOutput, writeOutput } from './io/files';
+import { updateModelSettings } from './io/modelSettings';
 
 function intArg(v: string): number {
   const n = Number(v);
@@ -55,13 +58,26 @@ function withQuantOptions(cmd: Command): Command {
     .option('--exclude <nodes>', 'comma-separated node names kept in float', (v) => v.split(',').map((s) => s.trim()).filter(Boolean))
     .option('--no-fold-bn', 'do not fold BatchNormalization into the preceding Conv')
     .option('--batch-size <n>', 'samples per inference batch', intArg)
+    .option('--force', 'replace existing output files (--report, --out); inputs are never replaced')
     .option('--quiet', 'no progress bars');
 }
 
 interface QuantOpts {
   data?: string; samples?: number; preset: PresetName; calibration?: CalibrationMethod; percentile?: number;
   weightBits?: 4 | 8 | 16; actBits?: 4 | 8 | 16; perTensor?: boolean; perChannel?: boolean; symmetric?: boolean; asymmetric?: boolean;
-  placement?: 'compute' | 'extended'; exclude?: string[]; foldBn: boolean; batchSize?: number; quiet?: boolean;
+  placement?: 'compute' | 'extended'; exclude?: string[]; foldBn: boolean; batchSize?: number; quiet?: boolean; force?: boolean;
+}
+
+/** An output file named by `option`, checked before any work (fails fast), written at the end. */
+function output(o: QuantOpts, model: string, file: string | undefined, option: string, role: string): OutputTarget | undefined {
+  if (file === undefined) return undefined;
+  const target: OutputTarget = { path: file, role, option, force: o.force, inputs: [model, o.data] };
+  checkOutput(target);
+  return target;
+}
+
+function writeJson(target: OutputTarget | undefined, value: unknown): void {
+  if (target) writeOutput(target, JSON.stringify(value, reportReplacer, 1) + '\n');
 }
 
 export function configFrom(o: QuantOpts) {
@@ -100,6 +116,7 @@ function progressReporter(quiet: boolean | undefined) {
 
 async function runAnalyze(model: string, o: QuantOpts & { report?: string; sensitivity: boolean; json?: boolean }): Promise<void> {
   const config = configFrom(o);
+  const reportOut = output(o, model, o.report, '--report', 'report');
   const bar = progressReporter(o.quiet);
   let report: Report;
   try {
@@ -108,16 +125,17 @@ async function runAnalyze(model: string, o: QuantOpts & { report?: string; sensi
   } finally {
     bar.stop();
   }
-  if (o.report) writeJson(o.report, report);
+  writeJson(reportOut, report);
   process.stdout.write(o.json ? JSON.stringify(report, reportReplacer) + '\n' : formatSummary(report) + (o.report ? `\nreport: ${path.resolve(o.report)}\n` : ''));
 }
 
 async function runQuantize(model: string, o: QuantOpts & { out: string }): Promise<void> {
   const config = configFrom(o);
+  const out = output(o, model, o.out, '--out', 'quantized model')!;
   const bar = progressReporter(o.quiet);
   try {
     const p = await prepareFor(model, o, bar.onProgress);
-    const written = writeQuantizedModel(p, quantizeWith(p, config), o.out);
+    const written = writeQuantizedModel(p, quantizeWith(p, config), out);
     process.stdout.write(`wrote ${written.path} (${written.layers} layers quantized, ${written.sizeBytes} bytes)\n`);
   } finally {
     bar.stop();
@@ -130,14 +148,10 @@ async function prepareFor(model: string, o: QuantOpts, onProgress?: (p: Progress
   return p;
 }
 
-function writeJson(file: string, value: unknown) {
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  fs.writeFileSync(file, JSON.stringify(value, reportReplacer, 1));
-}
-
 async function runSweepCmd(model: string, o: QuantOpts & { axes?: string; report?: string }): Promise<void> {
   const base = configFrom(o);
   const configs = gridConfigs(base, o.axes ? parseAxes(o.axes) : DEFAULT_AXES);
+  const reportOut = output(o, model, o.report, '--report', 'sweep report');
   const bar = progressReporter(o.quiet);
   let report: SweepReport;
   try {
@@ -146,7 +160,7 @@ async function runSweepCmd(model: string, o: QuantOpts & { axes?: string; report
   } finally {
     bar.stop();
   }
-  if (o.report) writeJson(o.report, report);
+  writeJson(reportOut, report);
   const lines = [`${configs.length} configurations on ${report.samples} samples (float top-1 ${report.floatTop1 ?? 'n/a'}); drop in points (${report.configs[0]?.dropBasis})`, ''];
   lines.push('   drop  agreement  SQNR dB      bytes  pareto  configuration');
   for (const e of [...report.configs].sort((a, b) => a.drop - b.drop)) {
@@ -158,8 +172,10 @@ async function runSweepCmd(model: string, o: QuantOpts & { axes?: string; report
   process.stdout.write(lines.join('\n') + (o.report ? `\nreport: ${path.resolve(o.report)}\n` : '\n'));
 }
 
-async function runMixedCmd(model: string, o: QuantOpts & { maxDrop: number; out?: string; report?: string }): Promise<void> {
+async function runMixedCmd(model: string, o: QuantOpts & { maxDrop: number; out?: string; report?: string; writeConfig?: boolean }): Promise<void> {
   const config = configFrom(o);
+  const modelOut = output(o, model, o.out, '--out', 'quantized model');
+  const reportOut = output(o, model, o.report, '--report', 'report');
   const bar = progressReporter(o.quiet);
   let result: MixedPrecisionResult;
   let p: Prepared;
@@ -169,12 +185,15 @@ async function runMixedCmd(model: string, o: QuantOpts & { maxDrop: number; out?
   } finally {
     bar.stop();
   }
-  if (o.out) result.written = writeMixedPrecision(p, result, o.out);
-  if (o.report) writeJson(o.report, result);
+  // Files are written only when asked, and only for a plan that meets the budget.
+  if (result.met && modelOut) result.written = { ...result.written, model: writeMixedPrecision(p, result, modelOut) };
+  if (result.met && o.writeConfig) result.written = { ...result.written, settings: updateModelSettings(model, { exclude: result.exclude }) };
+  writeJson(reportOut, result);
   const lines = result.steps.map((s) => `  ${String(s.kept.length).padStart(3)} in float  drop ${s.drop.toFixed(2).padStart(6)} points  agreement ${(s.agreement * 100).toFixed(2)}%${s.kept.length ? `  (+ ${s.kept[s.kept.length - 1]})` : ''}`);
   lines.unshift(`drop vs layers kept in float (budget ${o.maxDrop} points, ${result.dropBasis}):`);
   lines.push(result.met ? `met: keep ${result.exclude.length} layer(s) in float: ${result.exclude.join(', ') || '(none)'}` : `NOT met even with ${result.exclude.length} layers in float`);
-  if (result.written) lines.push(`wrote ${result.written.model} and ${result.written.settings}`);
+  for (const f of [result.written?.model, result.written?.settings]) if (f) lines.push(`wrote ${f}`);
+  if (!result.met && (modelOut || o.writeConfig)) lines.push('nothing written: the budget was not met');
   process.stdout.write(lines.join('\n') + '\n');
   if (!result.met) process.exitCode = 1;
 }
@@ -182,9 +201,10 @@ async function runMixedCmd(model: string, o: QuantOpts & { maxDrop: number; out?
 /** CI gate: exit 1 with a one-line reason when the integer accuracy drop exceeds the budget. */
 async function runGateCmd(model: string, o: QuantOpts & { maxDrop: number; report?: string }): Promise<void> {
   const config = configFrom(o);
+  const reportOut = output(o, model, o.report, '--report', 'report');
   const p = await prepareFor(model, o);
   const report = await evaluate(p, quantizeWith(p, config), { sensitivity: false });
-  if (o.report) writeJson(o.report, report);
+  writeJson(reportOut, report);
   const a = report.accuracy;
   const basis = a.dropPoints !== null ? 'top-1' : 'agreement';
   const drop = a.dropPoints ?? (1 - a.integer.agreement) * 100;
@@ -203,6 +223,7 @@ async function runGateCmd(model: string, o: QuantOpts & { maxDrop: number; repor
  * with the integer graph executor (top-1, and every op that had to run in float, named).
  */
 async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string }): Promise<void> {
+  const reportOut = output(o, model, o.report, '--report', 'report');
   const loaded = loadModel(model);
   const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(2)}%`);
   const transformer = loaded.proto.graph!.node.some((n) => ['Erf', 'LayerNormalization', 'Softmax'].includes(n.opType));
@@ -210,7 +231,7 @@ async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string
     const p = await prepareFor(model, o);
     const q = quantizeWith(p, configFrom(o));
     const r = await runIntegerCnn(p, q);
-    if (o.report) writeJson(o.report, { ...r, grids: undefined });
+    writeJson(reportOut, { ...r, grids: undefined });
     const lines = [
       `integer-only execution (${r.samples} samples, ${configLabel(q.config)}): top-1 ${pct(r.top1)} (float ${pct(r.floatTop1)}), agreement with float ${pct(r.agreement)}`,
       `ops run in integers: ${Object.entries(r.ops).map(([op, n]) => `${op} x${n}`).join(', ')}`,
@@ -225,7 +246,7 @@ async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string
   if (data.inputs.length !== 1 || !(all instanceof Float32Array)) throw new InputError(`${model}: integer-only execution needs one float input`);
   const input = data.inputs[0];
   const r = await runIntegerOnly(loaded, { input: all, dims: [data.samples, ...input.shape], labels: data.labels });
-  if (o.report) writeJson(o.report, { ...r, logits: undefined });
+  writeJson(reportOut, { ...r, logits: undefined });
   const lines = [
     `integer-only execution (${data.samples} samples): float ops between input quantization and logits: ${r.floatOps.length ? r.floatOps.join(', ') : 'none'}`,
     `top-1 float ${pct(r.floatTop1)}  integer-only ${pct(r.top1)}  agreement ${pct(r.agreement)}  logit SQNR ${r.logitSqnrDb.toFixed(1)} dB`,
@@ -245,7 +266,10 @@ export function buildProgram(): Command {
   const program = new Command('quantlens')
     .description('Debug quantization of ONNX models: calibration thresholds, simulated vs integer error per layer, sensitivity.')
     .version('0.1.0')
-    .showHelpAfterError();
+    // Errors are one line and exit 2 (main); help is printed only when asked for.
+    .exitOverride()
+    .configureOutput({ writeErr: (str) => void (/^error: /.test(str) ? undefined : process.stderr.write(str)) })
+    .showSuggestionAfterError(true);
   withQuantOptions(program.command('analyze').argument('<model>', 'the .onnx model (never modified)'))
     .description('calibrate, quantize in memory, and report per-layer errors and accuracy')
     .option('--report <out.json>', 'write the full JSON report here')
@@ -264,7 +288,8 @@ export function buildProgram(): Command {
   withQuantOptions(program.command('mixed-precision').argument('<model>', 'the .onnx model (never modified)'))
     .description('find layers to keep in float so the integer accuracy drop meets a budget')
     .requiredOption('--max-drop <points>', 'accuracy-drop budget in points', dropArg)
-    .option('--out <new.onnx>', 'write the resulting QDQ model here and the exclusion list into quantlens.json beside the model')
+    .option('--out <new.onnx>', 'write the resulting QDQ model here (only when the budget is met)')
+    .option('--write-config', 'record the exclusions in quantlens.json beside the model (only when the budget is met)')
     .option('--report <out.json>', 'write the result JSON here')
     .action((model, o) => runMixedCmd(model, o));
   withQuantOptions(program.command('gate').argument('<model>', 'the .onnx model (never modified)'))
@@ -283,18 +308,42 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  for (const cmd of program.commands) cmd.exitOverride().configureOutput({ writeErr: (str) => void (/^error: /.test(str) ? undefined : process.stderr.write(str)) });
   try {
-    await buildProgram().parseAsync(argv);
+    await program.parseAsync(argv);
     // gate/mixed-precision set exitCode 1 when a budget is not met
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
-    if (e instanceof InputError || e instanceof CancelledError || e instanceof RangeError) {
-      process.stderr.write(`quantlens: ${e.message}\n`);
+    if (e instanceof CommanderError) {
+      // --help and --version end here too, with exit code 0.
+      if (e.exitCode === 0) return 0;
+      const sub = argv.slice(2).find((a) => program.commands.some((c) => c.name() === a));
+      process.stderr.write(`quantlens: ${e.message.replace(/^error: /, '').split('\n')[0]} (see: quantlens ${sub ? `${sub} ` : ''}--help)\n`);
       return 2;
     }
-    process.stderr.write(`quantlens: internal error: ${(e as Error).stack ?? e}\n`);
-    return 1;
+    if (e instanceof InputError || e instanceof CancelledError) {
+      process.stderr.write(`quantlens: ${oneLine(e.message)}\n`);
+      return 2;
+    }
+    return internalError(e);
   }
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/** A bug: one line for the user, the stack trace in a log file they can attach to a report. */
+function internalError(e: unknown): number {
+  const log = path.join(os.tmpdir(), `quantlens-crash-${process.pid}-${Date.now()}.log`);
+  try {
+    fs.writeFileSync(log, `${new Date().toISOString()} quantlens ${process.argv.slice(2).join(' ')}\n${(e as Error)?.stack ?? String(e)}\n`);
+  } catch {
+    /* the message below still names the error */
+  }
+  process.stderr.write(`quantlens: internal error (a QuantLens bug): ${oneLine((e as Error)?.message ?? String(e))}. The stack trace is in ${log}; please report it.\n`);
+  return 1;
 }
 
 if (require.main === module) {

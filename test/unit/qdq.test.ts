@@ -51,9 +51,10 @@ describe('QDQ MatMul against a hand-computed fake-quant', () => {
     const p = await prepareAnalysis(modelPath, { dataPath: dataDir });
     const q = quantizeWith(p, config);
     const out = path.join(dir, 'matmul.qdq.onnx');
-    writeQuantizedModel(p, q, out);
+    writeQuantizedModel(p, q, { path: out, role: 'model' });
     assert.equal(createHash('sha256').update(fs.readFileSync(modelPath)).digest('hex'), before, 'input model untouched');
-    assert.throws(() => writeQuantizedModel(p, q, modelPath), InputError);
+    assert.throws(() => writeQuantizedModel(p, q, { path: modelPath, role: 'model', force: true }), InputError);
+    assert.throws(() => writeQuantizedModel(p, q, { path: out, role: 'model' }), /already exists/);
 
     // Independent expectation: ranges straight from the data, per-column symmetric weights.
     const px = paramsFor(Math.min(...X), Math.max(...X), config.activations);
@@ -133,7 +134,7 @@ describe('models in awkward shapes', () => {
     const p = await prepareAnalysis(file, { samples: 4 });
     const q = quantizeWith(p, resolveConfig('tensorrt'));
     const out = path.join(dir, 'opset11.qdq.onnx');
-    writeQuantizedModel(p, q, out);
+    writeQuantizedModel(p, q, { path: out, role: 'model' });
     const written = loadModel(out).proto;
     assert.ok(written.graph!.node.some((n) => n.opType === 'QuantizeLinear' && n.domain === 'com.microsoft'));
     assert.equal(written.opsetImport.find((o) => o.domain === '')!.version, 11n, 'model opset unchanged');
