@@ -121,7 +121,7 @@ async function runAnalyze(model: string, o: QuantOpts & { report?: string; sensi
   let report: Report;
   try {
     const p = await prepareFor(model, o, bar.onProgress);
-    report = await evaluate(p, quantizeWith(p, config), { onProgress: bar.onProgress, sensitivity: o.sensitivity });
+    report = await evaluate(p, await quantizeWith(p, config), { onProgress: bar.onProgress, sensitivity: o.sensitivity });
   } finally {
     bar.stop();
   }
@@ -135,7 +135,7 @@ async function runQuantize(model: string, o: QuantOpts & { out: string }): Promi
   const bar = progressReporter(o.quiet);
   try {
     const p = await prepareFor(model, o, bar.onProgress);
-    const written = writeQuantizedModel(p, quantizeWith(p, config), out);
+    const written = writeQuantizedModel(p, await quantizeWith(p, config), out);
     process.stdout.write(`wrote ${written.path} (${written.layers} layers quantized, ${written.sizeBytes} bytes)\n`);
   } finally {
     bar.stop();
@@ -186,7 +186,7 @@ async function runMixedCmd(model: string, o: QuantOpts & { maxDrop: number; out?
     bar.stop();
   }
   // Files are written only when asked, and only for a plan that meets the budget.
-  if (result.met && modelOut) result.written = { ...result.written, model: writeMixedPrecision(p, result, modelOut) };
+  if (result.met && modelOut) result.written = { ...result.written, model: await writeMixedPrecision(p, result, modelOut) };
   if (result.met && o.writeConfig) result.written = { ...result.written, settings: updateModelSettings(model, { exclude: result.exclude }) };
   writeJson(reportOut, result);
   const lines = result.steps.map((s) => `  ${String(s.kept.length).padStart(3)} in float  drop ${s.drop.toFixed(2).padStart(6)} points  agreement ${(s.agreement * 100).toFixed(2)}%${s.kept.length ? `  (+ ${s.kept[s.kept.length - 1]})` : ''}`);
@@ -203,7 +203,7 @@ async function runGateCmd(model: string, o: QuantOpts & { maxDrop: number; repor
   const config = configFrom(o);
   const reportOut = output(o, model, o.report, '--report', 'report');
   const p = await prepareFor(model, o);
-  const report = await evaluate(p, quantizeWith(p, config), { sensitivity: false });
+  const report = await evaluate(p, await quantizeWith(p, config), { sensitivity: false });
   writeJson(reportOut, report);
   const a = report.accuracy;
   const basis = a.dropPoints !== null ? 'top-1' : 'agreement';
@@ -229,7 +229,7 @@ async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string
   const transformer = loaded.proto.graph!.node.some((n) => ['Erf', 'LayerNormalization', 'Softmax'].includes(n.opType));
   if (!transformer) {
     const p = await prepareFor(model, o);
-    const q = quantizeWith(p, configFrom(o));
+    const q = await quantizeWith(p, configFrom(o));
     const r = await runIntegerCnn(p, q);
     writeJson(reportOut, { ...r, grids: undefined });
     const lines = [

@@ -32,7 +32,7 @@ export function reportCsv(r: Report): string {
   const rows = r.layers.map((l) => [
     l.node, l.op, l.integerKernel ?? 'float', l.simulated.sqnrDb, l.integer.sqnrDb, l.integer.cosine, l.integer.mse, l.integer.maxAbs,
     l.isolated.simulated.sqnrDb, l.isolated.integer.sqnrDb, clip.get(l.output) ?? '', l.simVsIntMismatch, l.simVsIntMaxLsb,
-    l.sensitivity?.rank ?? '', l.sensitivity?.onlyThis.agreement ?? '', l.sensitivity?.allButThis.agreement ?? '',
+    l.sensitivity?.rank ?? '', l.sensitivity?.onlyThis.agreement ?? '', l.sensitivity?.allButThis?.agreement ?? '',
     l.integerDiff?.referenceVsOrt.mismatchRate ?? '', l.integerDiff?.referenceVsOrt.maxLsb ?? '',
     l.integerDiff?.u8s8.applicable ? l.integerDiff.u8s8.changedOutputs : '', l.integerDiff?.accumulatorOverflows ?? '',
   ]);

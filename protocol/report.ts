@@ -112,6 +112,8 @@ export interface IntegerDiff {
   u8s8: { applicable: boolean; saturatedPairs: number; changedOutputs: number; elements: number };
   accumulatorOverflows: number;
   elements: number;
+  /** Samples compared (the first ones of the data). */
+  samples: number;
 }
 
 export interface LayerErrors {
@@ -142,14 +144,19 @@ export interface LayerReport {
   errorHistogram: { lsb: number[]; counts: number[] };
   /** Simulated vs integer-only reference vs onnxruntime, in integer codes (Conv/Gemm/MatMul layers; null otherwise). */
   integerDiff: IntegerDiff | null;
-  /** The fused kernel onnxruntime ran for this node in the integer session, or null (stayed float). */
+  /** The fused kernel onnxruntime ran for this node in the analysis's integer session, or null (stayed float). */
   integerKernel: string | null;
+  /**
+   * The kernel onnxruntime CPU runs for this node in the file `quantize` writes (the configured
+   * grid, no analysis taps), or null: it stays float between DequantizeLinear and QuantizeLinear.
+   */
+  deployedKernel: string | null;
   sensitivity: {
-    /** Model output when ONLY this layer is quantized. */
+    /** Model output when ONLY this layer is quantized (on `sensitivityInfo.samples` samples). */
     onlyThis: ModelOutputMetrics;
-    /** Model output when every layer BUT this one is quantized. */
-    allButThis: ModelOutputMetrics;
-    /** Rank by onlyThis damage, 1 = most sensitive. */
+    /** Model output when every layer BUT this one is quantized; null unless asked for. */
+    allButThis: ModelOutputMetrics | null;
+    /** Rank by onlyThis output SQNR, 1 = most damaging. */
     rank: number;
   } | null;
 }
@@ -188,8 +195,14 @@ export interface Report {
   accuracy: AccuracyReport;
   /** Kernels onnxruntime actually ran in the integer session (from its optimized graph). */
   integerKernels: Record<string, number>;
-  /** How the integer session encoded activations (see integerEncoding in engine/analysis/analyze.ts). */
+  /** Kernels onnxruntime CPU runs for the file `quantize` writes (from its optimized graph). */
+  deployedKernels: Record<string, number>;
+  /** How the integer session encoded activations (see integerEncoding in engine/analysis/kernels.ts). */
   integerEncoding: string;
+  /** Samples the bit-exact integer reference saw (it is exact int32 work in JS: bounded). */
+  integerDiffSamples: number;
+  /** How sensitivity was measured: samples used and why that many. */
+  sensitivityInfo: { samples: number; method: string; reason: string } | null;
   warnings: Warning[];
   timings: Record<string, number>;
 }

@@ -44,6 +44,8 @@ function attrsOf(layer: PlannedLayer): IntegerLayerSpec['attrs'] {
 export interface LayerDiffFeed {
   layer: string;
   diff: LayerDiff;
+  /** Multiply-accumulates per output element (the weight's elements per output channel). */
+  reduction: number;
   /** Integer session: the layer's input codes and output codes; simulated session: output codes. */
   inputI: OutputTap;
   outputI: OutputTap;
@@ -82,7 +84,9 @@ export function layerDiffFeeds(
       output: { scale: outputI.params.scale, zeroPoint: outputI.params.zeroPoint, type: aType },
     };
     try {
-      feeds.push({ layer: l.node.name, diff: new LayerDiff(spec), inputI, outputI, outputS });
+      const channels = wq.axis === null ? 1 : wq.dims[wq.axis];
+      const reduction = op === 'Conv' ? wq.codes.length / wq.dims[0] : wq.codes.length / Math.max(1, channels === 1 ? wq.dims[wq.dims.length - 1] : channels);
+      feeds.push({ layer: l.node.name, diff: new LayerDiff(spec), reduction, inputI, outputI, outputS });
     } catch (e) {
       // A layer the reference cannot model (e.g. alpha != 1) gets no diff; the analysis goes on.
       warn(l.node.name, `no integer reference for ${op} ${l.node.name}: ${(e as Error).message}`);
@@ -100,4 +104,36 @@ export function feedBatch(feeds: LayerDiffFeed[], qi: Record<string, ort.Tensor>
   for (const f of feeds) {
     f.diff.add(codes(qi[f.inputI.tensor], f.inputI), codes(qi[f.outputI.tensor], f.outputI), codes(qs[f.outputS.tensor], f.outputS));
   }
+}
+
+/** The first `count` samples of every tensor in a session's results (views, no copies). */
+export function sliceSamples(res: Record<string, ort.Tensor>, count: number): Record<string, ort.Tensor> {
+  const out: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(res)) {
+    const n = Number(t.dims[0] ?? 1);
+    if (count >= n || t.dims.length === 0) {
+      out[name] = t;
+      continue;
+    }
+    const per = (t.data as ArrayLike<number>).length / n;
+    const data = (t.data as Uint8Array).subarray(0, count * per);
+    out[name] = { ...t, data, dims: [count, ...t.dims.slice(1)] } as unknown as ort.Tensor;
+  }
+  return out;
+}
+
+/**
+ * Multiply-accumulates per sample the integer reference spends on these layers: output elements
+ * per sample x the reduction length (weight elements per output channel).
+ */
+export function macsPerSample(feeds: LayerDiffFeed[], qi: Record<string, ort.Tensor>): number {
+  let macs = 0;
+  for (const f of feeds) {
+    const t = qi[f.outputI.tensor];
+    if (!t) continue;
+    const n = Number(t.dims[0] ?? 1);
+    const outPerSample = (t.data as ArrayLike<number>).length / Math.max(1, n);
+    macs += outPerSample * f.reduction;
+  }
+  return macs;
 }

@@ -22,7 +22,7 @@ export interface MixedPrecisionOptions {
 
 export async function mixedPrecision(p: Prepared, config: QuantConfig, opts: MixedPrecisionOptions): Promise<MixedPrecisionResult> {
   if (!(opts.maxDrop >= 0)) throw new InputError(`--max-drop must be a non-negative number of points, got ${opts.maxDrop}`);
-  const q = quantizeWith(p, config);
+  const q = await quantizeWith(p, config);
   const ref = await FloatReference.create(p);
   const floatTop1 = await ref.floatTop1();
   const layers = q.plan.layers;
@@ -75,7 +75,7 @@ export async function mixedPrecision(p: Prepared, config: QuantConfig, opts: Mix
 }
 
 /** Write the result's QDQ model (its exclusions applied) to `target`; quantlens.json is not touched. */
-export function writeMixedPrecision(p: Prepared, result: MixedPrecisionResult, target: OutputTarget): string {
+export async function writeMixedPrecision(p: Prepared, result: MixedPrecisionResult, target: OutputTarget): Promise<string> {
   const config = { ...result.config, exclude: result.exclude };
-  return writeQuantizedModel(p, quantizeWith(p, config), target).path;
+  return writeQuantizedModel(p, await quantizeWith(p, config), target).path;
 }

@@ -17,6 +17,8 @@ export type RunMode = 'float' | 'simulated' | 'integer';
 export interface SessionOptions {
   /** Save the graph onnxruntime actually runs (after fusion) to this file. */
   optimizedModelPath?: string;
+  /** What the model is, for error messages (the user's model path, "quantized model of ..."). */
+  label?: string;
 }
 
 export async function createSession(model: ModelProto | Uint8Array, mode: RunMode, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
@@ -25,6 +27,9 @@ export async function createSession(model: ModelProto | Uint8Array, mode: RunMod
     graphOptimizationLevel: 'all',
     executionProviders: ['cpu'],
     logSeverityLevel: 3,
+    // The analysis keeps several sessions alive at once: without the arena each run's activation
+    // memory is returned when the run ends instead of staying reserved per session.
+    enableCpuMemArena: false,
   };
   if (mode === 'simulated') options.extra = { session: { disable_quant_qdq: '1' } };
   if (opts.optimizedModelPath) options.optimizedModelFilePath = opts.optimizedModelPath;

@@ -51,7 +51,7 @@ describe('demo CNN with the tensorrt preset', () => {
   before(async () => {
     prepared = await prepareAnalysis(model, { dataPath: data });
     for (const method of ['minmax', 'ema', 'percentile', 'entropy', 'mse'] as const) {
-      const q = quantizeWith(prepared, resolveConfig('tensorrt', { calibration: method }));
+      const q = await quantizeWith(prepared, resolveConfig('tensorrt', { calibration: method }));
       reports.set(method, await evaluate(prepared, q, { sensitivity: method === 'percentile' }));
     }
   });
@@ -125,7 +125,7 @@ describe('quantlens CLI on the demo', () => {
     assert.ok(ops.includes('QLinearConv'), ops.join(','));
     const refused = spawnSync(process.execPath, [cli, 'quantize', model, '--out', model, '--quiet'], { encoding: 'utf8' });
     assert.equal(refused.status, 2);
-    assert.match(refused.stderr, /refusing to overwrite/);
+    assert.match(refused.stderr, /refusing to write quantized model \(--out\) over the input/);
   });
 
   it('bad input exits 2 with one line naming the problem and the file', () => {

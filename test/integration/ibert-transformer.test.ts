@@ -42,7 +42,7 @@ describe('I-BERT integer-only tiny transformer', () => {
 
     t = performance.now();
     const p = await prepareAnalysis(modelPath, { dataPath });
-    const report = await evaluate(p, quantizeWith(p, resolveConfig('tensorrt', { calibration: 'percentile', placement: 'compute' })), { sensitivity: false });
+    const report = await evaluate(p, await quantizeWith(p, resolveConfig('tensorrt', { calibration: 'percentile', placement: 'compute' })), { sensitivity: false });
     ms.simulated = Math.round(performance.now() - t);
     simulatedTop1 = report.accuracy.simulated.top1!;
     reportFloatTop1 = report.accuracy.float.top1!;

@@ -20,7 +20,7 @@ test('integer-only CNN execution matches the simulated top-1 on the demo', { tim
   assert.equal(prepared.data.samples, 300);
   assert.ok(prepared.data.labels, 'the demo data is labelled');
   const config = resolveConfig('ort-cpu', { calibration: 'percentile', placement: 'extended' });
-  const q = quantizeWith(prepared, config);
+  const q = await quantizeWith(prepared, config);
   const report = await evaluate(prepared, q, { sensitivity: false });
   const simTop1 = report.accuracy.simulated.top1;
   assert.ok(typeof simTop1 === 'number');

@@ -104,7 +104,7 @@ describe('automatic mixed precision', () => {
     assert.ok(r.exclude.length > 0 && r.exclude.length < r.ranking.length, 'a strict subset of layers stays float');
     assert.equal(r.steps.length, r.exclude.length + 1, 'one step per layer added, from zero');
     const out = path.join(path.dirname(files.model), 'model.mixed.onnx');
-    writeMixedPrecision(p, r, { path: out, role: 'model' });
+    await writeMixedPrecision(p, r, { path: out, role: "model" });
     const settingsFile = updateModelSettings(files.model, { exclude: r.exclude });
     const settings = JSON.parse(fs.readFileSync(settingsFile, 'utf8'));
     assert.deepEqual(settings.exclude, r.exclude);
