@@ -174,6 +174,19 @@ export function pairedAccuracyFromTable(t: PairedTable, level = LEVEL): PairedAc
   };
 }
 
+/**
+ * The drop interval (points) recomputed at m samples with this table's proportions (counts scaled,
+ * not rounded: the score formulas accept real counts): how the verdict sizes "about M samples".
+ */
+export function pairedDropAt(t: PairedTable, level = LEVEL): (samples: number) => Interval {
+  const n = t.both + t.referenceOnly + t.candidateOnly + t.neither;
+  return (m) => {
+    const k = m / n;
+    const d = newcombePairedDifference({ both: t.both * k, referenceOnly: t.referenceOnly * k, candidateOnly: t.candidateOnly * k, neither: t.neither * k }, level);
+    return { ...d, estimate: d.estimate * 100, low: d.low * 100, high: d.high * 100 };
+  };
+}
+
 /** Paired accuracy from per-sample correctness of the reference and the candidate (truthy = correct). */
 export function pairedAccuracy(reference: ArrayLike<unknown>, candidate: ArrayLike<unknown>, level = LEVEL): PairedAccuracy {
   return pairedAccuracyFromTable(pairedTable(reference, candidate), level);

@@ -32,10 +32,11 @@ export interface VerdictInput {
   /** Samples the interval was computed from. */
   n: number;
   /**
-   * Per-sample standard deviation of the loss (PairedAccuracy.sdPoints, MeanSummary.sd): sizes the
-   * sample count needed. Without it the interval's half-width is scaled by 1/sqrt(n).
+   * How to size the sample count that would decide a cannot-tell: `intervalAt` for a paired
+   * accuracy drop (pairedDropAt(table)), `sd` for a mean (MeanSummary.sd); neither: the interval's
+   * half-width scaled by 1/sqrt(n).
    */
-  sd?: number;
+  projection?: Projection;
   /** Unit for the sentence ("points", "dB"); default "points". */
   unit?: string;
   /** What the loss is ("drop", "KL increase"); default "drop". */
@@ -51,26 +52,54 @@ function roundUpTwoDigits(m: number): number {
   return Math.ceil(m / scale) * scale;
 }
 
+/** How to project the interval to another sample count (see samplesToResolve). */
+export interface Projection {
+  /** Per-sample standard deviation of the loss: normal projection z sd / sqrt(m). */
+  sd?: number;
+  /** The interval recomputed at m samples with the same observed proportions (pairedDropAt). */
+  intervalAt?: (samples: number) => Interval;
+}
+
 /**
- * Samples needed for the interval to clear the budget, assuming the estimate and the per-sample
- * spread stay as observed: the half-width facing the budget must shrink below the gap between the
- * estimate and the budget. Null when no count can (estimate equal to the budget) or nothing is known.
+ * About how many samples would put the interval on one side of the budget, if the estimate and
+ * the per-sample spread stay as observed. With `intervalAt` the interval itself is recomputed at
+ * growing counts (exact for score intervals, which are skewed at small counts); with `sd` the
+ * normal half-width z sd / sqrt(m) must fall below the gap; otherwise the observed half-width facing
+ * the budget is scaled by 1/sqrt(m). Null when no count can (estimate equal to the budget), or
+ * nothing is known to project from.
  */
-export function samplesToResolve(loss: Interval, budget: number, n: number, sd?: number): number | null {
+export function samplesToResolve(loss: Interval, budget: number, n: number, how: Projection = {}): number | null {
   const gap = Math.abs(budget - loss.estimate);
   if (!(gap > 0) || !(n > 0)) return null;
-  // Two estimates, the larger kept: the normal approximation from the per-sample spread, and the
-  // observed half-width scaled by 1/sqrt(n). The first is too optimistic for a handful of
-  // discordant pairs (where the score interval is wider than the normal one), the second when the
-  // interval is skewed; neither is exact, so "about" it is.
-  let m = 0;
-  if (sd !== undefined && sd > 0) {
-    const z = normalQuantile(1 - (1 - loss.level) / 2);
-    m = ((z * sd) / gap) ** 2;
+  const below = loss.estimate < budget;
+  if (how.intervalAt) {
+    const resolved = (m: number): boolean => {
+      const i = how.intervalAt!(m);
+      return below ? i.high <= budget : i.low > budget;
+    };
+    let lo = n;
+    let hi = 2 * n;
+    while (!resolved(hi)) {
+      lo = hi;
+      hi *= 2;
+      if (hi > 1e12) return null;
+    }
+    while (hi - lo > Math.max(1, hi * 0.002)) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (resolved(mid)) hi = mid;
+      else lo = mid;
+    }
+    return roundUpTwoDigits(Math.max(hi, n + 1));
   }
-  const half = loss.estimate < budget ? loss.high - loss.estimate : loss.estimate - loss.low;
-  if (Number.isFinite(half) && half > 0) m = Math.max(m, n * (half / gap) ** 2);
-  if (!(m > 0)) return null;
+  let m: number;
+  if (how.sd !== undefined && how.sd > 0) {
+    const z = normalQuantile(1 - (1 - loss.level) / 2);
+    m = ((z * how.sd) / gap) ** 2;
+  } else {
+    const half = below ? loss.high - loss.estimate : loss.estimate - loss.low;
+    if (!Number.isFinite(half) || half <= 0) return null;
+    m = n * (half / gap) ** 2;
+  }
   return roundUpTwoDigits(Math.max(m, n + 1));
 }
 
@@ -96,7 +125,7 @@ export function budgetVerdict(input: VerdictInput): Verdict {
     }
     return { kind: 'within-budget', text: `within budget: ${point} is within the budget of ${fmt(budget)} ${unit}`, samplesNeeded: null };
   }
-  const needed = samplesToResolve(loss, budget, n, input.sd);
+  const needed = samplesToResolve(loss, budget, n, input.projection);
   const zero = containsZero ? ' and contains 0' : '';
   const more =
     needed === null

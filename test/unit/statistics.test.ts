@@ -7,6 +7,7 @@ import {
   newcombePairedDifference,
   pairedAccuracy,
   pairedAccuracyFromTable,
+  pairedDropAt,
   pairedMeanDifference,
   wilsonInterval,
 } from '../../engine/analysis/statistics';
@@ -280,19 +281,26 @@ describe('budget verdict', () => {
   it('cannot tell: names the sample count and one that would resolve it', () => {
     // 300 samples, 4 lost by the candidate, none gained: 1.33 points, budget 1
     const r = pairedAccuracyFromTable(table(280, 4, 0, 16));
-    const v = budgetVerdict({ loss: r.dropPoints, budget: 1, n: r.n, sd: r.sdPoints });
+    const v = budgetVerdict({ loss: r.dropPoints, budget: 1, n: r.n, projection: { intervalAt: pairedDropAt(r.table) } });
     assert.equal(v.kind, 'cannot-tell');
     assert.ok(v.samplesNeeded !== null && v.samplesNeeded > 300);
     assert.match(v.text, new RegExp(`straddles the budget of 1\\.00 points and contains 0; 300 samples are too few, about ${v.samplesNeeded} would resolve it$`));
-    // With the same proportions at that many samples the interval clears the budget; at a quarter it does not.
+    // A real table with the same proportions at that count (rounded to whole samples) clears the
+    // budget; at 80% of it, it does not.
     const scaled = (m: number) => {
-      const k = m / 300;
-      const b = Math.round(4 * k);
-      const d = Math.round(16 * k);
+      const b = Math.round((4 * m) / 300);
+      const d = Math.round((16 * m) / 300);
       return newcombePairedDifference(table(m - b - d, b, 0, d));
     };
     assert.ok(scaled(v.samplesNeeded!).low * 100 > 1, 'resolved at the estimate');
-    assert.ok(scaled(Math.round(v.samplesNeeded! / 4)).low * 100 <= 1, 'a quarter is not enough');
+    assert.ok(scaled(Math.round(v.samplesNeeded! * 0.8)).low * 100 <= 1, '80% is not enough');
+  });
+
+  it('sizes a mean from its standard deviation: z sd / sqrt(m) must fit in the gap', () => {
+    // loss 0.6 +- 0.5, budget 1, sd 4.4: m = (1.96 * 4.4 / 0.4)^2 = 464.8 -> 470 (two digits, up)
+    assert.equal(samplesToResolve(iv(0.6, 0.1, 1.1), 1, 300, { sd: 4.4 }), 470);
+    // without sd: the half-width 0.5 facing the budget scaled by 1/sqrt(m): 300 (0.5 / 0.4)^2 = 468.75
+    assert.equal(samplesToResolve(iv(0.6, 0.1, 1.1), 1, 300), 470);
   });
 
   it('no sample count separates an estimate equal to the budget', () => {
