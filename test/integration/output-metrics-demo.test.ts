@@ -39,7 +39,7 @@ describe('output metrics on the demo CNN, float vs integer kernels', () => {
   for (const calibration of ['minmax', 'entropy'] as const) {
     it(`${calibration}: the same top-1, agreement and SQNR as the pipeline, now with intervals`, async () => {
       const config = resolveConfig('tensorrt', { calibration });
-      const q = quantizeWith(p, config);
+      const q = await quantizeWith(p, config);
       const { model } = buildQdqModel(q.prepared, p.loaded.dir, q.plan, q.actParams, config, false);
       const integer = await createSession(model, 'integer');
       const cmp = new ModelOutputComparison(p.outputs);
