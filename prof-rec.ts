@@ -1,0 +1,20 @@
+import { evaluate, prepareAnalysis, quantizeWith } from '/work/main/engine/analysis/analyze';
+import { resolveConfig } from '/work/main/engine/quantize/presets';
+import * as ort from 'onnxruntime-node';
+import { loadDataset, modelInputs, batchRanges } from '/work/main/engine/data/dataset';
+import { loadModel } from '/work/main/engine/onnx/model';
+import { feedsFor } from '/work/main/engine/runtime/session';
+const model = process.argv[2], data = process.argv[3], samples = Number(process.argv[4]), sens = process.argv[5] === 'sens';
+(async () => {
+  const d = loadDataset(data, modelInputs(loadModel(model).proto), { samples });
+  const s = await ort.InferenceSession.create(model);
+  for (const [a, b] of batchRanges(d.samples, 32)) await s.run(await feedsFor(d, a, b));
+  let t0 = performance.now();
+  for (const [a, b] of batchRanges(d.samples, 32)) await s.run(await feedsFor(d, a, b));
+  const F = performance.now() - t0;
+  t0 = performance.now();
+  const p = await prepareAnalysis(model, { dataPath: data, samples });
+  const r = await evaluate(p, await quantizeWith(p, resolveConfig('ort-cpu', { calibration: 'percentile' })), { sensitivity: sens });
+  const A = performance.now() - t0;
+  console.log(JSON.stringify({ F, A, ratio: A / F, timings: r.timings, layers: r.layers.length, rss: process.resourceUsage().maxRSS / 1024 }));
+})();
