@@ -28,7 +28,9 @@ export function validateModel(model: ModelProto, file: string): void {
 }
 
 function checkInputs(g: GraphProto, file: string): void {
+  const inits = new Set(g.initializer.map((t) => t.name));
   for (const inp of g.input) {
+    if (inits.has(inp.name)) continue; // IR < 4 lists weights as inputs too: they are not fed
     const tt = inp.type?.value.case === 'tensorType' ? inp.type.value.value : undefined;
     if (!tt) continue;
     if (tt.elemType !== 0 && !isKnownElementType(tt.elemType)) {
