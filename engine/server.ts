@@ -14,7 +14,7 @@ import {
 } from '../protocol/messages';
 import type { MixedPrecisionResult, Report, SweepReport } from '../protocol/report';
 import * as fs from 'node:fs';
-import { CancelledError, type Prepared, type Progress, evaluate, prepareAnalysis, quantizeWith } from './analysis/analyze';
+import { CancelledError, type Prepared, type Progress, evaluate, prepareLoaded, quantizeWith } from './analysis/analyze';
 import { mixedPrecision } from './analysis/mixedPrecision';
 import { runSweep } from './analysis/sweep';
 import { writeQuantizedModel } from './analysis/quantizeModel';
@@ -142,12 +142,14 @@ function fileStamp(p: string | undefined): string {
 }
 
 async function preparedFor(params: { modelPath: string; dataPath?: string; samples?: number }, onProgress: (p: Progress) => void, signal: AbortSignal): Promise<Prepared> {
-  const key = JSON.stringify([params.modelPath, params.dataPath ?? null, params.samples ?? null, fileStamp(params.modelPath), fileStamp(params.dataPath)]);
+  // The model's hash covers its external data too; loading is cheap next to calibrating.
+  const loaded = loadModel(params.modelPath);
+  const key = JSON.stringify([loaded.path, loaded.sha256, params.dataPath ?? null, params.samples ?? null, fileStamp(params.dataPath)]);
   if (preparedCache?.key === key) return preparedCache.prepared;
   const old = preparedCache;
   preparedCache = undefined;
   await old?.prepared.data.close();
-  const prepared = await prepareAnalysis(params.modelPath, { dataPath: params.dataPath, samples: params.samples, onProgress, signal });
+  const prepared = await prepareLoaded(loaded, { dataPath: params.dataPath, samples: params.samples, onProgress, signal });
   preparedCache = { key, prepared };
   return prepared;
 }

@@ -18,7 +18,7 @@ import { cloneModel } from '../onnx/model';
 import { GraphIndex, untypedValueInfo } from '../onnx/graph';
 import type { PlannedLayer } from '../quantize/plan';
 import { type OutputTap, buildIsolatedModel, buildQdqModel, isolatedInputs } from '../quantize/qdqRewrite';
-import { createSession, feedsFor } from '../runtime/session';
+import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
 import { type LayerDiffFeed, feedBatch, layerDiffFeeds, macsPerSample, sliceSamples } from './integerDiffs';
 import { integerEncoding, integerSessionWithKernels, type KernelMap, shiftParams } from './kernels';
@@ -123,9 +123,9 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
     for (const [start, count] of batches(p.data.samples, batch)) {
       checkCancel(opts.signal);
       const feeds = await feedsFor(p.data, start, count);
-      const qs = await qdqSim.run(feeds);
+      const qs = await runSession(qdqSim, feeds, label);
       checkCancel(opts.signal);
-      const qi = await qdqInt.run(feeds);
+      const qi = await runSession(qdqInt, feeds, label);
       if (diffFeeds.length && diffBudget > 0) {
         diffMacs ||= macsPerSample(diffFeeds, qi);
         const take = Math.min(count, Math.floor(diffBudget / Math.max(1, diffMacs)) || (evaluation.diffSamples === 0 ? 1 : 0));
@@ -139,7 +139,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
       const clipped = new Set<string>();
       for (const [gi, fg] of floatGroups.entries()) {
         checkCancel(opts.signal);
-        const fr = await fg.float.run(feeds);
+        const fr = await runSession(fg.float, feeds, p.loaded.path);
         const floats = { ...feeds, ...fr } as Record<string, ort.Tensor>;
         countClips(evaluation, q, fg.group.tensors, floats, clipped);
         const iso = await runIsolated(fg, floats);
@@ -199,7 +199,7 @@ async function runIsolated(fg: FloatGroup, floats: Record<string, ort.Tensor>) {
   if (!fg.isoSim || !fg.isoInt) return { sim: null, int: null };
   const feeds: Record<string, ort.Tensor> = {};
   for (const name of fg.isoSim.inputNames) feeds[name] = floats[name];
-  return { sim: await fg.isoSim.run(feeds), int: await fg.isoInt.run(feeds) };
+  return { sim: await runSession(fg.isoSim, feeds, 'isolated layers'), int: await runSession(fg.isoInt, feeds, 'isolated layers') };
 }
 
 /** Clipped = the code saturates: the unclamped code lies more than half a step beyond the grid. */

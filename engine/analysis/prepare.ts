@@ -13,7 +13,7 @@ import { InputError } from '../errors';
 import { ensureNodeNames, hoistConstants, untypedValueInfo } from '../onnx/graph';
 import { type LoadedModel, cloneModel, loadModel } from '../onnx/model';
 import { planQuantization } from '../quantize/plan';
-import { createSession, feedsFor } from '../runtime/session';
+import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
 import { batches, disposeAll, fixedBatchOf, groupByBytes, measureTensors } from './taps';
 import type { PrepareOptions, Prepared, RunOptions } from './types';
@@ -38,7 +38,7 @@ export async function prepareAnalysis(modelPath: string, opts: PrepareOptions = 
 }
 
 export async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t = timer()): Promise<Prepared> {
-  const warnings: Warning[] = [];
+  const warnings: Warning[] = loaded.warnings.map((message) => ({ code: 'model-warning', message }));
   const float = cloneModel(loaded.proto);
   hoistConstants(float);
   ensureNodeNames(float.graph!);
@@ -101,7 +101,7 @@ export async function ensureStats(p: Prepared, names: readonly string[], opts: R
       for (const [start, count] of batches(p.data.samples, group.batch)) {
         checkCancel(opts.signal);
         const feeds = await feedsFor(p.data, start, count);
-        const res = await session.run(feeds);
+        const res = await runSession(session, feeds, p.loaded.path);
         if (gi === 0) checkOutputs(p, res, start);
         for (const [name, tensor] of Object.entries({ ...res, ...feeds })) {
           if (!wanted.has(name) || tensor.type !== 'float32') continue;

@@ -15,7 +15,7 @@ import { cloneModel } from '../onnx/model';
 import { ELEM_TYPE, downstreamOf, frontierOf, typedValueInfo } from '../onnx/slice';
 import { type PlannedLayer, subsetPlan } from '../quantize/plan';
 import { buildQdqModel } from '../quantize/qdqRewrite';
-import { createSession, feedsFor } from '../runtime/session';
+import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
 import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
 import { disposeAll, fixedBatchOf, groupByBytes, measureTensors } from './taps';
@@ -99,7 +99,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
         const feeds = await feedsFor(p.data, start, count);
         const lab = labels?.subarray(start, start + count) ?? null;
         for (const [gi, gr] of groups.entries()) {
-          const fr = await floats[gi].run(feeds);
+          const fr = await runSession(floats[gi], feeds, p.loaded.path);
           const all = { ...feeds, ...fr } as Record<string, ort.Tensor>;
           const fPred = all[logits]?.type === 'float32' ? argmaxRows(all[logits].data as Float32Array, cols(all[logits])) : null;
           for (const s of gr.units) {
@@ -111,7 +111,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
             }
             const sf: Record<string, ort.Tensor> = {};
             for (const name of s.session.inputNames) sf[name] = all[name];
-            const r = await s.session.run(sf);
+            const r = await runSession(s.session, sf, `quantized model of ${p.loaded.path}`);
             compare(p, s, all, r, count, lab, fPred, logits);
             disposeAll(r);
           }

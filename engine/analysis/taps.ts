@@ -8,7 +8,7 @@
 import type * as ort from 'onnxruntime-node';
 import { untypedValueInfo } from '../onnx/graph';
 import { cloneModel } from '../onnx/model';
-import { createSession, feedsFor } from '../runtime/session';
+import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
 import type { Prepared } from './types';
 
@@ -43,7 +43,7 @@ export async function measureTensors(p: Prepared, names: readonly string[], sign
     const session = await createSession(model, 'float', { label: p.loaded.path });
     let bytes = 0;
     try {
-      const res = await session.run(feeds);
+      const res = await runSession(session, feeds, p.loaded.path);
       for (const n of part) {
         const t = res[n];
         if (!t) continue;

@@ -53,6 +53,33 @@ export function readRegularFile(file: string, role: string, maxBytes: number): B
   }
 }
 
+/**
+ * Read `length` bytes at `offset` of a regular file (stat first: a FIFO or device is refused before
+ * it is opened). The caller has checked the range against the size; a short read (the file shrank
+ * meanwhile) is an error, never zeros.
+ */
+export function readFileRange(file: string, role: string, offset: number, length: number): Buffer {
+  const abs = path.resolve(file);
+  statRegularFile(abs, role);
+  const buf = Buffer.alloc(length);
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(abs, 'r');
+    let got = 0;
+    while (got < length) {
+      const n = fs.readSync(fd, buf, got, length - got, offset + got);
+      if (n === 0) throw new InputError(`${role} ${abs} ended after ${offset + got} bytes, before the ${offset + length} it should hold`);
+      got += n;
+    }
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(`cannot read ${role} ${abs}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+  return buf;
+}
+
 /** The real path of an existing file (symlinks resolved), or null. */
 export function realPathOrNull(file: string): string | null {
   try {
