@@ -6,7 +6,8 @@
  */
 import type { CalibrationMethod, QuantConfig, Range } from '../../protocol/report';
 import type { ActivationStats } from './histogram';
-import { type CurvePoint, entropyAmax, mseAmax, percentileAmax } from './thresholds';
+import { mseAmax } from './mse';
+import { type CurvePoint, entropyAmax, percentileAmax } from './thresholds';
 
 export interface TensorThresholds {
   thresholds: Record<CalibrationMethod, Range>;

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ActivationStats, displayHistogram } from '../../engine/calibration/histogram';
-import { entropyAmax, mseAmax, percentileAmax } from '../../engine/calibration/thresholds';
+import { mseAmax } from '../../engine/calibration/mse';
+import { entropyAmax, percentileAmax } from '../../engine/calibration/thresholds';
 import { randn, rng } from '../helpers/tinyModels';
 
 /**
