@@ -22,7 +22,7 @@
  * - Safe pruning: candidates are scanned from the largest down. The error of the bins above a
  *   candidate (they saturate) is a lower bound of its MSE and only grows as the candidate shrinks,
  *   so once it exceeds the best MSE found (with a 1e-6 margin for rounding), every remaining
- *   candidate is provably worse and the scan stops. Typical activations stop well before bin 128.
+ *   candidate is provably worse and the scan stops (on the demo CNN, after 10-50% of the candidates).
  *
  * Work bound: sum over candidates of min(i + 1, levels). When that exceeds MSE_WORK_BUDGET (widened
  * histograms up to 2^17 bins, or 16-bit activations on large histograms), adjacent bins are merged in
