@@ -20,18 +20,34 @@ export class ActivationStats {
   zeroCount = 0;
   min = Infinity;
   max = -Infinity;
-  /** EMA of per-batch min/max, ORT's MinMax calibrator with moving average (constant 0.01). */
-  emaMin = NaN;
-  emaMax = NaN;
+  /**
+   * Sums of each batch's min and max and the number of batches, for the `ema` method: onnxruntime's
+   * MinMaxCalibrater with moving_average=True takes, within one collect_data call, the MEAN of the
+   * per-inference-run minima and maxima (its 0.01 EMA only blends separate collect_data calls). One
+   * `add` is one inference run, so the result depends on the batch size, as onnxruntime's does.
+   */
+  batchMinSum = 0;
+  batchMaxSum = 0;
+  batches = 0;
   /** Bin width; 0 until a non-zero finite value has been seen. */
   width = 0;
   /** pos[k] counts x in [k*w, (k+1)*w] for x >= 0 (zeros in bin 0); neg[k] the same for -x, x < 0. */
   pos: Float64Array = new Float64Array(0);
   neg: Float64Array = new Float64Array(0);
 
-  constructor(readonly initialBins = DEFAULT_BINS, readonly emaConstant = 0.01) {}
+  constructor(readonly initialBins = DEFAULT_BINS) {}
 
-  /** Add one batch of values. */
+  /** Mean of the per-batch minima (NaN before any batch with a finite value). */
+  get meanBatchMin(): number {
+    return this.batches ? this.batchMinSum / this.batches : NaN;
+  }
+
+  /** Mean of the per-batch maxima (NaN before any batch with a finite value). */
+  get meanBatchMax(): number {
+    return this.batches ? this.batchMaxSum / this.batches : NaN;
+  }
+
+  /** Add one batch of values (one inference run's tensor). */
   add(x: ArrayLike<number>): void {
     const r = scanRange(x);
     this.nanCount += r.nan;
@@ -42,13 +58,9 @@ export class ActivationStats {
     this.count += finite;
     this.min = Math.min(this.min, bmin);
     this.max = Math.max(this.max, bmax);
-    if (Number.isNaN(this.emaMin)) {
-      this.emaMin = bmin;
-      this.emaMax = bmax;
-    } else {
-      this.emaMin += this.emaConstant * (bmin - this.emaMin);
-      this.emaMax += this.emaConstant * (bmax - this.emaMax);
-    }
+    this.batchMinSum += bmin;
+    this.batchMaxSum += bmax;
+    this.batches++;
     const amax = Math.max(Math.abs(bmin), Math.abs(bmax));
     if (amax === 0) {
       // All zeros: nothing to bin until a width exists; remember them for bin 0.
