@@ -56,7 +56,9 @@ describe('redesigned pipeline reproduces the previous one', () => {
         assert.ok(t, `tensor ${o.name}`);
         // Tapping a different set of tensors changes which float kernels onnxruntime fuses: values
         // move in the 7th digit, no more.
-        for (const [m, range] of Object.entries(o.thresholds as Record<string, { lo: number; hi: number }>)) {
+        // ema and mse changed on purpose since (ema = onnxruntime's mean of per-batch extremes, mse =
+        // the global minimum): the other methods must not move.
+        for (const [m, range] of Object.entries(o.thresholds as Record<string, { lo: number; hi: number }>).filter(([m]) => m !== 'ema' && m !== 'mse')) {
           const got = t!.thresholds[m as keyof typeof t.thresholds]!;
           for (const end of ['lo', 'hi'] as const) assert.ok(Math.abs(got[end] - range[end]) <= 1e-6 * Math.max(1, Math.abs(range[end])), `${o.name} ${m}.${end}: ${got[end]} vs ${range[end]}`);
         }
