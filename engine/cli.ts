@@ -346,6 +346,16 @@ function internalError(e: unknown): number {
   return 1;
 }
 
+/**
+ * Exit with `code` once stdout and stderr have taken everything written to them. process.exit()
+ * right away would drop output still queued for a pipe: `quantlens analyze --json | jq` got the
+ * first 64 KiB of the report.
+ */
+export function exitWhenFlushed(code: number): void {
+  process.exitCode = code;
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
 if (require.main === module) {
-  main(process.argv).then((code) => process.exit(code));
+  main(process.argv).then(exitWhenFlushed);
 }

@@ -81,3 +81,16 @@ describe('CLI: option errors are one line and exit 2', () => {
     assert.match(r.stdout, /--force/);
   });
 });
+
+describe('CLI: output through a pipe', () => {
+  it('the --json report arrives whole (hundreds of KiB), not cut at the pipe buffer', () => {
+    const r = spawnSync(process.execPath, [cli, 'analyze', model, '--data', data, '--samples', '16', '--no-sensitivity', '--json', '--quiet'], {
+      encoding: 'utf8', cwd: dir, maxBuffer: 64 * 1024 * 1024,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(r.stdout.length > 4 * 65536, `a report larger than several pipe buffers (${r.stdout.length} bytes)`);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.samples, 16);
+    assert.equal(report.layers.length, 6);
+  });
+});
