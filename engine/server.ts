@@ -12,7 +12,7 @@ import {
   type AllowPathParams, AllowPathRequest, type AnalyzeParams, AnalyzeRequest, type MixedPrecisionParams, MixedPrecisionRequest, type SweepParams, SweepRequest, type OutlineParams, OutlineRequest,
   type OutlineResult, type QuantizeParams, QuantizeRequest, type QuantizeResult, type RequestDef,
 } from '../protocol/messages';
-import type { MixedPrecisionResult, Report, SweepReport } from '../protocol/report';
+import { type MixedPrecisionResult, type Report, type SweepReport, reportReplacer } from '../protocol/report';
 import * as fs from 'node:fs';
 import { CancelledError, type Prepared, type Progress, evaluate, prepareLoaded, quantizeWith } from './analysis/analyze';
 import { mixedPrecision } from './analysis/mixedPrecision';
@@ -68,6 +68,15 @@ function paramsError(method: string, issues: { path: PropertyKey[]; message: str
   return `invalid ${method} request: ${parts.join('; ')}${issues.length > 3 ? ` (+${issues.length - 3} more)` : ''}`;
 }
 
+/**
+ * A result as JSON-RPC will carry it. JSON has no infinities: left alone, an exact match's
+ * SQNR (Infinity) would arrive as null, like a NaN. Infinities go as "Infinity" strings, as in
+ * report files (reportReplacer), which the webview revives. The cached reports keep numbers.
+ */
+function onTheWire(result: unknown): unknown {
+  return result === undefined ? null : JSON.parse(JSON.stringify(result, reportReplacer));
+}
+
 function handle<P, R>(def: RequestDef<P, R>, fn: (p: P, token: CancellationToken, progress: WorkDoneProgressReporter) => Promise<R>, opts: { checkPaths?: boolean } = {}) {
   connection.onRequest(def.method, async (raw: unknown, token: CancellationToken): Promise<unknown> => {
     // Requests registered by method name get no reporter from the library: attach the one the
@@ -78,7 +87,7 @@ function handle<P, R>(def: RequestDef<P, R>, fn: (p: P, token: CancellationToken
       const parsed = def.params.safeParse(raw);
       if (!parsed.success) return new ResponseError(ErrorCodes.InvalidParams, paramsError(def.method, parsed.error.issues));
       if (opts.checkPaths !== false) checkPaths(parsed.data as object);
-      return await fn(parsed.data, token, progress);
+      return onTheWire(await fn(parsed.data, token, progress));
     } catch (e) {
       // User errors carry their message as is; anything else is a bug: its stack goes to the log.
       if (e instanceof InputError) return new ResponseError(1, e.message);

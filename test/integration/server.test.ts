@@ -60,6 +60,16 @@ describe('engine language server over IPC', () => {
     assert.ok(pct.length >= 3 && pct.every((x, i) => i === 0 || x >= pct[i - 1]), `monotonic progress: ${pct.join(',')}`);
   });
 
+  it('infinities cross JSON-RPC as "Infinity" (as in report files), not as null like a NaN', async () => {
+    const report = (await conn.sendRequest(AnalyzeRequest.method, params({ samples: 32 }))) as unknown as Report;
+    // The KL divergence of a threshold whose last bin is empty while P has mass there is infinite
+    // (engine/calibration/thresholds.ts); MNIST inputs (many exact zeros) give such thresholds.
+    const kl = report.tensors.flatMap((t) => t.klCurve ?? []).map((p) => p.value as unknown);
+    assert.ok(kl.includes('Infinity'), 'some KL curve points are infinite');
+    assert.ok(!kl.includes(null), 'no KL curve point arrives as null');
+    assert.ok(kl.every((v) => v === 'Infinity' || (typeof v === 'number' && Number.isFinite(v))));
+  });
+
   it('bad input is a clear error, not a crash; the server keeps answering', async () => {
     const readme = path.join(root, 'README.md');
     await assert.rejects(conn.sendRequest(AnalyzeRequest.method, params({ modelPath: readme })), /README\.md is outside the workspace folders/);
