@@ -69,9 +69,10 @@ function classifyCli(c: Extract<FuzzCase, { kind: 'cli' }>, o: Observation): Out
   if (o.exitCode !== 0 && !budgetNotMet(c, o)) return fail('crash', `exit ${o.exitCode}; stderr: ${err.slice(0, 400)}`);
   // exit 0 (or a budget verdict)
   if (c.expect === 'refuse') return fail('silent-garbage', `exit ${o.exitCode} on an input that must be refused; stdout: ${o.stdout.trim().split('\n').slice(0, 3).join(' | ').slice(0, 300)}`);
-  if (/\bNaN\b|\bnan\b|\bundefined\b/.test(o.stdout)) return fail('silent-garbage', `the summary shows ${/\bNaN\b|\bnan\b|\bundefined\b/.exec(o.stdout)![0]}: ${o.stdout.split('\n').find((l) => /\bNaN\b|\bnan\b|\bundefined\b/.test(l))?.trim().slice(0, 200)}`);
-  if (c.report) {
-    if (!o.json || o.json.error) return fail('silent-garbage', `exit 0 but the report ${c.report} is unreadable: ${o.json?.error ?? 'missing'}`);
+  const json = c.args.includes('--json');
+  if (!json && /\bNaN\b|\bnan\b|\bundefined\b/.test(o.stdout)) return fail('silent-garbage', `the summary shows ${/\bNaN\b|\bnan\b|\bundefined\b/.exec(o.stdout)![0]}: ${o.stdout.split('\n').find((l) => /\bNaN\b|\bnan\b|\bundefined\b/.test(l))?.trim().slice(0, 200)}`);
+  if (c.report || json) {
+    if (!o.json || o.json.error) return fail('silent-garbage', `exit 0 but the report ${json ? 'on stdout' : c.report} is unreadable: ${o.json?.error ?? 'missing'}`);
     const issues = nonFinite(o.json.value);
     if (issues.length) return fail('silent-garbage', `non-finite numbers in the report: ${issues.slice(0, 5).map((i) => `${i.path} = ${i.what}`).join('; ')}`);
   }

@@ -80,12 +80,23 @@ export function runCli(c: CliCase, d: CaseDirs, limits: Limits = DEFAULT_LIMITS)
       } catch {
         /* killed before exit: the polled peak stands */
       }
+      const finished = code === 0 || code === 1;
+      // --json prints the report on stdout (read through a pipe, as `quantlens ... --json | jq` would)
+      const json = !finished ? undefined : c.args.includes('--json') ? parseJson(stdout) : c.report ? readJson(path.resolve(d.dir, c.report)) : undefined;
       resolve({
         exitCode: code, signal: timedOut || memoryKilled ? null : signal, timedOut, peakRssBytes: peak, memoryKilled,
-        stdout, stderr, json: c.report && (code === 0 || code === 1) ? readJson(path.resolve(d.dir, c.report)) : undefined, ms: Date.now() - t0,
+        stdout, stderr, json, ms: Date.now() - t0,
       });
     });
   });
+}
+
+function parseJson(text: string): { value?: unknown; error?: string } {
+  try {
+    return { value: JSON.parse(text) };
+  } catch (e) {
+    return { error: `stdout is not JSON (${text.length} bytes): ${(e as Error).message.split('\n')[0]}` };
+  }
 }
 
 function readJson(file: string): { value?: unknown; error?: string } {

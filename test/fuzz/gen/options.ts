@@ -74,7 +74,7 @@ export const options: Generator = {
     if (valid) {
       const cmd = r.pick(['analyze', 'analyze', 'analyze', 'gate', 'sweep', 'integer-only', 'mixed-precision']);
       const opts = randomValidOptions(r, b.proto.graph!.node.map((n) => n.name));
-      const extra = cmd === 'analyze' ? (r.bool(0.3) ? [] : ['--no-sensitivity']) : cmd === 'gate' || cmd === 'mixed-precision' ? ['--max-drop', '100'] : cmd === 'sweep' ? ['--axes', 'wbits=8,4'] : [];
+      const extra = cmd === 'analyze' ? [...(r.bool(0.3) ? [] : ['--no-sensitivity']), ...(r.bool(0.3) ? ['--json'] : [])] : cmd === 'gate' || cmd === 'mixed-precision' ? ['--max-drop', '100'] : cmd === 'sweep' ? ['--axes', 'wbits=8,4'] : [];
       return {
         kind: 'cli', title: `valid options: ${cmd} ${b.name} ${opts.join(' ')}`, expect: 'either', files,
         args: [cmd, 'model.onnx', '--data', 'data.npz', '--quiet', ...opts, ...extra, '--report', 'out/report.json'], report: 'out/report.json',
