@@ -67,7 +67,9 @@ export function integerEncoding(config: QuantConfig): { config: QuantConfig; shi
   return { config: { ...config, activations: { ...a, signed: false } }, shift: 128 };
 }
 
+/** Shift every signed 8-bit grid by `shift` (other grids, e.g. 16-bit overrides, stay as they are). */
 export function shiftParams(m: Map<string, QuantParams>, shift: number): Map<string, QuantParams> {
   if (!shift) return m;
-  return new Map([...m].map(([k, p]) => [k, { ...p, zeroPoint: p.zeroPoint + shift, qmin: p.qmin + shift, qmax: p.qmax + shift }]));
+  const eightBitSigned = (p: QuantParams) => p.qmin < 0 && p.qmax <= 127;
+  return new Map([...m].map(([k, p]) => [k, eightBitSigned(p) ? { ...p, zeroPoint: p.zeroPoint + shift, qmin: p.qmin + shift, qmax: p.qmax + shift } : p]));
 }
