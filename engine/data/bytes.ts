@@ -11,9 +11,13 @@ export interface ByteReader {
   readonly size: number;
   /** Exactly bytes [pos, pos + len), in a fresh array the caller owns. */
   read(pos: number, len: number): Uint8Array;
+  /** Pass every byte, in order, to `fn` in pieces valid only during the call (one pass, no copies kept). */
+  scan(fn: (piece: Uint8Array) => void): void;
   /** Drop any state or buffered bytes kept between reads. */
   reset?(): void;
 }
+
+const SCAN_PIECE = 1 << 20;
 
 /** Bytes stored as they are in a file, from `offset` on (an .npy file, a STORED .npz entry). */
 export class FileRegion implements ByteReader {
@@ -29,5 +33,13 @@ export class FileRegion implements ByteReader {
       throw new InputError(`${this.where}: ${len} bytes at offset ${pos} lie past its end (${this.size} bytes)`);
     }
     return this.file.read(this.offset + pos, len);
+  }
+
+  scan(fn: (piece: Uint8Array) => void): void {
+    const buf = new Uint8Array(Math.min(SCAN_PIECE, this.size));
+    for (let pos = 0; pos < this.size; pos += buf.length) {
+      const n = Math.min(buf.length, this.size - pos);
+      fn(this.file.readInto(this.offset + pos, buf.subarray(0, n)));
+    }
   }
 }

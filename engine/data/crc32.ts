@@ -30,11 +30,11 @@ export function crc32(data: Uint8Array, crc = 0): number {
   return native ? native(data, crc) >>> 0 : crc32Table(data, crc);
 }
 
-const PIECE = 1 << 20;
-
-/** CRC-32 of every byte of `reader`, read in 1 MiB pieces (memory does not grow with the size). */
+/** CRC-32 of every byte of `reader`, in one streamed pass (memory does not grow with the size). */
 export function crc32Of(reader: ByteReader): number {
   let crc = 0;
-  for (let pos = 0; pos < reader.size; pos += PIECE) crc = crc32(reader.read(pos, Math.min(PIECE, reader.size - pos)), crc);
+  reader.scan((piece) => {
+    crc = crc32(piece, crc);
+  });
   return crc;
 }

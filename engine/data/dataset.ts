@@ -127,7 +127,7 @@ function checkFixedBatch(inputs: ModelInput[], samples: number, source: string):
     const b = inp.dims[0];
     if (typeof b === 'number' && b > samples) {
       throw new InputError(
-        `model input "${inp.name}" has a fixed batch size of ${b} but ${source} provides only ${samples} samples; give at least ${b}`,
+        `model input "${inp.name}" has a fixed batch size of ${b} but ${source} provides only ${samples} samples; use at least ${b}`,
       );
     }
   }

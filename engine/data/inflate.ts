@@ -67,11 +67,18 @@ export class InflatingReader implements ByteReader {
     return out;
   }
 
-  /** Inflate the rest of the entry: it must end exactly at its declared size (used by the CRC pass). */
-  finish(): void {
-    if (!this.inflater) this.restart();
-    while (!this.ended) this.pull();
+  /**
+   * Inflate the whole entry from its start, handing each piece to `fn` as it is produced (nothing
+   * copied or kept); the entry must end exactly at its declared size.
+   */
+  scan(fn: (piece: Uint8Array) => void): void {
+    this.restart();
+    while (!this.ended) {
+      this.pull();
+      fn(this.pending);
+    }
     if (this.outPos !== this.size) this.short();
+    this.reset();
   }
 
   /** Drop the inflater and kept bytes (the next read starts over). */

@@ -9,7 +9,6 @@ import { InputError } from '../errors';
 import { RegularFileReader } from '../io/files';
 import { FileRegion } from './bytes';
 import { crc32Of } from './crc32';
-import { InflatingReader } from './inflate';
 import { type NpyArray, openNpy } from './npy';
 import { entryReader, readZipDirectory } from './zip';
 
@@ -50,7 +49,13 @@ export function openCatalog(dataPath: string): Catalog {
     throw new InputError(`${ROLE} ${root} does not exist`);
   }
   if (st.isDirectory()) {
-    for (const f of fs.readdirSync(root).sort()) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(root).sort();
+    } catch (e) {
+      throw new InputError(`cannot read ${ROLE} folder ${root}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+    for (const f of names) {
       if (!f.endsWith('.npy')) continue;
       const where = path.join(root, f);
       arrays.set(f.slice(0, -4), npyFile(f.slice(0, -4), where, reader));
@@ -74,9 +79,7 @@ export function openCatalog(dataPath: string): Catalog {
           where,
           open: () => openNpy(entryReader(file, e, directoryOffset, where), where, true),
           verify: () => {
-            const r = entryReader(file, e, directoryOffset, where);
-            const crc = crc32Of(r);
-            if (r instanceof InflatingReader) r.finish();
+            const crc = crc32Of(entryReader(file, e, directoryOffset, where));
             if (crc !== e.crc) {
               throw new InputError(`${where}: CRC-32 is ${hex(crc)} but the archive records ${hex(e.crc)}: the entry is corrupt`);
             }

@@ -204,15 +204,20 @@ export class RegularFileReader {
 
   /** Exactly `length` bytes at `position`, in a fresh array. */
   read(position: number, length: number): Uint8Array {
-    if (!(position >= 0 && length >= 0 && position + length <= this.size)) {
+    return this.readInto(position, new Uint8Array(length));
+  }
+
+  /** Fill `target` with the bytes at `position` (a buffer reused across reads allocates nothing). */
+  readInto(position: number, target: Uint8Array): Uint8Array {
+    const length = target.length;
+    if (!(position >= 0 && position + length <= this.size)) {
       throw new InputError(`${this.role} ${this.path}: ${length} bytes at offset ${position} lie past its end (${this.size} bytes)`);
     }
     const fd = this.open();
-    const out = new Uint8Array(length);
     let done = 0;
     try {
       while (done < length) {
-        const n = fs.readSync(fd, out, done, length - done, position + done);
+        const n = fs.readSync(fd, target, done, length - done, position + done);
         if (n === 0) throw new InputError(`${this.role} ${this.path} shrank while QuantLens was reading it`);
         done += n;
       }
@@ -220,7 +225,7 @@ export class RegularFileReader {
       if (e instanceof InputError) throw e;
       throw new InputError(`cannot read ${this.role} ${this.path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
     }
-    return out;
+    return target;
   }
 
   /** Close the file until the next read. */

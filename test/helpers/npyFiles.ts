@@ -80,3 +80,74 @@ export function getU32(zip: Uint8Array, at: number): number {
 
 /** Central directory field offsets (zip specification 4.3.12). */
 export const CD = { flags: 8, method: 10, crc: 16, compressedSize: 20, size: 24 } as const;
+
+/**
+ * A zip in ZIP64 form, built by hand from the specification (4.3.14-4.3.16, 4.5.3): every
+ * 32-bit size and offset saturated at 0xFFFFFFFF with the real values in ZIP64 extra fields, a
+ * ZIP64 end of central directory record and its locator. Entries are STORED. Large archives
+ * (over 4 GiB, or entries over 4 GiB) look like this.
+ */
+export function zip64Stored(files: Record<string, Uint8Array>, crc: (b: Uint8Array) => number): Uint8Array {
+  const parts: Buffer[] = [];
+  const central: Buffer[] = [];
+  let offset = 0;
+  for (const [name, data] of Object.entries(files)) {
+    const n = Buffer.from(name, 'latin1');
+    const sum = crc(data);
+    const local = Buffer.alloc(30 + n.length + 20);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(45, 4);
+    local.writeUInt32LE(sum, 14);
+    local.writeUInt32LE(0xffffffff, 18);
+    local.writeUInt32LE(0xffffffff, 22);
+    local.writeUInt16LE(n.length, 26);
+    local.writeUInt16LE(20, 28);
+    n.copy(local, 30);
+    local.writeUInt16LE(1, 30 + n.length);
+    local.writeUInt16LE(16, 32 + n.length);
+    local.writeBigUInt64LE(BigInt(data.length), 34 + n.length);
+    local.writeBigUInt64LE(BigInt(data.length), 42 + n.length);
+    const cd = Buffer.alloc(46 + n.length + 28);
+    cd.writeUInt32LE(0x02014b50, 0);
+    cd.writeUInt16LE(45, 4);
+    cd.writeUInt16LE(45, 6);
+    cd.writeUInt32LE(sum, 16);
+    cd.writeUInt32LE(0xffffffff, 20);
+    cd.writeUInt32LE(0xffffffff, 24);
+    cd.writeUInt16LE(n.length, 28);
+    cd.writeUInt16LE(28, 30);
+    cd.writeUInt32LE(0xffffffff, 42);
+    n.copy(cd, 46);
+    const x = 46 + n.length;
+    cd.writeUInt16LE(1, x);
+    cd.writeUInt16LE(24, x + 2);
+    cd.writeBigUInt64LE(BigInt(data.length), x + 4); // uncompressed
+    cd.writeBigUInt64LE(BigInt(data.length), x + 12); // compressed
+    cd.writeBigUInt64LE(BigInt(offset), x + 20); // local header offset
+    central.push(cd);
+    parts.push(local, Buffer.from(data));
+    offset += local.length + data.length;
+  }
+  const dir = Buffer.concat(central);
+  const count = BigInt(central.length);
+  const rec = Buffer.alloc(56);
+  rec.writeUInt32LE(0x06064b50, 0);
+  rec.writeBigUInt64LE(44n, 4);
+  rec.writeUInt16LE(45, 12);
+  rec.writeUInt16LE(45, 14);
+  rec.writeBigUInt64LE(count, 24);
+  rec.writeBigUInt64LE(count, 32);
+  rec.writeBigUInt64LE(BigInt(dir.length), 40);
+  rec.writeBigUInt64LE(BigInt(offset), 48);
+  const loc = Buffer.alloc(20);
+  loc.writeUInt32LE(0x07064b50, 0);
+  loc.writeBigUInt64LE(BigInt(offset + dir.length), 8);
+  loc.writeUInt32LE(1, 16);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(0xffff, 8);
+  end.writeUInt16LE(0xffff, 10);
+  end.writeUInt32LE(0xffffffff, 12);
+  end.writeUInt32LE(0xffffffff, 16);
+  return Buffer.concat([...parts, dir, rec, loc, end]);
+}

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { after, describe, it } from 'node:test';
-import { zipSync } from 'fflate';
+import { Zip, ZipDeflate, ZipPassThrough, zipSync } from 'fflate';
 import { dump } from 'npyjs';
 import * as ort from 'onnxruntime-node';
 import { InputError } from '../../engine/errors';
@@ -18,7 +18,7 @@ import { type ModelInput, loadDataset } from '../../engine/data/dataset';
 import { encodeModel } from '../../engine/onnx/model';
 import { DT } from '../../engine/onnx/tensor';
 import { feedsFor } from '../../engine/runtime/session';
-import { CD, getU32, npyBytes, setU32, zipHeader } from '../helpers/npyFiles';
+import { CD, getU32, npyBytes, setU32, zip64Stored, zipHeader } from '../helpers/npyFiles';
 import { buildModel, makeNode, rng, tempDir, valueInfo } from '../helpers/tinyModels';
 
 const dir = tempDir('quantlens-data-npz-');
@@ -121,6 +121,52 @@ describe('larger archives, stored and deflated, read in any order', () => {
     await session.release();
   });
 });
+
+describe('other zip layouts', () => {
+  const x = Float32Array.from({ length: 30 * 4 }, (_, i) => Math.cos(i) * 3);
+  const labels = BigInt64Array.from({ length: 30 }, (_, i) => BigInt(i % 4));
+  const files = { 'x.npy': new Uint8Array(dump(x, [30, 4])), 'labels.npy': new Uint8Array(dump(labels, [30])) };
+
+  it('streamed archives (sizes only in data descriptors after the data), stored and deflated', async () => {
+    for (const deflated of [false, true]) {
+      const chunks: Uint8Array[] = [];
+      const zip = new Zip((err, chunk) => {
+        if (err) throw err;
+        chunks.push(chunk);
+      });
+      for (const [name, bytes] of Object.entries(files)) {
+        const e = deflated ? new ZipDeflate(name, { level: 6 }) : new ZipPassThrough(name);
+        zip.add(e);
+        e.push(bytes.subarray(0, 100));
+        e.push(bytes.subarray(100), true);
+      }
+      zip.end();
+      const f = path.join(dir, `streamed-${deflated}.npz`);
+      fs.writeFileSync(f, Buffer.concat(chunks));
+      assert.ok(getU32(fs.readFileSync(f), 6) & 0x8, 'data descriptor flag set');
+      const ds = loadDataset(f, [floatInput(['N', 4])], { outputWidth: 4 });
+      assert.deepEqual(Array.from(ds.labels!), Array.from(labels, Number));
+      assert.deepEqual((await ds.read(7, 20))[0], x.slice(28, 108));
+    }
+  });
+
+  it('ZIP64 archives (end record, locator and per-entry extra fields) read like any other', async () => {
+    const f = path.join(dir, 'zip64.npz');
+    fs.writeFileSync(f, zip64Stored(files, (b) => crc32Table(b)));
+    const ds = loadDataset(f, [floatInput(['N', 4])]);
+    assert.deepEqual(Array.from(ds.labels!), Array.from(labels, Number));
+    assert.deepEqual((await ds.read(0, 30))[0], x);
+    const bad = fs.readFileSync(f);
+    bad.writeUInt32LE(0, bad.length - 22 - 20); // the locator's signature
+    refuses(() => loadDataset(writeBytes(bad), [floatInput(['N', 4])]), /ZIP64 locator missing/);
+  });
+});
+
+function writeBytes(b: Uint8Array): string {
+  const f = path.join(dir, `raw${k++}.npz`);
+  fs.writeFileSync(f, b);
+  return f;
+}
 
 describe('zip damage is refused naming the entry', () => {
   const x = Float32Array.from({ length: 50 * 8 }, (_, i) => Math.sin(i));
