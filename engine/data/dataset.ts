@@ -76,6 +76,7 @@ function checkRange(start: number, count: number, samples: number): void {
   }
 }
 
+/** The graph inputs that are not initializers, with their element type and declared dims. */
 export function modelInputs(model: ModelProto): ModelInput[] {
   const idx = new GraphIndex(model.graph!);
   return model.graph!.input

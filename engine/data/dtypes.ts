@@ -35,6 +35,7 @@ export function parseDescr(descr: string, where: string): NpyDtype {
   return { descr, code: m[2], size, bigEndian: m[1] === '>' };
 }
 
+/** Signed or unsigned integers of any width (bool excluded). */
 export function isIntegerDtype(d: NpyDtype): boolean {
   return INTEGER.has(d.code);
 }

@@ -90,6 +90,7 @@ function checkLayout(h: NpyHeader, where: string): void {
   }
 }
 
+/** A shape as numpy prints it: (3,) or (2, 3). */
 export function fmtShape(shape: number[]): string {
   return `(${shape.join(', ')}${shape.length === 1 ? ',' : ''})`;
 }
