@@ -21,7 +21,7 @@ import { type OutputTap, buildIsolatedModel, buildQdqModel, isolatedInputs } fro
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
 import { type LayerDiffFeed, feedBatch, layerDiffFeeds, macsPerSample, sliceSamples } from './integerDiffs';
-import { integerEncoding, integerSessionWithKernels, type KernelMap, shiftParams } from './kernels';
+import { integerEncoding, integerSessionWithKernels, type KernelMap, layerKeys, shiftParams } from './kernels';
 import { type CodeView, LayerComparison } from './layerCompare';
 import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
 import { ModelOutputComparison, type TensorData } from './outputMetrics';
@@ -116,10 +116,12 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   };
   try {
     const qdqSim = track(await createSession(qdq.model, 'simulated', { label }));
-    const integer = await integerSessionWithKernels(qdqI.model, qdqI.taps, label);
+    const names = plan.layers.map((l) => l.node.name);
+    const integer = await integerSessionWithKernels(qdqI.model, layerKeys(qdqI, names), label);
     const qdqInt = track(integer.session);
     evaluation.kernels = integer.kernels;
-    evaluation.deployed = enc.shift ? await deployedKernels(p, q) : integer.kernels;
+    // Always the file `quantize` writes, without the analysis's taps: what a user's session runs.
+    evaluation.deployed = await deployedKernels(p, q);
     const floatGroups: FloatGroup[] = [];
     for (const group of groups) floatGroups.push(await floatGroup(p, q, group, intParams, enc.config, track, label));
 
@@ -179,7 +181,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
 /** The file `quantize` writes (no taps, the configured grid), as onnxruntime CPU optimizes it. */
 async function deployedKernels(p: Prepared, q: Quantized): Promise<KernelMap> {
   const deploy = buildQdqModel(q.prepared, p.loaded.dir, q.plan, q.actParams, q.config, false);
-  const { session, kernels } = await integerSessionWithKernels(deploy.model, deploy.taps, `quantized model of ${p.loaded.path}`);
+  const { session, kernels } = await integerSessionWithKernels(deploy.model, layerKeys(deploy, q.plan.layers.map((l) => l.node.name)), `quantized model of ${p.loaded.path}`);
   await session.release();
   return kernels;
 }
