@@ -8,7 +8,7 @@ import type { QuantConfig } from '../../protocol/report';
 import { type Codes, type IntegerLayerSpec, LayerDiff } from '../integer/layerDiff';
 import { attr } from '../onnx/graph';
 import type { PlannedLayer } from '../quantize/plan';
-import type { OutputTap, QdqResult } from '../quantize/qdqRewrite';
+import { type OutputTap, type QdqResult, gridType, weightScheme } from '../quantize/qdqRewrite';
 
 type QType = IntegerLayerSpec['input']['type'];
 
@@ -60,10 +60,9 @@ export function layerDiffFeeds(
   layers: PlannedLayer[], sim: QdqResult, int: QdqResult, intConfig: QuantConfig, warn: (node: string, message: string) => void,
 ): LayerDiffFeed[] {
   const feeds: LayerDiffFeed[] = [];
-  const wType = qtype(intConfig.weights.bits, intConfig.weights.signed);
-  const aType = qtype(intConfig.activations.bits, intConfig.activations.signed);
-  if (!wType || !aType) return feeds;
   for (const l of layers) {
+    const ws = weightScheme(intConfig, l.node.name);
+    const wType = qtype(ws.bits, ws.signed);
     const op = l.node.opType;
     if (op !== 'Conv' && op !== 'Gemm' && op !== 'MatMul') continue;
     if (l.roles[0]?.kind !== 'activation' || l.roles[1]?.kind !== 'weight') continue;
@@ -72,6 +71,11 @@ export function layerDiffFeeds(
     const outputI = int.taps.find((t) => t.layer === l.node.name);
     const outputS = sim.taps.find((t) => t.layer === l.node.name);
     if (!wq || !inputI || !outputI || !outputS) continue;
+    const inG = gridType(inputI.params);
+    const outG = gridType(outputI.params);
+    const aType = qtype(inG.bits, inG.signed);
+    // One activation type per layer in the reference: mixed input/output grids get no diff.
+    if (!wType || !aType || outG.bits !== inG.bits || outG.signed !== inG.signed) continue;
     const spec: IntegerLayerSpec = {
       op,
       attrs: attrsOf(l),

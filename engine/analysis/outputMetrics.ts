@@ -17,10 +17,12 @@
  * prediction wrong. Elements where float itself is NaN/Inf cannot be compared and are counted
  * apart (identical infinities, e.g. masked -Infinity logits, match and are fine).
  */
+import type { ClassifierSummary, OutputSummary } from '../../protocol/metrics';
+export type { ClassifierSummary, OutputSummary } from '../../protocol/metrics';
 import { InputError } from '../errors';
 import { PROBABILITY_SUM_TOLERANCE, argmaxRow, klRow, rankInRow, rowsAreProbabilities } from './classScores';
 import { sqnrDb } from './metrics';
-import { type Interval, LEVEL, type MeanSummary, type PairedAccuracy, meanInterval, pairedAccuracy, wilsonInterval } from './statistics';
+import { type Interval, LEVEL, type PairedAccuracy, meanInterval, pairedAccuracy, wilsonInterval } from './statistics';
 
 /** One output tensor as onnxruntime returns it (bigint outputs are compared as numbers). */
 export interface TensorData {
@@ -41,47 +43,7 @@ export interface OutputMetricsOptions {
 /** Per-sample SQNR is capped here: float32 round-off alone gives about 140 dB, exact matches infinity. */
 export const SQNR_CAP_DB = 150;
 
-export interface ClassifierSummary {
-  classes: number;
-  /** Score rows per sample: 1 for [N, C]; more for [N, ..., C] with classAxis "last". */
-  rowsPerSample: number;
-  scores: 'logits' | 'probabilities';
-  /** Why this output was treated as a classifier. */
-  rule: string;
-  /** Fraction of samples (or of rows, averaged per sample) whose quantized top-1 equals float's. */
-  top1Agreement: Interval;
-  /** Fraction whose float top-1 class is among the quantized top k (only when classes > k). */
-  topK: { k: number; agreement: Interval } | null;
-  /** KL(softmax(float) || softmax(quantized)) in nats, mean over samples (rows averaged per sample). */
-  klNats: MeanSummary;
-  /** Rows whose float scores hold a NaN: no float prediction, left out of agreement. */
-  invalidFloatRows: number;
-  /** Float and quantized top-1 against the labels (one row per sample and labels in range only). */
-  labelled: PairedAccuracy | null;
-}
 
-export interface OutputSummary {
-  name: string;
-  samples: number;
-  /** Shape of one sample's output (batch axis removed) as first seen. */
-  sampleShape: number[];
-  /** Element pairs compared (both finite). */
-  elements: number;
-  /** 20 log10(||float|| / ||float - quantized||) over all samples; -Infinity if quantized is non-finite where float is not. */
-  sqnrDb: number;
-  cosine: number;
-  maxAbsError: number;
-  mse: number;
-  /** Mean over samples of each sample's SQNR in dB (capped at SQNR_CAP_DB), with its interval. */
-  perSampleSqnrDb: MeanSummary;
-  /** Samples whose quantized output equals float exactly. */
-  exactSamples: number;
-  /** Element counts: float NaN/Inf (not comparable), quantized NaN/Inf where float is finite, identical infinities. */
-  nonFinite: { float: number; quantized: number; matched: number };
-  classifier: ClassifierSummary | null;
-  /** One line each, for the report and the terminal. */
-  warnings: string[];
-}
 
 /** Raw per-sample series, in sample order, for paired comparisons between configurations. */
 export interface PerSampleSeries {

@@ -15,32 +15,13 @@
  * Losses are "higher is worse": points for top-1 and agreement, the metric's own unit for a user
  * metric. Every warning of every output travels with the choice.
  */
+import type { PrimaryMetric } from '../../protocol/metrics';
+export type { PrimaryKind, PrimaryMetric } from '../../protocol/metrics';
 import type { OutputSummary } from './outputMetrics';
 import type { Interval } from './statistics';
 import type { UserMetricSummary } from './userMetric';
 
-export type PrimaryKind = 'user' | 'top1' | 'agreement' | 'sqnr';
 
-export interface PrimaryMetric {
-  kind: PrimaryKind;
-  /** Output the metric is read from; null for the user metric (it sees every output). */
-  output: string | null;
-  /** Human name, e.g. "top-1 accuracy on output 'logits'". */
-  description: string;
-  /** The quantized model's value: a fraction for top1/agreement, dB for sqnr, the metric's unit for user. */
-  value: Interval;
-  /** Float -> quantized loss, higher is worse, with its interval; null for sqnr. */
-  loss: Interval | null;
-  /** Unit of the loss: "points" or "metric units". */
-  lossUnit: string;
-  /** Per-sample standard deviation of the loss (for budgetVerdict's sample-size estimate), if known. */
-  lossSd: number | null;
-  /** Samples behind the numbers. */
-  n: number;
-  /** Why this metric was chosen, one sentence. */
-  rationale: string;
-  warnings: string[];
-}
 
 const q = (s: string): string => `'${s}'`;
 

@@ -16,6 +16,8 @@
  *   resamples, seeded: a run reproduces exactly; BCa corrects the skew of metrics such as KL),
  *   and the normal interval above 10 000, where the two agree to within the bootstrap's own noise.
  */
+import type { Interval, MeanSummary, PairedTable, PairedAccuracy } from '../../protocol/metrics';
+export type { Interval, MeanSummary, PairedTable, PairedAccuracy } from '../../protocol/metrics';
 import { normalCdf, normalQuantile, seededRandom, studentTQuantile } from './distributions';
 
 /** Confidence level of every interval QuantLens reports. */
@@ -27,26 +29,7 @@ export const BOOTSTRAP_MIN_SAMPLES = 30;
 /** Above this many samples a mean gets the normal interval (the bootstrap would cost n x 2000). */
 export const BOOTSTRAP_MAX_SAMPLES = 10000;
 
-/** A point estimate with a two-sided confidence interval (plain JSON). */
-export interface Interval {
-  estimate: number;
-  low: number;
-  high: number;
-  /** Confidence level, e.g. 0.95. */
-  level: number;
-  /** How the interval was computed, e.g. "wilson", "newcombe-10", "bca-bootstrap 2000 seed 1". */
-  method: string;
-}
 
-/** Mean of a per-sample series with its interval. */
-export interface MeanSummary extends Interval {
-  /** Finite values used. */
-  n: number;
-  /** Sample standard deviation of the values (n - 1 denominator); 0 for n < 2. */
-  sd: number;
-  /** Values left out because they were NaN or infinite (their cause must be reported). */
-  nonFinite: number;
-}
 
 export interface MeanOptions {
   level?: number;
@@ -92,15 +75,6 @@ export function mcnemarExactP(b: number, c: number): number {
   return Math.min(1, 2 * Math.exp(lnTerm) * sum);
 }
 
-/** Outcomes of two classifiers on the same samples: counts of the four right/wrong combinations. */
-export interface PairedTable {
-  both: number;
-  /** b: the reference is right, the candidate wrong. */
-  referenceOnly: number;
-  /** c: the candidate is right, the reference wrong. */
-  candidateOnly: number;
-  neither: number;
-}
 
 /** Count a paired table from per-sample correctness (truthy = correct). */
 export function pairedTable(reference: ArrayLike<unknown>, candidate: ArrayLike<unknown>): PairedTable {
@@ -140,21 +114,6 @@ export function newcombePairedDifference(t: PairedTable, level = LEVEL): Interva
   return { estimate: d, low: Math.max(-1, d - below), high: Math.min(1, d + above), level, method };
 }
 
-/** Accuracy of a reference and a candidate classifier on the same samples, and the drop between them. */
-export interface PairedAccuracy {
-  n: number;
-  table: PairedTable;
-  /** Reference (float) accuracy, fraction, Wilson interval. */
-  reference: Interval;
-  /** Candidate (quantized) accuracy, fraction, Wilson interval. */
-  candidate: Interval;
-  /** 100 x (reference - candidate) in points, Newcombe method 10 interval. */
-  dropPoints: Interval;
-  /** Exact McNemar p-value: how surprising these discordant pairs are if both were equally accurate. */
-  mcnemarP: number;
-  /** Standard deviation of the per-sample difference (1, 0 or -1) x 100: plans sample sizes. */
-  sdPoints: number;
-}
 
 export function pairedAccuracyFromTable(t: PairedTable, level = LEVEL): PairedAccuracy {
   for (const [k, v] of Object.entries(t)) if (!(Number.isInteger(v) && v >= 0)) throw new RangeError(`paired table count ${k} must be a non-negative integer, got ${v}`);

@@ -10,12 +10,14 @@
  * module exports `higherIsBetter = false`. The float model's own score is the same function with
  * the float outputs in both places, so the loss is a paired per-sample difference with an interval.
  */
+import type { UserMetricSummary } from '../../protocol/metrics';
+export type { UserMetricSummary } from '../../protocol/metrics';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InputError } from '../errors';
 import { statRegularFile } from '../io/files';
 import type { TensorData } from './outputMetrics';
-import { LEVEL, type MeanSummary, meanInterval, pairedMeanDifference } from './statistics';
+import { LEVEL, meanInterval, pairedMeanDifference } from './statistics';
 
 /** One output of one sample, as the user's function receives it. */
 export interface SampleTensor {
@@ -35,17 +37,6 @@ export interface UserMetric {
   score(reference: SampleOutputs, candidate: SampleOutputs, label: number | null, sample: number): Promise<number>;
 }
 
-export interface UserMetricSummary {
-  name: string;
-  file: string;
-  higherIsBetter: boolean;
-  /** Mean score of the quantized model. */
-  quantized: MeanSummary;
-  /** Mean score of the float model (its outputs scored against themselves and the label). */
-  float: MeanSummary;
-  /** How much worse the quantized model scores, per sample, paired: float - quantized when higher is better, else quantized - float. */
-  loss: MeanSummary;
-}
 
 const firstLine = (s: string): string => s.split('\n').find((l) => l.trim())?.trim() ?? s;
 

@@ -36,6 +36,8 @@ export interface WeightQuant {
   dims: number[];
   /** int32 bias codes at scale S_in * S_w, when this weight's layer has a quantized bias. */
   bias?: Int32Array;
+  /** Name of the integer initializer written for it (fused kernels read it: maps them to layers). */
+  initializer: string;
 }
 
 /** Where a layer's quantized output can be read, and how to turn it back into real numbers. */
@@ -65,7 +67,11 @@ function zeroPointType(bits: number, signed: boolean): DT {
  */
 export function qdqDomain(model: ModelProto, config: QuantConfig): string {
   const opset = opsetOf(model);
-  const wide = config.weights.bits !== 8 || config.activations.bits !== 8;
+  const overridden = [
+    ...(config.tensorOverrides ?? []).map((o) => o.bits),
+    ...(config.layerOverrides ?? []).flatMap((o) => [o.weightBits, o.activationBits]),
+  ].filter((b) => b !== undefined);
+  const wide = config.weights.bits !== 8 || config.activations.bits !== 8 || overridden.some((b) => b !== 8);
   if (opset >= 21 || (opset >= 13 && !wide)) return '';
   return 'com.microsoft';
 }
@@ -106,6 +112,24 @@ export function raiseOpsetForIntegerKernels(model: ModelProto): boolean {
   return true;
 }
 
+/**
+ * The integer type a grid is stored in, from its code range: signed when codes go below 0; 4, 8 or
+ * 16 bits by the number of levels (a narrow int8 grid has 255). Each tensor carries its own grid,
+ * so per-tensor bit overrides and the analysis's shifted uint8 grid need no other bookkeeping.
+ */
+export function gridType(p: Pick<QuantParams, 'qmin' | 'qmax'>): { bits: 4 | 8 | 16; signed: boolean } {
+  const levels = p.qmax - p.qmin + 1;
+  const bits = levels <= 16 ? 4 : levels <= 256 ? 8 : 16;
+  return { bits, signed: p.qmin < 0 };
+}
+
+/** A layer's weight scheme: the configuration's, with this layer's override (bits, granularity) applied. */
+export function weightScheme(config: QuantConfig, node: string): QuantConfig['weights'] {
+  const o = config.layerOverrides?.find((x) => x.node === node);
+  if (!o || (o.weightBits === undefined && o.perChannel === undefined)) return config.weights;
+  return { ...config.weights, ...(o.weightBits !== undefined ? { bits: o.weightBits } : {}), ...(o.perChannel !== undefined ? { perChannel: o.perChannel } : {}) };
+}
+
 /** Shared machinery: adds Q/DQ nodes and quantized initializers to one graph. */
 class QdqWriter {
   readonly fresh: (base: string) => string;
@@ -139,7 +163,7 @@ class QdqWriter {
 
   /** x -> Q -> DQ; returns the Q output (codes) and DQ output names. */
   qdq(x: string, p: QuantParams, into: NodeProto[], dqOutput?: string): { q: string; dq: string } {
-    const { s, z } = this.scaleZp(x, [p], this.config.activations, false);
+    const { s, z } = this.scaleZp(x, [p], gridType(p), false);
     const q = this.fresh(`${x}_quantized`);
     const dq = dqOutput ?? this.fresh(`${x}_dequantized`);
     into.push(makeNode('QuantizeLinear', [x, s, z], [q], this.fresh(`${x}_QuantizeLinear`), {}, this.domain));
@@ -149,7 +173,7 @@ class QdqWriter {
 
   /** Just Q (isolated branches end in codes; nothing downstream needs floats). */
   q(x: string, p: QuantParams, into: NodeProto[]): string {
-    const { s, z } = this.scaleZp(x, [p], this.config.activations, false);
+    const { s, z } = this.scaleZp(x, [p], gridType(p), false);
     const q = this.fresh(`${x}_quantized`);
     into.push(makeNode('QuantizeLinear', [x, s, z], [q], this.fresh(`${x}_QuantizeLinear`), {}, this.domain));
     return q;
@@ -159,7 +183,7 @@ class QdqWriter {
   weight(layer: PlannedLayer, inputIndex: number, roleAxis: number | null): { dq: string; wq: WeightQuant } {
     const name = layer.node.input[inputIndex];
     const w = readFloatTensor(this.source.initializers.get(name)!, this.source.dir);
-    const c = this.config.weights;
+    const c = weightScheme(this.config, layer.node.name);
     let axis: number | null = null;
     if (c.perChannel && roleAxis !== null && w.dims.length >= 2) axis = roleAxis < 0 ? w.dims.length + roleAxis : roleAxis;
     const channels = axis === null ? 1 : w.dims[axis];
@@ -186,7 +210,7 @@ class QdqWriter {
     const dq = this.fresh(`${base}_dequantized`);
     const attrs: Record<string, number> = axis !== null ? { axis } : {};
     this.head.push(makeNode('DequantizeLinear', [wq, s, z], [dq], this.fresh(`${base}_DequantizeLinear`), attrs, this.domain));
-    return { dq, wq: { layer: layer.node.name, tensor: name, axis, params, ranges, clipRate: clipped / w.data.length, codes, dims: w.dims } };
+    return { dq, wq: { layer: layer.node.name, tensor: name, axis, params, ranges, clipRate: clipped / w.data.length, codes, dims: w.dims, initializer: wq } };
   }
 
   /** int32 bias at scale S_x * S_w (per channel when the weight is), zero point 0. */
@@ -299,9 +323,9 @@ export function buildQdqModel(
   return { model, taps, weights, inputTaps };
 }
 
-function outputTap(layer: string, codes: string, dq: string, params: QuantParams, config: QuantConfig): OutputTap {
+function outputTap(layer: string, codes: string, dq: string, params: QuantParams, _config: QuantConfig): OutputTap {
   // onnxruntime-node cannot hand int4 tensors to JavaScript (the process dies): read the DQ output.
-  const isCodes = config.activations.bits !== 4;
+  const isCodes = gridType(params).bits !== 4;
   return { layer, tensor: isCodes ? codes : dq, isCodes, params };
 }
 
@@ -368,7 +392,7 @@ export function buildIsolatedModel(
     });
     body.push(copy);
     const outP = actParams.get(l.output)!;
-    if (config.activations.bits === 4) {
+    if (gridType(outP).bits === 4) {
       taps.push({ layer: l.node.name, tensor: w.qdq(copy.output[0], outP, body).dq, isCodes: false, params: outP });
     } else {
       taps.push({ layer: l.node.name, tensor: w.q(copy.output[0], outP, body), isCodes: true, params: outP });
