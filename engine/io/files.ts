@@ -141,8 +141,11 @@ export function checkOutput(t: OutputTarget): string {
   let st: fs.Stats | undefined;
   try {
     st = fs.lstatSync(abs);
-  } catch {
-    /* does not exist: fine */
+  } catch (e) {
+    // Not there is fine; anything else (a name too long for the file system, a component that is
+    // not a folder, no permission) would only fail at the end of the work.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') throw new InputError(`cannot write ${t.role} ${abs}${opt}: ${FS_ERRORS[code ?? ''] ?? code ?? String(e)}`);
   }
   if (st) {
     const target = st.isSymbolicLink() ? safeStat(abs) : st;
@@ -172,7 +175,7 @@ function safeStat(p: string): fs.Stats | undefined {
  */
 export function writeOutput(t: OutputTarget, data: string | Uint8Array): string {
   const abs = checkOutput(t);
-  const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.quantlens-${process.pid}-${Date.now()}.tmp`);
+  const tmp = tempPathFor(abs);
   try {
     const fd = fs.openSync(tmp, 'wx', 0o644);
     try {
@@ -197,11 +200,39 @@ export function writeOutput(t: OutputTarget, data: string | Uint8Array): string 
       }
     }
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
+    removeQuietly(tmp);
     if (e instanceof InputError) throw e;
     throw new InputError(`cannot write ${t.role} ${abs}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   return abs;
+}
+
+/** Errors of the file system in words (the code stays in the message for searching). */
+const FS_ERRORS: Record<string, string> = {
+  ENAMETOOLONG: 'the name is too long for the file system (ENAMETOOLONG)',
+  ENOTDIR: 'a part of the path is not a folder (ENOTDIR)',
+  EACCES: 'permission denied (EACCES)',
+  ELOOP: 'too many levels of symbolic links (ELOOP)',
+};
+
+/**
+ * The temporary file beside `abs`: hidden, unique to this process and moment, and never longer
+ * than a name the target itself may have (its base is shortened: a 250-character target name is
+ * legal, 35 more characters would not be).
+ */
+export function tempPathFor(abs: string): string {
+  const tag = `.quantlens-${process.pid}-${Date.now()}.tmp`;
+  const base = path.basename(abs).slice(0, Math.max(1, 255 - tag.length - 1 - 8));
+  return path.join(path.dirname(abs), `.${base}${tag}`);
+}
+
+/** Remove a temporary file, never throwing: a failed clean-up must not hide the error being reported. */
+function removeQuietly(p: string): void {
+  try {
+    fs.rmSync(p, { force: true });
+  } catch {
+    /* nothing more to do */
+  }
 }
 
 /** `base + suffix`, or `base-2 + suffix`, ...: a name no existing file has. */

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { checkOutput, freshPath, readRegularFile, statRegularFile, writeOutput } from '../../engine/io/files';
+import { checkOutput, freshPath, readRegularFile, statRegularFile, tempPathFor, writeOutput } from '../../engine/io/files';
 import { PathPolicy } from '../../engine/io/pathPolicy';
 import { InputError } from '../../engine/errors';
 
@@ -67,6 +67,22 @@ describe('writeOutput', () => {
       assert.match(e.message, re);
       assert.equal(e.message.split('\n').length, 1);
     }
+  });
+
+  it('a name at the file system\'s limit is written (its temporary file too); a longer one is refused before any work', () => {
+    // ext4, tmpfs, xfs and btrfs allow 255 bytes per name
+    const longest = path.join(dir, 'r'.repeat(250));
+    writeOutput({ path: longest, role: 'report' }, 'ok');
+    assert.equal(fs.readFileSync(longest, 'utf8'), 'ok');
+    assert.ok(path.basename(tempPathFor(longest)).length <= 255);
+    const tooLong = path.join(dir, 'r'.repeat(300));
+    assert.throws(() => checkOutput({ path: tooLong, role: 'report', option: '--report' }), (e: Error) => {
+      assert.ok(e instanceof InputError);
+      assert.match(e.message, /^cannot write report \S+r{300} \(--report\): the name is too long for the file system \(ENAMETOOLONG\)$/);
+      return true;
+    });
+    assert.throws(() => writeOutput({ path: tooLong, role: 'report' }, 'x'), InputError);
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.tmp')), []);
   });
 
   it('a failed write leaves the old file and no temporary file', () => {
