@@ -258,7 +258,7 @@ async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string
   if (!transformer) {
     const p = await prepareFor(model, o);
     const q = await quantizeWith(p, configFrom(o));
-    const r = await runIntegerCnn(p, q);
+    const r = await aboutModel(loaded.path, () => runIntegerCnn(p, q));
     writeJson(reportOut, { ...r, grids: undefined });
     const lines = [
       `integer-only execution (${r.samples} samples, ${configLabel(q.config)}): top-1 ${pct(r.top1)} (float ${pct(r.floatTop1)}), agreement with float ${pct(r.agreement)}`,
@@ -273,7 +273,7 @@ async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string
   const [all] = await data.read(0, data.samples);
   if (data.inputs.length !== 1 || !(all instanceof Float32Array)) throw new InputError(`${model}: integer-only execution needs one float input`);
   const input = data.inputs[0];
-  const r = await runIntegerOnly(loaded, { input: all, dims: [data.samples, ...input.shape], labels: data.labels });
+  const r = await aboutModel(loaded.path, () => runIntegerOnly(loaded, { input: all, dims: [data.samples, ...input.shape], labels: data.labels }));
   writeJson(reportOut, { ...r, logits: undefined });
   const lines = [
     `integer-only execution (${data.samples} samples): float ops between input quantization and logits: ${r.floatOps.length ? r.floatOps.join(', ') : 'none'}`,
@@ -282,6 +282,16 @@ async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string
     ...r.kernelErrors.map((k) => `  ${k.kernel.padEnd(12)} ${k.node.padEnd(36)} ${k.sqnrDb.toFixed(1).padStart(6)} dB`),
   ];
   process.stdout.write(lines.join('\n') + '\n');
+}
+
+/** The integer executors speak of nodes and tensors: their errors get the model's path in front. */
+async function aboutModel<T>(modelPath: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (e instanceof InputError && !e.message.includes(modelPath)) throw new InputError(`${modelPath}: ${e.message}`);
+    throw e;
+  }
 }
 
 function dropArg(v: string): number {

@@ -112,14 +112,19 @@ function sameGrid(a: QuantParams, b: QuantParams): boolean {
   return a.scale === b.scale && a.zeroPoint === b.zeroPoint && a.qmin === b.qmin && a.qmax === b.qmax;
 }
 
-/** Fixed-point multipliers for real ratios (one per channel). */
+/** Fixed-point multipliers for real ratios (one per channel); `node` names the node in errors. */
 class Multipliers {
   readonly m0: Int32Array;
   readonly shift: Int32Array;
-  constructor(real: ArrayLike<number>) {
+  constructor(real: ArrayLike<number>, node: string) {
     this.m0 = new Int32Array(real.length);
     this.shift = new Int32Array(real.length);
     for (let c = 0; c < real.length; c++) {
+      // Scales 2^30 apart (or not finite) come from weights or activations of absurd magnitude
+      // (the model's own problem, e.g. |w| ~ 1e38): say so rather than fail as a bug.
+      if (!(real[c] >= 0 && real[c] < 2 ** 30)) {
+        throw new InputError(`node ${node}: its requantization multiplier ${real[c].toExponential(2)} is outside the fixed-point range (scales over 2^30 apart: weights or activations of absurd magnitude), so it cannot run in integers`);
+      }
       const q = quantizeMultiplier(real[c]);
       this.m0[c] = q.multiplier;
       this.shift[c] = q.shift;
@@ -302,8 +307,8 @@ export async function runIntegerCnn(prepared: Prepared, q: Quantized, opts: Inte
   };
 
   /** Integer rescale from one grid to another (fixed point): a step on its own. */
-  const rescaleStep = (src: string, dst: string, from: QuantParams, to: QuantParams): Step => {
-    const m = new Multipliers([from.scale / to.scale]);
+  const rescaleStep = (node: string, src: string, dst: string, from: QuantParams, to: QuantParams): Step => {
+    const m = new Multipliers([from.scale / to.scale], node);
     return (ctx) => {
       const v = get(ctx, src);
       const out = new Int32Array(v.data.length);
@@ -329,7 +334,7 @@ export async function runIntegerCnn(prepared: Prepared, q: Quantized, opts: Inte
       compute(ctx);
       ctx.env.set(tmp, get(ctx, out));
     });
-    steps.push(rescaleStep(tmp, out, p, want));
+    steps.push(rescaleStep(name, tmp, out, p, want));
   };
 
   /** Constant tensor as codes on its own MinMax grid. */
@@ -369,7 +374,7 @@ export async function runIntegerCnn(prepared: Prepared, q: Quantized, opts: Inte
           if (n.input[2] && attrFloat(n, 'beta', 1) !== 1) { floatFallback(n, 'Gemm beta != 1'); break; }
           if (attrInt(n, 'transA', 0) !== 0) { floatFallback(n, 'Gemm transA'); break; }
         }
-        const mult = new Multipliers(w.params.map((p) => (alpha * gx.scale * p.scale) / go.scale));
+        const mult = new Multipliers(w.params.map((p) => (alpha * gx.scale * p.scale) / go.scale), name);
         if (n.opType === 'Conv') {
           const autoPad = attrString(n, 'auto_pad', 'NOTSET') as AutoPad;
           const attrs = {
@@ -517,7 +522,7 @@ export async function runIntegerCnn(prepared: Prepared, q: Quantized, opts: Inte
             const [N, C] = v.dims;
             const hw = numel(v.dims.slice(2));
             let m = cache.get(hw);
-            if (!m) cache.set(hw, (m = new Multipliers([gx.scale / (hw * go.scale)])));
+            if (!m) cache.set(hw, (m = new Multipliers([gx.scale / (hw * go.scale)], name)));
             const res = new Int32Array(N * C);
             for (let i = 0; i < N * C; i++) {
               let s = 0;
@@ -535,7 +540,7 @@ export async function runIntegerCnn(prepared: Prepared, q: Quantized, opts: Inte
           const mults = new Map<number, Multipliers>();
           const multFor = (cnt: number) => {
             let m = mults.get(cnt);
-            if (!m) mults.set(cnt, (m = new Multipliers([gx.scale / (cnt * go.scale)])));
+            if (!m) mults.set(cnt, (m = new Multipliers([gx.scale / (cnt * go.scale)], name)));
             return m;
           };
           steps.push((ctx) => {
@@ -570,9 +575,9 @@ export async function runIntegerCnn(prepared: Prepared, q: Quantized, opts: Inte
         // final fixed-point rescale. Mul: the exact product of centred codes, one rescale.
         const LEFT = 20;
         const twiceMax = 2 * Math.max(A.p.scale, B.p.scale);
-        const mA = new Multipliers([A.p.scale / twiceMax]);
-        const mB = new Multipliers([B.p.scale / twiceMax]);
-        const mOut = new Multipliers([op === 'Mul' ? (A.p.scale * B.p.scale) / go.scale : twiceMax / (2 ** LEFT * go.scale)]);
+        const mA = new Multipliers([A.p.scale / twiceMax], name);
+        const mB = new Multipliers([B.p.scale / twiceMax], name);
+        const mOut = new Multipliers([op === 'Mul' ? (A.p.scale * B.p.scale) / go.scale : twiceMax / (2 ** LEFT * go.scale)], name);
         const sign = op === 'Sub' ? -1 : 1;
         steps.push((ctx) => {
           const a = A.constant ?? get(ctx, A.name);
@@ -608,7 +613,7 @@ export async function runIntegerCnn(prepared: Prepared, q: Quantized, opts: Inte
           if (isConst(t)) { const c = constCodes(t); return { name: t, p: c.p, constant: c.val as QVal | undefined }; }
           return { name: t, p: gridOf(t), constant: undefined as QVal | undefined };
         });
-        const mults = parts.map((pt) => new Multipliers([pt.p.scale / go.scale]));
+        const mults = parts.map((pt) => new Multipliers([pt.p.scale / go.scale], name));
         steps.push((ctx) => {
           const vals = parts.map((pt) => pt.constant ?? get(ctx, pt.name));
           const r = vals[0].dims.length;
@@ -660,7 +665,7 @@ export async function runIntegerCnn(prepared: Prepared, q: Quantized, opts: Inte
           real[c] = (absA * gx.scale) / (2 ** UP * go.scale);
           if (Math.abs(biasInt[c]) > 2 ** 30) throw new InputError(`${name}: BatchNormalization bias of channel ${c} does not fit int32 at the input scale`);
         }
-        const mult = new Multipliers(real);
+        const mult = new Multipliers(real, name);
         steps.push((ctx) => {
           const v = get(ctx, x);
           if (v.dims[1] !== C) throw new InputError(`${name}: ${v.dims[1]} channels, BatchNormalization has ${C}`);

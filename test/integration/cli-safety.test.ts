@@ -9,6 +9,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
+import { writeNpy } from '../helpers/npyFiles';
+import { DT, buildModel, makeNode, makeTensor, rng, valueInfo, writeModel } from '../helpers/tinyModels';
 
 const root = path.resolve(__dirname, '../..');
 const cli = path.join(root, 'bin/quantlens.js');
@@ -92,5 +94,40 @@ describe('CLI: output through a pipe', () => {
     const report = JSON.parse(r.stdout);
     assert.equal(report.samples, 16);
     assert.equal(report.layers.length, 6);
+  });
+});
+
+describe('CLI: weights of absurd magnitude', () => {
+  it('integer-only names the model and the node whose scales no fixed-point multiplier can bridge', () => {
+    // BatchNormalization mean 1e38 (finite, only warned about at load): channel 0 becomes -1e38,
+    // the Relu's input grid is ~1e38 wide while its output (channel 1 only) is small, so the
+    // rescale between them needs a multiplier far beyond 2^30. The float output stays finite.
+    const folder = fs.mkdtempSync(path.join(dir, 'huge-'));
+    const r = rng(7);
+    const m = buildModel({
+      nodes: [
+        makeNode('Conv', ['x', 'w', 'b'], ['c'], 'conv', { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+        makeNode('BatchNormalization', ['c', 's', 'beta', 'mean', 'var'], ['n'], 'bn'),
+        makeNode('Relu', ['n'], ['a'], 'relu'),
+        makeNode('GlobalAveragePool', ['a'], ['p'], 'pool'),
+        makeNode('Flatten', ['p'], ['f'], 'flatten'),
+        makeNode('Gemm', ['f', 'wf', 'bf'], ['y'], 'fc', { transB: 1 }),
+      ],
+      inputs: [valueInfo('x', ['N', 1, 4, 4])],
+      outputs: [valueInfo('y', ['N', 3])],
+      initializers: [
+        makeTensor('w', DT.FLOAT, [2, 1, 3, 3], Array.from({ length: 18 }, () => r() - 0.5)),
+        makeTensor('b', DT.FLOAT, [2], [0, 0]),
+        makeTensor('s', DT.FLOAT, [2], [1, 1]),
+        makeTensor('beta', DT.FLOAT, [2], [0, 0]),
+        makeTensor('mean', DT.FLOAT, [2], [1e38, 0]),
+        makeTensor('var', DT.FLOAT, [2], [1, 1]),
+        makeTensor('wf', DT.FLOAT, [3, 2], [1, -1, 0.5, 0.5, -1, 1]),
+        makeTensor('bf', DT.FLOAT, [3], [0, 0, 0]),
+      ],
+    });
+    const file = writeModel(folder, 'huge.onnx', m);
+    writeNpy(path.join(folder, 'data'), 'x', Float32Array.from({ length: 4 * 16 }, () => r()), [4, 1, 4, 4]);
+    refused(run('integer-only', file, '--data', path.join(folder, 'data'), '--quiet'), /huge\.onnx: node \S+: its requantization multiplier \S+ is outside the fixed-point range/);
   });
 });
