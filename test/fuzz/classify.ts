@@ -9,6 +9,8 @@ import type { FuzzCase, Observation, Outcome } from './types';
 
 export const MEMORY_LIMIT_BYTES = 2 * 1024 ** 3;
 
+const GARBLED = /\bNaN\b|\bnan\b|\bundefined\b|\[object Object\]/;
+
 const fail = (failure: Extract<Outcome, { kind: 'failure' }>['failure'], detail: string): Outcome => ({ kind: 'failure', failure, detail });
 
 /** What a clean error must name at least one of: the files and options of the command. */
@@ -70,7 +72,9 @@ function classifyCli(c: Extract<FuzzCase, { kind: 'cli' }>, o: Observation): Out
   // exit 0 (or a budget verdict)
   if (c.expect === 'refuse') return fail('silent-garbage', `exit ${o.exitCode} on an input that must be refused; stdout: ${o.stdout.trim().split('\n').slice(0, 3).join(' | ').slice(0, 300)}`);
   const json = c.args.includes('--json');
-  if (!json && /\bNaN\b|\bnan\b|\bundefined\b/.test(o.stdout)) return fail('silent-garbage', `the summary shows ${/\bNaN\b|\bnan\b|\bundefined\b/.exec(o.stdout)![0]}: ${o.stdout.split('\n').find((l) => /\bNaN\b|\bnan\b|\bundefined\b/.test(l))?.trim().slice(0, 200)}`);
+  // A number printed as NaN or undefined (warning lines may speak of "NaN values" in words)
+  const garbled = json ? undefined : o.stdout.split('\n').find((l) => !/warning/i.test(l) && GARBLED.test(l));
+  if (garbled !== undefined) return fail('silent-garbage', `the summary shows ${GARBLED.exec(garbled)![0]}: ${garbled.trim().slice(0, 200)}`);
   if (c.report || json) {
     if (!o.json || o.json.error) return fail('silent-garbage', `exit 0 but the report ${json ? 'on stdout' : c.report} is unreadable: ${o.json?.error ?? 'missing'}`);
     const issues = nonFinite(o.json.value);

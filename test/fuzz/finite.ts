@@ -7,11 +7,37 @@
  * or a sweep entry that records its own error.
  */
 
-/** Keys the report schema declares `| null` (protocol/report.ts, engine/integer/cnnGraph.ts). */
-const NULLABLE = new Set([
-  'degenerate', 'chosen', 'integerDiff', 'integerKernel', 'deployedKernel', 'allButThis', 'sensitivity', 'top1', 'dropPoints',
-  'float', 'sensitivityInfo', 'floatTop1',
-]);
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** Where the report, sweep, mixed-precision and integer-only results are declared. */
+const SCHEMA_FILES = ['protocol/report.ts', 'protocol/metrics.ts', 'engine/integer/cnnGraph.ts', 'engine/integer/integerGraph.ts'];
+
+/**
+ * Keys the schema declares `| null`, read from its TypeScript declarations so the check follows
+ * the schema as it grows: `key: T | null` on one line, and `key: { ... } | null` over several
+ * (the key of the brace that `} | null` closes).
+ */
+export function nullableKeys(sources: string[]): Set<string> {
+  const keys = new Set<string>();
+  for (const src of sources) {
+    for (const m of src.matchAll(/(\w+)\??:[^;\n{}]*\|\s*null\b/g)) keys.add(m[1]);
+    for (const m of src.matchAll(/\}\s*\|\s*null\b/g)) {
+      let depth = 0;
+      for (let i = m.index; i >= 0; i--) {
+        if (src[i] === '}') depth++;
+        else if (src[i] === '{' && --depth === 0) {
+          const key = /(\w+)\??:\s*$/.exec(src.slice(Math.max(0, i - 200), i));
+          if (key) keys.add(key[1]);
+          break;
+        }
+      }
+    }
+  }
+  return keys;
+}
+
+const NULLABLE = nullableKeys(SCHEMA_FILES.map((f) => fs.readFileSync(path.resolve(__dirname, '../..', f), 'utf8')));
 
 const INFINITE_OK = (path: string, key: string) => /sqnr/i.test(key) || /klCurve\[\d+\]\.value$/.test(path);
 
@@ -47,6 +73,12 @@ export function nonFinite(value: unknown): FiniteIssue[] {
     }
     if (typeof v === 'object') {
       const o = v as Record<string, unknown>;
+      // An interval over fewer than two values has no width to estimate: (-inf, inf) is honest there.
+      if ('low' in o && 'high' in o && typeof o.n === 'number' && o.n < 2) {
+        const { low: _l, high: _h, ...rest } = o;
+        walk(rest, at, key, errored);
+        return;
+      }
       // A sweep entry that records its own error carries placeholders (Infinity drop); a bug must not hide there.
       const err = typeof o.error === 'string' ? o.error : undefined;
       if (err && BUG_WORDS.test(err)) issues.push({ path: `${at}.error`, what: `a bug swallowed as an entry error: ${err.slice(0, 200)}` });

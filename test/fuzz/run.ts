@@ -36,10 +36,11 @@ async function main(): Promise<number> {
     .option('--jobs <n>', 'cases run at once', positiveInt, 2)
     .option('--timeout <seconds>', 'time limit of one case', positiveInt, 60)
     .option('--out <dir>', 'where failing cases are written', path.join(ROOT, 'test-artifacts/fuzz'))
+    .option('--match <regexp>', 'run only the cases whose title matches')
     .option('--keep', 'keep every case folder (printed at the end)')
     .option('--list', 'print the cases without running them')
     .parse();
-  const o = program.opts<{ seed: number; count: number; only?: string; case?: number; jobs: number; timeout: number; out: string; keep?: boolean; list?: boolean }>();
+  const o = program.opts<{ seed: number; count: number; only?: string; case?: number; jobs: number; timeout: number; out: string; match?: string; keep?: boolean; list?: boolean }>();
 
   let cases: CaseRef[];
   if (o.case !== undefined) {
@@ -48,6 +49,10 @@ async function main(): Promise<number> {
     cases = [{ generator: gens[0], seed: o.seed, index: o.case }];
   } else {
     cases = caseRefs(o.seed, o.count, o.only);
+  }
+  if (o.match) {
+    const re = new RegExp(o.match, 'i');
+    cases = cases.filter((ref) => re.test(buildCase(ref.generator, ref.seed, ref.index).title));
   }
   if (o.list) {
     for (const ref of cases) {

@@ -154,7 +154,17 @@ const TRICKS: Trick[] = [
     apply(x, r) {
       const t = r.pick(x.tensors);
       const e = kv(t, r.pick(['offset', 'length']));
-      e.value = r.pick(['-16', '1e3', '0x10', ' 16', '', 'NaN', '99999999999999999999', '4.5', '+16']);
+      e.value = r.pick(['-16', '1e3', '0x10', '', 'NaN', '99999999999999999999', '4.5', 'sixteen']);
+      return `${t.name} ${e.key} "${e.value}"`;
+    },
+  },
+  {
+    name: 'offset or length spelled oddly', expect: 'either',
+    apply(x, r) {
+      // Python's int() (the onnx package) reads these as the number: accepting them is fine.
+      const t = r.pick(x.tensors);
+      const e = kv(t, r.pick(['offset', 'length']));
+      e.value = r.pick([` ${e.value}`, `${e.value} `, `+${e.value}`, `0${e.value}`]);
       return `${t.name} ${e.key} "${e.value}"`;
     },
   },
