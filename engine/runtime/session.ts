@@ -7,8 +7,13 @@
  *                DQ -> op -> Q into integer kernels (QLinearConv, QGemm, QLinearMatMul, ...).
  * onnxruntime's failures on a model (load or run) become one-line InputErrors naming the model.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fromBinary } from '@bufbuild/protobuf';
 import * as ort from 'onnxruntime-node';
-import type { ModelProto } from 'onnx-buf';
+import { type ModelProto, ModelProtoSchema } from 'onnx-buf';
+import { InputError } from '../errors';
 import { encodeModel } from '../onnx/model';
 import type { Dataset } from '../data/dataset';
 import { DT } from '../onnx/tensor';
@@ -40,11 +45,50 @@ export async function createSession(model: ModelProto | Uint8Array, mode: RunMod
   };
   if (mode === 'simulated') options.extra = { session: { disable_quant_qdq: '1' } };
   if (opts.optimizedModelPath) options.optimizedModelFilePath = opts.optimizedModelPath;
+  const check = !(model instanceof Uint8Array) && holds4BitTensors(model);
+  const scratch = check && !opts.optimizedModelPath ? fs.mkdtempSync(path.join(os.tmpdir(), 'quantlens-ort-')) : undefined;
+  if (scratch) options.optimizedModelFilePath = path.join(scratch, 'optimized.onnx');
+  let session: ort.InferenceSession;
   try {
     const bytes = model instanceof Uint8Array ? model : encodeModel(model);
-    return await ort.InferenceSession.create(bytes, options);
+    session = await ort.InferenceSession.create(bytes, options);
   } catch (e) {
+    if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
     throw ortInputError(e, opts.label ?? 'model', 'load');
+  }
+  if (check) {
+    try {
+      checkOutputsSurvived(options.optimizedModelFilePath!, opts.label ?? 'model');
+    } catch (e) {
+      await session.release();
+      throw e;
+    } finally {
+      if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+    }
+  }
+  return session;
+}
+
+/** Does the model hold 4-bit tensors (the zero points of 4-bit QuantizeLinear/DequantizeLinear)? */
+function holds4BitTensors(model: ModelProto): boolean {
+  return model.graph?.initializer.some((t) => t.dataType === DT.INT4 || t.dataType === DT.UINT4) ?? false;
+}
+
+/**
+ * onnxruntime 1.30's graph optimizer can remove the node producing a graph output when 4-bit
+ * Q/DQ pairs surround it (Q(int4) -> DQ [output] -> Relu -> Q -> DQ, with disable_quant_qdq), and
+ * fetching that output then crashes the whole process (SIGSEGV in the Node binding). The optimized
+ * graph onnxruntime wrote shows it: every graph output must still have a producer.
+ */
+function checkOutputsSurvived(optimizedPath: string, label: string): void {
+  const g = fromBinary(ModelProtoSchema, fs.readFileSync(optimizedPath)).graph;
+  if (!g) return;
+  const produced = new Set([...g.node.flatMap((n) => n.output), ...g.input.map((i) => i.name), ...g.initializer.map((t) => t.name)]);
+  const lost = g.output.find((o) => !produced.has(o.name));
+  if (lost) {
+    throw new InputError(
+      `${label}: onnxruntime ${ortVersion} optimizes away the node that produces ${lost.name} when 4-bit QuantizeLinear/DequantizeLinear surround it, and reading it would crash; use 8- or 16-bit activations for this model`,
+    );
   }
 }
 
