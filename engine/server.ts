@@ -8,6 +8,7 @@ import {
   type WorkDoneProgressReporter, createConnection,
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
+import { z } from 'zod';
 import {
   type AllowPathParams, AllowPathRequest, type AnalyzeParams, AnalyzeRequest, type MixedPrecisionParams, MixedPrecisionRequest, type SweepParams, SweepRequest, type OutlineParams, OutlineRequest,
   type OutlineResult, type QuantizeParams, QuantizeRequest, type QuantizeResult, type RequestDef,
@@ -219,7 +220,16 @@ function publishDiagnostics(uri: string) {
   connection.sendDiagnostics({ uri, diagnostics });
 }
 
-connection.onHover(({ textDocument, position }): Hover | null => {
+/** Hover params as LSP defines them; anything else gets InvalidParams rather than a TypeError. */
+const HoverParamsSchema = z.object({
+  textDocument: z.object({ uri: z.string() }),
+  position: z.object({ line: z.number().int().nonnegative(), character: z.number().int().nonnegative() }),
+});
+
+connection.onHover((raw): Hover | null | ResponseError<void> => {
+  const parsed = HoverParamsSchema.safeParse(raw);
+  if (!parsed.success) return new ResponseError(ErrorCodes.InvalidParams, paramsError('textDocument/hover', parsed.error.issues));
+  const { textDocument, position } = parsed.data;
   const doc = documents.get(textDocument.uri);
   if (!doc) return null;
   const line = doc.getText({ start: { line: position.line, character: 0 }, end: { line: position.line, character: 100000 } });

@@ -129,4 +129,17 @@ describe('engine language server over IPC', () => {
     const none = await conn.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line: 0, character: 2 } });
     assert.equal(none, null, '"class" names no layer');
   });
+
+  it('malformed hover params are InvalidParams naming the field, and the engine keeps answering', async () => {
+    for (const bad of [{}, { textDocument: null }, { textDocument: { uri: 42 }, position: 'x' }, { textDocument: { uri: 'file:///x.py' }, position: { line: -1, character: 0 } }]) {
+      await assert.rejects(conn.sendRequest('textDocument/hover', bad), (e: { code: number; message: string }) => {
+        assert.equal(e.code, -32602, e.message);
+        assert.match(e.message, /^invalid textDocument\/hover request: (textDocument|position)/);
+        return true;
+      });
+    }
+    const uri = 'file:///tmp/quantlens-model.py';
+    const hover = (await conn.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line: 2, character: 14 } })) as { contents: { value: string } } | null;
+    assert.match(hover!.contents.value, /\/conv1\/Conv/);
+  });
 });
