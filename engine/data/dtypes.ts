@@ -68,7 +68,7 @@ const DECODERS: Partial<Record<DT, Record<string, Decoder>>> = {
 /** Refuse data whose dtype the model input cannot take, naming both. */
 export function checkCompatible(dtype: NpyDtype, want: DT, where: string, input: string): void {
   const table = DECODERS[want];
-  if (!table) throw new InputError(`model input "${input}" has type ${DT[want]}, which QuantLens cannot feed from data files`);
+  if (!table) throw new InputError(`${where}: model input "${input}" has type ${DT[want] ?? want}, which QuantLens cannot feed from data files`);
   if (!table[dtype.code]) {
     throw new InputError(
       `${where}: dtype '${dtype.descr}' does not fit model input "${input}" of type ${DT[want]} (accepted: ${Object.keys(table).join(', ')})`,

@@ -170,6 +170,13 @@ describe('dtypes: converted to the model input type, or refused', () => {
     const structured = folder({ 'x.npy': npyBytes({ descr: '', shape: [2], data: new Uint8Array(16), dict: "{'descr': [('a', '<f4'), ('b', '<f4')], 'fortran_order': False, 'shape': (2,), }" }) });
     refuses(() => loadDataset(structured, [floatInput(['N'])]), /structured dtypes/);
   });
+
+  it('a model input of a type no data file can feed (STRING, undefined) is refused naming the data file', () => {
+    const d1 = folder({ 'x.npy': npy('<f4', [2, 2], new Uint8Array(16)) });
+    for (const dataType of [DT.STRING, DT.UNDEFINED]) {
+      refuses(() => loadDataset(d1, [{ name: 'x', dataType, dims: ['N', 2] }]), new RegExp(`^${d1}/x\\.npy: model input "x" has type ${DT[dataType]}, which QuantLens cannot feed from data files$`));
+    }
+  });
 });
 
 describe('.npy headers and sizes', () => {
