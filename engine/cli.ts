@@ -25,8 +25,13 @@ import { loadUserMetric } from './analysis/userMetric';
 import { type OutputTarget, checkOutput, writeOutput } from './io/files';
 import { updateModelSettings } from './io/modelSettings';
 
+/** Number(v), except that an empty or blank value is no number (Number('') is 0). */
+function numeric(v: string): number {
+  return v.trim() === '' ? NaN : Number(v);
+}
+
 function intArg(v: string): number {
-  const n = Number(v);
+  const n = numeric(v);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
   return n;
 }
@@ -37,7 +42,7 @@ function bitsArg(v: string): 4 | 8 | 16 {
 }
 
 function percentileArg(v: string): number {
-  const n = Number(v);
+  const n = numeric(v);
   if (!(n > 0 && n <= 100)) throw new InvalidArgumentError('must be in (0, 100]');
   return n;
 }
@@ -295,7 +300,7 @@ async function aboutModel<T>(modelPath: string, run: () => Promise<T>): Promise<
 }
 
 function dropArg(v: string): number {
-  const n = Number(v);
+  const n = numeric(v);
   if (!(n >= 0)) throw new InvalidArgumentError('must be a non-negative number of points');
   return n;
 }

@@ -75,6 +75,9 @@ describe('CLI: option errors are one line and exit 2', () => {
     refused(run('analyze'), /missing required argument 'model'/);
     refused(run('frobnicate'), /unknown command 'frobnicate'/);
     refused(run('analyze', model, '--per-tensor', '--per-channel', '--data', data), /contradict/);
+    // Number('') is 0: an empty budget must not become a budget of 0 points
+    for (const cmd of ['gate', 'mixed-precision']) refused(run(cmd, model, '--data', data, '--max-drop', ''), /--max-drop.*must be a non-negative number/);
+    refused(run('gate', model, '--data', data, '--max-drop', '  '), /--max-drop.*must be a non-negative number/);
   });
 
   it('--help still prints help and exits 0', () => {
