@@ -50,12 +50,22 @@ export class LayerComparison {
     const inv = 1 / si;
     let sx2 = 0, sys = 0, sxys = 0, sds = 0, mds = 0;
     let syi = 0, sxyi = 0, sdi = 0, mdi = 0;
-    let mismatch = 0, maxLsb = this.maxLsb;
+    let mismatch = 0, maxLsb = this.maxLsb, skipped = 0;
     const hist = this.errHist;
     for (let i = 0; i < x.length; i++) {
       const a = x[i];
       const qs = cs[i] - zs;
       const qi = ci[i] - zi; // codes relative to their zero points: the integer grid may be shifted
+      const dl = qs > qi ? qs - qi : qi - qs;
+      if (dl !== 0) {
+        mismatch++;
+        if (dl > maxLsb) maxLsb = dl;
+      }
+      // A float reference of Inf/NaN has no error to measure (the tensor's warning says so).
+      if (a - a !== 0) {
+        skipped++;
+        continue;
+      }
       const ys = qs * ss;
       const yi = qi * si;
       sx2 += a * a;
@@ -74,14 +84,9 @@ export class LayerComparison {
       let e = Math.round(-di * inv);
       e = e < -ERR_SPAN ? -ERR_SPAN : e > ERR_SPAN ? ERR_SPAN : e;
       hist[e + ERR_SPAN]++;
-      const dl = qs > qi ? qs - qi : qi - qs;
-      if (dl !== 0) {
-        mismatch++;
-        if (dl > maxLsb) maxLsb = dl;
-      }
     }
-    this.sim.addSums(sx2, sys, sxys, sds, mds, x.length);
-    this.int.addSums(sx2, syi, sxyi, sdi, mdi, x.length);
+    this.sim.addSums(sx2, sys, sxys, sds, mds, x.length - skipped);
+    this.int.addSums(sx2, syi, sxyi, sdi, mdi, x.length - skipped);
     this.mismatch += mismatch;
     this.maxLsb = maxLsb;
     this.n += x.length;
@@ -97,9 +102,13 @@ export class LayerComparison {
 function addCodes(acc: ErrorAccumulator, x: Float32Array, v: CodeView): void {
   const c = asInt32(v.codes, 0);
   const s = v.scale, z = v.zeroPoint;
-  let sx2 = 0, sy2 = 0, sxy = 0, sd2 = 0, md = 0;
+  let sx2 = 0, sy2 = 0, sxy = 0, sd2 = 0, md = 0, skipped = 0;
   for (let i = 0; i < x.length; i++) {
     const a = x[i];
+    if (a - a !== 0) {
+      skipped++;
+      continue;
+    }
     const y = (c[i] - z) * s;
     sx2 += a * a;
     sy2 += y * y;
@@ -109,5 +118,5 @@ function addCodes(acc: ErrorAccumulator, x: Float32Array, v: CodeView): void {
     const ad = d < 0 ? -d : d;
     if (ad > md) md = ad;
   }
-  acc.addSums(sx2, sy2, sxy, sd2, md, x.length);
+  acc.addSums(sx2, sy2, sxy, sd2, md, x.length - skipped);
 }

@@ -14,10 +14,16 @@ export class ErrorAccumulator {
   private maxAbs = 0;
   private n = 0;
 
+  /** Pairs whose reference x is Inf or NaN are left out: there is no error to measure against it. */
   add(x: ArrayLike<number>, y: ArrayLike<number>): void {
     if (x.length !== y.length) throw new RangeError(`metric inputs differ in length: ${x.length} vs ${y.length}`);
+    let skipped = 0;
     for (let i = 0; i < x.length; i++) {
       const a = x[i];
+      if (a - a !== 0) {
+        skipped++;
+        continue;
+      }
       const b = y[i];
       const d = a - b;
       this.sx2 += a * a;
@@ -27,7 +33,7 @@ export class ErrorAccumulator {
       const ad = Math.abs(d);
       if (ad > this.maxAbs) this.maxAbs = ad;
     }
-    this.n += x.length;
+    this.n += x.length - skipped;
   }
 
   /** Merge sums computed elsewhere (fused loops): sum x^2, y^2, xy, (x-y)^2, max |x-y|, count. */

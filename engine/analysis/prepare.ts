@@ -149,7 +149,7 @@ function checkOutputs(p: Prepared, res: Record<string, ort.Tensor>, start: numbe
 
 function degenerateMessage(name: string, s: ActivationStats): string {
   switch (s.degenerate) {
-    case 'non-finite': return `tensor ${name} holds ${s.nanCount} NaN and ${s.infCount} Inf values; they are left out of its range`;
+    case 'non-finite': return `tensor ${name} holds ${s.nanCount} NaN and ${s.infCount} Inf values; they are left out of its range and of its error metrics`;
     case 'all-zero': return `tensor ${name} is all zeros on the calibration data; it is quantized with scale 1`;
     case 'constant': return `tensor ${name} is constant (${s.min}) on the calibration data`;
     default: return `tensor ${name} produced no values`;

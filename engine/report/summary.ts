@@ -6,7 +6,7 @@ import { u8s8Hazard } from '../analysis/platform';
 
 const pct = (x: number | null) => (x === null ? '   n/a' : `${(x * 100).toFixed(2).padStart(6)}%`);
 const pctFine = (x: number) => `${(x * 100).toFixed(x && x < 0.001 ? 4 : 2)}%`;
-const db = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : x > 0 ? 'inf' : '-inf').padStart(6);
+const db = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : Number.isNaN(x) ? 'NaN' : x > 0 ? 'inf' : '-inf').padStart(6);
 
 export function formatSummary(r: Report, worst = 8): string {
   const a = r.accuracy;
