@@ -44,9 +44,13 @@ function requests(r: Rng): Req[] {
     {
       name: 'wrong types', method: ANALYZE, expect: 'refuse',
       ...(() => {
-        const key = r.pick(['modelPath', 'dataPath', 'samples', 'config', 'sensitivity', 'sqnrWarningDb', 'workDoneToken']);
-        const value = r.pick<unknown>([42, '2', null, [], { x: 1 }, true]);
-        return { params: { ...analyze, [key]: key === 'sensitivity' && value === true ? 'yes' : key === 'workDoneToken' && (typeof value === 'string' || typeof value === 'number') ? {} : value }, mentions: [key] };
+        // a value of another JSON type than the field's
+        const wrong: Record<string, unknown[]> = {
+          modelPath: [42, null, [], { x: 1 }, true], dataPath: [42, null, [], true], samples: ['2', null, [], { x: 1 }, true],
+          config: [42, 'tensorrt', null, [], true], sensitivity: ['yes', 1, null, []], sqnrWarningDb: ['20', null, [], true], workDoneToken: [{}, [], true],
+        };
+        const key = r.pick(Object.keys(wrong));
+        return { params: { ...analyze, [key]: r.pick(wrong[key]) }, mentions: [key] };
       })(),
     },
     {
@@ -79,7 +83,7 @@ function requests(r: Rng): Req[] {
       ...(() => {
         const key = r.pick(['modelPath', 'dataPath']);
         const value = r.pick(['', 'model.onnx', './model.onnx', '{case}/model.onnx\u0000.txt', `{case}/${'a'.repeat(5000)}`, '~/model.onnx', 'file:///etc/passwd']);
-        return { params: { ...analyze, [key]: value }, mentions: [key, value.slice(0, 20)] };
+        return { params: { ...analyze, [key]: value }, mentions: [key, 'model.onnx', 'model', 'calibration data'] };
       })(),
     },
     {
@@ -104,7 +108,7 @@ function requests(r: Rng): Req[] {
       name: 'output outside the workspace', method: QUANTIZE, expect: 'refuse',
       files: [{ path: 'escape', kind: 'symlink', target: '{outside}' }],
       params: { ...quantize, outPath: r.pick(['{outside}/q.onnx', '{case}/escape/q.onnx', '{case}/../../outside/{name}/q.onnx', '/tmp/quantlens-fuzz-escape.onnx']) },
-      mustNotExist: ['{outside}/q.onnx'], mentions: ['outside', 'output'],
+      mustNotExist: ['{outside}/q.onnx', '/tmp/quantlens-fuzz-escape.onnx'], mentions: ['outside', 'output'],
     },
     {
       name: 'output onto an input', method: QUANTIZE, expect: 'refuse', files: [{ path: 'alias.onnx', kind: 'symlink', target: 'model.onnx' }],
