@@ -9,7 +9,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { MultiBar, Presets } from 'cli-progress';
 import type { CalibrationMethod, MixedPrecisionResult, PresetName, Report, SweepReport, Warning } from '../protocol/report';
 import { CALIBRATION_METHODS, reportReplacer } from '../protocol/report';
-import { CancelledError, type Prepared, type Progress, evaluate, prepareAnalysis, quantizeWith } from './analysis/analyze';
+import { CancelledError, type Prepared, type Progress, evaluate, prepareAnalysis, quantizeWith, requireQuantizedLayers } from './analysis/analyze';
 import { writeQuantizedModel } from './analysis/quantizeModel';
 import { runSweep } from './analysis/sweep';
 import { DEFAULT_AXES, configLabel, gridConfigs, parseAxes } from './quantize/grid';
@@ -146,7 +146,7 @@ async function runAnalyze(model: string, o: QuantOpts & { report?: string; sensi
   try {
     const p = await prepareFor(model, o, bar.onProgress);
     const { config, warnings } = await configFor(p, o);
-    const q = await quantizeWith(p, config);
+    const q = requireQuantizedLayers(await quantizeWith(p, config), p.loaded.path);
     report = await evaluate(p, q, { onProgress: bar.onProgress, sensitivity: o.sensitivity, ...(await evalOpts(o)) });
     report.warnings.push(...warnings);
     if (tableOut) exportCalibrationTable(q, tableOut);
@@ -166,7 +166,7 @@ async function runQuantize(model: string, o: QuantOpts & { out: string; writeCal
     const p = await prepareFor(model, o, bar.onProgress);
     const { config, warnings } = await configFor(p, o);
     for (const w of warnings) process.stderr.write(`${w.message}\n`);
-    const q = await quantizeWith(p, config);
+    const q = requireQuantizedLayers(await quantizeWith(p, config), p.loaded.path);
     const written = writeQuantizedModel(p, q, out);
     if (tableOut) process.stdout.write(`wrote ${exportCalibrationTable(q, tableOut)}\n`);
     process.stdout.write(`wrote ${written.path} (${written.layers} layers quantized, ${written.sizeBytes} bytes)\n`);
@@ -236,7 +236,7 @@ async function runGateCmd(model: string, o: QuantOpts & { maxDrop: number; repor
   const config = configFrom(o);
   const reportOut = output(o, model, o.report, '--report', 'report');
   const p = await prepareFor(model, o);
-  const report = await evaluate(p, await quantizeWith(p, config), { sensitivity: false });
+  const report = await evaluate(p, requireQuantizedLayers(await quantizeWith(p, config), p.loaded.path), { sensitivity: false });
   writeJson(reportOut, report);
   const a = report.accuracy;
   const basis = a.dropPoints !== null ? 'top-1' : 'agreement';
@@ -262,7 +262,7 @@ async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string
   const transformer = loaded.proto.graph!.node.some((n) => ['Erf', 'LayerNormalization', 'Softmax'].includes(n.opType));
   if (!transformer) {
     const p = await prepareFor(model, o);
-    const q = await quantizeWith(p, configFrom(o));
+    const q = requireQuantizedLayers(await quantizeWith(p, configFrom(o)), p.loaded.path);
     const r = await aboutModel(loaded.path, () => runIntegerCnn(p, q));
     writeJson(reportOut, { ...r, grids: undefined });
     const lines = [

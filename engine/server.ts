@@ -15,7 +15,7 @@ import {
 } from '../protocol/messages';
 import { type MixedPrecisionResult, type Report, type SweepReport, reportReplacer } from '../protocol/report';
 import * as fs from 'node:fs';
-import { CancelledError, type Prepared, type Progress, evaluate, prepareLoaded, quantizeWith } from './analysis/analyze';
+import { CancelledError, type Prepared, type Progress, evaluate, prepareLoaded, quantizeWith, requireQuantizedLayers } from './analysis/analyze';
 import { mixedPrecision } from './analysis/mixedPrecision';
 import { runSweep } from './analysis/sweep';
 import { writeQuantizedModel } from './analysis/quantizeModel';
@@ -125,7 +125,7 @@ handle(AnalyzeRequest, async (params: AnalyzeParams, token, reporter): Promise<R
   const onProgress = progressFn(reporter, 'QuantLens: analyzing');
   connection.console.info(`analyze ${params.modelPath} (${params.config.preset}, ${params.config.calibration}, data ${params.dataPath ?? 'synthetic'})`);
   const p = await preparedFor(params, onProgress, signal);
-  const report = await evaluate(p, await quantizeWith(p, params.config), { onProgress, signal, sensitivity: params.sensitivity });
+  const report = await evaluate(p, requireQuantizedLayers(await quantizeWith(p, params.config), p.loaded.path), { onProgress, signal, sensitivity: params.sensitivity });
   latest = { report, sqnrWarningDb: params.sqnrWarningDb };
   reports.set(report.model.path, latest);
   for (const [uri, o] of outlines) if (o.modelPath === report.model.path) publishDiagnostics(uri);
@@ -185,7 +185,7 @@ handle(QuantizeRequest, async (params: QuantizeParams, token, reporter): Promise
   checkOutput(target); // before the long work: fail fast
   const onProgress = progressFn(reporter, 'QuantLens: quantizing');
   const p = await preparedFor(params, onProgress, signal);
-  return writeQuantizedModel(p, await quantizeWith(p, params.config), target);
+  return writeQuantizedModel(p, requireQuantizedLayers(await quantizeWith(p, params.config), p.loaded.path), target);
 });
 
 handle(AllowPathRequest, async (params: AllowPathParams) => {

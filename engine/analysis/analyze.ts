@@ -15,7 +15,7 @@ import type { EvaluateOptions, PrepareOptions } from './types';
 export { CancelledError } from './cancel';
 export { evaluate } from './evaluate';
 export { ensureStats, prepareAnalysis, prepareLoaded } from './prepare';
-export { quantizeWith } from './quantize';
+export { quantizeWith, requireQuantizedLayers } from './quantize';
 export { integerEncoding } from './kernels';
 export { TOOL_VERSION } from './report';
 export type { EvaluateOptions, PrepareOptions, Prepared, Progress, Quantized, RunOptions } from './types';

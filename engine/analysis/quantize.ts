@@ -9,7 +9,7 @@ import type { QuantConfig } from '../../protocol/report';
 import { foldBatchNorms } from '../quantize/bnFold';
 import { type PlannedLayer, dropNonFloat, planQuantization } from '../quantize/plan';
 import { type QuantParams, paramsFor } from '../quantize/scheme';
-import { cloneModel } from '../onnx/model';
+import { InputError, cloneModel } from '../onnx/model';
 import { ensureStats } from './prepare';
 import type { Prepared, Quantized, RunOptions } from './types';
 
@@ -59,4 +59,18 @@ function activationBits(config: QuantConfig, layers: readonly PlannedLayer[]): M
   }
   for (const o of config.tensorOverrides ?? []) if (o.bits) out.set(o.tensor, o.bits);
   return out;
+}
+
+/**
+ * Refuse a quantization that quantizes no layer (every candidate excluded, or a model without
+ * Conv/Gemm/MatMul): every number of an analysis would compare the float model with itself, and
+ * the per-sample statistics would be means over nothing.
+ */
+export function requireQuantizedLayers(q: Quantized, modelPath: string): Quantized {
+  if (q.plan.layers.length > 0) return q;
+  const s = q.plan.skipped;
+  const why = s.length
+    ? `every candidate stays float (${s.slice(0, 3).map((k) => `${k.node}: ${k.reason}`).join('; ')}${s.length > 3 ? `; +${s.length - 3} more` : ''})`
+    : 'the model has no layer QuantLens quantizes (Conv, Gemm, MatMul)';
+  throw new InputError(`${modelPath}: this configuration quantizes no layer: ${why}; there is nothing to measure`);
 }

@@ -78,6 +78,12 @@ describe('CLI: option errors are one line and exit 2', () => {
     // Number('') is 0: an empty budget must not become a budget of 0 points
     for (const cmd of ['gate', 'mixed-precision']) refused(run(cmd, model, '--data', data, '--max-drop', ''), /--max-drop.*must be a non-negative number/);
     refused(run('gate', model, '--data', data, '--max-drop', '  '), /--max-drop.*must be a non-negative number/);
+    // every layer excluded: nothing is quantized, so every figure would compare float with float
+    const all = '/conv1/Conv,/conv2/Conv,/dw/Conv,/pw/Conv,/conv3/Conv,/fc/Gemm';
+    for (const cmd of [['analyze'], ['gate', '--max-drop', '1'], ['quantize', '--out', path.join(dir, 'none.onnx')]]) {
+      refused(run(cmd[0], model, '--data', data, '--samples', '8', '--exclude', all, ...cmd.slice(1)), /m\.onnx: this configuration quantizes no layer: every candidate stays float \(\/conv1\/Conv: excluded by configuration/);
+    }
+    assert.ok(!fs.existsSync(path.join(dir, 'none.onnx')));
   });
 
   it('--help still prints help and exits 0', () => {
