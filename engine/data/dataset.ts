@@ -10,6 +10,7 @@
  */
 import type { ModelProto } from 'onnx-buf';
 import { InputError } from '../errors';
+import { formatBytes } from '../io/files';
 import { DT } from '../onnx/tensor';
 import { GraphIndex } from '../onnx/graph';
 import { type InputArray, checkCompatible, decode, firstNonFinite } from './dtypes';
@@ -220,8 +221,31 @@ function readInput(arr: NpyArray, inp: ModelInput, start: number, count: number)
   return a;
 }
 
+/**
+ * Most bytes of synthetic inputs QuantLens makes up (they are held in memory whole). A model whose
+ * fixed input shape needs more is analysed on real data or on fewer samples.
+ */
+export const SYNTHETIC_LIMIT_BYTES = 2 ** 30;
+
+/** Refuse synthetic inputs over SYNTHETIC_LIMIT_BYTES before allocating any (a fixed 30000x30000 input...). */
+function checkSyntheticSize(inputs: ModelInput[], samples: number): void {
+  let total = 0;
+  for (const inp of inputs) {
+    const shape = inp.dims.slice(1).map((d) => (typeof d === 'number' && d > 0 ? d : 1));
+    const perSample = shape.reduce((a, b) => a * b, 1) * (inp.dataType === DT.INT64 ? 8 : 4);
+    total += perSample * samples;
+    if (total > SYNTHETIC_LIMIT_BYTES) {
+      throw new InputError(
+        `synthetic data for input "${inp.name}" of shape [${shape.join(',')}] takes ${formatBytes(perSample)} per sample, ${formatBytes(total)} for ${samples} samples, ` +
+          `over the ${formatBytes(SYNTHETIC_LIMIT_BYTES)} QuantLens makes up; pass --data with real samples, or fewer --samples`,
+      );
+    }
+  }
+}
+
 /** Seeded standard-normal inputs (float) or small integers, resolving symbolic dims to 1. */
 export function syntheticDataset(inputs: ModelInput[], samples: number, seed: number): Dataset {
+  checkSyntheticSize(inputs, samples);
   let s = seed >>> 0 || 1;
   const rand = () => {
     // xorshift32: deterministic across runs and platforms

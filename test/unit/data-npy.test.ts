@@ -308,3 +308,17 @@ describe('labels', () => {
     refuses(() => checkLabels(Int32Array.from([0, 10, 5]), 10, 'somewhere'), /^somewhere: label 10 of sample 1 is out of range/);
   });
 });
+
+describe('synthetic data', () => {
+  it('is refused before any allocation when a fixed input shape would need more than 1 GiB', () => {
+    // 30000 x 30000 float32 = 3.35 GiB per sample: the old generator spent minutes filling it
+    refuses(
+      () => loadDataset(undefined, [{ name: 'x', dataType: DT.FLOAT, dims: ['N', 1, 30000, 30000] }], { samples: 2 }),
+      /^synthetic data for input "x" of shape \[1,30000,30000\] takes 3\.4 GiB per sample, 6\.7 GiB for 2 samples, over the 1\.0 GiB QuantLens makes up; pass --data with real samples, or fewer --samples$/,
+    );
+    // a 1 GiB + 4 bytes request is refused, a small one made
+    refuses(() => loadDataset(undefined, [{ name: 'x', dataType: DT.FLOAT, dims: ['N', 2 ** 28 + 1] }], { samples: 1 }), /takes 1\.0 GiB per sample/);
+    const d = loadDataset(undefined, [{ name: 'x', dataType: DT.FLOAT, dims: ['N', 3] }], { samples: 4 });
+    assert.equal(d.samples, 4);
+  });
+});
