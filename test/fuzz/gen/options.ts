@@ -36,8 +36,10 @@ const BAD: Bad[] = [
   { option: '--max-drop', values: ['0', '1e308'], expect: 'either', cmd: 'mixed-precision' },
   {
     option: '--axes', cmd: 'sweep', expect: 'refuse',
-    values: ['wbits=3', 'foo=1', 'calibration=', 'calibration=percentile:200', 'preset=evil', 'abits=8;abits=4', 'wbits', '=8', 'symmetric=maybe', 'granularity=per-row', 'wbits=8,,4', 'calibration=percentile:NaN'],
+    values: ['wbits=3', 'foo=1', 'calibration=', 'calibration=percentile:200', 'preset=evil', 'abits=8;abits=4', 'wbits', '=8', 'symmetric=maybe', 'granularity=per-row', 'calibration=percentile:NaN'],
   },
+  // an empty item in a list says nothing: skipping it is as good as refusing
+  { option: '--axes', cmd: 'sweep', expect: 'either', values: ['wbits=8,,4', 'wbits=8,4,', ';wbits=8'] },
   { option: '--axes', cmd: 'sweep', expect: 'accept', values: ['wbits=4', 'calibration=mse,ema;symmetric=true,false', 'preset=qnn,power-of-two;abits=16', 'calibration=percentile:100,percentile:0.001'] },
   { option: '--exclude', values: ['nope', ',,,', 'conv1,conv1', ' '], expect: 'either' },
   { option: '--frobnicate', values: ['1'], expect: 'refuse' },
