@@ -65,6 +65,12 @@ function parseHeaderDict(text: string, where: string): { descr: string; fortranO
   if (fortran === undefined) throw bad("no 'fortran_order'");
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(t)?.[1];
   if (shapeText === undefined) throw bad("no 'shape' tuple");
+  // numpy writes exactly these three keys and refuses any other set; a key given twice would mean
+  // one thing here (the first) and another to Python (the last).
+  const keys = [...t.matchAll(/'([^']*)'\s*:/g)].map((m) => m[1]);
+  if (keys.length !== 3 || new Set(keys).size !== 3 || !['descr', 'fortran_order', 'shape'].every((k) => keys.includes(k))) {
+    throw bad(`keys ${keys.map((k) => `'${k}'`).join(', ') || 'none'}; numpy writes exactly 'descr', 'fortran_order' and 'shape'`);
+  }
   const parts = shapeText.split(',').map((s) => s.trim());
   if (parts.length > 1 && parts[parts.length - 1] === '') parts.pop();
   if (parts.length === 1 && parts[0] === '') parts.pop();

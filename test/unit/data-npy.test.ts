@@ -221,6 +221,12 @@ describe('.npy headers and sizes', () => {
     refuses(() => load(long), /header length 118 runs past its end \(40 bytes\)/);
     refuses(() => load(npyBytes({ descr: '', shape: [], data, dict: "{'descr': '<f4', 'shape': (4, 2, 3), }" })), /malformed \.npy header \(no 'fortran_order'\)/);
     refuses(() => load(new Uint8Array(0)), /is not an \.npy array/);
+    // Python's dict keeps the LAST of two equal keys (here shape (2,), which the data does not fit);
+    // a reader taking the first would read a different array than numpy
+    const twice = "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 2, 3), 'shape': (2,), }";
+    refuses(() => load(npyBytes({ descr: '', shape: [], data, dict: twice })), /malformed \.npy header \(keys 'descr', 'fortran_order', 'shape', 'shape'; numpy writes exactly/);
+    const extra = "{'descr': '<f4', 'x': '', 'fortran_order': False, 'shape': (4, 2, 3), }";
+    refuses(() => load(npyBytes({ descr: '', shape: [], data, dict: extra })), /keys 'descr', 'x', 'fortran_order', 'shape'/);
   });
 });
 
