@@ -60,6 +60,9 @@ export function externalSpan(t: TensorProto, where: string, dir: string, modelPa
   if (path.isAbsolute(location) || /^[A-Za-z]:[\\/]|^\\/.test(location)) {
     fail(`keeps its data at the absolute path "${location}"; external data must be a path relative to the model's folder, refused`);
   }
+  // path.resolve drops a trailing separator, so "weights.bin/" would read the file; onnxruntime
+  // (and any other loader) would try a folder and fail.
+  if (/[\\/]$/.test(location)) fail(`keeps its data at "${location}", which ends with a path separator (a folder, not a file); refused`);
   const resolved = path.resolve(dir, location);
   if (!isInsideFolder(path.resolve(dir), resolved)) fail(`keeps its data at "${location}", outside the model's folder; refused`);
   const realDir = realPath(dir, () => `the model's folder ${dir}`);

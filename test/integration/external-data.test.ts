@@ -156,6 +156,9 @@ describe('external data that is refused', () => {
     refused(model, /initializer conv2\.weight keeps its data at "\.\.\/w\.bin", outside the model's folder; refused/);
     editExternal(model, (m) => (m.graph!.initializer[0].externalData[0].value = path.join(folder, 'weights.bin')));
     refused(model, /initializer conv2\.weight keeps its data at the absolute path/);
+    // a trailing separator names a folder: path.resolve would drop it and read the file
+    editExternal(model, (m) => (m.graph!.initializer[0].externalData[0].value = 'weights.bin/'));
+    refused(model, /initializer conv2\.weight keeps its data at "weights\.bin\/", which ends with a path separator/);
   });
 
   it('offset or length beyond the file, or a length that does not fit the shape', () => {
