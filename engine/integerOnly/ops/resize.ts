@@ -1,7 +1,7 @@
 /**
- * Resize with mode "nearest" (opset >= 11; every coordinate transformation and nearest mode but
- * tf_crop_and_resize) and Upsample "nearest": each output element copies one input element, so
- * on codes it is exact data movement on the input's grid. Source coordinates are computed in
+ * Resize with mode "nearest" (opset >= 11; half_pixel, pytorch_half_pixel, align_corners,
+ * asymmetric, every nearest mode) and Upsample "nearest": each output element copies one input
+ * element, so on codes it is exact data movement on the input's grid. Source coordinates are computed in
  * float32 as onnxruntime does, so ties fall the same way. Linear/cubic modes decline.
  */
 import { attr, attrInts } from '../../onnx/graph';
@@ -13,7 +13,7 @@ import { movement } from './layout';
 
 const f = Math.fround;
 
-type Coord = 'half_pixel' | 'pytorch_half_pixel' | 'align_corners' | 'asymmetric' | 'tf_half_pixel_for_nearest';
+type Coord = 'half_pixel' | 'pytorch_half_pixel' | 'align_corners' | 'asymmetric';
 type Nearest = 'round_prefer_floor' | 'round_prefer_ceil' | 'floor' | 'ceil';
 
 function str(n: Parameters<typeof attr>[0], name: string, dflt: string): string {
@@ -27,7 +27,6 @@ function sourceOf(x: number, scale: number, inLen: number, outLen: number, coord
     case 'pytorch_half_pixel': return outLen > 1 ? f(f(f(x + 0.5) / scale) - 0.5) : 0;
     case 'align_corners': return outLen === 1 ? 0 : f(f(x * (inLen - 1)) / (outLen - 1));
     case 'asymmetric': return f(x / scale);
-    case 'tf_half_pixel_for_nearest': return f(f(x + 0.5) / scale);
   }
 }
 
@@ -100,7 +99,7 @@ export const resizeOps: OpLowering = {
       if (attrInts(n, 'axes') || str(n, 'keep_aspect_ratio_policy', 'stretch') !== 'stretch') return decline('axes / keep_aspect_ratio_policy');
       coord = str(n, 'coordinate_transformation_mode', 'half_pixel') as Coord;
       mode = str(n, 'nearest_mode', 'round_prefer_floor') as Nearest;
-      if (!['half_pixel', 'pytorch_half_pixel', 'align_corners', 'asymmetric', 'tf_half_pixel_for_nearest'].includes(coord)) return decline(`coordinate_transformation_mode ${coord}`);
+      if (!['half_pixel', 'pytorch_half_pixel', 'align_corners', 'asymmetric'].includes(coord)) return decline(`coordinate_transformation_mode ${coord}`);
       if (!['round_prefer_floor', 'round_prefer_ceil', 'floor', 'ceil'].includes(mode)) return decline(`nearest_mode ${mode}`);
       scalesOf = floatsInput(ctx, n.input[2]);
       sizesOf = floatsInput(ctx, n.input[3]);
