@@ -26,7 +26,7 @@ import type { WeightQuant } from '../quantize/qdqRewrite';
 import type { QuantParams } from '../quantize/scheme';
 import { Multipliers, sameGrid, saturate } from './fixedPoint';
 import { outerScopeInputs } from './subgraphs';
-import type { Env, IBertKernel, Step } from './types';
+import type { Decline, Env, IBertKernel, Step } from './types';
 import { type Codes, type Raw, type RawArray, type Value, codes, raw } from './values';
 
 export interface CompileSpec {
@@ -253,4 +253,13 @@ export class LowerCtx {
     for (let i = 0; i < y.length; i++) y[i] = got[i] * scale;
     acc.add(ref, y);
   }
+}
+
+/**
+ * One op family's integer lowering. `lower` validates the node first and declines without side
+ * effects; once it accepts, it registers the output grids on `ctx` and returns the steps.
+ */
+export interface OpLowering {
+  ops: readonly string[];
+  lower(node: NodeProto, ctx: LowerCtx): Step | Step[] | Decline | Promise<Step | Step[] | Decline>;
 }

@@ -2,9 +2,7 @@
  * Shared types of the integer-only executor: steps, the run-time environment, the op table's
  * entry shape, and what a run reports.
  */
-import type { NodeProto } from '../onnx/graph';
 import type { ErrorAccumulator } from '../analysis/metrics';
-import type { LowerCtx } from './context';
 import type { Value } from './values';
 
 /** Counters a run accumulates (over all batches). */
@@ -47,15 +45,6 @@ export function decline(reason: string): Decline {
 
 export function isDecline(x: unknown): x is Decline {
   return typeof x === 'object' && x !== null && 'decline' in x;
-}
-
-/**
- * One op family's integer lowering. `lower` validates the node first and declines without side
- * effects; once it accepts, it registers the output grids on `ctx` and returns the steps.
- */
-export interface OpLowering {
-  ops: readonly string[];
-  lower(node: NodeProto, ctx: LowerCtx): Step | Step[] | Decline | Promise<Step | Step[] | Decline>;
 }
 
 export type IBertKernel = 'i-GELU' | 'i-Softmax' | 'i-LayerNorm';

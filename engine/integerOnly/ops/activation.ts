@@ -10,9 +10,9 @@
 import { attr, attrFloat, type NodeProto } from '../../onnx/graph';
 import { roundHalfEven } from '../../quantize/rounding';
 import { type QuantParams, quantize } from '../../quantize/scheme';
-import type { LowerCtx } from '../context';
+import type { LowerCtx, OpLowering } from '../context';
 import { Multipliers, sameGrid, saturate } from '../fixedPoint';
-import { type Decline, type OpLowering, type Step, decline } from '../types';
+import { type Decline, type Step, decline } from '../types';
 import { broadcastShape, broadcastStrides, codes, forStrided, numel } from '../values';
 
 /** The clip interval [min, max] in real units (Relu: [0, inf)). */

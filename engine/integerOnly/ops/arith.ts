@@ -15,9 +15,9 @@
  */
 import type { NodeProto } from '../../onnx/graph';
 import type { QuantParams } from '../../quantize/scheme';
-import type { LowerCtx } from '../context';
+import type { LowerCtx, OpLowering } from '../context';
 import { Multipliers, centredBound, saturate } from '../fixedPoint';
-import { type Decline, type OpLowering, type Step, decline } from '../types';
+import { type Decline, type Step, decline } from '../types';
 import { broadcastShape, broadcastStrides, codes, forStrided, numel } from '../values';
 
 /** An operand: run-time codes on a grid, or a constant already on the operation's integer grid. */

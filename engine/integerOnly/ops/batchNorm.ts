@@ -5,10 +5,11 @@
  *   out = z_out + round(acc |a_c| S_in / (2^8 S_out))      (one fixed-point multiplier per channel)
  * The 2^8 keeps the bias B_c eight bits finer than the input grid.
  */
+import type { OpLowering } from '../context';
 import { attrFloat } from '../../onnx/graph';
 import { InputError } from '../../errors';
 import { Multipliers, saturate } from '../fixedPoint';
-import { type OpLowering, decline } from '../types';
+import { decline } from '../types';
 import { codes, numel } from '../values';
 
 const UP = 8;

@@ -4,10 +4,11 @@
  * fixed-point rescale, a constant part quantized onto the output grid at compile time. Raw
  * tensors (shape vectors) are concatenated as they are.
  */
+import type { OpLowering } from '../context';
 import { attrInt } from '../../onnx/graph';
 import { type QuantParams, quantize } from '../../quantize/scheme';
 import { Multipliers, sameGrid, saturate } from '../fixedPoint';
-import { type OpLowering, decline } from '../types';
+import { decline } from '../types';
 import { type Value, allocLike, axisOf, codes, numel } from '../values';
 
 function concat(vals: Value[], axis: number, what: string, map: (k: number, c: number) => number): Value {

@@ -9,9 +9,9 @@
 import type { NodeProto } from '../../onnx/graph';
 import { geluPlan, iGelu } from '../../integer/ibert';
 import { gelu } from '../../integer/ibertReference';
-import type { LowerCtx } from '../context';
+import type { LowerCtx, OpLowering } from '../context';
 import { centredBound, int32Grid } from '../fixedPoint';
-import { type OpLowering, decline } from '../types';
+import { decline } from '../types';
 import { codes } from '../values';
 
 const near = (a: number | undefined, b: number) => a !== undefined && Math.abs(a - b) <= 1e-6 * Math.abs(b);

@@ -12,9 +12,9 @@ import type { QuantParams } from '../../quantize/scheme';
 import { type AutoPad, convInteger } from '../../integer/conv';
 import { gemmInteger, matMulInteger } from '../../integer/matmul';
 import type { QuantArray } from '../../integer/types';
-import type { LowerCtx } from '../context';
+import type { LowerCtx, OpLowering } from '../context';
 import { Multipliers, sameGrid, saturate, toQuant } from '../fixedPoint';
-import { type Decline, type Env, type OpLowering, type Step, decline } from '../types';
+import { type Decline, type Env, type Step, decline } from '../types';
 import { codes, numel } from '../values';
 
 const WIDE = (g: QuantParams) => g.qmin < -32768 || g.qmax > 65535;

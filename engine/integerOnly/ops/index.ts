@@ -3,7 +3,7 @@
  * are tried in this order (the GELU pattern before plain Div/Mul); a node no lowering accepts
  * runs as a float fallback.
  */
-import type { OpLowering } from '../types';
+import type { OpLowering } from '../context';
 import { activationOps } from './activation';
 import { arithOps } from './arith';
 import { batchNormOps } from './batchNorm';

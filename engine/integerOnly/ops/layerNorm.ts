@@ -5,13 +5,14 @@
  * output scale (float work done once). Output on the kernel's int32 grid; one rescale when the
  * plan fixes the output's grid (e.g. int8 for the next MatMul).
  */
+import type { OpLowering } from '../context';
 import { attrFloat, attrInt } from '../../onnx/graph';
 import { InputError } from '../../errors';
 import { iLayerNorm, quantizeLayerNormAffine } from '../../integer/ibert';
 import { layerNormRows } from '../../integer/ibertReference';
 import { dequantize } from '../floatFallback';
 import { int32Grid } from '../fixedPoint';
-import { type OpLowering, decline } from '../types';
+import { decline } from '../types';
 import { axisOf, codes, numel } from '../values';
 
 export const layerNormOps: OpLowering = {

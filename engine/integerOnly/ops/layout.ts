@@ -6,8 +6,8 @@
  */
 import { attrInt, attrInts, type NodeProto } from '../../onnx/graph';
 import { InputError } from '../../errors';
-import type { LowerCtx } from '../context';
-import { type Env, type OpLowering, type Step, decline } from '../types';
+import type { LowerCtx, OpLowering } from '../context';
+import { type Env, type Step, decline } from '../types';
 import { type Value, axisOf, broadcastShape, broadcastStrides, gatherStrided, intsOf, numel, transposeData, withDims } from '../values';
 
 /** A step computing `out` from input 0 by `f`, for codes (grid kept) and raw values alike. */

@@ -6,8 +6,8 @@
 import { attr, attrFloat, attrInts } from '../../onnx/graph';
 import { InputError } from '../../errors';
 import { quantize } from '../../quantize/scheme';
-import type { LowerCtx } from '../context';
-import { type OpLowering, decline } from '../types';
+import type { LowerCtx, OpLowering } from '../context';
+import { decline } from '../types';
 import { type Value, allocLike, numel, stridesOf } from '../values';
 import { intsInput, movement } from './layout';
 

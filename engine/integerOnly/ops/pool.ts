@@ -9,9 +9,9 @@
 import { attr, attrInt, attrInts, type NodeProto } from '../../onnx/graph';
 import { type AutoPad, convGeometry } from '../../integer/conv';
 import type { QuantParams } from '../../quantize/scheme';
-import type { LowerCtx } from '../context';
+import type { LowerCtx, OpLowering } from '../context';
 import { Multipliers, saturate } from '../fixedPoint';
-import { type Decline, type Env, type OpLowering, type Step, decline } from '../types';
+import { type Decline, type Env, type Step, decline } from '../types';
 import { type Codes, codes, numel } from '../values';
 
 interface Window {

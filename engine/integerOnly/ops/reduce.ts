@@ -6,10 +6,11 @@
  *                           folds into the multiplier, made once per count;
  *   ReduceMax, ReduceMin    the extreme code, exact, on the input's grid.
  */
+import type { OpLowering } from '../context';
 import { attrInt } from '../../onnx/graph';
 import type { QuantParams } from '../../quantize/scheme';
 import { Multipliers, saturate } from '../fixedPoint';
-import { type Env, type OpLowering, decline } from '../types';
+import { type Env, decline } from '../types';
 import { type Codes, axisOf, codes, numel, stridesOf } from '../values';
 import { intsInput, movement } from './layout';
 

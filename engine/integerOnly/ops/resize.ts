@@ -6,8 +6,8 @@
  */
 import { attr, attrInts } from '../../onnx/graph';
 import { InputError } from '../../errors';
-import type { LowerCtx } from '../context';
-import { type Env, type OpLowering, decline } from '../types';
+import type { LowerCtx, OpLowering } from '../context';
+import { type Env, decline } from '../types';
 import { type Value, allocLike, intsOf, numel, stridesOf } from '../values';
 import { movement } from './layout';
 

@@ -7,8 +7,8 @@
 import { attrInt } from '../../onnx/graph';
 import { InputError } from '../../errors';
 import { quantize } from '../../quantize/scheme';
-import type { LowerCtx } from '../context';
-import { type OpLowering, decline } from '../types';
+import type { LowerCtx, OpLowering } from '../context';
+import { decline } from '../types';
 import { type Value, allocLike, axisOf, codes, gatherStrided, intsOf, numel, stridesOf } from '../values';
 import { intsInput, movement } from './layout';
 

@@ -7,8 +7,8 @@
 import type * as ort from 'onnxruntime-node';
 import { attr, attrInt } from '../../onnx/graph';
 import { DT, readTensor } from '../../onnx/tensor';
-import { ORT_TYPE_OF_DT } from '../context';
-import { type OpLowering, decline } from '../types';
+import { ORT_TYPE_OF_DT, type OpLowering } from '../context';
+import { decline } from '../types';
 import { type RawArray, numel, raw } from '../values';
 import { movement, intsInput } from './layout';
 

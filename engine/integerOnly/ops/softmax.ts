@@ -6,11 +6,12 @@
  * (e.g. int8 for the attention x V MatMul). Opset < 13 softmax over the flattened trailing axes
  * and opset >= 13 softmax over any one axis (moved last and back) are both handled.
  */
+import type { OpLowering } from '../context';
 import { attrInt } from '../../onnx/graph';
 import { iSoftmax } from '../../integer/ibert';
 import { softmaxRows } from '../../integer/ibertReference';
 import { dequantize } from '../floatFallback';
-import { type OpLowering, decline } from '../types';
+import { decline } from '../types';
 import { type Codes, axisOf, codes, numel, transposeData } from '../values';
 
 export const softmaxOps: OpLowering = {

@@ -9,10 +9,11 @@
  * fallback would produce, element by element. Wider inputs (int32 grids) decline.
  */
 import * as ort from 'onnxruntime-node';
+import type { OpLowering } from '../context';
 import { roundHalfEven } from '../../quantize/rounding';
 import { createSession } from '../../runtime/session';
 import { dequantize, nodeModel, quantizeTo } from '../floatFallback';
-import { newRunStats, type OpLowering, decline } from '../types';
+import { newRunStats, decline } from '../types';
 import { codes } from '../values';
 
 const MAX_ENTRIES = 65536;
