@@ -33,7 +33,8 @@ export const tableOps: OpLowering = {
     const out = n.output[0];
     if (!ctx.isCodes(x) || !ctx.isCodes(out)) return decline('not a float activation in and out');
     if (n.output.length > 1) return decline('more than one output');
-    if (n.input.slice(1).some((t) => t && !ctx.isConst(t))) return decline('a second input is not a constant');
+    // A table is one input value -> one output value: any other input must be a constant scalar.
+    if (n.input.slice(1).some((t) => t && (!ctx.isConst(t) || ctx.constHost(t).data.length !== 1))) return decline('a second input is not a constant scalar');
     const gx = ctx.grid(x);
     const entries = gx.qmax - gx.qmin + 1;
     if (entries > MAX_ENTRIES) return decline(`input grid of ${entries} codes is too wide for a table`);
