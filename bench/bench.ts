@@ -44,14 +44,14 @@ async function floatInferenceMs(c: Case, samples: number): Promise<number> {
 async function analyzeMs(c: Case, samples: number, sensitivity: boolean): Promise<number> {
   const t0 = performance.now();
   const p = await prepareAnalysis(c.model, { dataPath: c.data, samples });
-  await evaluate(p, quantizeWith(p, resolveConfig(c.preset, { calibration: 'percentile' })), { sensitivity });
+  await evaluate(p, await quantizeWith(p, resolveConfig(c.preset, { calibration: 'percentile' })), { sensitivity });
   return performance.now() - t0;
 }
 
 /** Child mode: analyze once and print the peak RSS in MB. */
 async function child(model: string, data: string, samples: number) {
   const p = await prepareAnalysis(model, { dataPath: data, samples });
-  await evaluate(p, quantizeWith(p, resolveConfig('tensorrt', { calibration: 'entropy' })), { sensitivity: false });
+  await evaluate(p, await quantizeWith(p, resolveConfig('tensorrt', { calibration: 'entropy' })), { sensitivity: false });
   process.stdout.write(JSON.stringify({ maxRssMb: process.resourceUsage().maxRSS / 1024 }));
 }
 

@@ -3,10 +3,11 @@
  * progress bars go to stderr so stdout stays clean for pipes.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { MultiBar, Presets } from 'cli-progress';
-import type { CalibrationMethod, MixedPrecisionResult, PresetName, Report, SweepReport } from '../protocol/report';
+import type { CalibrationMethod, MixedPrecisionResult, PresetName, Report, SweepReport, Warning } from '../protocol/report';
 import { CALIBRATION_METHODS, reportReplacer } from '../protocol/report';
 import { CancelledError, type Prepared, type Progress, evaluate, prepareAnalysis, quantizeWith } from './analysis/analyze';
 import { writeQuantizedModel } from './analysis/quantizeModel';
@@ -17,6 +18,10 @@ import { InputError } from './onnx/model';
 import { type IntegerOnlyResult, runIntegerOnly } from './integerOnly';
 import { type ConfigOverrides, PRESETS, PRESET_NAMES, resolveConfig } from './quantize/presets';
 import { formatSummary } from './report/summary';
+import { applyCalibrationTable, exportCalibrationTable } from './analysis/calibrationTables';
+import { loadUserMetric } from './analysis/userMetric';
+import { type OutputTarget, checkOutput, writeOutput } from './io/files';
+import { updateModelSettings } from './io/modelSettings';
 
 function intArg(v: string): number {
   const n = Number(v);
@@ -53,13 +58,42 @@ function withQuantOptions(cmd: Command): Command {
     .option('--exclude <nodes>', 'comma-separated node names kept in float', (v) => v.split(',').map((s) => s.trim()).filter(Boolean))
     .option('--no-fold-bn', 'do not fold BatchNormalization into the preceding Conv')
     .option('--batch-size <n>', 'samples per inference batch', intArg)
+    .option('--calibration-table <file>', "take activation ranges from another tool: a TensorRT calibration cache or onnxruntime's calibration.json")
+    .addOption(new Option('--target-cpu <cpu>', 'deployment CPU for CPU-dependent hazards (u8s8 saturation needs x86 without VNNI)').choices(['this', 'vnni', 'no-vnni']).default('this'))
+    .option('--metric <file.mjs>', 'your own per-sample metric (docs/metric.md); judges the run instead of top-1/SQNR')
+    .option('--force', 'replace existing output files (--report, --out); inputs are never replaced')
     .option('--quiet', 'no progress bars');
 }
 
 interface QuantOpts {
   data?: string; samples?: number; preset: PresetName; calibration?: CalibrationMethod; percentile?: number;
   weightBits?: 4 | 8 | 16; actBits?: 4 | 8 | 16; perTensor?: boolean; perChannel?: boolean; symmetric?: boolean; asymmetric?: boolean;
-  placement?: 'compute' | 'extended'; exclude?: string[]; foldBn: boolean; batchSize?: number; quiet?: boolean;
+  placement?: 'compute' | 'extended'; exclude?: string[]; foldBn: boolean; batchSize?: number; quiet?: boolean; force?: boolean;
+  calibrationTable?: string; targetCpu: 'this' | 'vnni' | 'no-vnni'; metric?: string;
+}
+
+/** The configuration, with the ranges of a --calibration-table applied; its warnings go in the report. */
+async function configFor(p: Prepared, o: QuantOpts) {
+  const config = configFrom(o);
+  if (!o.calibrationTable) return { config, warnings: [] as Warning[] };
+  return applyCalibrationTable(p, config, o.calibrationTable);
+}
+
+/** Options evaluate() takes from the command line. */
+async function evalOpts(o: QuantOpts) {
+  return { targetCpu: o.targetCpu, metric: o.metric ? await loadUserMetric(path.resolve(o.metric)) : undefined };
+}
+
+/** An output file named by `option`, checked before any work (fails fast), written at the end. */
+function output(o: QuantOpts, model: string, file: string | undefined, option: string, role: string): OutputTarget | undefined {
+  if (file === undefined) return undefined;
+  const target: OutputTarget = { path: file, role, option, force: o.force, inputs: [model, o.data] };
+  checkOutput(target);
+  return target;
+}
+
+function writeJson(target: OutputTarget | undefined, value: unknown): void {
+  if (target) writeOutput(target, JSON.stringify(value, reportReplacer, 1) + '\n');
 }
 
 export function configFrom(o: QuantOpts) {
@@ -96,26 +130,38 @@ function progressReporter(quiet: boolean | undefined) {
   };
 }
 
-async function runAnalyze(model: string, o: QuantOpts & { report?: string; sensitivity: boolean; json?: boolean }): Promise<void> {
-  const config = configFrom(o);
+async function runAnalyze(model: string, o: QuantOpts & { report?: string; sensitivity: boolean; json?: boolean; writeCalibrationTable?: string }): Promise<void> {
+  configFrom(o); // option errors before any work
+  const reportOut = output(o, model, o.report, '--report', 'report');
+  const tableOut = output(o, model, o.writeCalibrationTable, '--write-calibration-table', 'calibration table');
   const bar = progressReporter(o.quiet);
   let report: Report;
   try {
     const p = await prepareFor(model, o, bar.onProgress);
-    report = await evaluate(p, quantizeWith(p, config), { onProgress: bar.onProgress, sensitivity: o.sensitivity });
+    const { config, warnings } = await configFor(p, o);
+    const q = await quantizeWith(p, config);
+    report = await evaluate(p, q, { onProgress: bar.onProgress, sensitivity: o.sensitivity, ...(await evalOpts(o)) });
+    report.warnings.push(...warnings);
+    if (tableOut) exportCalibrationTable(q, tableOut);
   } finally {
     bar.stop();
   }
-  if (o.report) writeJson(o.report, report);
+  writeJson(reportOut, report);
   process.stdout.write(o.json ? JSON.stringify(report, reportReplacer) + '\n' : formatSummary(report) + (o.report ? `\nreport: ${path.resolve(o.report)}\n` : ''));
 }
 
-async function runQuantize(model: string, o: QuantOpts & { out: string }): Promise<void> {
-  const config = configFrom(o);
+async function runQuantize(model: string, o: QuantOpts & { out: string; writeCalibrationTable?: string }): Promise<void> {
+  configFrom(o);
+  const out = output(o, model, o.out, '--out', 'quantized model')!;
+  const tableOut = output(o, model, o.writeCalibrationTable, '--write-calibration-table', 'calibration table');
   const bar = progressReporter(o.quiet);
   try {
     const p = await prepareFor(model, o, bar.onProgress);
-    const written = writeQuantizedModel(p, quantizeWith(p, config), o.out);
+    const { config, warnings } = await configFor(p, o);
+    for (const w of warnings) process.stderr.write(`${w.message}\n`);
+    const q = await quantizeWith(p, config);
+    const written = writeQuantizedModel(p, q, out);
+    if (tableOut) process.stdout.write(`wrote ${exportCalibrationTable(q, tableOut)}\n`);
     process.stdout.write(`wrote ${written.path} (${written.layers} layers quantized, ${written.sizeBytes} bytes)\n`);
   } finally {
     bar.stop();
@@ -128,14 +174,10 @@ async function prepareFor(model: string, o: QuantOpts, onProgress?: (p: Progress
   return p;
 }
 
-function writeJson(file: string, value: unknown) {
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  fs.writeFileSync(file, JSON.stringify(value, reportReplacer, 1));
-}
-
 async function runSweepCmd(model: string, o: QuantOpts & { axes?: string; report?: string }): Promise<void> {
   const base = configFrom(o);
   const configs = gridConfigs(base, o.axes ? parseAxes(o.axes) : DEFAULT_AXES);
+  const reportOut = output(o, model, o.report, '--report', 'sweep report');
   const bar = progressReporter(o.quiet);
   let report: SweepReport;
   try {
@@ -144,7 +186,7 @@ async function runSweepCmd(model: string, o: QuantOpts & { axes?: string; report
   } finally {
     bar.stop();
   }
-  if (o.report) writeJson(o.report, report);
+  writeJson(reportOut, report);
   const lines = [`${configs.length} configurations on ${report.samples} samples (float top-1 ${report.floatTop1 ?? 'n/a'}); drop in points (${report.configs[0]?.dropBasis})`, ''];
   lines.push('   drop  agreement  SQNR dB      bytes  pareto  configuration');
   for (const e of [...report.configs].sort((a, b) => a.drop - b.drop)) {
@@ -156,8 +198,10 @@ async function runSweepCmd(model: string, o: QuantOpts & { axes?: string; report
   process.stdout.write(lines.join('\n') + (o.report ? `\nreport: ${path.resolve(o.report)}\n` : '\n'));
 }
 
-async function runMixedCmd(model: string, o: QuantOpts & { maxDrop: number; out?: string; report?: string }): Promise<void> {
+async function runMixedCmd(model: string, o: QuantOpts & { maxDrop: number; out?: string; report?: string; writeConfig?: boolean }): Promise<void> {
   const config = configFrom(o);
+  const modelOut = output(o, model, o.out, '--out', 'quantized model');
+  const reportOut = output(o, model, o.report, '--report', 'report');
   const bar = progressReporter(o.quiet);
   let result: MixedPrecisionResult;
   let p: Prepared;
@@ -167,12 +211,15 @@ async function runMixedCmd(model: string, o: QuantOpts & { maxDrop: number; out?
   } finally {
     bar.stop();
   }
-  if (o.out) result.written = writeMixedPrecision(p, result, o.out);
-  if (o.report) writeJson(o.report, result);
+  // Files are written only when asked, and only for a plan that meets the budget.
+  if (result.met && modelOut) result.written = { ...result.written, model: await writeMixedPrecision(p, result, modelOut) };
+  if (result.met && o.writeConfig) result.written = { ...result.written, settings: updateModelSettings(model, { exclude: result.exclude }) };
+  writeJson(reportOut, result);
   const lines = result.steps.map((s) => `  ${String(s.kept.length).padStart(3)} in float  drop ${s.drop.toFixed(2).padStart(6)} points  agreement ${(s.agreement * 100).toFixed(2)}%${s.kept.length ? `  (+ ${s.kept[s.kept.length - 1]})` : ''}`);
   lines.unshift(`drop vs layers kept in float (budget ${o.maxDrop} points, ${result.dropBasis}):`);
   lines.push(result.met ? `met: keep ${result.exclude.length} layer(s) in float: ${result.exclude.join(', ') || '(none)'}` : `NOT met even with ${result.exclude.length} layers in float`);
-  if (result.written) lines.push(`wrote ${result.written.model} and ${result.written.settings}`);
+  for (const f of [result.written?.model, result.written?.settings]) if (f) lines.push(`wrote ${f}`);
+  if (!result.met && (modelOut || o.writeConfig)) lines.push('nothing written: the budget was not met');
   process.stdout.write(lines.join('\n') + '\n');
   if (!result.met) process.exitCode = 1;
 }
@@ -180,9 +227,10 @@ async function runMixedCmd(model: string, o: QuantOpts & { maxDrop: number; out?
 /** CI gate: exit 1 with a one-line reason when the integer accuracy drop exceeds the budget. */
 async function runGateCmd(model: string, o: QuantOpts & { maxDrop: number; report?: string }): Promise<void> {
   const config = configFrom(o);
+  const reportOut = output(o, model, o.report, '--report', 'report');
   const p = await prepareFor(model, o);
-  const report = await evaluate(p, quantizeWith(p, config), { sensitivity: false });
-  if (o.report) writeJson(o.report, report);
+  const report = await evaluate(p, await quantizeWith(p, config), { sensitivity: false });
+  writeJson(reportOut, report);
   const a = report.accuracy;
   const basis = a.dropPoints !== null ? 'top-1' : 'agreement';
   const drop = a.dropPoints ?? (1 - a.integer.agreement) * 100;
@@ -201,16 +249,20 @@ async function runGateCmd(model: string, o: QuantOpts & { maxDrop: number; repor
  * every op that had to run in float (named, with the reason), and each I-BERT kernel's error.
  */
 async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string }): Promise<void> {
-  const config = configFrom(o);
+  const reportOut = output(o, model, o.report, '--report', 'integer-only result');
   const bar = progressReporter(o.quiet);
   let r: IntegerOnlyResult;
+  let config: ReturnType<typeof configFrom>;
   try {
     const p = await prepareFor(model, o, bar.onProgress);
-    r = await runIntegerOnly(p, quantizeWith(p, config), { batchSize: o.batchSize, onProgress: bar.onProgress });
+    const c = await configFor(p, o);
+    config = c.config;
+    for (const w of c.warnings) process.stderr.write(`WARNING: ${w.message}\n`);
+    r = await runIntegerOnly(p, await quantizeWith(p, config), { batchSize: o.batchSize, onProgress: bar.onProgress });
   } finally {
     bar.stop();
   }
-  if (o.report) writeJson(o.report, r);
+  writeJson(reportOut, r);
   const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(2)}%`);
   const lines = [
     `integer-only execution (${r.samples} samples, ${configLabel(config)}): top-1 ${pct(r.top1)} (float ${pct(r.floatTop1)}), agreement with float ${pct(r.agreement)}, output SQNR ${r.outputSqnrDb.toFixed(1)} dB`,
@@ -236,16 +288,21 @@ export function buildProgram(): Command {
   const program = new Command('quantlens')
     .description('Debug quantization of ONNX models: calibration thresholds, simulated vs integer error per layer, sensitivity.')
     .version('0.1.0')
-    .showHelpAfterError();
+    // Errors are one line and exit 2 (main); help is printed only when asked for.
+    .exitOverride()
+    .configureOutput({ writeErr: (str) => void (/^error: /.test(str) ? undefined : process.stderr.write(str)) })
+    .showSuggestionAfterError(true);
   withQuantOptions(program.command('analyze').argument('<model>', 'the .onnx model (never modified)'))
     .description('calibrate, quantize in memory, and report per-layer errors and accuracy')
     .option('--report <out.json>', 'write the full JSON report here')
-    .option('--no-sensitivity', 'skip per-layer sensitivity (2 extra runs per layer)')
+    .option('--no-sensitivity', 'skip per-layer sensitivity')
+    .option('--write-calibration-table <file>', 'also write the thresholds: a TensorRT calibration cache, or onnxruntime calibration JSON for a .json name')
     .option('--json', 'print the report JSON on stdout instead of the summary')
     .action((model, o) => runAnalyze(model, o));
   withQuantOptions(program.command('quantize').argument('<model>', 'the .onnx model (never modified)'))
     .description('write a deployable QDQ model to a NEW file')
     .requiredOption('--out <new.onnx>', 'output model path (must differ from the input)')
+    .option('--write-calibration-table <file>', 'also write the thresholds: a TensorRT calibration cache, or onnxruntime calibration JSON for a .json name')
     .action((model, o) => runQuantize(model, o));
   withQuantOptions(program.command('sweep').argument('<model>', 'the .onnx model (never modified)'))
     .description('evaluate a grid of configurations from ONE calibration pass; table + Pareto front of drop vs size')
@@ -255,7 +312,8 @@ export function buildProgram(): Command {
   withQuantOptions(program.command('mixed-precision').argument('<model>', 'the .onnx model (never modified)'))
     .description('find layers to keep in float so the integer accuracy drop meets a budget')
     .requiredOption('--max-drop <points>', 'accuracy-drop budget in points', dropArg)
-    .option('--out <new.onnx>', 'write the resulting QDQ model here and the exclusion list into quantlens.json beside the model')
+    .option('--out <new.onnx>', 'write the resulting QDQ model here (only when the budget is met)')
+    .option('--write-config', 'record the exclusions in quantlens.json beside the model (only when the budget is met)')
     .option('--report <out.json>', 'write the result JSON here')
     .action((model, o) => runMixedCmd(model, o));
   withQuantOptions(program.command('gate').argument('<model>', 'the .onnx model (never modified)'))
@@ -274,20 +332,47 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  for (const cmd of program.commands) cmd.exitOverride().configureOutput({ writeErr: (str) => void (/^error: /.test(str) ? undefined : process.stderr.write(str)) });
   try {
-    await buildProgram().parseAsync(argv);
+    await program.parseAsync(argv);
     // gate/mixed-precision set exitCode 1 when a budget is not met
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
-    if (e instanceof InputError || e instanceof CancelledError || e instanceof RangeError) {
-      process.stderr.write(`quantlens: ${e.message}\n`);
+    if (e instanceof CommanderError) {
+      // --help and --version end here too, with exit code 0.
+      if (e.exitCode === 0) return 0;
+      const sub = argv.slice(2).find((a) => program.commands.some((c) => c.name() === a));
+      process.stderr.write(`quantlens: ${e.message.replace(/^error: /, '').split('\n')[0]} (see: quantlens ${sub ? `${sub} ` : ''}--help)\n`);
       return 2;
     }
-    process.stderr.write(`quantlens: internal error: ${(e as Error).stack ?? e}\n`);
-    return 1;
+    if (e instanceof InputError || e instanceof CancelledError) {
+      process.stderr.write(`quantlens: ${oneLine(e.message)}\n`);
+      return 2;
+    }
+    return internalError(e);
   }
 }
 
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/** A bug: one line for the user, the stack trace in a log file they can attach to a report. */
+function internalError(e: unknown): number {
+  const log = path.join(os.tmpdir(), `quantlens-crash-${process.pid}-${Date.now()}.log`);
+  try {
+    fs.writeFileSync(log, `${new Date().toISOString()} quantlens ${process.argv.slice(2).join(' ')}\n${(e as Error)?.stack ?? String(e)}\n`);
+  } catch {
+    /* the message below still names the error */
+  }
+  process.stderr.write(`quantlens: internal error (a QuantLens bug): ${oneLine((e as Error)?.message ?? String(e))}. The stack trace is in ${log}; please report it.\n`);
+  return 1;
+}
+
 if (require.main === module) {
-  main(process.argv).then((code) => process.exit(code));
+  main(process.argv).then((code) => {
+    process.exitCode = code;
+    process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+  });
 }

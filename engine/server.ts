@@ -4,22 +4,23 @@
  * cancellation; hover and diagnostics serve the Model Outline and Python sources.
  */
 import {
-  type CancellationToken, DiagnosticSeverity, type Hover, ProposedFeatures, ResponseError, TextDocumentSyncKind, TextDocuments,
+  type CancellationToken, DiagnosticSeverity, ErrorCodes, type Hover, ProposedFeatures, ResponseError, TextDocumentSyncKind, TextDocuments,
   type WorkDoneProgressReporter, createConnection,
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import {
-  type AnalyzeParams, AnalyzeRequest, type MixedPrecisionParams, MixedPrecisionRequest, type SweepParams, SweepRequest, type OutlineParams, OutlineRequest, type OutlineResult, type QuantizeParams, QuantizeRequest,
-  type QuantizeResult, type RequestDef,
+  type AllowPathParams, AllowPathRequest, type AnalyzeParams, AnalyzeRequest, type MixedPrecisionParams, MixedPrecisionRequest, type SweepParams, SweepRequest, type OutlineParams, OutlineRequest,
+  type OutlineResult, type QuantizeParams, QuantizeRequest, type QuantizeResult, type RequestDef,
 } from '../protocol/messages';
 import type { MixedPrecisionResult, Report, SweepReport } from '../protocol/report';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { CancelledError, type Prepared, type Progress, evaluate, prepareAnalysis, quantizeWith } from './analysis/analyze';
-import { mixedPrecision, writeMixedPrecision } from './analysis/mixedPrecision';
+import { CancelledError, type Prepared, type Progress, evaluate, prepareLoaded, quantizeWith } from './analysis/analyze';
+import { mixedPrecision } from './analysis/mixedPrecision';
 import { runSweep } from './analysis/sweep';
 import { writeQuantizedModel } from './analysis/quantizeModel';
 import { InputError, loadModel } from './onnx/model';
+import { PathPolicy } from './io/pathPolicy';
+import { checkOutput } from './io/files';
 import { type Outline, buildOutline, layerHover, layersForIdentifier, tensorHover, tokenAt } from './report/outline';
 
 const connection = createConnection(ProposedFeatures.all);
@@ -31,24 +32,59 @@ let latest: { report: Report; sqnrWarningDb: number } | undefined;
 /** Outline documents: URI -> model and line map. */
 const outlines = new Map<string, { modelPath: string; outline: Outline }>();
 
-connection.onInitialize(() => ({
-  capabilities: { textDocumentSync: TextDocumentSyncKind.Incremental, hoverProvider: true },
-  serverInfo: { name: 'quantlens-engine', version: '0.1.0' },
-}));
+/** The engine reads and writes only inside the workspace folders and what the user picked. */
+const paths = new PathPolicy();
 
-function handle<P, R>(def: RequestDef<P, R>, fn: (p: P, token: CancellationToken, progress: WorkDoneProgressReporter) => Promise<R>) {
-  connection.onRequest(def.method, async (params: P, token: CancellationToken): Promise<unknown> => {
+connection.onInitialize((init) => {
+  const folders = init.workspaceFolders?.map((f) => f.uri) ?? (init.rootUri ? [init.rootUri] : []);
+  paths.setWorkspaceFolders(folders);
+  return {
+    capabilities: {
+      textDocumentSync: TextDocumentSyncKind.Incremental,
+      hoverProvider: true,
+      workspace: { workspaceFolders: { supported: true, changeNotifications: true } },
+    },
+    serverInfo: { name: 'quantlens-engine', version: '0.1.0' },
+  };
+});
+
+connection.onInitialized(() => {
+  connection.workspace.onDidChangeWorkspaceFolders((e) => {
+    for (const f of e.removed) paths.removeWorkspaceFolder(f.uri);
+    for (const f of e.added) paths.addWorkspaceFolder(f.uri);
+  });
+});
+
+/** Every `...Path` field of a request is a file the engine would touch: each must be allowed. */
+function checkPaths(params: object): void {
+  for (const [k, v] of Object.entries(params)) {
+    if (k.endsWith('Path') && typeof v === 'string') paths.check(v, k === 'outPath' ? 'output' : k === 'dataPath' ? 'calibration data' : 'model');
+  }
+}
+
+/** One line saying what is wrong with a request's params (the first few problems). */
+function paramsError(method: string, issues: { path: PropertyKey[]; message: string }[]): string {
+  const parts = issues.slice(0, 3).map((i) => `${i.path.length ? i.path.join('.') : 'params'}: ${i.message}`);
+  return `invalid ${method} request: ${parts.join('; ')}${issues.length > 3 ? ` (+${issues.length - 3} more)` : ''}`;
+}
+
+function handle<P, R>(def: RequestDef<P, R>, fn: (p: P, token: CancellationToken, progress: WorkDoneProgressReporter) => Promise<R>, opts: { checkPaths?: boolean } = {}) {
+  connection.onRequest(def.method, async (raw: unknown, token: CancellationToken): Promise<unknown> => {
     // Requests registered by method name get no reporter from the library: attach the one the
     // client asked for through params.workDoneToken (a no-op reporter when there is none).
-    const progress = connection.window.attachWorkDoneProgress((params as { workDoneToken?: string | number }).workDoneToken);
+    const tokenParam = raw && typeof raw === 'object' ? (raw as { workDoneToken?: unknown }).workDoneToken : undefined;
+    const progress = connection.window.attachWorkDoneProgress(typeof tokenParam === 'string' || typeof tokenParam === 'number' ? tokenParam : undefined);
     try {
-      return await fn(params, token, progress);
+      const parsed = def.params.safeParse(raw);
+      if (!parsed.success) return new ResponseError(ErrorCodes.InvalidParams, paramsError(def.method, parsed.error.issues));
+      if (opts.checkPaths !== false) checkPaths(parsed.data as object);
+      return await fn(parsed.data, token, progress);
     } catch (e) {
-      // User errors carry their message as is; anything else is reported with its stack in the log.
-      if (e instanceof InputError || e instanceof RangeError) return new ResponseError(1, e.message);
+      // User errors carry their message as is; anything else is a bug: its stack goes to the log.
+      if (e instanceof InputError) return new ResponseError(1, e.message);
       if (e instanceof CancelledError) return new ResponseError(-32800, 'cancelled');
       connection.console.error(`${def.method} failed: ${(e as Error).stack ?? e}`);
-      return new ResponseError(2, `internal error: ${(e as Error).message}`);
+      return new ResponseError(2, `internal error (a QuantLens bug): ${(e as Error).message}. The stack trace is in the QuantLens output channel; please report it.`);
     } finally {
       progress.done();
     }
@@ -79,7 +115,7 @@ handle(AnalyzeRequest, async (params: AnalyzeParams, token, reporter): Promise<R
   const onProgress = progressFn(reporter, 'QuantLens: analyzing');
   connection.console.info(`analyze ${params.modelPath} (${params.config.preset}, ${params.config.calibration}, data ${params.dataPath ?? 'synthetic'})`);
   const p = await preparedFor(params, onProgress, signal);
-  const report = await evaluate(p, quantizeWith(p, params.config), { onProgress, signal, sensitivity: params.sensitivity });
+  const report = await evaluate(p, await quantizeWith(p, params.config), { onProgress, signal, sensitivity: params.sensitivity });
   latest = { report, sqnrWarningDb: params.sqnrWarningDb };
   reports.set(report.model.path, latest);
   for (const [uri, o] of outlines) if (o.modelPath === report.model.path) publishDiagnostics(uri);
@@ -92,15 +128,29 @@ handle(AnalyzeRequest, async (params: AnalyzeParams, token, reporter): Promise<R
  * configuration: keep the last one per (model, data, samples) so sweeps and the analyses they
  * lead to reuse it. A changed model file (new hash) is prepared again.
  */
-let preparedCache: { key: string; sha256: string; prepared: Prepared } | undefined;
+let preparedCache: { key: string; prepared: Prepared } | undefined;
+
+/** What identifies a file's content cheaply: a changed model or data file is prepared again. */
+function fileStamp(p: string | undefined): string {
+  if (!p) return '';
+  try {
+    const st = fs.statSync(p);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return 'missing';
+  }
+}
 
 async function preparedFor(params: { modelPath: string; dataPath?: string; samples?: number }, onProgress: (p: Progress) => void, signal: AbortSignal): Promise<Prepared> {
-  const key = JSON.stringify([params.modelPath, params.dataPath ?? null, params.samples ?? null]);
-  if (!fs.existsSync(params.modelPath)) throw new InputError(`cannot read model ${params.modelPath}: it does not exist`);
-  const sha256 = createHash('sha256').update(fs.readFileSync(params.modelPath)).digest('hex');
-  if (preparedCache?.key === key && preparedCache.sha256 === sha256) return preparedCache.prepared;
-  const prepared = await prepareAnalysis(params.modelPath, { dataPath: params.dataPath, samples: params.samples, onProgress, signal });
-  preparedCache = { key, sha256, prepared };
+  // The model's hash covers its external data too; loading is cheap next to calibrating.
+  const loaded = loadModel(params.modelPath);
+  const key = JSON.stringify([loaded.path, loaded.sha256, params.dataPath ?? null, params.samples ?? null, fileStamp(params.dataPath)]);
+  if (preparedCache?.key === key) return preparedCache.prepared;
+  const old = preparedCache;
+  preparedCache = undefined;
+  await old?.prepared.data.close();
+  const prepared = await prepareLoaded(loaded, { dataPath: params.dataPath, samples: params.samples, onProgress, signal });
+  preparedCache = { key, prepared };
   return prepared;
 }
 
@@ -115,17 +165,23 @@ handle(MixedPrecisionRequest, async (params: MixedPrecisionParams, token, report
   const signal = abortSignal(token);
   const onProgress = progressFn(reporter, 'QuantLens: mixed precision');
   const p = await preparedFor(params, onProgress, signal);
-  const result = await mixedPrecision(p, params.config, { maxDrop: params.maxDrop, onProgress, signal });
-  if (params.outPath && result.met) result.written = writeMixedPrecision(p, result, params.outPath);
-  return result;
+  // Writes nothing: the host asks the user, then sends a Quantize request for the chosen plan.
+  return mixedPrecision(p, params.config, { maxDrop: params.maxDrop, onProgress, signal });
 });
 
 handle(QuantizeRequest, async (params: QuantizeParams, token, reporter): Promise<QuantizeResult> => {
   const signal = abortSignal(token);
+  const target = { path: params.outPath, role: 'quantized model', force: params.force, inputs: [params.modelPath, params.dataPath] };
+  checkOutput(target); // before the long work: fail fast
   const onProgress = progressFn(reporter, 'QuantLens: quantizing');
   const p = await preparedFor(params, onProgress, signal);
-  return writeQuantizedModel(p, quantizeWith(p, params.config), params.outPath);
+  return writeQuantizedModel(p, await quantizeWith(p, params.config), target);
 });
+
+handle(AllowPathRequest, async (params: AllowPathParams) => {
+  paths.allow(params.path);
+  return null;
+}, { checkPaths: false });
 
 handle(OutlineRequest, async (params: OutlineParams): Promise<OutlineResult> => {
   const m = loadModel(params.modelPath);
@@ -187,5 +243,8 @@ function markdown(value: string): Hover {
 }
 
 documents.onDidClose((e) => outlines.delete(e.document.uri));
+// A bug in one request must not take the engine down with every other request: log and go on.
+process.on('uncaughtException', (e) => connection.console.error(`uncaught: ${e.stack ?? e}`));
+process.on('unhandledRejection', (e) => connection.console.error(`unhandled rejection: ${(e as Error)?.stack ?? e}`));
 documents.listen(connection);
 connection.listen();

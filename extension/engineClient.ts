@@ -7,12 +7,17 @@ import * as vscode from 'vscode';
 import {
   CloseAction, ErrorAction, LanguageClient, type LanguageClientOptions, type ServerOptions, TransportKind, WorkDoneProgress,
 } from 'vscode-languageclient/node';
-import type { RequestDef } from '../protocol/messages';
+import { AllowPathRequest, type RequestDef } from '../protocol/messages';
+
+/** More engine deaths than this within RESTART_WINDOW_MS: stop restarting and say so. */
+const MAX_RESTARTS = 3;
+const RESTART_WINDOW_MS = 60_000;
 
 export class EngineClient implements vscode.Disposable {
   private client: LanguageClient | undefined;
   private starting: Promise<LanguageClient> | undefined;
   private seq = 0;
+  private deaths: number[] = [];
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -32,6 +37,19 @@ export class EngineClient implements vscode.Disposable {
       errorHandler: {
         error: () => ({ action: ErrorAction.Continue }),
         closed: () => {
+          const now = Date.now();
+          this.deaths = [...this.deaths.filter((t) => now - t < RESTART_WINDOW_MS), now];
+          if (this.deaths.length > MAX_RESTARTS) {
+            this.output.appendLine(`[engine] the QuantLens engine stopped ${this.deaths.length} times within a minute; not restarting it`);
+            // The next command starts a fresh engine: the user decides when to try again.
+            this.starting = undefined;
+            this.client = undefined;
+            this.deaths = [];
+            void vscode.window
+              .showErrorMessage(`QuantLens: the analysis engine stopped ${MAX_RESTARTS + 1} times within a minute and was not restarted. The log may say why; the next command starts it again.`, 'Show Log')
+              .then((c) => c && this.output.show());
+            return { action: CloseAction.DoNotRestart };
+          }
           this.output.appendLine('[engine] the QuantLens engine stopped unexpectedly; restarting it');
           void vscode.window.showWarningMessage('QuantLens: the analysis engine stopped unexpectedly and was restarted. Run the command again.');
           return { action: CloseAction.Restart };
@@ -43,8 +61,16 @@ export class EngineClient implements vscode.Disposable {
     return this.starting;
   }
 
+  /** Paths the user pointed at explicitly: the engine may read them even outside the workspace. */
+  async allow(paths: readonly string[]): Promise<void> {
+    const client = await this.start();
+    for (const p of paths) await client.sendRequest(AllowPathRequest.method, { path: p });
+  }
+
   /** Send a request with a progress notification that the user can cancel. */
-  async request<P extends object, R>(def: RequestDef<P, R>, params: P, title: string): Promise<R> {
+  async request<P extends object, R>(def: RequestDef<P, R>, params: P & { userPicked?: string[] }, title: string): Promise<R> {
+    const { userPicked, ...rest } = params;
+    if (userPicked) await this.allow(userPicked);
     const client = await this.start();
     return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, async (progress, token) => {
       const workDoneToken = `quantlens-${++this.seq}`;
@@ -56,7 +82,7 @@ export class EngineClient implements vscode.Disposable {
         last = Math.max(last, pct);
       });
       try {
-        return (await client.sendRequest(def.method, { ...params, workDoneToken }, token)) as R;
+        return (await client.sendRequest(def.method, { ...rest, workDoneToken }, token)) as R;
       } finally {
         sub.dispose();
       }
@@ -64,7 +90,8 @@ export class EngineClient implements vscode.Disposable {
   }
 
   /** A request without progress UI (fast ones, e.g. the outline). */
-  async quickRequest<P extends object, R>(def: RequestDef<P, R>, params: P): Promise<R> {
+  async quickRequest<P extends object, R>(def: RequestDef<P, R>, params: P, userPicked: string[] = []): Promise<R> {
+    await this.allow(userPicked);
     const client = await this.start();
     return (await client.sendRequest(def.method, params)) as R;
   }

@@ -3,7 +3,6 @@
  * that renders the same views offline with the same webview bundle, inlined.
  */
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
 import { type Report, reportReplacer } from '../protocol/report';
 
 /** Reports as JSON (infinities as strings, see reportReplacer). */
@@ -17,9 +16,15 @@ const CSV_COLUMNS = [
   'onlyThisAgreement', 'allButThisAgreement', 'referenceVsOrtMismatch', 'referenceVsOrtMaxLsb', 'u8s8ChangedOutputs', 'accumulatorOverflows',
 ];
 
-function csvCell(v: unknown): string {
-  const s = v === null || v === undefined ? '' : String(v);
-  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+/**
+ * One CSV cell. Text that a spreadsheet would run as a formula (starting with = + - @, tab or CR:
+ * a node named "=HYPERLINK(...)" is data, not a formula) gets a leading apostrophe, as OWASP
+ * recommends; numbers stay numbers.
+ */
+export function csvCell(v: unknown): string {
+  let s = v === null || v === undefined ? '' : String(v);
+  if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 export function reportCsv(r: Report): string {
@@ -27,7 +32,7 @@ export function reportCsv(r: Report): string {
   const rows = r.layers.map((l) => [
     l.node, l.op, l.integerKernel ?? 'float', l.simulated.sqnrDb, l.integer.sqnrDb, l.integer.cosine, l.integer.mse, l.integer.maxAbs,
     l.isolated.simulated.sqnrDb, l.isolated.integer.sqnrDb, clip.get(l.output) ?? '', l.simVsIntMismatch, l.simVsIntMaxLsb,
-    l.sensitivity?.rank ?? '', l.sensitivity?.onlyThis.agreement ?? '', l.sensitivity?.allButThis.agreement ?? '',
+    l.sensitivity?.rank ?? '', l.sensitivity?.onlyThis.agreement ?? '', l.sensitivity?.allButThis?.agreement ?? '',
     l.integerDiff?.referenceVsOrt.mismatchRate ?? '', l.integerDiff?.referenceVsOrt.maxLsb ?? '',
     l.integerDiff?.u8s8.applicable ? l.integerDiff.u8s8.changedOutputs : '', l.integerDiff?.accumulatorOverflows ?? '',
   ]);
@@ -59,8 +64,4 @@ export function reportHtml(r: Report, sqnrWarningDb: number, webviewJs: string, 
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-}
-
-export function writeNewFile(file: string, content: string): void {
-  fs.writeFileSync(file, content, { flag: 'w' });
 }

@@ -13,6 +13,8 @@ import { EngineClient } from './engineClient';
 import { reportCsv, reportHtml, reportJson } from './export';
 import { ReportPanel, type ReportSource, VIEW_TYPE } from './reportPanel';
 import { analyzeParams } from './settings';
+import { freshPath, writeOutput } from '../engine/io/files';
+import { updateModelSettings } from '../engine/io/modelSettings';
 
 const OUTLINE_SCHEME = 'quantlens-outline';
 
@@ -136,7 +138,7 @@ export function activate(context: vscode.ExtensionContext): void {
       const configs = gridConfigs(base.config, axes);
       const params: SweepParams = { modelPath: model, dataPath: base.dataPath, samples: base.samples, configs };
       output.appendLine(`[sweep] ${model}: ${configs.length} configurations`);
-      const sweep = await engine!.request(SweepRequest, params, `QuantLens: sweeping ${configs.length} configurations`);
+      const sweep = await engine!.request(SweepRequest, { ...params, userPicked: base.userPicked }, `QuantLens: sweeping ${configs.length} configurations`);
       lastSweep = { sweep, params };
       output.appendLine(`[sweep] done: first ${sweep.timings.firstConfigMs.toFixed(0)} ms, each further ${sweep.timings.meanExtraConfigMs.toFixed(0)} ms`);
       ReportPanel.show(context, source, 'sweep');
@@ -151,19 +153,30 @@ export function activate(context: vscode.ExtensionContext): void {
     const answer = await vscode.window.showInputBox({
       prompt: 'Maximum accuracy drop in points (float top-1 minus integer top-1; agreement when there are no labels)',
       value: '0.5',
-      validateInput: (v) => (Number(v) >= 0 ? undefined : 'a non-negative number of points'),
+      validateInput: (v) => (v.trim() !== '' && Number(v) >= 0 ? undefined : 'a non-negative number of points'),
     });
     if (answer === undefined) return;
     try {
       const params = analyzeParams(model);
-      const outPath = freshPath(model.replace(/\.onnx$/i, ''), '.mixed.qdq.onnx');
-      const result = await engine!.request(MixedPrecisionRequest, { ...params, maxDrop: Number(answer), outPath }, 'QuantLens: mixed precision');
+      const result = await engine!.request(MixedPrecisionRequest, { ...params, maxDrop: Number(answer) }, 'QuantLens: mixed precision');
       lastMixed = result;
       ReportPanel.show(context, source, 'mixedPrecision');
-      const msg = result.met
-        ? `QuantLens: keeping ${result.exclude.length} layer(s) in float meets ${answer} points; wrote ${path.basename(result.written?.model ?? '')} and quantlens.json.`
-        : `QuantLens: the budget of ${answer} points was not met even with ${result.exclude.length} layers in float.`;
-      void vscode.window.showInformationMessage(msg);
+      if (!result.met) {
+        void vscode.window.showWarningMessage(`QuantLens: the budget of ${answer} points was not met even with ${result.exclude.length} layers in float. Nothing was written.`);
+        return;
+      }
+      // Nothing is written without the user's word: a new model file and quantlens.json change what later analyses do.
+      const outPath = freshPath(model.replace(/\.onnx$/i, ''), '.mixed.qdq.onnx');
+      const choice = await vscode.window.showInformationMessage(
+        `QuantLens: keeping ${result.exclude.length} layer(s) in float meets ${answer} points. Write ${path.basename(outPath)} and record the exclusions in quantlens.json?`,
+        'Write model and quantlens.json', 'Write model only',
+      );
+      if (!choice) return;
+      const res = await engine!.request(QuantizeRequest, { ...params, config: { ...params.config, exclude: result.exclude }, outPath }, 'QuantLens: writing the mixed-precision model');
+      const written = [path.basename(res.path)];
+      if (choice === 'Write model and quantlens.json') written.push(path.basename(updateModelSettings(model, { exclude: result.exclude })));
+      output.appendLine(`[mixed precision] wrote ${written.join(', ')}`);
+      void vscode.window.showInformationMessage(`QuantLens: wrote ${written.join(' and ')}.`);
     } catch (e) {
       fail('mixed precision', e);
     }
@@ -202,7 +215,9 @@ export function activate(context: vscode.ExtensionContext): void {
     const content = fmt === 'json' ? reportJson(last.report, 1)
       : fmt === 'csv' ? reportCsv(last.report)
       : reportHtml(last.report, last.sqnrWarningDb, fs.readFileSync(path.join(out, 'webview.js'), 'utf8'), fs.readFileSync(path.join(out, 'webview.css'), 'utf8'));
-    fs.writeFileSync(target.fsPath, content);
+    // The save dialog already asked before replacing a file; never replace the model or its data.
+    const params = analyzeParams(last.report.model.path);
+    writeOutput({ path: target.fsPath, role: 'export', force: true, inputs: [last.report.model.path, params.dataPath] }, content);
     output.appendLine(`[export] ${target.fsPath}`);
     void vscode.window.showInformationMessage(`QuantLens: exported ${path.basename(target.fsPath)}`);
   });
@@ -210,7 +225,8 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(OUTLINE_SCHEME, {
     provideTextDocumentContent: async (uri) => {
       try {
-        return (await engine!.quickRequest(OutlineRequest, { modelPath: uri.path.replace(/\.outline$/, ''), uri: uri.toString() })).text;
+        const modelPath = uri.path.replace(/\.outline$/, '');
+        return (await engine!.quickRequest(OutlineRequest, { modelPath, uri: uri.toString() }, [modelPath])).text;
       } catch (e) {
         fail('outline', e);
         return `# QuantLens could not read this model: ${(e as Error).message}\n`;
@@ -235,13 +251,6 @@ export function activate(context: vscode.ExtensionContext): void {
       },
     }),
   );
-}
-
-/** `base + suffix`, or `base-2 + suffix`, ...: never an existing file. */
-function freshPath(base: string, suffix: string): string {
-  let p = `${base}${suffix}`;
-  for (let k = 2; fs.existsSync(p); k++) p = `${base}-${k}${suffix}`;
-  return p;
 }
 
 export async function deactivate(): Promise<void> {

@@ -2,25 +2,18 @@
  * The configuration for one model: VS Code settings (`quantlens.*`), overridden by a
  * `quantlens.json` beside the model.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AnalyzeParams, ModelSettings } from '../protocol/messages';
 import { resolveConfig } from '../engine/quantize/presets';
+import { readModelSettings } from '../engine/io/modelSettings';
 
-export const MODEL_SETTINGS_FILE = 'quantlens.json';
-
-function readModelFile(modelPath: string): { settings: ModelSettings; file?: string } {
-  const file = path.join(path.dirname(modelPath), MODEL_SETTINGS_FILE);
-  if (!fs.existsSync(file)) return { settings: {} };
-  try {
-    return { settings: JSON.parse(fs.readFileSync(file, 'utf8')) as ModelSettings, file };
-  } catch (e) {
-    throw new Error(`${file} is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
-export function analyzeParams(modelPath: string): AnalyzeParams {
+/**
+ * The analysis parameters for a model, and the paths the USER pointed at (the model the command
+ * runs on, a data path from VS Code settings): the engine may read those even outside the
+ * workspace. A data path from a quantlens.json (a file in the repository) gets no such pass.
+ */
+export function analyzeParams(modelPath: string): AnalyzeParams & { userPicked: string[] } {
   const c = vscode.workspace.getConfiguration('quantlens', vscode.Uri.file(modelPath));
   const fromSettings: ModelSettings = {
     preset: c.get('preset'),
@@ -34,7 +27,7 @@ export function analyzeParams(modelPath: string): AnalyzeParams {
     samples: c.get('samples') || undefined,
     sqnrWarningDb: c.get('sqnrWarningDb'),
   };
-  const { settings: local } = readModelFile(modelPath);
+  const { settings: local } = readModelSettings(modelPath);
   const s: ModelSettings = { ...fromSettings, ...Object.fromEntries(Object.entries(local).filter(([, v]) => v !== undefined)) };
   // A data path in quantlens.json is relative to the model; one in settings to the workspace folder.
   let dataPath = s.dataPath;
@@ -50,5 +43,6 @@ export function analyzeParams(modelPath: string): AnalyzeParams {
     weights: { bits: s.weightBits, perChannel: s.granularity ? s.granularity === 'per-channel' : undefined },
     activations: { bits: s.activationBits, symmetric, signed: symmetric },
   });
-  return { modelPath, dataPath, samples: s.samples, config, sensitivity: true, sqnrWarningDb: s.sqnrWarningDb ?? 20 };
+  const userPicked = [modelPath, ...(dataPath && !local.dataPath ? [dataPath] : [])];
+  return { modelPath, dataPath, samples: s.samples, config, sensitivity: true, sqnrWarningDb: s.sqnrWarningDb ?? 20, userPicked };
 }

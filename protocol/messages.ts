@@ -4,73 +4,135 @@
  *   host <-> webview (webview/): postMessage.
  * All three sides import these types; nothing here depends on vscode or the DOM.
  */
+import { z } from 'zod';
 import type { MixedPrecisionResult, QuantConfig, Report, SweepReport } from './report';
 
-/** A typed JSON-RPC request: the method name plus phantom parameter/result types. */
+/**
+ * A typed JSON-RPC request: the method name, the schema its params must satisfy (the engine
+ * validates every request against it before touching anything) and phantom param/result types.
+ */
 export interface RequestDef<P, R> {
   readonly method: string;
+  readonly params: z.ZodType<P>;
   readonly __types?: [P, R];
 }
-const request = <P, R>(method: string): RequestDef<P, R> => ({ method });
+const request = <P, R>(method: string, params: z.ZodType<P>): RequestDef<P, R> => ({ method, params });
+
+// ---------------------------------------------------------------- request schemas
+
+const scheme = {
+  bits: z.union([z.literal(4), z.literal(8), z.literal(16)]),
+  signed: z.boolean(),
+  symmetric: z.boolean(),
+  narrowRange: z.boolean(),
+  powerOfTwo: z.boolean(),
+};
+
+/** QuantConfig as a schema; `satisfies` keeps it in step with the interface in report.ts. */
+export const QuantConfigSchema = z.strictObject({
+  preset: z.enum(['tensorrt', 'ort-cpu', 'qnn', 'power-of-two']),
+  calibration: z.enum(['minmax', 'ema', 'percentile', 'entropy', 'mse']),
+  percentile: z.number().gt(0).lte(100),
+  weights: z.strictObject({ ...scheme, perChannel: z.boolean() }),
+  activations: z.strictObject(scheme),
+  placement: z.enum(['compute', 'extended']),
+  exclude: z.array(z.string()).max(100_000),
+  foldBatchNorm: z.boolean(),
+  tensorOverrides: z.array(z.strictObject({
+    tensor: z.string(),
+    calibration: z.enum(['minmax', 'ema', 'percentile', 'entropy', 'mse']).optional(),
+    percentile: z.number().gt(0).lte(100).optional(),
+    range: z.strictObject({ lo: z.number(), hi: z.number() }).refine((r) => r.lo <= r.hi, 'lo must not exceed hi').optional(),
+    bits: scheme.bits.optional(),
+  })).max(100_000).optional(),
+  layerOverrides: z.array(z.strictObject({
+    node: z.string(),
+    weightBits: scheme.bits.optional(),
+    perChannel: z.boolean().optional(),
+    activationBits: scheme.bits.optional(),
+  })).max(100_000).optional(),
+}) satisfies z.ZodType<QuantConfig, unknown>;
+
+const path = z.string().min(1).max(4096);
+const progressToken = { workDoneToken: z.union([z.string(), z.number()]).optional() };
+
+const RunParamsSchema = z.object({
+  modelPath: path,
+  dataPath: path.optional(),
+  /** Use at most this many samples. */
+  samples: z.number().int().positive().max(10_000_000).optional(),
+  config: QuantConfigSchema as z.ZodType<QuantConfig>,
+  ...progressToken,
+});
 
 // ---------------------------------------------------------------- host -> engine (requests)
 
-export interface RunParams {
-  modelPath: string;
-  dataPath?: string;
-  samples?: number;
-  config: QuantConfig;
-}
+export type RunParams = z.infer<typeof RunParamsSchema>;
 
-export interface AnalyzeParams extends RunParams {
-  sensitivity: boolean;
+const AnalyzeParamsSchema = RunParamsSchema.extend({
+  sensitivity: z.boolean(),
   /** SQNR below which a layer gets a warning diagnostic in the Model Outline. */
-  sqnrWarningDb: number;
-}
+  sqnrWarningDb: z.number().finite(),
+});
+export type AnalyzeParams = z.infer<typeof AnalyzeParamsSchema>;
 
 /** Analyze a model; reports work-done progress; cancellable. Result: the full report. */
-export const AnalyzeRequest = request<AnalyzeParams, Report>('quantlens/analyze');
+export const AnalyzeRequest = request<AnalyzeParams, Report>('quantlens/analyze', AnalyzeParamsSchema);
 
-export interface QuantizeParams extends RunParams {
-  /** A NEW file; the engine refuses the model's own path. */
-  outPath: string;
-}
+const QuantizeParamsSchema = RunParamsSchema.extend({
+  /** A NEW file; the engine refuses the model's own path and any existing file unless `force`. */
+  outPath: path,
+  /** The user confirmed replacing an existing file. */
+  force: z.boolean().optional(),
+});
+export type QuantizeParams = z.infer<typeof QuantizeParamsSchema>;
 export interface QuantizeResult {
   path: string;
   layers: number;
   sizeBytes: number;
 }
 /** Write a deployable QDQ model to a new file. */
-export const QuantizeRequest = request<QuantizeParams, QuantizeResult>('quantlens/quantize');
+export const QuantizeRequest = request<QuantizeParams, QuantizeResult>('quantlens/quantize', QuantizeParamsSchema);
 
-export interface SweepParams {
-  modelPath: string;
-  dataPath?: string;
-  samples?: number;
+const SweepParamsSchema = z.object({
+  modelPath: path,
+  dataPath: path.optional(),
+  samples: z.number().int().positive().max(10_000_000).optional(),
   /** Every configuration to evaluate (the host builds the grid from the user's picks). */
-  configs: QuantConfig[];
-}
+  configs: z.array(QuantConfigSchema as z.ZodType<QuantConfig>).min(1).max(1000),
+  ...progressToken,
+});
+export type SweepParams = z.infer<typeof SweepParamsSchema>;
 /** Evaluate many configurations from one float calibration pass; progress; cancellable. */
-export const SweepRequest = request<SweepParams, SweepReport>('quantlens/sweep');
+export const SweepRequest = request<SweepParams, SweepReport>('quantlens/sweep', SweepParamsSchema);
 
-export interface MixedPrecisionParams extends RunParams {
-  maxDrop: number;
-  /** Write the QDQ model here (a NEW file) and the exclusion list into quantlens.json. */
-  outPath?: string;
-}
-/** Find layers to keep in float so the drop meets the budget; progress; cancellable. */
-export const MixedPrecisionRequest = request<MixedPrecisionParams, MixedPrecisionResult>('quantlens/mixedPrecision');
+const MixedPrecisionParamsSchema = RunParamsSchema.extend({
+  maxDrop: z.number().finite().nonnegative(),
+});
+export type MixedPrecisionParams = z.infer<typeof MixedPrecisionParamsSchema>;
+/** Find layers to keep in float so the drop meets the budget; progress; cancellable. Writes nothing. */
+export const MixedPrecisionRequest = request<MixedPrecisionParams, MixedPrecisionResult>('quantlens/mixedPrecision', MixedPrecisionParamsSchema);
 
-export interface OutlineParams {
-  modelPath: string;
+const OutlineParamsSchema = z.object({
+  modelPath: path,
   /** URI of the virtual document the outline will be shown in (hover/diagnostics key on it). */
-  uri: string;
-}
+  uri: z.string().min(1).max(8192),
+});
+export type OutlineParams = z.infer<typeof OutlineParamsSchema>;
 export interface OutlineResult {
   text: string;
 }
 /** The model graph as text, one line per node: name, op, inputs, outputs. */
-export const OutlineRequest = request<OutlineParams, OutlineResult>('quantlens/outline');
+export const OutlineRequest = request<OutlineParams, OutlineResult>('quantlens/outline', OutlineParamsSchema);
+
+const AllowPathParamsSchema = z.object({ path });
+export type AllowPathParams = z.infer<typeof AllowPathParamsSchema>;
+/**
+ * Host -> engine: the user picked this file or folder explicitly (a dialog, a command argument)
+ * although it lies outside the workspace folders; the engine may read it. Nothing else outside
+ * the workspace folders is read or written.
+ */
+export const AllowPathRequest = request<AllowPathParams, null>('quantlens/allowPath', AllowPathParamsSchema);
 
 /** Work-done progress payload the engine reports for long requests. */
 export interface ProgressReport {

@@ -4,7 +4,11 @@
  * REPORT_SCHEMA_VERSION on any incompatible change.
  */
 
-export const REPORT_SCHEMA_VERSION = 1;
+import type { Interval, OutputSummary, PrimaryMetric } from './metrics';
+
+export type { Interval, MeanSummary, OutputSummary, PrimaryMetric } from './metrics';
+
+export const REPORT_SCHEMA_VERSION = 2;
 
 /** JSON.stringify replacer for reports: JSON has no Infinity, so an exact match's SQNR is written "Infinity". */
 export function reportReplacer(_key: string, v: unknown): unknown {
@@ -28,6 +32,28 @@ export interface TensorSchemeConfig {
   powerOfTwo: boolean;
 }
 
+/**
+ * A change to one activation tensor on top of the configuration: its calibration method, an explicit
+ * range (a calibration table, a what-if threshold), or its bits.
+ */
+export interface TensorOverride {
+  tensor: string;
+  calibration?: CalibrationMethod;
+  percentile?: number;
+  /** Use exactly this range (real units) instead of any calibration method. */
+  range?: Range;
+  bits?: 4 | 8 | 16;
+}
+
+/** A change to one layer on top of the configuration: its weights' bits and granularity, its activations' bits. */
+export interface LayerOverride {
+  node: string;
+  weightBits?: 4 | 8 | 16;
+  perChannel?: boolean;
+  /** Bits of this layer's activation inputs and output. */
+  activationBits?: 4 | 8 | 16;
+}
+
 export interface QuantConfig {
   preset: PresetName;
   calibration: CalibrationMethod;
@@ -39,6 +65,10 @@ export interface QuantConfig {
   /** Node names kept in float. */
   exclude: string[];
   foldBatchNorm: boolean;
+  /** Per-tensor changes (a per-layer plan: diagnosis fixes, calibration tables, what-if). */
+  tensorOverrides?: TensorOverride[];
+  /** Per-layer changes (mixed bits, granularity). */
+  layerOverrides?: LayerOverride[];
 }
 
 export interface Range {
@@ -112,6 +142,8 @@ export interface IntegerDiff {
   u8s8: { applicable: boolean; saturatedPairs: number; changedOutputs: number; elements: number };
   accumulatorOverflows: number;
   elements: number;
+  /** Samples compared (the first ones of the data). */
+  samples: number;
 }
 
 export interface LayerErrors {
@@ -142,14 +174,19 @@ export interface LayerReport {
   errorHistogram: { lsb: number[]; counts: number[] };
   /** Simulated vs integer-only reference vs onnxruntime, in integer codes (Conv/Gemm/MatMul layers; null otherwise). */
   integerDiff: IntegerDiff | null;
-  /** The fused kernel onnxruntime ran for this node in the integer session, or null (stayed float). */
+  /** The fused kernel onnxruntime ran for this node in the analysis's integer session, or null (stayed float). */
   integerKernel: string | null;
+  /**
+   * The kernel onnxruntime CPU runs for this node in the file `quantize` writes (the configured
+   * grid, no analysis taps), or null: it stays float between DequantizeLinear and QuantizeLinear.
+   */
+  deployedKernel: string | null;
   sensitivity: {
-    /** Model output when ONLY this layer is quantized. */
+    /** Model output when ONLY this layer is quantized (on `sensitivityInfo.samples` samples). */
     onlyThis: ModelOutputMetrics;
-    /** Model output when every layer BUT this one is quantized. */
-    allButThis: ModelOutputMetrics;
-    /** Rank by onlyThis damage, 1 = most sensitive. */
+    /** Model output when every layer BUT this one is quantized; null unless asked for. */
+    allButThis: ModelOutputMetrics | null;
+    /** Rank by onlyThis output SQNR, 1 = most damaging. */
     rank: number;
   } | null;
 }
@@ -158,14 +195,93 @@ export interface ModelOutputMetrics {
   top1: number | null;
   agreement: number;
   outputSqnrDb: number;
+  /** 95% Wilson intervals of top1 and agreement, and the samples behind them (absent in older reports). */
+  top1Interval?: Interval | null;
+  agreementInterval?: Interval;
+  samples?: number;
 }
 
 export interface AccuracyReport {
-  float: { top1: number | null; agreement: 1 };
+  float: { top1: number | null; agreement: 1; top1Interval?: Interval | null };
   simulated: ModelOutputMetrics;
   integer: ModelOutputMetrics;
   /** Labelled top-1 drop float -> integer in points (percent), or null without labels. */
   dropPoints: number | null;
+  /** The drop's 95% interval (paired: Newcombe method 10) and the exact McNemar p-value; null without labels. */
+  dropInterval?: Interval | null;
+  mcnemarP?: number | null;
+}
+
+/** The machine the integer kernels ran on, and the CPU the user targets (u8s8 saturation depends on it). */
+export interface Platform {
+  arch: string;
+  cpu: string;
+  /** This CPU has AVX-512 VNNI or AVX-VNNI: u8 x s8 pairs never saturate in int16 here. */
+  vnni: boolean;
+  /** The deployment CPU the diagnosis reasons about: 'this' (the machine above), 'vnni' or 'no-vnni'. */
+  target: 'this' | 'vnni' | 'no-vnni';
+}
+
+/** Why a culprit layer hurts, from documented rules (docs/diagnosis.md). */
+export type CauseCode =
+  | 'over-clipping'
+  | 'outlier-range'
+  | 'too-few-bits'
+  | 'per-tensor-weights'
+  | 'wasted-sign'
+  | 'integer-divergence'
+  | 'u8s8-saturation'
+  | 'inherited';
+
+export interface Cause {
+  cause: CauseCode;
+  /** One sentence with the numbers, e.g. "the entropy threshold 0.514 clips 26.7% of values (range -7.55..5.81)". */
+  summary: string;
+  /** The numbers the rule used, by name. */
+  evidence: Record<string, number | string | boolean>;
+}
+
+export interface Culprit extends Cause {
+  node: string;
+  op: string;
+  /** The tensor the cause is about (an activation or the layer's weight). */
+  tensor: string;
+  rank: number;
+  /** The damage the layer does BY ITSELF: isolated SQNR and, when measured, only-this loss on the primary metric. */
+  damage: { isolatedSqnrDb: number; onlyThisSqnrDb: number | null; onlyThisLoss: Interval | null };
+  /** Weaker causes that also fire for this layer. */
+  otherCauses: Cause[];
+}
+
+export interface FixChange {
+  kind: 'calibration' | 'range' | 'activation-bits' | 'weight-bits' | 'per-channel' | 'float';
+  node?: string;
+  tensor?: string;
+  value: string | number | boolean;
+}
+
+export interface Fix {
+  description: string;
+  changes: FixChange[];
+  /** The full configuration with the fix applied: what "Apply" analyzes and `quantize` writes. */
+  config: QuantConfig;
+  /** Measured, not predicted: the primary metric's loss with the fix, integer execution. */
+  measured: { drop: number; interval: Interval | null; floatLayers: number; metric: string; samples: number; verdict: string };
+}
+
+export interface Diagnosis {
+  /** The loss float -> integer on the primary metric, its interval and what it means against the budget. */
+  drop: { value: number; interval: Interval | null; unit: string; metric: string; verdict: string };
+  budget: number;
+  /** Layers that do damage themselves, most damaging first. */
+  culprits: Culprit[];
+  /** Layers with a large accumulated error but little of their own: they inherit it from upstream. */
+  victims: { node: string; accumulatedSqnrDb: number; isolatedSqnrDb: number; from: string | null }[];
+  /** The smallest measured change that meets the budget, or null (see `notes`). */
+  fix: Fix | null;
+  /** Every candidate measured, best first. */
+  candidates: Fix[];
+  notes: string[];
 }
 
 export interface Warning {
@@ -186,10 +302,23 @@ export interface Report {
   tensors: TensorReport[];
   layers: LayerReport[];
   accuracy: AccuracyReport;
+  /** Every model output compared float vs integer (SQNR, cosine, max error; top-k and KL for class scores). */
+  outputs?: OutputSummary[];
+  /** The metric this run is judged by (labelled top-1, agreement, output SQNR or the user's metric). */
+  primaryMetric?: PrimaryMetric | null;
+  /** Culprits, causes and a measured fix; null when not computed. */
+  diagnosis?: Diagnosis | null;
+  platform?: Platform;
   /** Kernels onnxruntime actually ran in the integer session (from its optimized graph). */
   integerKernels: Record<string, number>;
-  /** How the integer session encoded activations (see integerEncoding in engine/analysis/analyze.ts). */
+  /** Kernels onnxruntime CPU runs for the file `quantize` writes (from its optimized graph). */
+  deployedKernels: Record<string, number>;
+  /** How the integer session encoded activations (see integerEncoding in engine/analysis/kernels.ts). */
   integerEncoding: string;
+  /** Samples the bit-exact integer reference saw (it is exact int32 work in JS: bounded). */
+  integerDiffSamples: number;
+  /** How sensitivity was measured: samples used and why that many. */
+  sensitivityInfo: { samples: number; method: string; reason: string } | null;
   warnings: Warning[];
   timings: Record<string, number>;
 }

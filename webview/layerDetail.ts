@@ -293,7 +293,7 @@ function statsPanel(row: LayerRow): HTMLElement {
         l.sensitivity
           ? h('table', { class: 'mini' },
               h('thead', null, h('tr', null, h('th', null, 'model output'), h('th', { class: 'num' }, 'top-1'), h('th', { class: 'num' }, 'agreement'), h('th', { class: 'num' }, 'SQNR dB'))),
-              h('tbody', null, outputRow('only this layer', l.sensitivity.onlyThis), outputRow('all but this', l.sensitivity.allButThis)))
+              h('tbody', null, outputRow('only this layer', l.sensitivity.onlyThis), ...(l.sensitivity.allButThis ? [outputRow('all but this', l.sensitivity.allButThis)] : [])))
           : h('p', { class: 'muted' }, 'Not measured (analysis ran without sensitivity).'),
         h('h4', null, 'Output quantization'),
         h('dl', { class: 'kv compact' },

@@ -103,9 +103,9 @@ export class SensitivityView {
         h('td', { class: `num ${r.damage >= 3 ? 'bad' : r.damage >= 1 ? 'warn' : ''}` }, formatDrop(r.damage)),
         h('td', { class: 'num' }, acc(r.onlyThis)),
         h('td', { class: 'num' }, formatDb(r.onlyThis.outputSqnrDb)),
-        h('td', { class: `num${r.recovery >= 1 ? ' good' : ''}` }, formatDrop(r.recovery)),
-        h('td', { class: 'num' }, acc(r.allButThis)),
-        h('td', { class: 'num' }, formatDb(r.allButThis.outputSqnrDb)));
+        h('td', { class: `num${r.recovery !== null && r.recovery >= 1 ? ' good' : ''}` }, r.recovery === null ? '—' : formatDrop(r.recovery)),
+        h('td', { class: 'num' }, r.allButThis ? acc(r.allButThis) : '—'),
+        h('td', { class: 'num' }, r.allButThis ? formatDb(r.allButThis.outputSqnrDb) : '—'));
       return tr;
     }));
     const open = (e: Event) => {

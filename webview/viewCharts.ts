@@ -160,7 +160,7 @@ export function sensitivityChart(canvas: HTMLCanvasElement, data: SensitivityDat
         },
         {
           label: `recovery: drop won back with ALL BUT this layer quantized (of ${pts(data.fullDrop)})`,
-          data: rows.map((r) => r.recovery),
+          data: rows.map((r) => r.recovery ?? 0),
           backgroundColor: withAlpha(theme.green, 0.7),
           borderColor: theme.green,
           borderWidth: 1,
@@ -203,7 +203,9 @@ export function sensitivityChart(canvas: HTMLCanvasElement, data: SensitivityDat
               const acc = (m: typeof r.onlyThis) => (data.basis === 'top1' && m.top1 !== null ? `top-1 ${formatPercent(m.top1)}` : `agreement ${formatPercent(m.agreement)}`);
               return item.datasetIndex === 0
                 ? `only this quantized: drop ${pts(r.damage)} (${acc(r.onlyThis)}), output SQNR ${formatDb(r.onlyThis.outputSqnrDb)} dB`
-                : `all but this quantized: drop ${pts(r.allButDrop)}, recovers ${pts(r.recovery)} (${acc(r.allButThis)}), output SQNR ${formatDb(r.allButThis.outputSqnrDb)} dB`;
+                : r.allButThis && r.allButDrop !== null && r.recovery !== null
+                  ? `all but this quantized: drop ${pts(r.allButDrop)}, recovers ${pts(r.recovery)} (${acc(r.allButThis)}), output SQNR ${formatDb(r.allButThis.outputSqnrDb)} dB`
+                  : 'all but this quantized: not measured';
             },
           },
         },

@@ -23,11 +23,12 @@ export interface SensitivityRow {
   /** Drop in points with ONLY this layer quantized. */
   damage: number;
   /** Drop in points with every layer BUT this one quantized. */
-  allButDrop: number;
+  /** Null when "all but this" was not measured (it costs a whole-model run per layer). */
+  allButDrop: number | null;
   /** Points of the whole-model drop won back by keeping only this layer in float. */
-  recovery: number;
+  recovery: number | null;
   onlyThis: ModelOutputMetrics;
-  allButThis: ModelOutputMetrics;
+  allButThis: ModelOutputMetrics | null;
 }
 
 export interface SensitivityData {
@@ -58,8 +59,8 @@ export function sensitivityData(report: Report): SensitivityData | null {
       missing++;
       continue;
     }
-    const allButDrop = drop(s.allButThis);
-    rows.push({ node: l.node, op: l.op, rank: s.rank, damage: drop(s.onlyThis), allButDrop, recovery: fullDrop - allButDrop, onlyThis: s.onlyThis, allButThis: s.allButThis });
+    const allButDrop = s.allButThis ? drop(s.allButThis) : null;
+    rows.push({ node: l.node, op: l.op, rank: s.rank, damage: drop(s.onlyThis), allButDrop, recovery: allButDrop === null ? null : fullDrop - allButDrop, onlyThis: s.onlyThis, allButThis: s.allButThis });
   }
   if (rows.length === 0) return null;
   rows.sort((a, b) => a.rank - b.rank);

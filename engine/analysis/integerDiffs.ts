@@ -8,7 +8,7 @@ import type { QuantConfig } from '../../protocol/report';
 import { type Codes, type IntegerLayerSpec, LayerDiff } from '../integer/layerDiff';
 import { attr } from '../onnx/graph';
 import type { PlannedLayer } from '../quantize/plan';
-import type { OutputTap, QdqResult } from '../quantize/qdqRewrite';
+import { type OutputTap, type QdqResult, gridType, weightScheme } from '../quantize/qdqRewrite';
 
 type QType = IntegerLayerSpec['input']['type'];
 
@@ -44,6 +44,8 @@ function attrsOf(layer: PlannedLayer): IntegerLayerSpec['attrs'] {
 export interface LayerDiffFeed {
   layer: string;
   diff: LayerDiff;
+  /** Multiply-accumulates per output element (the weight's elements per output channel). */
+  reduction: number;
   /** Integer session: the layer's input codes and output codes; simulated session: output codes. */
   inputI: OutputTap;
   outputI: OutputTap;
@@ -58,10 +60,9 @@ export function layerDiffFeeds(
   layers: PlannedLayer[], sim: QdqResult, int: QdqResult, intConfig: QuantConfig, warn: (node: string, message: string) => void,
 ): LayerDiffFeed[] {
   const feeds: LayerDiffFeed[] = [];
-  const wType = qtype(intConfig.weights.bits, intConfig.weights.signed);
-  const aType = qtype(intConfig.activations.bits, intConfig.activations.signed);
-  if (!wType || !aType) return feeds;
   for (const l of layers) {
+    const ws = weightScheme(intConfig, l.node.name);
+    const wType = qtype(ws.bits, ws.signed);
     const op = l.node.opType;
     if (op !== 'Conv' && op !== 'Gemm' && op !== 'MatMul') continue;
     if (l.roles[0]?.kind !== 'activation' || l.roles[1]?.kind !== 'weight') continue;
@@ -70,6 +71,11 @@ export function layerDiffFeeds(
     const outputI = int.taps.find((t) => t.layer === l.node.name);
     const outputS = sim.taps.find((t) => t.layer === l.node.name);
     if (!wq || !inputI || !outputI || !outputS) continue;
+    const inG = gridType(inputI.params);
+    const outG = gridType(outputI.params);
+    const aType = qtype(inG.bits, inG.signed);
+    // One activation type per layer in the reference: mixed input/output grids get no diff.
+    if (!wType || !aType || outG.bits !== inG.bits || outG.signed !== inG.signed) continue;
     const spec: IntegerLayerSpec = {
       op,
       attrs: attrsOf(l),
@@ -82,7 +88,9 @@ export function layerDiffFeeds(
       output: { scale: outputI.params.scale, zeroPoint: outputI.params.zeroPoint, type: aType },
     };
     try {
-      feeds.push({ layer: l.node.name, diff: new LayerDiff(spec), inputI, outputI, outputS });
+      const channels = wq.axis === null ? 1 : wq.dims[wq.axis];
+      const reduction = op === 'Conv' ? wq.codes.length / wq.dims[0] : wq.codes.length / Math.max(1, channels === 1 ? wq.dims[wq.dims.length - 1] : channels);
+      feeds.push({ layer: l.node.name, diff: new LayerDiff(spec), reduction, inputI, outputI, outputS });
     } catch (e) {
       // A layer the reference cannot model (e.g. alpha != 1) gets no diff; the analysis goes on.
       warn(l.node.name, `no integer reference for ${op} ${l.node.name}: ${(e as Error).message}`);
@@ -100,4 +108,36 @@ export function feedBatch(feeds: LayerDiffFeed[], qi: Record<string, ort.Tensor>
   for (const f of feeds) {
     f.diff.add(codes(qi[f.inputI.tensor], f.inputI), codes(qi[f.outputI.tensor], f.outputI), codes(qs[f.outputS.tensor], f.outputS));
   }
+}
+
+/** The first `count` samples of every tensor in a session's results (views, no copies). */
+export function sliceSamples(res: Record<string, ort.Tensor>, count: number): Record<string, ort.Tensor> {
+  const out: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(res)) {
+    const n = Number(t.dims[0] ?? 1);
+    if (count >= n || t.dims.length === 0) {
+      out[name] = t;
+      continue;
+    }
+    const per = (t.data as ArrayLike<number>).length / n;
+    const data = (t.data as Uint8Array).subarray(0, count * per);
+    out[name] = { ...t, data, dims: [count, ...t.dims.slice(1)] } as unknown as ort.Tensor;
+  }
+  return out;
+}
+
+/**
+ * Multiply-accumulates per sample the integer reference spends on these layers: output elements
+ * per sample x the reduction length (weight elements per output channel).
+ */
+export function macsPerSample(feeds: LayerDiffFeed[], qi: Record<string, ort.Tensor>): number {
+  let macs = 0;
+  for (const f of feeds) {
+    const t = qi[f.outputI.tensor];
+    if (!t) continue;
+    const n = Number(t.dims[0] ?? 1);
+    const outPerSample = (t.data as ArrayLike<number>).length / Math.max(1, n);
+    macs += outPerSample * f.reduction;
+  }
+  return macs;
 }

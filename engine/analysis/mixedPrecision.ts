@@ -4,8 +4,6 @@
  * damage each does when quantized alone, then keep the most damaging in float one at a time,
  * re-measuring the integer model after each, until the drop is within budget.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { MixedPrecisionResult, MixedPrecisionStep, QuantConfig } from '../../protocol/report';
 import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 import { InputError } from '../onnx/model';
@@ -14,6 +12,7 @@ import { buildQdqModel } from '../quantize/qdqRewrite';
 import { type Prepared, type Progress, quantizeWith } from './analyze';
 import { FloatReference, dropPoints } from './outputs';
 import { writeQuantizedModel } from './quantizeModel';
+import type { OutputTarget } from '../io/files';
 
 export interface MixedPrecisionOptions {
   maxDrop: number;
@@ -23,7 +22,7 @@ export interface MixedPrecisionOptions {
 
 export async function mixedPrecision(p: Prepared, config: QuantConfig, opts: MixedPrecisionOptions): Promise<MixedPrecisionResult> {
   if (!(opts.maxDrop >= 0)) throw new InputError(`--max-drop must be a non-negative number of points, got ${opts.maxDrop}`);
-  const q = quantizeWith(p, config);
+  const q = await quantizeWith(p, config);
   const ref = await FloatReference.create(p);
   const floatTop1 = await ref.floatTop1();
   const layers = q.plan.layers;
@@ -75,22 +74,8 @@ export async function mixedPrecision(p: Prepared, config: QuantConfig, opts: Mix
   }
 }
 
-/**
- * Write the result: the QDQ model with the exclusions as a NEW file, and the exclusion list into
- * quantlens.json beside the model (other keys there are kept).
- */
-export function writeMixedPrecision(p: Prepared, result: MixedPrecisionResult, out: string): { model: string; settings: string } {
+/** Write the result's QDQ model (its exclusions applied) to `target`; quantlens.json is not touched. */
+export async function writeMixedPrecision(p: Prepared, result: MixedPrecisionResult, target: OutputTarget): Promise<string> {
   const config = { ...result.config, exclude: result.exclude };
-  const written = writeQuantizedModel(p, quantizeWith(p, config), out);
-  const settings = path.join(path.dirname(p.loaded.path), 'quantlens.json');
-  let current: Record<string, unknown> = {};
-  if (fs.existsSync(settings)) {
-    try {
-      current = JSON.parse(fs.readFileSync(settings, 'utf8'));
-    } catch (e) {
-      throw new InputError(`${settings} is not valid JSON (${(e as Error).message}); not overwriting it`);
-    }
-  }
-  fs.writeFileSync(settings, JSON.stringify({ ...current, exclude: result.exclude }, null, 2) + '\n');
-  return { model: written.path, settings };
+  return writeQuantizedModel(p, await quantizeWith(p, config), target).path;
 }

@@ -10,7 +10,7 @@ import type * as ort from 'onnxruntime-node';
 import type { ModelOutputMetrics } from '../../protocol/report';
 import type { ModelProto } from '../onnx/model';
 import { batchRanges } from '../data/dataset';
-import { type RunMode, createSession, feedsFor } from '../runtime/session';
+import { type RunMode, createSession, feedsFor, runSession } from '../runtime/session';
 import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
 import type { Prepared } from './analyze';
 import { checkCancel } from './cancel';
@@ -31,7 +31,7 @@ export class FloatReference {
 
   static async create(p: Prepared, samples = p.data.samples): Promise<FloatReference> {
     const ref = new FloatReference(p, Math.min(samples, p.data.samples));
-    ref.session = await createSession(p.float, 'float');
+    ref.session = await createSession(p.float, 'float', { label: p.loaded.path });
     return ref;
   }
 
@@ -42,7 +42,7 @@ export class FloatReference {
   async batch(k: number, start: number, count: number): Promise<FloatBatch> {
     const hit = this.cache?.[k];
     if (hit) return hit;
-    const r = await this.session!.run(await feedsFor(this.p.data, start, count));
+    const r = await runSession(this.session!, await feedsFor(this.p.data, start, count), this.p.loaded.path);
     const logits = r[this.p.outputs[0]];
     this.cols = logits.dims[logits.dims.length - 1] ?? 1;
     const b = { outputs: this.p.outputs.map((o) => r[o].data as Float32Array), pred: argmaxRows(logits.data as Float32Array, this.cols) };
@@ -57,7 +57,7 @@ export class FloatReference {
   /** Run `model` in `mode` and compare its outputs with the float model's. */
   async measure(model: ModelProto | ort.InferenceSession, mode: RunMode, signal?: AbortSignal): Promise<ModelOutputMetrics> {
     const own = !('run' in model);
-    const s = own ? await createSession(model as ModelProto, mode) : (model as ort.InferenceSession);
+    const s = own ? await createSession(model as ModelProto, mode, { label: `quantized model of ${this.p.loaded.path}` }) : (model as ort.InferenceSession);
     const acc = new ErrorAccumulator();
     const top = new Top1Counter();
     const labels = this.p.data.labels;
@@ -66,7 +66,7 @@ export class FloatReference {
       for (const [start, count] of this.ranges()) {
         checkCancel(signal);
         const f = await this.batch(k++, start, count);
-        const r = await s.run(await feedsFor(this.p.data, start, count));
+        const r = await runSession(s, await feedsFor(this.p.data, start, count), `quantized model of ${this.p.loaded.path}`);
         this.p.outputs.forEach((o, i) => acc.add(f.outputs[i], r[o].data as Float32Array));
         top.add(argmaxRows(r[this.p.outputs[0]].data as Float32Array, this.cols), labels?.subarray(start, start + count) ?? null, f.pred);
         for (const t of Object.values(r)) t.dispose();

@@ -27,7 +27,7 @@ export async function runSweep(
       const t0 = performance.now();
       const label = configLabel(config);
       try {
-        const q = quantizeWith(p, config);
+        const q = await quantizeWith(p, config);
         const { model } = buildQdqModel(q.prepared, p.loaded.dir, q.plan, q.actParams, config, false);
         const simulated = await ref.measure(model, 'simulated', opts.signal);
         const integer = await ref.measure(model, 'integer', opts.signal);

@@ -6,7 +6,8 @@
  */
 import type { CalibrationMethod, QuantConfig, Range } from '../../protocol/report';
 import type { ActivationStats } from './histogram';
-import { type CurvePoint, entropyAmax, mseAmax, percentileAmax } from './thresholds';
+import { mseAmax } from './mse';
+import { type CurvePoint, entropyAmax, percentileAmax } from './thresholds';
 
 export interface TensorThresholds {
   thresholds: Record<CalibrationMethod, Range>;
@@ -15,7 +16,9 @@ export interface TensorThresholds {
 
 export function computeThresholds(stats: ActivationStats, config: QuantConfig): TensorThresholds {
   const minmax = { lo: stats.count ? stats.min : 0, hi: stats.count ? stats.max : 0 };
-  const ema = Number.isNaN(stats.emaMin) ? minmax : { lo: stats.emaMin, hi: stats.emaMax };
+  // `ema` keeps its name for compatibility; it is onnxruntime's moving-average MinMax in one
+  // collect_data call: the mean of per-batch minima and maxima (see ActivationStats).
+  const ema = stats.batches ? { lo: stats.meanBatchMin, hi: stats.meanBatchMax } : minmax;
   const { counts, width } = stats.absHistogram();
   if (width === 0) {
     // Degenerate (no non-zero value): every method collapses to the observed range.

@@ -20,41 +20,47 @@ export class ActivationStats {
   zeroCount = 0;
   min = Infinity;
   max = -Infinity;
-  /** EMA of per-batch min/max, ORT's MinMax calibrator with moving average (constant 0.01). */
-  emaMin = NaN;
-  emaMax = NaN;
+  /**
+   * Sums of each batch's min and max and the number of batches, for the `ema` method: onnxruntime's
+   * MinMaxCalibrater with moving_average=True takes, within one collect_data call, the MEAN of the
+   * per-inference-run minima and maxima (its 0.01 EMA only blends separate collect_data calls). One
+   * `add` is one inference run, so the result depends on the batch size, as onnxruntime's does.
+   */
+  batchMinSum = 0;
+  batchMaxSum = 0;
+  batches = 0;
   /** Bin width; 0 until a non-zero finite value has been seen. */
   width = 0;
   /** pos[k] counts x in [k*w, (k+1)*w] for x >= 0 (zeros in bin 0); neg[k] the same for -x, x < 0. */
   pos: Float64Array = new Float64Array(0);
   neg: Float64Array = new Float64Array(0);
 
-  constructor(readonly initialBins = DEFAULT_BINS, readonly emaConstant = 0.01) {}
+  constructor(readonly initialBins = DEFAULT_BINS) {}
 
-  /** Add one batch of values. */
+  /** Mean of the per-batch minima (NaN before any batch with a finite value). */
+  get meanBatchMin(): number {
+    return this.batches ? this.batchMinSum / this.batches : NaN;
+  }
+
+  /** Mean of the per-batch maxima (NaN before any batch with a finite value). */
+  get meanBatchMax(): number {
+    return this.batches ? this.batchMaxSum / this.batches : NaN;
+  }
+
+  /** Add one batch of values (one inference run's tensor). */
   add(x: ArrayLike<number>): void {
-    let bmin = Infinity;
-    let bmax = -Infinity;
-    let finite = 0;
-    for (let i = 0; i < x.length; i++) {
-      const v = x[i];
-      if (v !== v) { this.nanCount++; continue; }
-      if (v === Infinity || v === -Infinity) { this.infCount++; continue; }
-      if (v < bmin) bmin = v;
-      if (v > bmax) bmax = v;
-      finite++;
-    }
+    const r = scanRange(x);
+    this.nanCount += r.nan;
+    this.infCount += r.inf;
+    const { min: bmin, max: bmax } = r;
+    const finite = x.length - r.nan - r.inf;
     if (finite === 0) return;
     this.count += finite;
     this.min = Math.min(this.min, bmin);
     this.max = Math.max(this.max, bmax);
-    if (Number.isNaN(this.emaMin)) {
-      this.emaMin = bmin;
-      this.emaMax = bmax;
-    } else {
-      this.emaMin += this.emaConstant * (bmin - this.emaMin);
-      this.emaMax += this.emaConstant * (bmax - this.emaMax);
-    }
+    this.batchMinSum += bmin;
+    this.batchMaxSum += bmax;
+    this.batches++;
     const amax = Math.max(Math.abs(bmin), Math.abs(bmax));
     if (amax === 0) {
       // All zeros: nothing to bin until a width exists; remember them for bin 0.
@@ -70,23 +76,7 @@ export class ActivationStats {
       this.zeroCount = 0;
     }
     this.growTo(amax);
-    const w = this.width;
-    const n = this.pos.length;
-    const pos = this.pos;
-    const neg = this.neg;
-    for (let i = 0; i < x.length; i++) {
-      const v = x[i];
-      if (!Number.isFinite(v)) continue;
-      if (v >= 0) {
-        let k = Math.floor(v / w);
-        if (k >= n) k = n - 1; // the top edge belongs to the last bin, as numpy/torch histc do
-        pos[k]++;
-      } else {
-        let k = Math.floor(-v / w);
-        if (k >= n) k = n - 1;
-        neg[k]++;
-      }
-    }
+    binInto(x, this.pos, this.neg, this.width, finite !== x.length);
   }
 
   /** Extend with same-width bins until `amax` is covered; merge pairs if that gets too many. */
@@ -125,6 +115,79 @@ export class ActivationStats {
 }
 
 export type DegenerateKind = 'non-finite' | 'empty' | 'all-zero' | 'constant';
+
+/**
+ * Min and max of the finite values, and how many are NaN / infinite. A plain function with local
+ * counters: V8 keeps this loop tight, where property writes inside it were several times slower.
+ */
+function scanRange(x: ArrayLike<number>): { min: number; max: number; nan: number; inf: number } {
+  let min = Infinity;
+  let max = -Infinity;
+  let bad = 0;
+  const n = x.length;
+  for (let i = 0; i < n; i++) {
+    const v = x[i];
+    // Branch-free selects (a NaN compares false and never replaces min/max); v - v is 0 for every
+    // finite v and NaN for NaN and +-Inf, so `bad` ends NaN iff a non-finite value was seen.
+    min = v < min ? v : min;
+    max = v > max ? v : max;
+    bad += v - v;
+  }
+  if (bad === 0) return { min, max, nan: 0, inf: 0 };
+  // Rare: recount exactly, leaving the infinities out of the range.
+  let nan = 0, inf = 0;
+  min = Infinity;
+  max = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const v = x[i];
+    if (v !== v) nan++;
+    else if (v === Infinity || v === -Infinity) inf++;
+    else {
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+  }
+  return { min, max, nan, inf };
+}
+
+/**
+ * Count every finite value of `x` into the half-histograms (bin k holds |v| in [k w, (k+1) w),
+ * the top edge in the last bin). Hot loop of the calibration pass: for v >= 0, `(v / w) | 0`
+ * equals Math.floor(v / w) (bins are < 2^31) and skips a call; NaN fails both sign tests, so only a
+ * batch holding infinities needs the checked loop.
+ */
+function binInto(x: ArrayLike<number>, pos: Float64Array, neg: Float64Array, w: number, hasNonFinite: boolean): void {
+  const last = pos.length - 1;
+  const n = x.length;
+  if (!hasNonFinite) {
+    for (let i = 0; i < n; i++) {
+      const v = x[i];
+      if (v >= 0) {
+        let k = (v / w) | 0;
+        if (k > last) k = last;
+        pos[k]++;
+      } else if (v < 0) {
+        let k = (-v / w) | 0;
+        if (k > last) k = last;
+        neg[k]++;
+      }
+    }
+    return;
+  }
+  for (let i = 0; i < n; i++) {
+    const v = x[i];
+    if (v === Infinity || v === -Infinity) continue;
+    if (v >= 0) {
+      let k = (v / w) | 0;
+      if (k > last) k = last;
+      pos[k]++;
+    } else if (v < 0) {
+      let k = (-v / w) | 0;
+      if (k > last) k = last;
+      neg[k]++;
+    }
+  }
+}
 
 function extend(a: Float64Array, n: number): Float64Array {
   const b = new Float64Array(n);

@@ -3,8 +3,8 @@
  *
  * These follow TensorRT's pytorch-quantization calibrators parameter for parameter (entropy:
  * start bin 128, 2^(bits-1+unsigned) quantized bins, KL(P||Q) with the tail folded into P's last
- * bin, last argmin; percentile: first bin whose CDF reaches p, its left edge; MSE: bin centres as
- * candidates from bin 128), so a QuantLens threshold can be compared with what TensorRT computes.
+ * bin, last argmin; percentile: first bin whose CDF reaches p, its left edge), so a QuantLens
+ * threshold can be compared with what TensorRT computes. MSE lives in mse.ts.
  */
 
 export interface CurvePoint {
@@ -92,74 +92,4 @@ export function percentileAmax(hist: Float64Array, width: number, percentile: nu
     if (cdf >= target) return k * width;
   }
   return hist.length * width;
-}
-
-/** TensorRT's fake_tensor_quant of a non-negative value: grid of `bound` steps up to amax. */
-function fakeQuantTrt(x: number, scale: number, bound: number, lower: number): number {
-  // x >= 0 here: half-to-even without the general function's modulo (this is the hot loop).
-  const v = x * scale;
-  let r = Math.floor(v + 0.5);
-  if (r - v === 0.5 && r % 2 !== 0) r -= 1;
-  return Math.min(bound, Math.max(lower, r)) / scale;
-}
-
-/**
- * TensorRT MSE: the bin centre (from bin 128) whose fake-quantization of all centres has least
- * MSE (TensorRT scans every centre; this scans every 8th, then every one near the best).
- */
-export function mseAmax(hist: Float64Array, width: number, numBits = 8, unsigned = false, startBin = 128): AmaxResult {
-  const n = hist.length;
-  if (n <= startBin) return { amax: n * width, curve: [] };
-  const stride = strideFor(n);
-  const bound = 2 ** (numBits - 1 + (unsigned ? 1 : 0)) - 1;
-  const lower = unsigned ? 0 : -bound - 1;
-  // Suffix sums of h, h*c, h*c^2 make the clipped part O(1): sum h (c - amax)^2.
-  const sh = new Float64Array(n + 1);
-  const shc = new Float64Array(n + 1);
-  const shc2 = new Float64Array(n + 1);
-  for (let k = n - 1; k >= 0; k--) {
-    const c = (k + 0.5) * width;
-    sh[k] = sh[k + 1] + hist[k];
-    shc[k] = shc[k + 1] + hist[k] * c;
-    shc2[k] = shc2[k + 1] + hist[k] * c * c;
-  }
-  const mseAt = (i: number): number => {
-    const amax = (i + 0.5) * width;
-    const scale = bound / amax;
-    // Centres at or below amax round onto the grid; the rest saturate at amax (code `bound`).
-    let acc = 0;
-    let k = 0;
-    for (; k < n && (k + 0.5) * width <= amax; k++) {
-      if (hist[k] === 0) continue;
-      const c = (k + 0.5) * width;
-      const d = fakeQuantTrt(c, scale, bound, lower) - c;
-      acc += d * d * hist[k];
-    }
-    acc += shc2[k] - 2 * amax * shc[k] + amax * amax * sh[k];
-    return acc / n;
-  };
-  // Coarse-to-fine: every COARSE-th candidate, then every candidate around the best one. The MSE
-  // is smooth in amax at this resolution, and each candidate costs O(bins).
-  const COARSE = 8;
-  const curve: CurvePoint[] = [];
-  let bestI = startBin;
-  let best = Infinity;
-  for (let i = startBin; i < n; i += stride * COARSE) {
-    const mse = mseAt(i);
-    curve.push({ threshold: (i + 0.5) * width, value: mse });
-    if (mse < best) {
-      best = mse;
-      bestI = i;
-    }
-  }
-  const lo = Math.max(startBin, bestI - stride * COARSE);
-  const hi = Math.min(n - 1, bestI + stride * COARSE);
-  for (let i = lo; i <= hi; i += stride) {
-    const mse = mseAt(i);
-    if (mse < best || (mse === best && i < bestI)) {
-      best = mse;
-      bestI = i;
-    }
-  }
-  return { amax: (bestI + 0.5) * width, curve };
 }

@@ -19,7 +19,7 @@ import { untypedValueInfo } from '../onnx/graph';
 import { DT, makeTensor, readTensor } from '../onnx/tensor';
 import { roundHalfEven } from '../quantize/rounding';
 import type { QuantParams } from '../quantize/scheme';
-import { createSession } from '../runtime/session';
+import { createSession, runSession } from '../runtime/session';
 import type { LowerCtx } from './context';
 import { saturate } from './fixedPoint';
 import { outerScopeInputs } from './subgraphs';
@@ -112,9 +112,10 @@ export interface FallbackStep {
 export async function floatFallback(n: NodeProto, ctx: LowerCtx, reason: string): Promise<FallbackStep> {
   const name = n.name || n.output[0];
   const { model, inputs } = nodeModel(n, ctx);
+  const label = `${n.opType} ${name} run alone in float`;
   let session: ort.InferenceSession;
   try {
-    session = await createSession(model, 'float');
+    session = await createSession(model, 'float', { label });
   } catch (e) {
     throw new InputError(`integer-only: ${n.opType} ${name} has no integer lowering (${reason}) and onnxruntime cannot run it alone: ${(e as Error).message.split('\n')[0]}`);
   }
@@ -125,7 +126,7 @@ export async function floatFallback(n: NodeProto, ctx: LowerCtx, reason: string)
     op: `${n.opType} (float)`,
     float: true,
     async run(env) {
-      const res = await session.run(feedsOf(ctx, env, inputs));
+      const res = await runSession(session, feedsOf(ctx, env, inputs), label);
       for (const o of outs) {
         const t = res[o];
         const value: Value = ctx.isCodes(o)

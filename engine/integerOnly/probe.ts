@@ -8,7 +8,7 @@ import type * as ort from 'onnxruntime-node';
 import { type Dataset, batchRanges } from '../data/dataset';
 import { untypedValueInfo } from '../onnx/graph';
 import { type ModelProto, cloneModel } from '../onnx/model';
-import { createSession, feedsFor } from '../runtime/session';
+import { createSession, feedsFor, runSession } from '../runtime/session';
 
 /** Exposed tensors of one float batch stay under this many bytes. */
 const BATCH_BYTES = 64 * 1024 * 1024;
@@ -34,11 +34,12 @@ export interface Probe {
 /** Types of every graph input and node output, from one run on `feeds` (`count` samples). */
 export async function probeTypes(model: ModelProto, feeds: Record<string, ort.Tensor>, count: number): Promise<Probe> {
   const outs = model.graph!.node.flatMap((n) => n.output).filter(Boolean);
-  const session = await createSession(exposing(model, outs), 'float');
+  const label = 'float model (type probe)';
+  const session = await createSession(exposing(model, outs), 'float', { label });
   const types = new Map<string, ort.Tensor.Type>();
   const bytesPerSample = new Map<string, number>();
   try {
-    const res = await session.run(feeds);
+    const res = await runSession(session, feeds, label);
     for (const [name, t] of Object.entries({ ...feeds, ...res })) {
       types.set(name, t.type);
       bytesPerSample.set(name, (t.data as ArrayBufferView).byteLength / Math.max(1, count));
@@ -61,12 +62,13 @@ export function batchFor(probe: Probe, tensors: Iterable<string>, requested: num
 export async function floatRanges(model: ModelProto, data: Dataset, tensors: string[], batchSize: number): Promise<Map<string, { min: number; max: number }>> {
   const ranges = new Map<string, { min: number; max: number }>();
   if (tensors.length === 0) return ranges;
-  const session = await createSession(exposing(model, tensors), 'float');
+  const label = 'float model (activation ranges)';
+  const session = await createSession(exposing(model, tensors), 'float', { label });
   const wanted = new Set(tensors);
   try {
     for (const [start, count] of batchRanges(data.samples, batchSize)) {
       const feeds = await feedsFor(data, start, count);
-      const res = await session.run(feeds);
+      const res = await runSession(session, feeds, label);
       for (const [name, t] of Object.entries({ ...feeds, ...res })) {
         if (wanted.has(name) && t.type === 'float32') {
           const d = t.data as Float32Array;

@@ -6,13 +6,13 @@
  *   3. run the data in batches through the integer program and, beside it, the float model in
  *      onnxruntime, comparing top-1, agreement and output SQNR.
  */
-import type { Prepared, Progress, Quantized } from '../analysis/analyze';
+import type { Prepared, Progress, Quantized } from '../analysis/types';
 import { ErrorAccumulator, Top1Counter, argmaxRows } from '../analysis/metrics';
 import { batchRanges, modelInputs } from '../data/dataset';
 import { InputError } from '../errors';
 import { type WeightQuant, buildQdqModel } from '../quantize/qdqRewrite';
 import { type QuantParams, paramsFor } from '../quantize/scheme';
-import { createSession, feedsFor } from '../runtime/session';
+import { createSession, feedsFor, runSession } from '../runtime/session';
 import { activationTensors } from './context';
 import { compile } from './program';
 import { batchFor, floatRanges, probeTypes } from './probe';
@@ -94,11 +94,12 @@ export async function runIntegerOnly(prepared: Prepared, q: Quantized, opts: Int
   const intTop1 = new Top1Counter();
   const floatTop1 = new Top1Counter();
   const err = new ErrorAccumulator();
-  const floatSession = await createSession(model, 'float');
+  const label = `float model of ${prepared.loaded.path}`;
+  const floatSession = await createSession(model, 'float', { label });
   try {
     for (const [start, count] of batchRanges(data.samples, bs)) {
       const feeds = await feedsFor(data, start, count);
-      const ref = (await floatSession.run(feeds))[outName];
+      const ref = (await runSession(floatSession, feeds, label))[outName];
       const outs = await program.run(feeds, stats);
       const y = program.real(outName, outs.get(outName)!);
       const x = ref.data as Float32Array;

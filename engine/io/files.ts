@@ -53,6 +53,33 @@ export function readRegularFile(file: string, role: string, maxBytes: number): B
   }
 }
 
+/**
+ * Read `length` bytes at `offset` of a regular file (stat first: a FIFO or device is refused before
+ * it is opened). The caller has checked the range against the size; a short read (the file shrank
+ * meanwhile) is an error, never zeros.
+ */
+export function readFileRange(file: string, role: string, offset: number, length: number): Buffer {
+  const abs = path.resolve(file);
+  statRegularFile(abs, role);
+  const buf = Buffer.alloc(length);
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(abs, 'r');
+    let got = 0;
+    while (got < length) {
+      const n = fs.readSync(fd, buf, got, length - got, offset + got);
+      if (n === 0) throw new InputError(`${role} ${abs} ended after ${offset + got} bytes, before the ${offset + length} it should hold`);
+      got += n;
+    }
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(`cannot read ${role} ${abs}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+  return buf;
+}
+
 /** The real path of an existing file (symlinks resolved), or null. */
 export function realPathOrNull(file: string): string | null {
   try {
@@ -182,4 +209,74 @@ export function freshPath(base: string, suffix: string): string {
   let p = `${base}${suffix}`;
   for (let k = 2; fs.existsSync(p); k++) p = `${base}-${k}${suffix}`;
   return p;
+}
+
+/**
+ * Positional reads of one regular file, for data read piece by piece (calibration data). The file
+ * is checked when constructed (statRegularFile), opened only while reads happen (`release` closes
+ * it, so nothing stays open between batches), opened non-blocking (a FIFO swapped in after the
+ * check cannot hang the open) and refused if it is no longer the file first checked.
+ */
+export class RegularFileReader {
+  readonly path: string;
+  readonly size: number;
+  private readonly stat: fs.Stats;
+  private fd: number | null = null;
+
+  constructor(file: string, readonly role: string) {
+    this.path = path.resolve(file);
+    this.stat = statRegularFile(this.path, role);
+    this.size = this.stat.size;
+  }
+
+  /** Exactly `length` bytes at `position`, in a fresh array. */
+  read(position: number, length: number): Uint8Array {
+    return this.readInto(position, new Uint8Array(length));
+  }
+
+  /** Fill `target` with the bytes at `position` (a buffer reused across reads allocates nothing). */
+  readInto(position: number, target: Uint8Array): Uint8Array {
+    const length = target.length;
+    if (!(position >= 0 && position + length <= this.size)) {
+      throw new InputError(`${this.role} ${this.path}: ${length} bytes at offset ${position} lie past its end (${this.size} bytes)`);
+    }
+    const fd = this.open();
+    let done = 0;
+    try {
+      while (done < length) {
+        const n = fs.readSync(fd, target, done, length - done, position + done);
+        if (n === 0) throw new InputError(`${this.role} ${this.path} shrank while QuantLens was reading it`);
+        done += n;
+      }
+    } catch (e) {
+      if (e instanceof InputError) throw e;
+      throw new InputError(`cannot read ${this.role} ${this.path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+    return target;
+  }
+
+  /** Close the file until the next read. */
+  release(): void {
+    if (this.fd === null) return;
+    fs.closeSync(this.fd);
+    this.fd = null;
+  }
+
+  private open(): number {
+    if (this.fd !== null) return this.fd;
+    let fd: number;
+    try {
+      fd = fs.openSync(this.path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+    } catch (e) {
+      throw new InputError(`cannot read ${this.role} ${this.path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+    const now = fs.fstatSync(fd);
+    const s = this.stat;
+    if (!now.isFile() || now.ino !== s.ino || now.dev !== s.dev || now.size !== s.size || now.mtimeMs !== s.mtimeMs) {
+      fs.closeSync(fd);
+      throw new InputError(`${this.role} ${this.path} changed while QuantLens was using it; run again`);
+    }
+    this.fd = fd;
+    return fd;
+  }
 }

@@ -3,41 +3,63 @@
  *
  * Decoding uses the ONNX 1.20 schema (onnx-buf on @bufbuild/protobuf), which keeps every field on
  * a decode/encode round trip, so a model we rewrite loses nothing we did not mean to change.
- * QuantLens never writes over the model it was given: `saveModel` refuses that path.
+ * Loading is where untrusted bytes become a model: the file is read through engine/io/files.ts
+ * (regular files only, 2 GiB cap), external data is checked and loaded into memory, the structure
+ * is validated (validate.ts) and weights are checked (weightCheck.ts), so everything downstream
+ * works on a self-contained, well-formed model. QuantLens never writes over the model it was given.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { clone, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { InputError } from '../errors';
-import { ModelProtoSchema, type ModelProto, type TensorProto, TensorProto_DataLocation } from 'onnx-buf';
+import { readRegularFile } from '../io/files';
+import { ModelProtoSchema, type ModelProto } from 'onnx-buf';
+import { inlineExternalData } from './externalData';
+import { validateModel } from './validate';
+import { checkWeights } from './weightCheck';
 
 export type { ModelProto };
 
 export { InputError };
 
+/** Protobuf cannot hold a message of 2 GiB or more: the model with all its data must fit below. */
+export const MAX_MODEL_BYTES = 2 ** 31 - 1;
+
 export interface LoadedModel {
   /** Absolute path of the file the model came from. */
   path: string;
-  /** Folder that external-data locations are resolved against (and may not escape). */
+  /** The model's folder (external data was resolved against it, and may not escape it). */
   dir: string;
+  /** Hash of the model file followed by the external data bytes it reads, in model order. */
   sha256: string;
+  /** Size of the model file itself. */
   sizeBytes: number;
+  /** The model, with external data already loaded into raw_data: it depends on no other file. */
   proto: ModelProto;
+  /** Problems that do not stop the analysis but make its numbers suspect (huge weights). */
+  warnings: string[];
 }
 
+/**
+ * Load, check and make self-contained a model file. Every problem is an InputError of one line
+ * naming the file (and the node or tensor at fault).
+ */
 export function loadModel(file: string): LoadedModel {
   const abs = path.resolve(file);
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(abs);
-  } catch (e) {
-    throw new InputError(`cannot read model ${abs}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-  return decodeModel(bytes, abs);
+  const bytes = readRegularFile(abs, 'model', MAX_MODEL_BYTES);
+  const proto = decodeModel(bytes, abs).proto;
+  const hash = createHash('sha256').update(bytes);
+  inlineExternalData(proto, abs, MAX_MODEL_BYTES - bytes.length, (b) => hash.update(b));
+  validateModel(proto, abs);
+  const warnings = checkWeights(proto, abs);
+  return { path: abs, dir: path.dirname(abs), sha256: hash.digest('hex'), sizeBytes: bytes.length, proto, warnings };
 }
 
-/** Decode model bytes; `abs` names the file in error messages and anchors external data. */
+/**
+ * Decode model bytes; `abs` names the file in error messages. Only decodes: external data stays
+ * external and nothing is validated (use `loadModel` for a file the user gave).
+ */
 export function decodeModel(bytes: Uint8Array, abs: string): LoadedModel {
   // A ModelProto starts with a varint field (ir_version = field 1, tag 0x08) in every exporter we
   // know; checking first avoids protobuf's unhelpful errors on e.g. an HTML error page or a zip.
@@ -48,36 +70,15 @@ export function decodeModel(bytes: Uint8Array, abs: string): LoadedModel {
   try {
     proto = fromBinary(ModelProtoSchema, bytes);
   } catch (e) {
-    throw new InputError(`${abs} is not a valid ONNX model: ${(e as Error).message}`);
+    // Any failure here (truncation, bad wire type, nesting so deep the stack overflows) is the file's.
+    const why = String((e as Error)?.message ?? e).split('\n')[0];
+    throw new InputError(`${abs} is not a valid ONNX model: ${why}`);
   }
   if (!proto.graph || proto.graph.node.length === 0) {
     throw new InputError(`${abs} has no graph nodes`);
   }
-  const dir = path.dirname(abs);
-  for (const t of allTensors(proto)) checkExternalLocation(t, dir, abs);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  return { path: abs, dir, sha256, sizeBytes: bytes.length, proto };
-}
-
-/** Every TensorProto held by the main graph: initializers and Constant node values. */
-function* allTensors(model: ModelProto): Generator<TensorProto> {
-  const g = model.graph!;
-  yield* g.initializer;
-  for (const n of g.node) for (const a of n.attribute) if (a.t) yield a.t;
-}
-
-/** External data must live inside the model's folder: `../` or absolute paths are refused. */
-export function checkExternalLocation(t: TensorProto, dir: string, modelPath: string): void {
-  if (t.dataLocation !== TensorProto_DataLocation.EXTERNAL) return;
-  const loc = t.externalData.find((e) => e.key === 'location')?.value;
-  if (!loc) throw new InputError(`${modelPath}: tensor ${t.name} is external but names no location`);
-  const resolved = path.resolve(dir, loc);
-  const rel = path.relative(dir, resolved);
-  if (path.isAbsolute(loc) || rel.startsWith('..') || path.isAbsolute(rel)) {
-    throw new InputError(
-      `${modelPath}: tensor ${t.name} points its external data at "${loc}", outside the model's folder; refused`,
-    );
-  }
+  return { path: abs, dir: path.dirname(abs), sha256, sizeBytes: bytes.length, proto, warnings: [] };
 }
 
 export function encodeModel(model: ModelProto): Uint8Array {

@@ -4,11 +4,10 @@
  * Handles the three places ONNX keeps tensor values: typed repeated fields (float_data, int32_data
  * ...), little-endian `raw_data`, and external files beside the model.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { type TensorProto, TensorProtoSchema, TensorProto_DataLocation, TensorProto_DataType as DT } from 'onnx-buf';
-import { InputError, checkExternalLocation } from './model';
+import { InputError } from '../errors';
+import { readExternalBytes } from './externalData';
 
 export { DT };
 
@@ -49,26 +48,15 @@ function viewOf(dt: DT, buf: Uint8Array, n: number): NumericArray {
   }
 }
 
-/** Read a tensor's values. `modelDir` resolves external data; paths may not escape it. */
+/** Read a tensor's values. `modelDir` resolves external data (checked like loadModel does). */
 export function readTensor(t: TensorProto, modelDir: string): HostTensor {
   const dims = t.dims.map(Number);
   const n = elementCount(dims);
   const dt = t.dataType as DT;
   let data: NumericArray;
   if (t.dataLocation === TensorProto_DataLocation.EXTERNAL) {
-    checkExternalLocation(t, modelDir, modelDir);
-    const kv = Object.fromEntries(t.externalData.map((e) => [e.key, e.value]));
-    const file = path.resolve(modelDir, kv.location);
-    const offset = Number(kv.offset ?? 0);
-    const length = kv.length !== undefined ? Number(kv.length) : n * (BYTES[dt] ?? 1);
-    const fd = fs.openSync(file, 'r');
-    try {
-      const buf = Buffer.alloc(length);
-      fs.readSync(fd, buf, 0, length, offset);
-      data = viewOf(dt, buf, n);
-    } finally {
-      fs.closeSync(fd);
-    }
+    // Models from loadModel hold no external data any more; a bare TensorProto read from a file may.
+    data = viewOf(dt, readExternalBytes(t, `tensor ${t.name}`, modelDir, modelDir), n);
   } else if (t.rawData.length > 0) {
     data = viewOf(dt, t.rawData, n);
   } else {

@@ -2,6 +2,7 @@
  * Backend presets: the quantization scheme each deployment target actually executes, after
  * MQBench's survey of hardware backends. Options given explicitly override a preset's fields.
  */
+import { InputError } from '../errors';
 import type { PresetName, QuantConfig, TensorSchemeConfig } from '../../protocol/report';
 
 const int8Sym: TensorSchemeConfig = { bits: 8, signed: true, symmetric: true, narrowRange: true, powerOfTwo: false };
@@ -61,7 +62,7 @@ export type ConfigOverrides = Partial<Omit<QuantConfig, 'weights' | 'activations
 
 export function resolveConfig(preset: PresetName, over: ConfigOverrides = {}): QuantConfig {
   const base = PRESETS[preset];
-  if (!base) throw new RangeError(`unknown preset "${preset}"; known: ${PRESET_NAMES.join(', ')}`);
+  if (!base) throw new InputError(`unknown preset "${preset}"; known: ${PRESET_NAMES.join(', ')}`);
   const c = structuredClone(base.config);
   return {
     ...c,

@@ -6,9 +6,9 @@
  *    become integer initializers behind a DQ, biases int32 at scale S_in*S_w. onnxruntime runs it
  *    either as fake-quant float ops (Q/DQ unfused: the simulation) or fuses DQ->op->Q into integer
  *    kernels (QLinearConv, QGemm, QLinearMatMul): the integer execution.
- *  - the reference model (`buildReferenceModel`): the untouched float graph plus, for every layer,
- *    an isolated quantized copy fed from the FLOAT tensors, so one run yields every layer's
- *    isolated error without N separate models.
+ *  - the isolated model (`buildIsolatedModel`): every layer alone, quantized, its inputs graph
+ *    inputs fed from the float pass's tensors, so one run yields every layer's isolated error
+ *    without running the float graph again.
  * In both, the layer outputs are read as QuantizeLinear outputs (integer codes): tapping those
  * does not stop onnxruntime from fusing, whereas tapping a float tensor would.
  */
@@ -16,6 +16,7 @@ import type { ModelProto } from 'onnx-buf';
 import type { QuantConfig, Range } from '../../protocol/report';
 import { cloneModel, opsetOf } from '../onnx/model';
 import { GraphIndex, type NodeProto, makeNode, nameAllocator, pruneUnusedInitializers, untypedValueInfo } from '../onnx/graph';
+import { typedValueInfo } from '../onnx/slice';
 import { DT, makeTensor, readFloatTensor } from '../onnx/tensor';
 import type { PlannedLayer, QuantPlan } from './plan';
 import { type QuantParams, paramsFor, quantize } from './scheme';
@@ -64,7 +65,11 @@ function zeroPointType(bits: number, signed: boolean): DT {
  */
 export function qdqDomain(model: ModelProto, config: QuantConfig): string {
   const opset = opsetOf(model);
-  const wide = config.weights.bits !== 8 || config.activations.bits !== 8;
+  const overridden = [
+    ...(config.tensorOverrides ?? []).map((o) => o.bits),
+    ...(config.layerOverrides ?? []).flatMap((o) => [o.weightBits, o.activationBits]),
+  ].filter((b) => b !== undefined);
+  const wide = config.weights.bits !== 8 || config.activations.bits !== 8 || overridden.some((b) => b !== 8);
   if (opset >= 21 || (opset >= 13 && !wide)) return '';
   return 'com.microsoft';
 }
@@ -105,6 +110,24 @@ export function raiseOpsetForIntegerKernels(model: ModelProto): boolean {
   return true;
 }
 
+/**
+ * The integer type a grid is stored in, from its code range: signed when codes go below 0; 4, 8 or
+ * 16 bits by the number of levels (a narrow int8 grid has 255). Each tensor carries its own grid,
+ * so per-tensor bit overrides and the analysis's shifted uint8 grid need no other bookkeeping.
+ */
+export function gridType(p: Pick<QuantParams, 'qmin' | 'qmax'>): { bits: 4 | 8 | 16; signed: boolean } {
+  const levels = p.qmax - p.qmin + 1;
+  const bits = levels <= 16 ? 4 : levels <= 256 ? 8 : 16;
+  return { bits, signed: p.qmin < 0 };
+}
+
+/** A layer's weight scheme: the configuration's, with this layer's override (bits, granularity) applied. */
+export function weightScheme(config: QuantConfig, node: string): QuantConfig['weights'] {
+  const o = config.layerOverrides?.find((x) => x.node === node);
+  if (!o || (o.weightBits === undefined && o.perChannel === undefined)) return config.weights;
+  return { ...config.weights, ...(o.weightBits !== undefined ? { bits: o.weightBits } : {}), ...(o.perChannel !== undefined ? { perChannel: o.perChannel } : {}) };
+}
+
 /** Shared machinery: adds Q/DQ nodes and quantized initializers to one graph. */
 class QdqWriter {
   readonly fresh: (base: string) => string;
@@ -138,7 +161,7 @@ class QdqWriter {
 
   /** x -> Q -> DQ; returns the Q output (codes) and DQ output names. */
   qdq(x: string, p: QuantParams, into: NodeProto[], dqOutput?: string): { q: string; dq: string } {
-    const { s, z } = this.scaleZp(x, [p], this.config.activations, false);
+    const { s, z } = this.scaleZp(x, [p], gridType(p), false);
     const q = this.fresh(`${x}_quantized`);
     const dq = dqOutput ?? this.fresh(`${x}_dequantized`);
     into.push(makeNode('QuantizeLinear', [x, s, z], [q], this.fresh(`${x}_QuantizeLinear`), {}, this.domain));
@@ -148,7 +171,7 @@ class QdqWriter {
 
   /** Just Q (isolated branches end in codes; nothing downstream needs floats). */
   q(x: string, p: QuantParams, into: NodeProto[]): string {
-    const { s, z } = this.scaleZp(x, [p], this.config.activations, false);
+    const { s, z } = this.scaleZp(x, [p], gridType(p), false);
     const q = this.fresh(`${x}_quantized`);
     into.push(makeNode('QuantizeLinear', [x, s, z], [q], this.fresh(`${x}_QuantizeLinear`), {}, this.domain));
     return q;
@@ -158,7 +181,7 @@ class QdqWriter {
   weight(layer: PlannedLayer, inputIndex: number, roleAxis: number | null): { dq: string; wq: WeightQuant } {
     const name = layer.node.input[inputIndex];
     const w = readFloatTensor(this.source.initializers.get(name)!, this.source.dir);
-    const c = this.config.weights;
+    const c = weightScheme(this.config, layer.node.name);
     let axis: number | null = null;
     if (c.perChannel && roleAxis !== null && w.dims.length >= 2) axis = roleAxis < 0 ? w.dims.length + roleAxis : roleAxis;
     const channels = axis === null ? 1 : w.dims[axis];
@@ -298,9 +321,9 @@ export function buildQdqModel(
   return { model, taps, weights, inputTaps };
 }
 
-function outputTap(layer: string, codes: string, dq: string, params: QuantParams, config: QuantConfig): OutputTap {
+function outputTap(layer: string, codes: string, dq: string, params: QuantParams, _config: QuantConfig): OutputTap {
   // onnxruntime-node cannot hand int4 tensors to JavaScript (the process dies): read the DQ output.
-  const isCodes = config.activations.bits !== 4;
+  const isCodes = gridType(params).bits !== 4;
   return { layer, tensor: isCodes ? codes : dq, isCodes, params };
 }
 
@@ -313,41 +336,67 @@ function addTapOutputs(model: ModelProto, taps: OutputTap[]): void {
   }
 }
 
+/** The inputs an isolated layer reads from the float pass: activations and non-constant float inputs. */
+export function isolatedInputs(layer: PlannedLayer, isConstant: (t: string) => boolean): string[] {
+  return layer.node.input.filter((t, i) => t && (layer.roles[i]?.kind === 'activation' || (layer.roles[i]?.kind === 'float' && !isConstant(t))));
+}
+
 /**
- * The float model (constants hoisted, NOT folded) plus one isolated quantized copy of every
- * layer, fed from the float tensors. Exposes the float layer outputs and the isolated codes.
+ * Each layer ALONE, quantized, fed from the FLOAT tensors: the graph inputs are the layers' float
+ * inputs (the float pass fetched them), the outputs the layers' output codes. One run gives every
+ * layer's isolated error: only this layer's quantization, none inherited from upstream.
  */
-export function buildReferenceModel(
-  float: ModelProto,
+export function buildIsolatedModel(
   prepared: ModelProto,
   dir: string,
-  plan: QuantPlan,
+  layers: readonly PlannedLayer[],
   actParams: Map<string, QuantParams>,
   config: QuantConfig,
-  floatTaps: readonly string[],
-): BuiltModel {
-  const model = cloneModel(float);
+): BuiltModel & { inputs: string[] } {
+  const src = new GraphIndex(prepared.graph!);
+  const model = cloneModel(prepared);
   const g = model.graph!;
-  const w = new QdqWriter(model, { initializers: new GraphIndex(prepared.graph!).initializers, dir }, config, qdqDomain(prepared, config));
-  const branch: NodeProto[] = [];
+  g.node = [];
+  g.initializer = [];
+  g.valueInfo = [];
+  g.output = [];
+  const inputs: string[] = [];
+  const usable = layers.filter((l) => actParams.has(l.output) && l.roles.every((r, i) => r.kind !== 'activation' || actParams.has(l.node.input[i])));
+  for (const l of usable) for (const t of isolatedInputs(l, (x) => src.isConstant(x))) if (!inputs.includes(t)) inputs.push(t);
+  g.input = inputs.map((t) => typedValueInfo(t, DT.FLOAT));
+  // Layer copies first, so the name allocator below sees every name in use.
+  const copies = usable.map((l, k) => {
+    const copy = makeNode(l.node.opType, [...l.node.input], [`${l.output}__isolated_${k}`], `${l.node.name}__isolated`);
+    copy.attribute = l.node.attribute;
+    copy.domain = l.node.domain;
+    g.node.push(copy);
+    return copy;
+  });
+  const w = new QdqWriter(model, { initializers: src.initializers, dir }, config, qdqDomain(prepared, config));
+  const body: NodeProto[] = [];
   const taps: OutputTap[] = [];
-  for (const layer of plan.layers) {
-    const outP = actParams.get(layer.output);
-    if (!outP || layer.roles.some((r, i) => r.kind === 'activation' && !actParams.has(layer.node.input[i]))) continue;
-    const copy = makeNode(layer.node.opType, [...layer.node.input], [w.fresh(`${layer.output}_isolated`)], w.fresh(`${layer.node.name}_isolated`));
-    copy.attribute = layer.node.attribute;
-    w.quantizeInputs(layer, copy, (i) => w.qdq(layer.node.input[i], actParams.get(layer.node.input[i])!, branch).dq, (t) => actParams.get(t)!);
-    branch.push(copy);
-    if (config.activations.bits === 4) {
-      const { dq } = w.qdq(copy.output[0], outP, branch);
-      taps.push({ layer: layer.node.name, tensor: dq, isCodes: false, params: outP });
+  const qdqOf = new Map<string, string>(); // one Q/DQ per float input, shared by the layers reading it
+  usable.forEach((l, k) => {
+    const copy = copies[k];
+    w.quantizeInputs(l, copy, (i) => {
+      const t = l.node.input[i];
+      if (!qdqOf.has(t)) qdqOf.set(t, w.qdq(t, actParams.get(t)!, body).dq);
+      return qdqOf.get(t)!;
+    }, (t) => actParams.get(t)!);
+    // Constant inputs left in float (e.g. a Gemm bias with alpha != 1) are copied as they are.
+    l.roles.forEach((r, i) => {
+      const t = copy.input[i];
+      if (r.kind === 'float' && t && src.initializers.has(t) && !g.initializer.some((x) => x.name === t)) g.initializer.push(src.initializers.get(t)!);
+    });
+    body.push(copy);
+    const outP = actParams.get(l.output)!;
+    if (gridType(outP).bits === 4) {
+      taps.push({ layer: l.node.name, tensor: w.qdq(copy.output[0], outP, body).dq, isCodes: false, params: outP });
     } else {
-      taps.push({ layer: layer.node.name, tensor: w.q(copy.output[0], outP, branch), isCodes: true, params: outP });
+      taps.push({ layer: l.node.name, tensor: w.q(copy.output[0], outP, body), isCodes: true, params: outP });
     }
-  }
-  g.node = [...w.head, ...g.node, ...branch];
+  });
+  g.node = [...w.head, ...body];
   addTapOutputs(model, taps);
-  const outs = new Set(g.output.map((o) => o.name));
-  for (const t of floatTaps) if (!outs.has(t)) g.output.push(untypedValueInfo(t));
-  return { model, taps };
+  return { model, taps, inputs };
 }

@@ -59,7 +59,7 @@ export function layerHover(l: LayerReport, r: Report, sqnrWarningDb: number): st
   ];
   if (l.sensitivity) {
     const s = l.sensitivity;
-    lines.push(`- sensitivity rank #${s.rank}: only this quantized → agreement ${pct(s.onlyThis.agreement)}, output ${db(s.onlyThis.outputSqnrDb)}; all but this → agreement ${pct(s.allButThis.agreement)}`);
+    lines.push(`- sensitivity rank #${s.rank}: only this quantized → agreement ${pct(s.onlyThis.agreement)}, output ${db(s.onlyThis.outputSqnrDb)}${s.allButThis ? `; all but this → agreement ${pct(s.allButThis.agreement)}` : ''}`);
   }
   if (out) lines.push('', tensorLines(out));
   return lines.join('\n');

@@ -5,30 +5,63 @@
  *                option disable_quant_qdq at the full optimization level;
  *  - integer:    the same QDQ model at the full optimization level, where onnxruntime fuses
  *                DQ -> op -> Q into integer kernels (QLinearConv, QGemm, QLinearMatMul, ...).
+ * onnxruntime's failures on a model (load or run) become one-line InputErrors naming the model.
  */
 import * as ort from 'onnxruntime-node';
 import type { ModelProto } from 'onnx-buf';
 import { encodeModel } from '../onnx/model';
 import type { Dataset } from '../data/dataset';
 import { DT } from '../onnx/tensor';
+import { ortInputError } from './ortErrors';
 
 export type RunMode = 'float' | 'simulated' | 'integer';
 
 export interface SessionOptions {
   /** Save the graph onnxruntime actually runs (after fusion) to this file. */
   optimizedModelPath?: string;
+  /** The model in error messages: its path, or "quantized model of <path>". */
+  label?: string;
 }
 
+/**
+ * A session on a model (onnxruntime gets bytes: the model must hold its data, as loadModel leaves
+ * it). onnxruntime's load errors (invalid graph, unknown op, bad attribute, type or shape
+ * inference) become an InputError of one line naming `opts.label` and, when it says, the node.
+ */
 export async function createSession(model: ModelProto | Uint8Array, mode: RunMode, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
-  const bytes = model instanceof Uint8Array ? model : encodeModel(model);
   const options: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     executionProviders: ['cpu'],
-    logSeverityLevel: 3,
+    // Fatal only: errors come back as exceptions (made into one line here), not printed to stderr.
+    logSeverityLevel: 4,
+    // The analysis keeps several sessions alive at once: without the arena each run's activation
+    // memory is returned when the run ends instead of staying reserved per session.
+    enableCpuMemArena: false,
   };
   if (mode === 'simulated') options.extra = { session: { disable_quant_qdq: '1' } };
   if (opts.optimizedModelPath) options.optimizedModelFilePath = opts.optimizedModelPath;
-  return ort.InferenceSession.create(bytes, options);
+  try {
+    const bytes = model instanceof Uint8Array ? model : encodeModel(model);
+    return await ort.InferenceSession.create(bytes, options);
+  } catch (e) {
+    throw ortInputError(e, opts.label ?? 'model', 'load');
+  }
+}
+
+/**
+ * `session.run`, with a failure a malformed model only shows at run time (a Reshape to an
+ * impossible shape, an index out of range) turned into a one-line InputError naming `label`.
+ */
+export async function runSession(
+  session: ort.InferenceSession,
+  feeds: ort.InferenceSession.FeedsType,
+  label = 'model',
+): Promise<ort.InferenceSession.ReturnType> {
+  try {
+    return await session.run(feeds);
+  } catch (e) {
+    throw ortInputError(e, label, 'run');
+  }
 }
 
 const ORT_TYPE: Partial<Record<DT, ort.Tensor.Type>> = {

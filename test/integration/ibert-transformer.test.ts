@@ -28,7 +28,7 @@ describe('I-BERT integer-only tiny transformer', { timeout: 600_000 }, () => {
 
   before(async () => {
     p = await prepareAnalysis(modelPath, { dataPath });
-    const q = quantizeWith(p, CONFIG);
+    const q = await quantizeWith(p, CONFIG);
     res = await runIntegerOnly(p, q);
     const report = await evaluate(p, q, { sensitivity: false, integerDiff: false });
     simulatedTop1 = report.accuracy.simulated.top1!;
@@ -82,14 +82,14 @@ describe('I-BERT integer-only tiny transformer', { timeout: 600_000 }, () => {
 
   it('a kernel forced to float (ablation) is named in floatOps and its pattern is not matched', async () => {
     const small = await prepareAnalysis(modelPath, { dataPath, samples: 20 });
-    const r = await runIntegerOnly(small, quantizeWith(small, CONFIG), { forceFloat: ['Erf'], measureKernels: false });
+    const r = await runIntegerOnly(small, await quantizeWith(small, CONFIG), { forceFloat: ['Erf'], measureKernels: false });
     assert.deepEqual(r.floatOps.map((f) => `${f.op} ${f.node}`), ['Erf /blocks.0/act/Erf', 'Erf /blocks.1/act/Erf']);
     assert.ok(r.floatOps.every((f) => /request/.test(f.reason)));
     assert.equal(r.kernelErrors.filter((k) => k.kernel === 'i-GELU').length, 0);
   });
 
   it('honours the configuration: 4-bit weights lose what the simulation loses', async () => {
-    const q4 = quantizeWith(p, resolveConfig('tensorrt', { calibration: 'percentile', placement: 'compute', weights: { bits: 4 } }));
+    const q4 = await quantizeWith(p, resolveConfig('tensorrt', { calibration: 'percentile', placement: 'compute', weights: { bits: 4 } }));
     const r4 = await runIntegerOnly(p, q4, { measureKernels: false });
     const sim4 = (await evaluate(p, q4, { sensitivity: false, integerDiff: false })).accuracy.simulated;
     console.log(`W4: integer-only top-1 ${r4.top1}, SQNR ${r4.outputSqnrDb.toFixed(1)} dB; simulated ${sim4.top1}, ${sim4.outputSqnrDb.toFixed(1)} dB`);

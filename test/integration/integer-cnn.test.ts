@@ -27,7 +27,7 @@ describe('integer-only demo CNN', { timeout: 600_000 }, () => {
   for (const [preset, over] of [['ort-cpu', { calibration: 'percentile', placement: 'extended' }], ['tensorrt', { calibration: 'percentile' }]] as const) {
     it(`${preset}: top-1 equals the simulated top-1, nothing in float`, async () => {
       const config = resolveConfig(preset, over);
-      const q = quantizeWith(prepared, config);
+      const q = await quantizeWith(prepared, config);
       const report = await evaluate(prepared, q, { sensitivity: false, integerDiff: false });
       const simTop1 = report.accuracy.simulated.top1;
       assert.ok(typeof simTop1 === 'number');
@@ -53,7 +53,7 @@ describe('integer-only demo CNN', { timeout: 600_000 }, () => {
   }
 
   it('BatchNormalization forced to float: exactly the two unfoldable BN nodes, named, and the same accuracy', async () => {
-    const q = quantizeWith(prepared, resolveConfig('ort-cpu', { calibration: 'percentile', placement: 'extended' }));
+    const q = await quantizeWith(prepared, resolveConfig('ort-cpu', { calibration: 'percentile', placement: 'extended' }));
     const f = await runIntegerOnly(prepared, q, { forceFloat: ['BatchNormalization'] });
     console.log(`float-BN ablation: top-1 ${f.top1}  floatOps ${JSON.stringify(f.floatOps)}`);
     assert.deepEqual(f.floatOps.map((o) => o.node).sort(), ['/bn_head/BatchNormalization', '/bn_res/BatchNormalization']);

@@ -33,7 +33,7 @@ describe('integer-only PaddleOCR models', { timeout: 900_000 }, () => {
 
   it('direction classifier: every op in integers, top-1 of the simulated int8 model; HardSigmoid forced to float is named and changes no code', async () => {
     const p = await prepareAnalysis(CLS, { dataPath: path.join(dir, 'cls') });
-    const q = quantizeWith(p, resolveConfig('ort-cpu'));
+    const q = await quantizeWith(p, resolveConfig('ort-cpu'));
     const sim = (await evaluate(p, q, { sensitivity: false, integerDiff: false })).accuracy;
     const r = await runIntegerOnly(p, q);
     console.log(`cls ort-cpu: integer-only top-1 ${r.top1} (simulated ${sim.simulated.top1}, float ${sim.float.top1}), agreement ${r.agreement}, output SQNR ${r.outputSqnrDb.toFixed(1)} dB (simulated ${sim.simulated.outputSqnrDb.toFixed(1)})`);
@@ -68,7 +68,7 @@ describe('integer-only PaddleOCR models', { timeout: 900_000 }, () => {
     fs.mkdirSync(path.join(dir, 'det'));
     fs.writeFileSync(path.join(dir, 'det', 'x.npy'), Buffer.from(dump(padded, [N, 3, 64, W])));
     const p: Prepared = await prepareAnalysis(DET, { dataPath: path.join(dir, 'det') });
-    const q = quantizeWith(p, resolveConfig('ort-cpu'));
+    const q = await quantizeWith(p, resolveConfig('ort-cpu'));
     const sim = (await evaluate(p, q, { sensitivity: false, integerDiff: false })).accuracy.simulated;
     const r = await runIntegerOnly(p, q, { measureKernels: false });
     console.log(`det ort-cpu: integer-only output SQNR ${r.outputSqnrDb.toFixed(1)} dB, simulated ${sim.outputSqnrDb.toFixed(1)} dB; float ops ${JSON.stringify(r.floatOps)}`);

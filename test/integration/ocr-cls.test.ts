@@ -75,7 +75,7 @@ describe('PaddleOCR direction classifier on rendered text lines', () => {
   it('the ort-cpu pipeline reports the same float accuracy, every Conv, and fused integer kernels', async () => {
     assert.ok(Number.isFinite(floatTop1), 'float top-1 measured first');
     const p = await prepareAnalysis(MODEL, { dataPath: dataDir });
-    const report: Report = await evaluate(p, quantizeWith(p, resolveConfig('ort-cpu')), { sensitivity: false });
+    const report: Report = await evaluate(p, await quantizeWith(p, resolveConfig('ort-cpu')), { sensitivity: false });
 
     assert.equal(report.samples, SAMPLES);
     assert.equal(report.data.synthetic, false);

@@ -4,11 +4,13 @@
  * outline, hover and diagnostics.
  */
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { CancellationTokenSource, IPCMessageReader, IPCMessageWriter, type MessageConnection, createMessageConnection } from 'vscode-jsonrpc/node';
-import { AnalyzeRequest, OutlineRequest } from '../../protocol/messages';
+import { AllowPathRequest, AnalyzeRequest, OutlineRequest, QuantizeRequest } from '../../protocol/messages';
 import type { Report } from '../../protocol/report';
 import { resolveConfig } from '../../engine/quantize/presets';
 
@@ -29,7 +31,11 @@ describe('engine language server over IPC', () => {
     conn.onNotification('textDocument/publishDiagnostics', (p) => void diagnostics.push(p));
     conn.onRequest('window/workDoneProgress/create', () => null);
     conn.listen();
-    const init = await conn.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: { window: { workDoneProgress: true } } });
+    // The workspace is the examples folder: the engine may read and write only inside it.
+    const init = await conn.sendRequest('initialize', {
+      processId: process.pid, rootUri: null, capabilities: { window: { workDoneProgress: true } },
+      workspaceFolders: [{ uri: pathToFileURL(path.join(root, 'examples')).href, name: 'examples' }],
+    });
     assert.ok((init as { capabilities: { hoverProvider: boolean } }).capabilities.hoverProvider);
     await conn.sendNotification('initialized', {});
   });
@@ -55,7 +61,17 @@ describe('engine language server over IPC', () => {
   });
 
   it('bad input is a clear error, not a crash; the server keeps answering', async () => {
-    await assert.rejects(conn.sendRequest(AnalyzeRequest.method, params({ modelPath: path.join(root, 'README.md') })), /README\.md is not an ONNX model/);
+    const readme = path.join(root, 'README.md');
+    await assert.rejects(conn.sendRequest(AnalyzeRequest.method, params({ modelPath: readme })), /README\.md is outside the workspace folders/);
+    await conn.sendRequest(AllowPathRequest.method, { path: readme }); // as if the user picked it
+    await assert.rejects(conn.sendRequest(AnalyzeRequest.method, params({ modelPath: readme })), /README\.md is not an ONNX model/);
+    await assert.rejects(conn.sendRequest(AnalyzeRequest.method, null), /invalid quantlens\/analyze request: params: /);
+    await assert.rejects(conn.sendRequest(AnalyzeRequest.method, { modelPath: model }), /invalid quantlens\/analyze request: config: /);
+    await assert.rejects(conn.sendRequest(AnalyzeRequest.method, params({ samples: -1 })), /samples: .*>0|samples: Too small/i);
+    await assert.rejects(conn.sendRequest(AnalyzeRequest.method, params({ config: { ...params().config, preset: 'evil' } })), /config\.preset/);
+    await assert.rejects(conn.sendRequest(QuantizeRequest.method, params({ outPath: '/tmp/quantlens-escape.onnx' })), /output \/tmp\/quantlens-escape\.onnx is outside the workspace/);
+    await assert.rejects(conn.sendRequest(QuantizeRequest.method, params({ outPath: model })), /over the input/);
+    assert.ok(!fs.existsSync('/tmp/quantlens-escape.onnx'));
     const report = (await conn.sendRequest(AnalyzeRequest.method, params({ samples: 32 }))) as Report;
     assert.equal(report.samples, 32);
   });

@@ -12,6 +12,7 @@ import * as ort from 'onnxruntime-node';
 import type { SweepReport } from '../../protocol/report';
 import { type Prepared, prepareAnalysis } from '../../engine/analysis/analyze';
 import { mixedPrecision, writeMixedPrecision } from '../../engine/analysis/mixedPrecision';
+import { updateModelSettings } from '../../engine/io/modelSettings';
 import { runSweep } from '../../engine/analysis/sweep';
 import { DEFAULT_AXES, gridConfigs, parseAxes } from '../../engine/quantize/grid';
 import { resolveConfig } from '../../engine/quantize/presets';
@@ -29,7 +30,11 @@ function demoCopy(): { model: string; data: string } {
 }
 
 async function ortTop1(modelFile: string, data: string): Promise<number> {
-  const npy = (f: string) => parseNpy(fs.readFileSync(f).buffer.slice(0) as ArrayBuffer);
+  const npy = (f: string) => {
+    // Small files come from Buffer's shared pool: take exactly the file's bytes.
+    const b = fs.readFileSync(f);
+    return parseNpy(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
+  };
   const x = npy(path.join(data, 'input.npy'));
   const labels = npy(path.join(data, 'labels.npy')).data as unknown as BigInt64Array;
   const s = await ort.InferenceSession.create(modelFile); // default options: fused integer kernels
@@ -103,8 +108,9 @@ describe('automatic mixed precision', () => {
     assert.ok(r.exclude.length > 0 && r.exclude.length < r.ranking.length, 'a strict subset of layers stays float');
     assert.equal(r.steps.length, r.exclude.length + 1, 'one step per layer added, from zero');
     const out = path.join(path.dirname(files.model), 'model.mixed.onnx');
-    const written = writeMixedPrecision(p, r, out);
-    const settings = JSON.parse(fs.readFileSync(written.settings, 'utf8'));
+    await writeMixedPrecision(p, r, { path: out, role: "model" });
+    const settingsFile = updateModelSettings(files.model, { exclude: r.exclude });
+    const settings = JSON.parse(fs.readFileSync(settingsFile, 'utf8'));
     assert.deepEqual(settings.exclude, r.exclude);
     assert.equal(settings.dataPath, 'data', 'other keys of quantlens.json are kept');
     const floatTop1 = await ortTop1(files.model, files.data);

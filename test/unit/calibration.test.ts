@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { computeThresholds } from '../../engine/calibration/choose';
 import { ActivationStats, displayHistogram } from '../../engine/calibration/histogram';
-import { entropyAmax, mseAmax, percentileAmax } from '../../engine/calibration/thresholds';
+import { mseAmax } from '../../engine/calibration/mse';
+import { entropyAmax, percentileAmax } from '../../engine/calibration/thresholds';
+import { resolveConfig } from '../../engine/quantize/presets';
 import { randn, rng } from '../helpers/tinyModels';
 
 /**
@@ -79,21 +82,13 @@ describe('percentile and minmax', () => {
   const r = rng(3);
   const data = Float32Array.from({ length: 50000 }, () => randn(r) * 2 + 0.5);
 
-  it('minmax and EMA equal direct computation', () => {
+  it('minmax equals direct computation', () => {
     const s = new ActivationStats();
     const batches = [data.subarray(0, 20000), data.subarray(20000, 35000), data.subarray(35000)];
     for (const b of batches) s.add(b);
     assert.equal(s.min, Math.min(...data));
     assert.equal(s.max, Math.max(...data));
     assert.equal(s.count, data.length);
-    // EMA by hand: first batch initialises, then m += 0.01 (batch - m)
-    let lo = Math.min(...batches[0]);
-    let hi = Math.max(...batches[0]);
-    for (const b of batches.slice(1)) {
-      lo += 0.01 * (Math.min(...b) - lo);
-      hi += 0.01 * (Math.max(...b) - hi);
-    }
-    assert.ok(Math.abs(s.emaMin - lo) < 1e-12 && Math.abs(s.emaMax - hi) < 1e-12);
   });
 
   it('percentile equals the sorted-data percentile within one bin', () => {
@@ -174,5 +169,45 @@ describe('MSE calibration', () => {
     }
     assert.ok(Math.abs(got - bestAmax) < 1e-12, `${got} vs ${bestAmax}`);
     assert.ok(got < 511 * width, 'MSE clips the sparse outlier at bin 500');
+  });
+});
+
+describe('ema: onnxruntime MinMax with moving_average in one collect_data call', () => {
+  // onnxruntime's compute_data takes np.mean over the per-run ReduceMin / ReduceMax outputs; its
+  // 0.01 EMA (merge_range) only blends separate collect_data calls. One add() = one run.
+  const values = [1, -2, 3, 0.5, 4, -1, -6, 2];
+  const config = resolveConfig('ort-cpu', { calibration: 'ema' });
+
+  it('is the mean of per-batch minima and maxima (hand-computed)', () => {
+    const s = new ActivationStats();
+    for (const b of [[1, -2, 3], [0.5, 4], [-1, -6, 2]]) s.add(b);
+    // minima -2, 0.5, -6 -> mean -7.5 / 3 = -2.5; maxima 3, 4, 2 -> mean 9 / 3 = 3
+    assert.equal(s.meanBatchMin, -2.5);
+    assert.equal(s.meanBatchMax, 3);
+    assert.deepEqual(computeThresholds(s, config).thresholds.ema, { lo: -2.5, hi: 3 });
+    // An EMA from the first batch (m += 0.01 (batch - m)) would give -2.01525 / 2.9999 here.
+    assert.deepEqual(computeThresholds(s, config).thresholds.minmax, { lo: -6, hi: 4 });
+  });
+
+  it('depends on the batch size, as onnxruntime does', () => {
+    const whole = new ActivationStats();
+    whole.add(values);
+    assert.deepEqual(computeThresholds(whole, config).thresholds.ema, { lo: -6, hi: 4 }); // one run: MinMax
+    const pairs = new ActivationStats();
+    for (let k = 0; k < values.length; k += 2) pairs.add(values.slice(k, k + 2));
+    // pairs [1,-2] [3,0.5] [4,-1] [-6,2]: minima -2, 0.5, -1, -6 -> -2.125; maxima 1, 3, 4, 2 -> 2.5
+    assert.deepEqual(computeThresholds(pairs, config).thresholds.ema, { lo: -2.125, hi: 2.5 });
+  });
+
+  it('skips batches without a finite value', () => {
+    const s = new ActivationStats();
+    s.add([NaN, Infinity]);
+    assert.ok(Number.isNaN(s.meanBatchMin));
+    s.add([2, 5]);
+    s.add([NaN]);
+    s.add([-1, 1]);
+    assert.equal(s.batches, 2);
+    assert.equal(s.meanBatchMin, 0.5);
+    assert.equal(s.meanBatchMax, 3);
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Report } from '../../protocol/report';
-import { reportCsv, reportHtml, reportJson } from '../../extension/export';
+import { csvCell, reportCsv, reportHtml, reportJson } from '../../extension/export';
 
 const metrics = (sqnrDb: number) => ({ sqnrDb, cosine: 0.99, mse: 0.01, maxAbs: 0.2 });
 const report = {
@@ -29,6 +29,18 @@ describe('report export', () => {
     assert.ok(lines[1].startsWith('"/a,""b""/Conv",Conv,float,30,Infinity,'));
     assert.equal(lines[1].split(',').length >= header.length, true);
     assert.ok(lines[1].includes(',0.25,'), 'output clip rate from the tensor');
+  });
+
+  it('CSV: text a spreadsheet would run as a formula is neutralised; numbers, even negative, stay numbers', () => {
+    for (const evil of ['=HYPERLINK("http://x","y")', '+1+1', '-2+3', '@SUM(A1)', '\tx', '\rx']) {
+      const cell = csvCell(evil);
+      const unquoted = cell.startsWith('"') ? cell.slice(1, -1).replace(/""/g, '"') : cell;
+      assert.equal(unquoted, `'${evil}`, JSON.stringify(evil));
+    }
+    assert.equal(csvCell(-3.5), '-3.5');
+    assert.equal(csvCell('/conv1/Conv'), '/conv1/Conv');
+    const csv = reportCsv({ ...report, layers: [{ ...report.layers[0], node: '=cmd|" /C calc"!A0' }] } as unknown as Report);
+    assert.ok(csv.split('\n')[1].startsWith(`"'=cmd|"" /C calc""!A0"`), csv.split('\n')[1]);
   });
 
   it('HTML: standalone, CSP with a nonce on script and style, the embedded JSON cannot close its script', () => {

@@ -49,11 +49,12 @@ describe('QDQ MatMul against a hand-computed fake-quant', () => {
   it('simulated output equals dq(q(x)) . dq(q(w)) requantized, and the integer session fuses', async () => {
     const before = createHash('sha256').update(fs.readFileSync(modelPath)).digest('hex');
     const p = await prepareAnalysis(modelPath, { dataPath: dataDir });
-    const q = quantizeWith(p, config);
+    const q = await quantizeWith(p, config);
     const out = path.join(dir, 'matmul.qdq.onnx');
-    writeQuantizedModel(p, q, out);
+    writeQuantizedModel(p, q, { path: out, role: 'model' });
     assert.equal(createHash('sha256').update(fs.readFileSync(modelPath)).digest('hex'), before, 'input model untouched');
-    assert.throws(() => writeQuantizedModel(p, q, modelPath), InputError);
+    assert.throws(() => writeQuantizedModel(p, q, { path: modelPath, role: 'model', force: true }), InputError);
+    assert.throws(() => writeQuantizedModel(p, q, { path: out, role: 'model' }), /already exists/);
 
     // Independent expectation: ranges straight from the data, per-column symmetric weights.
     const px = paramsFor(Math.min(...X), Math.max(...X), config.activations);
@@ -116,7 +117,7 @@ describe('models in awkward shapes', () => {
     const file = writeModel(dir, 'const.onnx', m);
     const p = await prepareAnalysis(file, { samples: 8 });
     assert.ok(p.warnings.some((w) => w.code === 'synthetic-data'));
-    const report = await evaluate(p, quantizeWith(p, resolveConfig('ort-cpu')), { sensitivity: false });
+    const report = await evaluate(p, await quantizeWith(p, resolveConfig('ort-cpu')), { sensitivity: false });
     assert.ok(report.tensors.some((t) => t.kind === 'weight' && t.name === 'mm:w'));
   });
 
@@ -131,9 +132,9 @@ describe('models in awkward shapes', () => {
     });
     const file = writeModel(dir, 'opset11.onnx', m);
     const p = await prepareAnalysis(file, { samples: 4 });
-    const q = quantizeWith(p, resolveConfig('tensorrt'));
+    const q = await quantizeWith(p, resolveConfig('tensorrt'));
     const out = path.join(dir, 'opset11.qdq.onnx');
-    writeQuantizedModel(p, q, out);
+    writeQuantizedModel(p, q, { path: out, role: 'model' });
     const written = loadModel(out).proto;
     assert.ok(written.graph!.node.some((n) => n.opType === 'QuantizeLinear' && n.domain === 'com.microsoft'));
     assert.equal(written.opsetImport.find((o) => o.domain === '')!.version, 11n, 'model opset unchanged');
@@ -155,7 +156,7 @@ describe('models in awkward shapes', () => {
     });
     const file = writeModel(dir, 'bn.onnx', m);
     const p = await prepareAnalysis(file, { samples: 16 });
-    const q = quantizeWith(p, resolveConfig('ort-cpu', { activations: { bits: 16 } }));
+    const q = await quantizeWith(p, resolveConfig('ort-cpu', { activations: { bits: 16 } }));
     assert.equal(q.folds.length, 1);
     assert.ok(!q.prepared.graph!.node.some((n) => n.opType === 'BatchNormalization'));
     const report = await evaluate(p, q, { sensitivity: false });

@@ -17,7 +17,7 @@ function diff(over: Partial<IntegerDiff> = {}): IntegerDiff {
     referenceVsOrt: stats(), simulatedVsOrt: stats(), simulatedVsReference: stats(),
     roundingModes: { halfEven: 0.01, halfAwayFromZero: 0.002, stochastic: 0.2 },
     requantization: { reference: 'single-rounding', otherVsOrt: 0.003 },
-    u8s8: { applicable: true, saturatedPairs: 0, changedOutputs: 0, elements: 100 },
+    u8s8: { applicable: true, saturatedPairs: 0, changedOutputs: 0, elements: 100 }, samples: 1,
     accumulatorOverflows: 0, elements: 100, ...over,
   };
 }

@@ -135,7 +135,7 @@ describe('webview sensitivity data', () => {
     assert.deepEqual(d.rows.map((r) => r.node), ['a', 'b']);
     assert.ok(Math.abs(d.rows[0].damage - 30) < 1e-9);
     // All but "a" quantized: drop 35 of 40, so keeping "a" in float wins back 5 points.
-    assert.ok(Math.abs(d.rows[0].recovery - 5) < 1e-9);
+    assert.ok(Math.abs(d.rows[0].recovery! - 5) < 1e-9);
   });
 
   it('falls back to agreement without labels', () => {

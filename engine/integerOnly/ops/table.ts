@@ -11,7 +11,7 @@
 import * as ort from 'onnxruntime-node';
 import type { OpLowering } from '../context';
 import { roundHalfEven } from '../../quantize/rounding';
-import { createSession } from '../../runtime/session';
+import { createSession, runSession } from '../../runtime/session';
 import { dequantize, nodeModel, quantizeTo } from '../floatFallback';
 import { newRunStats, decline } from '../types';
 import { codes } from '../values';
@@ -40,12 +40,13 @@ export const tableOps: OpLowering = {
     if (entries > MAX_ENTRIES) return decline(`input grid of ${entries} codes is too wide for a table`);
     const go = ctx.target(out);
     const { model } = nodeModel(n, ctx);
-    const session = await createSession(model, 'float');
+    const label = `${n.opType} ${n.name} tabulated`;
+    const session = await createSession(model, 'float', { label });
     let table: Int32Array;
     const clipped = new Uint8Array(entries);
     try {
       const all = Int32Array.from({ length: entries }, (_, i) => gx.qmin + i);
-      const res = await session.run({ [x]: new ort.Tensor('float32', dequantize(all, gx), [entries]) });
+      const res = await runSession(session, { [x]: new ort.Tensor('float32', dequantize(all, gx), [entries]) }, label);
       const y = res[out].data as Float32Array;
       table = quantizeTo(y, go, newRunStats(false));
       for (let i = 0; i < entries; i++) {

@@ -1,0 +1,158 @@
+/**
+ * Stage 1, prepare: load the model and the data, and stream the float model over the data once,
+ * turning every activation a configuration may quantize into statistics (min/max, per-batch
+ * extremes, a TensorRT-style histogram) without keeping any activation. Configurations that need
+ * tensors not calibrated yet (a sweep over placements) get them by `ensureStats`, which streams
+ * only those.
+ */
+import type * as ort from 'onnxruntime-node';
+import type { Warning } from '../../protocol/report';
+import { ActivationStats } from '../calibration/histogram';
+import { loadDataset, modelInputs } from '../data/dataset';
+import { checkLabels } from '../data/labels';
+import { InputError } from '../errors';
+import { ensureNodeNames, hoistConstants, untypedValueInfo } from '../onnx/graph';
+import { type LoadedModel, cloneModel, loadModel } from '../onnx/model';
+import { planQuantization } from '../quantize/plan';
+import { createSession, feedsFor, runSession } from '../runtime/session';
+import { checkCancel } from './cancel';
+import { batches, disposeAll, fixedBatchOf, groupByBytes, measureTensors } from './taps';
+import type { PrepareOptions, Prepared, RunOptions } from './types';
+
+export function timer(): () => number {
+  const t0 = performance.now();
+  return () => Math.round(performance.now() - t0);
+}
+
+/** The tensors the default plans quantize (compute placement, plus BN outputs that folding exposes). */
+function defaultTensors(p: Prepared): string[] {
+  const g = p.float.graph!;
+  const set = new Set(planQuantization(g, 'compute', []).activations);
+  for (const n of g.node) if (n.opType === 'BatchNormalization') set.add(n.output[0]);
+  return [...set];
+}
+
+export async function prepareAnalysis(modelPath: string, opts: PrepareOptions = {}): Promise<Prepared> {
+  const t = timer();
+  const loaded = loadModel(modelPath);
+  return prepareLoaded(loaded, opts, t);
+}
+
+export async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t = timer()): Promise<Prepared> {
+  const warnings: Warning[] = loaded.warnings.map((message) => ({ code: 'model-warning', message }));
+  const float = cloneModel(loaded.proto);
+  hoistConstants(float);
+  ensureNodeNames(float.graph!);
+  const inputs = modelInputs(float);
+  const data = await loadDataset(opts.dataPath, inputs, { samples: opts.samples });
+  if (data.synthetic) {
+    warnings.push({
+      code: 'synthetic-data',
+      message: `No calibration data given: using ${data.samples} synthetic random samples. Thresholds and errors then say NOTHING about real activations; pass --data.`,
+    });
+  }
+  const fixed = inputs.map((i) => i.dims[0]).find((d) => typeof d === 'number' && d > 0) as number | undefined;
+  let samples = data.samples;
+  if (fixed && fixed > 1 && samples % fixed !== 0) {
+    // A model whose inputs fix the batch cannot run a partial batch: the remainder is left out.
+    samples -= samples % fixed;
+    if (samples === 0) throw new InputError(`${loaded.path}: its inputs fix the batch to ${fixed} samples but the data holds only ${data.samples}`);
+    warnings.push({ code: 'samples-dropped', message: `the model's inputs fix the batch to ${fixed}: using ${samples} of ${data.samples} samples` });
+  }
+  data.samples = samples;
+  const p: Prepared = {
+    loaded, float, data, batchSize: fixed ?? opts.batchSize ?? 32, fixedBatch: fixed,
+    tensorBytes: new Map(), tensorTypes: new Map(), stats: new Map(), floatTensors: new Set(),
+    outputs: float.graph!.output.map((o) => o.name), warnings, thresholdCache: new Map(), timings: {},
+  };
+  for (const i of data.inputs) {
+    p.tensorTypes.set(i.name, ORT_NAME[i.dataType] ?? 'other');
+    if (p.tensorTypes.get(i.name) === 'float32') p.floatTensors.add(i.name);
+  }
+  await ensureStats(p, defaultTensors(p), opts);
+  p.timings.calibrateMs = t();
+  return p;
+}
+
+const ORT_NAME: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 11: 'float64' };
+
+/**
+ * Stream the float model over the data for the tensors in `names` that have no statistics yet
+ * (graph inputs come from the data itself). Model outputs are checked on the way: a float model
+ * that produces NaN or Inf on the data is broken, and nothing measured against it would mean anything.
+ */
+export async function ensureStats(p: Prepared, names: readonly string[], opts: RunOptions = {}): Promise<void> {
+  const inputNames = new Set(p.data.inputs.map((i) => i.name));
+  const todo = [...new Set(names)].filter((n) => !p.stats.has(n));
+  if (todo.length === 0) return;
+  await measureTensors(p, todo, opts.signal);
+  const taps = todo.filter((n) => !inputNames.has(n) && p.floatTensors.has(n));
+  const fromFeeds = todo.filter((n) => inputNames.has(n) && p.floatTensors.has(n));
+  // Model outputs ride along with the first group for the NaN check.
+  const groups = groupByBytes(taps.length ? taps : [''], (n) => (n ? [n] : []), (n) => p.tensorBytes.get(n) ?? 0, opts.batchSize ?? p.batchSize, fixedBatchOf(p));
+  const total = p.data.samples * groups.length;
+  let done = 0;
+  for (const [gi, group] of groups.entries()) {
+    const model = cloneModel(p.float);
+    const have = new Set(model.graph!.output.map((o) => o.name));
+    for (const n of group.tensors) if (!have.has(n)) model.graph!.output.push(untypedValueInfo(n));
+    const session = await createSession(model, 'float', { label: p.loaded.path });
+    const wanted = new Set([...group.tensors, ...(gi === 0 ? fromFeeds : [])]);
+    try {
+      for (const [start, count] of batches(p.data.samples, group.batch)) {
+        checkCancel(opts.signal);
+        const feeds = await feedsFor(p.data, start, count);
+        const res = await runSession(session, feeds, p.loaded.path);
+        if (gi === 0) checkOutputs(p, res, start);
+        for (const [name, tensor] of Object.entries({ ...res, ...feeds })) {
+          if (!wanted.has(name) || tensor.type !== 'float32') continue;
+          let s = p.stats.get(name);
+          if (!s) p.stats.set(name, (s = new ActivationStats()));
+          s.add(tensor.data as Float32Array);
+        }
+        disposeAll(res);
+        done += count;
+        opts.onProgress?.({ stage: 'calibrate', done, total });
+      }
+    } finally {
+      await session.release();
+    }
+  }
+  for (const name of todo) {
+    const s = p.stats.get(name);
+    const d = s?.degenerate;
+    if (s && d) p.warnings.push({ code: `degenerate-${d}`, tensor: name, message: degenerateMessage(name, s) });
+  }
+}
+
+function checkOutputs(p: Prepared, res: Record<string, ort.Tensor>, start: number): void {
+  // Labels are class indices into the first output's scores: check their range once it is known.
+  const first = res[p.outputs[0]];
+  if (start === 0 && p.data.labels && first?.dims.length === 2 && Number(first.dims[1]) > 1) {
+    checkLabels(p.data.labels, Number(first.dims[1]), p.data.labelsSource ?? p.data.source);
+  }
+  for (const o of p.outputs) {
+    const t = res[o];
+    if (!t || t.type !== 'float32') continue;
+    const d = t.data as Float32Array;
+    for (let i = 0; i < d.length; i++) {
+      if (!Number.isFinite(d[i])) {
+        const per = d.length / Math.max(1, Number(t.dims[0] ?? 1));
+        throw new InputError(
+          `${p.loaded.path}: the FLOAT model outputs ${d[i]} in "${o}" at sample ${start + Math.floor(i / per)} of ${p.data.source}; ` +
+            'check the weights (NaN/Inf, BatchNorm variance) and the data before quantizing',
+        );
+      }
+    }
+  }
+}
+
+function degenerateMessage(name: string, s: ActivationStats): string {
+  switch (s.degenerate) {
+    case 'non-finite': return `tensor ${name} holds ${s.nanCount} NaN and ${s.infCount} Inf values; they are left out of its range`;
+    case 'all-zero': return `tensor ${name} is all zeros on the calibration data; it is quantized with scale 1`;
+    case 'constant': return `tensor ${name} is constant (${s.min}) on the calibration data`;
+    default: return `tensor ${name} produced no values`;
+  }
+}
+

@@ -1,0 +1,62 @@
+/**
+ * Stage 2, quantize: a configuration applied to the prepared float statistics. BatchNorm folding,
+ * the plan (which nodes, which inputs), each activation's threshold from its histogram (cached per
+ * scheme so sweeps compute each once) and its scale and zero point. No inference here, except
+ * calibrating tensors this configuration quantizes that no earlier one did.
+ */
+import { computeThresholds, type TensorThresholds } from '../calibration/choose';
+import type { QuantConfig } from '../../protocol/report';
+import { foldBatchNorms } from '../quantize/bnFold';
+import { type PlannedLayer, dropNonFloat, planQuantization } from '../quantize/plan';
+import { type QuantParams, paramsFor } from '../quantize/scheme';
+import { cloneModel } from '../onnx/model';
+import { ensureStats } from './prepare';
+import type { Prepared, Quantized, RunOptions } from './types';
+
+export async function quantizeWith(p: Prepared, config: QuantConfig, opts: RunOptions = {}): Promise<Quantized> {
+  const prepared = cloneModel(p.float);
+  const folds = config.foldBatchNorm ? foldBatchNorms(prepared, p.loaded.dir) : [];
+  const planned = planQuantization(prepared.graph!, config.placement, config.exclude);
+  await ensureStats(p, planned.activations, opts);
+  const plan = dropNonFloat(planned, (t) => p.floatTensors.has(t));
+  const thresholds = new Map<string, TensorThresholds>();
+  const actParams = new Map<string, QuantParams>();
+  const tensorOver = new Map((config.tensorOverrides ?? []).map((o) => [o.tensor, o]));
+  const bits = activationBits(config, plan.layers);
+  for (const t of plan.activations) {
+    const s = p.stats.get(t);
+    if (!s) continue;
+    const o = tensorOver.get(t);
+    const scheme = { ...config.activations, bits: bits.get(t) ?? config.activations.bits };
+    const percentile = o?.percentile ?? config.percentile;
+    const key = `${t}|${scheme.bits}|${scheme.signed}|${percentile}`;
+    let th = p.thresholdCache.get(key);
+    if (!th) p.thresholdCache.set(key, (th = computeThresholds(s, { ...config, percentile, activations: scheme })));
+    thresholds.set(t, th);
+    const r = o?.range ?? th.thresholds[o?.calibration ?? config.calibration];
+    actParams.set(t, paramsFor(r.lo, r.hi, scheme));
+  }
+  // MaxPool cannot widen the range: give its output the input's params, as deployment does.
+  for (const l of plan.layers) {
+    const inP = actParams.get(l.node.input[0]);
+    if (l.shareInputParams && inP) actParams.set(l.output, inP);
+  }
+  return { config, prepared, folds, plan, actParams, thresholds };
+}
+
+/**
+ * Bits per activation tensor where overrides change them: a tensor override wins; otherwise the
+ * widest `activationBits` of the layers reading or writing the tensor (a 16-bit layer needs its
+ * inputs and output on 16-bit grids).
+ */
+function activationBits(config: QuantConfig, layers: readonly PlannedLayer[]): Map<string, 4 | 8 | 16> {
+  const out = new Map<string, 4 | 8 | 16>();
+  const byNode = new Map((config.layerOverrides ?? []).filter((o) => o.activationBits).map((o) => [o.node, o.activationBits!]));
+  for (const l of layers) {
+    const b = byNode.get(l.node.name);
+    if (!b) continue;
+    for (const t of [l.output, ...l.node.input.filter((_, i) => l.roles[i]?.kind === 'activation')]) out.set(t, Math.max(out.get(t) ?? 0, b) as 4 | 8 | 16);
+  }
+  for (const o of config.tensorOverrides ?? []) if (o.bits) out.set(o.tensor, o.bits);
+  return out;
+}

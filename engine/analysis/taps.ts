@@ -1,0 +1,115 @@
+/**
+ * Fetching intermediate tensors ("taps") from onnxruntime without letting memory grow with the
+ * model's resolution: every tensor's bytes per sample are measured once (small 1-sample probes),
+ * then taps are split into groups whose batch stays under a byte budget. A model whose activations
+ * are small gets one group and large batches; a 512x512 detector gets several groups at batch 1,
+ * each a full pass, and never holds every layer's activation at once.
+ */
+import type * as ort from 'onnxruntime-node';
+import { untypedValueInfo } from '../onnx/graph';
+import { cloneModel } from '../onnx/model';
+import { createSession, feedsFor, runSession } from '../runtime/session';
+import { checkCancel } from './cancel';
+import type { Prepared } from './types';
+
+/** Bytes of fetched tensors one session run may return (all taps of one batch together). */
+export const RUN_BYTES = 256 * 1024 * 1024;
+
+/** Tensors per probe run before anything is known about their size. */
+const FIRST_PROBE = 64;
+
+/** Samples per batch that a fixed batch dimension imposes (undefined when the batch is free). */
+export function fixedBatchOf(p: Prepared): number | undefined {
+  return p.batchSize === p.fixedBatch ? p.fixedBatch : undefined;
+}
+
+/**
+ * Measure bytes per sample (and element type) of `names` not measured yet, from runs of the
+ * float model on the first batch with the tensors exposed a chunk at a time.
+ */
+export async function measureTensors(p: Prepared, names: readonly string[], signal?: AbortSignal): Promise<void> {
+  const inputs = new Set(p.data.inputs.map((i) => i.name));
+  const todo = [...new Set(names)].filter((n) => !p.tensorBytes.has(n) && !inputs.has(n));
+  if (todo.length === 0) return;
+  const count = p.fixedBatch ?? 1;
+  const feeds = await feedsFor(p.data, 0, count);
+  let chunk = FIRST_PROBE;
+  for (let i = 0; i < todo.length; ) {
+    checkCancel(signal);
+    const part = todo.slice(i, i + chunk);
+    const model = cloneModel(p.float);
+    const have = new Set(model.graph!.output.map((o) => o.name));
+    for (const n of part) if (!have.has(n)) model.graph!.output.push(untypedValueInfo(n));
+    const session = await createSession(model, 'float', { label: p.loaded.path });
+    let bytes = 0;
+    try {
+      const res = await runSession(session, feeds, p.loaded.path);
+      for (const n of part) {
+        const t = res[n];
+        if (!t) continue;
+        const b = (t.data as ArrayBufferView).byteLength / count;
+        p.tensorBytes.set(n, b);
+        p.tensorTypes.set(n, t.type);
+        if (t.type === 'float32') p.floatTensors.add(n);
+        bytes += b;
+      }
+      for (const t of Object.values(res)) t.dispose();
+    } finally {
+      await session.release();
+    }
+    i += part.length;
+    // Size the next probe so that it stays within the budget at the average size seen so far.
+    const avg = Math.max(1, bytes / part.length);
+    chunk = Math.max(1, Math.min(1024, Math.floor(RUN_BYTES / avg)));
+  }
+}
+
+export interface TapGroup<T> {
+  units: T[];
+  /** Tensors to fetch for this group (deduplicated). */
+  tensors: string[];
+  /** Samples per batch for this group's runs. */
+  batch: number;
+}
+
+/**
+ * Split `units` (each needing some tensors) into groups whose fetched bytes per batch stay under
+ * `budget`, in order (consecutive layers share tensors: a layer's output is the next one's input).
+ */
+export function groupByBytes<T>(
+  units: readonly T[], tensorsOf: (u: T) => readonly string[], bytesOf: (t: string) => number, maxBatch: number, fixedBatch?: number, budget = RUN_BYTES,
+): TapGroup<T>[] {
+  const groups: TapGroup<T>[] = [];
+  let cur: { units: T[]; tensors: Set<string>; bytes: number } = { units: [], tensors: new Set(), bytes: 0 };
+  const perBatch = fixedBatch ?? 1; // the smallest batch a group can run at
+  const close = () => {
+    if (cur.units.length === 0) return;
+    const batch = fixedBatch ?? Math.max(1, Math.min(maxBatch, Math.floor(budget / Math.max(1, cur.bytes))));
+    groups.push({ units: cur.units, tensors: [...cur.tensors], batch });
+    cur = { units: [], tensors: new Set(), bytes: 0 };
+  };
+  for (const u of units) {
+    const extra = tensorsOf(u).filter((t) => !cur.tensors.has(t));
+    const add = extra.reduce((a, t) => a + bytesOf(t), 0);
+    if (cur.units.length > 0 && (cur.bytes + add) * perBatch > budget) close();
+    cur.units.push(u);
+    for (const t of tensorsOf(u)) {
+      if (!cur.tensors.has(t)) {
+        cur.tensors.add(t);
+        cur.bytes += bytesOf(t);
+      }
+    }
+  }
+  close();
+  return groups;
+}
+
+/** Batches [start, count] of at most `size` samples over the first `samples`. */
+export function* batches(samples: number, size: number): Generator<[number, number]> {
+  for (let start = 0; start < samples; start += size) yield [start, Math.min(size, samples - start)];
+}
+
+/** Dispose every tensor onnxruntime returned (their native memory goes now, not at GC). */
+export function disposeAll(...results: (Record<string, ort.Tensor> | undefined)[]): void {
+  for (const r of results) if (r) for (const t of Object.values(r)) t.dispose();
+}

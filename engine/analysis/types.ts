@@ -1,0 +1,88 @@
+/**
+ * The shapes the analysis pipeline passes between its stages (prepare -> quantize -> evaluate ->
+ * report), declared apart from the code so the stages import types, not each other.
+ */
+import type { QuantConfig, Warning } from '../../protocol/report';
+import type { ActivationStats } from '../calibration/histogram';
+import type { TensorThresholds } from '../calibration/choose';
+import type { Dataset } from '../data/dataset';
+import type { LoadedModel, ModelProto } from '../onnx/model';
+import type { FoldRecord } from '../quantize/bnFold';
+import type { QuantPlan } from '../quantize/plan';
+import type { QuantParams } from '../quantize/scheme';
+import type { UserMetric } from './userMetric';
+
+export interface Progress {
+  stage: 'calibrate' | 'evaluate' | 'sensitivity' | 'sweep' | 'write';
+  done: number;
+  total: number;
+  message?: string;
+}
+
+export interface RunOptions {
+  /** Samples per inference batch (an upper bound: memory budgets may lower it). */
+  batchSize?: number;
+  onProgress?: (p: Progress) => void;
+  signal?: AbortSignal;
+}
+
+export interface PrepareOptions extends RunOptions {
+  dataPath?: string;
+  samples?: number;
+}
+
+/** What the float model looks like on the data: computed once, reused by every configuration. */
+export interface Prepared {
+  loaded: LoadedModel;
+  /** Constants hoisted, every node named: the float reference. */
+  float: ModelProto;
+  data: Dataset;
+  /** Largest batch any pass may use (the fixed batch dim, or the requested size). */
+  batchSize: number;
+  /** The batch size the model's inputs fix (their first dim), when they fix one. */
+  fixedBatch?: number;
+  /** Bytes per sample of each float tensor measured so far (sizes every later pass's batches). */
+  tensorBytes: Map<string, number>;
+  /** Thresholds per tensor, per (bits, signedness, percentile): sweeps compute each once. */
+  thresholdCache: Map<string, TensorThresholds>;
+  /** Per tensor: streamed statistics (only float32 tensors). */
+  stats: Map<string, ActivationStats>;
+  /** Tensor name -> is float32 (from onnxruntime's own output types). */
+  floatTensors: Set<string>;
+  /** Element type onnxruntime reported for every tensor seen (e.g. 'float32', 'int64'). */
+  tensorTypes: Map<string, string>;
+  outputs: string[];
+  warnings: Warning[];
+  timings: Record<string, number>;
+}
+
+/** A configuration applied to the prepared float statistics: plan, params, models. */
+export interface Quantized {
+  config: QuantConfig;
+  /** The BN-folded working graph the plan refers to. */
+  prepared: ModelProto;
+  folds: FoldRecord[];
+  plan: QuantPlan;
+  actParams: Map<string, QuantParams>;
+  thresholds: Map<string, TensorThresholds>;
+}
+
+export interface EvaluateOptions extends RunOptions {
+  /** Compare with the integer-only reference per layer (default true). */
+  integerDiff?: boolean;
+  /**
+   * Samples the integer-only reference sees (it is exact integer arithmetic in JS): at most this
+   * many (default 32), and fewer when the layers' multiply-accumulates would exceed a budget.
+   */
+  integerDiffSamples?: number;
+  /** Run per-layer sensitivity; default true. */
+  sensitivity?: boolean;
+  /** Samples used for sensitivity (default: sized from a pilot's statistics, at most 256). */
+  sensitivitySamples?: number;
+  /** Also measure "every layer but this one quantized" (one whole-model run per layer). */
+  allButThis?: boolean;
+  /** The deployment CPU for hazards that depend on it (u8 x s8 saturation without VNNI); default this machine. */
+  targetCpu?: 'this' | 'vnni' | 'no-vnni';
+  /** The user's metric (`--metric metric.mjs`): scored per sample on float and integer outputs. */
+  metric?: UserMetric;
+}

@@ -1,0 +1,141 @@
+/**
+ * Whether a measured loss (an accuracy drop in points, a metric difference) is within a budget,
+ * judged on its confidence interval rather than on the point estimate: 300 samples put one sample
+ * at 0.33 points, so "0.67 <= 1" alone proves nothing. The sentence this returns is what the
+ * report, the CI gate and mixed precision print.
+ */
+import { normalQuantile } from './distributions';
+import type { Interval } from './statistics';
+
+/**
+ * - within-noise: the interval lies at or under the budget AND contains 0 (the loss cannot be told
+ *   from none at all);
+ * - within-budget: the interval lies at or under the budget;
+ * - over-budget: the interval lies above the budget;
+ * - cannot-tell: the interval straddles the budget; more samples would decide.
+ */
+export type VerdictKind = 'within-noise' | 'within-budget' | 'over-budget' | 'cannot-tell';
+
+export interface Verdict {
+  kind: VerdictKind;
+  /** One sentence, e.g. "cannot tell: the 95% interval of the drop, 0.12 to 1.85 points, ...". */
+  text: string;
+  /** For cannot-tell: about how many samples would put the interval on one side of the budget. */
+  samplesNeeded: number | null;
+}
+
+export interface VerdictInput {
+  /** The loss with its interval; higher is worse (drop = reference - candidate). */
+  loss: Interval;
+  /** Largest acceptable loss, in the loss's unit. */
+  budget: number;
+  /** Samples the interval was computed from. */
+  n: number;
+  /**
+   * How to size the sample count that would decide a cannot-tell: `intervalAt` for a paired
+   * accuracy drop (pairedDropAt(table)), `sd` for a mean (MeanSummary.sd); neither: the interval's
+   * half-width scaled by 1/sqrt(n).
+   */
+  projection?: Projection;
+  /** Unit for the sentence ("points", "dB"); default "points". */
+  unit?: string;
+  /** What the loss is ("drop", "KL increase"); default "drop". */
+  what?: string;
+}
+
+const fmt = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : x > 0 ? 'infinity' : '-infinity');
+
+/** Round up to two significant digits: "about 1300", not "about 1287". */
+function roundUpTwoDigits(m: number): number {
+  if (m < 100) return Math.ceil(m);
+  const scale = 10 ** (Math.floor(Math.log10(m)) - 1);
+  return Math.ceil(m / scale) * scale;
+}
+
+/** How to project the interval to another sample count (see samplesToResolve). */
+export interface Projection {
+  /** Per-sample standard deviation of the loss: normal projection z sd / sqrt(m). */
+  sd?: number;
+  /** The interval recomputed at m samples with the same observed proportions (pairedDropAt). */
+  intervalAt?: (samples: number) => Interval;
+}
+
+/**
+ * About how many samples would put the interval on one side of the budget, if the estimate and
+ * the per-sample spread stay as observed. With `intervalAt` the interval itself is recomputed at
+ * growing counts (exact for score intervals, which are skewed at small counts); with `sd` the
+ * normal half-width z sd / sqrt(m) must fall below the gap; otherwise the observed half-width facing
+ * the budget is scaled by 1/sqrt(m). Null when no count can (estimate equal to the budget), or
+ * nothing is known to project from.
+ */
+export function samplesToResolve(loss: Interval, budget: number, n: number, how: Projection = {}): number | null {
+  const gap = Math.abs(budget - loss.estimate);
+  if (!(gap > 0) || !(n > 0)) return null;
+  const below = loss.estimate < budget;
+  if (how.intervalAt) {
+    const resolved = (m: number): boolean => {
+      const i = how.intervalAt!(m);
+      return below ? i.high <= budget : i.low > budget;
+    };
+    let lo = n;
+    let hi = 2 * n;
+    while (!resolved(hi)) {
+      lo = hi;
+      hi *= 2;
+      if (hi > 1e12) return null;
+    }
+    while (hi - lo > Math.max(1, hi * 0.002)) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (resolved(mid)) hi = mid;
+      else lo = mid;
+    }
+    return roundUpTwoDigits(Math.max(hi, n + 1));
+  }
+  let m: number;
+  if (how.sd !== undefined && how.sd > 0) {
+    const z = normalQuantile(1 - (1 - loss.level) / 2);
+    m = ((z * how.sd) / gap) ** 2;
+  } else {
+    const half = below ? loss.high - loss.estimate : loss.estimate - loss.low;
+    if (!Number.isFinite(half) || half <= 0) return null;
+    m = n * (half / gap) ** 2;
+  }
+  return roundUpTwoDigits(Math.max(m, n + 1));
+}
+
+/** Judge a loss interval against a budget. */
+export function budgetVerdict(input: VerdictInput): Verdict {
+  const { loss, budget, n } = input;
+  const unit = input.unit ?? 'points';
+  const what = input.what ?? 'drop';
+  const pct = `${Math.round(loss.level * 100)}%`;
+  const range = `${pct} interval ${fmt(loss.low)} to ${fmt(loss.high)} ${unit}`;
+  const point = `${what} ${fmt(loss.estimate)} ${unit} (${range})`;
+  const containsZero = loss.low <= 0 && loss.high >= 0;
+  if (loss.low > budget) {
+    return { kind: 'over-budget', text: `over budget: ${point} is above the budget of ${fmt(budget)} ${unit}`, samplesNeeded: null };
+  }
+  if (loss.high <= budget) {
+    if (containsZero) {
+      return {
+        kind: 'within-noise',
+        text: `within noise: ${point} cannot be told from 0 on ${n} samples, and is within the budget of ${fmt(budget)} ${unit}`,
+        samplesNeeded: null,
+      };
+    }
+    return { kind: 'within-budget', text: `within budget: ${point} is within the budget of ${fmt(budget)} ${unit}`, samplesNeeded: null };
+  }
+  const needed = samplesToResolve(loss, budget, n, input.projection);
+  const zero = containsZero ? ' and contains 0' : '';
+  const more =
+    needed === null
+      ? Number.isFinite(loss.low) && Number.isFinite(loss.high)
+        ? `a ${what} equal to the budget cannot be separated from it by more samples`
+        : `${n} samples are too few to estimate how many would`
+      : `${n} samples are too few, about ${needed} would resolve it`;
+  return {
+    kind: 'cannot-tell',
+    text: `cannot tell: the ${what} ${fmt(loss.estimate)} ${unit} has a ${range} that straddles the budget of ${fmt(budget)} ${unit}${zero}; ${more}`,
+    samplesNeeded: needed,
+  };
+}

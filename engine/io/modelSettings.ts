@@ -1,0 +1,38 @@
+/**
+ * `quantlens.json` beside a model: per-model settings that override the VS Code settings (the
+ * extension reads it) and where the CLI records decisions the user asked it to keep
+ * (`--write-config`). Written only on request, atomically, keeping every key it does not set.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ModelSettings } from '../../protocol/messages';
+import { InputError } from '../errors';
+import { readRegularFile, writeOutput } from './files';
+
+export const MODEL_SETTINGS_FILE = 'quantlens.json';
+
+export function settingsPathFor(modelPath: string): string {
+  return path.join(path.dirname(path.resolve(modelPath)), MODEL_SETTINGS_FILE);
+}
+
+/** The settings beside a model ({} when there is no file); a malformed file is a one-line error. */
+export function readModelSettings(modelPath: string): { settings: ModelSettings; file?: string } {
+  const file = settingsPathFor(modelPath);
+  if (!fs.existsSync(file)) return { settings: {} };
+  let value: unknown;
+  try {
+    value = JSON.parse(readRegularFile(file, 'settings file', 1 << 20).toString('utf8'));
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new InputError(`${file} must hold a JSON object`);
+  return { settings: value as ModelSettings, file };
+}
+
+/** Merge `changes` into the model's quantlens.json (other keys kept); returns the file written. */
+export function updateModelSettings(modelPath: string, changes: Partial<ModelSettings>): string {
+  const { settings } = readModelSettings(modelPath);
+  const file = settingsPathFor(modelPath);
+  return writeOutput({ path: file, role: 'settings file', force: true, inputs: [modelPath] }, JSON.stringify({ ...settings, ...changes }, null, 2) + '\n');
+}
