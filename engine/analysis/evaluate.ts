@@ -20,46 +20,21 @@ import type { PlannedLayer } from '../quantize/plan';
 import { type OutputTap, buildIsolatedModel, buildQdqModel, isolatedInputs } from '../quantize/qdqRewrite';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
-import { type LayerDiffFeed, feedBatch, layerDiffFeeds, macsPerSample, sliceSamples } from './integerDiffs';
+import { feedBatch, layerDiffFeeds, macsPerSample, sliceSamples } from './integerDiffs';
 import { integerEncoding, integerSessionWithKernels, type KernelMap, layerKeys, shiftParams } from './kernels';
 import { type CodeView, LayerComparison } from './layerCompare';
-import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
+import { Top1Counter, argmaxRows } from './metrics';
 import { ModelOutputComparison, type TensorData } from './outputMetrics';
 import { UserMetricSeries } from './userMetric';
 import { timer } from './prepare';
 import { buildReport } from './report';
+import { type Evaluation, OutputComparer } from './evaluation';
 import { sensitivity } from './sensitivity';
 import { batches, disposeAll, fixedBatchOf, groupByBytes, measureTensors, RUN_BYTES, type TapGroup } from './taps';
 import type { EvaluateOptions, Prepared, Quantized } from './types';
 
 /** Multiply-accumulates the JS integer reference may spend (about a second of exact int32 work). */
 const DIFF_MAC_BUDGET = 3e8;
-
-/** Model-output comparison of a candidate against the float outputs. */
-export class OutputComparer {
-  readonly acc = new ErrorAccumulator();
-  readonly top1 = new Top1Counter();
-  /** Every output, per sample (intervals, classifier metrics); the user's metric when given. */
-  constructor(readonly outputs: ModelOutputComparison, readonly user: UserMetricSeries | null) {}
-}
-
-/** Everything the evaluation measured; `buildReport` turns it into the report. */
-export interface Evaluation {
-  layerAcc: Map<string, LayerComparison>;
-  clipCount: Map<string, number>;
-  seen: Map<string, number>;
-  out: { sim: OutputComparer; int: OutputComparer };
-  floatTop1: Top1Counter;
-  diffFeeds: LayerDiffFeed[];
-  diffSamples: number;
-  /** Kernels of the analysis's integer session, and of the file `quantize` writes (onnxruntime CPU). */
-  kernels: KernelMap;
-  deployed: KernelMap;
-  shift: number;
-  warnings: Warning[];
-  weights: ReturnType<typeof buildQdqModel>['weights'];
-  timings: Record<string, number>;
-}
 
 /** Codes of a tap, as the comparison wants them (4-bit taps hold dequantized floats: re-derive codes). */
 function codeView(t: ort.Tensor, tap: OutputTap): CodeView {
