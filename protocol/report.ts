@@ -317,6 +317,11 @@ export interface Report {
   integerEncoding: string;
   /** Samples the bit-exact integer reference saw (it is exact int32 work in JS: bounded). */
   integerDiffSamples: number;
+  /**
+   * Samples behind the code-level detail (layers' simVsIntMismatch, simVsIntMaxLsb, errorHistogram):
+   * the first ones, as many as a budget of compared elements allows. Error sums cover all samples.
+   */
+  detailSamples?: number;
   /** How sensitivity was measured: samples used and why that many. */
   sensitivityInfo: { samples: number; method: string; reason: string } | null;
   warnings: Warning[];

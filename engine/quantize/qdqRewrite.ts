@@ -47,6 +47,8 @@ export interface OutputTap {
   tensor: string;
   isCodes: boolean;
   params: QuantParams;
+  /** The DequantizeLinear output of the same tensor: the real values the codes stand for. */
+  dq: string;
 }
 
 export interface BuiltModel {
@@ -130,6 +132,54 @@ export function weightScheme(config: QuantConfig, node: string): QuantConfig['we
   return { ...config.weights, ...(o.weightBits !== undefined ? { bits: o.weightBits } : {}), ...(o.perChannel !== undefined ? { perChannel: o.perChannel } : {}) };
 }
 
+interface QuantizedWeight {
+  axis: number | null;
+  params: QuantParams[];
+  ranges: Range[];
+  clipRate: number;
+  codes: Int32Array;
+  dims: number[];
+}
+
+/**
+ * An evaluation builds the same layer's quantized weight several times (simulated, integer,
+ * isolated, deployed models): the codes depend only on the float tensor and the scheme, so they are
+ * computed once per (initializer, scheme, axis) and kept as long as the initializer object lives.
+ */
+const weightCache = new WeakMap<object, Map<string, QuantizedWeight>>();
+
+function quantizeWeight(tensor: import('onnx-buf').TensorProto, dir: string, c: QuantConfig['weights'], roleAxis: number | null): QuantizedWeight {
+  const key = `${JSON.stringify(c)}|${roleAxis}`;
+  let byScheme = weightCache.get(tensor);
+  const hit = byScheme?.get(key);
+  if (hit) return hit;
+  const w = readFloatTensor(tensor, dir);
+  let axis: number | null = null;
+  if (c.perChannel && roleAxis !== null && w.dims.length >= 2) axis = roleAxis < 0 ? w.dims.length + roleAxis : roleAxis;
+  const channels = axis === null ? 1 : w.dims[axis];
+  const inner = axis === null ? w.data.length : w.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const ranges: Range[] = Array.from({ length: channels }, () => ({ lo: Infinity, hi: -Infinity }));
+  const chanOf = (i: number) => (axis === null ? 0 : Math.floor(i / inner) % channels);
+  for (let i = 0; i < w.data.length; i++) {
+    const r = ranges[chanOf(i)];
+    if (w.data[i] < r.lo) r.lo = w.data[i];
+    if (w.data[i] > r.hi) r.hi = w.data[i];
+  }
+  const params = ranges.map((r) => paramsFor(r.lo, r.hi, c));
+  const codes = new Int32Array(w.data.length);
+  let clipped = 0;
+  for (let i = 0; i < w.data.length; i++) {
+    const p = params[chanOf(i)];
+    const raw = roundHalfEven(w.data[i] / p.scale) + p.zeroPoint;
+    if (raw < p.qmin || raw > p.qmax) clipped++;
+    codes[i] = quantize(w.data[i], p);
+  }
+  const result = { axis, params, ranges, clipRate: clipped / w.data.length, codes, dims: w.dims };
+  if (!byScheme) weightCache.set(tensor, (byScheme = new Map()));
+  byScheme.set(key, result);
+  return result;
+}
+
 /** Shared machinery: adds Q/DQ nodes and quantized initializers to one graph. */
 class QdqWriter {
   readonly fresh: (base: string) => string;
@@ -182,35 +232,16 @@ class QdqWriter {
   /** Integer weight initializer behind a DQ; returns the DQ output and what was chosen. */
   weight(layer: PlannedLayer, inputIndex: number, roleAxis: number | null): { dq: string; wq: WeightQuant } {
     const name = layer.node.input[inputIndex];
-    const w = readFloatTensor(this.source.initializers.get(name)!, this.source.dir);
+    const tensor = this.source.initializers.get(name)!;
     const c = weightScheme(this.config, layer.node.name);
-    let axis: number | null = null;
-    if (c.perChannel && roleAxis !== null && w.dims.length >= 2) axis = roleAxis < 0 ? w.dims.length + roleAxis : roleAxis;
-    const channels = axis === null ? 1 : w.dims[axis];
-    const inner = axis === null ? w.data.length : w.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-    const ranges: Range[] = Array.from({ length: channels }, () => ({ lo: Infinity, hi: -Infinity }));
-    const chanOf = (i: number) => (axis === null ? 0 : Math.floor(i / inner) % channels);
-    for (let i = 0; i < w.data.length; i++) {
-      const r = ranges[chanOf(i)];
-      if (w.data[i] < r.lo) r.lo = w.data[i];
-      if (w.data[i] > r.hi) r.hi = w.data[i];
-    }
-    const params = ranges.map((r) => paramsFor(r.lo, r.hi, c));
-    const codes = new Int32Array(w.data.length);
-    let clipped = 0;
-    for (let i = 0; i < w.data.length; i++) {
-      const p = params[chanOf(i)];
-      const raw = roundHalfEven(w.data[i] / p.scale) + p.zeroPoint;
-      if (raw < p.qmin || raw > p.qmax) clipped++;
-      codes[i] = quantize(w.data[i], p);
-    }
+    const { axis, params, ranges, clipRate, codes, dims } = quantizeWeight(tensor, this.source.dir, c, roleAxis);
     const base = `${layer.node.name}_${name}`;
-    const wq = this.init(`${base}_quantized`, zeroPointType(c.bits, c.signed), w.dims, codes);
+    const wq = this.init(`${base}_quantized`, zeroPointType(c.bits, c.signed), dims, codes);
     const { s, z } = this.scaleZp(base, params, c, axis !== null);
     const dq = this.fresh(`${base}_dequantized`);
     const attrs: Record<string, number> = axis !== null ? { axis } : {};
     this.head.push(makeNode('DequantizeLinear', [wq, s, z], [dq], this.fresh(`${base}_DequantizeLinear`), attrs, this.domain));
-    return { dq, wq: { layer: layer.node.name, tensor: name, axis, params, ranges, clipRate: clipped / w.data.length, codes, dims: w.dims, initializer: wq } };
+    return { dq, wq: { layer: layer.node.name, tensor: name, axis, params, ranges, clipRate, codes, dims, initializer: wq } };
   }
 
   /** int32 bias at scale S_x * S_w (per channel when the weight is), zero point 0. */
@@ -326,7 +357,7 @@ export function buildQdqModel(
 function outputTap(layer: string, codes: string, dq: string, params: QuantParams, _config: QuantConfig): OutputTap {
   // onnxruntime-node cannot hand int4 tensors to JavaScript (the process dies): read the DQ output.
   const isCodes = gridType(params).bits !== 4;
-  return { layer, tensor: isCodes ? codes : dq, isCodes, params };
+  return { layer, tensor: isCodes ? codes : dq, isCodes, params, dq };
 }
 
 function addTapOutputs(model: ModelProto, taps: OutputTap[]): void {
@@ -392,11 +423,9 @@ export function buildIsolatedModel(
     });
     body.push(copy);
     const outP = actParams.get(l.output)!;
-    if (gridType(outP).bits === 4) {
-      taps.push({ layer: l.node.name, tensor: w.qdq(copy.output[0], outP, body).dq, isCodes: false, params: outP });
-    } else {
-      taps.push({ layer: l.node.name, tensor: w.q(copy.output[0], outP, body), isCodes: true, params: outP });
-    }
+    const { q, dq } = w.qdq(copy.output[0], outP, body);
+    const codes = gridType(outP).bits !== 4;
+    taps.push({ layer: l.node.name, tensor: codes ? q : dq, isCodes: codes, params: outP, dq });
   });
   g.node = [...w.head, ...body];
   addTapOutputs(model, taps);

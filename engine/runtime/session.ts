@@ -56,9 +56,11 @@ export async function runSession(
   session: ort.InferenceSession,
   feeds: ort.InferenceSession.FeedsType,
   label = 'model',
+  /** Outputs to compute and return (default: all); onnxruntime runs only what these need. */
+  fetches?: readonly string[],
 ): Promise<ort.InferenceSession.ReturnType> {
   try {
-    return await session.run(feeds);
+    return fetches ? await session.run(feeds, fetches) : await session.run(feeds);
   } catch (e) {
     throw ortInputError(e, label, 'run');
   }
