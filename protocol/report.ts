@@ -291,11 +291,39 @@ export interface Warning {
   node?: string;
 }
 
+/** How a model file is quantized: not at all, QDQ, QOperator, or both. */
+export type ModelQuantizationKind = 'float' | 'qdq' | 'qoperator' | 'mixed';
+
+/**
+ * What QuantLens found in the model file and what it compared it against. For a model that was
+ * already quantized, every activation's `chosen` grid and every weight's codes are the model's own
+ * (read from the file, nothing recalibrated), and the float reference is its float twin or the
+ * user's float model.
+ */
+export interface ModelQuantization {
+  kind: ModelQuantizationKind;
+  /** Quantized operators in the file, counted (e.g. "QuantizeLinear": 12, "com.microsoft.QLinearConv": 5). */
+  ops: Record<string, number>;
+  /**
+   * The float reference: 'self' (a float model), 'twin' (the file with its weights dequantized,
+   * Q/DQ removed and integer operators turned back into float ones) or 'user' (--float).
+   */
+  reference: 'self' | 'twin' | 'user';
+  /** The float model given with --float. */
+  floatModel?: string;
+  /** What the reference is and is not, in words. */
+  notes: string[];
+  /** --float: the deployed model's quantized tensors and layers not found in the float model, by name. */
+  unmatched?: { tensors: string[]; layers: string[]; weights: string[] };
+  /** Activation tensors and layers the deployed grids cover. */
+  grids?: { activations: number; weights: number };
+}
+
 export interface Report {
   schemaVersion: number;
   tool: { name: 'quantlens'; version: string; onnxruntime: string };
   createdAt: string;
-  model: { path: string; sha256: string; opset: number; producer: string; nodes: number };
+  model: { path: string; sha256: string; opset: number; producer: string; nodes: number; quantization?: ModelQuantization };
   data: { source: string; synthetic: boolean; labels: boolean; inputs: { name: string; shape: number[] }[] };
   samples: number;
   config: QuantConfig;
