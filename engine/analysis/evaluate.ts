@@ -22,6 +22,7 @@ import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
 import { type LayerDiffFeed, feedBatch, layerDiffFeeds, macsPerSample, sliceSamples } from './integerDiffs';
 import { integerEncoding, integerSessionWithKernels, type KernelMap, shiftParams } from './kernels';
+import { GridUsage } from './gridUse';
 import { type CodeView, LayerComparison } from './layerCompare';
 import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
 import { timer } from './prepare';
@@ -44,6 +45,7 @@ export interface Evaluation {
   layerAcc: Map<string, LayerComparison>;
   clipCount: Map<string, number>;
   seen: Map<string, number>;
+  gridUse: GridUsage;
   out: { sim: OutputComparer; int: OutputComparer };
   floatTop1: Top1Counter;
   diffFeeds: LayerDiffFeed[];
@@ -101,7 +103,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   const track = <T extends ort.InferenceSession | null>(s: T): T => (s && sessions.push(s), s);
   const evaluation: Evaluation = {
     layerAcc: new Map(plan.layers.map((l) => [l.node.name, new LayerComparison()])),
-    clipCount: new Map(), seen: new Map(),
+    clipCount: new Map(), seen: new Map(), gridUse: new GridUsage(),
     out: { sim: new OutputComparer(), int: new OutputComparer() }, floatTop1: new Top1Counter(),
     diffFeeds, diffSamples: 0, kernels: { byLayer: new Map(), counts: {} }, deployed: { byLayer: new Map(), counts: {} },
     shift: enc.shift, warnings, weights: qdq.weights, timings: {},
@@ -216,6 +218,7 @@ function countClips(e: Evaluation, q: Quantized, tensors: readonly string[], flo
     let c = 0;
     for (let i = 0; i < d.length; i++) if (d[i] < lo || d[i] > hi) c++;
     e.clipCount.set(name, (e.clipCount.get(name) ?? 0) + c);
+    e.gridUse.add(name, params, d);
     e.seen.set(name, (e.seen.get(name) ?? 0) + d.length);
   }
 }

@@ -65,6 +65,7 @@ export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: Sens
       opset: opsetOf(p.loaded.proto),
       producer: `${p.loaded.proto.producerName} ${p.loaded.proto.producerVersion}`.trim(),
       nodes: p.float.graph!.node.length,
+      quantization: q.quantization ?? { kind: 'float', ops: {}, reference: 'self', notes: [] },
     },
     data: {
       source: p.data.source,
@@ -130,6 +131,7 @@ function activationReports(p: Prepared, q: Quantized, e: Evaluation): TensorRepo
       klCurve: downsample(th.klCurve, 256),
       chosen: { method: q.config.calibration, range: representableRange(params), scale: params.scale, zeroPoint: params.zeroPoint },
       clipRate: seen ? e.clipCount.get(name)! / seen : 0,
+      grid: e.gridUse.result(name),
     }];
   });
 }
