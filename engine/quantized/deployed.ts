@@ -32,6 +32,22 @@ export interface DeployedModel {
 export const TWIN_NOTE =
   "The float reference is the model's float twin: Q/DQ removed, integer operators turned back into float ones, and weights DEQUANTIZED (the twin's weights are the deployed values, so weight rounding adds no error against it). For a model trained with quantization (QAT) or quantized from weights not in the file, the twin's accuracy approximates the original float accuracy only; pass --float with the original float model to measure against it.";
 
+/**
+ * Refuse an already-quantized model where a float one is needed (quantize, sweep, mixed
+ * precision): working on its dequantized twin would not be working on what the user has.
+ */
+export function requireFloat(loaded: LoadedModel, command: string): void {
+  const kind = detectQuantization(loaded.proto.graph!).kind;
+  if (kind !== 'float') throw new InputError(`${loaded.path} is already quantized (${kind}); ${command} needs its float model (analyze, gate and compare take quantized models as deployed)`);
+}
+
+/** A model that must be quantized (compare). */
+export function requireDeployed(loaded: LoadedModel): DeployedModel {
+  const d = deployedModel(loaded);
+  if (!d) throw new InputError(`${loaded.path} is a float model; compare takes two quantized versions (QDQ or QOperator)`);
+  return d;
+}
+
 /** The deployed model in `loaded`, or null for a float model. */
 export function deployedModel(loaded: LoadedModel): DeployedModel | null {
   if (detectQuantization(loaded.proto.graph!).kind === 'float') return null;
