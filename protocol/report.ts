@@ -100,8 +100,11 @@ export interface TensorReport {
   thresholds: Partial<Record<CalibrationMethod, Range>>;
   /** KL divergence per candidate threshold (entropy method), for plotting. */
   klCurve?: { threshold: number; value: number }[];
-  /** The quantization actually used: from the configured method and scheme. */
-  chosen: { method: CalibrationMethod; range: Range; scale: number | number[]; zeroPoint: number | number[] } | null;
+  /**
+   * The quantization actually used: from the configured method and scheme, or (`deployed`) the
+   * grid an already-quantized model holds, read from the file; `method` then names no choice.
+   */
+  chosen: { method: CalibrationMethod; range: Range; scale: number | number[]; zeroPoint: number | number[]; deployed?: boolean } | null;
   /** Share of values whose code saturates (beyond the grid by more than half a step): on the evaluation data for activations, exact for weights. */
   clipRate: number;
   /** Activations: how much of the chosen grid the evaluation data uses (absent for grids over 16 bits). */

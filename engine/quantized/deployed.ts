@@ -136,6 +136,9 @@ function describe(d: DeployedModel, floatModel: string | null, unmatched: Unmatc
 /** The report of a deployed model, under its own name whatever the reference was. */
 export async function evaluateDeployed(p: Prepared, d: DeployedModel, q: Quantized, opts: EvaluateOptions = {}): Promise<Report> {
   const report = await evaluate(p, q, opts);
+  // Every grid in the report is the file's own (weights: their codes), not a calibration's choice.
+  const fixedWeights = new Set(q.plan.layers.flatMap((l) => l.roles.flatMap((r, i) => (r.kind === 'weight' && l.fixed?.has(i) ? [`${l.node.name}:${l.node.input[i]}`] : []))));
+  for (const t of report.tensors) if (t.chosen && (t.kind === 'activation' || fixedWeights.has(t.name))) t.chosen.deployed = true;
   const proto = d.loaded.proto;
   report.model = {
     ...report.model,

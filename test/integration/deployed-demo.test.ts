@@ -164,6 +164,7 @@ describe('the demo quantized by QuantLens, analyzed again as deployed', () => {
       assert.ok(g.spanShare > 0 && g.spanShare <= 1);
       // The recalibration view is there too: every method's range beside the deployed one.
       assert.ok(t.thresholds.entropy && t.thresholds.percentile);
+      assert.equal(t.chosen!.deployed, true);
     }
   });
 
