@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { MultiBar, Presets } from 'cli-progress';
-import type { CalibrationMethod, CompareReport, MixedPrecisionResult, PresetName, Report, SweepReport } from '../protocol/report';
+import type { CalibrationMethod, CompareReport, MixedPrecisionResult, PresetName, Report, SweepReport, Warning } from '../protocol/report';
 import { CALIBRATION_METHODS, reportReplacer } from '../protocol/report';
 import { CancelledError, type Prepared, type Progress, evaluate, prepareLoaded, quantizeWith } from './analysis/analyze';
 import { type DeployedModel, deployedModel, evaluateDeployed, prepareDeployed, quantizeDeployed, requireDeployed, requireFloat } from './quantized/deployed';
@@ -18,11 +18,11 @@ import { runSweep } from './analysis/sweep';
 import { DEFAULT_AXES, configLabel, gridConfigs, parseAxes } from './quantize/grid';
 import { mixedPrecision, writeMixedPrecision } from './analysis/mixedPrecision';
 import { InputError, loadModel } from './onnx/model';
-import { loadDataset, modelInputs } from './data/dataset';
-import { runIntegerOnly } from './integer/integerGraph';
-import { runIntegerCnn } from './integer/cnnGraph';
+import { type IntegerOnlyResult, runIntegerOnly } from './integerOnly';
 import { type ConfigOverrides, PRESETS, PRESET_NAMES, resolveConfig } from './quantize/presets';
 import { formatSummary } from './report/summary';
+import { applyCalibrationTable, exportCalibrationTable } from './analysis/calibrationTables';
+import { loadUserMetric } from './analysis/userMetric';
 import { type OutputTarget, checkOutput, writeOutput } from './io/files';
 import { updateModelSettings } from './io/modelSettings';
 
@@ -61,6 +61,9 @@ function withQuantOptions(cmd: Command): Command {
     .option('--exclude <nodes>', 'comma-separated node names kept in float', (v) => v.split(',').map((s) => s.trim()).filter(Boolean))
     .option('--no-fold-bn', 'do not fold BatchNormalization into the preceding Conv')
     .option('--batch-size <n>', 'samples per inference batch', intArg)
+    .option('--calibration-table <file>', "take activation ranges from another tool: a TensorRT calibration cache or onnxruntime's calibration.json")
+    .addOption(new Option('--target-cpu <cpu>', 'deployment CPU for CPU-dependent hazards (u8s8 saturation needs x86 without VNNI)').choices(['this', 'vnni', 'no-vnni']).default('this'))
+    .option('--metric <file.mjs>', 'your own per-sample metric (docs/metric.md); judges the run instead of top-1/SQNR')
     .option('--force', 'replace existing output files (--report, --out); inputs are never replaced')
     .option('--quiet', 'no progress bars');
 }
@@ -69,6 +72,19 @@ interface QuantOpts {
   data?: string; samples?: number; preset: PresetName; calibration?: CalibrationMethod; percentile?: number;
   weightBits?: 4 | 8 | 16; actBits?: 4 | 8 | 16; perTensor?: boolean; perChannel?: boolean; symmetric?: boolean; asymmetric?: boolean;
   placement?: 'compute' | 'extended'; exclude?: string[]; foldBn: boolean; batchSize?: number; quiet?: boolean; force?: boolean;
+  calibrationTable?: string; targetCpu: 'this' | 'vnni' | 'no-vnni'; metric?: string;
+}
+
+/** The configuration, with the ranges of a --calibration-table applied; its warnings go in the report. */
+async function configFor(p: Prepared, o: QuantOpts) {
+  const config = configFrom(o);
+  if (!o.calibrationTable) return { config, warnings: [] as Warning[] };
+  return applyCalibrationTable(p, config, o.calibrationTable);
+}
+
+/** Options evaluate() takes from the command line. */
+async function evalOpts(o: QuantOpts) {
+  return { targetCpu: o.targetCpu, metric: o.metric ? await loadUserMetric(path.resolve(o.metric)) : undefined };
 }
 
 /** An output file named by `option`, checked before any work (fails fast), written at the end. */
@@ -117,13 +133,14 @@ function progressReporter(quiet: boolean | undefined) {
   };
 }
 
-async function runAnalyze(model: string, o: QuantOpts & { report?: string; sensitivity: boolean; json?: boolean; float?: string }): Promise<void> {
-  const config = configFrom(o);
+async function runAnalyze(model: string, o: QuantOpts & { report?: string; sensitivity: boolean; json?: boolean; writeCalibrationTable?: string; float?: string }): Promise<void> {
+  configFrom(o); // option errors before any work
   const reportOut = output(o, model, o.report, '--report', 'report');
+  const tableOut = output(o, model, o.writeCalibrationTable, '--write-calibration-table', 'calibration table');
   const bar = progressReporter(o.quiet);
   let report: Report;
   try {
-    report = await analyzeAny(model, config, o, { onProgress: bar.onProgress, sensitivity: o.sensitivity });
+    report = await analyzeAny(model, o, { onProgress: bar.onProgress, sensitivity: o.sensitivity }, tableOut);
   } finally {
     bar.stop();
   }
@@ -131,13 +148,18 @@ async function runAnalyze(model: string, o: QuantOpts & { report?: string; sensi
   process.stdout.write(o.json ? JSON.stringify(report, reportReplacer) + '\n' : formatSummary(report) + (o.report ? `\nreport: ${path.resolve(o.report)}\n` : ''));
 }
 
-async function runQuantize(model: string, o: QuantOpts & { out: string }): Promise<void> {
-  const config = configFrom(o);
+async function runQuantize(model: string, o: QuantOpts & { out: string; writeCalibrationTable?: string }): Promise<void> {
+  configFrom(o);
   const out = output(o, model, o.out, '--out', 'quantized model')!;
+  const tableOut = output(o, model, o.writeCalibrationTable, '--write-calibration-table', 'calibration table');
   const bar = progressReporter(o.quiet);
   try {
     const p = await prepareFor(model, o, bar.onProgress);
-    const written = writeQuantizedModel(p, await quantizeWith(p, config), out);
+    const { config, warnings } = await configFor(p, o);
+    for (const w of warnings) process.stderr.write(`${w.message}\n`);
+    const q = await quantizeWith(p, config);
+    const written = writeQuantizedModel(p, q, out);
+    if (tableOut) process.stdout.write(`wrote ${exportCalibrationTable(q, tableOut)}\n`);
     process.stdout.write(`wrote ${written.path} (${written.layers} layers quantized, ${written.sizeBytes} bytes)\n`);
   } finally {
     bar.stop();
@@ -158,29 +180,36 @@ function warnSynthetic(p: Prepared): Prepared {
   return p;
 }
 
-/** Analyze a float model with `config`, or an already-quantized one as deployed (its own grids; --float picks the reference). */
-async function analyzeAny(model: string, config: ReturnType<typeof configFrom>, o: QuantOpts & { float?: string }, eo: { onProgress?: (p: Progress) => void; sensitivity: boolean }): Promise<Report> {
+/**
+ * Analyze a float model with the configured quantization, or an already-quantized one as deployed
+ * (its own grids and codes; --float picks the reference). `tableOut` receives the ranges used.
+ */
+async function analyzeAny(model: string, o: QuantOpts & { float?: string }, eo: { onProgress?: (p: Progress) => void; sensitivity: boolean }, tableOut?: OutputTarget): Promise<Report> {
   const loaded = loadModel(model);
   const d = deployedModel(loaded);
   if (!d) {
     if (o.float) throw new InputError(`--float names the float model of an already-quantized one, but ${loaded.path} is a float model`);
     const p = await prepareFor(model, o, eo.onProgress, loaded);
-    return evaluate(p, await quantizeWith(p, config), eo);
+    const { config, warnings } = await configFor(p, o);
+    const q = await quantizeWith(p, config);
+    const report = await evaluate(p, q, { ...eo, ...(await evalOpts(o)) });
+    report.warnings.push(...warnings);
+    if (tableOut) exportCalibrationTable(q, tableOut);
+    return report;
   }
-  const p = await prepareDeployedFor(d, o, eo.onProgress);
-  return evaluateDeployed(p, d, await quantizeDeployed(p, d, eo), eo);
+  if (o.calibrationTable) throw new InputError(`--calibration-table sets the ranges a float model is quantized with; ${loaded.path} is already quantized and keeps its own grids`);
+  const p = warnSynthetic(await prepareDeployed(d, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress: eo.onProgress, floatPath: o.float }));
+  const q = await quantizeDeployed(p, d, eo);
+  const report = await evaluateDeployed(p, d, q, { ...eo, ...(await evalOpts(o)) });
+  if (tableOut) exportCalibrationTable(q, tableOut); // the deployed grids, for TensorRT or onnxruntime
+  return report;
 }
-
-async function prepareDeployedFor(d: DeployedModel, o: QuantOpts & { float?: string }, onProgress?: (p: Progress) => void): Promise<Prepared> {
-  return warnSynthetic(await prepareDeployed(d, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress, floatPath: o.float }));
-}
-
 
 async function runCompareCmd(a: string, b: string, o: QuantOpts & { float?: string; report?: string; sensitivity: boolean; json?: boolean }): Promise<void> {
   const target: OutputTarget | undefined = o.report === undefined ? undefined : { path: o.report, role: 'comparison report', option: '--report', force: o.force, inputs: [a, b, o.data, o.float] };
   if (target) checkOutput(target);
-  const da = requireDeployed(loadModel(a));
-  const db = requireDeployed(loadModel(b));
+  const da: DeployedModel = requireDeployed(loadModel(a));
+  const db: DeployedModel = requireDeployed(loadModel(b));
   const bar = progressReporter(o.quiet);
   let result: CompareReport;
   try {
@@ -244,9 +273,11 @@ async function runMixedCmd(model: string, o: QuantOpts & { maxDrop: number; out?
 
 /** CI gate: exit 1 with a one-line reason when the integer accuracy drop exceeds the budget. */
 async function runGateCmd(model: string, o: QuantOpts & { maxDrop: number; report?: string; float?: string }): Promise<void> {
-  const config = configFrom(o);
+  configFrom(o);
   const reportOut = output(o, model, o.report, '--report', 'report');
-  const report = await analyzeAny(model, config, o, { sensitivity: false });
+  const report = await analyzeAny(model, o, { sensitivity: false });
+  // A deployed model's configuration describes its own grids.
+  const config = report.config;
   writeJson(reportOut, report);
   const a = report.accuracy;
   const basis = a.dropPoints !== null ? 'top-1' : 'agreement';
@@ -262,41 +293,36 @@ async function runGateCmd(model: string, o: QuantOpts & { maxDrop: number; repor
 }
 
 /**
- * Integer-only execution: transformers with I-BERT kernels (top-1 and each kernel's error), CNNs
- * with the integer graph executor (top-1, and every op that had to run in float, named).
+ * Integer-only execution of the configured quantization (CNNs and transformers alike): top-1,
+ * every op that had to run in float (named, with the reason), and each I-BERT kernel's error.
  */
 async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string }): Promise<void> {
-  const reportOut = output(o, model, o.report, '--report', 'report');
-  const loaded = loadModel(model);
-  requireFloat(loaded, 'integer-only');
-  const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(2)}%`);
-  const transformer = loaded.proto.graph!.node.some((n) => ['Erf', 'LayerNormalization', 'Softmax'].includes(n.opType));
-  if (!transformer) {
-    const p = await prepareFor(model, o);
-    const q = await quantizeWith(p, configFrom(o));
-    const r = await runIntegerCnn(p, q);
-    writeJson(reportOut, { ...r, grids: undefined });
-    const lines = [
-      `integer-only execution (${r.samples} samples, ${configLabel(q.config)}): top-1 ${pct(r.top1)} (float ${pct(r.floatTop1)}), agreement with float ${pct(r.agreement)}`,
-      `ops run in integers: ${Object.entries(r.ops).map(([op, n]) => `${op} x${n}`).join(', ')}`,
-      r.floatOps.length ? `ops run in float between dequantize/quantize: ${r.floatOps.map((f) => `${f.op} ${f.node} (${f.reason})`).join('; ')}` : 'no op ran in float',
-      `int32 accumulator overflows: ${r.overflowCount}`,
-    ];
-    process.stdout.write(lines.join('\n') + '\n');
-    return;
+  const reportOut = output(o, model, o.report, '--report', 'integer-only result');
+  const bar = progressReporter(o.quiet);
+  let r: IntegerOnlyResult;
+  let config: ReturnType<typeof configFrom>;
+  try {
+    const p = await prepareFor(model, o, bar.onProgress);
+    const c = await configFor(p, o);
+    config = c.config;
+    for (const w of c.warnings) process.stderr.write(`WARNING: ${w.message}\n`);
+    r = await runIntegerOnly(p, await quantizeWith(p, config), { batchSize: o.batchSize, onProgress: bar.onProgress });
+  } finally {
+    bar.stop();
   }
-  const data = loadDataset(o.data, modelInputs(loaded.proto), { samples: o.samples });
-  const [all] = await data.read(0, data.samples);
-  if (data.inputs.length !== 1 || !(all instanceof Float32Array)) throw new InputError(`${model}: integer-only execution needs one float input`);
-  const input = data.inputs[0];
-  const r = await runIntegerOnly(loaded, { input: all, dims: [data.samples, ...input.shape], labels: data.labels });
-  writeJson(reportOut, { ...r, logits: undefined });
+  writeJson(reportOut, r);
+  const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(2)}%`);
   const lines = [
-    `integer-only execution (${data.samples} samples): float ops between input quantization and logits: ${r.floatOps.length ? r.floatOps.join(', ') : 'none'}`,
-    `top-1 float ${pct(r.floatTop1)}  integer-only ${pct(r.top1)}  agreement ${pct(r.agreement)}  logit SQNR ${r.logitSqnrDb.toFixed(1)} dB`,
-    '', 'error each I-BERT kernel adds vs the float op on the same input:',
-    ...r.kernelErrors.map((k) => `  ${k.kernel.padEnd(12)} ${k.node.padEnd(36)} ${k.sqnrDb.toFixed(1).padStart(6)} dB`),
+    `integer-only execution (${r.samples} samples, ${configLabel(config)}): top-1 ${pct(r.top1)} (float ${pct(r.floatTop1)}), agreement with float ${pct(r.agreement)}, output SQNR ${r.outputSqnrDb.toFixed(1)} dB`,
+    `ops run in integers: ${Object.entries(r.ops).map(([op, n]) => `${op} x${n}`).join(', ') || 'none'}`,
+    r.floatOps.length ? `ops run in float between dequantize/quantize (${r.floatOps.length}):` : 'no op ran in float',
+    ...r.floatOps.map((f) => `  ${f.op} ${f.node}: ${f.reason}`),
+    `int32 accumulator overflows: ${r.overflowCount}; codes saturated at a requantization: ${r.saturationCount}`,
   ];
+  if (r.kernelErrors.length) {
+    lines.push('error each I-BERT kernel adds vs the float op on the same input:');
+    for (const k of r.kernelErrors) lines.push(`  ${k.kernel.padEnd(12)} ${k.node.padEnd(36)} ${k.sqnrDb.toFixed(1).padStart(6)} dB  max ${k.maxAbsError.toExponential(2)}`);
+  }
   process.stdout.write(lines.join('\n') + '\n');
 }
 
@@ -318,12 +344,14 @@ export function buildProgram(): Command {
     .description('calibrate, quantize in memory, and report per-layer errors and accuracy; an already-quantized model is analyzed with its own grids')
     .option('--float <model.onnx>', 'for an already-quantized model: its original float model, the reference instead of its float twin')
     .option('--report <out.json>', 'write the full JSON report here')
-    .option('--no-sensitivity', 'skip per-layer sensitivity (2 extra runs per layer)')
+    .option('--no-sensitivity', 'skip per-layer sensitivity')
+    .option('--write-calibration-table <file>', 'also write the thresholds: a TensorRT calibration cache, or onnxruntime calibration JSON for a .json name')
     .option('--json', 'print the report JSON on stdout instead of the summary')
     .action((model, o) => runAnalyze(model, o));
   withQuantOptions(program.command('quantize').argument('<model>', 'the .onnx model (never modified)'))
     .description('write a deployable QDQ model to a NEW file')
     .requiredOption('--out <new.onnx>', 'output model path (must differ from the input)')
+    .option('--write-calibration-table <file>', 'also write the thresholds: a TensorRT calibration cache, or onnxruntime calibration JSON for a .json name')
     .action((model, o) => runQuantize(model, o));
   withQuantOptions(program.command('sweep').argument('<model>', 'the .onnx model (never modified)'))
     .description('evaluate a grid of configurations from ONE calibration pass; table + Pareto front of drop vs size')
@@ -405,5 +433,8 @@ function internalError(e: unknown): number {
 }
 
 if (require.main === module) {
-  main(process.argv).then((code) => process.exit(code));
+  main(process.argv).then((code) => {
+    process.exitCode = code;
+    process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+  });
 }

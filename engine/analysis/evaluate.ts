@@ -20,44 +20,22 @@ import type { PlannedLayer } from '../quantize/plan';
 import { type OutputTap, buildIsolatedModel, buildQdqModel, isolatedInputs } from '../quantize/qdqRewrite';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
-import { type LayerDiffFeed, feedBatch, layerDiffFeeds, macsPerSample, sliceSamples } from './integerDiffs';
-import { integerEncoding, integerSessionWithKernels, type KernelMap, shiftParams } from './kernels';
+import { feedBatch, layerDiffFeeds, macsPerSample, sliceSamples } from './integerDiffs';
+import { integerEncoding, integerSessionWithKernels, type KernelMap, layerKeys, shiftParams } from './kernels';
 import { GridUsage } from './gridUse';
 import { type CodeView, LayerComparison } from './layerCompare';
-import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
+import { Top1Counter, argmaxRows } from './metrics';
+import { ModelOutputComparison, type TensorData } from './outputMetrics';
+import { UserMetricSeries } from './userMetric';
 import { timer } from './prepare';
 import { buildReport } from './report';
+import { type Evaluation, OutputComparer } from './evaluation';
 import { sensitivity } from './sensitivity';
 import { batches, disposeAll, fixedBatchOf, groupByBytes, measureTensors, RUN_BYTES, type TapGroup } from './taps';
 import type { EvaluateOptions, Prepared, Quantized } from './types';
 
 /** Multiply-accumulates the JS integer reference may spend (about a second of exact int32 work). */
 const DIFF_MAC_BUDGET = 3e8;
-
-/** Model-output comparison of a candidate against the float outputs. */
-export class OutputComparer {
-  readonly acc = new ErrorAccumulator();
-  readonly top1 = new Top1Counter();
-}
-
-/** Everything the evaluation measured; `buildReport` turns it into the report. */
-export interface Evaluation {
-  layerAcc: Map<string, LayerComparison>;
-  clipCount: Map<string, number>;
-  seen: Map<string, number>;
-  gridUse: GridUsage;
-  out: { sim: OutputComparer; int: OutputComparer };
-  floatTop1: Top1Counter;
-  diffFeeds: LayerDiffFeed[];
-  diffSamples: number;
-  /** Kernels of the analysis's integer session, and of the file `quantize` writes (onnxruntime CPU). */
-  kernels: KernelMap;
-  deployed: KernelMap;
-  shift: number;
-  warnings: Warning[];
-  weights: ReturnType<typeof buildQdqModel>['weights'];
-  timings: Record<string, number>;
-}
 
 /** Codes of a tap, as the comparison wants them (4-bit taps hold dequantized floats: re-derive codes). */
 function codeView(t: ort.Tensor, tap: OutputTap): CodeView {
@@ -104,16 +82,22 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   const evaluation: Evaluation = {
     layerAcc: new Map(plan.layers.map((l) => [l.node.name, new LayerComparison()])),
     clipCount: new Map(), seen: new Map(), gridUse: new GridUsage(),
-    out: { sim: new OutputComparer(), int: new OutputComparer() }, floatTop1: new Top1Counter(),
+    out: {
+      sim: new OutputComparer(new ModelOutputComparison(floatOutputs(p)), null),
+      int: new OutputComparer(new ModelOutputComparison(floatOutputs(p)), opts.metric ? new UserMetricSeries(opts.metric) : null),
+    },
+    floatTop1: new Top1Counter(),
     diffFeeds, diffSamples: 0, kernels: { byLayer: new Map(), counts: {} }, deployed: { byLayer: new Map(), counts: {} },
     shift: enc.shift, warnings, weights: qdq.weights, timings: {},
   };
   try {
     const qdqSim = track(await createSession(qdq.model, 'simulated', { label }));
-    const integer = await integerSessionWithKernels(qdqI.model, qdqI.taps, label);
+    const names = plan.layers.map((l) => l.node.name);
+    const integer = await integerSessionWithKernels(qdqI.model, layerKeys(qdqI, names), label);
     const qdqInt = track(integer.session);
     evaluation.kernels = integer.kernels;
-    evaluation.deployed = enc.shift ? await deployedKernels(p, q) : integer.kernels;
+    // Always the file `quantize` writes, without the analysis's taps: what a user's session runs.
+    evaluation.deployed = await deployedKernels(p, q);
     const floatGroups: FloatGroup[] = [];
     for (const group of groups) floatGroups.push(await floatGroup(p, q, group, intParams, enc.config, track, label));
 
@@ -154,7 +138,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
           const k = fg.isoTaps.sim.findIndex((tp) => tp.layer === l.node.name);
           if (k >= 0 && iso.sim && iso.int) acc.addIsolated(x, codeView(iso.sim[fg.isoTaps.sim[k].tensor], fg.isoTaps.sim[k]), codeView(iso.int[fg.isoTaps.int[k].tensor], fg.isoTaps.int[k]));
         }
-        if (gi === 0) compareOutputs(p, evaluation, fr, qs, qi, labels?.subarray(start, start + count) ?? null, logits);
+        if (gi === 0) await compareOutputs(p, evaluation, fr, qs, qi, labels?.subarray(start, start + count) ?? null, logits, start, count);
         disposeAll(fr, iso.sim ?? undefined, iso.int ?? undefined);
       }
       disposeAll(qs, qi);
@@ -167,13 +151,13 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   evaluation.timings = { ...p.timings, evaluateMs: t() };
   const sens = opts.sensitivity === false ? null : await sensitivity(p, q, opts);
   if (sens) evaluation.timings.sensitivityMs = t() - evaluation.timings.evaluateMs;
-  return buildReport(p, q, evaluation, sens);
+  return buildReport(p, q, evaluation, sens, opts.targetCpu);
 }
 
 /** The file `quantize` writes (no taps, the configured grid), as onnxruntime CPU optimizes it. */
 async function deployedKernels(p: Prepared, q: Quantized): Promise<KernelMap> {
   const deploy = buildQdqModel(q.prepared, p.loaded.dir, q.plan, q.actParams, q.config, false);
-  const { session, kernels } = await integerSessionWithKernels(deploy.model, deploy.taps, `quantized model of ${p.loaded.path}`);
+  const { session, kernels } = await integerSessionWithKernels(deploy.model, layerKeys(deploy, q.plan.layers.map((l) => l.node.name)), `quantized model of ${p.loaded.path}`);
   await session.release();
   return kernels;
 }
@@ -223,9 +207,20 @@ function countClips(e: Evaluation, q: Quantized, tensors: readonly string[], flo
   }
 }
 
-function compareOutputs(
+/** The model outputs compared per sample: float ones (integer outputs such as argmax indices are left to equality). */
+function floatOutputs(p: Prepared): string[] {
+  return p.outputs.filter((o) => (p.tensorTypes.get(o) ?? 'float32') === 'float32');
+}
+
+async function compareOutputs(
   p: Prepared, e: Evaluation, fr: Record<string, ort.Tensor>, qs: Record<string, ort.Tensor>, qi: Record<string, ort.Tensor>, lab: Int32Array | null, logits: string,
-): void {
+  start: number, count: number,
+): Promise<void> {
+  const outs = floatOutputs(p);
+  const pick = (r: Record<string, ort.Tensor>) => Object.fromEntries(outs.map((o) => [o, r[o] as unknown as TensorData]));
+  e.out.sim.outputs.add(pick(fr), pick(qs), count, lab);
+  e.out.int.outputs.add(pick(fr), pick(qi), count, lab);
+  await e.out.int.user?.addBatch(pick(fr), pick(qi), count, lab, start);
   const f = fr[logits];
   if (!f || f.type !== 'float32') return;
   const cols = Number(f.dims[f.dims.length - 1] ?? 1);
