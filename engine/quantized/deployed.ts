@@ -139,6 +139,12 @@ export async function evaluateDeployed(p: Prepared, d: DeployedModel, q: Quantiz
   // Every grid in the report is the file's own (weights: their codes), not a calibration's choice.
   const fixedWeights = new Set(q.plan.layers.flatMap((l) => l.roles.flatMap((r, i) => (r.kind === 'weight' && l.fixed?.has(i) ? [`${l.node.name}:${l.node.input[i]}`] : []))));
   for (const t of report.tensors) if (t.chosen && (t.kind === 'activation' || fixedWeights.has(t.name))) t.chosen.deployed = true;
+  if (q.plan.activations.length === 0) {
+    report.warnings.unshift({
+      code: 'nothing-simulated',
+      message: `${d.loaded.path}: no activation of this model has a fixed deployed grid (its quantization is dynamic or weight-only), so the simulated and integer runs equal the reference: the numbers above say nothing about its quantization`,
+    });
+  }
   const proto = d.loaded.proto;
   report.model = {
     ...report.model,

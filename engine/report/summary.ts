@@ -49,7 +49,8 @@ export function formatSummary(r: Report, worst = 8): string {
       lines.push(`  ${l.node.slice(0, 34).padEnd(34)}  ${pctFine(d.simulatedVsOrt.mismatchRate).padStart(9)}  ${pctFine(d.referenceVsOrt.mismatchRate).padStart(10)}  ${String(d.referenceVsOrt.maxLsb).padStart(3)}  ${causes.slice(0, 30).padEnd(30)}  ${u8}`);
     }
   }
-  if (qz && qz.kind !== 'float') lines.push('', ...deployedGrids(r));
+  const grids = qz && qz.kind !== 'float' ? deployedGrids(r) : [];
+  if (grids.length > 1) lines.push('', ...grids);
   const clipped = r.tensors.filter((t) => t.kind === 'activation' && t.clipRate > 0.001).sort((x, y) => y.clipRate - x.clipRate).slice(0, 5);
   if (clipped.length) {
     lines.push('');
