@@ -88,6 +88,6 @@ export function deployedPlan(graph: GraphProto, d: DeployedGrids): QuantPlan {
 
 /** Every tensor with a deployed grid, graph inputs first, then in the order nodes produce them. */
 function inGraphOrder(graph: GraphProto, grids: Map<string, QuantParams>): string[] {
-  const order = [...graph.input.map((i) => i.name), ...graph.node.flatMap((n) => n.output)];
-  return order.filter((t, i) => grids.has(t) && order.indexOf(t) === i);
+  const order = new Set([...graph.input.map((i) => i.name), ...graph.node.flatMap((n) => n.output)]);
+  return [...order].filter((t) => grids.has(t));
 }

@@ -73,9 +73,10 @@ export function buildTwin(proto: ModelProto, file: string): Twin {
   const live = new Set([...model.graph!.node.flatMap((n) => n.output), ...model.graph!.input.map((i) => i.name)]);
   const grids = new Map([...b.grids].filter(([t]) => live.has(t)));
   const nodes = new Set(model.graph!.node.map((n) => n.name));
+  const inits = new Set(model.graph!.initializer.map((i) => i.name));
   return {
     model, census, grids,
-    constants: new Map([...b.constants].filter(([t]) => model.graph!.initializer.some((i) => i.name === t))),
+    constants: new Map([...b.constants].filter(([t]) => inits.has(t))),
     quantized: new Map([...b.quantized].filter(([n]) => nodes.has(n))),
     layerOutput: new Map([...b.layerOutput].filter(([n, t]) => nodes.has(n) && live.has(t))),
     dynamicNodes: b.dynamicNodes, blockedNodes: b.blockedNodes, notes: b.notes,
@@ -105,7 +106,8 @@ function assemble(source: ModelProto, b: TwinBuilder): ModelProto {
   const used = new Set(g.node.flatMap(nodeReads));
   g.initializer = [...source.graph!.initializer, ...b.initializers].filter((t) => used.has(t.name));
   const inits = new Set(g.initializer.map((t) => t.name));
-  g.input = g.input.filter((i) => !source.graph!.initializer.some((t) => t.name === i.name) || inits.has(i.name));
+  const sourceInits = new Set(source.graph!.initializer.map((t) => t.name));
+  g.input = g.input.filter((i) => !sourceInits.has(i.name) || inits.has(i.name));
   g.valueInfo = []; // integer tensors became float ones under the same names: old types would conflict
   return model;
 }

@@ -58,11 +58,14 @@ export class TwinBuilder {
   readonly notes: string[] = [];
   readonly fresh: (base: string) => string;
   private readonly producer = new Map<string, NodeProto>();
+  /** Node names in use (the source's and the twin's), so a cleaned-up name never collides. */
+  private readonly nodeNames: Set<string>;
   private readonly dequantized = new Map<string, { name: string; params: QuantParams[] }>();
 
   constructor(graph: GraphProto, readonly file: string, readonly opset: number) {
     this.src = new GraphIndex(graph);
     this.fresh = nameAllocator(graph);
+    this.nodeNames = new Set(graph.node.map((n) => n.name));
   }
 
   where(n: NodeProto): string {
@@ -192,7 +195,9 @@ export class TwinBuilder {
   /** A node name for the twin of `n`: onnxruntime's layout transformer appends `_token_<k>` to the names of nodes it rewrites. */
   nodeName(n: NodeProto): string {
     const clean = n.name.replace(/_token_\d+$/, '');
-    return clean !== n.name && !this.src.graph.node.some((m) => m.name === clean) && !this.nodes.some((m) => m.name === clean) ? clean : n.name;
+    if (clean === n.name || this.nodeNames.has(clean)) return n.name;
+    this.nodeNames.add(clean);
+    return clean;
   }
 
   /** A grid starting at 0 on a value a signed operator produced: the deployed model clamps negatives there. */
