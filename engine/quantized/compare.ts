@@ -74,6 +74,11 @@ export function compareReports(ra: Report, rb: Report, qa: Quantized, qb: Quanti
   if (reference.kind === 'twin-of-a') notes.push("Both versions are measured against the float twin of A (A's dequantized weights): A's weight rounding adds no error there, B's does where its codes differ. Pass --float with the original float model for a neutral reference.");
   const missing = [...names.filter((n) => !byA.has(n)).map((n) => `${n} is quantized only in B`), ...names.filter((n) => !byB.has(n)).map((n) => `${n} is quantized only in A`)];
   notes.push(...missing);
+  for (const [label, r] of [['A', ra], ['B', rb]] as const) {
+    const u = r.model.quantization?.unmatched;
+    const all = u ? [...u.tensors, ...u.layers, ...u.weights] : [];
+    if (all.length) notes.push(`${label}: ${all.length} tensors, layers or weights did not match the reference by name and stay float there: ${all.slice(0, 6).join(', ')}${all.length > 6 ? ', ...' : ''}`);
+  }
   const sideInfo = (r: Report) => ({ path: r.model.path, sha256: r.model.sha256, quantization: r.model.quantization ?? null, accuracy: r.accuracy });
   return {
     schemaVersion: REPORT_SCHEMA_VERSION,
@@ -94,7 +99,7 @@ export async function compareModels(a: DeployedModel, b: DeployedModel, opts: Pr
   const p = await prepareDeployed(a, opts);
   const qa = await quantizeDeployed(p, a, opts);
   const ra = await evaluateDeployed(p, a, qa, opts);
-  const qb = await quantizeDeployed(p, b, opts);
+  const qb = await quantizeDeployed(p, b, { ...opts, otherTwin: opts.floatPath ? undefined : a.loaded.path });
   const rb = await evaluateDeployed(p, b, qb, opts);
   const reference: CompareReport['reference'] = opts.floatPath ? { kind: 'user', path: p.loaded.path } : { kind: 'twin-of-a', path: a.loaded.path };
   return compareReports(ra, rb, qa, qb, reference);

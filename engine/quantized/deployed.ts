@@ -76,8 +76,11 @@ function hasConvBn(g: GraphProto): boolean {
   return g.node.some((n) => n.opType === 'Conv' && (idx.consumers.get(n.output[0]) ?? []).some((c) => c.opType === 'BatchNormalization'));
 }
 
-/** Build the `Quantized` of the deployed grids on `p`'s reference graph. */
-export async function quantizeDeployed(p: Prepared, d: DeployedModel, opts: RunOptions = {}): Promise<Quantized> {
+/**
+ * Build the `Quantized` of the deployed grids on `p`'s reference graph. `otherTwin` names the
+ * quantized model whose twin `p` is, when that is not `d` (compare measures B on A's twin).
+ */
+export async function quantizeDeployed(p: Prepared, d: DeployedModel, opts: RunOptions & { otherTwin?: string } = {}): Promise<Quantized> {
   const own = onOwnTwin(p, d);
   const prepared = cloneModel(p.float);
   // The user's float model may still hold the BatchNorms the quantizer folded into its Convs.
@@ -102,7 +105,8 @@ export async function quantizeDeployed(p: Prepared, d: DeployedModel, opts: RunO
     thresholds.set(t, th);
   }
   const weights = plan.layers.reduce((a, l) => a + [...(l.fixed?.keys() ?? [])].filter((i) => l.roles[i]?.kind === 'weight').length, 0);
-  const quantization = describe(d, own ? null : p.loaded.path, unmatched, { activations: actParams.size, weights });
+  const reference = own ? null : opts.otherTwin ? { twinOf: opts.otherTwin } : { floatModel: p.loaded.path };
+  const quantization = describe(d, reference, unmatched, { activations: actParams.size, weights });
   return { config, prepared, folds, plan, actParams, thresholds, quantization };
 }
 
@@ -118,10 +122,14 @@ function floatOnly(plan: QuantPlan, p: Prepared): QuantPlan {
   return { layers, activations: plan.activations.filter(isFloat), skipped };
 }
 
-function describe(d: DeployedModel, floatModel: string | null, unmatched: Unmatched | null, grids: { activations: number; weights: number }): ModelQuantization {
+function describe(d: DeployedModel, ref: { floatModel?: string; twinOf?: string } | null, unmatched: Unmatched | null, grids: { activations: number; weights: number }): ModelQuantization {
+  const floatModel = ref?.floatModel;
+  const matched = 'the deployed grids and weight codes are applied to its tensors and layers, matched by name (what did not match is listed under unmatched and left float)';
   const notes = floatModel
-    ? [`The float reference is ${floatModel}: the deployed grids and weight codes are applied to its tensors and layers, matched by name (what did not match is listed under unmatched and left float).`]
-    : [TWIN_NOTE];
+    ? [`The float reference is ${floatModel}: ${matched}.`]
+    : ref?.twinOf
+      ? [`The float reference is the float twin of ${ref.twinOf} (its weights dequantized): ${matched}.`]
+      : [TWIN_NOTE];
   return {
     kind: d.twin.census.kind,
     ops: d.twin.census.ops,
