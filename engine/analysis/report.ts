@@ -17,6 +17,7 @@ import type { SensitivityResult } from './sensitivity';
 import type { Prepared, Quantized } from './types';
 import { choosePrimaryMetric } from './primaryMetric';
 import { platform } from './platform';
+import { gridUse } from './gridUse';
 
 export const TOOL_VERSION = '0.1.0';
 
@@ -79,6 +80,7 @@ export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: Sens
       opset: opsetOf(p.loaded.proto),
       producer: `${p.loaded.proto.producerName} ${p.loaded.proto.producerVersion}`.trim(),
       nodes: p.float.graph!.node.length,
+      quantization: q.quantization ?? { kind: 'float', ops: {}, reference: 'self', notes: [] },
     },
     data: {
       source: p.data.source,
@@ -151,6 +153,7 @@ function activationReports(p: Prepared, q: Quantized, e: Evaluation): TensorRepo
       klCurve: downsample(th.klCurve, 256),
       chosen: { method: q.config.calibration, range: representableRange(params), scale: params.scale, zeroPoint: params.zeroPoint },
       clipRate: seen ? e.clipCount.get(name)! / seen : 0,
+      grid: gridUse(s, params),
     }];
   });
 }

@@ -2,7 +2,7 @@
  * The shapes the analysis pipeline passes between its stages (prepare -> quantize -> evaluate ->
  * report), declared apart from the code so the stages import types, not each other.
  */
-import type { QuantConfig, Warning } from '../../protocol/report';
+import type { ModelQuantization, QuantConfig, Warning } from '../../protocol/report';
 import type { ActivationStats } from '../calibration/histogram';
 import type { TensorThresholds } from '../calibration/choose';
 import type { Dataset } from '../data/dataset';
@@ -65,6 +65,11 @@ export interface Quantized {
   plan: QuantPlan;
   actParams: Map<string, QuantParams>;
   thresholds: Map<string, TensorThresholds>;
+  /**
+   * Set when the grids are an already-quantized model's own (engine/quantized/): what the file
+   * holds and what it is compared against. Its weights' codes ride on the plan's layers (`fixed`).
+   */
+  quantization?: ModelQuantization;
 }
 
 export interface EvaluateOptions extends RunOptions {

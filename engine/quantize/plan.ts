@@ -5,6 +5,7 @@
  */
 import type { Placement } from '../../protocol/report';
 import { GraphIndex, type GraphProto, type NodeProto, attrInt } from '../onnx/graph';
+import type { QuantParams } from './scheme';
 
 export type InputRole =
   | { kind: 'activation' }
@@ -20,6 +21,21 @@ export interface PlannedLayer {
   output: string;
   /** Output reuses the quantization params of input 0 (MaxPool: the range cannot grow). */
   shareInputParams: boolean;
+  /**
+   * Integer codes a model that is already quantized holds for some constant inputs (by input
+   * index): the QDQ writer stores exactly these instead of quantizing the float values, so the
+   * analysis runs the deployed weights and biases, not a re-quantization of them.
+   */
+  fixed?: Map<number, FixedCodes>;
+}
+
+/** A constant's deployed integer codes and their grid (weights: per channel along `axis`; biases: int32, zero point 0). */
+export interface FixedCodes {
+  /** Channel axis of `params` (non-negative), or null when one grid covers the whole tensor. */
+  axis: number | null;
+  params: QuantParams[];
+  codes: Int32Array;
+  dims: number[];
 }
 
 export interface QuantPlan {

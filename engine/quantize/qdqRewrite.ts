@@ -18,7 +18,7 @@ import { cloneModel, opsetOf } from '../onnx/model';
 import { GraphIndex, type NodeProto, makeNode, nameAllocator, pruneUnusedInitializers, untypedValueInfo } from '../onnx/graph';
 import { typedValueInfo } from '../onnx/slice';
 import { DT, makeTensor, readFloatTensor } from '../onnx/tensor';
-import type { PlannedLayer, QuantPlan } from './plan';
+import type { FixedCodes, PlannedLayer, QuantPlan } from './plan';
 import { type QuantParams, paramsFor, quantize } from './scheme';
 import { roundHalfEven } from './rounding';
 import { create } from '@bufbuild/protobuf';
@@ -233,6 +233,8 @@ class QdqWriter {
   weight(layer: PlannedLayer, inputIndex: number, roleAxis: number | null): { dq: string; wq: WeightQuant } {
     const name = layer.node.input[inputIndex];
     const tensor = this.source.initializers.get(name)!;
+    const fixed = layer.fixed?.get(inputIndex);
+    if (fixed) return this.fixedWeight(layer, name, readFloatTensor(tensor, this.source.dir), fixed);
     const c = weightScheme(this.config, layer.node.name);
     const { axis, params, ranges, clipRate, codes, dims } = quantizeWeight(tensor, this.source.dir, c, roleAxis);
     const base = `${layer.node.name}_${name}`;
@@ -244,14 +246,39 @@ class QdqWriter {
     return { dq, wq: { layer: layer.node.name, tensor: name, axis, params, ranges, clipRate, codes, dims, initializer: wq } };
   }
 
-  /** int32 bias at scale S_x * S_w (per channel when the weight is), zero point 0. */
-  bias(layer: PlannedLayer, inputIndex: number, xp: QuantParams, wq: WeightQuant): string | null {
+  /**
+   * A deployed model's weight exactly as it holds it: its codes, type and grid. Ranges are those
+   * of the float values the codes stand for; nothing is clipped (the codes are given).
+   */
+  private fixedWeight(layer: PlannedLayer, name: string, w: { dims: number[]; data: Float32Array }, f: FixedCodes): { dq: string; wq: WeightQuant } {
+    const axis = f.params.length > 1 ? f.axis : null;
+    const channels = axis === null ? 1 : f.dims[axis];
+    const inner = axis === null ? w.data.length : f.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+    const ranges: Range[] = Array.from({ length: channels }, () => ({ lo: Infinity, hi: -Infinity }));
+    for (let i = 0; i < w.data.length; i++) {
+      const r = ranges[axis === null ? 0 : Math.floor(i / inner) % channels];
+      if (w.data[i] < r.lo) r.lo = w.data[i];
+      if (w.data[i] > r.hi) r.hi = w.data[i];
+    }
+    const type = gridType(f.params[0]);
+    const base = `${layer.node.name}_${name}`;
+    const wq = this.init(`${base}_quantized`, zeroPointType(type.bits, type.signed), f.dims, f.codes);
+    const { s, z } = this.scaleZp(base, f.params, type, axis !== null);
+    const dq = this.fresh(`${base}_dequantized`);
+    this.head.push(makeNode('DequantizeLinear', [wq, s, z], [dq], this.fresh(`${base}_DequantizeLinear`), axis !== null ? { axis } : {}, this.domain));
+    return { dq, wq: { layer: layer.node.name, tensor: name, axis, params: f.params, ranges, clipRate: 0, codes: f.codes, dims: f.dims, initializer: wq } };
+  }
+
+  /** int32 bias at scale S_x * S_w (per channel when the weight is), zero point 0; a deployed bias keeps its codes and scales. */
+  bias(layer: PlannedLayer, inputIndex: number, xp: QuantParams | undefined, wq: WeightQuant): string | null {
     const name = layer.node.input[inputIndex];
     const b = readFloatTensor(this.source.initializers.get(name)!, this.source.dir);
+    const fixed = layer.fixed?.get(inputIndex);
+    if (!fixed && !xp) return null;
     if (b.dims.length !== 1 || (wq.axis !== null && b.data.length !== wq.params.length)) return null;
-    const scales = wq.params.map((p) => Math.fround(Math.fround(xp.scale) * Math.fround(p.scale)));
-    const perChannel = wq.axis !== null;
-    const codes = Int32Array.from(b.data, (v, i) => Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, roundHalfEven(v / scales[perChannel ? i : 0]))));
+    const scales = fixed ? fixed.params.map((p) => p.scale) : wq.params.map((p) => Math.fround(Math.fround(xp!.scale) * Math.fround(p.scale)));
+    const perChannel = fixed ? fixed.params.length > 1 : wq.axis !== null;
+    const codes = fixed ? fixed.codes : Int32Array.from(b.data, (v, i) => Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, roundHalfEven(v / scales[perChannel ? i : 0]))));
     wq.bias = codes;
     const base = `${layer.node.name}_${name}`;
     const bq = this.init(`${base}_quantized`, DT.INT32, b.dims, codes);
@@ -263,7 +290,7 @@ class QdqWriter {
   }
 
   /** Rewrite a layer's weight and bias inputs; activation inputs are mapped by `act`. */
-  quantizeInputs(layer: PlannedLayer, node: NodeProto, act: (i: number) => string, actParams: (t: string) => QuantParams): WeightQuant[] {
+  quantizeInputs(layer: PlannedLayer, node: NodeProto, act: (i: number) => string, actParams: (t: string) => QuantParams | undefined): WeightQuant[] {
     const weights: WeightQuant[] = [];
     const wqByInput = new Map<number, WeightQuant>();
     layer.roles.forEach((r, i) => {
@@ -337,7 +364,7 @@ export function buildQdqModel(
   for (const n of g.node) {
     const layer = layerByName.get(n.name);
     if (!layer) continue;
-    weights.push(...w.quantizeInputs(layer, n, (i) => n.input[i], (t) => actParams.get(t)!));
+    weights.push(...w.quantizeInputs(layer, n, (i) => n.input[i], (t) => actParams.get(t)));
   }
   g.node = [...w.head, ...inputsQdq, ...g.node.flatMap((n) => [n, ...(afterProducer.get(n.name) ?? [])])];
   const taps = plan.layers
@@ -415,7 +442,7 @@ export function buildIsolatedModel(
       const t = l.node.input[i];
       if (!qdqOf.has(t)) qdqOf.set(t, w.qdq(t, actParams.get(t)!, body).dq);
       return qdqOf.get(t)!;
-    }, (t) => actParams.get(t)!);
+    }, (t) => actParams.get(t));
     // Constant inputs left in float (e.g. a Gemm bias with alpha != 1) are copied as they are.
     l.roles.forEach((r, i) => {
       const t = copy.input[i];
