@@ -14,8 +14,7 @@
  */
 import type * as ort from 'onnxruntime-node';
 import type { Report, Warning } from '../../protocol/report';
-import { cloneModel } from '../onnx/model';
-import { GraphIndex, untypedValueInfo } from '../onnx/graph';
+import { allInitializers } from '../onnx/scopes';
 import type { PlannedLayer } from '../quantize/plan';
 import { type OutputTap, buildIsolatedModel, buildQdqModel, isolatedInputs } from '../quantize/qdqRewrite';
 import { createSession, feedsFor, runSession } from '../runtime/session';
@@ -27,7 +26,7 @@ import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
 import { timer } from './prepare';
 import { buildReport } from './report';
 import { sensitivity } from './sensitivity';
-import { batches, disposeAll, fixedBatchOf, groupByBytes, measureTensors, RUN_BYTES, type TapGroup } from './taps';
+import { batches, byTensor, disposeAll, fixedBatchOf, groupByBytes, measureTensors, RUN_BYTES, type TapGroup, tapModel } from './taps';
 import type { EvaluateOptions, Prepared, Quantized } from './types';
 
 /** Multiply-accumulates the JS integer reference may spend (about a second of exact int32 work). */
@@ -65,11 +64,18 @@ function codeView(t: ort.Tensor, tap: OutputTap): CodeView {
   return { codes, scale, zeroPoint };
 }
 
+/** Isolated copies of the layers of one scope (main graph, or one If branch): they run together or not at all. */
+interface IsolatedPart {
+  sim: ort.InferenceSession;
+  int: ort.InferenceSession;
+}
+
 interface FloatGroup {
   group: TapGroup<PlannedLayer>;
   float: ort.InferenceSession;
-  isoSim: ort.InferenceSession | null;
-  isoInt: ort.InferenceSession | null;
+  /** Output to read per tensor (tensors inside bodies are lifted). */
+  names: Map<string, string>;
+  iso: IsolatedPart[];
   isoTaps: { sim: OutputTap[]; int: OutputTap[] };
 }
 
@@ -87,10 +93,10 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
     (node, message) => warnings.push({ code: 'no-integer-reference', node, message }));
 
   // Float groups: each layer needs its float inputs and output; groups keep a batch under budget.
-  const src = new GraphIndex(q.prepared.graph!);
+  const inits = allInitializers(q.prepared);
   const inputNames = new Set(p.data.inputs.map((i) => i.name));
   const measured = plan.layers.filter((l) => actParams.has(l.output));
-  const tensorsOf = (l: PlannedLayer) => [...isolatedInputs(l, (x) => src.isConstant(x)), l.output].filter((x) => !inputNames.has(x));
+  const tensorsOf = (l: PlannedLayer) => [...isolatedInputs(l, (x) => inits.has(x)), l.output].filter((x) => !inputNames.has(x));
   await measureTensors(p, measured.flatMap(tensorsOf), opts.signal);
   const groups = groupByBytes(measured, tensorsOf, (x) => p.tensorBytes.get(x) ?? 0, opts.batchSize ?? p.batchSize, fixedBatchOf(p));
   // The QDQ runs hold every layer's codes of a batch while the groups run: size the batch for both.
@@ -140,20 +146,24 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
       for (const [gi, fg] of floatGroups.entries()) {
         checkCancel(opts.signal);
         const fr = await runSession(fg.float, feeds, p.loaded.path);
-        const floats = { ...feeds, ...fr } as Record<string, ort.Tensor>;
+        const floats = byTensor(fr, fg.names, feeds);
         countClips(evaluation, q, fg.group.tensors, floats, clipped);
         const iso = await runIsolated(fg, floats);
         for (const l of fg.group.units) {
           const x = floats[l.output].data as Float32Array;
+          if (x.length === 0) continue; // its If branch did not run on this batch
           const acc = evaluation.layerAcc.get(l.node.name)!;
           const simTap = qdq.taps.find((tp) => tp.layer === l.node.name);
           const intTap = qdqI.taps.find((tp) => tp.layer === l.node.name);
-          if (simTap && intTap) acc.addAccumulated(x, codeView(qs[simTap.tensor], simTap), codeView(qi[intTap.tensor], intTap));
+          if (simTap && intTap && sameSize(x, qs[simTap.tensor], qi[intTap.tensor])) acc.addAccumulated(x, codeView(qs[simTap.tensor], simTap), codeView(qi[intTap.tensor], intTap));
+          else if (simTap && intTap) branchDiverged(evaluation, l);
           const k = fg.isoTaps.sim.findIndex((tp) => tp.layer === l.node.name);
-          if (k >= 0 && iso.sim && iso.int) acc.addIsolated(x, codeView(iso.sim[fg.isoTaps.sim[k].tensor], fg.isoTaps.sim[k]), codeView(iso.int[fg.isoTaps.int[k].tensor], fg.isoTaps.int[k]));
+          const is = k >= 0 ? iso.sim[fg.isoTaps.sim[k].tensor] : undefined;
+          const ii = k >= 0 ? iso.int[fg.isoTaps.int[k].tensor] : undefined;
+          if (is && ii) acc.addIsolated(x, codeView(is, fg.isoTaps.sim[k]), codeView(ii, fg.isoTaps.int[k]));
         }
         if (gi === 0) compareOutputs(p, evaluation, fr, qs, qi, labels?.subarray(start, start + count) ?? null, logits);
-        disposeAll(fr, iso.sim ?? undefined, iso.int ?? undefined);
+        disposeAll(fr, iso.sim, iso.int);
       }
       disposeAll(qs, qi);
       done += count;
@@ -180,26 +190,48 @@ async function floatGroup(
   p: Prepared, q: Quantized, group: TapGroup<PlannedLayer>, intParams: Map<string, import('../quantize/scheme').QuantParams>,
   intConfig: Quantized['config'], track: <T extends ort.InferenceSession | null>(s: T) => T, label: string,
 ): Promise<FloatGroup> {
-  const tap = cloneModel(p.float);
-  const have = new Set(tap.graph!.output.map((o) => o.name));
-  for (const n of group.tensors) if (!have.has(n)) tap.graph!.output.push(untypedValueInfo(n));
+  const { model: tap, names } = tapModel(p, group.tensors);
   const float = track(await createSession(tap, 'float', { label: p.loaded.path }));
-  const isoS = buildIsolatedModel(q.prepared, p.loaded.dir, group.units, q.actParams, q.config);
-  const isoI = intParams === q.actParams ? isoS : buildIsolatedModel(q.prepared, p.loaded.dir, group.units, intParams, intConfig);
-  const any = isoS.taps.length > 0;
-  return {
-    group, float,
-    isoSim: any ? track(await createSession(isoS.model, 'simulated', { label })) : null,
-    isoInt: any ? track(await createSession(isoI.model, 'integer', { label })) : null,
-    isoTaps: { sim: isoS.taps, int: isoI.taps },
-  };
+  const fg: FloatGroup = { group, float, names, iso: [], isoTaps: { sim: [], int: [] } };
+  // Layers of one scope run together: an If branch's layers only have inputs when the branch ran.
+  const byScope = new Map<string, PlannedLayer[]>();
+  for (const l of group.units) {
+    const key = l.scope.map((s) => `${s.node}/${s.attr}`).join('|');
+    byScope.set(key, [...(byScope.get(key) ?? []), l]);
+  }
+  for (const units of byScope.values()) {
+    const isoS = buildIsolatedModel(q.prepared, p.loaded.dir, units, q.actParams, q.config);
+    const isoI = intParams === q.actParams ? isoS : buildIsolatedModel(q.prepared, p.loaded.dir, units, intParams, intConfig);
+    if (isoS.taps.length === 0) continue;
+    fg.iso.push({ sim: track(await createSession(isoS.model, 'simulated', { label })), int: track(await createSession(isoI.model, 'integer', { label })) });
+    fg.isoTaps.sim.push(...isoS.taps);
+    fg.isoTaps.int.push(...isoI.taps);
+  }
+  return fg;
 }
 
+/** Every scope's isolated layers whose float inputs this batch produced (none empty). */
 async function runIsolated(fg: FloatGroup, floats: Record<string, ort.Tensor>) {
-  if (!fg.isoSim || !fg.isoInt) return { sim: null, int: null };
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const name of fg.isoSim.inputNames) feeds[name] = floats[name];
-  return { sim: await runSession(fg.isoSim, feeds, 'isolated layers'), int: await runSession(fg.isoInt, feeds, 'isolated layers') };
+  const sim: Record<string, ort.Tensor> = {};
+  const int: Record<string, ort.Tensor> = {};
+  for (const part of fg.iso) {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const name of part.sim.inputNames) feeds[name] = floats[name];
+    if (Object.values(feeds).some((t) => !t || t.size === 0)) continue;
+    Object.assign(sim, await runSession(part.sim, feeds, 'isolated layers'));
+    Object.assign(int, await runSession(part.int, feeds, 'isolated layers'));
+  }
+  return { sim, int };
+}
+
+function sameSize(x: Float32Array, ...t: (ort.Tensor | undefined)[]): boolean {
+  return t.every((v) => v !== undefined && v.size === x.length);
+}
+
+/** The quantized run took another branch than the float run: this batch says nothing about the layer. */
+function branchDiverged(e: Evaluation, l: PlannedLayer): void {
+  if (e.warnings.some((w) => w.code === 'branch-diverged' && w.node === l.node.name)) return;
+  e.warnings.push({ code: 'branch-diverged', node: l.node.name, message: `${l.node.opType} ${l.node.name}: the quantized model took another If branch than the float model on some batches; those batches are left out of its accumulated error` });
 }
 
 /** Clipped = the code saturates: the unclamped code lies more than half a step beyond the grid. */

@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { QuantConfig } from '../../protocol/report';
 import { decodeModel, type ModelProto } from '../onnx/model';
+import { graphsOf } from '../onnx/scopes';
 import type { OutputTap } from '../quantize/qdqRewrite';
 import type { QuantParams } from '../quantize/scheme';
 import { createSession } from '../runtime/session';
@@ -14,7 +15,7 @@ import { createSession } from '../runtime/session';
 export interface KernelMap {
   /** Per layer: the fused kernel that writes its output codes, or null (it ran in float between DQ and Q). */
   byLayer: Map<string, string | null>;
-  /** Every op in the optimized graph, counted. */
+  /** Every op in the optimized graph, counted (If/Loop/Scan bodies included). */
   counts: Record<string, number>;
 }
 
@@ -26,14 +27,17 @@ export interface KernelMap {
 export function kernelsFrom(optimized: ModelProto, taps: OutputTap[]): KernelMap {
   const counts: Record<string, number> = {};
   const producer = new Map<string, { op: string; input: string }>();
-  for (const n of optimized.graph!.node) {
-    const op = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : n.opType;
-    counts[op] = (counts[op] ?? 0) + 1;
-    for (const o of n.output) producer.set(o, { op, input: n.input[0] });
+  // onnxruntime optimizes If/Loop/Scan bodies too: a layer in a body is found by its tensor there.
+  for (const { graph } of graphsOf(optimized)) {
+    for (const n of graph.node) {
+      const op = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : n.opType;
+      counts[op] = (counts[op] ?? 0) + 1;
+      for (const o of n.output) producer.set(o, { op, input: n.input[0] });
+    }
   }
   const byLayer = new Map<string, string | null>();
   for (const tap of taps) {
-    let p = producer.get(tap.tensor);
+    let p = producer.get(tap.source ?? tap.tensor);
     for (let hops = 0; p && p.op === 'Transpose' && hops < 4; hops++) p = producer.get(p.input);
     const op = p?.op ?? null;
     byLayer.set(tap.layer, op && !/(Quantize|Dequantize)Linear$/.test(op) ? op.replace(/^com\.microsoft\./, '') : null);

@@ -10,12 +10,13 @@ import type { Warning } from '../../protocol/report';
 import { ActivationStats } from '../calibration/histogram';
 import { loadDataset, modelInputs } from '../data/dataset';
 import { InputError } from '../errors';
-import { ensureNodeNames, hoistConstants, untypedValueInfo } from '../onnx/graph';
 import { type LoadedModel, cloneModel, loadModel } from '../onnx/model';
+import { normalizeScopes } from '../onnx/scopes';
+import { inferElementTypes } from '../onnx/typeInfer';
 import { planQuantization } from '../quantize/plan';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
-import { batches, disposeAll, fixedBatchOf, groupByBytes, measureTensors } from './taps';
+import { batches, byTensor, disposeAll, fixedBatchOf, groupByBytes, measureTensors, tapModel } from './taps';
 import type { PrepareOptions, Prepared, RunOptions } from './types';
 
 export function timer(): () => number {
@@ -40,8 +41,8 @@ export async function prepareAnalysis(modelPath: string, opts: PrepareOptions = 
 export async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t = timer()): Promise<Prepared> {
   const warnings: Warning[] = loaded.warnings.map((message) => ({ code: 'model-warning', message }));
   const float = cloneModel(loaded.proto);
-  hoistConstants(float);
-  ensureNodeNames(float.graph!);
+  // Constants hoisted and nodes named at every depth; body nodes get qualified names (If_0/then_branch/Conv_3).
+  const nodeNames = normalizeScopes(float);
   const inputs = modelInputs(float);
   const data = await loadDataset(opts.dataPath, inputs, { samples: opts.samples });
   if (data.synthetic) {
@@ -63,6 +64,7 @@ export async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t
     loaded, float, data, batchSize: fixed ?? opts.batchSize ?? 32, fixedBatch: fixed,
     tensorBytes: new Map(), tensorTypes: new Map(), stats: new Map(), floatTensors: new Set(),
     outputs: float.graph!.output.map((o) => o.name), warnings, thresholdCache: new Map(), timings: {},
+    nodeNames, elemTypes: inferElementTypes(float), unreadable: new Map(),
   };
   for (const i of data.inputs) {
     p.tensorTypes.set(i.name, ORT_NAME[i.dataType] ?? 'other');
@@ -92,9 +94,7 @@ export async function ensureStats(p: Prepared, names: readonly string[], opts: R
   const total = p.data.samples * groups.length;
   let done = 0;
   for (const [gi, group] of groups.entries()) {
-    const model = cloneModel(p.float);
-    const have = new Set(model.graph!.output.map((o) => o.name));
-    for (const n of group.tensors) if (!have.has(n)) model.graph!.output.push(untypedValueInfo(n));
+    const { model, names } = tapModel(p, group.tensors);
     const session = await createSession(model, 'float', { label: p.loaded.path });
     const wanted = new Set([...group.tensors, ...(gi === 0 ? fromFeeds : [])]);
     try {
@@ -103,8 +103,9 @@ export async function ensureStats(p: Prepared, names: readonly string[], opts: R
         const feeds = await feedsFor(p.data, start, count);
         const res = await runSession(session, feeds, p.loaded.path);
         if (gi === 0) checkOutputs(p, res, start);
-        for (const [name, tensor] of Object.entries({ ...res, ...feeds })) {
-          if (!wanted.has(name) || tensor.type !== 'float32') continue;
+        for (const [name, tensor] of Object.entries(byTensor(res, names, feeds))) {
+          // an empty tensor: lifted from an If branch this batch did not take
+          if (!wanted.has(name) || tensor.type !== 'float32' || tensor.size === 0) continue;
           let s = p.stats.get(name);
           if (!s) p.stats.set(name, (s = new ActivationStats()));
           s.add(tensor.data as Float32Array);

@@ -53,6 +53,12 @@ export interface Prepared {
   outputs: string[];
   warnings: Warning[];
   timings: Record<string, number>;
+  /** Qualified node name (body nodes: `If_0/then_branch/Conv_3`) -> the node's name in the file. */
+  nodeNames: Map<string, string>;
+  /** Element type of every value at any depth, inferred from the graph (lifting out of If branches needs it). */
+  elemTypes: Map<string, number>;
+  /** Tensors inside bodies that cannot be read out (onnx/lift.ts), with the reason. */
+  unreadable: Map<string, string>;
 }
 
 /** A configuration applied to the prepared float statistics: plan, params, models. */

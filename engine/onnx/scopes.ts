@@ -166,3 +166,24 @@ export function nodeSites(model: ModelProto): Map<string, { node: NodeProto; sit
   for (const site of graphsOf(model)) for (const node of site.graph.node) out.set(node.name, { node, site });
   return out;
 }
+
+/** Unique-name generator over every graph of the model (names added in a body must not shadow). */
+export function modelNameAllocator(model: ModelProto): (base: string) => string {
+  const used = new Set<string>();
+  for (const { graph: g } of graphsOf(model)) {
+    for (const n of g.node) {
+      used.add(n.name);
+      n.input.forEach((i) => used.add(i));
+      n.output.forEach((o) => used.add(o));
+    }
+    g.initializer.forEach((t) => used.add(t.name));
+    g.input.forEach((i) => used.add(i.name));
+    g.output.forEach((o) => used.add(o.name));
+  }
+  return (base: string) => {
+    let name = base;
+    for (let k = 1; used.has(name); k++) name = `${base}_${k}`;
+    used.add(name);
+    return name;
+  };
+}
