@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { MultiBar, Presets } from 'cli-progress';
-import type { CalibrationMethod, MixedPrecisionResult, PresetName, Report, SweepReport } from '../protocol/report';
+import type { CalibrationMethod, MixedPrecisionResult, PresetName, Report, SweepReport, Warning } from '../protocol/report';
 import { CALIBRATION_METHODS, reportReplacer } from '../protocol/report';
 import { CancelledError, type Prepared, type Progress, evaluate, prepareAnalysis, quantizeWith } from './analysis/analyze';
 import { writeQuantizedModel } from './analysis/quantizeModel';
@@ -20,6 +20,8 @@ import { runIntegerOnly } from './integer/integerGraph';
 import { runIntegerCnn } from './integer/cnnGraph';
 import { type ConfigOverrides, PRESETS, PRESET_NAMES, resolveConfig } from './quantize/presets';
 import { formatSummary } from './report/summary';
+import { applyCalibrationTable, exportCalibrationTable } from './analysis/calibrationTables';
+import { loadUserMetric } from './analysis/userMetric';
 import { type OutputTarget, checkOutput, writeOutput } from './io/files';
 import { updateModelSettings } from './io/modelSettings';
 
@@ -58,6 +60,9 @@ function withQuantOptions(cmd: Command): Command {
     .option('--exclude <nodes>', 'comma-separated node names kept in float', (v) => v.split(',').map((s) => s.trim()).filter(Boolean))
     .option('--no-fold-bn', 'do not fold BatchNormalization into the preceding Conv')
     .option('--batch-size <n>', 'samples per inference batch', intArg)
+    .option('--calibration-table <file>', "take activation ranges from another tool: a TensorRT calibration cache or onnxruntime's calibration.json")
+    .addOption(new Option('--target-cpu <cpu>', 'deployment CPU for CPU-dependent hazards (u8s8 saturation needs x86 without VNNI)').choices(['this', 'vnni', 'no-vnni']).default('this'))
+    .option('--metric <file.mjs>', 'your own per-sample metric (docs/metric.md); judges the run instead of top-1/SQNR')
     .option('--force', 'replace existing output files (--report, --out); inputs are never replaced')
     .option('--quiet', 'no progress bars');
 }
@@ -66,6 +71,19 @@ interface QuantOpts {
   data?: string; samples?: number; preset: PresetName; calibration?: CalibrationMethod; percentile?: number;
   weightBits?: 4 | 8 | 16; actBits?: 4 | 8 | 16; perTensor?: boolean; perChannel?: boolean; symmetric?: boolean; asymmetric?: boolean;
   placement?: 'compute' | 'extended'; exclude?: string[]; foldBn: boolean; batchSize?: number; quiet?: boolean; force?: boolean;
+  calibrationTable?: string; targetCpu: 'this' | 'vnni' | 'no-vnni'; metric?: string;
+}
+
+/** The configuration, with the ranges of a --calibration-table applied; its warnings go in the report. */
+async function configFor(p: Prepared, o: QuantOpts) {
+  const config = configFrom(o);
+  if (!o.calibrationTable) return { config, warnings: [] as Warning[] };
+  return applyCalibrationTable(p, config, o.calibrationTable);
+}
+
+/** Options evaluate() takes from the command line. */
+async function evalOpts(o: QuantOpts) {
+  return { targetCpu: o.targetCpu, metric: o.metric ? await loadUserMetric(path.resolve(o.metric)) : undefined };
 }
 
 /** An output file named by `option`, checked before any work (fails fast), written at the end. */
@@ -114,14 +132,19 @@ function progressReporter(quiet: boolean | undefined) {
   };
 }
 
-async function runAnalyze(model: string, o: QuantOpts & { report?: string; sensitivity: boolean; json?: boolean }): Promise<void> {
-  const config = configFrom(o);
+async function runAnalyze(model: string, o: QuantOpts & { report?: string; sensitivity: boolean; json?: boolean; writeCalibrationTable?: string }): Promise<void> {
+  configFrom(o); // option errors before any work
   const reportOut = output(o, model, o.report, '--report', 'report');
+  const tableOut = output(o, model, o.writeCalibrationTable, '--write-calibration-table', 'calibration table');
   const bar = progressReporter(o.quiet);
   let report: Report;
   try {
     const p = await prepareFor(model, o, bar.onProgress);
-    report = await evaluate(p, await quantizeWith(p, config), { onProgress: bar.onProgress, sensitivity: o.sensitivity });
+    const { config, warnings } = await configFor(p, o);
+    const q = await quantizeWith(p, config);
+    report = await evaluate(p, q, { onProgress: bar.onProgress, sensitivity: o.sensitivity, ...(await evalOpts(o)) });
+    report.warnings.push(...warnings);
+    if (tableOut) exportCalibrationTable(q, tableOut);
   } finally {
     bar.stop();
   }
@@ -129,13 +152,18 @@ async function runAnalyze(model: string, o: QuantOpts & { report?: string; sensi
   process.stdout.write(o.json ? JSON.stringify(report, reportReplacer) + '\n' : formatSummary(report) + (o.report ? `\nreport: ${path.resolve(o.report)}\n` : ''));
 }
 
-async function runQuantize(model: string, o: QuantOpts & { out: string }): Promise<void> {
-  const config = configFrom(o);
+async function runQuantize(model: string, o: QuantOpts & { out: string; writeCalibrationTable?: string }): Promise<void> {
+  configFrom(o);
   const out = output(o, model, o.out, '--out', 'quantized model')!;
+  const tableOut = output(o, model, o.writeCalibrationTable, '--write-calibration-table', 'calibration table');
   const bar = progressReporter(o.quiet);
   try {
     const p = await prepareFor(model, o, bar.onProgress);
-    const written = writeQuantizedModel(p, await quantizeWith(p, config), out);
+    const { config, warnings } = await configFor(p, o);
+    for (const w of warnings) process.stderr.write(`${w.message}\n`);
+    const q = await quantizeWith(p, config);
+    const written = writeQuantizedModel(p, q, out);
+    if (tableOut) process.stdout.write(`wrote ${exportCalibrationTable(q, tableOut)}\n`);
     process.stdout.write(`wrote ${written.path} (${written.layers} layers quantized, ${written.sizeBytes} bytes)\n`);
   } finally {
     bar.stop();
@@ -273,12 +301,14 @@ export function buildProgram(): Command {
   withQuantOptions(program.command('analyze').argument('<model>', 'the .onnx model (never modified)'))
     .description('calibrate, quantize in memory, and report per-layer errors and accuracy')
     .option('--report <out.json>', 'write the full JSON report here')
-    .option('--no-sensitivity', 'skip per-layer sensitivity (2 extra runs per layer)')
+    .option('--no-sensitivity', 'skip per-layer sensitivity')
+    .option('--write-calibration-table <file>', 'also write the thresholds: a TensorRT calibration cache, or onnxruntime calibration JSON for a .json name')
     .option('--json', 'print the report JSON on stdout instead of the summary')
     .action((model, o) => runAnalyze(model, o));
   withQuantOptions(program.command('quantize').argument('<model>', 'the .onnx model (never modified)'))
     .description('write a deployable QDQ model to a NEW file')
     .requiredOption('--out <new.onnx>', 'output model path (must differ from the input)')
+    .option('--write-calibration-table <file>', 'also write the thresholds: a TensorRT calibration cache, or onnxruntime calibration JSON for a .json name')
     .action((model, o) => runQuantize(model, o));
   withQuantOptions(program.command('sweep').argument('<model>', 'the .onnx model (never modified)'))
     .description('evaluate a grid of configurations from ONE calibration pass; table + Pareto front of drop vs size')
@@ -347,5 +377,8 @@ function internalError(e: unknown): number {
 }
 
 if (require.main === module) {
-  main(process.argv).then((code) => process.exit(code));
+  main(process.argv).then((code) => {
+    process.exitCode = code;
+    process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+  });
 }

@@ -23,6 +23,8 @@ import { type LayerDiffFeed, feedBatch, layerDiffFeeds, macsPerSample, sliceSamp
 import { integerEncoding, integerSessionWithKernels, type KernelMap, shiftParams } from './kernels';
 import { type CodeView, LayerComparison } from './layerCompare';
 import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
+import { ModelOutputComparison, type TensorData } from './outputMetrics';
+import { UserMetricSeries } from './userMetric';
 import { timer } from './prepare';
 import { buildReport } from './report';
 import { sensitivity } from './sensitivity';
@@ -36,6 +38,8 @@ const DIFF_MAC_BUDGET = 3e8;
 export class OutputComparer {
   readonly acc = new ErrorAccumulator();
   readonly top1 = new Top1Counter();
+  /** Every output, per sample (intervals, classifier metrics); the user's metric when given. */
+  constructor(readonly outputs: ModelOutputComparison, readonly user: UserMetricSeries | null) {}
 }
 
 /** Everything the evaluation measured; `buildReport` turns it into the report. */
@@ -108,7 +112,11 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   const evaluation: Evaluation = {
     layerAcc: new Map(plan.layers.map((l) => [l.node.name, new LayerComparison()])),
     clipCount: new Map(), seen: new Map(),
-    out: { sim: new OutputComparer(), int: new OutputComparer() }, floatTop1: new Top1Counter(),
+    out: {
+      sim: new OutputComparer(new ModelOutputComparison(floatOutputs(p)), null),
+      int: new OutputComparer(new ModelOutputComparison(floatOutputs(p)), opts.metric ? new UserMetricSeries(opts.metric) : null),
+    },
+    floatTop1: new Top1Counter(),
     diffFeeds, diffSamples: 0, kernels: { byLayer: new Map(), counts: {} }, deployed: { byLayer: new Map(), counts: {} },
     shift: enc.shift, warnings, weights: qdq.weights, timings: {},
   };
@@ -162,7 +170,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
           const ii = k >= 0 ? iso.int[fg.isoTaps.int[k].tensor] : undefined;
           if (is && ii) acc.addIsolated(x, codeView(is, fg.isoTaps.sim[k]), codeView(ii, fg.isoTaps.int[k]));
         }
-        if (gi === 0) compareOutputs(p, evaluation, fr, qs, qi, labels?.subarray(start, start + count) ?? null, logits);
+        if (gi === 0) await compareOutputs(p, evaluation, fr, qs, qi, labels?.subarray(start, start + count) ?? null, logits, start, count);
         disposeAll(fr, iso.sim, iso.int);
       }
       disposeAll(qs, qi);
@@ -175,7 +183,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   evaluation.timings = { ...p.timings, evaluateMs: t() };
   const sens = opts.sensitivity === false ? null : await sensitivity(p, q, opts);
   if (sens) evaluation.timings.sensitivityMs = t() - evaluation.timings.evaluateMs;
-  return buildReport(p, q, evaluation, sens);
+  return buildReport(p, q, evaluation, sens, opts.targetCpu);
 }
 
 /** The file `quantize` writes (no taps, the configured grid), as onnxruntime CPU optimizes it. */
@@ -252,9 +260,20 @@ function countClips(e: Evaluation, q: Quantized, tensors: readonly string[], flo
   }
 }
 
-function compareOutputs(
+/** The model outputs compared per sample: float ones (integer outputs such as argmax indices are left to equality). */
+function floatOutputs(p: Prepared): string[] {
+  return p.outputs.filter((o) => (p.tensorTypes.get(o) ?? 'float32') === 'float32');
+}
+
+async function compareOutputs(
   p: Prepared, e: Evaluation, fr: Record<string, ort.Tensor>, qs: Record<string, ort.Tensor>, qi: Record<string, ort.Tensor>, lab: Int32Array | null, logits: string,
-): void {
+  start: number, count: number,
+): Promise<void> {
+  const outs = floatOutputs(p);
+  const pick = (r: Record<string, ort.Tensor>) => Object.fromEntries(outs.map((o) => [o, r[o] as unknown as TensorData]));
+  e.out.sim.outputs.add(pick(fr), pick(qs), count, lab);
+  e.out.int.outputs.add(pick(fr), pick(qi), count, lab);
+  await e.out.int.user?.addBatch(pick(fr), pick(qi), count, lab, start);
   const f = fr[logits];
   if (!f || f.type !== 'float32') return;
   const cols = Number(f.dims[f.dims.length - 1] ?? 1);

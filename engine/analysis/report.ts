@@ -2,7 +2,7 @@
  * Stage 4, report: what the evaluation measured, as the report the CLI writes and the extension
  * shows (protocol/report.ts, documented in docs/report-schema.md).
  */
-import type { CalibrationMethod, LayerReport, ModelOutputMetrics, Report, TensorReport, Warning } from '../../protocol/report';
+import type { CalibrationMethod, LayerReport, ModelOutputMetrics, Platform, Report, TensorReport, Warning } from '../../protocol/report';
 import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 import { ActivationStats, displayHistogram } from '../calibration/histogram';
 import { allInitializers } from '../onnx/scopes';
@@ -15,6 +15,8 @@ import type { Evaluation } from './evaluate';
 import { ERR_SPAN } from './layerCompare';
 import type { SensitivityResult } from './sensitivity';
 import type { Prepared, Quantized } from './types';
+import { choosePrimaryMetric } from './primaryMetric';
+import { platform } from './platform';
 
 export const TOOL_VERSION = '0.1.0';
 
@@ -22,17 +24,29 @@ function round2(x: number): number {
   return Math.round(x * 100) / 100;
 }
 
-export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: SensitivityResult | null): Report {
+export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: SensitivityResult | null, targetCpu: Platform['target'] = 'this'): Report {
   const { config, plan } = q;
   const labels = p.data.labels;
   const hasLabels = labels !== null;
-  const outMetrics = (k: 'sim' | 'int'): ModelOutputMetrics => ({
-    top1: e.out[k].top1.top1(hasLabels),
-    agreement: e.out[k].top1.agreement(),
-    outputSqnrDb: e.out[k].acc.result().sqnrDb,
-  });
+  const summaries = { sim: e.out.sim.outputs.summaries(), int: e.out.int.outputs.summaries() };
+  // Intervals come from the per-sample comparison of the first output when it holds class scores
+  // (the same top-1 and agreement the counters give, now with their uncertainty).
+  const classOf = (k: 'sim' | 'int') => summaries[k].find((o) => o.name === p.outputs[0])?.classifier ?? null;
+  const outMetrics = (k: 'sim' | 'int'): ModelOutputMetrics => {
+    const c = classOf(k);
+    return {
+      top1: e.out[k].top1.top1(hasLabels),
+      agreement: e.out[k].top1.agreement(),
+      outputSqnrDb: e.out[k].acc.result().sqnrDb,
+      top1Interval: c?.labelled?.candidate ?? null,
+      ...(c ? { agreementInterval: c.top1Agreement } : {}),
+      samples: p.data.samples,
+    };
+  };
   const floatTop = e.floatTop1.top1(hasLabels);
   const integer = outMetrics('int');
+  const labelledInt = classOf('int')?.labelled ?? null;
+  const primaryMetric = summaries.int.length ? choosePrimaryMetric(summaries.int, e.out.int.user?.summary() ?? null) : null;
   const diffByLayer = new Map(e.diffFeeds.map((f) => [f.layer, { ...f.diff.result(), samples: e.diffSamples }]));
   const layers: LayerReport[] = plan.layers.map((l) => {
     const a = e.layerAcc.get(l.node.name)!;
@@ -77,11 +91,17 @@ export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: Sens
     tensors,
     layers,
     accuracy: {
-      float: { top1: floatTop, agreement: 1 },
+      float: { top1: floatTop, agreement: 1, top1Interval: labelledInt?.reference ?? null },
       simulated: outMetrics('sim'),
       integer,
       dropPoints: floatTop !== null && integer.top1 !== null ? round2((floatTop - integer.top1) * 100) : null,
+      dropInterval: labelledInt?.dropPoints ?? null,
+      mcnemarP: labelledInt?.mcnemarP ?? null,
     },
+    outputs: summaries.int,
+    primaryMetric,
+    diagnosis: null,
+    platform: platform(targetCpu),
     integerKernels: e.kernels.counts,
     deployedKernels: e.deployed.counts,
     integerEncoding: e.shift

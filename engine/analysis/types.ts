@@ -10,6 +10,7 @@ import type { LoadedModel, ModelProto } from '../onnx/model';
 import type { FoldRecord } from '../quantize/bnFold';
 import type { QuantPlan } from '../quantize/plan';
 import type { QuantParams } from '../quantize/scheme';
+import type { UserMetric } from './userMetric';
 
 export interface Progress {
   stage: 'calibrate' | 'evaluate' | 'sensitivity' | 'sweep' | 'write';
@@ -86,4 +87,8 @@ export interface EvaluateOptions extends RunOptions {
   sensitivitySamples?: number;
   /** Also measure "every layer but this one quantized" (one whole-model run per layer). */
   allButThis?: boolean;
+  /** The deployment CPU for hazards that depend on it (u8 x s8 saturation without VNNI); default this machine. */
+  targetCpu?: 'this' | 'vnni' | 'no-vnni';
+  /** The user's metric (`--metric metric.mjs`): scored per sample on float and integer outputs. */
+  metric?: UserMetric;
 }

@@ -2,6 +2,7 @@
  * Plain-text summary of a report for the terminal: accuracy first, then the worst layers.
  */
 import type { Report } from '../../protocol/report';
+import { u8s8Hazard } from '../analysis/platform';
 
 const pct = (x: number | null) => (x === null ? '   n/a' : `${(x * 100).toFixed(2).padStart(6)}%`);
 const pctFine = (x: number) => `${(x * 100).toFixed(x && x < 0.001 ? 4 : 2)}%`;
@@ -33,11 +34,12 @@ export function formatSummary(r: Report, worst = 8): string {
   if (diffs.length) {
     lines.push('');
     lines.push('integer codes: simulated / integer-only reference / onnxruntime (share of codes that differ, root causes):');
-    lines.push('  node                                sim vs ORT   ref vs ORT  max  causes (ref vs ORT)             u8s8 on non-VNNI x86');
+    const hazard = r.platform ? u8s8Hazard(r.platform) : true;
+    lines.push(`  node                                sim vs ORT   ref vs ORT  max  causes (ref vs ORT)             ${hazard ? 'u8s8 saturation (target without VNNI)' : ''}`);
     for (const l of diffs.slice(0, worst)) {
       const d = l.integerDiff!;
       const causes = d.referenceVsOrt.causes.map((c) => `${c.cause} ${c.count}`).join(', ') || '-';
-      const u8 = d.u8s8.applicable ? (d.u8s8.changedOutputs ? `${d.u8s8.changedOutputs} codes change` : 'no change') : 'n/a';
+      const u8 = !hazard ? '' : d.u8s8.applicable ? (d.u8s8.changedOutputs ? `${d.u8s8.changedOutputs} codes change` : 'no change') : 'n/a';
       lines.push(`  ${l.node.slice(0, 34).padEnd(34)}  ${pctFine(d.simulatedVsOrt.mismatchRate).padStart(9)}  ${pctFine(d.referenceVsOrt.mismatchRate).padStart(10)}  ${String(d.referenceVsOrt.maxLsb).padStart(3)}  ${causes.slice(0, 30).padEnd(30)}  ${u8}`);
     }
   }

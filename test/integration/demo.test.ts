@@ -24,7 +24,11 @@ const tmp = tempDir();
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
-const npy = (f: string) => parseNpy(fs.readFileSync(f).buffer.slice(0) as ArrayBuffer);
+const npy = (f: string) => {
+  // Small files come from Buffer's shared pool: take exactly the file's bytes.
+  const b = fs.readFileSync(f);
+  return parseNpy(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
+};
 
 /** onnxruntime's own top-1 on the original file, default session options. */
 async function ortTop1(): Promise<number> {
