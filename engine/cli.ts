@@ -16,6 +16,7 @@ import { DEFAULT_AXES, configLabel, gridConfigs, parseAxes } from './quantize/gr
 import { mixedPrecision, writeMixedPrecision } from './analysis/mixedPrecision';
 import { InputError, loadModel } from './onnx/model';
 import { loadDataset, modelInputs } from './data/dataset';
+import { type InputSetting, parseShapeArg, parseStateArg, parseValueArg } from './data/inputs';
 import { runIntegerOnly } from './integer/integerGraph';
 import { runIntegerCnn } from './integer/cnnGraph';
 import { type ConfigOverrides, PRESETS, PRESET_NAMES, resolveConfig } from './quantize/presets';
@@ -60,6 +61,9 @@ function withQuantOptions(cmd: Command): Command {
     .option('--exclude <nodes>', 'comma-separated node names kept in float', (v) => v.split(',').map((s) => s.trim()).filter(Boolean))
     .option('--no-fold-bn', 'do not fold BatchNormalization into the preceding Conv')
     .option('--batch-size <n>', 'samples per inference batch', intArg)
+    .option('--input <name=value>', 'a constant input, the same value for every sample (repeatable; a comma list for several values), e.g. --input sr=16000', collect, [])
+    .option('--state <input=output>', 'a recurrent input fed from a model output of the previous sample (zeros first; samples in order), e.g. --state state=stateN', collect, [])
+    .option('--input-shape <name=AxB>', 'the full shape of an input whose dims the model leaves dynamic (synthetic data, states, constants), e.g. --input-shape input=1x512', collect, [])
     .option('--calibration-table <file>', "take activation ranges from another tool: a TensorRT calibration cache or onnxruntime's calibration.json")
     .addOption(new Option('--target-cpu <cpu>', 'deployment CPU for CPU-dependent hazards (u8s8 saturation needs x86 without VNNI)').choices(['this', 'vnni', 'no-vnni']).default('this'))
     .option('--metric <file.mjs>', 'your own per-sample metric (docs/metric.md); judges the run instead of top-1/SQNR')
@@ -72,6 +76,7 @@ interface QuantOpts {
   weightBits?: 4 | 8 | 16; actBits?: 4 | 8 | 16; perTensor?: boolean; perChannel?: boolean; symmetric?: boolean; asymmetric?: boolean;
   placement?: 'compute' | 'extended'; exclude?: string[]; foldBn: boolean; batchSize?: number; quiet?: boolean; force?: boolean;
   calibrationTable?: string; targetCpu: 'this' | 'vnni' | 'no-vnni'; metric?: string;
+  input?: string[]; state?: string[]; inputShape?: string[];
 }
 
 /** The configuration, with the ranges of a --calibration-table applied; its warnings go in the report. */
@@ -170,8 +175,31 @@ async function runQuantize(model: string, o: QuantOpts & { out: string; writeCal
   }
 }
 
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+/** --input / --state / --input-shape as per-input settings (over quantlens.json's `inputs`). */
+function inputFlags(o: QuantOpts): Record<string, InputSetting> {
+  const out: Record<string, InputSetting> = {};
+  const at = (n: string) => (out[n] ??= {});
+  for (const spec of o.input ?? []) {
+    const [n, v] = parseValueArg(spec);
+    Object.assign(at(n), { kind: 'constant', value: v.length === 1 ? v[0] : v });
+  }
+  for (const spec of o.state ?? []) {
+    const [n, from] = parseStateArg(spec);
+    Object.assign(at(n), { kind: 'state', from });
+  }
+  for (const spec of o.inputShape ?? []) {
+    const [n, shape] = parseShapeArg(spec);
+    at(n).shape = shape;
+  }
+  return out;
+}
+
 async function prepareFor(model: string, o: QuantOpts, onProgress?: (p: Progress) => void) {
-  const p = await prepareAnalysis(model, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress });
+  const p = await prepareAnalysis(model, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress, inputs: inputFlags(o) });
   for (const w of p.warnings.filter((x) => x.code === 'synthetic-data')) process.stderr.write(`\nWARNING: ${w.message}\n\n`);
   return p;
 }

@@ -12,6 +12,8 @@
  *   - the bit-exact integer reference: on a bounded, stated number of samples.
  * Sessions are created once per evaluation; every batch's tensors are compared and dropped.
  */
+import { inputNamesOf } from '../data/dataset';
+import { batchFirst, stateOutputAxes } from '../data/inputs';
 import type * as ort from 'onnxruntime-node';
 import type { Report, Warning } from '../../protocol/report';
 import { allInitializers } from '../onnx/scopes';
@@ -98,7 +100,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
 
   // Float groups: each layer needs its float inputs and output; groups keep a batch under budget.
   const inits = allInitializers(q.prepared);
-  const inputNames = new Set(p.data.inputs.map((i) => i.name));
+  const inputNames = inputNamesOf(p.data);
   const measured = plan.layers.filter((l) => actParams.has(l.output));
   const tensorsOf = (l: PlannedLayer) => [...isolatedInputs(l, (x) => inits.has(x)), l.output].filter((x) => !inputNames.has(x));
   await measureTensors(p, measured.flatMap(tensorsOf), opts.signal);
@@ -270,7 +272,10 @@ async function compareOutputs(
   start: number, count: number,
 ): Promise<void> {
   const outs = floatOutputs(p);
-  const pick = (r: Record<string, ort.Tensor>) => Object.fromEntries(outs.map((o) => [o, r[o] as unknown as TensorData]));
+  // a state output (e.g. [2, batch, 128]) is compared per sample along its own batch axis
+  const axes = stateOutputAxes(p.data.states ?? []);
+  const asData = (o: string, t: ort.Tensor): TensorData => (axes.has(o) && t ? batchFirst(t.data as Float32Array, t.dims, axes.get(o)!) : (t as unknown as TensorData));
+  const pick = (r: Record<string, ort.Tensor>) => Object.fromEntries(outs.map((o) => [o, asData(o, r[o])]));
   e.out.sim.outputs.add(pick(fr), pick(qs), count, lab);
   e.out.int.outputs.add(pick(fr), pick(qi), count, lab);
   await e.out.int.user?.addBatch(pick(fr), pick(qi), count, lab, start);

@@ -8,7 +8,7 @@
 import type * as ort from 'onnxruntime-node';
 import type { Warning } from '../../protocol/report';
 import { ActivationStats } from '../calibration/histogram';
-import { loadDataset, modelInputs } from '../data/dataset';
+import { fedInputs, inputNamesOf, modelInputs } from '../data/dataset';
 import { checkLabels } from '../data/labels';
 import { InputError } from '../errors';
 import { type LoadedModel, cloneModel, loadModel } from '../onnx/model';
@@ -17,6 +17,7 @@ import { inferElementTypes } from '../onnx/typeInfer';
 import { planQuantization } from '../quantize/plan';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
+import { carryStates, inputSettings, loadInputData } from './inputData';
 import { batches, byTensor, disposeAll, fixedBatchOf, groupByBytes, measureTensors, tapModel } from './taps';
 import type { PrepareOptions, Prepared, RunOptions } from './types';
 
@@ -44,15 +45,23 @@ export async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t
   const float = cloneModel(loaded.proto);
   // Constants hoisted and nodes named at every depth; body nodes get qualified names (If_0/then_branch/Conv_3).
   const nodeNames = normalizeScopes(float);
-  const inputs = modelInputs(float);
-  const data = await loadDataset(opts.dataPath, inputs, { samples: opts.samples });
+  const data = loadInputData(loaded, float, opts);
+  const inputs = data.inputs;
   if (data.synthetic) {
     warnings.push({
       code: 'synthetic-data',
       message: `No calibration data given: using ${data.samples} synthetic random samples. Thresholds and errors then say NOTHING about real activations; pass --data.`,
     });
+    const set = inputSettings(loaded.path, opts.inputs);
+    const dynamic = modelInputs(float).filter((i) => !set[i.name]?.shape && inputs.some((s) => s.name === i.name && s.shape.length && i.dims.slice(1).some((d) => typeof d !== 'number')));
+    for (const i of dynamic) {
+      const shape = inputs.find((s) => s.name === i.name)!.shape;
+      warnings.push({ code: 'synthetic-dims', tensor: i.name, message: `synthetic input "${i.name}" [${i.dims.map((d) => (typeof d === 'number' ? d : '?')).join(',')}]: dynamic dims set to give samples of shape [${shape.join(',')}]; set them with --input-shape ${i.name}=1x...` });
+    }
   }
-  const fixed = inputs.map((i) => i.dims[0]).find((d) => typeof d === 'number' && d > 0) as number | undefined;
+  const sampleDims = modelInputs(float).filter((i) => inputs.some((s) => s.name === i.name)).map((i) => i.dims[0]);
+  // A state without a batch axis cannot stack samples: every pass then runs one sample at a time.
+  const fixed = (data.states ?? []).some((s) => s.batchAxis === null) ? 1 : (sampleDims.find((d) => typeof d === 'number' && d > 0) as number | undefined);
   let samples = data.samples;
   if (fixed && fixed > 1 && samples % fixed !== 0) {
     // A model whose inputs fix the batch cannot run a partial batch: the remainder is left out.
@@ -67,11 +76,19 @@ export async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t
     outputs: float.graph!.output.map((o) => o.name), warnings, thresholdCache: new Map(), timings: {},
     nodeNames, elemTypes: inferElementTypes(float), unreadable: new Map(),
   };
-  for (const i of data.inputs) {
+  for (const i of fedInputs(data)) {
     p.tensorTypes.set(i.name, ORT_NAME[i.dataType] ?? 'other');
     if (p.tensorTypes.get(i.name) === 'float32') p.floatTensors.add(i.name);
   }
-  await ensureStats(p, defaultTensors(p), opts);
+  try {
+    await carryStates(data, float, loaded.path, opts.signal);
+    await ensureStats(p, defaultTensors(p), opts);
+  } catch (e) {
+    // A model that fails on synthetic inputs whose dynamic dims were guessed: say which flag fixes it.
+    const guessed = warnings.filter((w) => w.code === 'synthetic-dims');
+    if (e instanceof InputError && guessed.length) throw new InputError(`${e.message} (${guessed.map((w) => w.message).join('; ')})`);
+    throw e;
+  }
   p.timings.calibrateMs = t();
   return p;
 }
@@ -84,7 +101,7 @@ const ORT_NAME: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8', 
  * that produces NaN or Inf on the data is broken, and nothing measured against it would mean anything.
  */
 export async function ensureStats(p: Prepared, names: readonly string[], opts: RunOptions = {}): Promise<void> {
-  const inputNames = new Set(p.data.inputs.map((i) => i.name));
+  const inputNames = inputNamesOf(p.data);
   const todo = [...new Set(names)].filter((n) => !p.stats.has(n));
   if (todo.length === 0) return;
   await measureTensors(p, todo, opts.signal);

@@ -4,6 +4,7 @@
  * scheme so sweeps compute each once) and its scale and zero point. No inference here, except
  * calibrating tensors this configuration quantizes that no earlier one did.
  */
+import { inputNamesOf } from '../data/dataset';
 import { computeThresholds, type TensorThresholds } from '../calibration/choose';
 import type { QuantConfig } from '../../protocol/report';
 import { foldBatchNorms } from '../quantize/bnFold';
@@ -63,7 +64,7 @@ function unreadable(p: Prepared, l: PlannedLayer): { code: string; reason: strin
  * can be calibrated and no error measured, so it stays float and the report says why.
  */
 function dropUnmeasured(p: Prepared, plan: QuantPlan): QuantPlan {
-  const inputs = new Set(p.data.inputs.map((i) => i.name));
+  const inputs = inputNamesOf(p.data);
   return dropLayers(plan, (l) => {
     const t = layerTensors(l).find((x) => !p.stats.has(x) && !inputs.has(x));
     if (!t) return null;

@@ -8,6 +8,7 @@
  * layer's per-sample output SQNR spread, and enough samples are used to know every layer's mean
  * output SQNR within +-0.5 dB (95%), up to 256 (or what the user asked for).
  */
+import { inputNamesOf } from '../data/dataset';
 import type * as ort from 'onnxruntime-node';
 import type { ModelOutputMetrics } from '../../protocol/report';
 import type { GraphProto, NodeProto } from '../onnx/graph';
@@ -57,7 +58,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
   if (layers.length === 0) return null;
   const g = q.prepared.graph!;
   const constants = new Set(g.initializer.map((t) => t.name));
-  const inputNames = new Set(p.data.inputs.map((i) => i.name));
+  const inputNames = inputNamesOf(p.data);
   const suffixes: Suffix[] = layers.map((layer) => {
     const nodes = downstreamOf(g, topNode(g, layer));
     const produced = new Set(nodes.flatMap((n) => n.output));

@@ -5,6 +5,7 @@
  * are small gets one group and large batches; a 512x512 detector gets several groups at batch 1,
  * each a full pass, and never holds every layer's activation at once.
  */
+import { inputNamesOf } from '../data/dataset';
 import type * as ort from 'onnxruntime-node';
 import { liftTensors } from '../onnx/lift';
 import { cloneModel, type ModelProto } from '../onnx/model';
@@ -47,7 +48,7 @@ export function fixedBatchOf(p: Prepared): number | undefined {
  * float model on the first batch with the tensors exposed a chunk at a time.
  */
 export async function measureTensors(p: Prepared, names: readonly string[], signal?: AbortSignal): Promise<void> {
-  const inputs = new Set(p.data.inputs.map((i) => i.name));
+  const inputs = inputNamesOf(p.data);
   const todo = [...new Set(names)].filter((n) => !p.tensorBytes.has(n) && !inputs.has(n));
   if (todo.length === 0) return;
   const count = p.fixedBatch ?? 1;

@@ -6,6 +6,7 @@ import type { QuantConfig, Warning } from '../../protocol/report';
 import type { ActivationStats } from '../calibration/histogram';
 import type { TensorThresholds } from '../calibration/choose';
 import type { Dataset } from '../data/dataset';
+import type { InputSetting } from '../data/inputs';
 import type { LoadedModel, ModelProto } from '../onnx/model';
 import type { FoldRecord } from '../quantize/bnFold';
 import type { QuantPlan } from '../quantize/plan';
@@ -29,6 +30,8 @@ export interface RunOptions {
 export interface PrepareOptions extends RunOptions {
   dataPath?: string;
   samples?: number;
+  /** Per model input: sample / constant (value) / state (from an output), dims (data/inputs.ts); over quantlens.json's `inputs`. */
+  inputs?: Record<string, InputSetting>;
 }
 
 /** What the float model looks like on the data: computed once, reused by every configuration. */
