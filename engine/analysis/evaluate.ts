@@ -81,6 +81,8 @@ interface FloatGroup {
   float: ort.InferenceSession;
   /** Output to read per tensor (tensors inside bodies are lifted). */
   names: Map<string, string>;
+  /** Tensors lifted out of Loop/Scan bodies: leading iteration axes to fold into the batch for isolated runs. */
+  stacked: Map<string, number>;
   iso: IsolatedPart[];
   isoTaps: { sim: OutputTap[]; int: OutputTap[] };
 }
@@ -200,9 +202,9 @@ async function floatGroup(
   p: Prepared, q: Quantized, group: TapGroup<PlannedLayer>, intParams: Map<string, import('../quantize/scheme').QuantParams>,
   intConfig: Quantized['config'], track: <T extends ort.InferenceSession | null>(s: T) => T, label: string,
 ): Promise<FloatGroup> {
-  const { model: tap, names } = tapModel(p, group.tensors);
+  const { model: tap, names, stacked } = tapModel(p, group.tensors);
   const float = track(await createSession(tap, 'float', { label: p.loaded.path }));
-  const fg: FloatGroup = { group, float, names, iso: [], isoTaps: { sim: [], int: [] } };
+  const fg: FloatGroup = { group, float, names, stacked, iso: [], isoTaps: { sim: [], int: [] } };
   // Layers of one scope run together: an If branch's layers only have inputs when the branch ran.
   const byScope = new Map<string, PlannedLayer[]>();
   for (const l of group.units) {
@@ -225,13 +227,25 @@ async function runIsolated(fg: FloatGroup, floats: Record<string, ort.Tensor>) {
   const sim: Record<string, ort.Tensor> = {};
   const int: Record<string, ort.Tensor> = {};
   for (const part of fg.iso) {
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const name of part.sim.inputNames) feeds[name] = floats[name];
+    const feeds: Record<string, ort.Tensor | undefined> = {};
+    for (const name of part.sim.inputNames) feeds[name] = foldIterations(floats[name], fg.stacked.get(name) ?? 0);
     if (Object.values(feeds).some((t) => !t || t.size === 0)) continue;
-    Object.assign(sim, await runSession(part.sim, feeds, 'isolated layers'));
-    Object.assign(int, await runSession(part.int, feeds, 'isolated layers'));
+    const ready = feeds as Record<string, ort.Tensor>;
+    Object.assign(sim, await runSession(part.sim, ready, 'isolated layers'));
+    Object.assign(int, await runSession(part.int, ready, 'isolated layers'));
   }
   return { sim, int };
+}
+
+/**
+ * A tensor lifted out of a Loop body ([iterations, batch, ...]) fed to an isolated layer: the
+ * iterations become more batch rows ([iterations x batch, ...]), the layout the stacked codes of
+ * the QDQ model have too, so the comparison stays element by element.
+ */
+function foldIterations(t: ort.Tensor | undefined, axes: number): ort.Tensor | undefined {
+  if (!t || axes === 0 || t.dims.length <= axes) return t;
+  const lead = t.dims.slice(0, axes + 1).reduce((a, b) => a * b, 1);
+  return t.reshape([lead, ...t.dims.slice(axes + 1)]);
 }
 
 function sameSize(x: Float32Array, ...t: (ort.Tensor | undefined)[]): boolean {

@@ -24,11 +24,16 @@ const FIRST_PROBE = 64;
  * If/Loop/Scan bodies are lifted (onnx/lift.ts). `names` maps each tensor to the output to read;
  * tensors that cannot be lifted are recorded once in `p.unreadable` with the reason.
  */
-export function tapModel(p: Prepared, tensors: readonly string[]): { model: ModelProto; names: Map<string, string> } {
+export function tapModel(p: Prepared, tensors: readonly string[]): { model: ModelProto; names: Map<string, string>; stacked: Map<string, number> } {
   const model = cloneModel(p.float);
   const { lifted, refused } = liftTensors(model, tensors.filter((t) => t && !p.unreadable.has(t)), p.elemTypes);
   for (const [t, why] of refused) p.unreadable.set(t, why);
-  return { model, names: new Map([...lifted].map(([t, l]) => [t, l.output])) };
+  return {
+    model,
+    names: new Map([...lifted].map(([t, l]) => [t, l.output])),
+    // Loop/Scan body tensors come stacked: one leading axis per enclosing loop (iterations)
+    stacked: new Map([...lifted].filter(([, l]) => l.stackedAxes > 0).map(([t, l]) => [t, l.stackedAxes])),
+  };
 }
 
 /** A run's results keyed by tensor name (lifted outputs under their tensor's name), feeds included. */

@@ -51,7 +51,7 @@ const sr = () => new ort.Tensor('int64', BigInt64Array.from([16000n]), []);
 /** onnxruntime directly: frame by frame, each fed the previous frame's stateN (zeros first). */
 async function sequential(modelBytes: Uint8Array): Promise<{ probs: Float32Array; states: Float32Array[] }> {
   const s = await ort.InferenceSession.create(modelBytes);
-  let state = new ort.Tensor('float32', new Float32Array(256), [2, 1, 128]);
+  let state: ort.Tensor = new ort.Tensor('float32', new Float32Array(256), [2, 1, 128]);
   const probs = new Float32Array(count);
   const states: Float32Array[] = [];
   for (let k = 0; k < count; k++) {

@@ -148,3 +148,61 @@ describe('layers inside If branches', () => {
     await qs.release();
   });
 });
+
+describe('a layer inside a Loop body', () => {
+  const K = 6, ITER = 3, N = 24;
+  const W = Float32Array.from({ length: K * K }, () => randn(r) * 0.5);
+  const Xl = Float32Array.from({ length: N * K }, () => randn(r));
+  // v_{i+1} = Relu(v_i W), 3 iterations; W read from the enclosing scope
+  const body = bodyGraph('body', {
+    nodes: [makeNode('MatMul', ['v', 'W'], ['h'], 'mm'), makeNode('Relu', ['h'], ['v_next'], 'relu'), makeNode('Identity', ['cond_in'], ['cond_out'], 'id')],
+    inputs: [valueInfo('iter', [], DT.INT64), valueInfo('cond_in', [], DT.BOOL), valueInfo('v', ['N', K])],
+    outputs: [valueInfo('cond_out', [], DT.BOOL), valueInfo('v_next', ['N', K])],
+  });
+  const loopPath = writeModel(dir, 'loop.onnx', buildModel({
+    nodes: [controlNode('Loop', ['M', '', 'x'], ['y'], 'loop', { body })],
+    inputs: [valueInfo('x', ['N', K])],
+    outputs: [valueInfo('y', ['N', K])],
+    initializers: [makeTensor('M', DT.INT64, [], [ITER]), makeTensor('W', DT.FLOAT, [K, K], W)],
+  }));
+  const loopData = path.join(dir, 'loopdata');
+  fs.mkdirSync(loopData);
+  fs.writeFileSync(path.join(loopData, 'x.npy'), Buffer.from(dump(Xl, [N, K])));
+
+  it('is calibrated over every iteration (stacked scan outputs) and measured, isolated included', async () => {
+    const p = await prepareAnalysis(loopPath, { dataPath: loopData });
+    const q = await quantizeWith(p, resolveConfig('ort-cpu', { placement: 'compute' }));
+    assert.deepEqual(q.plan.layers.map((l) => l.node.name), ['loop/body/mm']);
+    // h over the three iterations, by hand
+    let v = Array.from(Xl);
+    let lo = Infinity, hi = -Infinity;
+    for (let it = 0; it < ITER; it++) {
+      const h = new Array(N * K).fill(0);
+      for (let n = 0; n < N; n++) for (let j = 0; j < K; j++) {
+        let acc = 0;
+        for (let k = 0; k < K; k++) acc += Math.fround(v[n * K + k]) * W[k * K + j];
+        h[n * K + j] = Math.fround(acc);
+      }
+      for (const x of h) { lo = Math.min(lo, x); hi = Math.max(hi, x); }
+      v = h.map((x) => Math.max(0, x));
+    }
+    const hs = p.stats.get('h')!;
+    assert.equal(hs.count, ITER * N * K);
+    assert.ok(Math.abs(hs.min - lo) < 1e-4 && Math.abs(hs.max - hi) < 1e-4, `[${hs.min}, ${hs.max}] vs [${lo}, ${hi}]`);
+    const rep = await evaluate(p, q, { sensitivity: true });
+    const l = rep.layers[0];
+    for (const x of [l.simulated.sqnrDb, l.integer.sqnrDb, l.isolated.simulated.sqnrDb, l.isolated.integer.sqnrDb]) assert.ok(Number.isFinite(x) && x > 15, `${x}`);
+    assert.ok(l.sensitivity && Number.isFinite(l.sensitivity.onlyThis.outputSqnrDb));
+    // the written model is quantized inside the body and runs
+    const out = path.join(dir, 'loop.qdq.onnx');
+    writeQuantizedModel(p, q, { path: out, role: 'quantized model' });
+    const bodyOps = graphsOf(loadModel(out).proto).find((g) => g.scope.length === 1)!.graph.node.map((n) => n.opType);
+    assert.ok(bodyOps.includes('QuantizeLinear') && bodyOps.includes('DequantizeLinear'), bodyOps.join());
+    const s = await ort.InferenceSession.create(fs.readFileSync(out));
+    const y = (await s.run({ x: new ort.Tensor('float32', Xl, [N, K]) })).y.data as Float32Array;
+    await s.release();
+    let s2 = 0, d2 = 0;
+    for (let i = 0; i < y.length; i++) { s2 += Math.max(0, v[i]) ** 2; d2 += (Math.max(0, v[i]) - y[i]) ** 2; }
+    assert.ok(10 * Math.log10(s2 / d2) > 15, `written model output SQNR ${10 * Math.log10(s2 / d2)} dB`);
+  });
+});
