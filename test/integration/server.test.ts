@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { CancellationTokenSource, IPCMessageReader, IPCMessageWriter, type MessageConnection, createMessageConnection } from 'vscode-jsonrpc/node';
 import { AllowPathRequest, AnalyzeRequest, OutlineRequest, QuantizeRequest } from '../../protocol/messages';
-import type { Report } from '../../protocol/report';
+import { REPORT_SCHEMA_VERSION, type Report } from '../../protocol/report';
 import { resolveConfig } from '../../engine/quantize/presets';
 
 const root = path.resolve(__dirname, '../..');
@@ -51,7 +51,7 @@ describe('engine language server over IPC', () => {
 
   it('analyze returns the report and reports work-done progress on the given token', async () => {
     const report = (await conn.sendRequest(AnalyzeRequest.method, params({ workDoneToken: 'tok-1' }))) as Report;
-    assert.equal(report.schemaVersion, 1);
+    assert.equal(report.schemaVersion, REPORT_SCHEMA_VERSION);
     assert.equal(report.layers.length, 6);
     const mine = progress.filter((p) => p.token === 'tok-1');
     assert.equal(mine[0].value.kind, 'begin');
