@@ -12,6 +12,7 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { dump, parse as parseNpy } from 'npyjs';
@@ -144,5 +145,19 @@ describe('Silero VAD v6 (If branches, LSTM, constant sr, carried state)', () => 
     // the quantized model carries its OWN state here (errors accumulate through the recurrence)
     t.diagnostic(`int8 (ort-cpu, own state): speech decision agreement ${agree}/${count}, max |dp| ${maxDiff.toFixed(3)}`);
     assert.ok(agree / count >= 0.9, `speech decisions agree on ${agree}/${count} frames`);
+  });
+
+  it('CLI: --input sr=16000 feeds the constant (the state is inferred); without it, exit 2 and one line naming the flag', () => {
+    const cli = path.join(__dirname, '../../bin/quantlens.js');
+    const bad = spawnSync(process.execPath, [cli, 'analyze', MODEL, '--data', dataDir, '--quiet'], { encoding: 'utf8' });
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.equal(bad.stderr.trim().split('\n').length, 1);
+    assert.match(bad.stderr, /input "sr" .* give its value with --input sr=VALUE/);
+    const ok = spawnSync(process.execPath, [cli, 'analyze', MODEL, '--data', dataDir, '--input', 'sr=16000', '--samples', '32', '--no-sensitivity', '--preset', 'ort-cpu', '--json', '--quiet'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    assert.equal(ok.status, 0, ok.stderr);
+    const r = JSON.parse(ok.stdout) as Report;
+    assert.equal(r.samples, 32);
+    assert.equal(r.layers.filter((l) => l.op === 'Conv').length, 6);
+    assert.equal(r.data.inputs.find((i) => i.name === 'state')!.from, 'stateN');
   });
 });
