@@ -109,6 +109,15 @@ describe('layers inside If branches', () => {
     assert.ok(Math.abs(convB.simulated.sqnrDb - rep.accuracy.simulated.outputSqnrDb) < 0.5);
   });
 
+  it('--exclude takes a body node by its name in the file or its qualified name', async () => {
+    const p = await prepareAnalysis(alwaysThen, { dataPath: dataDir, samples: 8 });
+    for (const ex of ['conv_b', 'branch/then_branch/conv_b']) {
+      const q = await quantizeWith(p, { ...config, exclude: [ex] });
+      assert.deepEqual(q.plan.layers.map((l) => l.node.name), ['branch/then_branch/conv_a'], ex);
+      assert.ok(q.plan.skipped.some((s) => s.node === 'branch/then_branch/conv_b' && /excluded/.test(s.reason)));
+    }
+  });
+
   it('both branches measured when the data takes both (batches of 1); counts split by branch', async () => {
     const p = await prepareAnalysis(mixed, { dataPath: dataDir, batchSize: 1 });
     const q = await quantizeWith(p, config);

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { liftTensors } from '../../engine/onnx/lift';
 import { cloneModel, encodeModel } from '../../engine/onnx/model';
+import { normalizeScopes } from '../../engine/onnx/scopes';
 import { typedValueInfo } from '../../engine/onnx/slice';
 import { DT, bodyGraph, buildModel, controlNode, makeNode, makeTensor, valueInfo } from '../helpers/tinyModels';
 
@@ -163,4 +164,33 @@ test('an If inside a Loop body is refused with the reason; unknown tensors are n
   assert.match(refused.get('a_o')!, /within the body of Loop Loop_0/);
   assert.match(refused.get('nope')!, /not defined/);
   assert.equal(lifted.get('w')!.stackedAxes, 1);
+});
+
+test('normalizeScopes: qualified body node names, a value name reused by sibling branches made unique, same outputs in onnxruntime', async () => {
+  const branch = (n: string, w: number) => bodyGraph(n, {
+    nodes: [makeNode('Constant', [], ['k'], '', { value: makeTensor('kv', DT.FLOAT, [], [w]) }), makeNode('Mul', ['x', 'k'], ['same'], 'mul'), makeNode('Neg', ['same'], [`${n}_o`], 'neg')],
+    inputs: [], outputs: [typedValueInfo(`${n}_o`, DT.FLOAT)],
+  });
+  const m = buildModel({
+    nodes: [controlNode('If', ['c'], ['y'], '', { then_branch: branch('a', 2), else_branch: branch('b', 3) })],
+    inputs: [valueInfo('x', [2]), valueInfo('c', [], DT.BOOL)],
+    outputs: [valueInfo('y', [2])],
+  });
+  const orig = cloneModel(m);
+  const names = normalizeScopes(m);
+  const [thenG, elseG] = m.graph!.node[0].attribute.map((a) => a.g!);
+  assert.equal(m.graph!.node[0].name, 'If_0');
+  assert.deepEqual(thenG.node.map((n) => n.name), ['If_0/then_branch/mul', 'If_0/then_branch/neg']);
+  assert.deepEqual(elseG.node.map((n) => n.name), ['If_0/else_branch/mul', 'If_0/else_branch/neg']);
+  assert.equal(names.get('If_0/else_branch/mul'), 'mul');
+  // the Constants became body initializers; the else branch's 'same' (and 'k') got fresh names, its reads follow
+  assert.deepEqual(thenG.initializer.map((t) => t.name), ['k']);
+  assert.notEqual(elseG.node[0].output[0], 'same');
+  assert.equal(elseG.node[1].input[0], elseG.node[0].output[0]);
+  assert.equal(elseG.node[0].input[1], elseG.initializer[0].name);
+  for (const c of [true, false]) {
+    const feeds = { x: new ort.Tensor('float32', Float32Array.from([1, -2]), [2]), c: cond(c) };
+    assert.deepEqual(f32((await run(m, feeds)).y), f32((await run(orig, feeds)).y));
+    assert.deepEqual(f32((await run(m, feeds)).y), c ? [-2, 4] : [-3, 6]);
+  }
 });
