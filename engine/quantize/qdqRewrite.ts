@@ -48,12 +48,10 @@ export interface OutputTap {
   /** Tensor to fetch: the QuantizeLinear output (codes), or for 4-bit the DQ output (floats). */
   tensor: string;
   /**
-   * The tensor inside the graph when `tensor` is a main-graph output lifted out of an If/Loop/Scan
-   * body (fetch `tensor`, look for the kernel that writes `source`).
+   * The tensor inside its body when `tensor` is a main-graph output lifted out of an If/Loop/Scan
+   * body (lifted out of an If branch, `tensor` is empty in runs that took the other branch).
    */
   source?: string;
-  /** Lifted out of an If branch: empty in runs that took the other branch. */
-  conditional?: boolean;
   isCodes: boolean;
   params: QuantParams;
 }
@@ -383,7 +381,6 @@ function addTapOutputs(model: ModelProto, taps: OutputTap[]): void {
     if (!l || l.output === t.tensor) continue;
     t.source = t.tensor;
     t.tensor = l.output;
-    t.conditional = l.conditional;
   }
 }
 
