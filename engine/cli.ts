@@ -18,6 +18,7 @@ import { runSweep } from './analysis/sweep';
 import { DEFAULT_AXES, configLabel, gridConfigs, parseAxes } from './quantize/grid';
 import { mixedPrecision, writeMixedPrecision } from './analysis/mixedPrecision';
 import { InputError, loadModel } from './onnx/model';
+import { type InputSetting, parseShapeArg, parseStateArg, parseValueArg } from './data/inputs';
 import { type IntegerOnlyResult, runIntegerOnly } from './integerOnly';
 import { type ConfigOverrides, PRESETS, PRESET_NAMES, resolveConfig } from './quantize/presets';
 import { formatSummary } from './report/summary';
@@ -61,6 +62,9 @@ function withQuantOptions(cmd: Command): Command {
     .option('--exclude <nodes>', 'comma-separated node names kept in float', (v) => v.split(',').map((s) => s.trim()).filter(Boolean))
     .option('--no-fold-bn', 'do not fold BatchNormalization into the preceding Conv')
     .option('--batch-size <n>', 'samples per inference batch', intArg)
+    .option('--input <name=value>', 'a constant input, the same value for every sample (repeatable; a comma list for several values), e.g. --input sr=16000', collect, [])
+    .option('--state <input=output>', 'a recurrent input fed from a model output of the previous sample (zeros first; samples in order), e.g. --state state=stateN', collect, [])
+    .option('--input-shape <name=AxB>', 'the full shape of an input whose dims the model leaves dynamic (synthetic data, states, constants), e.g. --input-shape input=1x512', collect, [])
     .option('--calibration-table <file>', "take activation ranges from another tool: a TensorRT calibration cache or onnxruntime's calibration.json")
     .addOption(new Option('--target-cpu <cpu>', 'deployment CPU for CPU-dependent hazards (u8s8 saturation needs x86 without VNNI)').choices(['this', 'vnni', 'no-vnni']).default('this'))
     .option('--metric <file.mjs>', 'your own per-sample metric (docs/metric.md); judges the run instead of top-1/SQNR')
@@ -73,6 +77,7 @@ interface QuantOpts {
   weightBits?: 4 | 8 | 16; actBits?: 4 | 8 | 16; perTensor?: boolean; perChannel?: boolean; symmetric?: boolean; asymmetric?: boolean;
   placement?: 'compute' | 'extended'; exclude?: string[]; foldBn: boolean; batchSize?: number; quiet?: boolean; force?: boolean;
   calibrationTable?: string; targetCpu: 'this' | 'vnni' | 'no-vnni'; metric?: string;
+  input?: string[]; state?: string[]; inputShape?: string[];
 }
 
 /** The configuration, with the ranges of a --calibration-table applied; its warnings go in the report. */
@@ -166,13 +171,36 @@ async function runQuantize(model: string, o: QuantOpts & { out: string; writeCal
   }
 }
 
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+/** --input / --state / --input-shape as per-input settings (over quantlens.json's `inputs`). */
+function inputFlags(o: QuantOpts): Record<string, InputSetting> {
+  const out: Record<string, InputSetting> = {};
+  const at = (n: string) => (out[n] ??= {});
+  for (const spec of o.input ?? []) {
+    const [n, v] = parseValueArg(spec);
+    Object.assign(at(n), { kind: 'constant', value: v.length === 1 ? v[0] : v });
+  }
+  for (const spec of o.state ?? []) {
+    const [n, from] = parseStateArg(spec);
+    Object.assign(at(n), { kind: 'state', from });
+  }
+  for (const spec of o.inputShape ?? []) {
+    const [n, shape] = parseShapeArg(spec);
+    at(n).shape = shape;
+  }
+  return out;
+}
+
 /**
  * Prepare a FLOAT model. Commands that quantize refuse a model that already is: they would
  * quantize its dequantized twin, which is not what the user has (analyze and gate take it as deployed).
  */
 async function prepareFor(model: string, o: QuantOpts, onProgress?: (p: Progress) => void, loaded = loadModel(model)) {
   requireFloat(loaded, 'this command');
-  return warnSynthetic(await prepareLoaded(loaded, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress }));
+  return warnSynthetic(await prepareLoaded(loaded, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress, inputs: inputFlags(o) }));
 }
 
 function warnSynthetic(p: Prepared): Prepared {

@@ -196,4 +196,9 @@ export interface ModelSettings {
   samples?: number;
   sqnrWarningDb?: number;
   exclude?: string[];
+  /**
+   * How model inputs are fed (read by the engine itself, beside the model): `sample` (data rows),
+   * `constant` with `value`, `state` carried `from` an output; `shape` sets dims the model leaves dynamic.
+   */
+  inputs?: Record<string, { kind?: 'sample' | 'constant' | 'state'; value?: number | number[]; from?: string; shape?: number[] }>;
 }

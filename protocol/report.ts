@@ -338,12 +338,37 @@ export interface ModelQuantization {
   grids?: { activations: number; weights: number };
 }
 
+/**
+ * One model input as the analysis fed it: `sample` (one row of the data per sample; shape without
+ * the sample axis), `constant` (the same `value` in every run; its full shape), `state` (carried
+ * from output `from` of the previous sample, zeros before the first; shape of one sample's state,
+ * stacked along `batchAxis` in a batch).
+ */
+export interface InputFeedReport {
+  name: string;
+  shape: number[];
+  kind?: 'sample' | 'constant' | 'state';
+  /** constant: its values (at most the first 64). */
+  value?: number[];
+  /** state: the model output that carries it. */
+  from?: string;
+  batchAxis?: number | null;
+  /** option: --input/--state/--input-shape or quantlens.json; data: the data file holds it; inferred: from shapes and names. */
+  decidedBy?: 'data' | 'option' | 'inferred';
+}
+
 export interface Report {
   schemaVersion: number;
   tool: { name: 'quantlens'; version: string; onnxruntime: string };
   createdAt: string;
   model: { path: string; sha256: string; opset: number; producer: string; nodes: number; quantization?: ModelQuantization };
-  data: { source: string; synthetic: boolean; labels: boolean; inputs: { name: string; shape: number[] }[] };
+  data: {
+    source: string; synthetic: boolean; labels: boolean;
+    /** Every model input and how it was fed (older reports: sample inputs only, name and shape). */
+    inputs: InputFeedReport[];
+    /** Present when some input is a state: where every pass takes the state fed to each sample. */
+    states?: 'float-model';
+  };
   samples: number;
   config: QuantConfig;
   tensors: TensorReport[];

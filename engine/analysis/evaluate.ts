@@ -20,6 +20,8 @@ import type { QuantParams } from '../quantize/scheme';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
 import { DetailPass } from './detail';
+import { BodyLayers } from './bodyLayers';
+import { batchFirst, stateOutputAxes } from '../data/inputs';
 import { type Comparison, type Evaluation, OutputComparer } from './evaluation';
 import { integerEncoding, integerSessionWithKernels, type KernelMap, layerKeys, shiftParams } from './kernels';
 import { LayerComparison, PAIR_SUMS } from './layerCompare';
@@ -38,7 +40,11 @@ function comparisonModel(
   const merged = mergeIsolated(qdq.model, iso);
   const pairs: { float: string; quant: string }[] = [];
   const offsets = new Map<string, { acc: number; iso: number | null }>();
-  for (const l of layers) {
+  // Layers inside If/Loop/Scan bodies are compared in JavaScript from lifted tensors (bodyLayers.ts).
+  const top = layers.filter((l) => l.scope.length === 0);
+  const inBody = new Set(layers.filter((l) => l.scope.length > 0).map((l) => l.node.name));
+  const bodyTensors = new Set(layers.filter((l) => l.scope.length > 0).flatMap((l) => [l.output, ...l.node.input]));
+  for (const l of top) {
     const tap = qdq.taps.find((t) => t.layer === l.node.name);
     if (!tap) continue;
     const isoDq = merged.dq.get(l.node.name);
@@ -48,17 +54,18 @@ function comparisonModel(
   }
   // Clipped = the code saturates: the value lies more than half a step beyond the grid.
   const clipList = simulated
-    ? [...params].filter(([t]) => p.floatTensors.has(t)).map(([tensor, pr]) => ({
+    ? [...params].filter(([t]) => p.floatTensors.has(t) && !bodyTensors.has(t)).map(([tensor, pr]) => ({
       tensor, lo: (pr.qmin - 0.5 - pr.zeroPoint) * pr.scale, hi: (pr.qmax + 0.5 - pr.zeroPoint) * pr.scale,
     }))
     : [];
   // The detail needs the float layer outputs (integer error in LSB): exposed in the simulated model,
   // where no fusion depends on them.
-  const exposeFloat = simulated ? layers.map((l) => l.output) : [];
+  const exposeFloat = simulated ? top.map((l) => l.output) : [];
   const built = buildComparisonModel(merged.model, p.float, pairs, clipList, exposeFloat);
   const clips = new Map(clipList.map((c, k) => [c.tensor, built.clipOffset(k)]));
   const outputs = [...p.outputs, ...(simulated ? built.floatOutputs.values() : [])];
-  const fetch = [SUMS_OUTPUT, ...new Set(outputs)];
+  const bodyTaps = qdq.taps.filter((t) => inBody.has(t.layer)).map((t) => t.tensor);
+  const fetch = [SUMS_OUTPUT, ...new Set([...outputs, ...bodyTaps])];
   const tapNames = [...qdq.taps, ...[...qdq.inputTaps.values()].flat()].map((t) => t.tensor);
   const detailFetch = [...new Set([...fetch, ...tapNames, ...exposeFloat.map(built.floatName)])];
   return { model: built.model, offsets, clips, floatOutputs: built.floatOutputs, floatName: built.floatName, fetch, detailFetch, qdq };
@@ -74,8 +81,9 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   const measured = plan.layers.filter((l) => actParams.has(l.output));
   const qdq = buildQdqModel(q.prepared, dir, plan, actParams, config, true);
   const qdqI = enc.shift ? buildQdqModel(q.prepared, dir, plan, intParams, enc.config, true) : qdq;
-  const isoS = buildIsolatedModel(q.prepared, dir, measured, actParams, config);
-  const isoI = enc.shift ? buildIsolatedModel(q.prepared, dir, measured, intParams, enc.config) : isoS;
+  const topLevel = measured.filter((l) => l.scope.length === 0);
+  const isoS = buildIsolatedModel(q.prepared, dir, topLevel, actParams, config);
+  const isoI = enc.shift ? buildIsolatedModel(q.prepared, dir, topLevel, intParams, enc.config) : isoS;
   const simBuilt = comparisonModel(p, qdq, isoS, measured, actParams, true);
   const intBuilt = comparisonModel(p, qdqI, isoI, measured, intParams, false);
 
@@ -111,8 +119,9 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
     evaluation.deployed = await deployedKernels(p, q);
     const sim: Comparison = { ...simBuilt, session: simSession };
     const int: Comparison = { ...intBuilt, session: integer.session };
-    detail = new DetailPass(p, q, enc, measured, sim, int, opts, warnings);
+    detail = new DetailPass(p, q, enc, topLevel, sim, int, opts, warnings);
     evaluation.diffFeeds = detail.diffFeeds;
+    const body = await BodyLayers.create(p, q, measured, intParams, enc.config, (s) => sessions.push(s));
 
     const labels = p.data.labels;
     let done = 0;
@@ -129,6 +138,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
       const fr = Object.fromEntries([...sim.floatOutputs].map(([o, name]) => [o, rs[name]]));
       await compareOutputs(p, evaluation, fr, rs, ri, labels?.subarray(start, start + count) ?? null, start, count);
       if (detailed) detail.add(rs, ri, start, count, evaluation);
+      await body?.run(feeds, rs, ri, sim.qdq.taps, int.qdq.taps, evaluation);
       disposeAll(rs, ri);
       done += count;
       opts.onProgress?.({ stage: 'evaluate', done, total: p.data.samples });
@@ -177,7 +187,10 @@ async function compareOutputs(
   start: number, count: number,
 ): Promise<void> {
   const outs = floatOutputs(p);
-  const pick = (r: Record<string, ort.Tensor>) => Object.fromEntries(outs.map((o) => [o, r[o] as unknown as TensorData]));
+  // a state output (e.g. [2, batch, 128]) is compared per sample along its own batch axis
+  const axes = stateOutputAxes(p.data.states ?? []);
+  const asData = (o: string, t: ort.Tensor): TensorData => (axes.has(o) && t ? batchFirst(t.data as Float32Array, t.dims, axes.get(o)!) : (t as unknown as TensorData));
+  const pick = (r: Record<string, ort.Tensor>) => Object.fromEntries(outs.map((o) => [o, asData(o, r[o])]));
   e.out.sim.outputs.add(pick(fr), pick(qs), count, lab);
   e.out.int.outputs.add(pick(fr), pick(qi), count, lab);
   await e.out.int.user?.addBatch(pick(fr), pick(qi), count, lab, start);

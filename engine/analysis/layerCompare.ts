@@ -56,6 +56,44 @@ export class LayerComparison {
     this[kind].addSums(sx2, sy2, (sx2 + sy2 - sd2) / 2, sd2, sums[offset + 3], sums[offset + 4]);
   }
 
+  /**
+   * Sums and detail in one JavaScript pass, for layers whose tensors cannot be reduced inside the
+   * comparison models (those inside If/Loop/Scan bodies, fetched lifted): float x vs simulated and
+   * integer codes of the same tensor, whole model quantized.
+   */
+  addAccumulated(x: Float32Array, sim: CodeView, int: CodeView): void {
+    const cs = asInt32(sim.codes, 0);
+    const ci = asInt32(int.codes, 1);
+    const ss = sim.scale, si = int.scale;
+    const zs = sim.zeroPoint, zi = int.zeroPoint;
+    let sx2 = 0, sys = 0, sds = 0, mds = 0, syi = 0, sdi = 0, mdi = 0;
+    for (let i = 0; i < x.length; i++) {
+      const a = x[i];
+      const ys = (cs[i] - zs) * ss;
+      const yi = (ci[i] - zi) * si;
+      const ds = a - ys;
+      const di = a - yi;
+      sx2 += a * a;
+      sys += ys * ys;
+      syi += yi * yi;
+      sds += ds * ds;
+      sdi += di * di;
+      const ads = ds < 0 ? -ds : ds;
+      const adi = di < 0 ? -di : di;
+      if (ads > mds) mds = ads;
+      if (adi > mdi) mdi = adi;
+    }
+    this.sim.addSums(sx2, sys, (sx2 + sys - sds) / 2, sds, mds, x.length);
+    this.int.addSums(sx2, syi, (sx2 + syi - sdi) / 2, sdi, mdi, x.length);
+    this.addDetail(x, sim, int);
+  }
+
+  /** Only this layer quantized, float inputs (JavaScript path, as addAccumulated). */
+  addIsolated(x: Float32Array, sim: CodeView, int: CodeView): void {
+    addCodes(this.isoSim, x, sim, 0);
+    addCodes(this.isoInt, x, int, 1);
+  }
+
   /** Detail: float x vs simulated and integer codes of the same tensor (whole model quantized). */
   addDetail(x: Float32Array, sim: CodeView, int: CodeView): void {
     const cs = asInt32(sim.codes, 0);
@@ -80,6 +118,23 @@ export class LayerComparison {
     this.maxLsb = maxLsb;
     this.n += x.length;
   }
+}
+
+function addCodes(acc: ErrorAccumulator, x: Float32Array, v: CodeView, slot: 0 | 1): void {
+  const c = asInt32(v.codes, slot);
+  const s = v.scale, z = v.zeroPoint;
+  let sx2 = 0, sy2 = 0, sd2 = 0, md = 0;
+  for (let i = 0; i < x.length; i++) {
+    const a = x[i];
+    const y = (c[i] - z) * s;
+    sx2 += a * a;
+    sy2 += y * y;
+    const d = a - y;
+    sd2 += d * d;
+    const ad = d < 0 ? -d : d;
+    if (ad > md) md = ad;
+  }
+  acc.addSums(sx2, sy2, (sx2 + sy2 - sd2) / 2, sd2, md, x.length);
 }
 
 export { PAIR_SUMS };

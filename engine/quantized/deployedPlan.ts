@@ -81,7 +81,8 @@ export function deployedPlan(graph: GraphProto, d: DeployedGrids): QuantPlan {
       continue;
     }
     const kept = new Map([...fixed].filter(([i]) => roles[i]?.kind === 'weight' || roles[i]?.kind === 'bias'));
-    layers.push({ node: n, roles, output, shareInputParams: false, ...(kept.size ? { fixed: kept } : {}) });
+    // Deployed plans cover the main graph only (quantized bodies are not read back yet).
+    layers.push({ node: n, roles, output, shareInputParams: false, scope: [], ...(kept.size ? { fixed: kept } : {}) });
   }
   return { layers, activations: inGraphOrder(graph, d.activations), skipped };
 }
