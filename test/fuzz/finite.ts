@@ -10,8 +10,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** Where the report, sweep, mixed-precision and integer-only results are declared. */
-const SCHEMA_FILES = ['protocol/report.ts', 'protocol/metrics.ts', 'engine/integer/cnnGraph.ts', 'engine/integer/integerGraph.ts'];
+/** Where the report, sweep, mixed-precision, comparison and integer-only results are declared. */
+const SCHEMA_DIRS = ['protocol', 'engine/integer', 'engine/integerOnly'];
+
+function schemaSources(): string[] {
+  const root = path.resolve(__dirname, '../..');
+  return SCHEMA_DIRS.flatMap((d) =>
+    (fs.existsSync(path.join(root, d)) ? fs.readdirSync(path.join(root, d)) : []).filter((f) => f.endsWith('.ts')).map((f) => fs.readFileSync(path.join(root, d, f), 'utf8')),
+  );
+}
 
 /**
  * Keys the schema declares `| null`, read from its TypeScript declarations so the check follows
@@ -37,7 +44,7 @@ export function nullableKeys(sources: string[]): Set<string> {
   return keys;
 }
 
-const NULLABLE = nullableKeys(SCHEMA_FILES.map((f) => fs.readFileSync(path.resolve(__dirname, '../..', f), 'utf8')));
+const NULLABLE = nullableKeys(schemaSources());
 
 const INFINITE_OK = (path: string, key: string) => /sqnr/i.test(key) || /klCurve\[\d+\]\.value$/.test(path);
 
