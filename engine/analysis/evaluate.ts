@@ -13,7 +13,7 @@
  */
 import type * as ort from 'onnxruntime-node';
 import type { Report, Warning } from '../../protocol/report';
-import { SUMS_OUTPUT, buildComparisonModel, mergeIsolated } from '../quantize/compareGraph';
+import { type ComparedPair, SUMS_OUTPUT, buildComparisonModel, mergeIsolated } from '../quantize/compareGraph';
 import type { PlannedLayer } from '../quantize/plan';
 import { buildIsolatedModel, buildQdqModel, type QdqResult } from '../quantize/qdqRewrite';
 import type { QuantParams } from '../quantize/scheme';
@@ -38,7 +38,13 @@ function comparisonModel(
   p: Prepared, qdq: QdqResult, iso: ReturnType<typeof buildIsolatedModel>, layers: readonly PlannedLayer[], params: Map<string, QuantParams>, simulated: boolean,
 ) {
   const merged = mergeIsolated(qdq.model, iso);
-  const pairs: { float: string; quant: string }[] = [];
+  const pairs: ComparedPair[] = [];
+  // Tensors holding Inf/NaN, or large enough for float32 squares to overflow within a batch, are
+  // summed in float64 over their finite elements (a model fed 1e20, weights near 1e38).
+  const robust = (t: string) => {
+    const s = p.stats.get(t);
+    return !s || s.nanCount > 0 || s.infCount > 0 || Math.max(Math.abs(s.min), Math.abs(s.max)) > 1e15;
+  };
   const offsets = new Map<string, { acc: number; iso: number | null }>();
   // Layers inside If/Loop/Scan bodies are compared in JavaScript from lifted tensors (bodyLayers.ts).
   const top = layers.filter((l) => l.scope.length === 0);
@@ -49,8 +55,8 @@ function comparisonModel(
     if (!tap) continue;
     const isoDq = merged.dq.get(l.node.name);
     offsets.set(l.node.name, { acc: pairs.length * PAIR_SUMS, iso: isoDq ? (pairs.length + 1) * PAIR_SUMS : null });
-    pairs.push({ float: l.output, quant: tap.dq });
-    if (isoDq) pairs.push({ float: l.output, quant: isoDq });
+    pairs.push({ float: l.output, quant: tap.dq, robust: robust(l.output) });
+    if (isoDq) pairs.push({ float: l.output, quant: isoDq, robust: robust(l.output) });
   }
   // Clipped = the code saturates: the value lies more than half a step beyond the grid.
   const clipList = simulated
@@ -156,7 +162,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
 
 /** One batch's reduced sums into the layer comparisons and clip counts. */
 function addSums(e: Evaluation, c: Comparison, res: Record<string, ort.Tensor>, acc: 'sim' | 'int', iso: 'isoSim' | 'isoInt', clips: boolean): void {
-  const sums = res[SUMS_OUTPUT].data as Float32Array;
+  const sums = res[SUMS_OUTPUT].data as Float64Array; // float64 (compareGraph.ts)
   for (const [layer, o] of c.offsets) {
     const lc = e.layerAcc.get(layer)!;
     lc.addSums(acc, sums, o.acc);

@@ -66,9 +66,14 @@ export class LayerComparison {
     const ci = asInt32(int.codes, 1);
     const ss = sim.scale, si = int.scale;
     const zs = sim.zeroPoint, zi = int.zeroPoint;
-    let sx2 = 0, sys = 0, sds = 0, mds = 0, syi = 0, sdi = 0, mdi = 0;
+    let sx2 = 0, sys = 0, sds = 0, mds = 0, syi = 0, sdi = 0, mdi = 0, skipped = 0;
     for (let i = 0; i < x.length; i++) {
       const a = x[i];
+      // A float reference of Inf/NaN has no error to measure (as in compareGraph's robust sums).
+      if (a - a !== 0) {
+        skipped++;
+        continue;
+      }
       const ys = (cs[i] - zs) * ss;
       const yi = (ci[i] - zi) * si;
       const ds = a - ys;
@@ -83,8 +88,8 @@ export class LayerComparison {
       if (ads > mds) mds = ads;
       if (adi > mdi) mdi = adi;
     }
-    this.sim.addSums(sx2, sys, (sx2 + sys - sds) / 2, sds, mds, x.length);
-    this.int.addSums(sx2, syi, (sx2 + syi - sdi) / 2, sdi, mdi, x.length);
+    this.sim.addSums(sx2, sys, (sx2 + sys - sds) / 2, sds, mds, x.length - skipped);
+    this.int.addSums(sx2, syi, (sx2 + syi - sdi) / 2, sdi, mdi, x.length - skipped);
     this.addDetail(x, sim, int);
   }
 
@@ -123,9 +128,13 @@ export class LayerComparison {
 function addCodes(acc: ErrorAccumulator, x: Float32Array, v: CodeView, slot: 0 | 1): void {
   const c = asInt32(v.codes, slot);
   const s = v.scale, z = v.zeroPoint;
-  let sx2 = 0, sy2 = 0, sd2 = 0, md = 0;
+  let sx2 = 0, sy2 = 0, sd2 = 0, md = 0, skipped = 0;
   for (let i = 0; i < x.length; i++) {
     const a = x[i];
+    if (a - a !== 0) {
+      skipped++;
+      continue;
+    }
     const y = (c[i] - z) * s;
     sx2 += a * a;
     sy2 += y * y;
@@ -134,7 +143,7 @@ function addCodes(acc: ErrorAccumulator, x: Float32Array, v: CodeView, slot: 0 |
     const ad = d < 0 ? -d : d;
     if (ad > md) md = ad;
   }
-  acc.addSums(sx2, sy2, (sx2 + sy2 - sd2) / 2, sd2, md, x.length);
+  acc.addSums(sx2, sy2, (sx2 + sy2 - sd2) / 2, sd2, md, x.length - skipped);
 }
 
 export { PAIR_SUMS };

@@ -102,6 +102,7 @@ export function makeTensor(name: string, dataType: DT, dims: readonly number[], 
     let arr: NumericArray;
     switch (dataType) {
       case DT.FLOAT: arr = Float32Array.from(data as ArrayLike<number>); break;
+      case DT.DOUBLE: arr = Float64Array.from(data as ArrayLike<number>); break;
       case DT.INT8: arr = Int8Array.from(data as ArrayLike<number>); break;
       case DT.UINT8: arr = Uint8Array.from(data as ArrayLike<number>); break;
       case DT.INT16: arr = Int16Array.from(data as ArrayLike<number>); break;

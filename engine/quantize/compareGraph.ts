@@ -24,6 +24,12 @@ export interface ComparedPair {
   float: string;
   /** Quantized real values (a name of the quantized graph, e.g. a DequantizeLinear output). */
   quant: string;
+  /**
+   * The float tensor holds Inf/NaN or values near float32's limit (its squares overflow from
+   * |x| ~ 1.8e19): sum in float64 over its finite elements only. Costs two casts and a mask per
+   * element, so only where the calibration statistics ask for it.
+   */
+  robust?: boolean;
 }
 
 export interface ClipCount {
@@ -113,24 +119,39 @@ export function buildComparisonModel(
   };
   const shape1 = fresh('shape1');
   g.initializer.push(makeTensor(shape1, DT.INT64, [1], BigInt64Array.of(1n)));
-  // A scalar reduction of every element, as a [1] vector (Reshape of the rank-0 result). Sums are
-  // float32 inside a batch (onnxruntime sums in vectorized blocks) and float64 across batches.
-  const reduce = (type: string, x: string) => op('Reshape', [op(type, [x], { keepdims: 0 }), shape1]);
-  const perTensor = new Map<string, { sx2: string; n: string }>();
-  const ofTensor = (x: string) => {
-    let t = perTensor.get(x);
-    if (!t) perTensor.set(x, (t = { sx2: reduce('ReduceSumSquare', x), n: op('Cast', [op('Reshape', [op('Size', [x]), shape1])], { to: DT.FLOAT }) }));
+  // A scalar reduction of every element, as a [1] float64 vector (Reshape of the rank-0 result).
+  // Sums are float32 inside a batch (onnxruntime sums in vectorized blocks) and float64 across
+  // batches; robust pairs are float64 throughout.
+  const reduceD = (type: string, x: string) => op('Reshape', [op(type, [x], { keepdims: 0 }), shape1]);
+  const reduce = (type: string, x: string) => op('Cast', [reduceD(type, x)], { to: DT.DOUBLE });
+  const zero = fresh('zero');
+  g.initializer.push(makeTensor(zero, DT.DOUBLE, [], [0]));
+  /** Per float tensor: the values summed (x itself, or float64 x with non-finite elements zeroed), the mask, sum x^2, count. */
+  const perTensor = new Map<string, { xs: string; ok?: string; sx2: string; n: string }>();
+  const ofTensor = (x: string, robust = false) => {
+    const key = `${robust}|${x}`;
+    let t = perTensor.get(key);
+    if (t) return t;
+    if (!robust) {
+      t = { xs: x, sx2: reduce('ReduceSumSquare', x), n: op('Cast', [op('Reshape', [op('Size', [x]), shape1])], { to: DT.DOUBLE }) };
+    } else {
+      const xd = op('Cast', [x], { to: DT.DOUBLE });
+      const ok = op('Equal', [op('Sub', [xd, xd]), zero]); // x - x is 0 exactly for finite x
+      const xs = op('Where', [ok, xd, zero]);
+      t = { xs, ok, sx2: reduceD('ReduceSumSquare', xs), n: reduceD('ReduceSum', op('Cast', [ok], { to: DT.DOUBLE })) };
+    }
+    perTensor.set(key, t);
     return t;
   };
   const parts: string[] = [];
   for (const p of pairs) {
-    const x = fname(p.float);
-    const y = p.quant;
-    const d = op('Sub', [x, y]);
-    const { sx2, n } = ofTensor(x);
+    const { xs, ok, sx2, n } = ofTensor(fname(p.float), p.robust);
+    const y = ok ? op('Where', [ok, op('Cast', [p.quant], { to: DT.DOUBLE }), zero]) : p.quant;
+    const d = op('Sub', [xs, y]);
+    const r = ok ? reduceD : reduce;
     // sum xy is not summed here: JavaScript derives it as (sx2 + sy2 - sd2) / 2 (it only feeds the
     // cosine, which that identity gives to ~1e-7), saving two passes over every pair.
-    parts.push(sx2, reduce('ReduceSumSquare', y), reduce('ReduceSumSquare', d), reduce('ReduceMax', op('Abs', [d])), n);
+    parts.push(sx2, r('ReduceSumSquare', y), r('ReduceSumSquare', d), r('ReduceMax', op('Abs', [d])), n);
   }
   for (const c of clips) {
     const x = fname(c.tensor);
@@ -140,7 +161,7 @@ export function buildComparisonModel(
     const out = op('Or', [op('Less', [x, lo]), op('Greater', [x, hi])]);
     parts.push(reduce('ReduceSum', op('Cast', [out], { to: DT.FLOAT })), ofTensor(x).n);
   }
-  if (parts.length === 0) parts.push(op('Cast', [op('Reshape', [op('Size', [[...inputs][0]]), shape1])], { to: DT.FLOAT }));
+  if (parts.length === 0) parts.push(op('Cast', [op('Reshape', [op('Size', [[...inputs][0]]), shape1])], { to: DT.DOUBLE }));
   nodes.push(makeNode('Concat', parts, [SUMS_OUTPUT], fresh('concat'), { axis: 0 }));
   g.node.push(...nodes);
   g.output.push(untypedValueInfo(SUMS_OUTPUT));

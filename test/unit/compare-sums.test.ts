@@ -1,0 +1,60 @@
+/**
+ * The comparison model's in-graph error sums (engine/quantize/compareGraph.ts) on real onnxruntime
+ * sessions, against sums computed here in float64 from the same float32 tensors: plain pairs
+ * (float32 reductions), and robust pairs for tensors near float32's limit or holding Inf, which
+ * are summed in float64 over the finite elements only (float32 squares overflow from 1.8e19).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { buildComparisonModel, PAIR_SUMS, SUMS_OUTPUT } from '../../engine/quantize/compareGraph';
+import { createSession } from '../../engine/runtime/session';
+import { DT, buildModel, makeNode, makeTensor, valueInfo } from '../helpers/tinyModels';
+
+// float: a = 2 x; "quantized": q = x + 1 (float32 arithmetic in onnxruntime)
+const float = buildModel({ nodes: [makeNode('Mul', ['x', 'two'], ['a'], 'mul')], inputs: [valueInfo('x', [4])], outputs: [valueInfo('a', [4])], initializers: [makeTensor('two', DT.FLOAT, [], [2])] });
+const quant = buildModel({ nodes: [makeNode('Add', ['x', 'one'], ['q'], 'add')], inputs: [valueInfo('x', [4])], outputs: [valueInfo('q', [4])], initializers: [makeTensor('one', DT.FLOAT, [], [1])] });
+
+/** The five sums in float64 over the elements where a is finite. */
+function expected(x: number[]) {
+  const f = Math.fround;
+  let sx2 = 0, sy2 = 0, sd2 = 0, max = 0, n = 0;
+  for (const v of x) {
+    const a = f(2 * f(v));
+    const q = f(f(v) + 1);
+    if (!Number.isFinite(a)) continue;
+    sx2 += a * a;
+    sy2 += q * q;
+    sd2 += (a - q) ** 2;
+    max = Math.max(max, Math.abs(f(a - q)));
+    n++;
+  }
+  return [sx2, sy2, sd2, max, n];
+}
+
+async function sums(x: number[], robust: boolean): Promise<number[]> {
+  const built = buildComparisonModel(quant, float, [{ float: 'a', quant: 'q', robust }], []);
+  const s = await createSession(built.model, 'float');
+  const res = await s.run({ x: new ort.Tensor('float32', Float32Array.from(x), [4]) });
+  await s.release();
+  return Array.from(res[SUMS_OUTPUT].data as Float64Array).slice(0, PAIR_SUMS);
+}
+
+const close = (got: number[], want: number[], rel: number) =>
+  got.forEach((g, i) => assert.ok(Math.abs(g - want[i]) <= rel * Math.abs(want[i]), `sum ${i}: ${g} vs ${want[i]}`));
+
+describe('comparison sums', () => {
+  it('plain pairs: float32 reductions match float64 sums to float32 precision', async () => {
+    const x = [1, -2.5, 3, 0.25];
+    close(await sums(x, false), expected(x), 1e-6);
+  });
+
+  it('robust pairs: values of 1e20 and an infinite element give finite float64 sums over the finite elements', async () => {
+    const x = [1e20, -2e20, Infinity, 3];
+    const got = await sums(x, true);
+    close(got, expected(x), 1e-12);
+    assert.equal(got[4], 3);
+    // the plain float32 path overflows on the same tensor: the reason robust pairs exist
+    assert.ok((await sums([1e20, -2e20, 5, 3], false)).slice(0, 3).some((v) => !Number.isFinite(v)));
+  });
+});
