@@ -339,7 +339,8 @@ async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string
     const c = await configFor(p, o);
     config = c.config;
     for (const w of c.warnings) process.stderr.write(`WARNING: ${w.message}\n`);
-    r = await runIntegerOnly(p, requireQuantizedLayers(await quantizeWith(p, config), p.loaded.path), { batchSize: o.batchSize, onProgress: bar.onProgress });
+    const q = requireQuantizedLayers(await quantizeWith(p, config), p.loaded.path);
+    r = await aboutModel(p.loaded.path, () => runIntegerOnly(p, q, { batchSize: o.batchSize, onProgress: bar.onProgress }));
   } finally {
     bar.stop();
   }
@@ -357,6 +358,16 @@ async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string
     for (const k of r.kernelErrors) lines.push(`  ${k.kernel.padEnd(12)} ${k.node.padEnd(36)} ${k.sqnrDb.toFixed(1).padStart(6)} dB  max ${k.maxAbsError.toExponential(2)}`);
   }
   process.stdout.write(lines.join('\n') + '\n');
+}
+
+/** The integer executor speaks of nodes and tensors: its errors get the model's path in front. */
+async function aboutModel<T>(modelPath: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (e instanceof InputError && !e.message.includes(modelPath)) throw new InputError(`${modelPath}: ${e.message}`);
+    throw e;
+  }
 }
 
 function dropArg(v: string): number {

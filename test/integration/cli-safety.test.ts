@@ -137,6 +137,6 @@ describe('CLI: weights of absurd magnitude', () => {
     });
     const file = writeModel(folder, 'huge.onnx', m);
     writeNpy(path.join(folder, 'data'), 'x', Float32Array.from({ length: 4 * 16 }, () => r()), [4, 1, 4, 4]);
-    refused(run('integer-only', file, '--data', path.join(folder, 'data'), '--quiet'), /huge\.onnx: node \S+: its requantization multiplier \S+ is outside the fixed-point range/);
+    refused(run('integer-only', file, '--data', path.join(folder, 'data'), '--quiet'), /huge\.onnx: \S+: scale ratio \S+ cannot be a fixed-point multiplier/);
   });
 });
