@@ -34,8 +34,13 @@ export const DEFAULT_AXES: SweepAxes = {
  */
 export function parseAxes(spec: string): SweepAxes {
   const axes: SweepAxes = {};
+  const seen = new Set<string>();
   for (const part of spec.split(';').map((s) => s.trim()).filter(Boolean)) {
-    const [key, list] = part.split('=').map((s) => s.trim());
+    const [key, list, ...rest] = part.split('=').map((s) => s.trim());
+    if (rest.length) throw new InputError(`--axes: "${part}" has more than one "="`);
+    // A second "abits=..." would silently replace the first: the user meant one list.
+    if (seen.has(key)) throw new InputError(`--axes: axis "${key}" is given twice; list all its values once, e.g. ${key}=8,4`);
+    seen.add(key);
     const values = (list ?? '').split(',').map((s) => s.trim()).filter(Boolean);
     if (values.length === 0) throw new InputError(`--axes: "${part}" lists no values`);
     const bits = (v: string): Bits => {
@@ -60,7 +65,12 @@ export function parseAxes(spec: string): SweepAxes {
           return v;
         });
         break;
-      case 'symmetric': axes.symmetric = values.map((v) => v === 'true'); break;
+      case 'symmetric':
+        axes.symmetric = values.map((v) => {
+          if (v !== 'true' && v !== 'false') throw new InputError(`--axes: symmetric is true or false, got "${v}"`);
+          return v === 'true';
+        });
+        break;
       case 'preset':
         axes.preset = values.map((v) => {
           if (!PRESET_NAMES.includes(v as PresetName)) throw new InputError(`--axes: unknown preset "${v}"`);

@@ -88,6 +88,10 @@ describe('sweep over the default 24-configuration grid', () => {
     assert.equal(gridConfigs(resolveConfig('ort-cpu'), axes).length, 8);
     assert.throws(() => parseAxes('wbits=7'), /4, 8 or 16/);
     assert.throws(() => parseAxes('colour=red'), /unknown axis/);
+    // an axis twice would keep only one list (one configuration instead of two); "maybe" is not false
+    assert.throws(() => parseAxes('abits=8;abits=4'), /axis "abits" is given twice; list all its values once, e\.g\. abits=8,4/);
+    assert.throws(() => parseAxes('symmetric=maybe'), /symmetric is true or false, got "maybe"/);
+    assert.throws(() => parseAxes('wbits=8=4'), /more than one "="/);
   });
 });
 
