@@ -6,7 +6,7 @@
 import type { CompareLayer, CompareReport, CompareSide, LayerReport, Report, TensorReport } from '../../protocol/report';
 import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 import type { EvaluateOptions, PrepareOptions, Quantized } from '../analysis/types';
-import { type DeployedModel, evaluateDeployed, prepareDeployed, quantizeDeployed } from './deployed';
+import { type DeployedModel, evaluateDeployed, prepareDeployed, quantizeDeployed, requireLoadable } from './deployed';
 
 /** Error power over signal power from an SQNR in dB (0 for an exact match). */
 export function relativeErrorPower(sqnrDb: number): number {
@@ -96,6 +96,7 @@ export function compareReports(ra: Report, rb: Report, qa: Quantized, qb: Quanti
 
 /** Analyze both versions as deployed against one reference (A's twin, or `floatPath`) and compare them. */
 export async function compareModels(a: DeployedModel, b: DeployedModel, opts: PrepareOptions & EvaluateOptions & { floatPath?: string } = {}): Promise<CompareReport> {
+  await requireLoadable(b);
   const p = await prepareDeployed(a, opts);
   const qa = await quantizeDeployed(p, a, opts);
   const ra = await evaluateDeployed(p, a, qa, opts);

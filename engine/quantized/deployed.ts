@@ -15,6 +15,7 @@ import { foldBatchNorms } from '../quantize/bnFold';
 import type { QuantPlan } from '../quantize/plan';
 import { gridType } from '../quantize/qdqRewrite';
 import { evaluate } from '../analysis/evaluate';
+import { createSession } from '../runtime/session';
 import { ensureStats, prepareLoaded } from '../analysis/prepare';
 import type { EvaluateOptions, PrepareOptions, Prepared, Quantized, RunOptions } from '../analysis/types';
 import { deployedConfig } from './deployedConfig';
@@ -48,6 +49,17 @@ export function requireDeployed(loaded: LoadedModel): DeployedModel {
   return d;
 }
 
+/**
+ * The file as deployed must load in onnxruntime (its type and shape checks): the analysis reads
+ * its grids and codes and runs a rebuilt model, so a file no runtime accepts (a Conv reading int8
+ * codes with no DequantizeLinear, a QuantizeLinear with an int32 zero point) would otherwise be
+ * measured as if it worked.
+ */
+export async function requireLoadable(d: DeployedModel): Promise<void> {
+  const session = await createSession(d.loaded.proto, 'integer', { label: d.loaded.path });
+  await session.release();
+}
+
 /** The deployed model in `loaded`, or null for a float model. */
 export function deployedModel(loaded: LoadedModel): DeployedModel | null {
   if (detectQuantization(loaded.proto.graph!).kind === 'float') return null;
@@ -59,6 +71,7 @@ export function deployedModel(loaded: LoadedModel): DeployedModel | null {
  * the reference are calibrated as for any float model.
  */
 export async function prepareDeployed(d: DeployedModel, opts: PrepareOptions & { floatPath?: string } = {}): Promise<Prepared> {
+  await requireLoadable(d);
   if (!opts.floatPath) return prepareLoaded({ ...d.loaded, proto: d.twin.model }, opts);
   const f = loadModel(opts.floatPath);
   const kind = detectQuantization(f.proto.graph!).kind;

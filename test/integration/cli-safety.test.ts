@@ -10,6 +10,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { writeNpy } from '../helpers/npyFiles';
+import { baseModels } from '../fuzz/fixtures';
+import { validNpz } from '../fuzz/gen/common';
+import { qdqTiny } from '../fuzz/gen/deployed';
 import { DT, buildModel, makeNode, makeTensor, rng, valueInfo, writeModel } from '../helpers/tinyModels';
 
 const root = path.resolve(__dirname, '../..');
@@ -138,5 +141,24 @@ describe('CLI: weights of absurd magnitude', () => {
     const file = writeModel(folder, 'huge.onnx', m);
     writeNpy(path.join(folder, 'data'), 'x', Float32Array.from({ length: 4 * 16 }, () => r()), [4, 1, 4, 4]);
     refused(run('integer-only', file, '--data', path.join(folder, 'data'), '--quiet'), /huge\.onnx: \S+: scale ratio \S+ cannot be a fixed-point multiplier/);
+  });
+});
+
+describe('CLI: already-quantized models that no runtime would load', () => {
+  it('analyze and compare refuse them with onnxruntime\'s one-line reason, naming the file', () => {
+    const folder = fs.mkdtempSync(path.join(dir, 'qdq-'));
+    const tiny = baseModels().tiny;
+    const good = writeModel(folder, 'good.onnx', qdqTiny(tiny));
+    // conv2 reads its int8 weight codes directly: a Conv of float input and int8 weights is not ONNX
+    const bad = qdqTiny(tiny);
+    bad.graph!.node = bad.graph!.node.filter((n) => n.name !== 'w2d_dq');
+    for (const n of bad.graph!.node) n.input = n.input.map((i) => (i === 'w2d' ? 'w2d_q' : i));
+    const badFile = writeModel(folder, 'bad.onnx', bad);
+    fs.writeFileSync(path.join(folder, 'd.npz'), validNpz(tiny));
+    const d = path.join(folder, 'd.npz');
+    const ok = run('analyze', good, '--data', d, '--samples', '2', '--no-sensitivity', '--quiet');
+    assert.equal(ok.status, 0, ok.stderr);
+    refused(run('analyze', badFile, '--data', d, '--samples', '2', '--quiet'), /bad\.onnx: onnxruntime cannot load it: .*conv2/);
+    refused(run('compare', good, badFile, '--data', d, '--samples', '2', '--quiet'), /bad\.onnx: onnxruntime cannot load it/);
   });
 });
