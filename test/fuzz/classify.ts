@@ -29,8 +29,8 @@ export function defaultMentions(c: FuzzCase): string[] {
   const out: string[] = [];
   c.args.forEach((a, i) => {
     if (a.startsWith('--')) out.push(a);
-    const prev = c.args[i - 1];
-    if (i === 1 || prev === '--data' || prev === '--report' || prev === '--out') if (a.trim()) out.push(path.basename(a) || a);
+    // files: positional arguments (the models) and option values that are not plain numbers
+    else if (i > 0 && a.trim() && !/^[-+0-9.e]+$/i.test(a.trim())) out.push(path.basename(a) || a);
   });
   return out;
 }
