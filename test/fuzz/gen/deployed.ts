@@ -123,10 +123,10 @@ const MUTATIONS: Mutation[] = [
       const n = r.pick(['w1d', 'w2d']);
       const s = init(m, `${n}_s`);
       const z = init(m, `${n}_z`);
-      const len = r.pick([1, 3, 5]);
+      // (a single scale is per-tensor for onnxruntime whatever the axis: not this mutation)
+      const len = r.pick([2, 3, 5]);
       Object.assign(s, { dims: [BigInt(len)], rawData: makeTensor('s', DT.FLOAT, [len], new Array(len).fill(0.01)).rawData });
-      if (len !== 1) Object.assign(z, { dims: [BigInt(len)], rawData: new Uint8Array(len) });
-      else Object.assign(z, { dims: [1n], rawData: new Uint8Array(1) });
+      Object.assign(z, { dims: [BigInt(len)], rawData: new Uint8Array(len) });
       return `${n} scales of length ${len} for 4 channels`;
     },
   },

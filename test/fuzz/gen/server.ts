@@ -11,6 +11,7 @@ import { baseModels, protoOf } from '../fixtures';
 import type { Rng } from '../random';
 import type { CaseDraft, Expectation, FileSpec, Generator } from '../types';
 import { file, validNpz } from './common';
+import { qdqTiny } from './deployed';
 
 interface Req {
   name: string;
@@ -32,6 +33,7 @@ function requests(r: Rng): Req[] {
   const analyze = { ...run, sensitivity: false, sqnrWarningDb: 20 };
   const quantize = { ...run, outPath: '{case}/q.onnx' };
   const garbage = () => r.pick<unknown>([null, [], 42, 'str', true, {}, [analyze], { params: analyze }, -0, 1e308]);
+  const qdq = encodeModel(qdqTiny(baseModels().tiny));
   const nan = protoOf(baseModels().tiny);
   new DataView(nan.graph!.initializer[0].rawData.buffer, nan.graph!.initializer[0].rawData.byteOffset).setFloat32(0, NaN, true);
   return [
@@ -146,6 +148,23 @@ function requests(r: Rng): Req[] {
       mentions: ['hover', 'params', 'textDocument', 'position'],
     },
     { name: 'allow a path inside the case', method: 'quantlens/allowPath', params: { path: '{case}/model.onnx' }, expect: 'accept' },
+    {
+      name: 'valid compare', method: 'quantlens/compare', expect: 'accept', files: [file('qa.onnx', qdq), file('qb.onnx', qdq)],
+      params: { modelPath: '{case}/qa.onnx', otherModelPath: '{case}/qb.onnx', dataPath: '{case}/data.npz', samples: 2, sensitivity: false },
+    },
+    {
+      name: 'compare with a model outside the workspace', method: 'quantlens/compare', expect: 'refuse',
+      files: [file('qa.onnx', qdq), file('{outside}/qb.onnx', qdq), file('{outside}/model.onnx', baseModels().tiny.bytes), { path: 'blink.onnx', kind: 'symlink', target: '{outside}/qb.onnx' }],
+      ...(() => {
+        const which = r.pick(['otherModelPath', 'floatModelPath']);
+        const where = r.pick(which === 'otherModelPath' ? ['{outside}/qb.onnx', '{case}/blink.onnx'] : ['{outside}/model.onnx', '/etc/passwd']);
+        return { params: { modelPath: '{case}/qa.onnx', otherModelPath: '{case}/qa.onnx', dataPath: '{case}/data.npz', samples: 2, sensitivity: false, [which]: where }, mentions: ['outside'] };
+      })(),
+    },
+    {
+      name: 'compare with a float model', method: 'quantlens/compare', expect: 'refuse', files: [file('qa.onnx', qdq)],
+      params: { modelPath: '{case}/qa.onnx', otherModelPath: '{case}/model.onnx', dataPath: '{case}/data.npz', samples: 2, sensitivity: false }, mentions: ['model.onnx'],
+    },
   ];
 }
 
