@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { classify } from './classify';
+import { calibTables } from './gen/calibTable';
 import { deployedModels } from './gen/deployed';
 import { modelExternal } from './gen/externalData';
 import { modelFlip, modelTruncate } from './gen/modelBytes';
@@ -22,7 +23,7 @@ import { DEFAULT_LIMITS, type Limits, runCli } from './runCli';
 import { EngineServer } from './runServer';
 import type { CaseResult, FuzzCase, Generator, Observation } from './types';
 
-export const GENERATORS: Generator[] = [modelTruncate, modelFlip, modelProto, modelExternal, deployedModels, npyData, npzData, labelData, outputPaths, inputPaths, options, server];
+export const GENERATORS: Generator[] = [modelTruncate, modelFlip, modelProto, modelExternal, deployedModels, npyData, npzData, labelData, outputPaths, inputPaths, options, calibTables, server];
 
 export const DEFAULT_SEED = 20250101;
 export const DEFAULT_COUNT = 1000;
