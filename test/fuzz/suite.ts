@@ -13,6 +13,7 @@ import { modelExternal } from './gen/externalData';
 import { modelFlip, modelTruncate } from './gen/modelBytes';
 import { modelProto } from './gen/modelProto';
 import { npyData } from './gen/npyData';
+import { metricFiles } from './gen/metric';
 import { labelData, npzData } from './gen/npzData';
 import { options } from './gen/options';
 import { inputPaths, outputPaths } from './gen/paths';
@@ -23,7 +24,7 @@ import { DEFAULT_LIMITS, type Limits, runCli } from './runCli';
 import { EngineServer } from './runServer';
 import type { CaseResult, FuzzCase, Generator, Observation } from './types';
 
-export const GENERATORS: Generator[] = [modelTruncate, modelFlip, modelProto, modelExternal, deployedModels, npyData, npzData, labelData, outputPaths, inputPaths, options, calibTables, server];
+export const GENERATORS: Generator[] = [modelTruncate, modelFlip, modelProto, modelExternal, deployedModels, npyData, npzData, labelData, outputPaths, inputPaths, options, calibTables, metricFiles, server];
 
 export const DEFAULT_SEED = 20250101;
 export const DEFAULT_COUNT = 1000;
