@@ -348,7 +348,8 @@ export function buildQdqModel(
   actParams: Map<string, QuantParams>,
   config: QuantConfig,
   /** Also expose each layer's output codes as graph outputs (analysis); false for deployment. */
-  exposeTaps: boolean,
+  /** Expose layer output (and input) codes as graph outputs: all of them, none, or those a filter keeps. */
+  exposeTaps: boolean | ((tap: OutputTap) => boolean),
 ): QdqResult {
   const model = cloneModel(prepared);
   const w = new QdqWriter(model, { initializers: allInitializers(prepared), dir }, config, qdqDomain(prepared, config));
@@ -402,7 +403,10 @@ export function buildQdqModel(
       .map((t) => outputTap(l.node.name, codeName.get(t)!, dqName.get(t)!, actParams.get(t)!, config)),
   ]));
   pruneUnusedInitializers(model.graph!);
-  if (exposeTaps) addTapOutputs(model, [...taps, ...[...inputTaps.values()].flat()]);
+  if (exposeTaps) {
+    const all = [...taps, ...[...inputTaps.values()].flat()];
+    addTapOutputs(model, exposeTaps === true ? all : all.filter(exposeTaps));
+  }
   return { model, taps, weights, inputTaps };
 }
 
