@@ -99,8 +99,8 @@ function abortSignal(token: CancellationToken): AbortSignal {
   return ac.signal;
 }
 
-const STAGE_SHARE: Record<Progress['stage'], [number, number]> = { calibrate: [0, 30], evaluate: [30, 60], sensitivity: [60, 99], sweep: [30, 99], write: [90, 99] };
-const STAGE_UNIT: Record<Progress['stage'], string> = { calibrate: 'samples', evaluate: 'samples', sensitivity: 'layers', sweep: 'configurations', write: '' };
+const STAGE_SHARE: Record<Progress['stage'], [number, number]> = { calibrate: [0, 30], evaluate: [30, 60], sensitivity: [60, 90], diagnose: [90, 99], sweep: [30, 99], write: [90, 99] };
+const STAGE_UNIT: Record<Progress['stage'], string> = { calibrate: 'samples', evaluate: 'samples', sensitivity: 'layers', diagnose: 'candidates', sweep: 'configurations', write: '' };
 
 function progressFn(reporter: WorkDoneProgressReporter, title: string) {
   reporter.begin(title, 0, 'loading model', true);

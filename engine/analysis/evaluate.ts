@@ -28,6 +28,7 @@ import { ModelOutputComparison, type TensorData } from './outputMetrics';
 import { UserMetricSeries } from './userMetric';
 import { timer } from './prepare';
 import { buildReport } from './report';
+import { diagnose } from './diagnose';
 import { sensitivity } from './sensitivity';
 import { batches, disposeAll, fixedBatchOf, groupByBytes, measureTensors, RUN_BYTES, type TapGroup } from './taps';
 import type { EvaluateOptions, Prepared, Quantized } from './types';
@@ -173,7 +174,9 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   evaluation.timings = { ...p.timings, evaluateMs: t() };
   const sens = opts.sensitivity === false ? null : await sensitivity(p, q, opts);
   if (sens) evaluation.timings.sensitivityMs = t() - evaluation.timings.evaluateMs;
-  return buildReport(p, q, evaluation, sens, opts.targetCpu);
+  const report = buildReport(p, q, evaluation, sens, opts.targetCpu);
+  if (opts.diagnose) report.diagnosis = await diagnose(p, q, report, opts, opts.diagnose);
+  return report;
 }
 
 /** The file `quantize` writes (no taps, the configured grid), as onnxruntime CPU optimizes it. */
