@@ -179,4 +179,7 @@ export interface ModelSettings {
   samples?: number;
   sqnrWarningDb?: number;
   exclude?: string[];
+  /** A per-layer plan recorded by `mixed-precision --write-config` (or written by hand): per-tensor and per-layer changes. */
+  tensorOverrides?: QuantConfig['tensorOverrides'];
+  layerOverrides?: QuantConfig['layerOverrides'];
 }

@@ -432,3 +432,22 @@ export interface MixedPrecisionResult {
   /** Written files (the QDQ model, quantlens.json), when asked to write. */
   written?: { model?: string; settings?: string };
 }
+
+// ------------------------------------------------------------------------------------ gate
+
+/** `quantlens gate`: one configuration judged on the primary metric, with its interval, against a budget. */
+export interface GateResult {
+  schemaVersion: number;
+  kind: 'gate';
+  model: { path: string; sha256: string };
+  config: QuantConfig;
+  samples: number;
+  /** In the primary loss's unit; for SQNR-judged models the floor in dB. */
+  budget: number;
+  budgetWhy: string;
+  primaryMetric: PrimaryMetric;
+  outputs: OutputSummary[];
+  /** within-noise / within-budget pass; over-budget fails; cannot-tell fails unless allowUncertain. */
+  verdict: { kind: 'within-noise' | 'within-budget' | 'over-budget' | 'cannot-tell'; text: string; samplesNeeded: number | null };
+  allowUncertain: boolean;
+}

@@ -10,7 +10,7 @@ import { diagnoseFacts } from '../diagnosis/diagnose';
 import type { DiagnosisFacts } from '../diagnosis/facts';
 import { overClipped, outlierRanged } from '../diagnosis/rules';
 import { type Tried, searchFix } from '../diagnosis/search';
-import { layerLinks } from '../diagnosis/topology';
+import { layerLinks, sameSignal } from '../diagnosis/topology';
 import { GraphIndex } from '../onnx/graph';
 import { readFloatTensor } from '../onnx/tensor';
 import { channelRanges, gridType, weightScheme } from '../quantize/qdqRewrite';
@@ -51,10 +51,14 @@ export function planFacts(q: Quantized, node: string, diag?: { report: Report; c
   const causes = diag?.causes;
   const l = q.plan.layers.find((x) => x.node.name === node);
   if (!l) return null;
+  const g = q.prepared.graph!;
   const overrides = new Map((q.config.tensorOverrides ?? []).map((o) => [o.tensor, o]));
   const reports = new Map((diag?.report.tensors ?? []).map((t) => [t.name, t]));
   const acts = [...l.node.input.filter((_, i) => l.roles[i]?.kind === 'activation'), l.output].filter((t) => q.thresholds.has(t) && !overrides.get(t)?.range);
-  const flagged = causes ? acts.filter((t) => reports.get(t) && (overClipped(reports.get(t)!) || outlierRanged(reports.get(t)!) || causes.includes('wasted-sign'))) : acts;
+  const bad = (t: string) => !causes || (!!reports.get(t) && (overClipped(reports.get(t)!) || outlierRanged(reports.get(t)!) || causes.includes('wasted-sign')));
+  const usable = (t: string) => q.thresholds.has(t) && !overrides.get(t)?.range;
+  // A calibration fix covers the tensors carrying the same signal (a Conv output and the ReLU output after it).
+  const flagged = [...new Set(acts.filter(bad).flatMap((t) => [t, ...sameSignal(g, t, (x) => usable(x) && bad(x))]))];
   const out = q.actParams.get(l.output);
   return {
     node,
@@ -67,10 +71,10 @@ export function planFacts(q: Quantized, node: string, diag?: { report: Report; c
 }
 
 /** A measured candidate as the report's Fix. */
-export function toFix(t: Tried, metric: string): Fix {
+export function toFix(t: Tried, metric: string, layers: readonly { node: string; inputs: readonly string[]; output: string }[]): Fix {
   const pm = t.m.primary;
   const interval = pm.loss ?? pm.value;
-  const f = changeFootprint(t.changes);
+  const f = changeFootprint(t.changes, layers);
   return {
     description: describeChanges(t.changes),
     changes: t.changes,
@@ -108,8 +112,9 @@ export async function diagnose(p: Prepared, q: Quantized, report: Report, opts: 
     diagnosis.candidates = [...result.tried]
       .sort((a, b) => lossValue(a.m) - lossValue(b.m) || a.cost - b.cost)
       .filter((t) => !seen.has(describeChanges(t.changes)) && seen.add(describeChanges(t.changes)))
-      .map((t) => toFix(t, metric));
-    diagnosis.fix = result.met && result.final.changes.length ? toFix(result.final, metric) : null;
+      .slice(0, 24)
+      .map((t) => toFix(t, metric, report.layers));
+    diagnosis.fix = result.met && result.final.changes.length ? toFix(result.final, metric, report.layers) : null;
     diagnosis.notes.push(...result.notes);
     if (!result.met) diagnosis.notes.push(`no measured change met the budget; the best candidate: ${diagnosis.candidates[0]?.description ?? 'none'} (${diagnosis.candidates[0]?.measured.verdict ?? ''})`);
   } finally {

@@ -9,7 +9,7 @@
  */
 import type { MixedPrecisionResult, MixedPrecisionStep, QuantConfig } from '../../protocol/report';
 import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
-import { optionsFor } from '../diagnosis/candidates';
+import { describeChanges, optionsFor } from '../diagnosis/candidates';
 import { type Tried, searchFix } from '../diagnosis/search';
 import { InputError } from '../errors';
 import type { OutputTarget } from '../io/files';
@@ -18,7 +18,7 @@ import { planFacts, toFix } from './diagnose';
 import { type Measurement, OutputMeasurer, lossValue } from './measure';
 import { quantizeWith } from './quantize';
 import { writeQuantizedModel } from './quantizeModel';
-import type { Prepared, Progress } from './types';
+import type { Prepared, Progress, Quantized } from './types';
 import type { UserMetric } from './userMetric';
 import { type BudgetOptions, budgetFor, primaryVerdict } from './verdict';
 
@@ -49,6 +49,11 @@ function stepOf(t: Tried): MixedPrecisionStep {
     interval: pm.loss ?? pm.value,
     verdict: t.verdict.text,
   };
+}
+
+/** Each planned layer's node, activation inputs and output (what a change footprint counts). */
+function layerTensors(q: Quantized) {
+  return q.plan.layers.map((l) => ({ node: l.node.name, inputs: l.node.input.filter((_, i) => l.roles[i]?.kind === 'activation'), output: l.output }));
 }
 
 export async function mixedPrecision(p: Prepared, config: QuantConfig, opts: MixedPrecisionOptions): Promise<MixedPrecisionResult> {
@@ -83,8 +88,8 @@ export async function mixedPrecision(p: Prepared, config: QuantConfig, opts: Mix
       onMeasured: (_n, label) => tick(label),
     });
     const steps = [base, ...result.steps];
-    if (result.final !== steps[steps.length - 1]) steps.push(result.final);
-    const fix = toFix(result.final, pm.description);
+    if (describeChanges(result.final.changes) !== describeChanges(steps[steps.length - 1].changes)) steps.push(result.final);
+    const fix = toFix(result.final, pm.description, layerTensors(q));
     return {
       schemaVersion: REPORT_SCHEMA_VERSION,
       kind: 'mixed-precision',

@@ -83,6 +83,14 @@ export function optionsFor(f: LayerPlanFacts): FixOption[] {
   return out.sort((a, b) => a.cost - b.cost);
 }
 
+const target = (c: FixChange) => (c.kind === 'calibration' || c.kind === 'range' ? `tensor|${c.tensor}` : `${c.kind}|${c.node}`);
+
+/** `next` on top of `prev`: a later change to the same tensor (calibration, range) or the same layer setting replaces the earlier one. */
+export function mergeChanges(prev: readonly FixChange[], next: readonly FixChange[]): FixChange[] {
+  const replaced = new Set(next.map(target));
+  return [...prev.filter((c) => !replaced.has(target(c))), ...next];
+}
+
 /** The configuration with `changes` applied on top (later changes to the same tensor or layer win). */
 export function applyChanges(config: QuantConfig, changes: readonly FixChange[]): QuantConfig {
   const tensors = new Map((config.tensorOverrides ?? []).map((o) => [o.tensor, { ...o }]));
@@ -130,7 +138,14 @@ export function describeChanges(changes: readonly FixChange[]): string {
   return [...[...byMethod].map(([m, ts]) => `${m} calibration for ${ts.join(', ')}`), ...rest].join('; ');
 }
 
-/** Layers a change set touches, and how many it keeps in float. */
-export function changeFootprint(changes: readonly FixChange[]): { layers: number; float: number } {
-  return { layers: new Set(changes.map((c) => c.node)).size, float: changes.filter((c) => c.kind === 'float').length };
+/**
+ * Layers a change set touches (the layer changed, or one that reads or writes a tensor whose
+ * calibration changes), and how many it keeps in float.
+ */
+export function changeFootprint(changes: readonly FixChange[], layers: readonly { node: string; inputs: readonly string[]; output: string }[] = []): { layers: number; float: number } {
+  const nodes = new Set(changes.filter((c) => c.node && c.kind !== 'calibration' && c.kind !== 'range').map((c) => c.node!));
+  const tensors = new Set(changes.filter((c) => c.tensor).map((c) => c.tensor!));
+  for (const l of layers) if ([...l.inputs, l.output].some((t) => tensors.has(t))) nodes.add(l.node);
+  if (!layers.length) for (const c of changes) if (c.node) nodes.add(c.node);
+  return { layers: nodes.size, float: changes.filter((c) => c.kind === 'float').length };
 }

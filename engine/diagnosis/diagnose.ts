@@ -61,7 +61,10 @@ export function diagnoseFacts(facts: DiagnosisFacts, opts: DiagnoseOptions): Dia
   base.drop = { value: interval.estimate, interval, unit: pm.lossUnit, metric: pm.loss ? pm.description : `${pm.description} (no loss: judged against a floor)`, verdict: verdict.text };
   const significant = dropIsSignificant(verdict, pm.loss !== null, pm.loss);
   if (!significant) {
-    notes.unshift(`no significant drop: ${verdict.text}`);
+    const why = verdict.kind === 'within-budget' || verdict.kind === 'within-noise'
+      ? pm.loss ? 'the loss is within the budget with 95% confidence' : 'the SQNR is above the floor with 95% confidence'
+      : `the loss's interval contains 0: it cannot be told from no loss on ${pm.n} samples`;
+    notes.unshift(`no significant drop: ${why}, so no layer is blamed`);
     return { diagnosis: base, significant, verdict, findings, ranked };
   }
   const culprits: Culprit[] = [];

@@ -47,3 +47,32 @@ export function errorEnergy(hist: TensorReport['histogram'], range: Range, step:
   const total = clip + round;
   return { clip, round, clipShare: total > 0 ? clip / total : 0 };
 }
+
+/**
+ * The grid another threshold range would give on the same scheme: symmetric grids (the chosen
+ * range is centred on 0) span +-max|bound|, others [min(lo, 0), max(hi, 0)]; same number of levels.
+ */
+export function gridFor(t: TensorReport, r: Range): { range: Range; step: number } {
+  const c = t.chosen!.range;
+  const levels = (c.hi - c.lo) / stepOf(t);
+  const symmetric = Math.abs(c.lo + c.hi) <= 1e-6 * (c.hi - c.lo);
+  const a = Math.max(Math.abs(r.lo), Math.abs(r.hi));
+  const range = symmetric ? { lo: -a, hi: a } : { lo: Math.min(r.lo, 0), hi: Math.max(r.hi, 0) };
+  return { range, step: (range.hi - range.lo) / levels };
+}
+
+/**
+ * How many times more quantization error (clipping + rounding, estimated from the histogram) the
+ * chosen grid makes than the grid of the MSE method's range would: the error a better threshold
+ * would remove. NaN when the report has no MSE range (nothing to compare with).
+ */
+export function excessOverMse(t: TensorReport): number {
+  const mse = t.thresholds.mse;
+  if (!t.chosen || !mse) return NaN;
+  const now = errorEnergy(t.histogram, t.chosen.range, stepOf(t));
+  const g = gridFor(t, mse);
+  const best = errorEnergy(t.histogram, g.range, g.step);
+  const a = now.clip + now.round;
+  const b = best.clip + best.round;
+  return b > 0 ? a / b : a > 0 ? Infinity : 1;
+}

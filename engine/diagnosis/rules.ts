@@ -6,14 +6,16 @@
 import type { Cause, CauseCode, LayerReport, TensorReport } from '../../protocol/report';
 import { weightScheme } from '../quantize/qdqRewrite';
 import type { FactIndex } from './facts';
-import { errorEnergy, gridBits, stepOf } from './grid';
+import { errorEnergy, excessOverMse, gridBits, stepOf } from './grid';
 
 /** Every threshold a rule uses (docs/diagnosis.md says why each has its value). */
 export const THRESHOLDS = {
   /** over-clipping: at least this share of the tensor's values saturate... */
-  clipRate: 0.01,
-  /** ...and clipping makes at least this share of its estimated quantization error. */
+  clipRate: 0.001,
+  /** ...clipping makes at least this share of its estimated quantization error... */
   clipShare: 0.5,
+  /** ...and (like outlier-range) the grid makes at least this many times the error the MSE method's range would. */
+  excessError: 2,
   /** outlier-range: the grid spans at least this many times the configured percentile's |x|. */
   outlierRatio: 4,
   /** too-few-bits: a grid of this many bits or fewer. */
@@ -60,10 +62,15 @@ function strongest<T>(ts: T[], fires: (t: T) => boolean, score: (t: T) => number
 }
 
 const energyOf = (t: TensorReport) => errorEnergy(t.histogram, t.chosen!.range, stepOf(t));
+const excessText = (t: TensorReport) => {
+  const x = excessOverMse(t);
+  if (Number.isNaN(x)) return 'no MSE range to compare with';
+  return `${Number.isFinite(x) ? `${x.toFixed(x < 10 ? 1 : 0)}x` : 'far more than'} the error the MSE range ${rangeText(t.thresholds.mse!.lo, t.thresholds.mse!.hi)} would make`;
+};
 
-/** over-clipping's test on one tensor: enough values saturate, and clipping dominates its error. */
+/** over-clipping's test on one tensor: values saturate, clipping dominates its error, and a wider (MSE) range would make far less. */
 export function overClipped(t: TensorReport): boolean {
-  return !!t.chosen && t.clipRate >= THRESHOLDS.clipRate && energyOf(t).clipShare >= THRESHOLDS.clipShare;
+  return !!t.chosen && t.clipRate >= THRESHOLDS.clipRate && energyOf(t).clipShare >= THRESHOLDS.clipShare && !(excessOverMse(t) < THRESHOLDS.excessError);
 }
 
 /** outlier-range's measure on one tensor: grid |x| max over the configured percentile's (0 when unknown). */
@@ -73,9 +80,9 @@ function outlierRatio(t: TensorReport): number {
   return t.chosen && a > 0 ? amaxOf(t.chosen.range) / a : 0;
 }
 
-/** outlier-range's test on one tensor: rounding dominates and the grid spans far past the percentile. */
+/** outlier-range's test on one tensor: rounding dominates, the grid spans far past the percentile, and the MSE range would make far less error. */
 export function outlierRanged(t: TensorReport): boolean {
-  return !!t.chosen && energyOf(t).clipShare < THRESHOLDS.clipShare && outlierRatio(t) >= THRESHOLDS.outlierRatio;
+  return !!t.chosen && energyOf(t).clipShare < THRESHOLDS.clipShare && outlierRatio(t) >= THRESHOLDS.outlierRatio && !(excessOverMse(t) < THRESHOLDS.excessError);
 }
 
 const overClipping: Rule = ({ layer, idx }) => {
@@ -86,8 +93,8 @@ const overClipping: Rule = ({ layer, idx }) => {
   return {
     cause: 'over-clipping',
     tensor: t.name,
-    summary: `the ${t.chosen!.method} range ${rangeText(r.lo, r.hi)} clips ${pct(t.clipRate)} of ${t.name} (observed ${num(t.min)} to ${num(t.max)}); clipping makes ${pct(e.clipShare)} of its quantization error`,
-    evidence: { tensor: t.name, method: t.chosen!.method, clipRate: round4(t.clipRate), threshold: amaxOf(r), rangeLo: r.lo, rangeHi: r.hi, observedMin: t.min, observedMax: t.max, clipShare: round4(e.clipShare) },
+    summary: `the ${t.chosen!.method} range ${rangeText(r.lo, r.hi)} clips ${pct(t.clipRate)} of ${t.name} (observed ${num(t.min)} to ${num(t.max)}); clipping makes ${pct(e.clipShare)} of its quantization error, ${excessText(t)}`,
+    evidence: { tensor: t.name, method: t.chosen!.method, clipRate: round4(t.clipRate), threshold: amaxOf(r), rangeLo: r.lo, rangeHi: r.hi, observedMin: t.min, observedMax: t.max, clipShare: round4(e.clipShare), excessOverMse: round4(excessOverMse(t)) },
   };
 };
 
@@ -116,8 +123,8 @@ const outlierRange: Rule = ({ layer, idx }) => {
   return {
     cause: 'outlier-range',
     tensor: t.name,
-    summary: `the ${t.chosen!.method} range of ${t.name} reaches |x| = ${num(amaxOf(t.chosen!.range))}, ${k.toFixed(1)}x its ${p}th percentile ${num(q)}: the rare largest values set the step, and about ${Math.log2(k).toFixed(1)} bits go to them`,
-    evidence: { tensor: t.name, method: t.chosen!.method, threshold: amaxOf(t.chosen!.range), percentile: p, percentileThreshold: q, ratio: round4(k), bitsSpent: round4(Math.log2(k)) },
+    summary: `the ${t.chosen!.method} range of ${t.name} reaches |x| = ${num(amaxOf(t.chosen!.range))}, ${k.toFixed(1)}x its ${p}th percentile ${num(q)}: the rare largest values set the step, about ${Math.log2(k).toFixed(1)} bits go to them, ${excessText(t)}`,
+    evidence: { tensor: t.name, method: t.chosen!.method, threshold: amaxOf(t.chosen!.range), percentile: p, percentileThreshold: q, ratio: round4(k), bitsSpent: round4(Math.log2(k)), excessOverMse: round4(excessOverMse(t)) },
   };
 };
 

@@ -1,21 +1,21 @@
 /**
  * The smallest measured change that meets a budget. Layers are visited in the order given (the
  * diagnosis's culprits, most damaging first; for mixed precision every layer by its own damage),
- * and every option of a layer is MEASURED on top of the plan so far; of the options that the
- * samples cannot tell from the best one, the cheapest is taken (calibration before wider grids,
- * float last). While the configuration is certainly over budget a step is taken even when its own
- * gain is within noise (one layer's fix can need another's: a clipped ReLU output feeds a clipped
- * input); once it is not, a step must win back more than noise. A backward pass then drops every
- * step whose removal the samples cannot tell apart. The goal is a verdict "within budget" when the
- * samples can certify one at all; when even a perfect candidate could not be certified on them
- * (300 samples put a 0-point top-1 drop at +-1.38 points), the goal is the estimate, and the
- * verdict says how many samples would decide.
- */
+ * and every option of a layer is MEASURED on top of the plan so far. Of the options that improve
+ * on the plan and that the samples cannot tell from the best one, the cheapest is taken
+ * (calibration before wider grids, float last). While the configuration is certainly over budget
+ * an improvement of the estimate is enough; once it is not, a step must win back more than noise
+ * (paired, same samples). Layers left unchanged are tried again in another pass (one layer's fix
+ * can need another's first). A backward pass then drops every step whose removal the samples
+ * cannot tell apart. The goal is a verdict "within budget" when the samples can certify one at
+ * all; when even a perfect candidate could not be certified on them (300 samples put a 0-point
+ * top-1 drop at +-1.38 points), the goal is the estimate, and the verdict says how many samples
+ * would decide. */
 import type { FixChange, QuantConfig } from '../../protocol/report';
 import { type Measurement, compareMeasurements, lossValue, withinNoise } from '../analysis/paired';
 import { type Interval, pairedAccuracyFromTable, wilsonInterval } from '../analysis/statistics';
 import { type Verdict, certified, primaryVerdict } from '../analysis/verdict';
-import { type FixOption, applyChanges, describeChanges } from './candidates';
+import { type FixOption, applyChanges, describeChanges, mergeChanges } from './candidates';
 
 export interface SearchInput {
   base: QuantConfig;
@@ -110,19 +110,20 @@ export async function searchFix(input: SearchInput): Promise<SearchResult> {
   /** Measure every option of `layer` on top of the plan so far; the step to take, or null. */
   const tryLayer = async (layer: SearchInput['layers'][number]): Promise<{ option: FixOption; at: Tried } | null> => {
     const results: { option: FixOption; t: Tried }[] = [];
-    for (const option of layer.options) results.push({ option, t: await measure([...cur.changes, ...option.changes], cur.cost + option.cost) });
+    for (const option of layer.options) results.push({ option, t: await measure(mergeChanges(cur.changes, option.changes), cur.cost + option.cost) });
     if (!results.length) return null;
     const best = results.reduce((a, b) => (better(b.t.m, a.t.m) < 0 ? b : a));
-    // Of the options the samples cannot tell from the best, the cheapest (then the better).
+    // Of the options that improve on the plan so far and that the samples cannot tell from the
+    // best one, the cheapest (then the better).
     const choice = results
-      .filter((r) => !(compareMeasurements(best.t.m, r.t.m).low > 0))
+      .filter((r) => better(r.t.m, cur.m) < 0 && !(compareMeasurements(best.t.m, r.t.m).low > 0))
       .sort((a, b) => a.option.cost - b.option.cost || better(a.t.m, b.t.m))[0];
-    const gain = compareMeasurements(choice.t.m, cur.m); // positive: the plan so far is worse than with the option
-    if (gain.high < 0) {
-      layerNotes.set(layer.node, `${layer.node}: every change makes it worse (best: ${describeChanges(choice.option.changes)}); left as it is`);
+    if (!choice) {
+      layerNotes.set(layer.node, `${layer.node}: no change improves on the plan so far (best: ${describeChanges(best.option.changes)}); left as it is`);
       return null;
     }
-    if (cur.verdict.kind !== 'over-budget' && (withinNoise(gain) || lossValue(choice.t.m) >= lossValue(cur.m))) {
+    const gain = compareMeasurements(choice.t.m, cur.m); // positive: the plan so far is worse than with the option
+    if (cur.verdict.kind !== 'over-budget' && withinNoise(gain)) {
       layerNotes.set(layer.node, `${layer.node}: the best change (${describeChanges(choice.option.changes)}) wins back ${gain.estimate.toFixed(2)} (95% interval ${gain.low.toFixed(2)} to ${gain.high.toFixed(2)}): within noise, not taken`);
       return null;
     }
@@ -158,7 +159,7 @@ export async function searchFix(input: SearchInput): Promise<SearchResult> {
   for (const step of order) {
     if (kept.length === 0 || measured >= max) break;
     const rest = kept.filter((k) => k !== step);
-    const changes = rest.flatMap((k) => k.option.changes);
+    const changes = rest.reduce<FixChange[]>((a, k) => mergeChanges(a, k.option.changes), []);
     const t = await measure(changes, rest.reduce((a, k) => a + k.option.cost, 0));
     const notWorse = !(compareMeasurements(cur.m, t.m).low > 0);
     const keepsGoal = (!certified(cur.verdict) || certified(t.verdict)) && (!meetsEstimate(cur.m, cur.verdict, budget) || meetsEstimate(t.m, t.verdict, budget));

@@ -36,3 +36,27 @@ export function layerLinks(graph: GraphProto, layers: readonly { node: string; i
   }
   return out;
 }
+
+/** Ops whose output is the same signal as their input, element for element or reshuffled (a clip on one is a clip on the other). */
+const SAME_SIGNAL = new Set(['Relu', 'Clip', 'LeakyRelu', 'Identity', 'Reshape', 'Flatten', 'Transpose', 'Squeeze', 'Unsqueeze', 'MaxPool', 'Dropout']);
+
+/**
+ * Tensors carrying the same signal as `tensor` through ops of SAME_SIGNAL, both ways (a Conv output
+ * and the ReLU output the next layer reads), limited to `keep`. Fixing one's calibration and not the
+ * other leaves the signal clipped, so a calibration fix covers them together.
+ */
+export function sameSignal(graph: GraphProto, tensor: string, keep: (t: string) => boolean): string[] {
+  const idx = new GraphIndex(graph);
+  const seen = new Set([tensor]);
+  const queue = [tensor];
+  while (queue.length) {
+    const t = queue.shift()!;
+    const next: string[] = [];
+    const p = idx.producer.get(t);
+    if (p && SAME_SIGNAL.has(p.opType) && p.input[0]) next.push(p.input[0]);
+    for (const c of idx.consumers.get(t) ?? []) if (SAME_SIGNAL.has(c.opType) && c.input[0] === t && c.output[0]) next.push(c.output[0]);
+    for (const n of next) if (!seen.has(n)) (seen.add(n), queue.push(n));
+  }
+  seen.delete(tensor);
+  return [...seen].filter(keep);
+}
