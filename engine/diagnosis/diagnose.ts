@@ -113,9 +113,10 @@ function divergenceNotes(idx: FactIndex, findings: Map<string, Finding[]>, notes
   for (const [origin, fs] of byOrigin) {
     const ops = String(fs[0].evidence.sourceOps);
     const o = idx.layers.get(origin);
+    const start = ops ? ` (after ${ops}, which the integer session fuses into an integer kernel and the simulation runs in float)` : ' (building up from rare 1-LSB differences upstream)';
     notes.push(
-      `simulation and onnxruntime's integer kernels part ways from ${origin} on${ops ? ` (after ${ops}, fused into an integer kernel that the simulation runs in float)` : ''}` +
-        `${o ? `: ${(o.simVsIntMismatch * 100).toFixed(2)}% of its codes differ` : ''}; ${fs.length} layer(s) downstream inherit it while their own kernels agree with the integer reference`,
+      `simulation and onnxruntime's integer kernels part ways from ${origin} on${start}${o ? `: ${(o.simVsIntMismatch * 100).toFixed(2)}% of its codes differ` : ''}; ` +
+        `${fs.length} layer(s) downstream inherit the difference while their own kernels match`,
     );
   }
 }

@@ -14,7 +14,7 @@ export const THRESHOLDS = {
   clipRate: 0.001,
   /** ...clipping makes at least this share of its estimated quantization error... */
   clipShare: 0.5,
-  /** ...and (like outlier-range) the grid makes at least this many times the error the MSE method's range would. */
+  /** ...and the grid makes at least this many times the error the MSE method's range would. */
   excessError: 2,
   /** outlier-range: the grid spans at least this many times the configured percentile's |x|. */
   outlierRatio: 4,
@@ -80,9 +80,13 @@ function outlierRatio(t: TensorReport): number {
   return t.chosen && a > 0 ? amaxOf(t.chosen.range) / a : 0;
 }
 
-/** outlier-range's test on one tensor: rounding dominates, the grid spans far past the percentile, and the MSE range would make far less error. */
+/**
+ * outlier-range's test on one tensor: rounding dominates its error and the grid spans far past the
+ * configured percentile. (No comparison with the MSE range: when clipping the outliers would cost
+ * more than it saves, the remedy is more bits, not another threshold; both are measured.)
+ */
 export function outlierRanged(t: TensorReport): boolean {
-  return !!t.chosen && energyOf(t).clipShare < THRESHOLDS.clipShare && outlierRatio(t) >= THRESHOLDS.outlierRatio && !(excessOverMse(t) < THRESHOLDS.excessError);
+  return !!t.chosen && energyOf(t).clipShare < THRESHOLDS.clipShare && outlierRatio(t) >= THRESHOLDS.outlierRatio;
 }
 
 const overClipping: Rule = ({ layer, idx }) => {
@@ -123,7 +127,7 @@ const outlierRange: Rule = ({ layer, idx }) => {
   return {
     cause: 'outlier-range',
     tensor: t.name,
-    summary: `the ${t.chosen!.method} range of ${t.name} reaches |x| = ${num(amaxOf(t.chosen!.range))}, ${k.toFixed(1)}x its ${p}th percentile ${num(q)}: the rare largest values set the step, about ${Math.log2(k).toFixed(1)} bits go to them, ${excessText(t)}`,
+    summary: `the ${t.chosen!.method} range of ${t.name} reaches |x| = ${num(amaxOf(t.chosen!.range))}, ${k.toFixed(1)}x its ${p}th percentile ${num(q)}: the rare largest values set the step and about ${Math.log2(k).toFixed(1)} bits go to them (${excessText(t)})`,
     evidence: { tensor: t.name, method: t.chosen!.method, threshold: amaxOf(t.chosen!.range), percentile: p, percentileThreshold: q, ratio: round4(k), bitsSpent: round4(Math.log2(k)), excessOverMse: round4(excessOverMse(t)) },
   };
 };
@@ -229,14 +233,18 @@ const inherited: Rule = ({ layer, idx }) => {
   const kernels = idx.facts.report.integerKernels ?? {};
   const fused = (op: string) => Object.keys(kernels).find((k) => k.replace(/^com\.microsoft\./, '') === `QLinear${op}`);
   const ops = idx.links(origin.node).opsBefore.filter((o) => fused(o.op));
-  const source = ops.length
-    ? `after ${ops.map((o) => `${o.op} ${o.node}`).join(', ')}, which the integer session runs as ${[...new Set(ops.map((o) => fused(o.op)!.replace(/^com\.microsoft\./, '')))].join(', ')} and the simulation in float`
-    : 'from an input that already differs';
-  const where = origin === layer ? `it enters at this layer's input, ${source}` : `it first appears at ${origin.node} (${pct(origin.simVsIntMismatch)} of codes), ${source}`;
+  const here = origin === layer ? "at this layer's input" : `at ${origin.node} (${pct(origin.simVsIntMismatch)} of codes)`;
+  const where = ops.length
+    ? `it enters ${here}, after ${ops.map((o) => `${o.op} ${o.node}`).join(', ')}, which the integer session runs as ${[...new Set(ops.map((o) => fused(o.op)!.replace(/^com\.microsoft\./, '')))].join(', ')} and the simulation in float`
+    : `it builds up from rare 1-LSB differences upstream and first exceeds ${pct(THRESHOLDS.inheritedMismatch)} of codes ${here}`;
+  // The layer's own kernel is checked against the integer reference when it was run, else by its isolated run.
+  const own = ref !== undefined
+    ? `its own kernel agrees with the integer reference (${pct(ref)} of codes differ)`
+    : `alone on the same float inputs its integer kernel matches the simulation (${num(layer.isolated.integer.sqnrDb)} vs ${num(layer.isolated.simulated.sqnrDb)} dB)`;
   return {
     cause: 'inherited',
     tensor: layer.output,
-    summary: `${pct(layer.simVsIntMismatch)} of codes differ between simulation and integer kernels here, but this layer's own kernel agrees with the integer reference${ref !== undefined ? ` (${pct(ref)} differ)` : ''}: ${where}`,
+    summary: `${pct(layer.simVsIntMismatch)} of codes differ between simulation and integer kernels here, but ${own}: ${where}`,
     evidence: { mismatch: round4(layer.simVsIntMismatch), referenceVsOrtMismatch: ref ?? -1, origin: origin.node, originMismatch: round4(origin.simVsIntMismatch), sourceOps: ops.map((o) => `${o.op} ${o.node}`).join(', ') },
   };
 };
