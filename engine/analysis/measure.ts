@@ -14,7 +14,7 @@ import type * as ort from 'onnxruntime-node';
 import type { QuantConfig } from '../../protocol/report';
 import type { ModelProto } from '../onnx/model';
 import type { QuantPlan } from '../quantize/plan';
-import { buildQdqModel } from '../quantize/qdqRewrite';
+import { buildQdqModel, gridType } from '../quantize/qdqRewrite';
 import { type RunMode, createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
 import { integerEncoding, shiftParams } from './kernels';
@@ -107,7 +107,11 @@ export class OutputMeasurer {
   async measurePlan(q: Quantized, plan: QuantPlan): Promise<Measurement> {
     const enc = integerEncoding(q.config);
     const params = shiftParams(q.actParams, enc.shift);
-    const { model } = buildQdqModel(q.prepared, this.p.loaded.dir, plan, params, enc.config, false);
+    // onnxruntime 1.30 corrupts its heap running a graph whose 4-bit activation codes feed only a
+    // DequantizeLinear (measured: free() aborts, simulated and integer alike); exposing the codes'
+    // dequantized value as an output, as the analysis's taps do, avoids it. Outputs are compared by name.
+    const fourBit = [...params.values()].some((x) => gridType(x).bits === 4);
+    const { model } = buildQdqModel(q.prepared, this.p.loaded.dir, plan, params, enc.config, fourBit);
     return this.measureModel(model, 'integer');
   }
 

@@ -71,11 +71,14 @@ export function optionsFor(f: LayerPlanFacts): FixOption[] {
   const out: FixOption[] = [];
   if (has('over-clipping', 'outlier-range', 'wasted-sign')) out.push(...calibrationOptions(f));
   if (f.hasWeight && !f.weights.perChannel && has('per-tensor-weights', 'unexplained')) out.push(one(f.node, 'per-channel', true));
-  if (f.hasWeight && has('too-few-bits', 'per-tensor-weights', 'integer-divergence', 'u8s8-saturation', 'unexplained')) {
+  // too-few-bits widens the grid it is about: weights, activations, or both when both are narrow
+  const lowW = f.weights.bits <= 4;
+  const lowA = f.activationBits > 0 && f.activationBits <= 4;
+  if (f.hasWeight && (has('per-tensor-weights', 'integer-divergence', 'u8s8-saturation', 'unexplained') || (lowW && has('too-few-bits')))) {
     if (f.weights.bits < 8) out.push(one(f.node, 'weight-bits', 8));
     if (f.weights.bits < 16) out.push(one(f.node, 'weight-bits', 16));
   }
-  if (f.activationBits > 0 && has('over-clipping', 'outlier-range', 'too-few-bits', 'integer-divergence', 'u8s8-saturation', 'unexplained')) {
+  if (f.activationBits > 0 && (has('over-clipping', 'outlier-range', 'integer-divergence', 'u8s8-saturation', 'unexplained') || (lowA && has('too-few-bits')))) {
     if (f.activationBits < 8) out.push(one(f.node, 'activation-bits', 8));
     if (f.activationBits < 16) out.push(one(f.node, 'activation-bits', 16));
   }

@@ -2,15 +2,16 @@
  * The smallest measured change that meets a budget. Layers are visited in the order given (the
  * diagnosis's culprits, most damaging first; for mixed precision every layer by its own damage),
  * and every option of a layer is MEASURED on top of the plan so far. Of the options that improve
- * on the plan and that the samples cannot tell from the best one, the cheapest is taken
- * (calibration before wider grids, float last). While the configuration is certainly over budget
- * an improvement of the estimate is enough; once it is not, a step must win back more than noise
- * (paired, same samples). Layers left unchanged are tried again in another pass (one layer's fix
- * can need another's first). A backward pass then drops every step whose removal the samples
- * cannot tell apart. The goal is a verdict "within budget" when the samples can certify one at
- * all; when even a perfect candidate could not be certified on them (300 samples put a 0-point
- * top-1 drop at +-1.38 points), the goal is the estimate, and the verdict says how many samples
- * would decide. */
+ * on the plan, the cheapest that meets the goal is taken, else the cheapest the samples cannot
+ * tell from the best one (calibration before wider grids, float last). While the configuration
+ * is certainly over budget an improvement of the estimate is enough; once it is not, a step must
+ * win back more than noise (paired, same samples). Layers left unchanged are tried again in
+ * another pass (one layer's fix can need another's first). A backward pass then drops every step
+ * whose removal the samples cannot tell apart. The goal is a verdict "within budget" when the
+ * samples can certify one at all; when even a perfect candidate could not be certified on them
+ * (300 samples put a 0-point top-1 drop at +-1.38 points), the goal is the estimate, and the
+ * verdict says how many samples would decide.
+ */
 import type { FixChange, QuantConfig } from '../../protocol/report';
 import { type Measurement, compareMeasurements, lossValue, withinNoise } from '../analysis/paired';
 import { type Interval, pairedAccuracyFromTable, wilsonInterval } from '../analysis/statistics';
@@ -113,11 +114,12 @@ export async function searchFix(input: SearchInput): Promise<SearchResult> {
     for (const option of layer.options) results.push({ option, t: await measure(mergeChanges(cur.changes, option.changes), cur.cost + option.cost) });
     if (!results.length) return null;
     const best = results.reduce((a, b) => (better(b.t.m, a.t.m) < 0 ? b : a));
-    // Of the options that improve on the plan so far and that the samples cannot tell from the
-    // best one, the cheapest (then the better).
-    const choice = results
-      .filter((r) => better(r.t.m, cur.m) < 0 && !(compareMeasurements(best.t.m, r.t.m).low > 0))
-      .sort((a, b) => a.option.cost - b.option.cost || better(a.t.m, b.t.m))[0];
+    // The cheapest option that meets the goal; else, of the options that improve on the plan so
+    // far and that the samples cannot tell from the best one, the cheapest (then the better).
+    const byCost = (a: (typeof results)[number], b: (typeof results)[number]) => a.option.cost - b.option.cost || better(a.t.m, b.t.m);
+    const improving = results.filter((r) => better(r.t.m, cur.m) < 0);
+    const choice = improving.filter((r) => done(r.t)).sort(byCost)[0]
+      ?? improving.filter((r) => !(compareMeasurements(best.t.m, r.t.m).low > 0)).sort(byCost)[0];
     if (!choice) {
       layerNotes.set(layer.node, `${layer.node}: no change improves on the plan so far (best: ${describeChanges(best.option.changes)}); left as it is`);
       return null;
