@@ -5,8 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { AnalyzeRequest, MixedPrecisionRequest, OutlineRequest, QuantizeRequest, type SweepParams, SweepRequest, type ToWebview } from '../protocol/messages';
-import type { MixedPrecisionResult, QuantConfig, Report, SweepReport } from '../protocol/report';
+import { AnalyzeRequest, CompareRequest, MixedPrecisionRequest, OutlineRequest, QuantizeRequest, type SweepParams, SweepRequest, type ToWebview } from '../protocol/messages';
+import type { CompareReport, MixedPrecisionResult, QuantConfig, Report, SweepReport } from '../protocol/report';
 import { gridConfigs } from '../engine/quantize/grid';
 import { pickSweepAxes } from './sweepPicks';
 import { EngineClient } from './engineClient';
@@ -29,12 +29,14 @@ export function activate(context: vscode.ExtensionContext): void {
   let last: { report: Report; sqnrWarningDb: number } | undefined;
   let lastSweep: { sweep: SweepReport; params: SweepParams } | undefined;
   let lastMixed: MixedPrecisionResult | undefined;
+  let lastCompare: CompareReport | undefined;
 
   const source: ReportSource = {
     views: () => {
       const v: ToWebview[] = [];
       if (lastSweep) v.push({ type: 'sweep', sweep: lastSweep.sweep });
       if (lastMixed) v.push({ type: 'mixedPrecision', result: lastMixed });
+      if (lastCompare) v.push({ type: 'compare', compare: lastCompare });
       if (last) v.push({ type: 'report', report: last.report, sqnrWarningDb: last.sqnrWarningDb });
       return v;
     },
@@ -76,7 +78,7 @@ export function activate(context: vscode.ExtensionContext): void {
   };
 
   /** The .onnx the command is about: the explorer selection, the active editor, or a picker. */
-  const modelFor = async (uri?: vscode.Uri): Promise<string | undefined> => {
+  const modelFor = async (uri?: vscode.Uri, placeHolder = 'Model to analyze'): Promise<string | undefined> => {
     if (uri instanceof vscode.Uri && uri.fsPath.endsWith('.onnx')) return uri.fsPath;
     const active = vscode.window.activeTextEditor?.document.uri;
     if (active?.scheme === OUTLINE_SCHEME) return active.path.replace(/\.outline$/, '');
@@ -85,7 +87,7 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showErrorMessage('QuantLens: no .onnx model in this workspace.');
       return undefined;
     }
-    const pick = await vscode.window.showQuickPick(files.map((f) => ({ label: vscode.workspace.asRelativePath(f), uri: f })), { placeHolder: 'Model to analyze' });
+    const pick = await vscode.window.showQuickPick(files.map((f) => ({ label: vscode.workspace.asRelativePath(f), uri: f })), { placeHolder });
     return pick?.uri.fsPath;
   };
 
@@ -197,6 +199,30 @@ export function activate(context: vscode.ExtensionContext): void {
       if (choice === 'Reveal') await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(res.path));
     } catch (e) {
       fail('quantization', e);
+    }
+  });
+
+  /**
+   * Two quantized versions of one model: the two .onnx files selected in the Explorer, or picked.
+   * Data comes from A's settings (quantlens.dataPath / quantlens.json).
+   */
+  register('quantlens.compare', async (uri?: vscode.Uri, selected?: vscode.Uri[]) => {
+    const chosen = (Array.isArray(selected) ? selected : []).filter((u) => u.fsPath.toLowerCase().endsWith('.onnx')).map((u) => u.fsPath);
+    const a = chosen.length === 2 ? chosen[0] : await modelFor(uri, 'Quantized model A (its float twin is the reference)');
+    if (!a) return;
+    const b = chosen.length === 2 ? chosen[1] : await modelFor(undefined, `Quantized model B, compared with ${path.basename(a)}`);
+    if (!b) return;
+    try {
+      const base = analyzeParams(a);
+      output.appendLine(`[compare] ${a} vs ${b} data=${base.dataPath ?? 'synthetic'}`);
+      const result = await engine!.request(CompareRequest, {
+        modelPath: a, otherModelPath: b, dataPath: base.dataPath, samples: base.samples, sensitivity: true, userPicked: [...base.userPicked, b],
+      }, `QuantLens: comparing ${path.basename(a)} and ${path.basename(b)}`);
+      lastCompare = result;
+      output.appendLine(`[compare] done: differs most ${result.mostDifferent ?? '(none)'}`);
+      ReportPanel.show(context, source, 'compare');
+    } catch (e) {
+      fail('comparison', e);
     }
   });
 

@@ -9,6 +9,7 @@ import { connectHost, readEmbeddedReport, type Host } from './host';
 import { integerHazard } from './integerDiff';
 import { LayerDetail } from './layerDetail';
 import { LayerTable } from './layerTable';
+import { CompareView, normalizeCompare } from './compareView';
 import { MixedPrecisionView } from './mixedPrecisionView';
 import { flagRows, indexReport, normalizeMixedPrecision, normalizeReport, normalizeSweep, worstLayer, type ReportIndex } from './reportData';
 import { SensitivityView } from './sensitivityView';
@@ -35,6 +36,7 @@ class App {
   private readonly sensitivity: SensitivityView;
   private readonly sweep: SweepView;
   private readonly mixed: MixedPrecisionView;
+  private readonly compare: CompareView;
   private detail: LayerDetail | undefined;
   private table: LayerTable | undefined;
   private index: ReportIndex | undefined;
@@ -68,10 +70,12 @@ class App {
       onSortChange: (sweepSortKey, sweepSortDescending) => host.saveState({ sweepSortKey, sweepSortDescending }),
     });
     this.mixed = new MixedPrecisionView(host.inVsCode);
+    this.compare = new CompareView(host.inVsCode);
     this.tabs.panel('layers').append(this.content);
     this.tabs.panel('sensitivity').append(this.sensitivity.element);
     this.tabs.panel('sweep').append(this.sweep.element);
     this.tabs.panel('mixed').append(this.mixed.element);
+    this.tabs.panel('compare').append(this.compare.element);
 
     clear(this.root);
     this.root.append(this.toolbar(), this.status, this.tabs.element);
@@ -96,6 +100,7 @@ class App {
       case 'sensitivity': this.sensitivity.shown(); break;
       case 'sweep': this.sweep.shown(); break;
       case 'mixed': this.mixed.shown(); break;
+      case 'compare': this.compare.shown(); break;
     }
   }
 
@@ -257,6 +262,19 @@ class App {
     this.arrive('mixed');
   }
 
+  showCompare(raw: unknown): void {
+    try {
+      const r = normalizeCompare(raw);
+      this.clearStatus();
+      this.filled.add('compare');
+      this.compare.setCompare(r);
+      this.tabs.setBadge('compare', String(r.layers.length), `${r.layers.length} layers compared`);
+      this.arrive('compare');
+    } catch (e) {
+      this.showError((e as Error).message);
+    }
+  }
+
   /** From the Sensitivity tab: show a layer in the Layers tab. */
   private openLayer(node: string): void {
     if (!this.index?.byNode.has(node)) return;
@@ -282,6 +300,7 @@ class App {
       case 'report': this.showReport(message.report, message.sqnrWarningDb); break;
       case 'sweep': this.showSweep(message.sweep); break;
       case 'mixedPrecision': this.showMixedPrecision(message.result); break;
+      case 'compare': this.showCompare(message.compare); break;
       case 'busy': this.showBusy(message.message); break;
       case 'error': this.showError(message.message); break;
     }
@@ -302,7 +321,7 @@ function watchTheme(onChange: () => void): void {
 function isToWebview(data: unknown): data is ToWebview {
   if (data === null || typeof data !== 'object') return false;
   const type = (data as { type?: unknown }).type;
-  return type === 'report' || type === 'sweep' || type === 'mixedPrecision' || type === 'busy' || type === 'error';
+  return type === 'report' || type === 'sweep' || type === 'mixedPrecision' || type === 'compare' || type === 'busy' || type === 'error';
 }
 
 function start(): void {

@@ -8,7 +8,8 @@
  *     pass (exit 0) that still says it is uncertain, for pipelines that gate on obvious
  *     regressions only.
  */
-import type { GateResult, QuantConfig } from '../../protocol/report';
+import type { GateResult, QuantConfig, Report } from '../../protocol/report';
+import { InputError } from '../errors';
 import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 import { configLabel } from '../quantize/grid';
 import { OutputMeasurer } from './measure';
@@ -44,6 +45,18 @@ export async function runGate(p: Prepared, config: QuantConfig, opts: GateOption
   } finally {
     await measurer.release();
   }
+}
+
+/** The gate's judgement of a report already made (an already-quantized model analyzed as deployed). */
+export function gateFromReport(r: Report, opts: BudgetOptions & { allowUncertain?: boolean } = {}): GateResult {
+  const pm = r.primaryMetric;
+  if (!pm) throw new InputError(`${r.model.path}: the analysis has no primary metric to gate on (no float output to compare)`);
+  const table = pm.kind === 'top1' ? r.outputs?.find((o) => o.name === pm.output)?.classifier?.labelled?.table ?? null : null;
+  const { budget, why } = budgetFor(pm, opts);
+  return {
+    schemaVersion: REPORT_SCHEMA_VERSION, kind: 'gate', model: { path: r.model.path, sha256: r.model.sha256 }, config: r.config, samples: pm.n,
+    budget, budgetWhy: why, primaryMetric: pm, outputs: r.outputs ?? [], verdict: primaryVerdict(pm, budget, table), allowUncertain: opts.allowUncertain === true,
+  };
 }
 
 /** Exit code and the one line to print, on stdout for a pass and stderr otherwise. */
