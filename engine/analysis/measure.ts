@@ -13,6 +13,7 @@
 import type * as ort from 'onnxruntime-node';
 import type { QuantConfig } from '../../protocol/report';
 import type { ModelProto } from '../onnx/model';
+import { batchFirst, stateOutputAxes } from '../data/inputs';
 import type { QuantPlan } from '../quantize/plan';
 import { buildQdqModel, gridType } from '../quantize/qdqRewrite';
 import { type RunMode, createSession, feedsFor, runSession } from '../runtime/session';
@@ -27,6 +28,18 @@ import { batches, disposeAll } from './taps';
 import type { Measurement } from './paired';
 import type { Prepared, Quantized } from './types';
 import { type UserMetric, scoreBatch, userMetricSummary } from './userMetric';
+
+/**
+ * The float outputs compared per sample, and a run's outputs as the comparison wants them: a state
+ * output whose batch axis is not the first ([2, batch, 128]) turned batch-first, as evaluate does.
+ * `fallback` supplies outputs a partial run (a layer's downstream part) did not produce.
+ */
+export function outputView(p: Prepared): { names: string[]; view: (r: Record<string, TensorData>, fallback?: Record<string, TensorData>) => Record<string, TensorData> } {
+  const names = p.outputs.filter((o) => (p.tensorTypes.get(o) ?? 'float32') === 'float32');
+  const axes = stateOutputAxes(p.data.states ?? []);
+  const one = (o: string, t: TensorData): TensorData => (axes.has(o) ? batchFirst(t.data as Float32Array, t.dims, axes.get(o)!) : t);
+  return { names, view: (r, fallback = {}) => Object.fromEntries(names.map((o) => [o, one(o, r[o] ?? fallback[o])])) };
+}
 
 /** Float outputs kept in memory up to this many bytes; beyond, they are recomputed per batch. */
 const CACHE_BYTES = 64 * 1024 * 1024;
@@ -51,12 +64,15 @@ export class OutputMeasurer {
   private cache: FloatBatch[] | null = [];
   private session: ort.InferenceSession | undefined;
   readonly samples: number;
+  /** Integer outputs (argmax indices, counts) are left to equality: only float ones are compared. */
   readonly floatOutputs: string[];
+  private readonly view: ReturnType<typeof outputView>['view'];
 
   private constructor(readonly p: Prepared, readonly opts: MeasurerOptions) {
     this.samples = Math.min(opts.samples ?? p.data.samples, p.data.samples);
-    // Integer outputs (argmax indices, counts) are left to equality: only float ones are compared.
-    this.floatOutputs = p.outputs.filter((o) => (p.tensorTypes.get(o) ?? 'float32') === 'float32');
+    const v = outputView(p);
+    this.floatOutputs = v.names;
+    this.view = v.view;
   }
 
   static async create(p: Prepared, opts: MeasurerOptions = {}): Promise<OutputMeasurer> {
@@ -73,9 +89,10 @@ export class OutputMeasurer {
     const hit = this.cache?.[k];
     if (hit) return hit;
     const r = await runSession(this.session!, await feedsFor(this.p.data, start, count), this.p.loaded.path);
-    const outputs: Record<string, TensorData> = {};
-    for (const o of this.floatOutputs) outputs[o] = { data: (r[o].data as Float32Array).slice(), dims: r[o].dims.map(Number) };
+    const copies: Record<string, TensorData> = {};
+    for (const o of this.floatOutputs) copies[o] = { data: (r[o].data as Float32Array).slice(), dims: r[o].dims.map(Number) };
     disposeAll(r);
+    const outputs = this.view(copies);
     const first = outputs[this.p.outputs[0]];
     const pred = first ? argmaxRows(first.data as Float32Array, Number(first.dims[first.dims.length - 1] ?? 1)) : null;
     const labels = this.labelsOf(start, count);
@@ -132,8 +149,7 @@ export class OutputMeasurer {
         checkCancel(this.opts.signal);
         const f = await this.floatBatch(k++, start, count);
         const r = await runSession(s, await feedsFor(this.p.data, start, count), label);
-        const q: Record<string, TensorData> = {};
-        for (const o of this.floatOutputs) q[o] = r[o] as unknown as TensorData;
+        const q = this.view(r as unknown as Record<string, TensorData>);
         const labels = this.labelsOf(start, count);
         cmp.add(f.outputs, q, count, labels);
         for (const o of this.floatOutputs) acc.add(f.outputs[o].data as Float32Array, q[o].data as Float32Array);

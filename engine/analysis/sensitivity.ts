@@ -19,6 +19,7 @@ import { buildQdqModel } from '../quantize/qdqRewrite';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
 import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
+import { outputView } from './measure';
 import { ModelOutputComparison, type TensorData } from './outputMetrics';
 import { choosePrimaryMetric } from './primaryMetric';
 import { scoreBatch, userMetricSummary } from './userMetric';
@@ -67,7 +68,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
   const g = q.prepared.graph!;
   const constants = new Set(g.initializer.map((t) => t.name));
   const inputNames = inputNamesOf(p.data);
-  const floatOuts = p.outputs.filter((o) => (p.tensorTypes.get(o) ?? 'float32') === 'float32');
+  const { names: floatOuts, view } = outputView(p);
   const floatScores: number[] = [];
   const suffixes: Suffix[] = layers.map((layer) => {
     const nodes = downstreamOf(g, topNode(g, layer));
@@ -112,7 +113,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
           const fr = await runSession(floats[gi].session, feeds, p.loaded.path);
           const all = byTensor(fr, floats[gi].names, feeds);
           const fPred = all[logits]?.type === 'float32' ? argmaxRows(all[logits].data as Float32Array, cols(all[logits])) : null;
-          const fOut = pick(floatOuts, all, all);
+          const fOut = view(all as unknown as Record<string, TensorData>);
           if (gi === 0 && opts.metric) floatScores.push(...(await scoreBatch(opts.metric, fOut, fOut, count, lab, start)));
           for (const s of gr.units) {
             checkCancel(opts.signal);
@@ -127,7 +128,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
             for (const name of s.session.inputNames) sf[name] = all[name];
             const r = await runSession(s.session, sf, `quantized model of ${p.loaded.path}`);
             compare(p, s, all, r, count, lab, fPred, logits);
-            const qOut = pick(floatOuts, r, all);
+            const qOut = view(r as unknown as Record<string, TensorData>, all as unknown as Record<string, TensorData>);
             s.cmp.add(fOut, qOut, count, lab);
             if (opts.metric) s.userScores.push(...(await scoreBatch(opts.metric, fOut, qOut, count, lab, start)));
             disposeAll(r);
@@ -172,11 +173,6 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
     .sort((a, b) => a.onlyThis.outputSqnrDb - b.onlyThis.outputSqnrDb || a.onlyThis.agreement - b.onlyThis.agreement)
     .forEach((r, i) => (r.rank = i + 1));
   return { layers: result, samples: target, method: 'downstream', reason };
-}
-
-/** The float outputs of a run as TensorData; outputs the run did not produce (upstream of the layer) are unchanged: taken from `fallback`. */
-function pick(names: readonly string[], r: Record<string, ort.Tensor>, fallback: Record<string, ort.Tensor>): Record<string, TensorData> {
-  return Object.fromEntries(names.map((o) => [o, (r[o] ?? fallback[o]) as unknown as TensorData]));
 }
 
 /** The main-graph node a layer runs in: itself, or the If/Loop/Scan whose body holds it. */
