@@ -175,7 +175,7 @@ function fixConfigFrom(file: string, p: Prepared): QuantConfig {
     json = JSON.parse(readRegularFile(abs, 'report', 256 << 20).toString('utf8'));
   } catch (e) {
     if (e instanceof InputError) throw e;
-    throw new InputError(`${abs} is not valid JSON: ${(e as Error).message}`);
+    throw new InputError(`${abs} is not a JSON report (${(e as Error).message.replace(/[^\x20-\x7e]/g, '?').slice(0, 80)})`);
   }
   const config = json?.diagnosis?.fix?.config ?? json?.fix?.config;
   if (!config) throw new InputError(`${abs} holds no verified fix (diagnosis.fix or fix): write one with analyze --report or mixed-precision --report`);
