@@ -55,7 +55,8 @@ export function planFacts(q: Quantized, node: string, diag?: { report: Report; c
   const overrides = new Map((q.config.tensorOverrides ?? []).map((o) => [o.tensor, o]));
   const reports = new Map((diag?.report.tensors ?? []).map((t) => [t.name, t]));
   const acts = [...l.node.input.filter((_, i) => l.roles[i]?.kind === 'activation'), l.output].filter((t) => q.thresholds.has(t) && !overrides.get(t)?.range);
-  const bad = (t: string) => !causes || (!!reports.get(t) && (overClipped(reports.get(t)!) || outlierRanged(reports.get(t)!) || causes.includes('wasted-sign')));
+  const bad = (t: string) =>
+    !causes || (!!reports.get(t) && (overClipped(reports.get(t)!) || outlierRanged(reports.get(t)!) || causes.includes('wasted-sign')));
   const usable = (t: string) => q.thresholds.has(t) && !overrides.get(t)?.range;
   // A calibration fix covers the tensors carrying the same signal (a Conv output and the ReLU output after it).
   const flagged = [...new Set(acts.filter(bad).flatMap((t) => [t, ...sameSignal(g, t, (x) => usable(x) && bad(x))]))];
@@ -80,8 +81,15 @@ export function toFix(t: Tried, metric: string, layers: readonly { node: string;
     changes: t.changes,
     config: t.config,
     measured: {
-      drop: interval.estimate, interval, floatLayers: f.float, metric, samples: t.m.samples, verdict: t.verdict.text,
-      verdictKind: t.verdict.kind, layersTouched: f.layers, gain: t.gain,
+      drop: interval.estimate,
+      interval,
+      floatLayers: f.float,
+      metric,
+      samples: t.m.samples,
+      verdict: t.verdict.text,
+      verdictKind: t.verdict.kind,
+      layersTouched: f.layers,
+      gain: t.gain,
     },
   };
 }
@@ -103,7 +111,11 @@ export async function diagnose(p: Prepared, q: Quantized, report: Report, opts: 
   try {
     const baseline = await measurer.measureConfig(q.config, q);
     const result = await searchFix({
-      base: q.config, baseline, layers, budget, maxMeasurements: d.maxMeasurements,
+      base: q.config,
+      baseline,
+      layers,
+      budget,
+      maxMeasurements: d.maxMeasurements,
       measure: (config) => measurer.measureConfig(config),
       onMeasured: (done, message) => opts.onProgress?.({ stage: 'diagnose', done, total: d.maxMeasurements ?? 48, message }),
     });
@@ -116,7 +128,10 @@ export async function diagnose(p: Prepared, q: Quantized, report: Report, opts: 
       .map((t) => toFix(t, metric, report.layers));
     diagnosis.fix = result.met && result.final.changes.length ? toFix(result.final, metric, report.layers) : null;
     diagnosis.notes.push(...result.notes);
-    if (!result.met) diagnosis.notes.push(`no measured change met the budget; the best candidate: ${diagnosis.candidates[0]?.description ?? 'none'} (${diagnosis.candidates[0]?.measured.verdict ?? ''})`);
+    if (!result.met)
+      diagnosis.notes.push(
+        `no measured change met the budget; the best candidate: ${diagnosis.candidates[0]?.description ?? 'none'} (${diagnosis.candidates[0]?.measured.verdict ?? ''})`,
+      );
   } finally {
     await measurer.release();
   }

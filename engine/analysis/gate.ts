@@ -51,11 +51,20 @@ export async function runGate(p: Prepared, config: QuantConfig, opts: GateOption
 export function gateFromReport(r: Report, opts: BudgetOptions & { allowUncertain?: boolean } = {}): GateResult {
   const pm = r.primaryMetric;
   if (!pm) throw new InputError(`${r.model.path}: the analysis has no primary metric to gate on (no float output to compare)`);
-  const table = pm.kind === 'top1' ? r.outputs?.find((o) => o.name === pm.output)?.classifier?.labelled?.table ?? null : null;
+  const table = pm.kind === 'top1' ? (r.outputs?.find((o) => o.name === pm.output)?.classifier?.labelled?.table ?? null) : null;
   const { budget, why } = budgetFor(pm, opts);
   return {
-    schemaVersion: REPORT_SCHEMA_VERSION, kind: 'gate', model: { path: r.model.path, sha256: r.model.sha256 }, config: r.config, samples: pm.n,
-    budget, budgetWhy: why, primaryMetric: pm, outputs: r.outputs ?? [], verdict: primaryVerdict(pm, budget, table), allowUncertain: opts.allowUncertain === true,
+    schemaVersion: REPORT_SCHEMA_VERSION,
+    kind: 'gate',
+    model: { path: r.model.path, sha256: r.model.sha256 },
+    config: r.config,
+    samples: pm.n,
+    budget,
+    budgetWhy: why,
+    primaryMetric: pm,
+    outputs: r.outputs ?? [],
+    verdict: primaryVerdict(pm, budget, table),
+    allowUncertain: opts.allowUncertain === true,
   };
 }
 
@@ -64,7 +73,8 @@ export function gateOutcome(r: GateResult): { exitCode: 0 | 1; stream: 'stdout' 
   const what = `${configLabel(r.config)} on ${r.primaryMetric.description}, ${r.samples} samples`;
   const v = r.verdict;
   if (v.kind === 'within-budget' || v.kind === 'within-noise') return { exitCode: 0, stream: 'stdout', line: `quantlens gate: PASS: ${what}: ${v.text}` };
-  if (v.kind === 'over-budget') return { exitCode: 1, stream: 'stderr', line: `quantlens gate: FAIL: ${what}: ${v.text}; run quantlens analyze for the culprit layers and a measured fix` };
+  if (v.kind === 'over-budget')
+    return { exitCode: 1, stream: 'stderr', line: `quantlens gate: FAIL: ${what}: ${v.text}; run quantlens analyze for the culprit layers and a measured fix` };
   const decide = v.samplesNeeded ? `${r.samples} samples are too few, about ${v.samplesNeeded} would decide` : `${r.samples} samples cannot decide`;
   const pm = r.primaryMetric;
   const i = pm.loss ?? pm.value;
@@ -72,6 +82,7 @@ export function gateOutcome(r: GateResult): { exitCode: 0 | 1; stream: 'stdout' 
   const numbers = pm.loss
     ? `${pm.kind === 'user' ? 'loss' : 'drop'} ${f2(i.estimate)} ${pm.lossUnit}, 95% interval ${f2(i.low)} to ${f2(i.high)}, budget ${f2(r.budget)}`
     : `SQNR ${f2(i.estimate)} dB, 95% interval ${f2(i.low)} to ${f2(i.high)}, floor ${f2(r.budget)} dB`;
-  if (r.allowUncertain) return { exitCode: 0, stream: 'stdout', line: `quantlens gate: PASS (uncertain, allowed): cannot tell: ${decide}; ${what}: ${numbers}` };
+  if (r.allowUncertain)
+    return { exitCode: 0, stream: 'stdout', line: `quantlens gate: PASS (uncertain, allowed): cannot tell: ${decide}; ${what}: ${numbers}` };
   return { exitCode: 1, stream: 'stderr', line: `quantlens gate: cannot tell: ${decide}; ${what}: ${numbers} (--allow-uncertain passes this)` };
 }

@@ -34,7 +34,10 @@ import { type UserMetric, scoreBatch, userMetricSummary } from './userMetric';
  * output whose batch axis is not the first ([2, batch, 128]) turned batch-first, as evaluate does.
  * `fallback` supplies outputs a partial run (a layer's downstream part) did not produce.
  */
-export function outputView(p: Prepared): { names: string[]; view: (r: Record<string, TensorData>, fallback?: Record<string, TensorData>) => Record<string, TensorData> } {
+export function outputView(p: Prepared): {
+  names: string[];
+  view: (r: Record<string, TensorData>, fallback?: Record<string, TensorData>) => Record<string, TensorData>;
+} {
   const names = p.outputs.filter((o) => (p.tensorTypes.get(o) ?? 'float32') === 'float32');
   const axes = stateOutputAxes(p.data.states ?? []);
   const one = (o: string, t: TensorData): TensorData => (axes.has(o) ? batchFirst(t.data as Float32Array, t.dims, axes.get(o)!) : t);
@@ -68,7 +71,10 @@ export class OutputMeasurer {
   readonly floatOutputs: string[];
   private readonly view: ReturnType<typeof outputView>['view'];
 
-  private constructor(readonly p: Prepared, readonly opts: MeasurerOptions) {
+  private constructor(
+    readonly p: Prepared,
+    readonly opts: MeasurerOptions,
+  ) {
     this.samples = Math.min(opts.samples ?? p.data.samples, p.data.samples);
     const v = outputView(p);
     this.floatOutputs = v.names;
@@ -182,7 +188,7 @@ export class OutputMeasurer {
       metrics: { top1: top.top1(hasLabels), agreement: top.agreement(), outputSqnrDb: acc.result().sqnrDb, samples: this.samples },
       perSample,
       perSampleSqnr: series?.sqnrDb ?? new Float64Array(0),
-      table: primary.kind === 'top1' ? summary?.classifier?.labelled?.table ?? null : null,
+      table: primary.kind === 'top1' ? (summary?.classifier?.labelled?.table ?? null) : null,
       samples: this.samples,
     };
   }

@@ -69,17 +69,33 @@ export async function mixedPrecision(p: Prepared, config: QuantConfig, opts: Mix
     tick('all layers quantized');
     const pm = baseline.primary;
     const { budget, why } = budgetFor(pm, opts);
-    const base: Tried = { changes: [], config, m: baseline, verdict: primaryVerdict(pm, budget, baseline.table), gain: { estimate: 0, low: 0, high: 0, level: 0.95, method: 'none' }, cost: 0 };
+    const base: Tried = {
+      changes: [],
+      config,
+      m: baseline,
+      verdict: primaryVerdict(pm, budget, baseline.table),
+      gain: { estimate: 0, low: 0, high: 0, level: 0.95, method: 'none' },
+      cost: 0,
+    };
     // Each layer's damage alone (integer kernels), most damaging first; SQNR breaks ties the coarse metric leaves.
     const alone: { node: string; m: Measurement }[] = [];
     for (const l of layers) {
-      alone.push({ node: l.node.name, m: await measurer.measurePlan(q, subsetPlan(q.plan, (x) => x === l)) });
+      alone.push({
+        node: l.node.name,
+        m: await measurer.measurePlan(
+          q,
+          subsetPlan(q.plan, (x) => x === l),
+        ),
+      });
       tick(l.node.name);
     }
     alone.sort((a, b) => lossValue(b.m) - lossValue(a.m) || meanSqnr(a.m) - meanSqnr(b.m));
     const ranking = alone.map((a) => ({ node: a.node, drop: lossValue(a.m), outputSqnrDb: a.m.metrics.outputSqnrDb }));
     const result = await searchFix({
-      base: config, baseline, budget, maxMeasurements: max,
+      base: config,
+      baseline,
+      budget,
+      maxMeasurements: max,
       layers: alone.flatMap((a) => {
         const f = planFacts(q, a.node);
         return f ? [{ node: a.node, options: optionsFor(f) }] : [];

@@ -32,7 +32,8 @@ export interface Measurement {
  * points). "Within noise" = the interval contains 0.
  */
 export function compareMeasurements(a: Measurement, b: Measurement): Interval {
-  if (a.perSample.length !== b.perSample.length) throw new RangeError(`measurements on ${a.perSample.length} and ${b.perSample.length} samples cannot be paired`);
+  if (a.perSample.length !== b.perSample.length)
+    throw new RangeError(`measurements on ${a.perSample.length} and ${b.perSample.length} samples cannot be paired`);
   if (a.primary.kind === 'top1') return pairedAccuracy(a.perSample, b.perSample).dropPoints;
   const d = pairedMeanDifference(a.perSample, b.perSample);
   const k = a.primary.kind === 'agreement' ? 100 : 1;

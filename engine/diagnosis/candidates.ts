@@ -10,7 +10,12 @@ import type { CalibrationMethod, CauseCode, FixChange, QuantConfig, Range } from
 import { CALIBRATION_METHODS } from '../../protocol/report';
 
 export const CHANGE_COST: Record<FixChange['kind'], number> = {
-  calibration: 1, range: 1, 'per-channel': 1, 'weight-bits': 2, 'activation-bits': 3, float: 4,
+  calibration: 1,
+  range: 1,
+  'per-channel': 1,
+  'weight-bits': 2,
+  'activation-bits': 3,
+  float: 4,
 };
 
 /** A calibration method "differs meaningfully" when a range bound moves by at least this share of the current span. */
@@ -55,14 +60,27 @@ function calibrationOptions(f: LayerPlanFacts): FixOption[] {
       if (m !== t.method && now && alt && relMove(now, alt) >= METHOD_DIFFERS) ranges.set(t.name, alt);
     }
     if (!ranges.size) continue;
-    const same = out.some((o) => o.ranges.size === ranges.size && [...ranges].every(([k, r]) => o.ranges.has(k) && relMove(o.ranges.get(k)!, r) < METHODS_SAME));
+    const same = out.some(
+      (o) => o.ranges.size === ranges.size && [...ranges].every(([k, r]) => o.ranges.has(k) && relMove(o.ranges.get(k)!, r) < METHODS_SAME),
+    );
     if (same) continue;
-    out.push({ ranges, option: { node: f.node, cost: CHANGE_COST.calibration, changes: [...ranges.keys()].map((tensor) => ({ kind: 'calibration', node: f.node, tensor, value: m })) } });
+    out.push({
+      ranges,
+      option: {
+        node: f.node,
+        cost: CHANGE_COST.calibration,
+        changes: [...ranges.keys()].map((tensor) => ({ kind: 'calibration', node: f.node, tensor, value: m })),
+      },
+    });
   }
   return out.map((o) => o.option);
 }
 
-const one = (node: string, kind: FixChange['kind'], value: FixChange['value']): FixOption => ({ node, cost: CHANGE_COST[kind], changes: [{ kind, node, value }] });
+const one = (node: string, kind: FixChange['kind'], value: FixChange['value']): FixOption => ({
+  node,
+  cost: CHANGE_COST[kind],
+  changes: [{ kind, node, value }],
+});
 
 /** The options for one layer, cheapest first. */
 export function optionsFor(f: LayerPlanFacts): FixOption[] {
@@ -78,7 +96,10 @@ export function optionsFor(f: LayerPlanFacts): FixOption[] {
     if (f.weights.bits < 8) out.push(one(f.node, 'weight-bits', 8));
     if (f.weights.bits < 16) out.push(one(f.node, 'weight-bits', 16));
   }
-  if (f.activationBits > 0 && (has('over-clipping', 'outlier-range', 'integer-divergence', 'u8s8-saturation', 'unexplained') || (lowA && has('too-few-bits')))) {
+  if (
+    f.activationBits > 0 &&
+    (has('over-clipping', 'outlier-range', 'integer-divergence', 'u8s8-saturation', 'unexplained') || (lowA && has('too-few-bits')))
+  ) {
     if (f.activationBits < 8) out.push(one(f.node, 'activation-bits', 8));
     if (f.activationBits < 16) out.push(one(f.node, 'activation-bits', 16));
   }
@@ -113,10 +134,18 @@ export function applyChanges(config: QuantConfig, changes: readonly FixChange[])
         tensors.set(c.tensor!, { ...tensors.get(c.tensor!), tensor: c.tensor!, range: { lo, hi } });
         break;
       }
-      case 'per-channel': layer(c.node!).perChannel = Boolean(c.value); break;
-      case 'weight-bits': layer(c.node!).weightBits = Number(c.value) as 4 | 8 | 16; break;
-      case 'activation-bits': layer(c.node!).activationBits = Number(c.value) as 4 | 8 | 16; break;
-      case 'float': exclude.add(c.node!); break;
+      case 'per-channel':
+        layer(c.node!).perChannel = Boolean(c.value);
+        break;
+      case 'weight-bits':
+        layer(c.node!).weightBits = Number(c.value) as 4 | 8 | 16;
+        break;
+      case 'activation-bits':
+        layer(c.node!).activationBits = Number(c.value) as 4 | 8 | 16;
+        break;
+      case 'float':
+        exclude.add(c.node!);
+        break;
     }
   }
   const out: QuantConfig = { ...config, exclude: [...exclude] };
@@ -145,7 +174,10 @@ export function describeChanges(changes: readonly FixChange[]): string {
  * Layers a change set touches (the layer changed, or one that reads or writes a tensor whose
  * calibration changes), and how many it keeps in float.
  */
-export function changeFootprint(changes: readonly FixChange[], layers: readonly { node: string; inputs: readonly string[]; output: string }[] = []): { layers: number; float: number } {
+export function changeFootprint(
+  changes: readonly FixChange[],
+  layers: readonly { node: string; inputs: readonly string[]; output: string }[] = [],
+): { layers: number; float: number } {
   const nodes = new Set(changes.filter((c) => c.node && c.kind !== 'calibration' && c.kind !== 'range').map((c) => c.node!));
   const tensors = new Set(changes.filter((c) => c.tensor).map((c) => c.tensor!));
   for (const l of layers) if ([...l.inputs, l.output].some((t) => tensors.has(t))) nodes.add(l.node);

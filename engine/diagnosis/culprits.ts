@@ -70,7 +70,8 @@ export function culpritReason(r: RankedLayer): string | null {
   const l = r.layer;
   const loss = l.sensitivity?.onlyThisPrimary?.loss;
   if (loss && loss.low > 0) return 'alone it costs a loss whose interval excludes 0';
-  if (r.noiseShare !== null && r.noiseShare >= CULPRIT_THRESHOLDS.noiseShare) return `alone it makes ${(Math.min(1, r.noiseShare) * 100).toFixed(0)}% of the model's output noise`;
+  if (r.noiseShare !== null && r.noiseShare >= CULPRIT_THRESHOLDS.noiseShare)
+    return `alone it makes ${(Math.min(1, r.noiseShare) * 100).toFixed(0)}% of the model's output noise`;
   if (!l.sensitivity && l.isolated.integer.sqnrDb < CULPRIT_THRESHOLDS.isolatedDb) return `its isolated SQNR is under ${CULPRIT_THRESHOLDS.isolatedDb} dB`;
   if (ownDivergence(l)) return 'its own integer kernel departs from the simulation';
   return null;
@@ -93,10 +94,15 @@ export function findVictims(idx: FactIndex, culprits: readonly string[], finding
     const acc = l.integer.sqnrDb;
     const iso = l.isolated.integer.sqnrDb;
     const inheritedCause = findings.get(l.node)?.find((f) => f.cause === 'inherited');
-    const upstream = idx.ancestors(l.node).filter((n) => rankOf.has(n)).sort((a, b) => rankOf.get(a)! - rankOf.get(b)!);
+    const upstream = idx
+      .ancestors(l.node)
+      .filter((n) => rankOf.has(n))
+      .sort((a, b) => rankOf.get(a)! - rankOf.get(b)!);
     const gap = Number.isFinite(iso) ? iso - acc : acc === Infinity ? 0 : Infinity;
-    if (upstream.length && gap >= CULPRIT_THRESHOLDS.victimGapDb) out.push({ node: l.node, accumulatedSqnrDb: acc, isolatedSqnrDb: iso, from: upstream[0], cause: inheritedCause });
-    else if (inheritedCause) out.push({ node: l.node, accumulatedSqnrDb: acc, isolatedSqnrDb: iso, from: String(inheritedCause.evidence.origin), cause: inheritedCause });
+    if (upstream.length && gap >= CULPRIT_THRESHOLDS.victimGapDb)
+      out.push({ node: l.node, accumulatedSqnrDb: acc, isolatedSqnrDb: iso, from: upstream[0], cause: inheritedCause });
+    else if (inheritedCause)
+      out.push({ node: l.node, accumulatedSqnrDb: acc, isolatedSqnrDb: iso, from: String(inheritedCause.evidence.origin), cause: inheritedCause });
   }
   return out.sort((a, b) => a.accumulatedSqnrDb - b.accumulatedSqnrDb);
 }

@@ -51,19 +51,33 @@ export function diagnoseFacts(facts: DiagnosisFacts, opts: DiagnoseOptions): Dia
   const notes: string[] = [];
   const base: Diagnosis = {
     drop: { value: NaN, interval: null, unit: '', metric: 'none', verdict: 'no primary metric in this report' },
-    budget: opts.budget, culprits: [], victims: [], fix: null, candidates: [], notes,
+    budget: opts.budget,
+    culprits: [],
+    victims: [],
+    fix: null,
+    candidates: [],
+    notes,
     ranking: ranked.map((r) => ({ node: r.layer.node, rank: r.rank, tier: r.tier, culprit: false })),
   };
   divergenceNotes(idx, findings, notes);
   if (!pm) return { diagnosis: base, significant: false, verdict: null, findings, ranked };
   const verdict = primaryVerdict(pm, opts.budget, tableOf(facts));
   const interval = pm.loss ?? pm.value;
-  base.drop = { value: interval.estimate, interval, unit: pm.lossUnit, metric: pm.loss ? pm.description : `${pm.description} (no loss: judged against a floor)`, verdict: verdict.text };
+  base.drop = {
+    value: interval.estimate,
+    interval,
+    unit: pm.lossUnit,
+    metric: pm.loss ? pm.description : `${pm.description} (no loss: judged against a floor)`,
+    verdict: verdict.text,
+  };
   const significant = dropIsSignificant(verdict, pm.loss !== null, pm.loss);
   if (!significant) {
-    const why = verdict.kind === 'within-budget' || verdict.kind === 'within-noise'
-      ? pm.loss ? 'the loss is within the budget with 95% confidence' : 'the SQNR is above the floor with 95% confidence'
-      : `the loss's interval contains 0: it cannot be told from no loss on ${pm.n} samples`;
+    const why =
+      verdict.kind === 'within-budget' || verdict.kind === 'within-noise'
+        ? pm.loss
+          ? 'the loss is within the budget with 95% confidence'
+          : 'the SQNR is above the floor with 95% confidence'
+        : `the loss's interval contains 0: it cannot be told from no loss on ${pm.n} samples`;
     notes.unshift(`no significant drop: ${why}, so no layer is blamed`);
     return { diagnosis: base, significant, verdict, findings, ranked };
   }
@@ -89,8 +103,13 @@ export function diagnoseFacts(facts: DiagnosisFacts, opts: DiagnoseOptions): Dia
   const names = culprits.map((c) => c.node);
   for (const row of base.ranking!) row.culprit = names.includes(row.node);
   base.culprits = culprits;
-  base.victims = findVictims(idx, names, findings).map(({ cause, ...v }) => (cause ? { ...v, cause: { cause: cause.cause, summary: cause.summary, evidence: cause.evidence } } : v));
-  if (!culprits.length) notes.push('the drop is significant but no layer does significant damage by itself: it builds up across layers (the sensitivity samples may be too few to single one out)');
+  base.victims = findVictims(idx, names, findings).map(({ cause, ...v }) =>
+    cause ? { ...v, cause: { cause: cause.cause, summary: cause.summary, evidence: cause.evidence } } : v,
+  );
+  if (!culprits.length)
+    notes.push(
+      'the drop is significant but no layer does significant damage by itself: it builds up across layers (the sensitivity samples may be too few to single one out)',
+    );
   if (!facts.report.layers.some((l) => l.sensitivity)) notes.push('sensitivity was not measured: culprits are chosen by isolated SQNR alone');
   return { diagnosis: base, significant, verdict, findings, ranked };
 }
@@ -113,7 +132,9 @@ function divergenceNotes(idx: FactIndex, findings: Map<string, Finding[]>, notes
   for (const [origin, fs] of byOrigin) {
     const ops = String(fs[0].evidence.sourceOps);
     const o = idx.layers.get(origin);
-    const start = ops ? ` (after ${ops}, which the integer session fuses into an integer kernel and the simulation runs in float)` : ' (building up from rare 1-LSB differences upstream)';
+    const start = ops
+      ? ` (after ${ops}, which the integer session fuses into an integer kernel and the simulation runs in float)`
+      : ' (building up from rare 1-LSB differences upstream)';
     notes.push(
       `simulation and onnxruntime's integer kernels part ways from ${origin} on${start}${o ? `: ${(o.simVsIntMismatch * 100).toFixed(2)}% of its codes differ` : ''}; ` +
         `${fs.length} layer(s) downstream inherit the difference while their own kernels match`,

@@ -98,7 +98,18 @@ const overClipping: Rule = ({ layer, idx }) => {
     cause: 'over-clipping',
     tensor: t.name,
     summary: `the ${t.chosen!.method} range ${rangeText(r.lo, r.hi)} clips ${pct(t.clipRate)} of ${t.name} (observed ${num(t.min)} to ${num(t.max)}); clipping makes ${pct(e.clipShare)} of its quantization error, ${excessText(t)}`,
-    evidence: { tensor: t.name, method: t.chosen!.method, clipRate: round4(t.clipRate), threshold: amaxOf(r), rangeLo: r.lo, rangeHi: r.hi, observedMin: t.min, observedMax: t.max, clipShare: round4(e.clipShare), excessOverMse: round4(excessOverMse(t)) },
+    evidence: {
+      tensor: t.name,
+      method: t.chosen!.method,
+      clipRate: round4(t.clipRate),
+      threshold: amaxOf(r),
+      rangeLo: r.lo,
+      rangeHi: r.hi,
+      observedMin: t.min,
+      observedMax: t.max,
+      clipShare: round4(e.clipShare),
+      excessOverMse: round4(excessOverMse(t)),
+    },
   };
 };
 
@@ -107,7 +118,11 @@ const tooFewBits: Rule = ({ layer, idx }) => {
   const weight = idx.weight(layer);
   const acts = idx.activations(layer).map((t) => ({ name: t.name, kind: 'activation', bits: gridBits(t) }));
   const all = [...acts, ...(weight ? [{ name: weight.name, kind: 'weight', bits: w.bits as number }] : [])];
-  const t = strongest(all, (x) => x.bits > 0 && x.bits <= THRESHOLDS.lowBits, (x) => -x.bits);
+  const t = strongest(
+    all,
+    (x) => x.bits > 0 && x.bits <= THRESHOLDS.lowBits,
+    (x) => -x.bits,
+  );
   if (!t) return null;
   const ideal = 6.02 * t.bits + 1.76;
   return {
@@ -128,7 +143,16 @@ const outlierRange: Rule = ({ layer, idx }) => {
     cause: 'outlier-range',
     tensor: t.name,
     summary: `the ${t.chosen!.method} range of ${t.name} reaches |x| = ${num(amaxOf(t.chosen!.range))}, ${k.toFixed(1)}x its ${p}th percentile ${num(q)}: the rare largest values set the step and about ${Math.log2(k).toFixed(1)} bits go to them (${excessText(t)})`,
-    evidence: { tensor: t.name, method: t.chosen!.method, threshold: amaxOf(t.chosen!.range), percentile: p, percentileThreshold: q, ratio: round4(k), bitsSpent: round4(Math.log2(k)), excessOverMse: round4(excessOverMse(t)) },
+    evidence: {
+      tensor: t.name,
+      method: t.chosen!.method,
+      threshold: amaxOf(t.chosen!.range),
+      percentile: p,
+      percentileThreshold: q,
+      ratio: round4(k),
+      bitsSpent: round4(Math.log2(k)),
+      excessOverMse: round4(excessOverMse(t)),
+    },
   };
 };
 
@@ -136,7 +160,10 @@ const perTensorWeights: Rule = ({ layer, idx }) => {
   if (weightScheme(idx.facts.report.config, layer.node).perChannel) return null;
   const ranges = idx.facts.weightChannels?.[layer.node];
   if (!ranges || ranges.length < 2) return null;
-  const amax = ranges.map(amaxOf).filter((a) => a > 0).sort((a, b) => a - b);
+  const amax = ranges
+    .map(amaxOf)
+    .filter((a) => a > 0)
+    .sort((a, b) => a - b);
   if (amax.length < 2) return null;
   const median = amax[Math.floor((amax.length - 1) / 2)];
   const spread = amax[amax.length - 1] / median;
@@ -146,7 +173,14 @@ const perTensorWeights: Rule = ({ layer, idx }) => {
     cause: 'per-tensor-weights',
     tensor,
     summary: `one scale for all ${ranges.length} output channels of ${tensor}: the largest channel's |w| max ${num(amax[amax.length - 1])} is ${spread.toFixed(1)}x the median channel's ${num(median)}, so half the channels use at most 1/${spread.toFixed(0)} of the grid (${Math.log2(spread).toFixed(1)} bits lost)`,
-    evidence: { tensor, channels: ranges.length, maxChannelAmax: amax[amax.length - 1], medianChannelAmax: median, spread: round4(spread), bitsLost: round4(Math.log2(spread)) },
+    evidence: {
+      tensor,
+      channels: ranges.length,
+      maxChannelAmax: amax[amax.length - 1],
+      medianChannelAmax: median,
+      spread: round4(spread),
+      bitsLost: round4(Math.log2(spread)),
+    },
   };
 };
 
@@ -198,7 +232,14 @@ const integerDivergence: Rule = ({ layer }) => {
     cause: 'integer-divergence',
     tensor: layer.output,
     summary: `alone on the same float inputs, onnxruntime's integer kernel measures ${num(layer.isolated.integer.sqnrDb)} dB against ${num(layer.isolated.simulated.sqnrDb)} dB simulated (${num(gap)} dB worse)${ref ? `; ${pct(beyond)} of its codes differ from the integer reference beyond rounding (${causes})` : ''}`,
-    evidence: { isolatedSimulatedDb: layer.isolated.simulated.sqnrDb, isolatedIntegerDb: layer.isolated.integer.sqnrDb, gapDb: round4(gap), beyondRoundingShare: beyond, referenceVsOrtMismatch: ref?.mismatchRate ?? -1, causes },
+    evidence: {
+      isolatedSimulatedDb: layer.isolated.simulated.sqnrDb,
+      isolatedIntegerDb: layer.isolated.integer.sqnrDb,
+      gapDb: round4(gap),
+      beyondRoundingShare: beyond,
+      referenceVsOrtMismatch: ref?.mismatchRate ?? -1,
+      causes,
+    },
   };
 };
 
@@ -219,7 +260,10 @@ const u8s8Saturation: Rule = ({ layer, u8s8Hazard }) => {
 export function divergenceOrigin(idx: FactIndex, layer: LayerReport): LayerReport {
   let origin = layer;
   for (let hops = 0; hops < idx.layers.size; hops++) {
-    const up = idx.links(origin.node).upstream.map((n) => idx.layers.get(n)).filter((l): l is LayerReport => !!l && l.simVsIntMismatch >= THRESHOLDS.inheritedMismatch);
+    const up = idx
+      .links(origin.node)
+      .upstream.map((n) => idx.layers.get(n))
+      .filter((l): l is LayerReport => !!l && l.simVsIntMismatch >= THRESHOLDS.inheritedMismatch);
     if (!up.length) break;
     origin = up.reduce((a, b) => (b.simVsIntMismatch > a.simVsIntMismatch ? b : a));
   }
@@ -238,14 +282,21 @@ const inherited: Rule = ({ layer, idx }) => {
     ? `it enters ${here}, after ${ops.map((o) => `${o.op} ${o.node}`).join(', ')}, which the integer session runs as ${[...new Set(ops.map((o) => fused(o.op)!.replace(/^com\.microsoft\./, '')))].join(', ')} and the simulation in float`
     : `it builds up from rare 1-LSB differences upstream and first exceeds ${pct(THRESHOLDS.inheritedMismatch)} of codes ${here}`;
   // The layer's own kernel is checked against the integer reference when it was run, else by its isolated run.
-  const own = ref !== undefined
-    ? `its own kernel agrees with the integer reference (${pct(ref)} of codes differ)`
-    : `alone on the same float inputs its integer kernel matches the simulation (${num(layer.isolated.integer.sqnrDb)} vs ${num(layer.isolated.simulated.sqnrDb)} dB)`;
+  const own =
+    ref !== undefined
+      ? `its own kernel agrees with the integer reference (${pct(ref)} of codes differ)`
+      : `alone on the same float inputs its integer kernel matches the simulation (${num(layer.isolated.integer.sqnrDb)} vs ${num(layer.isolated.simulated.sqnrDb)} dB)`;
   return {
     cause: 'inherited',
     tensor: layer.output,
     summary: `${pct(layer.simVsIntMismatch)} of codes differ between simulation and integer kernels here, but ${own}: ${where}`,
-    evidence: { mismatch: round4(layer.simVsIntMismatch), referenceVsOrtMismatch: ref ?? -1, origin: origin.node, originMismatch: round4(origin.simVsIntMismatch), sourceOps: ops.map((o) => `${o.op} ${o.node}`).join(', ') },
+    evidence: {
+      mismatch: round4(layer.simVsIntMismatch),
+      referenceVsOrtMismatch: ref ?? -1,
+      origin: origin.node,
+      originMismatch: round4(origin.simVsIntMismatch),
+      sourceOps: ops.map((o) => `${o.op} ${o.node}`).join(', '),
+    },
   };
 };
 

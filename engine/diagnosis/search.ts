@@ -92,7 +92,12 @@ export async function searchFix(input: SearchInput): Promise<SearchResult> {
   const tried: Tried[] = [];
   const verdictOf = (m: Measurement) => primaryVerdict(m.primary, budget, m.table);
   const make = (changes: FixChange[], config: QuantConfig, m: Measurement, cost: number): Tried => ({
-    changes, config, m, verdict: verdictOf(m), gain: compareMeasurements(m, baseline), cost,
+    changes,
+    config,
+    m,
+    verdict: verdictOf(m),
+    gain: compareMeasurements(m, baseline),
+    cost,
   });
   let measured = 0;
   const measure = async (changes: FixChange[], cost: number): Promise<Tried> => {
@@ -118,15 +123,18 @@ export async function searchFix(input: SearchInput): Promise<SearchResult> {
     // far and that the samples cannot tell from the best one, the cheapest (then the better).
     const byCost = (a: (typeof results)[number], b: (typeof results)[number]) => a.option.cost - b.option.cost || better(a.t.m, b.t.m);
     const improving = results.filter((r) => better(r.t.m, cur.m) < 0);
-    const choice = improving.filter((r) => done(r.t)).sort(byCost)[0]
-      ?? improving.filter((r) => !(compareMeasurements(best.t.m, r.t.m).low > 0)).sort(byCost)[0];
+    const choice =
+      improving.filter((r) => done(r.t)).sort(byCost)[0] ?? improving.filter((r) => !(compareMeasurements(best.t.m, r.t.m).low > 0)).sort(byCost)[0];
     if (!choice) {
       layerNotes.set(layer.node, `${layer.node}: no change improves on the plan so far (best: ${describeChanges(best.option.changes)}); left as it is`);
       return null;
     }
     const gain = compareMeasurements(choice.t.m, cur.m); // positive: the plan so far is worse than with the option
     if (cur.verdict.kind !== 'over-budget' && withinNoise(gain)) {
-      layerNotes.set(layer.node, `${layer.node}: the best change (${describeChanges(choice.option.changes)}) wins back ${gain.estimate.toFixed(2)} (95% interval ${gain.low.toFixed(2)} to ${gain.high.toFixed(2)}): within noise, not taken`);
+      layerNotes.set(
+        layer.node,
+        `${layer.node}: the best change (${describeChanges(choice.option.changes)}) wins back ${gain.estimate.toFixed(2)} (95% interval ${gain.low.toFixed(2)} to ${gain.high.toFixed(2)}): within noise, not taken`,
+      );
       return null;
     }
     return { option: choice.option, at: choice.t };
@@ -140,7 +148,9 @@ export async function searchFix(input: SearchInput): Promise<SearchResult> {
     for (const layer of pending) {
       if (done(cur)) break;
       if (measured + layer.options.length > max) {
-        notes.push(`stopped after ${measured} measured candidates (the limit is ${max}); ${layer.node} and later layers were not tried${pass > 1 ? ` again (pass ${pass})` : ''}`);
+        notes.push(
+          `stopped after ${measured} measured candidates (the limit is ${max}); ${layer.node} and later layers were not tried${pass > 1 ? ` again (pass ${pass})` : ''}`,
+        );
         stop = true;
         break;
       }
@@ -162,9 +172,13 @@ export async function searchFix(input: SearchInput): Promise<SearchResult> {
     if (kept.length === 0 || measured >= max) break;
     const rest = kept.filter((k) => k !== step);
     const changes = rest.reduce<FixChange[]>((a, k) => mergeChanges(a, k.option.changes), []);
-    const t = await measure(changes, rest.reduce((a, k) => a + k.option.cost, 0));
+    const t = await measure(
+      changes,
+      rest.reduce((a, k) => a + k.option.cost, 0),
+    );
     const notWorse = !(compareMeasurements(cur.m, t.m).low > 0);
-    const keepsGoal = (!certified(cur.verdict) || certified(t.verdict)) && (!meetsEstimate(cur.m, cur.verdict, budget) || meetsEstimate(t.m, t.verdict, budget));
+    const keepsGoal =
+      (!certified(cur.verdict) || certified(t.verdict)) && (!meetsEstimate(cur.m, cur.verdict, budget) || meetsEstimate(t.m, t.verdict, budget));
     if (notWorse && keepsGoal) {
       notes.push(`${describeChanges(step.option.changes)}: removing it changes nothing the samples can tell; dropped`);
       kept = rest;
@@ -173,6 +187,7 @@ export async function searchFix(input: SearchInput): Promise<SearchResult> {
   }
   const steps = accepted.map((a) => a.at);
   const met = certified(cur.verdict) ? 'certified' : meetsEstimate(cur.m, cur.verdict, budget) ? 'estimate' : false;
-  if (met === 'estimate' && !canCertify) notes.push(`${baseline.samples} samples cannot certify any result within the budget (even one identical to float); the fix meets it on the estimate`);
+  if (met === 'estimate' && !canCertify)
+    notes.push(`${baseline.samples} samples cannot certify any result within the budget (even one identical to float); the fix meets it on the estimate`);
   return { final: cur, met, certifiable: canCertify, steps, tried, notes };
 }

@@ -55,7 +55,7 @@ export function sameSignal(graph: GraphProto, tensor: string, keep: (t: string) 
     const p = idx.producer.get(t);
     if (p && SAME_SIGNAL.has(p.opType) && p.input[0]) next.push(p.input[0]);
     for (const c of idx.consumers.get(t) ?? []) if (SAME_SIGNAL.has(c.opType) && c.input[0] === t && c.output[0]) next.push(c.output[0]);
-    for (const n of next) if (!seen.has(n)) (seen.add(n), queue.push(n));
+    for (const n of next) if (!seen.has(n)) seen.add(n), queue.push(n);
   }
   seen.delete(tensor);
   return [...seen].filter(keep);

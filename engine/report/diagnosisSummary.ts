@@ -38,7 +38,9 @@ export function formatDiagnosis(r: Report): string[] {
   if (d.victims.length) {
     lines.push('  victims (large accumulated error, little of their own):');
     for (const v of d.victims.slice(0, 8)) {
-      lines.push(`    ${v.node}: accumulated ${db(v.accumulatedSqnrDb)}, isolated ${db(v.isolatedSqnrDb)}${v.from ? `; inherits from ${v.from}` : ''}${v.cause ? ` (${v.cause.cause})` : ''}`);
+      lines.push(
+        `    ${v.node}: accumulated ${db(v.accumulatedSqnrDb)}, isolated ${db(v.isolatedSqnrDb)}${v.from ? `; inherits from ${v.from}` : ''}${v.cause ? ` (${v.cause.cause})` : ''}`,
+      );
     }
     if (d.victims.length > 8) lines.push(`    ... and ${d.victims.length - 8} more`);
   }

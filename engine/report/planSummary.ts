@@ -9,7 +9,10 @@ const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : x > 0 ? 'inf' : '
 const ci = (i: Interval | null | undefined) => (i ? `[${f2(i.low)}, ${f2(i.high)}]` : '');
 
 const BASIS: Record<string, string> = {
-  top1: 'top-1 drop in points', agreement: 'agreement lost in points', user: "loss on the user's metric", sqnr: 'minus the mean output SQNR in dB',
+  top1: 'top-1 drop in points',
+  agreement: 'agreement lost in points',
+  user: "loss on the user's metric",
+  sqnr: 'minus the mean output SQNR in dB',
 };
 
 export function formatSweep(report: SweepReport): string {
@@ -31,7 +34,10 @@ export function formatSweep(report: SweepReport): string {
       `  ${String(e.id + 1).padStart(3)}  ${f2(e.drop).padStart(7)}  ${ci(e.loss ?? e.value).padEnd(18)}  ${(e.agreement * 100).toFixed(2).padStart(8)}%  ${e.outputSqnrDb.toFixed(1).padStart(7)}  ${String(e.sizeBytes).padStart(9)}  ${mark.padEnd(6)}  ${e.label}`,
     );
   }
-  lines.push('', `timings: calibration pass ${report.timings.prepareMs.toFixed(0)} ms (once), first configuration ${report.timings.firstConfigMs.toFixed(0)} ms, each further one ${report.timings.meanExtraConfigMs.toFixed(0)} ms`);
+  lines.push(
+    '',
+    `timings: calibration pass ${report.timings.prepareMs.toFixed(0)} ms (once), first configuration ${report.timings.firstConfigMs.toFixed(0)} ms, each further one ${report.timings.meanExtraConfigMs.toFixed(0)} ms`,
+  );
   return lines.join('\n') + '\n';
 }
 
@@ -49,7 +55,10 @@ export function formatMixedPrecision(r: MixedPrecisionResult): string {
     const changes = s.changes ?? [];
     const added = changes.filter((c) => !prev.some((p) => key(p) === key(c) && p.value === c.value));
     const removed = prev.filter((p) => !changes.some((c) => key(p) === key(c)));
-    const what = i === 0 ? 'as configured' : [added.length ? `+ ${describeChanges(added)}` : '', removed.length ? `- ${describeChanges(removed)}` : ''].filter(Boolean).join('  ');
+    const what =
+      i === 0
+        ? 'as configured'
+        : [added.length ? `+ ${describeChanges(added)}` : '', removed.length ? `- ${describeChanges(removed)}` : ''].filter(Boolean).join('  ');
     lines.push(`  ${String(i).padStart(3)}  ${show(s.drop).padEnd(16)} ${showCi(s.interval).padEnd(18)} float ${String(s.kept.length).padStart(2)}  ${what}`);
     prev = changes;
   });

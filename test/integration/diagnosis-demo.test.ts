@@ -81,7 +81,8 @@ describe('diagnosis of the demo CNN (tensorrt preset)', () => {
     const exposed = cloneModel(p.float);
     exposed.graph!.output.push(untypedValueInfo('/conv1/Conv_output_0'));
     const x = (await ortRun(encodeModel(exposed), ['/conv1/Conv_output_0']))['/conv1/Conv_output_0'];
-    let min = Infinity, max = -Infinity;
+    let min = Infinity,
+      max = -Infinity;
     for (const v of x) (min = Math.min(min, v)), (max = Math.max(max, v));
     const t = entropy.tensors.find((tt) => tt.name === c.tensor)!;
     const half = (t.chosen!.scale as number) / 2;
@@ -91,7 +92,10 @@ describe('diagnosis of the demo CNN (tensorrt preset)', () => {
     assert.ok(Math.abs((e.clipRate as number) - clipped / x.length) < 1e-4, `clip rate ${e.clipRate} vs ${clipped / x.length}`);
     assert.ok(Math.abs((e.clipRate as number) - 0.267) < 0.005, 'about 26.7%');
     assert.ok(Math.abs((e.threshold as number) - 0.514) < 0.01, `threshold ${e.threshold}`);
-    assert.ok(Math.abs((e.observedMin as number) - min) < 1e-5 && Math.abs((e.observedMax as number) - max) < 1e-5, `observed ${e.observedMin}..${e.observedMax} vs ${min}..${max}`);
+    assert.ok(
+      Math.abs((e.observedMin as number) - min) < 1e-5 && Math.abs((e.observedMax as number) - max) < 1e-5,
+      `observed ${e.observedMin}..${e.observedMax} vs ${min}..${max}`,
+    );
     assert.ok((e.threshold as number) < max / 10, 'the threshold is a small fraction of the observed range');
     assert.ok(c.damage.onlyThisLoss!.low > 0, 'alone it costs a significant loss');
     assert.ok(c.damage.isolatedSqnrDb < 5);
@@ -111,8 +115,14 @@ describe('diagnosis of the demo CNN (tensorrt preset)', () => {
     const fix = entropy.diagnosis!.fix!;
     assert.ok(fix, entropy.diagnosis!.notes.join('\n'));
     assert.deepEqual(fix.config.exclude, []);
-    assert.ok(fix.changes.every((ch) => ch.kind === 'calibration'), fix.description);
-    assert.ok(fix.changes.some((ch) => ch.tensor === '/conv1/Conv_output_0'), 'conv1\'s own output is recalibrated');
+    assert.ok(
+      fix.changes.every((ch) => ch.kind === 'calibration'),
+      fix.description,
+    );
+    assert.ok(
+      fix.changes.some((ch) => ch.tensor === '/conv1/Conv_output_0'),
+      "conv1's own output is recalibrated",
+    );
     assert.equal(fix.measured.floatLayers, 0);
     assert.ok(fix.measured.drop <= 1, `measured drop ${fix.measured.drop}`);
     assert.ok(fix.measured.interval!.low < fix.measured.drop && fix.measured.interval!.high > fix.measured.drop);
@@ -156,7 +166,7 @@ describe('diagnosis of the demo CNN (tensorrt preset)', () => {
     const at = lines.findIndex((l) => l.startsWith('DIAGNOSIS'));
     assert.ok(at > 0 && at < lines.findIndex((l) => l.includes('top-1   agreement')));
     assert.match(text, /drop 68\.67 points \(95% interval \d+\.\d\d to \d+\.\d\d\)/);
-    assert.match(text, /#1 \/conv1\/Conv \(Conv\)  over-clipping/);
+    assert.match(text, /#1 \/conv1\/Conv \(Conv\) {2}over-clipping/);
     assert.match(text, /clips 26\.7% of \/conv1\/Conv_output_0/);
     assert.match(text, /before: drop 68\.67 points/);
     assert.match(text, /after: {2}drop \d\.\d\d points \(95% interval/);

@@ -31,7 +31,8 @@ function meanSampleSqnr(x: Float32Array, y: Float32Array, per: number): number {
   let sum = 0;
   const n = x.length / per;
   for (let s = 0; s < n; s++) {
-    let sx = 0, sd = 0;
+    let sx = 0,
+      sd = 0;
     for (let i = s * per; i < (s + 1) * per; i++) (sx += x[i] * x[i]), (sd += (x[i] - y[i]) ** 2);
     sum += sd === 0 ? 150 : Math.min(150, 10 * Math.log10(sx / sd));
   }
@@ -47,16 +48,22 @@ async function run(file: string, feeds: Record<string, ort.Tensor>): Promise<Flo
 
 describe('a regression head (output y[N, 1]): SQNR judges it', () => {
   const r = rng(11);
-  const K = 8, H = 32, S = 200;
+  const K = 8,
+    H = 32,
+    S = 200;
   const W1 = Float32Array.from({ length: K * H }, () => randn(r) * 0.4);
   const W2 = Float32Array.from({ length: H }, () => randn(r) * 0.3);
   const X = Float32Array.from({ length: S * K }, () => randn(r));
-  const model = writeModel(dir, 'head.onnx', buildModel({
-    nodes: [makeNode('MatMul', ['x', 'w1'], ['h'], 'mm1'), makeNode('Relu', ['h'], ['a'], 'relu'), makeNode('MatMul', ['a', 'w2'], ['y'], 'mm2')],
-    inputs: [valueInfo('x', ['N', K])],
-    outputs: [valueInfo('y', ['N', 1])],
-    initializers: [makeTensor('w1', DT.FLOAT, [K, H], W1), makeTensor('w2', DT.FLOAT, [H, 1], W2)],
-  }));
+  const model = writeModel(
+    dir,
+    'head.onnx',
+    buildModel({
+      nodes: [makeNode('MatMul', ['x', 'w1'], ['h'], 'mm1'), makeNode('Relu', ['h'], ['a'], 'relu'), makeNode('MatMul', ['a', 'w2'], ['y'], 'mm2')],
+      inputs: [valueInfo('x', ['N', K])],
+      outputs: [valueInfo('y', ['N', 1])],
+      initializers: [makeTensor('w1', DT.FLOAT, [K, H], W1), makeTensor('w2', DT.FLOAT, [H, 1], W2)],
+    }),
+  );
   const data = path.join(dir, 'head-data');
   fs.mkdirSync(data);
   fs.writeFileSync(path.join(data, 'x.npy'), Buffer.from(dump(X, [S, K])));
@@ -78,7 +85,10 @@ describe('a regression head (output y[N, 1]): SQNR judges it', () => {
     writeQuantizedModel(p, await quantizeWith(p, narrow), { path: file, role: 'model' });
     const feeds = { x: new ort.Tensor('float32', X, [S, K]) };
     const expected = meanSampleSqnr(await run(model, feeds), await run(file, feeds), 1);
-    assert.ok(Math.abs(report.primaryMetric!.value.estimate - expected) < 1e-6 * Math.abs(expected), `${report.primaryMetric!.value.estimate} vs onnxruntime ${expected}`);
+    assert.ok(
+      Math.abs(report.primaryMetric!.value.estimate - expected) < 1e-6 * Math.abs(expected),
+      `${report.primaryMetric!.value.estimate} vs onnxruntime ${expected}`,
+    );
     assert.ok(report.primaryMetric!.value.high < 30, `a 4-bit layer keeps it under a 30 dB floor: ${report.primaryMetric!.value.high}`);
   });
 
@@ -126,7 +136,11 @@ describe('PaddleOCR PP-OCRv4 text detector (probability map)', () => {
     makeOcrDetData(data, 8);
     p = await prepareAnalysis(model, { dataPath: data });
     // 62 Conv layers: sensitivity on 4 samples, no integer reference and no fix search, to stay fast
-    report = await evaluate(p, await quantizeWith(p, resolveConfig('tensorrt')), { integerDiff: false, sensitivitySamples: 4, diagnose: { maxMeasurements: 0 } });
+    report = await evaluate(p, await quantizeWith(p, resolveConfig('tensorrt')), {
+      integerDiff: false,
+      sensitivitySamples: 4,
+      diagnose: { maxMeasurements: 0 },
+    });
   });
 
   it('compares the map output, judges it by per-sample SQNR, and measures every layer alone', () => {
@@ -158,9 +172,11 @@ describe('PaddleOCR PP-OCRv4 text detector (probability map)', () => {
     const per = 160 * 160;
     let sum = 0;
     for (let s = 0; s < 8; s++) {
-      let inter = 0, union = 0;
+      let inter = 0,
+        union = 0;
       for (let i = s * per; i < (s + 1) * per; i++) {
-        const a = f[i] > 0.5, b = q[i] > 0.5;
+        const a = f[i] > 0.5,
+          b = q[i] > 0.5;
         if (a && b) inter++;
         if (a || b) union++;
       }

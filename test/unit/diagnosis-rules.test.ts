@@ -24,22 +24,33 @@ function oneLayer(tensors: ReturnType<typeof activation>[], extra: Parameters<ty
   return facts({ layers: [layer('L', { inputs: ['in'], output: 'out', iso: 10 })], tensors, ...extra });
 }
 
-function diff(elements: number, causes: { cause: string; count: number }[], u8s8 = { applicable: false, saturatedPairs: 0, changedOutputs: 0, elements }): IntegerDiff {
+function diff(
+  elements: number,
+  causes: { cause: string; count: number }[],
+  u8s8 = { applicable: false, saturatedPairs: 0, changedOutputs: 0, elements },
+): IntegerDiff {
   const stats = { mismatchRate: causes.reduce((a, c) => a + c.count, 0) / elements, maxLsb: 1, lsbHistogram: { lsb: [], counts: [] }, causes };
   return {
-    referenceVsOrt: stats, simulatedVsOrt: stats, simulatedVsReference: stats,
-    roundingModes: { halfEven: 0, halfAwayFromZero: 0, stochastic: 0 }, requantization: { reference: 'single-rounding', otherVsOrt: 0 },
-    u8s8, accumulatorOverflows: 0, elements, samples: 1,
+    referenceVsOrt: stats,
+    simulatedVsOrt: stats,
+    simulatedVsReference: stats,
+    roundingModes: { halfEven: 0, halfAwayFromZero: 0, stochastic: 0 },
+    requantization: { reference: 'single-rounding', otherVsOrt: 0 },
+    u8s8,
+    accumulatorOverflows: 0,
+    elements,
+    samples: 1,
   };
 }
 
 describe('over-clipping', () => {
   // 99,900 values evenly over [-1, 1] and k outliers at 3: a grid of +-1 clips exactly k of them.
   const values = (k: number) => [...linspace(-1, 1, 100_000 - k), ...new Array(k).fill(3)];
-  const clipped = (k: number, mse = { lo: -3, hi: 3 }) => oneLayer([
-    activation('in', { values: linspace(-1, 1, 1000), grid: { lo: -1, hi: 1 }, thresholds: { mse: { lo: -1, hi: 1 } } }),
-    activation('out', { values: values(k), grid: { lo: -1, hi: 1 }, thresholds: { mse } }),
-  ]);
+  const clipped = (k: number, mse = { lo: -3, hi: 3 }) =>
+    oneLayer([
+      activation('in', { values: linspace(-1, 1, 1000), grid: { lo: -1, hi: 1 }, thresholds: { mse: { lo: -1, hi: 1 } } }),
+      activation('out', { values: values(k), grid: { lo: -1, hi: 1 }, thresholds: { mse } }),
+    ]);
 
   it('fires at a clip rate of 0.1% when clipping dominates and the MSE range makes far less error', () => {
     const f = finding(clipped(100), 'L', 'over-clipping')!;
@@ -72,7 +83,10 @@ describe('over-clipping', () => {
 describe('outlier-range', () => {
   // the bulk in [-1, 1]; a few values reach 4 and set the grid
   const v = [...linspace(-1, 1, 10_000), 4, -4];
-  const make = (amax: number) => oneLayer([activation('in', { values: v, grid: { lo: -amax, hi: amax }, method: 'minmax', thresholds: { percentile: { lo: -1, hi: 1 }, mse: { lo: -4, hi: 4 } } })]);
+  const make = (amax: number) =>
+    oneLayer([
+      activation('in', { values: v, grid: { lo: -amax, hi: amax }, method: 'minmax', thresholds: { percentile: { lo: -1, hi: 1 }, mse: { lo: -4, hi: 4 } } }),
+    ]);
   it(`fires when the grid spans ${THRESHOLDS.outlierRatio}x the percentile's |x|`, () => {
     const f = finding(make(4), 'L', 'outlier-range')!;
     assert.ok(f);
@@ -93,16 +107,30 @@ describe('too-few-bits', () => {
   it('does not fire on 8 bits (254 steps), and fires on 4-bit weights from the configuration', () => {
     assert.ok(!codes(make(254), 'L').includes('too-few-bits'));
     const cfg = resolveConfig('tensorrt', { weights: { bits: 4 } });
-    const f = facts({ layers: [layer('L', { inputs: ['in'], output: 'out' })], tensors: [activation('in', { values: linspace(-1, 1, 100), grid: { lo: -1, hi: 1 } }), weight('L')], config: cfg });
+    const f = facts({
+      layers: [layer('L', { inputs: ['in'], output: 'out' })],
+      tensors: [activation('in', { values: linspace(-1, 1, 100), grid: { lo: -1, hi: 1 } }), weight('L')],
+      config: cfg,
+    });
     assert.equal(finding(f, 'L', 'too-few-bits')!.tensor, 'L:w');
   });
 });
 
 describe('per-tensor-weights', () => {
-  const make = (big: number, perChannel = false) => facts({
-    layers: [layer('L')], tensors: [weight('L')], config: resolveConfig('tensorrt', { weights: { perChannel } }),
-    weightChannels: { L: [{ lo: -big, hi: big / 2 }, { lo: -0.1, hi: 0.1 }, { lo: -0.05, hi: 0.1 }, { lo: -0.1, hi: 0.02 }] },
-  });
+  const make = (big: number, perChannel = false) =>
+    facts({
+      layers: [layer('L')],
+      tensors: [weight('L')],
+      config: resolveConfig('tensorrt', { weights: { perChannel } }),
+      weightChannels: {
+        L: [
+          { lo: -big, hi: big / 2 },
+          { lo: -0.1, hi: 0.1 },
+          { lo: -0.05, hi: 0.1 },
+          { lo: -0.1, hi: 0.02 },
+        ],
+      },
+    });
   it(`fires when the largest channel's |w| max is ${THRESHOLDS.channelSpread}x the median channel's`, () => {
     // channel |w| maxima 0.8, 0.1, 0.1, 0.1: median 0.1, spread 8
     const f = finding(make(0.8), 'L', 'per-tensor-weights')!;
@@ -127,7 +155,10 @@ describe('wasted-sign', () => {
   it('fires at 25% unused and not below', () => {
     assert.equal(finding(make(-2), 'L', 'wasted-sign')!.evidence.unusedShare, 0.25);
     assert.ok(!codes(make(-1.9), 'L').includes('wasted-sign'));
-    assert.ok(!codes(oneLayer([activation('in', { values: linspace(-0.5, 6, 1000), grid: { lo: -6, hi: 6 } })]), 'L').includes('wasted-sign'), 'not when the tensor goes negative');
+    assert.ok(
+      !codes(oneLayer([activation('in', { values: linspace(-0.5, 6, 1000), grid: { lo: -6, hi: 6 } })]), 'L').includes('wasted-sign'),
+      'not when the tensor goes negative',
+    );
   });
 });
 
@@ -140,12 +171,24 @@ describe('integer-divergence', () => {
   it('fires when 0.1% of codes differ from the reference beyond rounding; rounding causes do not count', () => {
     assert.ok(codes(make(30, diff(10_000, [{ cause: 'accumulator-overflow', count: 10 }])), 'L').includes('integer-divergence'));
     assert.ok(!codes(make(30, diff(10_000, [{ cause: 'accumulator-overflow', count: 9 }])), 'L').includes('integer-divergence'));
-    assert.ok(!codes(make(30, diff(10_000, [{ cause: 'requantization', count: 500 }, { cause: 'rounding-mode', count: 500 }])), 'L').includes('integer-divergence'));
+    assert.ok(
+      !codes(
+        make(
+          30,
+          diff(10_000, [
+            { cause: 'requantization', count: 500 },
+            { cause: 'rounding-mode', count: 500 },
+          ]),
+        ),
+        'L',
+      ).includes('integer-divergence'),
+    );
   });
 });
 
 describe('u8s8-saturation', () => {
-  const make = (changed: number) => facts({ layers: [layer('L', { integerDiff: diff(10_000, [], { applicable: true, saturatedPairs: 40, changedOutputs: changed, elements: 10_000 }) })] });
+  const make = (changed: number) =>
+    facts({ layers: [layer('L', { integerDiff: diff(10_000, [], { applicable: true, saturatedPairs: 40, changedOutputs: changed, elements: 10_000 }) })] });
   it('fires only where the target CPU lacks VNNI, from 0.1% of output codes changed', () => {
     assert.equal(finding(make(10), 'L', 'u8s8-saturation', true)!.evidence.changedShare, 0.001);
     assert.ok(!codes(make(9), 'L', true).includes('u8s8-saturation'));
@@ -162,19 +205,20 @@ describe('u8s8-saturation', () => {
 
 describe('inherited', () => {
   // A -> Softmax -> B -> C: the codes first differ at B, after the Softmax the integer session fuses
-  const make = (cMismatch: number, cIsoInt = 40) => facts({
-    layers: [
-      layer('A', { mismatch: 0 }),
-      layer('B', { mismatch: 0.02, integerDiff: diff(1000, []) }),
-      layer('C', { mismatch: cMismatch, isoInt: cIsoInt, integerDiff: diff(1000, []) }),
-    ],
-    links: {
-      A: { upstream: [], opsBefore: [] },
-      B: { upstream: ['A'], opsBefore: [{ node: 'sm', op: 'Softmax' }] },
-      C: { upstream: ['B'], opsBefore: [] },
-    },
-    integerKernels: { 'com.microsoft.QLinearSoftmax': 1, QLinearMatMul: 3 },
-  });
+  const make = (cMismatch: number, cIsoInt = 40) =>
+    facts({
+      layers: [
+        layer('A', { mismatch: 0 }),
+        layer('B', { mismatch: 0.02, integerDiff: diff(1000, []) }),
+        layer('C', { mismatch: cMismatch, isoInt: cIsoInt, integerDiff: diff(1000, []) }),
+      ],
+      links: {
+        A: { upstream: [], opsBefore: [] },
+        B: { upstream: ['A'], opsBefore: [{ node: 'sm', op: 'Softmax' }] },
+        C: { upstream: ['B'], opsBefore: [] },
+      },
+      integerKernels: { 'com.microsoft.QLinearSoftmax': 1, QLinearMatMul: 3 },
+    });
   it('names the layer where the difference first appears and the fused op before it', () => {
     const f = finding(make(0.39), 'C', 'inherited')!;
     assert.equal(f.evidence.origin, 'B');

@@ -14,19 +14,45 @@ import { resolveConfig } from '../../engine/quantize/presets';
 const iv = (estimate: number, low: number, high: number): Interval => ({ estimate, low, high, level: 0.95, method: 'test' });
 
 /** A top-1 primary metric from a paired table (both right, float only, quantized only, neither). */
-function top1(both: number, floatOnly: number, quantOnly: number, neither: number): { pm: PrimaryMetric; table: { both: number; referenceOnly: number; candidateOnly: number; neither: number } } {
+function top1(
+  both: number,
+  floatOnly: number,
+  quantOnly: number,
+  neither: number,
+): { pm: PrimaryMetric; table: { both: number; referenceOnly: number; candidateOnly: number; neither: number } } {
   const table = { both, referenceOnly: floatOnly, candidateOnly: quantOnly, neither };
   const pa = pairedAccuracyFromTable(table);
   return {
     table,
-    pm: { kind: 'top1', output: 'y', description: "top-1 accuracy on output 'y'", value: pa.candidate, floatValue: pa.reference.estimate, loss: pa.dropPoints, lossUnit: 'points', lossSd: pa.sdPoints, n: pa.n, rationale: '', warnings: [] },
+    pm: {
+      kind: 'top1',
+      output: 'y',
+      description: "top-1 accuracy on output 'y'",
+      value: pa.candidate,
+      floatValue: pa.reference.estimate,
+      loss: pa.dropPoints,
+      lossUnit: 'points',
+      lossSd: pa.sdPoints,
+      n: pa.n,
+      rationale: '',
+      warnings: [],
+    },
   };
 }
 
 function gate(pm: PrimaryMetric, budget: number, table: Parameters<typeof primaryVerdict>[2], allowUncertain = false): GateResult {
   return {
-    schemaVersion: 2, kind: 'gate', model: { path: 'm.onnx', sha256: '0' }, config: resolveConfig('tensorrt'), samples: pm.n, budget, budgetWhy: '',
-    primaryMetric: pm, outputs: [], verdict: primaryVerdict(pm, budget, table), allowUncertain,
+    schemaVersion: 2,
+    kind: 'gate',
+    model: { path: 'm.onnx', sha256: '0' },
+    config: resolveConfig('tensorrt'),
+    samples: pm.n,
+    budget,
+    budgetWhy: '',
+    primaryMetric: pm,
+    outputs: [],
+    verdict: primaryVerdict(pm, budget, table),
+    allowUncertain,
   };
 }
 
@@ -67,7 +93,19 @@ describe('gate outcomes', () => {
 });
 
 describe('budgets and floors', () => {
-  const sqnr: PrimaryMetric = { kind: 'sqnr', output: 'map', description: "per-sample SQNR of output 'map'", value: iv(25, 24, 26), floatValue: null, loss: null, lossUnit: 'dB', lossSd: null, n: 40, rationale: '', warnings: [] };
+  const sqnr: PrimaryMetric = {
+    kind: 'sqnr',
+    output: 'map',
+    description: "per-sample SQNR of output 'map'",
+    value: iv(25, 24, 26),
+    floatValue: null,
+    loss: null,
+    lossUnit: 'dB',
+    lossSd: null,
+    n: 40,
+    rationale: '',
+    warnings: [],
+  };
   it('an SQNR-judged model is held to a floor: above, below, straddling', () => {
     assert.equal(floorVerdict(iv(25, 24, 26), 20, 40).kind, 'within-budget');
     assert.equal(floorVerdict(iv(25, 24, 26), 30, 40).kind, 'over-budget');
