@@ -22,7 +22,7 @@ import { integerEncoding, shiftParams } from './kernels';
 import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
 import { ModelOutputComparison, type TensorData } from './outputMetrics';
 import { choosePrimaryMetric } from './primaryMetric';
-export { type Measurement, compareMeasurements, lossValue, withinNoise } from './paired';
+export { type Measurement, compareMeasurements, lossValue, meanSqnr, withinNoise } from './paired';
 import { quantizeWith } from './quantize';
 import { batches, disposeAll } from './taps';
 import type { Measurement } from './paired';

@@ -15,7 +15,7 @@ import { InputError } from '../errors';
 import type { OutputTarget } from '../io/files';
 import { subsetPlan } from '../quantize/plan';
 import { planFacts, toFix } from './diagnose';
-import { type Measurement, OutputMeasurer, lossValue } from './measure';
+import { type Measurement, OutputMeasurer, lossValue, meanSqnr } from './measure';
 import { quantizeWith } from './quantize';
 import { writeQuantizedModel } from './quantizeModel';
 import type { Prepared, Progress, Quantized } from './types';
@@ -32,12 +32,7 @@ export interface MixedPrecisionOptions extends BudgetOptions {
   signal?: AbortSignal;
 }
 
-const meanSqnr = (m: Measurement) => {
-  const v = [...m.perSampleSqnr].filter(Number.isFinite);
-  return v.length ? v.reduce((a, b) => a + b, 0) / v.length : -Infinity;
-};
-
-function stepOf(t: Tried): MixedPrecisionStep {
+function curvePoint(t: Tried): MixedPrecisionStep {
   const pm = t.m.primary;
   // lossValue: the loss, or -SQNR for SQNR-judged models (lower is better either way).
   return {
@@ -114,7 +109,7 @@ export async function mixedPrecision(p: Prepared, config: QuantConfig, opts: Mix
       // "lower is better" for every kind: an SQNR floor F becomes a budget of -F on -SQNR.
       maxDrop: pm.loss ? budget : -budget,
       dropBasis: pm.kind,
-      steps: steps.map(stepOf),
+      steps: steps.map(curvePoint),
       exclude: fix.config.exclude,
       met: result.met !== false,
       ranking,

@@ -45,6 +45,14 @@ export function withinNoise(d: Interval): boolean {
   return !(d.low > 0) && !(d.high < 0);
 }
 
+/** Mean of the finite per-sample SQNRs of the primary output: a continuous tie-breaker for coarse metrics like top-1. */
+export function meanSqnr(m: Measurement): number {
+  let s = 0;
+  let n = 0;
+  for (const v of m.perSampleSqnr) if (Number.isFinite(v)) (s += v), n++;
+  return n ? s / n : -Infinity;
+}
+
 /** The primary metric's loss as one comparable number, higher is worse (SQNR: its negative mean). */
 export function lossValue(m: Measurement): number {
   return m.primary.loss ? m.primary.loss.estimate : -m.primary.value.estimate;

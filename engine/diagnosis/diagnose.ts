@@ -38,9 +38,9 @@ function tableOf(facts: DiagnosisFacts): PairedTable | null {
  * Significant = worth blaming layers for: for a loss, its interval excludes 0 and is not wholly
  * within the budget; for SQNR, the interval is not wholly above the floor.
  */
-export function dropIsSignificant(v: Verdict, hasLoss: boolean, loss: { low: number } | null): boolean {
+export function dropIsSignificant(v: Verdict, loss: { low: number } | null): boolean {
   if (v.kind === 'within-budget' || v.kind === 'within-noise') return false;
-  return hasLoss ? loss!.low > 0 : true;
+  return loss ? loss.low > 0 : true;
 }
 
 export function diagnoseFacts(facts: DiagnosisFacts, opts: DiagnoseOptions): DiagnosisDraft {
@@ -70,7 +70,7 @@ export function diagnoseFacts(facts: DiagnosisFacts, opts: DiagnoseOptions): Dia
     metric: pm.loss ? pm.description : `${pm.description} (no loss: judged against a floor)`,
     verdict: verdict.text,
   };
-  const significant = dropIsSignificant(verdict, pm.loss !== null, pm.loss);
+  const significant = dropIsSignificant(verdict, pm.loss);
   if (!significant) {
     const why =
       verdict.kind === 'within-budget' || verdict.kind === 'within-noise'

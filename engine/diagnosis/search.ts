@@ -13,7 +13,7 @@
  * verdict says how many samples would decide.
  */
 import type { FixChange, QuantConfig } from '../../protocol/report';
-import { type Measurement, compareMeasurements, lossValue, withinNoise } from '../analysis/paired';
+import { type Measurement, compareMeasurements, lossValue, meanSqnr, withinNoise } from '../analysis/paired';
 import { type Interval, pairedAccuracyFromTable, wilsonInterval } from '../analysis/statistics';
 import { type Verdict, certified, primaryVerdict } from '../analysis/verdict';
 import { type FixOption, applyChanges, describeChanges, mergeChanges } from './candidates';
@@ -54,16 +54,9 @@ export interface SearchResult {
   notes: string[];
 }
 
-const meanFinite = (a: Float64Array) => {
-  let s = 0;
-  let n = 0;
-  for (const v of a) if (Number.isFinite(v)) (s += v), n++;
-  return n ? s / n : -Infinity;
-};
-
 /** a before b: lower loss, then (a continuous tie-break for coarse metrics like top-1) higher output SQNR. */
 function better(a: Measurement, b: Measurement): number {
-  return lossValue(a) - lossValue(b) || meanFinite(b.perSampleSqnr) - meanFinite(a.perSampleSqnr);
+  return lossValue(a) - lossValue(b) || meanSqnr(b) - meanSqnr(a);
 }
 
 /** The point estimate is on the right side of the budget and the interval does not say it is over. */
