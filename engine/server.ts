@@ -101,8 +101,8 @@ function abortSignal(token: CancellationToken): AbortSignal {
   return ac.signal;
 }
 
-const STAGE_SHARE: Record<Progress['stage'], [number, number]> = { calibrate: [0, 30], evaluate: [30, 60], sensitivity: [60, 99], sweep: [30, 99], write: [90, 99] };
-const STAGE_UNIT: Record<Progress['stage'], string> = { calibrate: 'samples', evaluate: 'samples', sensitivity: 'layers', sweep: 'configurations', write: '' };
+const STAGE_SHARE: Record<Progress['stage'], [number, number]> = { calibrate: [0, 30], evaluate: [30, 60], sensitivity: [60, 90], diagnose: [90, 99], sweep: [30, 99], write: [90, 99] };
+const STAGE_UNIT: Record<Progress['stage'], string> = { calibrate: 'samples', evaluate: 'samples', sensitivity: 'layers', diagnose: 'candidates', sweep: 'configurations', write: '' };
 
 function progressFn(reporter: WorkDoneProgressReporter, title: string) {
   reporter.begin(title, 0, 'loading model', true);
@@ -119,9 +119,10 @@ handle(AnalyzeRequest, async (params: AnalyzeParams, token, reporter): Promise<R
   // An already-quantized model is analyzed as deployed: its own grids, its float twin as reference.
   const { prepared: p, deployed } = await preparedFor(params, onProgress, signal, true);
   const opts = { onProgress, signal, sensitivity: params.sensitivity };
+  // The diagnosis (culprits, causes, a measured fix) rides on sensitivity, as in the CLI.
   const report = deployed
     ? await evaluateDeployed(p, deployed, await quantizeDeployed(p, deployed, opts), opts)
-    : await evaluate(p, await quantizeWith(p, params.config), opts);
+    : await evaluate(p, await quantizeWith(p, params.config), { ...opts, diagnose: params.sensitivity ? {} : undefined });
   latest = { report, sqnrWarningDb: params.sqnrWarningDb };
   reports.set(report.model.path, latest);
   for (const [uri, o] of outlines) if (o.modelPath === report.model.path) publishDiagnostics(uri);

@@ -174,9 +174,12 @@ export function activate(context: vscode.ExtensionContext): void {
         'Write model and quantlens.json', 'Write model only',
       );
       if (!choice) return;
-      const res = await engine!.request(QuantizeRequest, { ...params, config: { ...params.config, exclude: result.exclude }, outPath }, 'QuantLens: writing the mixed-precision model');
+      const plan = result.fix?.config ?? { ...params.config, exclude: result.exclude };
+      const res = await engine!.request(QuantizeRequest, { ...params, config: plan, outPath }, 'QuantLens: writing the mixed-precision model');
       const written = [path.basename(res.path)];
-      if (choice === 'Write model and quantlens.json') written.push(path.basename(updateModelSettings(model, { exclude: result.exclude })));
+      if (choice === 'Write model and quantlens.json') {
+        written.push(path.basename(updateModelSettings(model, { exclude: plan.exclude, tensorOverrides: plan.tensorOverrides, layerOverrides: plan.layerOverrides })));
+      }
       output.appendLine(`[mixed precision] wrote ${written.join(', ')}`);
       void vscode.window.showInformationMessage(`QuantLens: wrote ${written.join(' and ')}.`);
     } catch (e) {

@@ -40,6 +40,8 @@ export function analyzeParams(modelPath: string): AnalyzeParams & { userPicked: 
     calibration: s.calibration,
     percentile: s.percentile,
     exclude: s.exclude,
+    tensorOverrides: s.tensorOverrides,
+    layerOverrides: s.layerOverrides,
     weights: { bits: s.weightBits, perChannel: s.granularity ? s.granularity === 'per-channel' : undefined },
     activations: { bits: s.activationBits, symmetric, signed: symmetric },
   });

@@ -196,6 +196,9 @@ export interface ModelSettings {
   samples?: number;
   sqnrWarningDb?: number;
   exclude?: string[];
+  /** A per-layer plan recorded by `mixed-precision --write-config` (or written by hand): per-tensor and per-layer changes. */
+  tensorOverrides?: QuantConfig['tensorOverrides'];
+  layerOverrides?: QuantConfig['layerOverrides'];
   /**
    * How model inputs are fed (read by the engine itself, beside the model): `sample` (data rows),
    * `constant` with `value`, `state` carried `from` an output; `shape` sets dims the model leaves dynamic.

@@ -3,15 +3,23 @@
 import type { ModelOutputMetrics, QuantConfig, Report, SweepEntry, SweepReport } from '../protocol/report';
 import { formatDb, formatFixed, formatPercent } from './format';
 
-export type DropBasis = 'top1' | 'agreement';
+/** What a drop is measured on: the primary metric's kind (user = the user's metric; sqnr = output SQNR in dB). */
+export type DropBasis = 'top1' | 'agreement' | 'user' | 'sqnr';
 
-/** Axis and column wording for a drop in points. */
+const BASIS_TEXT: Record<DropBasis, [string, string]> = {
+  top1: ['top-1 accuracy drop vs float', 'top-1'],
+  agreement: ['agreement drop vs float', 'agreement'],
+  user: ["loss on the user's metric vs float", 'metric'],
+  sqnr: ['output SQNR (dB, higher is better)', 'SQNR'],
+};
+
+/** Axis and column wording for a drop. */
 export function basisText(basis: DropBasis): string {
-  return basis === 'top1' ? 'top-1 accuracy drop vs float' : 'agreement drop vs float';
+  return (BASIS_TEXT[basis] ?? BASIS_TEXT.agreement)[0];
 }
 
 export function basisShort(basis: DropBasis): string {
-  return basis === 'top1' ? 'top-1' : 'agreement';
+  return (BASIS_TEXT[basis] ?? BASIS_TEXT.agreement)[1];
 }
 
 // ---------------------------------------------------------------------------- sensitivity

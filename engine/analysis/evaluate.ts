@@ -29,6 +29,7 @@ import { Top1Counter, argmaxRows } from './metrics';
 import { ModelOutputComparison, type TensorData } from './outputMetrics';
 import { timer } from './prepare';
 import { buildReport } from './report';
+import { diagnose } from './diagnose';
 import { sensitivity } from './sensitivity';
 import { RUN_BYTES, batches, disposeAll, measureTensors } from './taps';
 import type { EvaluateOptions, Prepared, Quantized } from './types';
@@ -159,7 +160,9 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   evaluation.timings = { ...p.timings, evaluateMs: t() };
   const sens = opts.sensitivity === false ? null : await sensitivity(p, q, opts);
   if (sens) evaluation.timings.sensitivityMs = t() - evaluation.timings.evaluateMs;
-  return buildReport(p, q, evaluation, sens, opts.targetCpu);
+  const report = buildReport(p, q, evaluation, sens, opts.targetCpu);
+  if (opts.diagnose) report.diagnosis = await diagnose(p, q, report, opts, opts.diagnose);
+  return report;
 }
 
 /** One batch's reduced sums into the layer comparisons and clip counts. */

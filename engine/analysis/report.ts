@@ -152,7 +152,7 @@ function activationReports(p: Prepared, q: Quantized, e: Evaluation): TensorRepo
       histogram: displayHistogram(s),
       thresholds: th.thresholds,
       klCurve: downsample(th.klCurve, 256),
-      chosen: { method: q.config.calibration, range: representableRange(params), scale: params.scale, zeroPoint: params.zeroPoint },
+      chosen: { method: q.config.tensorOverrides?.find((o) => o.tensor === name)?.calibration ?? q.config.calibration, range: representableRange(params), scale: params.scale, zeroPoint: params.zeroPoint },
       clipRate: seen ? e.clipCount.get(name)! / seen : 0,
       grid: gridUse(s, params),
     }];

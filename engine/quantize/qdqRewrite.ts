@@ -139,6 +139,20 @@ export function weightScheme(config: QuantConfig, node: string): QuantConfig['we
   return { ...config.weights, ...(o.weightBits !== undefined ? { bits: o.weightBits } : {}), ...(o.perChannel !== undefined ? { perChannel: o.perChannel } : {}) };
 }
 
+/** Min and max of a weight per slice along `axis` (one range for null), and the channel of each flat index. */
+export function channelRanges(w: { data: ArrayLike<number>; dims: number[] }, axis: number | null): { ranges: Range[]; chanOf: (i: number) => number } {
+  const channels = axis === null ? 1 : w.dims[axis];
+  const inner = axis === null ? w.data.length : w.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const ranges: Range[] = Array.from({ length: channels }, () => ({ lo: Infinity, hi: -Infinity }));
+  const chanOf = (i: number) => (axis === null ? 0 : Math.floor(i / inner) % channels);
+  for (let i = 0; i < w.data.length; i++) {
+    const r = ranges[chanOf(i)];
+    if (w.data[i] < r.lo) r.lo = w.data[i];
+    if (w.data[i] > r.hi) r.hi = w.data[i];
+  }
+  return { ranges, chanOf };
+}
+
 interface QuantizedWeight {
   axis: number | null;
   params: QuantParams[];
@@ -163,15 +177,7 @@ function quantizeWeight(tensor: import('onnx-buf').TensorProto, dir: string, c: 
   const w = readFloatTensor(tensor, dir);
   let axis: number | null = null;
   if (c.perChannel && roleAxis !== null && w.dims.length >= 2) axis = roleAxis < 0 ? w.dims.length + roleAxis : roleAxis;
-  const channels = axis === null ? 1 : w.dims[axis];
-  const inner = axis === null ? w.data.length : w.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const ranges: Range[] = Array.from({ length: channels }, () => ({ lo: Infinity, hi: -Infinity }));
-  const chanOf = (i: number) => (axis === null ? 0 : Math.floor(i / inner) % channels);
-  for (let i = 0; i < w.data.length; i++) {
-    const r = ranges[chanOf(i)];
-    if (w.data[i] < r.lo) r.lo = w.data[i];
-    if (w.data[i] > r.hi) r.hi = w.data[i];
-  }
+  const { ranges, chanOf } = channelRanges(w, axis);
   const params = ranges.map((r) => paramsFor(r.lo, r.hi, c));
   const codes = new Int32Array(w.data.length);
   let clipped = 0;
