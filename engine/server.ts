@@ -115,7 +115,7 @@ handle(AnalyzeRequest, async (params: AnalyzeParams, token, reporter): Promise<R
   const onProgress = progressFn(reporter, 'QuantLens: analyzing');
   connection.console.info(`analyze ${params.modelPath} (${params.config.preset}, ${params.config.calibration}, data ${params.dataPath ?? 'synthetic'})`);
   const p = await preparedFor(params, onProgress, signal);
-  const report = await evaluate(p, await quantizeWith(p, params.config), { onProgress, signal, sensitivity: params.sensitivity });
+  const report = await evaluate(p, await quantizeWith(p, params.config), { onProgress, signal, sensitivity: params.sensitivity, targetCpu: params.targetCpu });
   latest = { report, sqnrWarningDb: params.sqnrWarningDb };
   reports.set(report.model.path, latest);
   for (const [uri, o] of outlines) if (o.modelPath === report.model.path) publishDiagnostics(uri);

@@ -44,5 +44,6 @@ export function analyzeParams(modelPath: string): AnalyzeParams & { userPicked: 
     activations: { bits: s.activationBits, symmetric, signed: symmetric },
   });
   const userPicked = [modelPath, ...(dataPath && !local.dataPath ? [dataPath] : [])];
-  return { modelPath, dataPath, samples: s.samples, config, sensitivity: true, sqnrWarningDb: s.sqnrWarningDb ?? 20, userPicked };
+  const targetCpu = c.get<'this' | 'vnni' | 'no-vnni'>('targetCpu') ?? 'this';
+  return { modelPath, dataPath, samples: s.samples, config, sensitivity: true, sqnrWarningDb: s.sqnrWarningDb ?? 20, targetCpu, userPicked };
 }

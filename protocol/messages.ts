@@ -73,6 +73,8 @@ const AnalyzeParamsSchema = RunParamsSchema.extend({
   sensitivity: z.boolean(),
   /** SQNR below which a layer gets a warning diagnostic in the Model Outline. */
   sqnrWarningDb: z.number().finite(),
+  /** The deployment CPU for hazards that depend on it (u8 x s8 saturation needs x86 without VNNI); default this machine. */
+  targetCpu: z.enum(['this', 'vnni', 'no-vnni']).optional(),
 });
 export type AnalyzeParams = z.infer<typeof AnalyzeParamsSchema>;
 
