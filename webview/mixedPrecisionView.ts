@@ -6,7 +6,7 @@ import { clear, h } from './dom';
 import { basename, formatDb, formatNumber } from './format';
 import { readTheme } from './theme';
 import { mixedChart } from './viewCharts';
-import { basisText, configLabel, formatDrop, wantsLogDrop } from './viewData';
+import { basisText, configLabel, formatDrop, formatDropInterval, wantsLogDrop } from './viewData';
 import { axisToggle, hint } from './views';
 
 export class MixedPrecisionView {
@@ -22,7 +22,7 @@ export class MixedPrecisionView {
     this.element.append(hint('No mixed-precision search yet', [
       inVsCode
         ? 'Run “QuantLens: Mixed Precision...” from the Command Palette with an accuracy budget: it keeps the most sensitive layers in float until the drop meets it.'
-        : 'This exported report holds a single analysis. In VS Code, “QuantLens: Mixed Precision...” searches which layers to keep in float.',
+        : 'This session ran no mixed-precision search. In VS Code, “QuantLens: Mixed Precision...” searches which layers to keep in float.',
     ]));
   }
 
@@ -44,12 +44,17 @@ export class MixedPrecisionView {
     this.element.append(
       h('div', { class: 'view-head' },
         h('h2', null, 'Mixed precision ', h('span', { class: 'muted' }, basename(r.model.path))),
-        h('p', { class: 'muted view-lede' }, `${configLabel(r.config)} · greedy by sensitivity: keep the layer that hurts most in float, re-evaluate, repeat · drop = ${basisText(r.dropBasis)}, in points`)),
+        h('p', { class: 'muted view-lede' }, 'Starting from ', h('strong', { id: 'mixed-config', 'data-config': JSON.stringify(r.config) }, configLabel(r.config)),
+          overrideCount(r) ? ` + ${overrideCount(r)} override(s)` : '',
+          r.config.exclude.length ? ` with ${r.config.exclude.length} layer(s) already in float` : '',
+          ` · greedy by sensitivity: keep the layer that hurts most in float, re-evaluate, repeat · drop = ${basisText(r.dropBasis)}, in points [95% interval]`)),
       h('div', { class: 'mp-summary' },
         h('div', { id: 'mixed-verdict', class: `drop-card verdict ${r.met ? 'sev-good' : 'sev-bad'}`, role: 'status' },
           h('div', { class: 'drop-label' }, r.met ? 'Budget met' : 'Budget not met'),
           h('div', { class: 'drop-value' }, final ? formatDrop(final.drop) : '–', h('span', { class: 'drop-unit' }, ' points')),
-          h('div', { class: 'drop-detail' }, `Budget ≤ ${points(r.maxDrop)}. ${verdict}`)),
+          final?.dropInterval ? h('div', { class: 'drop-interval' }, `95% interval ${formatDropInterval(final.drop, final.dropInterval).replace(/^[^[]*/, '')}`) : null,
+          h('div', { class: 'drop-detail' }, `Budget ≤ ${points(r.maxDrop)}. ${verdict}`),
+          r.steps[0] ? h('div', { class: 'drop-detail' }, `Starting point (no layer in float): ${formatDropInterval(r.steps[0].drop, r.steps[0].dropInterval)} points.`) : null),
         h('div', { class: 'card mp-exclude' },
           h('h2', null, 'Kept in float (exclusion list)'),
           r.exclude.length
@@ -71,12 +76,12 @@ export class MixedPrecisionView {
           h('table', { id: 'mixed-ranking', class: 'data-table' },
             h('thead', null, h('tr', null,
               h('th', { class: 'num' }, 'Rank'), h('th', null, 'Layer'),
-              h('th', { class: 'num', title: `${basisText(r.dropBasis)} with only this layer quantized` }, 'Drop alone (pts)'),
+              h('th', { class: 'num', title: `${basisText(r.dropBasis)} with only this layer quantized, with its 95% interval` }, 'Drop alone (pts) [95%]'),
               h('th', { class: 'num' }, 'Output SQNR dB'), h('th', null, 'Kept in float'))),
             h('tbody', null, r.ranking.map((x, i) => h('tr', { class: kept.has(x.node) ? 'kept' : null, 'data-node': x.node },
               h('td', { class: 'num' }, `#${i + 1}`),
               h('td', null, h('span', { class: 'node-name' }, x.node)),
-              h('td', { class: 'num' }, formatDrop(x.drop)),
+              h('td', { class: 'num' }, formatDropInterval(x.drop, x.dropInterval)),
               h('td', { class: 'num' }, formatDb(x.outputSqnrDb)),
               h('td', null, kept.has(x.node) ? h('span', { class: 'tag tag-float' }, `float (step ${r.exclude.indexOf(x.node) + 1})`) : ''))))))));
     this.dirty = true;
@@ -106,13 +111,17 @@ export class MixedPrecisionView {
   }
 }
 
+function overrideCount(r: MixedPrecisionResult): number {
+  return (r.config.tensorOverrides?.length ?? 0) + (r.config.layerOverrides?.length ?? 0);
+}
+
 function points(n: number): string {
   return `${formatNumber(n)} point${n === 1 ? '' : 's'}`;
 }
 
 function writtenBlock(r: MixedPrecisionResult): HTMLElement {
   const w = r.written;
-  if (!w || (!w.model && !w.settings)) return h('p', { class: 'muted written' }, 'Nothing was written (the search ran without an output path).');
+  if (!w || (!w.model && !w.settings)) return h('p', { class: 'muted written' }, 'Nothing was written by the search itself; writing the model asks first.');
   return h('dl', { id: 'mixed-written', class: 'kv compact written' },
     w.model ? [h('dt', null, 'QDQ model'), h('dd', null, h('code', { title: w.model }, w.model))] : null,
     w.settings ? [h('dt', null, 'Settings'), h('dd', null, h('code', { title: w.settings }, w.settings))] : null);

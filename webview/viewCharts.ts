@@ -5,7 +5,7 @@ import type { MixedPrecisionResult, SweepEntry } from '../protocol/report';
 import { makeChart } from './charts';
 import { formatDb, formatNumber, formatPercent } from './format';
 import { withAlpha, type Theme } from './theme';
-import { basisShort, formatDrop, kilobytes, paretoFront, plottable, symlog, type DropBasis, type SensitivityData } from './viewData';
+import { basisShort, dropText, formatDrop, formatDropInterval, kilobytes, paretoFront, plottable, symlog, type DropBasis, type SensitivityData } from './viewData';
 
 /** A reference line across the plot: a budget, a baseline. */
 export interface RefLine {
@@ -375,7 +375,7 @@ export function sweepChart(
             afterLabel: (item: { raw: unknown }) => {
               const e = byId.get((item.raw as SweepPoint).id);
               if (!e) return '';
-              return `drop ${pts(e.drop)} · agreement ${formatPercent(e.agreement)} · output SQNR ${formatDb(e.outputSqnrDb)} dB · ${kilobytes(e.sizeBytes).toFixed(1)} KB`;
+              return `drop ${dropText(e)} pts · agreement ${formatPercent(e.agreement)} · output SQNR ${formatDb(e.outputSqnrDb)} dB · ${kilobytes(e.sizeBytes).toFixed(1)} KB`;
             },
             footer: (items: unknown[]) => (!clickHint || items.length === 0 ? '' : items.length === 1 ? 'click to analyze this configuration' : 'click analyzes the first one listed'),
           },
@@ -455,7 +455,7 @@ export function mixedChart(canvas: HTMLCanvasElement, result: MixedPrecisionResu
             },
             label: (item: { dataIndex: number }) => {
               const s = steps[item.dataIndex];
-              return s ? `drop ${pts(s.drop)} · agreement ${formatPercent(s.agreement)} · output SQNR ${formatDb(s.outputSqnrDb)} dB` : '';
+              return s ? `drop ${formatDropInterval(s.drop, s.dropInterval)} pts · agreement ${formatPercent(s.agreement)} · output SQNR ${formatDb(s.outputSqnrDb)} dB` : '';
             },
             afterLabel: (item: { dataIndex: number }) => {
               const i = item.dataIndex;

@@ -45,7 +45,8 @@ describe('report export', () => {
 
   it('HTML: standalone, CSP with a nonce on script and style, the embedded JSON cannot close its script', () => {
     const evil = { ...report, model: { path: '</script><script>alert(1)</script>' } } as unknown as Report;
-    const html = reportHtml(evil, 20, 'console.log("</script>")', 'body{}');
+    const session = { kind: 'quantlens-session', schemaVersion: 2, sqnrWarningDb: 20, report: evil, sweep: null, mixedPrecision: null } as const;
+    const html = reportHtml(session, 'console.log("</script>")', 'body{}');
     const nonce = /'nonce-([^']+)'/.exec(html)![1];
     assert.match(html, new RegExp(`<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'nonce-${nonce.replace(/[+/=]/g, '\\$&')}'`));
     assert.equal((html.match(/<script/g) ?? []).length, 2, 'only the data block and the inlined bundle');
