@@ -60,8 +60,14 @@ function definitionList(items: [string, string | Node][]): HTMLElement {
 function accuracyTable(report: Report): HTMLElement {
   const a = report.accuracy;
   const n = (m: { samples?: number }) => m.samples ?? report.samples;
-  const cell = (share: number | null, iv: Interval | null | undefined, samples: number) =>
-    h('td', { class: 'num', title: intervalNote(iv, samples) }, share === null ? 'n/a' : `${formatWithInterval(share, iv, 100, 2)}`);
+  // The value, and its interval in smaller type under it: the same numbers as "x [lo, hi]" elsewhere.
+  const cell = (share: number | null, iv: Interval | null | undefined, samples: number) => {
+    if (share === null) return h('td', { class: 'num' }, 'n/a');
+    const text = formatWithInterval(share, iv, 100, 2);
+    const at = text.indexOf(' [');
+    return h('td', { class: 'num', title: intervalNote(iv, samples) },
+      at < 0 ? text : [h('div', null, text.slice(0, at)), h('div', { class: 'iv muted' }, text.slice(at + 1))]);
+  };
   const row = (name: string, m: ModelOutputMetrics | null, cls = '') =>
     h('tr', { class: cls || null },
       h('th', { scope: 'row' }, name),

@@ -54,13 +54,13 @@ export interface WhatIfResult {
 /** Expected error of the tensor on the grid a range would give. */
 export function whatIf(t: TensorReport, scheme: TensorScheme, range: Range): WhatIfResult {
   const grid = gridFor(range, scheme);
-  return { range, grid, error: expectedError(t.histogram, grid) };
+  return { range, grid, error: expectedError(t.histogram, grid, t) };
 }
 
 /** Expected error of the tensor on its current grid (null when it has none). */
 export function currentError(t: TensorReport): ErrorSplit | null {
   const g = currentGrid(t);
-  return g ? expectedError(t.histogram, g) : null;
+  return g ? expectedError(t.histogram, g, t) : null;
 }
 
 /** Slider bounds for a threshold: from a small positive value to a little past the observed extreme. */

@@ -51,9 +51,10 @@ function sqDistIntegral(a: number, b: number, t: number): number {
 
 /**
  * Expected MSE per value of quantizing the histogram's values on `grid`: clip + rounding, see the
- * file comment. Empty histograms give zeros.
+ * file comment. `observed` (the tensor's exact min and max) trims the outer bins, whose edges are
+ * rounded outwards: no value lies beyond it. Empty histograms give zeros.
  */
-export function expectedError(h: HistogramBins, grid: GridSpan): ErrorSplit {
+export function expectedError(h: HistogramBins, grid: GridSpan, observed?: { min: number; max: number }): ErrorSplit {
   let count = 0;
   let clipSum = 0;
   let clippedMass = 0;
@@ -63,8 +64,12 @@ export function expectedError(h: HistogramBins, grid: GridSpan): ErrorSplit {
   for (let i = 0; i < n; i++) {
     const c = h.counts[i];
     if (!(c > 0)) continue;
-    const a = h.edges[i];
-    const b = h.edges[i + 1];
+    let a = h.edges[i];
+    let b = h.edges[i + 1];
+    if (observed && observed.min <= observed.max) {
+      a = Math.min(Math.max(a, observed.min), observed.max);
+      b = Math.min(Math.max(b, observed.min), observed.max);
+    }
     count += c;
     const w = b - a;
     if (!(w > 0)) {

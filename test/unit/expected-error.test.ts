@@ -81,6 +81,17 @@ describe('expected quantization error from a histogram', () => {
     assert.ok(Math.abs(u.step - 0.01) < 1e-8 && u.lo === 0 && Math.abs(u.hi - 2.55) < 1e-6);
   });
 
+  it('trims the outer bins to the observed range: no value lies past the exact min and max', () => {
+    // One bin [0, 2) whose values really lie in [0, 1] (the bin edge was rounded outwards).
+    const h = { edges: [0, 2], counts: [10] };
+    const g = { lo: -1, hi: 1, step: 0.1 };
+    const e = expectedError(h, g, { min: 0, max: 1 });
+    assert.equal(e.clip, 0);
+    assert.equal(e.clippedShare, 0);
+    assert.ok(Math.abs(e.signalPower - 1 / 3) < 1e-12, 'uniform on [0, 1]: mean x^2 = 1/3');
+    assert.ok(Math.abs(e.rounding - 0.01 / 12) < 1e-15);
+  });
+
   it('an empty histogram has no error', () => {
     const e = expectedError({ edges: [0, 0], counts: [0] }, { lo: -1, hi: 1, step: 0.1 });
     assert.equal(e.total, 0);
