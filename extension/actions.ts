@@ -145,7 +145,9 @@ export class Actions {
         return;
       }
       const final = result.steps[result.steps.length - 1];
-      await this.offerWrite(base.modelPath, { ...base.config, exclude: result.exclude }, '.mixed.qdq.onnx',
+      // The layers the configuration already kept in float stay in float.
+      const exclude = [...new Set([...base.config.exclude, ...result.exclude])];
+      await this.offerWrite(base.modelPath, { ...base.config, exclude }, '.mixed.qdq.onnx',
         `QuantLens: keeping ${result.exclude.length} layer(s) in float brings the drop to ${final.drop.toFixed(2)} points (budget ${answer}). Write the model`);
     } catch (e) {
       this.fail('mixed precision', e);

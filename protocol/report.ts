@@ -199,12 +199,6 @@ export interface ModelOutputMetrics {
   top1Interval?: Interval | null;
   agreementInterval?: Interval;
   samples?: number;
-  /**
-   * Float -> this drop in points with its 95% interval, on the basis of SweepEntry.drop: labelled
-   * top-1 (paired, Newcombe method 10) when labels exist, else 100 x (1 - agreement) (Wilson).
-   * Set by whole-model comparisons (sweeps, mixed precision); absent elsewhere.
-   */
-  dropInterval?: Interval | null;
 }
 
 export interface AccuracyReport {
@@ -341,8 +335,6 @@ export interface SweepEntry {
   accuracy: { float: number | null; simulated: ModelOutputMetrics; integer: ModelOutputMetrics };
   /** Integer-execution drop in points: labelled top-1 when labels exist, else 100 x (1 - agreement). */
   drop: number;
-  /** The drop's 95% interval (accuracy.integer.dropInterval, repeated here for readers of the table). */
-  dropInterval?: Interval | null;
   dropBasis: 'top1' | 'agreement';
   agreement: number;
   outputSqnrDb: number;
@@ -373,8 +365,6 @@ export interface MixedPrecisionStep {
   /** Layers kept in float at this step (cumulative, most sensitive first). */
   kept: string[];
   drop: number;
-  /** The drop's 95% interval (see ModelOutputMetrics.dropInterval). */
-  dropInterval?: Interval | null;
   agreement: number;
   outputSqnrDb: number;
 }
@@ -391,8 +381,8 @@ export interface MixedPrecisionResult {
   /** Final exclusion list (empty when plain quantization already met the budget). */
   exclude: string[];
   met: boolean;
-  /** Per-layer damage when quantized alone (the greedy order), with the drop's 95% interval. */
-  ranking: { node: string; drop: number; outputSqnrDb: number; dropInterval?: Interval | null }[];
+  /** Per-layer damage when quantized alone (the greedy order). */
+  ranking: { node: string; drop: number; outputSqnrDb: number }[];
   /** Written files (the QDQ model, quantlens.json), when asked to write. */
   written?: { model?: string; settings?: string };
 }

@@ -6,7 +6,7 @@ import { clear, h } from './dom';
 import { basename, formatDb, formatNumber } from './format';
 import { readTheme } from './theme';
 import { mixedChart } from './viewCharts';
-import { basisText, configLabel, formatDrop, formatDropInterval, wantsLogDrop } from './viewData';
+import { basisText, configLabel, formatDrop, formatDropInterval, stepDropInterval, wantsLogDrop } from './viewData';
 import { axisToggle, hint } from './views';
 
 export class MixedPrecisionView {
@@ -52,9 +52,9 @@ export class MixedPrecisionView {
         h('div', { id: 'mixed-verdict', class: `drop-card verdict ${r.met ? 'sev-good' : 'sev-bad'}`, role: 'status' },
           h('div', { class: 'drop-label' }, r.met ? 'Budget met' : 'Budget not met'),
           h('div', { class: 'drop-value' }, final ? formatDrop(final.drop) : '–', h('span', { class: 'drop-unit' }, ' points')),
-          final?.dropInterval ? h('div', { class: 'drop-interval' }, `95% interval ${formatDropInterval(final.drop, final.dropInterval).replace(/^[^[]*/, '')}`) : null,
+          final && stepDropInterval(final) ? h('div', { class: 'drop-interval' }, `95% interval ${formatDropInterval(final.drop, stepDropInterval(final)).replace(/^[^[]*/, '')}`) : null,
           h('div', { class: 'drop-detail' }, `Budget ≤ ${points(r.maxDrop)}. ${verdict}`),
-          r.steps[0] ? h('div', { class: 'drop-detail' }, `Starting point (no layer in float): ${formatDropInterval(r.steps[0].drop, r.steps[0].dropInterval)} points.`) : null),
+          r.steps[0] ? h('div', { class: 'drop-detail' }, `Starting point (nothing changed): ${formatDropInterval(r.steps[0].drop, stepDropInterval(r.steps[0]))} points.`) : null),
         h('div', { class: 'card mp-exclude' },
           h('h2', null, 'Kept in float (exclusion list)'),
           r.exclude.length
@@ -76,12 +76,12 @@ export class MixedPrecisionView {
           h('table', { id: 'mixed-ranking', class: 'data-table' },
             h('thead', null, h('tr', null,
               h('th', { class: 'num' }, 'Rank'), h('th', null, 'Layer'),
-              h('th', { class: 'num', title: `${basisText(r.dropBasis)} with only this layer quantized, with its 95% interval` }, 'Drop alone (pts) [95%]'),
+              h('th', { class: 'num', title: `${basisText(r.dropBasis)} with only this layer quantized` }, 'Drop alone (pts)'),
               h('th', { class: 'num' }, 'Output SQNR dB'), h('th', null, 'Kept in float'))),
             h('tbody', null, r.ranking.map((x, i) => h('tr', { class: kept.has(x.node) ? 'kept' : null, 'data-node': x.node },
               h('td', { class: 'num' }, `#${i + 1}`),
               h('td', null, h('span', { class: 'node-name' }, x.node)),
-              h('td', { class: 'num' }, formatDropInterval(x.drop, x.dropInterval)),
+              h('td', { class: 'num' }, formatDrop(x.drop)),
               h('td', { class: 'num' }, formatDb(x.outputSqnrDb)),
               h('td', null, kept.has(x.node) ? h('span', { class: 'tag tag-float' }, `float (step ${r.exclude.indexOf(x.node) + 1})`) : ''))))))));
     this.dirty = true;

@@ -5,7 +5,7 @@ import type { MixedPrecisionResult, SweepEntry } from '../protocol/report';
 import { makeChart } from './charts';
 import { formatDb, formatNumber, formatPercent } from './format';
 import { withAlpha, type Theme } from './theme';
-import { basisShort, dropText, formatDrop, formatDropInterval, kilobytes, paretoFront, plottable, symlog, type DropBasis, type SensitivityData } from './viewData';
+import { basisShort, dropText, formatDrop, formatDropInterval, kilobytes, stepDropInterval, paretoFront, plottable, symlog, type DropBasis, type SensitivityData } from './viewData';
 
 /** A reference line across the plot: a budget, a baseline. */
 export interface RefLine {
@@ -455,7 +455,7 @@ export function mixedChart(canvas: HTMLCanvasElement, result: MixedPrecisionResu
             },
             label: (item: { dataIndex: number }) => {
               const s = steps[item.dataIndex];
-              return s ? `drop ${formatDropInterval(s.drop, s.dropInterval)} pts · agreement ${formatPercent(s.agreement)} · output SQNR ${formatDb(s.outputSqnrDb)} dB` : '';
+              return s ? `drop ${formatDropInterval(s.drop, stepDropInterval(s))} pts · agreement ${formatPercent(s.agreement)} · output SQNR ${formatDb(s.outputSqnrDb)} dB` : '';
             },
             afterLabel: (item: { dataIndex: number }) => {
               const i = item.dataIndex;

@@ -1,7 +1,7 @@
 // Numbers behind the Sensitivity, Sweep and Mixed precision tabs: drops in points, the Pareto
 // staircase, the sweep table's columns and sort. No DOM here so unit tests can import it.
 import { formatWithInterval } from '../protocol/format';
-import type { Interval, ModelOutputMetrics, QuantConfig, Report, SweepEntry, SweepReport } from '../protocol/report';
+import type { Interval, MixedPrecisionStep, ModelOutputMetrics, QuantConfig, Report, SweepEntry, SweepReport } from '../protocol/report';
 import { sensitivityBasis } from './diagnosisData';
 import { formatDb, formatFixed, formatPercent } from './format';
 
@@ -102,9 +102,19 @@ export function formatDropInterval(points: number, interval: Interval | null | u
   return interval ? formatWithInterval(points, interval, 1, digits) : formatDrop(points, digits);
 }
 
+/** The 95% interval of a sweep entry's drop, when the engine measured one (`loss`). */
+export function sweepDropInterval(e: SweepEntry): Interval | null {
+  return (e as SweepEntry & { loss?: Interval | null }).loss ?? null;
+}
+
+/** The 95% interval of a mixed-precision step's drop, when the engine measured one (`interval`). */
+export function stepDropInterval(s: MixedPrecisionStep): Interval | null {
+  return (s as MixedPrecisionStep & { interval?: Interval | null }).interval ?? null;
+}
+
 /** A sweep entry's drop with its interval, the same text in the table, the picked bar and the tooltip. */
 export function dropText(e: SweepEntry): string {
-  return e.error ? '–' : formatDropInterval(e.drop, e.dropInterval ?? e.accuracy.integer.dropInterval);
+  return e.error ? '–' : formatDropInterval(e.drop, sweepDropInterval(e));
 }
 
 export type SweepSortKey = 'id' | 'label' | 'drop' | 'agreement' | 'sqnr' | 'size' | 'pareto' | 'error';

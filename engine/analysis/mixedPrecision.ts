@@ -35,7 +35,7 @@ export async function mixedPrecision(p: Prepared, config: QuantConfig, opts: Mix
     const step = async (kept: string[]): Promise<MixedPrecisionStep> => {
       const m = await ref.measure(build(new Set(kept)), 'integer', opts.signal);
       tick(`${kept.length} layers in float`);
-      return { kept, drop: dropPoints(floatTop1, m), dropInterval: m.dropInterval ?? null, agreement: m.agreement, outputSqnrDb: m.outputSqnrDb };
+      return { kept, drop: dropPoints(floatTop1, m), agreement: m.agreement, outputSqnrDb: m.outputSqnrDb };
     };
     const steps: MixedPrecisionStep[] = [await step([])];
     const ranking: MixedPrecisionResult['ranking'] = [];
@@ -44,7 +44,7 @@ export async function mixedPrecision(p: Prepared, config: QuantConfig, opts: Mix
       for (const l of layers) {
         const only = subsetPlan(q.plan, (x) => x === l);
         const m = await ref.measure(buildQdqModel(q.prepared, p.loaded.dir, only, q.actParams, config, false).model, 'integer', opts.signal);
-        ranking.push({ node: l.node.name, drop: dropPoints(floatTop1, m), dropInterval: m.dropInterval ?? null, outputSqnrDb: m.outputSqnrDb });
+        ranking.push({ node: l.node.name, drop: dropPoints(floatTop1, m), outputSqnrDb: m.outputSqnrDb });
         tick(l.node.name);
       }
       ranking.sort((a, b) => b.drop - a.drop || a.outputSqnrDb - b.outputSqnrDb);
@@ -65,8 +65,7 @@ export async function mixedPrecision(p: Prepared, config: QuantConfig, opts: Mix
       maxDrop: opts.maxDrop,
       dropBasis: floatTop1 !== null ? 'top1' : 'agreement',
       steps,
-      // The configuration's own exclusions stay: the result is the complete list to write.
-      exclude: [...new Set([...config.exclude, ...last.kept])],
+      exclude: last.kept,
       met: last.drop <= opts.maxDrop,
       ranking,
     };

@@ -7,9 +7,7 @@
  * with large outputs recompute them per batch instead, so memory never grows with N.
  */
 import type * as ort from 'onnxruntime-node';
-import type { Interval, ModelOutputMetrics } from '../../protocol/report';
-import type { PairedTable } from '../../protocol/metrics';
-import { pairedAccuracyFromTable, wilsonInterval } from './statistics';
+import type { ModelOutputMetrics } from '../../protocol/report';
 import type { ModelProto } from '../onnx/model';
 import { batchRanges } from '../data/dataset';
 import { type RunMode, createSession, feedsFor, runSession } from '../runtime/session';
@@ -63,8 +61,6 @@ export class FloatReference {
     const acc = new ErrorAccumulator();
     const top = new Top1Counter();
     const labels = this.p.data.labels;
-    // Right/wrong of float and candidate on the same samples: the paired table behind the drop's interval.
-    const table: PairedTable = { both: 0, referenceOnly: 0, candidateOnly: 0, neither: 0 };
     try {
       let k = 0;
       for (const [start, count] of this.ranges()) {
@@ -72,16 +68,13 @@ export class FloatReference {
         const f = await this.batch(k++, start, count);
         const r = await runSession(s, await feedsFor(this.p.data, start, count), `quantized model of ${this.p.loaded.path}`);
         this.p.outputs.forEach((o, i) => acc.add(f.outputs[i], r[o].data as Float32Array));
-        const pred = argmaxRows(r[this.p.outputs[0]].data as Float32Array, this.cols);
-        const lab = labels?.subarray(start, start + count) ?? null;
-        top.add(pred, lab, f.pred);
-        if (lab) tally(table, f.pred, pred, lab);
+        top.add(argmaxRows(r[this.p.outputs[0]].data as Float32Array, this.cols), labels?.subarray(start, start + count) ?? null, f.pred);
         for (const t of Object.values(r)) t.dispose();
       }
     } finally {
       if (own) await s.release();
     }
-    return withIntervals({ top1: top.top1(labels !== null), agreement: top.agreement(), outputSqnrDb: acc.result().sqnrDb }, top, labels ? table : null);
+    return { top1: top.top1(labels !== null), agreement: top.agreement(), outputSqnrDb: acc.result().sqnrDb };
   }
 
   /** Float top-1 on these samples (null without labels). */
@@ -100,31 +93,6 @@ export class FloatReference {
   async release(): Promise<void> {
     await this.session?.release();
   }
-}
-
-function tally(t: PairedTable, reference: Int32Array, candidate: Int32Array, labels: Int32Array): void {
-  for (let i = 0; i < candidate.length; i++) {
-    const r = reference[i] === labels[i];
-    const c = candidate[i] === labels[i];
-    if (r && c) t.both++;
-    else if (r) t.referenceOnly++;
-    else if (c) t.candidateOnly++;
-    else t.neither++;
-  }
-}
-
-/**
- * The metrics' 95% intervals: Wilson for top-1 and agreement, and the drop's (dropPoints' basis):
- * paired Newcombe on the labelled table, else 100 x disagreement with the agreement interval turned.
- */
-function withIntervals(m: ModelOutputMetrics, top: Top1Counter, table: PairedTable | null): ModelOutputMetrics {
-  const n = top.n;
-  const agreementInterval = wilsonInterval(top.agree, n);
-  const paired = table ? pairedAccuracyFromTable(table) : null;
-  const dropInterval: Interval = paired
-    ? paired.dropPoints
-    : { ...agreementInterval, estimate: 100 * (1 - agreementInterval.estimate), low: 100 * (1 - agreementInterval.high), high: 100 * (1 - agreementInterval.low) };
-  return { ...m, top1Interval: paired ? paired.candidate : null, agreementInterval, samples: n, dropInterval };
 }
 
 /** Accuracy drop in points: labelled top-1 when labels exist, else agreement with float. */

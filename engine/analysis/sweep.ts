@@ -33,7 +33,7 @@ export async function runSweep(
         const integer = await ref.measure(model, 'integer', opts.signal);
         entries.push({
           id, label, config, accuracy: { float: floatTop1, simulated, integer },
-          drop: dropPoints(floatTop1, integer), dropInterval: integer.dropInterval ?? null, dropBasis: floatTop1 !== null ? 'top1' : 'agreement',
+          drop: dropPoints(floatTop1, integer), dropBasis: floatTop1 !== null ? 'top1' : 'agreement',
           agreement: integer.agreement, outputSqnrDb: integer.outputSqnrDb, sizeBytes: encodeModel(model).length,
           pareto: false, evalMs: performance.now() - t0,
         });
