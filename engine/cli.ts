@@ -14,10 +14,8 @@ import { writeQuantizedModel } from './analysis/quantizeModel';
 import { runSweep } from './analysis/sweep';
 import { DEFAULT_AXES, configLabel, gridConfigs, parseAxes } from './quantize/grid';
 import { mixedPrecision, writeMixedPrecision } from './analysis/mixedPrecision';
-import { InputError, loadModel } from './onnx/model';
-import { loadDataset, modelInputs } from './data/dataset';
-import { runIntegerOnly } from './integer/integerGraph';
-import { runIntegerCnn } from './integer/cnnGraph';
+import { InputError } from './onnx/model';
+import { type IntegerOnlyResult, runIntegerOnly } from './integerOnly';
 import { type ConfigOverrides, PRESETS, PRESET_NAMES, resolveConfig } from './quantize/presets';
 import { formatSummary } from './report/summary';
 import { applyCalibrationTable, exportCalibrationTable } from './analysis/calibrationTables';
@@ -247,40 +245,36 @@ async function runGateCmd(model: string, o: QuantOpts & { maxDrop: number; repor
 }
 
 /**
- * Integer-only execution: transformers with I-BERT kernels (top-1 and each kernel's error), CNNs
- * with the integer graph executor (top-1, and every op that had to run in float, named).
+ * Integer-only execution of the configured quantization (CNNs and transformers alike): top-1,
+ * every op that had to run in float (named, with the reason), and each I-BERT kernel's error.
  */
 async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string }): Promise<void> {
-  const reportOut = output(o, model, o.report, '--report', 'report');
-  const loaded = loadModel(model);
-  const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(2)}%`);
-  const transformer = loaded.proto.graph!.node.some((n) => ['Erf', 'LayerNormalization', 'Softmax'].includes(n.opType));
-  if (!transformer) {
-    const p = await prepareFor(model, o);
-    const q = await quantizeWith(p, configFrom(o));
-    const r = await runIntegerCnn(p, q);
-    writeJson(reportOut, { ...r, grids: undefined });
-    const lines = [
-      `integer-only execution (${r.samples} samples, ${configLabel(q.config)}): top-1 ${pct(r.top1)} (float ${pct(r.floatTop1)}), agreement with float ${pct(r.agreement)}`,
-      `ops run in integers: ${Object.entries(r.ops).map(([op, n]) => `${op} x${n}`).join(', ')}`,
-      r.floatOps.length ? `ops run in float between dequantize/quantize: ${r.floatOps.map((f) => `${f.op} ${f.node} (${f.reason})`).join('; ')}` : 'no op ran in float',
-      `int32 accumulator overflows: ${r.overflowCount}`,
-    ];
-    process.stdout.write(lines.join('\n') + '\n');
-    return;
+  const reportOut = output(o, model, o.report, '--report', 'integer-only result');
+  const bar = progressReporter(o.quiet);
+  let r: IntegerOnlyResult;
+  let config: ReturnType<typeof configFrom>;
+  try {
+    const p = await prepareFor(model, o, bar.onProgress);
+    const c = await configFor(p, o);
+    config = c.config;
+    for (const w of c.warnings) process.stderr.write(`WARNING: ${w.message}\n`);
+    r = await runIntegerOnly(p, await quantizeWith(p, config), { batchSize: o.batchSize, onProgress: bar.onProgress });
+  } finally {
+    bar.stop();
   }
-  const data = loadDataset(o.data, modelInputs(loaded.proto), { samples: o.samples });
-  const [all] = await data.read(0, data.samples);
-  if (data.inputs.length !== 1 || !(all instanceof Float32Array)) throw new InputError(`${model}: integer-only execution needs one float input`);
-  const input = data.inputs[0];
-  const r = await runIntegerOnly(loaded, { input: all, dims: [data.samples, ...input.shape], labels: data.labels });
-  writeJson(reportOut, { ...r, logits: undefined });
+  writeJson(reportOut, r);
+  const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(2)}%`);
   const lines = [
-    `integer-only execution (${data.samples} samples): float ops between input quantization and logits: ${r.floatOps.length ? r.floatOps.join(', ') : 'none'}`,
-    `top-1 float ${pct(r.floatTop1)}  integer-only ${pct(r.top1)}  agreement ${pct(r.agreement)}  logit SQNR ${r.logitSqnrDb.toFixed(1)} dB`,
-    '', 'error each I-BERT kernel adds vs the float op on the same input:',
-    ...r.kernelErrors.map((k) => `  ${k.kernel.padEnd(12)} ${k.node.padEnd(36)} ${k.sqnrDb.toFixed(1).padStart(6)} dB`),
+    `integer-only execution (${r.samples} samples, ${configLabel(config)}): top-1 ${pct(r.top1)} (float ${pct(r.floatTop1)}), agreement with float ${pct(r.agreement)}, output SQNR ${r.outputSqnrDb.toFixed(1)} dB`,
+    `ops run in integers: ${Object.entries(r.ops).map(([op, n]) => `${op} x${n}`).join(', ') || 'none'}`,
+    r.floatOps.length ? `ops run in float between dequantize/quantize (${r.floatOps.length}):` : 'no op ran in float',
+    ...r.floatOps.map((f) => `  ${f.op} ${f.node}: ${f.reason}`),
+    `int32 accumulator overflows: ${r.overflowCount}; codes saturated at a requantization: ${r.saturationCount}`,
   ];
+  if (r.kernelErrors.length) {
+    lines.push('error each I-BERT kernel adds vs the float op on the same input:');
+    for (const k of r.kernelErrors) lines.push(`  ${k.kernel.padEnd(12)} ${k.node.padEnd(36)} ${k.sqnrDb.toFixed(1).padStart(6)} dB  max ${k.maxAbsError.toExponential(2)}`);
+  }
   process.stdout.write(lines.join('\n') + '\n');
 }
 

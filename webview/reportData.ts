@@ -50,10 +50,13 @@ function walk(value: unknown): unknown {
  * copy from postMessage or JSON.parse, and reports can be several MB). Throws on a schema version
  * this webview was not written for, as docs/report-schema.md asks readers to.
  */
+/** Versions this view reads: 2 added fields to 1 without changing any (docs/report-schema.md). */
+const READABLE = new Set([1, REPORT_SCHEMA_VERSION]);
+
 export function normalizeReport(raw: unknown): Report {
   if (raw === null || typeof raw !== 'object') throw new Error('The report is not a JSON object.');
   const version = (raw as { schemaVersion?: unknown }).schemaVersion;
-  if (version !== REPORT_SCHEMA_VERSION) {
+  if (!READABLE.has(version as number)) {
     throw new Error(`Unsupported report schema version ${String(version)} (this view reads version ${REPORT_SCHEMA_VERSION}).`);
   }
   const report = walk(raw) as Report;
@@ -64,7 +67,7 @@ export function normalizeReport(raw: unknown): Report {
 function checkVersion(raw: unknown, what: string): Record<string, unknown> {
   if (raw === null || typeof raw !== 'object') throw new Error(`The ${what} is not a JSON object.`);
   const version = (raw as { schemaVersion?: unknown }).schemaVersion;
-  if (version !== REPORT_SCHEMA_VERSION) {
+  if (!READABLE.has(version as number)) {
     throw new Error(`Unsupported ${what} schema version ${String(version)} (this view reads version ${REPORT_SCHEMA_VERSION}).`);
   }
   return raw as Record<string, unknown>;

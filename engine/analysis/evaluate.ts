@@ -20,46 +20,21 @@ import type { PlannedLayer } from '../quantize/plan';
 import { type OutputTap, buildIsolatedModel, buildQdqModel, isolatedInputs } from '../quantize/qdqRewrite';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
-import { type LayerDiffFeed, feedBatch, layerDiffFeeds, macsPerSample, sliceSamples } from './integerDiffs';
-import { integerEncoding, integerSessionWithKernels, type KernelMap, shiftParams } from './kernels';
+import { feedBatch, layerDiffFeeds, macsPerSample, sliceSamples } from './integerDiffs';
+import { integerEncoding, integerSessionWithKernels, type KernelMap, layerKeys, shiftParams } from './kernels';
 import { type CodeView, LayerComparison } from './layerCompare';
-import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
+import { Top1Counter, argmaxRows } from './metrics';
 import { ModelOutputComparison, type TensorData } from './outputMetrics';
 import { UserMetricSeries } from './userMetric';
 import { timer } from './prepare';
 import { buildReport } from './report';
+import { type Evaluation, OutputComparer } from './evaluation';
 import { sensitivity } from './sensitivity';
 import { batches, disposeAll, fixedBatchOf, groupByBytes, measureTensors, RUN_BYTES, type TapGroup } from './taps';
 import type { EvaluateOptions, Prepared, Quantized } from './types';
 
 /** Multiply-accumulates the JS integer reference may spend (about a second of exact int32 work). */
 const DIFF_MAC_BUDGET = 3e8;
-
-/** Model-output comparison of a candidate against the float outputs. */
-export class OutputComparer {
-  readonly acc = new ErrorAccumulator();
-  readonly top1 = new Top1Counter();
-  /** Every output, per sample (intervals, classifier metrics); the user's metric when given. */
-  constructor(readonly outputs: ModelOutputComparison, readonly user: UserMetricSeries | null) {}
-}
-
-/** Everything the evaluation measured; `buildReport` turns it into the report. */
-export interface Evaluation {
-  layerAcc: Map<string, LayerComparison>;
-  clipCount: Map<string, number>;
-  seen: Map<string, number>;
-  out: { sim: OutputComparer; int: OutputComparer };
-  floatTop1: Top1Counter;
-  diffFeeds: LayerDiffFeed[];
-  diffSamples: number;
-  /** Kernels of the analysis's integer session, and of the file `quantize` writes (onnxruntime CPU). */
-  kernels: KernelMap;
-  deployed: KernelMap;
-  shift: number;
-  warnings: Warning[];
-  weights: ReturnType<typeof buildQdqModel>['weights'];
-  timings: Record<string, number>;
-}
 
 /** Codes of a tap, as the comparison wants them (4-bit taps hold dequantized floats: re-derive codes). */
 function codeView(t: ort.Tensor, tap: OutputTap): CodeView {
@@ -116,10 +91,12 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   };
   try {
     const qdqSim = track(await createSession(qdq.model, 'simulated', { label }));
-    const integer = await integerSessionWithKernels(qdqI.model, qdqI.taps, label);
+    const names = plan.layers.map((l) => l.node.name);
+    const integer = await integerSessionWithKernels(qdqI.model, layerKeys(qdqI, names), label);
     const qdqInt = track(integer.session);
     evaluation.kernels = integer.kernels;
-    evaluation.deployed = enc.shift ? await deployedKernels(p, q) : integer.kernels;
+    // Always the file `quantize` writes, without the analysis's taps: what a user's session runs.
+    evaluation.deployed = await deployedKernels(p, q);
     const floatGroups: FloatGroup[] = [];
     for (const group of groups) floatGroups.push(await floatGroup(p, q, group, intParams, enc.config, track, label));
 
@@ -179,7 +156,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
 /** The file `quantize` writes (no taps, the configured grid), as onnxruntime CPU optimizes it. */
 async function deployedKernels(p: Prepared, q: Quantized): Promise<KernelMap> {
   const deploy = buildQdqModel(q.prepared, p.loaded.dir, q.plan, q.actParams, q.config, false);
-  const { session, kernels } = await integerSessionWithKernels(deploy.model, deploy.taps, `quantized model of ${p.loaded.path}`);
+  const { session, kernels } = await integerSessionWithKernels(deploy.model, layerKeys(deploy, q.plan.layers.map((l) => l.node.name)), `quantized model of ${p.loaded.path}`);
   await session.release();
   return kernels;
 }

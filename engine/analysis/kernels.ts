@@ -7,7 +7,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { QuantConfig } from '../../protocol/report';
 import { decodeModel, type ModelProto } from '../onnx/model';
-import type { OutputTap } from '../quantize/qdqRewrite';
 import type { QuantParams } from '../quantize/scheme';
 import { createSession } from '../runtime/session';
 
@@ -19,35 +18,44 @@ export interface KernelMap {
 }
 
 /**
- * Fused kernels in onnxruntime's optimized graph, mapped back to layers through the tensors they
- * write (the layer's output codes). Layout Transposes that the NHWC transformer inserts after a
- * fused kernel are walked through.
+ * Fused kernels in onnxruntime's optimized graph, mapped back to layers. Output tensor names do not
+ * survive fusion (Conv -> Q -> DQ -> Relu -> Q collapses into one QLinearConv writing the Relu's
+ * codes), so a kernel is matched by what it reads: the layer's quantized weight initializer (named
+ * `<layer>_<weight>_quantized` by the QDQ writer, kept by onnxruntime) or, for layers without
+ * weights (Add, pooling), its node name (onnxruntime names a fused node after the node it replaces,
+ * with `_token_<k>` appended by its NHWC layout pass).
  */
-export function kernelsFrom(optimized: ModelProto, taps: OutputTap[]): KernelMap {
+export function kernelsFrom(optimized: ModelProto, layers: readonly { name: string; weights: readonly string[] }[]): KernelMap {
   const counts: Record<string, number> = {};
-  const producer = new Map<string, { op: string; input: string }>();
+  const byLayer = new Map<string, string | null>(layers.map((l) => [l.name, null]));
+  const byWeight = new Map<string, string>();
+  for (const l of layers) for (const w of l.weights) byWeight.set(w, l.name);
+  const byName = new Map(layers.map((l) => [l.name, l.name]));
   for (const n of optimized.graph!.node) {
     const op = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : n.opType;
     counts[op] = (counts[op] ?? 0) + 1;
-    for (const o of n.output) producer.set(o, { op, input: n.input[0] });
-  }
-  const byLayer = new Map<string, string | null>();
-  for (const tap of taps) {
-    let p = producer.get(tap.tensor);
-    for (let hops = 0; p && p.op === 'Transpose' && hops < 4; hops++) p = producer.get(p.input);
-    const op = p?.op ?? null;
-    byLayer.set(tap.layer, op && !/(Quantize|Dequantize)Linear$/.test(op) ? op.replace(/^com\.microsoft\./, '') : null);
+    if (/(Quantize|Dequantize)Linear$|^Transpose$/.test(op)) continue;
+    const layer = n.input.map((i) => byWeight.get(i)).find(Boolean) ?? byName.get(n.name) ?? byName.get(n.name.replace(/_token_\d+$/, ''));
+    // Only a kernel that works on integers counts (a float Conv left between DQ and Q does not).
+    if (layer && /^(QLinear|QGemm|QAttention|MatMulInteger|ConvInteger|MatMulIntegerToFloat|DynamicQuantize|MatMulNBits|QOrdered)/.test(n.opType)) {
+      byLayer.set(layer, op.replace(/^com\.microsoft\./, ''));
+    }
   }
   return { byLayer, counts };
 }
 
+/** What `kernelsFrom` needs of a QDQ build: each layer's name and its quantized weight initializers. */
+export function layerKeys(built: { weights: readonly { layer: string; initializer: string }[] }, layers: readonly string[]): { name: string; weights: string[] }[] {
+  return layers.map((name) => ({ name, weights: built.weights.filter((w) => w.layer === name).map((w) => w.initializer) }));
+}
+
 /** Create an integer-mode session for `model` that also saves the optimized graph, and read its kernels. */
-export async function integerSessionWithKernels(model: ModelProto, taps: OutputTap[], label: string) {
+export async function integerSessionWithKernels(model: ModelProto, layers: { name: string; weights: string[] }[], label: string) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quantlens-'));
   const optimizedPath = path.join(tmp, 'integer-optimized.onnx');
   try {
     const session = await createSession(model, 'integer', { optimizedModelPath: optimizedPath, label });
-    const kernels = kernelsFrom(decodeModel(fs.readFileSync(optimizedPath), optimizedPath).proto, taps);
+    const kernels = kernelsFrom(decodeModel(fs.readFileSync(optimizedPath), optimizedPath).proto, layers);
     return { session, kernels };
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

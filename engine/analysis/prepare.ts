@@ -9,6 +9,7 @@ import type * as ort from 'onnxruntime-node';
 import type { Warning } from '../../protocol/report';
 import { ActivationStats } from '../calibration/histogram';
 import { loadDataset, modelInputs } from '../data/dataset';
+import { checkLabels } from '../data/labels';
 import { InputError } from '../errors';
 import { ensureNodeNames, hoistConstants, untypedValueInfo } from '../onnx/graph';
 import { type LoadedModel, cloneModel, loadModel } from '../onnx/model';
@@ -125,6 +126,11 @@ export async function ensureStats(p: Prepared, names: readonly string[], opts: R
 }
 
 function checkOutputs(p: Prepared, res: Record<string, ort.Tensor>, start: number): void {
+  // Labels are class indices into the first output's scores: check their range once it is known.
+  const first = res[p.outputs[0]];
+  if (start === 0 && p.data.labels && first?.dims.length === 2 && Number(first.dims[1]) > 1) {
+    checkLabels(p.data.labels, Number(first.dims[1]), p.data.labelsSource ?? p.data.source);
+  }
   for (const o of p.outputs) {
     const t = res[o];
     if (!t || t.type !== 'float32') continue;

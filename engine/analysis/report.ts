@@ -11,7 +11,7 @@ import { readFloatTensor } from '../onnx/tensor';
 import type { WeightQuant } from '../quantize/qdqRewrite';
 import { representableRange } from '../quantize/scheme';
 import { ortVersion } from '../runtime/session';
-import type { Evaluation } from './evaluate';
+import type { Evaluation } from './evaluation';
 import { ERR_SPAN } from './layerCompare';
 import type { SensitivityResult } from './sensitivity';
 import type { Prepared, Quantized } from './types';

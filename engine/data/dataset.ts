@@ -1,19 +1,24 @@
 /**
- * Calibration/evaluation data: a .npz file or a folder of .npy files named after the model inputs
- * (first axis = samples), with optional integer labels (`labels.npy` / npz key `labels`).
+ * Calibration/evaluation data: a .npz file, one .npy file, or a folder of .npy files named after
+ * the model inputs (first axis = samples), with optional integer labels (`labels.npy` / npz key
+ * `labels`). Inputs are streamed: `read(start, count)` reads those samples from the files (in
+ * place, or through a sequential inflater for compressed .npz entries), so memory does not grow
+ * with the data. Everything that can be checked is checked when the data is loaded; values
+ * (NaN/Inf) are checked as they are read.
  * Without data, seeded synthetic inputs stand in, and the caller must warn that thresholds then
  * say nothing about real activations.
- *
- * Batches are views into the loaded arrays (no copies); activations are never kept.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { unzipSync } from 'fflate';
-import { parse as parseNpy, type NpyArray } from 'npyjs';
 import type { ModelProto } from 'onnx-buf';
-import { InputError } from '../onnx/model';
+import { InputError } from '../errors';
 import { DT } from '../onnx/tensor';
 import { GraphIndex } from '../onnx/graph';
+import { type InputArray, checkCompatible, decode, firstNonFinite } from './dtypes';
+import { checkLabels, checkLabelsHeader, readLabels } from './labels';
+import type { NpyArray } from './npy';
+import { type ArraySource, openCatalog } from './sources';
+
+export type { InputArray } from './dtypes';
+export { checkLabels } from './labels';
 
 export interface ModelInput {
   name: string;
@@ -21,8 +26,6 @@ export interface ModelInput {
   /** Fixed sizes as numbers, symbolic/unknown as strings ('' when unnamed). */
   dims: (number | string)[];
 }
-
-export type InputArray = Float32Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Float64Array;
 
 /** One model input as the data provides it: per-sample shape (the sample axis left out). */
 export interface DatasetInput {
@@ -41,9 +44,11 @@ export interface Dataset {
   samples: number;
   inputs: DatasetInput[];
   labels: Int32Array | null;
+  /** Where the labels came from (a file, or `archive.npz:labels.npy`), for checkLabels' messages. */
+  labelsSource?: string;
   /** Samples [start, start + count) of every input, in `inputs` order, as fresh arrays. */
   read(start: number, count: number): Promise<InputArray[]>;
-  /** Release files held open. */
+  /** Release files held open and buffered bytes (a later read opens them again). */
   close(): Promise<void>;
 }
 
@@ -51,20 +56,27 @@ export interface Dataset {
 export function inMemoryDataset(
   fields: Omit<Dataset, 'read' | 'close' | 'inputs'> & { inputs: (DatasetInput & { data: InputArray })[] },
 ): Dataset {
-  const arrays = fields.inputs.map((i) => i.data);
   return {
     ...fields,
     inputs: fields.inputs.map(({ name, dataType, shape }) => ({ name, dataType, shape })),
-    read: async (start, count) => fields.inputs.map((inp, k) => sliceArray(arrays[k], inp.shape, start, count)),
+    read: async (start, count) => {
+      checkRange(start, count, fields.samples);
+      return fields.inputs.map((inp) => {
+        const per = inp.shape.reduce((a, b) => a * b, 1);
+        return inp.data.slice(start * per, (start + count) * per) as InputArray;
+      });
+    },
     close: async () => {},
   };
 }
 
-function sliceArray(data: InputArray, shape: number[], start: number, count: number): InputArray {
-  const per = shape.reduce((a, b) => a * b, 1);
-  return data.subarray(start * per, (start + count) * per) as InputArray;
+function checkRange(start: number, count: number, samples: number): void {
+  if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > samples) {
+    throw new Error(`dataset read of samples [${start}, ${start + count}) outside [0, ${samples})`);
+  }
 }
 
+/** The graph inputs that are not initializers, with their element type and declared dims. */
 export function modelInputs(model: ModelProto): ModelInput[] {
   const idx = new GraphIndex(model.graph!);
   return model.graph!.input
@@ -82,73 +94,6 @@ function safeFileName(name: string): string {
   return name.replace(/[^A-Za-z0-9_.-]/g, '_');
 }
 
-function readNpy(bytes: Uint8Array, where: string): NpyArray {
-  try {
-    const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-    return parseNpy(ab);
-  } catch (e) {
-    throw new InputError(`${where} is not a readable .npy array: ${(e as Error).message}`);
-  }
-}
-
-/** Load arrays by key from a .npz or a folder of .npy files. */
-function loadArrays(dataPath: string): Map<string, { arr: NpyArray; where: string }> {
-  const abs = path.resolve(dataPath);
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(abs);
-  } catch {
-    throw new InputError(`calibration data ${abs} does not exist`);
-  }
-  const out = new Map<string, { arr: NpyArray; where: string }>();
-  if (st.isDirectory()) {
-    for (const f of fs.readdirSync(abs)) {
-      if (!f.endsWith('.npy')) continue;
-      const where = path.join(abs, f);
-      out.set(f.slice(0, -4), { arr: readNpy(fs.readFileSync(where), where), where });
-    }
-  } else if (abs.endsWith('.npz')) {
-    let entries: Record<string, Uint8Array>;
-    try {
-      entries = unzipSync(fs.readFileSync(abs));
-    } catch (e) {
-      throw new InputError(`${abs} is not a readable .npz (zip) file: ${(e as Error).message}`);
-    }
-    for (const [k, v] of Object.entries(entries)) {
-      if (k.endsWith('.npy')) out.set(k.slice(0, -4), { arr: readNpy(v, `${abs}:${k}`), where: `${abs}:${k}` });
-    }
-  } else if (abs.endsWith('.npy')) {
-    out.set(path.basename(abs, '.npy'), { arr: readNpy(fs.readFileSync(abs), abs), where: abs });
-  } else {
-    throw new InputError(`calibration data ${abs} must be a .npz file or a folder of .npy files`);
-  }
-  return out;
-}
-
-const EXPECTED: Partial<Record<DT, string[]>> = {
-  [DT.FLOAT]: ['f4', 'f8', 'f2'],
-  [DT.INT64]: ['i8', 'i4'],
-  [DT.INT32]: ['i4'],
-  [DT.UINT8]: ['u1'],
-  [DT.INT8]: ['i1'],
-};
-
-function convert(arr: NpyArray, want: DT, where: string): InputArray {
-  const ok = EXPECTED[want];
-  if (ok && !ok.includes(arr.dtype)) {
-    throw new InputError(`${where}: dtype ${arr.dtype} does not fit the model input type ${DT[want]}`);
-  }
-  const d = arr.data as unknown as ArrayLike<number> & { BYTES_PER_ELEMENT: number };
-  switch (want) {
-    case DT.FLOAT: return arr.data instanceof Float32Array ? arr.data : Float32Array.from(d);
-    case DT.INT64: return arr.data instanceof BigInt64Array ? arr.data : BigInt64Array.from(d, (v) => BigInt(v));
-    case DT.INT32: return arr.data as Int32Array;
-    case DT.UINT8: return arr.data as Uint8Array;
-    case DT.INT8: return arr.data as Int8Array;
-    default: throw new InputError(`${where}: model input type ${DT[want]} is not supported`);
-  }
-}
-
 /** Resolve a model input's shape against the data's per-sample shape, or explain the mismatch. */
 function checkShape(input: ModelInput, dataShape: number[], where: string): number[] {
   const sample = dataShape.slice(1);
@@ -164,51 +109,115 @@ function checkShape(input: ModelInput, dataShape: number[], where: string): numb
 }
 
 export interface LoadOptions {
+  /** Use at most this many samples (a positive integer). */
   samples?: number;
   seed?: number;
+  /** The model's output width (classes): labels are checked against it when given. */
+  outputWidth?: number;
 }
 
-export function loadDataset(dataPath: string | undefined, inputs: ModelInput[], opts: LoadOptions = {}): Dataset {
-  if (!dataPath) return syntheticDataset(inputs, opts.samples ?? 32, opts.seed ?? 1);
-  const arrays = loadArrays(dataPath);
-  let samples = Infinity;
-  const loaded = inputs.map((inp) => {
-    const hit = arrays.get(inp.name) ?? arrays.get(safeFileName(inp.name)) ?? (inputs.length === 1 && arrays.size <= 2 ? firstNonLabel(arrays) : undefined);
-    if (!hit) {
+function checkOptions(opts: LoadOptions): void {
+  if (opts.samples !== undefined && !(Number.isInteger(opts.samples) && opts.samples > 0)) {
+    throw new InputError(`samples must be a positive whole number, got ${opts.samples}`);
+  }
+}
+
+/** A fixed first dimension larger than the run's samples cannot be fed with real samples. */
+function checkFixedBatch(inputs: ModelInput[], samples: number, source: string): void {
+  for (const inp of inputs) {
+    const b = inp.dims[0];
+    if (typeof b === 'number' && b > samples) {
       throw new InputError(
-        `calibration data ${path.resolve(dataPath)} has no array for model input "${inp.name}" (expected ${safeFileName(inp.name)}.npy; found: ${[...arrays.keys()].join(', ') || 'nothing'})`,
+        `model input "${inp.name}" has a fixed batch size of ${b} but ${source} provides only ${samples} samples; use at least ${b}`,
       );
     }
-    const sampleShape = checkShape(inp, hit.arr.shape, hit.where);
-    samples = Math.min(samples, hit.arr.shape[0]);
-    return { name: inp.name, dataType: inp.dataType, shape: sampleShape, data: convert(hit.arr, inp.dataType, hit.where), where: hit.where, n: hit.arr.shape[0] };
-  });
-  const counts = new Set(loaded.map((l) => l.n));
-  if (counts.size > 1) {
-    throw new InputError(`calibration arrays disagree on the number of samples: ${loaded.map((l) => `${l.where}: ${l.n}`).join(', ')}`);
   }
-  let labels: Int32Array | null = null;
-  const lab = arrays.get('labels');
-  if (lab) {
-    if (lab.arr.shape.length !== 1 || lab.arr.shape[0] !== samples) {
-      throw new InputError(`${lab.where}: labels must be a 1-D array with one integer per sample (${samples}), got shape [${lab.arr.shape.join(',')}]`);
-    }
-    labels = Int32Array.from(lab.arr.data as unknown as ArrayLike<number | bigint>, (v) => Number(v));
-  }
-  if (opts.samples !== undefined) samples = Math.min(samples, opts.samples);
-  if (samples === 0 || !Number.isFinite(samples)) throw new InputError(`calibration data ${path.resolve(dataPath)} holds no samples`);
-  return inMemoryDataset({
-    source: path.resolve(dataPath),
-    synthetic: false,
-    samples,
-    inputs: loaded.map(({ name, dataType, shape, data }) => ({ name, dataType, shape, data })),
-    labels: labels ? labels.subarray(0, samples) : null,
-  });
 }
 
-function firstNonLabel(arrays: Map<string, { arr: NpyArray; where: string }>) {
-  for (const [k, v] of arrays) if (k !== 'labels') return v;
-  return undefined;
+/**
+ * Open the data at `dataPath` for a model with `inputs` and check it: files, headers, dtypes,
+ * shapes, sample counts, zip sizes and CRCs, labels. Synthetic data without a path.
+ */
+export function loadDataset(dataPath: string | undefined, inputs: ModelInput[], opts: LoadOptions = {}): Dataset {
+  checkOptions(opts);
+  if (!dataPath) {
+    const samples = opts.samples ?? 32;
+    checkFixedBatch(inputs, samples, 'synthetic data');
+    return syntheticDataset(inputs, samples, opts.seed ?? 1);
+  }
+  const cat = openCatalog(dataPath);
+  try {
+    return streamingDataset(cat.root, inputs, cat.arrays, cat.release, opts);
+  } finally {
+    cat.release();
+  }
+}
+
+function streamingDataset(root: string, inputs: ModelInput[], arrays: Map<string, ArraySource>, release: () => void, opts: LoadOptions): Dataset {
+  const nonLabel = [...arrays.values()].filter((a) => a.key !== 'labels');
+  const used = inputs.map((inp) => {
+    const src = arrays.get(inp.name) ?? arrays.get(safeFileName(inp.name)) ?? (inputs.length === 1 && nonLabel.length === 1 ? nonLabel[0] : undefined);
+    if (!src) {
+      throw new InputError(
+        `calibration data ${root} has no array for model input "${inp.name}" (expected ${safeFileName(inp.name)}.npy; found: ${[...arrays.keys()].join(', ') || 'nothing'})`,
+      );
+    }
+    const arr = src.open();
+    checkCompatible(arr.header.dtype, inp.dataType, src.where, inp.name);
+    const shape = checkShape(inp, arr.header.shape, src.where);
+    return { inp, src, arr, shape };
+  });
+  const counts = new Set(used.map((u) => u.arr.samples));
+  if (counts.size > 1) {
+    throw new InputError(`calibration arrays disagree on the number of samples: ${used.map((u) => `${u.src.where}: ${u.arr.samples}`).join(', ')}`);
+  }
+  const all = used[0]?.arr.samples ?? 0;
+  if (all === 0) throw new InputError(`calibration data ${root}: the model has no inputs to feed`);
+  const labelSrc = arrays.get('labels');
+  const labelArr = labelSrc?.open();
+  if (labelArr) checkLabelsHeader(labelArr, all);
+  // The expensive check once everything cheap has passed; labels' values after their CRC.
+  for (const u of used) u.src.verify();
+  labelSrc?.verify();
+  let labels = labelArr ? readLabels(labelArr, all) : null;
+  const samples = Math.min(all, opts.samples ?? all);
+  checkFixedBatch(inputs, samples, root);
+  if (labels && samples < all) labels = labels.slice(0, samples);
+  if (labels && opts.outputWidth !== undefined) checkLabels(labels, opts.outputWidth, labelSrc!.where);
+  return {
+    source: root,
+    synthetic: false,
+    samples,
+    inputs: used.map((u) => ({ name: u.inp.name, dataType: u.inp.dataType, shape: u.shape })),
+    labels,
+    labelsSource: labelSrc?.where,
+    read: async (start, count) => {
+      checkRange(start, count, samples);
+      try {
+        return used.map((u) => readInput(u.arr, u.inp, start, count));
+      } finally {
+        release();
+      }
+    },
+    close: async () => {
+      release();
+      for (const u of used) u.arr.reset();
+    },
+  };
+}
+
+/** Samples [start, start + count) of one input, converted to its type; float inputs must be finite. */
+function readInput(arr: NpyArray, inp: ModelInput, start: number, count: number): InputArray {
+  const a = decode(arr.rows(start, count), arr.header.dtype, inp.dataType);
+  if (a instanceof Float32Array) {
+    const i = firstNonFinite(a);
+    if (i >= 0) {
+      throw new InputError(
+        `${arr.where}: input "${inp.name}" holds ${a[i]} in sample ${start + Math.floor(i / arr.perSample)} (first one); quantization needs finite inputs`,
+      );
+    }
+  }
+  return a;
 }
 
 /** Seeded standard-normal inputs (float) or small integers, resolving symbolic dims to 1. */

@@ -12,4 +12,3 @@ export * from './qlinear';
 export * from './quantizeLinear';
 export { INTEGER_OPS, type NodeRunResult, runIntegerNode } from './onnxNode';
 export * from './ibert';
-export { compileIntegerGraph, runIntegerOnly } from './integerGraph';

@@ -210,3 +210,73 @@ export function freshPath(base: string, suffix: string): string {
   for (let k = 2; fs.existsSync(p); k++) p = `${base}-${k}${suffix}`;
   return p;
 }
+
+/**
+ * Positional reads of one regular file, for data read piece by piece (calibration data). The file
+ * is checked when constructed (statRegularFile), opened only while reads happen (`release` closes
+ * it, so nothing stays open between batches), opened non-blocking (a FIFO swapped in after the
+ * check cannot hang the open) and refused if it is no longer the file first checked.
+ */
+export class RegularFileReader {
+  readonly path: string;
+  readonly size: number;
+  private readonly stat: fs.Stats;
+  private fd: number | null = null;
+
+  constructor(file: string, readonly role: string) {
+    this.path = path.resolve(file);
+    this.stat = statRegularFile(this.path, role);
+    this.size = this.stat.size;
+  }
+
+  /** Exactly `length` bytes at `position`, in a fresh array. */
+  read(position: number, length: number): Uint8Array {
+    return this.readInto(position, new Uint8Array(length));
+  }
+
+  /** Fill `target` with the bytes at `position` (a buffer reused across reads allocates nothing). */
+  readInto(position: number, target: Uint8Array): Uint8Array {
+    const length = target.length;
+    if (!(position >= 0 && position + length <= this.size)) {
+      throw new InputError(`${this.role} ${this.path}: ${length} bytes at offset ${position} lie past its end (${this.size} bytes)`);
+    }
+    const fd = this.open();
+    let done = 0;
+    try {
+      while (done < length) {
+        const n = fs.readSync(fd, target, done, length - done, position + done);
+        if (n === 0) throw new InputError(`${this.role} ${this.path} shrank while QuantLens was reading it`);
+        done += n;
+      }
+    } catch (e) {
+      if (e instanceof InputError) throw e;
+      throw new InputError(`cannot read ${this.role} ${this.path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+    return target;
+  }
+
+  /** Close the file until the next read. */
+  release(): void {
+    if (this.fd === null) return;
+    fs.closeSync(this.fd);
+    this.fd = null;
+  }
+
+  private open(): number {
+    if (this.fd !== null) return this.fd;
+    let fd: number;
+    try {
+      fd = fs.openSync(this.path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+    } catch (e) {
+      throw new InputError(`cannot read ${this.role} ${this.path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+    const now = fs.fstatSync(fd);
+    const s = this.stat;
+    if (!now.isFile() || now.ino !== s.ino || now.dev !== s.dev || now.size !== s.size || now.mtimeMs !== s.mtimeMs) {
+      fs.closeSync(fd);
+      throw new InputError(`${this.role} ${this.path} changed while QuantLens was using it; run again`);
+    }
+    this.fd = fd;
+    return fd;
+  }
+}

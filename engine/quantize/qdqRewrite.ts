@@ -36,6 +36,8 @@ export interface WeightQuant {
   dims: number[];
   /** int32 bias codes at scale S_in * S_w, when this weight's layer has a quantized bias. */
   bias?: Int32Array;
+  /** Name of the integer initializer written for it (fused kernels read it: maps them to layers). */
+  initializer: string;
 }
 
 /** Where a layer's quantized output can be read, and how to turn it back into real numbers. */
@@ -208,7 +210,7 @@ class QdqWriter {
     const dq = this.fresh(`${base}_dequantized`);
     const attrs: Record<string, number> = axis !== null ? { axis } : {};
     this.head.push(makeNode('DequantizeLinear', [wq, s, z], [dq], this.fresh(`${base}_DequantizeLinear`), attrs, this.domain));
-    return { dq, wq: { layer: layer.node.name, tensor: name, axis, params, ranges, clipRate: clipped / w.data.length, codes, dims: w.dims } };
+    return { dq, wq: { layer: layer.node.name, tensor: name, axis, params, ranges, clipRate: clipped / w.data.length, codes, dims: w.dims, initializer: wq } };
   }
 
   /** int32 bias at scale S_x * S_w (per channel when the weight is), zero point 0. */

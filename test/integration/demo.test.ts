@@ -15,6 +15,7 @@ import { type Prepared, evaluate, prepareAnalysis, quantizeWith } from '../../en
 import { loadModel } from '../../engine/onnx/model';
 import { resolveConfig } from '../../engine/quantize/presets';
 import { tempDir } from '../helpers/tinyModels';
+import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 
 const root = path.resolve(__dirname, '../..');
 const model = path.join(root, 'examples/mnist-cnn/model.onnx');
@@ -24,7 +25,11 @@ const tmp = tempDir();
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
-const npy = (f: string) => parseNpy(fs.readFileSync(f).buffer.slice(0) as ArrayBuffer);
+const npy = (f: string) => {
+  // Small files come from Buffer's shared pool: take exactly the file's bytes.
+  const b = fs.readFileSync(f);
+  return parseNpy(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
+};
 
 /** onnxruntime's own top-1 on the original file, default session options. */
 async function ortTop1(): Promise<number> {
@@ -145,7 +150,7 @@ describe('quantlens CLI on the demo', () => {
     const res = spawnSync(process.execPath, [cli, 'analyze', model, '--data', data, '--samples', '64', '--no-sensitivity', '--report', out, '--quiet'], { encoding: 'utf8' });
     assert.equal(res.status, 0, res.stderr);
     const r = JSON.parse(fs.readFileSync(out, 'utf8'));
-    assert.equal(r.schemaVersion, 1);
+    assert.equal(r.schemaVersion, REPORT_SCHEMA_VERSION);
     assert.equal(r.samples, 64);
     assert.equal(r.model.sha256, sha(model));
     const t = r.tensors.find((x: { kind: string }) => x.kind === 'activation');

@@ -30,7 +30,11 @@ function demoCopy(): { model: string; data: string } {
 }
 
 async function ortTop1(modelFile: string, data: string): Promise<number> {
-  const npy = (f: string) => parseNpy(fs.readFileSync(f).buffer.slice(0) as ArrayBuffer);
+  const npy = (f: string) => {
+    // Small files come from Buffer's shared pool: take exactly the file's bytes.
+    const b = fs.readFileSync(f);
+    return parseNpy(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
+  };
   const x = npy(path.join(data, 'input.npy'));
   const labels = npy(path.join(data, 'labels.npy')).data as unknown as BigInt64Array;
   const s = await ort.InferenceSession.create(modelFile); // default options: fused integer kernels

@@ -55,6 +55,7 @@ describe('webview report data', () => {
 
   it('refuses unknown schema versions', () => {
     assert.throws(() => normalizeReport({ ...rawReport(), schemaVersion: 99 }), /schema version 99/);
+    assert.equal(normalizeReport({ ...rawReport(), schemaVersion: 2 }).schemaVersion, 2, 'version 2 only added fields');
   });
 
   it('links layers to their output tensor and their NODE:INITIALIZER weights', () => {

