@@ -136,6 +136,13 @@ export class VsCode {
     return out.split('\n').filter((l) => l.includes(marker) && l.includes('out/server.js')).map((l) => Number(l.trim().split(/\s+/)[0]));
   }
 
+  /** A new browser tab on a URL (a standalone export), in the same browser. */
+  async open(url: string): Promise<Page> {
+    const page = await this.context.newPage();
+    await page.goto(url);
+    return page;
+  }
+
   /** The report webview's document. */
   webview(): FrameLocator {
     return this.page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
