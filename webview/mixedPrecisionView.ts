@@ -47,7 +47,7 @@ export class MixedPrecisionView {
         h('p', { class: 'muted view-lede' }, 'Starting from ', h('strong', { id: 'mixed-config', 'data-config': JSON.stringify(r.config) }, configLabel(r.config)),
           overrideCount(r) ? ` + ${overrideCount(r)} override(s)` : '',
           r.config.exclude.length ? ` with ${r.config.exclude.length} layer(s) already in float` : '',
-          ` · greedy by sensitivity: keep the layer that hurts most in float, re-evaluate, repeat · drop = ${basisText(r.dropBasis)}, in points${r.steps.some((x) => stepDropInterval(x)) ? ' [95% interval]' : ` on ${'all'} samples`}`)),
+          ` · greedy by sensitivity: keep the layer that hurts most in float, re-evaluate, repeat · drop = ${basisText(r.dropBasis)}, in points${r.steps.some((x) => stepDropInterval(x)) ? ' [95% interval]' : ''}`)),
       h('div', { class: 'mp-summary' },
         h('div', { id: 'mixed-verdict', class: `drop-card verdict ${r.met ? 'sev-good' : 'sev-bad'}`, role: 'status' },
           h('div', { class: 'drop-label' }, r.met ? 'Budget met' : 'Budget not met'),
