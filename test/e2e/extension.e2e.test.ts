@@ -200,7 +200,7 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     const clip = Number(await web.locator('#whatif-new td[data-clip]').getAttribute('data-clip'));
     const rounding = Number(await web.locator('#whatif-new td[data-rounding]').getAttribute('data-rounding'));
     assert.ok(clip >= 0 && rounding > 0, `clip ${clip}, rounding ${rounding}`);
-    await vs.screenshot('what-if');
+    fs.copyFileSync(await vs.screenshot('what-if'), path.join(root, 'docs/images/what-if.png'));
     const stampBefore = await stamp();
     await web.locator('#whatif-remeasure').click();
     await newReport(stampBefore, 'the report re-measured with the what-if range');
