@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { AnalyzeRequest, MixedPrecisionRequest, QuantizeRequest, type SweepParams, SweepRequest } from '../protocol/messages';
-import type { QuantConfig, Report } from '../protocol/report';
+import type { Fix, MixedPrecisionResult, QuantConfig, Report } from '../protocol/report';
 import { gridConfigs } from '../engine/quantize/grid';
 import { freshPath } from '../engine/io/files';
 import { updateModelSettings } from '../engine/io/modelSettings';
@@ -145,10 +145,12 @@ export class Actions {
         return;
       }
       const final = result.steps[result.steps.length - 1];
-      // The layers the configuration already kept in float stay in float.
-      const exclude = [...new Set([...base.config.exclude, ...result.exclude])];
-      await this.offerWrite(base.modelPath, { ...base.config, exclude }, '.mixed.qdq.onnx',
-        `QuantLens: keeping ${result.exclude.length} layer(s) in float brings the drop to ${final.drop.toFixed(2)} points (budget ${answer}). Write the model`);
+      // The search's final plan when it reports one (it may change calibration or bits too);
+      // else the exclusions on top of the configuration, whose own float layers stay in float.
+      const plan = (result as MixedPrecisionResult & { fix?: Fix | null }).fix?.config;
+      const config = plan ?? { ...base.config, exclude: [...new Set([...base.config.exclude, ...result.exclude])] };
+      await this.offerWrite(base.modelPath, config, '.mixed.qdq.onnx',
+        `QuantLens: the mixed-precision plan brings the drop to ${final.drop.toFixed(2)} points (budget ${answer}). Write the model`);
     } catch (e) {
       this.fail('mixed precision', e);
     }

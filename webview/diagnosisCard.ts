@@ -53,7 +53,7 @@ function culpritsBlock(report: Report, options: DiagnosisCardOptions): HTMLEleme
   if (culprits.length > 0) {
     return h('div', { class: 'diag-culprits' },
       h('h3', null, culprits.length === 1 ? 'Culprit' : 'Culprits', h('span', { class: 'muted' }, ' · ranked by the damage each layer does by itself')),
-      h('ol', { id: 'diagnosis-culprits' }, culprits.slice(0, 3).map((c) => h('li', { 'data-node': c.node },
+      h('ol', { id: 'diagnosis-culprits' }, culprits.slice(0, 5).map((c) => h('li', { 'data-node': c.node },
         h('div', { class: 'culprit-head' }, nodeButton(c.node, options), h('span', { class: 'muted' }, ` ${c.op}`), h('span', { class: 'tag tag-cause' }, c.cause)),
         h('p', { class: 'cause' }, c.summary),
         h('ul', { class: 'chips evidence', 'aria-label': 'evidence' }, evidenceItems(c).map((e) => h('li', null, e))),
@@ -110,6 +110,7 @@ function fixBlock(report: Report, options: DiagnosisCardOptions): HTMLElement | 
       h('span', { class: 'arrow', 'aria-hidden': 'true' }, ' → '),
       h('span', { class: 'after' }, h('span', { class: 'ba-label muted' }, 'with the fix '), `${formatWithInterval(fv.after.value, fv.after.interval)}`),
       h('span', { class: 'muted' }, ` ${unit} (${fix.measured.samples} samples${fix.measured.floatLayers ? `, ${fix.measured.floatLayers} layer${fix.measured.floatLayers === 1 ? '' : 's'} in float` : ''})`)),
+    fv.gain ? h('p', { class: 'gain' }, `Paired on the same samples, the fix wins back ${formatWithInterval(fv.gain.estimate, fv.gain)} ${unit}.`) : null,
     h('p', { class: 'muted' }, fix.measured.verdict),
     apply ? h('div', { class: 'fix-actions' }, apply, h('span', { class: 'muted' }, ' re-analyzes with the fix, then asks before writing anything')) : null,
     d.candidates.length > 1 ? candidatesBlock(report) : null);

@@ -106,6 +106,13 @@ const isoDb = (l: LayerReport) => l.isolated.integer.sqnrDb;
  */
 export function damageRanking(report: Report): DamageRank[] {
   const culprits = report.diagnosis?.culprits ?? [];
+  // The engine's own ranking when it gives one (every layer, culprits flagged), else its culprit list.
+  const ranking = (report.diagnosis as (Diagnosis & { ranking?: { node: string; rank: number; culprit: boolean }[] }) | null | undefined)?.ranking;
+  if (ranking?.length) {
+    const why = new Map(culprits.map((c) => [c.node, c.summary]));
+    return ranking.filter((r) => r.culprit).sort((a, b) => a.rank - b.rank)
+      .map((r, i) => ({ node: r.node, rank: i + 1, basis: 'diagnosis' as const, why: why.get(r.node) ?? 'a culprit of the diagnosis' }));
+  }
   if (culprits.length > 0) {
     return [...culprits].sort((a, b) => a.rank - b.rank).map((c, i) => ({ node: c.node, rank: i + 1, basis: 'diagnosis' as const, why: c.summary }));
   }
@@ -148,6 +155,8 @@ export function firstLayerToShow(report: Report): string | undefined {
 
 export interface FixView {
   fix: Fix;
+  /** Paired against the unfixed configuration on the same samples: the loss the fix wins back (positive = better). */
+  gain: Interval | null;
   /** Before (the headline) and after (measured with the fix), same unit. */
   before: { value: number; interval: Interval | null };
   after: { value: number; interval: Interval | null };
@@ -164,6 +173,7 @@ export function fixView(report: Report): FixView | null {
   const m = d.fix.measured;
   return {
     fix: d.fix,
+    gain: (m as Fix['measured'] & { gain?: Interval | null }).gain ?? null,
     before: { value: head.value, interval: head.interval },
     after: { value: m.drop, interval: m.interval },
     meetsBudget: m.drop <= d.budget,
