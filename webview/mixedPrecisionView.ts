@@ -1,7 +1,8 @@
 // The Mixed precision tab: how the drop falls as the most sensitive layers are kept in float one
 // by one, against the budget, and what was decided and written.
 import type { Chart } from 'chart.js';
-import type { MixedPrecisionResult } from '../protocol/report';
+import type { Fix, MixedPrecisionResult } from '../protocol/report';
+import { changeText } from './diagnosisData';
 import { clear, h } from './dom';
 import { basename, formatDb, formatNumber } from './format';
 import { readTheme } from './theme';
@@ -60,6 +61,7 @@ export class MixedPrecisionView {
           r.exclude.length
             ? h('ol', { id: 'mixed-exclude', class: 'exclude-list' }, r.exclude.map((n) => h('li', null, h('code', null, n))))
             : h('p', { class: 'muted' }, 'None: every layer stays quantized.'),
+          planBlock(r),
           writtenBlock(r))),
       h('div', { class: 'panel' },
         h('div', { class: 'chart-tools' },
@@ -117,6 +119,16 @@ function overrideCount(r: MixedPrecisionResult): number {
 
 function points(n: number): string {
   return `${formatNumber(n)} point${n === 1 ? '' : 's'}`;
+}
+
+/** The search's final plan, when it changes more than which layers stay in float (calibration, bits). */
+function planBlock(r: MixedPrecisionResult): HTMLElement | null {
+  const fix = (r as MixedPrecisionResult & { fix?: Fix | null }).fix;
+  const changes = fix?.changes.filter((c) => c.kind !== 'float') ?? [];
+  if (!fix || changes.length === 0) return null;
+  return h('div', { class: 'mp-plan' },
+    h('h2', null, 'Other changes of the plan'),
+    h('ul', { class: 'fix-changes' }, changes.map((c) => h('li', null, changeText(c)))));
 }
 
 function writtenBlock(r: MixedPrecisionResult): HTMLElement {
