@@ -7,14 +7,18 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { MultiBar, Presets } from 'cli-progress';
-import type { CalibrationMethod, MixedPrecisionResult, PresetName, Report, SweepReport, Warning } from '../protocol/report';
+import type { CalibrationMethod, CompareReport, MixedPrecisionResult, PresetName, Report, SweepReport, Warning } from '../protocol/report';
 import { CALIBRATION_METHODS, reportReplacer } from '../protocol/report';
-import { CancelledError, type Prepared, type Progress, evaluate, prepareAnalysis, quantizeWith } from './analysis/analyze';
+import { CancelledError, type Prepared, type Progress, evaluate, prepareLoaded, quantizeWith } from './analysis/analyze';
+import { type DeployedModel, deployedModel, evaluateDeployed, prepareDeployed, quantizeDeployed, requireDeployed, requireFloat } from './quantized/deployed';
+import { compareModels } from './quantized/compare';
+import { formatCompare } from './report/compareSummary';
 import { writeQuantizedModel } from './analysis/quantizeModel';
 import { runSweep } from './analysis/sweep';
 import { DEFAULT_AXES, configLabel, gridConfigs, parseAxes } from './quantize/grid';
 import { mixedPrecision, writeMixedPrecision } from './analysis/mixedPrecision';
-import { InputError } from './onnx/model';
+import { InputError, loadModel } from './onnx/model';
+import { type InputSetting, parseShapeArg, parseStateArg, parseValueArg } from './data/inputs';
 import { type IntegerOnlyResult, runIntegerOnly } from './integerOnly';
 import { type ConfigOverrides, PRESETS, PRESET_NAMES, resolveConfig } from './quantize/presets';
 import { formatSummary } from './report/summary';
@@ -58,6 +62,9 @@ function withQuantOptions(cmd: Command): Command {
     .option('--exclude <nodes>', 'comma-separated node names kept in float', (v) => v.split(',').map((s) => s.trim()).filter(Boolean))
     .option('--no-fold-bn', 'do not fold BatchNormalization into the preceding Conv')
     .option('--batch-size <n>', 'samples per inference batch', intArg)
+    .option('--input <name=value>', 'a constant input, the same value for every sample (repeatable; a comma list for several values), e.g. --input sr=16000', collect, [])
+    .option('--state <input=output>', 'a recurrent input fed from a model output of the previous sample (zeros first; samples in order), e.g. --state state=stateN', collect, [])
+    .option('--input-shape <name=AxB>', 'the full shape of an input whose dims the model leaves dynamic (synthetic data, states, constants), e.g. --input-shape input=1x512', collect, [])
     .option('--calibration-table <file>', "take activation ranges from another tool: a TensorRT calibration cache or onnxruntime's calibration.json")
     .addOption(new Option('--target-cpu <cpu>', 'deployment CPU for CPU-dependent hazards (u8s8 saturation needs x86 without VNNI)').choices(['this', 'vnni', 'no-vnni']).default('this'))
     .option('--metric <file.mjs>', 'your own per-sample metric (docs/metric.md); judges the run instead of top-1/SQNR')
@@ -70,6 +77,7 @@ interface QuantOpts {
   weightBits?: 4 | 8 | 16; actBits?: 4 | 8 | 16; perTensor?: boolean; perChannel?: boolean; symmetric?: boolean; asymmetric?: boolean;
   placement?: 'compute' | 'extended'; exclude?: string[]; foldBn: boolean; batchSize?: number; quiet?: boolean; force?: boolean;
   calibrationTable?: string; targetCpu: 'this' | 'vnni' | 'no-vnni'; metric?: string;
+  input?: string[]; state?: string[]; inputShape?: string[];
 }
 
 /** The configuration, with the ranges of a --calibration-table applied; its warnings go in the report. */
@@ -130,19 +138,14 @@ function progressReporter(quiet: boolean | undefined) {
   };
 }
 
-async function runAnalyze(model: string, o: QuantOpts & { report?: string; sensitivity: boolean; json?: boolean; writeCalibrationTable?: string }): Promise<void> {
+async function runAnalyze(model: string, o: QuantOpts & { report?: string; sensitivity: boolean; json?: boolean; writeCalibrationTable?: string; float?: string }): Promise<void> {
   configFrom(o); // option errors before any work
   const reportOut = output(o, model, o.report, '--report', 'report');
   const tableOut = output(o, model, o.writeCalibrationTable, '--write-calibration-table', 'calibration table');
   const bar = progressReporter(o.quiet);
   let report: Report;
   try {
-    const p = await prepareFor(model, o, bar.onProgress);
-    const { config, warnings } = await configFor(p, o);
-    const q = await quantizeWith(p, config);
-    report = await evaluate(p, q, { onProgress: bar.onProgress, sensitivity: o.sensitivity, ...(await evalOpts(o)) });
-    report.warnings.push(...warnings);
-    if (tableOut) exportCalibrationTable(q, tableOut);
+    report = await analyzeAny(model, o, { onProgress: bar.onProgress, sensitivity: o.sensitivity }, tableOut);
   } finally {
     bar.stop();
   }
@@ -168,10 +171,82 @@ async function runQuantize(model: string, o: QuantOpts & { out: string; writeCal
   }
 }
 
-async function prepareFor(model: string, o: QuantOpts, onProgress?: (p: Progress) => void) {
-  const p = await prepareAnalysis(model, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress });
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+/** --input / --state / --input-shape as per-input settings (over quantlens.json's `inputs`). */
+function inputFlags(o: QuantOpts): Record<string, InputSetting> {
+  const out: Record<string, InputSetting> = {};
+  const at = (n: string) => (out[n] ??= {});
+  for (const spec of o.input ?? []) {
+    const [n, v] = parseValueArg(spec);
+    Object.assign(at(n), { kind: 'constant', value: v.length === 1 ? v[0] : v });
+  }
+  for (const spec of o.state ?? []) {
+    const [n, from] = parseStateArg(spec);
+    Object.assign(at(n), { kind: 'state', from });
+  }
+  for (const spec of o.inputShape ?? []) {
+    const [n, shape] = parseShapeArg(spec);
+    at(n).shape = shape;
+  }
+  return out;
+}
+
+/**
+ * Prepare a FLOAT model. Commands that quantize refuse a model that already is: they would
+ * quantize its dequantized twin, which is not what the user has (analyze and gate take it as deployed).
+ */
+async function prepareFor(model: string, o: QuantOpts, onProgress?: (p: Progress) => void, loaded = loadModel(model)) {
+  requireFloat(loaded, 'this command');
+  return warnSynthetic(await prepareLoaded(loaded, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress, inputs: inputFlags(o) }));
+}
+
+function warnSynthetic(p: Prepared): Prepared {
   for (const w of p.warnings.filter((x) => x.code === 'synthetic-data')) process.stderr.write(`\nWARNING: ${w.message}\n\n`);
   return p;
+}
+
+/**
+ * Analyze a float model with the configured quantization, or an already-quantized one as deployed
+ * (its own grids and codes; --float picks the reference). `tableOut` receives the ranges used.
+ */
+async function analyzeAny(model: string, o: QuantOpts & { float?: string }, eo: { onProgress?: (p: Progress) => void; sensitivity: boolean }, tableOut?: OutputTarget): Promise<Report> {
+  const loaded = loadModel(model);
+  const d = deployedModel(loaded);
+  if (!d) {
+    if (o.float) throw new InputError(`--float names the float model of an already-quantized one, but ${loaded.path} is a float model`);
+    const p = await prepareFor(model, o, eo.onProgress, loaded);
+    const { config, warnings } = await configFor(p, o);
+    const q = await quantizeWith(p, config);
+    const report = await evaluate(p, q, { ...eo, ...(await evalOpts(o)) });
+    report.warnings.push(...warnings);
+    if (tableOut) exportCalibrationTable(q, tableOut);
+    return report;
+  }
+  if (o.calibrationTable) throw new InputError(`--calibration-table sets the ranges a float model is quantized with; ${loaded.path} is already quantized and keeps its own grids`);
+  const p = warnSynthetic(await prepareDeployed(d, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress: eo.onProgress, floatPath: o.float }));
+  const q = await quantizeDeployed(p, d, eo);
+  const report = await evaluateDeployed(p, d, q, { ...eo, ...(await evalOpts(o)) });
+  if (tableOut) exportCalibrationTable(q, tableOut); // the deployed grids, for TensorRT or onnxruntime
+  return report;
+}
+
+async function runCompareCmd(a: string, b: string, o: QuantOpts & { float?: string; report?: string; sensitivity: boolean; json?: boolean }): Promise<void> {
+  const target: OutputTarget | undefined = o.report === undefined ? undefined : { path: o.report, role: 'comparison report', option: '--report', force: o.force, inputs: [a, b, o.data, o.float] };
+  if (target) checkOutput(target);
+  const da: DeployedModel = requireDeployed(loadModel(a));
+  const db: DeployedModel = requireDeployed(loadModel(b));
+  const bar = progressReporter(o.quiet);
+  let result: CompareReport;
+  try {
+    result = await compareModels(da, db, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, floatPath: o.float, onProgress: bar.onProgress, sensitivity: o.sensitivity });
+  } finally {
+    bar.stop();
+  }
+  writeJson(target, result);
+  process.stdout.write(o.json ? JSON.stringify(result, reportReplacer) + '\n' : formatCompare(result) + (o.report ? `report: ${path.resolve(o.report)}\n` : ''));
 }
 
 async function runSweepCmd(model: string, o: QuantOpts & { axes?: string; report?: string }): Promise<void> {
@@ -225,11 +300,12 @@ async function runMixedCmd(model: string, o: QuantOpts & { maxDrop: number; out?
 }
 
 /** CI gate: exit 1 with a one-line reason when the integer accuracy drop exceeds the budget. */
-async function runGateCmd(model: string, o: QuantOpts & { maxDrop: number; report?: string }): Promise<void> {
-  const config = configFrom(o);
+async function runGateCmd(model: string, o: QuantOpts & { maxDrop: number; report?: string; float?: string }): Promise<void> {
+  configFrom(o);
   const reportOut = output(o, model, o.report, '--report', 'report');
-  const p = await prepareFor(model, o);
-  const report = await evaluate(p, await quantizeWith(p, config), { sensitivity: false });
+  const report = await analyzeAny(model, o, { sensitivity: false });
+  // A deployed model's configuration describes its own grids.
+  const config = report.config;
   writeJson(reportOut, report);
   const a = report.accuracy;
   const basis = a.dropPoints !== null ? 'top-1' : 'agreement';
@@ -292,8 +368,9 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ writeErr: (str) => void (/^error: /.test(str) ? undefined : process.stderr.write(str)) })
     .showSuggestionAfterError(true);
-  withQuantOptions(program.command('analyze').argument('<model>', 'the .onnx model (never modified)'))
-    .description('calibrate, quantize in memory, and report per-layer errors and accuracy')
+  withQuantOptions(program.command('analyze').argument('<model>', 'the .onnx model (never modified): float, or already quantized (QDQ/QOperator: analyzed as deployed)'))
+    .description('calibrate, quantize in memory, and report per-layer errors and accuracy; an already-quantized model is analyzed with its own grids')
+    .option('--float <model.onnx>', 'for an already-quantized model: its original float model, the reference instead of its float twin')
     .option('--report <out.json>', 'write the full JSON report here')
     .option('--no-sensitivity', 'skip per-layer sensitivity')
     .option('--write-calibration-table <file>', 'also write the thresholds: a TensorRT calibration cache, or onnxruntime calibration JSON for a .json name')
@@ -319,8 +396,21 @@ export function buildProgram(): Command {
   withQuantOptions(program.command('gate').argument('<model>', 'the .onnx model (never modified)'))
     .description('CI gate: exit 1 with a one-line reason when the quantized accuracy drop exceeds --max-drop')
     .requiredOption('--max-drop <points>', 'accuracy-drop budget in points', dropArg)
+    .option('--float <model.onnx>', 'for an already-quantized model: its original float model (the reference)')
     .option('--report <out.json>', 'write the full report here')
     .action((model, o) => runGateCmd(model, o));
+  program.command('compare').argument('<a>', 'a quantized model (QDQ or QOperator)').argument('<b>', 'another quantized version of the same model')
+    .description('two quantized versions of one model, layer by layer against one float reference: grids, weight codes, clip rates, errors; the layer that differs most first')
+    .option('--data <path>', 'evaluation data: a .npz file or a folder of .npy files named after the inputs (+ labels.npy)')
+    .option('--samples <n>', 'use at most this many samples', intArg)
+    .option('--float <model.onnx>', 'the original float model: the shared reference (default: the float twin of A)')
+    .option('--no-sensitivity', 'skip per-layer sensitivity')
+    .option('--batch-size <n>', 'samples per inference batch', intArg)
+    .option('--report <out.json>', 'write the comparison JSON here')
+    .option('--force', 'replace an existing --report file')
+    .option('--json', 'print the comparison JSON on stdout instead of the table')
+    .option('--quiet', 'no progress bars')
+    .action((a, b, o) => runCompareCmd(a, b, o));
   withQuantOptions(program.command('integer-only').argument('<model>', 'the .onnx model: a CNN, or a transformer (GELU via Erf, LayerNormalization, Softmax)'))
     .description('run the model on integers only: CNNs with the integer graph executor, transformers with I-BERT i-GELU/i-Softmax/i-LayerNorm')
     .option('--report <out.json>', 'write the result JSON here')

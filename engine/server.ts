@@ -9,16 +9,18 @@ import {
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import {
-  type AllowPathParams, AllowPathRequest, type AnalyzeParams, AnalyzeRequest, type MixedPrecisionParams, MixedPrecisionRequest, type SweepParams, SweepRequest, type OutlineParams, OutlineRequest,
+  type AllowPathParams, AllowPathRequest, type AnalyzeParams, AnalyzeRequest, type CompareParams, CompareRequest, type MixedPrecisionParams, MixedPrecisionRequest, type SweepParams, SweepRequest, type OutlineParams, OutlineRequest,
   type OutlineResult, type QuantizeParams, QuantizeRequest, type QuantizeResult, type RequestDef,
 } from '../protocol/messages';
-import type { MixedPrecisionResult, Report, SweepReport } from '../protocol/report';
+import type { CompareReport, MixedPrecisionResult, Report, SweepReport } from '../protocol/report';
 import * as fs from 'node:fs';
 import { CancelledError, type Prepared, type Progress, evaluate, prepareLoaded, quantizeWith } from './analysis/analyze';
 import { mixedPrecision } from './analysis/mixedPrecision';
 import { runSweep } from './analysis/sweep';
 import { writeQuantizedModel } from './analysis/quantizeModel';
 import { InputError, loadModel } from './onnx/model';
+import { type DeployedModel, deployedModel, evaluateDeployed, prepareDeployed, quantizeDeployed, requireDeployed, requireFloat } from './quantized/deployed';
+import { compareModels } from './quantized/compare';
 import { PathPolicy } from './io/pathPolicy';
 import { checkOutput } from './io/files';
 import { type Outline, buildOutline, layerHover, layersForIdentifier, tensorHover, tokenAt } from './report/outline';
@@ -114,8 +116,12 @@ handle(AnalyzeRequest, async (params: AnalyzeParams, token, reporter): Promise<R
   const signal = abortSignal(token);
   const onProgress = progressFn(reporter, 'QuantLens: analyzing');
   connection.console.info(`analyze ${params.modelPath} (${params.config.preset}, ${params.config.calibration}, data ${params.dataPath ?? 'synthetic'})`);
-  const p = await preparedFor(params, onProgress, signal);
-  const report = await evaluate(p, await quantizeWith(p, params.config), { onProgress, signal, sensitivity: params.sensitivity, targetCpu: params.targetCpu });
+  // An already-quantized model is analyzed as deployed: its own grids, its float twin as reference.
+  const { prepared: p, deployed } = await preparedFor(params, onProgress, signal, true);
+  const opts = { onProgress, signal, sensitivity: params.sensitivity, targetCpu: params.targetCpu };
+  const report = deployed
+    ? await evaluateDeployed(p, deployed, await quantizeDeployed(p, deployed, opts), opts)
+    : await evaluate(p, await quantizeWith(p, params.config), opts);
   latest = { report, sqnrWarningDb: params.sqnrWarningDb };
   reports.set(report.model.path, latest);
   for (const [uri, o] of outlines) if (o.modelPath === report.model.path) publishDiagnostics(uri);
@@ -128,7 +134,7 @@ handle(AnalyzeRequest, async (params: AnalyzeParams, token, reporter): Promise<R
  * configuration: keep the last one per (model, data, samples) so sweeps and the analyses they
  * lead to reuse it. A changed model file (new hash) is prepared again.
  */
-let preparedCache: { key: string; prepared: Prepared } | undefined;
+let preparedCache: { key: string; prepared: Prepared; deployed: DeployedModel | null } | undefined;
 
 /** What identifies a file's content cheaply: a changed model or data file is prepared again. */
 function fileStamp(p: string | undefined): string {
@@ -141,30 +147,39 @@ function fileStamp(p: string | undefined): string {
   }
 }
 
-async function preparedFor(params: { modelPath: string; dataPath?: string; samples?: number }, onProgress: (p: Progress) => void, signal: AbortSignal): Promise<Prepared> {
+/**
+ * The prepared reference of a model: the model itself, or for an already-quantized one (only when
+ * `deployedOk`: analyze) its float twin. Commands that quantize refuse quantized models.
+ */
+async function preparedFor(
+  params: { modelPath: string; dataPath?: string; samples?: number }, onProgress: (p: Progress) => void, signal: AbortSignal, deployedOk = false,
+): Promise<{ prepared: Prepared; deployed: DeployedModel | null }> {
   // The model's hash covers its external data too; loading is cheap next to calibrating.
   const loaded = loadModel(params.modelPath);
   const key = JSON.stringify([loaded.path, loaded.sha256, params.dataPath ?? null, params.samples ?? null, fileStamp(params.dataPath)]);
-  if (preparedCache?.key === key) return preparedCache.prepared;
+  if (!deployedOk) requireFloat(loaded, 'this command');
+  if (preparedCache?.key === key) return preparedCache;
   const old = preparedCache;
   preparedCache = undefined;
   await old?.prepared.data.close();
-  const prepared = await prepareLoaded(loaded, { dataPath: params.dataPath, samples: params.samples, onProgress, signal });
-  preparedCache = { key, prepared };
-  return prepared;
+  const deployed = deployedModel(loaded);
+  const opts = { dataPath: params.dataPath, samples: params.samples, onProgress, signal };
+  const prepared = deployed ? await prepareDeployed(deployed, opts) : await prepareLoaded(loaded, opts);
+  preparedCache = { key, prepared, deployed };
+  return preparedCache;
 }
 
 handle(SweepRequest, async (params: SweepParams, token, reporter): Promise<SweepReport> => {
   const signal = abortSignal(token);
   const onProgress = progressFn(reporter, 'QuantLens: sweeping');
-  const p = await preparedFor(params, onProgress, signal);
+  const { prepared: p } = await preparedFor(params, onProgress, signal);
   return runSweep(p, params.configs, { signal, onProgress });
 });
 
 handle(MixedPrecisionRequest, async (params: MixedPrecisionParams, token, reporter): Promise<MixedPrecisionResult> => {
   const signal = abortSignal(token);
   const onProgress = progressFn(reporter, 'QuantLens: mixed precision');
-  const p = await preparedFor(params, onProgress, signal);
+  const { prepared: p } = await preparedFor(params, onProgress, signal);
   // Writes nothing: the host asks the user, then sends a Quantize request for the chosen plan.
   return mixedPrecision(p, params.config, { maxDrop: params.maxDrop, onProgress, signal });
 });
@@ -174,8 +189,17 @@ handle(QuantizeRequest, async (params: QuantizeParams, token, reporter): Promise
   const target = { path: params.outPath, role: 'quantized model', force: params.force, inputs: [params.modelPath, params.dataPath] };
   checkOutput(target); // before the long work: fail fast
   const onProgress = progressFn(reporter, 'QuantLens: quantizing');
-  const p = await preparedFor(params, onProgress, signal);
+  const { prepared: p } = await preparedFor(params, onProgress, signal);
   return writeQuantizedModel(p, await quantizeWith(p, params.config), target);
+});
+
+handle(CompareRequest, async (params: CompareParams, token, reporter): Promise<CompareReport> => {
+  const signal = abortSignal(token);
+  const onProgress = progressFn(reporter, 'QuantLens: comparing');
+  const a = requireDeployed(loadModel(params.modelPath));
+  const b = requireDeployed(loadModel(params.otherModelPath));
+  connection.console.info(`compare ${a.loaded.path} with ${b.loaded.path} (data ${params.dataPath ?? 'synthetic'})`);
+  return compareModels(a, b, { dataPath: params.dataPath, samples: params.samples, floatPath: params.floatModelPath, onProgress, signal, sensitivity: params.sensitivity });
 });
 
 handle(AllowPathRequest, async (params: AllowPathParams) => {

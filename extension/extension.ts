@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { OutlineRequest } from '../protocol/messages';
+import { CompareRequest, OutlineRequest } from '../protocol/messages';
 import { formatWithInterval } from '../protocol/format';
 import { Actions } from './actions';
 import { EngineClient } from './engineClient';
@@ -94,7 +94,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const actions = new Actions({ context, engine, output, state, source, lastFile, onReport: setStatus });
 
   /** The .onnx the command is about: the explorer selection, the active editor, or a picker. */
-  const modelFor = async (uri?: vscode.Uri): Promise<string | undefined> => {
+  const modelFor = async (uri?: vscode.Uri, placeHolder = 'Model to analyze'): Promise<string | undefined> => {
     if (uri instanceof vscode.Uri && uri.fsPath.endsWith('.onnx')) return uri.fsPath;
     const active = vscode.window.activeTextEditor?.document.uri;
     if (active?.scheme === OUTLINE_SCHEME) return active.path.replace(/\.outline$/, '');
@@ -103,7 +103,7 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showErrorMessage('QuantLens: no .onnx model in this workspace.');
       return undefined;
     }
-    const pick = await vscode.window.showQuickPick(files.map((f) => ({ label: vscode.workspace.asRelativePath(f), uri: f })), { placeHolder: 'Model to analyze' });
+    const pick = await vscode.window.showQuickPick(files.map((f) => ({ label: vscode.workspace.asRelativePath(f), uri: f })), { placeHolder });
     return pick?.uri.fsPath;
   };
 
@@ -131,9 +131,33 @@ export function activate(context: vscode.ExtensionContext): void {
     if (model) await actions.quantize(actions.base(model));
   });
 
+  /**
+   * Two quantized versions of one model: the two .onnx files selected in the Explorer, or picked.
+   * Data comes from A's settings (quantlens.dataPath / quantlens.json).
+   */
+  register('quantlens.compare', async (uri?: vscode.Uri, selected?: vscode.Uri[]) => {
+    const chosen = (Array.isArray(selected) ? selected : []).filter((u) => u.fsPath.toLowerCase().endsWith('.onnx')).map((u) => u.fsPath);
+    const a = chosen.length === 2 ? chosen[0] : await modelFor(uri, 'Quantized model A (its float twin is the reference)');
+    if (!a) return;
+    const b = chosen.length === 2 ? chosen[1] : await modelFor(undefined, `Quantized model B, compared with ${path.basename(a)}`);
+    if (!b) return;
+    try {
+      const base = analyzeParams(a);
+      output.appendLine(`[compare] ${a} vs ${b} data=${base.dataPath ?? 'synthetic'}`);
+      const result = await engine!.request(CompareRequest, {
+        modelPath: a, otherModelPath: b, dataPath: base.dataPath, samples: base.samples, sensitivity: true, userPicked: [...base.userPicked, b],
+      }, `QuantLens: comparing ${path.basename(a)} and ${path.basename(b)}`);
+      state.compare = result;
+      output.appendLine(`[compare] done: differs most ${result.mostDifferent ?? '(none)'}`);
+      ReportPanel.show(context, source, 'compare');
+    } catch (e) {
+      actions.fail('comparison', e);
+    }
+  });
+
   register('quantlens.showReport', () => {
     restoreLast();
-    if (!state.report && !state.sweep && !state.mixed) return void vscode.window.showInformationMessage('QuantLens: no report yet. Right-click a .onnx file and choose Analyze Quantization.');
+    if (!state.report && !state.sweep && !state.mixed && !state.compare) return void vscode.window.showInformationMessage('QuantLens: no report yet. Right-click a .onnx file and choose Analyze Quantization.');
     ReportPanel.show(context, source, state.report ? 'report' : undefined);
   });
 

@@ -5,7 +5,7 @@
  * changes only when the user confirms. Pure (no vscode): unit tests import it.
  */
 import type { ConfigSource, ModelSettings, SessionExport, ToWebview } from '../protocol/messages';
-import type { MixedPrecisionResult, QuantConfig, Range, Report, SweepReport } from '../protocol/report';
+import type { CompareReport, MixedPrecisionResult, QuantConfig, Range, Report, SweepReport } from '../protocol/report';
 import { REPORT_SCHEMA_VERSION } from '../protocol/report';
 import { resolveConfig } from '../engine/quantize/presets';
 
@@ -20,6 +20,7 @@ export class SessionState {
   report: { report: Report; sqnrWarningDb: number } | undefined;
   sweep: { sweep: SweepReport; dataPath?: string; samples?: number } | undefined;
   mixed: MixedPrecisionResult | undefined;
+  compare: CompareReport | undefined;
   private picked: OnScreen | undefined;
 
   /** A report arrived: it is on screen now, with its configuration. */
@@ -64,6 +65,7 @@ export class SessionState {
     const v: ToWebview[] = [];
     if (this.sweep) v.push({ type: 'sweep', sweep: this.sweep.sweep });
     if (this.mixed) v.push({ type: 'mixedPrecision', result: this.mixed });
+    if (this.compare) v.push({ type: 'compare', compare: this.compare });
     if (this.report) v.push({ type: 'report', report: this.report.report, sqnrWarningDb: this.report.sqnrWarningDb });
     return v;
   }
@@ -77,12 +79,13 @@ export class SessionState {
       report: this.report?.report ?? null,
       sweep: this.sweep?.sweep ?? null,
       mixedPrecision: this.mixed ?? null,
+      compare: this.compare ?? null,
     };
   }
 
   /** The model the session is about (the report's, else the sweep's, else the mixed-precision result's). */
   modelPath(): string | undefined {
-    return this.report?.report.model.path ?? this.sweep?.sweep.model.path ?? this.mixed?.model.path;
+    return this.report?.report.model.path ?? this.sweep?.sweep.model.path ?? this.mixed?.model.path ?? this.compare?.a.path;
   }
 }
 

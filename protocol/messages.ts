@@ -5,7 +5,7 @@
  * All three sides import these types; nothing here depends on vscode or the DOM.
  */
 import { z } from 'zod';
-import type { LayerOverride, MixedPrecisionResult, QuantConfig, Range, Report, SweepReport, TensorOverride } from './report';
+import type { CompareReport, LayerOverride, MixedPrecisionResult, QuantConfig, Range, Report, SweepReport, TensorOverride } from './report';
 
 /**
  * A typed JSON-RPC request: the method name, the schema its params must satisfy (the engine
@@ -115,6 +115,22 @@ export type MixedPrecisionParams = z.infer<typeof MixedPrecisionParamsSchema>;
 /** Find layers to keep in float so the drop meets the budget; progress; cancellable. Writes nothing. */
 export const MixedPrecisionRequest = request<MixedPrecisionParams, MixedPrecisionResult>('quantlens/mixedPrecision', MixedPrecisionParamsSchema);
 
+const CompareParamsSchema = z.object({
+  /** Version A: its float twin is the shared reference unless `floatModelPath` is given. */
+  modelPath: path,
+  /** Version B. */
+  otherModelPath: path,
+  /** The original float model, as the shared reference. */
+  floatModelPath: path.optional(),
+  dataPath: path.optional(),
+  samples: z.number().int().positive().max(10_000_000).optional(),
+  sensitivity: z.boolean(),
+  ...progressToken,
+});
+export type CompareParams = z.infer<typeof CompareParamsSchema>;
+/** Two quantized versions of one model, layer by layer against one reference; progress; cancellable. */
+export const CompareRequest = request<CompareParams, CompareReport>('quantlens/compare', CompareParamsSchema);
+
 const OutlineParamsSchema = z.object({
   modelPath: path,
   /** URI of the virtual document the outline will be shown in (hover/diagnostics key on it). */
@@ -150,6 +166,7 @@ export type ToWebview =
   | { type: 'report'; report: Report; sqnrWarningDb: number }
   | { type: 'sweep'; sweep: SweepReport }
   | { type: 'mixedPrecision'; result: MixedPrecisionResult }
+  | { type: 'compare'; compare: CompareReport }
   | { type: 'busy'; message: string }
   | { type: 'error'; message: string };
 
@@ -177,7 +194,7 @@ export type FromWebview =
 
 /**
  * Everything one session showed, as the JSON and HTML exports carry it: the report (with its
- * diagnosis), the sweep and the mixed-precision result. Any of them may be absent.
+ * diagnosis), the sweep, the mixed-precision result and the comparison. Any of them may be absent.
  */
 export interface SessionExport {
   kind: 'quantlens-session';
@@ -186,6 +203,7 @@ export interface SessionExport {
   report: Report | null;
   sweep: SweepReport | null;
   mixedPrecision: MixedPrecisionResult | null;
+  compare: CompareReport | null;
 }
 
 /** UI state the webview keeps through reloads (vscode.setState). */
@@ -211,4 +229,9 @@ export interface ModelSettings {
   /** Per-tensor and per-layer changes (a fix or a what-if the user chose to keep). */
   tensorOverrides?: TensorOverride[];
   layerOverrides?: LayerOverride[];
+  /**
+   * How model inputs are fed (read by the engine itself, beside the model): `sample` (data rows),
+   * `constant` with `value`, `state` carried `from` an output; `shape` sets dims the model leaves dynamic.
+   */
+  inputs?: Record<string, { kind?: 'sample' | 'constant' | 'state'; value?: number | number[]; from?: string; shape?: number[] }>;
 }

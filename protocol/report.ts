@@ -100,14 +100,33 @@ export interface TensorReport {
   thresholds: Partial<Record<CalibrationMethod, Range>>;
   /** KL divergence per candidate threshold (entropy method), for plotting. */
   klCurve?: { threshold: number; value: number }[];
-  /** The quantization actually used: from the configured method and scheme. */
-  chosen: { method: CalibrationMethod; range: Range; scale: number | number[]; zeroPoint: number | number[] } | null;
+  /**
+   * The quantization actually used: from the configured method and scheme, or (`deployed`) the
+   * grid an already-quantized model holds, read from the file; `method` then names no choice.
+   */
+  chosen: { method: CalibrationMethod; range: Range; scale: number | number[]; zeroPoint: number | number[]; deployed?: boolean } | null;
   /** Share of values whose code saturates (beyond the grid by more than half a step): on the evaluation data for activations, exact for weights. */
   clipRate: number;
+  /** Activations: how much of the chosen grid the evaluation data uses (absent for grids over 16 bits). */
+  grid?: GridUse;
   /** Per-channel ranges for weights quantized per channel (after BatchNorm folding when folded). */
   channelRanges?: Range[];
   /** Per-channel ranges of the weight before BatchNorm was folded into it. */
   channelRangesBeforeFold?: Range[];
+}
+
+/** How much of an activation's grid the evaluation data uses. */
+export interface GridUse {
+  /** Codes on the grid (256 for 8 bits). */
+  codes: number;
+  /** Codes the data quantized to at least once. */
+  usedCodes: number;
+  /** Share of codes never used: 1 - usedCodes / codes. */
+  unusedShare: number;
+  /** Share of the grid's real range that [observed min, observed max] covers (clipped to the grid). */
+  spanShare: number;
+  /** Observed min and max on the evaluation data. */
+  observed: Range;
 }
 
 /** Integer codes of two executions compared element by element (in LSB, relative to each zero point). */
@@ -291,12 +310,65 @@ export interface Warning {
   node?: string;
 }
 
+/** How a model file is quantized: not at all, QDQ, QOperator, or both. */
+export type ModelQuantizationKind = 'float' | 'qdq' | 'qoperator' | 'mixed';
+
+/**
+ * What QuantLens found in the model file and what it compared it against. For a model that was
+ * already quantized, every activation's `chosen` grid and every weight's codes are the model's own
+ * (read from the file, nothing recalibrated), and the float reference is its float twin or the
+ * user's float model.
+ */
+export interface ModelQuantization {
+  kind: ModelQuantizationKind;
+  /** Quantized operators in the file, counted (e.g. "QuantizeLinear": 12, "com.microsoft.QLinearConv": 5). */
+  ops: Record<string, number>;
+  /**
+   * The float reference: 'self' (a float model), 'twin' (the file with its weights dequantized,
+   * Q/DQ removed and integer operators turned back into float ones) or 'user' (--float).
+   */
+  reference: 'self' | 'twin' | 'user';
+  /** The float model given with --float. */
+  floatModel?: string;
+  /** What the reference is and is not, in words. */
+  notes: string[];
+  /** --float: the deployed model's quantized tensors and layers not found in the float model, by name. */
+  unmatched?: { tensors: string[]; layers: string[]; weights: string[] };
+  /** Activation tensors and layers the deployed grids cover. */
+  grids?: { activations: number; weights: number };
+}
+
+/**
+ * One model input as the analysis fed it: `sample` (one row of the data per sample; shape without
+ * the sample axis), `constant` (the same `value` in every run; its full shape), `state` (carried
+ * from output `from` of the previous sample, zeros before the first; shape of one sample's state,
+ * stacked along `batchAxis` in a batch).
+ */
+export interface InputFeedReport {
+  name: string;
+  shape: number[];
+  kind?: 'sample' | 'constant' | 'state';
+  /** constant: its values (at most the first 64). */
+  value?: number[];
+  /** state: the model output that carries it. */
+  from?: string;
+  batchAxis?: number | null;
+  /** option: --input/--state/--input-shape or quantlens.json; data: the data file holds it; inferred: from shapes and names. */
+  decidedBy?: 'data' | 'option' | 'inferred';
+}
+
 export interface Report {
   schemaVersion: number;
   tool: { name: 'quantlens'; version: string; onnxruntime: string };
   createdAt: string;
-  model: { path: string; sha256: string; opset: number; producer: string; nodes: number };
-  data: { source: string; synthetic: boolean; labels: boolean; inputs: { name: string; shape: number[] }[] };
+  model: { path: string; sha256: string; opset: number; producer: string; nodes: number; quantization?: ModelQuantization };
+  data: {
+    source: string; synthetic: boolean; labels: boolean;
+    /** Every model input and how it was fed (older reports: sample inputs only, name and shape). */
+    inputs: InputFeedReport[];
+    /** Present when some input is a state: where every pass takes the state fed to each sample. */
+    states?: 'float-model';
+  };
   samples: number;
   config: QuantConfig;
   tensors: TensorReport[];
@@ -317,10 +389,66 @@ export interface Report {
   integerEncoding: string;
   /** Samples the bit-exact integer reference saw (it is exact int32 work in JS: bounded). */
   integerDiffSamples: number;
+  /**
+   * Samples behind the code-level detail (layers' simVsIntMismatch, simVsIntMaxLsb, errorHistogram):
+   * the first ones, as many as a budget of compared elements allows. Error sums cover all samples.
+   */
+  detailSamples?: number;
   /** How sensitivity was measured: samples used and why that many. */
   sensitivityInfo: { samples: number; method: string; reason: string } | null;
   warnings: Warning[];
   timings: Record<string, number>;
+}
+
+// ------------------------------------------------------------------------------------ compare
+
+/** One quantized version's side of a layer in a comparison. */
+export interface CompareSide {
+  /** The deployed grid of the layer's output, and of its quantized activation inputs (null: float). */
+  output: { tensor: string; scale: number; zeroPoint: number; clipRate: number; unusedShare: number | null } | null;
+  inputs: { tensor: string; scale: number; zeroPoint: number; clipRate: number }[];
+  /** Scale(s) of the weight (one per channel when per channel), or null when it is not quantized. */
+  weightScale: number | number[] | null;
+  /** Errors against the shared float reference (integer execution). */
+  isolatedSqnrDb: number;
+  accumulatedSqnrDb: number;
+  /** Model output SQNR with only this layer quantized, when sensitivity ran. */
+  onlyThisSqnrDb: number | null;
+}
+
+export interface CompareLayer {
+  node: string;
+  op: string;
+  /** Null when the layer is not quantized in that version. */
+  a: CompareSide | null;
+  b: CompareSide | null;
+  /** Weight codes that differ between the versions, and how many there are (null: not comparable). */
+  weightCodes: { differ: number; total: number } | null;
+  /**
+   * |isolated relative error power of A - of B|, where relative error power = 10^(-SQNR/10) (the
+   * error's power over the signal's): the ranking key, how differently the two versions damage
+   * this layer by itself.
+   */
+  isolatedErrorDiff: number;
+  /** Difference (A - B) of the only-this-layer output SQNR, when sensitivity ran for both. */
+  onlyThisDiffDb: number | null;
+  /** 1 = the layer that differs most. */
+  rank: number;
+}
+
+export interface CompareReport {
+  schemaVersion: number;
+  kind: 'compare';
+  a: { path: string; sha256: string; quantization: ModelQuantization | null; accuracy: AccuracyReport };
+  b: { path: string; sha256: string; quantization: ModelQuantization | null; accuracy: AccuracyReport };
+  /** The float reference both are measured against: the twin of A, or the user's float model. */
+  reference: { kind: 'twin-of-a' | 'user'; path: string };
+  data: { source: string; synthetic: boolean; labels: boolean };
+  samples: number;
+  /** Ranked, the layer that differs most first. */
+  layers: CompareLayer[];
+  mostDifferent: string | null;
+  notes: string[];
 }
 
 // ------------------------------------------------------------------------------------ sweeps

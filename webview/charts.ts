@@ -197,7 +197,8 @@ export function makeChart(canvas: HTMLCanvasElement, config: ChartConfiguration<
 /** The thresholds every method proposed, as lines: both ends for signed tensors, else the upper one. */
 export function thresholdMarkers(tensor: TensorReport, theme: Theme): Marker[] {
   const markers: Marker[] = [];
-  const chosen = tensor.chosen?.method;
+  // A deployed model's grid is its own: no calibration method chose it, so none is emphasized.
+  const chosen = tensor.chosen?.deployed ? undefined : tensor.chosen?.method;
   for (const method of CALIBRATION_METHODS) {
     const range = tensor.thresholds[method];
     if (!range) continue;
@@ -233,8 +234,9 @@ export function histogramChart(canvas: HTMLCanvasElement, tensor: TensorReport, 
   const markers = thresholdMarkers(tensor, theme);
   if (chosen) {
     const color = theme.foreground;
-    markers.push({ value: chosen.lo, label: 'chosen lo', color, emphasized: true });
-    markers.push({ value: chosen.hi, label: 'chosen hi', color, emphasized: true });
+    const what = tensor.chosen?.deployed ? 'deployed' : 'chosen';
+    markers.push({ value: chosen.lo, label: `${what} lo`, color, emphasized: true });
+    markers.push({ value: chosen.hi, label: `${what} hi`, color, emphasized: true });
   }
   const base = baseOptions(theme);
   return makeChart(canvas, {

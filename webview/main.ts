@@ -10,6 +10,7 @@ import { firstLayerToShow } from './diagnosisData';
 import { integerHazard } from './integerDiff';
 import { LayerDetail } from './layerDetail';
 import { LayerTable } from './layerTable';
+import { CompareView, normalizeCompare } from './compareView';
 import { MixedPrecisionView } from './mixedPrecisionView';
 import { flagRows, indexReport, normalizeMixedPrecision, normalizeReport, normalizeSweep, type ReportIndex } from './reportData';
 import { SensitivityView } from './sensitivityView';
@@ -36,6 +37,7 @@ class App {
   private readonly sensitivity: SensitivityView;
   private readonly sweep: SweepView;
   private readonly mixed: MixedPrecisionView;
+  private readonly compare: CompareView;
   private detail: LayerDetail | undefined;
   private table: LayerTable | undefined;
   private index: ReportIndex | undefined;
@@ -71,10 +73,12 @@ class App {
       onSortChange: (sweepSortKey, sweepSortDescending) => host.saveState({ sweepSortKey, sweepSortDescending }),
     });
     this.mixed = new MixedPrecisionView(host.inVsCode);
+    this.compare = new CompareView(host.inVsCode);
     this.tabs.panel('layers').append(this.content);
     this.tabs.panel('sensitivity').append(this.sensitivity.element);
     this.tabs.panel('sweep').append(this.sweep.element);
     this.tabs.panel('mixed').append(this.mixed.element);
+    this.tabs.panel('compare').append(this.compare.element);
 
     clear(this.root);
     this.root.append(this.toolbar(), this.status, this.tabs.element);
@@ -99,6 +103,7 @@ class App {
       case 'sensitivity': this.sensitivity.shown(); break;
       case 'sweep': this.sweep.shown(); break;
       case 'mixed': this.mixed.shown(); break;
+      case 'compare': this.compare.shown(); break;
     }
   }
 
@@ -184,6 +189,7 @@ class App {
     this.index = index;
     const state = this.host.state();
     const flags = flagRows(report, index.rows, sqnrWarningDb);
+    const deployed = !!report.model.quantization && report.model.quantization.kind !== 'float';
 
     const table = new LayerTable(index, {
       sqnrWarningDb,
@@ -198,7 +204,8 @@ class App {
       sqnrWarningDb,
       report,
       onReveal: this.host.inVsCode ? (node) => this.host.post({ type: 'revealLayer', node }) : undefined,
-      onWhatIf: this.host.inVsCode ? (tensor, range) => this.host.post({ type: 'whatIf', tensor, range }) : undefined,
+      // An already-quantized model is analyzed with its own grids: no configuration to change there.
+      onWhatIf: this.host.inVsCode && !deployed ? (tensor, range) => this.host.post({ type: 'whatIf', tensor, range }) : undefined,
     });
     this.detail = detail;
 
@@ -221,7 +228,7 @@ class App {
     this.content.append(renderSummary(report, {
       onOpenLayer: (node) => this.openLayer(node),
       onApplyFix: inVsCode && report.diagnosis?.fix ? () => this.host.post({ type: 'applyFix' }) : undefined,
-      onAct: inVsCode ? (action) => this.host.post({ type: 'act', action, source: { kind: 'report' } }) : undefined,
+      onAct: inVsCode && !deployed ? (action) => this.host.post({ type: 'act', action, source: { kind: 'report' } }) : undefined,
     }), tableSection, detail.element);
     this.tabs.setBadge('layers', String(index.rows.length), `${index.rows.length} quantized layers`);
     this.sensitivity.setReport(report);
@@ -269,6 +276,19 @@ class App {
     this.arrive('mixed');
   }
 
+  showCompare(raw: unknown): void {
+    try {
+      const r = normalizeCompare(raw);
+      this.clearStatus();
+      this.filled.add('compare');
+      this.compare.setCompare(r);
+      this.tabs.setBadge('compare', String(r.layers.length), `${r.layers.length} layers compared`);
+      this.arrive('compare');
+    } catch (e) {
+      this.showError((e as Error).message);
+    }
+  }
+
   /** From the Sensitivity tab or the Diagnosis card: show a layer in the table and the detail. */
   private openLayer(node: string): void {
     if (!this.index?.byNode.has(node)) return;
@@ -295,6 +315,7 @@ class App {
       case 'report': this.showReport(message.report, message.sqnrWarningDb); break;
       case 'sweep': this.showSweep(message.sweep); break;
       case 'mixedPrecision': this.showMixedPrecision(message.result); break;
+      case 'compare': this.showCompare(message.compare); break;
       case 'busy': this.showBusy(message.message); break;
       case 'error': this.showError(message.message); break;
     }
@@ -315,7 +336,7 @@ function watchTheme(onChange: () => void): void {
 function isToWebview(data: unknown): data is ToWebview {
   if (data === null || typeof data !== 'object') return false;
   const type = (data as { type?: unknown }).type;
-  return type === 'report' || type === 'sweep' || type === 'mixedPrecision' || type === 'busy' || type === 'error';
+  return type === 'report' || type === 'sweep' || type === 'mixedPrecision' || type === 'compare' || type === 'busy' || type === 'error';
 }
 
 function start(): void {
@@ -334,6 +355,7 @@ function start(): void {
     const session = readEmbeddedSession();
     if (session.sweep) app.showSweep(session.sweep);
     if (session.mixedPrecision) app.showMixedPrecision(session.mixedPrecision);
+    if (session.compare) app.showCompare(session.compare);
     if (session.report) app.showReport(session.report, session.sqnrWarningDb);
   } catch (e) {
     app.showError((e as Error).message);

@@ -161,19 +161,23 @@ export interface EmbeddedSession {
   report: unknown;
   sweep: unknown;
   mixedPrecision: unknown;
+  compare: unknown;
   sqnrWarningDb: number;
 }
 
 /** A session from embedded JSON: the views it holds (a bare report is a session of one). */
 export function sessionOf(raw: unknown, sqnrWarningDb: number): EmbeddedSession {
   if (raw && typeof raw === 'object' && (raw as { kind?: unknown }).kind === 'quantlens-session') {
-    const s = raw as { report?: unknown; sweep?: unknown; mixedPrecision?: unknown; sqnrWarningDb?: unknown };
+    const s = raw as { report?: unknown; sweep?: unknown; mixedPrecision?: unknown; compare?: unknown; sqnrWarningDb?: unknown };
     return {
       report: s.report ?? null,
       sweep: s.sweep ?? null,
       mixedPrecision: s.mixedPrecision ?? null,
+      compare: s.compare ?? null,
       sqnrWarningDb: typeof s.sqnrWarningDb === 'number' && Number.isFinite(s.sqnrWarningDb) ? s.sqnrWarningDb : sqnrWarningDb,
     };
   }
-  return { report: raw, sweep: null, mixedPrecision: null, sqnrWarningDb };
+  // An older export, or a bare comparison (kind "compare").
+  if (raw && typeof raw === 'object' && (raw as { kind?: unknown }).kind === 'compare') return { report: null, sweep: null, mixedPrecision: null, compare: raw, sqnrWarningDb };
+  return { report: raw, sweep: null, mixedPrecision: null, compare: null, sqnrWarningDb };
 }

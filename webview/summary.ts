@@ -53,6 +53,24 @@ export function overrideTexts(c: QuantConfig): string[] {
   return out;
 }
 
+/**
+ * An already-quantized model has no configuration that chose its grids: say what was analyzed
+ * (its own grids and codes) and against what (its twin, with dequantized weights, or --float).
+ */
+function configCard(report: Report): (HTMLElement | string)[] {
+  const z = report.model.quantization;
+  if (!z || z.kind === 'float') return [h('h2', null, 'Configuration'), configList(report.config)];
+  const items: [string, string][] = [
+    ['Model', `already quantized (${z.kind}), analyzed as deployed`],
+    ['Grids', `its own: ${z.grids?.activations ?? 0} activation grids, ${z.grids?.weights ?? 0} weights with their codes (nothing recalibrated)`],
+    ['Reference', z.reference === 'user' ? `float model ${basename(z.floatModel ?? '')}` : 'its float twin (weights dequantized)'],
+    ['Scheme', `W${report.config.weights.bits} · ${schemeText(report.config.weights, report.config.weights.perChannel ? 'per-channel' : 'per-tensor')} · A${report.config.activations.bits} · ${schemeText(report.config.activations, 'per-tensor')}`],
+  ];
+  const unmatched = z.unmatched ? z.unmatched.tensors.length + z.unmatched.layers.length + z.unmatched.weights.length : 0;
+  if (unmatched) items.push(['Not matched', `${unmatched} tensors/layers/weights of the quantized model are not in the float model (see the JSON report)`]);
+  return [h('h2', null, 'Deployed model'), definitionList(items), ...z.notes.slice(0, 1).map((n) => h('p', { class: 'muted' }, n))];
+}
+
 function definitionList(items: [string, string | Node][]): HTMLElement {
   return h('dl', { class: 'kv' }, items.map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
 }
@@ -167,7 +185,7 @@ export function renderSummary(report: Report, diagnosis: SummaryOptions): HTMLEl
         diagnosis.onAct ? actionsRow(diagnosis.onAct) : null)),
     diagnosisCard(report, diagnosis),
     h('div', { class: 'summary-grid' },
-      h('div', { class: 'card' }, h('h2', null, 'Configuration'), configList(report.config)),
+      h('div', { class: 'card' }, ...configCard(report)),
       h('div', { class: 'card' }, h('h2', null, 'Data'), definitionList(dataItems)),
       h('div', { class: 'card' }, h('h2', null, 'Model output'), accuracyTable(report)),
       h('div', { class: 'card' },

@@ -1,4 +1,4 @@
-// The top-level tabs: Layers (the per-layer report), Sensitivity, Sweep and Mixed precision.
+// The top-level tabs: Layers (the per-layer report), Sensitivity, Sweep, Mixed precision and Compare.
 // Built on vscode-tabs, whose styles are constructable stylesheets (no inline <style>), so they run
 // under the webview CSP. Panel visibility is set synchronously here (the element itself reflects
 // it a microtask later) so a view can lay out and size its charts right after being shown.
@@ -8,13 +8,14 @@ import '@vscode-elements/elements/dist/vscode-tab-panel/index.js';
 import '@vscode-elements/elements/dist/vscode-tabs/index.js';
 import { h } from './dom';
 
-export type TabId = 'layers' | 'sensitivity' | 'sweep' | 'mixed';
+export type TabId = 'layers' | 'sensitivity' | 'sweep' | 'mixed' | 'compare';
 
 export const TABS: readonly { id: TabId; label: string }[] = [
   { id: 'layers', label: 'Layers' },
   { id: 'sensitivity', label: 'Sensitivity' },
   { id: 'sweep', label: 'Sweep' },
   { id: 'mixed', label: 'Mixed precision' },
+  { id: 'compare', label: 'Compare' },
 ];
 
 export function isTabId(value: unknown): value is TabId {

@@ -2,54 +2,73 @@
  * Stage 3, evaluate: one configuration measured against the float model, streaming.
  *
  * Each number comes from the cheapest run that can give it:
- *   - accumulated errors and model outputs: the QDQ model, simulated (Q/DQ as float ops) and
- *     integer (onnxruntime fuses DQ -> op -> Q into integer kernels), one run each per batch, its
- *     layer outputs fetched as integer CODES (fetching codes does not block fusion);
- *   - float layer inputs and outputs: one run of the float model with those tensors exposed, in
- *     groups sized so memory stays flat in the model's resolution;
- *   - isolated errors: every layer ALONE on its quantized float input, in one small model per group
- *     fed from the float run (simulated and integer), instead of re-running the float graph;
- *   - the bit-exact integer reference: on a bounded, stated number of samples.
- * Sessions are created once per evaluation; every batch's tensors are compared and dropped.
+ *   - simulated: ONE model holding the float graph, the QDQ graph run as fake-quant, every layer
+ *     alone on its quantized float input (isolated errors) and the reductions that compare them
+ *     (quantize/compareGraph.ts): one run per batch returns a vector of sums, the clip counts and
+ *     the model outputs, never a layer's activations;
+ *   - integer: the same with onnxruntime's fused integer kernels;
+ *   - code-level detail (simulated vs integer codes, integer error in LSB, the bit-exact integer
+ *     reference): on a bounded, stated number of samples (detail.ts).
+ * Sessions are created once per evaluation; every batch is compared and dropped.
  */
 import type * as ort from 'onnxruntime-node';
 import type { Report, Warning } from '../../protocol/report';
-import { cloneModel } from '../onnx/model';
-import { GraphIndex, untypedValueInfo } from '../onnx/graph';
+import { SUMS_OUTPUT, buildComparisonModel, mergeIsolated } from '../quantize/compareGraph';
 import type { PlannedLayer } from '../quantize/plan';
-import { type OutputTap, buildIsolatedModel, buildQdqModel, isolatedInputs } from '../quantize/qdqRewrite';
+import { buildIsolatedModel, buildQdqModel, type QdqResult } from '../quantize/qdqRewrite';
+import type { QuantParams } from '../quantize/scheme';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
-import { feedBatch, layerDiffFeeds, macsPerSample, sliceSamples } from './integerDiffs';
+import { DetailPass } from './detail';
+import { BodyLayers } from './bodyLayers';
+import { batchFirst, stateOutputAxes } from '../data/inputs';
+import { type Comparison, type Evaluation, OutputComparer } from './evaluation';
 import { integerEncoding, integerSessionWithKernels, type KernelMap, layerKeys, shiftParams } from './kernels';
-import { type CodeView, LayerComparison } from './layerCompare';
+import { LayerComparison, PAIR_SUMS } from './layerCompare';
 import { Top1Counter, argmaxRows } from './metrics';
 import { ModelOutputComparison, type TensorData } from './outputMetrics';
-import { UserMetricSeries } from './userMetric';
 import { timer } from './prepare';
 import { buildReport } from './report';
-import { type Evaluation, OutputComparer } from './evaluation';
 import { sensitivity } from './sensitivity';
-import { batches, disposeAll, fixedBatchOf, groupByBytes, measureTensors, RUN_BYTES, type TapGroup } from './taps';
+import { RUN_BYTES, batches, disposeAll, measureTensors } from './taps';
 import type { EvaluateOptions, Prepared, Quantized } from './types';
+import { UserMetricSeries } from './userMetric';
 
-/** Multiply-accumulates the JS integer reference may spend (about a second of exact int32 work). */
-const DIFF_MAC_BUDGET = 3e8;
-
-/** Codes of a tap, as the comparison wants them (4-bit taps hold dequantized floats: re-derive codes). */
-function codeView(t: ort.Tensor, tap: OutputTap): CodeView {
-  const { scale, zeroPoint } = tap.params;
-  const d = t.data as ArrayLike<number>;
-  const codes = tap.isCodes ? d : Int32Array.from(d as Float32Array, (v) => Math.round(v / scale) + zeroPoint);
-  return { codes, scale, zeroPoint };
-}
-
-interface FloatGroup {
-  group: TapGroup<PlannedLayer>;
-  float: ort.InferenceSession;
-  isoSim: ort.InferenceSession | null;
-  isoInt: ort.InferenceSession | null;
-  isoTaps: { sim: OutputTap[]; int: OutputTap[] };
+function comparisonModel(
+  p: Prepared, qdq: QdqResult, iso: ReturnType<typeof buildIsolatedModel>, layers: readonly PlannedLayer[], params: Map<string, QuantParams>, simulated: boolean,
+) {
+  const merged = mergeIsolated(qdq.model, iso);
+  const pairs: { float: string; quant: string }[] = [];
+  const offsets = new Map<string, { acc: number; iso: number | null }>();
+  // Layers inside If/Loop/Scan bodies are compared in JavaScript from lifted tensors (bodyLayers.ts).
+  const top = layers.filter((l) => l.scope.length === 0);
+  const inBody = new Set(layers.filter((l) => l.scope.length > 0).map((l) => l.node.name));
+  const bodyTensors = new Set(layers.filter((l) => l.scope.length > 0).flatMap((l) => [l.output, ...l.node.input]));
+  for (const l of top) {
+    const tap = qdq.taps.find((t) => t.layer === l.node.name);
+    if (!tap) continue;
+    const isoDq = merged.dq.get(l.node.name);
+    offsets.set(l.node.name, { acc: pairs.length * PAIR_SUMS, iso: isoDq ? (pairs.length + 1) * PAIR_SUMS : null });
+    pairs.push({ float: l.output, quant: tap.dq });
+    if (isoDq) pairs.push({ float: l.output, quant: isoDq });
+  }
+  // Clipped = the code saturates: the value lies more than half a step beyond the grid.
+  const clipList = simulated
+    ? [...params].filter(([t]) => p.floatTensors.has(t) && !bodyTensors.has(t)).map(([tensor, pr]) => ({
+      tensor, lo: (pr.qmin - 0.5 - pr.zeroPoint) * pr.scale, hi: (pr.qmax + 0.5 - pr.zeroPoint) * pr.scale,
+    }))
+    : [];
+  // The detail needs the float layer outputs (integer error in LSB): exposed in the simulated model,
+  // where no fusion depends on them.
+  const exposeFloat = simulated ? top.map((l) => l.output) : [];
+  const built = buildComparisonModel(merged.model, p.float, pairs, clipList, exposeFloat);
+  const clips = new Map(clipList.map((c, k) => [c.tensor, built.clipOffset(k)]));
+  const outputs = [...p.outputs, ...(simulated ? built.floatOutputs.values() : [])];
+  const bodyTaps = qdq.taps.filter((t) => inBody.has(t.layer)).map((t) => t.tensor);
+  const fetch = [SUMS_OUTPUT, ...new Set([...outputs, ...bodyTaps])];
+  const tapNames = [...qdq.taps, ...[...qdq.inputTaps.values()].flat()].map((t) => t.tensor);
+  const detailFetch = [...new Set([...fetch, ...tapNames, ...exposeFloat.map(built.floatName)])];
+  return { model: built.model, offsets, clips, floatOutputs: built.floatOutputs, floatName: built.floatName, fetch, detailFetch, qdq };
 }
 
 export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions = {}): Promise<Report> {
@@ -57,27 +76,25 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   const { config, plan, actParams } = q;
   const dir = p.loaded.dir;
   const label = `quantized model of ${p.loaded.path}`;
-  const qdq = buildQdqModel(q.prepared, dir, plan, actParams, config, true);
   const enc = integerEncoding(config);
   const intParams = shiftParams(actParams, enc.shift);
-  const qdqI = enc.shift ? buildQdqModel(q.prepared, dir, plan, intParams, enc.config, true) : qdq;
-  const warnings: Warning[] = [];
-  const diffFeeds = opts.integerDiff === false ? [] : layerDiffFeeds(plan.layers, qdq, qdqI, enc.config,
-    (node, message) => warnings.push({ code: 'no-integer-reference', node, message }));
-
-  // Float groups: each layer needs its float inputs and output; groups keep a batch under budget.
-  const src = new GraphIndex(q.prepared.graph!);
-  const inputNames = new Set(p.data.inputs.map((i) => i.name));
   const measured = plan.layers.filter((l) => actParams.has(l.output));
-  const tensorsOf = (l: PlannedLayer) => [...isolatedInputs(l, (x) => src.isConstant(x)), l.output].filter((x) => !inputNames.has(x));
-  await measureTensors(p, measured.flatMap(tensorsOf), opts.signal);
-  const groups = groupByBytes(measured, tensorsOf, (x) => p.tensorBytes.get(x) ?? 0, opts.batchSize ?? p.batchSize, fixedBatchOf(p));
-  // The QDQ runs hold every layer's codes of a batch while the groups run: size the batch for both.
-  const codeBytes = measured.reduce((a, l) => a + (p.tensorBytes.get(l.output) ?? 0) * (config.activations.bits / 32), 0) * 2;
-  const batch = p.fixedBatch ?? Math.max(1, Math.min(...groups.map((g) => g.batch), Math.floor(RUN_BYTES / Math.max(1, codeBytes))));
+  const qdq = buildQdqModel(q.prepared, dir, plan, actParams, config, true);
+  const qdqI = enc.shift ? buildQdqModel(q.prepared, dir, plan, intParams, enc.config, true) : qdq;
+  const topLevel = measured.filter((l) => l.scope.length === 0);
+  const isoS = buildIsolatedModel(q.prepared, dir, topLevel, actParams, config);
+  const isoI = enc.shift ? buildIsolatedModel(q.prepared, dir, topLevel, intParams, enc.config) : isoS;
+  const simBuilt = comparisonModel(p, qdq, isoS, measured, actParams, true);
+  const intBuilt = comparisonModel(p, qdqI, isoI, measured, intParams, false);
 
+  // Batches as large as memory allows: onnxruntime holds the float and the quantized activations
+  // of a batch at once (bounded here by the layers' outputs, measured once per model).
+  await measureTensors(p, measured.map((l) => l.output), opts.signal);
+  const perSample = measured.reduce((a, l) => a + (p.tensorBytes.get(l.output) ?? 0), 0) * 2;
+  const batch = p.fixedBatch ?? Math.max(1, Math.min(opts.batchSize ?? p.batchSize, Math.floor(RUN_BYTES / Math.max(1, perSample))));
+
+  const warnings: Warning[] = [];
   const sessions: ort.InferenceSession[] = [];
-  const track = <T extends ort.InferenceSession | null>(s: T): T => (s && sessions.push(s), s);
   const evaluation: Evaluation = {
     layerAcc: new Map(plan.layers.map((l) => [l.node.name, new LayerComparison()])),
     clipCount: new Map(), seen: new Map(),
@@ -86,64 +103,48 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
       int: new OutputComparer(new ModelOutputComparison(floatOutputs(p)), opts.metric ? new UserMetricSeries(opts.metric) : null),
     },
     floatTop1: new Top1Counter(),
-    diffFeeds, diffSamples: 0, kernels: { byLayer: new Map(), counts: {} }, deployed: { byLayer: new Map(), counts: {} },
+    diffFeeds: [], diffSamples: 0, detailSamples: 0,
+    kernels: { byLayer: new Map(), counts: {} }, deployed: { byLayer: new Map(), counts: {} },
     shift: enc.shift, warnings, weights: qdq.weights, timings: {},
   };
+  let detail: DetailPass | undefined;
   try {
-    const qdqSim = track(await createSession(qdq.model, 'simulated', { label }));
+    const simSession = await createSession(simBuilt.model, 'simulated', { label });
+    sessions.push(simSession);
     const names = plan.layers.map((l) => l.node.name);
-    const integer = await integerSessionWithKernels(qdqI.model, layerKeys(qdqI, names), label);
-    const qdqInt = track(integer.session);
+    const integer = await integerSessionWithKernels(intBuilt.model, layerKeys(qdqI, names), label);
+    sessions.push(integer.session);
     evaluation.kernels = integer.kernels;
-    // Always the file `quantize` writes, without the analysis's taps: what a user's session runs.
+    // Always the file `quantize` writes, without anything the analysis adds: what a user's session runs.
     evaluation.deployed = await deployedKernels(p, q);
-    const floatGroups: FloatGroup[] = [];
-    for (const group of groups) floatGroups.push(await floatGroup(p, q, group, intParams, enc.config, track, label));
+    const sim: Comparison = { ...simBuilt, session: simSession };
+    const int: Comparison = { ...intBuilt, session: integer.session };
+    detail = new DetailPass(p, q, enc, topLevel, sim, int, opts, warnings);
+    evaluation.diffFeeds = detail.diffFeeds;
+    const body = await BodyLayers.create(p, q, measured, intParams, enc.config, (s) => sessions.push(s));
 
     const labels = p.data.labels;
-    const logits = p.outputs[0];
     let done = 0;
-    let diffBudget = DIFF_MAC_BUDGET;
-    let diffMacs = 0;
     for (const [start, count] of batches(p.data.samples, batch)) {
       checkCancel(opts.signal);
       const feeds = await feedsFor(p.data, start, count);
-      const qs = await runSession(qdqSim, feeds, label);
+      // Detail batches fetch the layers' codes too (the first samples, up to the detail budget).
+      const detailed = detail.wants(start);
+      const rs = await runSession(sim.session, feeds, label, detailed ? sim.detailFetch : sim.fetch);
       checkCancel(opts.signal);
-      const qi = await runSession(qdqInt, feeds, label);
-      if (diffFeeds.length && diffBudget > 0) {
-        diffMacs ||= macsPerSample(diffFeeds, qi);
-        const take = Math.min(count, Math.floor(diffBudget / Math.max(1, diffMacs)) || (evaluation.diffSamples === 0 ? 1 : 0));
-        if (take > 0) {
-          feedBatch(diffFeeds, sliceSamples(qi, take), sliceSamples(qs, take));
-          evaluation.diffSamples += take;
-          diffBudget -= take * diffMacs;
-        }
-        if (take < count) diffBudget = 0;
-      }
-      const clipped = new Set<string>();
-      for (const [gi, fg] of floatGroups.entries()) {
-        checkCancel(opts.signal);
-        const fr = await runSession(fg.float, feeds, p.loaded.path);
-        const floats = { ...feeds, ...fr } as Record<string, ort.Tensor>;
-        countClips(evaluation, q, fg.group.tensors, floats, clipped);
-        const iso = await runIsolated(fg, floats);
-        for (const l of fg.group.units) {
-          const x = floats[l.output].data as Float32Array;
-          const acc = evaluation.layerAcc.get(l.node.name)!;
-          const simTap = qdq.taps.find((tp) => tp.layer === l.node.name);
-          const intTap = qdqI.taps.find((tp) => tp.layer === l.node.name);
-          if (simTap && intTap) acc.addAccumulated(x, codeView(qs[simTap.tensor], simTap), codeView(qi[intTap.tensor], intTap));
-          const k = fg.isoTaps.sim.findIndex((tp) => tp.layer === l.node.name);
-          if (k >= 0 && iso.sim && iso.int) acc.addIsolated(x, codeView(iso.sim[fg.isoTaps.sim[k].tensor], fg.isoTaps.sim[k]), codeView(iso.int[fg.isoTaps.int[k].tensor], fg.isoTaps.int[k]));
-        }
-        if (gi === 0) await compareOutputs(p, evaluation, fr, qs, qi, labels?.subarray(start, start + count) ?? null, logits, start, count);
-        disposeAll(fr, iso.sim ?? undefined, iso.int ?? undefined);
-      }
-      disposeAll(qs, qi);
+      const ri = await runSession(int.session, feeds, label, detailed ? int.detailFetch : int.fetch);
+      addSums(evaluation, sim, rs, 'sim', 'isoSim', true);
+      addSums(evaluation, int, ri, 'int', 'isoInt', false);
+      const fr = Object.fromEntries([...sim.floatOutputs].map(([o, name]) => [o, rs[name]]));
+      await compareOutputs(p, evaluation, fr, rs, ri, labels?.subarray(start, start + count) ?? null, start, count);
+      if (detailed) detail.add(rs, ri, start, count, evaluation);
+      await body?.run(feeds, rs, ri, sim.qdq.taps, int.qdq.taps, evaluation);
+      disposeAll(rs, ri);
       done += count;
       opts.onProgress?.({ stage: 'evaluate', done, total: p.data.samples });
     }
+    evaluation.diffSamples = detail.diffSamples;
+    evaluation.detailSamples = detail.samples;
   } finally {
     await Promise.all(sessions.map((s) => s.release()));
   }
@@ -153,56 +154,27 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   return buildReport(p, q, evaluation, sens, opts.targetCpu);
 }
 
-/** The file `quantize` writes (no taps, the configured grid), as onnxruntime CPU optimizes it. */
+/** One batch's reduced sums into the layer comparisons and clip counts. */
+function addSums(e: Evaluation, c: Comparison, res: Record<string, ort.Tensor>, acc: 'sim' | 'int', iso: 'isoSim' | 'isoInt', clips: boolean): void {
+  const sums = res[SUMS_OUTPUT].data as Float32Array;
+  for (const [layer, o] of c.offsets) {
+    const lc = e.layerAcc.get(layer)!;
+    lc.addSums(acc, sums, o.acc);
+    if (o.iso !== null) lc.addSums(iso, sums, o.iso);
+  }
+  if (!clips) return;
+  for (const [tensor, o] of c.clips) {
+    e.clipCount.set(tensor, (e.clipCount.get(tensor) ?? 0) + sums[o]);
+    e.seen.set(tensor, (e.seen.get(tensor) ?? 0) + sums[o + 1]);
+  }
+}
+
+/** The file `quantize` writes (no additions, the configured grid), as onnxruntime CPU optimizes it. */
 async function deployedKernels(p: Prepared, q: Quantized): Promise<KernelMap> {
   const deploy = buildQdqModel(q.prepared, p.loaded.dir, q.plan, q.actParams, q.config, false);
   const { session, kernels } = await integerSessionWithKernels(deploy.model, layerKeys(deploy, q.plan.layers.map((l) => l.node.name)), `quantized model of ${p.loaded.path}`);
   await session.release();
   return kernels;
-}
-
-async function floatGroup(
-  p: Prepared, q: Quantized, group: TapGroup<PlannedLayer>, intParams: Map<string, import('../quantize/scheme').QuantParams>,
-  intConfig: Quantized['config'], track: <T extends ort.InferenceSession | null>(s: T) => T, label: string,
-): Promise<FloatGroup> {
-  const tap = cloneModel(p.float);
-  const have = new Set(tap.graph!.output.map((o) => o.name));
-  for (const n of group.tensors) if (!have.has(n)) tap.graph!.output.push(untypedValueInfo(n));
-  const float = track(await createSession(tap, 'float', { label: p.loaded.path }));
-  const isoS = buildIsolatedModel(q.prepared, p.loaded.dir, group.units, q.actParams, q.config);
-  const isoI = intParams === q.actParams ? isoS : buildIsolatedModel(q.prepared, p.loaded.dir, group.units, intParams, intConfig);
-  const any = isoS.taps.length > 0;
-  return {
-    group, float,
-    isoSim: any ? track(await createSession(isoS.model, 'simulated', { label })) : null,
-    isoInt: any ? track(await createSession(isoI.model, 'integer', { label })) : null,
-    isoTaps: { sim: isoS.taps, int: isoI.taps },
-  };
-}
-
-async function runIsolated(fg: FloatGroup, floats: Record<string, ort.Tensor>) {
-  if (!fg.isoSim || !fg.isoInt) return { sim: null, int: null };
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const name of fg.isoSim.inputNames) feeds[name] = floats[name];
-  return { sim: await runSession(fg.isoSim, feeds, 'isolated layers'), int: await runSession(fg.isoInt, feeds, 'isolated layers') };
-}
-
-/** Clipped = the code saturates: the unclamped code lies more than half a step beyond the grid. */
-function countClips(e: Evaluation, q: Quantized, tensors: readonly string[], floats: Record<string, ort.Tensor>, counted: Set<string>): void {
-  for (const name of [...tensors, ...Object.keys(floats)]) {
-    const params = q.actParams.get(name);
-    const f = floats[name];
-    if (!params || !f || counted.has(name) || f.type !== 'float32') continue;
-    counted.add(name);
-    const { scale, zeroPoint, qmin, qmax } = params;
-    const lo = (qmin - 0.5 - zeroPoint) * scale;
-    const hi = (qmax + 0.5 - zeroPoint) * scale;
-    const d = f.data as Float32Array;
-    let c = 0;
-    for (let i = 0; i < d.length; i++) if (d[i] < lo || d[i] > hi) c++;
-    e.clipCount.set(name, (e.clipCount.get(name) ?? 0) + c);
-    e.seen.set(name, (e.seen.get(name) ?? 0) + d.length);
-  }
 }
 
 /** The model outputs compared per sample: float ones (integer outputs such as argmax indices are left to equality). */
@@ -211,24 +183,25 @@ function floatOutputs(p: Prepared): string[] {
 }
 
 async function compareOutputs(
-  p: Prepared, e: Evaluation, fr: Record<string, ort.Tensor>, qs: Record<string, ort.Tensor>, qi: Record<string, ort.Tensor>, lab: Int32Array | null, logits: string,
+  p: Prepared, e: Evaluation, fr: Record<string, ort.Tensor>, qs: Record<string, ort.Tensor>, qi: Record<string, ort.Tensor>, lab: Int32Array | null,
   start: number, count: number,
 ): Promise<void> {
   const outs = floatOutputs(p);
-  const pick = (r: Record<string, ort.Tensor>) => Object.fromEntries(outs.map((o) => [o, r[o] as unknown as TensorData]));
+  // a state output (e.g. [2, batch, 128]) is compared per sample along its own batch axis
+  const axes = stateOutputAxes(p.data.states ?? []);
+  const asData = (o: string, t: ort.Tensor): TensorData => (axes.has(o) && t ? batchFirst(t.data as Float32Array, t.dims, axes.get(o)!) : (t as unknown as TensorData));
+  const pick = (r: Record<string, ort.Tensor>) => Object.fromEntries(outs.map((o) => [o, asData(o, r[o])]));
   e.out.sim.outputs.add(pick(fr), pick(qs), count, lab);
   e.out.int.outputs.add(pick(fr), pick(qi), count, lab);
   await e.out.int.user?.addBatch(pick(fr), pick(qi), count, lab, start);
+  const logits = p.outputs[0];
   const f = fr[logits];
   if (!f || f.type !== 'float32') return;
   const cols = Number(f.dims[f.dims.length - 1] ?? 1);
   const fPred = argmaxRows(f.data as Float32Array, cols);
   e.floatTop1.add(fPred, lab, null);
   for (const [k, res] of [['sim', qs], ['int', qi]] as const) {
-    for (const o of p.outputs) {
-      if (fr[o]?.type === 'float32' && res[o]) e.out[k].acc.add(fr[o].data as Float32Array, res[o].data as Float32Array);
-    }
+    for (const o of outs) if (fr[o] && res[o]) e.out[k].acc.add(fr[o].data as Float32Array, res[o].data as Float32Array);
     e.out[k].top1.add(argmaxRows(res[logits].data as Float32Array, cols), lab, fPred);
   }
 }
-

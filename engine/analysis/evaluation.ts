@@ -9,7 +9,8 @@ import type { LayerComparison } from './layerCompare';
 import { ErrorAccumulator, Top1Counter } from './metrics';
 import type { ModelOutputComparison } from './outputMetrics';
 import type { UserMetricSeries } from './userMetric';
-import type { WeightQuant } from '../quantize/qdqRewrite';
+import type * as ort from 'onnxruntime-node';
+import type { QdqResult, WeightQuant } from '../quantize/qdqRewrite';
 
 /** Model-output comparison of a candidate against the float outputs. */
 export class OutputComparer {
@@ -28,6 +29,8 @@ export interface Evaluation {
   floatTop1: Top1Counter;
   diffFeeds: LayerDiffFeed[];
   diffSamples: number;
+  /** Samples the code-level detail (sim vs integer codes, error in LSB) covers: the first ones. */
+  detailSamples: number;
   /** Kernels of the analysis's integer session, and of the file `quantize` writes (onnxruntime CPU). */
   kernels: KernelMap;
   deployed: KernelMap;
@@ -35,5 +38,22 @@ export interface Evaluation {
   warnings: Warning[];
   weights: WeightQuant[];
   timings: Record<string, number>;
+}
+
+
+/** The simulated or integer comparison model, and where each layer's sums sit in its output. */
+export interface Comparison {
+  session: ort.InferenceSession;
+  /** Per layer: offsets of the accumulated and the isolated sums. */
+  offsets: Map<string, { acc: number; iso: number | null }>;
+  /** Per clip-counted tensor: offset of (clipped, elements). */
+  clips: Map<string, number>;
+  floatOutputs: Map<string, string>;
+  floatName: (tensor: string) => string;
+  /** What every batch fetches (sums and model outputs); detail batches fetch the taps too. */
+  fetch: string[];
+  detailFetch: string[];
+  /** Layer output codes (and input codes, for the integer reference) as exposed in this model. */
+  qdq: QdqResult;
 }
 

@@ -65,6 +65,8 @@ export function layerDiffFeeds(
     const wType = qtype(ws.bits, ws.signed);
     const op = l.node.opType;
     if (op !== 'Conv' && op !== 'Gemm' && op !== 'MatMul') continue;
+    // Loop/Scan bodies stack iterations ahead of the samples: the per-sample slicing below does not apply.
+    if (l.scope.some((s) => s.op !== 'If')) continue;
     if (l.roles[0]?.kind !== 'activation' || l.roles[1]?.kind !== 'weight') continue;
     const wq = int.weights.find((w) => w.layer === l.node.name && w.tensor === l.node.input[1]);
     const inputI = int.inputTaps.get(l.node.name)?.[0];
@@ -106,6 +108,8 @@ function codes(t: ort.Tensor, tap: OutputTap): Codes {
 /** Feed one batch: onnxruntime's integer-session tensors `qi` and simulated-session tensors `qs`. */
 export function feedBatch(feeds: LayerDiffFeed[], qi: Record<string, ort.Tensor>, qs: Record<string, ort.Tensor>): void {
   for (const f of feeds) {
+    const t = [qi[f.inputI.tensor], qi[f.outputI.tensor], qs[f.outputS.tensor]];
+    if (t.some((x) => !x || x.size === 0)) continue; // an If branch that did not run on this batch
     f.diff.add(codes(qi[f.inputI.tensor], f.inputI), codes(qi[f.outputI.tensor], f.outputI), codes(qs[f.outputS.tensor], f.outputS));
   }
 }

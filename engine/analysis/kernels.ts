@@ -7,13 +7,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { QuantConfig } from '../../protocol/report';
 import { decodeModel, type ModelProto } from '../onnx/model';
+import { graphsOf } from '../onnx/scopes';
 import type { QuantParams } from '../quantize/scheme';
 import { createSession } from '../runtime/session';
 
 export interface KernelMap {
   /** Per layer: the fused kernel that writes its output codes, or null (it ran in float between DQ and Q). */
   byLayer: Map<string, string | null>;
-  /** Every op in the optimized graph, counted. */
+  /** Every op in the optimized graph, counted (If/Loop/Scan bodies included). */
   counts: Record<string, number>;
 }
 
@@ -31,7 +32,8 @@ export function kernelsFrom(optimized: ModelProto, layers: readonly { name: stri
   const byWeight = new Map<string, string>();
   for (const l of layers) for (const w of l.weights) byWeight.set(w, l.name);
   const byName = new Map(layers.map((l) => [l.name, l.name]));
-  for (const n of optimized.graph!.node) {
+  // onnxruntime optimizes If/Loop/Scan bodies too: a layer inside a body is fused there.
+  for (const n of graphsOf(optimized).flatMap((g) => g.graph.node)) {
     const op = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : n.opType;
     counts[op] = (counts[op] ?? 0) + 1;
     if (/(Quantize|Dequantize)Linear$|^Transpose$/.test(op)) continue;

@@ -1,8 +1,11 @@
 /**
- * Per-layer comparison of float outputs with the integer codes of simulated and integer
- * execution, accumulated over batches in one allocation-free pass per tensor (this is the
- * evaluation's hot loop: every layer output of every batch goes through it).
+ * Per-layer comparisons, accumulated over batches.
+ *   - Error sums (accumulated and isolated, simulated and integer) arrive already reduced by
+ *     onnxruntime (quantize/compareGraph.ts): `addSums`.
+ *   - The code-level detail (simulated vs integer codes, the integer error in LSB) needs the codes
+ *     themselves and runs on a bounded subset of samples: `addDetail`, an allocation-free loop.
  */
+import { PAIR_SUMS } from '../quantize/compareGraph';
 import { ErrorAccumulator } from './metrics';
 
 /** Codes fetched from a session, with the grid that turns them into real numbers. */
@@ -30,48 +33,79 @@ function asInt32(codes: ArrayLike<number>, slot: 0 | 1): Int32Array {
   return out;
 }
 
+export type SumsKind = 'sim' | 'int' | 'isoSim' | 'isoInt';
+
 export class LayerComparison {
+  /** Accumulated: whole model quantized. Isolated: only this layer, float inputs. */
   readonly sim = new ErrorAccumulator();
   readonly int = new ErrorAccumulator();
   readonly isoSim = new ErrorAccumulator();
   readonly isoInt = new ErrorAccumulator();
-  /** Elements whose simulated and integer codes differ, and by how much at most (LSB). */
+  /** Detail subset: elements whose simulated and integer codes differ, and by how much at most (LSB). */
   mismatch = 0;
   maxLsb = 0;
+  /** Elements compared in the detail subset. */
   n = 0;
-  /** Integer-vs-float error in output LSB; index = lsb + ERR_SPAN. */
+  /** Integer-vs-float error in output LSB on the detail subset; index = lsb + ERR_SPAN. */
   readonly errHist = new Float64Array(2 * ERR_SPAN + 1);
 
-  /** Whole model quantized: float x vs simulated and integer codes of the same tensor. */
+  /** One batch's reduced sums for one comparison (PAIR_SUMS values from `sums` at `offset`). */
+  addSums(kind: SumsKind, sums: ArrayLike<number>, offset: number): void {
+    const sx2 = sums[offset], sy2 = sums[offset + 1], sd2 = sums[offset + 2];
+    // sum xy from the identity sum (x - y)^2 = sum x^2 + sum y^2 - 2 sum xy (compareGraph.ts).
+    this[kind].addSums(sx2, sy2, (sx2 + sy2 - sd2) / 2, sd2, sums[offset + 3], sums[offset + 4]);
+  }
+
+  /**
+   * Sums and detail in one JavaScript pass, for layers whose tensors cannot be reduced inside the
+   * comparison models (those inside If/Loop/Scan bodies, fetched lifted): float x vs simulated and
+   * integer codes of the same tensor, whole model quantized.
+   */
   addAccumulated(x: Float32Array, sim: CodeView, int: CodeView): void {
     const cs = asInt32(sim.codes, 0);
     const ci = asInt32(int.codes, 1);
-    const ss = sim.scale, zs = sim.zeroPoint, si = int.scale, zi = int.zeroPoint;
-    const inv = 1 / si;
-    let sx2 = 0, sys = 0, sxys = 0, sds = 0, mds = 0;
-    let syi = 0, sxyi = 0, sdi = 0, mdi = 0;
-    let mismatch = 0, maxLsb = this.maxLsb;
-    const hist = this.errHist;
+    const ss = sim.scale, si = int.scale;
+    const zs = sim.zeroPoint, zi = int.zeroPoint;
+    let sx2 = 0, sys = 0, sds = 0, mds = 0, syi = 0, sdi = 0, mdi = 0;
     for (let i = 0; i < x.length; i++) {
       const a = x[i];
-      const qs = cs[i] - zs;
-      const qi = ci[i] - zi; // codes relative to their zero points: the integer grid may be shifted
-      const ys = qs * ss;
-      const yi = qi * si;
-      sx2 += a * a;
-      sys += ys * ys;
-      sxys += a * ys;
-      syi += yi * yi;
-      sxyi += a * yi;
+      const ys = (cs[i] - zs) * ss;
+      const yi = (ci[i] - zi) * si;
       const ds = a - ys;
       const di = a - yi;
+      sx2 += a * a;
+      sys += ys * ys;
+      syi += yi * yi;
       sds += ds * ds;
       sdi += di * di;
       const ads = ds < 0 ? -ds : ds;
       const adi = di < 0 ? -di : di;
       if (ads > mds) mds = ads;
       if (adi > mdi) mdi = adi;
-      let e = Math.round(-di * inv);
+    }
+    this.sim.addSums(sx2, sys, (sx2 + sys - sds) / 2, sds, mds, x.length);
+    this.int.addSums(sx2, syi, (sx2 + syi - sdi) / 2, sdi, mdi, x.length);
+    this.addDetail(x, sim, int);
+  }
+
+  /** Only this layer quantized, float inputs (JavaScript path, as addAccumulated). */
+  addIsolated(x: Float32Array, sim: CodeView, int: CodeView): void {
+    addCodes(this.isoSim, x, sim, 0);
+    addCodes(this.isoInt, x, int, 1);
+  }
+
+  /** Detail: float x vs simulated and integer codes of the same tensor (whole model quantized). */
+  addDetail(x: Float32Array, sim: CodeView, int: CodeView): void {
+    const cs = asInt32(sim.codes, 0);
+    const ci = asInt32(int.codes, 1);
+    const zs = sim.zeroPoint, si = int.scale, zi = int.zeroPoint;
+    const inv = 1 / si;
+    let mismatch = 0, maxLsb = this.maxLsb;
+    const hist = this.errHist;
+    for (let i = 0; i < x.length; i++) {
+      const qs = cs[i] - zs;
+      const qi = ci[i] - zi; // codes relative to their zero points: the integer grid may be shifted
+      let e = Math.round((qi * si - x[i]) * inv);
       e = e < -ERR_SPAN ? -ERR_SPAN : e > ERR_SPAN ? ERR_SPAN : e;
       hist[e + ERR_SPAN]++;
       const dl = qs > qi ? qs - qi : qi - qs;
@@ -80,34 +114,27 @@ export class LayerComparison {
         if (dl > maxLsb) maxLsb = dl;
       }
     }
-    this.sim.addSums(sx2, sys, sxys, sds, mds, x.length);
-    this.int.addSums(sx2, syi, sxyi, sdi, mdi, x.length);
     this.mismatch += mismatch;
     this.maxLsb = maxLsb;
     this.n += x.length;
   }
-
-  /** Only this layer quantized, float inputs. */
-  addIsolated(x: Float32Array, sim: CodeView, int: CodeView): void {
-    addCodes(this.isoSim, x, sim);
-    addCodes(this.isoInt, x, int);
-  }
 }
 
-function addCodes(acc: ErrorAccumulator, x: Float32Array, v: CodeView): void {
-  const c = asInt32(v.codes, 0);
+function addCodes(acc: ErrorAccumulator, x: Float32Array, v: CodeView, slot: 0 | 1): void {
+  const c = asInt32(v.codes, slot);
   const s = v.scale, z = v.zeroPoint;
-  let sx2 = 0, sy2 = 0, sxy = 0, sd2 = 0, md = 0;
+  let sx2 = 0, sy2 = 0, sd2 = 0, md = 0;
   for (let i = 0; i < x.length; i++) {
     const a = x[i];
     const y = (c[i] - z) * s;
     sx2 += a * a;
     sy2 += y * y;
-    sxy += a * y;
     const d = a - y;
     sd2 += d * d;
     const ad = d < 0 ? -d : d;
     if (ad > md) md = ad;
   }
-  acc.addSums(sx2, sy2, sxy, sd2, md, x.length);
+  acc.addSums(sx2, sy2, (sx2 + sy2 - sd2) / 2, sd2, md, x.length);
 }
+
+export { PAIR_SUMS };

@@ -8,15 +8,17 @@
 import type * as ort from 'onnxruntime-node';
 import type { Warning } from '../../protocol/report';
 import { ActivationStats } from '../calibration/histogram';
-import { loadDataset, modelInputs } from '../data/dataset';
+import { fedInputs, inputNamesOf, modelInputs } from '../data/dataset';
 import { checkLabels } from '../data/labels';
 import { InputError } from '../errors';
-import { ensureNodeNames, hoistConstants, untypedValueInfo } from '../onnx/graph';
 import { type LoadedModel, cloneModel, loadModel } from '../onnx/model';
+import { normalizeScopes } from '../onnx/scopes';
+import { inferElementTypes } from '../onnx/typeInfer';
 import { planQuantization } from '../quantize/plan';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
-import { batches, disposeAll, fixedBatchOf, groupByBytes, measureTensors } from './taps';
+import { carryStates, inputSettings, loadInputData } from './inputData';
+import { batches, byTensor, disposeAll, fixedBatchOf, groupByBytes, measureTensors, tapModel } from './taps';
 import type { PrepareOptions, Prepared, RunOptions } from './types';
 
 export function timer(): () => number {
@@ -41,17 +43,25 @@ export async function prepareAnalysis(modelPath: string, opts: PrepareOptions = 
 export async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t = timer()): Promise<Prepared> {
   const warnings: Warning[] = loaded.warnings.map((message) => ({ code: 'model-warning', message }));
   const float = cloneModel(loaded.proto);
-  hoistConstants(float);
-  ensureNodeNames(float.graph!);
-  const inputs = modelInputs(float);
-  const data = await loadDataset(opts.dataPath, inputs, { samples: opts.samples });
+  // Constants hoisted and nodes named at every depth; body nodes get qualified names (If_0/then_branch/Conv_3).
+  const nodeNames = normalizeScopes(float);
+  const data = loadInputData(loaded, float, opts);
+  const inputs = data.inputs;
   if (data.synthetic) {
     warnings.push({
       code: 'synthetic-data',
       message: `No calibration data given: using ${data.samples} synthetic random samples. Thresholds and errors then say NOTHING about real activations; pass --data.`,
     });
+    const set = inputSettings(loaded.path, opts.inputs);
+    const dynamic = modelInputs(float).filter((i) => !set[i.name]?.shape && inputs.some((s) => s.name === i.name && s.shape.length && i.dims.slice(1).some((d) => typeof d !== 'number')));
+    for (const i of dynamic) {
+      const shape = inputs.find((s) => s.name === i.name)!.shape;
+      warnings.push({ code: 'synthetic-dims', tensor: i.name, message: `synthetic input "${i.name}" [${i.dims.map((d) => (typeof d === 'number' ? d : '?')).join(',')}]: dynamic dims set to give samples of shape [${shape.join(',')}]; set them with --input-shape ${i.name}=1x...` });
+    }
   }
-  const fixed = inputs.map((i) => i.dims[0]).find((d) => typeof d === 'number' && d > 0) as number | undefined;
+  const sampleDims = modelInputs(float).filter((i) => inputs.some((s) => s.name === i.name)).map((i) => i.dims[0]);
+  // A state without a batch axis cannot stack samples: every pass then runs one sample at a time.
+  const fixed = (data.states ?? []).some((s) => s.batchAxis === null) ? 1 : (sampleDims.find((d) => typeof d === 'number' && d > 0) as number | undefined);
   let samples = data.samples;
   if (fixed && fixed > 1 && samples % fixed !== 0) {
     // A model whose inputs fix the batch cannot run a partial batch: the remainder is left out.
@@ -64,12 +74,21 @@ export async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t
     loaded, float, data, batchSize: fixed ?? opts.batchSize ?? 32, fixedBatch: fixed,
     tensorBytes: new Map(), tensorTypes: new Map(), stats: new Map(), floatTensors: new Set(),
     outputs: float.graph!.output.map((o) => o.name), warnings, thresholdCache: new Map(), timings: {},
+    nodeNames, elemTypes: inferElementTypes(float), unreadable: new Map(),
   };
-  for (const i of data.inputs) {
+  for (const i of fedInputs(data)) {
     p.tensorTypes.set(i.name, ORT_NAME[i.dataType] ?? 'other');
     if (p.tensorTypes.get(i.name) === 'float32') p.floatTensors.add(i.name);
   }
-  await ensureStats(p, defaultTensors(p), opts);
+  try {
+    await carryStates(data, float, loaded.path, opts.signal);
+    await ensureStats(p, defaultTensors(p), opts);
+  } catch (e) {
+    // A model that fails on synthetic inputs whose dynamic dims were guessed: say which flag fixes it.
+    const guessed = warnings.filter((w) => w.code === 'synthetic-dims');
+    if (e instanceof InputError && guessed.length) throw new InputError(`${e.message} (${guessed.map((w) => w.message).join('; ')})`);
+    throw e;
+  }
   p.timings.calibrateMs = t();
   return p;
 }
@@ -82,7 +101,7 @@ const ORT_NAME: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8', 
  * that produces NaN or Inf on the data is broken, and nothing measured against it would mean anything.
  */
 export async function ensureStats(p: Prepared, names: readonly string[], opts: RunOptions = {}): Promise<void> {
-  const inputNames = new Set(p.data.inputs.map((i) => i.name));
+  const inputNames = inputNamesOf(p.data);
   const todo = [...new Set(names)].filter((n) => !p.stats.has(n));
   if (todo.length === 0) return;
   await measureTensors(p, todo, opts.signal);
@@ -93,9 +112,7 @@ export async function ensureStats(p: Prepared, names: readonly string[], opts: R
   const total = p.data.samples * groups.length;
   let done = 0;
   for (const [gi, group] of groups.entries()) {
-    const model = cloneModel(p.float);
-    const have = new Set(model.graph!.output.map((o) => o.name));
-    for (const n of group.tensors) if (!have.has(n)) model.graph!.output.push(untypedValueInfo(n));
+    const { model, names } = tapModel(p, group.tensors);
     const session = await createSession(model, 'float', { label: p.loaded.path });
     const wanted = new Set([...group.tensors, ...(gi === 0 ? fromFeeds : [])]);
     try {
@@ -104,8 +121,9 @@ export async function ensureStats(p: Prepared, names: readonly string[], opts: R
         const feeds = await feedsFor(p.data, start, count);
         const res = await runSession(session, feeds, p.loaded.path);
         if (gi === 0) checkOutputs(p, res, start);
-        for (const [name, tensor] of Object.entries({ ...res, ...feeds })) {
-          if (!wanted.has(name) || tensor.type !== 'float32') continue;
+        for (const [name, tensor] of Object.entries(byTensor(res, names, feeds))) {
+          // an empty tensor: lifted from an If branch this batch did not take
+          if (!wanted.has(name) || tensor.type !== 'float32' || tensor.size === 0) continue;
           let s = p.stats.get(name);
           if (!s) p.stats.set(name, (s = new ActivationStats()));
           s.add(tensor.data as Float32Array);

@@ -4,10 +4,12 @@
  * scheme so sweeps compute each once) and its scale and zero point. No inference here, except
  * calibrating tensors this configuration quantizes that no earlier one did.
  */
+import { inputNamesOf } from '../data/dataset';
 import { computeThresholds, type TensorThresholds } from '../calibration/choose';
 import type { QuantConfig } from '../../protocol/report';
 import { foldBatchNorms } from '../quantize/bnFold';
-import { type PlannedLayer, dropNonFloat, planQuantization } from '../quantize/plan';
+import { type PlannedLayer, type QuantPlan, dropLayers, dropNonFloat, layerTensors, planQuantization } from '../quantize/plan';
+import { scopeLabel } from '../onnx/scopes';
 import { type QuantParams, paramsFor } from '../quantize/scheme';
 import { cloneModel } from '../onnx/model';
 import { ensureStats } from './prepare';
@@ -16,9 +18,9 @@ import type { Prepared, Quantized, RunOptions } from './types';
 export async function quantizeWith(p: Prepared, config: QuantConfig, opts: RunOptions = {}): Promise<Quantized> {
   const prepared = cloneModel(p.float);
   const folds = config.foldBatchNorm ? foldBatchNorms(prepared, p.loaded.dir) : [];
-  const planned = planQuantization(prepared.graph!, config.placement, config.exclude);
+  const planned = planQuantization(prepared.graph!, config.placement, qualifiedNames(p, config.exclude));
   await ensureStats(p, planned.activations, opts);
-  const plan = dropNonFloat(planned, (t) => p.floatTensors.has(t));
+  const plan = dropUnmeasured(p, dropNonFloat(dropLayers(planned, (l) => unreadable(p, l)), (t) => p.floatTensors.has(t)));
   const thresholds = new Map<string, TensorThresholds>();
   const actParams = new Map<string, QuantParams>();
   const tensorOver = new Map((config.tensorOverrides ?? []).map((o) => [o.tensor, o]));
@@ -42,6 +44,33 @@ export async function quantizeWith(p: Prepared, config: QuantConfig, opts: RunOp
     if (l.shareInputParams && inP) actParams.set(l.output, inP);
   }
   return { config, prepared, folds, plan, actParams, thresholds };
+}
+
+/** Exclusions may name a body node as in the file; the plan knows it by its qualified name. */
+function qualifiedNames(p: Prepared, names: readonly string[]): string[] {
+  const byFile = new Map<string, string[]>();
+  for (const [q, f] of p.nodeNames) if (f && f !== q) byFile.set(f, [...(byFile.get(f) ?? []), q]);
+  return names.flatMap((n) => [n, ...(byFile.get(n) ?? [])]);
+}
+
+/** A layer inside a body whose tensors cannot be read out is not analysable: it stays float. */
+function unreadable(p: Prepared, l: PlannedLayer): { code: string; reason: string } | null {
+  const t = layerTensors(l).find((x) => p.unreadable.has(x));
+  return t ? { code: 'layer-not-analysable', reason: `not analysable, left in float: ${p.unreadable.get(t)}` } : null;
+}
+
+/**
+ * A layer with no statistics never ran on the data (an If branch the data never took): no range
+ * can be calibrated and no error measured, so it stays float and the report says why.
+ */
+function dropUnmeasured(p: Prepared, plan: QuantPlan): QuantPlan {
+  const inputs = inputNamesOf(p.data);
+  return dropLayers(plan, (l) => {
+    const t = layerTensors(l).find((x) => !p.stats.has(x) && !inputs.has(x));
+    if (!t) return null;
+    const where = l.scope.length ? `it sits in ${scopeLabel(l.scope)}, a branch the data never took` : `tensor ${t} produced no values`;
+    return { code: 'layer-not-executed', reason: `never ran on the ${p.data.samples} samples (${where}): no numbers, left in float` };
+  });
 }
 
 /**

@@ -5,7 +5,7 @@
 import type { CalibrationMethod, LayerReport, ModelOutputMetrics, Platform, Range, Report, TensorReport, Warning } from '../../protocol/report';
 import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 import { ActivationStats, displayHistogram } from '../calibration/histogram';
-import { GraphIndex } from '../onnx/graph';
+import { allInitializers } from '../onnx/scopes';
 import { opsetOf } from '../onnx/model';
 import { readFloatTensor } from '../onnx/tensor';
 import type { WeightQuant } from '../quantize/qdqRewrite';
@@ -18,6 +18,7 @@ import type { Prepared, Quantized } from './types';
 import { choosePrimaryMetric } from './primaryMetric';
 import { platform } from './platform';
 import { type CurvePoint, downsampleKeepingMinima, nearestIndex } from './curveDownsample';
+import { gridUse } from './gridUse';
 
 export const TOOL_VERSION = '0.1.0';
 
@@ -80,12 +81,14 @@ export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: Sens
       opset: opsetOf(p.loaded.proto),
       producer: `${p.loaded.proto.producerName} ${p.loaded.proto.producerVersion}`.trim(),
       nodes: p.float.graph!.node.length,
+      quantization: q.quantization ?? { kind: 'float', ops: {}, reference: 'self', notes: [] },
     },
     data: {
       source: p.data.source,
       synthetic: p.data.synthetic,
       labels: hasLabels,
-      inputs: p.data.inputs.map((i) => ({ name: i.name, shape: i.shape })),
+      inputs: p.data.description ?? p.data.inputs.map((i) => ({ name: i.name, shape: i.shape })),
+      ...(p.data.states?.length ? { states: 'float-model' as const } : {}),
     },
     samples: p.data.samples,
     config,
@@ -109,6 +112,7 @@ export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: Sens
       ? `the analysis ran activations as uint8 with zero point +${e.shift} (exactly equivalent to the signed symmetric grid) so onnxruntime's x86 integer kernels execute them; the written file keeps the configured grid (see deployedKernel per layer)`
       : 'as configured',
     integerDiffSamples: e.diffSamples,
+    detailSamples: e.detailSamples,
     sensitivityInfo: sens ? { samples: sens.samples, method: sens.method, reason: sens.reason } : null,
     warnings,
     timings: e.timings,
@@ -116,7 +120,7 @@ export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: Sens
 }
 
 function planWarnings(q: Quantized, layers: LayerReport[], transformed: boolean): Warning[] {
-  const w: Warning[] = q.plan.skipped.map((s) => ({ code: 'layer-not-quantized', node: s.node, message: `${s.op} ${s.node} stays float: ${s.reason}` }));
+  const w: Warning[] = q.plan.skipped.map((s) => ({ code: s.code ?? 'layer-not-quantized', node: s.node, message: `${s.op} ${s.node} stays float: ${s.reason}` }));
   for (const l of layers) {
     if (!l.integerKernel) {
       w.push({ code: 'no-integer-kernel', node: l.node, message: `onnxruntime ran ${l.op} ${l.node} in float between Q/DQ (no fused integer kernel) in the integer session` });
@@ -151,6 +155,7 @@ function activationReports(p: Prepared, q: Quantized, e: Evaluation): TensorRepo
       klCurve: klForReport(th.klCurve, th.thresholds.entropy),
       chosen: { method: q.config.calibration, range: representableRange(params), scale: params.scale, zeroPoint: params.zeroPoint },
       clipRate: seen ? e.clipCount.get(name)! / seen : 0,
+      grid: gridUse(s, params),
     }];
   });
 }
@@ -165,16 +170,17 @@ function klForReport(curve: CurvePoint[], entropy: Range | undefined): CurvePoin
 }
 
 function weightReports(p: Prepared, q: Quantized, weights: WeightQuant[]): TensorReport[] {
-  const prepIdx = new GraphIndex(q.prepared.graph!);
-  const floatIdx = new GraphIndex(p.float.graph!);
+  // weights of layers inside If/Loop/Scan bodies live in their bodies
+  const prepInits = allInitializers(q.prepared);
+  const floatInits = allInitializers(p.float);
   return weights.map((wq) => {
-    const w = readFloatTensor(prepIdx.initializers.get(wq.tensor)!, p.loaded.dir);
+    const w = readFloatTensor(prepInits.get(wq.tensor)!, p.loaded.dir);
     const s = new ActivationStats();
     s.add(w.data);
     const fold = q.folds.find((f) => f.conv === wq.layer);
     let before: { lo: number; hi: number }[] | undefined;
     if (fold && wq.axis !== null) {
-      const orig = readFloatTensor(floatIdx.initializers.get(fold.originalWeight)!, p.loaded.dir);
+      const orig = readFloatTensor(floatInits.get(fold.originalWeight)!, p.loaded.dir);
       const per = orig.data.length / orig.dims[0];
       before = Array.from({ length: orig.dims[0] }, (_, c) => {
         let lo = Infinity, hi = -Infinity;

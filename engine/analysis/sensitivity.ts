@@ -8,9 +8,10 @@
  * layer's per-sample output SQNR spread, and enough samples are used to know every layer's mean
  * output SQNR within +-0.5 dB (95%), up to 256 (or what the user asked for).
  */
+import { inputNamesOf } from '../data/dataset';
 import type * as ort from 'onnxruntime-node';
 import type { ModelOutputMetrics } from '../../protocol/report';
-import { untypedValueInfo } from '../onnx/graph';
+import type { GraphProto, NodeProto } from '../onnx/graph';
 import { cloneModel } from '../onnx/model';
 import { ELEM_TYPE, downstreamOf, frontierOf, typedValueInfo } from '../onnx/slice';
 import { type PlannedLayer, subsetPlan } from '../quantize/plan';
@@ -18,7 +19,7 @@ import { buildQdqModel } from '../quantize/qdqRewrite';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
 import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
-import { disposeAll, fixedBatchOf, groupByBytes, measureTensors } from './taps';
+import { byTensor, disposeAll, fixedBatchOf, groupByBytes, measureTensors, tapModel } from './taps';
 import type { EvaluateOptions, Prepared, Quantized } from './types';
 
 const PILOT = 16;
@@ -57,9 +58,9 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
   if (layers.length === 0) return null;
   const g = q.prepared.graph!;
   const constants = new Set(g.initializer.map((t) => t.name));
-  const inputNames = new Set(p.data.inputs.map((i) => i.name));
+  const inputNames = inputNamesOf(p.data);
   const suffixes: Suffix[] = layers.map((layer) => {
-    const nodes = downstreamOf(g, layer.node);
+    const nodes = downstreamOf(g, topNode(g, layer));
     const produced = new Set(nodes.flatMap((n) => n.output));
     return {
       layer, frontier: frontierOf(nodes, constants), outputs: p.outputs.filter((o) => produced.has(o)),
@@ -82,12 +83,10 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
       sessions.push(s.session);
     }
     const floats = await Promise.all(groups.map(async (gr) => {
-      const m = cloneModel(p.float);
-      const have = new Set(m.graph!.output.map((o) => o.name));
-      for (const t of gr.tensors) if (!have.has(t)) m.graph!.output.push(untypedValueInfo(t));
+      const { model: m, names } = tapModel(p, gr.tensors);
       const session = await createSession(m, 'float', { label: p.loaded.path });
       sessions.push(session);
-      return session;
+      return { session, names };
     }));
     const batch = Math.min(...groups.map((gr) => gr.batch));
     let done = 0;
@@ -99,8 +98,8 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
         const feeds = await feedsFor(p.data, start, count);
         const lab = labels?.subarray(start, start + count) ?? null;
         for (const [gi, gr] of groups.entries()) {
-          const fr = await runSession(floats[gi], feeds, p.loaded.path);
-          const all = { ...feeds, ...fr } as Record<string, ort.Tensor>;
+          const fr = await runSession(floats[gi].session, feeds, p.loaded.path);
+          const all = byTensor(fr, floats[gi].names, feeds);
           const fPred = all[logits]?.type === 'float32' ? argmaxRows(all[logits].data as Float32Array, cols(all[logits])) : null;
           for (const s of gr.units) {
             checkCancel(opts.signal);
@@ -148,6 +147,12 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
   return { layers: result, samples: target, method: 'downstream', reason };
 }
 
+/** The main-graph node a layer runs in: itself, or the If/Loop/Scan whose body holds it. */
+function topNode(g: GraphProto, l: PlannedLayer): NodeProto {
+  const name = l.scope[0]?.node ?? l.node.name;
+  return g.node.find((n) => n.name === name)!;
+}
+
 function cols(t: ort.Tensor): number {
   return Number(t.dims[t.dims.length - 1] ?? 1);
 }
@@ -156,7 +161,7 @@ function cols(t: ort.Tensor): number {
 function suffixModel(p: Prepared, q: Quantized, s: Suffix) {
   const model = cloneModel(q.prepared);
   const g = model.graph!;
-  const keep = new Set(downstreamOf(g, g.node.find((n) => n.name === s.layer.node.name)!));
+  const keep = new Set(downstreamOf(g, topNode(g, s.layer)));
   const outputs = new Set(s.outputs);
   g.node = g.node.filter((n) => keep.has(n));
   g.input = s.frontier.map((t) => typedValueInfo(t, ELEM_TYPE[p.tensorTypes.get(t) ?? 'float32'] ?? 1));

@@ -5,9 +5,10 @@
  * are small gets one group and large batches; a 512x512 detector gets several groups at batch 1,
  * each a full pass, and never holds every layer's activation at once.
  */
+import { inputNamesOf } from '../data/dataset';
 import type * as ort from 'onnxruntime-node';
-import { untypedValueInfo } from '../onnx/graph';
-import { cloneModel } from '../onnx/model';
+import { liftTensors } from '../onnx/lift';
+import { cloneModel, type ModelProto } from '../onnx/model';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
 import type { Prepared } from './types';
@@ -17,6 +18,30 @@ export const RUN_BYTES = 256 * 1024 * 1024;
 
 /** Tensors per probe run before anything is known about their size. */
 const FIRST_PROBE = 64;
+
+/**
+ * The float model with `tensors` fetchable: main-graph tensors become outputs, tensors inside
+ * If/Loop/Scan bodies are lifted (onnx/lift.ts). `names` maps each tensor to the output to read;
+ * tensors that cannot be lifted are recorded once in `p.unreadable` with the reason.
+ */
+export function tapModel(p: Prepared, tensors: readonly string[]): { model: ModelProto; names: Map<string, string>; stacked: Map<string, number> } {
+  const model = cloneModel(p.float);
+  const { lifted, refused } = liftTensors(model, tensors.filter((t) => t && !p.unreadable.has(t)), p.elemTypes);
+  for (const [t, why] of refused) p.unreadable.set(t, why);
+  return {
+    model,
+    names: new Map([...lifted].map(([t, l]) => [t, l.output])),
+    // Loop/Scan body tensors come stacked: one leading axis per enclosing loop (iterations)
+    stacked: new Map([...lifted].filter(([, l]) => l.stackedAxes > 0).map(([t, l]) => [t, l.stackedAxes])),
+  };
+}
+
+/** A run's results keyed by tensor name (lifted outputs under their tensor's name), feeds included. */
+export function byTensor(res: Record<string, ort.Tensor>, names: Map<string, string>, feeds: Record<string, ort.Tensor> = {}): Record<string, ort.Tensor> {
+  const out: Record<string, ort.Tensor> = { ...feeds, ...res };
+  for (const [t, o] of names) if (res[o]) out[t] = res[o];
+  return out;
+}
 
 /** Samples per batch that a fixed batch dimension imposes (undefined when the batch is free). */
 export function fixedBatchOf(p: Prepared): number | undefined {
@@ -28,7 +53,7 @@ export function fixedBatchOf(p: Prepared): number | undefined {
  * float model on the first batch with the tensors exposed a chunk at a time.
  */
 export async function measureTensors(p: Prepared, names: readonly string[], signal?: AbortSignal): Promise<void> {
-  const inputs = new Set(p.data.inputs.map((i) => i.name));
+  const inputs = inputNamesOf(p.data);
   const todo = [...new Set(names)].filter((n) => !p.tensorBytes.has(n) && !inputs.has(n));
   if (todo.length === 0) return;
   const count = p.fixedBatch ?? 1;
@@ -37,13 +62,12 @@ export async function measureTensors(p: Prepared, names: readonly string[], sign
   for (let i = 0; i < todo.length; ) {
     checkCancel(signal);
     const part = todo.slice(i, i + chunk);
-    const model = cloneModel(p.float);
-    const have = new Set(model.graph!.output.map((o) => o.name));
-    for (const n of part) if (!have.has(n)) model.graph!.output.push(untypedValueInfo(n));
+    const { model, names } = tapModel(p, part);
     const session = await createSession(model, 'float', { label: p.loaded.path });
     let bytes = 0;
     try {
-      const res = await runSession(session, feeds, p.loaded.path);
+      const raw = await runSession(session, feeds, p.loaded.path);
+      const res = byTensor(raw, names);
       for (const n of part) {
         const t = res[n];
         if (!t) continue;
@@ -53,7 +77,7 @@ export async function measureTensors(p: Prepared, names: readonly string[], sign
         if (t.type === 'float32') p.floatTensors.add(n);
         bytes += b;
       }
-      for (const t of Object.values(res)) t.dispose();
+      for (const t of Object.values(raw)) t.dispose();
     } finally {
       await session.release();
     }

@@ -2,10 +2,11 @@
  * The shapes the analysis pipeline passes between its stages (prepare -> quantize -> evaluate ->
  * report), declared apart from the code so the stages import types, not each other.
  */
-import type { QuantConfig, Warning } from '../../protocol/report';
+import type { ModelQuantization, QuantConfig, Warning } from '../../protocol/report';
 import type { ActivationStats } from '../calibration/histogram';
 import type { TensorThresholds } from '../calibration/choose';
 import type { Dataset } from '../data/dataset';
+import type { InputSetting } from '../data/inputs';
 import type { LoadedModel, ModelProto } from '../onnx/model';
 import type { FoldRecord } from '../quantize/bnFold';
 import type { QuantPlan } from '../quantize/plan';
@@ -29,6 +30,8 @@ export interface RunOptions {
 export interface PrepareOptions extends RunOptions {
   dataPath?: string;
   samples?: number;
+  /** Per model input: sample / constant (value) / state (from an output), dims (data/inputs.ts); over quantlens.json's `inputs`. */
+  inputs?: Record<string, InputSetting>;
 }
 
 /** What the float model looks like on the data: computed once, reused by every configuration. */
@@ -54,6 +57,12 @@ export interface Prepared {
   outputs: string[];
   warnings: Warning[];
   timings: Record<string, number>;
+  /** Qualified node name (body nodes: `If_0/then_branch/Conv_3`) -> the node's name in the file. */
+  nodeNames: Map<string, string>;
+  /** Element type of every value at any depth, inferred from the graph (lifting out of If branches needs it). */
+  elemTypes: Map<string, number>;
+  /** Tensors inside bodies that cannot be read out (onnx/lift.ts), with the reason. */
+  unreadable: Map<string, string>;
 }
 
 /** A configuration applied to the prepared float statistics: plan, params, models. */
@@ -65,6 +74,11 @@ export interface Quantized {
   plan: QuantPlan;
   actParams: Map<string, QuantParams>;
   thresholds: Map<string, TensorThresholds>;
+  /**
+   * Set when the grids are an already-quantized model's own (engine/quantized/): what the file
+   * holds and what it is compared against. Its weights' codes ride on the plan's layers (`fixed`).
+   */
+  quantization?: ModelQuantization;
 }
 
 export interface EvaluateOptions extends RunOptions {

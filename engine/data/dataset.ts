@@ -16,16 +16,13 @@ import { type InputArray, checkCompatible, decode, firstNonFinite } from './dtyp
 import { checkLabels, checkLabelsHeader, readLabels } from './labels';
 import type { NpyArray } from './npy';
 import { type ArraySource, openCatalog } from './sources';
+import type { ConstantFeed, InputDescription, ModelInput, StateFeed } from './inputs';
+
+export type { ModelInput } from './inputs';
 
 export type { InputArray } from './dtypes';
 export { checkLabels } from './labels';
 
-export interface ModelInput {
-  name: string;
-  dataType: DT;
-  /** Fixed sizes as numbers, symbolic/unknown as strings ('' when unnamed). */
-  dims: (number | string)[];
-}
 
 /** One model input as the data provides it: per-sample shape (the sample axis left out). */
 export interface DatasetInput {
@@ -48,8 +45,24 @@ export interface Dataset {
   labelsSource?: string;
   /** Samples [start, start + count) of every input, in `inputs` order, as fresh arrays. */
   read(start: number, count: number): Promise<InputArray[]>;
+  /** Inputs fed the same value in every run (data/inputs.ts); `inputs` holds the sample inputs only. */
+  constants?: ConstantFeed[];
+  /** Recurrent inputs carried from the float model's outputs (data/inputs.ts). */
+  states?: StateFeed[];
+  /** How every model input is fed, for the report. */
+  description?: InputDescription[];
   /** Release files held open and buffered bytes (a later read opens them again). */
   close(): Promise<void>;
+}
+
+/** Every model input the data feeds (samples, constants, states), with its element type. */
+export function fedInputs(data: Dataset): { name: string; dataType: DT }[] {
+  return [...data.inputs, ...(data.constants ?? []), ...(data.states ?? [])];
+}
+
+/** The names of every fed model input: they are fed, never fetched as taps. */
+export function inputNamesOf(data: Dataset): Set<string> {
+  return new Set(fedInputs(data).map((i) => i.name));
 }
 
 /** A dataset over arrays already in memory (synthetic data, tests). */
@@ -163,6 +176,9 @@ function streamingDataset(root: string, inputs: ModelInput[], arrays: Map<string
       );
     }
     const arr = src.open();
+    if (arr.header.shape.length === 0) {
+      throw new InputError(`${src.where}: a 0-d array (a scalar) has no sample axis; if "${inp.name}" takes the same value for every sample, declare it a constant (--input ${inp.name}=VALUE)`);
+    }
     checkCompatible(arr.header.dtype, inp.dataType, src.where, inp.name);
     const shape = checkShape(inp, arr.header.shape, src.where);
     return { inp, src, arr, shape };
@@ -204,6 +220,34 @@ function streamingDataset(root: string, inputs: ModelInput[], arrays: Map<string
       for (const u of used) u.arr.reset();
     },
   };
+}
+
+/** The array names a data path holds (to tell which inputs the data feeds). */
+export function dataKeys(dataPath: string): Set<string> {
+  const cat = openCatalog(dataPath);
+  cat.release();
+  return new Set([...cat.arrays.keys()].filter((k) => k !== 'labels'));
+}
+
+/**
+ * A constant input's value from the data file: an array without a sample axis, holding the whole
+ * input (for a rank-0 input: any one-value array, 0-d included).
+ */
+export function readConstant(dataPath: string, inp: ModelInput): ConstantFeed {
+  const cat = openCatalog(dataPath);
+  try {
+    const src = cat.arrays.get(inp.name) ?? cat.arrays.get(safeFileName(inp.name))!;
+    const arr = src.open();
+    checkCompatible(arr.header.dtype, inp.dataType, src.where, inp.name);
+    const shape = arr.header.shape;
+    const count = shape.reduce((a, b) => a * b, 1);
+    const fits = inp.dims.length === 0 ? count === 1 : shape.length === inp.dims.length && inp.dims.every((d, i) => typeof d !== 'number' || d === shape[i]);
+    if (!fits) throw new InputError(`${src.where}: constant input "${inp.name}" expects shape [${inp.dims.join(',')}] (no sample axis), the array has (${shape.join(', ')})`);
+    src.verify();
+    return { name: inp.name, dataType: inp.dataType, dims: inp.dims.length === 0 ? [] : shape, data: decode(arr.rows(0, arr.samples), arr.header.dtype, inp.dataType) };
+  } finally {
+    cat.release();
+  }
 }
 
 /** Samples [start, start + count) of one input, converted to its type; float inputs must be finite. */

@@ -79,7 +79,8 @@ function parseHeaderDict(text: string, where: string): { descr: string; fortranO
 
 /** Samples are rows along axis 0 laid out one after another: anything else cannot be streamed. */
 function checkLayout(h: NpyHeader, where: string): void {
-  if (h.shape.length === 0) throw new InputError(`${where}: a 0-d array (a scalar) has no sample axis`);
+  // A 0-d array (a scalar) is one value: a constant input's value (data/inputs.ts); it has no sample axis.
+  if (h.shape.length === 0) return;
   if (h.shape[0] === 0) throw new InputError(`${where}: holds 0 samples (shape ${fmtShape(h.shape)})`);
   if (h.shape.includes(0)) throw new InputError(`${where}: shape ${fmtShape(h.shape)} holds no values`);
   // Column-major with at most one axis longer than 1 is the same layout as row-major.
@@ -103,7 +104,7 @@ export class NpyArray {
   readonly rowBytes: number;
 
   constructor(readonly header: NpyHeader, readonly src: ByteReader, readonly where: string) {
-    this.samples = header.shape[0];
+    this.samples = header.shape.length ? header.shape[0] : 1;
     this.perSample = header.shape.slice(1).reduce((a, b) => a * b, 1);
     this.rowBytes = this.perSample * header.dtype.size;
   }

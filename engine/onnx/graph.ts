@@ -14,6 +14,8 @@ import {
   ValueInfoProtoSchema,
 } from 'onnx-buf';
 
+import { nodeReads } from './slice';
+
 export type { GraphProto, NodeProto, TensorProto };
 
 export function attr(node: NodeProto, name: string) {
@@ -137,11 +139,20 @@ export function nameAllocator(graph: GraphProto): (base: string) => string {
   };
 }
 
-/** Drop initializers no node or graph output reads (e.g. float weights replaced by quantized ones). */
+/**
+ * Drop initializers nothing reads (e.g. float weights replaced by quantized ones), in `graph` and
+ * in every If/Loop/Scan body at any depth. A body may read an initializer of an enclosing graph:
+ * those reads keep it.
+ */
 export function pruneUnusedInitializers(graph: GraphProto): void {
   const used = new Set<string>();
-  for (const n of graph.node) for (const i of n.input) used.add(i);
+  for (const n of graph.node) {
+    for (const r of nodeReads(n)) used.add(r);
+    for (const a of n.attribute) for (const body of [...(a.g ? [a.g] : []), ...a.graphs]) pruneUnusedInitializers(body);
+  }
   for (const o of graph.output) used.add(o.name);
+  const inits = new Set(graph.initializer.map((t) => t.name));
   graph.initializer = graph.initializer.filter((t) => used.has(t.name));
-  graph.input = graph.input.filter((i) => used.has(i.name) || !graph.initializer.some((t) => t.name === i.name));
+  // IR < 4 lists initializers as inputs too: a dropped one must not stay behind as an input to feed
+  graph.input = graph.input.filter((i) => used.has(i.name) || !inits.has(i.name));
 }

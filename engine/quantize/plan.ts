@@ -4,7 +4,10 @@
  * run), and non-float tensors are filtered out afterwards with `dropNonFloat`.
  */
 import type { Placement } from '../../protocol/report';
-import { GraphIndex, type GraphProto, type NodeProto, attrInt } from '../onnx/graph';
+import { type GraphProto, type NodeProto, attrInt } from '../onnx/graph';
+import { type ScopeStep, ScopedIndex } from '../onnx/scopes';
+import { subgraphsOf } from '../onnx/walk';
+import type { QuantParams } from './scheme';
 
 export type InputRole =
   | { kind: 'activation' }
@@ -20,20 +23,37 @@ export interface PlannedLayer {
   output: string;
   /** Output reuses the quantization params of input 0 (MaxPool: the range cannot grow). */
   shareInputParams: boolean;
+  /** The If/Loop/Scan bodies the node sits in, outermost first (empty in the main graph). */
+  scope: ScopeStep[];
+  /**
+   * Integer codes a model that is already quantized holds for some constant inputs (by input
+   * index): the QDQ writer stores exactly these instead of quantizing the float values, so the
+   * analysis runs the deployed weights and biases, not a re-quantization of them.
+   */
+  fixed?: Map<number, FixedCodes>;
+}
+
+/** A constant's deployed integer codes and their grid (weights: per channel along `axis`; biases: int32, zero point 0). */
+export interface FixedCodes {
+  /** Channel axis of `params` (non-negative), or null when one grid covers the whole tensor. */
+  axis: number | null;
+  params: QuantParams[];
+  codes: Int32Array;
+  dims: number[];
 }
 
 export interface QuantPlan {
   layers: PlannedLayer[];
   /** Activation tensors to quantize (each gets one Q/DQ pair), in graph order. */
   activations: string[];
-  /** Nodes left in float and why, for the report. */
-  skipped: { node: string; op: string; reason: string }[];
+  /** Nodes left in float and why, for the report (`code`: the warning's code, default layer-not-quantized). */
+  skipped: { node: string; op: string; reason: string; code?: string }[];
 }
 
 export const COMPUTE_OPS = new Set(['Conv', 'Gemm', 'MatMul']);
 const EXTENDED_OPS = new Set(['Add', 'Mul', 'Concat', 'MaxPool', 'AveragePool', 'GlobalAveragePool']);
 
-function rolesFor(node: NodeProto, idx: GraphIndex): InputRole[] | string {
+function rolesFor(node: NodeProto, idx: ScopedIndex): InputRole[] | string {
   const isConst = (i: number) => node.input[i] !== undefined && node.input[i] !== '' && idx.isConstant(node.input[i]);
   switch (node.opType) {
     case 'Conv': {
@@ -67,25 +87,26 @@ function attrFloatIsOne(node: NodeProto, name: string): boolean {
   return !a || a.f === 1;
 }
 
+/**
+ * Every eligible node of `graph` and, at the place of each If/Loop/Scan node, of its bodies at any
+ * depth (weights may be constants of the body or of an enclosing graph).
+ */
 export function planQuantization(graph: GraphProto, placement: Placement, exclude: readonly string[]): QuantPlan {
-  const idx = new GraphIndex(graph);
   const excluded = new Set(exclude);
   const layers: PlannedLayer[] = [];
   const skipped: QuantPlan['skipped'] = [];
-  for (const node of graph.node) {
-    const eligible = COMPUTE_OPS.has(node.opType) || (placement === 'extended' && EXTENDED_OPS.has(node.opType));
-    if (!eligible || node.domain !== '') continue;
-    if (excluded.has(node.name)) {
-      skipped.push({ node: node.name, op: node.opType, reason: 'excluded by configuration' });
-      continue;
+  const visit = (g: GraphProto, idx: ScopedIndex, scope: ScopeStep[]) => {
+    for (const node of g.node) {
+      const eligible = COMPUTE_OPS.has(node.opType) || (placement === 'extended' && EXTENDED_OPS.has(node.opType));
+      if (eligible && node.domain === '') {
+        const roles = excluded.has(node.name) ? 'excluded by configuration' : rolesFor(node, idx);
+        if (typeof roles === 'string') skipped.push({ node: node.name, op: node.opType, reason: roles });
+        else layers.push({ node, roles, output: node.output[0], shareInputParams: node.opType === 'MaxPool', scope });
+      }
+      for (const { attr, graph: body } of subgraphsOf(node)) visit(body, new ScopedIndex(body, idx), [...scope, { node: node.name, op: node.opType, attr }]);
     }
-    const roles = rolesFor(node, idx);
-    if (typeof roles === 'string') {
-      skipped.push({ node: node.name, op: node.opType, reason: roles });
-      continue;
-    }
-    layers.push({ node, roles, output: node.output[0], shareInputParams: node.opType === 'MaxPool' });
-  }
+  };
+  visit(graph, new ScopedIndex(graph), []);
   return withActivations(layers, skipped);
 }
 
@@ -116,6 +137,23 @@ export function dropNonFloat(plan: QuantPlan, isFloat: (tensor: string) => boole
     else keep.push(l);
   }
   return withActivations(keep, skipped);
+}
+
+/** Move layers for which `why` gives a reason to `skipped` (with its warning code). */
+export function dropLayers(plan: QuantPlan, why: (l: PlannedLayer) => { code: string; reason: string } | null): QuantPlan {
+  const keep: PlannedLayer[] = [];
+  const skipped = [...plan.skipped];
+  for (const l of plan.layers) {
+    const w = why(l);
+    if (w) skipped.push({ node: l.node.name, op: l.node.opType, ...w });
+    else keep.push(l);
+  }
+  return withActivations(keep, skipped);
+}
+
+/** The tensors whose values a layer's measurement needs: its activation inputs and its output. */
+export function layerTensors(l: PlannedLayer): string[] {
+  return [l.output, ...l.node.input.filter((_, i) => l.roles[i]?.kind === 'activation')];
 }
 
 /** The same plan restricted to some layers (sensitivity, exclusions): activations recomputed. */

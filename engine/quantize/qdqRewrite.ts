@@ -15,14 +15,16 @@
 import type { ModelProto } from 'onnx-buf';
 import type { QuantConfig, Range } from '../../protocol/report';
 import { cloneModel, opsetOf } from '../onnx/model';
-import { GraphIndex, type NodeProto, makeNode, nameAllocator, pruneUnusedInitializers, untypedValueInfo } from '../onnx/graph';
+import { GraphIndex, type GraphProto, type NodeProto, makeNode, pruneUnusedInitializers } from '../onnx/graph';
+import { liftTensors } from '../onnx/lift';
+import { allInitializers, graphsOf, modelNameAllocator } from '../onnx/scopes';
 import { typedValueInfo } from '../onnx/slice';
 import { DT, makeTensor, readFloatTensor } from '../onnx/tensor';
-import type { PlannedLayer, QuantPlan } from './plan';
+import type { FixedCodes, PlannedLayer, QuantPlan } from './plan';
 import { type QuantParams, paramsFor, quantize } from './scheme';
 import { roundHalfEven } from './rounding';
 import { create } from '@bufbuild/protobuf';
-import { AttributeProto_AttributeType, OperatorSetIdProtoSchema } from 'onnx-buf';
+import { AttributeProto_AttributeType, OperatorSetIdProtoSchema, type TensorProto } from 'onnx-buf';
 
 export interface WeightQuant {
   layer: string;
@@ -45,8 +47,15 @@ export interface OutputTap {
   layer: string;
   /** Tensor to fetch: the QuantizeLinear output (codes), or for 4-bit the DQ output (floats). */
   tensor: string;
+  /**
+   * The tensor inside its body when `tensor` is a main-graph output lifted out of an If/Loop/Scan
+   * body (lifted out of an If branch, `tensor` is empty in runs that took the other branch).
+   */
+  source?: string;
   isCodes: boolean;
   params: QuantParams;
+  /** The DequantizeLinear output of the same tensor: the real values the codes stand for. */
+  dq: string;
 }
 
 export interface BuiltModel {
@@ -87,7 +96,7 @@ export function raiseOpsetForIntegerKernels(model: ModelProto): boolean {
   const g = model.graph!;
   if (!imp || imp.version >= 10n) return false;
   if (g.node.some((n) => n.domain === '' && n.opType === 'Upsample')) return false;
-  const fresh = nameAllocator(g);
+  const fresh = modelNameAllocator(model);
   const int64Input = (node: NodeProto, attrName: string) => {
     const a = node.attribute.find((x) => x.name === attrName);
     if (!a) return '';
@@ -130,27 +139,85 @@ export function weightScheme(config: QuantConfig, node: string): QuantConfig['we
   return { ...config.weights, ...(o.weightBits !== undefined ? { bits: o.weightBits } : {}), ...(o.perChannel !== undefined ? { perChannel: o.perChannel } : {}) };
 }
 
+interface QuantizedWeight {
+  axis: number | null;
+  params: QuantParams[];
+  ranges: Range[];
+  clipRate: number;
+  codes: Int32Array;
+  dims: number[];
+}
+
+/**
+ * An evaluation builds the same layer's quantized weight several times (simulated, integer,
+ * isolated, deployed models): the codes depend only on the float tensor and the scheme, so they are
+ * computed once per (initializer, scheme, axis) and kept as long as the initializer object lives.
+ */
+const weightCache = new WeakMap<object, Map<string, QuantizedWeight>>();
+
+function quantizeWeight(tensor: import('onnx-buf').TensorProto, dir: string, c: QuantConfig['weights'], roleAxis: number | null): QuantizedWeight {
+  const key = `${JSON.stringify(c)}|${roleAxis}`;
+  let byScheme = weightCache.get(tensor);
+  const hit = byScheme?.get(key);
+  if (hit) return hit;
+  const w = readFloatTensor(tensor, dir);
+  let axis: number | null = null;
+  if (c.perChannel && roleAxis !== null && w.dims.length >= 2) axis = roleAxis < 0 ? w.dims.length + roleAxis : roleAxis;
+  const channels = axis === null ? 1 : w.dims[axis];
+  const inner = axis === null ? w.data.length : w.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const ranges: Range[] = Array.from({ length: channels }, () => ({ lo: Infinity, hi: -Infinity }));
+  const chanOf = (i: number) => (axis === null ? 0 : Math.floor(i / inner) % channels);
+  for (let i = 0; i < w.data.length; i++) {
+    const r = ranges[chanOf(i)];
+    if (w.data[i] < r.lo) r.lo = w.data[i];
+    if (w.data[i] > r.hi) r.hi = w.data[i];
+  }
+  const params = ranges.map((r) => paramsFor(r.lo, r.hi, c));
+  const codes = new Int32Array(w.data.length);
+  let clipped = 0;
+  for (let i = 0; i < w.data.length; i++) {
+    const p = params[chanOf(i)];
+    const raw = roundHalfEven(w.data[i] / p.scale) + p.zeroPoint;
+    if (raw < p.qmin || raw > p.qmax) clipped++;
+    codes[i] = quantize(w.data[i], p);
+  }
+  const result = { axis, params, ranges, clipRate: clipped / w.data.length, codes, dims: w.dims };
+  if (!byScheme) weightCache.set(tensor, (byScheme = new Map()));
+  byScheme.set(key, result);
+  return result;
+}
+
 /** Shared machinery: adds Q/DQ nodes and quantized initializers to one graph. */
 class QdqWriter {
   readonly fresh: (base: string) => string;
-  readonly head: NodeProto[] = [];
+  /** Weight/bias DQ nodes of the graph being written (`begin` starts a graph). */
+  head: NodeProto[] = [];
+  /** The graph new initializers go into: the one holding the layer being quantized. */
+  target: GraphProto;
 
   constructor(
     readonly model: ModelProto,
-    readonly source: { initializers: GraphIndex['initializers']; dir: string },
+    readonly source: { initializers: Map<string, TensorProto>; dir: string },
     readonly config: QuantConfig,
     readonly domain: string,
   ) {
-    this.fresh = nameAllocator(model.graph!);
+    this.fresh = modelNameAllocator(model);
+    this.target = model.graph!;
     raiseOpsetForIntegerKernels(model);
     if (domain && !model.opsetImport.some((o) => o.domain === domain)) {
       model.opsetImport.push(create(OperatorSetIdProtoSchema, { domain, version: 1n }));
     }
   }
 
+  /** Write into graph `g` from now on, with an empty head. */
+  begin(g: GraphProto): void {
+    this.target = g;
+    this.head = [];
+  }
+
   private init(name: string, type: DT, dims: number[], data: ArrayLike<number>): string {
     const n = this.fresh(name);
-    this.model.graph!.initializer.push(makeTensor(n, type, dims, data));
+    this.target.initializer.push(makeTensor(n, type, dims, data));
     return n;
   }
 
@@ -182,45 +249,53 @@ class QdqWriter {
   /** Integer weight initializer behind a DQ; returns the DQ output and what was chosen. */
   weight(layer: PlannedLayer, inputIndex: number, roleAxis: number | null): { dq: string; wq: WeightQuant } {
     const name = layer.node.input[inputIndex];
-    const w = readFloatTensor(this.source.initializers.get(name)!, this.source.dir);
+    const tensor = this.source.initializers.get(name)!;
+    const fixed = layer.fixed?.get(inputIndex);
+    if (fixed) return this.fixedWeight(layer, name, readFloatTensor(tensor, this.source.dir), fixed);
     const c = weightScheme(this.config, layer.node.name);
-    let axis: number | null = null;
-    if (c.perChannel && roleAxis !== null && w.dims.length >= 2) axis = roleAxis < 0 ? w.dims.length + roleAxis : roleAxis;
-    const channels = axis === null ? 1 : w.dims[axis];
-    const inner = axis === null ? w.data.length : w.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-    const ranges: Range[] = Array.from({ length: channels }, () => ({ lo: Infinity, hi: -Infinity }));
-    const chanOf = (i: number) => (axis === null ? 0 : Math.floor(i / inner) % channels);
-    for (let i = 0; i < w.data.length; i++) {
-      const r = ranges[chanOf(i)];
-      if (w.data[i] < r.lo) r.lo = w.data[i];
-      if (w.data[i] > r.hi) r.hi = w.data[i];
-    }
-    const params = ranges.map((r) => paramsFor(r.lo, r.hi, c));
-    const codes = new Int32Array(w.data.length);
-    let clipped = 0;
-    for (let i = 0; i < w.data.length; i++) {
-      const p = params[chanOf(i)];
-      const raw = roundHalfEven(w.data[i] / p.scale) + p.zeroPoint;
-      if (raw < p.qmin || raw > p.qmax) clipped++;
-      codes[i] = quantize(w.data[i], p);
-    }
+    const { axis, params, ranges, clipRate, codes, dims } = quantizeWeight(tensor, this.source.dir, c, roleAxis);
     const base = `${layer.node.name}_${name}`;
-    const wq = this.init(`${base}_quantized`, zeroPointType(c.bits, c.signed), w.dims, codes);
+    const wq = this.init(`${base}_quantized`, zeroPointType(c.bits, c.signed), dims, codes);
     const { s, z } = this.scaleZp(base, params, c, axis !== null);
     const dq = this.fresh(`${base}_dequantized`);
     const attrs: Record<string, number> = axis !== null ? { axis } : {};
     this.head.push(makeNode('DequantizeLinear', [wq, s, z], [dq], this.fresh(`${base}_DequantizeLinear`), attrs, this.domain));
-    return { dq, wq: { layer: layer.node.name, tensor: name, axis, params, ranges, clipRate: clipped / w.data.length, codes, dims: w.dims, initializer: wq } };
+    return { dq, wq: { layer: layer.node.name, tensor: name, axis, params, ranges, clipRate, codes, dims, initializer: wq } };
   }
 
-  /** int32 bias at scale S_x * S_w (per channel when the weight is), zero point 0. */
-  bias(layer: PlannedLayer, inputIndex: number, xp: QuantParams, wq: WeightQuant): string | null {
+  /**
+   * A deployed model's weight exactly as it holds it: its codes, type and grid. Ranges are those
+   * of the float values the codes stand for; nothing is clipped (the codes are given).
+   */
+  private fixedWeight(layer: PlannedLayer, name: string, w: { dims: number[]; data: Float32Array }, f: FixedCodes): { dq: string; wq: WeightQuant } {
+    const axis = f.params.length > 1 ? f.axis : null;
+    const channels = axis === null ? 1 : f.dims[axis];
+    const inner = axis === null ? w.data.length : f.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+    const ranges: Range[] = Array.from({ length: channels }, () => ({ lo: Infinity, hi: -Infinity }));
+    for (let i = 0; i < w.data.length; i++) {
+      const r = ranges[axis === null ? 0 : Math.floor(i / inner) % channels];
+      if (w.data[i] < r.lo) r.lo = w.data[i];
+      if (w.data[i] > r.hi) r.hi = w.data[i];
+    }
+    const type = gridType(f.params[0]);
+    const base = `${layer.node.name}_${name}`;
+    const wq = this.init(`${base}_quantized`, zeroPointType(type.bits, type.signed), f.dims, f.codes);
+    const { s, z } = this.scaleZp(base, f.params, type, axis !== null);
+    const dq = this.fresh(`${base}_dequantized`);
+    this.head.push(makeNode('DequantizeLinear', [wq, s, z], [dq], this.fresh(`${base}_DequantizeLinear`), axis !== null ? { axis } : {}, this.domain));
+    return { dq, wq: { layer: layer.node.name, tensor: name, axis, params: f.params, ranges, clipRate: 0, codes: f.codes, dims: f.dims, initializer: wq } };
+  }
+
+  /** int32 bias at scale S_x * S_w (per channel when the weight is), zero point 0; a deployed bias keeps its codes and scales. */
+  bias(layer: PlannedLayer, inputIndex: number, xp: QuantParams | undefined, wq: WeightQuant): string | null {
     const name = layer.node.input[inputIndex];
     const b = readFloatTensor(this.source.initializers.get(name)!, this.source.dir);
+    const fixed = layer.fixed?.get(inputIndex);
+    if (!fixed && !xp) return null;
     if (b.dims.length !== 1 || (wq.axis !== null && b.data.length !== wq.params.length)) return null;
-    const scales = wq.params.map((p) => Math.fround(Math.fround(xp.scale) * Math.fround(p.scale)));
-    const perChannel = wq.axis !== null;
-    const codes = Int32Array.from(b.data, (v, i) => Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, roundHalfEven(v / scales[perChannel ? i : 0]))));
+    const scales = fixed ? fixed.params.map((p) => p.scale) : wq.params.map((p) => Math.fround(Math.fround(xp!.scale) * Math.fround(p.scale)));
+    const perChannel = fixed ? fixed.params.length > 1 : wq.axis !== null;
+    const codes = fixed ? fixed.codes : Int32Array.from(b.data, (v, i) => Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, roundHalfEven(v / scales[perChannel ? i : 0]))));
     wq.bias = codes;
     const base = `${layer.node.name}_${name}`;
     const bq = this.init(`${base}_quantized`, DT.INT32, b.dims, codes);
@@ -232,7 +307,7 @@ class QdqWriter {
   }
 
   /** Rewrite a layer's weight and bias inputs; activation inputs are mapped by `act`. */
-  quantizeInputs(layer: PlannedLayer, node: NodeProto, act: (i: number) => string, actParams: (t: string) => QuantParams): WeightQuant[] {
+  quantizeInputs(layer: PlannedLayer, node: NodeProto, act: (i: number) => string, actParams: (t: string) => QuantParams | undefined): WeightQuant[] {
     const weights: WeightQuant[] = [];
     const wqByInput = new Map<number, WeightQuant>();
     layer.roles.forEach((r, i) => {
@@ -261,7 +336,11 @@ export interface QdqResult extends BuiltModel {
   inputTaps: Map<string, OutputTap[]>;
 }
 
-/** The deployable QDQ model. `prepared` is the BN-folded working copy; it is not modified. */
+/**
+ * The deployable QDQ model. `prepared` is the BN-folded working copy; it is not modified. Layers
+ * inside If/Loop/Scan bodies are quantized in their bodies: each graph gets the Q/DQ pairs of the
+ * tensors it defines (read by its nodes and by nested bodies), and the quantized weights of its layers.
+ */
 export function buildQdqModel(
   prepared: ModelProto,
   dir: string,
@@ -272,43 +351,47 @@ export function buildQdqModel(
   exposeTaps: boolean,
 ): QdqResult {
   const model = cloneModel(prepared);
-  const g = model.graph!;
-  const idx = new GraphIndex(g);
-  const w = new QdqWriter(model, { initializers: new GraphIndex(prepared.graph!).initializers, dir }, config, qdqDomain(prepared, config));
+  const w = new QdqWriter(model, { initializers: allInitializers(prepared), dir }, config, qdqDomain(prepared, config));
   const quantized = new Set(plan.activations.filter((t) => actParams.has(t)));
   const dqName = new Map<string, string>();
   const codeName = new Map<string, string>();
-  const afterProducer = new Map<string, NodeProto[]>();
-
-  // Q/DQ pairs: graph outputs keep their name on the DQ side; other tensors get a new DQ name
-  // and every consumer reads it (float consumers see the same fake-quantized values deployment does).
-  const inputsQdq: NodeProto[] = [];
-  for (const t of quantized) {
-    const producer = idx.producer.get(t);
-    const list: NodeProto[] = producer ? (afterProducer.get(producer.name) ?? []) : inputsQdq;
-    let source = t;
-    let dqOut: string | undefined;
-    if (idx.graphOutputs.has(t) && producer) {
-      source = w.fresh(`${t}_float`);
-      producer.output = producer.output.map((o) => (o === t ? source : o));
-      dqOut = t;
-    }
-    const { q, dq } = w.qdq(source, actParams.get(t)!, list, dqOut);
-    if (producer) afterProducer.set(producer.name, list);
-    dqName.set(t, dq);
-    codeName.set(t, q);
-  }
-  for (const n of g.node) {
-    n.input = n.input.map((i) => (quantized.has(i) && !idx.graphOutputs.has(i) ? dqName.get(i)! : i));
-  }
   const layerByName = new Map(plan.layers.map((l) => [l.node.name, l]));
   const weights: WeightQuant[] = [];
-  for (const n of g.node) {
-    const layer = layerByName.get(n.name);
-    if (!layer) continue;
-    weights.push(...w.quantizeInputs(layer, n, (i) => n.input[i], (t) => actParams.get(t)!));
+  // Parents before bodies: a body's layers then read the DQ outputs of enclosing-scope tensors.
+  for (const { graph: g } of graphsOf(model)) {
+    w.begin(g);
+    const idx = new GraphIndex(g);
+    const bodyInputs = new Set(g.input.map((i) => i.name).filter((n) => !idx.initializers.has(n)));
+    const afterProducer = new Map<string, NodeProto[]>();
+    // Q/DQ pairs: graph outputs keep their name on the DQ side; other tensors get a new DQ name
+    // and every consumer reads it (float consumers see the same fake-quantized values deployment does).
+    const inputsQdq: NodeProto[] = [];
+    const local = [...quantized].filter((t) => idx.producer.has(t) || bodyInputs.has(t));
+    const renames = new Map<string, string>();
+    for (const t of local) {
+      const producer = idx.producer.get(t);
+      const list: NodeProto[] = producer ? (afterProducer.get(producer.name) ?? []) : inputsQdq;
+      let source = t;
+      let dqOut: string | undefined;
+      if (idx.graphOutputs.has(t) && producer) {
+        source = w.fresh(`${t}_float`);
+        producer.output = producer.output.map((o) => (o === t ? source : o));
+        dqOut = t;
+      }
+      const { q, dq } = w.qdq(source, actParams.get(t)!, list, dqOut);
+      if (producer) afterProducer.set(producer.name, list);
+      dqName.set(t, dq);
+      codeName.set(t, q);
+      if (dq !== t) renames.set(t, dq);
+    }
+    renameReads(g, renames);
+    for (const n of g.node) {
+      const layer = layerByName.get(n.name);
+      if (!layer) continue;
+      weights.push(...w.quantizeInputs(layer, n, (i) => n.input[i], (t) => actParams.get(t)));
+    }
+    g.node = [...w.head, ...inputsQdq, ...g.node.flatMap((n) => [n, ...(afterProducer.get(n.name) ?? [])])];
   }
-  g.node = [...w.head, ...inputsQdq, ...g.node.flatMap((n) => [n, ...(afterProducer.get(n.name) ?? [])])];
   const taps = plan.layers
     .filter((l) => quantized.has(l.output))
     .map((l) => outputTap(l.node.name, codeName.get(l.output)!, dqName.get(l.output)!, actParams.get(l.output)!, config));
@@ -318,23 +401,44 @@ export function buildQdqModel(
       .filter((t, i) => l.roles[i]?.kind === 'activation' && quantized.has(t))
       .map((t) => outputTap(l.node.name, codeName.get(t)!, dqName.get(t)!, actParams.get(t)!, config)),
   ]));
-  pruneUnusedInitializers(g);
+  pruneUnusedInitializers(model.graph!);
   if (exposeTaps) addTapOutputs(model, [...taps, ...[...inputTaps.values()].flat()]);
   return { model, taps, weights, inputTaps };
+}
+
+/** Reads of renamed tensors, in `g`'s nodes and in every body nested in them (enclosing-scope reads). */
+function renameReads(g: GraphProto, renames: Map<string, string>): void {
+  if (renames.size === 0) return;
+  for (const n of g.node) {
+    n.input = n.input.map((i) => renames.get(i) ?? i);
+    for (const a of n.attribute) for (const body of [...(a.g ? [a.g] : []), ...a.graphs]) renameNested(body, renames);
+  }
+}
+
+function renameNested(g: GraphProto, renames: Map<string, string>): void {
+  renameReads(g, renames);
+  // a body may return an enclosing-scope value directly
+  for (const o of g.output) o.name = renames.get(o.name) ?? o.name;
 }
 
 function outputTap(layer: string, codes: string, dq: string, params: QuantParams, _config: QuantConfig): OutputTap {
   // onnxruntime-node cannot hand int4 tensors to JavaScript (the process dies): read the DQ output.
   const isCodes = gridType(params).bits !== 4;
-  return { layer, tensor: isCodes ? codes : dq, isCodes, params };
+  return { layer, tensor: isCodes ? codes : dq, isCodes, params, dq };
 }
 
+/**
+ * Make every tap fetchable: main-graph tensors become outputs, tensors inside bodies are lifted
+ * (lift.ts) and the tap then names the lifted output (`source` keeps the name inside the body).
+ */
 function addTapOutputs(model: ModelProto, taps: OutputTap[]): void {
-  const outs = new Set(model.graph!.output.map((o) => o.name));
+  // a layer's output codes are often the next layer's input codes: lift each tensor once
+  const { lifted } = liftTensors(model, [...new Set(taps.map((t) => t.tensor))]);
   for (const t of taps) {
-    if (outs.has(t.tensor)) continue;
-    outs.add(t.tensor); // a layer's output codes are often the next layer's input codes
-    model.graph!.output.push(untypedValueInfo(t.tensor));
+    const l = lifted.get(t.tensor);
+    if (!l || l.output === t.tensor) continue;
+    t.source = t.tensor;
+    t.tensor = l.output;
   }
 }
 
@@ -355,7 +459,7 @@ export function buildIsolatedModel(
   actParams: Map<string, QuantParams>,
   config: QuantConfig,
 ): BuiltModel & { inputs: string[] } {
-  const src = new GraphIndex(prepared.graph!);
+  const inits = allInitializers(prepared);
   const model = cloneModel(prepared);
   const g = model.graph!;
   g.node = [];
@@ -364,7 +468,7 @@ export function buildIsolatedModel(
   g.output = [];
   const inputs: string[] = [];
   const usable = layers.filter((l) => actParams.has(l.output) && l.roles.every((r, i) => r.kind !== 'activation' || actParams.has(l.node.input[i])));
-  for (const l of usable) for (const t of isolatedInputs(l, (x) => src.isConstant(x))) if (!inputs.includes(t)) inputs.push(t);
+  for (const l of usable) for (const t of isolatedInputs(l, (x) => inits.has(x))) if (!inputs.includes(t)) inputs.push(t);
   g.input = inputs.map((t) => typedValueInfo(t, DT.FLOAT));
   // Layer copies first, so the name allocator below sees every name in use.
   const copies = usable.map((l, k) => {
@@ -374,7 +478,7 @@ export function buildIsolatedModel(
     g.node.push(copy);
     return copy;
   });
-  const w = new QdqWriter(model, { initializers: src.initializers, dir }, config, qdqDomain(prepared, config));
+  const w = new QdqWriter(model, { initializers: inits, dir }, config, qdqDomain(prepared, config));
   const body: NodeProto[] = [];
   const taps: OutputTap[] = [];
   const qdqOf = new Map<string, string>(); // one Q/DQ per float input, shared by the layers reading it
@@ -384,19 +488,17 @@ export function buildIsolatedModel(
       const t = l.node.input[i];
       if (!qdqOf.has(t)) qdqOf.set(t, w.qdq(t, actParams.get(t)!, body).dq);
       return qdqOf.get(t)!;
-    }, (t) => actParams.get(t)!);
+    }, (t) => actParams.get(t));
     // Constant inputs left in float (e.g. a Gemm bias with alpha != 1) are copied as they are.
     l.roles.forEach((r, i) => {
       const t = copy.input[i];
-      if (r.kind === 'float' && t && src.initializers.has(t) && !g.initializer.some((x) => x.name === t)) g.initializer.push(src.initializers.get(t)!);
+      if (r.kind === 'float' && t && inits.has(t) && !g.initializer.some((x) => x.name === t)) g.initializer.push(inits.get(t)!);
     });
     body.push(copy);
     const outP = actParams.get(l.output)!;
-    if (gridType(outP).bits === 4) {
-      taps.push({ layer: l.node.name, tensor: w.qdq(copy.output[0], outP, body).dq, isCodes: false, params: outP });
-    } else {
-      taps.push({ layer: l.node.name, tensor: w.q(copy.output[0], outP, body), isCodes: true, params: outP });
-    }
+    const { q, dq } = w.qdq(copy.output[0], outP, body);
+    const codes = gridType(outP).bits !== 4;
+    taps.push({ layer: l.node.name, tensor: codes ? q : dq, isCodes: codes, params: outP, dq });
   });
   g.node = [...w.head, ...body];
   addTapOutputs(model, taps);

@@ -14,7 +14,13 @@ export function formatSummary(r: Report, worst = 8): string {
   lines.push(`model    ${r.model.path}`);
   lines.push(`data     ${r.data.synthetic ? 'SYNTHETIC (thresholds are not meaningful)' : r.data.source}, ${r.samples} samples${r.data.labels ? ', labelled' : ''}`);
   const c = r.config;
-  lines.push(`config   preset=${c.preset} calibration=${c.calibration} W${c.weights.bits}${c.weights.perChannel ? '/channel' : '/tensor'} A${c.activations.bits}${c.activations.symmetric ? ' symmetric' : ' asymmetric'}`);
+  const qz = r.model.quantization;
+  if (qz && qz.kind !== 'float') {
+    lines.push(`grids    the model's own (${qz.kind}: ${qz.grids?.activations ?? 0} activation grids, ${qz.grids?.weights ?? 0} weights with their codes), nothing recalibrated`);
+    lines.push(`float    ${qz.reference === 'user' ? `the float model ${qz.floatModel}` : "the model's float twin (weights DEQUANTIZED: a QAT model's float accuracy only approximately; --float for the original)"}`);
+  } else {
+    lines.push(`config   preset=${c.preset} calibration=${c.calibration} W${c.weights.bits}${c.weights.perChannel ? '/channel' : '/tensor'} A${c.activations.bits}${c.activations.symmetric ? ' symmetric' : ' asymmetric'}`);
+  }
   lines.push('');
   lines.push('             top-1   agreement  output SQNR dB');
   lines.push(`float      ${pct(a.float.top1)}     100.00%`);
@@ -27,7 +33,7 @@ export function formatSummary(r: Report, worst = 8): string {
   lines.push('  node                                op        sim dB  int dB  iso dB  kernel        sens');
   for (const l of ranked) {
     lines.push(
-      `  ${l.node.slice(0, 34).padEnd(34)}  ${l.op.padEnd(8)} ${db(l.simulated.sqnrDb)}  ${db(l.integer.sqnrDb)}  ${db(l.isolated.integer.sqnrDb)}  ${(l.integerKernel ?? 'float').padEnd(12)}  ${l.sensitivity ? `#${l.sensitivity.rank}` : ''}`,
+      `  ${fit(l.node, 34)}  ${l.op.padEnd(8)} ${db(l.simulated.sqnrDb)}  ${db(l.integer.sqnrDb)}  ${db(l.isolated.integer.sqnrDb)}  ${(l.integerKernel ?? 'float').padEnd(12)}  ${l.sensitivity ? `#${l.sensitivity.rank}` : ''}`,
     );
   }
   const diffs = r.layers.filter((l) => l.integerDiff).sort((x, y) => y.integerDiff!.referenceVsOrt.mismatchRate - x.integerDiff!.referenceVsOrt.mismatchRate);
@@ -40,16 +46,18 @@ export function formatSummary(r: Report, worst = 8): string {
       const d = l.integerDiff!;
       const causes = d.referenceVsOrt.causes.map((c) => `${c.cause} ${c.count}`).join(', ') || '-';
       const u8 = !hazard ? '' : d.u8s8.applicable ? (d.u8s8.changedOutputs ? `${d.u8s8.changedOutputs} codes change` : 'no change') : 'n/a';
-      lines.push(`  ${l.node.slice(0, 34).padEnd(34)}  ${pctFine(d.simulatedVsOrt.mismatchRate).padStart(9)}  ${pctFine(d.referenceVsOrt.mismatchRate).padStart(10)}  ${String(d.referenceVsOrt.maxLsb).padStart(3)}  ${causes.slice(0, 30).padEnd(30)}  ${u8}`);
+      lines.push(`  ${fit(l.node, 34)}  ${pctFine(d.simulatedVsOrt.mismatchRate).padStart(9)}  ${pctFine(d.referenceVsOrt.mismatchRate).padStart(10)}  ${String(d.referenceVsOrt.maxLsb).padStart(3)}  ${causes.slice(0, 30).padEnd(30)}  ${u8}`);
     }
   }
+  const grids = qz && qz.kind !== 'float' ? deployedGrids(r) : [];
+  if (grids.length > 1) lines.push('', ...grids);
   const clipped = r.tensors.filter((t) => t.kind === 'activation' && t.clipRate > 0.001).sort((x, y) => y.clipRate - x.clipRate).slice(0, 5);
   if (clipped.length) {
     lines.push('');
     lines.push('most clipped activations (chosen range vs observed range):');
     for (const t of clipped) {
       const rng = t.chosen!.range;
-      lines.push(`  ${t.name.slice(0, 40).padEnd(40)} clip ${(t.clipRate * 100).toFixed(2)}%  range [${rng.lo.toPrecision(3)}, ${rng.hi.toPrecision(3)}] of [${t.min.toPrecision(3)}, ${t.max.toPrecision(3)}]`);
+      lines.push(`  ${fit(t.name, 40)} clip ${(t.clipRate * 100).toFixed(2)}%  range [${rng.lo.toPrecision(3)}, ${rng.hi.toPrecision(3)}] of [${t.min.toPrecision(3)}, ${t.max.toPrecision(3)}]`);
     }
   }
   const warn = r.warnings.filter((w) => w.code !== 'no-integer-kernel');
@@ -59,4 +67,21 @@ export function formatSummary(r: Report, worst = 8): string {
     if (warn.length > 10) lines.push(`... and ${warn.length - 10} more warnings in the report`);
   }
   return lines.join('\n') + '\n';
+}
+
+/** Each layer's deployed output grid against the data: clipping, codes never used, share of the grid the data spans. */
+function deployedGrids(r: Report): string[] {
+  const out = ['deployed output grids on this data (scale, zero point, clipped, codes never used, share of the grid spanned):'];
+  for (const l of r.layers) {
+    const t = r.tensors.find((x) => x.kind === 'activation' && x.name === l.output);
+    if (!t?.chosen) continue;
+    const g = t.grid;
+    out.push(`  ${l.node.slice(0, 34).padEnd(34)}  scale ${Number(t.chosen.scale).toPrecision(4).padEnd(10)} zp ${String(t.chosen.zeroPoint).padStart(4)}  clip ${pctFine(t.clipRate).padStart(7)}  unused ${g ? pctFine(g.unusedShare).padStart(7) : '    n/a'}  span ${g ? pctFine(g.spanShare).padStart(7) : 'n/a'}`);
+  }
+  return out;
+}
+
+/** A name in `n` columns: long ones (qualified names of layers inside If/Loop bodies) keep their end, where the node's own name is. */
+function fit(name: string, n: number): string {
+  return (name.length <= n ? name : `…${name.slice(name.length - n + 1)}`).padEnd(n);
 }

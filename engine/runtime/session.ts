@@ -11,6 +11,7 @@ import * as ort from 'onnxruntime-node';
 import type { ModelProto } from 'onnx-buf';
 import { encodeModel } from '../onnx/model';
 import type { Dataset } from '../data/dataset';
+import { stateBatch } from '../data/inputs';
 import { DT } from '../onnx/tensor';
 import { ortInputError } from './ortErrors';
 
@@ -56,25 +57,36 @@ export async function runSession(
   session: ort.InferenceSession,
   feeds: ort.InferenceSession.FeedsType,
   label = 'model',
+  /** Outputs to compute and return (default: all); onnxruntime runs only what these need. */
+  fetches?: readonly string[],
 ): Promise<ort.InferenceSession.ReturnType> {
   try {
-    return await session.run(feeds);
+    return fetches ? await session.run(feeds, fetches) : await session.run(feeds);
   } catch (e) {
     throw ortInputError(e, label, 'run');
   }
 }
 
 const ORT_TYPE: Partial<Record<DT, ort.Tensor.Type>> = {
-  [DT.FLOAT]: 'float32', [DT.INT64]: 'int64', [DT.INT32]: 'int32', [DT.UINT8]: 'uint8', [DT.INT8]: 'int8', [DT.DOUBLE]: 'float64',
+  [DT.FLOAT]: 'float32', [DT.INT64]: 'int64', [DT.INT32]: 'int32', [DT.UINT8]: 'uint8', [DT.INT8]: 'int8', [DT.DOUBLE]: 'float64', [DT.BOOL]: 'bool',
 };
 
-/** onnxruntime feeds for samples [start, start + count), read from the dataset. */
+/**
+ * onnxruntime feeds for samples [start, start + count), read from the dataset: sample inputs,
+ * constants (the same tensor every run) and states (each sample's carried state, stacked).
+ */
 export async function feedsFor(data: Dataset, start: number, count: number): Promise<Record<string, ort.Tensor>> {
   const arrays = await data.read(start, count);
   const feeds: Record<string, ort.Tensor> = {};
   data.inputs.forEach((inp, k) => {
     feeds[inp.name] = new ort.Tensor(ORT_TYPE[inp.dataType] ?? 'float32', arrays[k] as Float32Array, [count, ...inp.shape]);
   });
+  for (const c of data.constants ?? []) feeds[c.name] = new ort.Tensor(ORT_TYPE[c.dataType] ?? 'float32', c.data as Float32Array, c.dims);
+  for (const s of data.states ?? []) {
+    if (!s.values) throw new Error(`state ${s.name} read before the state pass filled it`);
+    const { data: v, dims } = stateBatch(s, start, count);
+    feeds[s.name] = new ort.Tensor('float32', v, dims);
+  }
   return feeds;
 }
 

@@ -6,9 +6,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import {
-  GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, TensorShapeProtoSchema, TensorShapeProto_DimensionSchema,
+  AttributeProtoSchema, AttributeProto_AttributeType, GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, TensorShapeProtoSchema, TensorShapeProto_DimensionSchema,
   TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema, type ModelProto, type NodeProto, type TensorProto,
 } from 'onnx-buf';
+import { makeNode as makeNodeRaw } from '../../engine/onnx/graph';
 import { encodeModel } from '../../engine/onnx/model';
 import { DT, makeTensor } from '../../engine/onnx/tensor';
 
@@ -77,4 +78,16 @@ export function rng(seed: number): () => number {
 
 export function randn(r: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+}
+
+/** A body graph (If branch, Loop/Scan body) for a graph-valued attribute. */
+export function bodyGraph(name: string, spec: Omit<GraphSpec, 'opset'>) {
+  return create(GraphProtoSchema, { name, node: spec.nodes, input: spec.inputs, output: spec.outputs, initializer: spec.initializers ?? [] });
+}
+
+/** A node with graph-valued attributes (If: then_branch/else_branch; Loop/Scan: body) and others. */
+export function controlNode(op: string, inputs: string[], outputs: string[], name: string, graphs: Record<string, ReturnType<typeof bodyGraph>>, attrs: Record<string, number | number[]> = {}): NodeProto {
+  const n = makeNodeRaw(op, inputs, outputs, name, attrs);
+  for (const [k, g] of Object.entries(graphs)) n.attribute.push(create(AttributeProtoSchema, { name: k, type: AttributeProto_AttributeType.GRAPH, g }));
+  return n;
 }

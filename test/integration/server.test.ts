@@ -10,9 +10,12 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { CancellationTokenSource, IPCMessageReader, IPCMessageWriter, type MessageConnection, createMessageConnection } from 'vscode-jsonrpc/node';
-import { AllowPathRequest, AnalyzeRequest, OutlineRequest, QuantizeRequest } from '../../protocol/messages';
-import { REPORT_SCHEMA_VERSION, type Report } from '../../protocol/report';
+import { AllowPathRequest, AnalyzeRequest, CompareRequest, OutlineRequest, QuantizeRequest } from '../../protocol/messages';
+import { type CompareReport, REPORT_SCHEMA_VERSION, type Report } from '../../protocol/report';
+import { prepareAnalysis, quantizeWith } from '../../engine/analysis/analyze';
+import { writeQuantizedModel } from '../../engine/analysis/quantizeModel';
 import { resolveConfig } from '../../engine/quantize/presets';
+import { tempDir } from '../helpers/tinyModels';
 
 const root = path.resolve(__dirname, '../..');
 const model = path.join(root, 'examples/mnist-cnn/model.onnx');
@@ -109,6 +112,30 @@ describe('engine language server over IPC', () => {
     const d = diagnostics.filter((x) => x.uri === uri).pop();
     assert.ok(d && d.diagnostics.length > 0, 'warnings published for the outline');
     for (const diag of d!.diagnostics) assert.match(lines[diag.range.start.line], /^\S+ {2}(Conv|Gemm)/);
+  });
+
+  it('an already-quantized model: analyze takes it as deployed, compare ranks its layers, quantize refuses it', async () => {
+    const tmp = tempDir();
+    try {
+      const p = await prepareAnalysis(model, { dataPath: data, samples: 100 });
+      const pct = path.join(tmp, 'pct.qdq.onnx');
+      const ent = path.join(tmp, 'ent.qdq.onnx');
+      writeQuantizedModel(p, await quantizeWith(p, resolveConfig('tensorrt', { calibration: 'percentile' })), { path: pct, role: 'quantized model' });
+      writeQuantizedModel(p, await quantizeWith(p, resolveConfig('tensorrt', { calibration: 'entropy' })), { path: ent, role: 'quantized model' });
+      await conn.sendRequest(AllowPathRequest.method, { path: tmp }); // as if the user picked the folder
+      const report = (await conn.sendRequest(AnalyzeRequest.method, params({ modelPath: pct, samples: 100 }))) as Report;
+      assert.equal(report.model.quantization?.kind, 'qdq');
+      assert.equal(report.layers.length, 6);
+      assert.ok(report.tensors.filter((t) => t.kind === 'activation').every((t) => t.chosen?.deployed));
+      const cmp = (await conn.sendRequest(CompareRequest.method, { modelPath: pct, otherModelPath: ent, dataPath: data, samples: 100, sensitivity: false })) as CompareReport;
+      assert.equal(cmp.kind, 'compare');
+      assert.equal(cmp.mostDifferent, '/conv1/Conv');
+      await assert.rejects(conn.sendRequest(CompareRequest.method, { modelPath: pct, sensitivity: false }), /invalid quantlens\/compare request: otherModelPath/);
+      await assert.rejects(conn.sendRequest(CompareRequest.method, { modelPath: pct, otherModelPath: model, sensitivity: false }), /model\.onnx is a float model; compare takes two quantized versions/);
+      await assert.rejects(conn.sendRequest(QuantizeRequest.method, params({ modelPath: pct, outPath: path.join(tmp, 'again.onnx') })), /pct\.qdq\.onnx is already quantized \(qdq\)/);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it('a Python identifier naming a layer segment shows that layer', async () => {

@@ -46,7 +46,7 @@ describe('report export', () => {
 
   it('HTML: standalone, CSP with a nonce on script and style, the embedded JSON cannot close its script', () => {
     const evil = { ...report, model: { path: '</script><script>alert(1)</script>' } } as unknown as Report;
-    const session = { kind: 'quantlens-session', schemaVersion: 2, sqnrWarningDb: 20, report: evil, sweep: null, mixedPrecision: null } as const;
+    const session = { kind: 'quantlens-session', schemaVersion: 2, sqnrWarningDb: 20, report: evil, sweep: null, mixedPrecision: null, compare: null } as const;
     const html = reportHtml(session, 'console.log("</script>")', 'body{}');
     const nonce = /'nonce-([^']+)'/.exec(html)![1];
     assert.match(html, new RegExp(`<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'nonce-${nonce.replace(/[+/=]/g, '\\$&')}'`));

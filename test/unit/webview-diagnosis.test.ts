@@ -179,8 +179,9 @@ describe('u8s8 saturation depends on the target CPU', () => {
 
 describe('standalone export: a session of every view', () => {
   it('reads a session and a bare report (older exports)', () => {
-    const s = sessionOf({ kind: 'quantlens-session', report: { a: 1 }, sweep: { b: 2 }, mixedPrecision: null, sqnrWarningDb: 25 }, 20);
-    assert.deepEqual(s, { report: { a: 1 }, sweep: { b: 2 }, mixedPrecision: null, sqnrWarningDb: 25 });
-    assert.deepEqual(sessionOf({ schemaVersion: 2 }, 20), { report: { schemaVersion: 2 }, sweep: null, mixedPrecision: null, sqnrWarningDb: 20 });
+    const s = sessionOf({ kind: 'quantlens-session', report: { a: 1 }, sweep: { b: 2 }, mixedPrecision: null, compare: { kind: 'compare' }, sqnrWarningDb: 25 }, 20);
+    assert.deepEqual(s, { report: { a: 1 }, sweep: { b: 2 }, mixedPrecision: null, compare: { kind: 'compare' }, sqnrWarningDb: 25 });
+    assert.deepEqual(sessionOf({ schemaVersion: 2 }, 20), { report: { schemaVersion: 2 }, sweep: null, mixedPrecision: null, compare: null, sqnrWarningDb: 20 });
+    assert.deepEqual(sessionOf({ kind: 'compare' }, 20), { report: null, sweep: null, mixedPrecision: null, compare: { kind: 'compare' }, sqnrWarningDb: 20 });
   });
 });

@@ -1,0 +1,180 @@
+/**
+ * One model that runs the float graph and a quantized graph side by side on the same inputs and
+ * returns, instead of their tensors, the handful of sums every error metric needs. Fetching a
+ * layer's activations into JavaScript costs more than computing them (copies, allocation, a JS
+ * loop per element); here onnxruntime reduces them natively and hands back one vector per batch.
+ *
+ * Per compared pair (x float, y quantized, dequantized): sum x^2, sum y^2, sum (x-y)^2, max |x-y|
+ * and the element count. Per clip-counted tensor: elements beyond the grid, elements.
+ * The float graph's names get a prefix so they cannot clash with the quantized graph's.
+ */
+import type { GraphProto, ModelProto, NodeProto } from 'onnx-buf';
+import { makeNode, untypedValueInfo } from '../onnx/graph';
+import { cloneModel, opsetOf } from '../onnx/model';
+import { DT, makeTensor } from '../onnx/tensor';
+import { raiseOpsetForIntegerKernels } from './qdqRewrite';
+
+export const FLOAT_PREFIX = 'quantlens_float::';
+export const SUMS_OUTPUT = 'quantlens::sums';
+/** Values per compared pair in the sums vector: sum x^2, y^2, (x-y)^2, max |x-y|, elements. */
+export const PAIR_SUMS = 5;
+
+export interface ComparedPair {
+  /** Float tensor (a name of the float graph, before prefixing). */
+  float: string;
+  /** Quantized real values (a name of the quantized graph, e.g. a DequantizeLinear output). */
+  quant: string;
+}
+
+export interface ClipCount {
+  /** Float tensor (float graph name). */
+  tensor: string;
+  /** Values below lo or above hi saturate on the grid. */
+  lo: number;
+  hi: number;
+}
+
+export interface ComparisonModel {
+  model: ModelProto;
+  /** Offsets in the sums vector: pairs first (PAIR_SUMS each), then clip counts (2 each). */
+  pairOffset: (k: number) => number;
+  clipOffset: (k: number) => number;
+  /** Float model outputs as exposed (prefixed names), by original name. */
+  floatOutputs: Map<string, string>;
+  /** The name a float-graph tensor has in the combined model. */
+  floatName: (tensor: string) => string;
+}
+
+/** Rename every name a graph defines (outputs, initializers) and every use of them, bodies included. */
+function prefixGraph(g: GraphProto, prefix: string, keep: ReadonlySet<string>): void {
+  const defined = new Set<string>();
+  for (const n of g.node) for (const o of n.output) if (o) defined.add(o);
+  for (const t of g.initializer) defined.add(t.name);
+  const rename = (x: string) => (x && defined.has(x) && !keep.has(x) ? prefix + x : x);
+  const renameBody = (body: GraphProto) => {
+    // A body's own names stay; its reads of the enclosing graph's names follow the renaming.
+    const local = new Set<string>([...body.input.map((i) => i.name), ...body.initializer.map((t) => t.name)]);
+    for (const n of body.node) for (const o of n.output) local.add(o);
+    for (const n of body.node) {
+      n.input = n.input.map((i) => (local.has(i) ? i : rename(i)));
+      for (const a of n.attribute) {
+        if (a.g) renameBody(a.g);
+        for (const sub of a.graphs) renameBody(sub);
+      }
+    }
+  };
+  for (const n of g.node) {
+    n.name = prefix + n.name;
+    n.input = n.input.map(rename);
+    n.output = n.output.map(rename);
+    for (const a of n.attribute) {
+      if (a.g) renameBody(a.g);
+      for (const sub of a.graphs) renameBody(sub);
+    }
+  }
+  for (const t of g.initializer) t.name = rename(t.name);
+}
+
+/**
+ * `quantized` (a QDQ model, possibly with extra isolated-layer nodes) plus `float` (the float
+ * model, same inputs), comparing `pairs` and counting clips of `clips`. Both models must declare the
+ * same graph inputs.
+ */
+export function buildComparisonModel(
+  quantized: ModelProto, float: ModelProto, pairs: readonly ComparedPair[], clips: readonly ClipCount[],
+  /** Float-graph tensors to expose as outputs (fetched on some batches only; see fetch lists). */
+  exposeFloat: readonly string[] = [],
+): ComparisonModel {
+  const model = cloneModel(quantized);
+  const g = model.graph!;
+  const floatCopy = cloneModel(float);
+  // The QDQ writer raises opset 9 to 10 (fused kernels need it): the float graph must follow.
+  if (opsetOf(floatCopy) < opsetOf(model)) raiseOpsetForIntegerKernels(floatCopy);
+  const f = floatCopy.graph!;
+  const inputs = new Set(f.input.map((i) => i.name));
+  prefixGraph(f, FLOAT_PREFIX, inputs);
+  const fname = (t: string) => (inputs.has(t) ? t : FLOAT_PREFIX + t);
+  // Float nodes first: the isolated layers merged into `quantized` read them (topological order).
+  g.node = [...f.node, ...g.node];
+  g.initializer.push(...f.initializer);
+  const used = new Set<string>([...g.node.flatMap((n) => [...n.input, ...n.output, n.name]), ...g.initializer.map((t) => t.name)]);
+  let counter = 0;
+  const fresh = (base: string) => {
+    let name = `quantlens::${base}_${counter++}`;
+    while (used.has(name)) name = `quantlens::${base}_${counter++}`;
+    used.add(name);
+    return name;
+  };
+  const nodes: NodeProto[] = [];
+  const op = (type: string, ins: string[], attrs: Record<string, number | number[]> = {}): string => {
+    const out = fresh(type);
+    nodes.push(makeNode(type, ins, [out], out, attrs));
+    return out;
+  };
+  const shape1 = fresh('shape1');
+  g.initializer.push(makeTensor(shape1, DT.INT64, [1], BigInt64Array.of(1n)));
+  // A scalar reduction of every element, as a [1] vector (Reshape of the rank-0 result). Sums are
+  // float32 inside a batch (onnxruntime sums in vectorized blocks) and float64 across batches.
+  const reduce = (type: string, x: string) => op('Reshape', [op(type, [x], { keepdims: 0 }), shape1]);
+  const perTensor = new Map<string, { sx2: string; n: string }>();
+  const ofTensor = (x: string) => {
+    let t = perTensor.get(x);
+    if (!t) perTensor.set(x, (t = { sx2: reduce('ReduceSumSquare', x), n: op('Cast', [op('Reshape', [op('Size', [x]), shape1])], { to: DT.FLOAT }) }));
+    return t;
+  };
+  const parts: string[] = [];
+  for (const p of pairs) {
+    const x = fname(p.float);
+    const y = p.quant;
+    const d = op('Sub', [x, y]);
+    const { sx2, n } = ofTensor(x);
+    // sum xy is not summed here: JavaScript derives it as (sx2 + sy2 - sd2) / 2 (it only feeds the
+    // cosine, which that identity gives to ~1e-7), saving two passes over every pair.
+    parts.push(sx2, reduce('ReduceSumSquare', y), reduce('ReduceSumSquare', d), reduce('ReduceMax', op('Abs', [d])), n);
+  }
+  for (const c of clips) {
+    const x = fname(c.tensor);
+    const lo = fresh('lo');
+    const hi = fresh('hi');
+    g.initializer.push(makeTensor(lo, DT.FLOAT, [], [c.lo]), makeTensor(hi, DT.FLOAT, [], [c.hi]));
+    const out = op('Or', [op('Less', [x, lo]), op('Greater', [x, hi])]);
+    parts.push(reduce('ReduceSum', op('Cast', [out], { to: DT.FLOAT })), ofTensor(x).n);
+  }
+  if (parts.length === 0) parts.push(op('Cast', [op('Reshape', [op('Size', [[...inputs][0]]), shape1])], { to: DT.FLOAT }));
+  nodes.push(makeNode('Concat', parts, [SUMS_OUTPUT], fresh('concat'), { axis: 0 }));
+  g.node.push(...nodes);
+  g.output.push(untypedValueInfo(SUMS_OUTPUT));
+  const floatOutputs = new Map<string, string>();
+  for (const o of float.graph!.output) {
+    const name = fname(o.name);
+    floatOutputs.set(o.name, name);
+    if (!g.output.some((x) => x.name === name)) g.output.push(untypedValueInfo(name));
+  }
+  for (const t of exposeFloat) {
+    const name = fname(t);
+    if (!g.output.some((x) => x.name === name)) g.output.push(untypedValueInfo(name));
+  }
+  return { model, pairOffset: (k) => k * PAIR_SUMS, clipOffset: (k) => pairs.length * PAIR_SUMS + 2 * k, floatOutputs, floatName: fname };
+}
+
+export const ISO_PREFIX = 'quantlens_iso::';
+
+/**
+ * Put the isolated-layer nodes (buildIsolatedModel) into the quantized model, reading the FLOAT
+ * graph's tensors (which buildComparisonModel adds under FLOAT_PREFIX) instead of graph inputs.
+ * Returns the name each isolated layer's dequantized output got.
+ */
+export function mergeIsolated(quantized: ModelProto, iso: { model: ModelProto; taps: readonly { layer: string; dq: string }[]; inputs: readonly string[] }): { model: ModelProto; dq: Map<string, string> } {
+  const model = cloneModel(quantized);
+  const g = model.graph!;
+  const ig = cloneModel(iso.model).graph!;
+  const isoInputs = new Set(iso.inputs);
+  prefixGraph(ig, ISO_PREFIX, isoInputs);
+  const mainInputs = new Set(g.input.map((i) => i.name));
+  const fname = (t: string) => (mainInputs.has(t) ? t : FLOAT_PREFIX + t);
+  for (const n of ig.node) n.input = n.input.map((i) => (isoInputs.has(i) ? fname(i) : i));
+  g.node.push(...ig.node);
+  g.initializer.push(...ig.initializer);
+  for (const imp of iso.model.opsetImport) if (!model.opsetImport.some((o) => o.domain === imp.domain)) model.opsetImport.push(imp);
+  return { model, dq: new Map(iso.taps.map((t) => [t.layer, ISO_PREFIX + t.dq])) };
+}
