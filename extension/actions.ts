@@ -40,10 +40,13 @@ export class Actions {
     if (/cancel/i.test(msg)) {
       this.d.output.appendLine(`[${what}] cancelled`);
       void vscode.window.showInformationMessage(`QuantLens: ${what} cancelled.`);
+      ReportPanel.post({ type: 'error', message: `${what} cancelled` });
       return;
     }
     this.d.output.appendLine(`[${what}] ${msg}`);
     void vscode.window.showErrorMessage(`QuantLens: ${what} failed: ${msg}`);
+    // The panel keeps what it shows and re-enables the button that asked.
+    ReportPanel.post({ type: 'error', message: `${what} failed: ${msg}` });
   }
 
   /** The configuration commands act on for this model: the one on screen, else the settings (and quantlens.json). */

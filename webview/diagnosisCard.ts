@@ -98,6 +98,8 @@ function fixBlock(report: Report, options: DiagnosisCardOptions): HTMLElement | 
     : null;
   apply?.addEventListener('click', () => {
     apply.setAttribute('disabled', '');
+    apply.setAttribute('data-pending', '');
+    apply.setAttribute('data-label', 'Apply fix');
     apply.textContent = 'Re-analyzing with the fix…';
     options.onApplyFix?.();
   });

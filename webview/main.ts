@@ -162,6 +162,13 @@ class App {
     this.root.classList.remove('is-busy');
     // Keep a report that is already shown (a re-run failed); only drop the "waiting" placeholder.
     if (!this.index) clear(this.content);
+    // A re-run asked from a button failed: the button can be used again.
+    for (const b of this.root.querySelectorAll('[data-pending]')) {
+      b.removeAttribute('data-pending');
+      b.removeAttribute('disabled');
+      const label = b.getAttribute('data-label');
+      if (label) b.textContent = label;
+    }
   }
 
   private clearStatus(): void {

@@ -56,6 +56,7 @@ export class WhatIfPanel {
     this.remeasure = o.onRemeasure ? h('vscode-button', { id: 'whatif-remeasure', title: 'Analyze the model again with this range for this tensor (a tensor override); nothing is written' }, 'Re-measure with this range') : null;
     this.remeasure?.addEventListener('click', () => {
       this.remeasure!.setAttribute('disabled', '');
+      this.remeasure!.setAttribute('data-pending', '');
       o.onRemeasure?.(t.name, this.range);
     });
     this.element = h('div', { class: 'whatif', id: 'whatif', role: 'group', 'aria-labelledby': 'whatif-title' },
