@@ -26,19 +26,21 @@ export function diagnosisCard(report: Report, options: DiagnosisCardOptions): HT
   const drop = headlineDrop(report);
   const sev = severity(drop, d ? d.budget : null);
   const clean = drop.significant === false;
+  // Left: the verdict and what to do about it (the fix and its one button); right: why (culprits, victims).
   return h('section', { id: 'diagnosis', class: `diagnosis card-diagnosis sev-${sev}`, 'aria-labelledby': 'diagnosis-title', 'data-significant': String(drop.significant) },
-    h('div', { class: 'diag-drop', id: 'accuracy-drop', role: 'group', 'aria-label': `Drop ${formatWithInterval(drop.value, drop.interval)} ${drop.unit}` },
-      h('h2', { id: 'diagnosis-title', class: 'drop-label' }, clean ? 'No significant drop' : 'Diagnosis'),
-      h('div', { class: 'drop-value' },
-        formatWithInterval(drop.value, null), h('span', { class: 'drop-unit' }, ` ${drop.unit}`)),
-      h('div', { class: 'drop-interval', title: intervalNote(drop.interval, drop.samples) },
-        drop.interval ? `95% interval ${formatWithInterval(drop.value, drop.interval).replace(/^[^[]*/, '')} · ${drop.samples ?? report.samples} samples` : `${drop.samples ?? report.samples} samples, no interval`),
-      h('div', { class: 'drop-detail' }, `${drop.metric}, float → integer${d ? ` · budget ${d.budget} ${drop.unit}` : ''}`),
-      h('p', { class: 'verdict', id: 'diagnosis-verdict' }, drop.verdict)),
+    h('div', { class: 'diag-left' },
+      h('div', { class: 'diag-drop', id: 'accuracy-drop', role: 'group', 'aria-label': `Drop ${formatWithInterval(drop.value, drop.interval)} ${drop.unit}` },
+        h('h2', { id: 'diagnosis-title', class: 'drop-label' }, clean ? 'No significant drop' : 'Diagnosis'),
+        h('div', { class: 'drop-value' },
+          formatWithInterval(drop.value, null), h('span', { class: 'drop-unit' }, ` ${drop.unit}`)),
+        h('div', { class: 'drop-interval', title: intervalNote(drop.interval, drop.samples) },
+          drop.interval ? `95% interval ${formatWithInterval(drop.value, drop.interval).replace(/^[^[]*/, '')} · ${drop.samples ?? report.samples} samples` : `${drop.samples ?? report.samples} samples, no interval`),
+        h('div', { class: 'drop-detail' }, `${drop.metric}, float → integer${d ? ` · budget ${d.budget} ${drop.unit}` : ''}`),
+        h('p', { class: 'verdict', id: 'diagnosis-verdict' }, drop.verdict)),
+      clean ? null : fixBlock(report, options)),
     h('div', { class: 'diag-body' },
       clean ? h('p', { class: 'muted' }, 'Quantization costs nothing measurable on these samples: no layer is flagged.') : culpritsBlock(report, options),
       clean ? null : victimsBlock(report, options),
-      clean ? null : fixBlock(report, options),
       d?.notes.length ? h('ul', { class: 'diag-notes muted' }, d.notes.map((n) => h('li', null, n))) : null));
 }
 
@@ -56,11 +58,13 @@ function culpritsBlock(report: Report, options: DiagnosisCardOptions): HTMLEleme
       h('ol', { id: 'diagnosis-culprits' }, culprits.slice(0, 5).map((c) => h('li', { 'data-node': c.node },
         h('div', { class: 'culprit-head' }, nodeButton(c.node, options), h('span', { class: 'muted' }, ` ${c.op}`), h('span', { class: 'tag tag-cause' }, c.cause)),
         h('p', { class: 'cause' }, c.summary),
-        h('ul', { class: 'chips evidence', 'aria-label': 'evidence' }, evidenceItems(c).map((e) => h('li', null, e))),
         h('p', { class: 'damage muted' },
           `By itself: isolated SQNR ${formatDb(c.damage.isolatedSqnrDb)} dB`,
-          c.damage.onlyThisLoss ? `, only this layer quantized loses ${formatWithInterval(c.damage.onlyThisLoss.estimate, c.damage.onlyThisLoss)} ${report.primaryMetric?.lossUnit ?? 'points'}` : '',
-          c.otherCauses.length ? `. Also: ${c.otherCauses.map((o) => o.summary).join('; ')}` : '')))));
+          c.damage.onlyThisLoss ? `; only this layer quantized loses ${formatWithInterval(c.damage.onlyThisLoss.estimate, c.damage.onlyThisLoss)} ${report.primaryMetric?.lossUnit ?? 'points'}` : ''),
+        h('details', { class: 'evidence' },
+          h('summary', null, `Evidence${c.otherCauses.length ? ` and ${c.otherCauses.length} more cause${c.otherCauses.length === 1 ? '' : 's'}` : ''}`),
+          h('ul', { class: 'chips evidence', 'aria-label': 'evidence' }, evidenceItems(c).map((e) => h('li', null, e))),
+          c.otherCauses.length ? h('ul', { class: 'other-causes' }, c.otherCauses.map((o) => h('li', null, h('span', { class: 'tag' }, o.cause), ' ', o.summary))) : null)))));
   }
   // No diagnosis in this report: still rank by own damage, without causes.
   const ranked = damageRanking(report).slice(0, 3);
@@ -106,7 +110,11 @@ function fixBlock(report: Report, options: DiagnosisCardOptions): HTMLElement | 
   return h('div', { class: `diag-fix ${fv.meetsBudget ? 'meets' : 'misses'}` },
     h('h3', null, 'Verified fix ', h('span', { class: 'muted' }, '· measured, integer execution')),
     h('p', { class: 'fix-description' }, fix.description),
-    fix.changes.length ? h('ul', { class: 'fix-changes' }, fix.changes.map((c) => h('li', null, changeText(c)))) : null,
+    fix.changes.length
+      ? h('details', { class: 'fix-changes-block' },
+          h('summary', null, `${fix.changes.length} change${fix.changes.length === 1 ? '' : 's'}`),
+          h('ul', { class: 'fix-changes' }, fix.changes.map((c) => h('li', null, changeText(c)))))
+      : null,
     h('div', { class: 'before-after', id: 'fix-before-after' },
       h('span', { class: 'before' }, h('span', { class: 'ba-label muted' }, 'now '), `${formatWithInterval(fv.before.value, fv.before.interval)}`),
       h('span', { class: 'arrow', 'aria-hidden': 'true' }, ' → '),

@@ -81,7 +81,8 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     const u8s8Tags = await web.locator('.tag-hazard:not(.tag-overflow)').count();
     if (/cannot happen/.test(platform)) assert.equal(u8s8Tags, 0, `u8s8 badges on a target that cannot saturate (${platform})`);
 
-    await web.locator('#diagnosis').scrollIntoViewIfNeeded();
+    // The first screen, as the user sees it: the top of the report.
+    await web.locator('#summary').evaluate((el) => el.ownerDocument.defaultView?.scrollTo(0, 0));
     const shot = await vs.screenshot('diagnosis-card');
     fs.mkdirSync(path.join(root, 'docs/images'), { recursive: true });
     fs.copyFileSync(shot, path.join(root, 'docs/images/diagnosis.png'));
@@ -224,20 +225,21 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     await vs.screenshot('outline-hover');
   });
 
-  it('a corrupt .onnx gives a clear error; if the engine dies it restarts, and Quantize Model then writes the configuration on screen after confirmation', async () => {
+  it('if the engine dies it restarts; a corrupt .onnx gives a clear error; Quantize Model then writes the configuration on screen after confirmation', async () => {
+    await vs.palette('Notifications: Clear All Notifications');
+    const pids = vs.enginePids();
+    assert.ok(pids.length >= 1, 'the engine runs as its own process');
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+    await vs.notification(/engine stopped unexpectedly/).waitFor({ timeout: 30000 });
+    await vs.screenshot('engine-crashed');
+    await waitFor(async () => vs.enginePids().some((p) => !pids.includes(p)), 30000, 'a new engine process');
     await vs.palette('Notifications: Clear All Notifications');
     await vs.contextMenu('corrupt.onnx', 'Analyze Quantization');
     const toast = vs.notification(/analysis failed: .*corrupt\.onnx/);
     await toast.waitFor({ timeout: 60000 });
     assert.match((await toast.textContent())!, /not an ONNX model/);
     await vs.screenshot('corrupt-error');
-    const pids = vs.enginePids();
-    assert.ok(pids.length >= 1, 'the engine runs as its own process');
     await vs.palette('Notifications: Clear All Notifications');
-    for (const pid of pids) process.kill(pid, 'SIGKILL');
-    await vs.notification(/engine stopped unexpectedly/).waitFor({ timeout: 30000 });
-    await vs.screenshot('engine-crashed');
-    await waitFor(async () => vs.enginePids().some((p) => !pids.includes(p)), 30000, 'a new engine process');
     // The next command works on the new engine: quantize, which writes only once confirmed.
     const before = sha(model);
     await vs.contextMenu('mnist-cnn/model.onnx', 'Quantize Model');
