@@ -7,7 +7,7 @@ import { clear, h } from './dom';
 import { basename, formatDb, formatNumber } from './format';
 import { readTheme } from './theme';
 import { mixedChart } from './viewCharts';
-import { basisText, configLabel, formatDrop, formatDropInterval, stepDropInterval, wantsLogDrop } from './viewData';
+import { basisText, configLabel, formatDrop, formatDropInterval, planSteps, stepDropInterval, wantsLogDrop } from './viewData';
 import { axisToggle, hint } from './views';
 
 export class MixedPrecisionView {
@@ -48,7 +48,11 @@ export class MixedPrecisionView {
         h('p', { class: 'muted view-lede' }, 'Starting from ', h('strong', { id: 'mixed-config', 'data-config': JSON.stringify(r.config) }, configLabel(r.config)),
           overrideCount(r) ? ` + ${overrideCount(r)} override(s)` : '',
           r.config.exclude.length ? ` with ${r.config.exclude.length} layer(s) already in float` : '',
-          ` · greedy by sensitivity: keep the layer that hurts most in float, re-evaluate, repeat · drop = ${basisText(r.dropBasis)}, in points${r.steps.some((x) => stepDropInterval(x)) ? ' [95% interval]' : ''}`)),
+          planSteps(r)
+            ? ' · each step changes the layer that hurts most (calibration, bits, granularity or float) and re-measures'
+            : ' · greedy by sensitivity: keep the layer that hurts most in float, re-evaluate, repeat',
+          ` · drop = ${basisText(r.dropBasis)}, in points${r.steps.some((x) => stepDropInterval(x)) ? ' [95% interval]' : ''}`),
+        notesOf(r).length ? h('ul', { class: 'muted mp-notes' }, notesOf(r).map((n) => h('li', null, n))) : null),
       h('div', { class: 'mp-summary' },
         h('div', { id: 'mixed-verdict', class: `drop-card verdict ${r.met ? 'sev-good' : 'sev-bad'}`, role: 'status' },
           h('div', { class: 'drop-label' }, r.met ? 'Budget met' : 'Budget not met'),
@@ -65,7 +69,7 @@ export class MixedPrecisionView {
           writtenBlock(r))),
       h('div', { class: 'panel' },
         h('div', { class: 'chart-tools' },
-          h('h3', null, 'Drop vs layers kept in float'),
+          h('h3', null, planSteps(r) ? 'Drop at each step of the plan' : 'Drop vs layers kept in float'),
           axisToggle('mixed-axis', this.log(), (v) => {
             this.logY = v;
             this.draw();
@@ -111,6 +115,11 @@ export class MixedPrecisionView {
     const r = this.result;
     return this.logY ?? (r ? wantsLogDrop([...r.steps.map((s) => s.drop), r.maxDrop]) : false);
   }
+}
+
+/** The search's notes (budget source, what the samples can certify), when it reports them. */
+function notesOf(r: MixedPrecisionResult): string[] {
+  return (r as MixedPrecisionResult & { notes?: string[] }).notes ?? [];
 }
 
 function overrideCount(r: MixedPrecisionResult): number {

@@ -1,7 +1,7 @@
 // Numbers behind the Sensitivity, Sweep and Mixed precision tabs: drops in points, the Pareto
 // staircase, the sweep table's columns and sort. No DOM here so unit tests can import it.
 import { formatWithInterval } from '../protocol/format';
-import type { Interval, MixedPrecisionStep, ModelOutputMetrics, QuantConfig, Report, SweepEntry, SweepReport } from '../protocol/report';
+import type { FixChange, Interval, MixedPrecisionResult, MixedPrecisionStep, ModelOutputMetrics, QuantConfig, Report, SweepEntry, SweepReport } from '../protocol/report';
 import { sensitivityBasis } from './diagnosisData';
 import { formatDb, formatFixed, formatPercent } from './format';
 
@@ -110,6 +110,16 @@ export function sweepDropInterval(e: SweepEntry): Interval | null {
 /** The 95% interval of a mixed-precision step's drop, when the engine measured one (`interval`). */
 export function stepDropInterval(s: MixedPrecisionStep): Interval | null {
   return (s as MixedPrecisionStep & { interval?: Interval | null }).interval ?? null;
+}
+
+/** The plan's changes up to a mixed-precision step, when the engine reports them (`changes`). */
+export function stepChanges(s: MixedPrecisionStep): FixChange[] | null {
+  return (s as MixedPrecisionStep & { changes?: FixChange[] }).changes ?? null;
+}
+
+/** Whether the search changes more than which layers stay float (then its steps are plan steps, not layer counts). */
+export function planSteps(r: MixedPrecisionResult): boolean {
+  return r.steps.some((s) => (stepChanges(s) ?? []).some((c) => c.kind !== 'float'));
 }
 
 /** A sweep entry's drop with its interval, the same text in the table, the picked bar and the tooltip. */
