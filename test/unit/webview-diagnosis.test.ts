@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Diagnosis, Interval, LayerReport, Report } from '../../protocol/report';
+import type { Diagnosis, Interval, LayerReport, MixedPrecisionResult, Report, SweepEntry } from '../../protocol/report';
 import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 import { formatRate, formatWithInterval } from '../../protocol/format';
 import { u8s8Hazard } from '../../protocol/platform';
@@ -8,6 +8,7 @@ import {
   changeText, culpritBadges, damageRanking, evidenceItems, firstLayerToShow, fixView, headlineDrop, victimsByNode,
 } from '../../webview/diagnosisData';
 import { flagRows, indexReport, normalizeReport, sessionOf } from '../../webview/reportData';
+import { dropText, planSteps, stepDropInterval } from '../../webview/viewData';
 
 const err = (sqnrDb: number) => ({ sqnrDb, cosine: 0.9, mse: 0.1, maxAbs: 1 });
 const iv = (estimate: number, low: number, high: number, method = 'newcombe-10'): Interval => ({ estimate, low, high, level: 0.95, method });
@@ -183,5 +184,20 @@ describe('standalone export: a session of every view', () => {
     assert.deepEqual(s, { report: { a: 1 }, sweep: { b: 2 }, mixedPrecision: null, compare: { kind: 'compare' }, sqnrWarningDb: 25 });
     assert.deepEqual(sessionOf({ schemaVersion: 2 }, 20), { report: { schemaVersion: 2 }, sweep: null, mixedPrecision: null, compare: null, sqnrWarningDb: 20 });
     assert.deepEqual(sessionOf({ kind: 'compare' }, 20), { report: null, sweep: null, mixedPrecision: null, compare: { kind: 'compare' }, sqnrWarningDb: 20 });
+  });
+});
+
+describe('sweep and mixed-precision figures with their intervals', () => {
+  it('reads the engine\'s intervals and plan steps, and says nothing it was not given', () => {
+    const entry = { id: 0, drop: 1.33, loss: iv(1.33, 0.12, 3.05), accuracy: { integer: {} } } as unknown as SweepEntry;
+    assert.equal(dropText(entry), '1.33 [0.12, 3.05]');
+    assert.equal(dropText({ ...entry, loss: undefined } as unknown as SweepEntry), '1.33', 'no interval measured: the estimate alone');
+    assert.equal(dropText({ ...entry, error: 'rejected' } as unknown as SweepEntry), '–');
+    const step = (changes?: unknown[]) => ({ kept: [], drop: 0.33, agreement: 1, outputSqnrDb: 20, interval: iv(0.33, -1.1, 1.94), changes });
+    assert.deepEqual(stepDropInterval(step() as never), iv(0.33, -1.1, 1.94));
+    const layersOnly = { steps: [step(), step([{ kind: 'float', node: 'a', value: true }])] } as unknown as MixedPrecisionResult;
+    const plan = { steps: [step(), step([{ kind: 'calibration', tensor: 't', value: 'mse' }])] } as unknown as MixedPrecisionResult;
+    assert.equal(planSteps(layersOnly), false);
+    assert.equal(planSteps(plan), true);
   });
 });
