@@ -201,6 +201,9 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     const clip = Number(await web.locator('#whatif-new td[data-clip]').getAttribute('data-clip'));
     const rounding = Number(await web.locator('#whatif-new td[data-rounding]').getAttribute('data-rounding'));
     assert.ok(clip >= 0 && rounding > 0, `clip ${clip}, rounding ${rounding}`);
+    // For the README: no toasts over it, the histogram panel at the top of the view.
+    await vs.palette('Notifications: Clear All Notifications');
+    await web.locator('#histogram-chart').evaluate((el) => el.closest('.panel')?.scrollIntoView({ block: 'start' }));
     fs.copyFileSync(await vs.screenshot('what-if'), path.join(root, 'docs/images/what-if.png'));
     const stampBefore = await stamp();
     await web.locator('#whatif-remeasure').click();
