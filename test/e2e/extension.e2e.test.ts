@@ -245,7 +245,8 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     await vs.palette('Notifications: Clear All Notifications');
     // The next command works on the new engine: quantize, which writes only once confirmed.
     const before = sha(model);
-    await vs.contextMenu('mnist-cnn/model.onnx', 'Quantize Model');
+    // From the palette: the active editor is the model's outline, so the command is about this model.
+    await vs.palette('QuantLens: Quantize Model');
     await toastButton(/quantize with the configuration from the report on screen/, 'Write model').click({ timeout: 30000 });
     const out = path.join(ws, 'mnist-cnn/model.qdq.onnx');
     await waitFor(async () => fs.existsSync(out), 120000, `${out} to be written`);
