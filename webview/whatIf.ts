@@ -70,9 +70,10 @@ export class WhatIfPanel {
           h('th', null, ''), h('th', { class: 'num' }, 'range'), h('th', { class: 'num', title: 'Expected MSE per value from clamping values beyond the grid' }, 'clip MSE'),
           h('th', { class: 'num', title: 'Expected MSE per value from rounding inside the grid: step²/12' }, 'rounding MSE'),
           h('th', { class: 'num' }, 'total'),
-          h('th', { class: 'num', title: 'Share of the histogram beyond the grid, from bins taken as uniform: an estimate, not the measured clip rate' }, 'beyond (est.)'),
-          h('th', { class: 'num', title: '10·log10(mean x² / expected MSE)' }, 'exp. SQNR dB'))),
+          h('th', { class: 'num', title: 'Share of the histogram beyond the grid, from bins taken as uniform: an estimate, not the measured clip rate' }, 'beyond'),
+          h('th', { class: 'num', title: 'Expected SQNR: 10·log10(mean x² / expected MSE)' }, 'SQNR dB'))),
         this.rows),
+      h('p', { class: 'caption muted', id: 'whatif-measured' }, `Measured on the current grid: clip rate ${formatPercent(o.tensor.clipRate)} (the "beyond" estimate takes histogram bins as uniform).`),
       h('p', { class: 'caption muted' },
         'Drag on the histogram, type, or use the slider. Expected from the histogram, not measured: clipped mass × squared distance to the threshold, plus step²/12 for the rest (exact zeros count as rounding, so that part is an upper bound).'),
       this.remeasure ? h('div', { class: 'whatif-actions' }, this.remeasure, h('span', { class: 'muted' }, ' runs a new analysis with this range as a tensor override')) : null);
@@ -145,14 +146,13 @@ export class WhatIfPanel {
     const w = whatIf(this.o.tensor, this.scheme, this.range);
     const c = this.o.tensor.chosen!.range;
     this.rows.replaceChildren(
-      row('now', `[${formatNumber(c.lo, 4)}, ${formatNumber(c.hi, 4)}]`, this.now, 'whatif-now', this.o.tensor.clipRate),
+      row('now', `[${formatNumber(c.lo, 4)}, ${formatNumber(c.hi, 4)}]`, this.now, 'whatif-now'),
       row('what-if', `[${formatNumber(w.grid.lo, 4)}, ${formatNumber(w.grid.hi, 4)}]`, w.error, 'whatif-new'));
     this.element.dataset.total = String(w.error.total);
   }
 }
 
-/** `measuredClip`: the report's clip rate of the current grid, shown beside the estimate so the two are never confused. */
-function row(name: string, range: string, e: ErrorSplit | null, id: string, measuredClip?: number): HTMLTableRowElement {
+function row(name: string, range: string, e: ErrorSplit | null, id: string): HTMLTableRowElement {
   if (!e) return h('tr', { id }, h('th', { scope: 'row' }, name), h('td', { colspan: 6, class: 'muted' }, 'no single-scale grid'));
   return h('tr', { id },
     h('th', { scope: 'row' }, name),
@@ -160,6 +160,6 @@ function row(name: string, range: string, e: ErrorSplit | null, id: string, meas
     h('td', { class: 'num', 'data-clip': String(e.clip) }, formatNumber(e.clip, 3)),
     h('td', { class: 'num', 'data-rounding': String(e.rounding) }, formatNumber(e.rounding, 3)),
     h('td', { class: 'num' }, formatNumber(e.total, 3)),
-    h('td', { class: 'num', title: measuredClip !== undefined ? `measured clip rate: ${formatPercent(measuredClip)}` : null }, formatPercent(e.clippedShare), measuredClip !== undefined ? h('span', { class: 'muted' }, ` (measured ${formatPercent(measuredClip)})`) : null),
+    h('td', { class: 'num' }, formatPercent(e.clippedShare)),
     h('td', { class: 'num' }, formatDb(e.sqnrDb)));
 }
