@@ -52,7 +52,7 @@ export function formatSummary(r: Report, worst = 8): string {
   if (diffs.length) {
     lines.push('');
     lines.push('integer codes: simulated / integer-only reference / onnxruntime (share of codes that differ, root causes):');
-    const hazard = r.platform ? u8s8Hazard(r.platform) : true;
+    const hazard = u8s8Hazard(r.platform);
     lines.push(`  node                                sim vs ORT   ref vs ORT  max  causes (ref vs ORT)             ${hazard ? 'u8s8 saturation (target without VNNI)' : ''}`);
     for (const l of diffs.slice(0, worst)) {
       const d = l.integerDiff!;
