@@ -7,9 +7,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { MultiBar, Presets } from 'cli-progress';
-import type { CalibrationMethod, CompareReport, MixedPrecisionResult, PresetName, Report, SweepReport, Warning } from '../protocol/report';
+import type { CalibrationMethod, CompareReport, GateResult, MixedPrecisionResult, PresetName, QuantConfig, Report, SweepReport, Warning } from '../protocol/report';
+import { QuantConfigSchema } from '../protocol/messages';
 import { CALIBRATION_METHODS, reportReplacer } from '../protocol/report';
-import { CancelledError, type Prepared, type Progress, evaluate, prepareLoaded, quantizeWith, requireQuantizedLayers } from './analysis/analyze';
+import { CancelledError, type EvaluateOptions, type Prepared, type Progress, evaluate, prepareLoaded, quantizeWith, requireQuantizedLayers } from './analysis/analyze';
 import { type DeployedModel, deployedModel, evaluateDeployed, prepareDeployed, quantizeDeployed, requireDeployed, requireFloat } from './quantized/deployed';
 import { compareModels } from './quantized/compare';
 import { formatCompare } from './report/compareSummary';
@@ -17,14 +18,16 @@ import { writeQuantizedModel } from './analysis/quantizeModel';
 import { runSweep } from './analysis/sweep';
 import { DEFAULT_AXES, configLabel, gridConfigs, parseAxes } from './quantize/grid';
 import { mixedPrecision, writeMixedPrecision } from './analysis/mixedPrecision';
+import { gateFromReport, gateOutcome, runGate } from './analysis/gate';
 import { InputError, loadModel } from './onnx/model';
 import { type InputSetting, parseShapeArg, parseStateArg, parseValueArg } from './data/inputs';
 import { type IntegerOnlyResult, runIntegerOnly } from './integerOnly';
 import { type ConfigOverrides, PRESETS, PRESET_NAMES, resolveConfig } from './quantize/presets';
 import { formatSummary } from './report/summary';
+import { formatMixedPrecision, formatSweep } from './report/planSummary';
 import { applyCalibrationTable, exportCalibrationTable } from './analysis/calibrationTables';
 import { loadUserMetric } from './analysis/userMetric';
-import { type OutputTarget, checkOutput, writeOutput } from './io/files';
+import { type OutputTarget, checkOutput, readRegularFile, writeOutput } from './io/files';
 import { updateModelSettings } from './io/modelSettings';
 
 /** Number(v), except that an empty or blank value is no number (Number('') is 0). */
@@ -143,14 +146,22 @@ function progressReporter(quiet: boolean | undefined) {
   };
 }
 
-async function runAnalyze(model: string, o: QuantOpts & { report?: string; sensitivity: boolean; json?: boolean; writeCalibrationTable?: string; float?: string }): Promise<void> {
+/** Budget options shared by analyze --diagnose, mixed-precision and gate. */
+interface BudgetOpts {
+  maxDrop?: number;
+  minSqnr?: number;
+}
+
+async function runAnalyze(model: string, o: QuantOpts & BudgetOpts & { report?: string; sensitivity: boolean; diagnose?: boolean; json?: boolean; writeCalibrationTable?: string; float?: string }): Promise<void> {
   configFrom(o); // option errors before any work
   const reportOut = output(o, model, o.report, '--report', 'report');
   const tableOut = output(o, model, o.writeCalibrationTable, '--write-calibration-table', 'calibration table');
   const bar = progressReporter(o.quiet);
   let report: Report;
   try {
-    report = await analyzeAny(model, o, { onProgress: bar.onProgress, sensitivity: o.sensitivity }, tableOut);
+    // The diagnosis ranks culprits by sensitivity: on by default when sensitivity runs.
+    const diagnose = (o.diagnose ?? o.sensitivity !== false) ? { maxDrop: o.maxDrop, minSqnrDb: o.minSqnr } : undefined;
+    report = await analyzeAny(model, o, { onProgress: bar.onProgress, sensitivity: o.sensitivity, diagnose }, tableOut);
   } finally {
     bar.stop();
   }
@@ -158,14 +169,35 @@ async function runAnalyze(model: string, o: QuantOpts & { report?: string; sensi
   process.stdout.write(o.json ? JSON.stringify(report, reportReplacer) + '\n' : formatSummary(report) + (o.report ? `\nreport: ${path.resolve(o.report)}\n` : ''));
 }
 
-async function runQuantize(model: string, o: QuantOpts & { out: string; writeCalibrationTable?: string }): Promise<void> {
+/**
+ * The configuration of a verified fix saved in a JSON file: an analyze report (diagnosis.fix) or a
+ * mixed-precision result (fix), measured on this very model (same sha256).
+ */
+function fixConfigFrom(file: string, p: Prepared): QuantConfig {
+  const abs = path.resolve(file);
+  let json: { model?: { sha256?: string }; diagnosis?: { fix?: { config?: unknown } | null }; fix?: { config?: unknown } | null };
+  try {
+    json = JSON.parse(readRegularFile(abs, 'report', 256 << 20).toString('utf8'));
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(`${abs} is not a JSON report (${(e as Error).message.replace(/[^\x20-\x7e]/g, '?').slice(0, 80)})`);
+  }
+  const config = json?.diagnosis?.fix?.config ?? json?.fix?.config;
+  if (!config) throw new InputError(`${abs} holds no verified fix (diagnosis.fix or fix): write one with analyze --report or mixed-precision --report`);
+  if (json.model?.sha256 !== p.loaded.sha256) throw new InputError(`${abs}: its fix was measured on another model (sha256 ${String(json.model?.sha256).slice(0, 12)}, this one ${p.loaded.sha256.slice(0, 12)})`);
+  const parsed = QuantConfigSchema.safeParse(config);
+  if (!parsed.success) throw new InputError(`${abs}: the fix's configuration is invalid: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`);
+  return parsed.data as QuantConfig;
+}
+
+async function runQuantize(model: string, o: QuantOpts & { out: string; writeCalibrationTable?: string; fix?: string }): Promise<void> {
   configFrom(o);
   const out = output(o, model, o.out, '--out', 'quantized model')!;
   const tableOut = output(o, model, o.writeCalibrationTable, '--write-calibration-table', 'calibration table');
   const bar = progressReporter(o.quiet);
   try {
     const p = await prepareFor(model, o, bar.onProgress);
-    const { config, warnings } = await configFor(p, o);
+    const { config, warnings } = o.fix ? { config: fixConfigFrom(o.fix, p), warnings: [] } : await configFor(p, o);
     for (const w of warnings) process.stderr.write(`${w.message}\n`);
     const q = requireQuantizedLayers(await quantizeWith(p, config), p.loaded.path);
     const written = writeQuantizedModel(p, q, out);
@@ -217,7 +249,9 @@ function warnSynthetic(p: Prepared): Prepared {
  * Analyze a float model with the configured quantization, or an already-quantized one as deployed
  * (its own grids and codes; --float picks the reference). `tableOut` receives the ranges used.
  */
-async function analyzeAny(model: string, o: QuantOpts & { float?: string }, eo: { onProgress?: (p: Progress) => void; sensitivity: boolean }, tableOut?: OutputTarget): Promise<Report> {
+async function analyzeAny(
+  model: string, o: QuantOpts & { float?: string }, eo: { onProgress?: (p: Progress) => void; sensitivity: boolean; diagnose?: EvaluateOptions['diagnose'] }, tableOut?: OutputTarget,
+): Promise<Report> {
   const loaded = loadModel(model);
   const d = deployedModel(loaded);
   if (!d) {
@@ -232,8 +266,10 @@ async function analyzeAny(model: string, o: QuantOpts & { float?: string }, eo: 
   }
   if (o.calibrationTable) throw new InputError(`--calibration-table sets the ranges a float model is quantized with; ${loaded.path} is already quantized and keeps its own grids`);
   const p = warnSynthetic(await prepareDeployed(d, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress: eo.onProgress, floatPath: o.float }));
-  const q = await quantizeDeployed(p, d, eo);
-  const report = await evaluateDeployed(p, d, q, { ...eo, ...(await evalOpts(o)) });
+  // A deployed model's grids are its own: no recalibration to diagnose and fix here.
+  const { diagnose: _d, ...deo } = eo;
+  const q = await quantizeDeployed(p, d, deo);
+  const report = await evaluateDeployed(p, d, q, { ...deo, ...(await evalOpts(o)) });
   if (tableOut) exportCalibrationTable(q, tableOut); // the deployed grids, for TensorRT or onnxruntime
   return report;
 }
@@ -262,23 +298,15 @@ async function runSweepCmd(model: string, o: QuantOpts & { axes?: string; report
   let report: SweepReport;
   try {
     const p = await prepareFor(model, o, bar.onProgress);
-    report = await runSweep(p, configs, { onProgress: bar.onProgress });
+    report = await runSweep(p, configs, { onProgress: bar.onProgress, metric: (await evalOpts(o)).metric });
   } finally {
     bar.stop();
   }
   writeJson(reportOut, report);
-  const lines = [`${configs.length} configurations on ${report.samples} samples (float top-1 ${report.floatTop1 ?? 'n/a'}); drop in points (${report.configs[0]?.dropBasis})`, ''];
-  lines.push('   drop  agreement  SQNR dB      bytes  pareto  configuration');
-  for (const e of [...report.configs].sort((a, b) => a.drop - b.drop)) {
-    lines.push(e.error
-      ? `  error                                        ${e.label}: ${e.error}`
-      : `${e.drop.toFixed(2).padStart(7)}  ${(e.agreement * 100).toFixed(2).padStart(8)}%  ${e.outputSqnrDb.toFixed(1).padStart(7)}  ${String(e.sizeBytes).padStart(9)}  ${e.pareto ? '  *   ' : '      '}  ${e.label}`);
-  }
-  lines.push('', `timings: calibration pass ${report.timings.prepareMs.toFixed(0)} ms (once), first configuration ${report.timings.firstConfigMs.toFixed(0)} ms, each further one ${report.timings.meanExtraConfigMs.toFixed(0)} ms`);
-  process.stdout.write(lines.join('\n') + (o.report ? `\nreport: ${path.resolve(o.report)}\n` : '\n'));
+  process.stdout.write(formatSweep(report) + (o.report ? `report: ${path.resolve(o.report)}\n` : ''));
 }
 
-async function runMixedCmd(model: string, o: QuantOpts & { maxDrop: number; out?: string; report?: string; writeConfig?: boolean }): Promise<void> {
+async function runMixedCmd(model: string, o: QuantOpts & BudgetOpts & { out?: string; report?: string; writeConfig?: boolean }): Promise<void> {
   const config = configFrom(o);
   const modelOut = output(o, model, o.out, '--out', 'quantized model');
   const reportOut = output(o, model, o.report, '--report', 'report');
@@ -287,42 +315,40 @@ async function runMixedCmd(model: string, o: QuantOpts & { maxDrop: number; out?
   let p: Prepared;
   try {
     p = await prepareFor(model, o, bar.onProgress);
-    result = await mixedPrecision(p, config, { maxDrop: o.maxDrop, onProgress: bar.onProgress });
+    result = await mixedPrecision(p, config, { maxDrop: o.maxDrop, minSqnrDb: o.minSqnr, metric: (await evalOpts(o)).metric, onProgress: bar.onProgress });
   } finally {
     bar.stop();
   }
   // Files are written only when asked, and only for a plan that meets the budget.
+  const plan = result.fix?.config ?? { ...config, exclude: result.exclude };
   if (result.met && modelOut) result.written = { ...result.written, model: await writeMixedPrecision(p, result, modelOut) };
-  if (result.met && o.writeConfig) result.written = { ...result.written, settings: updateModelSettings(model, { exclude: result.exclude }) };
+  if (result.met && o.writeConfig) {
+    const settings = { exclude: plan.exclude, tensorOverrides: plan.tensorOverrides, layerOverrides: plan.layerOverrides };
+    result.written = { ...result.written, settings: updateModelSettings(model, settings) };
+  }
   writeJson(reportOut, result);
-  const lines = result.steps.map((s) => `  ${String(s.kept.length).padStart(3)} in float  drop ${s.drop.toFixed(2).padStart(6)} points  agreement ${(s.agreement * 100).toFixed(2)}%${s.kept.length ? `  (+ ${s.kept[s.kept.length - 1]})` : ''}`);
-  lines.unshift(`drop vs layers kept in float (budget ${o.maxDrop} points, ${result.dropBasis}):`);
-  lines.push(result.met ? `met: keep ${result.exclude.length} layer(s) in float: ${result.exclude.join(', ') || '(none)'}` : `NOT met even with ${result.exclude.length} layers in float`);
-  for (const f of [result.written?.model, result.written?.settings]) if (f) lines.push(`wrote ${f}`);
-  if (!result.met && (modelOut || o.writeConfig)) lines.push('nothing written: the budget was not met');
-  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(formatMixedPrecision(result) + (!result.met && (modelOut || o.writeConfig) ? 'nothing written: the budget was not met\n' : ''));
   if (!result.met) process.exitCode = 1;
 }
 
-/** CI gate: exit 1 with a one-line reason when the integer accuracy drop exceeds the budget. */
-async function runGateCmd(model: string, o: QuantOpts & { maxDrop: number; report?: string; float?: string }): Promise<void> {
-  configFrom(o);
-  const reportOut = output(o, model, o.report, '--report', 'report');
-  const report = await analyzeAny(model, o, { sensitivity: false });
-  // A deployed model's configuration describes its own grids.
-  const config = report.config;
-  writeJson(reportOut, report);
-  const a = report.accuracy;
-  const basis = a.dropPoints !== null ? 'top-1' : 'agreement';
-  const drop = a.dropPoints ?? (1 - a.integer.agreement) * 100;
-  const worst = [...report.layers].sort((x, y) => x.integer.sqnrDb - y.integer.sqnrDb).slice(0, 5);
-  const worstText = worst.map((l) => `${l.node} (${l.op}, ${Number.isFinite(l.integer.sqnrDb) ? l.integer.sqnrDb.toFixed(1) : 'inf'} dB)`).join(', ');
-  if (drop > o.maxDrop) {
-    process.stderr.write(`quantlens gate: FAIL: ${configLabel(config)} drops ${basis} by ${drop.toFixed(2)} points, over the budget of ${o.maxDrop}; worst layers: ${worstText}\n`);
-    process.exitCode = 1;
+/** CI gate: exit 0 within budget with confidence, 1 over it, and 1 when the samples cannot tell (unless --allow-uncertain). */
+async function runGateCmd(model: string, o: QuantOpts & BudgetOpts & { allowUncertain?: boolean; report?: string; float?: string }): Promise<void> {
+  configFrom(o); // option errors before any work
+  const reportOut = output(o, model, o.report, '--report', 'gate result');
+  const budget = { maxDrop: o.maxDrop, minSqnrDb: o.minSqnr, allowUncertain: o.allowUncertain };
+  const loaded = loadModel(model);
+  let result: GateResult;
+  if (deployedModel(loaded)) {
+    // An already-quantized model is judged as deployed (its own grids, against its float reference).
+    result = gateFromReport(await analyzeAny(model, o, { sensitivity: false }), budget);
   } else {
-    process.stdout.write(`quantlens gate: PASS: ${configLabel(config)} drops ${basis} by ${drop.toFixed(2)} points (budget ${o.maxDrop}); worst layers: ${worstText}\n`);
+    const p = await prepareFor(model, o, undefined, loaded);
+    result = await runGate(p, (await configFor(p, o)).config, { ...budget, metric: (await evalOpts(o)).metric });
   }
+  writeJson(reportOut, result);
+  const out = gateOutcome(result);
+  (out.stream === 'stdout' ? process.stdout : process.stderr).write(`${out.line}\n`);
+  process.exitCode = out.exitCode;
 }
 
 /**
@@ -372,7 +398,13 @@ async function aboutModel<T>(modelPath: string, run: () => Promise<T>): Promise<
 
 function dropArg(v: string): number {
   const n = numeric(v);
-  if (!(n >= 0)) throw new InvalidArgumentError('must be a non-negative number of points');
+  if (!(n >= 0) || !Number.isFinite(n)) throw new InvalidArgumentError('must be a non-negative number');
+  return n;
+}
+
+function dbArg(v: string): number {
+  const n = numeric(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError('must be a number of dB');
   return n;
 }
 
@@ -389,12 +421,17 @@ export function buildProgram(): Command {
     .option('--float <model.onnx>', 'for an already-quantized model: its original float model, the reference instead of its float twin')
     .option('--report <out.json>', 'write the full JSON report here')
     .option('--no-sensitivity', 'skip per-layer sensitivity')
+    .option('--diagnose', 'name the culprit layers, their cause and a measured fix (default when sensitivity runs)')
+    .option('--no-diagnose', 'no diagnosis')
+    .option('--max-drop <n>', 'the budget the diagnosis must meet, in the primary metric\'s loss unit (default 1 point; your metric: 1% of its float score)', dropArg)
+    .option('--min-sqnr <dB>', 'for models judged by output SQNR (no labels, no classifier, no --metric): the SQNR floor (default 30 dB)', dbArg)
     .option('--write-calibration-table <file>', 'also write the thresholds: a TensorRT calibration cache, or onnxruntime calibration JSON for a .json name')
     .option('--json', 'print the report JSON on stdout instead of the summary')
     .action((model, o) => runAnalyze(model, o));
   withQuantOptions(program.command('quantize').argument('<model>', 'the .onnx model (never modified)'))
     .description('write a deployable QDQ model to a NEW file')
     .requiredOption('--out <new.onnx>', 'output model path (must differ from the input)')
+    .option('--fix <report.json>', 'quantize with the verified fix of an analyze report or mixed-precision result (its whole configuration)')
     .option('--write-calibration-table <file>', 'also write the thresholds: a TensorRT calibration cache, or onnxruntime calibration JSON for a .json name')
     .action((model, o) => runQuantize(model, o));
   withQuantOptions(program.command('sweep').argument('<model>', 'the .onnx model (never modified)'))
@@ -403,17 +440,20 @@ export function buildProgram(): Command {
     .option('--report <out.json>', 'write the sweep report here')
     .action((model, o) => runSweepCmd(model, o));
   withQuantOptions(program.command('mixed-precision').argument('<model>', 'the .onnx model (never modified)'))
-    .description('find layers to keep in float so the integer accuracy drop meets a budget')
-    .requiredOption('--max-drop <points>', 'accuracy-drop budget in points', dropArg)
+    .description('find the smallest per-layer plan (calibration, bits, granularity, float) that meets a budget, measured on integer kernels')
+    .option('--max-drop <n>', 'budget in the primary metric\'s loss unit (default 1 point; your metric: 1% of its float score)', dropArg)
+    .option('--min-sqnr <dB>', 'for models judged by output SQNR: the floor (default 30 dB)', dbArg)
     .option('--out <new.onnx>', 'write the resulting QDQ model here (only when the budget is met)')
     .option('--write-config', 'record the exclusions in quantlens.json beside the model (only when the budget is met)')
     .option('--report <out.json>', 'write the result JSON here')
     .action((model, o) => runMixedCmd(model, o));
   withQuantOptions(program.command('gate').argument('<model>', 'the .onnx model (never modified)'))
-    .description('CI gate: exit 1 with a one-line reason when the quantized accuracy drop exceeds --max-drop')
-    .requiredOption('--max-drop <points>', 'accuracy-drop budget in points', dropArg)
+    .description('CI gate: exit 0 within budget with 95% confidence, 1 over it or when the samples cannot tell (one line saying why)')
+    .option('--max-drop <n>', 'budget in the primary metric\'s loss unit (default 1 point; your metric: 1% of its float score)', dropArg)
+    .option('--min-sqnr <dB>', 'for models judged by output SQNR: the floor (default 30 dB)', dbArg)
+    .option('--allow-uncertain', 'exit 0 when the samples cannot tell (the line still says so)')
     .option('--float <model.onnx>', 'for an already-quantized model: its original float model (the reference)')
-    .option('--report <out.json>', 'write the full report here')
+    .option('--report <out.json>', 'write the gate result (primary metric, every output, verdict) here')
     .action((model, o) => runGateCmd(model, o));
   program.command('compare').argument('<a>', 'a quantized model (QDQ or QOperator)').argument('<b>', 'another quantized version of the same model')
     .description('two quantized versions of one model, layer by layer against one float reference: grids, weight codes, clip rates, errors; the layer that differs most first')

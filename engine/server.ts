@@ -111,8 +111,8 @@ function abortSignal(token: CancellationToken): AbortSignal {
   return ac.signal;
 }
 
-const STAGE_SHARE: Record<Progress['stage'], [number, number]> = { calibrate: [0, 30], evaluate: [30, 60], sensitivity: [60, 99], sweep: [30, 99], write: [90, 99] };
-const STAGE_UNIT: Record<Progress['stage'], string> = { calibrate: 'samples', evaluate: 'samples', sensitivity: 'layers', sweep: 'configurations', write: '' };
+const STAGE_SHARE: Record<Progress['stage'], [number, number]> = { calibrate: [0, 30], evaluate: [30, 60], sensitivity: [60, 90], diagnose: [90, 99], sweep: [30, 99], write: [90, 99] };
+const STAGE_UNIT: Record<Progress['stage'], string> = { calibrate: 'samples', evaluate: 'samples', sensitivity: 'layers', diagnose: 'candidates', sweep: 'configurations', write: '' };
 
 function progressFn(reporter: WorkDoneProgressReporter, title: string) {
   reporter.begin(title, 0, 'loading model', true);
@@ -128,10 +128,11 @@ handle(AnalyzeRequest, async (params: AnalyzeParams, token, reporter): Promise<R
   connection.console.info(`analyze ${params.modelPath} (${params.config.preset}, ${params.config.calibration}, data ${params.dataPath ?? 'synthetic'})`);
   // An already-quantized model is analyzed as deployed: its own grids, its float twin as reference.
   const { prepared: p, deployed } = await preparedFor(params, onProgress, signal, true);
-  const opts = { onProgress, signal, sensitivity: params.sensitivity };
+  const opts = { onProgress, signal, sensitivity: params.sensitivity, targetCpu: params.targetCpu };
+  // The diagnosis (culprits, causes, a measured fix) rides on sensitivity, as in the CLI.
   const report = deployed
     ? await evaluateDeployed(p, deployed, await quantizeDeployed(p, deployed, opts), opts)
-    : await evaluate(p, requireQuantizedLayers(await quantizeWith(p, params.config), p.loaded.path), opts);
+    : await evaluate(p, requireQuantizedLayers(await quantizeWith(p, params.config), p.loaded.path), { ...opts, diagnose: params.sensitivity ? {} : undefined });
   latest = { report, sqnrWarningDb: params.sqnrWarningDb };
   reports.set(report.model.path, latest);
   for (const [uri, o] of outlines) if (o.modelPath === report.model.path) publishDiagnostics(uri);
@@ -225,19 +226,19 @@ handle(OutlineRequest, async (params: OutlineParams): Promise<OutlineResult> => 
   return { text: outline.text };
 });
 
-/** Layers below the SQNR threshold get a warning on their outline line. */
+/** Layers whose OWN error (isolated SQNR) is below the threshold get a warning on their outline line; a victim of upstream error does not. */
 function publishDiagnostics(uri: string) {
   const o = outlines.get(uri);
   const r = o && reports.get(o.modelPath);
   if (!o || !r) return;
   const diagnostics = r.report.layers
-    .filter((l) => l.integer.sqnrDb < r.sqnrWarningDb && o.outline.nodeLines.has(l.node))
+    .filter((l) => l.isolated.integer.sqnrDb < r.sqnrWarningDb && o.outline.nodeLines.has(l.node))
     .map((l) => {
       const line = o.outline.nodeLines.get(l.node)!;
       return {
         severity: DiagnosticSeverity.Warning,
         range: { start: { line, character: 0 }, end: { line, character: l.node.length } },
-        message: `${l.op} ${l.node}: integer SQNR ${Number(l.integer.sqnrDb).toFixed(1)} dB is below ${r.sqnrWarningDb} dB (isolated ${Number(l.isolated.integer.sqnrDb).toFixed(1)} dB)`,
+        message: `${l.op} ${l.node}: its own integer SQNR (only this layer quantized) ${Number(l.isolated.integer.sqnrDb).toFixed(1)} dB is below ${r.sqnrWarningDb} dB (accumulated ${Number(l.integer.sqnrDb).toFixed(1)} dB)`,
         source: 'quantlens',
       };
     });

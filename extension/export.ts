@@ -1,8 +1,10 @@
 /**
- * Report export: JSON (the report itself), CSV (the per-layer table) and a standalone HTML file
- * that renders the same views offline with the same webview bundle, inlined.
+ * Session export: JSON (a SessionExport: the report with its diagnosis, the sweep and the
+ * mixed-precision result), CSV (the report's per-layer table) and a standalone HTML file that
+ * renders every view offline with the same webview bundle, inlined.
  */
 import { randomBytes } from 'node:crypto';
+import type { SessionExport } from '../protocol/messages';
 import { type Report, reportReplacer } from '../protocol/report';
 
 /** Reports as JSON (infinities as strings, see reportReplacer). */
@@ -39,18 +41,24 @@ export function reportCsv(r: Report): string {
   return [CSV_COLUMNS, ...rows].map((row) => row.map(csvCell).join(',')).join('\n') + '\n';
 }
 
-/** A single self-contained HTML file: CSP with a nonce, script and style inlined, report embedded. */
-export function reportHtml(r: Report, sqnrWarningDb: number, webviewJs: string, webviewCss: string): string {
+/**
+ * A single self-contained HTML file: CSP with a nonce, script and style inlined, the session (every
+ * view: report with its diagnosis, sweep, mixed precision) embedded; the webview bundle renders it
+ * offline.
+ */
+export function reportHtml(session: SessionExport, webviewJs: string, webviewCss: string): string {
   const nonce = randomBytes(16).toString('base64');
   // `<` escaped so the JSON can never close the script element it sits in.
-  const data = reportJson(r).replace(/</g, '\\u003c');
+  const data = reportJson(session).replace(/</g, '\\u003c');
+  const modelPath = session.report?.model.path ?? session.sweep?.model.path ?? session.mixedPrecision?.model.path ?? 'session';
+  const sqnrWarningDb = session.sqnrWarningDb;
   const csp = `default-src 'none'; img-src data:; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'`;
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
-<title>QuantLens report: ${escapeHtml(r.model.path)}</title>
+<title>QuantLens report: ${escapeHtml(modelPath)}</title>
 <style nonce="${nonce}">${webviewCss}</style>
 </head>
 <body class="quantlens-standalone">

@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AnalyzeParams, ModelSettings } from '../protocol/messages';
-import { resolveConfig } from '../engine/quantize/presets';
+import { configFromSettings } from './onScreen';
 import { readModelSettings } from '../engine/io/modelSettings';
 
 /**
@@ -35,14 +35,8 @@ export function analyzeParams(modelPath: string): AnalyzeParams & { userPicked: 
     const base = local.dataPath ? path.dirname(modelPath) : (vscode.workspace.getWorkspaceFolder(vscode.Uri.file(modelPath))?.uri.fsPath ?? path.dirname(modelPath));
     dataPath = path.resolve(base, dataPath);
   }
-  const symmetric = s.symmetric ?? undefined;
-  const config = resolveConfig(s.preset ?? 'tensorrt', {
-    calibration: s.calibration,
-    percentile: s.percentile,
-    exclude: s.exclude,
-    weights: { bits: s.weightBits, perChannel: s.granularity ? s.granularity === 'per-channel' : undefined },
-    activations: { bits: s.activationBits, symmetric, signed: symmetric },
-  });
+  const config = configFromSettings(s);
   const userPicked = [modelPath, ...(dataPath && !local.dataPath ? [dataPath] : [])];
-  return { modelPath, dataPath, samples: s.samples, config, sensitivity: true, sqnrWarningDb: s.sqnrWarningDb ?? 20, userPicked };
+  const targetCpu = c.get<'this' | 'vnni' | 'no-vnni'>('targetCpu') ?? 'this';
+  return { modelPath, dataPath, samples: s.samples, config, sensitivity: true, sqnrWarningDb: s.sqnrWarningDb ?? 20, targetCpu, userPicked };
 }

@@ -5,7 +5,7 @@
  * All three sides import these types; nothing here depends on vscode or the DOM.
  */
 import { z } from 'zod';
-import type { CompareReport, MixedPrecisionResult, QuantConfig, Report, SweepReport } from './report';
+import type { CompareReport, LayerOverride, MixedPrecisionResult, QuantConfig, Range, Report, SweepReport, TensorOverride } from './report';
 
 /**
  * A typed JSON-RPC request: the method name, the schema its params must satisfy (the engine
@@ -73,6 +73,8 @@ const AnalyzeParamsSchema = RunParamsSchema.extend({
   sensitivity: z.boolean(),
   /** SQNR below which a layer gets a warning diagnostic in the Model Outline. */
   sqnrWarningDb: z.number().finite(),
+  /** The deployment CPU for hazards that depend on it (u8 x s8 saturation needs x86 without VNNI); default this machine. */
+  targetCpu: z.enum(['this', 'vnni', 'no-vnni']).optional(),
 });
 export type AnalyzeParams = z.infer<typeof AnalyzeParamsSchema>;
 
@@ -168,13 +170,41 @@ export type ToWebview =
   | { type: 'busy'; message: string }
   | { type: 'error'; message: string };
 
-/** Webview -> host. */
+/** Which configuration on screen an action is about: the report's, or a sweep entry the user picked. */
+export type ConfigSource = { kind: 'report' } | { kind: 'sweep'; id: number };
+
+/**
+ * Webview -> host. Actions name the configuration they act on (ConfigSource); the host resolves it
+ * from what it sent, so what runs is exactly what the user sees, never quantlens.json behind it.
+ */
 export type FromWebview =
   | { type: 'ready' }
   | { type: 'export'; format: 'json' | 'csv' | 'html' }
   | { type: 'revealLayer'; node: string }
   /** The user clicked a sweep point: open that configuration's full per-layer report. */
-  | { type: 'openSweepConfig'; id: number };
+  | { type: 'openSweepConfig'; id: number }
+  /** The user selected a sweep entry: the configuration commands act on from now on. */
+  | { type: 'selectSweepConfig'; id: number }
+  /** Re-analyze with the report's diagnosis fix (its `config`); the host asks before writing anything. */
+  | { type: 'applyFix' }
+  /** Re-analyze with this range for one activation tensor (a what-if threshold), on top of the report's configuration. */
+  | { type: 'whatIf'; tensor: string; range: Range }
+  /** Sweep around, search mixed precision for, or write the quantized model of a configuration on screen. */
+  | { type: 'act'; action: 'sweep' | 'mixedPrecision' | 'quantize'; source: ConfigSource };
+
+/**
+ * Everything one session showed, as the JSON and HTML exports carry it: the report (with its
+ * diagnosis), the sweep, the mixed-precision result and the comparison. Any of them may be absent.
+ */
+export interface SessionExport {
+  kind: 'quantlens-session';
+  schemaVersion: number;
+  sqnrWarningDb: number;
+  report: Report | null;
+  sweep: SweepReport | null;
+  mixedPrecision: MixedPrecisionResult | null;
+  compare: CompareReport | null;
+}
 
 /** UI state the webview keeps through reloads (vscode.setState). */
 export interface WebviewState {
@@ -196,6 +226,9 @@ export interface ModelSettings {
   samples?: number;
   sqnrWarningDb?: number;
   exclude?: string[];
+  /** Per-tensor and per-layer changes (a fix or a what-if the user chose to keep). */
+  tensorOverrides?: TensorOverride[];
+  layerOverrides?: LayerOverride[];
   /**
    * How model inputs are fed (read by the engine itself, beside the model): `sample` (data rows),
    * `constant` with `value`, `state` carried `from` an output; `shape` sets dims the model leaves dynamic.

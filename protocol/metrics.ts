@@ -104,6 +104,8 @@ export interface PrimaryMetric {
   description: string;
   /** The quantized model's value: a fraction for top1/agreement, dB for sqnr, the metric's unit for user. */
   value: Interval;
+  /** The float model's own value on the same samples (top-1 accuracy, agreement 1, the user metric's float score); null for sqnr. */
+  floatValue?: number | null;
   /** Float -> quantized loss, higher is worse, with its interval; null for sqnr. */
   loss: Interval | null;
   /** Unit of the loss: "points" or "metric units". */

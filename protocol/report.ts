@@ -203,6 +203,11 @@ export interface LayerReport {
   sensitivity: {
     /** Model output when ONLY this layer is quantized (on `sensitivityInfo.samples` samples). */
     onlyThis: ModelOutputMetrics;
+    /**
+     * The primary metric when ONLY this layer is quantized: its loss with interval (null for SQNR)
+     * and the primary output's mean per-sample SQNR with interval (absent in older reports).
+     */
+    onlyThisPrimary?: { loss: Interval | null; sqnrDb: Interval } | null;
     /** Model output when every layer BUT this one is quantized; null unless asked for. */
     allButThis: ModelOutputMetrics | null;
     /** Rank by onlyThis output SQNR, 1 = most damaging. */
@@ -250,7 +255,9 @@ export type CauseCode =
   | 'wasted-sign'
   | 'integer-divergence'
   | 'u8s8-saturation'
-  | 'inherited';
+  | 'inherited'
+  /** The layer does damage by itself but no documented rule explains why. */
+  | 'unexplained';
 
 export interface Cause {
   cause: CauseCode;
@@ -284,8 +291,19 @@ export interface Fix {
   changes: FixChange[];
   /** The full configuration with the fix applied: what "Apply" analyzes and `quantize` writes. */
   config: QuantConfig;
-  /** Measured, not predicted: the primary metric's loss with the fix, integer execution. */
-  measured: { drop: number; interval: Interval | null; floatLayers: number; metric: string; samples: number; verdict: string };
+  /**
+   * Measured, not predicted: the primary metric with the fix, integer execution. `drop` is the loss
+   * (for SQNR-judged models: the mean per-sample SQNR in dB), `interval` its 95% interval.
+   */
+  measured: {
+    drop: number; interval: Interval | null; floatLayers: number; metric: string; samples: number; verdict: string;
+    /** budgetVerdict's kind: within-noise, within-budget, over-budget, cannot-tell. */
+    verdictKind?: string;
+    /** Layers whose quantization the fix changes (calibration, bits, granularity or float). */
+    layersTouched?: number;
+    /** Paired against the unfixed configuration on the same samples: how much loss the fix wins back (positive = better). */
+    gain?: Interval | null;
+  };
 }
 
 export interface Diagnosis {
@@ -295,11 +313,13 @@ export interface Diagnosis {
   /** Layers that do damage themselves, most damaging first. */
   culprits: Culprit[];
   /** Layers with a large accumulated error but little of their own: they inherit it from upstream. */
-  victims: { node: string; accumulatedSqnrDb: number; isolatedSqnrDb: number; from: string | null }[];
+  victims: { node: string; accumulatedSqnrDb: number; isolatedSqnrDb: number; from: string | null; cause?: Cause }[];
   /** The smallest measured change that meets the budget, or null (see `notes`). */
   fix: Fix | null;
   /** Every candidate measured, best first. */
   candidates: Fix[];
+  /** Every layer by the damage it does itself (1 = most): what badges and ranks show. */
+  ranking?: { node: string; rank: number; tier: number; culprit: boolean }[];
   notes: string[];
 }
 
@@ -461,15 +481,23 @@ export interface SweepEntry {
   config: QuantConfig;
   /** Whole-model metrics of the fake-quant and the integer execution. */
   accuracy: { float: number | null; simulated: ModelOutputMetrics; integer: ModelOutputMetrics };
-  /** Integer-execution drop in points: labelled top-1 when labels exist, else 100 x (1 - agreement). */
+  /**
+   * Integer-execution loss on the primary metric: points for top-1 and agreement, the user metric's
+   * unit, or MINUS the mean output SQNR in dB for SQNR-judged models (lower is better for every kind).
+   */
   drop: number;
-  dropBasis: 'top1' | 'agreement';
+  dropBasis: 'top1' | 'agreement' | 'user' | 'sqnr';
+  /** The primary metric's loss interval (null for SQNR) and value interval (absent in older sweeps). */
+  loss?: Interval | null;
+  value?: Interval;
   agreement: number;
   outputSqnrDb: number;
   /** Size of the written QDQ model in bytes. */
   sizeBytes: number;
   /** Not dominated by another configuration on (drop, sizeBytes). */
   pareto: boolean;
+  /** Pareto-front configurations (ids) this one cannot be told apart from on these samples (paired, 95%). */
+  withinNoiseOf?: number[];
   evalMs: number;
   /** Set when this configuration could not run (e.g. a scheme the runtime rejects). */
   error?: string;
@@ -490,11 +518,18 @@ export interface SweepReport {
 // ------------------------------------------------------------------------- mixed precision
 
 export interface MixedPrecisionStep {
-  /** Layers kept in float at this step (cumulative, most sensitive first). */
+  /** Layers kept in float at this step (cumulative). */
   kept: string[];
+  /** The primary metric's loss at this step (for SQNR-judged models: MINUS the mean output SQNR in dB, so lower is better for every kind). */
   drop: number;
   agreement: number;
   outputSqnrDb: number;
+  /** Every change of the plan at this step: calibration, bits, granularity, float (absent in older results). */
+  changes?: FixChange[];
+  /** The interval of `drop`. */
+  interval?: Interval | null;
+  /** budgetVerdict's sentence for this step. */
+  verdict?: string;
 }
 
 export interface MixedPrecisionResult {
@@ -502,15 +537,45 @@ export interface MixedPrecisionResult {
   kind: 'mixed-precision';
   model: { path: string; sha256: string };
   config: QuantConfig;
+  /** The budget in the primary loss's unit (for SQNR-judged models: minus the SQNR floor in dB, matching `drop`). */
   maxDrop: number;
-  dropBasis: 'top1' | 'agreement';
-  /** The curve "drop vs number of layers kept in higher precision", starting at 0 kept. */
+  /** The primary metric's kind (older results: 'top1' or 'agreement'). */
+  dropBasis: 'top1' | 'agreement' | 'user' | 'sqnr';
+  /** The curve: the plan after each step, starting with nothing changed. */
   steps: MixedPrecisionStep[];
   /** Final exclusion list (empty when plain quantization already met the budget). */
   exclude: string[];
+  /** The final plan meets the budget (certified by its interval, or on the estimate when the samples cannot certify any result). */
   met: boolean;
-  /** Per-layer damage when quantized alone (the greedy order). */
+  /** Per-layer damage when quantized alone (the order the search visits layers). */
   ranking: { node: string; drop: number; outputSqnrDb: number }[];
+  /** The primary metric's description, and where the budget came from. */
+  metric?: string;
+  budgetWhy?: string;
+  /** The final plan is within budget with 95% confidence (not only on the estimate). */
+  certified?: boolean;
+  /** The final plan: its changes, full configuration and measured verdict. */
+  fix?: Fix | null;
+  notes?: string[];
   /** Written files (the QDQ model, quantlens.json), when asked to write. */
   written?: { model?: string; settings?: string };
+}
+
+// ------------------------------------------------------------------------------------ gate
+
+/** `quantlens gate`: one configuration judged on the primary metric, with its interval, against a budget. */
+export interface GateResult {
+  schemaVersion: number;
+  kind: 'gate';
+  model: { path: string; sha256: string };
+  config: QuantConfig;
+  samples: number;
+  /** In the primary loss's unit; for SQNR-judged models the floor in dB. */
+  budget: number;
+  budgetWhy: string;
+  primaryMetric: PrimaryMetric;
+  outputs: OutputSummary[];
+  /** within-noise / within-budget pass; over-budget fails; cannot-tell fails unless allowUncertain. */
+  verdict: { kind: 'within-noise' | 'within-budget' | 'over-budget' | 'cannot-tell'; text: string; samplesNeeded: number | null };
+  allowUncertain: boolean;
 }

@@ -23,6 +23,7 @@ import { CALIBRATION_METHODS, type IntegerDiff, type LayerReport, type Range, ty
 import { formatCount, formatNumber, formatRange } from './format';
 import { COMPARISONS, formatRate, LSB_BINS, lsbBinLabel, lsbCounts, type ComparisonKey } from './integerDiff';
 import { methodColor, withAlpha, type Theme } from './theme';
+import { klPointAt } from './whatIfData';
 
 export interface Marker {
   value: number;
@@ -30,6 +31,8 @@ export interface Marker {
   color: string;
   /** The configured method's line: thicker and solid, the others dashed. */
   emphasized?: boolean;
+  /** A what-if threshold the user is dragging (replaced as it moves). */
+  whatIf?: boolean;
 }
 
 export interface Band {
@@ -43,6 +46,8 @@ interface MarkerOptions {
   bands?: Band[];
   font?: string;
   labelBackground?: string;
+  /** Draw the lines under the datasets (labels stay on top): a point ON a marked line stays visible. */
+  behind?: boolean;
 }
 
 declare module 'chart.js' {
@@ -55,11 +60,39 @@ declare module 'chart.js' {
  * Vertical threshold lines with labels, drawn after the bars so they stay visible over tall bins.
  * Labels that would overlap move down a row, because several methods often agree on a threshold.
  */
+/** Marker lines that fall inside the plot, emphasized last so the chosen line is drawn over coincident ones. */
+function markerPositions(chart: Chart, markers: Marker[]): { m: Marker; px: number }[] {
+  const x = chart.scales.x as Scale | undefined;
+  if (!x) return [];
+  const { chartArea } = chart;
+  return [...markers]
+    .sort((a, b) => Number(!!a.emphasized) - Number(!!b.emphasized))
+    .map((m) => ({ m, px: x.getPixelForValue(m.value) }))
+    .filter(({ px }) => Number.isFinite(px) && px >= chartArea.left - 0.5 && px <= chartArea.right + 0.5);
+}
+
+function drawMarkerLines(chart: Chart, positions: { m: Marker; px: number }[]): void {
+  const { ctx, chartArea } = chart;
+  ctx.save();
+  for (const { m, px } of positions) {
+    ctx.beginPath();
+    ctx.strokeStyle = m.color;
+    ctx.lineWidth = m.emphasized ? 3 : 1.5;
+    ctx.setLineDash(m.whatIf ? [2, 2] : m.emphasized ? [] : [5, 3]);
+    ctx.moveTo(px, chartArea.top);
+    ctx.lineTo(px, chartArea.bottom);
+    ctx.stroke();
+  }
+  ctx.restore();
+}
+
 const markerPlugin: Plugin = {
   id: 'qlMarkers',
   beforeDatasetsDraw(chart, _args, options: MarkerOptions) {
     const x = chart.scales.x as Scale | undefined;
-    if (!x || !options.bands) return;
+    if (!x) return;
+    if (options.behind && options.markers?.length) drawMarkerLines(chart, markerPositions(chart, options.markers));
+    if (!options.bands) return;
     const { ctx, chartArea } = chart;
     ctx.save();
     for (const band of options.bands) {
@@ -75,26 +108,13 @@ const markerPlugin: Plugin = {
     const markers = options.markers;
     if (!x || !markers || markers.length === 0) return;
     const { ctx, chartArea } = chart;
+    const positions = markerPositions(chart, markers);
+    if (!options.behind) drawMarkerLines(chart, positions);
     ctx.save();
     ctx.font = options.font ?? '11px sans-serif';
     ctx.textBaseline = 'top';
     const placed: { x: number; width: number; row: number }[] = [];
     const rowHeight = 15;
-    // Emphasized last so the chosen line is drawn on top of coincident ones.
-    const ordered = [...markers].sort((a, b) => Number(!!a.emphasized) - Number(!!b.emphasized));
-    const positions = ordered
-      .map((m) => ({ m, px: x.getPixelForValue(m.value) }))
-      .filter(({ px }) => Number.isFinite(px) && px >= chartArea.left - 0.5 && px <= chartArea.right + 0.5);
-    for (const { m, px } of positions) {
-      ctx.beginPath();
-      ctx.strokeStyle = m.color;
-      ctx.lineWidth = m.emphasized ? 3 : 1.5;
-      ctx.setLineDash(m.emphasized ? [] : [5, 3]);
-      ctx.moveTo(px, chartArea.top);
-      ctx.lineTo(px, chartArea.bottom);
-      ctx.stroke();
-    }
-    ctx.setLineDash([]);
     // Record what was drawn (canvas pixels are opaque to tests and assistive tech): the count of
     // threshold lines and their labels.
     chart.canvas.dataset.thresholdLines = String(positions.length);
@@ -283,25 +303,42 @@ export function entropyAmax(tensor: TensorReport): number | null {
 
 export function klChart(canvas: HTMLCanvasElement, tensor: TensorReport, theme: Theme): Chart {
   // Infinite KL (candidate thresholds that leave empty quantized bins) cannot be plotted.
-  const points = (tensor.klCurve ?? [])
-    .filter((p) => Number.isFinite(p.threshold) && Number.isFinite(p.value))
-    .map((p) => ({ x: p.threshold, y: p.value }));
+  const curve = (tensor.klCurve ?? []).filter((p) => Number.isFinite(p.threshold) && Number.isFinite(p.value));
+  const points = curve.map((p) => ({ x: p.threshold, y: p.value }));
   const amax = entropyAmax(tensor);
+  const chosen = amax !== null ? klPointAt(curve, amax) : null;
+  const color = methodColor(theme, 'entropy');
   const markers: Marker[] = [];
-  if (amax !== null) markers.push({ value: amax, label: `entropy ${formatNumber(amax, 3)}`, color: methodColor(theme, 'entropy'), emphasized: tensor.chosen?.method === 'entropy' });
+  if (amax !== null) markers.push({ value: amax, label: `entropy ${formatNumber(amax, 3)}`, color, emphasized: tensor.chosen?.method === 'entropy' });
+  if (chosen) canvas.dataset.chosenKl = String(chosen.value);
   const base = baseOptions(theme);
   return makeChart(canvas, {
     type: 'line',
     data: {
-      datasets: [{
-        label: 'KL divergence',
-        data: points,
-        borderColor: theme.blue,
-        backgroundColor: theme.blue,
-        borderWidth: 1.5,
-        pointRadius: 0,
-        pointHoverRadius: 3,
-      }],
+      datasets: [
+        {
+          // The picked threshold as a point ON the curve, drawn above it (lower order is drawn last).
+          label: 'entropy threshold',
+          data: chosen ? [{ x: chosen.threshold, y: chosen.value }] : [],
+          showLine: false,
+          pointRadius: 5.5,
+          pointHoverRadius: 7,
+          pointBackgroundColor: color,
+          pointBorderColor: theme.foreground,
+          pointBorderWidth: 1.5,
+          order: 0,
+        },
+        {
+          label: 'KL divergence',
+          data: points,
+          borderColor: theme.blue,
+          backgroundColor: theme.blue,
+          borderWidth: 1.5,
+          pointRadius: 0,
+          pointHoverRadius: 3,
+          order: 1,
+        },
+      ],
     },
     options: {
       ...base,
@@ -323,13 +360,28 @@ export function klChart(canvas: HTMLCanvasElement, tensor: TensorReport, theme: 
           ...base.plugins.tooltip,
           callbacks: {
             title: (items: { parsed: { x: number | null } }[]) => `threshold ${formatNumber(items[0]?.parsed.x ?? NaN)}`,
-            label: (item: { parsed: { y: number | null } }) => `KL ${formatNumber(item.parsed.y ?? NaN)}`,
+            label: (item: { parsed: { y: number | null }; datasetIndex: number }) => `${item.datasetIndex === 0 ? 'picked by entropy: ' : ''}KL ${formatNumber(item.parsed.y ?? NaN)}`,
           },
         },
-        qlMarkers: { markers, font: markerFont(theme), labelBackground: withAlpha(theme.background, 0.85) },
+        // The marker line goes under the curve so the picked point sits visibly on top of it.
+        qlMarkers: { markers, behind: true, font: markerFont(theme), labelBackground: withAlpha(theme.background, 0.85) },
       },
     },
   }, theme);
+}
+
+/** Replace the what-if threshold lines of a histogram chart (null removes them); no re-layout. */
+export function setWhatIfMarkers(chart: Chart, range: Range | null, theme: Theme): void {
+  const opts = chart.options.plugins?.qlMarkers;
+  if (!opts) return;
+  const kept = (opts.markers ?? []).filter((m) => !m.whatIf);
+  if (range) {
+    const color = theme.orange;
+    if (range.lo < 0) kept.push({ value: range.lo, label: `what-if ${formatNumber(range.lo, 3)}`, color, emphasized: true, whatIf: true });
+    kept.push({ value: range.hi, label: `what-if ${formatNumber(range.hi, 3)}`, color, emphasized: true, whatIf: true });
+  }
+  opts.markers = kept;
+  chart.update('none');
 }
 
 export function weightChart(canvas: HTMLCanvasElement, tensor: TensorReport, theme: Theme): Chart {

@@ -1,6 +1,7 @@
 // The two places this bundle runs: a VS Code webview (messages and saved state through
 // acquireVsCodeApi) and a standalone exported HTML file (report embedded in the page, no host).
 import type { FromWebview, WebviewState } from '../protocol/messages';
+import { type EmbeddedSession, sessionOf } from './reportData';
 
 /**
  * What this webview keeps through reloads: WebviewState's keys unchanged, plus the active tab and
@@ -58,13 +59,12 @@ export function connectHost(): Host {
   };
 }
 
-export interface EmbeddedReport {
-  raw: unknown;
-  sqnrWarningDb: number;
-}
-
-/** Reads the report a standalone export embeds as <script type="application/json" id="quantlens-report">. */
-export function readEmbeddedReport(): EmbeddedReport {
+/**
+ * Reads what a standalone export embeds as <script type="application/json" id="quantlens-report">:
+ * a session (protocol/messages.ts SessionExport: report, sweep, mixed precision) or, from older
+ * exports, a bare report.
+ */
+export function readEmbeddedSession(): EmbeddedSession {
   const el = document.getElementById(EMBEDDED_REPORT_ID);
   if (!el) throw new Error(`This page has no embedded report (expected a <script type="application/json" id="${EMBEDDED_REPORT_ID}"> element).`);
   let raw: unknown;
@@ -75,5 +75,6 @@ export function readEmbeddedReport(): EmbeddedReport {
   }
   const attr = el.getAttribute('data-sqnr-warning-db');
   const parsed = attr === null || attr.trim() === '' ? NaN : Number(attr);
-  return { raw, sqnrWarningDb: Number.isFinite(parsed) ? parsed : DEFAULT_SQNR_WARNING_DB };
+  const sqnrWarningDb = Number.isFinite(parsed) ? parsed : DEFAULT_SQNR_WARNING_DB;
+  return sessionOf(raw, sqnrWarningDb);
 }

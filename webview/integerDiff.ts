@@ -124,23 +124,8 @@ export function causesInUse(diff: IntegerDiff): string[] {
   return seen;
 }
 
-/**
- * A mismatch rate as a percentage with about three significant digits: these rates run from a
- * handful of codes in millions (0.00032%) to a quarter of them (24%), so fixed decimals either
- * hide the small ones behind "<0.001%" or pad the large ones ("24.000%").
- */
-export function formatRate(share: number | null | undefined): string {
-  if (share === null || share === undefined || Number.isNaN(share)) return 'n/a';
-  if (share <= 0) return '0%';
-  const pct = share * 100;
-  if (pct >= 100) return '100%';
-  const digits = Math.min(8, Math.max(0, 2 - Math.floor(Math.log10(pct))));
-  let text = pct.toFixed(digits);
-  if (text.includes('.')) text = text.replace(/0+$/, '').replace(/\.$/, '');
-  // Just under 100% must not read as all of them.
-  if (text === '100') text = '>99.9';
-  return `${text}%`;
-}
+/** One formatter for rates everywhere (table, cards, tooltips, hovers): protocol/format.ts. */
+export { formatRate } from '../protocol/format';
 
 /** Codes that differ, from the rate and the element count (the rate is what the engine stores). */
 export function mismatchCount(stats: DiffStats, elements: number): number {
@@ -222,10 +207,14 @@ export interface IntegerHazard {
   u8s8ChangedOutputs: number;
 }
 
-export function integerHazard(layer: LayerReport): IntegerHazard | null {
+/**
+ * `u8s8Possible`: the target CPU can saturate u8 x s8 pair sums (u8s8Hazard of the report's
+ * platform). On a CPU with VNNI the emulated changes cannot happen, so they flag nothing.
+ */
+export function integerHazard(layer: LayerReport, u8s8Possible: boolean): IntegerHazard | null {
   const d = integerDiffOf(layer);
   if (!d) return null;
-  const u8s8ChangedOutputs = d.u8s8.applicable ? d.u8s8.changedOutputs : 0;
+  const u8s8ChangedOutputs = u8s8Possible && d.u8s8.applicable ? d.u8s8.changedOutputs : 0;
   if (d.accumulatorOverflows > 0 || u8s8ChangedOutputs > 0) return { accumulatorOverflows: d.accumulatorOverflows, u8s8ChangedOutputs };
   return null;
 }

@@ -13,12 +13,20 @@ import type { Theme } from './theme';
 
 export type ChartBox = (id: string, label: string, create: (canvas: HTMLCanvasElement) => Chart) => HTMLElement;
 
-export function integerDiffPanel(diff: IntegerDiff, node: string, theme: Theme, chartBox: ChartBox): HTMLElement {
+export interface IntegerDiffContext {
+  /** The target CPU can saturate u8 x s8 pair sums (protocol/platform.ts u8s8Hazard). */
+  u8s8Possible: boolean;
+  /** Samples of the whole analysis: the diff sees only its first `diff.samples`, and says so. */
+  totalSamples: number;
+}
+
+export function integerDiffPanel(diff: IntegerDiff, node: string, theme: Theme, chartBox: ChartBox, context: IntegerDiffContext): HTMLElement {
   const total = diff.elements;
-  return h('section', { id: 'int-diff', class: 'panel panel-wide panel-int-diff', 'aria-labelledby': 'int-diff-title' },
+  const samples = diff.samples < context.totalSamples ? `the first ${diff.samples} of ${context.totalSamples} samples` : `all ${diff.samples} samples`;
+  return h('section', { id: 'int-diff', class: 'panel panel-wide panel-int-diff', 'aria-labelledby': 'int-diff-title', 'data-samples': diff.samples },
     h('div', { class: 'int-head' },
       h('h3', { id: 'int-diff-title' }, 'Simulated vs integer'),
-      h('span', { class: 'muted int-sub' }, `${formatCount(total)} output codes compared element by element, differences in LSB of the output scale`)),
+      h('span', { class: 'muted int-sub' }, `${formatCount(total)} output codes on ${samples} (the bit-exact reference is bounded), compared element by element, differences in LSB of the output scale. The table's Sim≠int covers all samples.`)),
     // Wrapped sums are the one finding here that is never rounding noise: first, before the cards.
     overflowLine(diff),
     h('div', { class: 'int-cards' }, COMPARISONS.map((c) => comparisonCard(c, diff, theme))),
@@ -26,7 +34,7 @@ export function integerDiffPanel(diff: IntegerDiff, node: string, theme: Theme, 
       h('div', { class: 'int-chart' },
         chartBox('lsb-chart', chartLabel(diff, node), (canvas) => lsbDiffChart(canvas, diff, theme)),
         h('p', { class: 'caption muted' }, '“exact” is the 0 bin (codes that agree); the end bars hold every difference of 8 LSB or more. Log scale.')),
-      h('div', { class: 'int-facts' }, glossary(diff), roundingBlock(diff), u8s8Block(diff))));
+      h('div', { class: 'int-facts' }, glossary(diff), roundingBlock(diff), u8s8Block(diff, context.u8s8Possible))));
 }
 
 function chartLabel(diff: IntegerDiff, node: string): string {
@@ -93,11 +101,17 @@ function roundingBlock(diff: IntegerDiff): HTMLElement {
     h('p', { class: 'caption muted' }, `Half-to-even is the ONNX rule.${distinct ? ` Closest to onnxruntime: ${best.map((o) => o.label).join(' and ')}.` : ''}`));
 }
 
-function u8s8Block(diff: IntegerDiff): HTMLElement {
+function u8s8Block(diff: IntegerDiff, possible: boolean): HTMLElement {
   const u = diff.u8s8;
   const block = h('div', { class: 'int-block', id: 'int-u8s8' }, h('h4', null, 'x86 u8s8 kernels'));
   if (!u.applicable) {
     block.append(h('p', { class: 'int-line muted' }, 'Not applicable (needs u8 activations × s8 weights).'));
+    return block;
+  }
+  if (!possible) {
+    // The emulation still ran; on this target it cannot happen, so it is a footnote, not a warning.
+    block.append(h('p', { class: 'int-line muted' },
+      `Cannot happen on the target CPU (VNNI, or not x86: pair sums are not saturated in int16). On an x86 CPU without VNNI, ${formatCount(u.changedOutputs)} output code${u.changedOutputs === 1 ? '' : 's'} would change; set quantlens.targetCpu to "no-vnni" to judge that target.`));
     return block;
   }
   const changed = u.changedOutputs > 0;

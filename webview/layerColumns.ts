@@ -1,7 +1,7 @@
 // What each per-layer table column shows and how it sorts. Separate from the DOM code so the sort
 // order and the cell text can be unit tested.
 import { formatDb, formatFixed, formatPercent } from './format';
-import { integerDiffOf } from './integerDiff';
+import { formatRate, integerDiffOf } from './integerDiff';
 import type { LayerRow } from './reportData';
 
 export type SortKey =
@@ -62,16 +62,16 @@ export const COLUMNS: readonly Column[] = [
   },
   {
     key: 'refOrt', firstDescending: true, label: 'Ref≠ORT', numeric: true,
-    title: 'Share of output codes where QuantLens\'s integer-only reference and onnxruntime differ ("–": not compared for this layer)',
+    title: 'Share of output codes where QuantLens\'s integer-only reference and onnxruntime differ, on the integer diff\'s samples ("–": not compared for this layer)',
     value: (r) => num(integerDiffOf(r.layer)?.referenceVsOrt.mismatchRate),
     text: (r) => {
       const d = integerDiffOf(r.layer);
-      return d ? formatPercent(d.referenceVsOrt.mismatchRate, 3) : '–';
+      return d ? formatRate(d.referenceVsOrt.mismatchRate) : '–';
     },
   },
   {
-    key: 'mismatch', firstDescending: true, label: 'Sim≠int', title: 'Share of output codes where simulated and integer execution differ', numeric: true,
-    value: (r) => num(r.layer.simVsIntMismatch), text: (r) => formatPercent(r.layer.simVsIntMismatch, 3),
+    key: 'mismatch', firstDescending: true, label: 'Sim≠int', title: 'Share of output codes where simulated and integer execution differ (all samples)', numeric: true,
+    value: (r) => num(r.layer.simVsIntMismatch), text: (r) => formatRate(r.layer.simVsIntMismatch),
   },
   {
     key: 'maxLsb', firstDescending: true, label: 'Max LSB', title: 'Largest simulated vs integer code difference, in LSB', numeric: true,
@@ -83,7 +83,8 @@ export const COLUMNS: readonly Column[] = [
   },
 ];
 
-export const DEFAULT_SORT: { key: SortKey; descending: boolean } = { key: 'sqnrInt', descending: false };
+/** Own damage first: the isolated SQNR (only this layer quantized), lowest first. Never accumulated SQNR, which ranks victims first. */
+export const DEFAULT_SORT: { key: SortKey; descending: boolean } = { key: 'isolated', descending: false };
 
 export function columnFor(key: string | undefined): Column | undefined {
   return COLUMNS.find((c) => c.key === key);

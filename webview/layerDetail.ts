@@ -5,7 +5,9 @@
 import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import type { Chart } from 'chart.js';
-import { CALIBRATION_METHODS, type ErrorMetrics, type ModelOutputMetrics, type TensorReport } from '../protocol/report';
+import { formatRate } from '../protocol/format';
+import { u8s8Hazard } from '../protocol/platform';
+import { CALIBRATION_METHODS, type ErrorMetrics, type ModelOutputMetrics, type Range, type Report, type TensorReport } from '../protocol/report';
 import { entropyAmax, errorChart, histogramChart, klChart, weightChart } from './charts';
 import { clear, h } from './dom';
 import { formatCount, formatDb, formatFixed, formatNumber, formatPercent, formatRange, formatScalarOrChannels } from './format';
@@ -13,11 +15,17 @@ import { integerDiffOf } from './integerDiff';
 import { integerDiffPanel } from './integerDiffPanel';
 import type { LayerRow } from './reportData';
 import { methodColor, readTheme, type Theme } from './theme';
+import { WhatIfPanel } from './whatIf';
+import { klPointAt, whatIfApplies } from './whatIfData';
 
 export interface LayerDetailOptions {
   sqnrWarningDb: number;
+  /** The report the layers belong to: its configuration (what-if grids) and platform (u8s8). */
+  report: Report;
   /** Present only inside VS Code, where the host can jump to the node in the model outline. */
   onReveal?: (node: string) => void;
+  /** Present only inside VS Code: re-analyze with a what-if range for one tensor. */
+  onWhatIf?: (tensor: string, range: Range) => void;
 }
 
 type TensorRole = 'input' | 'output' | 'weight';
@@ -66,14 +74,16 @@ export class LayerDetail {
     const chosenName = this.tensorChoice.get(layer.node);
     const current = choices.find((c) => c.tensor.name === chosenName) ?? choices.find((c) => c.role === 'output') ?? choices[0];
 
-    const below = layer.integer.sqnrDb < this.options.sqnrWarningDb;
+    // Its own error (isolated) is what the layer is to blame for; accumulated is shown beside it.
+    const below = layer.isolated.integer.sqnrDb < this.options.sqnrWarningDb;
     const head = h('header', { class: 'detail-head' },
       h('div', { class: 'detail-title' },
-        h('h2', null, below ? h('span', { class: 'marker marker-warn', 'aria-label': 'below SQNR threshold' }, '⚠ ') : null, layer.node),
+        h('h2', null, below ? h('span', { class: 'marker marker-warn', 'aria-label': 'own SQNR below threshold' }, '⚠ ') : null, layer.node),
         h('div', { class: 'detail-sub muted' },
           `${layer.op} → ${layer.integerKernel ?? 'float (not fused)'} · output ${layer.output}`)),
       h('div', { class: 'detail-badges' },
-        h('span', { class: 'pill' }, 'integer SQNR ', h('vscode-badge', { class: below ? 'badge-bad' : '' }, `${formatDb(layer.integer.sqnrDb)} dB`)),
+        h('span', { class: 'pill', title: 'Only this layer quantized, float inputs: the error it makes itself' }, 'own SQNR ', h('vscode-badge', { class: below ? 'badge-bad' : '' }, `${formatDb(layer.isolated.integer.sqnrDb)} dB`)),
+        h('span', { class: 'pill', title: 'Whole model quantized: includes the error inherited from upstream' }, 'accumulated ', h('vscode-badge', null, `${formatDb(layer.integer.sqnrDb)} dB`)),
         layer.sensitivity ? h('span', { class: 'pill' }, 'sensitivity ', h('vscode-badge', null, `#${layer.sensitivity.rank}`)) : null,
         this.options.onReveal ? this.revealButton(layer.node) : null));
 
@@ -83,7 +93,7 @@ export class LayerDetail {
       this.weightPanel(row, theme),
       this.errorPanel(row, theme),
       this.integerDiffSection(row, theme),
-      statsPanel(row));
+      statsPanel(row, this.options.report.sensitivityInfo?.samples ?? null));
 
     clear(this.element);
     this.element.append(head, grid);
@@ -127,9 +137,16 @@ export class LayerDetail {
     }
     const t = current.tensor;
     if (t.degenerate) panel.append(h('div', { class: 'banner banner-warning compact' }, `Degenerate tensor: ${t.degenerate}${t.nanCount || t.infCount ? ` (${t.nanCount} NaN, ${t.infCount} Inf)` : ''}.`));
+    const whatIf = whatIfApplies(t) ? new WhatIfPanel({ tensor: t, config: this.options.report.config, theme, onRemeasure: this.options.onWhatIf }) : null;
     if (!t.histogram.counts.some((c) => c > 0)) panel.append(h('p', { class: 'muted' }, 'No histogram recorded for this tensor.'));
-    else panel.append(this.chartBox('histogram-chart', `Histogram of ${t.name} with calibration thresholds`, (c) => histogramChart(c, t, theme)));
-    panel.append(thresholdTable(t, theme));
+    else panel.append(this.chartBox('histogram-chart', `Histogram of ${t.name} with calibration thresholds`, (c) => {
+      const chart = histogramChart(c, t, theme);
+      whatIf?.attach(chart);
+      return chart;
+    }));
+    const override = this.options.report.config.tensorOverrides?.find((o) => o.tensor === t.name);
+    if (override) panel.append(h('p', { class: 'banner compact' }, h('strong', null, 'Override: '), `this tensor's range comes from the configuration's tensor override${override.range ? ` [${formatNumber(override.range.lo)}, ${formatNumber(override.range.hi)}]` : override.calibration ? ` (${override.calibration})` : ''}, not from ${this.options.report.config.calibration}.`));
+    panel.append(h('div', { class: 'threshold-row' }, thresholdTable(t, theme), whatIf?.element ?? null));
     return panel;
   }
 
@@ -143,9 +160,13 @@ export class LayerDetail {
       return panel;
     }
     const amax = entropyAmax(tensor);
+    const picked = amax !== null ? klPointAt(curve, amax) : null;
     panel.append(
       this.chartBox('kl-chart', `KL divergence per candidate threshold for ${tensor.name}`, (c) => klChart(c, tensor, theme)),
-      h('p', { class: 'caption muted' }, `${shortName(tensor.name, '')}: entropy picks amax ${formatNumber(amax)}; infinite KL values are left out.`));
+      h('p', { class: 'caption muted', id: 'kl-caption' },
+        `${shortName(tensor.name, '')}: entropy picks amax ${formatNumber(amax)}`,
+        picked ? `, KL ${formatNumber(picked.value)}${picked.isMinimum ? ' (the minimum of the curve)' : ''}` : '',
+        `. ${curve.length} of the search's candidates shown (downsampled keeping every bucket's minimum); infinite KL values are left out.`));
     return panel;
   }
 
@@ -194,7 +215,8 @@ export class LayerDetail {
   private integerDiffSection(row: LayerRow, theme: Theme): HTMLElement | null {
     const diff = integerDiffOf(row.layer);
     if (!diff) return null;
-    return integerDiffPanel(diff, row.layer.node, theme, (id, label, create) => this.chartBox(id, label, create));
+    const context = { u8s8Possible: u8s8Hazard(this.options.report.platform), totalSamples: this.options.report.samples };
+    return integerDiffPanel(diff, row.layer.node, theme, (id, label, create) => this.chartBox(id, label, create), context);
   }
 
   private errorPanel(row: LayerRow, theme: Theme): HTMLElement {
@@ -275,7 +297,7 @@ function outputRow(name: string, m: ModelOutputMetrics): HTMLElement {
     h('td', { class: 'num' }, formatDb(m.outputSqnrDb)));
 }
 
-function statsPanel(row: LayerRow): HTMLElement {
+function statsPanel(row: LayerRow, sensitivitySamples: number | null): HTMLElement {
   const l = row.layer;
   const errHead = h('thead', null, h('tr', null, h('th', null, ''), h('th', { class: 'num' }, 'SQNR dB'), h('th', { class: 'num' }, 'cosine'), h('th', { class: 'num' }, 'MSE'), h('th', { class: 'num' }, 'max |err|')));
   const out = row.output;
@@ -289,7 +311,7 @@ function statsPanel(row: LayerRow): HTMLElement {
         h('h4', null, 'Isolated (only this layer, float inputs)'),
         h('table', { class: 'mini' }, errHead.cloneNode(true), h('tbody', null, errorRow('simulated', l.isolated.simulated), errorRow('integer', l.isolated.integer)))),
       h('div', null,
-        h('h4', null, l.sensitivity ? `Sensitivity (rank #${l.sensitivity.rank})` : 'Sensitivity'),
+        h('h4', null, l.sensitivity ? `Sensitivity (rank #${l.sensitivity.rank}${sensitivitySamples ? `, on ${sensitivitySamples} samples` : ''})` : 'Sensitivity'),
         l.sensitivity
           ? h('table', { class: 'mini' },
               h('thead', null, h('tr', null, h('th', null, 'model output'), h('th', { class: 'num' }, 'top-1'), h('th', { class: 'num' }, 'agreement'), h('th', { class: 'num' }, 'SQNR dB'))),
@@ -297,7 +319,7 @@ function statsPanel(row: LayerRow): HTMLElement {
           : h('p', { class: 'muted' }, 'Not measured (analysis ran without sensitivity).'),
         h('h4', null, 'Output quantization'),
         h('dl', { class: 'kv compact' },
-          h('dt', null, 'Sim ≠ int codes'), h('dd', null, `${formatPercent(l.simVsIntMismatch, 4)}, max ${formatFixed(l.simVsIntMaxLsb, 0)} LSB`),
+          h('dt', null, 'Sim ≠ int codes'), h('dd', null, `${formatRate(l.simVsIntMismatch)} (all samples), max ${formatFixed(l.simVsIntMaxLsb, 0)} LSB`),
           h('dt', null, 'Method'), h('dd', null, chosen ? chosen.method : '–'),
           h('dt', null, 'Scale'), h('dd', null, chosen ? formatScalarOrChannels(chosen.scale) : '–'),
           h('dt', null, 'Zero point'), h('dd', null, chosen ? formatScalarOrChannels(chosen.zeroPoint) : '–'),

@@ -58,7 +58,7 @@ export class LayerTable {
       class: 'layer-table',
       role: 'grid',
       'aria-readonly': 'true',
-      'aria-label': `Quantized layers (${index.rows.length}); ${warned} below ${options.sqnrWarningDb} dB integer SQNR`,
+      'aria-label': `Quantized layers (${index.rows.length}); ${warned} with their own (isolated) integer SQNR below ${options.sqnrWarningDb} dB`,
     }, h('thead', null, headRow), this.tbody);
     this.applySort();
   }
@@ -67,13 +67,14 @@ export class LayerTable {
     const { flags, sqnrWarningDb } = this.options;
     const node = row.layer.node;
     const below = flags.belowThreshold.has(node);
-    const lowestRank = flags.lowest.get(node);
+    const culprit = flags.culprits.get(node);
+    const victim = flags.victims.get(node);
     const classes = ['layer-row'];
-    if (below || lowestRank !== undefined) classes.push('worst');
+    if (culprit) classes.push('worst', 'culprit');
     if (below) classes.push('below-threshold');
-    if (lowestRank !== undefined) classes.push('lowest');
+    if (victim) classes.push('victim');
     if (row.layer.integerKernel === null) classes.push('float-kernel');
-    const hazard = integerHazard(row.layer);
+    const hazard = integerHazard(row.layer, flags.u8s8Possible);
     if (hazard) classes.push('int-hazard');
 
     const tr = h('tr', { class: classes.join(' '), 'data-node': node, tabindex: -1, 'aria-selected': 'false' });
@@ -83,13 +84,16 @@ export class LayerTable {
         if (below) {
           td.appendChild(h('span', {
             class: 'marker marker-warn',
-            title: `Integer SQNR ${formatDb(row.layer.integer.sqnrDb)} dB is below the ${sqnrWarningDb} dB warning threshold`,
-            'aria-label': 'below SQNR threshold',
+            title: `Its own error: isolated integer SQNR ${formatDb(row.layer.isolated.integer.sqnrDb)} dB is below the ${sqnrWarningDb} dB warning threshold`,
+            'aria-label': 'own SQNR below threshold',
           }, '⚠'));
         }
         td.appendChild(h('span', { class: 'node-name', title: node }, node));
-        if (lowestRank !== undefined) {
-          td.appendChild(h('span', { class: 'tag tag-lowest', title: `Lowest integer SQNR #${lowestRank} of all layers` }, `worst #${lowestRank}`));
+        if (culprit) {
+          td.appendChild(h('span', { class: 'tag tag-lowest tag-culprit', title: `Culprit #${culprit.rank} by the damage it does itself: ${culprit.why}` }, `culprit #${culprit.rank}`));
+        }
+        if (victim) {
+          td.appendChild(h('span', { class: 'tag tag-victim', title: `Victim: its accumulated error comes from upstream${victim.from ? ` (${victim.from})` : ''}, not from itself` }, 'victim'));
         }
         if (hazard) {
           // Text, not only colour: "overflow" beats "u8s8" when both apply, it is the worse one.
@@ -107,7 +111,6 @@ export class LayerTable {
         const share = sqnr === Infinity ? 1 : Number.isFinite(sqnr) ? Math.max(0, Math.min(1, sqnr / SQNR_BAR_FULL_DB)) : 0;
         meter.style.width = `${(share * 100).toFixed(1)}%`;
         td.append(h('span', { class: 'meter-track', 'aria-hidden': 'true' }, meter), h('span', { class: 'cell-text' }, c.text(row)));
-        if (below) td.classList.add('bad');
       } else if (c.key === 'clip') {
         td.textContent = c.text(row);
         const clip = row.output?.clipRate ?? 0;
@@ -117,7 +120,8 @@ export class LayerTable {
         td.appendChild(h('span', { class: row.layer.integerKernel ? 'kernel' : 'kernel kernel-float' }, c.text(row)));
       } else {
         td.textContent = c.text(row);
-        if (c.key === 'sqnrSim' && row.layer.simulated.sqnrDb < sqnrWarningDb) td.classList.add('bad');
+        // Accumulated SQNR is a measurement, not blame: only the layer's own (isolated) error is marked.
+        if (c.key === 'isolated' && below) td.classList.add('bad');
         if (c.key === 'mismatch' && row.layer.simVsIntMismatch > 0.001) td.classList.add('warn');
         if (c.key === 'refOrt') {
           const rate = integerDiffOf(row.layer)?.referenceVsOrt.mismatchRate;

@@ -5,13 +5,14 @@ import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import type { ToWebview } from '../protocol/messages';
 import type { MixedPrecisionResult, Report, SweepReport } from '../protocol/report';
 import { clear, h } from './dom';
-import { connectHost, readEmbeddedReport, type Host } from './host';
+import { connectHost, readEmbeddedSession, type Host } from './host';
+import { firstLayerToShow } from './diagnosisData';
 import { integerHazard } from './integerDiff';
 import { LayerDetail } from './layerDetail';
 import { LayerTable } from './layerTable';
 import { CompareView, normalizeCompare } from './compareView';
 import { MixedPrecisionView } from './mixedPrecisionView';
-import { flagRows, indexReport, normalizeMixedPrecision, normalizeReport, normalizeSweep, worstLayer, type ReportIndex } from './reportData';
+import { flagRows, indexReport, normalizeMixedPrecision, normalizeReport, normalizeSweep, type ReportIndex } from './reportData';
 import { SensitivityView } from './sensitivityView';
 import { renderSummary } from './summary';
 import { SweepView } from './sweepView';
@@ -67,6 +68,8 @@ class App {
       sortKey: state.sweepSortKey,
       sortDescending: state.sweepSortDescending,
       onOpen: host.inVsCode ? (id) => host.post({ type: 'openSweepConfig', id }) : undefined,
+      onSelect: host.inVsCode ? (id) => host.post({ type: 'selectSweepConfig', id }) : undefined,
+      onMixedPrecision: host.inVsCode ? (id) => host.post({ type: 'act', action: 'mixedPrecision', source: { kind: 'sweep', id } }) : undefined,
       onSortChange: (sweepSortKey, sweepSortDescending) => host.saveState({ sweepSortKey, sweepSortDescending }),
     });
     this.mixed = new MixedPrecisionView(host.inVsCode);
@@ -159,6 +162,13 @@ class App {
     this.root.classList.remove('is-busy');
     // Keep a report that is already shown (a re-run failed); only drop the "waiting" placeholder.
     if (!this.index) clear(this.content);
+    // A re-run asked from a button failed: the button can be used again.
+    for (const b of this.root.querySelectorAll('[data-pending]')) {
+      b.removeAttribute('data-pending');
+      b.removeAttribute('disabled');
+      const label = b.getAttribute('data-label');
+      if (label) b.textContent = label;
+    }
   }
 
   private clearStatus(): void {
@@ -185,7 +195,8 @@ class App {
     const index = indexReport(report);
     this.index = index;
     const state = this.host.state();
-    const flags = flagRows(index.rows, sqnrWarningDb);
+    const flags = flagRows(report, index.rows, sqnrWarningDb);
+    const deployed = !!report.model.quantization && report.model.quantization.kind !== 'float';
 
     const table = new LayerTable(index, {
       sqnrWarningDb,
@@ -198,32 +209,42 @@ class App {
     this.table = table;
     const detail = new LayerDetail({
       sqnrWarningDb,
+      report,
       onReveal: this.host.inVsCode ? (node) => this.host.post({ type: 'revealLayer', node }) : undefined,
+      // An already-quantized model is analyzed with its own grids: no configuration to change there.
+      onWhatIf: this.host.inVsCode && !deployed ? (tensor, range) => this.host.post({ type: 'whatIf', tensor, range }) : undefined,
     });
     this.detail = detail;
 
     const below = flags.belowThreshold.size;
-    const hazards = index.rows.filter((r) => integerHazard(r.layer) !== null).length;
+    const hazards = index.rows.filter((r) => integerHazard(r.layer, flags.u8s8Possible) !== null).length;
     const tableSection = h('section', { class: 'table-section', 'aria-label': 'Layers' },
       h('div', { class: 'section-head' },
         h('h2', null, 'Layers ', h('vscode-badge', { variant: 'counter' }, String(index.rows.length))),
         h('span', { class: 'muted legend' },
           below > 0 ? h('span', { class: 'marker marker-warn' }, '⚠ ') : null,
-          `${below} below ${sqnrWarningDb} dB integer SQNR · “worst #n” = lowest integer SQNR`,
-          hazards > 0 ? ` · ${hazards} flagged “⊘ overflow” (int32 accumulator wrapped) or “u8s8” (codes change on x86 without VNNI)` : '',
+          `${below} with their own (isolated) integer SQNR below ${sqnrWarningDb} dB`,
+          flags.culprits.size > 0 ? ' · “culprit #n” = ranked by the damage the layer does itself' : ' · no culprit badges: no significant drop',
+          flags.victims.size > 0 ? ' · “victim” = error inherited from upstream' : '',
+          hazards > 0 ? ` · ${hazards} flagged “⊘ overflow” (int32 accumulator wrapped)${flags.u8s8Possible ? ' or “u8s8” (codes change on the target CPU, x86 without VNNI)' : ''}` : '',
           ' · click a header to sort, ↑/↓ to browse')),
       h('div', { class: 'table-scroll' }, table.element));
 
     clear(this.content);
-    this.content.append(renderSummary(report), tableSection, detail.element);
+    const inVsCode = this.host.inVsCode;
+    this.content.append(renderSummary(report, {
+      onOpenLayer: (node) => this.openLayer(node),
+      onApplyFix: inVsCode && report.diagnosis?.fix ? () => this.host.post({ type: 'applyFix' }) : undefined,
+      onAct: inVsCode && !deployed ? (action) => this.host.post({ type: 'act', action, source: { kind: 'report' } }) : undefined,
+    }), tableSection, detail.element);
     this.tabs.setBadge('layers', String(index.rows.length), `${index.rows.length} quantized layers`);
     this.sensitivity.setReport(report);
     if (this.tabs.isShown('sensitivity')) this.sensitivity.shown();
 
-    // A saved selection survives reloads and re-runs; otherwise start on the worst layer, which is
-    // also the first row under the default sort (integer SQNR ascending).
+    // A saved selection survives reloads and re-runs; otherwise start on the top culprit (the layer
+    // doing the most damage itself), never on the lowest accumulated SQNR, which is a victim's.
     const saved = state.selectedLayer;
-    const initial = saved !== undefined && index.byNode.has(saved) ? saved : (worstLayer(index.rows)?.layer.node ?? table.firstNode);
+    const initial = saved !== undefined && index.byNode.has(saved) ? saved : (firstLayerToShow(report) ?? table.firstNode);
     if (initial !== undefined) {
       table.select(initial, { scroll: true });
       this.renderDetail(initial);
@@ -275,12 +296,13 @@ class App {
     }
   }
 
-  /** From the Sensitivity tab: show a layer in the Layers tab. */
+  /** From the Sensitivity tab or the Diagnosis card: show a layer in the table and the detail. */
   private openLayer(node: string): void {
     if (!this.index?.byNode.has(node)) return;
     this.tabs.activate('layers', true);
     this.table?.select(node, { focus: true, scroll: true });
     this.select(node);
+    document.getElementById('layer-detail')?.scrollIntoView({ block: 'start' });
   }
 
   private select(node: string): void {
@@ -334,9 +356,14 @@ function start(): void {
     host.post({ type: 'ready' });
     return;
   }
+  // A standalone export replays every view of the session it was exported from, report last so
+  // the page opens on it, as VS Code does.
   try {
-    const { raw, sqnrWarningDb } = readEmbeddedReport();
-    app.showReport(raw, sqnrWarningDb);
+    const session = readEmbeddedSession();
+    if (session.sweep) app.showSweep(session.sweep);
+    if (session.mixedPrecision) app.showMixedPrecision(session.mixedPrecision);
+    if (session.compare) app.showCompare(session.compare);
+    if (session.report) app.showReport(session.report, session.sqnrWarningDb);
   } catch (e) {
     app.showError((e as Error).message);
   }

@@ -1,12 +1,13 @@
 // The Mixed precision tab: how the drop falls as the most sensitive layers are kept in float one
 // by one, against the budget, and what was decided and written.
 import type { Chart } from 'chart.js';
-import type { MixedPrecisionResult } from '../protocol/report';
+import type { Fix, MixedPrecisionResult } from '../protocol/report';
+import { changeText } from './diagnosisData';
 import { clear, h } from './dom';
 import { basename, formatDb, formatNumber } from './format';
 import { readTheme } from './theme';
 import { mixedChart } from './viewCharts';
-import { basisText, configLabel, formatDrop, wantsLogDrop } from './viewData';
+import { basisText, configLabel, formatDrop, formatDropInterval, planSteps, stepDropInterval, wantsLogDrop } from './viewData';
 import { axisToggle, hint } from './views';
 
 export class MixedPrecisionView {
@@ -22,7 +23,7 @@ export class MixedPrecisionView {
     this.element.append(hint('No mixed-precision search yet', [
       inVsCode
         ? 'Run “QuantLens: Mixed Precision...” from the Command Palette with an accuracy budget: it keeps the most sensitive layers in float until the drop meets it.'
-        : 'This exported report holds a single analysis. In VS Code, “QuantLens: Mixed Precision...” searches which layers to keep in float.',
+        : 'This session ran no mixed-precision search. In VS Code, “QuantLens: Mixed Precision...” searches which layers to keep in float.',
     ]));
   }
 
@@ -44,21 +45,31 @@ export class MixedPrecisionView {
     this.element.append(
       h('div', { class: 'view-head' },
         h('h2', null, 'Mixed precision ', h('span', { class: 'muted' }, basename(r.model.path))),
-        h('p', { class: 'muted view-lede' }, `${configLabel(r.config)} · greedy by sensitivity: keep the layer that hurts most in float, re-evaluate, repeat · drop = ${basisText(r.dropBasis)}, in points`)),
+        h('p', { class: 'muted view-lede' }, 'Starting from ', h('strong', { id: 'mixed-config', 'data-config': JSON.stringify(r.config) }, configLabel(r.config)),
+          overrideCount(r) ? ` + ${overrideCount(r)} override(s)` : '',
+          r.config.exclude.length ? ` with ${r.config.exclude.length} layer(s) already in float` : '',
+          planSteps(r)
+            ? ' · each step changes the layer that hurts most (calibration, bits, granularity or float) and re-measures'
+            : ' · greedy by sensitivity: keep the layer that hurts most in float, re-evaluate, repeat',
+          ` · drop = ${basisText(r.dropBasis)}, in points${r.steps.some((x) => stepDropInterval(x)) ? ' [95% interval]' : ''}`),
+        notesOf(r).length ? h('ul', { class: 'muted mp-notes' }, notesOf(r).map((n) => h('li', null, n))) : null),
       h('div', { class: 'mp-summary' },
         h('div', { id: 'mixed-verdict', class: `drop-card verdict ${r.met ? 'sev-good' : 'sev-bad'}`, role: 'status' },
           h('div', { class: 'drop-label' }, r.met ? 'Budget met' : 'Budget not met'),
           h('div', { class: 'drop-value' }, final ? formatDrop(final.drop) : '–', h('span', { class: 'drop-unit' }, ' points')),
-          h('div', { class: 'drop-detail' }, `Budget ≤ ${points(r.maxDrop)}. ${verdict}`)),
+          final && stepDropInterval(final) ? h('div', { class: 'drop-interval' }, `95% interval ${formatDropInterval(final.drop, stepDropInterval(final)).replace(/^[^[]*/, '')}`) : null,
+          h('div', { class: 'drop-detail' }, `Budget ≤ ${points(r.maxDrop)}. ${verdict}`),
+          r.steps[0] ? h('div', { class: 'drop-detail' }, `Starting point (nothing changed): ${formatDropInterval(r.steps[0].drop, stepDropInterval(r.steps[0]))} points.`) : null),
         h('div', { class: 'card mp-exclude' },
           h('h2', null, 'Kept in float (exclusion list)'),
           r.exclude.length
             ? h('ol', { id: 'mixed-exclude', class: 'exclude-list' }, r.exclude.map((n) => h('li', null, h('code', null, n))))
             : h('p', { class: 'muted' }, 'None: every layer stays quantized.'),
+          planBlock(r),
           writtenBlock(r))),
       h('div', { class: 'panel' },
         h('div', { class: 'chart-tools' },
-          h('h3', null, 'Drop vs layers kept in float'),
+          h('h3', null, planSteps(r) ? 'Drop at each step of the plan' : 'Drop vs layers kept in float'),
           axisToggle('mixed-axis', this.log(), (v) => {
             this.logY = v;
             this.draw();
@@ -106,13 +117,32 @@ export class MixedPrecisionView {
   }
 }
 
+/** The search's notes (budget source, what the samples can certify), when it reports them. */
+function notesOf(r: MixedPrecisionResult): string[] {
+  return (r as MixedPrecisionResult & { notes?: string[] }).notes ?? [];
+}
+
+function overrideCount(r: MixedPrecisionResult): number {
+  return (r.config.tensorOverrides?.length ?? 0) + (r.config.layerOverrides?.length ?? 0);
+}
+
 function points(n: number): string {
   return `${formatNumber(n)} point${n === 1 ? '' : 's'}`;
 }
 
+/** The search's final plan, when it changes more than which layers stay in float (calibration, bits). */
+function planBlock(r: MixedPrecisionResult): HTMLElement | null {
+  const fix = (r as MixedPrecisionResult & { fix?: Fix | null }).fix;
+  const changes = fix?.changes.filter((c) => c.kind !== 'float') ?? [];
+  if (!fix || changes.length === 0) return null;
+  return h('div', { class: 'mp-plan' },
+    h('h2', null, 'Other changes of the plan'),
+    h('ul', { class: 'fix-changes' }, changes.map((c) => h('li', null, changeText(c)))));
+}
+
 function writtenBlock(r: MixedPrecisionResult): HTMLElement {
   const w = r.written;
-  if (!w || (!w.model && !w.settings)) return h('p', { class: 'muted written' }, 'Nothing was written (the search ran without an output path).');
+  if (!w || (!w.model && !w.settings)) return h('p', { class: 'muted written' }, 'Nothing was written by the search itself; writing the model asks first.');
   return h('dl', { id: 'mixed-written', class: 'kv compact written' },
     w.model ? [h('dt', null, 'QDQ model'), h('dd', null, h('code', { title: w.model }, w.model))] : null,
     w.settings ? [h('dt', null, 'Settings'), h('dd', null, h('code', { title: w.settings }, w.settings))] : null);

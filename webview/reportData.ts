@@ -1,7 +1,9 @@
 // Turns the report as received (JSON, where infinite SQNRs are the strings "Infinity") into numbers,
 // and builds the lookups the views need. No DOM here so unit tests can import it.
+import { u8s8Hazard } from '../protocol/platform';
 import type { LayerReport, MixedPrecisionResult, Report, SweepReport, TensorReport } from '../protocol/report';
 import { REPORT_SCHEMA_VERSION } from '../protocol/report';
+import { culpritBadges, type DamageRank, victimsByNode } from './diagnosisData';
 
 // Fields whose string values are names or prose: a tensor literally called "Infinity" must stay a string.
 const STRING_KEYS = new Set([
@@ -12,6 +14,9 @@ const STRING_KEYS = new Set([
   'label', 'error', 'kept', 'dropBasis', 'written',
   // Root-cause names of the integer diff.
   'cause',
+  // Schema 2: kernels, platform, primary metric and the diagnosis's prose.
+  'deployedKernel', 'arch', 'cpu', 'target', 'description', 'rationale', 'lossUnit', 'unit', 'metric',
+  'verdict', 'summary', 'notes', 'from',
 ]);
 
 function reviveNumber(value: unknown): unknown {
@@ -133,33 +138,46 @@ export function indexReport(report: Report): ReportIndex {
   return { report, rows, byNode, activations };
 }
 
-/** Row flags: below the configured SQNR threshold, and the three lowest finite integer SQNRs. */
+/**
+ * Row flags. The ⚠ marker is about the damage a layer does ITSELF (its isolated integer SQNR below
+ * the threshold), the "culprit #n" badges rank that damage (diagnosisData.ts), and victims (large
+ * accumulated error inherited from upstream) are named as such. Accumulated SQNR flags nothing.
+ */
 export interface RowFlags {
   belowThreshold: Set<string>;
-  lowest: Map<string, number>;
+  culprits: Map<string, DamageRank>;
+  victims: Map<string, { from: string | null }>;
+  /** The target CPU can saturate u8 x s8 pair sums (protocol/platform.ts): u8s8 badges only then. */
+  u8s8Possible: boolean;
 }
 
-export function flagRows(rows: LayerRow[], sqnrWarningDb: number): RowFlags {
+export function flagRows(report: Report, rows: LayerRow[], sqnrWarningDb: number): RowFlags {
   const belowThreshold = new Set<string>();
-  const finite: LayerRow[] = [];
-  for (const r of rows) {
-    const s = r.layer.integer.sqnrDb;
-    if (s < sqnrWarningDb) belowThreshold.add(r.layer.node);
-    // Infinite SQNR is an exact match and NaN says nothing: neither belongs among the worst.
-    if (Number.isFinite(s)) finite.push(r);
-  }
-  finite.sort((a, b) => a.layer.integer.sqnrDb - b.layer.integer.sqnrDb);
-  const lowest = new Map(finite.slice(0, 3).map((r, i) => [r.layer.node, i + 1] as [string, number]));
-  return { belowThreshold, lowest };
+  for (const r of rows) if (r.layer.isolated.integer.sqnrDb < sqnrWarningDb) belowThreshold.add(r.layer.node);
+  return { belowThreshold, culprits: culpritBadges(report), victims: victimsByNode(report), u8s8Possible: u8s8Hazard(report.platform) };
 }
 
-/** The layer to show first: the lowest integer SQNR, else the first layer. */
-export function worstLayer(rows: LayerRow[]): LayerRow | undefined {
-  let worst: LayerRow | undefined;
-  for (const r of rows) {
-    const s = r.layer.integer.sqnrDb;
-    if (Number.isNaN(s)) continue;
-    if (!worst || s < worst.layer.integer.sqnrDb) worst = r;
+export interface EmbeddedSession {
+  report: unknown;
+  sweep: unknown;
+  mixedPrecision: unknown;
+  compare: unknown;
+  sqnrWarningDb: number;
+}
+
+/** A session from embedded JSON: the views it holds (a bare report is a session of one). */
+export function sessionOf(raw: unknown, sqnrWarningDb: number): EmbeddedSession {
+  if (raw && typeof raw === 'object' && (raw as { kind?: unknown }).kind === 'quantlens-session') {
+    const s = raw as { report?: unknown; sweep?: unknown; mixedPrecision?: unknown; compare?: unknown; sqnrWarningDb?: unknown };
+    return {
+      report: s.report ?? null,
+      sweep: s.sweep ?? null,
+      mixedPrecision: s.mixedPrecision ?? null,
+      compare: s.compare ?? null,
+      sqnrWarningDb: typeof s.sqnrWarningDb === 'number' && Number.isFinite(s.sqnrWarningDb) ? s.sqnrWarningDb : sqnrWarningDb,
+    };
   }
-  return worst ?? rows[0];
+  // An older export, or a bare comparison (kind "compare").
+  if (raw && typeof raw === 'object' && (raw as { kind?: unknown }).kind === 'compare') return { report: null, sweep: null, mixedPrecision: null, compare: raw, sqnrWarningDb };
+  return { report: raw, sweep: null, mixedPrecision: null, compare: null, sqnrWarningDb };
 }

@@ -7,7 +7,7 @@ import { basename, formatNumber, formatPercent } from './format';
 import { readTheme } from './theme';
 import { sweepChart, type SweepChartHandle } from './viewCharts';
 import {
-  basisText, DEFAULT_SWEEP_SORT, formatDrop, formatMs, isSweepSortKey, plottable, sortSweep, sweepBasis, sweepColumns, wantsLogDrop,
+  basisText, DEFAULT_SWEEP_SORT, dropText, formatDrop, formatMs, isSweepSortKey, plottable, sortSweep, sweepBasis, sweepColumns, wantsLogDrop,
   type DropBasis, type SweepColumn, type SweepSortKey,
 } from './viewData';
 import { axisToggle, hint } from './views';
@@ -18,6 +18,10 @@ export interface SweepViewOptions {
   sortDescending?: boolean;
   /** Present inside VS Code: open the full per-layer report of a configuration. */
   onOpen?: (id: number) => void;
+  /** Present inside VS Code: the user selected a configuration (commands act on it from now on). */
+  onSelect?: (id: number) => void;
+  /** Present inside VS Code: search mixed precision starting from a configuration. */
+  onMixedPrecision?: (id: number) => void;
   onSortChange(key: SweepSortKey, descending: boolean): void;
 }
 
@@ -34,6 +38,7 @@ export class SweepView {
   private sortKey: SweepSortKey;
   private descending: boolean;
   private selected: number | undefined;
+  private pickedBar: HTMLElement | undefined;
   private dirty = false;
   /** Log drop axis; undefined until the user picks, then kept across sweeps. */
   private logY: boolean | undefined;
@@ -46,7 +51,7 @@ export class SweepView {
     this.element.append(hint('No sweep yet', [
       options.inVsCode
         ? 'Run “QuantLens: Sweep Configurations...” from the Command Palette (or a model’s context menu) to compare quantization configurations: accuracy drop against model size, with the Pareto front.'
-        : 'This exported report holds a single analysis. In VS Code, “QuantLens: Sweep Configurations...” compares many configurations here.',
+        : 'This session ran no sweep. In VS Code, “QuantLens: Sweep Configurations...” compares many configurations here.',
     ]));
   }
 
@@ -126,8 +131,30 @@ export class SweepView {
 
   /** A point was clicked: select its row, then ask the host for the full report. */
   private pick(id: number): void {
-    this.select(id, { scroll: true });
+    this.select(id, { scroll: true, user: true });
     this.open(id);
+  }
+
+  /** The selected configuration and what can be done with it (the commands act on it too). */
+  private renderPicked(e: SweepEntry): void {
+    const bar = this.pickedBar;
+    if (!bar) return;
+    clear(bar);
+    bar.setAttribute('data-config', JSON.stringify(e.config));
+    bar.setAttribute('data-id', String(e.id));
+    bar.append(h('span', null, h('strong', null, `#${e.id + 1} ${e.label}`),
+      h('span', { class: 'muted' }, e.error ? ' · failed' : ` · drop ${dropText(e)} ${e.dropBasis === 'top1' ? 'top-1' : 'agreement'} points`)));
+    if (e.error) return;
+    if (this.options.onOpen) {
+      const b = h('vscode-button', { secondary: true, id: 'sweep-analyze', title: 'Analyze this configuration layer by layer, with its diagnosis' }, 'Analyze');
+      b.addEventListener('click', () => this.open(e.id));
+      bar.append(b);
+    }
+    if (this.options.onMixedPrecision) {
+      const b = h('vscode-button', { secondary: true, id: 'sweep-mixed', title: 'Keep layers in float until the drop meets a budget, starting from THIS configuration' }, 'Mixed precision…');
+      b.addEventListener('click', () => this.options.onMixedPrecision?.(e.id));
+      bar.append(b);
+    }
   }
 
   private open(id: number): void {
@@ -154,7 +181,7 @@ export class SweepView {
     // The first row is the tab stop until one is selected (roving tabindex).
     tbody.addEventListener('click', (ev) => {
       const tr = this.rowFromEvent(ev);
-      if (tr) this.select(Number(tr.dataset.config), { focus: true });
+      if (tr) this.select(Number(tr.dataset.config), { focus: true, user: true });
     });
     tbody.addEventListener('dblclick', (ev) => {
       const tr = this.rowFromEvent(ev);
@@ -171,10 +198,13 @@ export class SweepView {
     const how = this.options.onOpen
       ? 'click a header to sort, ↑/↓ to browse, Enter or double-click analyzes the configuration'
       : 'click a header to sort, ↑/↓ to browse';
+    this.pickedBar = h('div', { id: 'sweep-picked', class: 'picked-bar', role: 'status', 'aria-live': 'polite' },
+      h('span', { class: 'muted' }, 'Select a configuration to act on it.'));
     return h('section', { class: 'table-section', 'aria-label': 'Configurations' },
       h('div', { class: 'section-head' },
         h('h3', null, 'Configurations ', h('vscode-badge', { variant: 'counter' }, String(sweep.configs.length))),
         h('span', { class: 'muted legend' }, how)),
+      this.pickedBar,
       h('div', { class: 'table-scroll' }, table));
   }
 
@@ -238,7 +268,7 @@ export class SweepView {
   }
 
   /** Selects a row (and rings its point); the row becomes the table's single tab stop. */
-  select(id: number, opts: { focus?: boolean; scroll?: boolean }): void {
+  select(id: number, opts: { focus?: boolean; scroll?: boolean; user?: boolean }): void {
     const tr = this.trById.get(id);
     if (!tr) return;
     for (const other of this.trById.values()) if (other !== tr) markRowSelected(other, false);
@@ -247,6 +277,9 @@ export class SweepView {
     if (opts.focus) tr.focus({ preventScroll: true });
     if (opts.scroll || opts.focus) revealRow(tr);
     this.handle?.highlight(id);
+    const entry = this.sweep?.configs.find((e) => e.id === id);
+    if (entry) this.renderPicked(entry);
+    if (opts.user) this.options.onSelect?.(id);
   }
 
   private rowFromEvent(e: Event): HTMLTableRowElement | null {
@@ -261,12 +294,12 @@ export class SweepView {
     switch (e.key) {
       case 'Enter':
         e.preventDefault();
-        this.select(Number(tr.dataset.config), { focus: true });
+        this.select(Number(tr.dataset.config), { focus: true, user: true });
         this.open(Number(tr.dataset.config));
         return;
       case ' ':
         e.preventDefault();
-        this.select(Number(tr.dataset.config), { focus: true });
+        this.select(Number(tr.dataset.config), { focus: true, user: true });
         return;
       case 'ArrowDown': next = tr.nextElementSibling; break;
       case 'ArrowUp': next = tr.previousElementSibling; break;
@@ -275,7 +308,7 @@ export class SweepView {
       default: return;
     }
     e.preventDefault();
-    if (next instanceof HTMLTableRowElement) this.select(Number(next.dataset.config), { focus: true });
+    if (next instanceof HTMLTableRowElement) this.select(Number(next.dataset.config), { focus: true, user: true });
   }
 }
 

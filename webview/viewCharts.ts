@@ -5,7 +5,8 @@ import type { MixedPrecisionResult, SweepEntry } from '../protocol/report';
 import { makeChart } from './charts';
 import { formatDb, formatNumber, formatPercent } from './format';
 import { withAlpha, type Theme } from './theme';
-import { basisShort, formatDrop, kilobytes, paretoFront, plottable, symlog, type DropBasis, type SensitivityData } from './viewData';
+import { changeText } from './diagnosisData';
+import { basisShort, dropText, formatDrop, formatDropInterval, kilobytes, planSteps, stepChanges, stepDropInterval, paretoFront, plottable, symlog, type DropBasis, type SensitivityData } from './viewData';
 
 /** A reference line across the plot: a budget, a baseline. */
 export interface RefLine {
@@ -375,7 +376,7 @@ export function sweepChart(
             afterLabel: (item: { raw: unknown }) => {
               const e = byId.get((item.raw as SweepPoint).id);
               if (!e) return '';
-              return `drop ${pts(e.drop)} · agreement ${formatPercent(e.agreement)} · output SQNR ${formatDb(e.outputSqnrDb)} dB · ${kilobytes(e.sizeBytes).toFixed(1)} KB`;
+              return `drop ${dropText(e)} pts · agreement ${formatPercent(e.agreement)} · output SQNR ${formatDb(e.outputSqnrDb)} dB · ${kilobytes(e.sizeBytes).toFixed(1)} KB`;
             },
             footer: (items: unknown[]) => (!clickHint || items.length === 0 ? '' : items.length === 1 ? 'click to analyze this configuration' : 'click analyzes the first one listed'),
           },
@@ -410,7 +411,9 @@ export function mixedChart(canvas: HTMLCanvasElement, result: MixedPrecisionResu
   const colors = steps.map((s) => (within(s.drop) ? theme.green : theme.red));
   const last = steps.length - 1;
   const basis = `${basisShort(result.dropBasis)} drop vs float (points)`;
-  canvas.setAttribute('aria-label', `Drop versus layers kept in float: ${steps.map((s, i) => `${i}: ${formatDrop(s.drop)}`).join(', ')}; budget ${result.maxDrop} points`);
+  const plan = planSteps(result);
+  const xTitle = plan ? 'steps of the plan' : 'layers kept in float';
+  canvas.setAttribute('aria-label', `Drop versus ${xTitle}: ${steps.map((s, i) => `${i}: ${formatDrop(s.drop)}`).join(', ')}; budget ${result.maxDrop} points`);
   return makeChart(canvas, {
     type: 'line',
     data: {
@@ -439,7 +442,7 @@ export function mixedChart(canvas: HTMLCanvasElement, result: MixedPrecisionResu
           type: 'linear',
           min: 0,
           max: Math.max(1, last),
-          title: { display: true, text: 'layers kept in float' },
+          title: { display: true, text: xTitle },
           ticks: { stepSize: 1, precision: 0 },
         },
         y: dropAxis(logY, basis, lo, hi),
@@ -451,14 +454,16 @@ export function mixedChart(canvas: HTMLCanvasElement, result: MixedPrecisionResu
           callbacks: {
             title: (items: { dataIndex: number }[]) => {
               const i = items[0]?.dataIndex ?? 0;
-              return `${i} layer${i === 1 ? '' : 's'} in float`;
+              return plan ? `step ${i}` : `${i} layer${i === 1 ? '' : 's'} in float`;
             },
             label: (item: { dataIndex: number }) => {
               const s = steps[item.dataIndex];
-              return s ? `drop ${pts(s.drop)} · agreement ${formatPercent(s.agreement)} · output SQNR ${formatDb(s.outputSqnrDb)} dB` : '';
+              return s ? `drop ${formatDropInterval(s.drop, stepDropInterval(s))} pts · agreement ${formatPercent(s.agreement)} · output SQNR ${formatDb(s.outputSqnrDb)} dB` : '';
             },
             afterLabel: (item: { dataIndex: number }) => {
               const i = item.dataIndex;
+              const changes = steps[i] ? stepChanges(steps[i]) : null;
+              if (plan && changes) return i === 0 ? 'nothing changed' : changes.map(changeText).join('\n');
               const added = i > 0 ? steps[i]?.kept.filter((k) => !steps[i - 1]?.kept.includes(k)) : [];
               return added && added.length ? `+ ${added.join(', ')}` : i === 0 ? 'every layer quantized' : '';
             },

@@ -1,17 +1,27 @@
 // Numbers behind the Sensitivity, Sweep and Mixed precision tabs: drops in points, the Pareto
 // staircase, the sweep table's columns and sort. No DOM here so unit tests can import it.
-import type { ModelOutputMetrics, QuantConfig, Report, SweepEntry, SweepReport } from '../protocol/report';
+import { formatWithInterval } from '../protocol/format';
+import type { FixChange, Interval, MixedPrecisionResult, MixedPrecisionStep, ModelOutputMetrics, QuantConfig, Report, SweepEntry, SweepReport } from '../protocol/report';
+import { sensitivityBasis } from './diagnosisData';
 import { formatDb, formatFixed, formatPercent } from './format';
 
-export type DropBasis = 'top1' | 'agreement';
+/** What a drop is measured on: the primary metric's kind (user = the user's metric; sqnr = output SQNR in dB). */
+export type DropBasis = 'top1' | 'agreement' | 'user' | 'sqnr';
 
-/** Axis and column wording for a drop in points. */
+const BASIS_TEXT: Record<DropBasis, [string, string]> = {
+  top1: ['top-1 accuracy drop vs float', 'top-1'],
+  agreement: ['agreement drop vs float', 'agreement'],
+  user: ["loss on the user's metric vs float", 'metric'],
+  sqnr: ['output SQNR (dB, higher is better)', 'SQNR'],
+};
+
+/** Axis and column wording for a drop. */
 export function basisText(basis: DropBasis): string {
-  return basis === 'top1' ? 'top-1 accuracy drop vs float' : 'agreement drop vs float';
+  return (BASIS_TEXT[basis] ?? BASIS_TEXT.agreement)[0];
 }
 
 export function basisShort(basis: DropBasis): string {
-  return basis === 'top1' ? 'top-1' : 'agreement';
+  return (BASIS_TEXT[basis] ?? BASIS_TEXT.agreement)[1];
 }
 
 // ---------------------------------------------------------------------------- sensitivity
@@ -47,7 +57,8 @@ export interface SensitivityData {
  */
 export function sensitivityData(report: Report): SensitivityData | null {
   const floatTop1 = report.accuracy.float.top1;
-  const basis: DropBasis = report.data.labels && floatTop1 !== null ? 'top1' : 'agreement';
+  // The same rule as the Diagnosis card: top-1 only when sensitivity saw every sample.
+  const basis: DropBasis = sensitivityBasis(report);
   const drop = (m: ModelOutputMetrics): number =>
     basis === 'top1' && m.top1 !== null && floatTop1 !== null ? (floatTop1 - m.top1) * 100 : (1 - m.agreement) * 100;
   const fullDrop = drop(report.accuracy.simulated);
@@ -93,6 +104,37 @@ export function formatDrop(points: number, digits = 2): string {
   return formatFixed(points, digits);
 }
 
+/** A drop with its 95% interval, "1.33 [0.12, 3.05]"; the point estimate alone when there is none. */
+export function formatDropInterval(points: number, interval: Interval | null | undefined, digits = 2): string {
+  if (points === Infinity) return 'failed';
+  return interval ? formatWithInterval(points, interval, 1, digits) : formatDrop(points, digits);
+}
+
+/** The 95% interval of a sweep entry's drop, when the engine measured one (`loss`). */
+export function sweepDropInterval(e: SweepEntry): Interval | null {
+  return (e as SweepEntry & { loss?: Interval | null }).loss ?? null;
+}
+
+/** The 95% interval of a mixed-precision step's drop, when the engine measured one (`interval`). */
+export function stepDropInterval(s: MixedPrecisionStep): Interval | null {
+  return (s as MixedPrecisionStep & { interval?: Interval | null }).interval ?? null;
+}
+
+/** The plan's changes up to a mixed-precision step, when the engine reports them (`changes`). */
+export function stepChanges(s: MixedPrecisionStep): FixChange[] | null {
+  return (s as MixedPrecisionStep & { changes?: FixChange[] }).changes ?? null;
+}
+
+/** Whether the search changes more than which layers stay float (then its steps are plan steps, not layer counts). */
+export function planSteps(r: MixedPrecisionResult): boolean {
+  return r.steps.some((s) => (stepChanges(s) ?? []).some((c) => c.kind !== 'float'));
+}
+
+/** A sweep entry's drop with its interval, the same text in the table, the picked bar and the tooltip. */
+export function dropText(e: SweepEntry): string {
+  return e.error ? '–' : formatDropInterval(e.drop, sweepDropInterval(e));
+}
+
 export type SweepSortKey = 'id' | 'label' | 'drop' | 'agreement' | 'sqnr' | 'size' | 'pareto' | 'error';
 
 export interface SweepColumn {
@@ -113,8 +155,8 @@ export function sweepColumns(basis: DropBasis): SweepColumn[] {
     { key: 'id', label: '#', title: 'Configuration number (order of the sweep)', numeric: true, value: (e) => e.id, text: (e) => String(e.id + 1) },
     { key: 'label', label: 'Configuration', title: 'Preset, weight bits / granularity, activation bits, symmetry, calibration', numeric: false, value: (e) => e.label, text: (e) => e.label },
     {
-      key: 'drop', label: `Drop (${basisShort(basis)} pts)`, title: `Integer-execution ${basisText(basis)}, in points`, numeric: true,
-      value: (e) => (e.error ? null : finiteOrNull(e.drop)), text: (e) => (e.error ? '–' : formatDrop(e.drop)),
+      key: 'drop', label: `Drop (${basisShort(basis)} pts) [95%]`, title: `Integer-execution ${basisText(basis)}, in points, with its 95% interval`, numeric: true,
+      value: (e) => (e.error ? null : finiteOrNull(e.drop)), text: dropText,
     },
     {
       key: 'agreement', label: 'Agreement', title: 'Share of samples whose integer top-1 equals the float model\'s', numeric: true,

@@ -2,23 +2,33 @@
  * The code-level detail of an evaluation, on a bounded and stated number of samples (the first
  * ones): simulated vs integer codes per layer (mismatch, largest difference in LSB), the integer
  * execution's error in output LSB, and the bit-exact integer reference fed with onnxruntime's own
- * input codes. The comparison models expose those tensors (codes of QuantizeLinear outputs, which
- * does not stop fusion; float layer outputs in the simulated model only) and detail batches fetch
- * them; every other batch fetches only the reduced sums.
+ * input codes. It needs the codes themselves (QuantizeLinear outputs: fetching them does not stop
+ * fusion) and the float layer outputs.
+ *
+ * Two ways to get them, by size: when they are small, the comparison models expose them and detail
+ * batches fetch them along with the sums (no extra session); when they are large (a 512x512
+ * model), exposing them would keep every one alive through every run (onnxruntime holds a graph's
+ * outputs to the end of the run, fetched or not), so the detail runs its own sessions, on its
+ * samples only.
  */
 import type * as ort from 'onnxruntime-node';
 import type { QuantConfig, Warning } from '../../protocol/report';
 import type { PlannedLayer } from '../quantize/plan';
-import type { OutputTap } from '../quantize/qdqRewrite';
+import { type OutputTap, type QdqResult, buildQdqModel } from '../quantize/qdqRewrite';
+import type { QuantParams } from '../quantize/scheme';
+import { createSession, runSession } from '../runtime/session';
 import type { Comparison, Evaluation } from './evaluation';
 import { type LayerDiffFeed, feedBatch, layerDiffFeeds, macsPerSample, sliceSamples } from './integerDiffs';
 import type { CodeView } from './layerCompare';
+import { byTensor, disposeAll, groupByBytes, tapModel } from './taps';
 import type { EvaluateOptions, Prepared, Quantized } from './types';
 
 /** Layer-output elements (over all detail samples) the detail may compare. */
 const DETAIL_ELEMENTS = 4e7;
 /** Multiply-accumulates the JS integer reference may spend (about a second of exact int32 work). */
 const DIFF_MAC_BUDGET = 1e8;
+/** Above this many fetched bytes per batch, the detail runs its own sessions instead of exposing taps. */
+export const EXPOSE_BYTES = 64 * 1024 * 1024;
 
 /** Codes of a tap, as the comparison wants them (4-bit taps hold dequantized floats: re-derive codes). */
 function codeView(t: ort.Tensor, tap: OutputTap): CodeView {
@@ -26,6 +36,17 @@ function codeView(t: ort.Tensor, tap: OutputTap): CodeView {
   const d = t.data as ArrayLike<number>;
   const codes = tap.isCodes ? d : Int32Array.from(d as Float32Array, (v) => Math.round(v / scale) + zeroPoint);
   return { codes, scale, zeroPoint };
+}
+
+/**
+ * The detail's own sessions (large models), per group of layers whose taps fit one run's budget:
+ * QDQ with that group's codes exposed, simulated and integer, and the float model with its outputs.
+ */
+interface OwnGroup {
+  layers: Set<string>;
+  simQdq: QdqResult;
+  intQdq: QdqResult;
+  float: ReturnType<typeof tapModel>;
 }
 
 export class DetailPass {
@@ -36,15 +57,53 @@ export class DetailPass {
   readonly diffFeeds: LayerDiffFeed[];
   private diffBudget = DIFF_MAC_BUDGET;
   private diffMacs = 0;
+  private own: OwnGroup[] | null = null;
+  private floatLabel = '';
 
-  constructor(
-    p: Prepared, q: Quantized, enc: { config: QuantConfig; shift: number }, private readonly layers: PlannedLayer[],
-    private readonly sim: Comparison, private readonly int: Comparison, opts: EvaluateOptions, warnings: Warning[],
+  private constructor(
+    limit: number, private readonly layers: PlannedLayer[], private readonly simQdq: QdqResult, private readonly intQdq: QdqResult,
+    diffFeeds: LayerDiffFeed[], private readonly label: string,
   ) {
+    this.limit = limit;
+    this.diffFeeds = diffFeeds;
+  }
+
+  /** Samples the detail covers for these layers: as many as the element budget allows, at least one. */
+  static limitFor(p: Prepared, layers: readonly PlannedLayer[]): number {
     const perSample = layers.reduce((a, l) => a + (p.tensorBytes.get(l.output) ?? 0) / 4, 0);
-    this.limit = layers.length ? Math.min(p.data.samples, Math.max(1, Math.floor(DETAIL_ELEMENTS / Math.max(1, perSample)))) : 0;
-    this.diffFeeds = opts.integerDiff === false ? [] : layerDiffFeeds(q.plan.layers, sim.qdq, int.qdq, enc.config,
+    return layers.length ? Math.min(p.data.samples, Math.max(1, Math.floor(DETAIL_ELEMENTS / Math.max(1, perSample)))) : 0;
+  }
+
+  /**
+   * `exposed`: the comparison models `sim`/`int` expose the taps (detail batches fetch them);
+   * otherwise the detail builds its own sessions on models with the taps exposed.
+   */
+  static async create(
+    p: Prepared, q: Quantized, enc: { config: QuantConfig; shift: number }, intParams: Map<string, QuantParams>, layers: PlannedLayer[],
+    exposed: { sim: Comparison; int: Comparison } | null, opts: EvaluateOptions, warnings: Warning[],
+  ): Promise<DetailPass> {
+    const label = `quantized model of ${p.loaded.path}`;
+    const build = (expose: boolean | ((t: OutputTap) => boolean)) => ({
+      sim: buildQdqModel(q.prepared, p.loaded.dir, q.plan, q.actParams, q.config, expose),
+      int: buildQdqModel(q.prepared, p.loaded.dir, q.plan, enc.shift ? intParams : q.actParams, enc.shift ? enc.config : q.config, expose),
+    });
+    const all = exposed ? { sim: exposed.sim.qdq, int: exposed.int.qdq } : build(false);
+    const diffFeeds = opts.integerDiff === false ? [] : layerDiffFeeds(q.plan.layers, all.sim, all.int, enc.config,
       (node, message) => warnings.push({ code: 'no-integer-reference', node, message }));
+    const detail = new DetailPass(DetailPass.limitFor(p, layers), layers, all.sim, all.int, diffFeeds, label);
+    if (!exposed && layers.length) {
+      // Each group's float outputs, codes and the integer reference's input codes within one run's budget.
+      const groups = groupByBytes(layers, (l) => [l.output], (t) => (p.tensorBytes.get(t) ?? 0) * 1.5, 1, undefined, EXPOSE_BYTES);
+      // Sessions are created per group when a detail batch runs and released right after: a large
+      // model's detail is a sample or two, and dozens of idle sessions would each hold its weights.
+      detail.own = groups.map((g) => {
+        const names = new Set(g.units.map((l) => l.node.name));
+        const qdq = build((t) => names.has(t.layer));
+        return { layers: names, simQdq: qdq.sim, intQdq: qdq.int, float: tapModel(p, g.units.map((l) => l.output)) };
+      });
+      detail.floatLabel = p.loaded.path;
+    }
+    return detail;
   }
 
   /** Does the batch starting at `start` hold samples the detail covers? */
@@ -52,33 +111,85 @@ export class DetailPass {
     return start < this.limit;
   }
 
-  /** One detail batch: `rs`/`ri` are the simulated/integer runs with the detail fetches. */
-  add(rs: Record<string, ort.Tensor>, ri: Record<string, ort.Tensor>, start: number, count: number, e: Evaluation): void {
+  /** Own sessions only: run them on the detail's share of this batch. */
+  async run(feeds: Record<string, ort.Tensor>, start: number, count: number, e: Evaluation): Promise<void> {
+    if (!this.own) return;
+    // The whole batch runs (a state input may carry its batch on another axis than 0), and the
+    // detail keeps its first samples.
+    const take = Math.min(count, this.limit - start);
+    const cut = (r: Record<string, ort.Tensor>) => (take < count ? sliceSamples(r, take) : r);
+    for (const g of this.own) {
+      const sessions = [
+        await createSession(g.simQdq.model, 'simulated', { label: this.label }),
+        await createSession(g.intQdq.model, 'integer', { label: this.label }),
+        await createSession(g.float.model, 'float', { label: this.floatLabel }),
+      ];
+      try {
+        const [qs, qi, fr] = [await runSession(sessions[0], feeds, this.label), await runSession(sessions[1], feeds, this.label), await runSession(sessions[2], feeds, this.floatLabel)];
+        const floats = cut(byTensor(fr, g.float.names, feeds));
+        this.compareLayers(cut(qs), cut(qi), (t) => floats[t], e, g);
+        this.feedDiffs(cut(qi), cut(qs), take, g.layers);
+        disposeAll(qs, qi, fr);
+      } finally {
+        await Promise.all(sessions.map((s) => s.release()));
+      }
+    }
+    this.finishDiffs(take);
+    this.samples += take;
+  }
+
+  /** Exposed taps: `rs`/`ri` are the comparison runs with the detail fetches. */
+  add(rs: Record<string, ort.Tensor>, ri: Record<string, ort.Tensor>, sim: Comparison, start: number, count: number, e: Evaluation): void {
     const take = Math.min(count, this.limit - start);
     const qs = take < count ? sliceSamples(rs, take) : rs;
     const qi = take < count ? sliceSamples(ri, take) : ri;
+    this.compare(qs, qi, (t) => qs[sim.floatName(t)], take, e);
+  }
+
+  private compare(qs: Record<string, ort.Tensor>, qi: Record<string, ort.Tensor>, float: (tensor: string) => ort.Tensor | undefined, take: number, e: Evaluation): void {
+    this.compareLayers(qs, qi, float, e, { simQdq: this.simQdq, intQdq: this.intQdq, layers: null });
+    this.feedDiffs(qi, qs, take, null);
+    this.finishDiffs(take);
+    this.samples += take;
+  }
+
+  private compareLayers(
+    qs: Record<string, ort.Tensor>, qi: Record<string, ort.Tensor>, float: (tensor: string) => ort.Tensor | undefined, e: Evaluation,
+    src: { simQdq: QdqResult; intQdq: QdqResult; layers: Set<string> | null },
+  ): void {
     for (const l of this.layers) {
-      const simTap = this.sim.qdq.taps.find((t) => t.layer === l.node.name);
-      const intTap = this.int.qdq.taps.find((t) => t.layer === l.node.name);
-      const x = qs[this.sim.floatName(l.output)];
+      if (src.layers && !src.layers.has(l.node.name)) continue;
+      const simTap = src.simQdq.taps.find((t) => t.layer === l.node.name);
+      const intTap = src.intQdq.taps.find((t) => t.layer === l.node.name);
+      const x = float(l.output);
       if (simTap && intTap && x && qs[simTap.tensor] && qi[intTap.tensor]) {
         e.layerAcc.get(l.node.name)!.addDetail(x.data as Float32Array, codeView(qs[simTap.tensor], simTap), codeView(qi[intTap.tensor], intTap));
       }
     }
-    this.feedDiffs(qi, qs, take);
-    this.samples += take;
   }
 
-  /** The integer reference on as many of these samples as its multiply-accumulate budget allows. */
-  private feedDiffs(qi: Record<string, ort.Tensor>, qs: Record<string, ort.Tensor>, count: number): void {
+  /**
+   * The integer reference on as many of these samples as its multiply-accumulate budget allows
+   * (`layers`: only these layers' feeds, when the run exposed a group's codes only).
+   */
+  private feedDiffs(qi: Record<string, ort.Tensor>, qs: Record<string, ort.Tensor>, count: number, layers: Set<string> | null): void {
     if (!this.diffFeeds.length || this.diffBudget <= 0) return;
-    this.diffMacs ||= macsPerSample(this.diffFeeds, qi);
-    const take = Math.min(count, Math.floor(this.diffBudget / Math.max(1, this.diffMacs)) || (this.diffSamples === 0 ? 1 : 0));
-    if (take > 0) {
-      feedBatch(this.diffFeeds, sliceSamples(qi, take), sliceSamples(qs, take));
-      this.diffSamples += take;
-      this.diffBudget -= take * this.diffMacs;
+    const feeds = layers ? this.diffFeeds.filter((f) => layers.has(f.layer)) : this.diffFeeds;
+    if (feeds.length === 0) return;
+    this.diffMacs ||= macsPerSample(this.diffFeeds, qi) || macsPerSample(feeds, qi);
+    this.diffTake = Math.min(count, Math.floor(this.diffBudget / Math.max(1, this.diffMacs)) || (this.diffSamples === 0 ? 1 : 0));
+    if (this.diffTake > 0) feedBatch(feeds, sliceSamples(qi, this.diffTake), sliceSamples(qs, this.diffTake));
+  }
+
+  private diffTake = 0;
+
+  /** After every group of a batch fed the reference: book the samples it saw against the budget. */
+  private finishDiffs(count: number): void {
+    if (this.diffTake > 0) {
+      this.diffSamples += this.diffTake;
+      this.diffBudget -= this.diffTake * this.diffMacs;
     }
-    if (take < count) this.diffBudget = 0;
+    if (this.diffTake < count) this.diffBudget = 0;
+    this.diffTake = 0;
   }
 }

@@ -15,11 +15,11 @@ import type * as ort from 'onnxruntime-node';
 import type { Report, Warning } from '../../protocol/report';
 import { type ComparedPair, SUMS_OUTPUT, buildComparisonModel, mergeIsolated } from '../quantize/compareGraph';
 import type { PlannedLayer } from '../quantize/plan';
-import { buildIsolatedModel, buildQdqModel, type QdqResult } from '../quantize/qdqRewrite';
+import { type OutputTap, buildIsolatedModel, buildQdqModel, type QdqResult } from '../quantize/qdqRewrite';
 import type { QuantParams } from '../quantize/scheme';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
-import { DetailPass } from './detail';
+import { DetailPass, EXPOSE_BYTES } from './detail';
 import { BodyLayers } from './bodyLayers';
 import { batchFirst, stateOutputAxes } from '../data/inputs';
 import { type Comparison, type Evaluation, OutputComparer } from './evaluation';
@@ -29,6 +29,7 @@ import { Top1Counter, argmaxRows } from './metrics';
 import { ModelOutputComparison, type TensorData } from './outputMetrics';
 import { timer } from './prepare';
 import { buildReport } from './report';
+import { diagnose } from './diagnose';
 import { sensitivity } from './sensitivity';
 import { RUN_BYTES, batches, disposeAll, measureTensors } from './taps';
 import type { EvaluateOptions, Prepared, Quantized } from './types';
@@ -36,6 +37,8 @@ import { UserMetricSeries } from './userMetric';
 
 function comparisonModel(
   p: Prepared, qdq: QdqResult, iso: ReturnType<typeof buildIsolatedModel>, layers: readonly PlannedLayer[], params: Map<string, QuantParams>, simulated: boolean,
+  /** Expose the top-level layers' codes and float outputs for detail batches (small models only). */
+  exposeDetail: boolean,
 ) {
   const merged = mergeIsolated(qdq.model, iso);
   const pairs: ComparedPair[] = [];
@@ -66,13 +69,13 @@ function comparisonModel(
     : [];
   // The detail needs the float layer outputs (integer error in LSB): exposed in the simulated model,
   // where no fusion depends on them.
-  const exposeFloat = simulated ? top.map((l) => l.output) : [];
+  const exposeFloat = simulated && exposeDetail ? top.map((l) => l.output) : [];
   const built = buildComparisonModel(merged.model, p.float, pairs, clipList, exposeFloat);
   const clips = new Map(clipList.map((c, k) => [c.tensor, built.clipOffset(k)]));
   const outputs = [...p.outputs, ...(simulated ? built.floatOutputs.values() : [])];
   const bodyTaps = qdq.taps.filter((t) => inBody.has(t.layer)).map((t) => t.tensor);
   const fetch = [SUMS_OUTPUT, ...new Set([...outputs, ...bodyTaps])];
-  const tapNames = [...qdq.taps, ...[...qdq.inputTaps.values()].flat()].map((t) => t.tensor);
+  const tapNames = exposeDetail ? [...qdq.taps, ...[...qdq.inputTaps.values()].flat()].map((t) => t.tensor) : [];
   const detailFetch = [...new Set([...fetch, ...tapNames, ...exposeFloat.map(built.floatName)])];
   return { model: built.model, offsets, clips, floatOutputs: built.floatOutputs, floatName: built.floatName, fetch, detailFetch, qdq };
 }
@@ -85,19 +88,24 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   const enc = integerEncoding(config);
   const intParams = shiftParams(actParams, enc.shift);
   const measured = plan.layers.filter((l) => actParams.has(l.output));
-  const qdq = buildQdqModel(q.prepared, dir, plan, actParams, config, true);
-  const qdqI = enc.shift ? buildQdqModel(q.prepared, dir, plan, intParams, enc.config, true) : qdq;
   const topLevel = measured.filter((l) => l.scope.length === 0);
+
+  // Batches as large as memory allows. A comparison run holds float, quantized and isolated
+  // activations, layout copies and reductions' temporaries: measured on a 512x512 model, about
+  // four times the sum of the float layer outputs of the batch at its peak.
+  await measureTensors(p, measured.map((l) => l.output), opts.signal);
+  const outputBytes = measured.reduce((a, l) => a + (p.tensorBytes.get(l.output) ?? 0), 0);
+  const batch = p.fixedBatch ?? Math.max(1, Math.min(opts.batchSize ?? p.batchSize, Math.floor(RUN_BYTES / Math.max(1, 4 * outputBytes))));
+  // Detail taps ride in the comparison models only while a batch of them stays small.
+  const exposeDetail = outputBytes * 2 * batch <= EXPOSE_BYTES;
+  const bodyOnly = (t: OutputTap) => measured.some((l) => l.node.name === t.layer && l.scope.length > 0);
+  const expose = exposeDetail ? true : bodyOnly;
+  const qdq = buildQdqModel(q.prepared, dir, plan, actParams, config, expose);
+  const qdqI = enc.shift ? buildQdqModel(q.prepared, dir, plan, intParams, enc.config, expose) : qdq;
   const isoS = buildIsolatedModel(q.prepared, dir, topLevel, actParams, config);
   const isoI = enc.shift ? buildIsolatedModel(q.prepared, dir, topLevel, intParams, enc.config) : isoS;
-  const simBuilt = comparisonModel(p, qdq, isoS, measured, actParams, true);
-  const intBuilt = comparisonModel(p, qdqI, isoI, measured, intParams, false);
-
-  // Batches as large as memory allows: onnxruntime holds the float and the quantized activations
-  // of a batch at once (bounded here by the layers' outputs, measured once per model).
-  await measureTensors(p, measured.map((l) => l.output), opts.signal);
-  const perSample = measured.reduce((a, l) => a + (p.tensorBytes.get(l.output) ?? 0), 0) * 2;
-  const batch = p.fixedBatch ?? Math.max(1, Math.min(opts.batchSize ?? p.batchSize, Math.floor(RUN_BYTES / Math.max(1, perSample))));
+  const simBuilt = comparisonModel(p, qdq, isoS, measured, actParams, true, exposeDetail);
+  const intBuilt = comparisonModel(p, qdqI, isoI, measured, intParams, false, exposeDetail);
 
   const warnings: Warning[] = [];
   const sessions: ort.InferenceSession[] = [];
@@ -125,7 +133,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
     evaluation.deployed = await deployedKernels(p, q);
     const sim: Comparison = { ...simBuilt, session: simSession };
     const int: Comparison = { ...intBuilt, session: integer.session };
-    detail = new DetailPass(p, q, enc, topLevel, sim, int, opts, warnings);
+    detail = await DetailPass.create(p, q, enc, intParams, topLevel, exposeDetail ? { sim, int } : null, opts, warnings);
     evaluation.diffFeeds = detail.diffFeeds;
     const body = await BodyLayers.create(p, q, measured, intParams, enc.config, (s) => sessions.push(s));
 
@@ -135,7 +143,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
       checkCancel(opts.signal);
       const feeds = await feedsFor(p.data, start, count);
       // Detail batches fetch the layers' codes too (the first samples, up to the detail budget).
-      const detailed = detail.wants(start);
+      const detailed = exposeDetail && detail.wants(start);
       const rs = await runSession(sim.session, feeds, label, detailed ? sim.detailFetch : sim.fetch);
       checkCancel(opts.signal);
       const ri = await runSession(int.session, feeds, label, detailed ? int.detailFetch : int.fetch);
@@ -143,7 +151,8 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
       addSums(evaluation, int, ri, 'int', 'isoInt', false);
       const fr = Object.fromEntries([...sim.floatOutputs].map(([o, name]) => [o, rs[name]]));
       await compareOutputs(p, evaluation, fr, rs, ri, labels?.subarray(start, start + count) ?? null, start, count);
-      if (detailed) detail.add(rs, ri, start, count, evaluation);
+      if (detailed) detail.add(rs, ri, sim, start, count, evaluation);
+      else if (!exposeDetail && detail.wants(start)) await detail.run(feeds, start, count, evaluation);
       await body?.run(feeds, rs, ri, sim.qdq.taps, int.qdq.taps, evaluation);
       disposeAll(rs, ri);
       done += count;
@@ -157,7 +166,9 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   evaluation.timings = { ...p.timings, evaluateMs: t() };
   const sens = opts.sensitivity === false ? null : await sensitivity(p, q, opts);
   if (sens) evaluation.timings.sensitivityMs = t() - evaluation.timings.evaluateMs;
-  return buildReport(p, q, evaluation, sens, opts.targetCpu);
+  const report = buildReport(p, q, evaluation, sens, opts.targetCpu);
+  if (opts.diagnose) report.diagnosis = await diagnose(p, q, report, opts, opts.diagnose);
+  return report;
 }
 
 /** One batch's reduced sums into the layer comparisons and clip counts. */

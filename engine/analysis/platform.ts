@@ -31,9 +31,5 @@ export function platform(target: TargetCpu = 'this'): Platform {
   return { arch: process.arch, cpu: p.cpu, vnni: p.vnni, target };
 }
 
-/** Can u8 x s8 pair sums saturate on the target? Only on x86 without VNNI. */
-export function u8s8Hazard(pl: Platform): boolean {
-  if (pl.target === 'vnni') return false;
-  if (pl.target === 'no-vnni') return true;
-  return pl.arch === 'x64' && !pl.vnni;
-}
+/** Can u8 x s8 pair sums saturate on the target? Declared once in protocol/ (the webview decides with it too). */
+export { u8s8Hazard } from '../../protocol/platform';

@@ -2,7 +2,7 @@
  * Stage 4, report: what the evaluation measured, as the report the CLI writes and the extension
  * shows (protocol/report.ts, documented in docs/report-schema.md).
  */
-import type { CalibrationMethod, LayerReport, ModelOutputMetrics, Platform, Report, TensorReport, Warning } from '../../protocol/report';
+import type { CalibrationMethod, LayerReport, ModelOutputMetrics, Platform, Range, Report, TensorReport, Warning } from '../../protocol/report';
 import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 import { ActivationStats, displayHistogram } from '../calibration/histogram';
 import { allInitializers } from '../onnx/scopes';
@@ -17,6 +17,7 @@ import type { SensitivityResult } from './sensitivity';
 import type { Prepared, Quantized } from './types';
 import { choosePrimaryMetric } from './primaryMetric';
 import { platform } from './platform';
+import { type CurvePoint, downsampleKeepingMinima, nearestIndex } from './curveDownsample';
 import { gridUse } from './gridUse';
 
 export const TOOL_VERSION = '0.1.0';
@@ -151,18 +152,21 @@ function activationReports(p: Prepared, q: Quantized, e: Evaluation): TensorRepo
       infCount: s.infCount,
       histogram: displayHistogram(s),
       thresholds: th.thresholds,
-      klCurve: downsample(th.klCurve, 256),
-      chosen: { method: q.config.calibration, range: representableRange(params), scale: params.scale, zeroPoint: params.zeroPoint },
+      klCurve: klForReport(th.klCurve, th.thresholds.entropy),
+      chosen: { method: q.config.tensorOverrides?.find((o) => o.tensor === name)?.calibration ?? q.config.calibration, range: representableRange(params), scale: params.scale, zeroPoint: params.zeroPoint },
       clipRate: seen ? e.clipCount.get(name)! / seen : 0,
       grid: gridUse(s, params),
     }];
   });
 }
 
-function downsample<T>(a: T[], n: number): T[] {
-  if (a.length <= n) return a;
-  const step = a.length / n;
-  return Array.from({ length: n }, (_, i) => a[Math.floor(i * step)]);
+/** Points of the KL curve the report carries (the search evaluates ~2,000). */
+export const KL_CURVE_POINTS = 512;
+
+/** The KL curve, downsampled keeping its minima and the point at the entropy threshold (amax = max |range|). */
+function klForReport(curve: CurvePoint[], entropy: Range | undefined): CurvePoint[] {
+  const keep = entropy ? [nearestIndex(curve, Math.max(Math.abs(entropy.lo), Math.abs(entropy.hi)))] : [];
+  return downsampleKeepingMinima(curve, KL_CURVE_POINTS, keep);
 }
 
 function weightReports(p: Prepared, q: Quantized, weights: WeightQuant[]): TensorReport[] {

@@ -10,7 +10,7 @@
  */
 import { inputNamesOf } from '../data/dataset';
 import type * as ort from 'onnxruntime-node';
-import type { ModelOutputMetrics } from '../../protocol/report';
+import type { Interval, ModelOutputMetrics } from '../../protocol/report';
 import type { GraphProto, NodeProto } from '../onnx/graph';
 import { cloneModel } from '../onnx/model';
 import { ELEM_TYPE, downstreamOf, frontierOf, typedValueInfo } from '../onnx/slice';
@@ -19,6 +19,10 @@ import { buildQdqModel } from '../quantize/qdqRewrite';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
 import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
+import { outputView } from './measure';
+import { ModelOutputComparison, type TensorData } from './outputMetrics';
+import { choosePrimaryMetric } from './primaryMetric';
+import { scoreBatch, userMetricSummary } from './userMetric';
 import { byTensor, disposeAll, fixedBatchOf, groupByBytes, measureTensors, tapModel } from './taps';
 import type { EvaluateOptions, Prepared, Quantized } from './types';
 
@@ -31,6 +35,8 @@ const EXACT_DB = 200;
 
 export interface LayerSensitivity {
   onlyThis: ModelOutputMetrics;
+  /** The primary metric with only this layer quantized: its loss (null for SQNR) and the primary output's per-sample SQNR. */
+  onlyThisPrimary: { loss: Interval | null; sqnrDb: Interval } | null;
   allButThis: ModelOutputMetrics | null;
   rank: number;
 }
@@ -51,6 +57,9 @@ interface Suffix {
   acc: ErrorAccumulator;
   top1: Top1Counter;
   perSampleDb: number[];
+  /** Every float output per sample (the primary metric with intervals), and the user metric's scores. */
+  cmp: ModelOutputComparison;
+  userScores: number[];
 }
 
 export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptions): Promise<SensitivityResult | null> {
@@ -59,12 +68,15 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
   const g = q.prepared.graph!;
   const constants = new Set(g.initializer.map((t) => t.name));
   const inputNames = inputNamesOf(p.data);
+  const { names: floatOuts, view } = outputView(p);
+  const floatScores: number[] = [];
   const suffixes: Suffix[] = layers.map((layer) => {
     const nodes = downstreamOf(g, topNode(g, layer));
     const produced = new Set(nodes.flatMap((n) => n.output));
     return {
       layer, frontier: frontierOf(nodes, constants), outputs: p.outputs.filter((o) => produced.has(o)),
       session: null, acc: new ErrorAccumulator(), top1: new Top1Counter(), perSampleDb: [],
+      cmp: new ModelOutputComparison(floatOuts), userScores: [],
     };
   });
   const tapsOf = (s: Suffix) => s.frontier.filter((t) => !inputNames.has(t));
@@ -101,17 +113,24 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
           const fr = await runSession(floats[gi].session, feeds, p.loaded.path);
           const all = byTensor(fr, floats[gi].names, feeds);
           const fPred = all[logits]?.type === 'float32' ? argmaxRows(all[logits].data as Float32Array, cols(all[logits])) : null;
+          const fOut = view(all as unknown as Record<string, TensorData>);
+          if (gi === 0 && opts.metric) floatScores.push(...(await scoreBatch(opts.metric, fOut, fOut, count, lab, start)));
           for (const s of gr.units) {
             checkCancel(opts.signal);
             if (!s.session) {
               s.top1.add(fPred ?? new Int32Array(0), lab, fPred);
               for (let k = 0; k < count; k++) s.perSampleDb.push(EXACT_DB);
+              s.cmp.add(fOut, fOut, count, lab);
+              if (opts.metric) s.userScores.push(...(await scoreBatch(opts.metric, fOut, fOut, count, lab, start)));
               continue;
             }
             const sf: Record<string, ort.Tensor> = {};
             for (const name of s.session.inputNames) sf[name] = all[name];
             const r = await runSession(s.session, sf, `quantized model of ${p.loaded.path}`);
             compare(p, s, all, r, count, lab, fPred, logits);
+            const qOut = view(r as unknown as Record<string, TensorData>, all as unknown as Record<string, TensorData>);
+            s.cmp.add(fOut, qOut, count, lab);
+            if (opts.metric) s.userScores.push(...(await scoreBatch(opts.metric, fOut, qOut, count, lab, start)));
             disposeAll(r);
           }
           disposeAll(fr);
@@ -133,8 +152,17 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
   const result = new Map<string, LayerSensitivity>();
   const hasLabels = labels !== null;
   for (const s of suffixes) {
+    const outputs = s.cmp.summaries();
+    const user = opts.metric ? userMetricSummary(opts.metric, floatScores, s.userScores) : null;
+    const primary = outputs.length ? choosePrimaryMetric(outputs, user) : null;
+    const first = outputs.find((o) => o.name === logits)?.classifier ?? null;
+    const sqnrOf = outputs.find((o) => o.name === (primary?.output ?? floatOuts[0]))?.perSampleSqnrDb;
     result.set(s.layer.node.name, {
-      onlyThis: { top1: s.top1.top1(hasLabels), agreement: s.top1.agreement(), outputSqnrDb: s.acc.result().sqnrDb },
+      onlyThis: {
+        top1: s.top1.top1(hasLabels), agreement: s.top1.agreement(), outputSqnrDb: s.acc.result().sqnrDb,
+        top1Interval: first?.labelled?.candidate ?? null, ...(first ? { agreementInterval: first.top1Agreement } : {}), samples: target,
+      },
+      onlyThisPrimary: primary && sqnrOf ? { loss: primary.loss, sqnrDb: { estimate: sqnrOf.estimate, low: sqnrOf.low, high: sqnrOf.high, level: sqnrOf.level, method: sqnrOf.method } } : null,
       allButThis: null,
       rank: 0,
     });

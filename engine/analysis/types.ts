@@ -14,7 +14,7 @@ import type { QuantParams } from '../quantize/scheme';
 import type { UserMetric } from './userMetric';
 
 export interface Progress {
-  stage: 'calibrate' | 'evaluate' | 'sensitivity' | 'sweep' | 'write';
+  stage: 'calibrate' | 'evaluate' | 'sensitivity' | 'diagnose' | 'sweep' | 'write';
   done: number;
   total: number;
   message?: string;
@@ -99,4 +99,9 @@ export interface EvaluateOptions extends RunOptions {
   targetCpu?: 'this' | 'vnni' | 'no-vnni';
   /** The user's metric (`--metric metric.mjs`): scored per sample on float and integer outputs. */
   metric?: UserMetric;
+  /**
+   * Fill `report.diagnosis`: culprits, causes and a measured fix within the budget: `maxDrop` in the
+   * primary loss's unit, `minSqnrDb` for SQNR-judged models (defaults: verdict.ts defaultBudget).
+   */
+  diagnose?: { maxDrop?: number; minSqnrDb?: number; maxMeasurements?: number };
 }

@@ -121,6 +121,33 @@ export function sliceSample(batch: Record<string, TensorData>, index: number, sa
   return out;
 }
 
+/**
+ * Score `samples` samples of a batch whose first dataset index is `first`: `metric(reference,
+ * candidate)` per sample, each call on fresh copies (a metric that edits its inputs in place cannot
+ * skew the next call).
+ */
+export async function scoreBatch(
+  metric: UserMetric, reference: Record<string, TensorData>, candidate: Record<string, TensorData>, samples: number, labels: ArrayLike<number> | null, first: number,
+): Promise<number[]> {
+  const out: number[] = [];
+  for (let s = 0; s < samples; s++) {
+    out.push(await metric.score(sliceSample(reference, s, samples), sliceSample(candidate, s, samples), labels ? labels[s] : null, first + s));
+  }
+  return out;
+}
+
+/** The summary of paired per-sample scores: float (scored against itself) and quantized. */
+export function userMetricSummary(m: UserMetric, float: ArrayLike<number>, quantized: ArrayLike<number>, level = LEVEL): UserMetricSummary {
+  return {
+    name: m.name,
+    file: m.file,
+    higherIsBetter: m.higherIsBetter,
+    quantized: meanInterval(quantized, { level }),
+    float: meanInterval(float, { level }),
+    loss: m.higherIsBetter ? pairedMeanDifference(float, quantized, { level }) : pairedMeanDifference(quantized, float, { level }),
+  };
+}
+
 /** Scores every sample twice (quantized against float, float against itself) and keeps both series. */
 export class UserMetricSeries {
   private floatScores: number[] = [];
@@ -130,12 +157,8 @@ export class UserMetricSeries {
 
   /** One batch of `samples` samples whose first dataset index is `first`. */
   async addBatch(float: Record<string, TensorData>, quantized: Record<string, TensorData>, samples: number, labels: ArrayLike<number> | null, first: number): Promise<void> {
-    for (let s = 0; s < samples; s++) {
-      const label = labels ? labels[s] : null;
-      // Fresh copies for every call: a metric that edits its inputs in place cannot skew the next call.
-      this.floatScores.push(await this.metric.score(sliceSample(float, s, samples), sliceSample(float, s, samples), label, first + s));
-      this.quantScores.push(await this.metric.score(sliceSample(float, s, samples), sliceSample(quantized, s, samples), label, first + s));
-    }
+    this.floatScores.push(...(await scoreBatch(this.metric, float, float, samples, labels, first)));
+    this.quantScores.push(...(await scoreBatch(this.metric, float, quantized, samples, labels, first)));
   }
 
   values(): { float: Float64Array; quantized: Float64Array } {
@@ -144,14 +167,6 @@ export class UserMetricSeries {
 
   summary(level = LEVEL): UserMetricSummary {
     const { float, quantized } = this.values();
-    const m = this.metric;
-    return {
-      name: m.name,
-      file: m.file,
-      higherIsBetter: m.higherIsBetter,
-      quantized: meanInterval(quantized, { level }),
-      float: meanInterval(float, { level }),
-      loss: m.higherIsBetter ? pairedMeanDifference(float, quantized, { level }) : pairedMeanDifference(quantized, float, { level }),
-    };
+    return userMetricSummary(this.metric, float, quantized, level);
   }
 }

@@ -4,8 +4,9 @@
  * at 0.33 points, so "0.67 <= 1" alone proves nothing. The sentence this returns is what the
  * report, the CI gate and mixed precision print.
  */
+import type { PairedTable, PrimaryMetric } from '../../protocol/metrics';
 import { normalQuantile } from './distributions';
-import type { Interval } from './statistics';
+import { type Interval, pairedDropAt } from './statistics';
 
 /**
  * - within-noise: the interval lies at or under the budget AND contains 0 (the loss cannot be told
@@ -138,4 +139,66 @@ export function budgetVerdict(input: VerdictInput): Verdict {
     text: `cannot tell: the ${what} ${fmt(loss.estimate)} ${unit} has a ${range} that straddles the budget of ${fmt(budget)} ${unit}${zero}; ${more}`,
     samplesNeeded: needed,
   };
+}
+
+/**
+ * Default SQNR floor (dB) for models judged by output SQNR (no labels, no classifier output, no
+ * user metric): the quantization noise stays under 1/1000 of the output's power. PPQ's maintainer
+ * calls 10% noise (10 dB) fine for classification and 0.1% (30 dB) the level for outputs read as
+ * values (super-resolution, maps); without a task metric QuantLens takes the stricter one.
+ */
+export const DEFAULT_SQNR_FLOOR_DB = 30;
+
+/** The budget used when the user names none, in the primary metric's unit, and why. */
+export function defaultBudget(pm: PrimaryMetric): { budget: number; why: string } {
+  if (pm.kind === 'top1' || pm.kind === 'agreement') return { budget: 1, why: 'the default budget: 1 point' };
+  if (pm.kind === 'sqnr') return { budget: DEFAULT_SQNR_FLOOR_DB, why: `the default SQNR floor: ${DEFAULT_SQNR_FLOOR_DB} dB` };
+  const ref = Math.abs(pm.floatValue ?? 0);
+  return ref > 0
+    ? { budget: 0.01 * ref, why: `the default budget: 1% of the float model's score ${fmt(ref)}` }
+    : { budget: 0.01, why: 'the default budget: 0.01 metric units (the float score is 0)' };
+}
+
+/** What the user asked for: a loss budget (--max-drop) and, for SQNR-judged models, a floor (--min-sqnr). */
+export interface BudgetOptions {
+  maxDrop?: number;
+  minSqnrDb?: number;
+}
+
+/** The budget that applies to `pm`: the user's for its kind, else the default; and why. */
+export function budgetFor(pm: PrimaryMetric, o: BudgetOptions = {}): { budget: number; why: string } {
+  if (pm.kind === 'sqnr') return o.minSqnrDb !== undefined ? { budget: o.minSqnrDb, why: `the SQNR floor set: ${fmt(o.minSqnrDb)} dB` } : defaultBudget(pm);
+  return o.maxDrop !== undefined ? { budget: o.maxDrop, why: `the budget set: ${fmt(o.maxDrop)} ${pm.lossUnit}` } : defaultBudget(pm);
+}
+
+/**
+ * The primary metric judged against a budget: its loss (top-1 drop, agreement lost, the user
+ * metric's loss) must stay at or under `budget`; SQNR, which has no loss, must stay at or above
+ * `budget` taken as a floor in dB. `table` (the labelled paired table) sizes "about M samples" for
+ * a top-1 drop exactly; otherwise the loss's per-sample spread does.
+ */
+export function primaryVerdict(pm: PrimaryMetric, budget: number, table?: PairedTable | null): Verdict {
+  if (pm.loss) {
+    const projection: Projection | undefined = table ? { intervalAt: pairedDropAt(table) } : pm.lossSd ? { sd: pm.lossSd } : undefined;
+    return budgetVerdict({ loss: pm.loss, budget, n: pm.n, projection, unit: pm.lossUnit, what: pm.kind === 'user' ? 'loss' : 'drop' });
+  }
+  return floorVerdict(pm.value, budget, pm.n);
+}
+
+/** A value that must stay at or above a floor (SQNR in dB): the floor's mirror of budgetVerdict. */
+export function floorVerdict(value: Interval, floor: number, n: number, unit = 'dB', what = 'SQNR'): Verdict {
+  const pct = `${Math.round(value.level * 100)}%`;
+  const point = `${what} ${fmt(value.estimate)} ${unit} (${pct} interval ${fmt(value.low)} to ${fmt(value.high)} ${unit})`;
+  if (value.low >= floor) return { kind: 'within-budget', text: `within budget: ${point} is above the floor of ${fmt(floor)} ${unit}`, samplesNeeded: null };
+  if (value.high < floor) return { kind: 'over-budget', text: `over budget: ${point} is below the floor of ${fmt(floor)} ${unit}`, samplesNeeded: null };
+  // Mirror the value into a loss (floor - value) so the sample-size projection applies unchanged.
+  const mirrored: Interval = { ...value, estimate: -value.estimate, low: -value.high, high: -value.low };
+  const needed = samplesToResolve(mirrored, -floor, n);
+  const more = needed === null ? `${n} samples cannot separate it from the floor` : `${n} samples are too few, about ${needed} would resolve it`;
+  return { kind: 'cannot-tell', text: `cannot tell: ${point} straddles the floor of ${fmt(floor)} ${unit}; ${more}`, samplesNeeded: needed };
+}
+
+/** Within budget with confidence (the whole interval on the right side). */
+export function certified(v: Verdict): boolean {
+  return v.kind === 'within-budget' || v.kind === 'within-noise';
 }

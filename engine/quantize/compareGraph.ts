@@ -13,6 +13,7 @@ import { makeNode, untypedValueInfo } from '../onnx/graph';
 import { cloneModel, opsetOf } from '../onnx/model';
 import { DT, makeTensor } from '../onnx/tensor';
 import { raiseOpsetForIntegerKernels } from './qdqRewrite';
+import { nodeReads } from '../onnx/slice';
 
 export const FLOAT_PREFIX = 'quantlens_float::';
 export const SUMS_OUTPUT = 'quantlens::sums';
@@ -164,6 +165,7 @@ export function buildComparisonModel(
   if (parts.length === 0) parts.push(op('Cast', [op('Reshape', [op('Size', [[...inputs][0]]), shape1])], { to: DT.DOUBLE }));
   nodes.push(makeNode('Concat', parts, [SUMS_OUTPUT], fresh('concat'), { axis: 0 }));
   g.node.push(...nodes);
+  g.node = interleave(g.node, new Map(float.graph!.node.map((n, i) => [n.name, i])));
   g.output.push(untypedValueInfo(SUMS_OUTPUT));
   const floatOutputs = new Map<string, string>();
   for (const o of float.graph!.output) {
@@ -179,6 +181,48 @@ export function buildComparisonModel(
 }
 
 export const ISO_PREFIX = 'quantlens_iso::';
+
+/**
+ * A topological order that walks the float, quantized and isolated graphs side by side, layer by
+ * layer, each reduction right after its inputs: onnxruntime then frees a layer's float and
+ * quantized activations before the next layer's exist, instead of holding the whole float graph's
+ * activations until the quantized graph catches up (a 512x512 model: gigabytes). Each node's
+ * priority is the position in the float model of the node it stems from (same name, or behind a
+ * prefix), else that of its latest producer; ties keep the given order.
+ */
+function interleave(nodes: NodeProto[], floatIndex: Map<string, number>): NodeProto[] {
+  const producer = new Map<string, number>();
+  nodes.forEach((n, i) => n.output.forEach((o) => o && producer.set(o, i)));
+  const base = (name: string) => floatIndex.get(name.replace(/^quantlens_(float|iso)::/, '').replace(/__isolated$/, ''));
+  const key = new Float64Array(nodes.length).fill(NaN);
+  const keyOf = (i: number): number => {
+    if (!Number.isNaN(key[i])) return key[i];
+    key[i] = -1; // guards a malformed cycle
+    const own = base(nodes[i].name);
+    const deps = nodeReads(nodes[i]).map((x) => producer.get(x)).filter((d): d is number => d !== undefined);
+    key[i] = own ?? (deps.length ? Math.max(...deps.map(keyOf)) + 0.5 : 0);
+    return key[i];
+  };
+  nodes.forEach((_, i) => keyOf(i));
+  // Kahn's algorithm, always taking the ready node with the smallest priority.
+  const users = nodes.map(() => [] as number[]);
+  const waiting = new Int32Array(nodes.length);
+  nodes.forEach((n, i) => {
+    const deps = new Set(nodeReads(n).map((x) => producer.get(x)).filter((d): d is number => d !== undefined && d !== i));
+    waiting[i] = deps.size;
+    for (const d of deps) users[d].push(i);
+  });
+  const ready = nodes.map((_, i) => i).filter((i) => waiting[i] === 0);
+  const order: NodeProto[] = [];
+  while (ready.length) {
+    let best = 0;
+    for (let k = 1; k < ready.length; k++) if (key[ready[k]] < key[ready[best]] || (key[ready[k]] === key[ready[best]] && ready[k] < ready[best])) best = k;
+    const i = ready.splice(best, 1)[0];
+    order.push(nodes[i]);
+    for (const u of users[i]) if (--waiting[u] === 0) ready.push(u);
+  }
+  return order.length === nodes.length ? order : nodes; // a cycle: leave it to onnxruntime's error
+}
 
 /**
  * Put the isolated-layer nodes (buildIsolatedModel) into the quantized model, reading the FLOAT

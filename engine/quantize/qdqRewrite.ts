@@ -139,6 +139,20 @@ export function weightScheme(config: QuantConfig, node: string): QuantConfig['we
   return { ...config.weights, ...(o.weightBits !== undefined ? { bits: o.weightBits } : {}), ...(o.perChannel !== undefined ? { perChannel: o.perChannel } : {}) };
 }
 
+/** Min and max of a weight per slice along `axis` (one range for null), and the channel of each flat index. */
+export function channelRanges(w: { data: ArrayLike<number>; dims: number[] }, axis: number | null): { ranges: Range[]; chanOf: (i: number) => number } {
+  const channels = axis === null ? 1 : w.dims[axis];
+  const inner = axis === null ? w.data.length : w.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const ranges: Range[] = Array.from({ length: channels }, () => ({ lo: Infinity, hi: -Infinity }));
+  const chanOf = (i: number) => (axis === null ? 0 : Math.floor(i / inner) % channels);
+  for (let i = 0; i < w.data.length; i++) {
+    const r = ranges[chanOf(i)];
+    if (w.data[i] < r.lo) r.lo = w.data[i];
+    if (w.data[i] > r.hi) r.hi = w.data[i];
+  }
+  return { ranges, chanOf };
+}
+
 interface QuantizedWeight {
   axis: number | null;
   params: QuantParams[];
@@ -163,15 +177,7 @@ function quantizeWeight(tensor: import('onnx-buf').TensorProto, dir: string, c: 
   const w = readFloatTensor(tensor, dir);
   let axis: number | null = null;
   if (c.perChannel && roleAxis !== null && w.dims.length >= 2) axis = roleAxis < 0 ? w.dims.length + roleAxis : roleAxis;
-  const channels = axis === null ? 1 : w.dims[axis];
-  const inner = axis === null ? w.data.length : w.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const ranges: Range[] = Array.from({ length: channels }, () => ({ lo: Infinity, hi: -Infinity }));
-  const chanOf = (i: number) => (axis === null ? 0 : Math.floor(i / inner) % channels);
-  for (let i = 0; i < w.data.length; i++) {
-    const r = ranges[chanOf(i)];
-    if (w.data[i] < r.lo) r.lo = w.data[i];
-    if (w.data[i] > r.hi) r.hi = w.data[i];
-  }
+  const { ranges, chanOf } = channelRanges(w, axis);
   const params = ranges.map((r) => paramsFor(r.lo, r.hi, c));
   const codes = new Int32Array(w.data.length);
   let clipped = 0;
@@ -348,7 +354,8 @@ export function buildQdqModel(
   actParams: Map<string, QuantParams>,
   config: QuantConfig,
   /** Also expose each layer's output codes as graph outputs (analysis); false for deployment. */
-  exposeTaps: boolean,
+  /** Expose layer output (and input) codes as graph outputs: all of them, none, or those a filter keeps. */
+  exposeTaps: boolean | ((tap: OutputTap) => boolean),
 ): QdqResult {
   const model = cloneModel(prepared);
   const w = new QdqWriter(model, { initializers: allInitializers(prepared), dir }, config, qdqDomain(prepared, config));
@@ -402,7 +409,10 @@ export function buildQdqModel(
       .map((t) => outputTap(l.node.name, codeName.get(t)!, dqName.get(t)!, actParams.get(t)!, config)),
   ]));
   pruneUnusedInitializers(model.graph!);
-  if (exposeTaps) addTapOutputs(model, [...taps, ...[...inputTaps.values()].flat()]);
+  if (exposeTaps) {
+    const all = [...taps, ...[...inputTaps.values()].flat()];
+    addTapOutputs(model, exposeTaps === true ? all : all.filter(exposeTaps));
+  }
   return { model, taps, weights, inputTaps };
 }
 

@@ -5,6 +5,7 @@
  */
 import type { ErrorMetrics, LayerReport, Report, TensorReport } from '../../protocol/report';
 import type { ModelProto } from '../onnx/model';
+import { formatRate } from '../../protocol/format';
 
 export interface Outline {
   text: string;
@@ -48,14 +49,15 @@ const metrics = (m: ErrorMetrics) => `SQNR ${db(m.sqnrDb)}, cosine ${m.cosine.to
 
 export function layerHover(l: LayerReport, r: Report, sqnrWarningDb: number): string {
   const out = r.tensors.find((t) => t.name === l.output && t.kind === 'activation');
-  const flag = l.integer.sqnrDb < sqnrWarningDb ? ` ⚠ below ${sqnrWarningDb} dB` : '';
+  // Flag the error the layer makes itself (isolated), not the accumulated error it may inherit.
+  const flag = l.isolated.integer.sqnrDb < sqnrWarningDb ? ` ⚠ own SQNR below ${sqnrWarningDb} dB` : '';
   const lines = [
     `**${l.node}** (${l.op}) — integer kernel: \`${l.integerKernel ?? 'float'}\`${flag}`,
     '',
     `- accumulated, simulated: ${metrics(l.simulated)}`,
     `- accumulated, integer: ${metrics(l.integer)}`,
     `- isolated (float inputs): simulated ${db(l.isolated.simulated.sqnrDb)}, integer ${db(l.isolated.integer.sqnrDb)}`,
-    `- simulated vs integer codes: ${pct(l.simVsIntMismatch)} differ, max ${l.simVsIntMaxLsb} LSB`,
+    `- simulated vs integer codes: ${formatRate(l.simVsIntMismatch)} differ (all ${r.samples} samples), max ${l.simVsIntMaxLsb} LSB`,
   ];
   if (l.sensitivity) {
     const s = l.sensitivity;

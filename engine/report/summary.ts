@@ -1,8 +1,10 @@
 /**
- * Plain-text summary of a report for the terminal: accuracy first, then the worst layers.
+ * Plain-text summary of a report for the terminal: the diagnosis first (drop with its interval,
+ * culprits with their cause, the verified fix), then accuracy, then the layers.
  */
 import type { Report } from '../../protocol/report';
 import { u8s8Hazard } from '../analysis/platform';
+import { formatDiagnosis } from './diagnosisSummary';
 
 const pct = (x: number | null) => (x === null ? '   n/a' : `${(x * 100).toFixed(2).padStart(6)}%`);
 const pctFine = (x: number) => `${(x * 100).toFixed(x && x < 0.001 ? 4 : 2)}%`;
@@ -22,25 +24,35 @@ export function formatSummary(r: Report, worst = 8): string {
     lines.push(`config   preset=${c.preset} calibration=${c.calibration} W${c.weights.bits}${c.weights.perChannel ? '/channel' : '/tensor'} A${c.activations.bits}${c.activations.symmetric ? ' symmetric' : ' asymmetric'}`);
   }
   lines.push('');
+  lines.push(...formatDiagnosis(r));
   lines.push('             top-1   agreement  output SQNR dB');
   lines.push(`float      ${pct(a.float.top1)}     100.00%`);
   lines.push(`simulated  ${pct(a.simulated.top1)}    ${pct(a.simulated.agreement)}  ${db(a.simulated.outputSqnrDb)}`);
   lines.push(`integer    ${pct(a.integer.top1)}    ${pct(a.integer.agreement)}  ${db(a.integer.outputSqnrDb)}`);
-  if (a.dropPoints !== null) lines.push(`accuracy drop float -> integer: ${a.dropPoints.toFixed(2)} points`);
+  const di = a.dropInterval;
+  if (a.dropPoints !== null) lines.push(`accuracy drop float -> integer: ${a.dropPoints.toFixed(2)} points${di ? ` (95% interval ${di.low.toFixed(2)} to ${di.high.toFixed(2)}${a.mcnemarP != null ? `, McNemar p = ${a.mcnemarP.toPrecision(2)}` : ''})` : ''}`);
   lines.push('');
-  const ranked = [...r.layers].sort((x, y) => x.integer.sqnrDb - y.integer.sqnrDb).slice(0, worst);
-  lines.push(`worst layers (accumulated integer SQNR):`);
-  lines.push('  node                                op        sim dB  int dB  iso dB  kernel        sens');
+  // Ranked by the damage each layer does itself when there is a diagnosis; accumulated SQNR is
+  // shown but never ranks (a late layer inherits everything upstream).
+  const rank = new Map((r.diagnosis?.ranking ?? []).map((x) => [x.node, x]));
+  const victims = new Set((r.diagnosis?.victims ?? []).map((v) => v.node));
+  const ranked = rank.size
+    ? [...r.layers].sort((x, y) => rank.get(x.node)!.rank - rank.get(y.node)!.rank).slice(0, worst)
+    : [...r.layers].sort((x, y) => x.isolated.integer.sqnrDb - y.isolated.integer.sqnrDb).slice(0, worst);
+  lines.push(rank.size ? 'layers by the damage they do themselves (own rank):' : 'layers by isolated integer SQNR (their own error):');
+  lines.push('  node                                op        sim dB  int dB  iso dB  kernel        own   role');
   for (const l of ranked) {
+    const k = rank.get(l.node);
+    const role = k?.culprit ? 'culprit' : victims.has(l.node) ? 'victim' : '';
     lines.push(
-      `  ${fit(l.node, 34)}  ${l.op.padEnd(8)} ${db(l.simulated.sqnrDb)}  ${db(l.integer.sqnrDb)}  ${db(l.isolated.integer.sqnrDb)}  ${(l.integerKernel ?? 'float').padEnd(12)}  ${l.sensitivity ? `#${l.sensitivity.rank}` : ''}`,
+      `  ${fit(l.node, 34)}  ${l.op.padEnd(8)} ${db(l.simulated.sqnrDb)}  ${db(l.integer.sqnrDb)}  ${db(l.isolated.integer.sqnrDb)}  ${(l.integerKernel ?? 'float').padEnd(12)}  ${(k ? `#${k.rank}` : '').padEnd(4)}  ${role}`,
     );
   }
   const diffs = r.layers.filter((l) => l.integerDiff).sort((x, y) => y.integerDiff!.referenceVsOrt.mismatchRate - x.integerDiff!.referenceVsOrt.mismatchRate);
   if (diffs.length) {
     lines.push('');
     lines.push('integer codes: simulated / integer-only reference / onnxruntime (share of codes that differ, root causes):');
-    const hazard = r.platform ? u8s8Hazard(r.platform) : true;
+    const hazard = u8s8Hazard(r.platform);
     lines.push(`  node                                sim vs ORT   ref vs ORT  max  causes (ref vs ORT)             ${hazard ? 'u8s8 saturation (target without VNNI)' : ''}`);
     for (const l of diffs.slice(0, worst)) {
       const d = l.integerDiff!;

@@ -48,6 +48,8 @@ export class VsCode {
   async start(): Promise<void> {
     if (!fs.existsSync(codeServer)) throw new Error(`code-server is missing: run scripts/install-e2e.sh (${codeServer})`);
     if (!fs.existsSync(vsix)) throw new Error(`the VSIX is missing: run npm run package (${vsix})`);
+    // Screenshots of this run only: an older run's would mix in by name.
+    fs.rmSync(artifacts, { recursive: true, force: true });
     fs.mkdirSync(artifacts, { recursive: true });
     // Install the PACKAGED extension, as a user would.
     execFileSync(codeServer, [...this.args(), '--install-extension', vsix], { env: this.env(), stdio: 'pipe' });
@@ -119,9 +121,11 @@ export class VsCode {
       const input = this.page.locator('.quick-input-widget input');
       await input.waitFor({ timeout: 5000 });
       await input.fill(`>${title}`);
+      // Click the row whose label IS the title: Enter would run whichever row fuzzy matching put
+      // first ("Notifications: Toggle Do Not Disturb Mode" for "Clear All Notifications").
       const row = this.page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
       if (await row.isVisible({ timeout: 3000 }).catch(() => false)) {
-        await this.page.keyboard.press('Enter');
+        await row.click();
         return true;
       }
       await this.page.keyboard.press('Escape');
@@ -134,6 +138,13 @@ export class VsCode {
     const marker = path.join(this.dir, 'ext');
     const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
     return out.split('\n').filter((l) => l.includes(marker) && l.includes('out/server.js')).map((l) => Number(l.trim().split(/\s+/)[0]));
+  }
+
+  /** A new browser tab on a URL (a standalone export), in the same browser. */
+  async open(url: string): Promise<Page> {
+    const page = await this.context.newPage();
+    await page.goto(url);
+    return page;
   }
 
   /** The report webview's document. */

@@ -1,7 +1,7 @@
 /**
  * The output metrics on real onnxruntime sessions (the demo CNN, float vs integer kernels): the
  * streaming per-output comparison must agree with the pipeline's own whole-model comparison
- * (engine/analysis/outputs.ts: Top1Counter, ErrorAccumulator), and the verdicts must say what 300
+ * (engine/analysis/measure.ts: Top1Counter, ErrorAccumulator), and the verdicts must say what 300
  * samples can and cannot decide.
  */
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type * as ort from 'onnxruntime-node';
 import { type Prepared, prepareAnalysis, quantizeWith } from '../../engine/analysis/analyze';
-import { FloatReference } from '../../engine/analysis/outputs';
+import { OutputMeasurer } from '../../engine/analysis/measure';
 import { ModelOutputComparison, type OutputSummary } from '../../engine/analysis/outputMetrics';
 import { choosePrimaryMetric } from '../../engine/analysis/primaryMetric';
 import { pairedDropAt } from '../../engine/analysis/statistics';
@@ -24,12 +24,12 @@ const root = path.resolve(__dirname, '../..');
 describe('output metrics on the demo CNN, float vs integer kernels', () => {
   let p: Prepared;
   let floatSession: ort.InferenceSession;
-  let reference: FloatReference;
+  let reference: OutputMeasurer;
 
   before(async () => {
     p = await prepareAnalysis(path.join(root, 'examples/mnist-cnn/model.onnx'), { dataPath: path.join(root, 'examples/mnist-cnn/data') });
     floatSession = await createSession(p.float, 'float');
-    reference = await FloatReference.create(p);
+    reference = await OutputMeasurer.create(p);
   });
   after(async () => {
     await floatSession.release();
@@ -50,8 +50,9 @@ describe('output metrics on the demo CNN, float vs integer kernels', () => {
           const r = await integer.run(feeds);
           cmp.add(f as never, r as never, count, p.data.labels!.subarray(start, start + count));
         }
-        const pipeline = await reference.measure(integer, 'integer');
-        const floatTop1 = await reference.floatTop1();
+        const measured = await reference.measureModel(integer, 'integer');
+        const pipeline = measured.metrics;
+        const floatTop1 = measured.primary.floatValue;
         const [out]: OutputSummary[] = cmp.summaries();
         const labelled = out.classifier!.labelled!;
         assert.equal(labelled.n, 300);

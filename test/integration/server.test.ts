@@ -49,12 +49,14 @@ describe('engine language server over IPC', () => {
   });
 
   const params = (extra: object = {}) => ({
-    modelPath: model, dataPath: data, config: resolveConfig('tensorrt', { calibration: 'percentile' }), sensitivity: false, sqnrWarningDb: 30, ...extra,
+    modelPath: model, dataPath: data, config: resolveConfig('tensorrt', { calibration: 'percentile' }), sensitivity: false, sqnrWarningDb: 35, ...extra,
   });
 
   it('analyze returns the report and reports work-done progress on the given token', async () => {
-    const report = (await conn.sendRequest(AnalyzeRequest.method, params({ workDoneToken: 'tok-1' }))) as Report;
+    const report = (await conn.sendRequest(AnalyzeRequest.method, params({ workDoneToken: 'tok-1', targetCpu: 'no-vnni' }))) as Report;
     assert.equal(report.schemaVersion, REPORT_SCHEMA_VERSION);
+    // The target CPU the user set reaches the report (u8s8 warnings are judged against it).
+    assert.equal(report.platform?.target, 'no-vnni');
     assert.equal(report.layers.length, 6);
     const mine = progress.filter((p) => p.token === 'tok-1');
     assert.equal(mine[0].value.kind, 'begin');
@@ -116,7 +118,7 @@ describe('engine language server over IPC', () => {
     const hover = (await conn.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line, character: 3 } })) as { contents: { value: string } };
     assert.match(hover.contents.value, /\*\*\/conv1\/Conv\*\* \(Conv\)/);
     assert.match(hover.contents.value, /SQNR \d+\.\d dB/);
-    // sqnrWarningDb 30 in these requests: some demo layers are below it
+    // sqnrWarningDb 35 in these requests: some demo layers do more error than that themselves (isolated SQNR)
     const d = diagnostics.filter((x) => x.uri === uri).pop();
     assert.ok(d && d.diagnostics.length > 0, 'warnings published for the outline');
     for (const diag of d!.diagnostics) assert.match(lines[diag.range.start.line], /^\S+ {2}(Conv|Gemm)/);

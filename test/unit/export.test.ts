@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Report } from '../../protocol/report';
+import type { SessionExport } from '../../protocol/messages';
 import { csvCell, reportCsv, reportHtml, reportJson } from '../../extension/export';
 
 const metrics = (sqnrDb: number) => ({ sqnrDb, cosine: 0.99, mse: 0.01, maxAbs: 0.2 });
@@ -45,12 +46,27 @@ describe('report export', () => {
 
   it('HTML: standalone, CSP with a nonce on script and style, the embedded JSON cannot close its script', () => {
     const evil = { ...report, model: { path: '</script><script>alert(1)</script>' } } as unknown as Report;
-    const html = reportHtml(evil, 20, 'console.log("</script>")', 'body{}');
+    const session = { kind: 'quantlens-session', schemaVersion: 2, sqnrWarningDb: 20, report: evil, sweep: null, mixedPrecision: null, compare: null } as const;
+    const html = reportHtml(session, 'console.log("</script>")', 'body{}');
     const nonce = /'nonce-([^']+)'/.exec(html)![1];
     assert.match(html, new RegExp(`<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'nonce-${nonce.replace(/[+/=]/g, '\\$&')}'`));
     assert.equal((html.match(/<script/g) ?? []).length, 2, 'only the data block and the inlined bundle');
     assert.ok(!html.includes('</script><script>alert'), 'report text is escaped');
     assert.ok(html.includes('\\u003c/script>'), 'JSON uses \\u003c');
     assert.ok(!/https?:\/\//.test(html), 'nothing remote');
+  });
+
+  it('HTML and JSON carry every view of the session: report, sweep and mixed precision', () => {
+    const sweep = { kind: 'sweep', configs: [{ id: 0, label: 'W8/ch A8 sym mse', drop: Infinity }] };
+    const mixed = { kind: 'mixed-precision', steps: [{ kept: [], drop: 68.67 }], exclude: ['/conv1/Conv'] };
+    const session = { kind: 'quantlens-session', schemaVersion: 2, sqnrWarningDb: 25, report, sweep, mixedPrecision: mixed } as unknown as SessionExport;
+    const html = reportHtml(session, '', '');
+    const block = /<script type="application\/json" id="quantlens-report" data-sqnr-warning-db="25">([\s\S]*?)<\/script>/.exec(html)![1];
+    const embedded = JSON.parse(block);
+    assert.equal(embedded.kind, 'quantlens-session');
+    assert.equal(embedded.sweep.configs[0].drop, 'Infinity', 'infinities as strings, as in the report');
+    assert.deepEqual(embedded.mixedPrecision.exclude, ['/conv1/Conv']);
+    assert.equal(embedded.report.layers[0].node, '/a,"b"/Conv');
+    assert.deepEqual(JSON.parse(reportJson(session)).mixedPrecision.steps[0], { kept: [], drop: 68.67 });
   });
 });

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Report, TensorReport } from '../../protocol/report';
+import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 import { dropSeverity, formatDb, formatPercent, formatScalarOrChannels } from '../../webview/format';
 import { sortRows } from '../../webview/layerColumns';
-import { flagRows, indexReport, normalizeReport, worstLayer } from '../../webview/reportData';
+import { flagRows, indexReport, normalizeReport } from '../../webview/reportData';
 
 const metrics = (sqnrDb: number | string) => ({ sqnrDb, cosine: 0.9, mse: 0.1, maxAbs: 1 });
 
@@ -29,13 +30,16 @@ function layer(node: string, sqnr: number | string, rank: number | null, clip = 
 function rawReport(): Record<string, unknown> {
   const parts = [layer('a', 12, 2, 0.02), layer('b', 'Infinity', 3), layer('c', 3, 1, 0.5), layer('Infinity', 25, null)];
   return {
-    schemaVersion: 1,
+    schemaVersion: REPORT_SCHEMA_VERSION,
     tensors: [
       ...parts.map((p) => p.tensor),
       { name: 'a:w', kind: 'weight', min: -1, max: 1, count: 4, degenerate: null, nanCount: 0, infCount: 0, histogram: { edges: [], counts: [] }, thresholds: {}, chosen: null, clipRate: 0 },
     ],
     layers: parts.map((p) => p.layer),
     warnings: [{ code: 'x', message: 'Infinity' }],
+    samples: 10,
+    data: { labels: false },
+    accuracy: { float: { top1: null, agreement: 1 }, simulated: { top1: null, agreement: 1, outputSqnrDb: 40 }, integer: { top1: null, agreement: 1, outputSqnrDb: 40 }, dropPoints: null },
   };
 }
 
@@ -62,18 +66,18 @@ describe('webview report data', () => {
     assert.equal(index.byNode.get('b')!.weights.length, 0);
   });
 
-  it('flags layers below the threshold and the three lowest finite SQNRs', () => {
-    const index = indexReport(normalizeReport(rawReport()));
-    const flags = flagRows(index.rows, 20);
+  it('flags layers whose OWN (isolated) SQNR is below the threshold', () => {
+    const report = normalizeReport(rawReport());
+    const index = indexReport(report);
+    const flags = flagRows(report, index.rows, 20);
     assert.deepEqual([...flags.belowThreshold].sort(), ['a', 'c']);
-    assert.deepEqual([...flags.lowest], [['c', 1], ['a', 2], ['Infinity', 3]]);
-    assert.equal(worstLayer(index.rows)!.layer.node, 'c');
   });
 
   it('sorts with missing values last in both directions and graph order on ties', () => {
     const rows = indexReport(normalizeReport(rawReport())).rows;
     const names = (key: Parameters<typeof sortRows>[1], desc: boolean) => sortRows(rows, key, desc).map((r) => r.layer.node);
     assert.deepEqual(names('sqnrInt', false), ['c', 'a', 'Infinity', 'b']);
+    assert.deepEqual(names('isolated', false), ['c', 'a', 'Infinity', 'b']);
     assert.deepEqual(names('sqnrInt', true), ['b', 'Infinity', 'a', 'c']);
     assert.deepEqual(names('rank', false), ['c', 'a', 'b', 'Infinity']);
     assert.deepEqual(names('rank', true), ['b', 'a', 'c', 'Infinity']);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DiffStats, IntegerDiff, LayerReport } from '../../protocol/report';
+import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 import {
   causeInfo, causesInUse, COMPARISONS, diffSeverity, formatRate, hazardText, integerDiffOf, integerHazard, LSB_BINS, lsbBinLabel,
   lsbCounts, mismatchCount, roundingOptions, sortedCauses,
@@ -122,15 +123,20 @@ describe('webview integer diff', () => {
 
   it('flags layers whose integer execution overflows or changes under x86 u8s8', () => {
     const layer = (d: IntegerDiff | null) => rawLayer('a', d) as unknown as LayerReport;
-    assert.equal(integerHazard(layer(null)), null);
-    assert.equal(integerHazard(layer(diff({ u8s8: { applicable: true, saturatedPairs: 40, changedOutputs: 0, elements: 100 } }))), null);
+    assert.equal(integerHazard(layer(null), true), null);
+    assert.equal(integerHazard(layer(diff({ u8s8: { applicable: true, saturatedPairs: 40, changedOutputs: 0, elements: 100 } })), true), null);
     // Not applicable: whatever the counts say, x86 u8s8 does not run this layer.
-    assert.equal(integerHazard(layer(diff({ u8s8: { applicable: false, saturatedPairs: 4, changedOutputs: 3, elements: 100 } }))), null);
-    const u8s8 = integerHazard(layer(diff({ u8s8: { applicable: true, saturatedPairs: 4, changedOutputs: 3, elements: 100 } })));
+    assert.equal(integerHazard(layer(diff({ u8s8: { applicable: false, saturatedPairs: 4, changedOutputs: 3, elements: 100 } })), true), null);
+    const changing = layer(diff({ u8s8: { applicable: true, saturatedPairs: 4, changedOutputs: 3, elements: 100 } }));
+    const u8s8 = integerHazard(changing, true);
     assert.deepEqual(u8s8, { accumulatorOverflows: 0, u8s8ChangedOutputs: 3 });
     assert.match(hazardText(u8s8!), /^3 output codes would change on x86 without VNNI/);
-    const both = integerHazard(layer(diff({ accumulatorOverflows: 1, u8s8: { applicable: true, saturatedPairs: 1, changedOutputs: 1, elements: 100 } })));
+    // A target CPU with VNNI cannot saturate: the same layer carries no u8s8 flag there.
+    assert.equal(integerHazard(changing, false), null);
+    const both = integerHazard(layer(diff({ accumulatorOverflows: 1, u8s8: { applicable: true, saturatedPairs: 1, changedOutputs: 1, elements: 100 } })), true);
     assert.equal(hazardText(both!), '1 int32 accumulator overflow; 1 output code would change on x86 without VNNI (u8s8 saturation)');
+    // Overflows do not depend on the CPU.
+    assert.deepEqual(integerHazard(layer(diff({ accumulatorOverflows: 2, u8s8: { applicable: true, saturatedPairs: 1, changedOutputs: 1, elements: 100 } })), false), { accumulatorOverflows: 2, u8s8ChangedOutputs: 0 });
   });
 
   it('adds a Ref≠ORT column beside Sim≠int that sorts missing diffs last both ways', () => {
@@ -138,7 +144,7 @@ describe('webview integer diff', () => {
     assert.equal(keys.indexOf('refOrt') + 1, keys.indexOf('mismatch'));
     const rate = (r: number) => diff({ referenceVsOrt: stats({ mismatchRate: r, maxLsb: 1 }) });
     const report = normalizeReport({
-      schemaVersion: 1, tensors: [],
+      schemaVersion: REPORT_SCHEMA_VERSION, tensors: [],
       layers: [rawLayer('old', 'absent'), rawLayer('a', rate(0.02)), rawLayer('none', null), rawLayer('b', rate(0)), rawLayer('c', rate(0.5))],
     });
     const rows = indexReport(report).rows;
@@ -146,14 +152,15 @@ describe('webview integer diff', () => {
     assert.ok(column.firstDescending);
     assert.equal(column.text(rows[0]), '–');
     assert.equal(column.text(rows[2]), '–');
-    assert.equal(column.text(rows[1]), '2.000%');
+    // The same formatter as the comparison cards (formatRate), so one rate reads the same in both.
+    assert.equal(column.text(rows[1]), '2%');
     assert.deepEqual(sortRows(rows, 'refOrt', true).map((r) => r.layer.node), ['c', 'a', 'b', 'old', 'none']);
     assert.deepEqual(sortRows(rows, 'refOrt', false).map((r) => r.layer.node), ['b', 'a', 'c', 'old', 'none']);
   });
 
   it('keeps cause names as text when reviving the report', () => {
     const d = diff({ referenceVsOrt: stats({ maxLsb: 'Infinity' as unknown as number, causes: [{ cause: 'Infinity', count: 1 }] }) });
-    const report = normalizeReport({ schemaVersion: 1, tensors: [], layers: [rawLayer('a', d)] });
+    const report = normalizeReport({ schemaVersion: REPORT_SCHEMA_VERSION, tensors: [], layers: [rawLayer('a', d)] });
     const s = report.layers[0].integerDiff!.referenceVsOrt;
     assert.equal(s.maxLsb, Infinity);
     assert.equal(s.causes[0].cause, 'Infinity');

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Report, SweepEntry } from '../../protocol/report';
+import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 import { normalizeMixedPrecision, normalizeSweep } from '../../webview/reportData';
 import {
   configLabel, DEFAULT_SWEEP_SORT, formatMs, isSweepSortKey, paretoFront, sensitivityData, sortSweep, sweepBasis, sweepColumns,
@@ -24,7 +25,7 @@ function entry(id: number, drop: number | string, sizeBytes: number, pareto: boo
 
 function rawSweep(): Record<string, unknown> {
   return {
-    schemaVersion: 1, kind: 'sweep', model: { path: '/m.onnx', sha256: 'x' }, data: { source: 'd', synthetic: false, labels: true },
+    schemaVersion: REPORT_SCHEMA_VERSION, kind: 'sweep', model: { path: '/m.onnx', sha256: 'x' }, data: { source: 'd', synthetic: false, labels: true },
     samples: 10, floatTop1: 0.98,
     configs: [entry(0, 0.5, 400, false), entry(1, 2, 200, true), entry(2, 'Infinity', 100, false, 'runtime rejected it'), entry(3, 0.5, 300, true), entry(4, 10, 100, true)],
     timings: { prepareMs: 900, firstConfigMs: 400, meanExtraConfigMs: 150 },
@@ -96,7 +97,7 @@ describe('webview sweep data', () => {
 describe('webview mixed-precision data', () => {
   it('revives numbers and keeps the kept layers and written paths as text', () => {
     const r = normalizeMixedPrecision({
-      schemaVersion: 1, kind: 'mixed-precision', model: { path: '/m.onnx', sha256: 'x' }, config, maxDrop: 1, dropBasis: 'top1',
+      schemaVersion: REPORT_SCHEMA_VERSION, kind: 'mixed-precision', model: { path: '/m.onnx', sha256: 'x' }, config, maxDrop: 1, dropBasis: 'top1',
       steps: [{ kept: [], drop: 'Infinity', agreement: 0, outputSqnrDb: '-Infinity' }, { kept: ['Infinity'], drop: 0.5, agreement: 1, outputSqnrDb: 30 }],
       exclude: ['Infinity'], met: true, ranking: [{ node: 'Infinity', drop: 3, outputSqnrDb: 'Infinity' }],
       written: { model: 'Infinity', settings: '/q/quantlens.json' },
@@ -110,7 +111,7 @@ describe('webview mixed-precision data', () => {
   });
 
   it('refuses a result without steps', () => {
-    assert.throws(() => normalizeMixedPrecision({ schemaVersion: 1, kind: 'mixed-precision', ranking: [] }), /no steps/);
+    assert.throws(() => normalizeMixedPrecision({ schemaVersion: REPORT_SCHEMA_VERSION, kind: 'mixed-precision', ranking: [] }), /no steps/);
   });
 });
 
