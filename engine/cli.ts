@@ -343,7 +343,10 @@ async function runGateCmd(model: string, o: QuantOpts & BudgetOpts & { allowUnce
     result = gateFromReport(await analyzeAny(model, o, { sensitivity: false }), budget);
   } else {
     const p = await prepareFor(model, o, undefined, loaded);
-    result = await runGate(p, (await configFor(p, o)).config, { ...budget, metric: (await evalOpts(o)).metric });
+    const { config } = await configFor(p, o);
+    // a configuration that quantizes nothing would pass any budget vacuously
+    requireQuantizedLayers(await quantizeWith(p, config), p.loaded.path);
+    result = await runGate(p, config, { ...budget, metric: (await evalOpts(o)).metric });
   }
   writeJson(reportOut, result);
   const out = gateOutcome(result);
