@@ -47,7 +47,7 @@ function unclear(message: string, mentions: string[]): string | undefined {
 /** gate / mixed-precision exit 1 when the budget is not met: a result, not a crash. */
 function budgetNotMet(c: FuzzCase, o: Observation): boolean {
   if (c.kind !== 'cli' || o.exitCode !== 1) return false;
-  return (c.args[0] === 'gate' && /^quantlens gate: FAIL: /.test(o.stderr.trim())) || (c.args[0] === 'mixed-precision' && /NOT met even with/.test(o.stdout));
+  return (c.args[0] === 'gate' && /^quantlens gate: (FAIL|cannot tell): /.test(o.stderr.trim())) || (c.args[0] === 'mixed-precision' && /NOT met even with/.test(o.stdout));
 }
 
 export function classify(c: FuzzCase, o: Observation): Outcome {

@@ -28,8 +28,8 @@ function schemaSources(): string[] {
 export function nullableKeys(sources: string[]): Set<string> {
   const keys = new Set<string>();
   for (const src of sources) {
-    // fields only (a line that starts with the key), not function parameters
-    for (const m of src.matchAll(/^\s*(?:readonly\s+)?(\w+)\??:[^;\n{}]*\|\s*null\b/gm)) keys.add(m[1]);
+    // fields only (at a line's start, or after { or ; in an inline object type), not function parameters
+    for (const m of src.matchAll(/(?:^|[{;])\s*(?:readonly\s+)?(\w+)\??:[^;\n{}]*\|\s*null\b/gm)) keys.add(m[1]);
     for (const m of src.matchAll(/\}\s*\|\s*null\b/g)) {
       let depth = 0;
       for (let i = m.index; i >= 0; i--) {
