@@ -2,7 +2,7 @@
  * Non-finite numbers in a report as it reaches the user. JSON has no NaN: QuantLens writes NaN as
  * null and infinities as "Infinity" strings (protocol/report.ts reportReplacer). So a null where
  * the schema allows none is a NaN, and an infinity is legitimate only where the report documents
- * one: an SQNR (+inf for identical signals, -inf for a zero reference), a point of the KL curve
+ * one: an SQNR or an interval of SQNRs (+inf for identical signals, -inf for a zero reference), a point of the KL curve
  * (P has mass where the candidate Q has none: TensorRT's entropy method skips such thresholds),
  * or a sweep entry that records its own error.
  */
@@ -47,7 +47,8 @@ export function nullableKeys(sources: string[]): Set<string> {
 
 const NULLABLE = nullableKeys(schemaSources());
 
-const INFINITE_OK = (path: string, key: string) => /sqnr/i.test(key) || /klCurve\[\d+\]\.value$/.test(path);
+const INFINITE_OK = (path: string, key: string) =>
+  /sqnr/i.test(key) || /klCurve\[\d+\]\.value$/.test(path) || /sqnr\w*\.(estimate|low|high)$/i.test(path);
 
 /** Words of a JavaScript bug (not a user error) in a message. */
 export const BUG_WORDS = /is not a function|Cannot read propert|Cannot set propert|is not defined|undefined is not|Maximum call stack|is not iterable|Invalid array length|RangeError|TypeError|ReferenceError|\bat .+\.(ts|js):\d+/;
