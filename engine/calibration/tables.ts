@@ -24,10 +24,11 @@ export function parseCalibrationTable(text: string, file: string): CalibrationTa
   const body = text.replace(/^\uFEFF/, '');
   if (body.includes('\0')) throw tableError(file, 'is binary, not a text table (onnxruntime calibration.flatbuffers is not read: use calibration.json)');
   const start = body.trimStart();
-  if (start.startsWith('{')) return parseOrtJson(body, file);
-  if (start.startsWith('TRT-')) return parseTrtCache(body, file);
   if (start === '') throw tableError(file, 'is empty');
-  return parseOrtText(body, file);
+  const table = start.startsWith('{') ? parseOrtJson(body, file) : start.startsWith('TRT-') ? parseTrtCache(body, file) : parseOrtText(body, file);
+  // A header with no entries would leave every range to QuantLens while the user believes the table's are used.
+  if (table.tensors.size === 0) throw tableError(file, `holds no tensor ranges (${table.format}); nothing to take from it`);
+  return table;
 }
 
 /** Read a calibration table file (TensorRT cache, onnxruntime calibration.json or calibration.cache). */

@@ -148,6 +148,10 @@ describe('onnxruntime calibration tables', () => {
     rejects(() => parseOrtJson('{"a": {"lowest": {"data": [0, 0]}, "highest": {"data": [1, 1]}}}', FILE), 'per-channel');
     rejects(() => parseOrtJson('{"a": {"avg": 0, "std": 1}}', FILE), 'lowest');
     rejects(() => parseCalibrationTable('\0\0\u0001binary', FILE), 'flatbuffers');
+    // a table with no entries at all would silently leave every range to QuantLens
+    for (const empty of ['TRT-8601-EntropyCalibration2\n', '{}', '{"CLS": "TensorsData", "data": {}}']) {
+      rejects(() => parseCalibrationTable(empty, FILE), 'holds no tensor ranges');
+    }
   });
 });
 
