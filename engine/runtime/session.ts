@@ -7,12 +7,8 @@
  *                DQ -> op -> Q into integer kernels (QLinearConv, QGemm, QLinearMatMul, ...).
  * onnxruntime's failures on a model (load or run) become one-line InputErrors naming the model.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { fromBinary } from '@bufbuild/protobuf';
 import * as ort from 'onnxruntime-node';
-import { type ModelProto, ModelProtoSchema } from 'onnx-buf';
+import type { ModelProto } from 'onnx-buf';
 import { InputError } from '../errors';
 import { encodeModel } from '../onnx/model';
 import type { Dataset } from '../data/dataset';
@@ -49,51 +45,33 @@ export async function createSession(model: ModelProto | Uint8Array, mode: RunMod
   };
   if (mode === 'simulated') options.extra = { session: { disable_quant_qdq: '1' } };
   if (opts.optimizedModelPath) options.optimizedModelFilePath = opts.optimizedModelPath;
-  const check = !(model instanceof Uint8Array) && holds4BitTensors(model);
-  const scratch = check && !opts.optimizedModelPath ? fs.mkdtempSync(path.join(os.tmpdir(), 'quantlens-ort-')) : undefined;
-  if (scratch) options.optimizedModelFilePath = path.join(scratch, 'optimized.onnx');
-  let session: ort.InferenceSession;
+  const q4 = model instanceof Uint8Array ? undefined : activation4BitQuantize(model);
+  if (q4) {
+    throw new InputError(
+      `${opts.label ?? 'model'}: 4-bit activations (QuantizeLinear ${q4}) cannot be run: onnxruntime ${ortVersion}'s 4-bit QuantizeLinear (com.microsoft) corrupts memory in these graphs and the process aborts; use 8- or 16-bit activations`,
+    );
+  }
   try {
     const bytes = model instanceof Uint8Array ? model : encodeModel(model);
-    session = await ort.InferenceSession.create(bytes, options);
+    return await ort.InferenceSession.create(bytes, options);
   } catch (e) {
-    if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
     throw ortInputError(e, opts.label ?? 'model', 'load');
   }
-  if (check) {
-    try {
-      checkOutputsSurvived(options.optimizedModelFilePath!, opts.label ?? 'model');
-    } catch (e) {
-      await session.release();
-      throw e;
-    } finally {
-      if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
-    }
-  }
-  return session;
-}
-
-/** Does the model hold 4-bit tensors (the zero points of 4-bit QuantizeLinear/DequantizeLinear)? */
-function holds4BitTensors(model: ModelProto): boolean {
-  return model.graph?.initializer.some((t) => t.dataType === DT.INT4 || t.dataType === DT.UINT4) ?? false;
 }
 
 /**
- * onnxruntime 1.30's graph optimizer can remove the node producing a graph output when 4-bit
- * Q/DQ pairs surround it (Q(int4) -> DQ [output] -> Relu -> Q -> DQ, with disable_quant_qdq), and
- * fetching that output then crashes the whole process (SIGSEGV in the Node binding). The optimized
- * graph onnxruntime wrote shows it: every graph output must still have a producer.
+ * The first com.microsoft QuantizeLinear to 4 bits of a computed tensor (an activation, not a
+ * weight), or undefined. onnxruntime 1.30 corrupts the heap running such graphs (a tiny CNN with
+ * --act-bits 4 aborts with "corrupted double-linked list" or SIGSEGV; 4-bit weights are fine).
  */
-function checkOutputsSurvived(optimizedPath: string, label: string): void {
-  const g = fromBinary(ModelProtoSchema, fs.readFileSync(optimizedPath)).graph;
-  if (!g) return;
-  const produced = new Set([...g.node.flatMap((n) => n.output), ...g.input.map((i) => i.name), ...g.initializer.map((t) => t.name)]);
-  const lost = g.output.find((o) => !produced.has(o.name));
-  if (lost) {
-    throw new InputError(
-      `${label}: onnxruntime ${ortVersion} optimizes away the node that produces ${lost.name} when 4-bit QuantizeLinear/DequantizeLinear surround it, and reading it would crash; use 8- or 16-bit activations for this model`,
-    );
-  }
+function activation4BitQuantize(model: ModelProto): string | undefined {
+  const g = model.graph;
+  if (!g) return undefined;
+  const four = new Set(g.initializer.filter((t) => t.dataType === DT.INT4 || t.dataType === DT.UINT4).map((t) => t.name));
+  if (four.size === 0) return undefined;
+  const constant = new Set(g.initializer.map((t) => t.name));
+  const n = g.node.find((x) => x.opType === 'QuantizeLinear' && x.domain === 'com.microsoft' && four.has(x.input[2] ?? '') && !constant.has(x.input[0]));
+  return n ? n.name || n.output[0] : undefined;
 }
 
 /**
