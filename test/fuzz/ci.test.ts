@@ -28,9 +28,13 @@ describe('fuzz CI subset', () => {
       const failed = results.filter((r) => r.outcome.kind === 'failure');
       const list = writeFailures(results, root, path.join(ROOT, 'test-artifacts/fuzz/ci-failures'), DEFAULT_SEED);
       assert.equal(
-        failed.length, 0,
+        failed.length,
+        0,
         `${failed.length} failing case(s) (copied to ${list}):\n${failed
-          .map((r) => `  ${r.outcome.kind === 'failure' ? r.outcome.failure : ''}: ${r.c.title}\n    ${r.outcome.detail.slice(0, 300)}\n    ${reproCommand(r.c, DEFAULT_SEED)}`)
+          .map(
+            (r) =>
+              `  ${r.outcome.kind === 'failure' ? r.outcome.failure : ''}: ${r.c.title}\n    ${r.outcome.detail.slice(0, 300)}\n    ${reproCommand(r.c, DEFAULT_SEED)}`,
+          )
           .join('\n')}`,
       );
       // Both kinds of outcome occur: the subset exercises refusals and full runs alike.

@@ -37,7 +37,10 @@ export function defaultMentions(c: FuzzCase): string[] {
 
 /** A message a user can act on: one line, no stack trace, naming a file or option of the case. */
 function unclear(message: string, mentions: string[]): string | undefined {
-  const lines = message.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   if (lines.length !== 1) return `${lines.length} lines`;
   if (/\n\s+at |^\s*at \S+ \(|:\d+:\d+\)/m.test(message)) return 'a stack trace';
   if (!mentions.some((m) => m && lines[0].includes(m))) return `names none of ${mentions.map((m) => JSON.stringify(m)).join(', ')}`;
@@ -47,7 +50,10 @@ function unclear(message: string, mentions: string[]): string | undefined {
 /** gate / mixed-precision exit 1 when the budget is not met: a result, not a crash. */
 function budgetNotMet(c: FuzzCase, o: Observation): boolean {
   if (c.kind !== 'cli' || o.exitCode !== 1) return false;
-  return (c.args[0] === 'gate' && /^quantlens gate: (FAIL|cannot tell): /.test(o.stderr.trim())) || (c.args[0] === 'mixed-precision' && /NOT met even with/.test(o.stdout));
+  return (
+    (c.args[0] === 'gate' && /^quantlens gate: (FAIL|cannot tell): /.test(o.stderr.trim())) ||
+    (c.args[0] === 'mixed-precision' && /NOT met even with/.test(o.stdout))
+  );
 }
 
 export function classify(c: FuzzCase, o: Observation): Outcome {
@@ -70,15 +76,27 @@ function classifyCli(c: Extract<FuzzCase, { kind: 'cli' }>, o: Observation): Out
   }
   if (o.exitCode !== 0 && !budgetNotMet(c, o)) return fail('crash', `exit ${o.exitCode}; stderr: ${err.slice(0, 400)}`);
   // exit 0 (or a budget verdict)
-  if (c.expect === 'refuse') return fail('silent-garbage', `exit ${o.exitCode} on an input that must be refused; stdout: ${o.stdout.trim().split('\n').slice(0, 3).join(' | ').slice(0, 300)}`);
+  if (c.expect === 'refuse')
+    return fail(
+      'silent-garbage',
+      `exit ${o.exitCode} on an input that must be refused; stdout: ${o.stdout.trim().split('\n').slice(0, 3).join(' | ').slice(0, 300)}`,
+    );
   const json = c.args.includes('--json');
   // A number printed as NaN or undefined (warning lines may speak of "NaN values" in words)
   const garbled = json ? undefined : o.stdout.split('\n').find((l) => !/warning/i.test(l) && GARBLED.test(l));
   if (garbled !== undefined) return fail('silent-garbage', `the summary shows ${GARBLED.exec(garbled)![0]}: ${garbled.trim().slice(0, 200)}`);
   if (c.report || json) {
-    if (!o.json || o.json.error) return fail('silent-garbage', `exit 0 but the report ${json ? 'on stdout' : c.report} is unreadable: ${o.json?.error ?? 'missing'}`);
+    if (!o.json || o.json.error)
+      return fail('silent-garbage', `exit 0 but the report ${json ? 'on stdout' : c.report} is unreadable: ${o.json?.error ?? 'missing'}`);
     const issues = nonFinite(o.json.value);
-    if (issues.length) return fail('silent-garbage', `non-finite numbers in the report: ${issues.slice(0, 5).map((i) => `${i.path} = ${i.what}`).join('; ')}`);
+    if (issues.length)
+      return fail(
+        'silent-garbage',
+        `non-finite numbers in the report: ${issues
+          .slice(0, 5)
+          .map((i) => `${i.path} = ${i.what}`)
+          .join('; ')}`,
+      );
   }
   return { kind: 'success', detail: o.exitCode === 0 ? 'exit 0, finite numbers' : 'budget verdict (exit 1), finite numbers' };
 }
@@ -100,6 +118,13 @@ function classifyServer(c: Extract<FuzzCase, { kind: 'server' }>, o: Observation
   }
   if (c.expect === 'refuse') return fail('silent-garbage', `a result for a request that must be refused: ${JSON.stringify(o.response?.result)?.slice(0, 200)}`);
   const issues = nonFinite(o.response?.result ?? null);
-  if (issues.length && o.response?.result !== null) return fail('silent-garbage', `non-finite numbers in the result: ${issues.slice(0, 5).map((i) => `${i.path} = ${i.what}`).join('; ')}`);
+  if (issues.length && o.response?.result !== null)
+    return fail(
+      'silent-garbage',
+      `non-finite numbers in the result: ${issues
+        .slice(0, 5)
+        .map((i) => `${i.path} = ${i.what}`)
+        .join('; ')}`,
+    );
   return { kind: 'success', detail: 'result with finite numbers' };
 }

@@ -16,7 +16,9 @@ const SCHEMA_DIRS = ['protocol', 'engine/integer', 'engine/integerOnly'];
 function schemaSources(): string[] {
   const root = path.resolve(__dirname, '../..');
   return SCHEMA_DIRS.flatMap((d) =>
-    (fs.existsSync(path.join(root, d)) ? fs.readdirSync(path.join(root, d)) : []).filter((f) => f.endsWith('.ts')).map((f) => fs.readFileSync(path.join(root, d, f), 'utf8')),
+    (fs.existsSync(path.join(root, d)) ? fs.readdirSync(path.join(root, d)) : [])
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => fs.readFileSync(path.join(root, d, f), 'utf8')),
   );
 }
 
@@ -47,11 +49,11 @@ export function nullableKeys(sources: string[]): Set<string> {
 
 const NULLABLE = nullableKeys(schemaSources());
 
-const INFINITE_OK = (path: string, key: string) =>
-  /sqnr/i.test(key) || /klCurve\[\d+\]\.value$/.test(path) || /sqnr\w*\.(estimate|low|high)$/i.test(path);
+const INFINITE_OK = (path: string, key: string) => /sqnr/i.test(key) || /klCurve\[\d+\]\.value$/.test(path) || /sqnr\w*\.(estimate|low|high)$/i.test(path);
 
 /** Words of a JavaScript bug (not a user error) in a message. */
-export const BUG_WORDS = /is not a function|Cannot read propert|Cannot set propert|is not defined|undefined is not|Maximum call stack|is not iterable|Invalid array length|RangeError|TypeError|ReferenceError|\bat .+\.(ts|js):\d+/;
+export const BUG_WORDS =
+  /is not a function|Cannot read propert|Cannot set propert|is not defined|undefined is not|Maximum call stack|is not iterable|Invalid array length|RangeError|TypeError|ReferenceError|\bat .+\.(ts|js):\d+/;
 
 export interface FiniteIssue {
   path: string;

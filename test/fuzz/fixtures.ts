@@ -43,7 +43,11 @@ function npyBody(file: string): { shape: number[]; body: Uint8Array; descr: stri
   const bytes = fs.readFileSync(file);
   const hlen = bytes.readUInt16LE(8);
   const header = bytes.subarray(10, 10 + hlen).toString('latin1');
-  const shape = /'shape': \(([^)]*)\)/.exec(header)![1].split(',').filter((s) => s.trim()).map(Number);
+  const shape = /'shape': \(([^)]*)\)/
+    .exec(header)![1]
+    .split(',')
+    .filter((s) => s.trim())
+    .map(Number);
   const descr = /'descr': '([^']*)'/.exec(header)![1];
   return { shape, body: new Uint8Array(bytes.subarray(10 + hlen)), descr };
 }

@@ -40,7 +40,18 @@ async function main(): Promise<number> {
     .option('--keep', 'keep every case folder (printed at the end)')
     .option('--list', 'print the cases without running them')
     .parse();
-  const o = program.opts<{ seed: number; count: number; only?: string; case?: number; jobs: number; timeout: number; out: string; match?: string; keep?: boolean; list?: boolean }>();
+  const o = program.opts<{
+    seed: number;
+    count: number;
+    only?: string;
+    case?: number;
+    jobs: number;
+    timeout: number;
+    out: string;
+    match?: string;
+    keep?: boolean;
+    list?: boolean;
+  }>();
 
   let cases: CaseRef[];
   if (o.case !== undefined) {
@@ -68,11 +79,17 @@ async function main(): Promise<number> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'quantlens-fuzz-'));
   const t0 = Date.now();
   const results = await runCases(cases, {
-    jobs: o.jobs, root, keep: o.keep,
+    jobs: o.jobs,
+    root,
+    keep: o.keep,
     limits: { timeoutMs: o.timeout * 1000, memoryBytes: 2 * 1024 ** 3 },
     onResult: (r, done, total) => {
-      if (r.outcome.kind === 'failure') process.stderr.write(`FAIL ${r.outcome.failure} ${r.c.generator}#${r.c.index}: ${r.c.title}\n     ${r.outcome.detail.split('\n')[0].slice(0, 300)}\n`);
-      if (cases.length === 1) process.stderr.write(`${r.outcome.kind}: ${r.outcome.kind === 'failure' ? r.outcome.failure : ''} ${r.outcome.detail}\n--- stderr\n${r.obs.stderr}\n--- stdout\n${r.obs.stdout.slice(0, 2000)}\n`);
+      if (r.outcome.kind === 'failure')
+        process.stderr.write(`FAIL ${r.outcome.failure} ${r.c.generator}#${r.c.index}: ${r.c.title}\n     ${r.outcome.detail.split('\n')[0].slice(0, 300)}\n`);
+      if (cases.length === 1)
+        process.stderr.write(
+          `${r.outcome.kind}: ${r.outcome.kind === 'failure' ? r.outcome.failure : ''} ${r.outcome.detail}\n--- stderr\n${r.obs.stderr}\n--- stdout\n${r.obs.stdout.slice(0, 2000)}\n`,
+        );
       if (done % 50 === 0 || done === total) process.stderr.write(`${done}/${total} cases\n`);
     },
   });
@@ -82,7 +99,8 @@ async function main(): Promise<number> {
   const list = writeFailures(results, root, path.join(o.out, 'failures'), o.seed);
   if (list) {
     process.stdout.write(`\n${failed.length} failure(s), each with its reproduction command in ${list}:\n`);
-    for (const r of failed.slice(0, 30)) process.stdout.write(`  ${reproCommand(r.c, o.seed)}   # ${r.outcome.kind === 'failure' ? r.outcome.failure : ''}: ${r.c.title.slice(0, 80)}\n`);
+    for (const r of failed.slice(0, 30))
+      process.stdout.write(`  ${reproCommand(r.c, o.seed)}   # ${r.outcome.kind === 'failure' ? r.outcome.failure : ''}: ${r.c.title.slice(0, 80)}\n`);
   }
   if (o.keep) process.stdout.write(`\ncase folders kept in ${root}\n`);
   else fs.rmSync(root, { recursive: true, force: true });

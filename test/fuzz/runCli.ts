@@ -84,8 +84,15 @@ export function runCli(c: CliCase, d: CaseDirs, limits: Limits = DEFAULT_LIMITS)
       // --json prints the report on stdout (read through a pipe, as `quantlens ... --json | jq` would)
       const json = !finished ? undefined : c.args.includes('--json') ? parseJson(stdout) : c.report ? readJson(path.resolve(d.dir, c.report)) : undefined;
       resolve({
-        exitCode: code, signal: timedOut || memoryKilled ? null : signal, timedOut, peakRssBytes: peak, memoryKilled,
-        stdout, stderr, json, ms: Date.now() - t0,
+        exitCode: code,
+        signal: timedOut || memoryKilled ? null : signal,
+        timedOut,
+        peakRssBytes: peak,
+        memoryKilled,
+        stdout,
+        stderr,
+        json,
+        ms: Date.now() - t0,
       });
     });
   });

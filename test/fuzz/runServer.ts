@@ -45,7 +45,10 @@ export class EngineServer {
   /** Engine processes started (1 + restarts after failures). */
   starts = 0;
 
-  constructor(private workspace: string, private limits: Limits = DEFAULT_LIMITS) {
+  constructor(
+    private workspace: string,
+    private limits: Limits = DEFAULT_LIMITS,
+  ) {
     const probeDir = path.join(workspace, '_probe');
     fs.mkdirSync(probeDir, { recursive: true });
     this.probeModel = path.join(probeDir, 'model.onnx');
@@ -71,7 +74,9 @@ export class EngineServer {
     this.child = child;
     this.conn = conn;
     await conn.sendRequest('initialize', {
-      processId: process.pid, rootUri: null, capabilities: { window: { workDoneProgress: true } },
+      processId: process.pid,
+      rootUri: null,
+      capabilities: { window: { workDoneProgress: true } },
       workspaceFolders: [{ uri: pathToFileURL(this.workspace).href, name: 'fuzz' }],
     });
     await conn.sendNotification('initialized', {});
@@ -124,9 +129,16 @@ export class EngineServer {
     const swallowed = /^(uncaught|unhandled rejection): /m.test(logText);
     if (!alive) this.stop();
     return {
-      exitCode: null, signal: null, timedOut, peakRssBytes: peak, memoryKilled, stdout: '', stderr: logText,
+      exitCode: null,
+      signal: null,
+      timedOut,
+      peakRssBytes: peak,
+      memoryKilled,
+      stdout: '',
+      stderr: logText,
       response: swallowed ? { error: { code: 2, message: `internal error logged: ${logText.slice(0, 300)}` } } : response,
-      serverDied: !alive && !timedOut && !memoryKilled, ms: Date.now() - t0,
+      serverDied: !alive && !timedOut && !memoryKilled,
+      ms: Date.now() - t0,
     };
   }
 }

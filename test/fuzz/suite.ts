@@ -24,7 +24,22 @@ import { DEFAULT_LIMITS, type Limits, runCli } from './runCli';
 import { EngineServer } from './runServer';
 import type { CaseResult, FuzzCase, Generator, Observation } from './types';
 
-export const GENERATORS: Generator[] = [modelTruncate, modelFlip, modelProto, modelExternal, deployedModels, npyData, npzData, labelData, outputPaths, inputPaths, options, calibTables, metricFiles, server];
+export const GENERATORS: Generator[] = [
+  modelTruncate,
+  modelFlip,
+  modelProto,
+  modelExternal,
+  deployedModels,
+  npyData,
+  npzData,
+  labelData,
+  outputPaths,
+  inputPaths,
+  options,
+  calibTables,
+  metricFiles,
+  server,
+];
 
 export const DEFAULT_SEED = 20250101;
 export const DEFAULT_COUNT = 1000;
@@ -32,7 +47,10 @@ export const DEFAULT_COUNT = 1000;
 /** Generator names selected by `only` (names or group names, comma separated; empty: all). */
 export function selectGenerators(only?: string): Generator[] {
   if (!only) return GENERATORS;
-  const want = only.split(',').map((s) => s.trim()).filter(Boolean);
+  const want = only
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const picked = GENERATORS.filter((g) => want.includes(g.name) || want.includes(g.group) || want.some((w) => g.name.startsWith(`${w}-`)));
   const unknown = want.filter((w) => !GENERATORS.some((g) => g.name === w || g.group === w || g.name.startsWith(`${w}-`)));
   if (unknown.length) throw new Error(`unknown generator(s) ${unknown.join(', ')}; known: ${GENERATORS.map((g) => g.name).join(', ')}`);
@@ -92,7 +110,18 @@ async function runOne(ref: CaseRef, root: string, engine: () => EngineServer, li
     obs = { ...raw, changed: changedFiles(c, d, before) };
   } catch (e) {
     // The runner itself failed: report it as a crash of the case rather than stopping the suite.
-    obs = { exitCode: null, signal: null, timedOut: false, peakRssBytes: 0, memoryKilled: false, stdout: '', stderr: `fuzz runner error: ${(e as Error).stack}`, changed: [], ms: 0, serverDied: true };
+    obs = {
+      exitCode: null,
+      signal: null,
+      timedOut: false,
+      peakRssBytes: 0,
+      memoryKilled: false,
+      stdout: '',
+      stderr: `fuzz runner error: ${(e as Error).stack}`,
+      changed: [],
+      ms: 0,
+      serverDied: true,
+    };
   }
   // The files' bytes are not needed any more (a failing case's folder stays on disk).
   return { c: { ...c, files: [] }, outcome: classify(c, obs), obs };

@@ -60,13 +60,27 @@ export function writeFailures(results: CaseResult[], root: string, dir: string, 
     const dest = path.join(dir, d.name);
     fs.mkdirSync(dest, { recursive: true });
     // cp -a keeps symlinks and FIFOs as they are (copying a FIFO's content would hang)
-    for (const [from, to] of [[d.dir, 'case'], [d.outside, 'outside']]) {
+    for (const [from, to] of [
+      [d.dir, 'case'],
+      [d.outside, 'outside'],
+    ]) {
       if (fs.existsSync(from)) execFileSync('cp', ['-a', from, path.join(dest, to)]);
     }
-    const direct = r.c.kind === 'cli' ? `cd ${shellQuote(path.join(dest, 'case'))} && ${cliCommand(r.c)}` : `engine request ${r.c.method} ${JSON.stringify(r.c.params).slice(0, 2000)}`;
+    const direct =
+      r.c.kind === 'cli'
+        ? `cd ${shellQuote(path.join(dest, 'case'))} && ${cliCommand(r.c)}`
+        : `engine request ${r.c.method} ${JSON.stringify(r.c.params).slice(0, 2000)}`;
     fs.writeFileSync(
       path.join(dest, 'repro.txt'),
-      [reproCommand(r.c, seed), `# ${r.c.title}`, `# expected: ${r.c.expect}; got: ${o.failure}: ${o.detail}`, `# by hand: ${direct}`, '# stderr:', r.obs.stderr, ''].join('\n'),
+      [
+        reproCommand(r.c, seed),
+        `# ${r.c.title}`,
+        `# expected: ${r.c.expect}; got: ${o.failure}: ${o.detail}`,
+        `# by hand: ${direct}`,
+        '# stderr:',
+        r.obs.stderr,
+        '',
+      ].join('\n'),
     );
     lines.push(`- **${o.failure}** ${d.name}: ${r.c.title}  \n  ${o.detail.split('\n')[0].slice(0, 300)}  \n  \`${reproCommand(r.c, seed)}\``);
   }

@@ -61,10 +61,7 @@ export type FuzzCase = CliCase | ServerCase;
 
 export type FailureKind = 'crash' | 'hang' | 'memory' | 'silent-garbage' | 'changed-input' | 'unclear-error' | 'refused-valid';
 
-export type Outcome =
-  | { kind: 'clean-error'; detail: string }
-  | { kind: 'success'; detail: string }
-  | { kind: 'failure'; failure: FailureKind; detail: string };
+export type Outcome = { kind: 'clean-error'; detail: string } | { kind: 'success'; detail: string } | { kind: 'failure'; failure: FailureKind; detail: string };
 
 /** What a run observed, before classification. */
 export interface Observation {

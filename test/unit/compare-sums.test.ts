@@ -12,13 +12,27 @@ import { createSession } from '../../engine/runtime/session';
 import { DT, buildModel, makeNode, makeTensor, valueInfo } from '../helpers/tinyModels';
 
 // float: a = 2 x; "quantized": q = x + 1 (float32 arithmetic in onnxruntime)
-const float = buildModel({ nodes: [makeNode('Mul', ['x', 'two'], ['a'], 'mul')], inputs: [valueInfo('x', [4])], outputs: [valueInfo('a', [4])], initializers: [makeTensor('two', DT.FLOAT, [], [2])] });
-const quant = buildModel({ nodes: [makeNode('Add', ['x', 'one'], ['q'], 'add')], inputs: [valueInfo('x', [4])], outputs: [valueInfo('q', [4])], initializers: [makeTensor('one', DT.FLOAT, [], [1])] });
+const float = buildModel({
+  nodes: [makeNode('Mul', ['x', 'two'], ['a'], 'mul')],
+  inputs: [valueInfo('x', [4])],
+  outputs: [valueInfo('a', [4])],
+  initializers: [makeTensor('two', DT.FLOAT, [], [2])],
+});
+const quant = buildModel({
+  nodes: [makeNode('Add', ['x', 'one'], ['q'], 'add')],
+  inputs: [valueInfo('x', [4])],
+  outputs: [valueInfo('q', [4])],
+  initializers: [makeTensor('one', DT.FLOAT, [], [1])],
+});
 
 /** The five sums in float64 over the elements where a is finite. */
 function expected(x: number[]) {
   const f = Math.fround;
-  let sx2 = 0, sy2 = 0, sd2 = 0, max = 0, n = 0;
+  let sx2 = 0,
+    sy2 = 0,
+    sd2 = 0,
+    max = 0,
+    n = 0;
   for (const v of x) {
     const a = f(2 * f(v));
     const q = f(f(v) + 1);

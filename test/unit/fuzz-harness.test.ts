@@ -32,7 +32,10 @@ describe('fuzz cases are reproducible', () => {
 
   it('counts are shared by weight and add up', () => {
     const shares = shareCounts(GENERATORS, 1000);
-    assert.equal([...shares.values()].reduce((a, b) => a + b, 0), 1000);
+    assert.equal(
+      [...shares.values()].reduce((a, b) => a + b, 0),
+      1000,
+    );
     const total = GENERATORS.reduce((a, g) => a + g.weight, 0);
     for (const g of GENERATORS) assert.ok(Math.abs(shares.get(g)! - (1000 * g.weight) / total) < 1);
   });
@@ -51,7 +54,12 @@ describe('fuzz file writers, read back by independent readers', () => {
 
   it('zipBytes: fflate unzips stored and deflated entries to the same bytes', () => {
     const a = Uint8Array.from({ length: 1000 }, (_, i) => i % 7);
-    const out = unzipSync(zipBytes([{ name: 'a.npy', data: a, method: 'deflate' }, { name: 'b.npy', data: a.subarray(0, 10) }]));
+    const out = unzipSync(
+      zipBytes([
+        { name: 'a.npy', data: a, method: 'deflate' },
+        { name: 'b.npy', data: a.subarray(0, 10) },
+      ]),
+    );
     assert.deepEqual(Object.keys(out), ['a.npy', 'b.npy']);
     assert.deepEqual(out['a.npy'], a);
     assert.deepEqual(out['b.npy'], a.subarray(0, 10));
@@ -69,10 +77,28 @@ describe('fuzz file writers, read back by independent readers', () => {
 });
 
 const cli = (over: Partial<CliCase> = {}): CliCase => ({
-  kind: 'cli', generator: 'g', index: 0, title: 't', expect: 'either', files: [], args: ['analyze', 'model.onnx', '--data', 'd.npz', '--report', 'out/r.json'], report: 'out/r.json', ...over,
+  kind: 'cli',
+  generator: 'g',
+  index: 0,
+  title: 't',
+  expect: 'either',
+  files: [],
+  args: ['analyze', 'model.onnx', '--data', 'd.npz', '--report', 'out/r.json'],
+  report: 'out/r.json',
+  ...over,
 });
 const obs = (over: Partial<Observation> = {}): Observation => ({
-  exitCode: 0, signal: null, timedOut: false, peakRssBytes: 1e8, memoryKilled: false, stdout: 'ok', stderr: '', changed: [], ms: 1, json: { value: { samples: 2 } }, ...over,
+  exitCode: 0,
+  signal: null,
+  timedOut: false,
+  peakRssBytes: 1e8,
+  memoryKilled: false,
+  stdout: 'ok',
+  stderr: '',
+  changed: [],
+  ms: 1,
+  json: { value: { samples: 2 } },
+  ...over,
 });
 const kindOf = (c: FuzzCase, o: Observation) => {
   const r = classify(c, o);
@@ -105,11 +131,20 @@ describe('fuzz outcome classification', () => {
   it('non-finite numbers: NaN arrives as null where the schema allows none; infinities only where documented', () => {
     assert.deepEqual(nonFinite({ accuracy: { dropPoints: null, integer: { top1: null, outputSqnrDb: 'Infinity' } } }), []);
     assert.deepEqual(nonFinite({ tensors: [{ klCurve: [{ threshold: 1, value: 'Infinity' }] }] }), []);
-    assert.deepEqual(nonFinite({ layers: [{ integer: { mse: 'Infinity' } }] }).map((i) => i.path), ['layers[0].integer.mse']);
-    assert.deepEqual(nonFinite({ primaryMetric: { value: { estimate: null } } }).map((i) => i.path), ['primaryMetric.value.estimate']);
+    assert.deepEqual(
+      nonFinite({ layers: [{ integer: { mse: 'Infinity' } }] }).map((i) => i.path),
+      ['layers[0].integer.mse'],
+    );
+    assert.deepEqual(
+      nonFinite({ primaryMetric: { value: { estimate: null } } }).map((i) => i.path),
+      ['primaryMetric.value.estimate'],
+    );
     // an interval over fewer than two values may be unbounded, its estimate may not be NaN
     assert.deepEqual(nonFinite({ m: { estimate: 3, low: '-Infinity', high: 'Infinity', n: 1 } }), []);
-    assert.deepEqual(nonFinite({ m: { estimate: null, low: 1, high: 2, n: 5 } }).map((i) => i.path), ['m.estimate']);
+    assert.deepEqual(
+      nonFinite({ m: { estimate: null, low: 1, high: 2, n: 5 } }).map((i) => i.path),
+      ['m.estimate'],
+    );
     // a sweep entry's own error may carry placeholders, but not a JavaScript bug
     assert.deepEqual(nonFinite({ configs: [{ drop: 'Infinity', error: 'onnxruntime cannot load it' }] }), []);
     assert.equal(nonFinite({ configs: [{ drop: 'Infinity', error: "Cannot read properties of undefined (reading 'x')" }] }).length, 1);

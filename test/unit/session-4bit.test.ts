@@ -54,7 +54,8 @@ describe('4-bit QuantizeLinear and onnxruntime', () => {
   it('4-bit weights (a constant dequantized) run: codes -8..7 times the scale', async () => {
     const m = buildModel({
       nodes: [makeNode('DequantizeLinear', ['wq', 's', 'z'], ['w'], 'dq', {}, ms), makeNode('Add', ['x', 'w'], ['y'], 'add')],
-      inputs: [valueInfo('x', [4])], outputs: [valueInfo('y', [4])],
+      inputs: [valueInfo('x', [4])],
+      outputs: [valueInfo('y', [4])],
       initializers: [makeTensor('wq', DT.INT4, [4], [-8, -1, 0, 7]), makeTensor('s', DT.FLOAT, [], [0.5]), makeTensor('z', DT.INT4, [], [0])],
     });
     m.opsetImport.push(create(OperatorSetIdProtoSchema, { domain: ms, version: 1n }));

@@ -9,7 +9,17 @@ import type { CaseDraft, Expectation, FileSpec, Generator } from '../types';
 import { OUT_DIR, file, validNpz } from './common';
 
 /** The tiny CNN's activations (float graph names) with plausible ranges. */
-const RANGES: [string, number][] = [['x', 3.2], ['c1', 4.1], ['n1', 3.3], ['r1', 3.3], ['c2', 2.7], ['r2', 2.7], ['p', 1.2], ['f', 1.2], ['y', 2.5]];
+const RANGES: [string, number][] = [
+  ['x', 3.2],
+  ['c1', 4.1],
+  ['n1', 3.3],
+  ['r1', 3.3],
+  ['c2', 2.7],
+  ['r2', 2.7],
+  ['p', 1.2],
+  ['f', 1.2],
+  ['y', 2.5],
+];
 
 const hex = (x: number) => {
   const dv = new DataView(new ArrayBuffer(4));
@@ -29,9 +39,14 @@ interface Table {
 
 const TABLES: Table[] = [
   { name: 'control TensorRT cache', expect: 'accept', make: () => ({ text: trt(trtRows()), file: 'table.cache', what: 'valid' }) },
-  { name: 'control onnxruntime json', expect: 'accept', make: () => ({ text: ortJson(RANGES.map(([n, a]) => [n, -a, a])), file: 'calibration.json', what: 'valid' }) },
   {
-    name: 'scale bits not finite or negative', expect: 'refuse',
+    name: 'control onnxruntime json',
+    expect: 'accept',
+    make: () => ({ text: ortJson(RANGES.map(([n, a]) => [n, -a, a])), file: 'calibration.json', what: 'valid' }),
+  },
+  {
+    name: 'scale bits not finite or negative',
+    expect: 'refuse',
     make(r) {
       const rows = trtRows();
       const k = r.int(0, rows.length - 1);
@@ -41,7 +56,8 @@ const TABLES: Table[] = [
     },
   },
   {
-    name: 'scale bits extreme', expect: 'either',
+    name: 'scale bits extreme',
+    expect: 'either',
     make(r) {
       const rows = trtRows();
       const k = r.int(0, rows.length - 1);
@@ -51,7 +67,8 @@ const TABLES: Table[] = [
     },
   },
   {
-    name: 'hex garbage', expect: 'refuse',
+    name: 'hex garbage',
+    expect: 'refuse',
     make(r) {
       const rows = trtRows();
       const k = r.int(0, rows.length - 1);
@@ -60,7 +77,8 @@ const TABLES: Table[] = [
     },
   },
   {
-    name: 'tensor named twice', expect: 'refuse',
+    name: 'tensor named twice',
+    expect: 'refuse',
     make(r) {
       const rows = trtRows();
       const k = r.int(0, rows.length - 1);
@@ -69,7 +87,8 @@ const TABLES: Table[] = [
     },
   },
   {
-    name: 'unknown or missing tensors', expect: 'either',
+    name: 'unknown or missing tensors',
+    expect: 'either',
     make(r) {
       const rows = trtRows().filter(() => r.bool(0.5));
       rows.push(['no_such_tensor', hex(0.01)]);
@@ -77,7 +96,8 @@ const TABLES: Table[] = [
     },
   },
   {
-    name: 'json ranges bad', expect: 'refuse',
+    name: 'json ranges bad',
+    expect: 'refuse',
     make(r) {
       const rows = RANGES.map(([n, a]) => [n, -a, a] as [string, unknown, unknown]);
       const k = r.int(0, rows.length - 1);
@@ -89,12 +109,18 @@ const TABLES: Table[] = [
       else if (how === 'huge exponent') {
         const text = ortJson(rows).replace(`"${rows[k][0]}":[${rows[k][1]}`, `"${rows[k][0]}":[-1e999`);
         return { text, file: 'calibration.json', what: `${rows[k][0]} low -1e999` };
-      } else return { text: JSON.stringify({ ...Object.fromEntries(rows.map(([n, lo, hi]) => [n, [lo, hi]])), [rows[k][0]]: [1] }), file: 'calibration.json', what: `${rows[k][0]} with one value` };
+      } else
+        return {
+          text: JSON.stringify({ ...Object.fromEntries(rows.map(([n, lo, hi]) => [n, [lo, hi]])), [rows[k][0]]: [1] }),
+          file: 'calibration.json',
+          what: `${rows[k][0]} with one value`,
+        };
       return { text: ortJson(rows), file: 'calibration.json', what: `${rows[k][0]}: ${how}` };
     },
   },
   {
-    name: 'not a table', expect: 'refuse',
+    name: 'not a table',
+    expect: 'refuse',
     make(r) {
       const how = r.pick(['empty', 'binary', 'truncated json', 'json array', 'header only', 'model file']);
       if (how === 'empty') return { text: '', file: 'table.cache', what: how };
@@ -109,7 +135,8 @@ const TABLES: Table[] = [
     },
   },
   {
-    name: 'special file', expect: 'refuse',
+    name: 'special file',
+    expect: 'refuse',
     make(r) {
       const how = r.pick(['fifo', 'dir', 'missing', '/dev/zero']);
       if (how === 'fifo') return { special: { path: 'pipe.cache', kind: 'fifo' }, file: 'pipe.cache', what: 'a FIFO' };
@@ -132,11 +159,20 @@ export const calibTables: Generator = {
     if (made.text !== undefined) files.push(file(made.file, new TextEncoder().encode(made.text)));
     if (made.special) files.push(made.special);
     const cmd = r.pick(['analyze', 'analyze', 'quantize', 'gate']);
-    const tail = cmd === 'quantize' ? ['--out', 'out/q.onnx'] : cmd === 'gate' ? ['--max-drop', '100', '--report', 'out/report.json'] : ['--no-sensitivity', '--report', 'out/report.json'];
+    const tail =
+      cmd === 'quantize'
+        ? ['--out', 'out/q.onnx']
+        : cmd === 'gate'
+          ? ['--max-drop', '100', '--report', 'out/report.json']
+          : ['--no-sensitivity', '--report', 'out/report.json'];
     return {
-      kind: 'cli', title: `${cmd} --calibration-table: ${t.name}: ${made.what}`, expect: t.expect, files,
+      kind: 'cli',
+      title: `${cmd} --calibration-table: ${t.name}: ${made.what}`,
+      expect: t.expect,
+      files,
       args: [cmd, 'model.onnx', '--data', 'data.npz', '--samples', '2', '--quiet', '--calibration-table', made.file, ...tail],
-      report: cmd === 'quantize' ? undefined : 'out/report.json', mentions: [made.file, '--calibration-table', 'calibration table'],
+      report: cmd === 'quantize' ? undefined : 'out/report.json',
+      mentions: [made.file, '--calibration-table', 'calibration table'],
     };
   },
 };

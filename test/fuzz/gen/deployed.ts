@@ -22,7 +22,12 @@ export function qdqTiny(b: BaseModel): ModelProto {
     return { dims: t.dims.map(Number), v: floatsOf(t) };
   };
   // fold bn1 into conv1: w' = w * s / sqrt(v + eps), b' = (b - m) * s / sqrt(v + eps) + beta
-  const w1 = w('w1'), b1 = w('b1'), s = w('bn_s').v, beta = w('bn_b').v, m = w('bn_m').v, v = w('bn_v').v;
+  const w1 = w('w1'),
+    b1 = w('b1'),
+    s = w('bn_s').v,
+    beta = w('bn_b').v,
+    m = w('bn_m').v,
+    v = w('bn_v').v;
   const k = Array.from(s, (sc, c) => sc / Math.sqrt(v[c] + 1e-5));
   const w1f = w1.v.map((x, i) => x * k[Math.floor(i / 9)]);
   const b1f = Array.from(b1.v, (x, c) => (x - m[c]) * k[c] + beta[c]);
@@ -34,28 +39,42 @@ export function qdqTiny(b: BaseModel): ModelProto {
     const per = values.length / ch;
     const scales = Array.from({ length: ch }, (_, c) => Math.max(1e-8, ...Array.from({ length: per }, (_, i) => Math.abs(values[c * per + i]))) / 127);
     const codes = Array.from(values, (x, i) => Math.max(-127, Math.min(127, Math.round(x / scales[Math.floor(i / per)]))));
-    inits.push(makeTensor(`${name}_q`, DT.INT8, dims, codes), makeTensor(`${name}_s`, DT.FLOAT, [ch], scales), makeTensor(`${name}_z`, DT.INT8, [ch], new Array(ch).fill(0)));
+    inits.push(
+      makeTensor(`${name}_q`, DT.INT8, dims, codes),
+      makeTensor(`${name}_s`, DT.FLOAT, [ch], scales),
+      makeTensor(`${name}_z`, DT.INT8, [ch], new Array(ch).fill(0)),
+    );
     nodes.push(makeNode('DequantizeLinear', [`${name}_q`, `${name}_s`, `${name}_z`], [name], `${name}_dq`, { axis: 0 }));
   };
   /** QuantizeLinear -> DequantizeLinear on activation `t` (uint8), giving `${t}_dq`. */
   const act = (t: string, scale: number, zero: number) => {
     inits.push(makeTensor(`${t}_s`, DT.FLOAT, [], [scale]), makeTensor(`${t}_z`, DT.UINT8, [], [zero]));
-    nodes.push(makeNode('QuantizeLinear', [t, `${t}_s`, `${t}_z`], [`${t}_q`], `${t}_quant`), makeNode('DequantizeLinear', [`${t}_q`, `${t}_s`, `${t}_z`], [`${t}_dq`], `${t}_dequant`));
+    nodes.push(
+      makeNode('QuantizeLinear', [t, `${t}_s`, `${t}_z`], [`${t}_q`], `${t}_quant`),
+      makeNode('DequantizeLinear', [`${t}_q`, `${t}_s`, `${t}_z`], [`${t}_dq`], `${t}_dequant`),
+    );
   };
   act('x', 8 / 255, 128);
   weight('w1d', w1.dims, w1f);
-  nodes.push(makeNode('Conv', ['x_dq', 'w1d', 'b1f'], ['c1'], 'conv1', { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }), makeNode('Relu', ['c1'], ['r1'], 'relu1'));
+  nodes.push(
+    makeNode('Conv', ['x_dq', 'w1d', 'b1f'], ['c1'], 'conv1', { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+    makeNode('Relu', ['c1'], ['r1'], 'relu1'),
+  );
   inits.push(makeTensor('b1f', DT.FLOAT, [4], b1f));
   act('r1', 6 / 255, 0);
   const w2 = w('w2');
   weight('w2d', w2.dims, w2.v);
-  nodes.push(makeNode('Conv', ['r1_dq', 'w2d', 'b2'], ['c2'], 'conv2', { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }), makeNode('Relu', ['c2'], ['r2'], 'relu2'));
+  nodes.push(
+    makeNode('Conv', ['r1_dq', 'w2d', 'b2'], ['c2'], 'conv2', { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+    makeNode('Relu', ['c2'], ['r2'], 'relu2'),
+  );
   inits.push(makeTensor('b2', DT.FLOAT, [4], w('b2').v));
   act('r2', 6 / 255, 0);
   const wf = w('wf');
   weight('wfd', wf.dims, wf.v);
   nodes.push(
-    makeNode('GlobalAveragePool', ['r2_dq'], ['p'], 'pool'), makeNode('Flatten', ['p'], ['f'], 'flatten', { axis: 1 }),
+    makeNode('GlobalAveragePool', ['r2_dq'], ['p'], 'pool'),
+    makeNode('Flatten', ['p'], ['f'], 'flatten', { axis: 1 }),
     makeNode('Gemm', ['f', 'wfd', 'bf'], ['y'], 'fc', { transB: 1 }),
   );
   inits.push(makeTensor('bf', DT.FLOAT, [3], w('bf').v));
@@ -79,7 +98,8 @@ const SCALES = ['x_s', 'r1_s', 'r2_s', 'w1d_s', 'w2d_s', 'wfd_s'];
 const MUTATIONS: Mutation[] = [
   { name: 'control', expect: 'accept', apply: () => 'hand-quantized tiny CNN (QDQ)' },
   {
-    name: 'scale zero or negative', expect: 'refuse',
+    name: 'scale zero or negative',
+    expect: 'refuse',
     apply(m, r) {
       const n = r.pick(SCALES);
       const v = r.pick([0, -0.01, -1]);
@@ -88,7 +108,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'scale not finite', expect: 'refuse',
+    name: 'scale not finite',
+    expect: 'refuse',
     apply(m, r) {
       const n = r.pick(SCALES);
       const v = r.pick([NaN, Infinity, -Infinity]);
@@ -97,7 +118,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'scale extreme', expect: 'either',
+    name: 'scale extreme',
+    expect: 'either',
     apply(m, r) {
       const n = r.pick(SCALES);
       const v = r.pick([1e38, 1e20, 1e-20, 1e-45]);
@@ -106,7 +128,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'zero point of another type', expect: 'refuse',
+    name: 'zero point of another type',
+    expect: 'refuse',
     apply(m, r) {
       const n = r.pick(['x_z', 'r1_z', 'w1d_z']);
       const t = init(m, n);
@@ -118,7 +141,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'per-channel length wrong', expect: 'refuse',
+    name: 'per-channel length wrong',
+    expect: 'refuse',
     apply(m, r) {
       const n = r.pick(['w1d', 'w2d']);
       const s = init(m, `${n}_s`);
@@ -131,7 +155,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'axis out of range', expect: 'refuse',
+    name: 'axis out of range',
+    expect: 'refuse',
     apply(m, r) {
       const name = r.pick(['w1d_dq', 'w2d_dq']);
       const dq = m.graph!.node.find((x) => x.name === name)!;
@@ -141,7 +166,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'weight DequantizeLinear missing', expect: 'refuse',
+    name: 'weight DequantizeLinear missing',
+    expect: 'refuse',
     apply(m, r) {
       const n = r.pick(['w1d', 'w2d']);
       m.graph!.node = m.graph!.node.filter((x) => x.name !== `${n}_dq`);
@@ -150,7 +176,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'QuantizeLinear without DequantizeLinear', expect: 'refuse',
+    name: 'QuantizeLinear without DequantizeLinear',
+    expect: 'refuse',
     apply(m, r) {
       const t = r.pick(['r1', 'r2']);
       m.graph!.node = m.graph!.node.filter((x) => x.name !== `${t}_dequant`);
@@ -159,7 +186,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'weight codes all zero', expect: 'either',
+    name: 'weight codes all zero',
+    expect: 'either',
     apply(m, r) {
       const n = r.pick(['w1d_q', 'w2d_q', 'wfd_q']);
       init(m, n).rawData = new Uint8Array(init(m, n).rawData.length);

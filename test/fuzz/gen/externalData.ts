@@ -56,8 +56,9 @@ function replaceWeights(files: FileSpec[], spec: FileSpec) {
 const TRICKS: Trick[] = [
   { name: 'control', expect: 'accept', apply: () => 'valid external data' },
   {
-    name: 'weights through a symlink inside the folder', expect: 'accept',
-    apply(x, _r, files) {
+    name: 'weights through a symlink inside the folder',
+    expect: 'accept',
+    apply(_x, _r, files) {
       const w = weightsFile(files) as { bytes: Uint8Array };
       replaceWeights(files, { path: 'm/weights.bin', kind: 'symlink', target: 'store/w.bin' });
       files.push({ path: 'm/store', kind: 'dir' }, file('m/store/w.bin', w.bytes));
@@ -65,8 +66,9 @@ const TRICKS: Trick[] = [
     },
   },
   {
-    name: 'trailing bytes in the weights file', expect: 'accept',
-    apply(x, r, files) {
+    name: 'trailing bytes in the weights file',
+    expect: 'accept',
+    apply(_x, r, files) {
       const w = weightsFile(files) as { bytes: Uint8Array };
       const more = new Uint8Array(w.bytes.length + r.int(1, 4096));
       more.set(w.bytes);
@@ -75,7 +77,8 @@ const TRICKS: Trick[] = [
     },
   },
   {
-    name: 'location escapes with ..', expect: 'refuse',
+    name: 'location escapes with ..',
+    expect: 'refuse',
     apply(x, r) {
       const t = r.pick(x.tensors);
       kv(t, 'location').value = r.pick(['../outside.bin', 'sub/../../outside.bin', './../outside.bin', '..\\outside.bin', '../m/../outside.bin']);
@@ -83,7 +86,8 @@ const TRICKS: Trick[] = [
     },
   },
   {
-    name: 'absolute location', expect: 'refuse',
+    name: 'absolute location',
+    expect: 'refuse',
     apply(x, r) {
       const t = r.pick(x.tensors);
       kv(t, 'location').value = r.pick(['/dev/zero', '/etc/passwd', '/proc/self/mem', '/dev/urandom', 'C:\\weights.bin', '\\\\server\\share\\w.bin']);
@@ -91,16 +95,18 @@ const TRICKS: Trick[] = [
     },
   },
   {
-    name: 'symlink out of the folder', expect: 'refuse',
-    apply(x, r, files) {
+    name: 'symlink out of the folder',
+    expect: 'refuse',
+    apply(_x, r, files) {
       const target = r.pick(['../outside.bin', '{outside}/outside.bin', '/dev/zero', '/etc/passwd', '/proc/self/environ']);
       replaceWeights(files, { path: 'm/weights.bin', kind: 'symlink', target });
       return `m/weights.bin -> ${target}`;
     },
   },
   {
-    name: 'folder symlinked out', expect: 'refuse',
-    apply(x, r, files) {
+    name: 'folder symlinked out',
+    expect: 'refuse',
+    apply(x, _r, files) {
       // weights.bin inside a subfolder that is a symlink to a folder outside the model's
       const w = weightsFile(files) as { bytes: Uint8Array };
       files.splice(files.indexOf(weightsFile(files)), 1);
@@ -110,28 +116,32 @@ const TRICKS: Trick[] = [
     },
   },
   {
-    name: 'FIFO as weights file', expect: 'refuse',
-    apply(x, r, files) {
+    name: 'FIFO as weights file',
+    expect: 'refuse',
+    apply(_x, _r, files) {
       replaceWeights(files, { path: 'm/weights.bin', kind: 'fifo' });
       return 'm/weights.bin is a FIFO';
     },
   },
   {
-    name: 'folder as weights file', expect: 'refuse',
-    apply(x, r, files) {
+    name: 'folder as weights file',
+    expect: 'refuse',
+    apply(_x, _r, files) {
       replaceWeights(files, { path: 'm/weights.bin', kind: 'dir' });
       return 'm/weights.bin is a folder';
     },
   },
   {
-    name: 'missing weights file', expect: 'refuse',
-    apply(x, r, files) {
+    name: 'missing weights file',
+    expect: 'refuse',
+    apply(_x, _r, files) {
       files.splice(files.indexOf(weightsFile(files)), 1);
       return 'no m/weights.bin';
     },
   },
   {
-    name: 'offset past the end', expect: 'refuse',
+    name: 'offset past the end',
+    expect: 'refuse',
     apply(x, r) {
       const t = r.pick(x.tensors);
       const o = kv(t, 'offset');
@@ -140,7 +150,8 @@ const TRICKS: Trick[] = [
     },
   },
   {
-    name: 'length wrong', expect: 'refuse',
+    name: 'length wrong',
+    expect: 'refuse',
     apply(x, r) {
       const t = r.pick(x.tensors);
       const l = kv(t, 'length');
@@ -150,7 +161,8 @@ const TRICKS: Trick[] = [
     },
   },
   {
-    name: 'offset or length not a number', expect: 'refuse',
+    name: 'offset or length not a number',
+    expect: 'refuse',
     apply(x, r) {
       const t = r.pick(x.tensors);
       const e = kv(t, r.pick(['offset', 'length']));
@@ -159,7 +171,8 @@ const TRICKS: Trick[] = [
     },
   },
   {
-    name: 'offset or length spelled oddly', expect: 'either',
+    name: 'offset or length spelled oddly',
+    expect: 'either',
     apply(x, r) {
       // Python's int() (the onnx package) reads these as the number: accepting them is fine.
       const t = r.pick(x.tensors);
@@ -169,7 +182,8 @@ const TRICKS: Trick[] = [
     },
   },
   {
-    name: 'offset moved within the file', expect: 'either',
+    name: 'offset moved within the file',
+    expect: 'either',
     apply(x, r) {
       // Another tensor's bytes, or a misaligned window: well-formed, only the values change.
       const t = r.pick(x.tensors);
@@ -180,8 +194,9 @@ const TRICKS: Trick[] = [
     },
   },
   {
-    name: 'weights file truncated', expect: 'refuse',
-    apply(x, r, files) {
+    name: 'weights file truncated',
+    expect: 'refuse',
+    apply(_x, r, files) {
       const w = weightsFile(files) as { bytes: Uint8Array };
       const keep = r.int(0, w.bytes.length - 1);
       replaceWeights(files, file('m/weights.bin', w.bytes.slice(0, keep)));
@@ -189,7 +204,8 @@ const TRICKS: Trick[] = [
     },
   },
   {
-    name: 'location odd', expect: 'refuse',
+    name: 'location odd',
+    expect: 'refuse',
     apply(x, r) {
       const t = r.pick(x.tensors);
       kv(t, 'location').value = r.pick(['', 'weights.bin\0.txt', 'no-such.bin', '.', 'm', 'weights.bin/']);
@@ -197,7 +213,8 @@ const TRICKS: Trick[] = [
     },
   },
   {
-    name: 'external without location', expect: 'refuse',
+    name: 'external without location',
+    expect: 'refuse',
     apply(x, r) {
       const t = r.pick(x.tensors);
       t.externalData = r.bool() ? [] : t.externalData.filter((e) => e.key !== 'location');
@@ -205,7 +222,8 @@ const TRICKS: Trick[] = [
     },
   },
   {
-    name: 'location is the model file', expect: 'either',
+    name: 'location is the model file',
+    expect: 'either',
     apply(x, r) {
       const t = r.pick(x.tensors);
       kv(t, 'location').value = 'model.onnx';
@@ -214,7 +232,8 @@ const TRICKS: Trick[] = [
     },
   },
   {
-    name: 'extra keys', expect: 'either',
+    name: 'extra keys',
+    expect: 'either',
     apply(x, r) {
       const t = r.pick(x.tensors);
       t.externalData.push(entry(r.pick(['checksum', 'basepath', 'location']), r.pick(['abc', 'weights.bin', '../outside.bin'])));
@@ -222,7 +241,8 @@ const TRICKS: Trick[] = [
     },
   },
   {
-    name: 'raw_data and external both', expect: 'either',
+    name: 'raw_data and external both',
+    expect: 'either',
     apply(x, r) {
       const t = r.pick(x.tensors);
       t.rawData = new Uint8Array(Number(kv(t, 'length').value));
@@ -230,7 +250,8 @@ const TRICKS: Trick[] = [
     },
   },
   {
-    name: 'huge declared tensor', expect: 'refuse',
+    name: 'huge declared tensor',
+    expect: 'refuse',
     apply(x, r) {
       const t = r.pick(x.tensors);
       t.dims = [r.pick([2n ** 29n, 2n ** 31n, 2n ** 40n])];
@@ -239,7 +260,8 @@ const TRICKS: Trick[] = [
     },
   },
   {
-    name: 'NaN in the weights file', expect: 'refuse',
+    name: 'NaN in the weights file',
+    expect: 'refuse',
     apply(x, r, files) {
       const w = weightsFile(files) as { bytes: Uint8Array };
       const t = r.pick(x.tensors);
@@ -267,9 +289,6 @@ export const modelExternal: Generator = {
     ];
     const what = trick.apply(x, r, files);
     files.splice(1, 0, file('m/model.onnx', encodeModel(x.model)));
-    return cliCase(
-      { title: `${trick.name}: ${b.name}, ${what}`, expect: trick.expect, files },
-      pickCommand(r), 'm/model.onnx', 'data.npz',
-    );
+    return cliCase({ title: `${trick.name}: ${b.name}, ${what}`, expect: trick.expect, files }, pickCommand(r), 'm/model.onnx', 'data.npz');
   },
 };

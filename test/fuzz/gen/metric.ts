@@ -30,20 +30,35 @@ const METRICS: Metric[] = [
   { name: 'valid mse', expect: 'accept', source: () => MSE },
   { name: 'valid async', expect: 'accept', source: () => MSE.replace('export default function mse', 'export default async function mse') },
   {
-    name: 'constant score', expect: 'either',
+    name: 'constant score',
+    expect: 'either',
     source: (r) => `export default () => ${r.pick(['0', '1', '-1e300', '1e300'])};\n`,
   },
   {
-    name: 'returns a non-number', expect: 'refuse',
-    source: (r) => `export default (f, q, label, info) => info.sample === ${r.int(0, 1)} ? ${r.pick(['NaN', 'Infinity', '-Infinity', "'0.5'", '1n', 'null', 'undefined', '[1]', '{}', 'Promise.resolve(NaN)'])} : 0.5;\n`,
+    name: 'returns a non-number',
+    expect: 'refuse',
+    source: (r) =>
+      `export default (f, q, label, info) => info.sample === ${r.int(0, 1)} ? ${r.pick(['NaN', 'Infinity', '-Infinity', "'0.5'", '1n', 'null', 'undefined', '[1]', '{}', 'Promise.resolve(NaN)'])} : 0.5;\n`,
   },
   {
-    name: 'throws', expect: 'refuse',
-    source: (r) => `export default (f, q, label, info) => { if (info.sample === ${r.int(0, 1)}) ${r.pick(["throw new Error('bad sample')", "throw 'a string'", 'throw null', 'null.x', 'undefinedFunction()', "return Promise.reject(new Error('async bad'))"])}; return 1; };\n`,
+    name: 'throws',
+    expect: 'refuse',
+    source: (r) =>
+      `export default (f, q, label, info) => { if (info.sample === ${r.int(0, 1)}) ${r.pick(["throw new Error('bad sample')", "throw 'a string'", 'throw null', 'null.x', 'undefinedFunction()', "return Promise.reject(new Error('async bad'))"])}; return 1; };\n`,
   },
   {
-    name: 'does not load', expect: 'refuse',
-    source: (r) => r.pick(['export default (', 'import nothing from "./no-such-module.mjs"; export default () => 1;', "throw new Error('at load');", 'export const x = 1;', 'export default 42;', 'export default () => 1; export const higherIsBetter = "yes";', '\u0000\u0001']),
+    name: 'does not load',
+    expect: 'refuse',
+    source: (r) =>
+      r.pick([
+        'export default (',
+        'import nothing from "./no-such-module.mjs"; export default () => 1;',
+        "throw new Error('at load');",
+        'export const x = 1;',
+        'export default 42;',
+        'export default () => 1; export const higherIsBetter = "yes";',
+        '\u0000\u0001',
+      ]),
   },
 ];
 
@@ -72,9 +87,13 @@ export const metricFiles: Generator = {
     const cmd = r.pick(['analyze', 'analyze', 'gate']);
     const tail = cmd === 'gate' ? ['--max-drop', '1e300'] : ['--no-sensitivity'];
     return {
-      kind: 'cli', title: `${cmd} --metric: ${title}`, expect, files,
+      kind: 'cli',
+      title: `${cmd} --metric: ${title}`,
+      expect,
+      files,
       args: [cmd, 'model.onnx', '--data', 'data.npz', '--samples', '2', '--quiet', '--metric', metricPath, ...tail, '--report', 'out/report.json'],
-      report: 'out/report.json', mentions: [metricPath, '--metric'],
+      report: 'out/report.json',
+      mentions: [metricPath, '--metric'],
     };
   },
 };

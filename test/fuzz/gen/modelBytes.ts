@@ -27,7 +27,9 @@ export const modelTruncate: Generator = {
     const expect = len > 0 && cutsBetweenFields(b.bytes, len) ? 'either' : 'refuse';
     return cliCase(
       { title: `${b.name} model cut to ${len} of ${n} bytes`, expect, files: [file('model.onnx', cut), file('data.npz', validNpz(b))] },
-      pickCommand(r), 'model.onnx', 'data.npz',
+      pickCommand(r),
+      'model.onnx',
+      'data.npz',
     );
   },
 };
@@ -58,7 +60,9 @@ export const modelFlip: Generator = {
         expect: 'either',
         files: [file('model.onnx', out), file('data.npz', validNpz(b))],
       },
-      pickCommand(r), 'model.onnx', 'data.npz',
+      pickCommand(r),
+      'model.onnx',
+      'data.npz',
     );
   },
 };

@@ -5,8 +5,13 @@
  */
 import { clearField, create } from '@bufbuild/protobuf';
 import {
-  AttributeProto_AttributeType as AT, type ModelProto, OperatorSetIdProtoSchema, type TensorProto,
-  TensorProtoSchema, TensorProto_DataType as DT, TensorShapeProto_DimensionSchema,
+  AttributeProto_AttributeType as AT,
+  type ModelProto,
+  OperatorSetIdProtoSchema,
+  type TensorProto,
+  TensorProtoSchema,
+  TensorProto_DataType as DT,
+  TensorShapeProto_DimensionSchema,
 } from 'onnx-buf';
 import { encodeModel } from '../../../engine/onnx/model';
 import { makeNode, makeTensor } from '../../helpers/tinyModels';
@@ -53,7 +58,8 @@ function poison(m: ModelProto, r: Rng, values: number[]): string {
 const MUTATIONS: Mutation[] = [
   { name: 'control', expect: 'accept', apply: () => 'unchanged (decoded and encoded again)' },
   {
-    name: 'typed-field weights', expect: 'accept',
+    name: 'typed-field weights',
+    expect: 'accept',
     apply(m) {
       // Weights moved from raw_data to float_data: another valid encoding of the same model.
       for (const t of weights(m)) {
@@ -64,7 +70,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'empty raw_data beside float_data', expect: 'either',
+    name: 'empty raw_data beside float_data',
+    expect: 'either',
     apply(m, r) {
       // raw_data present but empty (proto2 presence) while the values sit in float_data
       const t = r.pick(weights(m));
@@ -74,7 +81,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'dims changed', expect: 'refuse',
+    name: 'dims changed',
+    expect: 'refuse',
     apply(m, r) {
       const t = r.pick(weights(m));
       const i = r.int(0, t.dims.length - 1);
@@ -84,7 +92,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'dims negative / huge / dropped', expect: 'refuse',
+    name: 'dims negative / huge / dropped',
+    expect: 'refuse',
     apply(m, r) {
       const t = r.pick(weights(m));
       const how = r.pick(['negative', 'huge', 'drop', 'extra']);
@@ -96,7 +105,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'data type changed', expect: 'refuse',
+    name: 'data type changed',
+    expect: 'refuse',
     apply(m, r) {
       const t = r.pick(weights(m));
       const to = r.pick([DT.DOUBLE, DT.INT32, DT.INT64, DT.UINT8, DT.FLOAT16, DT.STRING, DT.BOOL, DT.UNDEFINED, 999, 23, DT.COMPLEX64, DT.UINT32]);
@@ -105,7 +115,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'raw_data length', expect: 'refuse',
+    name: 'raw_data length',
+    expect: 'refuse',
     apply(m, r) {
       const t = r.pick(weights(m));
       const n = t.rawData.length;
@@ -118,7 +129,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'typed values short', expect: 'refuse',
+    name: 'typed values short',
+    expect: 'refuse',
     apply(m, r) {
       const t = r.pick(weights(m));
       const v = Array.from(floatsOf(t));
@@ -128,7 +140,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'dangling input', expect: 'refuse',
+    name: 'dangling input',
+    expect: 'refuse',
     apply(m, r) {
       const n = r.pick(g(m).node);
       const i = r.int(0, n.input.length - 1);
@@ -137,7 +150,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'initializer removed', expect: 'refuse',
+    name: 'initializer removed',
+    expect: 'refuse',
     apply(m, r) {
       const t = r.pick(weights(m));
       g(m).initializer = g(m).initializer.filter((x) => x !== t);
@@ -145,7 +159,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'duplicate output', expect: 'refuse',
+    name: 'duplicate output',
+    expect: 'refuse',
     apply(m, r) {
       const nodes = g(m).node;
       const i = r.int(0, nodes.length - 2);
@@ -155,7 +170,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'duplicate node name', expect: 'refuse',
+    name: 'duplicate node name',
+    expect: 'refuse',
     apply(m, r) {
       const nodes = g(m).node;
       const i = r.int(0, nodes.length - 2);
@@ -165,7 +181,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'cycle', expect: 'refuse',
+    name: 'cycle',
+    expect: 'refuse',
     apply(m, r) {
       const nodes = g(m).node;
       const i = r.int(0, nodes.length - 2);
@@ -176,7 +193,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'writes an input or initializer', expect: 'refuse',
+    name: 'writes an input or initializer',
+    expect: 'refuse',
     apply(m, r) {
       const n = r.pick(g(m).node);
       n.output[0] = r.pick([g(m).input[0].name, r.pick(weights(m)).name]);
@@ -184,7 +202,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'outputs missing', expect: 'refuse',
+    name: 'outputs missing',
+    expect: 'refuse',
     apply(m, r) {
       const how = r.pick(['none', 'ghost', 'empty', 'twice-ghost']);
       if (how === 'none') g(m).output = [];
@@ -195,7 +214,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'attribute of wrong type', expect: 'refuse',
+    name: 'attribute of wrong type',
+    expect: 'refuse',
     apply(m, r) {
       const conv = r.pick(nodesOf(m, 'Conv'));
       const a = conv.attribute.find((x) => x.name === r.pick(['kernel_shape', 'strides', 'pads', 'dilations', 'group'])) ?? conv.attribute[0];
@@ -209,7 +229,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'attribute of bad value', expect: 'refuse',
+    name: 'attribute of bad value',
+    expect: 'refuse',
     apply(m, r) {
       const conv = r.pick(nodesOf(m, 'Conv'));
       const set = (name: string, ints: number[]) => {
@@ -233,7 +254,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'unknown operator', expect: 'refuse',
+    name: 'unknown operator',
+    expect: 'refuse',
     apply(m, r) {
       const n = r.pick(g(m).node);
       const how = r.pick(['op', 'domain']);
@@ -243,7 +265,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'opset out of range', expect: 'refuse',
+    name: 'opset out of range',
+    expect: 'refuse',
     apply(m, r) {
       const v = r.pick([0n, 999n, -1n, 2n ** 40n]);
       m.opsetImport = [create(OperatorSetIdProtoSchema, { domain: '', version: v })];
@@ -251,7 +274,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'opset other', expect: 'either',
+    name: 'opset other',
+    expect: 'either',
     apply(m, r) {
       const how = r.pick(['old', 'new', 'none', 'twice']);
       if (how === 'none') m.opsetImport = [];
@@ -261,7 +285,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'ir_version', expect: 'either',
+    name: 'ir_version',
+    expect: 'either',
     apply(m, r) {
       m.irVersion = r.pick([0n, 1n, 3n, 99n, 2n ** 40n]);
       return `ir_version ${m.irVersion}`;
@@ -272,7 +297,8 @@ const MUTATIONS: Mutation[] = [
   { name: 'huge weights', expect: 'either', apply: (m, r) => poison(m, r, [1e38, -1e38, 3.4e38, 1e31]) },
   { name: 'tiny weights', expect: 'either', apply: (m, r) => poison(m, r, [1e-45, -1e-40, 1e-30]) },
   {
-    name: 'all-zero weight', expect: 'either',
+    name: 'all-zero weight',
+    expect: 'either',
     apply(m, r) {
       const t = r.pick(weights(m));
       setFloats(t, new Float32Array(floatsOf(t).length));
@@ -280,7 +306,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'BatchNorm negative variance', expect: 'refuse',
+    name: 'BatchNorm negative variance',
+    expect: 'refuse',
     apply(m, r) {
       const bn = r.pick(nodesOf(m, 'BatchNormalization'));
       const t = g(m).initializer.find((x) => x.name === bn.input[4])!;
@@ -291,7 +318,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'BatchNorm zero variance', expect: 'either',
+    name: 'BatchNorm zero variance',
+    expect: 'either',
     apply(m, r) {
       const bn = r.pick(nodesOf(m, 'BatchNormalization'));
       const t = g(m).initializer.find((x) => x.name === bn.input[4])!;
@@ -301,32 +329,51 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'huge fixed input dims', expect: 'refuse',
+    name: 'huge fixed input dims',
+    expect: 'refuse',
     apply(m, r, b) {
-      const dims = r.pick([[1, 1, 100000, 100000], [2 ** 31, 1, 6, 6], [1, 1, 30000, 30000], [1, 1, 8000, 8000]]);
+      const dims = r.pick([
+        [1, 1, 100000, 100000],
+        [2 ** 31, 1, 6, 6],
+        [1, 1, 30000, 30000],
+        [1, 1, 8000, 8000],
+      ]);
       inputDims(m).shape!.dim = dims.map(dimOf);
       return `${b.name} input shape fixed to [${dims.join(',')}]`;
     },
   },
   {
-    name: 'huge fixed input dims, synthetic data', expect: 'refuse', noData: true,
+    name: 'huge fixed input dims, synthetic data',
+    expect: 'refuse',
+    noData: true,
     apply(m, r, b) {
       // No data file: QuantLens makes synthetic inputs of the declared shape; it must not try 10 GB.
-      const dims = r.pick([[1, 1, 30000, 30000], [64, 1, 8192, 8192], ['N', 1, 50000, 50000]]);
+      const dims = r.pick([
+        [1, 1, 30000, 30000],
+        [64, 1, 8192, 8192],
+        ['N', 1, 50000, 50000],
+      ]);
       inputDims(m).shape!.dim = dims.map(dimOf);
       return `${b.name} input shape fixed to [${dims.join(',')}], no --data`;
     },
   },
   {
-    name: 'input shape wrong', expect: 'refuse',
+    name: 'input shape wrong',
+    expect: 'refuse',
     apply(m, r, b) {
-      const dims = r.pick([['N', 3, ...b.sample.slice(1)], ['N', ...b.sample, 1], ['N', b.sample.reduce((x, y) => x * y, 1)], [-1, ...b.sample]]);
+      const dims = r.pick([
+        ['N', 3, ...b.sample.slice(1)],
+        ['N', ...b.sample, 1],
+        ['N', b.sample.reduce((x, y) => x * y, 1)],
+        [-1, ...b.sample],
+      ]);
       inputDims(m).shape!.dim = dims.map(dimOf);
       return `${b.name} input shape [${dims.join(',')}]`;
     },
   },
   {
-    name: 'input element type', expect: 'refuse',
+    name: 'input element type',
+    expect: 'refuse',
     apply(m, r) {
       const to = r.pick([DT.STRING, DT.INT8, DT.UNDEFINED, 999, DT.COMPLEX64, DT.BOOL]);
       inputDims(m).elemType = to;
@@ -334,21 +381,24 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'no nodes', expect: 'refuse',
+    name: 'no nodes',
+    expect: 'refuse',
     apply(m) {
       g(m).node = [];
       return 'every node removed';
     },
   },
   {
-    name: 'graph input declared twice', expect: 'refuse',
+    name: 'graph input declared twice',
+    expect: 'refuse',
     apply(m) {
       g(m).input.push(g(m).input[0]);
       return `${g(m).input[0].name} declared twice`;
     },
   },
   {
-    name: 'weight of wrong rank', expect: 'refuse',
+    name: 'weight of wrong rank',
+    expect: 'refuse',
     apply(m, r) {
       const n = r.pick([...nodesOf(m, 'Conv'), ...nodesOf(m, 'Gemm')]);
       const t = g(m).initializer.find((x) => x.name === n.input[1])!;
@@ -358,7 +408,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'Constant node with NaN', expect: 'refuse',
+    name: 'Constant node with NaN',
+    expect: 'refuse',
     apply(m, r) {
       // A bias moved out of the initializers into a Constant node holding a NaN.
       const t = r.pick(g(m).initializer.filter((x) => x.dims.length === 1 && x.rawData.length >= 4));
@@ -370,7 +421,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'Constant node', expect: 'accept',
+    name: 'Constant node',
+    expect: 'accept',
     apply(m, r) {
       const t = r.pick(g(m).initializer.filter((x) => x.dims.length === 1 && x.rawData.length >= 4));
       g(m).initializer = g(m).initializer.filter((x) => x !== t);
@@ -379,14 +431,16 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'node names removed', expect: 'accept',
+    name: 'node names removed',
+    expect: 'accept',
     apply(m) {
       for (const n of g(m).node) n.name = '';
       return 'every node unnamed';
     },
   },
   {
-    name: 'output type wrong', expect: 'either',
+    name: 'output type wrong',
+    expect: 'either',
     apply(m, r) {
       const t = g(m).output[0].type!.value;
       if (t.case === 'tensorType') t.value.elemType = r.pick([DT.INT64, DT.DOUBLE, DT.STRING]);
@@ -394,7 +448,8 @@ const MUTATIONS: Mutation[] = [
     },
   },
   {
-    name: 'renamed tensors', expect: 'accept',
+    name: 'renamed tensors',
+    expect: 'accept',
     apply(m, r) {
       // Odd but legal names: spaces, slashes, unicode, very long.
       const rename = new Map<string, string>();
@@ -420,7 +475,9 @@ export const modelProto: Generator = {
     const bytes = encodeModel(m);
     return cliCase(
       { title: `${mut.name}: ${what}`, expect: mut.expect, files: [file('model.onnx', bytes), file('data.npz', validNpz(b))] },
-      pickCommand(r), 'model.onnx', mut.noData ? undefined : 'data.npz',
+      pickCommand(r),
+      'model.onnx',
+      mut.noData ? undefined : 'data.npz',
     );
   },
 };

@@ -33,22 +33,28 @@ function valuesWith(b: BaseModel, r: Rng, values: number[], onlyIn?: number): { 
 const MUTATIONS: NpyMutation[] = [
   { name: 'control', expect: 'accept', apply: () => ({ what: 'valid float32 array' }) },
   {
-    name: 'format version 2.0 / 3.0', expect: 'accept',
+    name: 'format version 2.0 / 3.0',
+    expect: 'accept',
     apply(p, r) {
-      p.version = r.pick([[2, 0], [3, 0]] as [number, number][]);
+      p.version = r.pick([
+        [2, 0],
+        [3, 0],
+      ] as [number, number][]);
       return { what: `version ${p.version.join('.')}` };
     },
   },
   {
-    name: 'big endian', expect: 'either',
-    apply(p, r, b) {
+    name: 'big endian',
+    expect: 'either',
+    apply(p, _r, b) {
       p.descr = '>f4';
       p.data = encodeValues(b.data, '>f4');
       return { what: 'descr >f4 with big-endian bytes' };
     },
   },
   {
-    name: 'byte order lies', expect: 'either',
+    name: 'byte order lies',
+    expect: 'either',
     apply(p) {
       // Little-endian bytes declared big endian: the values read are garbage, but finite or not.
       p.descr = '>f4';
@@ -56,7 +62,8 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'other float widths', expect: 'either',
+    name: 'other float widths',
+    expect: 'either',
     apply(p, r, b) {
       p.descr = r.pick(['<f8', '<f2', '=f4', '|f4']);
       if (p.descr !== '|f4') p.data = encodeValues(b.data, p.descr.replace('=', '<'));
@@ -64,16 +71,26 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'integer dtypes', expect: 'either',
+    name: 'integer dtypes',
+    expect: 'either',
     apply(p, r, b) {
       p.descr = r.pick(['<i4', '<i8', '|u1', '|i1', '<i2', '|b1']);
-      const ints = Array.from(b.data, (x) => (p.descr === '|b1' ? (x > 0 ? 1 : 0) : p.descr === '|u1' ? Math.min(255, Math.max(0, Math.round(x * 50 + 100))) : Math.max(-100, Math.min(100, Math.round(x * 30)))));
+      const ints = Array.from(b.data, (x) =>
+        p.descr === '|b1'
+          ? x > 0
+            ? 1
+            : 0
+          : p.descr === '|u1'
+            ? Math.min(255, Math.max(0, Math.round(x * 50 + 100)))
+            : Math.max(-100, Math.min(100, Math.round(x * 30))),
+      );
       p.data = encodeValues(ints, p.descr);
       return { what: `descr ${p.descr}` };
     },
   },
   {
-    name: 'unsupported dtypes', expect: 'refuse',
+    name: 'unsupported dtypes',
+    expect: 'refuse',
     apply(p, r, b) {
       const d = r.pick(['<c8', '<U1', '|O', '|V4', '<M8[s]', '|S4', '<u8', '>c16']);
       const size = d === '<c8' || d === '<M8[s]' || d === '<u8' ? 8 : d === '>c16' ? 16 : 4;
@@ -85,14 +102,16 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'descr garbage', expect: 'refuse',
+    name: 'descr garbage',
+    expect: 'refuse',
     apply(p, r) {
       p.descr = r.pick(['', 'f4', '<f3', '<f', "<f4', 'x': '", '<f4\n', '<f99999999999', 'float32']);
       return { what: `descr ${JSON.stringify(p.descr)}` };
     },
   },
   {
-    name: 'magic', expect: 'refuse',
+    name: 'magic',
+    expect: 'refuse',
     apply(p, r) {
       const m = Uint8Array.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]);
       m[r.int(0, 5)] ^= r.int(1, 255);
@@ -101,14 +120,21 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'version unsupported', expect: 'refuse',
+    name: 'version unsupported',
+    expect: 'refuse',
     apply(p, r) {
-      p.version = r.pick([[0, 0], [4, 0], [255, 255], [0, 1]] as [number, number][]);
+      p.version = r.pick([
+        [0, 0],
+        [4, 0],
+        [255, 255],
+        [0, 1],
+      ] as [number, number][]);
       return { what: `version ${p.version.join('.')}` };
     },
   },
   {
-    name: 'header length lies', expect: 'refuse',
+    name: 'header length lies',
+    expect: 'refuse',
     apply(p, r) {
       const whole = npyBytes(p);
       const true_ = new DataView(whole.buffer).getUint16(8, true);
@@ -117,12 +143,18 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'header text garbage', expect: 'refuse',
+    name: 'header text garbage',
+    expect: 'refuse',
     apply(p, r) {
       p.headerText = r.pick([
-        '', 'garbage', '{}', "{'descr': '<f4'}", `{'descr': '<f4', 'fortran_order': False}`,
+        '',
+        'garbage',
+        '{}',
+        "{'descr': '<f4'}",
+        `{'descr': '<f4', 'fortran_order': False}`,
         `{'descr': '<f4', 'fortran_order': False, 'shape': [6, 1, 6, 6], }`,
-        `__import__('os').system('touch pwned')`, `{'descr': '<f4', 'fortran_order': 0, 'shape': (6, 1, 6, 6), }`,
+        `__import__('os').system('touch pwned')`,
+        `{'descr': '<f4', 'fortran_order': 0, 'shape': (6, 1, 6, 6), }`,
         `{'descr': '<f4', 'fortran_order': False, 'shape': (6, 1, 6, 6), 'shape': (2,), }`,
         '\u0000'.repeat(40),
       ]);
@@ -130,7 +162,8 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'shape entries bad', expect: 'refuse',
+    name: 'shape entries bad',
+    expect: 'refuse',
     apply(p, r, b) {
       const bad = r.pick(['-1', '3.5', '2**40', '1e3', "'6'", 'None', '-6', '0x6', '']);
       const i = r.int(0, p.shape.length - 1);
@@ -140,22 +173,25 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'shape huge', expect: 'refuse',
+    name: 'shape huge',
+    expect: 'refuse',
     apply(p, r) {
       p.shape = [r.pick([2 ** 31, 2 ** 40, 2 ** 53, 10 ** 12]), ...p.shape.slice(1)];
       return { what: `shape [${p.shape.join(', ')}], data for ${p.data.length} bytes` };
     },
   },
   {
-    name: 'shape product beyond 2^53', expect: 'refuse',
-    apply(p, r) {
+    name: 'shape product beyond 2^53',
+    expect: 'refuse',
+    apply(p, _r) {
       // An enormous per-sample shape whose product overflows doubles' exact range.
       p.shape = [1, 2 ** 30, 2 ** 30, 2 ** 10];
       return { what: `shape [${p.shape.join(', ')}]` };
     },
   },
   {
-    name: 'shape zero', expect: 'refuse',
+    name: 'shape zero',
+    expect: 'refuse',
     apply(p, r) {
       const i = r.int(0, p.shape.length - 1);
       p.shape = p.shape.map((d, k) => (k === i ? 0 : d));
@@ -164,7 +200,8 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'shape does not fit the model', expect: 'refuse',
+    name: 'shape does not fit the model',
+    expect: 'refuse',
     apply(p, r, b) {
       const n = b.samples;
       const per = b.sample.reduce((x, y) => x * y, 1);
@@ -173,7 +210,8 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'scalar', expect: 'refuse',
+    name: 'scalar',
+    expect: 'refuse',
     apply(p) {
       p.shape = [];
       p.data = encodeValues([1.5], '<f4');
@@ -181,8 +219,9 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'fortran order', expect: 'refuse',
-    apply(p, r, b) {
+    name: 'fortran order',
+    expect: 'refuse',
+    apply(p, _r, b) {
       // Column-major bytes of the same array: reading them as rows would scramble every sample.
       p.fortranOrder = true;
       const shape = [b.samples, ...b.sample];
@@ -201,7 +240,8 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'truncated', expect: 'refuse',
+    name: 'truncated',
+    expect: 'refuse',
     apply(p, r) {
       const whole = npyBytes(p);
       const keep = r.int(0, whole.length - 1);
@@ -209,7 +249,8 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'trailing bytes', expect: 'refuse',
+    name: 'trailing bytes',
+    expect: 'refuse',
     apply(p, r) {
       const n = r.pick([1, 3, 4, 144, 4096]);
       const more = new Uint8Array(p.data.length + n);
@@ -219,7 +260,8 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'NaN inputs', expect: 'refuse',
+    name: 'NaN inputs',
+    expect: 'refuse',
     apply(p, r, b) {
       const { v, k } = valuesWith(b, r, [NaN]);
       p.data = encodeValues(v, '<f4');
@@ -227,7 +269,8 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'infinite inputs', expect: 'refuse',
+    name: 'infinite inputs',
+    expect: 'refuse',
     apply(p, r, b) {
       const { v, k } = valuesWith(b, r, [Infinity, -Infinity]);
       p.data = encodeValues(v, '<f4');
@@ -235,7 +278,8 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'huge inputs', expect: 'either',
+    name: 'huge inputs',
+    expect: 'either',
     apply(p, r, b) {
       const { v, k } = valuesWith(b, r, [1e38, -3.4e38, 1e30, 65504]);
       p.data = encodeValues(v, '<f4');
@@ -243,7 +287,8 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'constant inputs', expect: 'either',
+    name: 'constant inputs',
+    expect: 'either',
     apply(p, r, b) {
       const c = r.pick([0, 1, -1e-30, 1e20]);
       p.data = encodeValues(new Float32Array(b.data.length).fill(c), '<f4');
@@ -251,7 +296,8 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'float64 NaN', expect: 'refuse',
+    name: 'float64 NaN',
+    expect: 'refuse',
     apply(p, r, b) {
       const { v } = valuesWith(b, r, [NaN]);
       p.descr = '<f8';
@@ -260,7 +306,8 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'float64 beyond float32', expect: 'either',
+    name: 'float64 beyond float32',
+    expect: 'either',
     apply(p, r, b) {
       // Finite doubles that become infinite as float32: must be refused or handled, never fed as Inf.
       const { v, k } = valuesWith(b, r, [1e300, -1e39, 5e38]);
@@ -270,15 +317,17 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'padded header', expect: 'either',
+    name: 'padded header',
+    expect: 'either',
     apply(p) {
       p.headerText = npyHeaderText(p.descr, false, p.shape).replace('{', '{ ').replace(/, }$/, ' }') + ' '.repeat(300);
       return { what: 'header with extra spaces' };
     },
   },
   {
-    name: 'odd files in the folder', expect: 'either',
-    apply(p, r, b, extra) {
+    name: 'odd files in the folder',
+    expect: 'either',
+    apply(p, r, _b, extra) {
       const what = r.pick(['other.npy garbage', 'notes.txt', 'sub.npy folder', 'x2.npy valid twin', 'empty.npy']);
       if (what === 'other.npy garbage') extra.push(file('data/other.npy', Uint8Array.from([1, 2, 3])));
       else if (what === 'notes.txt') extra.push(file('data/notes.txt', new TextEncoder().encode('hello')));
@@ -289,8 +338,9 @@ const MUTATIONS: NpyMutation[] = [
     },
   },
   {
-    name: 'special file as the array', expect: 'refuse',
-    apply(p, r, b, extra) {
+    name: 'special file as the array',
+    expect: 'refuse',
+    apply(_p, r, b, extra) {
       const how = r.pick(['fifo', 'dir', '/dev/zero', '/dev/null', 'dangling', 'loop']);
       const at = `data/${b.input}.npy`;
       if (how === 'fifo') extra.push({ path: at, kind: 'fifo' });
@@ -320,14 +370,19 @@ export const npyData: Generator = {
     const files: FileSpec[] = single
       ? [file('model.onnx', b.bytes), file(`${b.input}.npy`, arr)]
       : [
-          file('model.onnx', b.bytes), { path: 'data', kind: 'dir' }, file('data/labels.npy', npyI64(b.labels)),
+          file('model.onnx', b.bytes),
+          { path: 'data', kind: 'dir' },
+          file('data/labels.npy', npyI64(b.labels)),
           ...(extra.some((f) => f.path === `data/${b.input}.npy`) ? [] : [file(`data/${b.input}.npy`, arr)]),
           ...extra,
         ];
     // All samples: a defect in any sample must be seen.
     return cliCase(
       { title: `${mut.name}: ${b.name}, ${what}${single ? ' (one .npy file)' : ''}`, expect: mut.expect, files },
-      pickCommand(r), 'model.onnx', single ? `${b.input}.npy` : 'data', { samples: null },
+      pickCommand(r),
+      'model.onnx',
+      single ? `${b.input}.npy` : 'data',
+      { samples: null },
     );
   },
 };

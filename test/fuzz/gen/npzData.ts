@@ -28,7 +28,8 @@ function validEntries(b: BaseModel, r: Rng): ZipEntry[] {
 const ZIP: ZipMutation[] = [
   { name: 'control', expect: 'accept', apply: (e) => ({ what: `valid (${e[0].method})` }) },
   {
-    name: 'CRC field wrong', expect: 'refuse',
+    name: 'CRC field wrong',
+    expect: 'refuse',
     apply(e, r) {
       const x = r.pick(e);
       const side = r.pick(['both', 'central']);
@@ -38,7 +39,8 @@ const ZIP: ZipMutation[] = [
     },
   },
   {
-    name: 'CRC wrong in the local header only', expect: 'either',
+    name: 'CRC wrong in the local header only',
+    expect: 'either',
     apply(e, r) {
       // Readers go by the central directory (Python's zipfile does): the data and its CRC there agree.
       const x = r.pick(e);
@@ -48,7 +50,8 @@ const ZIP: ZipMutation[] = [
     },
   },
   {
-    name: 'stored data corrupted under its CRC', expect: 'refuse',
+    name: 'stored data corrupted under its CRC',
+    expect: 'refuse',
     apply(e, r) {
       // The bytes change, the recorded CRC is the original's: only the CRC can tell.
       const x = e[0];
@@ -62,11 +65,12 @@ const ZIP: ZipMutation[] = [
     },
   },
   {
-    name: 'declared sizes lie', expect: 'refuse',
+    name: 'declared sizes lie',
+    expect: 'refuse',
     apply(e, r) {
       const x = r.pick(e);
       const field = r.pick(['uncompressedSize', 'compressedSize'] as const);
-      const truth = field === 'uncompressedSize' ? x.data.length : (x.method === 'deflate' ? undefined : x.data.length);
+      const truth = field === 'uncompressedSize' ? x.data.length : x.method === 'deflate' ? undefined : x.data.length;
       const base = truth ?? 100;
       x[field] = r.pick([0, 1, base - 1, base + 1, base * 2, 0xffffffff, 2 ** 31]);
       if (r.bool(0.3)) x.centralOnly = true;
@@ -74,8 +78,9 @@ const ZIP: ZipMutation[] = [
     },
   },
   {
-    name: 'zip bomb', expect: 'refuse',
-    apply(e, r, b) {
+    name: 'zip bomb',
+    expect: 'refuse',
+    apply(e, r, _b) {
       // The input entry declares its true small size, but its deflate stream inflates to gigabytes.
       const x = e[0];
       const total = r.pick([300e6, 1.2e9, 3e9]);
@@ -85,8 +90,9 @@ const ZIP: ZipMutation[] = [
     },
   },
   {
-    name: 'zip bomb declared', expect: 'refuse',
-    apply(e, r, b) {
+    name: 'zip bomb declared',
+    expect: 'refuse',
+    apply(e, _r, b) {
       // The header says 3 GB too (as does the .npy header): a huge array nobody should inflate whole.
       const per = b.sample.reduce((x, y) => x * y, 1);
       const n = Math.ceil(2 ** 31 / (4 * per));
@@ -100,15 +106,24 @@ const ZIP: ZipMutation[] = [
     },
   },
   {
-    name: 'duplicate entries', expect: 'refuse',
+    name: 'duplicate entries',
+    expect: 'refuse',
     apply(e, r, b) {
-      const twin: ZipEntry = { name: e[0].name, data: npyF32([b.samples, ...b.sample], b.data.map((v) => -v)), method: e[0].method };
+      const twin: ZipEntry = {
+        name: e[0].name,
+        data: npyF32(
+          [b.samples, ...b.sample],
+          b.data.map((v) => -v),
+        ),
+        method: e[0].method,
+      };
       e.splice(r.int(0, e.length), 0, twin);
       return { what: `${e[0].name} twice with different data` };
     },
   },
   {
-    name: 'missing arrays', expect: 'refuse',
+    name: 'missing arrays',
+    expect: 'refuse',
     apply(e, r) {
       const how = r.pick(['labels only', 'empty archive', 'renamed', 'no .npy suffix']);
       if (how === 'labels only') e.splice(0, 1);
@@ -121,14 +136,16 @@ const ZIP: ZipMutation[] = [
     },
   },
   {
-    name: 'unsupported method or flags', expect: 'refuse',
-    apply(e, r) {
+    name: 'unsupported method or flags',
+    expect: 'refuse',
+    apply(_e, r) {
       // Method numbers are patched into the bytes after writing (12 bzip2, 14 lzma, 99 AES).
       return { what: `method ${r.pick([12, 14, 99, 1])}` };
     },
   },
   {
-    name: 'not a zip', expect: 'refuse',
+    name: 'not a zip',
+    expect: 'refuse',
     apply(e, r) {
       const how = r.pick(['random', 'npy', 'empty', 'truncated', 'no directory', 'gzip']);
       const good = zipBytes(e);
@@ -139,12 +156,14 @@ const ZIP: ZipMutation[] = [
         const keep = r.int(0, good.length - 1);
         return { bytes: good.slice(0, keep), what: `cut to ${keep} of ${good.length} bytes` };
       }
-      if (how === 'no directory') return { bytes: good.slice(0, good.length - 22 - 46 * e.length - e.reduce((a, x) => a + x.name.length, 0)), what: 'central directory cut off' };
+      if (how === 'no directory')
+        return { bytes: good.slice(0, good.length - 22 - 46 * e.length - e.reduce((a, x) => a + x.name.length, 0)), what: 'central directory cut off' };
       return { bytes: concat([Uint8Array.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]), good]), what: 'gzip magic in front' };
     },
   },
   {
-    name: 'entry names odd', expect: 'either',
+    name: 'entry names odd',
+    expect: 'either',
     apply(e, r, b) {
       const name = r.pick([`../${b.input}.npy`, `/tmp/${b.input}.npy`, `dir/${b.input}.npy`, `${b.input}.NPY`, `${b.input}.npy\0.txt`]);
       e[0].name = name;
@@ -152,14 +171,16 @@ const ZIP: ZipMutation[] = [
     },
   },
   {
-    name: 'extra entries', expect: 'either',
+    name: 'extra entries',
+    expect: 'either',
     apply(e, r) {
       e.push({ name: r.pick(['README.txt', 'meta.json', 'extra.npy']), data: new TextEncoder().encode('not an array') });
       return { what: `extra entry ${e[e.length - 1].name}` };
     },
   },
   {
-    name: 'NaN inside the archive', expect: 'refuse',
+    name: 'NaN inside the archive',
+    expect: 'refuse',
     apply(e, r, b) {
       const v = Float32Array.from(b.data);
       v[r.int(0, v.length - 1)] = r.pick([NaN, Infinity]);
@@ -195,7 +216,10 @@ export const npzData: Generator = {
     if (mut.name === 'unsupported method or flags') npz = patchMethod(npz, Number(what.split(' ')[1]));
     return cliCase(
       { title: `${mut.name}: ${b.name}, ${what}`, expect: mut.expect, files: [file('model.onnx', b.bytes), file('data.npz', npz)] },
-      pickCommand(r), 'model.onnx', 'data.npz', { samples: null },
+      pickCommand(r),
+      'model.onnx',
+      'data.npz',
+      { samples: null },
     );
   },
 };
@@ -215,22 +239,31 @@ const LABELS: LabelMutation[] = [
   { name: 'control', expect: 'accept', apply: (b) => ({ bytes: npyI64(b.labels), what: 'int64 labels' }) },
   { name: 'no labels', expect: 'accept', apply: () => ({ what: 'no labels array' }) },
   {
-    name: 'other integer dtypes', expect: 'accept',
+    name: 'other integer dtypes',
+    expect: 'accept',
     apply(b, r) {
       const d = r.pick(['<i4', '|u1', '<i2', '|i1', '>i8', '<u8', '<u4']);
       return { bytes: npyOf(d, b.labels), what: `labels ${d}` };
     },
   },
   {
-    name: 'float labels', expect: 'refuse',
+    name: 'float labels',
+    expect: 'refuse',
     apply(b, r) {
       const d = r.pick(['<f4', '<f8']);
       const frac = r.bool();
-      return { bytes: npyOf(d, b.labels.map((l) => (frac ? l + 0.5 : l))), what: `labels ${d}${frac ? ' with fractions' : ' holding whole numbers'}` };
+      return {
+        bytes: npyOf(
+          d,
+          b.labels.map((l) => (frac ? l + 0.5 : l)),
+        ),
+        what: `labels ${d}${frac ? ' with fractions' : ' holding whole numbers'}`,
+      };
     },
   },
   {
-    name: 'NaN labels', expect: 'refuse',
+    name: 'NaN labels',
+    expect: 'refuse',
     apply(b, r) {
       const v = b.labels.slice();
       v[r.int(0, v.length - 1)] = NaN;
@@ -238,7 +271,8 @@ const LABELS: LabelMutation[] = [
     },
   },
   {
-    name: 'negative labels', expect: 'refuse',
+    name: 'negative labels',
+    expect: 'refuse',
     apply(b, r) {
       const v = b.labels.slice();
       v[r.int(0, v.length - 1)] = r.pick([-1, -100, -(2 ** 31)]);
@@ -246,7 +280,8 @@ const LABELS: LabelMutation[] = [
     },
   },
   {
-    name: 'labels out of range', expect: 'refuse',
+    name: 'labels out of range',
+    expect: 'refuse',
     apply(b, r) {
       const v = b.labels.slice();
       const bad = r.pick([b.classes, b.classes + 1, 1000, 2 ** 31, 2 ** 40]);
@@ -255,23 +290,40 @@ const LABELS: LabelMutation[] = [
     },
   },
   {
-    name: 'wrong count', expect: 'refuse',
+    name: 'wrong count',
+    expect: 'refuse',
     apply(b, r) {
       const n = r.pick([0, 1, b.samples - 1, b.samples + 1, b.samples * 2]);
-      return { bytes: npyOf('<i8', Array.from({ length: n }, (_, i) => i % b.classes)), what: `${n} labels for ${b.samples} samples` };
+      return {
+        bytes: npyOf(
+          '<i8',
+          Array.from({ length: n }, (_, i) => i % b.classes),
+        ),
+        what: `${n} labels for ${b.samples} samples`,
+      };
     },
   },
   {
-    name: 'labels not 1-D', expect: 'refuse',
+    name: 'labels not 1-D',
+    expect: 'refuse',
     apply(b, r) {
       const how = r.pick(['one-hot', 'column', 'scalar']);
-      if (how === 'one-hot') return { bytes: npyOf('<i8', b.labels.flatMap((l) => Array.from({ length: b.classes }, (_, k) => (k === l ? 1 : 0))), [b.samples, b.classes]), what: 'one-hot labels' };
+      if (how === 'one-hot')
+        return {
+          bytes: npyOf(
+            '<i8',
+            b.labels.flatMap((l) => Array.from({ length: b.classes }, (_, k) => (k === l ? 1 : 0))),
+            [b.samples, b.classes],
+          ),
+          what: 'one-hot labels',
+        };
       if (how === 'column') return { bytes: npyOf('<i8', b.labels, [b.samples, 1]), what: 'labels of shape (n, 1)' };
       return { bytes: npyOf('<i8', [1], []), what: '0-d labels' };
     },
   },
   {
-    name: 'labels unreadable', expect: 'refuse',
+    name: 'labels unreadable',
+    expect: 'refuse',
     apply(b, r) {
       const good = npyI64(b.labels);
       const how = r.pick(['truncated', 'garbage', 'strings']);
@@ -281,9 +333,16 @@ const LABELS: LabelMutation[] = [
     },
   },
   {
-    name: 'bool labels', expect: 'either',
+    name: 'bool labels',
+    expect: 'either',
     apply(b) {
-      return { bytes: npyOf('|b1', b.labels.map((l) => (l ? 1 : 0))), what: 'labels as booleans' };
+      return {
+        bytes: npyOf(
+          '|b1',
+          b.labels.map((l) => (l ? 1 : 0)),
+        ),
+        what: 'labels as booleans',
+      };
     },
   },
 ];
@@ -300,11 +359,22 @@ export const labelData: Generator = {
     const input = npyF32([b.samples, ...b.sample], b.data);
     const asNpz = r.bool();
     const files = asNpz
-      ? [file('model.onnx', b.bytes), file('data.npz', zipBytes([{ name: `${b.input}.npy`, data: input }, ...(bytes ? [{ name: 'labels.npy', data: bytes }] : [])]))]
-      : [file('model.onnx', b.bytes), { path: 'data', kind: 'dir' as const }, file(`data/${b.input}.npy`, input), ...(bytes ? [file('data/labels.npy', bytes)] : [])];
+      ? [
+          file('model.onnx', b.bytes),
+          file('data.npz', zipBytes([{ name: `${b.input}.npy`, data: input }, ...(bytes ? [{ name: 'labels.npy', data: bytes }] : [])])),
+        ]
+      : [
+          file('model.onnx', b.bytes),
+          { path: 'data', kind: 'dir' as const },
+          file(`data/${b.input}.npy`, input),
+          ...(bytes ? [file('data/labels.npy', bytes)] : []),
+        ];
     return cliCase(
       { title: `${mut.name}: ${b.name}, ${what} (${asNpz ? '.npz' : 'folder'})`, expect: mut.expect, files },
-      pickCommand(r), 'model.onnx', asNpz ? 'data.npz' : 'data', { samples: null },
+      pickCommand(r),
+      'model.onnx',
+      asNpz ? 'data.npz' : 'data',
+      { samples: null },
     );
   },
 };

@@ -35,12 +35,31 @@ const BAD: Bad[] = [
   { option: '--max-drop', values: ['-5', 'x'], expect: 'refuse', cmd: 'mixed-precision' },
   { option: '--max-drop', values: ['0', '1e308'], expect: 'either', cmd: 'mixed-precision' },
   {
-    option: '--axes', cmd: 'sweep', expect: 'refuse',
-    values: ['wbits=3', 'foo=1', 'calibration=', 'calibration=percentile:200', 'preset=evil', 'abits=8;abits=4', 'wbits', '=8', 'symmetric=maybe', 'granularity=per-row', 'calibration=percentile:NaN'],
+    option: '--axes',
+    cmd: 'sweep',
+    expect: 'refuse',
+    values: [
+      'wbits=3',
+      'foo=1',
+      'calibration=',
+      'calibration=percentile:200',
+      'preset=evil',
+      'abits=8;abits=4',
+      'wbits',
+      '=8',
+      'symmetric=maybe',
+      'granularity=per-row',
+      'calibration=percentile:NaN',
+    ],
   },
   // an empty item in a list says nothing: skipping it is as good as refusing
   { option: '--axes', cmd: 'sweep', expect: 'either', values: ['wbits=8,,4', 'wbits=8,4,', ';wbits=8'] },
-  { option: '--axes', cmd: 'sweep', expect: 'accept', values: ['wbits=4', 'calibration=mse,ema;symmetric=true,false', 'preset=qnn,power-of-two;abits=16', 'calibration=percentile:100,percentile:0.001'] },
+  {
+    option: '--axes',
+    cmd: 'sweep',
+    expect: 'accept',
+    values: ['wbits=4', 'calibration=mse,ema;symmetric=true,false', 'preset=qnn,power-of-two;abits=16', 'calibration=percentile:100,percentile:0.001'],
+  },
   { option: '--exclude', values: ['nope', ',,,', 'conv1,conv1', ' '], expect: 'either' },
   { option: '--frobnicate', values: ['1'], expect: 'refuse' },
 ];
@@ -75,11 +94,25 @@ export const options: Generator = {
     const files = [file('model.onnx', b.bytes), file('data.npz', validNpz(b)), { path: 'out', kind: 'dir' as const }];
     if (valid) {
       const cmd = r.pick(['analyze', 'analyze', 'analyze', 'gate', 'sweep', 'integer-only', 'mixed-precision']);
-      const opts = randomValidOptions(r, b.proto.graph!.node.map((n) => n.name));
-      const extra = cmd === 'analyze' ? [...(r.bool(0.3) ? [] : ['--no-sensitivity']), ...(r.bool(0.3) ? ['--json'] : [])] : cmd === 'gate' || cmd === 'mixed-precision' ? ['--max-drop', '100'] : cmd === 'sweep' ? ['--axes', 'wbits=8,4'] : [];
+      const opts = randomValidOptions(
+        r,
+        b.proto.graph!.node.map((n) => n.name),
+      );
+      const extra =
+        cmd === 'analyze'
+          ? [...(r.bool(0.3) ? [] : ['--no-sensitivity']), ...(r.bool(0.3) ? ['--json'] : [])]
+          : cmd === 'gate' || cmd === 'mixed-precision'
+            ? ['--max-drop', '100']
+            : cmd === 'sweep'
+              ? ['--axes', 'wbits=8,4']
+              : [];
       return {
-        kind: 'cli', title: `valid options: ${cmd} ${b.name} ${opts.join(' ')}`, expect: 'either', files,
-        args: [cmd, 'model.onnx', '--data', 'data.npz', '--quiet', ...opts, ...extra, '--report', 'out/report.json'], report: 'out/report.json',
+        kind: 'cli',
+        title: `valid options: ${cmd} ${b.name} ${opts.join(' ')}`,
+        expect: 'either',
+        files,
+        args: [cmd, 'model.onnx', '--data', 'data.npz', '--quiet', ...opts, ...extra, '--report', 'out/report.json'],
+        report: 'out/report.json',
       };
     }
     const bad = BAD[Math.floor(index / 2) % BAD.length];
@@ -91,7 +124,12 @@ export const options: Generator = {
     // --samples given twice: the later one wins, as in any CLI.
     if (bad.option === '--samples') args.splice(args.indexOf('--samples'), 2);
     return {
-      kind: 'cli', title: `${cmd} ${bad.option} ${JSON.stringify(value)}`, expect: bad.expect, files, args, report,
+      kind: 'cli',
+      title: `${cmd} ${bad.option} ${JSON.stringify(value)}`,
+      expect: bad.expect,
+      files,
+      args,
+      report,
       mentions: [bad.option],
     };
   },

@@ -27,9 +27,26 @@ function outputTargets(r: Rng): Target[] {
   return [
     { name: 'fresh file', path: 'out/result', expect: 'accept' },
     { name: 'the model', path: 'model.onnx', expect: 'refuse', force: r.bool() },
-    { name: 'the model by another spelling', path: r.pick(['./model.onnx', 'out/../model.onnx', `${'./'.repeat(3)}model.onnx`]), expect: 'refuse', force: r.bool() },
-    { name: 'a symlink to the model', path: 'link.onnx', expect: 'refuse', force: r.bool(), files: [{ path: 'link.onnx', kind: 'symlink', target: 'model.onnx' }] },
-    { name: 'a hard-to-see symlink to the data', path: 'out/d', expect: 'refuse', force: r.bool(), files: [{ path: 'out/d', kind: 'symlink', target: '../data.npz' }] },
+    {
+      name: 'the model by another spelling',
+      path: r.pick(['./model.onnx', 'out/../model.onnx', `${'./'.repeat(3)}model.onnx`]),
+      expect: 'refuse',
+      force: r.bool(),
+    },
+    {
+      name: 'a symlink to the model',
+      path: 'link.onnx',
+      expect: 'refuse',
+      force: r.bool(),
+      files: [{ path: 'link.onnx', kind: 'symlink', target: 'model.onnx' }],
+    },
+    {
+      name: 'a hard-to-see symlink to the data',
+      path: 'out/d',
+      expect: 'refuse',
+      force: r.bool(),
+      files: [{ path: 'out/d', kind: 'symlink', target: '../data.npz' }],
+    },
     { name: 'the data', path: 'data.npz', expect: 'refuse', force: r.bool() },
     { name: 'a folder', path: r.pick(['out', 'out/', '.', '/']), expect: 'refuse', force: r.bool() },
     { name: 'a missing folder', path: 'no/such/folder/result', expect: 'refuse', mustNotExist: ['no'] },
@@ -39,7 +56,14 @@ function outputTargets(r: Rng): Target[] {
     { name: 'a FIFO', path: 'pipe', expect: 'refuse', force: r.bool(), files: [{ path: 'pipe', kind: 'fifo' }] },
     { name: 'a device', path: r.pick(['/dev/null', '/dev/full', '/dev/zero', '/dev/stdout', '/proc/self/fd/1']), expect: 'refuse', force: r.bool() },
     { name: 'a file as parent folder', path: 'model.onnx/result', expect: 'refuse', force: r.bool() },
-    { name: 'a dangling symlink', path: 'dangling', expect: 'either', force: r.bool(), files: [{ path: 'dangling', kind: 'symlink', target: 'nowhere/x' }], mayChange: ['dangling'] },
+    {
+      name: 'a dangling symlink',
+      path: 'dangling',
+      expect: 'either',
+      force: r.bool(),
+      files: [{ path: 'dangling', kind: 'symlink', target: 'nowhere/x' }],
+      mayChange: ['dangling'],
+    },
     { name: 'a name too long', path: `out/${'x'.repeat(300)}`, expect: 'refuse' },
     { name: 'a path through a symlinked folder', path: 'outlink/result', expect: 'accept', files: [{ path: 'outlink', kind: 'symlink', target: 'out' }] },
   ];
@@ -51,8 +75,12 @@ const COMMANDS: Cmd[] = ['analyze --report', 'quantize --out', 'sweep --report',
 function commandArgs(cmd: Cmd, model: string, data: string | undefined): string[] {
   const [name] = cmd.split(' ');
   const extra: Record<string, string[]> = {
-    analyze: ['--no-sensitivity'], quantize: [], sweep: ['--axes', 'wbits=8,4'], 'mixed-precision': ['--max-drop', '100'],
-    gate: ['--max-drop', '100'], 'integer-only': [],
+    analyze: ['--no-sensitivity'],
+    quantize: [],
+    sweep: ['--axes', 'wbits=8,4'],
+    'mixed-precision': ['--max-drop', '100'],
+    gate: ['--max-drop', '100'],
+    'integer-only': [],
   };
   return [name, model, ...(data === undefined ? [] : ['--data', data]), '--samples', '2', '--quiet', ...extra[name]];
 }
@@ -71,8 +99,14 @@ export const outputPaths: Generator = {
     const args = [...commandArgs(cmd, 'model.onnx', 'data.npz'), option, t.path, ...(t.force ? ['--force'] : [])];
     const report = option === '--report' && t.expect === 'accept' ? t.path : undefined;
     return {
-      kind: 'cli', title: `${cmd} onto ${t.name} (${JSON.stringify(t.path)})${t.force ? ' --force' : ''}`,
-      expect: t.expect, files, args, report, mayChange: t.mayChange, mustNotExist: t.mustNotExist,
+      kind: 'cli',
+      title: `${cmd} onto ${t.name} (${JSON.stringify(t.path)})${t.force ? ' --force' : ''}`,
+      expect: t.expect,
+      files,
+      args,
+      report,
+      mayChange: t.mayChange,
+      mustNotExist: t.mustNotExist,
       mentions: [option, t.path.trim() || option],
     };
   },
@@ -88,7 +122,14 @@ export const inputPaths: Generator = {
     const kinds: { name: string; path: string; files?: FileSpec[]; expect?: Expectation }[] = [
       { name: 'a folder', path: 'dir', files: [{ path: 'dir', kind: 'dir' }] },
       { name: 'a FIFO', path: 'pipe', files: [{ path: 'pipe', kind: 'fifo' }] },
-      { name: 'a symlink to a FIFO', path: 'plink', files: [{ path: 'pipe', kind: 'fifo' }, { path: 'plink', kind: 'symlink', target: 'pipe' }] },
+      {
+        name: 'a symlink to a FIFO',
+        path: 'plink',
+        files: [
+          { path: 'pipe', kind: 'fifo' },
+          { path: 'plink', kind: 'symlink', target: 'pipe' },
+        ],
+      },
       { name: 'a device', path: r.pick(['/dev/zero', '/dev/null', '/dev/urandom', '/dev/stdin']) },
       { name: 'a symlink to /dev/zero', path: 'zero', files: [{ path: 'zero', kind: 'symlink', target: '/dev/zero' }] },
       { name: 'an empty file', path: 'empty', files: [file('empty', new Uint8Array(0))] },
@@ -109,8 +150,13 @@ export const inputPaths: Generator = {
     const option = cmd.split(' ')[1];
     const args = [...commandArgs(cmd, model, data), option, 'out/result'];
     return {
-      kind: 'cli', title: `${cmd}: ${role} is ${k.name} (${JSON.stringify(k.path)})`, expect, files, args,
-      report: option === '--report' ? 'out/result' : undefined, mustNotExist: expect === 'refuse' ? ['out/result'] : undefined,
+      kind: 'cli',
+      title: `${cmd}: ${role} is ${k.name} (${JSON.stringify(k.path)})`,
+      expect,
+      files,
+      args,
+      report: option === '--report' ? 'out/result' : undefined,
+      mustNotExist: expect === 'refuse' ? ['out/result'] : undefined,
       mentions: [k.path || (role === 'model' ? 'model' : '--data'), role === 'data' ? '--data' : 'model'],
     };
   },
