@@ -25,10 +25,10 @@ import type { EvaluateOptions, Prepared, Quantized } from './types';
 
 /** Layer-output elements (over all detail samples) the detail may compare. */
 const DETAIL_ELEMENTS = 4e7;
-/** Multiply-accumulates the JS integer reference may spend (about a second of exact int32 work). */
-const DIFF_MAC_BUDGET = 1e8;
+/** Multiply-accumulates the JS integer reference may spend (root-cause attribution re-runs dot products: about 0.5 s). */
+const DIFF_MAC_BUDGET = 2e7;
 /** Above this many fetched bytes per batch, the detail runs its own sessions instead of exposing taps. */
-export const EXPOSE_BYTES = 64 * 1024 * 1024;
+export const EXPOSE_BYTES = 128 * 1024 * 1024;
 
 /** Codes of a tap, as the comparison wants them (4-bit taps hold dequantized floats: re-derive codes). */
 function codeView(t: ort.Tensor, tap: OutputTap): CodeView {
@@ -47,6 +47,8 @@ interface OwnGroup {
   simQdq: QdqResult;
   intQdq: QdqResult;
   float: ReturnType<typeof tapModel>;
+  /** Kept between detail batches when there is a single group (no memory to win by dropping them). */
+  sessions?: ort.InferenceSession[];
 }
 
 export class DetailPass {
@@ -118,12 +120,14 @@ export class DetailPass {
     // detail keeps its first samples.
     const take = Math.min(count, this.limit - start);
     const cut = (r: Record<string, ort.Tensor>) => (take < count ? sliceSamples(r, take) : r);
+    const keep = this.own.length === 1 && start + take < this.limit;
     for (const g of this.own) {
-      const sessions = [
+      const sessions = g.sessions ?? [
         await createSession(g.simQdq.model, 'simulated', { label: this.label }),
         await createSession(g.intQdq.model, 'integer', { label: this.label }),
         await createSession(g.float.model, 'float', { label: this.floatLabel }),
       ];
+      g.sessions = keep ? sessions : undefined;
       try {
         const [qs, qi, fr] = [await runSession(sessions[0], feeds, this.label), await runSession(sessions[1], feeds, this.label), await runSession(sessions[2], feeds, this.floatLabel)];
         const floats = cut(byTensor(fr, g.float.names, feeds));
@@ -131,7 +135,7 @@ export class DetailPass {
         this.feedDiffs(cut(qi), cut(qs), take, g.layers);
         disposeAll(qs, qi, fr);
       } finally {
-        await Promise.all(sessions.map((s) => s.release()));
+        if (!keep) await Promise.all(sessions.map((s) => s.release()));
       }
     }
     this.finishDiffs(take);

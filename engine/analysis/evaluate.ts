@@ -125,14 +125,15 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   try {
     const simSession = await createSession(simBuilt.model, 'simulated', { label });
     sessions.push(simSession);
-    const names = plan.layers.map((l) => l.node.name);
-    const integer = await integerSessionWithKernels(intBuilt.model, layerKeys(qdqI, names), label);
-    sessions.push(integer.session);
-    evaluation.kernels = integer.kernels;
-    // Always the file `quantize` writes, without anything the analysis adds: what a user's session runs.
+    const intSession = await createSession(intBuilt.model, 'integer', { label });
+    sessions.push(intSession);
+    // Kernels are read from onnxruntime's optimized graphs of the plain QDQ models (the comparison
+    // models add graphs around them, not inside): the one the analysis ran, and always the file
+    // `quantize` writes, what a user's session runs. Without the x86 shift they are the same model.
     evaluation.deployed = await deployedKernels(p, q);
+    evaluation.kernels = enc.shift ? await kernelsOf(buildQdqModel(q.prepared, dir, plan, intParams, enc.config, false), plan, label) : evaluation.deployed;
     const sim: Comparison = { ...simBuilt, session: simSession };
-    const int: Comparison = { ...intBuilt, session: integer.session };
+    const int: Comparison = { ...intBuilt, session: intSession };
     detail = await DetailPass.create(p, q, enc, intParams, topLevel, exposeDetail ? { sim, int } : null, opts, warnings);
     evaluation.diffFeeds = detail.diffFeeds;
     const body = await BodyLayers.create(p, q, measured, intParams, enc.config, (s) => sessions.push(s));
@@ -188,8 +189,11 @@ function addSums(e: Evaluation, c: Comparison, res: Record<string, ort.Tensor>, 
 
 /** The file `quantize` writes (no additions, the configured grid), as onnxruntime CPU optimizes it. */
 async function deployedKernels(p: Prepared, q: Quantized): Promise<KernelMap> {
-  const deploy = buildQdqModel(q.prepared, p.loaded.dir, q.plan, q.actParams, q.config, false);
-  const { session, kernels } = await integerSessionWithKernels(deploy.model, layerKeys(deploy, q.plan.layers.map((l) => l.node.name)), `quantized model of ${p.loaded.path}`);
+  return kernelsOf(buildQdqModel(q.prepared, p.loaded.dir, q.plan, q.actParams, q.config, false), q.plan, `quantized model of ${p.loaded.path}`);
+}
+
+async function kernelsOf(built: QdqResult, plan: Quantized['plan'], label: string): Promise<KernelMap> {
+  const { session, kernels } = await integerSessionWithKernels(built.model, layerKeys(built, plan.layers.map((l) => l.node.name)), label);
   await session.release();
   return kernels;
 }

@@ -121,9 +121,8 @@ export function hoistConstants(model: ModelProto): void {
   g.node = keep;
 }
 
-/** Unique-name generator for tensors and nodes added to a graph. */
-export function nameAllocator(graph: GraphProto): (base: string) => string {
-  const used = new Set<string>();
+/** Adds every name a graph declares or produces (nodes, their tensors, initializers, inputs, outputs). */
+export function collectNames(graph: GraphProto, used: Set<string>): Set<string> {
   for (const n of graph.node) {
     used.add(n.name);
     n.input.forEach((i) => used.add(i));
@@ -131,12 +130,23 @@ export function nameAllocator(graph: GraphProto): (base: string) => string {
   }
   graph.initializer.forEach((t) => used.add(t.name));
   graph.input.forEach((i) => used.add(i.name));
+  graph.output.forEach((o) => used.add(o.name));
+  return used;
+}
+
+/** A generator of names not in `used` (`base`, then `base_1`, `base_2`...); each name it gives is then used. */
+export function allocatorOver(used: Set<string>): (base: string) => string {
   return (base: string) => {
     let name = base;
     for (let k = 1; used.has(name); k++) name = `${base}_${k}`;
     used.add(name);
     return name;
   };
+}
+
+/** Unique-name generator for tensors and nodes added to a graph. */
+export function nameAllocator(graph: GraphProto): (base: string) => string {
+  return allocatorOver(collectNames(graph, new Set()));
 }
 
 /**

@@ -11,7 +11,7 @@
  * Only the analysis's working copy is changed, never the user's model.
  */
 import type { GraphProto, ModelProto, NodeProto, TensorProto } from 'onnx-buf';
-import { GraphIndex, attr } from './graph';
+import { GraphIndex, allocatorOver, attr, collectNames } from './graph';
 import { subgraphsOf } from './walk';
 
 /** One step into a subgraph: the control-flow node (by its qualified name) and the attribute. */
@@ -170,20 +170,6 @@ export function nodeSites(model: ModelProto): Map<string, { node: NodeProto; sit
 /** Unique-name generator over every graph of the model (names added in a body must not shadow). */
 export function modelNameAllocator(model: ModelProto): (base: string) => string {
   const used = new Set<string>();
-  for (const { graph: g } of graphsOf(model)) {
-    for (const n of g.node) {
-      used.add(n.name);
-      n.input.forEach((i) => used.add(i));
-      n.output.forEach((o) => used.add(o));
-    }
-    g.initializer.forEach((t) => used.add(t.name));
-    g.input.forEach((i) => used.add(i.name));
-    g.output.forEach((o) => used.add(o.name));
-  }
-  return (base: string) => {
-    let name = base;
-    for (let k = 1; used.has(name); k++) name = `${base}_${k}`;
-    used.add(name);
-    return name;
-  };
+  for (const { graph } of graphsOf(model)) collectNames(graph, used);
+  return allocatorOver(used);
 }

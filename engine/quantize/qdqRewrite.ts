@@ -153,14 +153,8 @@ export function channelRanges(w: { data: ArrayLike<number>; dims: number[] }, ax
   return { ranges, chanOf };
 }
 
-interface QuantizedWeight {
-  axis: number | null;
-  params: QuantParams[];
-  ranges: Range[];
-  clipRate: number;
-  codes: Int32Array;
-  dims: number[];
-}
+/** A weight's quantization apart from where it sits (layer, tensor, bias). */
+type QuantizedWeight = Omit<WeightQuant, 'layer' | 'tensor' | 'bias' | 'initializer'>;
 
 /**
  * An evaluation builds the same layer's quantized weight several times (simulated, integer,

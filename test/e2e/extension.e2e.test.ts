@@ -247,7 +247,7 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     const before = sha(model);
     // From the palette: the active editor is the model's outline, so the command is about this model.
     await vs.palette('QuantLens: Quantize Model');
-    await toastButton(/quantize with the configuration from the report on screen/, 'Write model').click({ timeout: 30000 });
+    await vs.clickNotificationButton(/quantize with the configuration from the report on screen/, 'Write model');
     const out = path.join(ws, 'mnist-cnn/model.qdq.onnx');
     await waitFor(async () => fs.existsSync(out), 120000, `${out} to be written`);
     assert.equal(sha(model), before, 'the model is untouched');

@@ -156,6 +156,18 @@ export class VsCode {
     return this.page.locator('.notifications-toasts .notification-toast', { hasText: text }).first();
   }
 
+  /**
+   * Click a notification's button, as a toast or, when VS Code put the notification straight into
+   * the notification center (it does so at times, e.g. while another toast is animating out), there.
+   */
+  async clickNotificationButton(text: RegExp, label: string, timeout = 30000): Promise<void> {
+    const toast = this.notification(text).getByRole('button', { name: label, exact: true });
+    if (await toast.isVisible({ timeout: Math.min(15000, timeout) }).catch(() => false)) return toast.click();
+    await this.palette('Notifications: Show Notifications');
+    const item = this.page.locator('.notifications-center .notification-list-item', { hasText: text }).first();
+    await item.getByRole('button', { name: label, exact: true }).click({ timeout });
+  }
+
   async stop(): Promise<void> {
     await this.context?.close().catch(() => {});
     if (this.server && this.server.exitCode === null) {
