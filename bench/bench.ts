@@ -67,7 +67,10 @@ async function child(model: string, data: string, preset: string, samples: numbe
 }
 
 function inChild(m: BenchModel, samples: number, sensitivity: boolean): { ms: number; maxRssMb: number; samples: number } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, CHILD, m.model, m.data, m.preset, String(samples), String(sensitivity)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, CHILD, m.model, m.data, m.preset, String(samples), String(sensitivity)], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
   if (r.status !== 0) throw new Error(`${m.name}: ${r.stderr.split('\n').slice(-5).join(' ')}`);
   return JSON.parse(r.stdout);
 }
@@ -76,14 +79,19 @@ const f0 = (x: number) => x.toFixed(0);
 const f1 = (x: number) => x.toFixed(1);
 
 async function speed(models: BenchModel[]): Promise<string[]> {
-  const out = ['speed: analyze time / one plain float pass over the same samples (warm onnxruntime session)', '',
-    '  model                       samples  float ms (cold)   analyze ms  ratio   calibrate / evaluate   +sensitivity ms  ratio  (sens. samples)'];
+  const out = [
+    'speed: analyze time / one plain float pass over the same samples (warm onnxruntime session)',
+    '',
+    '  model                       samples  float ms (cold)   analyze ms  ratio   calibrate / evaluate   +sensitivity ms  ratio  (sens. samples)',
+  ];
   for (const m of models) {
     const f = await floatPass(m);
     const a = await analyze(m, m.samples, false);
     const s = await analyze(m, m.samples, true);
     const t = a.report.timings;
-    out.push(`  ${m.name.padEnd(26)}  ${String(m.samples).padStart(7)}  ${f0(f.warm).padStart(8)} (${f0(f.cold)})  ${f0(a.ms).padStart(10)}  ${f1(a.ms / f.warm).padStart(5)}   ${f0(t.calibrateMs)} / ${f0(t.evaluateMs)}   ${f0(s.ms).padStart(15)}  ${f1(s.ms / f.warm).padStart(5)}  (${s.report.sensitivityInfo?.samples ?? '-'})`);
+    out.push(
+      `  ${m.name.padEnd(26)}  ${String(m.samples).padStart(7)}  ${f0(f.warm).padStart(8)} (${f0(f.cold)})  ${f0(a.ms).padStart(10)}  ${f1(a.ms / f.warm).padStart(5)}   ${f0(t.calibrateMs)} / ${f0(t.evaluateMs)}   ${f0(s.ms).padStart(15)}  ${f1(s.ms / f.warm).padStart(5)}  (${s.report.sensitivityInfo?.samples ?? '-'})`,
+    );
   }
   return out;
 }
@@ -93,7 +101,9 @@ function memory(models: BenchModel[], quick: boolean): string[] {
   for (const m of models) {
     if (m.name.includes('512')) {
       const r = inChild(m, m.samples, true);
-      out.push(`  ${m.name.padEnd(26)}  ${m.samples} samples with sensitivity: ${f0(r.maxRssMb)} MB (${r.maxRssMb < 2048 ? 'under' : 'OVER'} 2 GB), ${f0(r.ms)} ms`);
+      out.push(
+        `  ${m.name.padEnd(26)}  ${m.samples} samples with sensitivity: ${f0(r.maxRssMb)} MB (${r.maxRssMb < 2048 ? 'under' : 'OVER'} 2 GB), ${f0(r.ms)} ms`,
+      );
       continue;
     }
     if (quick) continue;
@@ -107,7 +117,9 @@ function memory(models: BenchModel[], quick: boolean): string[] {
 
 async function sweepCost(m: BenchModel): Promise<string> {
   const p = await prepareAnalysis(m.model, { dataPath: m.data, samples: m.samples });
-  const configs = gridConfigs(resolveConfig(m.preset), { calibration: [{ method: 'percentile' }, { method: 'minmax' }, { method: 'mse' }, { method: 'entropy' }] });
+  const configs = gridConfigs(resolveConfig(m.preset), {
+    calibration: [{ method: 'percentile' }, { method: 'minmax' }, { method: 'mse' }, { method: 'entropy' }],
+  });
   const sweep = await runSweep(p, configs);
   const first = sweep.timings.prepareMs + sweep.timings.firstConfigMs;
   return `  ${m.name.padEnd(26)}  calibration pass ${f0(sweep.timings.prepareMs)} ms, first configuration ${f0(sweep.timings.firstConfigMs)} ms, each further one ${f0(sweep.timings.meanExtraConfigMs)} ms (${(sweep.timings.meanExtraConfigMs / first).toFixed(2)} of the first incl. calibration)`;
@@ -145,10 +157,21 @@ async function main() {
     const { models: all, notes } = benchModels(tmp);
     const models = only ? all.filter((m) => m.name.toLowerCase().includes(only.toLowerCase())) : all;
     const print = (lines: string[]) => console.log(`${lines.join('\n')}\n`);
-    print([`QuantLens benchmark  (${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}, node ${process.version}, onnxruntime ${ort.env.versions.common})`, ...notes]);
+    print([
+      `QuantLens benchmark  (${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}, node ${process.version}, onnxruntime ${ort.env.versions.common})`,
+      ...notes,
+    ]);
     print(await speed(models));
     print(memory(models, quick));
-    print(['sweep: one more configuration, from the same calibration pass', ...(await Promise.all(models.filter((m) => !m.name.includes('512')).slice(0, 2).map(sweepCost)))]);
+    print([
+      'sweep: one more configuration, from the same calibration pass',
+      ...(await Promise.all(
+        models
+          .filter((m) => !m.name.includes('512'))
+          .slice(0, 2)
+          .map(sweepCost),
+      )),
+    ]);
     const big = models.find((m) => m.name.includes('512'));
     if (big) print(['cancel: time from cancellation to the analysis stopping', await cancelLatency(big, 1500)]);
     if (!quick) print(['data: peak RSS streaming an .npz of N and 10N samples through onnxruntime', ...formatDataMemory(await dataMemoryBench())]);

@@ -28,7 +28,7 @@ export interface BenchModel {
 
 function rng(seed: number) {
   let s = seed >>> 0 || 1;
-  return () => ((s = (s * 1664525 + 1013904223) >>> 0) / 4294967296);
+  return () => (s = (s * 1664525 + 1013904223) >>> 0) / 4294967296;
 }
 
 /** A 512x512 encoder-decoder CNN with seeded He-initialised weights (for speed and memory only). */
@@ -38,10 +38,27 @@ function build512(file: string): void {
   const inits = [];
   let k = 0;
   const conv = (x: string, cin: number, cout: number, stride: number) => {
-    const w = `w${k}`, b = `b${k}`, y = `c${k}`, z = `r${k}`;
+    const w = `w${k}`,
+      b = `b${k}`,
+      y = `c${k}`,
+      z = `r${k}`;
     const std = Math.sqrt(2 / (cin * 9));
-    inits.push(makeTensor(w, DT.FLOAT, [cout, cin, 3, 3], Float32Array.from({ length: cout * cin * 9 }, () => (r() * 2 - 1) * std * 1.7)));
-    inits.push(makeTensor(b, DT.FLOAT, [cout], Float32Array.from({ length: cout }, () => (r() - 0.5) * 0.1)));
+    inits.push(
+      makeTensor(
+        w,
+        DT.FLOAT,
+        [cout, cin, 3, 3],
+        Float32Array.from({ length: cout * cin * 9 }, () => (r() * 2 - 1) * std * 1.7),
+      ),
+    );
+    inits.push(
+      makeTensor(
+        b,
+        DT.FLOAT,
+        [cout],
+        Float32Array.from({ length: cout }, () => (r() - 0.5) * 0.1),
+      ),
+    );
     nodes.push(makeNode('Conv', [x, w, b], [y], `/enc/conv${k}`, { pads: [1, 1, 1, 1], strides: [stride, stride] }));
     nodes.push(makeNode('Relu', [y], [z], `/enc/relu${k}`));
     k++;
@@ -65,7 +82,14 @@ function build512(file: string): void {
   const a1 = `add${k++}`;
   nodes.push(makeNode('Add', [x, s1], [a1], `/dec/skip1`));
   x = conv(up(a1), 32, 16, 1);
-  inits.push(makeTensor('whead', DT.FLOAT, [1, 16, 1, 1], Float32Array.from({ length: 16 }, () => (r() * 2 - 1) * 0.3)));
+  inits.push(
+    makeTensor(
+      'whead',
+      DT.FLOAT,
+      [1, 16, 1, 1],
+      Float32Array.from({ length: 16 }, () => (r() * 2 - 1) * 0.3),
+    ),
+  );
   nodes.push(makeNode('Conv', [x, 'whead'], ['logit'], '/head/conv'));
   nodes.push(makeNode('Sigmoid', ['logit'], ['mask'], '/head/sigmoid'));
   const m = buildModel({ nodes, inputs: [valueInfo('image', ['N', 3, 512, 512])], outputs: [valueInfo('mask', ['N', 1, 512, 512])], initializers: inits });
@@ -81,12 +105,14 @@ function images(dir: string, name: string, shape: number[], samples: number, see
   const x = new Float32Array(samples * per);
   for (let s = 0; s < samples; s++) {
     const waves = Array.from({ length: 6 }, () => ({ fx: r() * 0.05, fy: r() * 0.05, ph: r() * 6.28, a: r() }));
-    for (let ch = 0; ch < c; ch++) for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) {
-      let v = 0;
-      for (const wv of waves) v += wv.a * Math.sin(wv.fx * i * (ch + 1) + wv.fy * j + wv.ph);
-      const idx = hwc ? (i * w + j) * c + ch : (ch * h + i) * w + j;
-      x[s * per + idx] = v / 3;
-    }
+    for (let ch = 0; ch < c; ch++)
+      for (let i = 0; i < h; i++)
+        for (let j = 0; j < w; j++) {
+          let v = 0;
+          for (const wv of waves) v += wv.a * Math.sin(wv.fx * i * (ch + 1) + wv.fy * j + wv.ph);
+          const idx = hwc ? (i * w + j) * c + ch : (ch * h + i) * w + j;
+          x[s * per + idx] = v / 3;
+        }
   }
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, `${name}.npy`), Buffer.from(dump(x, [samples, ...shape])));
@@ -98,7 +124,12 @@ function mlsd(cache: string): string | null {
   if (fs.existsSync(file)) return file;
   try {
     fs.mkdirSync(cache, { recursive: true });
-    const tgz = execFileSync('npm', ['pack', 'jp.keijiro.mlsd@1.0.0', '--silent'], { cwd: cache, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 120_000 }).trim();
+    const tgz = execFileSync('npm', ['pack', 'jp.keijiro.mlsd@1.0.0', '--silent'], {
+      cwd: cache,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 120_000,
+    }).trim();
     execFileSync('tar', ['xzf', tgz, 'package/ONNX/mlsd_512x512_large.onnx'], { cwd: cache });
     return fs.existsSync(file) ? file : null;
   } catch {
@@ -116,7 +147,13 @@ export function benchModels(tmp: string, cache = path.join(root, '.bench-cache')
   build512(cnn512);
   images(path.join(tmp, 'cnn512-data'), 'image', [3, 512, 512], 8, 7);
   const models: BenchModel[] = [
-    { name: 'demo CNN (MNIST)', model: path.join(root, 'examples/mnist-cnn/model.onnx'), data: path.join(root, 'examples/mnist-cnn/data'), samples: 300, preset: 'tensorrt' },
+    {
+      name: 'demo CNN (MNIST)',
+      model: path.join(root, 'examples/mnist-cnn/model.onnx'),
+      data: path.join(root, 'examples/mnist-cnn/data'),
+      samples: 300,
+      preset: 'tensorrt',
+    },
     { name: 'PaddleOCR cls', model: path.join(ocr, 'ch_ppocr_mobile_v2.0_cls_infer.onnx'), data: path.join(tmp, 'ocr-cls'), samples: 64, preset: 'ort-cpu' },
     { name: 'PP-OCRv4 recogniser', model: path.join(ocr, 'ch_PP-OCRv4_rec_infer.onnx'), data: path.join(tmp, 'ocr-rec'), samples: 48, preset: 'tensorrt' },
     { name: '512x512 encoder-decoder', model: cnn512, data: path.join(tmp, 'cnn512-data'), samples: 8, preset: 'tensorrt' },

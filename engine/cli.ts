@@ -7,10 +7,29 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { MultiBar, Presets } from 'cli-progress';
-import type { CalibrationMethod, CompareReport, GateResult, MixedPrecisionResult, PresetName, QuantConfig, Report, SweepReport, Warning } from '../protocol/report';
+import type {
+  CalibrationMethod,
+  CompareReport,
+  GateResult,
+  MixedPrecisionResult,
+  PresetName,
+  QuantConfig,
+  Report,
+  SweepReport,
+  Warning,
+} from '../protocol/report';
 import { QuantConfigSchema } from '../protocol/messages';
 import { CALIBRATION_METHODS, reportReplacer } from '../protocol/report';
-import { CancelledError, type EvaluateOptions, type Prepared, type Progress, evaluate, prepareLoaded, quantizeWith, requireQuantizedLayers } from './analysis/analyze';
+import {
+  CancelledError,
+  type EvaluateOptions,
+  type Prepared,
+  type Progress,
+  evaluate,
+  prepareLoaded,
+  quantizeWith,
+  requireQuantizedLayers,
+} from './analysis/analyze';
 import { type DeployedModel, deployedModel, evaluateDeployed, prepareDeployed, quantizeDeployed, requireDeployed, requireFloat } from './quantized/deployed';
 import { compareModels } from './quantized/compare';
 import { formatCompare } from './report/compareSummary';
@@ -58,7 +77,7 @@ function withQuantOptions(cmd: Command): Command {
     .option('--data <path>', 'calibration data: a .npz file or a folder of .npy files named after the inputs (+ labels.npy)')
     .option('--samples <n>', 'use at most this many samples', intArg)
     .addOption(new Option('--preset <name>', 'backend preset').choices(PRESET_NAMES).default('tensorrt'))
-    .addOption(new Option('--calibration <method>', 'activation calibration method (default: the preset\'s)').choices(CALIBRATION_METHODS as string[]))
+    .addOption(new Option('--calibration <method>', "activation calibration method (default: the preset's)").choices(CALIBRATION_METHODS as string[]))
     .option('--percentile <p>', 'percentile for --calibration percentile', percentileArg)
     .option('--weight-bits <bits>', 'weight bits: 4, 8 or 16', bitsArg)
     .option('--act-bits <bits>', 'activation bits: 4, 8 or 16', bitsArg)
@@ -67,25 +86,67 @@ function withQuantOptions(cmd: Command): Command {
     .option('--symmetric', 'symmetric activations (zero point at the grid centre)')
     .option('--asymmetric', 'asymmetric activations')
     .addOption(new Option('--placement <policy>', 'compute: only Conv/Gemm/MatMul; extended: also Add/Mul/Concat/pooling').choices(['compute', 'extended']))
-    .option('--exclude <nodes>', 'comma-separated node names kept in float', (v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .option('--exclude <nodes>', 'comma-separated node names kept in float', (v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
     .option('--no-fold-bn', 'do not fold BatchNormalization into the preceding Conv')
     .option('--batch-size <n>', 'samples per inference batch', intArg)
-    .option('--input <name=value>', 'a constant input, the same value for every sample (repeatable; a comma list for several values), e.g. --input sr=16000', collect, [])
-    .option('--state <input=output>', 'a recurrent input fed from a model output of the previous sample (zeros first; samples in order), e.g. --state state=stateN', collect, [])
-    .option('--input-shape <name=AxB>', 'the full shape of an input whose dims the model leaves dynamic (synthetic data, states, constants), e.g. --input-shape input=1x512', collect, [])
+    .option(
+      '--input <name=value>',
+      'a constant input, the same value for every sample (repeatable; a comma list for several values), e.g. --input sr=16000',
+      collect,
+      [],
+    )
+    .option(
+      '--state <input=output>',
+      'a recurrent input fed from a model output of the previous sample (zeros first; samples in order), e.g. --state state=stateN',
+      collect,
+      [],
+    )
+    .option(
+      '--input-shape <name=AxB>',
+      'the full shape of an input whose dims the model leaves dynamic (synthetic data, states, constants), e.g. --input-shape input=1x512',
+      collect,
+      [],
+    )
     .option('--calibration-table <file>', "take activation ranges from another tool: a TensorRT calibration cache or onnxruntime's calibration.json")
-    .addOption(new Option('--target-cpu <cpu>', 'deployment CPU for CPU-dependent hazards (u8s8 saturation needs x86 without VNNI)').choices(['this', 'vnni', 'no-vnni']).default('this'))
+    .addOption(
+      new Option('--target-cpu <cpu>', 'deployment CPU for CPU-dependent hazards (u8s8 saturation needs x86 without VNNI)')
+        .choices(['this', 'vnni', 'no-vnni'])
+        .default('this'),
+    )
     .option('--metric <file.mjs>', 'your own per-sample metric (docs/metric.md); judges the run instead of top-1/SQNR')
     .option('--force', 'replace existing output files (--report, --out); inputs are never replaced')
     .option('--quiet', 'no progress bars');
 }
 
 interface QuantOpts {
-  data?: string; samples?: number; preset: PresetName; calibration?: CalibrationMethod; percentile?: number;
-  weightBits?: 4 | 8 | 16; actBits?: 4 | 8 | 16; perTensor?: boolean; perChannel?: boolean; symmetric?: boolean; asymmetric?: boolean;
-  placement?: 'compute' | 'extended'; exclude?: string[]; foldBn: boolean; batchSize?: number; quiet?: boolean; force?: boolean;
-  calibrationTable?: string; targetCpu: 'this' | 'vnni' | 'no-vnni'; metric?: string;
-  input?: string[]; state?: string[]; inputShape?: string[];
+  data?: string;
+  samples?: number;
+  preset: PresetName;
+  calibration?: CalibrationMethod;
+  percentile?: number;
+  weightBits?: 4 | 8 | 16;
+  actBits?: 4 | 8 | 16;
+  perTensor?: boolean;
+  perChannel?: boolean;
+  symmetric?: boolean;
+  asymmetric?: boolean;
+  placement?: 'compute' | 'extended';
+  exclude?: string[];
+  foldBn: boolean;
+  batchSize?: number;
+  quiet?: boolean;
+  force?: boolean;
+  calibrationTable?: string;
+  targetCpu: 'this' | 'vnni' | 'no-vnni';
+  metric?: string;
+  input?: string[];
+  state?: string[];
+  inputShape?: string[];
 }
 
 /** The configuration, with the ranges of a --calibration-table applied; its warnings go in the report. */
@@ -116,7 +177,11 @@ export function configFrom(o: QuantOpts) {
   if (o.perTensor && o.perChannel) throw new InputError('--per-tensor and --per-channel contradict each other');
   if (o.symmetric && o.asymmetric) throw new InputError('--symmetric and --asymmetric contradict each other');
   const over: ConfigOverrides = {
-    calibration: o.calibration, percentile: o.percentile, placement: o.placement, exclude: o.exclude, foldBatchNorm: o.foldBn,
+    calibration: o.calibration,
+    percentile: o.percentile,
+    placement: o.placement,
+    exclude: o.exclude,
+    foldBatchNorm: o.foldBn,
     weights: { bits: o.weightBits, perChannel: o.perTensor ? false : o.perChannel ? true : undefined },
     activations: {
       bits: o.actBits,
@@ -130,15 +195,25 @@ export function configFrom(o: QuantOpts) {
 
 /** Progress bars on stderr, one per stage. */
 function progressReporter(quiet: boolean | undefined) {
-  if (quiet || !process.stderr.isTTY && process.env.QUANTLENS_PROGRESS !== '1') {
+  if (quiet || (!process.stderr.isTTY && process.env.QUANTLENS_PROGRESS !== '1')) {
     return { onProgress: undefined, stop: () => {} };
   }
-  const multi = new MultiBar({ stream: process.stderr, format: ' {stage} |{bar}| {value}/{total} {unit}', hideCursor: true, clearOnComplete: false }, Presets.shades_classic);
+  const multi = new MultiBar(
+    { stream: process.stderr, format: ' {stage} |{bar}| {value}/{total} {unit}', hideCursor: true, clearOnComplete: false },
+    Presets.shades_classic,
+  );
   const bars = new Map<string, ReturnType<MultiBar['create']>>();
   return {
     onProgress: (p: Progress) => {
       let b = bars.get(p.stage);
-      if (!b) bars.set(p.stage, (b = multi.create(p.total, 0, { stage: p.stage.padEnd(11), unit: p.stage === 'sensitivity' ? 'layers' : p.stage === 'sweep' ? 'configs' : 'samples' })));
+      if (!b)
+        bars.set(
+          p.stage,
+          (b = multi.create(p.total, 0, {
+            stage: p.stage.padEnd(11),
+            unit: p.stage === 'sensitivity' ? 'layers' : p.stage === 'sweep' ? 'configs' : 'samples',
+          })),
+        );
       b.setTotal(p.total);
       b.update(p.done);
     },
@@ -152,7 +227,10 @@ interface BudgetOpts {
   minSqnr?: number;
 }
 
-async function runAnalyze(model: string, o: QuantOpts & BudgetOpts & { report?: string; sensitivity: boolean; diagnose?: boolean; json?: boolean; writeCalibrationTable?: string; float?: string }): Promise<void> {
+async function runAnalyze(
+  model: string,
+  o: QuantOpts & BudgetOpts & { report?: string; sensitivity: boolean; diagnose?: boolean; json?: boolean; writeCalibrationTable?: string; float?: string },
+): Promise<void> {
   configFrom(o); // option errors before any work
   const reportOut = output(o, model, o.report, '--report', 'report');
   const tableOut = output(o, model, o.writeCalibrationTable, '--write-calibration-table', 'calibration table');
@@ -166,7 +244,9 @@ async function runAnalyze(model: string, o: QuantOpts & BudgetOpts & { report?: 
     bar.stop();
   }
   writeJson(reportOut, report);
-  process.stdout.write(o.json ? JSON.stringify(report, reportReplacer) + '\n' : formatSummary(report) + (o.report ? `\nreport: ${path.resolve(o.report)}\n` : ''));
+  process.stdout.write(
+    o.json ? JSON.stringify(report, reportReplacer) + '\n' : formatSummary(report) + (o.report ? `\nreport: ${path.resolve(o.report)}\n` : ''),
+  );
 }
 
 /**
@@ -184,9 +264,13 @@ function fixConfigFrom(file: string, p: Prepared): QuantConfig {
   }
   const config = json?.diagnosis?.fix?.config ?? json?.fix?.config;
   if (!config) throw new InputError(`${abs} holds no verified fix (diagnosis.fix or fix): write one with analyze --report or mixed-precision --report`);
-  if (json.model?.sha256 !== p.loaded.sha256) throw new InputError(`${abs}: its fix was measured on another model (sha256 ${String(json.model?.sha256).slice(0, 12)}, this one ${p.loaded.sha256.slice(0, 12)})`);
+  if (json.model?.sha256 !== p.loaded.sha256)
+    throw new InputError(
+      `${abs}: its fix was measured on another model (sha256 ${String(json.model?.sha256).slice(0, 12)}, this one ${p.loaded.sha256.slice(0, 12)})`,
+    );
   const parsed = QuantConfigSchema.safeParse(config);
-  if (!parsed.success) throw new InputError(`${abs}: the fix's configuration is invalid: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`);
+  if (!parsed.success)
+    throw new InputError(`${abs}: the fix's configuration is invalid: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`);
   return parsed.data as QuantConfig;
 }
 
@@ -250,7 +334,10 @@ function warnSynthetic(p: Prepared): Prepared {
  * (its own grids and codes; --float picks the reference). `tableOut` receives the ranges used.
  */
 async function analyzeAny(
-  model: string, o: QuantOpts & { float?: string }, eo: { onProgress?: (p: Progress) => void; sensitivity: boolean; diagnose?: EvaluateOptions['diagnose'] }, tableOut?: OutputTarget,
+  model: string,
+  o: QuantOpts & { float?: string },
+  eo: { onProgress?: (p: Progress) => void; sensitivity: boolean; diagnose?: EvaluateOptions['diagnose'] },
+  tableOut?: OutputTarget,
 ): Promise<Report> {
   const loaded = loadModel(model);
   const d = deployedModel(loaded);
@@ -264,8 +351,11 @@ async function analyzeAny(
     if (tableOut) exportCalibrationTable(q, tableOut);
     return report;
   }
-  if (o.calibrationTable) throw new InputError(`--calibration-table sets the ranges a float model is quantized with; ${loaded.path} is already quantized and keeps its own grids`);
-  const p = warnSynthetic(await prepareDeployed(d, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress: eo.onProgress, floatPath: o.float }));
+  if (o.calibrationTable)
+    throw new InputError(`--calibration-table sets the ranges a float model is quantized with; ${loaded.path} is already quantized and keeps its own grids`);
+  const p = warnSynthetic(
+    await prepareDeployed(d, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress: eo.onProgress, floatPath: o.float }),
+  );
   // A deployed model's grids are its own: no recalibration to diagnose and fix here.
   const { diagnose: _d, ...deo } = eo;
   const q = await quantizeDeployed(p, d, deo);
@@ -275,19 +365,29 @@ async function analyzeAny(
 }
 
 async function runCompareCmd(a: string, b: string, o: QuantOpts & { float?: string; report?: string; sensitivity: boolean; json?: boolean }): Promise<void> {
-  const target: OutputTarget | undefined = o.report === undefined ? undefined : { path: o.report, role: 'comparison report', option: '--report', force: o.force, inputs: [a, b, o.data, o.float] };
+  const target: OutputTarget | undefined =
+    o.report === undefined ? undefined : { path: o.report, role: 'comparison report', option: '--report', force: o.force, inputs: [a, b, o.data, o.float] };
   if (target) checkOutput(target);
   const da: DeployedModel = requireDeployed(loadModel(a));
   const db: DeployedModel = requireDeployed(loadModel(b));
   const bar = progressReporter(o.quiet);
   let result: CompareReport;
   try {
-    result = await compareModels(da, db, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, floatPath: o.float, onProgress: bar.onProgress, sensitivity: o.sensitivity });
+    result = await compareModels(da, db, {
+      dataPath: o.data,
+      samples: o.samples,
+      batchSize: o.batchSize,
+      floatPath: o.float,
+      onProgress: bar.onProgress,
+      sensitivity: o.sensitivity,
+    });
   } finally {
     bar.stop();
   }
   writeJson(target, result);
-  process.stdout.write(o.json ? JSON.stringify(result, reportReplacer) + '\n' : formatCompare(result) + (o.report ? `report: ${path.resolve(o.report)}\n` : ''));
+  process.stdout.write(
+    o.json ? JSON.stringify(result, reportReplacer) + '\n' : formatCompare(result) + (o.report ? `report: ${path.resolve(o.report)}\n` : ''),
+  );
 }
 
 async function runSweepCmd(model: string, o: QuantOpts & { axes?: string; report?: string }): Promise<void> {
@@ -377,14 +477,19 @@ async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string
   const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(2)}%`);
   const lines = [
     `integer-only execution (${r.samples} samples, ${configLabel(config)}): top-1 ${pct(r.top1)} (float ${pct(r.floatTop1)}), agreement with float ${pct(r.agreement)}, output SQNR ${r.outputSqnrDb.toFixed(1)} dB`,
-    `ops run in integers: ${Object.entries(r.ops).map(([op, n]) => `${op} x${n}`).join(', ') || 'none'}`,
+    `ops run in integers: ${
+      Object.entries(r.ops)
+        .map(([op, n]) => `${op} x${n}`)
+        .join(', ') || 'none'
+    }`,
     r.floatOps.length ? `ops run in float between dequantize/quantize (${r.floatOps.length}):` : 'no op ran in float',
     ...r.floatOps.map((f) => `  ${f.op} ${f.node}: ${f.reason}`),
     `int32 accumulator overflows: ${r.overflowCount}; codes saturated at a requantization: ${r.saturationCount}`,
   ];
   if (r.kernelErrors.length) {
     lines.push('error each I-BERT kernel adds vs the float op on the same input:');
-    for (const k of r.kernelErrors) lines.push(`  ${k.kernel.padEnd(12)} ${k.node.padEnd(36)} ${k.sqnrDb.toFixed(1).padStart(6)} dB  max ${k.maxAbsError.toExponential(2)}`);
+    for (const k of r.kernelErrors)
+      lines.push(`  ${k.kernel.padEnd(12)} ${k.node.padEnd(36)} ${k.sqnrDb.toFixed(1).padStart(6)} dB  max ${k.maxAbsError.toExponential(2)}`);
   }
   process.stdout.write(lines.join('\n') + '\n');
 }
@@ -419,14 +524,20 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ writeErr: (str) => void (/^error: /.test(str) ? undefined : process.stderr.write(str)) })
     .showSuggestionAfterError(true);
-  withQuantOptions(program.command('analyze').argument('<model>', 'the .onnx model (never modified): float, or already quantized (QDQ/QOperator: analyzed as deployed)'))
+  withQuantOptions(
+    program.command('analyze').argument('<model>', 'the .onnx model (never modified): float, or already quantized (QDQ/QOperator: analyzed as deployed)'),
+  )
     .description('calibrate, quantize in memory, and report per-layer errors and accuracy; an already-quantized model is analyzed with its own grids')
     .option('--float <model.onnx>', 'for an already-quantized model: its original float model, the reference instead of its float twin')
     .option('--report <out.json>', 'write the full JSON report here')
     .option('--no-sensitivity', 'skip per-layer sensitivity')
     .option('--diagnose', 'name the culprit layers, their cause and a measured fix (default when sensitivity runs)')
     .option('--no-diagnose', 'no diagnosis')
-    .option('--max-drop <n>', 'the budget the diagnosis must meet, in the primary metric\'s loss unit (default 1 point; your metric: 1% of its float score)', dropArg)
+    .option(
+      '--max-drop <n>',
+      "the budget the diagnosis must meet, in the primary metric's loss unit (default 1 point; your metric: 1% of its float score)",
+      dropArg,
+    )
     .option('--min-sqnr <dB>', 'for models judged by output SQNR (no labels, no classifier, no --metric): the SQNR floor (default 30 dB)', dbArg)
     .option('--write-calibration-table <file>', 'also write the thresholds: a TensorRT calibration cache, or onnxruntime calibration JSON for a .json name')
     .option('--json', 'print the report JSON on stdout instead of the summary')
@@ -439,12 +550,15 @@ export function buildProgram(): Command {
     .action((model, o) => runQuantize(model, o));
   withQuantOptions(program.command('sweep').argument('<model>', 'the .onnx model (never modified)'))
     .description('evaluate a grid of configurations from ONE calibration pass; table + Pareto front of drop vs size')
-    .option('--axes <spec>', 'e.g. "wbits=8,4;abits=8,16;calibration=minmax,percentile:99.9,entropy,mse;granularity=per-channel,per-tensor;symmetric=true,false;preset=tensorrt,ort-cpu" (default: 6 calibrations x wbits 8,4 x granularity = 24)')
+    .option(
+      '--axes <spec>',
+      'e.g. "wbits=8,4;abits=8,16;calibration=minmax,percentile:99.9,entropy,mse;granularity=per-channel,per-tensor;symmetric=true,false;preset=tensorrt,ort-cpu" (default: 6 calibrations x wbits 8,4 x granularity = 24)',
+    )
     .option('--report <out.json>', 'write the sweep report here')
     .action((model, o) => runSweepCmd(model, o));
   withQuantOptions(program.command('mixed-precision').argument('<model>', 'the .onnx model (never modified)'))
     .description('find the smallest per-layer plan (calibration, bits, granularity, float) that meets a budget, measured on integer kernels')
-    .option('--max-drop <n>', 'budget in the primary metric\'s loss unit (default 1 point; your metric: 1% of its float score)', dropArg)
+    .option('--max-drop <n>', "budget in the primary metric's loss unit (default 1 point; your metric: 1% of its float score)", dropArg)
     .option('--min-sqnr <dB>', 'for models judged by output SQNR: the floor (default 30 dB)', dbArg)
     .option('--out <new.onnx>', 'write the resulting QDQ model here (only when the budget is met)')
     .option('--write-config', 'record the exclusions in quantlens.json beside the model (only when the budget is met)')
@@ -452,14 +566,19 @@ export function buildProgram(): Command {
     .action((model, o) => runMixedCmd(model, o));
   withQuantOptions(program.command('gate').argument('<model>', 'the .onnx model (never modified)'))
     .description('CI gate: exit 0 within budget with 95% confidence, 1 over it or when the samples cannot tell (one line saying why)')
-    .option('--max-drop <n>', 'budget in the primary metric\'s loss unit (default 1 point; your metric: 1% of its float score)', dropArg)
+    .option('--max-drop <n>', "budget in the primary metric's loss unit (default 1 point; your metric: 1% of its float score)", dropArg)
     .option('--min-sqnr <dB>', 'for models judged by output SQNR: the floor (default 30 dB)', dbArg)
     .option('--allow-uncertain', 'exit 0 when the samples cannot tell (the line still says so)')
     .option('--float <model.onnx>', 'for an already-quantized model: its original float model (the reference)')
     .option('--report <out.json>', 'write the gate result (primary metric, every output, verdict) here')
     .action((model, o) => runGateCmd(model, o));
-  program.command('compare').argument('<a>', 'a quantized model (QDQ or QOperator)').argument('<b>', 'another quantized version of the same model')
-    .description('two quantized versions of one model, layer by layer against one float reference: grids, weight codes, clip rates, errors; the layer that differs most first')
+  program
+    .command('compare')
+    .argument('<a>', 'a quantized model (QDQ or QOperator)')
+    .argument('<b>', 'another quantized version of the same model')
+    .description(
+      'two quantized versions of one model, layer by layer against one float reference: grids, weight codes, clip rates, errors; the layer that differs most first',
+    )
     .option('--data <path>', 'evaluation data: a .npz file or a folder of .npy files named after the inputs (+ labels.npy)')
     .option('--samples <n>', 'use at most this many samples', intArg)
     .option('--float <model.onnx>', 'the original float model: the shared reference (default: the float twin of A)')
@@ -474,15 +593,19 @@ export function buildProgram(): Command {
     .description('run the model on integers only: CNNs with the integer graph executor, transformers with I-BERT i-GELU/i-Softmax/i-LayerNorm')
     .option('--report <out.json>', 'write the result JSON here')
     .action((model, o) => runIntegerOnlyCmd(model, o));
-  program.command('presets').description('list backend presets and their schemes').action(() => {
-    for (const [name, p] of Object.entries(PRESETS)) process.stdout.write(`${name}\n  ${p.description}\n`);
-  });
+  program
+    .command('presets')
+    .description('list backend presets and their schemes')
+    .action(() => {
+      for (const [name, p] of Object.entries(PRESETS)) process.stdout.write(`${name}\n  ${p.description}\n`);
+    });
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
-  for (const cmd of program.commands) cmd.exitOverride().configureOutput({ writeErr: (str) => void (/^error: /.test(str) ? undefined : process.stderr.write(str)) });
+  for (const cmd of program.commands)
+    cmd.exitOverride().configureOutput({ writeErr: (str) => void (/^error: /.test(str) ? undefined : process.stderr.write(str)) });
   try {
     await program.parseAsync(argv);
     // gate/mixed-precision set exitCode 1 when a budget is not met
@@ -515,7 +638,9 @@ function internalError(e: unknown): number {
   } catch {
     /* the message below still names the error */
   }
-  process.stderr.write(`quantlens: internal error (a QuantLens bug): ${oneLine((e as Error)?.message ?? String(e))}. The stack trace is in ${log}; please report it.\n`);
+  process.stderr.write(
+    `quantlens: internal error (a QuantLens bug): ${oneLine((e as Error)?.message ?? String(e))}. The stack trace is in ${log}; please report it.\n`,
+  );
   return 1;
 }
 

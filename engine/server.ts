@@ -4,14 +4,37 @@
  * cancellation; hover and diagnostics serve the Model Outline and Python sources.
  */
 import {
-  type CancellationToken, DiagnosticSeverity, ErrorCodes, type Hover, ProposedFeatures, ResponseError, TextDocumentSyncKind, TextDocuments,
-  type WorkDoneProgressReporter, createConnection,
+  type CancellationToken,
+  DiagnosticSeverity,
+  ErrorCodes,
+  type Hover,
+  ProposedFeatures,
+  ResponseError,
+  TextDocumentSyncKind,
+  TextDocuments,
+  type WorkDoneProgressReporter,
+  createConnection,
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { z } from 'zod';
 import {
-  type AllowPathParams, AllowPathRequest, type AnalyzeParams, AnalyzeRequest, type CompareParams, CompareRequest, type MixedPrecisionParams, MixedPrecisionRequest, type SweepParams, SweepRequest, type OutlineParams, OutlineRequest,
-  type OutlineResult, type QuantizeParams, QuantizeRequest, type QuantizeResult, type RequestDef,
+  type AllowPathParams,
+  AllowPathRequest,
+  type AnalyzeParams,
+  AnalyzeRequest,
+  type CompareParams,
+  CompareRequest,
+  type MixedPrecisionParams,
+  MixedPrecisionRequest,
+  type SweepParams,
+  SweepRequest,
+  type OutlineParams,
+  OutlineRequest,
+  type OutlineResult,
+  type QuantizeParams,
+  QuantizeRequest,
+  type QuantizeResult,
+  type RequestDef,
 } from '../protocol/messages';
 import { type CompareReport, type MixedPrecisionResult, type Report, type SweepReport, reportReplacer } from '../protocol/report';
 import * as fs from 'node:fs';
@@ -80,7 +103,11 @@ function onTheWire(result: unknown): unknown {
   return result === undefined ? null : JSON.parse(JSON.stringify(result, reportReplacer));
 }
 
-function handle<P, R>(def: RequestDef<P, R>, fn: (p: P, token: CancellationToken, progress: WorkDoneProgressReporter) => Promise<R>, opts: { checkPaths?: boolean } = {}) {
+function handle<P, R>(
+  def: RequestDef<P, R>,
+  fn: (p: P, token: CancellationToken, progress: WorkDoneProgressReporter) => Promise<R>,
+  opts: { checkPaths?: boolean } = {},
+) {
   connection.onRequest(def.method, async (raw: unknown, token: CancellationToken): Promise<unknown> => {
     // Requests registered by method name get no reporter from the library: attach the one the
     // client asked for through params.workDoneToken (a no-op reporter when there is none).
@@ -96,7 +123,10 @@ function handle<P, R>(def: RequestDef<P, R>, fn: (p: P, token: CancellationToken
       if (e instanceof InputError) return new ResponseError(1, e.message);
       if (e instanceof CancelledError) return new ResponseError(-32800, 'cancelled');
       connection.console.error(`${def.method} failed: ${(e as Error).stack ?? e}`);
-      return new ResponseError(2, `internal error (a QuantLens bug): ${(e as Error).message}. The stack trace is in the QuantLens output channel; please report it.`);
+      return new ResponseError(
+        2,
+        `internal error (a QuantLens bug): ${(e as Error).message}. The stack trace is in the QuantLens output channel; please report it.`,
+      );
     } finally {
       progress.done();
     }
@@ -111,14 +141,31 @@ function abortSignal(token: CancellationToken): AbortSignal {
   return ac.signal;
 }
 
-const STAGE_SHARE: Record<Progress['stage'], [number, number]> = { calibrate: [0, 30], evaluate: [30, 60], sensitivity: [60, 90], diagnose: [90, 99], sweep: [30, 99], write: [90, 99] };
-const STAGE_UNIT: Record<Progress['stage'], string> = { calibrate: 'samples', evaluate: 'samples', sensitivity: 'layers', diagnose: 'candidates', sweep: 'configurations', write: '' };
+const STAGE_SHARE: Record<Progress['stage'], [number, number]> = {
+  calibrate: [0, 30],
+  evaluate: [30, 60],
+  sensitivity: [60, 90],
+  diagnose: [90, 99],
+  sweep: [30, 99],
+  write: [90, 99],
+};
+const STAGE_UNIT: Record<Progress['stage'], string> = {
+  calibrate: 'samples',
+  evaluate: 'samples',
+  sensitivity: 'layers',
+  diagnose: 'candidates',
+  sweep: 'configurations',
+  write: '',
+};
 
 function progressFn(reporter: WorkDoneProgressReporter, title: string) {
   reporter.begin(title, 0, 'loading model', true);
   return (p: Progress) => {
     const [a, b] = STAGE_SHARE[p.stage];
-    reporter.report(Math.round(a + ((b - a) * p.done) / Math.max(1, p.total)), `${p.stage}: ${p.done}/${p.total} ${STAGE_UNIT[p.stage]}${p.message ? ` (${p.message})` : ''}`);
+    reporter.report(
+      Math.round(a + ((b - a) * p.done) / Math.max(1, p.total)),
+      `${p.stage}: ${p.done}/${p.total} ${STAGE_UNIT[p.stage]}${p.message ? ` (${p.message})` : ''}`,
+    );
   };
 }
 
@@ -132,7 +179,10 @@ handle(AnalyzeRequest, async (params: AnalyzeParams, token, reporter): Promise<R
   // The diagnosis (culprits, causes, a measured fix) rides on sensitivity, as in the CLI.
   const report = deployed
     ? await evaluateDeployed(p, deployed, await quantizeDeployed(p, deployed, opts), opts)
-    : await evaluate(p, requireQuantizedLayers(await quantizeWith(p, params.config), p.loaded.path), { ...opts, diagnose: params.sensitivity ? {} : undefined });
+    : await evaluate(p, requireQuantizedLayers(await quantizeWith(p, params.config), p.loaded.path), {
+        ...opts,
+        diagnose: params.sensitivity ? {} : undefined,
+      });
   latest = { report, sqnrWarningDb: params.sqnrWarningDb };
   reports.set(report.model.path, latest);
   for (const [uri, o] of outlines) if (o.modelPath === report.model.path) publishDiagnostics(uri);
@@ -163,7 +213,10 @@ function fileStamp(p: string | undefined): string {
  * `deployedOk`: analyze) its float twin. Commands that quantize refuse quantized models.
  */
 async function preparedFor(
-  params: { modelPath: string; dataPath?: string; samples?: number }, onProgress: (p: Progress) => void, signal: AbortSignal, deployedOk = false,
+  params: { modelPath: string; dataPath?: string; samples?: number },
+  onProgress: (p: Progress) => void,
+  signal: AbortSignal,
+  deployedOk = false,
 ): Promise<{ prepared: Prepared; deployed: DeployedModel | null }> {
   // The model's hash covers its external data too; loading is cheap next to calibrating.
   const loaded = loadModel(params.modelPath);
@@ -210,13 +263,24 @@ handle(CompareRequest, async (params: CompareParams, token, reporter): Promise<C
   const a = requireDeployed(loadModel(params.modelPath));
   const b = requireDeployed(loadModel(params.otherModelPath));
   connection.console.info(`compare ${a.loaded.path} with ${b.loaded.path} (data ${params.dataPath ?? 'synthetic'})`);
-  return compareModels(a, b, { dataPath: params.dataPath, samples: params.samples, floatPath: params.floatModelPath, onProgress, signal, sensitivity: params.sensitivity });
+  return compareModels(a, b, {
+    dataPath: params.dataPath,
+    samples: params.samples,
+    floatPath: params.floatModelPath,
+    onProgress,
+    signal,
+    sensitivity: params.sensitivity,
+  });
 });
 
-handle(AllowPathRequest, async (params: AllowPathParams) => {
-  paths.allow(params.path);
-  return null;
-}, { checkPaths: false });
+handle(
+  AllowPathRequest,
+  async (params: AllowPathParams) => {
+    paths.allow(params.path);
+    return null;
+  },
+  { checkPaths: false },
+);
 
 handle(OutlineRequest, async (params: OutlineParams): Promise<OutlineResult> => {
   const m = loadModel(params.modelPath);
@@ -268,7 +332,9 @@ connection.onHover((raw): Hover | null | ResponseError<void> => {
     const tensor = r?.report.tensors.find((t) => t.name === word);
     if (tensor) return markdown(tensorHover(tensor));
     if (o.outline.nodes.has(word) || o.outline.tensors.has(word)) {
-      return markdown(r ? `\`${word}\`: not quantized in the last analysis` : `\`${word}\`: run **QuantLens: Analyze Quantization** on this model to see its stats`);
+      return markdown(
+        r ? `\`${word}\`: not quantized in the last analysis` : `\`${word}\`: run **QuantLens: Analyze Quantization** on this model to see its stats`,
+      );
     }
     return null;
   }

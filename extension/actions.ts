@@ -59,16 +59,22 @@ export class Actions {
     try {
       const params = analyzeParams(model);
       if (config) params.config = config;
-      this.d.output.appendLine(`[analyze] ${model}: ${describeConfig(params.config)} (from ${origin}), data ${params.dataPath ?? 'synthetic'}, target CPU ${params.targetCpu}`);
+      this.d.output.appendLine(
+        `[analyze] ${model}: ${describeConfig(params.config)} (from ${origin}), data ${params.dataPath ?? 'synthetic'}, target CPU ${params.targetCpu}`,
+      );
       if (!params.dataPath) {
-        void vscode.window.showWarningMessage('QuantLens: no calibration data configured (quantlens.dataPath or quantlens.json); using synthetic inputs, so thresholds say nothing about real activations.');
+        void vscode.window.showWarningMessage(
+          'QuantLens: no calibration data configured (quantlens.dataPath or quantlens.json); using synthetic inputs, so thresholds say nothing about real activations.',
+        );
       }
       const report = await this.d.engine.request(AnalyzeRequest, params, `QuantLens: analyzing ${path.basename(model)}`);
       this.d.state.setReport(report, params.sqnrWarningDb);
       fs.mkdirSync(this.d.context.globalStorageUri.fsPath, { recursive: true });
       fs.writeFileSync(this.d.lastFile.fsPath, reportJson({ report, sqnrWarningDb: params.sqnrWarningDb }));
       this.d.onReport();
-      this.d.output.appendLine(`[analyze] done: ${report.layers.length} layers, drop ${report.accuracy.dropPoints ?? 'n/a'} points${report.diagnosis ? `, diagnosis: ${report.diagnosis.drop.verdict}` : ''}`);
+      this.d.output.appendLine(
+        `[analyze] done: ${report.layers.length} layers, drop ${report.accuracy.dropPoints ?? 'n/a'} points${report.diagnosis ? `, diagnosis: ${report.diagnosis.drop.verdict}` : ''}`,
+      );
       ReportPanel.show(this.d.context, this.d.source, 'report');
       return report;
     } catch (e) {
@@ -86,7 +92,11 @@ export class Actions {
     const after = await this.analyze(r.model.path, fix.config, `the diagnosis fix: ${fix.description}`);
     if (!after) return;
     const drop = after.diagnosis?.drop ?? null;
-    const now = drop ? `${drop.value.toFixed(2)} ${drop.unit}` : after.accuracy.dropPoints !== null ? `${after.accuracy.dropPoints.toFixed(2)} points` : 'measured';
+    const now = drop
+      ? `${drop.value.toFixed(2)} ${drop.unit}`
+      : after.accuracy.dropPoints !== null
+        ? `${after.accuracy.dropPoints.toFixed(2)} points`
+        : 'measured';
     await this.offerWrite(after.model.path, after.config, '.fixed.qdq.onnx', `QuantLens: with the fix the drop is ${now}. Write the fixed model`);
   }
 
@@ -120,9 +130,15 @@ export class Actions {
       const configs = gridConfigs(base.config, axes);
       const sweepParams: SweepParams = { modelPath: base.modelPath, dataPath: params.dataPath, samples: params.samples, configs };
       this.d.output.appendLine(`[sweep] ${base.modelPath}: ${configs.length} configurations around ${describeConfig(base.config)} (from ${base.origin})`);
-      const sweep = await this.d.engine.request(SweepRequest, { ...sweepParams, userPicked: params.userPicked }, `QuantLens: sweeping ${configs.length} configurations`);
+      const sweep = await this.d.engine.request(
+        SweepRequest,
+        { ...sweepParams, userPicked: params.userPicked },
+        `QuantLens: sweeping ${configs.length} configurations`,
+      );
       this.d.state.setSweep(sweep);
-      this.d.output.appendLine(`[sweep] done: first ${sweep.timings.firstConfigMs.toFixed(0)} ms, each further ${sweep.timings.meanExtraConfigMs.toFixed(0)} ms`);
+      this.d.output.appendLine(
+        `[sweep] done: first ${sweep.timings.firstConfigMs.toFixed(0)} ms, each further ${sweep.timings.meanExtraConfigMs.toFixed(0)} ms`,
+      );
       ReportPanel.show(this.d.context, this.d.source, 'sweep');
     } catch (e) {
       this.fail('sweep', e);
@@ -140,11 +156,17 @@ export class Actions {
     try {
       const params = analyzeParams(base.modelPath);
       this.d.output.appendLine(`[mixed precision] ${base.modelPath}: budget ${answer} from ${describeConfig(base.config)} (from ${base.origin})`);
-      const result = await this.d.engine.request(MixedPrecisionRequest, { ...params, config: base.config, maxDrop: Number(answer) }, 'QuantLens: mixed precision');
+      const result = await this.d.engine.request(
+        MixedPrecisionRequest,
+        { ...params, config: base.config, maxDrop: Number(answer) },
+        'QuantLens: mixed precision',
+      );
       this.d.state.mixed = result;
       ReportPanel.show(this.d.context, this.d.source, 'mixedPrecision');
       if (!result.met) {
-        void vscode.window.showWarningMessage(`QuantLens: the budget of ${answer} points was not met even with ${result.exclude.length} layers in float. Nothing was written.`);
+        void vscode.window.showWarningMessage(
+          `QuantLens: the budget of ${answer} points was not met even with ${result.exclude.length} layers in float. Nothing was written.`,
+        );
         return;
       }
       const final = result.steps[result.steps.length - 1];
@@ -152,8 +174,12 @@ export class Actions {
       // else the exclusions on top of the configuration, whose own float layers stay in float.
       const plan = (result as MixedPrecisionResult & { fix?: Fix | null }).fix?.config;
       const config = plan ?? { ...base.config, exclude: [...new Set([...base.config.exclude, ...result.exclude])] };
-      await this.offerWrite(base.modelPath, config, '.mixed.qdq.onnx',
-        `QuantLens: the mixed-precision plan brings the drop to ${final.drop.toFixed(2)} points (budget ${answer}). Write the model`);
+      await this.offerWrite(
+        base.modelPath,
+        config,
+        '.mixed.qdq.onnx',
+        `QuantLens: the mixed-precision plan brings the drop to ${final.drop.toFixed(2)} points (budget ${answer}). Write the model`,
+      );
     } catch (e) {
       this.fail('mixed precision', e);
     }

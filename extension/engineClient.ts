@@ -5,7 +5,13 @@
  */
 import * as vscode from 'vscode';
 import {
-  CloseAction, ErrorAction, LanguageClient, type LanguageClientOptions, type ServerOptions, TransportKind, WorkDoneProgress,
+  CloseAction,
+  ErrorAction,
+  LanguageClient,
+  type LanguageClientOptions,
+  type ServerOptions,
+  TransportKind,
+  WorkDoneProgress,
 } from 'vscode-languageclient/node';
 import { AllowPathRequest, type RequestDef } from '../protocol/messages';
 
@@ -46,7 +52,10 @@ export class EngineClient implements vscode.Disposable {
             this.client = undefined;
             this.deaths = [];
             void vscode.window
-              .showErrorMessage(`QuantLens: the analysis engine stopped ${MAX_RESTARTS + 1} times within a minute and was not restarted. The log may say why; the next command starts it again.`, 'Show Log')
+              .showErrorMessage(
+                `QuantLens: the analysis engine stopped ${MAX_RESTARTS + 1} times within a minute and was not restarted. The log may say why; the next command starts it again.`,
+                'Show Log',
+              )
               .then((c) => c && this.output.show());
             return { action: CloseAction.DoNotRestart };
           }

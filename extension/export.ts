@@ -13,9 +13,26 @@ export function reportJson(report: unknown, space?: number): string {
 }
 
 const CSV_COLUMNS = [
-  'node', 'op', 'integerKernel', 'simulatedSqnrDb', 'integerSqnrDb', 'integerCosine', 'integerMse', 'integerMaxAbs',
-  'isolatedSimulatedSqnrDb', 'isolatedIntegerSqnrDb', 'outputClipRate', 'simVsIntMismatch', 'simVsIntMaxLsb', 'sensitivityRank',
-  'onlyThisAgreement', 'allButThisAgreement', 'referenceVsOrtMismatch', 'referenceVsOrtMaxLsb', 'u8s8ChangedOutputs', 'accumulatorOverflows',
+  'node',
+  'op',
+  'integerKernel',
+  'simulatedSqnrDb',
+  'integerSqnrDb',
+  'integerCosine',
+  'integerMse',
+  'integerMaxAbs',
+  'isolatedSimulatedSqnrDb',
+  'isolatedIntegerSqnrDb',
+  'outputClipRate',
+  'simVsIntMismatch',
+  'simVsIntMaxLsb',
+  'sensitivityRank',
+  'onlyThisAgreement',
+  'allButThisAgreement',
+  'referenceVsOrtMismatch',
+  'referenceVsOrtMaxLsb',
+  'u8s8ChangedOutputs',
+  'accumulatorOverflows',
 ];
 
 /**
@@ -32,11 +49,26 @@ export function csvCell(v: unknown): string {
 export function reportCsv(r: Report): string {
   const clip = new Map(r.tensors.filter((t) => t.kind === 'activation').map((t) => [t.name, t.clipRate]));
   const rows = r.layers.map((l) => [
-    l.node, l.op, l.integerKernel ?? 'float', l.simulated.sqnrDb, l.integer.sqnrDb, l.integer.cosine, l.integer.mse, l.integer.maxAbs,
-    l.isolated.simulated.sqnrDb, l.isolated.integer.sqnrDb, clip.get(l.output) ?? '', l.simVsIntMismatch, l.simVsIntMaxLsb,
-    l.sensitivity?.rank ?? '', l.sensitivity?.onlyThis.agreement ?? '', l.sensitivity?.allButThis?.agreement ?? '',
-    l.integerDiff?.referenceVsOrt.mismatchRate ?? '', l.integerDiff?.referenceVsOrt.maxLsb ?? '',
-    l.integerDiff?.u8s8.applicable ? l.integerDiff.u8s8.changedOutputs : '', l.integerDiff?.accumulatorOverflows ?? '',
+    l.node,
+    l.op,
+    l.integerKernel ?? 'float',
+    l.simulated.sqnrDb,
+    l.integer.sqnrDb,
+    l.integer.cosine,
+    l.integer.mse,
+    l.integer.maxAbs,
+    l.isolated.simulated.sqnrDb,
+    l.isolated.integer.sqnrDb,
+    clip.get(l.output) ?? '',
+    l.simVsIntMismatch,
+    l.simVsIntMaxLsb,
+    l.sensitivity?.rank ?? '',
+    l.sensitivity?.onlyThis.agreement ?? '',
+    l.sensitivity?.allButThis?.agreement ?? '',
+    l.integerDiff?.referenceVsOrt.mismatchRate ?? '',
+    l.integerDiff?.referenceVsOrt.maxLsb ?? '',
+    l.integerDiff?.u8s8.applicable ? l.integerDiff.u8s8.changedOutputs : '',
+    l.integerDiff?.accumulatorOverflows ?? '',
   ]);
   return [CSV_COLUMNS, ...rows].map((row) => row.map(csvCell).join(',')).join('\n') + '\n';
 }

@@ -31,8 +31,12 @@ export function activate(context: vscode.ExtensionContext): void {
     views: () => state.views(),
     onMessage: (m) => {
       switch (m.type) {
-        case 'export': void vscode.commands.executeCommand('quantlens.exportReport', m.format); break;
-        case 'revealLayer': void revealInOutline(m.node); break;
+        case 'export':
+          void vscode.commands.executeCommand('quantlens.exportReport', m.format);
+          break;
+        case 'revealLayer':
+          void revealInOutline(m.node);
+          break;
         case 'openSweepConfig': {
           const r = state.resolve({ kind: 'sweep', id: m.id });
           if (r) void actions.analyze(r.modelPath, r.config, r.origin);
@@ -43,10 +47,13 @@ export function activate(context: vscode.ExtensionContext): void {
           if (r) output.appendLine(`[on screen] ${r.origin}: commands on ${path.basename(r.modelPath)} act on it`);
           break;
         }
-        case 'applyFix': void actions.applyFix(); break;
+        case 'applyFix':
+          void actions.applyFix();
+          break;
         case 'whatIf': {
           const r = state.resolve({ kind: 'report' });
-          if (r) void actions.analyze(r.modelPath, withTensorRange(r.config, m.tensor, m.range), `a what-if range [${m.range.lo}, ${m.range.hi}] for ${m.tensor}`);
+          if (r)
+            void actions.analyze(r.modelPath, withTensorRange(r.config, m.tensor, m.range), `a what-if range [${m.range.lo}, ${m.range.hi}] for ${m.tensor}`);
           break;
         }
         case 'act': {
@@ -66,7 +73,10 @@ export function activate(context: vscode.ExtensionContext): void {
     const model = state.report?.report.model.path;
     if (!model) return;
     const doc = await vscode.workspace.openTextDocument(vscode.Uri.from({ scheme: OUTLINE_SCHEME, path: `${model}.outline` }));
-    const line = doc.getText().split('\n').findIndex((l) => l.startsWith(`${node}  `));
+    const line = doc
+      .getText()
+      .split('\n')
+      .findIndex((l) => l.startsWith(`${node}  `));
     const pos = new vscode.Position(Math.max(0, line), 0);
     await vscode.window.showTextDocument(doc, { preview: false, selection: new vscode.Range(pos, pos) });
   };
@@ -85,7 +95,8 @@ export function activate(context: vscode.ExtensionContext): void {
     const r = state.report?.report;
     if (!r) return status.hide();
     const a = r.accuracy;
-    const text = a.dropPoints !== null ? `${formatWithInterval(a.dropPoints, a.dropInterval ?? null)} pt drop` : `${(a.integer.agreement * 100).toFixed(1)}% agreement`;
+    const text =
+      a.dropPoints !== null ? `${formatWithInterval(a.dropPoints, a.dropInterval ?? null)} pt drop` : `${(a.integer.agreement * 100).toFixed(1)}% agreement`;
     status.text = `$(graph) QuantLens: ${text}`;
     status.tooltip = `QuantLens: ${r.model.path}\n${a.dropInterval ? 'drop [95% interval]; ' : ''}click to show the report`;
     status.show();
@@ -103,7 +114,10 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showErrorMessage('QuantLens: no .onnx model in this workspace.');
       return undefined;
     }
-    const pick = await vscode.window.showQuickPick(files.map((f) => ({ label: vscode.workspace.asRelativePath(f), uri: f })), { placeHolder });
+    const pick = await vscode.window.showQuickPick(
+      files.map((f) => ({ label: vscode.workspace.asRelativePath(f), uri: f })),
+      { placeHolder },
+    );
     return pick?.uri.fsPath;
   };
 
@@ -144,9 +158,18 @@ export function activate(context: vscode.ExtensionContext): void {
     try {
       const base = analyzeParams(a);
       output.appendLine(`[compare] ${a} vs ${b} data=${base.dataPath ?? 'synthetic'}`);
-      const result = await engine!.request(CompareRequest, {
-        modelPath: a, otherModelPath: b, dataPath: base.dataPath, samples: base.samples, sensitivity: true, userPicked: [...base.userPicked, b],
-      }, `QuantLens: comparing ${path.basename(a)} and ${path.basename(b)}`);
+      const result = await engine!.request(
+        CompareRequest,
+        {
+          modelPath: a,
+          otherModelPath: b,
+          dataPath: base.dataPath,
+          samples: base.samples,
+          sensitivity: true,
+          userPicked: [...base.userPicked, b],
+        },
+        `QuantLens: comparing ${path.basename(a)} and ${path.basename(b)}`,
+      );
       state.compare = result;
       output.appendLine(`[compare] done: differs most ${result.mostDifferent ?? '(none)'}`);
       ReportPanel.show(context, source, 'compare');
@@ -157,7 +180,8 @@ export function activate(context: vscode.ExtensionContext): void {
 
   register('quantlens.showReport', () => {
     restoreLast();
-    if (!state.report && !state.sweep && !state.mixed && !state.compare) return void vscode.window.showInformationMessage('QuantLens: no report yet. Right-click a .onnx file and choose Analyze Quantization.');
+    if (!state.report && !state.sweep && !state.mixed && !state.compare)
+      return void vscode.window.showInformationMessage('QuantLens: no report yet. Right-click a .onnx file and choose Analyze Quantization.');
     ReportPanel.show(context, source, state.report ? 'report' : undefined);
   });
 
@@ -167,17 +191,27 @@ export function activate(context: vscode.ExtensionContext): void {
     restoreLast();
     const model = state.modelPath();
     if (!model) return void vscode.window.showInformationMessage('QuantLens: nothing to export yet.');
-    const fmt = format ?? (await vscode.window.showQuickPick(state.report ? ['json', 'csv', 'html'] : ['json', 'html'], { placeHolder: 'Export format' })) as 'json' | 'csv' | 'html' | undefined;
+    const fmt =
+      format ??
+      ((await vscode.window.showQuickPick(state.report ? ['json', 'csv', 'html'] : ['json', 'html'], { placeHolder: 'Export format' })) as
+        | 'json'
+        | 'csv'
+        | 'html'
+        | undefined);
     if (!fmt) return;
-    if (fmt === 'csv' && !state.report) return void vscode.window.showInformationMessage('QuantLens: the CSV export is the per-layer table of a report; analyze first.');
+    if (fmt === 'csv' && !state.report)
+      return void vscode.window.showInformationMessage('QuantLens: the CSV export is the per-layer table of a report; analyze first.');
     const base = model.replace(/\.onnx$/i, '');
     const target = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(freshPath(`${base}.quantlens-report`, `.${fmt}`)) });
     if (!target) return;
     const out = context.asAbsolutePath('out');
     const session = state.export();
-    const content = fmt === 'json' ? reportJson(session, 1)
-      : fmt === 'csv' ? reportCsv(state.report!.report)
-      : reportHtml(session, fs.readFileSync(path.join(out, 'webview.js'), 'utf8'), fs.readFileSync(path.join(out, 'webview.css'), 'utf8'));
+    const content =
+      fmt === 'json'
+        ? reportJson(session, 1)
+        : fmt === 'csv'
+          ? reportCsv(state.report!.report)
+          : reportHtml(session, fs.readFileSync(path.join(out, 'webview.js'), 'utf8'), fs.readFileSync(path.join(out, 'webview.css'), 'utf8'));
     // The save dialog already asked before replacing a file; never replace the model or its data.
     const params = analyzeParams(model);
     writeOutput({ path: target.fsPath, role: 'export', force: true, inputs: [model, params.dataPath] }, content);
@@ -185,17 +219,19 @@ export function activate(context: vscode.ExtensionContext): void {
     void vscode.window.showInformationMessage(`QuantLens: exported ${path.basename(target.fsPath)}`);
   });
 
-  context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(OUTLINE_SCHEME, {
-    provideTextDocumentContent: async (uri) => {
-      try {
-        const modelPath = uri.path.replace(/\.outline$/, '');
-        return (await engine!.quickRequest(OutlineRequest, { modelPath, uri: uri.toString() }, [modelPath])).text;
-      } catch (e) {
-        actions.fail('outline', e);
-        return `# QuantLens could not read this model: ${(e as Error).message}\n`;
-      }
-    },
-  }));
+  context.subscriptions.push(
+    vscode.workspace.registerTextDocumentContentProvider(OUTLINE_SCHEME, {
+      provideTextDocumentContent: async (uri) => {
+        try {
+          const modelPath = uri.path.replace(/\.outline$/, '');
+          return (await engine!.quickRequest(OutlineRequest, { modelPath, uri: uri.toString() }, [modelPath])).text;
+        } catch (e) {
+          actions.fail('outline', e);
+          return `# QuantLens could not read this model: ${(e as Error).message}\n`;
+        }
+      },
+    }),
+  );
 
   register('quantlens.openOutline', async (uri?: vscode.Uri) => {
     const model = await modelFor(uri);

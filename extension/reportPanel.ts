@@ -26,10 +26,15 @@ export class ReportPanel {
     if (ReportPanel.instance) {
       ReportPanel.instance.panel.reveal(undefined, true);
     } else {
-      const panel = vscode.window.createWebviewPanel(VIEW_TYPE, 'QuantLens Report', { viewColumn: vscode.ViewColumn.Active, preserveFocus: false }, {
-        enableScripts: true,
-        localResourceRoots: [vscode.Uri.joinPath(context.extensionUri, 'out')],
-      });
+      const panel = vscode.window.createWebviewPanel(
+        VIEW_TYPE,
+        'QuantLens Report',
+        { viewColumn: vscode.ViewColumn.Active, preserveFocus: false },
+        {
+          enableScripts: true,
+          localResourceRoots: [vscode.Uri.joinPath(context.extensionUri, 'out')],
+        },
+      );
       ReportPanel.instance = new ReportPanel(panel, context, source);
     }
     ReportPanel.instance.refresh(focus);

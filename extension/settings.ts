@@ -32,7 +32,9 @@ export function analyzeParams(modelPath: string): AnalyzeParams & { userPicked: 
   // A data path in quantlens.json is relative to the model; one in settings to the workspace folder.
   let dataPath = s.dataPath;
   if (dataPath && !path.isAbsolute(dataPath)) {
-    const base = local.dataPath ? path.dirname(modelPath) : (vscode.workspace.getWorkspaceFolder(vscode.Uri.file(modelPath))?.uri.fsPath ?? path.dirname(modelPath));
+    const base = local.dataPath
+      ? path.dirname(modelPath)
+      : (vscode.workspace.getWorkspaceFolder(vscode.Uri.file(modelPath))?.uri.fsPath ?? path.dirname(modelPath));
     dataPath = path.resolve(base, dataPath);
   }
   const config = configFromSettings(s);

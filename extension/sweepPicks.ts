@@ -13,8 +13,7 @@ async function pickMany<T>(title: string, items: Item<T>[]): Promise<T[] | undef
   return picked.map((p) => p.value);
 }
 
-const bits = (defaults: number[]): Item<4 | 8 | 16>[] =>
-  ([16, 8, 4] as const).map((b) => ({ label: `${b}-bit`, value: b, picked: defaults.includes(b) }));
+const bits = (defaults: number[]): Item<4 | 8 | 16>[] => ([16, 8, 4] as const).map((b) => ({ label: `${b}-bit`, value: b, picked: defaults.includes(b) }));
 
 export async function pickSweepAxes(): Promise<SweepAxes | undefined> {
   const axisItems: Item<keyof SweepAxes>[] = [
@@ -52,28 +51,38 @@ export async function pickSweepAxes(): Promise<SweepAxes | undefined> {
         break;
       }
       case 'activationBits': {
-        const v = await pickMany('Activation bits', bits([8, 16]).filter((i) => i.value !== 4));
+        const v = await pickMany(
+          'Activation bits',
+          bits([8, 16]).filter((i) => i.value !== 4),
+        );
         if (!v) return undefined;
         out.activationBits = v;
         break;
       }
       case 'granularity': {
         const v = await pickMany<'per-channel' | 'per-tensor'>('Weight granularity', [
-          { label: 'per-channel', value: 'per-channel', picked: true }, { label: 'per-tensor', value: 'per-tensor', picked: true },
+          { label: 'per-channel', value: 'per-channel', picked: true },
+          { label: 'per-tensor', value: 'per-tensor', picked: true },
         ]);
         if (!v) return undefined;
         out.granularity = v;
         break;
       }
       case 'symmetric': {
-        const v = await pickMany('Activation symmetry', [{ label: 'symmetric', value: true, picked: true }, { label: 'asymmetric', value: false, picked: true }]);
+        const v = await pickMany('Activation symmetry', [
+          { label: 'symmetric', value: true, picked: true },
+          { label: 'asymmetric', value: false, picked: true },
+        ]);
         if (!v) return undefined;
         out.symmetric = v;
         break;
       }
       case 'preset': {
         const presets: PresetName[] = ['tensorrt', 'ort-cpu', 'qnn', 'power-of-two'];
-        const v = await pickMany('Backend presets', presets.map((p) => ({ label: p, value: p, picked: true })));
+        const v = await pickMany(
+          'Backend presets',
+          presets.map((p) => ({ label: p, value: p, picked: true })),
+        );
         if (!v) return undefined;
         out.preset = v;
         break;

@@ -38,19 +38,32 @@ export const QuantConfigSchema = z.strictObject({
   placement: z.enum(['compute', 'extended']),
   exclude: z.array(z.string()).max(100_000),
   foldBatchNorm: z.boolean(),
-  tensorOverrides: z.array(z.strictObject({
-    tensor: z.string(),
-    calibration: z.enum(['minmax', 'ema', 'percentile', 'entropy', 'mse']).optional(),
-    percentile: z.number().gt(0).lte(100).optional(),
-    range: z.strictObject({ lo: z.number(), hi: z.number() }).refine((r) => r.lo <= r.hi, 'lo must not exceed hi').optional(),
-    bits: scheme.bits.optional(),
-  })).max(100_000).optional(),
-  layerOverrides: z.array(z.strictObject({
-    node: z.string(),
-    weightBits: scheme.bits.optional(),
-    perChannel: z.boolean().optional(),
-    activationBits: scheme.bits.optional(),
-  })).max(100_000).optional(),
+  tensorOverrides: z
+    .array(
+      z.strictObject({
+        tensor: z.string(),
+        calibration: z.enum(['minmax', 'ema', 'percentile', 'entropy', 'mse']).optional(),
+        percentile: z.number().gt(0).lte(100).optional(),
+        range: z
+          .strictObject({ lo: z.number(), hi: z.number() })
+          .refine((r) => r.lo <= r.hi, 'lo must not exceed hi')
+          .optional(),
+        bits: scheme.bits.optional(),
+      }),
+    )
+    .max(100_000)
+    .optional(),
+  layerOverrides: z
+    .array(
+      z.strictObject({
+        node: z.string(),
+        weightBits: scheme.bits.optional(),
+        perChannel: z.boolean().optional(),
+        activationBits: scheme.bits.optional(),
+      }),
+    )
+    .max(100_000)
+    .optional(),
 }) satisfies z.ZodType<QuantConfig, unknown>;
 
 const path = z.string().min(1).max(4096);
@@ -101,7 +114,10 @@ const SweepParamsSchema = z.object({
   dataPath: path.optional(),
   samples: z.number().int().positive().max(10_000_000).optional(),
   /** Every configuration to evaluate (the host builds the grid from the user's picks). */
-  configs: z.array(QuantConfigSchema as z.ZodType<QuantConfig>).min(1).max(1000),
+  configs: z
+    .array(QuantConfigSchema as z.ZodType<QuantConfig>)
+    .min(1)
+    .max(1000),
   ...progressToken,
 });
 export type SweepParams = z.infer<typeof SweepParamsSchema>;

@@ -296,7 +296,12 @@ export interface Fix {
    * (for SQNR-judged models: the mean per-sample SQNR in dB), `interval` its 95% interval.
    */
   measured: {
-    drop: number; interval: Interval | null; floatLayers: number; metric: string; samples: number; verdict: string;
+    drop: number;
+    interval: Interval | null;
+    floatLayers: number;
+    metric: string;
+    samples: number;
+    verdict: string;
     /** budgetVerdict's kind: within-noise, within-budget, over-budget, cannot-tell. */
     verdictKind?: string;
     /** Layers whose quantization the fix changes (calibration, bits, granularity or float). */
@@ -383,7 +388,9 @@ export interface Report {
   createdAt: string;
   model: { path: string; sha256: string; opset: number; producer: string; nodes: number; quantization?: ModelQuantization };
   data: {
-    source: string; synthetic: boolean; labels: boolean;
+    source: string;
+    synthetic: boolean;
+    labels: boolean;
     /** Every model input and how it was fed (older reports: sample inputs only, name and shape). */
     inputs: InputFeedReport[];
     /** Present when some input is a state: where every pass takes the state fed to each sample. */

@@ -28,17 +28,36 @@ execFileSync(codeServer, [...dirs, '--force', '--install-extension', path.join(r
 const settings = path.join(profile, 'ud/User/settings.json');
 if (!fs.existsSync(settings)) {
   fs.mkdirSync(path.dirname(settings), { recursive: true });
-  fs.writeFileSync(settings, JSON.stringify({ 'workbench.startupEditor': 'none', 'security.workspace.trust.enabled': false, 'telemetry.telemetryLevel': 'off' }, null, 2));
+  fs.writeFileSync(
+    settings,
+    JSON.stringify({ 'workbench.startupEditor': 'none', 'security.workspace.trust.enabled': false, 'telemetry.telemetryLevel': 'off' }, null, 2),
+  );
 }
-const server = spawn(codeServer, [
-  '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
-  ...dirs, path.join(root, 'examples'),
-], { env, stdio: check ? 'ignore' : 'inherit' });
+const server = spawn(
+  codeServer,
+  [
+    '--bind-addr',
+    `127.0.0.1:${port}`,
+    '--auth',
+    'none',
+    '--disable-telemetry',
+    '--disable-update-check',
+    '--disable-workspace-trust',
+    ...dirs,
+    path.join(root, 'examples'),
+  ],
+  { env, stdio: check ? 'ignore' : 'inherit' },
+);
 const url = `http://127.0.0.1:${port}/?folder=${encodeURIComponent(path.join(root, 'examples'))}`;
 
 async function healthy() {
   for (let i = 0; i < 100; i++) {
-    if (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok).catch(() => false)) return true;
+    if (
+      await fetch(`http://127.0.0.1:${port}/healthz`)
+        .then((r) => r.ok)
+        .catch(() => false)
+    )
+      return true;
     await new Promise((r) => setTimeout(r, 300));
   }
   return false;
@@ -56,7 +75,10 @@ if (check) {
   console.log('(CI / --check: VS Code answered on 127.0.0.1 with QuantLens installed; stopped it.)');
 } else {
   console.log('Ctrl-C stops it.');
-  const stop = () => { server.kill(); process.exit(0); };
+  const stop = () => {
+    server.kill();
+    process.exit(0);
+  };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 }

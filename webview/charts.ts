@@ -143,7 +143,19 @@ const markerPlugin: Plugin = {
 let registered = false;
 function ensureRegistered(): void {
   if (registered) return;
-  Chart.register(BarController, BarElement, LineController, LineElement, PointElement, CategoryScale, LinearScale, LogarithmicScale, Tooltip, Legend, markerPlugin);
+  Chart.register(
+    BarController,
+    BarElement,
+    LineController,
+    LineElement,
+    PointElement,
+    CategoryScale,
+    LinearScale,
+    LogarithmicScale,
+    Tooltip,
+    Legend,
+    markerPlugin,
+  );
   // Charts are rebuilt on every selection; animating them only delays the numbers.
   Chart.defaults.animation = false;
   registered = true;
@@ -239,59 +251,65 @@ export function histogramChart(canvas: HTMLCanvasElement, tensor: TensorReport, 
     markers.push({ value: chosen.hi, label: `${what} hi`, color, emphasized: true });
   }
   const base = baseOptions(theme);
-  return makeChart(canvas, {
-    type: 'bar',
-    data: {
-      datasets: [{
-        label: 'count',
-        data: points,
-        backgroundColor: colors,
-        borderWidth: 0,
-        barPercentage: 1,
-        categoryPercentage: 1,
-        grouped: false,
-      }],
-    },
-    options: {
-      ...base,
-      scales: {
-        x: {
-          type: 'linear',
-          min: lo - pad,
-          max: hi + pad,
-          title: { display: true, text: 'value' },
-          // The axis limits are padded data bounds, not round numbers: labelling them adds noise.
-          ticks: { maxTicksLimit: 9, includeBounds: false, callback: (v: number | string) => formatNumber(Number(v), 3) },
-          grid: { display: false },
-        },
-        y: {
-          type: 'logarithmic',
-          min: 0.5,
-          title: { display: true, text: 'count (log)' },
-          ticks: { callback: powerOfTenTick, autoSkip: true },
-        },
+  return makeChart(
+    canvas,
+    {
+      type: 'bar',
+      data: {
+        datasets: [
+          {
+            label: 'count',
+            data: points,
+            backgroundColor: colors,
+            borderWidth: 0,
+            barPercentage: 1,
+            categoryPercentage: 1,
+            grouped: false,
+          },
+        ],
       },
-      plugins: {
-        ...base.plugins,
-        tooltip: {
-          ...base.plugins.tooltip,
-          callbacks: {
-            title: (items: { dataIndex: number }[]) => {
-              const i = items[0]?.dataIndex ?? 0;
-              return formatRange(edges[i], edges[i + 1]);
-            },
-            label: (item: { dataIndex: number }) => `count ${formatCount(counts[item.dataIndex] ?? 0)}`,
+      options: {
+        ...base,
+        scales: {
+          x: {
+            type: 'linear',
+            min: lo - pad,
+            max: hi + pad,
+            title: { display: true, text: 'value' },
+            // The axis limits are padded data bounds, not round numbers: labelling them adds noise.
+            ticks: { maxTicksLimit: 9, includeBounds: false, callback: (v: number | string) => formatNumber(Number(v), 3) },
+            grid: { display: false },
+          },
+          y: {
+            type: 'logarithmic',
+            min: 0.5,
+            title: { display: true, text: 'count (log)' },
+            ticks: { callback: powerOfTenTick, autoSkip: true },
           },
         },
-        qlMarkers: {
-          markers,
-          bands: chosen ? [{ from: chosen.lo, to: chosen.hi, color: withAlpha(theme.foreground, 0.05) }] : [],
-          font: markerFont(theme),
-          labelBackground: withAlpha(theme.background, 0.85),
+        plugins: {
+          ...base.plugins,
+          tooltip: {
+            ...base.plugins.tooltip,
+            callbacks: {
+              title: (items: { dataIndex: number }[]) => {
+                const i = items[0]?.dataIndex ?? 0;
+                return formatRange(edges[i], edges[i + 1]);
+              },
+              label: (item: { dataIndex: number }) => `count ${formatCount(counts[item.dataIndex] ?? 0)}`,
+            },
+          },
+          qlMarkers: {
+            markers,
+            bands: chosen ? [{ from: chosen.lo, to: chosen.hi, color: withAlpha(theme.foreground, 0.05) }] : [],
+            font: markerFont(theme),
+            labelBackground: withAlpha(theme.background, 0.85),
+          },
         },
       },
     },
-  }, theme);
+    theme,
+  );
 }
 
 /** The entropy method's amax: the threshold the KL curve was minimised over (|x|, so one number). */
@@ -312,62 +330,67 @@ export function klChart(canvas: HTMLCanvasElement, tensor: TensorReport, theme: 
   if (amax !== null) markers.push({ value: amax, label: `entropy ${formatNumber(amax, 3)}`, color, emphasized: tensor.chosen?.method === 'entropy' });
   if (chosen) canvas.dataset.chosenKl = String(chosen.value);
   const base = baseOptions(theme);
-  return makeChart(canvas, {
-    type: 'line',
-    data: {
-      datasets: [
-        {
-          // The picked threshold as a point ON the curve, drawn above it (lower order is drawn last).
-          label: 'entropy threshold',
-          data: chosen ? [{ x: chosen.threshold, y: chosen.value }] : [],
-          showLine: false,
-          pointRadius: 5.5,
-          pointHoverRadius: 7,
-          pointBackgroundColor: color,
-          pointBorderColor: theme.foreground,
-          pointBorderWidth: 1.5,
-          order: 0,
-        },
-        {
-          label: 'KL divergence',
-          data: points,
-          borderColor: theme.blue,
-          backgroundColor: theme.blue,
-          borderWidth: 1.5,
-          pointRadius: 0,
-          pointHoverRadius: 3,
-          order: 1,
-        },
-      ],
-    },
-    options: {
-      ...base,
-      scales: {
-        x: {
-          type: 'linear',
-          // Keep the entropy marker on the axis even when it sits just past the last finite KL value.
-          suggestedMin: amax !== null ? Math.min(amax, points[0]?.x ?? amax) : undefined,
-          suggestedMax: amax ?? undefined,
-          title: { display: true, text: 'threshold |x|' },
-          ticks: { maxTicksLimit: 8, includeBounds: false, callback: (v: number | string) => formatNumber(Number(v), 3) },
-          grid: { display: false },
-        },
-        y: { type: 'linear', title: { display: true, text: 'KL divergence' }, beginAtZero: true },
-      },
-      plugins: {
-        ...base.plugins,
-        tooltip: {
-          ...base.plugins.tooltip,
-          callbacks: {
-            title: (items: { parsed: { x: number | null } }[]) => `threshold ${formatNumber(items[0]?.parsed.x ?? NaN)}`,
-            label: (item: { parsed: { y: number | null }; datasetIndex: number }) => `${item.datasetIndex === 0 ? 'picked by entropy: ' : ''}KL ${formatNumber(item.parsed.y ?? NaN)}`,
+  return makeChart(
+    canvas,
+    {
+      type: 'line',
+      data: {
+        datasets: [
+          {
+            // The picked threshold as a point ON the curve, drawn above it (lower order is drawn last).
+            label: 'entropy threshold',
+            data: chosen ? [{ x: chosen.threshold, y: chosen.value }] : [],
+            showLine: false,
+            pointRadius: 5.5,
+            pointHoverRadius: 7,
+            pointBackgroundColor: color,
+            pointBorderColor: theme.foreground,
+            pointBorderWidth: 1.5,
+            order: 0,
           },
+          {
+            label: 'KL divergence',
+            data: points,
+            borderColor: theme.blue,
+            backgroundColor: theme.blue,
+            borderWidth: 1.5,
+            pointRadius: 0,
+            pointHoverRadius: 3,
+            order: 1,
+          },
+        ],
+      },
+      options: {
+        ...base,
+        scales: {
+          x: {
+            type: 'linear',
+            // Keep the entropy marker on the axis even when it sits just past the last finite KL value.
+            suggestedMin: amax !== null ? Math.min(amax, points[0]?.x ?? amax) : undefined,
+            suggestedMax: amax ?? undefined,
+            title: { display: true, text: 'threshold |x|' },
+            ticks: { maxTicksLimit: 8, includeBounds: false, callback: (v: number | string) => formatNumber(Number(v), 3) },
+            grid: { display: false },
+          },
+          y: { type: 'linear', title: { display: true, text: 'KL divergence' }, beginAtZero: true },
         },
-        // The marker line goes under the curve so the picked point sits visibly on top of it.
-        qlMarkers: { markers, behind: true, font: markerFont(theme), labelBackground: withAlpha(theme.background, 0.85) },
+        plugins: {
+          ...base.plugins,
+          tooltip: {
+            ...base.plugins.tooltip,
+            callbacks: {
+              title: (items: { parsed: { x: number | null } }[]) => `threshold ${formatNumber(items[0]?.parsed.x ?? NaN)}`,
+              label: (item: { parsed: { y: number | null }; datasetIndex: number }) =>
+                `${item.datasetIndex === 0 ? 'picked by entropy: ' : ''}KL ${formatNumber(item.parsed.y ?? NaN)}`,
+            },
+          },
+          // The marker line goes under the curve so the picked point sits visibly on top of it.
+          qlMarkers: { markers, behind: true, font: markerFont(theme), labelBackground: withAlpha(theme.background, 0.85) },
+        },
       },
     },
-  }, theme);
+    theme,
+  );
 }
 
 /** Replace the what-if threshold lines of a histogram chart (null removes them); no re-layout. */
@@ -412,36 +435,40 @@ export function weightChart(canvas: HTMLCanvasElement, tensor: TensorReport, the
   });
   const scales = Array.isArray(tensor.chosen?.scale) ? tensor.chosen.scale : null;
   const base = baseOptions(theme);
-  return makeChart(canvas, {
-    type: 'bar',
-    data: { labels, datasets },
-    options: {
-      ...base,
-      interaction: { mode: 'index', intersect: false },
-      scales: {
-        x: { type: 'category', title: { display: true, text: 'output channel' }, ticks: { maxTicksLimit: 16, autoSkip: true }, grid: { display: false } },
-        y: { type: 'linear', title: { display: true, text: 'weight value' } },
-      },
-      plugins: {
-        ...base.plugins,
-        legend: { display: !!before, position: 'top', labels: { boxWidth: 12, color: theme.foreground } },
-        tooltip: {
-          ...base.plugins.tooltip,
-          callbacks: {
-            title: (items: { dataIndex: number }[]) => `channel ${items[0]?.dataIndex ?? 0}`,
-            label: (item: { raw: unknown; dataset: { label?: string } }) => {
-              const [a, b] = item.raw as [number, number];
-              return `${item.dataset.label ?? ''}: ${formatRange(a, b)}`;
-            },
-            afterBody: (items: { dataIndex: number }[]) => {
-              const i = items[0]?.dataIndex ?? 0;
-              return scales && scales[i] !== undefined ? `scale ${formatNumber(scales[i])}` : '';
+  return makeChart(
+    canvas,
+    {
+      type: 'bar',
+      data: { labels, datasets },
+      options: {
+        ...base,
+        interaction: { mode: 'index', intersect: false },
+        scales: {
+          x: { type: 'category', title: { display: true, text: 'output channel' }, ticks: { maxTicksLimit: 16, autoSkip: true }, grid: { display: false } },
+          y: { type: 'linear', title: { display: true, text: 'weight value' } },
+        },
+        plugins: {
+          ...base.plugins,
+          legend: { display: !!before, position: 'top', labels: { boxWidth: 12, color: theme.foreground } },
+          tooltip: {
+            ...base.plugins.tooltip,
+            callbacks: {
+              title: (items: { dataIndex: number }[]) => `channel ${items[0]?.dataIndex ?? 0}`,
+              label: (item: { raw: unknown; dataset: { label?: string } }) => {
+                const [a, b] = item.raw as [number, number];
+                return `${item.dataset.label ?? ''}: ${formatRange(a, b)}`;
+              },
+              afterBody: (items: { dataIndex: number }[]) => {
+                const i = items[0]?.dataIndex ?? 0;
+                return scales && scales[i] !== undefined ? `scale ${formatNumber(scales[i])}` : '';
+              },
             },
           },
         },
       },
     },
-  }, theme);
+    theme,
+  );
 }
 
 export function errorChart(canvas: HTMLCanvasElement, layer: LayerReport, theme: Theme): Chart {
@@ -457,38 +484,59 @@ export function errorChart(canvas: HTMLCanvasElement, layer: LayerReport, theme:
     return withAlpha(theme.orange, 0.75);
   });
   const base = baseOptions(theme);
-  return makeChart(canvas, {
-    type: 'bar',
-    data: {
-      labels,
-      datasets: [{ label: 'count', data: counts.map((c) => (c > 0 ? c : null)), backgroundColor: colors, borderWidth: 0, barPercentage: 0.95, categoryPercentage: 0.95 }],
-    },
-    options: {
-      ...base,
-      scales: {
-        x: { type: 'category', title: { display: true, text: 'integer − float error (output LSB)' }, grid: { display: false }, ticks: { autoSkip: true, maxRotation: 0 } },
-        y: { type: 'logarithmic', min: 0.5, title: { display: true, text: 'count (log)' }, ticks: { callback: powerOfTenTick } },
+  return makeChart(
+    canvas,
+    {
+      type: 'bar',
+      data: {
+        labels,
+        datasets: [
+          {
+            label: 'count',
+            data: counts.map((c) => (c > 0 ? c : null)),
+            backgroundColor: colors,
+            borderWidth: 0,
+            barPercentage: 0.95,
+            categoryPercentage: 0.95,
+          },
+        ],
       },
-      plugins: {
-        ...base.plugins,
-        tooltip: {
-          ...base.plugins.tooltip,
-          callbacks: {
-            title: (items: { dataIndex: number }[]) => `${labels[items[0]?.dataIndex ?? 0]} LSB`,
-            label: (item: { dataIndex: number }) => `count ${formatCount(counts[item.dataIndex] ?? 0)}`,
+      options: {
+        ...base,
+        scales: {
+          x: {
+            type: 'category',
+            title: { display: true, text: 'integer − float error (output LSB)' },
+            grid: { display: false },
+            ticks: { autoSkip: true, maxRotation: 0 },
+          },
+          y: { type: 'logarithmic', min: 0.5, title: { display: true, text: 'count (log)' }, ticks: { callback: powerOfTenTick } },
+        },
+        plugins: {
+          ...base.plugins,
+          tooltip: {
+            ...base.plugins.tooltip,
+            callbacks: {
+              title: (items: { dataIndex: number }[]) => `${labels[items[0]?.dataIndex ?? 0]} LSB`,
+              label: (item: { dataIndex: number }) => `count ${formatCount(counts[item.dataIndex] ?? 0)}`,
+            },
           },
         },
       },
     },
-  }, theme);
+    theme,
+  );
 }
 
 /** One colour per comparison, shared by the cards' swatches and the LSB chart. */
 export function comparisonColor(theme: Theme, key: ComparisonKey): string {
   switch (key) {
-    case 'simulatedVsOrt': return theme.blue;
-    case 'referenceVsOrt': return theme.orange;
-    case 'simulatedVsReference': return theme.purple;
+    case 'simulatedVsOrt':
+      return theme.blue;
+    case 'referenceVsOrt':
+      return theme.orange;
+    case 'simulatedVsReference':
+      return theme.purple;
   }
 }
 
@@ -497,55 +545,59 @@ export function lsbDiffChart(canvas: HTMLCanvasElement, diff: IntegerDiff, theme
   const labels = LSB_BINS.map(lsbBinLabel);
   const series = COMPARISONS.map((c) => ({ c, counts: lsbCounts(diff[c.key], diff.elements) }));
   const base = baseOptions(theme);
-  return makeChart(canvas, {
-    type: 'bar',
-    data: {
-      labels,
-      datasets: series.map(({ c, counts }) => {
-        const color = comparisonColor(theme, c.key);
-        return {
-          label: c.short,
-          data: counts.map((n) => (n > 0 ? n : null)),
-          // The exact bin dwarfs the others on purpose (log axis); fainter so the mismatches stand out.
-          backgroundColor: LSB_BINS.map((v) => withAlpha(color, v === 0 ? 0.4 : 0.85)),
-          borderColor: color,
-          borderWidth: LSB_BINS.map((v) => (v === 0 ? 1 : 0)),
-          barPercentage: 0.9,
-          categoryPercentage: 0.85,
-        };
-      }),
-    },
-    options: {
-      ...base,
-      interaction: { mode: 'index', intersect: false, axis: 'x' },
-      scales: {
-        x: {
-          type: 'category',
-          title: { display: true, text: 'code difference a − b (output LSB)' },
-          grid: { display: false },
-          ticks: { autoSkip: false, maxRotation: 0 },
-        },
-        y: { type: 'logarithmic', min: 0.5, title: { display: true, text: 'codes (log)' }, ticks: { callback: powerOfTenTick } },
+  return makeChart(
+    canvas,
+    {
+      type: 'bar',
+      data: {
+        labels,
+        datasets: series.map(({ c, counts }) => {
+          const color = comparisonColor(theme, c.key);
+          return {
+            label: c.short,
+            data: counts.map((n) => (n > 0 ? n : null)),
+            // The exact bin dwarfs the others on purpose (log axis); fainter so the mismatches stand out.
+            backgroundColor: LSB_BINS.map((v) => withAlpha(color, v === 0 ? 0.4 : 0.85)),
+            borderColor: color,
+            borderWidth: LSB_BINS.map((v) => (v === 0 ? 1 : 0)),
+            barPercentage: 0.9,
+            categoryPercentage: 0.85,
+          };
+        }),
       },
-      plugins: {
-        ...base.plugins,
-        legend: { display: true, position: 'top', align: 'start', labels: { boxWidth: 12, color: theme.foreground } },
-        tooltip: {
-          ...base.plugins.tooltip,
-          callbacks: {
-            title: (items: { dataIndex: number }[]) => {
-              const v = LSB_BINS[items[0]?.dataIndex ?? 0];
-              return v === 0 ? 'exact (0 LSB)' : `${labels[items[0]?.dataIndex ?? 0]} LSB`;
-            },
-            label: (item: { dataIndex: number; datasetIndex: number }) => {
-              const s = series[item.datasetIndex];
-              const n = s?.counts[item.dataIndex] ?? 0;
-              const share = diff.elements > 0 ? ` (${formatRate(n / diff.elements)})` : '';
-              return `${s?.c.short ?? ''}: ${formatCount(n)} codes${share}`;
+      options: {
+        ...base,
+        interaction: { mode: 'index', intersect: false, axis: 'x' },
+        scales: {
+          x: {
+            type: 'category',
+            title: { display: true, text: 'code difference a − b (output LSB)' },
+            grid: { display: false },
+            ticks: { autoSkip: false, maxRotation: 0 },
+          },
+          y: { type: 'logarithmic', min: 0.5, title: { display: true, text: 'codes (log)' }, ticks: { callback: powerOfTenTick } },
+        },
+        plugins: {
+          ...base.plugins,
+          legend: { display: true, position: 'top', align: 'start', labels: { boxWidth: 12, color: theme.foreground } },
+          tooltip: {
+            ...base.plugins.tooltip,
+            callbacks: {
+              title: (items: { dataIndex: number }[]) => {
+                const v = LSB_BINS[items[0]?.dataIndex ?? 0];
+                return v === 0 ? 'exact (0 LSB)' : `${labels[items[0]?.dataIndex ?? 0]} LSB`;
+              },
+              label: (item: { dataIndex: number; datasetIndex: number }) => {
+                const s = series[item.datasetIndex];
+                const n = s?.counts[item.dataIndex] ?? 0;
+                const share = diff.elements > 0 ? ` (${formatRate(n / diff.elements)})` : '';
+                return `${s?.c.short ?? ''}: ${formatCount(n)} codes${share}`;
+              },
             },
           },
         },
       },
     },
-  }, theme);
+    theme,
+  );
 }

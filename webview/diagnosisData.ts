@@ -45,21 +45,53 @@ export function headlineDrop(report: Report): HeadlineDrop {
   const d = report.diagnosis;
   if (d) {
     const iv = d.drop.interval ?? null;
-    return { value: d.drop.value, interval: iv, unit: d.drop.unit, metric: d.drop.metric, samples: report.primaryMetric?.n ?? report.samples, significant: significance(iv), verdict: d.drop.verdict || defaultVerdict(d.drop.value, iv, d.drop.unit) };
+    return {
+      value: d.drop.value,
+      interval: iv,
+      unit: d.drop.unit,
+      metric: d.drop.metric,
+      samples: report.primaryMetric?.n ?? report.samples,
+      significant: significance(iv),
+      verdict: d.drop.verdict || defaultVerdict(d.drop.value, iv, d.drop.unit),
+    };
   }
   const pm = report.primaryMetric;
   if (pm?.loss) {
-    return { value: pm.loss.estimate, interval: pm.loss, unit: pm.lossUnit, metric: pm.description, samples: pm.n, significant: significance(pm.loss), verdict: defaultVerdict(pm.loss.estimate, pm.loss, pm.lossUnit) };
+    return {
+      value: pm.loss.estimate,
+      interval: pm.loss,
+      unit: pm.lossUnit,
+      metric: pm.description,
+      samples: pm.n,
+      significant: significance(pm.loss),
+      verdict: defaultVerdict(pm.loss.estimate, pm.loss, pm.lossUnit),
+    };
   }
   const a = report.accuracy;
   if (a.dropPoints !== null && Number.isFinite(a.dropPoints)) {
     const iv = a.dropInterval ?? null;
-    return { value: iv?.estimate ?? a.dropPoints, interval: iv, unit: 'points', metric: 'labelled top-1 accuracy', samples: a.integer.samples ?? report.samples, significant: significance(iv), verdict: defaultVerdict(a.dropPoints, iv, 'points') };
+    return {
+      value: iv?.estimate ?? a.dropPoints,
+      interval: iv,
+      unit: 'points',
+      metric: 'labelled top-1 accuracy',
+      samples: a.integer.samples ?? report.samples,
+      significant: significance(iv),
+      verdict: defaultVerdict(a.dropPoints, iv, 'points'),
+    };
   }
   const ag = a.integer.agreementInterval;
   const iv: Interval | null = ag ? { ...ag, estimate: 100 * (1 - ag.estimate), low: 100 * (1 - ag.high), high: 100 * (1 - ag.low) } : null;
   const value = 100 * (1 - a.integer.agreement);
-  return { value, interval: iv, unit: 'points', metric: 'top-1 agreement with the float model (no labels)', samples: a.integer.samples ?? report.samples, significant: significance(iv), verdict: defaultVerdict(value, iv, 'points') };
+  return {
+    value,
+    interval: iv,
+    unit: 'points',
+    metric: 'top-1 agreement with the float model (no labels)',
+    samples: a.integer.samples ?? report.samples,
+    significant: significance(iv),
+    verdict: defaultVerdict(value, iv, 'points'),
+  };
 }
 
 // ------------------------------------------------------------------------------ damage ranking
@@ -110,7 +142,9 @@ export function damageRanking(report: Report): DamageRank[] {
   const ranking = (report.diagnosis as (Diagnosis & { ranking?: { node: string; rank: number; culprit: boolean }[] }) | null | undefined)?.ranking;
   if (ranking?.length) {
     const why = new Map(culprits.map((c) => [c.node, c.summary]));
-    return ranking.filter((r) => r.culprit).sort((a, b) => a.rank - b.rank)
+    return ranking
+      .filter((r) => r.culprit)
+      .sort((a, b) => a.rank - b.rank)
       .map((r, i) => ({ node: r.node, rank: i + 1, basis: 'diagnosis' as const, why: why.get(r.node) ?? 'a culprit of the diagnosis' }));
   }
   if (culprits.length > 0) {
@@ -123,7 +157,12 @@ export function damageRanking(report: Report): DamageRank[] {
     return measured
       .filter((x) => x.loss > 0)
       .sort((a, b) => b.loss - a.loss || isoDb(a.l) - isoDb(b.l))
-      .map((x, i) => ({ node: x.l.node, rank: i + 1, basis: 'only-this' as const, why: `only this layer quantized: ${x.loss.toFixed(2)} ${what}${n ? ` (${n} samples)` : ''}` }));
+      .map((x, i) => ({
+        node: x.l.node,
+        rank: i + 1,
+        basis: 'only-this' as const,
+        why: `only this layer quantized: ${x.loss.toFixed(2)} ${what}${n ? ` (${n} samples)` : ''}`,
+      }));
   }
   return report.layers
     .filter((l) => Number.isFinite(isoDb(l)))
@@ -138,7 +177,11 @@ export function damageRanking(report: Report): DamageRank[] {
 export function culpritBadges(report: Report, max = 3): Map<string, DamageRank> {
   const drop = headlineDrop(report);
   if (drop.significant === false || (drop.significant === null && !(drop.value > 0))) return new Map();
-  return new Map(damageRanking(report).slice(0, max).map((r) => [r.node, r]));
+  return new Map(
+    damageRanking(report)
+      .slice(0, max)
+      .map((r) => [r.node, r]),
+  );
 }
 
 /** Victims by node: large accumulated error, little of their own (from the diagnosis only). */
@@ -193,11 +236,17 @@ export function evidenceItems(c: Pick<Culprit, 'evidence'>): string[] {
 export function changeText(c: Fix['changes'][number]): string {
   const where = c.tensor ?? c.node ?? 'every layer';
   switch (c.kind) {
-    case 'float': return `${where} kept in float`;
-    case 'calibration': return `calibration of ${where} → ${c.value}`;
-    case 'range': return `range of ${where} → ${c.value}`;
-    case 'activation-bits': return `activations of ${where} → ${c.value}-bit`;
-    case 'weight-bits': return `weights of ${where} → ${c.value}-bit`;
-    case 'per-channel': return `weights of ${where} → ${c.value ? 'per-channel' : 'per-tensor'}`;
+    case 'float':
+      return `${where} kept in float`;
+    case 'calibration':
+      return `calibration of ${where} → ${c.value}`;
+    case 'range':
+      return `range of ${where} → ${c.value}`;
+    case 'activation-bits':
+      return `activations of ${where} → ${c.value}-bit`;
+    case 'weight-bits':
+      return `weights of ${where} → ${c.value}-bit`;
+    case 'per-channel':
+      return `weights of ${where} → ${c.value ? 'per-channel' : 'per-tensor'}`;
   }
 }

@@ -5,11 +5,7 @@ type Child = Node | string | number | null | undefined | false;
 type Children = Child | Children[];
 type Attrs = Record<string, string | number | boolean | null | undefined>;
 
-export function h<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  attrs?: Attrs | null,
-  ...children: Children[]
-): HTMLElementTagNameMap[K];
+export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs?: Attrs | null, ...children: Children[]): HTMLElementTagNameMap[K];
 export function h(tag: string, attrs?: Attrs | null, ...children: Children[]): HTMLElement;
 export function h(tag: string, attrs?: Attrs | null, ...children: Children[]): HTMLElement {
   const el = document.createElement(tag);

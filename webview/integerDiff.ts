@@ -61,7 +61,8 @@ const CAUSES: Record<string, CauseInfo> = {
   },
   requantization: {
     label: 'requantization',
-    explanation: 'onnxruntime multiplies the int32 accumulator by a float32 scale; the reference uses a fixed-point multiplier M0·2^-n (TFLite single rounding): they round differently on ties and at float32 precision limits.',
+    explanation:
+      'onnxruntime multiplies the int32 accumulator by a float32 scale; the reference uses a fixed-point multiplier M0·2^-n (TFLite single rounding): they round differently on ties and at float32 precision limits.',
     kind: 'arithmetic',
   },
   'rounding-mode': {
@@ -110,9 +111,7 @@ export function causeInfo(cause: string): CauseInfo {
 
 /** Causes with a count, largest first (ties by name), so the chips read in order of weight. */
 export function sortedCauses(stats: DiffStats): { cause: string; count: number }[] {
-  return stats.causes
-    .filter((c) => c.count > 0)
-    .sort((a, b) => b.count - a.count || (a.cause < b.cause ? -1 : a.cause > b.cause ? 1 : 0));
+  return stats.causes.filter((c) => c.count > 0).sort((a, b) => b.count - a.count || (a.cause < b.cause ? -1 : a.cause > b.cause ? 1 : 0));
 }
 
 /** Every cause named by any of the three comparisons, in first-seen order of the cards: the glossary. */

@@ -4,9 +4,7 @@ import { formatDb, formatFixed, formatPercent } from './format';
 import { formatRate, integerDiffOf } from './integerDiff';
 import type { LayerRow } from './reportData';
 
-export type SortKey =
-  | 'index' | 'node' | 'op' | 'kernel' | 'sqnrSim' | 'sqnrInt' | 'cosine' | 'clip' | 'isolated'
-  | 'refOrt' | 'mismatch' | 'maxLsb' | 'rank';
+export type SortKey = 'index' | 'node' | 'op' | 'kernel' | 'sqnrSim' | 'sqnrInt' | 'cosine' | 'clip' | 'isolated' | 'refOrt' | 'mismatch' | 'maxLsb' | 'rank';
 
 export interface Column {
   key: SortKey;
@@ -25,44 +23,85 @@ const num = (v: number | null | undefined): number | null => (v === null || v ==
 
 export const COLUMNS: readonly Column[] = [
   {
-    key: 'index', label: '#', title: 'Position in graph order', numeric: true,
-    value: (r) => r.index, text: (r) => String(r.index + 1),
+    key: 'index',
+    label: '#',
+    title: 'Position in graph order',
+    numeric: true,
+    value: (r) => r.index,
+    text: (r) => String(r.index + 1),
   },
   {
-    key: 'node', label: 'Node', title: 'Node name', numeric: false,
-    value: (r) => r.layer.node, text: (r) => r.layer.node,
+    key: 'node',
+    label: 'Node',
+    title: 'Node name',
+    numeric: false,
+    value: (r) => r.layer.node,
+    text: (r) => r.layer.node,
   },
   {
-    key: 'op', label: 'Op', title: 'ONNX operator', numeric: false,
-    value: (r) => r.layer.op, text: (r) => r.layer.op,
+    key: 'op',
+    label: 'Op',
+    title: 'ONNX operator',
+    numeric: false,
+    value: (r) => r.layer.op,
+    text: (r) => r.layer.op,
   },
   {
-    key: 'kernel', label: 'Kernel', title: 'Kernel onnxruntime ran in the integer session ("float" = not fused)', numeric: false,
-    value: (r) => r.layer.integerKernel ?? 'float', text: (r) => r.layer.integerKernel ?? 'float',
+    key: 'kernel',
+    label: 'Kernel',
+    title: 'Kernel onnxruntime ran in the integer session ("float" = not fused)',
+    numeric: false,
+    value: (r) => r.layer.integerKernel ?? 'float',
+    text: (r) => r.layer.integerKernel ?? 'float',
   },
   {
-    key: 'sqnrSim', label: 'SQNR sim', title: 'Accumulated SQNR (dB), float vs simulated (fake-quant) execution', numeric: true,
-    value: (r) => num(r.layer.simulated.sqnrDb), text: (r) => formatDb(r.layer.simulated.sqnrDb),
+    key: 'sqnrSim',
+    label: 'SQNR sim',
+    title: 'Accumulated SQNR (dB), float vs simulated (fake-quant) execution',
+    numeric: true,
+    value: (r) => num(r.layer.simulated.sqnrDb),
+    text: (r) => formatDb(r.layer.simulated.sqnrDb),
   },
   {
-    key: 'sqnrInt', label: 'SQNR int', title: 'Accumulated SQNR (dB), float vs onnxruntime integer kernels', numeric: true,
-    value: (r) => num(r.layer.integer.sqnrDb), text: (r) => formatDb(r.layer.integer.sqnrDb),
+    key: 'sqnrInt',
+    label: 'SQNR int',
+    title: 'Accumulated SQNR (dB), float vs onnxruntime integer kernels',
+    numeric: true,
+    value: (r) => num(r.layer.integer.sqnrDb),
+    text: (r) => formatDb(r.layer.integer.sqnrDb),
   },
   {
-    key: 'cosine', label: 'Cosine', title: 'Cosine similarity, float vs integer (accumulated)', numeric: true,
-    value: (r) => num(r.layer.integer.cosine), text: (r) => formatFixed(r.layer.integer.cosine, 4),
+    key: 'cosine',
+    label: 'Cosine',
+    title: 'Cosine similarity, float vs integer (accumulated)',
+    numeric: true,
+    value: (r) => num(r.layer.integer.cosine),
+    text: (r) => formatFixed(r.layer.integer.cosine, 4),
   },
   {
-    key: 'clip', firstDescending: true, label: 'Clip', title: 'Share of the output activation that saturates the integer grid', numeric: true,
-    value: (r) => num(r.output?.clipRate), text: (r) => (r.output ? formatPercent(r.output.clipRate) : '–'),
+    key: 'clip',
+    firstDescending: true,
+    label: 'Clip',
+    title: 'Share of the output activation that saturates the integer grid',
+    numeric: true,
+    value: (r) => num(r.output?.clipRate),
+    text: (r) => (r.output ? formatPercent(r.output.clipRate) : '–'),
   },
   {
-    key: 'isolated', label: 'Isolated', title: 'SQNR (dB) with only this layer quantized, fed float inputs (integer)', numeric: true,
-    value: (r) => num(r.layer.isolated.integer.sqnrDb), text: (r) => formatDb(r.layer.isolated.integer.sqnrDb),
+    key: 'isolated',
+    label: 'Isolated',
+    title: 'SQNR (dB) with only this layer quantized, fed float inputs (integer)',
+    numeric: true,
+    value: (r) => num(r.layer.isolated.integer.sqnrDb),
+    text: (r) => formatDb(r.layer.isolated.integer.sqnrDb),
   },
   {
-    key: 'refOrt', firstDescending: true, label: 'Ref≠ORT', numeric: true,
-    title: 'Share of output codes where QuantLens\'s integer-only reference and onnxruntime differ, on the integer diff\'s samples ("–": not compared for this layer)',
+    key: 'refOrt',
+    firstDescending: true,
+    label: 'Ref≠ORT',
+    numeric: true,
+    title:
+      'Share of output codes where QuantLens\'s integer-only reference and onnxruntime differ, on the integer diff\'s samples ("–": not compared for this layer)',
     value: (r) => num(integerDiffOf(r.layer)?.referenceVsOrt.mismatchRate),
     text: (r) => {
       const d = integerDiffOf(r.layer);
@@ -70,16 +109,30 @@ export const COLUMNS: readonly Column[] = [
     },
   },
   {
-    key: 'mismatch', firstDescending: true, label: 'Sim≠int', title: 'Share of output codes where simulated and integer execution differ (all samples)', numeric: true,
-    value: (r) => num(r.layer.simVsIntMismatch), text: (r) => formatRate(r.layer.simVsIntMismatch),
+    key: 'mismatch',
+    firstDescending: true,
+    label: 'Sim≠int',
+    title: 'Share of output codes where simulated and integer execution differ (all samples)',
+    numeric: true,
+    value: (r) => num(r.layer.simVsIntMismatch),
+    text: (r) => formatRate(r.layer.simVsIntMismatch),
   },
   {
-    key: 'maxLsb', firstDescending: true, label: 'Max LSB', title: 'Largest simulated vs integer code difference, in LSB', numeric: true,
-    value: (r) => num(r.layer.simVsIntMaxLsb), text: (r) => formatFixed(r.layer.simVsIntMaxLsb, 0),
+    key: 'maxLsb',
+    firstDescending: true,
+    label: 'Max LSB',
+    title: 'Largest simulated vs integer code difference, in LSB',
+    numeric: true,
+    value: (r) => num(r.layer.simVsIntMaxLsb),
+    text: (r) => formatFixed(r.layer.simVsIntMaxLsb, 0),
   },
   {
-    key: 'rank', label: 'Sens.', title: 'Sensitivity rank: 1 = most damage to the model output when quantized alone', numeric: true,
-    value: (r) => r.layer.sensitivity?.rank ?? null, text: (r) => (r.layer.sensitivity ? `#${r.layer.sensitivity.rank}` : '–'),
+    key: 'rank',
+    label: 'Sens.',
+    title: 'Sensitivity rank: 1 = most damage to the model output when quantized alone',
+    numeric: true,
+    value: (r) => r.layer.sensitivity?.rank ?? null,
+    text: (r) => (r.layer.sensitivity ? `#${r.layer.sensitivity.rank}` : '–'),
   },
 ];
 

@@ -45,8 +45,11 @@ export class LayerDetail {
   private readonly weightChoice = new Map<string, string>();
 
   constructor(private readonly options: LayerDetailOptions) {
-    this.element = h('section', { id: 'layer-detail', class: 'layer-detail', 'aria-label': 'Layer detail' },
-      h('p', { class: 'muted placeholder' }, 'Select a layer in the table to see its histograms and errors.'));
+    this.element = h(
+      'section',
+      { id: 'layer-detail', class: 'layer-detail', 'aria-label': 'Layer detail' },
+      h('p', { class: 'muted placeholder' }, 'Select a layer in the table to see its histograms and errors.'),
+    );
   }
 
   show(row: LayerRow): void {
@@ -76,24 +79,45 @@ export class LayerDetail {
 
     // Its own error (isolated) is what the layer is to blame for; accumulated is shown beside it.
     const below = layer.isolated.integer.sqnrDb < this.options.sqnrWarningDb;
-    const head = h('header', { class: 'detail-head' },
-      h('div', { class: 'detail-title' },
+    const head = h(
+      'header',
+      { class: 'detail-head' },
+      h(
+        'div',
+        { class: 'detail-title' },
         h('h2', null, below ? h('span', { class: 'marker marker-warn', 'aria-label': 'own SQNR below threshold' }, '⚠ ') : null, layer.node),
-        h('div', { class: 'detail-sub muted' },
-          `${layer.op} → ${layer.integerKernel ?? 'float (not fused)'} · output ${layer.output}`)),
-      h('div', { class: 'detail-badges' },
-        h('span', { class: 'pill', title: 'Only this layer quantized, float inputs: the error it makes itself' }, 'own SQNR ', h('vscode-badge', { class: below ? 'badge-bad' : '' }, `${formatDb(layer.isolated.integer.sqnrDb)} dB`)),
-        h('span', { class: 'pill', title: 'Whole model quantized: includes the error inherited from upstream' }, 'accumulated ', h('vscode-badge', null, `${formatDb(layer.integer.sqnrDb)} dB`)),
+        h('div', { class: 'detail-sub muted' }, `${layer.op} → ${layer.integerKernel ?? 'float (not fused)'} · output ${layer.output}`),
+      ),
+      h(
+        'div',
+        { class: 'detail-badges' },
+        h(
+          'span',
+          { class: 'pill', title: 'Only this layer quantized, float inputs: the error it makes itself' },
+          'own SQNR ',
+          h('vscode-badge', { class: below ? 'badge-bad' : '' }, `${formatDb(layer.isolated.integer.sqnrDb)} dB`),
+        ),
+        h(
+          'span',
+          { class: 'pill', title: 'Whole model quantized: includes the error inherited from upstream' },
+          'accumulated ',
+          h('vscode-badge', null, `${formatDb(layer.integer.sqnrDb)} dB`),
+        ),
         layer.sensitivity ? h('span', { class: 'pill' }, 'sensitivity ', h('vscode-badge', null, `#${layer.sensitivity.rank}`)) : null,
-        this.options.onReveal ? this.revealButton(layer.node) : null));
+        this.options.onReveal ? this.revealButton(layer.node) : null,
+      ),
+    );
 
-    const grid = h('div', { class: 'detail-grid' },
+    const grid = h(
+      'div',
+      { class: 'detail-grid' },
       this.histogramPanel(row, choices, current, theme),
       this.klPanel(current?.tensor, theme),
       this.weightPanel(row, theme),
       this.errorPanel(row, theme),
       this.integerDiffSection(row, theme),
-      statsPanel(row, this.options.report.sensitivityInfo?.samples ?? null));
+      statsPanel(row, this.options.report.sensitivityInfo?.samples ?? null),
+    );
 
     clear(this.element);
     this.element.append(head, grid);
@@ -124,8 +148,13 @@ export class LayerDetail {
       const group = h('div', { class: 'segmented', role: 'group', 'aria-label': 'Tensor shown' });
       for (const choice of choices) {
         const pressed = choice === current;
-        const button = h('button', { type: 'button', class: `seg${pressed ? ' active' : ''}`, 'aria-pressed': String(pressed), title: choice.tensor.name },
-          h('span', { class: 'seg-role' }, choice.role), ' ', shortName(choice.tensor.name, row.layer.node));
+        const button = h(
+          'button',
+          { type: 'button', class: `seg${pressed ? ' active' : ''}`, 'aria-pressed': String(pressed), title: choice.tensor.name },
+          h('span', { class: 'seg-role' }, choice.role),
+          ' ',
+          shortName(choice.tensor.name, row.layer.node),
+        );
         button.addEventListener('click', () => {
           this.tensorChoice.set(row.layer.node, choice.tensor.name);
           this.render();
@@ -136,16 +165,34 @@ export class LayerDetail {
       panel.append(group);
     }
     const t = current.tensor;
-    if (t.degenerate) panel.append(h('div', { class: 'banner banner-warning compact' }, `Degenerate tensor: ${t.degenerate}${t.nanCount || t.infCount ? ` (${t.nanCount} NaN, ${t.infCount} Inf)` : ''}.`));
+    if (t.degenerate)
+      panel.append(
+        h(
+          'div',
+          { class: 'banner banner-warning compact' },
+          `Degenerate tensor: ${t.degenerate}${t.nanCount || t.infCount ? ` (${t.nanCount} NaN, ${t.infCount} Inf)` : ''}.`,
+        ),
+      );
     const whatIf = whatIfApplies(t) ? new WhatIfPanel({ tensor: t, config: this.options.report.config, theme, onRemeasure: this.options.onWhatIf }) : null;
     if (!t.histogram.counts.some((c) => c > 0)) panel.append(h('p', { class: 'muted' }, 'No histogram recorded for this tensor.'));
-    else panel.append(this.chartBox('histogram-chart', `Histogram of ${t.name} with calibration thresholds`, (c) => {
-      const chart = histogramChart(c, t, theme);
-      whatIf?.attach(chart);
-      return chart;
-    }));
+    else
+      panel.append(
+        this.chartBox('histogram-chart', `Histogram of ${t.name} with calibration thresholds`, (c) => {
+          const chart = histogramChart(c, t, theme);
+          whatIf?.attach(chart);
+          return chart;
+        }),
+      );
     const override = this.options.report.config.tensorOverrides?.find((o) => o.tensor === t.name);
-    if (override) panel.append(h('p', { class: 'banner compact' }, h('strong', null, 'Override: '), `this tensor's range comes from the configuration's tensor override${override.range ? ` [${formatNumber(override.range.lo)}, ${formatNumber(override.range.hi)}]` : override.calibration ? ` (${override.calibration})` : ''}, not from ${this.options.report.config.calibration}.`));
+    if (override)
+      panel.append(
+        h(
+          'p',
+          { class: 'banner compact' },
+          h('strong', null, 'Override: '),
+          `this tensor's range comes from the configuration's tensor override${override.range ? ` [${formatNumber(override.range.lo)}, ${formatNumber(override.range.hi)}]` : override.calibration ? ` (${override.calibration})` : ''}, not from ${this.options.report.config.calibration}.`,
+        ),
+      );
     panel.append(h('div', { class: 'threshold-row' }, thresholdTable(t, theme), whatIf?.element ?? null));
     return panel;
   }
@@ -154,19 +201,27 @@ export class LayerDetail {
     const panel = h('div', { class: 'panel' }, h('h3', null, 'KL divergence (entropy calibration)'));
     const curve = tensor?.klCurve?.filter((p) => Number.isFinite(p.value) && Number.isFinite(p.threshold)) ?? [];
     if (!tensor || curve.length === 0) {
-      panel.append(h('p', { class: 'note muted' }, tensor?.kind === 'weight'
-        ? 'Weights are calibrated with min/max only: there is no KL curve.'
-        : 'No KL curve recorded for this tensor.'));
+      panel.append(
+        h(
+          'p',
+          { class: 'note muted' },
+          tensor?.kind === 'weight' ? 'Weights are calibrated with min/max only: there is no KL curve.' : 'No KL curve recorded for this tensor.',
+        ),
+      );
       return panel;
     }
     const amax = entropyAmax(tensor);
     const picked = amax !== null ? klPointAt(curve, amax) : null;
     panel.append(
       this.chartBox('kl-chart', `KL divergence per candidate threshold for ${tensor.name}`, (c) => klChart(c, tensor, theme)),
-      h('p', { class: 'caption muted', id: 'kl-caption' },
+      h(
+        'p',
+        { class: 'caption muted', id: 'kl-caption' },
         `${shortName(tensor.name, '')}: entropy picks amax ${formatNumber(amax)}`,
         picked ? `, KL ${formatNumber(picked.value)}${picked.isMinimum ? ' (the minimum of the curve)' : ''}` : '',
-        `. ${curve.length} of the search's candidates shown (downsampled keeping every bucket's minimum); infinite KL values are left out.`));
+        `. ${curve.length} of the search's candidates shown (downsampled keeping every bucket's minimum); infinite KL values are left out.`,
+      ),
+    );
     return panel;
   }
 
@@ -183,7 +238,11 @@ export class LayerDetail {
       const group = h('div', { class: 'segmented', role: 'group', 'aria-label': 'Weight shown' });
       for (const t of weights) {
         const pressed = t === w;
-        const b = h('button', { type: 'button', class: `seg${pressed ? ' active' : ''}`, 'aria-pressed': String(pressed), title: t.name }, shortName(t.name, row.layer.node));
+        const b = h(
+          'button',
+          { type: 'button', class: `seg${pressed ? ' active' : ''}`, 'aria-pressed': String(pressed), title: t.name },
+          shortName(t.name, row.layer.node),
+        );
         b.addEventListener('click', () => {
           this.weightChoice.set(row.layer.node, t.name);
           this.render();
@@ -200,13 +259,24 @@ export class LayerDetail {
       panel.append(h('p', { class: 'caption muted' }, caption));
     } else {
       const range = w.chosen?.range ?? { lo: w.min, hi: w.max };
-      panel.append(h('dl', { class: 'kv' },
-        h('dt', null, 'Tensor'), h('dd', null, w.name),
-        h('dt', null, 'Per-tensor range'), h('dd', null, formatRange(range.lo, range.hi)),
-        h('dt', null, 'Observed'), h('dd', null, formatRange(w.min, w.max)),
-        h('dt', null, 'Scale'), h('dd', null, w.chosen ? formatScalarOrChannels(w.chosen.scale) : '–'),
-        h('dt', null, 'Zero point'), h('dd', null, w.chosen ? formatScalarOrChannels(w.chosen.zeroPoint) : '–'),
-        h('dt', null, 'Clip rate'), h('dd', null, formatPercent(w.clipRate))));
+      panel.append(
+        h(
+          'dl',
+          { class: 'kv' },
+          h('dt', null, 'Tensor'),
+          h('dd', null, w.name),
+          h('dt', null, 'Per-tensor range'),
+          h('dd', null, formatRange(range.lo, range.hi)),
+          h('dt', null, 'Observed'),
+          h('dd', null, formatRange(w.min, w.max)),
+          h('dt', null, 'Scale'),
+          h('dd', null, w.chosen ? formatScalarOrChannels(w.chosen.scale) : '–'),
+          h('dt', null, 'Zero point'),
+          h('dd', null, w.chosen ? formatScalarOrChannels(w.chosen.zeroPoint) : '–'),
+          h('dt', null, 'Clip rate'),
+          h('dd', null, formatPercent(w.clipRate)),
+        ),
+      );
     }
     return panel;
   }
@@ -231,8 +301,12 @@ export class LayerDetail {
     const within1 = lsb.reduce((acc, v, i) => acc + (Math.abs(v) <= 1 ? counts[i] : 0), 0);
     panel.append(
       this.chartBox('error-chart', `Distribution of the integer error of ${row.layer.node} in LSB`, (c) => errorChart(c, row.layer, theme)),
-      h('p', { class: 'caption muted' },
-        `${formatCount(total)} values: ${formatPercent(exact / total, 1)} exact, ${formatPercent(within1 / total, 1)} within ±1 LSB; outer bars are clamped at ±16.`));
+      h(
+        'p',
+        { class: 'caption muted' },
+        `${formatCount(total)} values: ${formatPercent(exact / total, 1)} exact, ${formatPercent(within1 / total, 1)} within ±1 LSB; outer bars are clamped at ±16.`,
+      ),
+    );
     return panel;
   }
 }
@@ -263,66 +337,150 @@ function thresholdTable(t: TensorReport, theme: Theme): HTMLElement {
     const swatch = h('span', { class: 'swatch', 'aria-hidden': 'true' });
     swatch.style.backgroundColor = methodColor(theme, m);
     const isChosen = chosen?.method === m;
-    return h('tr', { class: isChosen ? 'chosen' : null },
+    return h(
+      'tr',
+      { class: isChosen ? 'chosen' : null },
       h('th', { scope: 'row' }, swatch, m, isChosen ? h('span', { class: 'tag' }, 'chosen') : null),
       h('td', { class: 'num' }, formatNumber(r.lo)),
-      h('td', { class: 'num' }, formatNumber(r.hi)));
+      h('td', { class: 'num' }, formatNumber(r.hi)),
+    );
   });
-  return h('div', { class: 'threshold-block' },
-    h('table', { class: 'mini thresholds' },
+  return h(
+    'div',
+    { class: 'threshold-block' },
+    h(
+      'table',
+      { class: 'mini thresholds' },
       h('thead', null, h('tr', null, h('th', null, 'method'), h('th', { class: 'num' }, 'lo'), h('th', { class: 'num' }, 'hi'))),
-      h('tbody', null, rows)),
-    h('dl', { class: 'kv compact' },
-      h('dt', null, 'Observed'), h('dd', null, `${formatRange(t.min, t.max)} over ${formatCount(t.count)} values`),
-      h('dt', null, 'Grid'), h('dd', null, chosen ? `${formatRange(chosen.range.lo, chosen.range.hi)} (${chosen.method})` : 'not quantized'),
-      h('dt', null, 'Scale / zero point'), h('dd', null, chosen ? `${formatScalarOrChannels(chosen.scale)} / ${formatScalarOrChannels(chosen.zeroPoint)}` : '–'),
-      h('dt', null, 'Clip rate'), h('dd', { class: t.clipRate > 0.01 ? 'warn' : null }, formatPercent(t.clipRate)),
-      h('dt', null, 'Degenerate'), h('dd', { class: t.degenerate ? 'bad' : null }, t.degenerate ?? 'no')));
+      h('tbody', null, rows),
+    ),
+    h(
+      'dl',
+      { class: 'kv compact' },
+      h('dt', null, 'Observed'),
+      h('dd', null, `${formatRange(t.min, t.max)} over ${formatCount(t.count)} values`),
+      h('dt', null, 'Grid'),
+      h('dd', null, chosen ? `${formatRange(chosen.range.lo, chosen.range.hi)} (${chosen.method})` : 'not quantized'),
+      h('dt', null, 'Scale / zero point'),
+      h('dd', null, chosen ? `${formatScalarOrChannels(chosen.scale)} / ${formatScalarOrChannels(chosen.zeroPoint)}` : '–'),
+      h('dt', null, 'Clip rate'),
+      h('dd', { class: t.clipRate > 0.01 ? 'warn' : null }, formatPercent(t.clipRate)),
+      h('dt', null, 'Degenerate'),
+      h('dd', { class: t.degenerate ? 'bad' : null }, t.degenerate ?? 'no'),
+    ),
+  );
 }
 
 function errorRow(name: string, m: ErrorMetrics): HTMLElement {
-  return h('tr', null,
+  return h(
+    'tr',
+    null,
     h('th', { scope: 'row' }, name),
     h('td', { class: 'num' }, formatDb(m.sqnrDb)),
     h('td', { class: 'num' }, formatFixed(m.cosine, 4)),
     h('td', { class: 'num' }, formatNumber(m.mse)),
-    h('td', { class: 'num' }, formatNumber(m.maxAbs)));
+    h('td', { class: 'num' }, formatNumber(m.maxAbs)),
+  );
 }
 
 function outputRow(name: string, m: ModelOutputMetrics): HTMLElement {
-  return h('tr', null,
+  return h(
+    'tr',
+    null,
     h('th', { scope: 'row' }, name),
     h('td', { class: 'num' }, m.top1 === null ? 'n/a' : formatPercent(m.top1)),
     h('td', { class: 'num' }, formatPercent(m.agreement)),
-    h('td', { class: 'num' }, formatDb(m.outputSqnrDb)));
+    h('td', { class: 'num' }, formatDb(m.outputSqnrDb)),
+  );
 }
 
 function statsPanel(row: LayerRow, sensitivitySamples: number | null): HTMLElement {
   const l = row.layer;
-  const errHead = h('thead', null, h('tr', null, h('th', null, ''), h('th', { class: 'num' }, 'SQNR dB'), h('th', { class: 'num' }, 'cosine'), h('th', { class: 'num' }, 'MSE'), h('th', { class: 'num' }, 'max |err|')));
+  const errHead = h(
+    'thead',
+    null,
+    h(
+      'tr',
+      null,
+      h('th', null, ''),
+      h('th', { class: 'num' }, 'SQNR dB'),
+      h('th', { class: 'num' }, 'cosine'),
+      h('th', { class: 'num' }, 'MSE'),
+      h('th', { class: 'num' }, 'max |err|'),
+    ),
+  );
   const out = row.output;
   const chosen = out?.chosen;
-  return h('div', { class: 'panel panel-stats' },
+  return h(
+    'div',
+    { class: 'panel panel-stats' },
     h('h3', null, 'Layer statistics'),
-    h('div', { class: 'stats-grid' },
-      h('div', null,
+    h(
+      'div',
+      { class: 'stats-grid' },
+      h(
+        'div',
+        null,
         h('h4', null, 'Accumulated (whole model quantized)'),
         h('table', { class: 'mini' }, errHead, h('tbody', null, errorRow('simulated', l.simulated), errorRow('integer', l.integer))),
         h('h4', null, 'Isolated (only this layer, float inputs)'),
-        h('table', { class: 'mini' }, errHead.cloneNode(true), h('tbody', null, errorRow('simulated', l.isolated.simulated), errorRow('integer', l.isolated.integer)))),
-      h('div', null,
-        h('h4', null, l.sensitivity ? `Sensitivity (rank #${l.sensitivity.rank}${sensitivitySamples ? `, on ${sensitivitySamples} samples` : ''})` : 'Sensitivity'),
+        h(
+          'table',
+          { class: 'mini' },
+          errHead.cloneNode(true),
+          h('tbody', null, errorRow('simulated', l.isolated.simulated), errorRow('integer', l.isolated.integer)),
+        ),
+      ),
+      h(
+        'div',
+        null,
+        h(
+          'h4',
+          null,
+          l.sensitivity ? `Sensitivity (rank #${l.sensitivity.rank}${sensitivitySamples ? `, on ${sensitivitySamples} samples` : ''})` : 'Sensitivity',
+        ),
         l.sensitivity
-          ? h('table', { class: 'mini' },
-              h('thead', null, h('tr', null, h('th', null, 'model output'), h('th', { class: 'num' }, 'top-1'), h('th', { class: 'num' }, 'agreement'), h('th', { class: 'num' }, 'SQNR dB'))),
-              h('tbody', null, outputRow('only this layer', l.sensitivity.onlyThis), ...(l.sensitivity.allButThis ? [outputRow('all but this', l.sensitivity.allButThis)] : [])))
+          ? h(
+              'table',
+              { class: 'mini' },
+              h(
+                'thead',
+                null,
+                h(
+                  'tr',
+                  null,
+                  h('th', null, 'model output'),
+                  h('th', { class: 'num' }, 'top-1'),
+                  h('th', { class: 'num' }, 'agreement'),
+                  h('th', { class: 'num' }, 'SQNR dB'),
+                ),
+              ),
+              h(
+                'tbody',
+                null,
+                outputRow('only this layer', l.sensitivity.onlyThis),
+                ...(l.sensitivity.allButThis ? [outputRow('all but this', l.sensitivity.allButThis)] : []),
+              ),
+            )
           : h('p', { class: 'muted' }, 'Not measured (analysis ran without sensitivity).'),
         h('h4', null, 'Output quantization'),
-        h('dl', { class: 'kv compact' },
-          h('dt', null, 'Sim ≠ int codes'), h('dd', null, `${formatRate(l.simVsIntMismatch)} (all samples), max ${formatFixed(l.simVsIntMaxLsb, 0)} LSB`),
-          h('dt', null, 'Method'), h('dd', null, chosen ? chosen.method : '–'),
-          h('dt', null, 'Scale'), h('dd', null, chosen ? formatScalarOrChannels(chosen.scale) : '–'),
-          h('dt', null, 'Zero point'), h('dd', null, chosen ? formatScalarOrChannels(chosen.zeroPoint) : '–'),
-          h('dt', null, 'Clip rate'), h('dd', { class: out && out.clipRate > 0.01 ? 'warn' : null }, out ? formatPercent(out.clipRate) : '–'),
-          h('dt', null, 'Degenerate'), h('dd', { class: out?.degenerate ? 'bad' : null }, out ? (out.degenerate ?? 'no') : '–')))));
+        h(
+          'dl',
+          { class: 'kv compact' },
+          h('dt', null, 'Sim ≠ int codes'),
+          h('dd', null, `${formatRate(l.simVsIntMismatch)} (all samples), max ${formatFixed(l.simVsIntMaxLsb, 0)} LSB`),
+          h('dt', null, 'Method'),
+          h('dd', null, chosen ? chosen.method : '–'),
+          h('dt', null, 'Scale'),
+          h('dd', null, chosen ? formatScalarOrChannels(chosen.scale) : '–'),
+          h('dt', null, 'Zero point'),
+          h('dd', null, chosen ? formatScalarOrChannels(chosen.zeroPoint) : '–'),
+          h('dt', null, 'Clip rate'),
+          h('dd', { class: out && out.clipRate > 0.01 ? 'warn' : null }, out ? formatPercent(out.clipRate) : '–'),
+          h('dt', null, 'Degenerate'),
+          h('dd', { class: out?.degenerate ? 'bad' : null }, out ? (out.degenerate ?? 'no') : '–'),
+        ),
+      ),
+    ),
+  );
 }

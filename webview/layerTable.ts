@@ -28,18 +28,29 @@ export class LayerTable {
   private descending: boolean;
   private selected: string | undefined;
 
-  constructor(private readonly index: ReportIndex, private readonly options: LayerTableOptions) {
+  constructor(
+    private readonly index: ReportIndex,
+    private readonly options: LayerTableOptions,
+  ) {
     const column = columnFor(options.sortKey);
     this.sortKey = column ? column.key : DEFAULT_SORT.key;
     this.descending = column ? !!options.sortDescending : DEFAULT_SORT.descending;
 
-    const headRow = h('tr', null, COLUMNS.map((c) => {
-      const button = h('button', { type: 'button', class: 'sort', 'data-key': c.key, title: `${c.title} — sort` },
-        h('span', { class: 'label' }, c.label), h('span', { class: 'sort-indicator', 'aria-hidden': 'true' }));
-      button.addEventListener('click', () => this.onHeaderClick(c.key));
-      this.headerButtons.set(c.key, button);
-      return h('th', { scope: 'col', class: `col-${c.key}${c.numeric ? ' num' : ''}` }, button);
-    }));
+    const headRow = h(
+      'tr',
+      null,
+      COLUMNS.map((c) => {
+        const button = h(
+          'button',
+          { type: 'button', class: 'sort', 'data-key': c.key, title: `${c.title} — sort` },
+          h('span', { class: 'label' }, c.label),
+          h('span', { class: 'sort-indicator', 'aria-hidden': 'true' }),
+        );
+        button.addEventListener('click', () => this.onHeaderClick(c.key));
+        this.headerButtons.set(c.key, button);
+        return h('th', { scope: 'col', class: `col-${c.key}${c.numeric ? ' num' : ''}` }, button);
+      }),
+    );
 
     this.tbody = h('tbody');
     const fragment = document.createDocumentFragment();
@@ -53,13 +64,18 @@ export class LayerTable {
     this.tbody.addEventListener('keydown', (e) => this.onKeyDown(e));
 
     const warned = options.flags.belowThreshold.size;
-    this.element = h('table', {
-      id: 'layer-table',
-      class: 'layer-table',
-      role: 'grid',
-      'aria-readonly': 'true',
-      'aria-label': `Quantized layers (${index.rows.length}); ${warned} with their own (isolated) integer SQNR below ${options.sqnrWarningDb} dB`,
-    }, h('thead', null, headRow), this.tbody);
+    this.element = h(
+      'table',
+      {
+        id: 'layer-table',
+        class: 'layer-table',
+        role: 'grid',
+        'aria-readonly': 'true',
+        'aria-label': `Quantized layers (${index.rows.length}); ${warned} with their own (isolated) integer SQNR below ${options.sqnrWarningDb} dB`,
+      },
+      h('thead', null, headRow),
+      this.tbody,
+    );
     this.applySort();
   }
 
@@ -82,28 +98,52 @@ export class LayerTable {
       const td = h('td', { class: `col-${c.key}${c.numeric ? ' num' : ''}` });
       if (c.key === 'node') {
         if (below) {
-          td.appendChild(h('span', {
-            class: 'marker marker-warn',
-            title: `Its own error: isolated integer SQNR ${formatDb(row.layer.isolated.integer.sqnrDb)} dB is below the ${sqnrWarningDb} dB warning threshold`,
-            'aria-label': 'own SQNR below threshold',
-          }, '⚠'));
+          td.appendChild(
+            h(
+              'span',
+              {
+                class: 'marker marker-warn',
+                title: `Its own error: isolated integer SQNR ${formatDb(row.layer.isolated.integer.sqnrDb)} dB is below the ${sqnrWarningDb} dB warning threshold`,
+                'aria-label': 'own SQNR below threshold',
+              },
+              '⚠',
+            ),
+          );
         }
         td.appendChild(h('span', { class: 'node-name', title: node }, node));
         if (culprit) {
-          td.appendChild(h('span', { class: 'tag tag-lowest tag-culprit', title: `Culprit #${culprit.rank} by the damage it does itself: ${culprit.why}` }, `culprit #${culprit.rank}`));
+          td.appendChild(
+            h(
+              'span',
+              { class: 'tag tag-lowest tag-culprit', title: `Culprit #${culprit.rank} by the damage it does itself: ${culprit.why}` },
+              `culprit #${culprit.rank}`,
+            ),
+          );
         }
         if (victim) {
-          td.appendChild(h('span', { class: 'tag tag-victim', title: `Victim: its accumulated error comes from upstream${victim.from ? ` (${victim.from})` : ''}, not from itself` }, 'victim'));
+          td.appendChild(
+            h(
+              'span',
+              { class: 'tag tag-victim', title: `Victim: its accumulated error comes from upstream${victim.from ? ` (${victim.from})` : ''}, not from itself` },
+              'victim',
+            ),
+          );
         }
         if (hazard) {
           // Text, not only colour: "overflow" beats "u8s8" when both apply, it is the worse one.
           const overflow = hazard.accumulatorOverflows > 0;
           const text = hazardText(hazard);
-          td.appendChild(h('span', {
-            class: `tag tag-hazard${overflow ? ' tag-overflow' : ''}`,
-            title: `${text}. See "Simulated vs integer" in the layer detail.`,
-            'aria-label': text,
-          }, overflow ? '⊘ overflow' : 'u8s8'));
+          td.appendChild(
+            h(
+              'span',
+              {
+                class: `tag tag-hazard${overflow ? ' tag-overflow' : ''}`,
+                title: `${text}. See "Simulated vs integer" in the layer detail.`,
+                'aria-label': text,
+              },
+              overflow ? '⊘ overflow' : 'u8s8',
+            ),
+          );
         }
       } else if (c.key === 'sqnrInt') {
         const sqnr = row.layer.integer.sqnrDb;
@@ -187,7 +227,6 @@ export class LayerTable {
     if (opts.scroll || opts.focus) revealRow(tr);
   }
 
-
   private rowFromEvent(e: Event): HTMLTableRowElement | null {
     const target = e.target as Element | null;
     const tr = target?.closest('tr');
@@ -216,13 +255,26 @@ export class LayerTable {
         e.preventDefault();
         this.choose(tr, true);
         return;
-      case 'ArrowDown': next = tr.nextElementSibling; break;
-      case 'ArrowUp': next = tr.previousElementSibling; break;
-      case 'Home': next = this.tbody.firstElementChild; break;
-      case 'End': next = this.tbody.lastElementChild; break;
-      case 'PageDown': next = stepRows(tr, 10, true); break;
-      case 'PageUp': next = stepRows(tr, 10, false); break;
-      default: return;
+      case 'ArrowDown':
+        next = tr.nextElementSibling;
+        break;
+      case 'ArrowUp':
+        next = tr.previousElementSibling;
+        break;
+      case 'Home':
+        next = this.tbody.firstElementChild;
+        break;
+      case 'End':
+        next = this.tbody.lastElementChild;
+        break;
+      case 'PageDown':
+        next = stepRows(tr, 10, true);
+        break;
+      case 'PageUp':
+        next = stepRows(tr, 10, false);
+        break;
+      default:
+        return;
     }
     e.preventDefault();
     if (next instanceof HTMLTableRowElement) this.choose(next, true);

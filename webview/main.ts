@@ -54,8 +54,7 @@ class App {
     this.root = ROOT_IDS.map((id) => document.getElementById(id)).find((el) => el !== null) ?? document.body.appendChild(h('main', { id: ROOT_IDS[0] }));
     this.root.classList.add('quantlens', host.inVsCode ? 'in-vscode' : 'standalone');
     this.status = h('div', { id: 'status', class: 'status', role: 'status', 'aria-live': 'polite' });
-    this.content = h('div', { class: 'content' },
-      h('p', { class: 'placeholder muted' }, host.inVsCode ? 'Waiting for the analysis…' : 'Loading report…'));
+    this.content = h('div', { class: 'content' }, h('p', { class: 'placeholder muted' }, host.inVsCode ? 'Waiting for the analysis…' : 'Loading report…'));
 
     const saved = host.state().activeTab;
     this.savedTab = isTabId(saved) ? saved : undefined;
@@ -100,10 +99,18 @@ class App {
           this.detail?.refresh();
         }
         break;
-      case 'sensitivity': this.sensitivity.shown(); break;
-      case 'sweep': this.sweep.shown(); break;
-      case 'mixed': this.mixed.shown(); break;
-      case 'compare': this.compare.shown(); break;
+      case 'sensitivity':
+        this.sensitivity.shown();
+        break;
+      case 'sweep':
+        this.sweep.shown();
+        break;
+      case 'mixed':
+        this.mixed.shown();
+        break;
+      case 'compare':
+        this.compare.shown();
+        break;
     }
   }
 
@@ -136,7 +143,11 @@ class App {
     // A standalone export has nobody to send export requests to.
     if (this.host.inVsCode) {
       const actions = h('div', { class: 'actions', role: 'group', 'aria-label': 'Export' });
-      for (const [format, label] of [['json', 'Export JSON'], ['csv', 'Export CSV'], ['html', 'Export HTML']] as const) {
+      for (const [format, label] of [
+        ['json', 'Export JSON'],
+        ['csv', 'Export CSV'],
+        ['html', 'Export HTML'],
+      ] as const) {
         // Disabled until a report arrives: there is nothing to export before that.
         const button = h('vscode-button', { secondary: true, disabled: true, id: `export-${format}`, 'data-format': format }, label);
         button.addEventListener('click', () => this.host.post({ type: 'export', format }));
@@ -218,25 +229,40 @@ class App {
 
     const below = flags.belowThreshold.size;
     const hazards = index.rows.filter((r) => integerHazard(r.layer, flags.u8s8Possible) !== null).length;
-    const tableSection = h('section', { class: 'table-section', 'aria-label': 'Layers' },
-      h('div', { class: 'section-head' },
+    const tableSection = h(
+      'section',
+      { class: 'table-section', 'aria-label': 'Layers' },
+      h(
+        'div',
+        { class: 'section-head' },
         h('h2', null, 'Layers ', h('vscode-badge', { variant: 'counter' }, String(index.rows.length))),
-        h('span', { class: 'muted legend' },
+        h(
+          'span',
+          { class: 'muted legend' },
           below > 0 ? h('span', { class: 'marker marker-warn' }, '⚠ ') : null,
           `${below} with their own (isolated) integer SQNR below ${sqnrWarningDb} dB`,
           flags.culprits.size > 0 ? ' · “culprit #n” = ranked by the damage the layer does itself' : ' · no culprit badges: no significant drop',
           flags.victims.size > 0 ? ' · “victim” = error inherited from upstream' : '',
-          hazards > 0 ? ` · ${hazards} flagged “⊘ overflow” (int32 accumulator wrapped)${flags.u8s8Possible ? ' or “u8s8” (codes change on the target CPU, x86 without VNNI)' : ''}` : '',
-          ' · click a header to sort, ↑/↓ to browse')),
-      h('div', { class: 'table-scroll' }, table.element));
+          hazards > 0
+            ? ` · ${hazards} flagged “⊘ overflow” (int32 accumulator wrapped)${flags.u8s8Possible ? ' or “u8s8” (codes change on the target CPU, x86 without VNNI)' : ''}`
+            : '',
+          ' · click a header to sort, ↑/↓ to browse',
+        ),
+      ),
+      h('div', { class: 'table-scroll' }, table.element),
+    );
 
     clear(this.content);
     const inVsCode = this.host.inVsCode;
-    this.content.append(renderSummary(report, {
-      onOpenLayer: (node) => this.openLayer(node),
-      onApplyFix: inVsCode && report.diagnosis?.fix ? () => this.host.post({ type: 'applyFix' }) : undefined,
-      onAct: inVsCode && !deployed ? (action) => this.host.post({ type: 'act', action, source: { kind: 'report' } }) : undefined,
-    }), tableSection, detail.element);
+    this.content.append(
+      renderSummary(report, {
+        onOpenLayer: (node) => this.openLayer(node),
+        onApplyFix: inVsCode && report.diagnosis?.fix ? () => this.host.post({ type: 'applyFix' }) : undefined,
+        onAct: inVsCode && !deployed ? (action) => this.host.post({ type: 'act', action, source: { kind: 'report' } }) : undefined,
+      }),
+      tableSection,
+      detail.element,
+    );
     this.tabs.setBadge('layers', String(index.rows.length), `${index.rows.length} quantized layers`);
     this.sensitivity.setReport(report);
     if (this.tabs.isShown('sensitivity')) this.sensitivity.shown();
@@ -319,12 +345,24 @@ class App {
 
   handle(message: ToWebview): void {
     switch (message.type) {
-      case 'report': this.showReport(message.report, message.sqnrWarningDb); break;
-      case 'sweep': this.showSweep(message.sweep); break;
-      case 'mixedPrecision': this.showMixedPrecision(message.result); break;
-      case 'compare': this.showCompare(message.compare); break;
-      case 'busy': this.showBusy(message.message); break;
-      case 'error': this.showError(message.message); break;
+      case 'report':
+        this.showReport(message.report, message.sqnrWarningDb);
+        break;
+      case 'sweep':
+        this.showSweep(message.sweep);
+        break;
+      case 'mixedPrecision':
+        this.showMixedPrecision(message.result);
+        break;
+      case 'compare':
+        this.showCompare(message.compare);
+        break;
+      case 'busy':
+        this.showBusy(message.message);
+        break;
+      case 'error':
+        this.showError(message.message);
+        break;
     }
   }
 }

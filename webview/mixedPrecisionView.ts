@@ -20,11 +20,13 @@ export class MixedPrecisionView {
 
   constructor(inVsCode: boolean) {
     this.element = h('section', { id: 'mixed-precision', class: 'view', 'aria-label': 'Mixed precision' });
-    this.element.append(hint('No mixed-precision search yet', [
-      inVsCode
-        ? 'Run “QuantLens: Mixed Precision...” from the Command Palette with an accuracy budget: it keeps the most sensitive layers in float until the drop meets it.'
-        : 'This session ran no mixed-precision search. In VS Code, “QuantLens: Mixed Precision...” searches which layers to keep in float.',
-    ]));
+    this.element.append(
+      hint('No mixed-precision search yet', [
+        inVsCode
+          ? 'Run “QuantLens: Mixed Precision...” from the Command Palette with an accuracy budget: it keeps the most sensitive layers in float until the drop meets it.'
+          : 'This session ran no mixed-precision search. In VS Code, “QuantLens: Mixed Precision...” searches which layers to keep in float.',
+      ]),
+    );
   }
 
   setResult(r: MixedPrecisionResult): void {
@@ -43,53 +45,122 @@ export class MixedPrecisionView {
 
     clear(this.element);
     this.element.append(
-      h('div', { class: 'view-head' },
+      h(
+        'div',
+        { class: 'view-head' },
         h('h2', null, 'Mixed precision ', h('span', { class: 'muted' }, basename(r.model.path))),
-        h('p', { class: 'muted view-lede' }, 'Starting from ', h('strong', { id: 'mixed-config', 'data-config': JSON.stringify(r.config) }, configLabel(r.config)),
+        h(
+          'p',
+          { class: 'muted view-lede' },
+          'Starting from ',
+          h('strong', { id: 'mixed-config', 'data-config': JSON.stringify(r.config) }, configLabel(r.config)),
           overrideCount(r) ? ` + ${overrideCount(r)} override(s)` : '',
           r.config.exclude.length ? ` with ${r.config.exclude.length} layer(s) already in float` : '',
           planSteps(r)
             ? ' · each step changes the layer that hurts most (calibration, bits, granularity or float) and re-measures'
             : ' · greedy by sensitivity: keep the layer that hurts most in float, re-evaluate, repeat',
-          ` · drop = ${basisText(r.dropBasis)}, in points${r.steps.some((x) => stepDropInterval(x)) ? ' [95% interval]' : ''}`),
-        notesOf(r).length ? h('ul', { class: 'muted mp-notes' }, notesOf(r).map((n) => h('li', null, n))) : null),
-      h('div', { class: 'mp-summary' },
-        h('div', { id: 'mixed-verdict', class: `drop-card verdict ${r.met ? 'sev-good' : 'sev-bad'}`, role: 'status' },
+          ` · drop = ${basisText(r.dropBasis)}, in points${r.steps.some((x) => stepDropInterval(x)) ? ' [95% interval]' : ''}`,
+        ),
+        notesOf(r).length
+          ? h(
+              'ul',
+              { class: 'muted mp-notes' },
+              notesOf(r).map((n) => h('li', null, n)),
+            )
+          : null,
+      ),
+      h(
+        'div',
+        { class: 'mp-summary' },
+        h(
+          'div',
+          { id: 'mixed-verdict', class: `drop-card verdict ${r.met ? 'sev-good' : 'sev-bad'}`, role: 'status' },
           h('div', { class: 'drop-label' }, r.met ? 'Budget met' : 'Budget not met'),
           h('div', { class: 'drop-value' }, final ? formatDrop(final.drop) : '–', h('span', { class: 'drop-unit' }, ' points')),
-          final && stepDropInterval(final) ? h('div', { class: 'drop-interval' }, `95% interval ${formatDropInterval(final.drop, stepDropInterval(final)).replace(/^[^[]*/, '')}`) : null,
+          final && stepDropInterval(final)
+            ? h('div', { class: 'drop-interval' }, `95% interval ${formatDropInterval(final.drop, stepDropInterval(final)).replace(/^[^[]*/, '')}`)
+            : null,
           h('div', { class: 'drop-detail' }, `Budget ≤ ${points(r.maxDrop)}. ${verdict}`),
-          r.steps[0] ? h('div', { class: 'drop-detail' }, `Starting point (nothing changed): ${formatDropInterval(r.steps[0].drop, stepDropInterval(r.steps[0]))} points.`) : null),
-        h('div', { class: 'card mp-exclude' },
+          r.steps[0]
+            ? h(
+                'div',
+                { class: 'drop-detail' },
+                `Starting point (nothing changed): ${formatDropInterval(r.steps[0].drop, stepDropInterval(r.steps[0]))} points.`,
+              )
+            : null,
+        ),
+        h(
+          'div',
+          { class: 'card mp-exclude' },
           h('h2', null, 'Kept in float (exclusion list)'),
           r.exclude.length
-            ? h('ol', { id: 'mixed-exclude', class: 'exclude-list' }, r.exclude.map((n) => h('li', null, h('code', null, n))))
+            ? h(
+                'ol',
+                { id: 'mixed-exclude', class: 'exclude-list' },
+                r.exclude.map((n) => h('li', null, h('code', null, n))),
+              )
             : h('p', { class: 'muted' }, 'None: every layer stays quantized.'),
           planBlock(r),
-          writtenBlock(r))),
-      h('div', { class: 'panel' },
-        h('div', { class: 'chart-tools' },
+          writtenBlock(r),
+        ),
+      ),
+      h(
+        'div',
+        { class: 'panel' },
+        h(
+          'div',
+          { class: 'chart-tools' },
           h('h3', null, planSteps(r) ? 'Drop at each step of the plan' : 'Drop vs layers kept in float'),
           axisToggle('mixed-axis', this.log(), (v) => {
             this.logY = v;
             this.draw();
-          })),
+          }),
+        ),
         h('div', { class: 'chart-box chart-mixed' }, canvas),
-        h('p', { class: 'caption muted' }, `Dashed line: the budget of ${points(r.maxDrop)}. Green markers meet it.`)),
-      h('div', { class: 'panel' },
+        h('p', { class: 'caption muted' }, `Dashed line: the budget of ${points(r.maxDrop)}. Green markers meet it.`),
+      ),
+      h(
+        'div',
+        { class: 'panel' },
         h('h3', null, 'Ranking: damage when quantized alone (the greedy order)'),
-        h('div', { class: 'table-scroll' },
-          h('table', { id: 'mixed-ranking', class: 'data-table' },
-            h('thead', null, h('tr', null,
-              h('th', { class: 'num' }, 'Rank'), h('th', null, 'Layer'),
-              h('th', { class: 'num', title: `${basisText(r.dropBasis)} with only this layer quantized` }, 'Drop alone (pts)'),
-              h('th', { class: 'num' }, 'Output SQNR dB'), h('th', null, 'Kept in float'))),
-            h('tbody', null, r.ranking.map((x, i) => h('tr', { class: kept.has(x.node) ? 'kept' : null, 'data-node': x.node },
-              h('td', { class: 'num' }, `#${i + 1}`),
-              h('td', null, h('span', { class: 'node-name' }, x.node)),
-              h('td', { class: 'num' }, formatDrop(x.drop)),
-              h('td', { class: 'num' }, formatDb(x.outputSqnrDb)),
-              h('td', null, kept.has(x.node) ? h('span', { class: 'tag tag-float' }, `float (step ${r.exclude.indexOf(x.node) + 1})`) : ''))))))));
+        h(
+          'div',
+          { class: 'table-scroll' },
+          h(
+            'table',
+            { id: 'mixed-ranking', class: 'data-table' },
+            h(
+              'thead',
+              null,
+              h(
+                'tr',
+                null,
+                h('th', { class: 'num' }, 'Rank'),
+                h('th', null, 'Layer'),
+                h('th', { class: 'num', title: `${basisText(r.dropBasis)} with only this layer quantized` }, 'Drop alone (pts)'),
+                h('th', { class: 'num' }, 'Output SQNR dB'),
+                h('th', null, 'Kept in float'),
+              ),
+            ),
+            h(
+              'tbody',
+              null,
+              r.ranking.map((x, i) =>
+                h(
+                  'tr',
+                  { class: kept.has(x.node) ? 'kept' : null, 'data-node': x.node },
+                  h('td', { class: 'num' }, `#${i + 1}`),
+                  h('td', null, h('span', { class: 'node-name' }, x.node)),
+                  h('td', { class: 'num' }, formatDrop(x.drop)),
+                  h('td', { class: 'num' }, formatDb(x.outputSqnrDb)),
+                  h('td', null, kept.has(x.node) ? h('span', { class: 'tag tag-float' }, `float (step ${r.exclude.indexOf(x.node) + 1})`) : ''),
+                ),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
     this.dirty = true;
   }
 
@@ -135,15 +206,25 @@ function planBlock(r: MixedPrecisionResult): HTMLElement | null {
   const fix = (r as MixedPrecisionResult & { fix?: Fix | null }).fix;
   const changes = fix?.changes.filter((c) => c.kind !== 'float') ?? [];
   if (!fix || changes.length === 0) return null;
-  return h('div', { class: 'mp-plan' },
+  return h(
+    'div',
+    { class: 'mp-plan' },
     h('h2', null, 'Other changes of the plan'),
-    h('ul', { class: 'fix-changes' }, changes.map((c) => h('li', null, changeText(c)))));
+    h(
+      'ul',
+      { class: 'fix-changes' },
+      changes.map((c) => h('li', null, changeText(c))),
+    ),
+  );
 }
 
 function writtenBlock(r: MixedPrecisionResult): HTMLElement {
   const w = r.written;
   if (!w || (!w.model && !w.settings)) return h('p', { class: 'muted written' }, 'Nothing was written by the search itself; writing the model asks first.');
-  return h('dl', { id: 'mixed-written', class: 'kv compact written' },
+  return h(
+    'dl',
+    { id: 'mixed-written', class: 'kv compact written' },
     w.model ? [h('dt', null, 'QDQ model'), h('dd', null, h('code', { title: w.model }, w.model))] : null,
-    w.settings ? [h('dt', null, 'Settings'), h('dd', null, h('code', { title: w.settings }, w.settings))] : null);
+    w.settings ? [h('dt', null, 'Settings'), h('dd', null, h('code', { title: w.settings }, w.settings))] : null,
+  );
 }

@@ -7,16 +7,52 @@ import { culpritBadges, type DamageRank, victimsByNode } from './diagnosisData';
 
 // Fields whose string values are names or prose: a tensor literally called "Infinity" must stay a string.
 const STRING_KEYS = new Set([
-  'name', 'node', 'op', 'output', 'inputs', 'integerKernel', 'path', 'sha256', 'producer', 'source',
-  'exclude', 'warnings', 'integerEncoding', 'createdAt', 'tool', 'kind', 'degenerate', 'method',
-  'preset', 'calibration', 'placement', 'code', 'message', 'tensor',
+  'name',
+  'node',
+  'op',
+  'output',
+  'inputs',
+  'integerKernel',
+  'path',
+  'sha256',
+  'producer',
+  'source',
+  'exclude',
+  'warnings',
+  'integerEncoding',
+  'createdAt',
+  'tool',
+  'kind',
+  'degenerate',
+  'method',
+  'preset',
+  'calibration',
+  'placement',
+  'code',
+  'message',
+  'tensor',
   // Sweep and mixed-precision results: configuration labels, error text, kept layers, written paths.
-  'label', 'error', 'kept', 'dropBasis', 'written',
+  'label',
+  'error',
+  'kept',
+  'dropBasis',
+  'written',
   // Root-cause names of the integer diff.
   'cause',
   // Schema 2: kernels, platform, primary metric and the diagnosis's prose.
-  'deployedKernel', 'arch', 'cpu', 'target', 'description', 'rationale', 'lossUnit', 'unit', 'metric',
-  'verdict', 'summary', 'notes', 'from',
+  'deployedKernel',
+  'arch',
+  'cpu',
+  'target',
+  'description',
+  'rationale',
+  'lossUnit',
+  'unit',
+  'metric',
+  'verdict',
+  'summary',
+  'notes',
+  'from',
 ]);
 
 function reviveNumber(value: unknown): unknown {
@@ -178,6 +214,7 @@ export function sessionOf(raw: unknown, sqnrWarningDb: number): EmbeddedSession 
     };
   }
   // An older export, or a bare comparison (kind "compare").
-  if (raw && typeof raw === 'object' && (raw as { kind?: unknown }).kind === 'compare') return { report: null, sweep: null, mixedPrecision: null, compare: raw, sqnrWarningDb };
+  if (raw && typeof raw === 'object' && (raw as { kind?: unknown }).kind === 'compare')
+    return { report: null, sweep: null, mixedPrecision: null, compare: raw, sqnrWarningDb };
   return { report: raw, sweep: null, mixedPrecision: null, compare: null, sqnrWarningDb };
 }

@@ -7,8 +7,20 @@ import { basename, formatNumber, formatPercent } from './format';
 import { readTheme } from './theme';
 import { sweepChart, type SweepChartHandle } from './viewCharts';
 import {
-  basisText, DEFAULT_SWEEP_SORT, dropText, formatDrop, formatMs, isSweepSortKey, plottable, sortSweep, sweepBasis, sweepColumns, wantsLogDrop,
-  type DropBasis, type SweepColumn, type SweepSortKey,
+  basisText,
+  DEFAULT_SWEEP_SORT,
+  dropText,
+  formatDrop,
+  formatMs,
+  isSweepSortKey,
+  plottable,
+  sortSweep,
+  sweepBasis,
+  sweepColumns,
+  wantsLogDrop,
+  type DropBasis,
+  type SweepColumn,
+  type SweepSortKey,
 } from './viewData';
 import { axisToggle, hint } from './views';
 
@@ -48,11 +60,13 @@ export class SweepView {
     this.sortKey = known ? (options.sortKey as SweepSortKey) : DEFAULT_SWEEP_SORT.key;
     this.descending = known ? !!options.sortDescending : DEFAULT_SWEEP_SORT.descending;
     this.element = h('section', { id: 'sweep', class: 'view', 'aria-label': 'Sweep' });
-    this.element.append(hint('No sweep yet', [
-      options.inVsCode
-        ? 'Run “QuantLens: Sweep Configurations...” from the Command Palette (or a model’s context menu) to compare quantization configurations: accuracy drop against model size, with the Pareto front.'
-        : 'This session ran no sweep. In VS Code, “QuantLens: Sweep Configurations...” compares many configurations here.',
-    ]));
+    this.element.append(
+      hint('No sweep yet', [
+        options.inVsCode
+          ? 'Run “QuantLens: Sweep Configurations...” from the Command Palette (or a model’s context menu) to compare quantization configurations: accuracy drop against model size, with the Pareto front.'
+          : 'This session ran no sweep. In VS Code, “QuantLens: Sweep Configurations...” compares many configurations here.',
+      ]),
+    );
   }
 
   get count(): number {
@@ -72,38 +86,75 @@ export class SweepView {
     const failed = sweep.configs.filter((e) => e.error).length;
     const front = sweep.configs.filter((e) => e.pareto).length;
     const t = sweep.timings;
-    const canvas = h('canvas', { id: 'sweep-chart', role: 'img', 'data-points': '0',
-      'aria-label': `Scatter of ${this.basis === 'top1' ? 'top-1' : 'agreement'} drop against model size for ${sweep.configs.length - failed} configurations; ${front} on the Pareto front` });
+    const canvas = h('canvas', {
+      id: 'sweep-chart',
+      role: 'img',
+      'data-points': '0',
+      'aria-label': `Scatter of ${this.basis === 'top1' ? 'top-1' : 'agreement'} drop against model size for ${sweep.configs.length - failed} configurations; ${front} on the Pareto front`,
+    });
     this.canvas = canvas;
     const log = this.logY ?? wantsLogDrop(sweep.configs.filter(plottable).map((e) => e.drop));
 
     clear(this.element);
-    this.element.append(...[
-      h('div', { class: 'view-head' },
-        h('h2', null, 'Configuration sweep ', h('span', { class: 'muted' }, basename(sweep.model.path))),
-        h('p', { class: 'muted view-lede' },
-          `${sweep.configs.length} configurations on ${sweep.samples} samples of ${sweep.data.synthetic ? 'SYNTHETIC data' : sweep.data.source}`,
-          sweep.floatTop1 !== null ? ` · float top-1 ${formatPercent(sweep.floatTop1)}` : '',
-          ` · drop = integer-execution ${basisText(this.basis)}, in points`)),
-      sweep.data.synthetic
-        ? h('div', { class: 'banner banner-warning compact', role: 'alert' }, h('strong', null, 'SYNTHETIC data'), ' — drops on random inputs say little about real accuracy.')
-        : null,
-      h('dl', { id: 'sweep-timings', class: 'timings', 'aria-label': 'Sweep timings' },
-        h('div', null, h('dt', null, 'Calibration pass (once)'), h('dd', null, formatMs(t.prepareMs))),
-        h('div', null, h('dt', null, 'First configuration'), h('dd', null, formatMs(t.firstConfigMs))),
-        h('div', null, h('dt', null, 'Each further one'), h('dd', null, sweep.configs.length > 1 ? `${formatMs(t.meanExtraConfigMs)} (mean)` : '–')),
-        h('div', null, h('dt', null, 'Total (about)'), h('dd', null, formatMs(t.prepareMs + t.firstConfigMs + Math.max(0, sweep.configs.length - 1) * t.meanExtraConfigMs)))),
-      h('div', { class: 'panel' },
-        h('div', { class: 'chart-tools' }, h('h3', null, 'Drop vs model size'), axisToggle('sweep-axis', log, (v) => {
-          this.logY = v;
-          this.draw();
-        })),
-        h('div', { class: 'chart-box chart-sweep' }, canvas),
-        h('p', { class: 'caption muted' },
-          `★ Pareto front: ${front} configuration${front === 1 ? '' : 's'} no other one beats on both drop and size.`,
-          failed ? ` ${failed} configuration${failed === 1 ? '' : 's'} failed and ${failed === 1 ? 'is' : 'are'} not plotted.` : '',
-          this.options.onOpen ? ' Click a point to analyze that configuration layer by layer.' : '')),
-      this.tableSection(sweep)].filter((el): el is HTMLElement => el !== null));
+    this.element.append(
+      ...[
+        h(
+          'div',
+          { class: 'view-head' },
+          h('h2', null, 'Configuration sweep ', h('span', { class: 'muted' }, basename(sweep.model.path))),
+          h(
+            'p',
+            { class: 'muted view-lede' },
+            `${sweep.configs.length} configurations on ${sweep.samples} samples of ${sweep.data.synthetic ? 'SYNTHETIC data' : sweep.data.source}`,
+            sweep.floatTop1 !== null ? ` · float top-1 ${formatPercent(sweep.floatTop1)}` : '',
+            ` · drop = integer-execution ${basisText(this.basis)}, in points`,
+          ),
+        ),
+        sweep.data.synthetic
+          ? h(
+              'div',
+              { class: 'banner banner-warning compact', role: 'alert' },
+              h('strong', null, 'SYNTHETIC data'),
+              ' — drops on random inputs say little about real accuracy.',
+            )
+          : null,
+        h(
+          'dl',
+          { id: 'sweep-timings', class: 'timings', 'aria-label': 'Sweep timings' },
+          h('div', null, h('dt', null, 'Calibration pass (once)'), h('dd', null, formatMs(t.prepareMs))),
+          h('div', null, h('dt', null, 'First configuration'), h('dd', null, formatMs(t.firstConfigMs))),
+          h('div', null, h('dt', null, 'Each further one'), h('dd', null, sweep.configs.length > 1 ? `${formatMs(t.meanExtraConfigMs)} (mean)` : '–')),
+          h(
+            'div',
+            null,
+            h('dt', null, 'Total (about)'),
+            h('dd', null, formatMs(t.prepareMs + t.firstConfigMs + Math.max(0, sweep.configs.length - 1) * t.meanExtraConfigMs)),
+          ),
+        ),
+        h(
+          'div',
+          { class: 'panel' },
+          h(
+            'div',
+            { class: 'chart-tools' },
+            h('h3', null, 'Drop vs model size'),
+            axisToggle('sweep-axis', log, (v) => {
+              this.logY = v;
+              this.draw();
+            }),
+          ),
+          h('div', { class: 'chart-box chart-sweep' }, canvas),
+          h(
+            'p',
+            { class: 'caption muted' },
+            `★ Pareto front: ${front} configuration${front === 1 ? '' : 's'} no other one beats on both drop and size.`,
+            failed ? ` ${failed} configuration${failed === 1 ? '' : 's'} failed and ${failed === 1 ? 'is' : 'are'} not plotted.` : '',
+            this.options.onOpen ? ' Click a point to analyze that configuration layer by layer.' : '',
+          ),
+        ),
+        this.tableSection(sweep),
+      ].filter((el): el is HTMLElement => el !== null),
+    );
     this.applySort();
     if (this.selected !== undefined) this.select(this.selected, {});
     this.dirty = true;
@@ -142,8 +193,14 @@ export class SweepView {
     clear(bar);
     bar.setAttribute('data-config', JSON.stringify(e.config));
     bar.setAttribute('data-id', String(e.id));
-    bar.append(h('span', null, h('strong', null, `#${e.id + 1} ${e.label}`),
-      h('span', { class: 'muted' }, e.error ? ' · failed' : ` · drop ${dropText(e)} ${e.dropBasis === 'top1' ? 'top-1' : 'agreement'} points`)));
+    bar.append(
+      h(
+        'span',
+        null,
+        h('strong', null, `#${e.id + 1} ${e.label}`),
+        h('span', { class: 'muted' }, e.error ? ' · failed' : ` · drop ${dropText(e)} ${e.dropBasis === 'top1' ? 'top-1' : 'agreement'} points`),
+      ),
+    );
     if (e.error) return;
     if (this.options.onOpen) {
       const b = h('vscode-button', { secondary: true, id: 'sweep-analyze', title: 'Analyze this configuration layer by layer, with its diagnosis' }, 'Analyze');
@@ -151,7 +208,11 @@ export class SweepView {
       bar.append(b);
     }
     if (this.options.onMixedPrecision) {
-      const b = h('vscode-button', { secondary: true, id: 'sweep-mixed', title: 'Keep layers in float until the drop meets a budget, starting from THIS configuration' }, 'Mixed precision…');
+      const b = h(
+        'vscode-button',
+        { secondary: true, id: 'sweep-mixed', title: 'Keep layers in float until the drop meets a budget, starting from THIS configuration' },
+        'Mixed precision…',
+      );
       b.addEventListener('click', () => this.options.onMixedPrecision?.(e.id));
       bar.append(b);
     }
@@ -164,13 +225,21 @@ export class SweepView {
   }
 
   private tableSection(sweep: SweepReport): HTMLElement {
-    const headRow = h('tr', null, this.columns.map((c) => {
-      const button = h('button', { type: 'button', class: 'sort', 'data-key': c.key, title: `${c.title} — sort` },
-        h('span', { class: 'label' }, c.label), h('span', { class: 'sort-indicator', 'aria-hidden': 'true' }));
-      button.addEventListener('click', () => this.onHeaderClick(c.key));
-      this.headerButtons.set(c.key, button);
-      return h('th', { scope: 'col', class: `col-${c.key}${c.numeric ? ' num' : ''}` }, button);
-    }));
+    const headRow = h(
+      'tr',
+      null,
+      this.columns.map((c) => {
+        const button = h(
+          'button',
+          { type: 'button', class: 'sort', 'data-key': c.key, title: `${c.title} — sort` },
+          h('span', { class: 'label' }, c.label),
+          h('span', { class: 'sort-indicator', 'aria-hidden': 'true' }),
+        );
+        button.addEventListener('click', () => this.onHeaderClick(c.key));
+        this.headerButtons.set(c.key, button);
+        return h('th', { scope: 'col', class: `col-${c.key}${c.numeric ? ' num' : ''}` }, button);
+      }),
+    );
     const tbody = h('tbody');
     this.tbody = tbody;
     for (const e of sweep.configs) {
@@ -188,24 +257,38 @@ export class SweepView {
       if (tr) this.open(Number(tr.dataset.config));
     });
     tbody.addEventListener('keydown', (ev) => this.onKeyDown(ev));
-    const table = h('table', {
-      id: 'sweep-table',
-      class: 'data-table sweep-table',
-      role: 'grid',
-      'aria-readonly': 'true',
-      'aria-label': `Sweep configurations (${sweep.configs.length})`,
-    }, h('thead', null, headRow), tbody);
+    const table = h(
+      'table',
+      {
+        id: 'sweep-table',
+        class: 'data-table sweep-table',
+        role: 'grid',
+        'aria-readonly': 'true',
+        'aria-label': `Sweep configurations (${sweep.configs.length})`,
+      },
+      h('thead', null, headRow),
+      tbody,
+    );
     const how = this.options.onOpen
       ? 'click a header to sort, ↑/↓ to browse, Enter or double-click analyzes the configuration'
       : 'click a header to sort, ↑/↓ to browse';
-    this.pickedBar = h('div', { id: 'sweep-picked', class: 'picked-bar', role: 'status', 'aria-live': 'polite' },
-      h('span', { class: 'muted' }, 'Select a configuration to act on it.'));
-    return h('section', { class: 'table-section', 'aria-label': 'Configurations' },
-      h('div', { class: 'section-head' },
+    this.pickedBar = h(
+      'div',
+      { id: 'sweep-picked', class: 'picked-bar', role: 'status', 'aria-live': 'polite' },
+      h('span', { class: 'muted' }, 'Select a configuration to act on it.'),
+    );
+    return h(
+      'section',
+      { class: 'table-section', 'aria-label': 'Configurations' },
+      h(
+        'div',
+        { class: 'section-head' },
         h('h3', null, 'Configurations ', h('vscode-badge', { variant: 'counter' }, String(sweep.configs.length))),
-        h('span', { class: 'muted legend' }, how)),
+        h('span', { class: 'muted legend' }, how),
+      ),
       this.pickedBar,
-      h('div', { class: 'table-scroll' }, table));
+      h('div', { class: 'table-scroll' }, table),
+    );
   }
 
   private buildRow(e: SweepEntry): HTMLTableRowElement {
@@ -301,14 +384,22 @@ export class SweepView {
         e.preventDefault();
         this.select(Number(tr.dataset.config), { focus: true, user: true });
         return;
-      case 'ArrowDown': next = tr.nextElementSibling; break;
-      case 'ArrowUp': next = tr.previousElementSibling; break;
-      case 'Home': next = tr.parentElement?.firstElementChild ?? null; break;
-      case 'End': next = tr.parentElement?.lastElementChild ?? null; break;
-      default: return;
+      case 'ArrowDown':
+        next = tr.nextElementSibling;
+        break;
+      case 'ArrowUp':
+        next = tr.previousElementSibling;
+        break;
+      case 'Home':
+        next = tr.parentElement?.firstElementChild ?? null;
+        break;
+      case 'End':
+        next = tr.parentElement?.lastElementChild ?? null;
+        break;
+      default:
+        return;
     }
     e.preventDefault();
     if (next instanceof HTMLTableRowElement) this.select(Number(next.dataset.config), { focus: true, user: true });
   }
 }
-

@@ -47,11 +47,16 @@ export function readTheme(): Theme {
 /** One fixed colour per calibration method, so a method looks the same in every chart and legend. */
 export function methodColor(theme: Theme, method: CalibrationMethod): string {
   switch (method) {
-    case 'minmax': return theme.red;
-    case 'ema': return theme.yellow;
-    case 'percentile': return theme.blue;
-    case 'entropy': return theme.purple;
-    case 'mse': return theme.green;
+    case 'minmax':
+      return theme.red;
+    case 'ema':
+      return theme.yellow;
+    case 'percentile':
+      return theme.blue;
+    case 'entropy':
+      return theme.purple;
+    case 'mse':
+      return theme.green;
   }
 }
 
@@ -61,7 +66,11 @@ export function withAlpha(color: string, alpha: number): string {
   const hex = /^#([0-9a-f]{3,8})$/i.exec(c);
   if (hex) {
     let s = hex[1];
-    if (s.length === 3 || s.length === 4) s = s.split('').map((ch) => ch + ch).join('');
+    if (s.length === 3 || s.length === 4)
+      s = s
+        .split('')
+        .map((ch) => ch + ch)
+        .join('');
     const r = parseInt(s.slice(0, 2), 16);
     const g = parseInt(s.slice(2, 4), 16);
     const b = parseInt(s.slice(4, 6), 16);

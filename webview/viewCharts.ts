@@ -6,7 +6,21 @@ import { makeChart } from './charts';
 import { formatDb, formatNumber, formatPercent } from './format';
 import { withAlpha, type Theme } from './theme';
 import { changeText } from './diagnosisData';
-import { basisShort, dropText, formatDrop, formatDropInterval, kilobytes, planSteps, stepChanges, stepDropInterval, paretoFront, plottable, symlog, type DropBasis, type SensitivityData } from './viewData';
+import {
+  basisShort,
+  dropText,
+  formatDrop,
+  formatDropInterval,
+  kilobytes,
+  planSteps,
+  stepChanges,
+  stepDropInterval,
+  paretoFront,
+  plottable,
+  symlog,
+  type DropBasis,
+  type SensitivityData,
+} from './viewData';
 
 /** A reference line across the plot: a budget, a baseline. */
 export interface RefLine {
@@ -43,7 +57,8 @@ const refLinePlugin: Plugin = {
       if (!scale) continue;
       const px = scale.getPixelForValue(line.value);
       const horizontal = line.axis === 'y';
-      if (!Number.isFinite(px) || px < (horizontal ? chartArea.top : chartArea.left) - 0.5 || px > (horizontal ? chartArea.bottom : chartArea.right) + 0.5) continue;
+      if (!Number.isFinite(px) || px < (horizontal ? chartArea.top : chartArea.left) - 0.5 || px > (horizontal ? chartArea.bottom : chartArea.right) + 0.5)
+        continue;
       ctx.beginPath();
       ctx.strokeStyle = line.color;
       ctx.lineWidth = 1.5;
@@ -106,7 +121,12 @@ function pts(v: number): string {
 
 const symexp = (t: number): number => Math.sign(t) * (10 ** Math.abs(t) - 1);
 const LOG_TICKS = [0, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
-const SIGNED_LOG_TICKS = [...LOG_TICKS.slice(1).map((v) => -v).reverse(), ...LOG_TICKS].map(symlog);
+const SIGNED_LOG_TICKS = [
+  ...LOG_TICKS.slice(1)
+    .map((v) => -v)
+    .reverse(),
+  ...LOG_TICKS,
+].map(symlog);
 
 /** The drop axis, linear or log (see symlog); min/max are in plotted units. */
 function dropAxis(log: boolean, title: string, lo: number, hi: number) {
@@ -131,9 +151,9 @@ function dropAxis(log: boolean, title: string, lo: number, hi: number) {
     afterBuildTicks: (scale: Scale) => {
       // ±0.5 crowds 0 and 1 once the axis reaches past 20 points.
       const crowded = scale.max - scale.min > symlog(20);
-      scale.ticks = SIGNED_LOG_TICKS
-        .filter((t) => t >= scale.min - 1e-9 && t <= scale.max + 1e-9 && !(crowded && Math.abs(Math.abs(t) - symlog(0.5)) < 1e-9))
-        .map((value) => ({ value }));
+      scale.ticks = SIGNED_LOG_TICKS.filter(
+        (t) => t >= scale.min - 1e-9 && t <= scale.max + 1e-9 && !(crowded && Math.abs(Math.abs(t) - symlog(0.5)) < 1e-9),
+      ).map((value) => ({ value }));
     },
     ticks: { callback: (v: number | string) => formatNumber(symexp(Number(v)), 3) },
   };
@@ -144,85 +164,101 @@ function dropAxis(log: boolean, title: string, lo: number, hi: number) {
 export function sensitivityChart(canvas: HTMLCanvasElement, data: SensitivityData, rows: SensitivityData['rows'], theme: Theme): Chart {
   ensureRegistered();
   const basisAxis = data.basis === 'top1' ? 'top-1 accuracy drop vs float (points)' : 'agreement drop vs float (points)';
-  canvas.setAttribute('aria-label', `Sensitivity of ${rows.length} layers, most sensitive first, in ${basisAxis}: ${rows.slice(0, 5).map((r) => `${r.node} ${formatDrop(r.damage)}`).join(', ')}`);
-  return makeChart(canvas, {
-    type: 'bar',
-    data: {
-      labels: rows.map((r) => r.node),
-      datasets: [
-        {
-          label: 'damage: drop with ONLY this layer quantized',
-          data: rows.map((r) => r.damage),
-          backgroundColor: withAlpha(theme.red, 0.75),
-          borderColor: theme.red,
-          borderWidth: 1,
-          barPercentage: 0.9,
-          categoryPercentage: 0.8,
-        },
-        {
-          label: `recovery: drop won back with ALL BUT this layer quantized (of ${pts(data.fullDrop)})`,
-          data: rows.map((r) => r.recovery ?? 0),
-          backgroundColor: withAlpha(theme.green, 0.7),
-          borderColor: theme.green,
-          borderWidth: 1,
-          barPercentage: 0.9,
-          categoryPercentage: 0.8,
-        },
-      ],
-    },
-    options: {
-      indexAxis: 'y',
-      responsive: true,
-      maintainAspectRatio: false,
-      animation: false,
-      interaction: { mode: 'index', axis: 'y', intersect: false },
-      scales: {
-        x: {
-          type: 'linear',
-          beginAtZero: true,
-          title: { display: true, text: basisAxis },
-          ticks: { callback: (v: number | string) => formatNumber(Number(v), 3) },
-        },
-        y: {
-          type: 'category',
-          grid: { display: false },
-          ticks: { autoSkip: false, color: theme.foreground, callback: (_v: number | string, i: number) => `#${rows[i]?.rank ?? ''} ${shortNode(rows[i]?.node ?? '')}` },
-        },
+  canvas.setAttribute(
+    'aria-label',
+    `Sensitivity of ${rows.length} layers, most sensitive first, in ${basisAxis}: ${rows
+      .slice(0, 5)
+      .map((r) => `${r.node} ${formatDrop(r.damage)}`)
+      .join(', ')}`,
+  );
+  return makeChart(
+    canvas,
+    {
+      type: 'bar',
+      data: {
+        labels: rows.map((r) => r.node),
+        datasets: [
+          {
+            label: 'damage: drop with ONLY this layer quantized',
+            data: rows.map((r) => r.damage),
+            backgroundColor: withAlpha(theme.red, 0.75),
+            borderColor: theme.red,
+            borderWidth: 1,
+            barPercentage: 0.9,
+            categoryPercentage: 0.8,
+          },
+          {
+            label: `recovery: drop won back with ALL BUT this layer quantized (of ${pts(data.fullDrop)})`,
+            data: rows.map((r) => r.recovery ?? 0),
+            backgroundColor: withAlpha(theme.green, 0.7),
+            borderColor: theme.green,
+            borderWidth: 1,
+            barPercentage: 0.9,
+            categoryPercentage: 0.8,
+          },
+        ],
       },
-      plugins: {
-        legend: { display: true, position: 'top', align: 'start', labels: { boxWidth: 12, color: theme.foreground } },
-        tooltip: {
-          ...tooltipStyle(theme),
-          callbacks: {
-            title: (items: { dataIndex: number }[]) => {
-              const r = rows[items[0]?.dataIndex ?? 0];
-              return r ? `#${r.rank} ${r.node} (${r.op})` : '';
-            },
-            label: (item: { dataIndex: number; datasetIndex: number }) => {
-              const r = rows[item.dataIndex];
-              if (!r) return '';
-              const acc = (m: typeof r.onlyThis) => (data.basis === 'top1' && m.top1 !== null ? `top-1 ${formatPercent(m.top1)}` : `agreement ${formatPercent(m.agreement)}`);
-              return item.datasetIndex === 0
-                ? `only this quantized: drop ${pts(r.damage)} (${acc(r.onlyThis)}), output SQNR ${formatDb(r.onlyThis.outputSqnrDb)} dB`
-                : r.allButThis && r.allButDrop !== null && r.recovery !== null
-                  ? `all but this quantized: drop ${pts(r.allButDrop)}, recovers ${pts(r.recovery)} (${acc(r.allButThis)}), output SQNR ${formatDb(r.allButThis.outputSqnrDb)} dB`
-                  : 'all but this quantized: not measured';
+      options: {
+        indexAxis: 'y',
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
+        interaction: { mode: 'index', axis: 'y', intersect: false },
+        scales: {
+          x: {
+            type: 'linear',
+            beginAtZero: true,
+            title: { display: true, text: basisAxis },
+            ticks: { callback: (v: number | string) => formatNumber(Number(v), 3) },
+          },
+          y: {
+            type: 'category',
+            grid: { display: false },
+            ticks: {
+              autoSkip: false,
+              color: theme.foreground,
+              callback: (_v: number | string, i: number) => `#${rows[i]?.rank ?? ''} ${shortNode(rows[i]?.node ?? '')}`,
             },
           },
         },
-        qlRefLines: {
-          lines: [{ axis: 'x', value: data.fullDrop, label: `all layers quantized: ${pts(data.fullDrop)}`, color: theme.muted, dashed: true }],
-          font: labelFont(theme),
-          labelBackground: withAlpha(theme.background, 0.85),
+        plugins: {
+          legend: { display: true, position: 'top', align: 'start', labels: { boxWidth: 12, color: theme.foreground } },
+          tooltip: {
+            ...tooltipStyle(theme),
+            callbacks: {
+              title: (items: { dataIndex: number }[]) => {
+                const r = rows[items[0]?.dataIndex ?? 0];
+                return r ? `#${r.rank} ${r.node} (${r.op})` : '';
+              },
+              label: (item: { dataIndex: number; datasetIndex: number }) => {
+                const r = rows[item.dataIndex];
+                if (!r) return '';
+                const acc = (m: typeof r.onlyThis) =>
+                  data.basis === 'top1' && m.top1 !== null ? `top-1 ${formatPercent(m.top1)}` : `agreement ${formatPercent(m.agreement)}`;
+                return item.datasetIndex === 0
+                  ? `only this quantized: drop ${pts(r.damage)} (${acc(r.onlyThis)}), output SQNR ${formatDb(r.onlyThis.outputSqnrDb)} dB`
+                  : r.allButThis && r.allButDrop !== null && r.recovery !== null
+                    ? `all but this quantized: drop ${pts(r.allButDrop)}, recovers ${pts(r.recovery)} (${acc(r.allButThis)}), output SQNR ${formatDb(r.allButThis.outputSqnrDb)} dB`
+                    : 'all but this quantized: not measured';
+              },
+            },
+          },
+          qlRefLines: {
+            lines: [{ axis: 'x', value: data.fullDrop, label: `all layers quantized: ${pts(data.fullDrop)}`, color: theme.muted, dashed: true }],
+            font: labelFont(theme),
+            labelBackground: withAlpha(theme.background, 0.85),
+          },
         },
       },
     },
-  }, theme);
+    theme,
+  );
 }
 
 // --------------------------------------------------------------------------------- sweep
 
-const hitOrder = (a: { datasetIndex: number; index: number }, b: { datasetIndex: number; index: number }) => b.datasetIndex - a.datasetIndex || a.index - b.index;
+const hitOrder = (a: { datasetIndex: number; index: number }, b: { datasetIndex: number; index: number }) =>
+  b.datasetIndex - a.datasetIndex || a.index - b.index;
 
 interface SweepPoint {
   x: number;
@@ -265,7 +301,8 @@ export function sweepChart(
     },
   };
   const pick = (event: ChartEvent, _elements: ActiveElement[], chart: Chart) => {
-    const hits = chart.getElementsAtEventForMode(event.native ?? (event as unknown as Event), 'point', { intersect: true }, false)
+    const hits = chart
+      .getElementsAtEventForMode(event.native ?? (event as unknown as Event), 'point', { intersect: true }, false)
       .filter((el) => el.datasetIndex === 0 || el.datasetIndex === 1);
     // The point drawn on top is the one the user sees: Pareto points are drawn over the rest. The
     // tooltip lists coinciding points in the same order, so the first one listed is the one opened.
@@ -274,117 +311,130 @@ export function sweepChart(
     const raw = chart.data.datasets[top.datasetIndex].data[top.index] as unknown as SweepPoint;
     onPick(raw.id);
   };
-  const chart = makeChart(canvas, {
-    type: 'scatter',
-    data: {
-      datasets: [
-        {
-          label: 'configuration',
-          data: others,
-          backgroundColor: withAlpha(theme.blue, 0.55),
-          borderColor: theme.blue,
-          borderWidth: 1,
-          pointRadius: 4.5,
-          pointHoverRadius: 6.5,
-          pointHitRadius: 5,
-          clip: false,
-          order: 3,
-        },
-        {
-          label: 'Pareto front',
-          data: front,
-          backgroundColor: theme.orange,
-          borderColor: theme.foreground,
-          borderWidth: 1.5,
-          pointStyle: 'rectRot',
-          pointRadius: 7,
-          pointHoverRadius: 9,
-          pointHitRadius: 5,
-          clip: false,
-          // Lower order is drawn on top: the front above the other points.
-          order: 1,
-        },
-        {
-          // Staircase through the front: horizontal first, then down at the next, larger model.
-          label: 'Pareto staircase',
-          data: front,
-          type: 'line',
-          showLine: true,
-          stepped: 'before',
-          borderColor: withAlpha(theme.orange, 0.8),
-          borderWidth: 1.5,
-          borderDash: [5, 3],
-          pointRadius: 0,
-          pointHoverRadius: 0,
-          pointHitRadius: 0,
-          pointStyle: 'line',
-          fill: false,
-          order: 2,
-        },
-        {
-          label: 'selected',
-          data: [] as SweepPoint[],
-          backgroundColor: 'transparent',
-          borderColor: theme.focus,
-          borderWidth: 2.5,
-          pointRadius: 11,
-          pointHoverRadius: 11,
-          pointHitRadius: 0,
-          clip: false,
-          order: 0,
-        },
-      ],
-    },
-    options: {
-      responsive: true,
-      maintainAspectRatio: false,
-      animation: false,
-      interaction: { mode: 'point', intersect: true },
-      scales: {
-        x: {
-          type: 'linear',
-          grace: '5%',
-          title: { display: true, text: 'model size (KB)' },
-          ticks: { callback: (v: number | string) => formatNumber(Number(v), 3) },
-        },
-        y: dropAxis(logY, axisText, lo, hi),
+  const chart = makeChart(
+    canvas,
+    {
+      type: 'scatter',
+      data: {
+        datasets: [
+          {
+            label: 'configuration',
+            data: others,
+            backgroundColor: withAlpha(theme.blue, 0.55),
+            borderColor: theme.blue,
+            borderWidth: 1,
+            pointRadius: 4.5,
+            pointHoverRadius: 6.5,
+            pointHitRadius: 5,
+            clip: false,
+            order: 3,
+          },
+          {
+            label: 'Pareto front',
+            data: front,
+            backgroundColor: theme.orange,
+            borderColor: theme.foreground,
+            borderWidth: 1.5,
+            pointStyle: 'rectRot',
+            pointRadius: 7,
+            pointHoverRadius: 9,
+            pointHitRadius: 5,
+            clip: false,
+            // Lower order is drawn on top: the front above the other points.
+            order: 1,
+          },
+          {
+            // Staircase through the front: horizontal first, then down at the next, larger model.
+            label: 'Pareto staircase',
+            data: front,
+            type: 'line',
+            showLine: true,
+            stepped: 'before',
+            borderColor: withAlpha(theme.orange, 0.8),
+            borderWidth: 1.5,
+            borderDash: [5, 3],
+            pointRadius: 0,
+            pointHoverRadius: 0,
+            pointHitRadius: 0,
+            pointStyle: 'line',
+            fill: false,
+            order: 2,
+          },
+          {
+            label: 'selected',
+            data: [] as SweepPoint[],
+            backgroundColor: 'transparent',
+            borderColor: theme.focus,
+            borderWidth: 2.5,
+            pointRadius: 11,
+            pointHoverRadius: 11,
+            pointHitRadius: 0,
+            clip: false,
+            order: 0,
+          },
+        ],
       },
-      layout: { padding: { top: 4, right: 12 } },
-      onClick: pick,
-      onHover: (event, _elements, c) => {
-        const hits = c.getElementsAtEventForMode(event.native ?? (event as unknown as Event), 'point', { intersect: true }, false)
-          .filter((el) => el.datasetIndex === 0 || el.datasetIndex === 1);
-        c.canvas.style.cursor = hits.length ? 'pointer' : 'default';
-      },
-      plugins: {
-        legend: {
-          display: true,
-          position: 'top',
-          align: 'start',
-          labels: { boxWidth: 12, boxHeight: 8, color: theme.foreground, usePointStyle: true, filter: (item: { datasetIndex?: number }) => item.datasetIndex !== 3 },
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
+        interaction: { mode: 'point', intersect: true },
+        scales: {
+          x: {
+            type: 'linear',
+            grace: '5%',
+            title: { display: true, text: 'model size (KB)' },
+            ticks: { callback: (v: number | string) => formatNumber(Number(v), 3) },
+          },
+          y: dropAxis(logY, axisText, lo, hi),
         },
-        tooltip: {
-          ...tooltipStyle(theme),
-          filter: (item: { datasetIndex: number }) => item.datasetIndex === 0 || item.datasetIndex === 1,
-          itemSort: (a: { datasetIndex: number; dataIndex: number }, b: { datasetIndex: number; dataIndex: number }) => b.datasetIndex - a.datasetIndex || a.dataIndex - b.dataIndex,
-          callbacks: {
-            title: () => '',
-            label: (item: { raw: unknown }) => {
-              const e = byId.get((item.raw as SweepPoint).id);
-              return e ? `${e.pareto ? '★ ' : ''}${e.label}` : '';
+        layout: { padding: { top: 4, right: 12 } },
+        onClick: pick,
+        onHover: (event, _elements, c) => {
+          const hits = c
+            .getElementsAtEventForMode(event.native ?? (event as unknown as Event), 'point', { intersect: true }, false)
+            .filter((el) => el.datasetIndex === 0 || el.datasetIndex === 1);
+          c.canvas.style.cursor = hits.length ? 'pointer' : 'default';
+        },
+        plugins: {
+          legend: {
+            display: true,
+            position: 'top',
+            align: 'start',
+            labels: {
+              boxWidth: 12,
+              boxHeight: 8,
+              color: theme.foreground,
+              usePointStyle: true,
+              filter: (item: { datasetIndex?: number }) => item.datasetIndex !== 3,
             },
-            afterLabel: (item: { raw: unknown }) => {
-              const e = byId.get((item.raw as SweepPoint).id);
-              if (!e) return '';
-              return `drop ${dropText(e)} pts · agreement ${formatPercent(e.agreement)} · output SQNR ${formatDb(e.outputSqnrDb)} dB · ${kilobytes(e.sizeBytes).toFixed(1)} KB`;
+          },
+          tooltip: {
+            ...tooltipStyle(theme),
+            filter: (item: { datasetIndex: number }) => item.datasetIndex === 0 || item.datasetIndex === 1,
+            itemSort: (a: { datasetIndex: number; dataIndex: number }, b: { datasetIndex: number; dataIndex: number }) =>
+              b.datasetIndex - a.datasetIndex || a.dataIndex - b.dataIndex,
+            callbacks: {
+              title: () => '',
+              label: (item: { raw: unknown }) => {
+                const e = byId.get((item.raw as SweepPoint).id);
+                return e ? `${e.pareto ? '★ ' : ''}${e.label}` : '';
+              },
+              afterLabel: (item: { raw: unknown }) => {
+                const e = byId.get((item.raw as SweepPoint).id);
+                if (!e) return '';
+                return `drop ${dropText(e)} pts · agreement ${formatPercent(e.agreement)} · output SQNR ${formatDb(e.outputSqnrDb)} dB · ${kilobytes(e.sizeBytes).toFixed(1)} KB`;
+              },
+              footer: (items: unknown[]) =>
+                !clickHint || items.length === 0 ? '' : items.length === 1 ? 'click to analyze this configuration' : 'click analyzes the first one listed',
             },
-            footer: (items: unknown[]) => (!clickHint || items.length === 0 ? '' : items.length === 1 ? 'click to analyze this configuration' : 'click analyzes the first one listed'),
           },
         },
       },
+      plugins: [countPlugin],
     },
-    plugins: [countPlugin],
-  }, theme);
+    theme,
+  );
   const ring = chart.data.datasets[3];
   return {
     chart,
@@ -414,67 +464,83 @@ export function mixedChart(canvas: HTMLCanvasElement, result: MixedPrecisionResu
   const plan = planSteps(result);
   const xTitle = plan ? 'steps of the plan' : 'layers kept in float';
   canvas.setAttribute('aria-label', `Drop versus ${xTitle}: ${steps.map((s, i) => `${i}: ${formatDrop(s.drop)}`).join(', ')}; budget ${result.maxDrop} points`);
-  return makeChart(canvas, {
-    type: 'line',
-    data: {
-      datasets: [{
-        label: 'drop',
-        data: points,
-        borderColor: withAlpha(theme.blue, 0.9),
-        backgroundColor: colors,
-        pointBorderColor: colors,
-        borderWidth: 2,
-        pointRadius: steps.map((_, i) => (i === last ? 7 : 5)),
-        pointHoverRadius: 8,
-        pointHitRadius: 10,
-        tension: 0,
-        clip: false,
-      }],
-    },
-    options: {
-      responsive: true,
-      maintainAspectRatio: false,
-      animation: false,
-      interaction: { mode: 'nearest', axis: 'x', intersect: false },
-      layout: { padding: { top: 8, right: 14, left: 4 } },
-      scales: {
-        x: {
-          type: 'linear',
-          min: 0,
-          max: Math.max(1, last),
-          title: { display: true, text: xTitle },
-          ticks: { stepSize: 1, precision: 0 },
-        },
-        y: dropAxis(logY, basis, lo, hi),
+  return makeChart(
+    canvas,
+    {
+      type: 'line',
+      data: {
+        datasets: [
+          {
+            label: 'drop',
+            data: points,
+            borderColor: withAlpha(theme.blue, 0.9),
+            backgroundColor: colors,
+            pointBorderColor: colors,
+            borderWidth: 2,
+            pointRadius: steps.map((_, i) => (i === last ? 7 : 5)),
+            pointHoverRadius: 8,
+            pointHitRadius: 10,
+            tension: 0,
+            clip: false,
+          },
+        ],
       },
-      plugins: {
-        legend: { display: false },
-        tooltip: {
-          ...tooltipStyle(theme),
-          callbacks: {
-            title: (items: { dataIndex: number }[]) => {
-              const i = items[0]?.dataIndex ?? 0;
-              return plan ? `step ${i}` : `${i} layer${i === 1 ? '' : 's'} in float`;
-            },
-            label: (item: { dataIndex: number }) => {
-              const s = steps[item.dataIndex];
-              return s ? `drop ${formatDropInterval(s.drop, stepDropInterval(s))} pts · agreement ${formatPercent(s.agreement)} · output SQNR ${formatDb(s.outputSqnrDb)} dB` : '';
-            },
-            afterLabel: (item: { dataIndex: number }) => {
-              const i = item.dataIndex;
-              const changes = steps[i] ? stepChanges(steps[i]) : null;
-              if (plan && changes) return i === 0 ? 'nothing changed' : changes.map(changeText).join('\n');
-              const added = i > 0 ? steps[i]?.kept.filter((k) => !steps[i - 1]?.kept.includes(k)) : [];
-              return added && added.length ? `+ ${added.join(', ')}` : i === 0 ? 'every layer quantized' : '';
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
+        interaction: { mode: 'nearest', axis: 'x', intersect: false },
+        layout: { padding: { top: 8, right: 14, left: 4 } },
+        scales: {
+          x: {
+            type: 'linear',
+            min: 0,
+            max: Math.max(1, last),
+            title: { display: true, text: xTitle },
+            ticks: { stepSize: 1, precision: 0 },
+          },
+          y: dropAxis(logY, basis, lo, hi),
+        },
+        plugins: {
+          legend: { display: false },
+          tooltip: {
+            ...tooltipStyle(theme),
+            callbacks: {
+              title: (items: { dataIndex: number }[]) => {
+                const i = items[0]?.dataIndex ?? 0;
+                return plan ? `step ${i}` : `${i} layer${i === 1 ? '' : 's'} in float`;
+              },
+              label: (item: { dataIndex: number }) => {
+                const s = steps[item.dataIndex];
+                return s
+                  ? `drop ${formatDropInterval(s.drop, stepDropInterval(s))} pts · agreement ${formatPercent(s.agreement)} · output SQNR ${formatDb(s.outputSqnrDb)} dB`
+                  : '';
+              },
+              afterLabel: (item: { dataIndex: number }) => {
+                const i = item.dataIndex;
+                const changes = steps[i] ? stepChanges(steps[i]) : null;
+                if (plan && changes) return i === 0 ? 'nothing changed' : changes.map(changeText).join('\n');
+                const added = i > 0 ? steps[i]?.kept.filter((k) => !steps[i - 1]?.kept.includes(k)) : [];
+                return added && added.length ? `+ ${added.join(', ')}` : i === 0 ? 'every layer quantized' : '';
+              },
             },
           },
-        },
-        qlRefLines: {
-          lines: [{ axis: 'y', value: y(result.maxDrop), label: `budget ${formatNumber(result.maxDrop)} ${result.maxDrop === 1 ? 'point' : 'points'}`, color: result.met ? theme.green : theme.orange, dashed: true }],
-          font: labelFont(theme),
-          labelBackground: withAlpha(theme.background, 0.85),
+          qlRefLines: {
+            lines: [
+              {
+                axis: 'y',
+                value: y(result.maxDrop),
+                label: `budget ${formatNumber(result.maxDrop)} ${result.maxDrop === 1 ? 'point' : 'points'}`,
+                color: result.met ? theme.green : theme.orange,
+                dashed: true,
+              },
+            ],
+            font: labelFont(theme),
+            labelBackground: withAlpha(theme.background, 0.85),
+          },
         },
       },
     },
-  }, theme);
+    theme,
+  );
 }

@@ -1,7 +1,17 @@
 // Numbers behind the Sensitivity, Sweep and Mixed precision tabs: drops in points, the Pareto
 // staircase, the sweep table's columns and sort. No DOM here so unit tests can import it.
 import { formatWithInterval } from '../protocol/format';
-import type { FixChange, Interval, MixedPrecisionResult, MixedPrecisionStep, ModelOutputMetrics, QuantConfig, Report, SweepEntry, SweepReport } from '../protocol/report';
+import type {
+  FixChange,
+  Interval,
+  MixedPrecisionResult,
+  MixedPrecisionStep,
+  ModelOutputMetrics,
+  QuantConfig,
+  Report,
+  SweepEntry,
+  SweepReport,
+} from '../protocol/report';
 import { sensitivityBasis } from './diagnosisData';
 import { formatDb, formatFixed, formatPercent } from './format';
 
@@ -71,7 +81,16 @@ export function sensitivityData(report: Report): SensitivityData | null {
       continue;
     }
     const allButDrop = s.allButThis ? drop(s.allButThis) : null;
-    rows.push({ node: l.node, op: l.op, rank: s.rank, damage: drop(s.onlyThis), allButDrop, recovery: allButDrop === null ? null : fullDrop - allButDrop, onlyThis: s.onlyThis, allButThis: s.allButThis });
+    rows.push({
+      node: l.node,
+      op: l.op,
+      rank: s.rank,
+      damage: drop(s.onlyThis),
+      allButDrop,
+      recovery: allButDrop === null ? null : fullDrop - allButDrop,
+      onlyThis: s.onlyThis,
+      allButThis: s.allButThis,
+    });
   }
   if (rows.length === 0) return null;
   rows.sort((a, b) => a.rank - b.rank);
@@ -153,30 +172,63 @@ const finiteOrNull = (v: number): number | null => (Number.isFinite(v) ? v : nul
 export function sweepColumns(basis: DropBasis): SweepColumn[] {
   return [
     { key: 'id', label: '#', title: 'Configuration number (order of the sweep)', numeric: true, value: (e) => e.id, text: (e) => String(e.id + 1) },
-    { key: 'label', label: 'Configuration', title: 'Preset, weight bits / granularity, activation bits, symmetry, calibration', numeric: false, value: (e) => e.label, text: (e) => e.label },
     {
-      key: 'drop', label: `Drop (${basisShort(basis)} pts) [95%]`, title: `Integer-execution ${basisText(basis)}, in points, with its 95% interval`, numeric: true,
-      value: (e) => (e.error ? null : finiteOrNull(e.drop)), text: dropText,
+      key: 'label',
+      label: 'Configuration',
+      title: 'Preset, weight bits / granularity, activation bits, symmetry, calibration',
+      numeric: false,
+      value: (e) => e.label,
+      text: (e) => e.label,
     },
     {
-      key: 'agreement', label: 'Agreement', title: 'Share of samples whose integer top-1 equals the float model\'s', numeric: true,
-      value: (e) => (e.error ? null : finiteOrNull(e.agreement)), text: (e) => (e.error ? '–' : formatPercent(e.agreement)),
+      key: 'drop',
+      label: `Drop (${basisShort(basis)} pts) [95%]`,
+      title: `Integer-execution ${basisText(basis)}, in points, with its 95% interval`,
+      numeric: true,
+      value: (e) => (e.error ? null : finiteOrNull(e.drop)),
+      text: dropText,
     },
     {
-      key: 'sqnr', label: 'Output SQNR', title: 'SQNR (dB) of the model outputs, integer vs float', numeric: true,
-      value: (e) => (e.error || Number.isNaN(e.outputSqnrDb) ? null : e.outputSqnrDb), text: (e) => (e.error ? '–' : formatDb(e.outputSqnrDb)),
+      key: 'agreement',
+      label: 'Agreement',
+      title: "Share of samples whose integer top-1 equals the float model's",
+      numeric: true,
+      value: (e) => (e.error ? null : finiteOrNull(e.agreement)),
+      text: (e) => (e.error ? '–' : formatPercent(e.agreement)),
     },
     {
-      key: 'size', label: 'Size KB', title: 'Size of the written QDQ model (KB = 1024 bytes)', numeric: true,
-      value: (e) => finiteOrNull(e.sizeBytes), text: (e) => formatKb(e.sizeBytes),
+      key: 'sqnr',
+      label: 'Output SQNR',
+      title: 'SQNR (dB) of the model outputs, integer vs float',
+      numeric: true,
+      value: (e) => (e.error || Number.isNaN(e.outputSqnrDb) ? null : e.outputSqnrDb),
+      text: (e) => (e.error ? '–' : formatDb(e.outputSqnrDb)),
     },
     {
-      key: 'pareto', label: 'Pareto', title: 'On the Pareto front: no other configuration is both smaller and more accurate', numeric: false, firstDescending: true,
-      value: (e) => (e.pareto ? 1 : 0), text: (e) => (e.pareto ? '★' : ''),
+      key: 'size',
+      label: 'Size KB',
+      title: 'Size of the written QDQ model (KB = 1024 bytes)',
+      numeric: true,
+      value: (e) => finiteOrNull(e.sizeBytes),
+      text: (e) => formatKb(e.sizeBytes),
     },
     {
-      key: 'error', label: 'Error', title: 'Why the configuration could not run', numeric: false, firstDescending: true,
-      value: (e) => e.error ?? null, text: (e) => e.error ?? '',
+      key: 'pareto',
+      label: 'Pareto',
+      title: 'On the Pareto front: no other configuration is both smaller and more accurate',
+      numeric: false,
+      firstDescending: true,
+      value: (e) => (e.pareto ? 1 : 0),
+      text: (e) => (e.pareto ? '★' : ''),
+    },
+    {
+      key: 'error',
+      label: 'Error',
+      title: 'Why the configuration could not run',
+      numeric: false,
+      firstDescending: true,
+      value: (e) => e.error ?? null,
+      text: (e) => e.error ?? '',
     },
   ];
 }

@@ -30,7 +30,10 @@ export class Tabs {
   private current: TabId;
 
   /** onChange runs after the panel is visible; byUser tells a click or key from a message. */
-  constructor(initial: TabId, private readonly onChange: (tab: TabId, byUser: boolean) => void) {
+  constructor(
+    initial: TabId,
+    private readonly onChange: (tab: TabId, byUser: boolean) => void,
+  ) {
     this.current = initial;
     const index = TABS.findIndex((t) => t.id === initial);
     this.element = h('vscode-tabs', { class: 'view-tabs', 'selected-index': index, 'aria-label': 'QuantLens views' });
@@ -103,15 +106,31 @@ export class Tabs {
 
 /** The text shown in a tab before its data exists: what produces it. */
 export function hint(title: string, lines: (string | Node)[]): HTMLElement {
-  return h('div', { class: 'view-hint' }, h('h2', null, title), lines.map((l) => h('p', { class: 'muted' }, l)));
+  return h(
+    'div',
+    { class: 'view-hint' },
+    h('h2', null, title),
+    lines.map((l) => h('p', { class: 'muted' }, l)),
+  );
 }
 
 /** "Drop axis: Linear | Log" above a chart. */
 export function axisToggle(id: string, log: boolean, onChange: (log: boolean) => void): HTMLElement {
-  const group = h('div', { id, class: 'segmented axis-toggle', role: 'group', 'aria-label': 'Drop axis scale' }, h('span', { class: 'muted seg-label' }, 'Drop axis'));
+  const group = h(
+    'div',
+    { id, class: 'segmented axis-toggle', role: 'group', 'aria-label': 'Drop axis scale' },
+    h('span', { class: 'muted seg-label' }, 'Drop axis'),
+  );
   const buttons: HTMLButtonElement[] = [];
-  for (const [value, label] of [[false, 'Linear'], [true, 'Log']] as const) {
-    const button = h('button', { type: 'button', class: `seg${value === log ? ' active' : ''}`, 'aria-pressed': String(value === log), 'data-log': String(value) }, label);
+  for (const [value, label] of [
+    [false, 'Linear'],
+    [true, 'Log'],
+  ] as const) {
+    const button = h(
+      'button',
+      { type: 'button', class: `seg${value === log ? ' active' : ''}`, 'aria-pressed': String(value === log), 'data-log': String(value) },
+      label,
+    );
     button.addEventListener('click', () => {
       for (const b of buttons) {
         const on = b === button;

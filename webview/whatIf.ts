@@ -43,9 +43,26 @@ export class WhatIfPanel {
     this.range = rangeFor(this.scheme, chosen.lo, chosen.hi);
     const symmetric = this.scheme.symmetric;
     const step = String(this.bounds.max / SLIDER_STEPS);
-    this.hiInput = h('input', { type: 'number', id: 'whatif-hi', step: 'any', min: '0', value: formatNumber(this.range.hi, 5), 'aria-label': symmetric ? 'Threshold |x|' : 'Upper end of the range' });
-    this.loInput = symmetric ? null : h('input', { type: 'number', id: 'whatif-lo', step: 'any', max: '0', value: formatNumber(this.range.lo, 5), 'aria-label': 'Lower end of the range' });
-    this.slider = h('input', { type: 'range', id: 'whatif-slider', min: String(this.bounds.min), max: String(this.bounds.max), step, value: String(this.range.hi), 'aria-label': symmetric ? 'Threshold |x|' : 'Upper end of the range' });
+    this.hiInput = h('input', {
+      type: 'number',
+      id: 'whatif-hi',
+      step: 'any',
+      min: '0',
+      value: formatNumber(this.range.hi, 5),
+      'aria-label': symmetric ? 'Threshold |x|' : 'Upper end of the range',
+    });
+    this.loInput = symmetric
+      ? null
+      : h('input', { type: 'number', id: 'whatif-lo', step: 'any', max: '0', value: formatNumber(this.range.lo, 5), 'aria-label': 'Lower end of the range' });
+    this.slider = h('input', {
+      type: 'range',
+      id: 'whatif-slider',
+      min: String(this.bounds.min),
+      max: String(this.bounds.max),
+      step,
+      value: String(this.range.hi),
+      'aria-label': symmetric ? 'Threshold |x|' : 'Upper end of the range',
+    });
     this.hiInput.addEventListener('input', () => this.setFromInputs());
     this.loInput?.addEventListener('input', () => this.setFromInputs());
     this.slider.addEventListener('input', () => {
@@ -53,30 +70,67 @@ export class WhatIfPanel {
       this.setFromInputs();
     });
     this.rows = h('tbody');
-    this.remeasure = o.onRemeasure ? h('vscode-button', { id: 'whatif-remeasure', title: 'Analyze the model again with this range for this tensor (a tensor override); nothing is written' }, 'Re-measure with this range') : null;
+    this.remeasure = o.onRemeasure
+      ? h(
+          'vscode-button',
+          { id: 'whatif-remeasure', title: 'Analyze the model again with this range for this tensor (a tensor override); nothing is written' },
+          'Re-measure with this range',
+        )
+      : null;
     this.remeasure?.addEventListener('click', () => {
       this.remeasure!.setAttribute('disabled', '');
       this.remeasure!.setAttribute('data-pending', '');
       o.onRemeasure?.(t.name, this.range);
     });
-    this.element = h('div', { class: 'whatif', id: 'whatif', role: 'group', 'aria-labelledby': 'whatif-title' },
+    this.element = h(
+      'div',
+      { class: 'whatif', id: 'whatif', role: 'group', 'aria-labelledby': 'whatif-title' },
       h('h4', { id: 'whatif-title' }, 'What if the threshold were…'),
-      h('div', { class: 'whatif-inputs' },
+      h(
+        'div',
+        { class: 'whatif-inputs' },
         this.loInput ? h('label', null, 'lo ', this.loInput) : null,
         h('label', null, symmetric ? '|x| ≤ ' : 'hi ', this.hiInput),
-        this.slider),
-      h('table', { class: 'mini whatif-table' },
-        h('thead', null, h('tr', null,
-          h('th', null, ''), h('th', { class: 'num' }, 'range'), h('th', { class: 'num', title: 'Expected MSE per value from clamping values beyond the grid' }, 'clip MSE'),
-          h('th', { class: 'num', title: 'Expected MSE per value from rounding inside the grid: step²/12' }, 'rounding MSE'),
-          h('th', { class: 'num' }, 'total'),
-          h('th', { class: 'num', title: 'Share of the histogram beyond the grid, from bins taken as uniform: an estimate, not the measured clip rate' }, 'beyond'),
-          h('th', { class: 'num', title: 'Expected SQNR: 10·log10(mean x² / expected MSE)' }, 'SQNR dB'))),
-        this.rows),
-      h('p', { class: 'caption muted', id: 'whatif-measured' }, `Measured on the current grid: clip rate ${formatPercent(o.tensor.clipRate)} (the "beyond" estimate takes histogram bins as uniform).`),
-      h('p', { class: 'caption muted' },
-        'Drag on the histogram, type, or use the slider. Expected from the histogram, not measured: clipped mass × squared distance to the threshold, plus step²/12 for the rest (exact zeros count as rounding, so that part is an upper bound).'),
-      this.remeasure ? h('div', { class: 'whatif-actions' }, this.remeasure, h('span', { class: 'muted' }, ' runs a new analysis with this range as a tensor override')) : null);
+        this.slider,
+      ),
+      h(
+        'table',
+        { class: 'mini whatif-table' },
+        h(
+          'thead',
+          null,
+          h(
+            'tr',
+            null,
+            h('th', null, ''),
+            h('th', { class: 'num' }, 'range'),
+            h('th', { class: 'num', title: 'Expected MSE per value from clamping values beyond the grid' }, 'clip MSE'),
+            h('th', { class: 'num', title: 'Expected MSE per value from rounding inside the grid: step²/12' }, 'rounding MSE'),
+            h('th', { class: 'num' }, 'total'),
+            h(
+              'th',
+              { class: 'num', title: 'Share of the histogram beyond the grid, from bins taken as uniform: an estimate, not the measured clip rate' },
+              'beyond',
+            ),
+            h('th', { class: 'num', title: 'Expected SQNR: 10·log10(mean x² / expected MSE)' }, 'SQNR dB'),
+          ),
+        ),
+        this.rows,
+      ),
+      h(
+        'p',
+        { class: 'caption muted', id: 'whatif-measured' },
+        `Measured on the current grid: clip rate ${formatPercent(o.tensor.clipRate)} (the "beyond" estimate takes histogram bins as uniform).`,
+      ),
+      h(
+        'p',
+        { class: 'caption muted' },
+        'Drag on the histogram, type, or use the slider. Expected from the histogram, not measured: clipped mass × squared distance to the threshold, plus step²/12 for the rest (exact zeros count as rounding, so that part is an upper bound).',
+      ),
+      this.remeasure
+        ? h('div', { class: 'whatif-actions' }, this.remeasure, h('span', { class: 'muted' }, ' runs a new analysis with this range as a tensor override'))
+        : null,
+    );
     this.update();
   }
 
@@ -147,19 +201,23 @@ export class WhatIfPanel {
     const c = this.o.tensor.chosen!.range;
     this.rows.replaceChildren(
       row('now', `[${formatNumber(c.lo, 4)}, ${formatNumber(c.hi, 4)}]`, this.now, 'whatif-now'),
-      row('what-if', `[${formatNumber(w.grid.lo, 4)}, ${formatNumber(w.grid.hi, 4)}]`, w.error, 'whatif-new'));
+      row('what-if', `[${formatNumber(w.grid.lo, 4)}, ${formatNumber(w.grid.hi, 4)}]`, w.error, 'whatif-new'),
+    );
     this.element.dataset.total = String(w.error.total);
   }
 }
 
 function row(name: string, range: string, e: ErrorSplit | null, id: string): HTMLTableRowElement {
   if (!e) return h('tr', { id }, h('th', { scope: 'row' }, name), h('td', { colspan: 6, class: 'muted' }, 'no single-scale grid'));
-  return h('tr', { id },
+  return h(
+    'tr',
+    { id },
     h('th', { scope: 'row' }, name),
     h('td', { class: 'num' }, range),
     h('td', { class: 'num', 'data-clip': String(e.clip) }, formatNumber(e.clip, 3)),
     h('td', { class: 'num', 'data-rounding': String(e.rounding) }, formatNumber(e.rounding, 3)),
     h('td', { class: 'num' }, formatNumber(e.total, 3)),
     h('td', { class: 'num' }, formatPercent(e.clippedShare)),
-    h('td', { class: 'num' }, formatDb(e.sqnrDb)));
+    h('td', { class: 'num' }, formatDb(e.sqnrDb)),
+  );
 }

@@ -75,7 +75,10 @@ export function thresholdBounds(t: TensorReport): { min: number; max: number } {
  * nearest to `amax` when it lies within one curve step of it (the engine keeps that point when it
  * downsamples), else null rather than a point that is not the one picked.
  */
-export function klPointAt(curve: readonly { threshold: number; value: number }[], amax: number): { threshold: number; value: number; isMinimum: boolean } | null {
+export function klPointAt(
+  curve: readonly { threshold: number; value: number }[],
+  amax: number,
+): { threshold: number; value: number; isMinimum: boolean } | null {
   const finite = curve.filter((p) => Number.isFinite(p.threshold) && Number.isFinite(p.value));
   if (finite.length === 0) return null;
   let best = 0;

@@ -45,7 +45,11 @@ export class BodyLayers {
 
   /** For the body layers among `measured` (null when there are none). */
   static async create(
-    p: Prepared, q: Quantized, measured: PlannedLayer[], intParams: Map<string, QuantParams>, intConfig: QuantConfig,
+    p: Prepared,
+    q: Quantized,
+    measured: PlannedLayer[],
+    intParams: Map<string, QuantParams>,
+    intConfig: QuantConfig,
     track: (s: ort.InferenceSession) => void,
   ): Promise<BodyLayers | null> {
     const layers = measured.filter((l) => l.scope.length > 0);
@@ -78,7 +82,14 @@ export class BodyLayers {
   }
 
   /** One batch: `rs`/`ri` hold the body layers' lifted codes from the comparison runs. */
-  async run(feeds: Record<string, ort.Tensor>, rs: Record<string, ort.Tensor>, ri: Record<string, ort.Tensor>, simTaps: OutputTap[], intTaps: OutputTap[], e: Evaluation): Promise<void> {
+  async run(
+    feeds: Record<string, ort.Tensor>,
+    rs: Record<string, ort.Tensor>,
+    ri: Record<string, ort.Tensor>,
+    simTaps: OutputTap[],
+    intTaps: OutputTap[],
+    e: Evaluation,
+  ): Promise<void> {
     const fr = await runSession(this.float, feeds, this.label);
     const floats = byTensor(fr, this.names, feeds);
     this.countClips(e, floats);
@@ -151,5 +162,9 @@ function foldIterations(t: ort.Tensor | undefined, axes: number): ort.Tensor | u
 /** The quantized run took another branch than the float run: this batch says nothing about the layer. */
 function branchDiverged(e: Evaluation, l: PlannedLayer): void {
   if (e.warnings.some((w) => w.code === 'branch-diverged' && w.node === l.node.name)) return;
-  e.warnings.push({ code: 'branch-diverged', node: l.node.name, message: `${l.node.opType} ${l.node.name}: the quantized model took another If branch than the float model on some batches; those batches are left out of its accumulated error` });
+  e.warnings.push({
+    code: 'branch-diverged',
+    node: l.node.name,
+    message: `${l.node.opType} ${l.node.name}: the quantized model took another If branch than the float model on some batches; those batches are left out of its accumulated error`,
+  });
 }

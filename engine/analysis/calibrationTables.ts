@@ -22,10 +22,12 @@ export async function applyCalibrationTable(p: Prepared, config: QuantConfig, fi
       ...[...m.ranges].map(([tensor, range]) => ({ ...config.tensorOverrides?.find((o) => o.tensor === tensor), tensor, range })),
     ],
   };
-  const warnings: Warning[] = [{
-    code: 'calibration-table',
-    message: `${file} (${table.format}): ${m.ranges.size} of ${q.plan.activations.length} activation ranges taken from the table`,
-  }];
+  const warnings: Warning[] = [
+    {
+      code: 'calibration-table',
+      message: `${file} (${table.format}): ${m.ranges.size} of ${q.plan.activations.length} activation ranges taken from the table`,
+    },
+  ];
   if (m.unmatched.length) {
     warnings.push({
       code: 'calibration-table-unmatched',

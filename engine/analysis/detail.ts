@@ -63,8 +63,12 @@ export class DetailPass {
   private floatLabel = '';
 
   private constructor(
-    limit: number, private readonly layers: PlannedLayer[], private readonly simQdq: QdqResult, private readonly intQdq: QdqResult,
-    diffFeeds: LayerDiffFeed[], private readonly label: string,
+    limit: number,
+    private readonly layers: PlannedLayer[],
+    private readonly simQdq: QdqResult,
+    private readonly intQdq: QdqResult,
+    diffFeeds: LayerDiffFeed[],
+    private readonly label: string,
   ) {
     this.limit = limit;
     this.diffFeeds = diffFeeds;
@@ -81,8 +85,14 @@ export class DetailPass {
    * otherwise the detail builds its own sessions on models with the taps exposed.
    */
   static async create(
-    p: Prepared, q: Quantized, enc: { config: QuantConfig; shift: number }, intParams: Map<string, QuantParams>, layers: PlannedLayer[],
-    exposed: { sim: Comparison; int: Comparison } | null, opts: EvaluateOptions, warnings: Warning[],
+    p: Prepared,
+    q: Quantized,
+    enc: { config: QuantConfig; shift: number },
+    intParams: Map<string, QuantParams>,
+    layers: PlannedLayer[],
+    exposed: { sim: Comparison; int: Comparison } | null,
+    opts: EvaluateOptions,
+    warnings: Warning[],
   ): Promise<DetailPass> {
     const label = `quantized model of ${p.loaded.path}`;
     const build = (expose: boolean | ((t: OutputTap) => boolean)) => ({
@@ -90,18 +100,35 @@ export class DetailPass {
       int: buildQdqModel(q.prepared, p.loaded.dir, q.plan, enc.shift ? intParams : q.actParams, enc.shift ? enc.config : q.config, expose),
     });
     const all = exposed ? { sim: exposed.sim.qdq, int: exposed.int.qdq } : build(false);
-    const diffFeeds = opts.integerDiff === false ? [] : layerDiffFeeds(q.plan.layers, all.sim, all.int, enc.config,
-      (node, message) => warnings.push({ code: 'no-integer-reference', node, message }));
+    const diffFeeds =
+      opts.integerDiff === false
+        ? []
+        : layerDiffFeeds(q.plan.layers, all.sim, all.int, enc.config, (node, message) => warnings.push({ code: 'no-integer-reference', node, message }));
     const detail = new DetailPass(DetailPass.limitFor(p, layers), layers, all.sim, all.int, diffFeeds, label);
     if (!exposed && layers.length) {
       // Each group's float outputs, codes and the integer reference's input codes within one run's budget.
-      const groups = groupByBytes(layers, (l) => [l.output], (t) => (p.tensorBytes.get(t) ?? 0) * 1.5, 1, undefined, EXPOSE_BYTES);
+      const groups = groupByBytes(
+        layers,
+        (l) => [l.output],
+        (t) => (p.tensorBytes.get(t) ?? 0) * 1.5,
+        1,
+        undefined,
+        EXPOSE_BYTES,
+      );
       // Sessions are created per group when a detail batch runs and released right after: a large
       // model's detail is a sample or two, and dozens of idle sessions would each hold its weights.
       detail.own = groups.map((g) => {
         const names = new Set(g.units.map((l) => l.node.name));
         const qdq = build((t) => names.has(t.layer));
-        return { layers: names, simQdq: qdq.sim, intQdq: qdq.int, float: tapModel(p, g.units.map((l) => l.output)) };
+        return {
+          layers: names,
+          simQdq: qdq.sim,
+          intQdq: qdq.int,
+          float: tapModel(
+            p,
+            g.units.map((l) => l.output),
+          ),
+        };
       });
       detail.floatLabel = p.loaded.path;
     }
@@ -129,7 +156,11 @@ export class DetailPass {
       ];
       g.sessions = keep ? sessions : undefined;
       try {
-        const [qs, qi, fr] = [await runSession(sessions[0], feeds, this.label), await runSession(sessions[1], feeds, this.label), await runSession(sessions[2], feeds, this.floatLabel)];
+        const [qs, qi, fr] = [
+          await runSession(sessions[0], feeds, this.label),
+          await runSession(sessions[1], feeds, this.label),
+          await runSession(sessions[2], feeds, this.floatLabel),
+        ];
         const floats = cut(byTensor(fr, g.float.names, feeds));
         this.compareLayers(cut(qs), cut(qi), (t) => floats[t], e, g);
         this.feedDiffs(cut(qi), cut(qs), take, g.layers);
@@ -150,7 +181,13 @@ export class DetailPass {
     this.compare(qs, qi, (t) => qs[sim.floatName(t)], take, e);
   }
 
-  private compare(qs: Record<string, ort.Tensor>, qi: Record<string, ort.Tensor>, float: (tensor: string) => ort.Tensor | undefined, take: number, e: Evaluation): void {
+  private compare(
+    qs: Record<string, ort.Tensor>,
+    qi: Record<string, ort.Tensor>,
+    float: (tensor: string) => ort.Tensor | undefined,
+    take: number,
+    e: Evaluation,
+  ): void {
     this.compareLayers(qs, qi, float, e, { simQdq: this.simQdq, intQdq: this.intQdq, layers: null });
     this.feedDiffs(qi, qs, take, null);
     this.finishDiffs(take);
@@ -158,7 +195,10 @@ export class DetailPass {
   }
 
   private compareLayers(
-    qs: Record<string, ort.Tensor>, qi: Record<string, ort.Tensor>, float: (tensor: string) => ort.Tensor | undefined, e: Evaluation,
+    qs: Record<string, ort.Tensor>,
+    qi: Record<string, ort.Tensor>,
+    float: (tensor: string) => ort.Tensor | undefined,
+    e: Evaluation,
     src: { simQdq: QdqResult; intQdq: QdqResult; layers: Set<string> | null },
   ): void {
     for (const l of this.layers) {

@@ -36,7 +36,12 @@ import type { EvaluateOptions, Prepared, Quantized } from './types';
 import { UserMetricSeries } from './userMetric';
 
 function comparisonModel(
-  p: Prepared, qdq: QdqResult, iso: ReturnType<typeof buildIsolatedModel>, layers: readonly PlannedLayer[], params: Map<string, QuantParams>, simulated: boolean,
+  p: Prepared,
+  qdq: QdqResult,
+  iso: ReturnType<typeof buildIsolatedModel>,
+  layers: readonly PlannedLayer[],
+  params: Map<string, QuantParams>,
+  simulated: boolean,
   /** Expose the top-level layers' codes and float outputs for detail batches (small models only). */
   exposeDetail: boolean,
 ) {
@@ -63,9 +68,13 @@ function comparisonModel(
   }
   // Clipped = the code saturates: the value lies more than half a step beyond the grid.
   const clipList = simulated
-    ? [...params].filter(([t]) => p.floatTensors.has(t) && !bodyTensors.has(t)).map(([tensor, pr]) => ({
-      tensor, lo: (pr.qmin - 0.5 - pr.zeroPoint) * pr.scale, hi: (pr.qmax + 0.5 - pr.zeroPoint) * pr.scale,
-    }))
+    ? [...params]
+        .filter(([t]) => p.floatTensors.has(t) && !bodyTensors.has(t))
+        .map(([tensor, pr]) => ({
+          tensor,
+          lo: (pr.qmin - 0.5 - pr.zeroPoint) * pr.scale,
+          hi: (pr.qmax + 0.5 - pr.zeroPoint) * pr.scale,
+        }))
     : [];
   // The detail needs the float layer outputs (integer error in LSB): exposed in the simulated model,
   // where no fusion depends on them.
@@ -93,7 +102,11 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   // Batches as large as memory allows. A comparison run holds float, quantized and isolated
   // activations, layout copies and reductions' temporaries: measured on a 512x512 model, about
   // four times the sum of the float layer outputs of the batch at its peak.
-  await measureTensors(p, measured.map((l) => l.output), opts.signal);
+  await measureTensors(
+    p,
+    measured.map((l) => l.output),
+    opts.signal,
+  );
   const outputBytes = measured.reduce((a, l) => a + (p.tensorBytes.get(l.output) ?? 0), 0);
   const batch = p.fixedBatch ?? Math.max(1, Math.min(opts.batchSize ?? p.batchSize, Math.floor(RUN_BYTES / Math.max(1, 4 * outputBytes))));
   // Detail taps ride in the comparison models only while a batch of them stays small.
@@ -111,15 +124,22 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   const sessions: ort.InferenceSession[] = [];
   const evaluation: Evaluation = {
     layerAcc: new Map(plan.layers.map((l) => [l.node.name, new LayerComparison()])),
-    clipCount: new Map(), seen: new Map(),
+    clipCount: new Map(),
+    seen: new Map(),
     out: {
       sim: new OutputComparer(new ModelOutputComparison(floatOutputs(p)), null),
       int: new OutputComparer(new ModelOutputComparison(floatOutputs(p)), opts.metric ? new UserMetricSeries(opts.metric) : null),
     },
     floatTop1: new Top1Counter(),
-    diffFeeds: [], diffSamples: 0, detailSamples: 0,
-    kernels: { byLayer: new Map(), counts: {} }, deployed: { byLayer: new Map(), counts: {} },
-    shift: enc.shift, warnings, weights: qdq.weights, timings: {},
+    diffFeeds: [],
+    diffSamples: 0,
+    detailSamples: 0,
+    kernels: { byLayer: new Map(), counts: {} },
+    deployed: { byLayer: new Map(), counts: {} },
+    shift: enc.shift,
+    warnings,
+    weights: qdq.weights,
+    timings: {},
   };
   let detail: DetailPass | undefined;
   try {
@@ -193,7 +213,14 @@ async function deployedKernels(p: Prepared, q: Quantized): Promise<KernelMap> {
 }
 
 async function kernelsOf(built: QdqResult, plan: Quantized['plan'], label: string): Promise<KernelMap> {
-  const { session, kernels } = await integerSessionWithKernels(built.model, layerKeys(built, plan.layers.map((l) => l.node.name)), label);
+  const { session, kernels } = await integerSessionWithKernels(
+    built.model,
+    layerKeys(
+      built,
+      plan.layers.map((l) => l.node.name),
+    ),
+    label,
+  );
   await session.release();
   return kernels;
 }
@@ -204,13 +231,20 @@ function floatOutputs(p: Prepared): string[] {
 }
 
 async function compareOutputs(
-  p: Prepared, e: Evaluation, fr: Record<string, ort.Tensor>, qs: Record<string, ort.Tensor>, qi: Record<string, ort.Tensor>, lab: Int32Array | null,
-  start: number, count: number,
+  p: Prepared,
+  e: Evaluation,
+  fr: Record<string, ort.Tensor>,
+  qs: Record<string, ort.Tensor>,
+  qi: Record<string, ort.Tensor>,
+  lab: Int32Array | null,
+  start: number,
+  count: number,
 ): Promise<void> {
   const outs = floatOutputs(p);
   // a state output (e.g. [2, batch, 128]) is compared per sample along its own batch axis
   const axes = stateOutputAxes(p.data.states ?? []);
-  const asData = (o: string, t: ort.Tensor): TensorData => (axes.has(o) && t ? batchFirst(t.data as Float32Array, t.dims, axes.get(o)!) : (t as unknown as TensorData));
+  const asData = (o: string, t: ort.Tensor): TensorData =>
+    axes.has(o) && t ? batchFirst(t.data as Float32Array, t.dims, axes.get(o)!) : (t as unknown as TensorData);
   const pick = (r: Record<string, ort.Tensor>) => Object.fromEntries(outs.map((o) => [o, asData(o, r[o])]));
   e.out.sim.outputs.add(pick(fr), pick(qs), count, lab);
   e.out.int.outputs.add(pick(fr), pick(qi), count, lab);
@@ -221,7 +255,10 @@ async function compareOutputs(
   const cols = Number(f.dims[f.dims.length - 1] ?? 1);
   const fPred = argmaxRows(f.data as Float32Array, cols);
   e.floatTop1.add(fPred, lab, null);
-  for (const [k, res] of [['sim', qs], ['int', qi]] as const) {
+  for (const [k, res] of [
+    ['sim', qs],
+    ['int', qi],
+  ] as const) {
     for (const o of outs) if (fr[o] && res[o]) e.out[k].acc.add(fr[o].data as Float32Array, res[o].data as Float32Array);
     e.out[k].top1.add(argmaxRows(res[logits].data as Float32Array, cols), lab, fPred);
   }

@@ -17,7 +17,10 @@ export class OutputComparer {
   readonly acc = new ErrorAccumulator();
   readonly top1 = new Top1Counter();
   /** Every output, per sample (intervals, classifier metrics); the user's metric when given. */
-  constructor(readonly outputs: ModelOutputComparison, readonly user: UserMetricSeries | null) {}
+  constructor(
+    readonly outputs: ModelOutputComparison,
+    readonly user: UserMetricSeries | null,
+  ) {}
 }
 
 /** Everything the evaluation measured; `buildReport` turns it into the report. */
@@ -40,7 +43,6 @@ export interface Evaluation {
   timings: Record<string, number>;
 }
 
-
 /** The simulated or integer comparison model, and where each layer's sums sit in its output. */
 export interface Comparison {
   session: ort.InferenceSession;
@@ -56,4 +58,3 @@ export interface Comparison {
   /** Layer output codes (and input codes, for the integer reference) as exposed in this model. */
   qdq: QdqResult;
 }
-

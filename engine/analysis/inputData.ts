@@ -39,7 +39,11 @@ export function inputSettings(modelPath: string, given: Record<string, InputSett
 }
 
 /** Decide each input's kind and open the data for the sample inputs. */
-export function loadInputData(loaded: LoadedModel, float: ModelProto, opts: { dataPath?: string; samples?: number; inputs?: Record<string, InputSetting> }): Dataset {
+export function loadInputData(
+  loaded: LoadedModel,
+  float: ModelProto,
+  opts: { dataPath?: string; samples?: number; inputs?: Record<string, InputSetting> },
+): Dataset {
   const settings = inputSettings(loaded.path, opts.inputs);
   const all = modelInputs(float);
   const d = describeInputs(loaded.path, all, modelOutputs(float.graph!), settings, opts.dataPath ? dataKeys(opts.dataPath) : null);
@@ -51,7 +55,8 @@ export function loadInputData(loaded: LoadedModel, float: ModelProto, opts: { da
     const s = data.inputs.find((x) => x.name === inp.name);
     if (s) return { name: inp.name, kind: 'sample', shape: s.shape, decidedBy: by };
     const c = data.constants!.find((x) => x.name === inp.name);
-    if (c) return { name: inp.name, kind: 'constant', shape: c.dims, value: Array.from(c.data as ArrayLike<number | bigint>, Number).slice(0, 64), decidedBy: by };
+    if (c)
+      return { name: inp.name, kind: 'constant', shape: c.dims, value: Array.from(c.data as ArrayLike<number | bigint>, Number).slice(0, 64), decidedBy: by };
     const st = data.states!.find((x) => x.name === inp.name)!;
     return { name: inp.name, kind: 'state', shape: st.dims, from: st.from, batchAxis: st.batchAxis, decidedBy: by };
   });
@@ -69,7 +74,8 @@ export async function carryStates(data: Dataset, float: ModelProto, label: strin
   const N = data.samples;
   const per = states.map((s) => s.dims.reduce((a, b) => a * b, 1));
   const bytes = N * per.reduce((a, b) => a + b, 0) * 4;
-  if (bytes > MAX_STATE_BYTES) throw new InputError(`${label}: carrying the states over ${N} samples needs ${(bytes / 2 ** 20).toFixed(0)} MiB; use fewer samples (--samples)`);
+  if (bytes > MAX_STATE_BYTES)
+    throw new InputError(`${label}: carrying the states over ${N} samples needs ${(bytes / 2 ** 20).toFixed(0)} MiB; use fewer samples (--samples)`);
   states.forEach((s, i) => (s.values = new Float32Array(N * per[i]))); // zeros: the state before the first sample
   const session = await createSession(float, 'float', { label });
   try {
@@ -79,7 +85,9 @@ export async function carryStates(data: Dataset, float: ModelProto, label: strin
       states.forEach((s, i) => {
         const t = res[s.from];
         if (!t || t.type !== 'float32' || t.size !== per[i]) {
-          throw new InputError(`${label}: output "${s.from}" ${t ? `has shape [${t.dims.join(',')}] (${t.type})` : 'is missing'} but state input "${s.name}" takes [${s.dims.join(',')}] float32 for one sample`);
+          throw new InputError(
+            `${label}: output "${s.from}" ${t ? `has shape [${t.dims.join(',')}] (${t.type})` : 'is missing'} but state input "${s.name}" takes [${s.dims.join(',')}] float32 for one sample`,
+          );
         }
         s.values!.set(t.data as Float32Array, (k + 1) * per[i]);
       });

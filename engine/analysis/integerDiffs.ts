@@ -20,10 +20,14 @@ function qtype(bits: number, signed: boolean): QType | null {
 
 function typedCodes(codes: Int32Array, t: QType) {
   switch (t) {
-    case 'int8': return Int8Array.from(codes);
-    case 'uint8': return Uint8Array.from(codes);
-    case 'int16': return Int16Array.from(codes);
-    case 'uint16': return Uint16Array.from(codes);
+    case 'int8':
+      return Int8Array.from(codes);
+    case 'uint8':
+      return Uint8Array.from(codes);
+    case 'int16':
+      return Int16Array.from(codes);
+    case 'uint16':
+      return Uint16Array.from(codes);
   }
 }
 
@@ -35,7 +39,8 @@ function attrsOf(layer: PlannedLayer): IntegerLayerSpec['attrs'] {
     if (!a) continue;
     if (a.ints.length) out[name] = a.ints.map(Number);
     else if (a.s.length) out[name] = new TextDecoder().decode(a.s);
-    else if (name === 'alpha' || name === 'beta') out[name] = a.f; // float attributes
+    else if (name === 'alpha' || name === 'beta')
+      out[name] = a.f; // float attributes
     else out[name] = Number(a.i);
   }
   return out;
@@ -57,7 +62,11 @@ export interface LayerDiffFeed {
  * second input, one activation input, 8/16-bit grids. Others get no integer diff.
  */
 export function layerDiffFeeds(
-  layers: PlannedLayer[], sim: QdqResult, int: QdqResult, intConfig: QuantConfig, warn: (node: string, message: string) => void,
+  layers: PlannedLayer[],
+  sim: QdqResult,
+  int: QdqResult,
+  intConfig: QuantConfig,
+  warn: (node: string, message: string) => void,
 ): LayerDiffFeed[] {
   const feeds: LayerDiffFeed[] = [];
   for (const l of layers) {
@@ -82,8 +91,11 @@ export function layerDiffFeeds(
       op,
       attrs: attrsOf(l),
       weight: {
-        codes: typedCodes(wq.codes, wType), dims: wq.dims, axis: wq.axis,
-        scale: wq.params.map((p) => p.scale), zeroPoint: wq.params.map((p) => p.zeroPoint),
+        codes: typedCodes(wq.codes, wType),
+        dims: wq.dims,
+        axis: wq.axis,
+        scale: wq.params.map((p) => p.scale),
+        zeroPoint: wq.params.map((p) => p.zeroPoint),
       },
       bias: wq.bias,
       input: { scale: inputI.params.scale, zeroPoint: inputI.params.zeroPoint, type: aType },

@@ -47,7 +47,10 @@ export function kernelsFrom(optimized: ModelProto, layers: readonly { name: stri
 }
 
 /** What `kernelsFrom` needs of a QDQ build: each layer's name and its quantized weight initializers. */
-export function layerKeys(built: { weights: readonly { layer: string; initializer: string }[] }, layers: readonly string[]): { name: string; weights: string[] }[] {
+export function layerKeys(
+  built: { weights: readonly { layer: string; initializer: string }[] },
+  layers: readonly string[],
+): { name: string; weights: string[] }[] {
   return layers.map((name) => ({ name, weights: built.weights.filter((w) => w.layer === name).map((w) => w.initializer) }));
 }
 

@@ -51,7 +51,9 @@ export class LayerComparison {
 
   /** One batch's reduced sums for one comparison (PAIR_SUMS values from `sums` at `offset`). */
   addSums(kind: SumsKind, sums: ArrayLike<number>, offset: number): void {
-    const sx2 = sums[offset], sy2 = sums[offset + 1], sd2 = sums[offset + 2];
+    const sx2 = sums[offset],
+      sy2 = sums[offset + 1],
+      sd2 = sums[offset + 2];
     // sum xy from the identity sum (x - y)^2 = sum x^2 + sum y^2 - 2 sum xy (compareGraph.ts).
     this[kind].addSums(sx2, sy2, (sx2 + sy2 - sd2) / 2, sd2, sums[offset + 3], sums[offset + 4]);
   }
@@ -64,9 +66,18 @@ export class LayerComparison {
   addAccumulated(x: Float32Array, sim: CodeView, int: CodeView): void {
     const cs = asInt32(sim.codes, 0);
     const ci = asInt32(int.codes, 1);
-    const ss = sim.scale, si = int.scale;
-    const zs = sim.zeroPoint, zi = int.zeroPoint;
-    let sx2 = 0, sys = 0, sds = 0, mds = 0, syi = 0, sdi = 0, mdi = 0, skipped = 0;
+    const ss = sim.scale,
+      si = int.scale;
+    const zs = sim.zeroPoint,
+      zi = int.zeroPoint;
+    let sx2 = 0,
+      sys = 0,
+      sds = 0,
+      mds = 0,
+      syi = 0,
+      sdi = 0,
+      mdi = 0,
+      skipped = 0;
     for (let i = 0; i < x.length; i++) {
       const a = x[i];
       // A float reference of Inf/NaN has no error to measure (as in compareGraph's robust sums).
@@ -103,9 +114,12 @@ export class LayerComparison {
   addDetail(x: Float32Array, sim: CodeView, int: CodeView): void {
     const cs = asInt32(sim.codes, 0);
     const ci = asInt32(int.codes, 1);
-    const zs = sim.zeroPoint, si = int.scale, zi = int.zeroPoint;
+    const zs = sim.zeroPoint,
+      si = int.scale,
+      zi = int.zeroPoint;
     const inv = 1 / si;
-    let mismatch = 0, maxLsb = this.maxLsb;
+    let mismatch = 0,
+      maxLsb = this.maxLsb;
     const hist = this.errHist;
     for (let i = 0; i < x.length; i++) {
       const qs = cs[i] - zs;
@@ -127,8 +141,13 @@ export class LayerComparison {
 
 function addCodes(acc: ErrorAccumulator, x: Float32Array, v: CodeView, slot: 0 | 1): void {
   const c = asInt32(v.codes, slot);
-  const s = v.scale, z = v.zeroPoint;
-  let sx2 = 0, sy2 = 0, sd2 = 0, md = 0, skipped = 0;
+  const s = v.scale,
+    z = v.zeroPoint;
+  let sx2 = 0,
+    sy2 = 0,
+    sd2 = 0,
+    md = 0,
+    skipped = 0;
   for (let i = 0; i < x.length; i++) {
     const a = x[i];
     if (a - a !== 0) {

@@ -43,8 +43,6 @@ export interface OutputMetricsOptions {
 /** Per-sample SQNR is capped here: float32 round-off alone gives about 140 dB, exact matches infinity. */
 export const SQNR_CAP_DB = 150;
 
-
-
 /** Raw per-sample series, in sample order, for paired comparisons between configurations. */
 export interface PerSampleSeries {
   sqnrDb: Float64Array;
@@ -109,11 +107,15 @@ export class OutputComparison {
     let shape: number[];
     if (float.dims.length > 0 && float.dims[0] === samples) shape = float.dims.slice(1);
     else if (samples === 1) shape = [...float.dims];
-    else throw new InputError(`output ${this.name} has shape ${fmtDims(float.dims)}: its first axis is not the batch of ${samples} samples, so it cannot be compared per sample (run with batch size 1)`);
+    else
+      throw new InputError(
+        `output ${this.name} has shape ${fmtDims(float.dims)}: its first axis is not the batch of ${samples} samples, so it cannot be compared per sample (run with batch size 1)`,
+      );
     const per = samples ? f.length / samples : 0;
     if (this.sampleShape === null) this.decide(shape, f, samples, per);
     const rows = this.classes ? per / this.classes : 0;
-    if (this.classes && !Number.isInteger(rows)) throw new InputError(`output ${this.name}: ${per} values per sample do not split into rows of ${this.classes} classes`);
+    if (this.classes && !Number.isInteger(rows))
+      throw new InputError(`output ${this.name}: ${per} values per sample do not split into rows of ${this.classes} classes`);
     for (let s = 0; s < samples; s++) {
       this.addSample(f, q, s * per, per);
       if (this.classes) this.addRows(f, q, s * per, rows, labels ? labels[s] : null);
@@ -139,7 +141,11 @@ export class OutputComparison {
     const kind = this.opts.scores ?? 'auto';
     const rows = (samples * per) / this.classes;
     this.scoreKind = kind === 'auto' ? (rowsAreProbabilities(f, rows, this.classes) ? 'probabilities' : 'logits') : kind;
-    if (kind === 'auto') this.rule += this.scoreKind === 'probabilities' ? `; float rows are >= 0 and sum to 1 (within ${PROBABILITY_SUM_TOLERANCE}): probabilities` : '; logits (softmax applied)';
+    if (kind === 'auto')
+      this.rule +=
+        this.scoreKind === 'probabilities'
+          ? `; float rows are >= 0 and sum to 1 (within ${PROBABILITY_SUM_TOLERANCE}): probabilities`
+          : '; logits (softmax applied)';
     this.scratch = { lp: new Float64Array(this.classes), lq: new Float64Array(this.classes) };
   }
 
@@ -235,7 +241,10 @@ export class OutputComparison {
     const level = this.opts.level ?? LEVEL;
     const warnings: string[] = [];
     const nf = this.nonFinite;
-    if (nf.quantized) warnings.push(`output ${this.name}: ${nf.quantized} quantized value(s) are NaN or infinite where float is finite; SQNR is -infinity and those samples count as wrong`);
+    if (nf.quantized)
+      warnings.push(
+        `output ${this.name}: ${nf.quantized} quantized value(s) are NaN or infinite where float is finite; SQNR is -infinity and those samples count as wrong`,
+      );
     if (nf.float) warnings.push(`output ${this.name}: ${nf.float} float value(s) are NaN or infinite; they cannot be compared and are left out`);
     const broken = nf.quantized > 0;
     const perSample = meanInterval(this.sqnr, { level });
@@ -268,10 +277,16 @@ export class OutputComparison {
       return wilsonInterval(valid.filter((v) => v === 1).length, valid.length, level);
     };
     const kl = meanInterval(this.kl, { level });
-    if (kl.nonFinite) warnings.push(`output ${this.name}: KL is unbounded or undefined on ${kl.nonFinite} sample(s) (non-finite or zero-mass scores); they are left out of the mean`);
+    if (kl.nonFinite)
+      warnings.push(
+        `output ${this.name}: KL is unbounded or undefined on ${kl.nonFinite} sample(s) (non-finite or zero-mass scores); they are left out of the mean`,
+      );
     let labelled: PairedAccuracy | null = null;
     if (this.floatCorrect.length && this.floatCorrect.length === this.samples) {
-      if (this.labelsOutOfRange) warnings.push(`output ${this.name}: ${this.labelsOutOfRange} label(s) are not classes 0..${this.classes - 1} of this output; no labelled accuracy for it`);
+      if (this.labelsOutOfRange)
+        warnings.push(
+          `output ${this.name}: ${this.labelsOutOfRange} label(s) are not classes 0..${this.classes - 1} of this output; no labelled accuracy for it`,
+        );
       else labelled = pairedAccuracy(this.floatCorrect, this.quantCorrect, level);
     }
     return {

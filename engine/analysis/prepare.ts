@@ -53,13 +53,21 @@ export async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t
       message: `No calibration data given: using ${data.samples} synthetic random samples. Thresholds and errors then say NOTHING about real activations; pass --data.`,
     });
     const set = inputSettings(loaded.path, opts.inputs);
-    const dynamic = modelInputs(float).filter((i) => !set[i.name]?.shape && inputs.some((s) => s.name === i.name && s.shape.length && i.dims.slice(1).some((d) => typeof d !== 'number')));
+    const dynamic = modelInputs(float).filter(
+      (i) => !set[i.name]?.shape && inputs.some((s) => s.name === i.name && s.shape.length && i.dims.slice(1).some((d) => typeof d !== 'number')),
+    );
     for (const i of dynamic) {
       const shape = inputs.find((s) => s.name === i.name)!.shape;
-      warnings.push({ code: 'synthetic-dims', tensor: i.name, message: `synthetic input "${i.name}" [${i.dims.map((d) => (typeof d === 'number' ? d : '?')).join(',')}]: dynamic dims set to give samples of shape [${shape.join(',')}]; set them with --input-shape ${i.name}=1x...` });
+      warnings.push({
+        code: 'synthetic-dims',
+        tensor: i.name,
+        message: `synthetic input "${i.name}" [${i.dims.map((d) => (typeof d === 'number' ? d : '?')).join(',')}]: dynamic dims set to give samples of shape [${shape.join(',')}]; set them with --input-shape ${i.name}=1x...`,
+      });
     }
   }
-  const sampleDims = modelInputs(float).filter((i) => inputs.some((s) => s.name === i.name)).map((i) => i.dims[0]);
+  const sampleDims = modelInputs(float)
+    .filter((i) => inputs.some((s) => s.name === i.name))
+    .map((i) => i.dims[0]);
   // A state without a batch axis cannot stack samples: every pass then runs one sample at a time.
   const fixed = (data.states ?? []).some((s) => s.batchAxis === null) ? 1 : (sampleDims.find((d) => typeof d === 'number' && d > 0) as number | undefined);
   let samples = data.samples;
@@ -71,10 +79,22 @@ export async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t
   }
   data.samples = samples;
   const p: Prepared = {
-    loaded, float, data, batchSize: fixed ?? opts.batchSize ?? 32, fixedBatch: fixed,
-    tensorBytes: new Map(), tensorTypes: new Map(), stats: new Map(), floatTensors: new Set(),
-    outputs: float.graph!.output.map((o) => o.name), warnings, thresholdCache: new Map(), timings: {},
-    nodeNames, elemTypes: inferElementTypes(float), unreadable: new Map(),
+    loaded,
+    float,
+    data,
+    batchSize: fixed ?? opts.batchSize ?? 32,
+    fixedBatch: fixed,
+    tensorBytes: new Map(),
+    tensorTypes: new Map(),
+    stats: new Map(),
+    floatTensors: new Set(),
+    outputs: float.graph!.output.map((o) => o.name),
+    warnings,
+    thresholdCache: new Map(),
+    timings: {},
+    nodeNames,
+    elemTypes: inferElementTypes(float),
+    unreadable: new Map(),
   };
   for (const i of fedInputs(data)) {
     p.tensorTypes.set(i.name, ORT_NAME[i.dataType] ?? 'other');
@@ -108,7 +128,13 @@ export async function ensureStats(p: Prepared, names: readonly string[], opts: R
   const taps = todo.filter((n) => !inputNames.has(n) && p.floatTensors.has(n));
   const fromFeeds = todo.filter((n) => inputNames.has(n) && p.floatTensors.has(n));
   // Model outputs ride along with the first group for the NaN check.
-  const groups = groupByBytes(taps.length ? taps : [''], (n) => (n ? [n] : []), (n) => p.tensorBytes.get(n) ?? 0, opts.batchSize ?? p.batchSize, fixedBatchOf(p));
+  const groups = groupByBytes(
+    taps.length ? taps : [''],
+    (n) => (n ? [n] : []),
+    (n) => p.tensorBytes.get(n) ?? 0,
+    opts.batchSize ?? p.batchSize,
+    fixedBatchOf(p),
+  );
   const total = p.data.samples * groups.length;
   let done = 0;
   for (const [gi, group] of groups.entries()) {
@@ -167,10 +193,13 @@ function checkOutputs(p: Prepared, res: Record<string, ort.Tensor>, start: numbe
 
 function degenerateMessage(name: string, s: ActivationStats): string {
   switch (s.degenerate) {
-    case 'non-finite': return `tensor ${name} holds ${s.nanCount} NaN and ${s.infCount} Inf values; they are left out of its range and of its error metrics`;
-    case 'all-zero': return `tensor ${name} is all zeros on the calibration data; it is quantized with scale 1`;
-    case 'constant': return `tensor ${name} is constant (${s.min}) on the calibration data`;
-    default: return `tensor ${name} produced no values`;
+    case 'non-finite':
+      return `tensor ${name} holds ${s.nanCount} NaN and ${s.infCount} Inf values; they are left out of its range and of its error metrics`;
+    case 'all-zero':
+      return `tensor ${name} is all zeros on the calibration data; it is quantized with scale 1`;
+    case 'constant':
+      return `tensor ${name} is constant (${s.min}) on the calibration data`;
+    default:
+      return `tensor ${name} produced no values`;
   }
 }
-

@@ -21,8 +21,6 @@ import type { OutputSummary } from './outputMetrics';
 import type { Interval } from './statistics';
 import type { UserMetricSummary } from './userMetric';
 
-
-
 const q = (s: string): string => `'${s}'`;
 
 function toPoints(i: Interval, flip: boolean): Interval {

@@ -20,7 +20,13 @@ export async function quantizeWith(p: Prepared, config: QuantConfig, opts: RunOp
   const folds = config.foldBatchNorm ? foldBatchNorms(prepared, p.loaded.dir) : [];
   const planned = planQuantization(prepared.graph!, config.placement, qualifiedNames(p, config.exclude));
   await ensureStats(p, planned.activations, opts);
-  const plan = dropUnmeasured(p, dropNonFloat(dropLayers(planned, (l) => unreadable(p, l)), (t) => p.floatTensors.has(t)));
+  const plan = dropUnmeasured(
+    p,
+    dropNonFloat(
+      dropLayers(planned, (l) => unreadable(p, l)),
+      (t) => p.floatTensors.has(t),
+    ),
+  );
   const thresholds = new Map<string, TensorThresholds>();
   const actParams = new Map<string, QuantParams>();
   const tensorOver = new Map((config.tensorOverrides ?? []).map((o) => [o.tensor, o]));
@@ -99,7 +105,10 @@ export function requireQuantizedLayers(q: Quantized, modelPath: string): Quantiz
   if (q.plan.layers.length > 0) return q;
   const s = q.plan.skipped;
   const why = s.length
-    ? `every candidate stays float (${s.slice(0, 3).map((k) => `${k.node}: ${k.reason}`).join('; ')}${s.length > 3 ? `; +${s.length - 3} more` : ''})`
+    ? `every candidate stays float (${s
+        .slice(0, 3)
+        .map((k) => `${k.node}: ${k.reason}`)
+        .join('; ')}${s.length > 3 ? `; +${s.length - 3} more` : ''})`
     : 'the model has no layer QuantLens quantizes (Conv, Gemm, MatMul)';
   throw new InputError(`${modelPath}: this configuration quantizes no layer: ${why}; there is nothing to measure`);
 }

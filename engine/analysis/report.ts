@@ -120,13 +120,22 @@ export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: Sens
 }
 
 function planWarnings(q: Quantized, layers: LayerReport[], transformed: boolean): Warning[] {
-  const w: Warning[] = q.plan.skipped.map((s) => ({ code: s.code ?? 'layer-not-quantized', node: s.node, message: `${s.op} ${s.node} stays float: ${s.reason}` }));
+  const w: Warning[] = q.plan.skipped.map((s) => ({
+    code: s.code ?? 'layer-not-quantized',
+    node: s.node,
+    message: `${s.op} ${s.node} stays float: ${s.reason}`,
+  }));
   for (const l of layers) {
     if (!l.integerKernel) {
-      w.push({ code: 'no-integer-kernel', node: l.node, message: `onnxruntime ran ${l.op} ${l.node} in float between Q/DQ (no fused integer kernel) in the integer session` });
+      w.push({
+        code: 'no-integer-kernel',
+        node: l.node,
+        message: `onnxruntime ran ${l.op} ${l.node} in float between Q/DQ (no fused integer kernel) in the integer session`,
+      });
     } else if (transformed && !l.deployedKernel) {
       w.push({
-        code: 'not-fused-in-written-file', node: l.node,
+        code: 'not-fused-in-written-file',
+        node: l.node,
         message: `${l.op} ${l.node}: in the file quantize writes (${q.config.activations.signed ? 'int8' : 'uint8'} activations) onnxruntime CPU runs it in float between Q/DQ; the analysis measured integer kernels on the equivalent uint8 grid. A ${q.config.preset} deployment fuses it.`,
       });
     }
@@ -141,22 +150,29 @@ function activationReports(p: Prepared, q: Quantized, e: Evaluation): TensorRepo
     const params = q.actParams.get(name);
     if (!s || !th || !params) return [];
     const seen = e.seen.get(name);
-    return [{
-      name,
-      kind: 'activation' as const,
-      min: s.count ? s.min : 0,
-      max: s.count ? s.max : 0,
-      count: s.count,
-      degenerate: s.degenerate,
-      nanCount: s.nanCount,
-      infCount: s.infCount,
-      histogram: displayHistogram(s),
-      thresholds: th.thresholds,
-      klCurve: klForReport(th.klCurve, th.thresholds.entropy),
-      chosen: { method: q.config.tensorOverrides?.find((o) => o.tensor === name)?.calibration ?? q.config.calibration, range: representableRange(params), scale: params.scale, zeroPoint: params.zeroPoint },
-      clipRate: seen ? e.clipCount.get(name)! / seen : 0,
-      grid: gridUse(s, params),
-    }];
+    return [
+      {
+        name,
+        kind: 'activation' as const,
+        min: s.count ? s.min : 0,
+        max: s.count ? s.max : 0,
+        count: s.count,
+        degenerate: s.degenerate,
+        nanCount: s.nanCount,
+        infCount: s.infCount,
+        histogram: displayHistogram(s),
+        thresholds: th.thresholds,
+        klCurve: klForReport(th.klCurve, th.thresholds.entropy),
+        chosen: {
+          method: q.config.tensorOverrides?.find((o) => o.tensor === name)?.calibration ?? q.config.calibration,
+          range: representableRange(params),
+          scale: params.scale,
+          zeroPoint: params.zeroPoint,
+        },
+        clipRate: seen ? e.clipCount.get(name)! / seen : 0,
+        grid: gridUse(s, params),
+      },
+    ];
   });
 }
 
@@ -183,8 +199,12 @@ function weightReports(p: Prepared, q: Quantized, weights: WeightQuant[]): Tenso
       const orig = readFloatTensor(floatInits.get(fold.originalWeight)!, p.loaded.dir);
       const per = orig.data.length / orig.dims[0];
       before = Array.from({ length: orig.dims[0] }, (_, c) => {
-        let lo = Infinity, hi = -Infinity;
-        for (let k = c * per; k < (c + 1) * per; k++) { lo = Math.min(lo, orig.data[k]); hi = Math.max(hi, orig.data[k]); }
+        let lo = Infinity,
+          hi = -Infinity;
+        for (let k = c * per; k < (c + 1) * per; k++) {
+          lo = Math.min(lo, orig.data[k]);
+          hi = Math.max(hi, orig.data[k]);
+        }
         return { lo, hi };
       });
     }

@@ -74,9 +74,15 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
     const nodes = downstreamOf(g, topNode(g, layer));
     const produced = new Set(nodes.flatMap((n) => n.output));
     return {
-      layer, frontier: frontierOf(nodes, constants), outputs: p.outputs.filter((o) => produced.has(o)),
-      session: null, acc: new ErrorAccumulator(), top1: new Top1Counter(), perSampleDb: [],
-      cmp: new ModelOutputComparison(floatOuts), userScores: [],
+      layer,
+      frontier: frontierOf(nodes, constants),
+      outputs: p.outputs.filter((o) => produced.has(o)),
+      session: null,
+      acc: new ErrorAccumulator(),
+      top1: new Top1Counter(),
+      perSampleDb: [],
+      cmp: new ModelOutputComparison(floatOuts),
+      userScores: [],
     };
   });
   const tapsOf = (s: Suffix) => s.frontier.filter((t) => !inputNames.has(t));
@@ -94,12 +100,14 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
       s.session = await createSession(suffixModel(p, q, s), 'simulated', { label: `quantized model of ${p.loaded.path}` });
       sessions.push(s.session);
     }
-    const floats = await Promise.all(groups.map(async (gr) => {
-      const { model: m, names } = tapModel(p, gr.tensors);
-      const session = await createSession(m, 'float', { label: p.loaded.path });
-      sessions.push(session);
-      return { session, names };
-    }));
+    const floats = await Promise.all(
+      groups.map(async (gr) => {
+        const { model: m, names } = tapModel(p, gr.tensors);
+        const session = await createSession(m, 'float', { label: p.loaded.path });
+        sessions.push(session);
+        return { session, names };
+      }),
+    );
     const batch = Math.min(...groups.map((gr) => gr.batch));
     let done = 0;
     while (done < target) {
@@ -141,7 +149,12 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
       if (!opts.sensitivitySamples && done >= target && reason === '') {
         const need = samplesNeeded(suffixes);
         const next = Math.min(N, MAX_SAMPLES, Math.max(target, need));
-        reason = next >= N ? `all ${N} samples` : need > MAX_SAMPLES ? `capped at ${MAX_SAMPLES} (about ${need} would pin every layer's mean output SQNR to +-${TARGET_DB} dB)` : `enough to pin every layer's mean output SQNR to +-${TARGET_DB} dB (95%)`;
+        reason =
+          next >= N
+            ? `all ${N} samples`
+            : need > MAX_SAMPLES
+              ? `capped at ${MAX_SAMPLES} (about ${need} would pin every layer's mean output SQNR to +-${TARGET_DB} dB)`
+              : `enough to pin every layer's mean output SQNR to +-${TARGET_DB} dB (95%)`;
         target = next;
       }
     }
@@ -159,10 +172,17 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
     const sqnrOf = outputs.find((o) => o.name === (primary?.output ?? floatOuts[0]))?.perSampleSqnrDb;
     result.set(s.layer.node.name, {
       onlyThis: {
-        top1: s.top1.top1(hasLabels), agreement: s.top1.agreement(), outputSqnrDb: s.acc.result().sqnrDb,
-        top1Interval: first?.labelled?.candidate ?? null, ...(first ? { agreementInterval: first.top1Agreement } : {}), samples: target,
+        top1: s.top1.top1(hasLabels),
+        agreement: s.top1.agreement(),
+        outputSqnrDb: s.acc.result().sqnrDb,
+        top1Interval: first?.labelled?.candidate ?? null,
+        ...(first ? { agreementInterval: first.top1Agreement } : {}),
+        samples: target,
       },
-      onlyThisPrimary: primary && sqnrOf ? { loss: primary.loss, sqnrDb: { estimate: sqnrOf.estimate, low: sqnrOf.low, high: sqnrOf.high, level: sqnrOf.level, method: sqnrOf.method } } : null,
+      onlyThisPrimary:
+        primary && sqnrOf
+          ? { loss: primary.loss, sqnrDb: { estimate: sqnrOf.estimate, low: sqnrOf.low, high: sqnrOf.high, level: sqnrOf.level, method: sqnrOf.method } }
+          : null,
       allButThis: null,
       rank: 0,
     });
@@ -195,11 +215,25 @@ function suffixModel(p: Prepared, q: Quantized, s: Suffix) {
   g.input = s.frontier.map((t) => typedValueInfo(t, ELEM_TYPE[p.tensorTypes.get(t) ?? 'float32'] ?? 1));
   g.output = g.output.filter((o) => outputs.has(o.name));
   g.valueInfo = [];
-  return buildQdqModel(model, p.loaded.dir, subsetPlan(q.plan, (x) => x === s.layer), q.actParams, q.config, false).model;
+  return buildQdqModel(
+    model,
+    p.loaded.dir,
+    subsetPlan(q.plan, (x) => x === s.layer),
+    q.actParams,
+    q.config,
+    false,
+  ).model;
 }
 
 function compare(
-  p: Prepared, s: Suffix, floats: Record<string, ort.Tensor>, r: Record<string, ort.Tensor>, count: number, lab: Int32Array | null, fPred: Int32Array | null, logits: string,
+  p: Prepared,
+  s: Suffix,
+  floats: Record<string, ort.Tensor>,
+  r: Record<string, ort.Tensor>,
+  count: number,
+  lab: Int32Array | null,
+  fPred: Int32Array | null,
+  logits: string,
 ): void {
   const sx2 = new Float64Array(count);
   const sd2 = new Float64Array(count);

@@ -29,8 +29,6 @@ export const BOOTSTRAP_MIN_SAMPLES = 30;
 /** Above this many samples a mean gets the normal interval (the bootstrap would cost n x 2000). */
 export const BOOTSTRAP_MAX_SAMPLES = 10000;
 
-
-
 export interface MeanOptions {
   level?: number;
   resamples?: number;
@@ -75,7 +73,6 @@ export function mcnemarExactP(b: number, c: number): number {
   return Math.min(1, 2 * Math.exp(lnTerm) * sum);
 }
 
-
 /** Count a paired table from per-sample correctness (truthy = correct). */
 export function pairedTable(reference: ArrayLike<unknown>, candidate: ArrayLike<unknown>): PairedTable {
   if (reference.length !== candidate.length) throw new RangeError(`paired series differ in length: ${reference.length} vs ${candidate.length}`);
@@ -114,9 +111,9 @@ export function newcombePairedDifference(t: PairedTable, level = LEVEL): Interva
   return { estimate: d, low: Math.max(-1, d - below), high: Math.min(1, d + above), level, method };
 }
 
-
 export function pairedAccuracyFromTable(t: PairedTable, level = LEVEL): PairedAccuracy {
-  for (const [k, v] of Object.entries(t)) if (!(Number.isInteger(v) && v >= 0)) throw new RangeError(`paired table count ${k} must be a non-negative integer, got ${v}`);
+  for (const [k, v] of Object.entries(t))
+    if (!(Number.isInteger(v) && v >= 0)) throw new RangeError(`paired table count ${k} must be a non-negative integer, got ${v}`);
   const n = t.both + t.referenceOnly + t.candidateOnly + t.neither;
   const diff = newcombePairedDifference(t, level);
   const discordant = n ? (t.referenceOnly + t.candidateOnly) / n : 0;
@@ -141,7 +138,10 @@ export function pairedDropAt(t: PairedTable, level = LEVEL): (samples: number) =
   const n = t.both + t.referenceOnly + t.candidateOnly + t.neither;
   return (m) => {
     const k = m / n;
-    const d = newcombePairedDifference({ both: t.both * k, referenceOnly: t.referenceOnly * k, candidateOnly: t.candidateOnly * k, neither: t.neither * k }, level);
+    const d = newcombePairedDifference(
+      { both: t.both * k, referenceOnly: t.referenceOnly * k, candidateOnly: t.candidateOnly * k, neither: t.neither * k },
+      level,
+    );
     return { ...d, estimate: d.estimate * 100, low: d.low * 100, high: d.high * 100 };
   };
 }

@@ -39,17 +39,36 @@ export async function runSweep(
         const pm = m.primary;
         if (pm.kind === 'top1') floatTop1 = pm.floatValue ?? null;
         entries.push({
-          id, label, config, accuracy: { float: floatTop1, simulated, integer: m.metrics },
-          drop: lossValue(m), dropBasis: pm.kind, loss: pm.loss, value: pm.value,
-          agreement: m.metrics.agreement, outputSqnrDb: m.metrics.outputSqnrDb, sizeBytes: encodeModel(model).length,
-          pareto: false, evalMs: performance.now() - t0,
+          id,
+          label,
+          config,
+          accuracy: { float: floatTop1, simulated, integer: m.metrics },
+          drop: lossValue(m),
+          dropBasis: pm.kind,
+          loss: pm.loss,
+          value: pm.value,
+          agreement: m.metrics.agreement,
+          outputSqnrDb: m.metrics.outputSqnrDb,
+          sizeBytes: encodeModel(model).length,
+          pareto: false,
+          evalMs: performance.now() - t0,
         });
       } catch (e) {
         if ((e as Error).name === 'CancelledError') throw e;
         const nan = { top1: null, agreement: 0, outputSqnrDb: -Infinity };
         entries.push({
-          id, label, config, accuracy: { float: floatTop1, simulated: nan, integer: nan }, drop: Infinity, dropBasis: p.data.labels ? 'top1' : 'agreement',
-          agreement: 0, outputSqnrDb: -Infinity, sizeBytes: 0, pareto: false, evalMs: performance.now() - t0, error: (e as Error).message.split('\n')[0],
+          id,
+          label,
+          config,
+          accuracy: { float: floatTop1, simulated: nan, integer: nan },
+          drop: Infinity,
+          dropBasis: p.data.labels ? 'top1' : 'agreement',
+          agreement: 0,
+          outputSqnrDb: -Infinity,
+          sizeBytes: 0,
+          pareto: false,
+          evalMs: performance.now() - t0,
+          error: (e as Error).message.split('\n')[0],
         });
       }
       opts.onProgress?.({ stage: 'sweep', done: id + 1, total: configs.length, message: label });

@@ -26,7 +26,11 @@ const FIRST_PROBE = 64;
  */
 export function tapModel(p: Prepared, tensors: readonly string[]): { model: ModelProto; names: Map<string, string>; stacked: Map<string, number> } {
   const model = cloneModel(p.float);
-  const { lifted, refused } = liftTensors(model, tensors.filter((t) => t && !p.unreadable.has(t)), p.elemTypes);
+  const { lifted, refused } = liftTensors(
+    model,
+    tensors.filter((t) => t && !p.unreadable.has(t)),
+    p.elemTypes,
+  );
   for (const [t, why] of refused) p.unreadable.set(t, why);
   return {
     model,
@@ -101,7 +105,12 @@ export interface TapGroup<T> {
  * `budget`, in order (consecutive layers share tensors: a layer's output is the next one's input).
  */
 export function groupByBytes<T>(
-  units: readonly T[], tensorsOf: (u: T) => readonly string[], bytesOf: (t: string) => number, maxBatch: number, fixedBatch?: number, budget = RUN_BYTES,
+  units: readonly T[],
+  tensorsOf: (u: T) => readonly string[],
+  bytesOf: (t: string) => number,
+  maxBatch: number,
+  fixedBatch?: number,
+  budget = RUN_BYTES,
 ): TapGroup<T>[] {
   const groups: TapGroup<T>[] = [];
   let cur: { units: T[]; tensors: Set<string>; bytes: number } = { units: [], tensors: new Set(), bytes: 0 };

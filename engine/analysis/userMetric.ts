@@ -37,8 +37,11 @@ export interface UserMetric {
   score(reference: SampleOutputs, candidate: SampleOutputs, label: number | null, sample: number): Promise<number>;
 }
 
-
-const firstLine = (s: string): string => s.split('\n').find((l) => l.trim())?.trim() ?? s;
+const firstLine = (s: string): string =>
+  s
+    .split('\n')
+    .find((l) => l.trim())
+    ?.trim() ?? s;
 
 function describe(v: unknown): string {
   if (typeof v === 'number') return String(v);
@@ -68,7 +71,9 @@ export async function loadUserMetric(file: string): Promise<UserMetric> {
   }
   const fn = typeof mod.default === 'function' ? mod.default : typeof mod.metric === 'function' ? mod.metric : null;
   if (!fn) {
-    throw new InputError(`metric ${abs} exports no function: it needs \`export default function (float, quantized, label) { return aNumber; }\` (or a named export \`metric\`)`);
+    throw new InputError(
+      `metric ${abs} exports no function: it needs \`export default function (float, quantized, label) { return aNumber; }\` (or a named export \`metric\`)`,
+    );
   }
   if (mod.higherIsBetter !== undefined && typeof mod.higherIsBetter !== 'boolean') {
     throw new InputError(`metric ${abs}: higherIsBetter must be true or false, got ${describe(mod.higherIsBetter)}`);
@@ -115,7 +120,9 @@ export function sliceSample(batch: Record<string, TensorData>, index: number, sa
     } else if (samples === 1) {
       out[name] = { data: copyRange(t.data, 0, t.data.length), dims: [...t.dims] };
     } else {
-      throw new InputError(`output ${name} has shape [${t.dims.join(', ')}]: its first axis is not the batch of ${samples} samples, so the metric cannot get it per sample (run with batch size 1)`);
+      throw new InputError(
+        `output ${name} has shape [${t.dims.join(', ')}]: its first axis is not the batch of ${samples} samples, so the metric cannot get it per sample (run with batch size 1)`,
+      );
     }
   }
   return out;
@@ -127,7 +134,12 @@ export function sliceSample(batch: Record<string, TensorData>, index: number, sa
  * skew the next call).
  */
 export async function scoreBatch(
-  metric: UserMetric, reference: Record<string, TensorData>, candidate: Record<string, TensorData>, samples: number, labels: ArrayLike<number> | null, first: number,
+  metric: UserMetric,
+  reference: Record<string, TensorData>,
+  candidate: Record<string, TensorData>,
+  samples: number,
+  labels: ArrayLike<number> | null,
+  first: number,
 ): Promise<number[]> {
   const out: number[] = [];
   for (let s = 0; s < samples; s++) {
@@ -156,7 +168,13 @@ export class UserMetricSeries {
   constructor(readonly metric: UserMetric) {}
 
   /** One batch of `samples` samples whose first dataset index is `first`. */
-  async addBatch(float: Record<string, TensorData>, quantized: Record<string, TensorData>, samples: number, labels: ArrayLike<number> | null, first: number): Promise<void> {
+  async addBatch(
+    float: Record<string, TensorData>,
+    quantized: Record<string, TensorData>,
+    samples: number,
+    labels: ArrayLike<number> | null,
+    first: number,
+  ): Promise<void> {
     this.floatScores.push(...(await scoreBatch(this.metric, float, float, samples, labels, first)));
     this.quantScores.push(...(await scoreBatch(this.metric, float, quantized, samples, labels, first)));
   }

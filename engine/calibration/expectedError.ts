@@ -75,9 +75,13 @@ export function expectedError(h: HistogramBins, grid: GridSpan, observed?: { min
     if (!(w > 0)) {
       // A zero-width bin is a point mass at a.
       power += c * a * a;
-      if (a < grid.lo) { clippedMass += c; clipSum += c * (a - grid.lo) ** 2; }
-      else if (a > grid.hi) { clippedMass += c; clipSum += c * (a - grid.hi) ** 2; }
-      else insideMass += c;
+      if (a < grid.lo) {
+        clippedMass += c;
+        clipSum += c * (a - grid.lo) ** 2;
+      } else if (a > grid.hi) {
+        clippedMass += c;
+        clipSum += c * (a - grid.hi) ** 2;
+      } else insideMass += c;
       continue;
     }
     power += (c * (b ** 3 - a ** 3)) / 3 / w;

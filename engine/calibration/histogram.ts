@@ -135,7 +135,8 @@ function scanRange(x: ArrayLike<number>): { min: number; max: number; nan: numbe
   }
   if (bad === 0) return { min, max, nan: 0, inf: 0 };
   // Rare: recount exactly, leaving the infinities out of the range.
-  let nan = 0, inf = 0;
+  let nan = 0,
+    inf = 0;
   min = Infinity;
   max = -Infinity;
   for (let i = 0; i < n; i++) {

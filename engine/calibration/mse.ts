@@ -61,7 +61,7 @@ export function mseAmax(hist: Float64Array, width: number, numBits = 8, unsigned
   let h = hist;
   let start = startBin;
   let merged = 1;
-  while (searchWork(h.length, bound, start) > MSE_WORK_BUDGET && Math.ceil(h.length / 2) > (start >> 1)) {
+  while (searchWork(h.length, bound, start) > MSE_WORK_BUDGET && Math.ceil(h.length / 2) > start >> 1) {
     h = mergePairs(h);
     start >>= 1;
     merged *= 2;

@@ -30,7 +30,8 @@ export function parseOrtJson(text: string, file: string): CalibrationTable {
     root = JSON.parse(text.replace(/^\uFEFF/, '')) as Json;
   } catch (e) {
     // Python's json.dumps writes NaN / Infinity (not JSON) for tensors that had no finite value.
-    if (/(^|[^\w"])-?(NaN|Infinity)([^\w"]|$)/.test(text)) throw tableError(file, 'holds NaN or Infinity ranges (onnxruntime writes them for tensors without a finite value); fix or drop those entries');
+    if (/(^|[^\w"])-?(NaN|Infinity)([^\w"]|$)/.test(text))
+      throw tableError(file, 'holds NaN or Infinity ranges (onnxruntime writes them for tensors without a finite value); fix or drop those entries');
     throw tableError(file, `not valid JSON: ${(e as Error).message.split('\n')[0]}`);
   }
   if (!isObject(root)) throw tableError(file, 'expected a JSON object of tensor ranges');
@@ -107,7 +108,11 @@ export function parseOrtText(text: string, file: string): CalibrationTable {
     const m = /^(.*\S)\s+(\S+)$/.exec(line);
     const value = m ? Number(m[2]) : NaN;
     if (!m || !/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(m[2])) {
-      throw lineError(file, l + 1, `expected "tensor value" (onnxruntime calibration.cache) or a TensorRT cache starting with a TRT-... header, found ${quoteName(line)}`);
+      throw lineError(
+        file,
+        l + 1,
+        `expected "tensor value" (onnxruntime calibration.cache) or a TensorRT cache starting with a TRT-... header, found ${quoteName(line)}`,
+      );
     }
     const name = m[1];
     if (!(value >= 0) || !Number.isFinite(value)) throw lineError(file, l + 1, `the range of ${quoteName(name)} is ${m[2]}, not a finite non-negative number`);

@@ -38,7 +38,12 @@ export function readCalibrationTable(file: string): CalibrationTable {
 }
 
 /** The text of a table in `format` (TensorRT cache or onnxruntime calibration.json). */
-export function formatCalibrationTable(format: Exclude<CalibrationTableFormat, 'ort-text'>, tensors: ReadonlyMap<string, Range>, header = DEFAULT_TRT_HEADER, file = 'output'): string {
+export function formatCalibrationTable(
+  format: Exclude<CalibrationTableFormat, 'ort-text'>,
+  tensors: ReadonlyMap<string, Range>,
+  header = DEFAULT_TRT_HEADER,
+  file = 'output',
+): string {
   return format === 'tensorrt' ? formatTrtCache(tensors, header, file) : formatOrtJson(tensors, file);
 }
 
@@ -46,6 +51,11 @@ export function formatCalibrationTable(format: Exclude<CalibrationTableFormat, '
  * Write per-tensor ranges as a table through the safe writer (never over an existing file
  * without `force`, never over an input). Returns the absolute path written.
  */
-export function writeCalibrationTable(target: OutputTarget, format: Exclude<CalibrationTableFormat, 'ort-text'>, tensors: ReadonlyMap<string, Range>, header = DEFAULT_TRT_HEADER): string {
+export function writeCalibrationTable(
+  target: OutputTarget,
+  format: Exclude<CalibrationTableFormat, 'ort-text'>,
+  tensors: ReadonlyMap<string, Range>,
+  header = DEFAULT_TRT_HEADER,
+): string {
   return writeOutput(target, formatCalibrationTable(format, tensors, header, target.path));
 }

@@ -24,7 +24,6 @@ export type { ModelInput } from './inputs';
 export type { InputArray } from './dtypes';
 export { checkLabels } from './labels';
 
-
 /** One model input as the data provides it: per-sample shape (the sample axis left out). */
 export interface DatasetInput {
   name: string;
@@ -67,9 +66,7 @@ export function inputNamesOf(data: Dataset): Set<string> {
 }
 
 /** A dataset over arrays already in memory (synthetic data, tests). */
-export function inMemoryDataset(
-  fields: Omit<Dataset, 'read' | 'close' | 'inputs'> & { inputs: (DatasetInput & { data: InputArray })[] },
-): Dataset {
+export function inMemoryDataset(fields: Omit<Dataset, 'read' | 'close' | 'inputs'> & { inputs: (DatasetInput & { data: InputArray })[] }): Dataset {
   return {
     ...fields,
     inputs: fields.inputs.map(({ name, dataType, shape }) => ({ name, dataType, shape })),
@@ -93,13 +90,11 @@ function checkRange(start: number, count: number, samples: number): void {
 /** The graph inputs that are not initializers, with their element type and declared dims. */
 export function modelInputs(model: ModelProto): ModelInput[] {
   const idx = new GraphIndex(model.graph!);
-  return model.graph!.input
-    .filter((i) => idx.graphInputs.has(i.name))
+  return model
+    .graph!.input.filter((i) => idx.graphInputs.has(i.name))
     .map((i) => {
       const tt = i.type?.value.case === 'tensorType' ? i.type.value.value : undefined;
-      const dims = (tt?.shape?.dim ?? []).map((d) =>
-        d.value.case === 'dimValue' ? Number(d.value.value) : d.value.case === 'dimParam' ? d.value.value : '',
-      );
+      const dims = (tt?.shape?.dim ?? []).map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : d.value.case === 'dimParam' ? d.value.value : ''));
       return { name: i.name, dataType: (tt?.elemType ?? DT.FLOAT) as DT, dims };
     });
 }
@@ -115,9 +110,7 @@ function checkShape(input: ModelInput, dataShape: number[], where: string): numb
   const fmt = (d: (number | string)[]) => `[${d.map((x) => (x === '' ? '?' : x)).join(',')}]`;
   const fits = input.dims.length === 0 || (model.length === sample.length && model.every((m, i) => typeof m !== 'number' || m === sample[i]));
   if (!fits) {
-    throw new InputError(
-      `input "${input.name}": data ${where} has shape ${fmt(dataShape)} but the model expects ${fmt(input.dims)} (first axis = samples)`,
-    );
+    throw new InputError(`input "${input.name}": data ${where} has shape ${fmt(dataShape)} but the model expects ${fmt(input.dims)} (first axis = samples)`);
   }
   return sample;
 }
@@ -141,9 +134,7 @@ function checkFixedBatch(inputs: ModelInput[], samples: number, source: string):
   for (const inp of inputs) {
     const b = inp.dims[0];
     if (typeof b === 'number' && b > samples) {
-      throw new InputError(
-        `model input "${inp.name}" has a fixed batch size of ${b} but ${source} provides only ${samples} samples; use at least ${b}`,
-      );
+      throw new InputError(`model input "${inp.name}" has a fixed batch size of ${b} but ${source} provides only ${samples} samples; use at least ${b}`);
     }
   }
 }
@@ -178,7 +169,9 @@ function streamingDataset(root: string, inputs: ModelInput[], arrays: Map<string
     }
     const arr = src.open();
     if (arr.header.shape.length === 0) {
-      throw new InputError(`${src.where}: a 0-d array (a scalar) has no sample axis; if "${inp.name}" takes the same value for every sample, declare it a constant (--input ${inp.name}=VALUE)`);
+      throw new InputError(
+        `${src.where}: a 0-d array (a scalar) has no sample axis; if "${inp.name}" takes the same value for every sample, declare it a constant (--input ${inp.name}=VALUE)`,
+      );
     }
     checkCompatible(arr.header.dtype, inp.dataType, src.where, inp.name);
     const shape = checkShape(inp, arr.header.shape, src.where);
@@ -243,9 +236,17 @@ export function readConstant(dataPath: string, inp: ModelInput): ConstantFeed {
     const shape = arr.header.shape;
     const count = shape.reduce((a, b) => a * b, 1);
     const fits = inp.dims.length === 0 ? count === 1 : shape.length === inp.dims.length && inp.dims.every((d, i) => typeof d !== 'number' || d === shape[i]);
-    if (!fits) throw new InputError(`${src.where}: constant input "${inp.name}" expects shape [${inp.dims.join(',')}] (no sample axis), the array has (${shape.join(', ')})`);
+    if (!fits)
+      throw new InputError(
+        `${src.where}: constant input "${inp.name}" expects shape [${inp.dims.join(',')}] (no sample axis), the array has (${shape.join(', ')})`,
+      );
     src.verify();
-    return { name: inp.name, dataType: inp.dataType, dims: inp.dims.length === 0 ? [] : shape, data: decode(arr.rows(0, arr.samples), arr.header.dtype, inp.dataType) };
+    return {
+      name: inp.name,
+      dataType: inp.dataType,
+      dims: inp.dims.length === 0 ? [] : shape,
+      data: decode(arr.rows(0, arr.samples), arr.header.dtype, inp.dataType),
+    };
   } finally {
     cat.release();
   }
@@ -293,7 +294,11 @@ export function syntheticDataset(inputs: ModelInput[], samples: number, seed: nu
   let s = seed >>> 0 || 1;
   const rand = () => {
     // xorshift32: deterministic across runs and platforms
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     return s / 4294967296;
   };
   const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());

@@ -42,7 +42,10 @@ export function isIntegerDtype(d: NpyDtype): boolean {
 
 type Decoder = (raw: Uint8Array, n: number) => InputArray;
 
-const view = <T>(C: new (b: ArrayBufferLike, o: number, n: number) => T): ((raw: Uint8Array, n: number) => T) => (raw, n) => new C(raw.buffer, raw.byteOffset, n);
+const view =
+  <T>(C: new (b: ArrayBufferLike, o: number, n: number) => T): ((raw: Uint8Array, n: number) => T) =>
+  (raw, n) =>
+    new C(raw.buffer, raw.byteOffset, n);
 
 /** Per model input type: the dtypes it accepts and how each becomes the input's typed array. */
 const DECODERS: Partial<Record<DT, Record<string, Decoder>>> = {
@@ -92,7 +95,9 @@ export function integers(raw: Uint8Array, dtype: NpyDtype): ArrayLike<number | b
   let bytes = raw.byteOffset % dtype.size === 0 ? raw : raw.slice();
   if (dtype.bigEndian) bytes = swapBytes(bytes, dtype.size);
   const n = bytes.length / dtype.size;
-  const C = { i1: Int8Array, u1: Uint8Array, i2: Int16Array, u2: Uint16Array, i4: Int32Array, u4: Uint32Array, i8: BigInt64Array, u8: BigUint64Array }[dtype.code];
+  const C = { i1: Int8Array, u1: Uint8Array, i2: Int16Array, u2: Uint16Array, i4: Int32Array, u4: Uint32Array, i8: BigInt64Array, u8: BigUint64Array }[
+    dtype.code
+  ];
   if (!C) throw new Error(`not an integer dtype: ${dtype.descr}`);
   return new C(bytes.buffer as ArrayBuffer, bytes.byteOffset, n);
 }

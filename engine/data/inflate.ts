@@ -120,9 +120,7 @@ export class InflatingReader implements ByteReader {
     this.produced = [];
     if (this.outPos + piece.length > this.size) {
       this.reset();
-      throw new InputError(
-        `${this.where}: inflates to more than its declared ${this.size} bytes; refused (a zip bomb or a corrupt archive)`,
-      );
+      throw new InputError(`${this.where}: inflates to more than its declared ${this.size} bytes; refused (a zip bomb or a corrupt archive)`);
     }
     this.outPos += piece.length;
     this.pending = piece;

@@ -77,7 +77,23 @@ export interface ModelOutputInfo {
 /** Output names that would carry input `n` to the next step. */
 function stateNames(n: string): string[] {
   const base = n.replace(/_?0$/, '');
-  return [...new Set([`${n}N`, `${n}n`, `${n}_n`, `${n}_out`, `${n}out`, `${n}Out`, `${n}_next`, `next_${n}`, `${n}_new`, `new_${n}`, `${base}n`, `${base}N`, `${base}_n`])];
+  return [
+    ...new Set([
+      `${n}N`,
+      `${n}n`,
+      `${n}_n`,
+      `${n}_out`,
+      `${n}out`,
+      `${n}Out`,
+      `${n}_next`,
+      `next_${n}`,
+      `${n}_new`,
+      `new_${n}`,
+      `${base}n`,
+      `${base}N`,
+      `${base}_n`,
+    ]),
+  ];
 }
 
 /** Same rank (when the output declares one) and equal fixed sizes where both fix them. */
@@ -90,7 +106,10 @@ function sameShape(a: (number | string)[], b: (number | string)[]): boolean {
 export function modelOutputs(g: GraphProto): ModelOutputInfo[] {
   return g.output.map((o) => {
     const tt = o.type?.value.case === 'tensorType' ? o.type.value.value : undefined;
-    return { name: o.name, dims: (tt?.shape?.dim ?? []).map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : d.value.case === 'dimParam' ? d.value.value : '')) };
+    return {
+      name: o.name,
+      dims: (tt?.shape?.dim ?? []).map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : d.value.case === 'dimParam' ? d.value.value : '')),
+    };
   });
 }
 
@@ -100,16 +119,24 @@ const fmt = (d: (number | string)[]) => `[${d.map((x) => (x === '' ? '?' : x)).j
 export function parseValueArg(spec: string): [string, number[]] {
   const k = spec.indexOf('=');
   if (k <= 0) throw new InputError(`--input ${spec}: expected NAME=VALUE (e.g. --input sr=16000)`);
-  const values = spec.slice(k + 1).split(',').map((v) => Number(v.trim()));
-  if (values.length === 0 || values.some((v) => !Number.isFinite(v))) throw new InputError(`--input ${spec}: the value must be a number or a comma-separated list of numbers`);
+  const values = spec
+    .slice(k + 1)
+    .split(',')
+    .map((v) => Number(v.trim()));
+  if (values.length === 0 || values.some((v) => !Number.isFinite(v)))
+    throw new InputError(`--input ${spec}: the value must be a number or a comma-separated list of numbers`);
   return [spec.slice(0, k), values];
 }
 
 /** Parse `name=AxBxC` (CLI --input-shape). */
 export function parseShapeArg(spec: string): [string, number[]] {
   const k = spec.indexOf('=');
-  const dims = spec.slice(k + 1).split('x').map(Number);
-  if (k <= 0 || dims.some((d) => !Number.isInteger(d) || d <= 0)) throw new InputError(`--input-shape ${spec}: expected NAME=AxBxC with positive sizes (e.g. --input-shape input=1x512)`);
+  const dims = spec
+    .slice(k + 1)
+    .split('x')
+    .map(Number);
+  if (k <= 0 || dims.some((d) => !Number.isInteger(d) || d <= 0))
+    throw new InputError(`--input-shape ${spec}: expected NAME=AxBxC with positive sizes (e.g. --input-shape input=1x512)`);
   return [spec.slice(0, k), dims];
 }
 
@@ -123,17 +150,20 @@ export function parseStateArg(spec: string): [string, string] {
 /** Check a settings object read from quantlens.json (`inputs`), naming the file on a bad entry. */
 export function checkInputSettings(value: unknown, file: string): Record<string, InputSetting> {
   if (value === undefined) return {};
-  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new InputError(`${file}: "inputs" must be an object {name: {kind, value?, from?, shape?}}`);
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    throw new InputError(`${file}: "inputs" must be an object {name: {kind, value?, from?, shape?}}`);
   const out: Record<string, InputSetting> = {};
   for (const [name, v] of Object.entries(value as Record<string, unknown>)) {
     const s = v as InputSetting;
     const bad = (why: string) => new InputError(`${file}: inputs.${name}: ${why}`);
     if (!s || typeof s !== 'object') throw bad('must be an object');
-    if (s.kind !== undefined && !['sample', 'constant', 'state'].includes(s.kind)) throw bad(`kind must be sample, constant or state, not ${JSON.stringify(s.kind)}`);
+    if (s.kind !== undefined && !['sample', 'constant', 'state'].includes(s.kind))
+      throw bad(`kind must be sample, constant or state, not ${JSON.stringify(s.kind)}`);
     const vals = s.value === undefined ? [] : Array.isArray(s.value) ? s.value : [s.value];
     if (vals.some((x) => typeof x !== 'number' || !Number.isFinite(x))) throw bad('value must be a number or a list of numbers');
     if (s.from !== undefined && typeof s.from !== 'string') throw bad('from must be an output name');
-    if (s.shape !== undefined && (!Array.isArray(s.shape) || s.shape.some((d) => !Number.isInteger(d) || d <= 0))) throw bad('shape must be a list of positive integers');
+    if (s.shape !== undefined && (!Array.isArray(s.shape) || s.shape.some((d) => !Number.isInteger(d) || d <= 0)))
+      throw bad('shape must be a list of positive integers');
     out[name] = s;
   }
   return out;
@@ -142,13 +172,21 @@ export function checkInputSettings(value: unknown, file: string): Record<string,
 /** Values as the input's element type. */
 function typed(values: number[], dt: DT, name: string): InputArray {
   switch (dt) {
-    case DT.FLOAT: return Float32Array.from(values);
-    case DT.DOUBLE: return Float64Array.from(values);
-    case DT.INT64: return BigInt64Array.from(values, (v) => BigInt(Math.trunc(v)));
-    case DT.INT32: return Int32Array.from(values);
-    case DT.UINT8: case DT.BOOL: return Uint8Array.from(values);
-    case DT.INT8: return Int8Array.from(values);
-    default: throw new InputError(`input "${name}": constant values of type ${DT[dt]} are not supported`);
+    case DT.FLOAT:
+      return Float32Array.from(values);
+    case DT.DOUBLE:
+      return Float64Array.from(values);
+    case DT.INT64:
+      return BigInt64Array.from(values, (v) => BigInt(Math.trunc(v)));
+    case DT.INT32:
+      return Int32Array.from(values);
+    case DT.UINT8:
+    case DT.BOOL:
+      return Uint8Array.from(values);
+    case DT.INT8:
+      return Int8Array.from(values);
+    default:
+      throw new InputError(`input "${name}": constant values of type ${DT[dt]} are not supported`);
   }
 }
 
@@ -168,11 +206,14 @@ function constantDims(inp: ModelInput, count: number, shape?: number[]): number[
 function stateShape(inp: ModelInput, shape?: number[]): { dims: number[]; batchAxis: number | null } {
   const dyn = inp.dims.map((d, i) => (typeof d === 'number' ? -1 : i)).filter((i) => i >= 0);
   if (shape) {
-    if (shape.length !== inp.dims.length) throw new InputError(`input "${inp.name}": --input-shape gives ${shape.length} dims, the model declares ${fmt(inp.dims)}`);
+    if (shape.length !== inp.dims.length)
+      throw new InputError(`input "${inp.name}": --input-shape gives ${shape.length} dims, the model declares ${fmt(inp.dims)}`);
     return { dims: dyn.length === 1 ? shape.map((d, i) => (i === dyn[0] ? 1 : d)) : shape, batchAxis: dyn.length === 1 ? dyn[0] : null };
   }
   if (dyn.length > 1) {
-    throw new InputError(`state input "${inp.name}" ${fmt(inp.dims)} has ${dyn.length} dynamic dims: give its shape with --input-shape ${inp.name}=${inp.dims.map((d) => (typeof d === 'number' ? d : 'N')).join('x')}`);
+    throw new InputError(
+      `state input "${inp.name}" ${fmt(inp.dims)} has ${dyn.length} dynamic dims: give its shape with --input-shape ${inp.name}=${inp.dims.map((d) => (typeof d === 'number' ? d : 'N')).join('x')}`,
+    );
   }
   return { dims: inp.dims.map((d) => (typeof d === 'number' ? d : 1)), batchAxis: dyn.length === 1 ? dyn[0] : null };
 }
@@ -191,7 +232,11 @@ export interface DescribedInputs {
  * `modelFile` names the model in messages.
  */
 export function describeInputs(
-  modelFile: string, inputs: ModelInput[], outputs: ModelOutputInfo[], settings: Record<string, InputSetting>, dataKeys: Set<string> | null,
+  modelFile: string,
+  inputs: ModelInput[],
+  outputs: ModelOutputInfo[],
+  settings: Record<string, InputSetting>,
+  dataKeys: Set<string> | null,
 ): DescribedInputs {
   const known = new Set(inputs.map((i) => i.name));
   for (const name of Object.keys(settings)) {
@@ -223,7 +268,13 @@ export function describeInputs(
       out.samples.push(withShape);
     } else if (kind === 'constant') {
       const values = s.value === undefined ? undefined : Array.isArray(s.value) ? s.value : [s.value];
-      if (values) out.constants.push({ name: inp.name, dataType: inp.dataType, dims: constantDims(inp, values.length, s.shape), data: typed(values, inp.dataType, inp.name) });
+      if (values)
+        out.constants.push({
+          name: inp.name,
+          dataType: inp.dataType,
+          dims: constantDims(inp, values.length, s.shape),
+          data: typed(values, inp.dataType, inp.name),
+        });
       else if (inData(inp.name)) {
         out.constantsFromData.push(withShape);
         out.decidedBy.set(inp.name, decided === 'inferred' ? 'data' : decided);
@@ -235,13 +286,16 @@ export function describeInputs(
       }
     } else {
       if (!from || !outputs.some((o) => o.name === from)) {
-        throw new InputError(`${modelFile}: state input "${inp.name}" needs the model output that carries it: --state ${inp.name}=OUTPUT (outputs: ${outputs.map((o) => o.name).join(', ')})`);
+        throw new InputError(
+          `${modelFile}: state input "${inp.name}" needs the model output that carries it: --state ${inp.name}=OUTPUT (outputs: ${outputs.map((o) => o.name).join(', ')})`,
+        );
       }
       if (inp.dataType !== DT.FLOAT) throw new InputError(`${modelFile}: state input "${inp.name}" is ${DT[inp.dataType]}; only float32 states are supported`);
       out.states.push({ name: inp.name, dataType: inp.dataType, from, ...stateShape(inp, s.shape), values: null });
     }
   }
-  if (out.samples.length === 0) throw new InputError(`${modelFile}: no input is fed from the data (every input is a constant or a state); at least one must hold the samples`);
+  if (out.samples.length === 0)
+    throw new InputError(`${modelFile}: no input is fed from the data (every input is a constant or a state); at least one must hold the samples`);
   return out;
 }
 

@@ -48,9 +48,7 @@ export function checkLabels(labels: Int32Array, classes: number, where: string):
   if (!Number.isInteger(classes) || classes < 1) throw new Error(`checkLabels: classes must be a positive integer, got ${classes}`);
   for (let i = 0; i < labels.length; i++) {
     if (labels[i] < 0 || labels[i] >= classes) {
-      throw new InputError(
-        `${where}: label ${labels[i]} of sample ${i} is out of range for a model with ${classes} outputs (classes 0 to ${classes - 1})`,
-      );
+      throw new InputError(`${where}: label ${labels[i]} of sample ${i} is out of range for a model with ${classes} outputs (classes 0 to ${classes - 1})`);
     }
   }
 }

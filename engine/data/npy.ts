@@ -109,7 +109,11 @@ export class NpyArray {
   readonly perSample: number;
   readonly rowBytes: number;
 
-  constructor(readonly header: NpyHeader, readonly src: ByteReader, readonly where: string) {
+  constructor(
+    readonly header: NpyHeader,
+    readonly src: ByteReader,
+    readonly where: string,
+  ) {
     this.samples = header.shape.length ? header.shape[0] : 1;
     this.perSample = header.shape.slice(1).reduce((a, b) => a * b, 1);
     this.rowBytes = this.perSample * header.dtype.size;

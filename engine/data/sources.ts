@@ -70,7 +70,14 @@ export function openCatalog(dataPath: string): Catalog {
         const key = e.name.slice(0, -4);
         const where = `${root}:${e.name}`;
         if (seen.has(key)) {
-          arrays.set(key, { key, where, open: () => { throw new InputError(`${where}: the archive holds two entries of this name`); }, verify: () => {} });
+          arrays.set(key, {
+            key,
+            where,
+            open: () => {
+              throw new InputError(`${where}: the archive holds two entries of this name`);
+            },
+            verify: () => {},
+          });
           continue;
         }
         seen.add(key);

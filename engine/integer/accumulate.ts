@@ -60,7 +60,10 @@ function maxAbs(a: Int32Array): number {
 
 /** Refuse problems whose sums could leave the range where doubles represent integers exactly. */
 function checkExactness(p: PackedGemm): void {
-  const am = maxAbs(p.a), bm = maxAbs(p.b), zam = maxAbs(p.aZero), zbm = maxAbs(p.bZero);
+  const am = maxAbs(p.a),
+    bm = maxAbs(p.b),
+    zam = maxAbs(p.aZero),
+    zbm = maxAbs(p.bZero);
   const biasm = p.bias ? maxAbs(p.bias) : 0;
   // Largest magnitude any partial sum or correction term can take.
   const bound = p.K * (am * bm + zbm * am + zam * bm + zam * zbm) + biasm;
@@ -106,7 +109,13 @@ export function accumulateGemm(p: PackedGemm, place: OutputPlacement, pairwise: 
         // VPMADDUBSW: u8*s8 + u8*s8 of reduction indices (2j, 2j+1), saturated to int16.
         for (let k = 0; k < kEven; k += 2) {
           let pair = a[aBase + k] * b[bBase + k] + a[aBase + k + 1] * b[bBase + k + 1];
-          if (pair > 32767) { pair = 32767; saturated++; } else if (pair < -32768) { pair = -32768; saturated++; }
+          if (pair > 32767) {
+            pair = 32767;
+            saturated++;
+          } else if (pair < -32768) {
+            pair = -32768;
+            saturated++;
+          }
           s += pair;
         }
         // MLAS pads K with zeros; a single u8*s8 product is within [-32640, 32385] and never saturates.
@@ -132,9 +141,7 @@ export function accumulateGemm(p: PackedGemm, place: OutputPlacement, pairwise: 
 export function pairwiseRequested(opts: AccumulateOptions | undefined, a: IntArray, b: IntArray, what: string): boolean {
   if (!opts?.u8s8PairwiseSaturation) return false;
   if (!(a instanceof Uint8Array) || !(b instanceof Int8Array)) {
-    throw new InputError(
-      `${what}: u8s8PairwiseSaturation emulates uint8 activations x int8 weights; got ${quantTypeOf(a)} x ${quantTypeOf(b)}`,
-    );
+    throw new InputError(`${what}: u8s8PairwiseSaturation emulates uint8 activations x int8 weights; got ${quantTypeOf(a)} x ${quantTypeOf(b)}`);
   }
   return true;
 }

@@ -73,7 +73,8 @@ export function convGeometry(inSpatial: readonly number[], kernel: readonly numb
     const span = (kernel[i] - 1) * dilations[i] + 1; // receptive field of one output
     let out: number;
     if (autoPad === 'NOTSET') {
-      const pb = attrs.pads?.[i] ?? 0, pe = attrs.pads?.[i + r] ?? 0;
+      const pb = attrs.pads?.[i] ?? 0,
+        pe = attrs.pads?.[i + r] ?? 0;
       if (pb < 0 || pe < 0) throw new InputError('Conv: negative pads');
       pads[i] = pb;
       pads[i + r] = pe;
@@ -158,37 +159,46 @@ export function convInteger(
   const rowZero = new Int32Array(P).fill(xzp);
   const out = new Int32Array(N * M * P);
   const stats = emptyStats();
-  const xd = x.data, wd = w.data;
+  const xd = x.data,
+    wd = w.data;
   const kIndex = (c: number, kh: number, kw: number) => (hwc ? (kh * KW + kw) * Cg + c : (c * KH + kh) * KW + kw);
 
   for (let g = 0; g < group; g++) {
     // Weights of this group, [Mg, K] in the chosen reduction order.
     for (let m = 0; m < Mg; m++) {
       const src = (g * Mg + m) * K; // ONNX order is CHW within one filter
-      for (let c = 0; c < Cg; c++) for (let kh = 0; kh < KH; kh++) for (let kw = 0; kw < KW; kw++) {
-        packedW[m * K + kIndex(c, kh, kw)] = wd[src + (c * KH + kh) * KW + kw];
-      }
+      for (let c = 0; c < Cg; c++)
+        for (let kh = 0; kh < KH; kh++)
+          for (let kw = 0; kw < KW; kw++) {
+            packedW[m * K + kIndex(c, kh, kw)] = wd[src + (c * KH + kh) * KW + kw];
+          }
     }
     const p: PackedGemm = {
-      M: P, N: Mg, K, a: col, b: packedW, aZero: rowZero,
+      M: P,
+      N: Mg,
+      K,
+      a: col,
+      b: packedW,
+      aZero: rowZero,
       bZero: wzp.subarray(g * Mg, (g + 1) * Mg),
       bias: biasAll ? biasAll.subarray(g * Mg, (g + 1) * Mg) : null,
     };
     for (let n = 0; n < N; n++) {
       // im2col: row = output pixel, K-contiguous; out-of-image taps hold the zero point.
-      for (let oh = 0; oh < OH; oh++) for (let ow = 0; ow < OW; ow++) {
-        const row = (oh * OW + ow) * K;
-        for (let c = 0; c < Cg; c++) {
-          const plane = (n * C + g * Cg + c) * H * W;
-          for (let kh = 0; kh < KH; kh++) {
-            const ih = oh * sH - padT + kh * dH;
-            for (let kw = 0; kw < KW; kw++) {
-              const iw = ow * sW - padL + kw * dW;
-              col[row + kIndex(c, kh, kw)] = ih >= 0 && ih < H && iw >= 0 && iw < W ? xd[plane + ih * W + iw] : xzp;
+      for (let oh = 0; oh < OH; oh++)
+        for (let ow = 0; ow < OW; ow++) {
+          const row = (oh * OW + ow) * K;
+          for (let c = 0; c < Cg; c++) {
+            const plane = (n * C + g * Cg + c) * H * W;
+            for (let kh = 0; kh < KH; kh++) {
+              const ih = oh * sH - padT + kh * dH;
+              for (let kw = 0; kw < KW; kw++) {
+                const iw = ow * sW - padL + kw * dW;
+                col[row + kIndex(c, kh, kw)] = ih >= 0 && ih < H && iw >= 0 && iw < W ? xd[plane + ih * W + iw] : xzp;
+              }
             }
           }
         }
-      }
       // C[pixel][m] lands at Y[n, g*Mg + m, pixel].
       accumulateGemm(p, { out, offset: (n * M + g * Mg) * P, rowStride: 1, colStride: P }, pairwise, stats);
     }

@@ -29,8 +29,10 @@ export function roundFixedExact(acc: number, m0: number, shift: number, tie: Tie
   const neg = acc < 0;
   const a = neg ? -acc : acc;
   if ((a * m0) / 2 ** R >= SATURATED) return neg ? -SATURATED : SATURATED;
-  const mh = Math.floor(m0 / 65536), ml = m0 - mh * 65536;
-  const hi = a * mh, lo = a * ml; // exact: < 2^47 each; product = hi * 2^16 + lo
+  const mh = Math.floor(m0 / 65536),
+    ml = m0 - mh * 65536;
+  const hi = a * mh,
+    lo = a * ml; // exact: < 2^47 each; product = hi * 2^16 + lo
   let q: number;
   let cmp: number; // sign of (remainder - half)
   if (R >= 16) {
@@ -84,9 +86,11 @@ export function floatRel64(acc: number, m: number, tie: TieRule): number {
 export function seededUniform(seed: number): () => number {
   let s = seed >>> 0 || 0x9e3779b9;
   return () => {
-    s ^= s << 13; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
     s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
+    s ^= s << 5;
+    s >>>= 0;
     return s / 4294967296;
   };
 }

@@ -157,8 +157,14 @@ export function maxAbsInt(q: ArrayLike<number>): number {
 function bandShift(scale: number, lo: number): number {
   let k = 0;
   let s = scale;
-  while (s >= 2 ** (lo + 1)) { s /= 2; k++; }
-  while (s < 2 ** lo) { s *= 2; k--; }
+  while (s >= 2 ** (lo + 1)) {
+    s /= 2;
+    k++;
+  }
+  while (s < 2 ** lo) {
+    s *= 2;
+    k--;
+  }
   return k;
 }
 

@@ -108,12 +108,23 @@ export interface IntegerLayerSpec {
 }
 
 /** Codes from one source for one batch, relative to ITS zero point (sources may encode differently: e.g. onnxruntime may run a symmetric int8 grid as uint8 with zero point 128). */
-export interface Codes { codes: ArrayLike<number>; zeroPoint: number; dims: number[] }
+export interface Codes {
+  codes: ArrayLike<number>;
+  zeroPoint: number;
+  dims: number[];
+}
 
-export interface DiffStats { mismatchRate: number; maxLsb: number; lsbHistogram: { lsb: number[]; counts: number[] }; causes: { cause: string; count: number }[] }
+export interface DiffStats {
+  mismatchRate: number;
+  maxLsb: number;
+  lsbHistogram: { lsb: number[]; counts: number[] };
+  causes: { cause: string; count: number }[];
+}
 
 export interface LayerDiffResult {
-  referenceVsOrt: DiffStats; simulatedVsOrt: DiffStats; simulatedVsReference: DiffStats;
+  referenceVsOrt: DiffStats;
+  simulatedVsOrt: DiffStats;
+  simulatedVsReference: DiffStats;
   /** What each simulation rounding mode would change: mismatch rate vs onnxruntime's codes when the simulated requantization rounds half-to-even (ONNX), half-away-from-zero, or stochastically (INT8 training). */
   roundingModes: { halfEven: number; halfAwayFromZero: number; stochastic: number };
   /** Which fixed-point requantization the reference used, and how often the other one differs from onnxruntime. */
@@ -125,8 +136,24 @@ export interface LayerDiffResult {
 }
 
 // Cause indices. Both lists share the index space; each comparison reports its own subset.
-const C_OVERFLOW = 0, C_REQUANT = 1, C_ROUNDING = 2, C_U8S8 = 3, C_ZERO_POINT = 4, C_FLOAT_ACC = 5, C_SATURATION = 6, C_UNEXPLAINED = 7;
-const CAUSE_NAMES = ['accumulator-overflow', 'requantization', 'rounding-mode', 'u8s8-saturation', 'zero-point', 'float-accumulation', 'saturation', 'unexplained'] as const;
+const C_OVERFLOW = 0,
+  C_REQUANT = 1,
+  C_ROUNDING = 2,
+  C_U8S8 = 3,
+  C_ZERO_POINT = 4,
+  C_FLOAT_ACC = 5,
+  C_SATURATION = 6,
+  C_UNEXPLAINED = 7;
+const CAUSE_NAMES = [
+  'accumulator-overflow',
+  'requantization',
+  'rounding-mode',
+  'u8s8-saturation',
+  'zero-point',
+  'float-accumulation',
+  'saturation',
+  'unexplained',
+] as const;
 export type DiffCause = (typeof CAUSE_NAMES)[number];
 
 /** Histogram bins: -HIST_SPAN .. +HIST_SPAN LSB, ends clamped. */
@@ -159,7 +186,9 @@ class DiffCounter {
     const lsb: number[] = [];
     for (let i = -LSB_HIST_SPAN; i <= LSB_HIST_SPAN; i++) lsb.push(i);
     const causes: { cause: string; count: number }[] = [];
-    this.causes.forEach((count, i) => { if (count > 0) causes.push({ cause: CAUSE_NAMES[i], count }); });
+    this.causes.forEach((count, i) => {
+      if (count > 0) causes.push({ cause: CAUSE_NAMES[i], count });
+    });
     causes.sort((x, y) => y.count - x.count);
     return {
       mismatchRate: elements > 0 ? this.mismatches / elements : 0,
@@ -297,7 +326,10 @@ export class LayerDiff {
     let chAxis: number;
     let K: number, channels: number;
     this.conv = null;
-    this.KH = 1; this.KW = 1; this.Cg = 1; this.convRank = 0;
+    this.KH = 1;
+    this.KW = 1;
+    this.Cg = 1;
+    this.convRank = 0;
     this.group = 1;
     this.transA = false;
     let pack: (dst: Int32Array) => void;
@@ -306,7 +338,8 @@ export class LayerDiff {
       if (wd.length !== 3 && wd.length !== 4) throw new InputError(`LayerDiff Conv: weight must be [M, C/group, kW] or [M, C/group, kH, kW], got [${wd}]`);
       const group = num(a, 'group', 1);
       const autoPad = a.auto_pad ?? 'NOTSET';
-      if (typeof autoPad !== 'string' || !['NOTSET', 'VALID', 'SAME_UPPER', 'SAME_LOWER'].includes(autoPad)) throw new InputError(`LayerDiff Conv: auto_pad ${String(autoPad)}`);
+      if (typeof autoPad !== 'string' || !['NOTSET', 'VALID', 'SAME_UPPER', 'SAME_LOWER'].includes(autoPad))
+        throw new InputError(`LayerDiff Conv: auto_pad ${String(autoPad)}`);
       const kernel = wd.slice(2);
       const ks = ints(a, 'kernel_shape');
       if (ks && ks.join() !== kernel.join()) throw new InputError(`LayerDiff Conv: kernel_shape [${ks}] differs from the weight [${wd}]`);
@@ -324,9 +357,12 @@ export class LayerDiff {
       const { Cg, KH, KW } = this;
       pack = (dst) => {
         // ONNX [M, Cg, KH, KW] -> [M, (kh*KW + kw)*Cg + c]: onnxruntime's reduction order.
-        for (let m = 0; m < M; m++) for (let c = 0; c < Cg; c++) for (let kh = 0; kh < KH; kh++) for (let kw = 0; kw < KW; kw++) {
-          dst[m * K + (kh * KW + kw) * Cg + c] = src[((m * Cg + c) * KH + kh) * KW + kw];
-        }
+        for (let m = 0; m < M; m++)
+          for (let c = 0; c < Cg; c++)
+            for (let kh = 0; kh < KH; kh++)
+              for (let kw = 0; kw < KW; kw++) {
+                dst[m * K + (kh * KW + kw) * Cg + c] = src[((m * Cg + c) * KH + kh) * KW + kw];
+              }
       };
     } else {
       if (wd.length !== 2) throw new InputError(`LayerDiff ${this.op}: weight must be 2-D, got [${wd}]`);
@@ -357,11 +393,14 @@ export class LayerDiff {
       const ax = axis === null ? null : axis < 0 ? axis + wd.length : axis;
       if (ax !== chAxis) throw new InputError(`LayerDiff ${this.op}: per-channel weight axis ${axis} is not the output-channel axis ${chAxis}`);
     }
-    if (zeroPoint.length > 1 && zeroPoint.length !== channels) throw new InputError(`LayerDiff: ${zeroPoint.length} weight zero points for ${channels} output channels`);
-    if (spec.bias && spec.bias.length !== channels && spec.bias.length !== 1) throw new InputError(`LayerDiff: ${spec.bias.length} bias values for ${channels} output channels`);
+    if (zeroPoint.length > 1 && zeroPoint.length !== channels)
+      throw new InputError(`LayerDiff: ${zeroPoint.length} weight zero points for ${channels} output channels`);
+    if (spec.bias && spec.bias.length !== channels && spec.bias.length !== 1)
+      throw new InputError(`LayerDiff: ${spec.bias.length} bias values for ${channels} output channels`);
     const sIn = Math.fround(spec.input.scale);
     const sOut = Math.fround(spec.output.scale);
-    if (!(sIn > 0) || !(sOut > 0) || !Number.isFinite(sIn) || !Number.isFinite(sOut)) throw new InputError('LayerDiff: input and output scales must be positive and finite');
+    if (!(sIn > 0) || !(sOut > 0) || !Number.isFinite(sIn) || !Number.isFinite(sOut))
+      throw new InputError('LayerDiff: input and output scales must be positive and finite');
     this.sOut = sOut;
     this.wZero = new Int32Array(channels);
     this.wColSum = new Float64Array(channels);
@@ -428,12 +467,14 @@ export class LayerDiff {
       }
     }
     // Every partial sum must stay an exact integer in a double.
-    const am = maxAbsOfRange(inType), bm = maxAbsOfRange(this.weightType);
+    const am = maxAbsOfRange(inType),
+      bm = maxAbsOfRange(this.weightType);
     const zam = Math.abs(input.zeroPoint);
     let zbm = 0;
     for (const z of this.wZero) zbm = Math.max(zbm, Math.abs(z));
     const bound = this.K * (am * bm + zbm * am + zam * bm + zam * zbm) + this.biasMax;
-    if (!(bound < EXACT_LIMIT)) throw new InputError(`LayerDiff: K=${this.K} with ${inType} x ${this.weightType} operands could exceed 2^53; not computed exactly`);
+    if (!(bound < EXACT_LIMIT))
+      throw new InputError(`LayerDiff: K=${this.K} with ${inType} x ${this.weightType} operands could exceed 2^53; not computed exactly`);
 
     this.pairwise = inType === 'uint8' && this.weightType === 'int8';
     this.za = input.zeroPoint;
@@ -449,7 +490,10 @@ export class LayerDiff {
 
   private checkOutputs(expectedDims: number[], ort: Codes, sim: Codes): void {
     const n = elementCount(expectedDims);
-    for (const [what, c] of [['onnxruntime', ort], ['simulated', sim]] as const) {
+    for (const [what, c] of [
+      ['onnxruntime', ort],
+      ['simulated', sim],
+    ] as const) {
       if (c.codes.length !== n || elementCount(c.dims) !== n) {
         throw new InputError(`LayerDiff: ${what} output has dims [${c.dims}] (${c.codes.length} codes); expected [${expectedDims}]`);
       }
@@ -483,23 +527,24 @@ export class LayerDiff {
       for (let i = 0; i < img.length; i++) img[i] = x[base + i];
       for (let g = 0; g < group; g++) {
         // im2col in HWC order; taps outside the image hold the input zero point.
-        for (let oh = 0; oh < OH; oh++) for (let ow = 0; ow < OW; ow++) {
-          const row = (oh * OW + ow) * K;
-          for (let kh = 0; kh < KH; kh++) {
-            const ih = oh * sH - padT + kh * dH;
-            const rowOk = ih >= 0 && ih < H;
-            for (let kw = 0; kw < KW; kw++) {
-              const iw = ow * sW - padL + kw * dW;
-              const dst = row + (kh * KW + kw) * Cg;
-              if (rowOk && iw >= 0 && iw < W) {
-                let s = (g * Cg * H + ih) * W + iw;
-                for (let c = 0; c < Cg; c++, s += H * W) col[dst + c] = img[s];
-              } else {
-                for (let c = 0; c < Cg; c++) col[dst + c] = za;
+        for (let oh = 0; oh < OH; oh++)
+          for (let ow = 0; ow < OW; ow++) {
+            const row = (oh * OW + ow) * K;
+            for (let kh = 0; kh < KH; kh++) {
+              const ih = oh * sH - padT + kh * dH;
+              const rowOk = ih >= 0 && ih < H;
+              for (let kw = 0; kw < KW; kw++) {
+                const iw = ow * sW - padL + kw * dW;
+                const dst = row + (kh * KW + kw) * Cg;
+                if (rowOk && iw >= 0 && iw < W) {
+                  let s = (g * Cg * H + ih) * W + iw;
+                  for (let c = 0; c < Cg; c++, s += H * W) col[dst + c] = img[s];
+                } else {
+                  for (let c = 0; c < Cg; c++) col[dst + c] = za;
+                }
               }
             }
           }
-        }
         this.runTile(P, g * Mg, Mg, (n * M + g * Mg) * P, 1, P);
       }
     }
@@ -545,7 +590,10 @@ export class LayerDiff {
    * outBase + r*rowStride + j*colStride of the batch's output codes.
    */
   private runTile(R: number, ch0: number, Nc: number, outBase: number, rowStride: number, colStride: number): void {
-    const a = this.tileA, b = this.w, K = this.K, za = this.za;
+    const a = this.tileA,
+      b = this.w,
+      K = this.K,
+      za = this.za;
     const rowSum = this.rowSum;
     for (let r = 0; r < R; r++) {
       let s = 0;
@@ -562,14 +610,25 @@ export class LayerDiff {
       for (let j = 0; j < Nc; j++) {
         const ch = ch0 + j;
         const bOff = ch * K;
-        let s = 0, t = 0;
+        let s = 0,
+          t = 0;
         if (pairwise) {
           for (let k = 0; k < kEven; k += 2) {
             const pair = a[aOff + k] * b[bOff + k] + a[aOff + k + 1] * b[bOff + k + 1];
             s += pair;
-            if (pair > 32767) { t += 32767; satPairs++; } else if (pair < -32768) { t -= 32768; satPairs++; } else t += pair;
+            if (pair > 32767) {
+              t += 32767;
+              satPairs++;
+            } else if (pair < -32768) {
+              t -= 32768;
+              satPairs++;
+            } else t += pair;
           }
-          if (kEven !== K) { const p = a[aOff + kEven] * b[bOff + kEven]; s += p; t += p; }
+          if (kEven !== K) {
+            const p = a[aOff + kEven] * b[bOff + kEven];
+            s += p;
+            t += p;
+          }
         } else {
           for (let k = 0; k < K; k++) s += a[aOff + k] * b[bOff + k];
         }
@@ -601,7 +660,9 @@ export class LayerDiff {
 
   private element(e: number, ch: number, A: number, satA: number, aOff: number, bOff: number, row: number): void {
     this.nElements++;
-    const z = this.zOut, qmin = this.qmin, qmax = this.qmax;
+    const z = this.zOut,
+      qmin = this.qmin,
+      qmax = this.qmax;
     if (A > INT32_MAX || A < INT32_MIN) this.overflows++;
     const refRel = this.fixedRel(A | 0, ch); // `| 0`: the int32 the hardware keeps (wraps)
     const ortRel = this.ort[e] - this.ortZp;
@@ -625,7 +686,9 @@ export class LayerDiff {
 
   private causeRefOrt(A: number, satA: number, ch: number, refRel: number, ortRel: number, bOff: number, row: number): number {
     if (A > INT32_MAX || A < INT32_MIN) return C_OVERFLOW;
-    const z = this.zOut, qmin = this.qmin, qmax = this.qmax;
+    const z = this.zOut,
+      qmin = this.qmin,
+      qmax = this.qmax;
     const acc = A; // fits int32 here
     const f32 = clampRel(floatRel32(acc, this.m32[ch], 'half-even'), z, qmin, qmax);
     if (f32 === ortRel || clampRel(floatRel64(acc, this.m32[ch], 'half-even'), z, qmin, qmax) === ortRel) return C_REQUANT;
@@ -649,12 +712,17 @@ export class LayerDiff {
 
   /** Whether a half-away / single-rounding variant of fixed point or float reproduces `target`. */
   private roundingAlternatives(acc: number, ch: number, target: number): boolean {
-    const z = this.zOut, qmin = this.qmin, qmax = this.qmax;
-    const m0 = this.m0[ch], sh = this.shift[ch];
-    return clampRel(roundFixedExact(acc, m0, sh, 'half-away'), z, qmin, qmax) === target
-      || clampRel(roundFixedExact(acc, m0, sh, 'half-even'), z, qmin, qmax) === target
-      || clampRel(floatRel32(acc, this.m32[ch], 'half-away'), z, qmin, qmax) === target
-      || clampRel(floatRel64(acc, this.m64[ch], 'half-away'), z, qmin, qmax) === target;
+    const z = this.zOut,
+      qmin = this.qmin,
+      qmax = this.qmax;
+    const m0 = this.m0[ch],
+      sh = this.shift[ch];
+    return (
+      clampRel(roundFixedExact(acc, m0, sh, 'half-away'), z, qmin, qmax) === target ||
+      clampRel(roundFixedExact(acc, m0, sh, 'half-even'), z, qmin, qmax) === target ||
+      clampRel(floatRel32(acc, this.m32[ch], 'half-away'), z, qmin, qmax) === target ||
+      clampRel(floatRel64(acc, this.m64[ch], 'half-away'), z, qmin, qmax) === target
+    );
   }
 
   private reproducedBySaturated(satA: number, ch: number, target: number): boolean {
@@ -667,11 +735,14 @@ export class LayerDiff {
    * change of the input zero point shifts the accumulator by, per unit.
    */
   private inBoundsWeightSum(row: number, ch: number, bOff: number): number {
-    const b = this.w, zb = this.wZero[ch], K = this.K;
+    const b = this.w,
+      zb = this.wZero[ch],
+      K = this.K;
     if (this.op !== 'Conv') return this.wColSum[ch] - K * zb;
     const { H, W, OW, sH, sW, dH, dW, padT, padL } = this.geo;
     const { KH, KW, Cg } = this;
-    const oh = Math.floor(row / OW), ow = row - oh * OW;
+    const oh = Math.floor(row / OW),
+      ow = row - oh * OW;
     let s = 0;
     for (let kh = 0; kh < KH; kh++) {
       const ih = oh * sH - padT + kh * dH;
@@ -694,19 +765,35 @@ export class LayerDiff {
    * s_out 2u of |value| (u = 2^-24). Generous by a few u on purpose.
    */
   private floatNoiseBound(ch: number, aOff: number, bOff: number, v: number): number {
-    const a = this.tileA, b = this.w, za = this.za, zb = this.wZero[ch];
+    const a = this.tileA,
+      b = this.w,
+      za = this.za,
+      zb = this.wZero[ch];
     let s = 0;
     for (let k = 0; k < this.K; k++) {
-      const x = a[aOff + k] - za, w = b[bOff + k] - zb;
+      const x = a[aOff + k] - za,
+        w = b[bOff + k] - zb;
       s += (x < 0 ? -x : x) * (w < 0 ? -w : w);
     }
-    const terms = (s + Math.abs(this.bias[ch])) * this.prodScale[ch] / this.sOut;
+    const terms = ((s + Math.abs(this.bias[ch])) * this.prodScale[ch]) / this.sOut;
     return U32 * ((this.K + 8) * terms + 4 * Math.abs(v));
   }
 
-  private causeSim(A: number, satA: number, ch: number, simRel: number, otherRel: number, otherIsOrt: boolean, refRel: number, aOff: number, bOff: number): number {
+  private causeSim(
+    A: number,
+    satA: number,
+    ch: number,
+    simRel: number,
+    otherRel: number,
+    otherIsOrt: boolean,
+    refRel: number,
+    aOff: number,
+    bOff: number,
+  ): number {
     if (A > INT32_MAX || A < INT32_MIN) return C_OVERFLOW;
-    const z = this.zOut, qmin = this.qmin, qmax = this.qmax;
+    const z = this.zOut,
+      qmin = this.qmin,
+      qmax = this.qmax;
     const v = A * this.m64[ch];
     const E = clampRel(roundHalfEven(v), z, qmin, qmax);
     const Ea = clampRel(roundHalfAway(v), z, qmin, qmax);
@@ -723,8 +810,10 @@ export class LayerDiff {
       return C_ROUNDING;
     }
     if (otherIsOrt && this.pairwise && satA !== A && this.reproducedBySaturated(satA, ch, otherRel)) return C_U8S8;
-    const lo = qmin - z, hi = qmax - z;
-    const simAt = simRel === lo || simRel === hi, otherAt = otherRel === lo || otherRel === hi;
+    const lo = qmin - z,
+      hi = qmax - z;
+    const simAt = simRel === lo || simRel === hi,
+      otherAt = otherRel === lo || otherRel === hi;
     if (simAt !== otherAt) return C_SATURATION;
     return C_UNEXPLAINED;
   }
@@ -741,7 +830,12 @@ export class LayerDiff {
         reference: this.doubleRounding ? 'double-rounding' : 'single-rounding',
         otherVsOrt: rate(this.otherVsOrt),
       },
-      u8s8: { applicable: n > 0 ? this.satElements > 0 : this.sawU8s8, saturatedPairs: this.satPairs, changedOutputs: this.satChanged, elements: this.satElements },
+      u8s8: {
+        applicable: n > 0 ? this.satElements > 0 : this.sawU8s8,
+        saturatedPairs: this.satPairs,
+        changedOutputs: this.satChanged,
+        elements: this.satElements,
+      },
       accumulatorOverflows: this.overflows,
       elements: n,
     };

@@ -55,8 +55,12 @@ export function broadcastBatches(aBatch: readonly number[], bBatch: readonly num
   const sb = strideOf(bBatch);
   const idx = new Array<number>(rank).fill(0);
   for (let o = 0; o < count; o++) {
-    let ia = 0, ib = 0;
-    for (let i = 0; i < rank; i++) { ia += idx[i] * sa[i]; ib += idx[i] * sb[i]; }
+    let ia = 0,
+      ib = 0;
+    for (let i = 0; i < rank; i++) {
+      ia += idx[i] * sa[i];
+      ib += idx[i] * sb[i];
+    }
     aIndex[o] = ia;
     bIndex[o] = ib;
     for (let i = rank - 1; i >= 0; i--) {
@@ -111,10 +115,13 @@ export function matMulInteger(
   if (a.dims.length === 0 || b.dims.length === 0) throw new InputError(`${what}: operands must have rank >= 1`);
   const aDims = a.dims.length === 1 ? [1, a.dims[0]] : a.dims;
   const bDims = b.dims.length === 1 ? [b.dims[0], 1] : b.dims;
-  const M = aDims[aDims.length - 2], K = aDims[aDims.length - 1];
-  const Kb = bDims[bDims.length - 2], N = bDims[bDims.length - 1];
+  const M = aDims[aDims.length - 2],
+    K = aDims[aDims.length - 1];
+  const Kb = bDims[bDims.length - 2],
+    N = bDims[bDims.length - 1];
   if (K !== Kb) throw new InputError(`${what}: inner dimensions differ (A [${a.dims}], B [${b.dims}])`);
-  const aBatch = aDims.slice(0, -2), bBatch = bDims.slice(0, -2);
+  const aBatch = aDims.slice(0, -2),
+    bBatch = bDims.slice(0, -2);
   const bc = broadcastBatches(aBatch, bBatch, what);
   const aBatches = aBatch.reduce((x, y) => x * y, 1);
   const bBatches = bBatch.reduce((x, y) => x * y, 1);
@@ -128,9 +135,11 @@ export function matMulInteger(
   const pb = new Int32Array(N * K);
   const p: PackedGemm = { M, N, K, a: pa, b: pb, aZero: za, bZero: zb, bias: null };
   for (let o = 0; o < bc.count; o++) {
-    const ai = bc.aIndex[o], bi = bc.bIndex[o];
+    const ai = bc.aIndex[o],
+      bi = bc.bIndex[o];
     pa.set(a.data.subarray(ai * M * K, (ai + 1) * M * K));
-    const src = b.data, bOff = bi * K * N;
+    const src = b.data,
+      bOff = bi * K * N;
     for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) pb[n * K + k] = src[bOff + k * N + n];
     p.aZero = za.subarray(ai * M, (ai + 1) * M);
     p.bZero = zb.subarray(bi * N, (bi + 1) * N);
@@ -164,7 +173,8 @@ export function gemmInteger(a: IntTensor<QuantArray>, b: IntTensor<QuantArray>, 
   if (K !== Kb) throw new InputError(`${what}: inner dimensions differ (op(A) is ${M}x${K}, op(B) is ${Kb}x${N})`);
   const pa = new Int32Array(M * K);
   const pb = new Int32Array(N * K);
-  const ad = a.data, bd = b.data;
+  const ad = a.data,
+    bd = b.data;
   for (let m = 0; m < M; m++) for (let k = 0; k < K; k++) pa[m * K + k] = params.transA ? ad[k * M + m] : ad[m * K + k];
   for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) pb[n * K + k] = params.transB ? bd[n * K + k] : bd[k * N + n];
   let bias: Int32Array | null = null;
@@ -177,7 +187,12 @@ export function gemmInteger(a: IntTensor<QuantArray>, b: IntTensor<QuantArray>, 
     }
   }
   const p: PackedGemm = {
-    M, N, K, a: pa, b: pb, bias,
+    M,
+    N,
+    K,
+    a: pa,
+    b: pb,
+    bias,
     aZero: batchedZeroPoints(params.aZeroPoint, M, 1, a.data, `${what} a_zero_point (${qa})`),
     bZero: batchedZeroPoints(params.bZeroPoint, N, 1, b.data, `${what} b_zero_point (${qb})`),
   };

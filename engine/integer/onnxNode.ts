@@ -88,7 +88,7 @@ export function runIntegerNode(node: NodeProto, inputs: readonly (HostTensor | u
       if (attrInt(node, 'block_size', 0) !== 0) throw new InputError('QuantizeLinear: blocked quantization is not supported');
       const x = required(inputs, 0, node);
       const zp = inputs[2];
-      const outDt = zp ? zp.dataType : (attrInt(node, 'output_dtype', 0) || DT.UINT8) as DT;
+      const outDt = zp ? zp.dataType : ((attrInt(node, 'output_dtype', 0) || DT.UINT8) as DT);
       const outType = QUANT_DT[outDt];
       if (!outType) throw new InputError(`QuantizeLinear: output type ${DT[outDt]} is not supported`);
       const y = quantizeLinear(
@@ -117,15 +117,12 @@ export function runIntegerNode(node: NodeProto, inputs: readonly (HostTensor | u
       const x = required(inputs, 0, node);
       const r = dynamicQuantizeLinear({ dims: x.dims, data: floatData(x, 'DynamicQuantizeLinear x') });
       return {
-        outputs: [
-          host(r.y.dims, r.y.data, DT.UINT8),
-          host([], Float32Array.of(r.scale), DT.FLOAT),
-          host([], Uint8Array.of(r.zeroPoint), DT.UINT8),
-        ],
+        outputs: [host(r.y.dims, r.y.data, DT.UINT8), host([], Float32Array.of(r.scale), DT.FLOAT), host([], Uint8Array.of(r.zeroPoint), DT.UINT8)],
       };
     }
     case 'ConvInteger': {
-      const x = required(inputs, 0, node), w = required(inputs, 1, node);
+      const x = required(inputs, 0, node),
+        w = required(inputs, 1, node);
       const acc = convInteger(
         { dims: x.dims, data: quantData(x, 'ConvInteger x') },
         { dims: w.dims, data: quantData(w, 'ConvInteger w') },
@@ -137,7 +134,8 @@ export function runIntegerNode(node: NodeProto, inputs: readonly (HostTensor | u
       return { outputs: [host(acc.dims, acc.data, DT.INT32)], stats: acc };
     }
     case 'MatMulInteger': {
-      const a = required(inputs, 0, node), b = required(inputs, 1, node);
+      const a = required(inputs, 0, node),
+        b = required(inputs, 1, node);
       const acc = matMulInteger(
         { dims: a.dims, data: quantData(a, 'MatMulInteger A') },
         { dims: b.dims, data: quantData(b, 'MatMulInteger B') },

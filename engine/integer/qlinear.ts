@@ -9,22 +9,8 @@
  */
 import { convInteger, type ConvAttributes, type ConvOptions } from './conv';
 import { matMulInteger } from './matmul';
-import {
-  multiplyByQuantizedMultiplier,
-  quantizeMultiplier,
-  realMultiplierF32,
-  requantizeFloat,
-} from './requantize';
-import {
-  type AccumulatorResult,
-  allocQuant,
-  expandParam,
-  InputError,
-  type IntTensor,
-  type QuantArray,
-  type QuantType,
-  QRANGE,
-} from './types';
+import { multiplyByQuantizedMultiplier, quantizeMultiplier, realMultiplierF32, requantizeFloat } from './requantize';
+import { type AccumulatorResult, allocQuant, expandParam, InputError, type IntTensor, type QuantArray, type QuantType, QRANGE } from './types';
 
 /**
  * - 'float32': ONNX QLinear* as onnxruntime computes it (multiplier (s_in*s_w)/s_out and the
@@ -57,7 +43,11 @@ class Requantizer {
   readonly qmin: number;
   readonly qmax: number;
 
-  constructor(readonly mode: Requantization, size: number, yType: QuantType) {
+  constructor(
+    readonly mode: Requantization,
+    size: number,
+    yType: QuantType,
+  ) {
     this.f = new Float64Array(size);
     this.m0 = new Int32Array(size);
     this.sh = new Int32Array(size);

@@ -83,7 +83,8 @@ export function quantizeLinear(
   let i = 0;
   for (let o = 0; o < L.outer; o++) {
     for (let c = 0; c < L.channels; c++) {
-      const s = L.scale[c], z = L.zeroPoint[c];
+      const s = L.scale[c],
+        z = L.zeroPoint[c];
       for (const end = i + L.inner; i < end; i++) {
         const v = roundHalfEven(Math.fround(xd[i] / s)) + z;
         out[i] = v < qmin ? qmin : v > qmax ? qmax : v;
@@ -109,7 +110,8 @@ export function dequantizeLinear(x: IntTensor<IntArray>, scale: ArrayLike<number
   let i = 0;
   for (let o = 0; o < L.outer; o++) {
     for (let c = 0; c < L.channels; c++) {
-      const s = L.scale[c], z = L.zeroPoint[c];
+      const s = L.scale[c],
+        z = L.zeroPoint[c];
       for (const end = i + L.inner; i < end; i++) out[i] = Math.fround(xd[i] - z) * s; // the store rounds to float32
     }
   }
@@ -134,7 +136,8 @@ export interface DynamicQuantized {
  */
 export function dynamicQuantizeLinear(x: FloatTensor): DynamicQuantized {
   const xd = x.data;
-  let lo = 0, hi = 0;
+  let lo = 0,
+    hi = 0;
   for (let i = 0; i < xd.length; i++) {
     const v = xd[i];
     if (v < lo) lo = v;

@@ -44,10 +44,19 @@ export function quantizeMultiplier(realMultiplier: number): QuantizedMultiplier 
   // power of two is exact, and the loops settle q into [0.5, 1).
   let e = Math.ceil(Math.log2(realMultiplier));
   let q = realMultiplier / 2 ** e;
-  while (q >= 1) { q /= 2; e++; }
-  while (q < 0.5) { q *= 2; e--; }
+  while (q >= 1) {
+    q /= 2;
+    e++;
+  }
+  while (q < 0.5) {
+    q *= 2;
+    e--;
+  }
   let m = Math.round(q * TWO_POW_31); // q * 2^31 is exact; q > 0 so Math.round is half away from zero
-  if (m === TWO_POW_31) { m = TWO_POW_31 / 2; e++; }
+  if (m === TWO_POW_31) {
+    m = TWO_POW_31 / 2;
+    e++;
+  }
   if (e < -31) return { multiplier: 0, shift: 0 };
   return { multiplier: m, shift: e };
 }
@@ -128,7 +137,14 @@ export function realMultiplierF32(sIn: number, sW: number, sOut: number): number
 }
 
 /** ONNX QLinear requantization: saturate(round_half_even(acc * M) + zeroPoint). */
-export function requantizeFloat(acc: number, multiplier: number, zeroPoint: number, qmin: number, qmax: number, precision: FloatRequantPrecision = 'float32'): number {
+export function requantizeFloat(
+  acc: number,
+  multiplier: number,
+  zeroPoint: number,
+  qmin: number,
+  qmax: number,
+  precision: FloatRequantPrecision = 'float32',
+): number {
   const scaled = precision === 'float32' ? Math.fround(Math.fround(acc) * multiplier) : acc * multiplier;
   const v = roundHalfEven(scaled) + zeroPoint;
   // NaN (a NaN scale) fails both tests and would store as 0; ONNX leaves it undefined.

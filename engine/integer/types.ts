@@ -50,10 +50,14 @@ export function requireQuantType(a: IntArray, what: string): QuantType {
 
 export function allocQuant(type: QuantType, n: number): QuantArray {
   switch (type) {
-    case 'int8': return new Int8Array(n);
-    case 'uint8': return new Uint8Array(n);
-    case 'int16': return new Int16Array(n);
-    case 'uint16': return new Uint16Array(n);
+    case 'int8':
+      return new Int8Array(n);
+    case 'uint8':
+      return new Uint8Array(n);
+    case 'int16':
+      return new Int16Array(n);
+    case 'uint16':
+      return new Uint16Array(n);
   }
 }
 

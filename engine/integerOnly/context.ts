@@ -51,8 +51,15 @@ export interface CompileSpec {
 }
 
 export const ORT_TYPE_OF_DT: Partial<Record<DT, ort.Tensor.Type>> = {
-  [DT.FLOAT]: 'float32', [DT.DOUBLE]: 'float64', [DT.INT64]: 'int64', [DT.INT32]: 'int32', [DT.INT8]: 'int8',
-  [DT.UINT8]: 'uint8', [DT.BOOL]: 'bool', [DT.INT16]: 'int16', [DT.UINT16]: 'uint16',
+  [DT.FLOAT]: 'float32',
+  [DT.DOUBLE]: 'float64',
+  [DT.INT64]: 'int64',
+  [DT.INT32]: 'int32',
+  [DT.INT8]: 'int8',
+  [DT.UINT8]: 'uint8',
+  [DT.BOOL]: 'bool',
+  [DT.INT16]: 'int16',
+  [DT.UINT16]: 'uint16',
 };
 
 /**

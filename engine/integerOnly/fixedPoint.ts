@@ -54,8 +54,14 @@ export class Multipliers {
 
 /** Clamp a code to its grid, counting saturations. */
 export function saturate(v: number, g: QuantParams, stats: RunStats): number {
-  if (v > g.qmax) { stats.saturated++; return g.qmax; }
-  if (v < g.qmin) { stats.saturated++; return g.qmin; }
+  if (v > g.qmax) {
+    stats.saturated++;
+    return g.qmax;
+  }
+  if (v < g.qmin) {
+    stats.saturated++;
+    return g.qmin;
+  }
   return v;
 }
 

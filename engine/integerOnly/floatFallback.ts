@@ -11,8 +11,16 @@
 import { clone, create } from '@bufbuild/protobuf';
 import * as ort from 'onnxruntime-node';
 import {
-  GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, TensorProtoSchema, TensorProto_DataLocation, TypeProtoSchema, TypeProto_TensorSchema,
-  ValueInfoProtoSchema, type ModelProto, type NodeProto,
+  GraphProtoSchema,
+  ModelProtoSchema,
+  NodeProtoSchema,
+  TensorProtoSchema,
+  TensorProto_DataLocation,
+  TypeProtoSchema,
+  TypeProto_TensorSchema,
+  ValueInfoProtoSchema,
+  type ModelProto,
+  type NodeProto,
 } from 'onnx-buf';
 import { InputError } from '../errors';
 import { untypedValueInfo } from '../onnx/graph';
@@ -27,8 +35,15 @@ import type { Env, RunStats, Step } from './types';
 import { type RawArray, type Value, codes, raw } from './values';
 
 const DT_OF: Partial<Record<ort.Tensor.Type, DT>> = {
-  float32: DT.FLOAT, float64: DT.DOUBLE, int64: DT.INT64, int32: DT.INT32, int8: DT.INT8, uint8: DT.UINT8,
-  bool: DT.BOOL, int16: DT.INT16, uint16: DT.UINT16,
+  float32: DT.FLOAT,
+  float64: DT.DOUBLE,
+  int64: DT.INT64,
+  int32: DT.INT32,
+  int8: DT.INT8,
+  uint8: DT.UINT8,
+  bool: DT.BOOL,
+  int16: DT.INT16,
+  uint16: DT.UINT16,
 };
 
 function typedInput(name: string, elemType: DT) {
@@ -117,7 +132,9 @@ export async function floatFallback(n: NodeProto, ctx: LowerCtx, reason: string)
   try {
     session = await createSession(model, 'float', { label });
   } catch (e) {
-    throw new InputError(`integer-only: ${n.opType} ${name} has no integer lowering (${reason}) and onnxruntime cannot run it alone: ${(e as Error).message.split('\n')[0]}`);
+    throw new InputError(
+      `integer-only: ${n.opType} ${name} has no integer lowering (${reason}) and onnxruntime cannot run it alone: ${(e as Error).message.split('\n')[0]}`,
+    );
   }
   const outs = n.output.filter(Boolean);
   for (const o of outs) if (ctx.isCodes(o)) ctx.setGrid(o, ctx.target(o));

@@ -131,7 +131,10 @@ export async function compile(specIn: CompileSpec): Promise<Program> {
       if (!ctx.forced(n) && (n.domain === '' || n.domain === 'ai.onnx')) {
         for (const l of loweringsFor(n.opType)) {
           const r = await l.lower(n, ctx);
-          if (isDecline(r)) { reason = r.decline; continue; }
+          if (isDecline(r)) {
+            reason = r.decline;
+            continue;
+          }
           lowered = Array.isArray(r) ? r : [r];
           break;
         }
@@ -177,4 +180,3 @@ function freeSchedule(groups: { end: number; reads: string[]; writes: string[] }
   }
   return frees;
 }
-

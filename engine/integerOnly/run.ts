@@ -64,13 +64,18 @@ export async function runIntegerOnly(prepared: Prepared, q: Quantized, opts: Int
   const data = prepared.data;
   const dir = prepared.loaded.dir;
   const weights = opts.weights ?? buildQdqModel(model, dir, q.plan, q.actParams, q.config, false).weights;
-  const fixed = modelInputs(model).map((i) => i.dims[0]).find((d) => typeof d === 'number' && d > 0) as number | undefined;
+  const fixed = modelInputs(model)
+    .map((i) => i.dims[0])
+    .find((d) => typeof d === 'number' && d > 0) as number | undefined;
   const bs = fixed ?? opts.batchSize ?? prepared.batchSize;
 
   const probeCount = Math.min(fixed ?? 1, data.samples);
   const probe = await probeTypes(model, await feedsFor(data, 0, probeCount), probeCount);
   const act = activationTensors(model, probe.types);
-  const hasStats = (t: string) => { const s = prepared.stats.get(t); return !!s && s.count > 0 && Number.isFinite(s.min) && Number.isFinite(s.max); };
+  const hasStats = (t: string) => {
+    const s = prepared.stats.get(t);
+    return !!s && s.count > 0 && Number.isFinite(s.min) && Number.isFinite(s.max);
+  };
   const need = [...act].filter((t) => !q.actParams.has(t) && !hasStats(t));
   const ranges = await floatRanges(model, data, need, fixed ?? batchFor(probe, need, bs));
 
@@ -86,8 +91,15 @@ export async function runIntegerOnly(prepared: Prepared, q: Quantized, opts: Int
   };
 
   const program = await compile({
-    model, dir, planned: q.actParams, free, weights, types: probe.types,
-    forceFloat: opts.forceFloat, softmaxBits: opts.softmaxBits, measureKernels: opts.measureKernels,
+    model,
+    dir,
+    planned: q.actParams,
+    free,
+    weights,
+    types: probe.types,
+    forceFloat: opts.forceFloat,
+    softmaxBits: opts.softmaxBits,
+    measureKernels: opts.measureKernels,
   });
   const outName = program.outputs[0];
   const stats = newRunStats(opts.measureKernels ?? true);

@@ -56,7 +56,10 @@ export function withDims<V extends Value>(v: V, dims: number[]): V {
 export function stridesOf(dims: readonly number[]): number[] {
   const st = new Array<number>(dims.length);
   let acc = 1;
-  for (let i = dims.length - 1; i >= 0; i--) { st[i] = acc; acc *= dims[i]; }
+  for (let i = dims.length - 1; i >= 0; i--) {
+    st[i] = acc;
+    acc *= dims[i];
+  }
   return st;
 }
 
@@ -120,7 +123,9 @@ export function gatherStrided<A extends Int32Array | RawArray>(src: A, outDims: 
   const out = allocLike(src, numel(outDims));
   const o2 = out as unknown as { [i: number]: number | bigint };
   const s2 = src as unknown as { [i: number]: number | bigint };
-  forStrided(outDims, [strides], (o, off) => { o2[o] = s2[base + off[0]]; });
+  forStrided(outDims, [strides], (o, off) => {
+    o2[o] = s2[base + off[0]];
+  });
   return out;
 }
 
@@ -128,7 +133,14 @@ export function gatherStrided<A extends Int32Array | RawArray>(src: A, outDims: 
 export function transposeData<A extends Int32Array | RawArray>(src: A, dims: readonly number[], perm: readonly number[]): { dims: number[]; data: A } {
   const st = stridesOf(dims);
   const outDims = perm.map((p) => dims[p]);
-  return { dims: outDims, data: gatherStrided(src, outDims, perm.map((p) => st[p])) };
+  return {
+    dims: outDims,
+    data: gatherStrided(
+      src,
+      outDims,
+      perm.map((p) => st[p]),
+    ),
+  };
 }
 
 /** Integer values of a raw tensor (shapes, indices, axes) as numbers. */

@@ -254,7 +254,10 @@ export class RegularFileReader {
   private readonly stat: fs.Stats;
   private fd: number | null = null;
 
-  constructor(file: string, readonly role: string) {
+  constructor(
+    file: string,
+    readonly role: string,
+  ) {
     this.path = path.resolve(file);
     this.stat = statRegularFile(this.path, role);
     this.size = this.stat.size;

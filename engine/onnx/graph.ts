@@ -37,14 +37,7 @@ export function attrInts(node: NodeProto, name: string): number[] | undefined {
 type AttrValue = number | number[] | string | TensorProto | { float: number };
 
 /** Build a node. Integers become INT/INTS attributes; wrap a float as `{float: x}`. */
-export function makeNode(
-  opType: string,
-  inputs: string[],
-  outputs: string[],
-  name: string,
-  attrs: Record<string, AttrValue> = {},
-  domain = '',
-): NodeProto {
+export function makeNode(opType: string, inputs: string[], outputs: string[], name: string, attrs: Record<string, AttrValue> = {}, domain = ''): NodeProto {
   const attribute = Object.entries(attrs).map(([k, v]) => {
     if (typeof v === 'number') return create(AttributeProtoSchema, { name: k, type: AT.INT, i: BigInt(v) });
     if (typeof v === 'string') return create(AttributeProtoSchema, { name: k, type: AT.STRING, s: new TextEncoder().encode(v) });

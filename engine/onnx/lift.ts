@@ -123,7 +123,8 @@ function refusal(site: ScopedGraph): string | null {
   let loop: string | null = null;
   for (const s of site.scope) {
     if (!LIFTABLE.has(s.op)) return `is inside the ${s.attr} of ${s.op} node ${s.node}, whose bodies QuantLens cannot read out`;
-    if (s.op === 'If' && loop) return `is inside ${s.node}/${s.attr}, a branch within the body of ${loop}: it may run on some iterations only, so its values cannot be stacked`;
+    if (s.op === 'If' && loop)
+      return `is inside ${s.node}/${s.attr}, a branch within the body of ${loop}: it may run on some iterations only, so its values cannot be stacked`;
     if (s.op !== 'If') loop = `${s.op} ${s.node}`;
   }
   return null;

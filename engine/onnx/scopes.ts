@@ -37,7 +37,8 @@ export function graphsOf(model: ModelProto): ScopedGraph[] {
   const visit = (sg: ScopedGraph) => {
     out.push(sg);
     for (const n of sg.graph.node) {
-      for (const { attr: a, graph } of subgraphsOf(n)) visit({ graph, scope: [...sg.scope, { node: n.name, op: n.opType, attr: a }], parent: sg.graph, owner: n });
+      for (const { attr: a, graph } of subgraphsOf(n))
+        visit({ graph, scope: [...sg.scope, { node: n.name, op: n.opType, attr: a }], parent: sg.graph, owner: n });
     }
   };
   if (model.graph) visit({ graph: model.graph, scope: [] });
@@ -81,7 +82,14 @@ function fresh(used: Set<string>, base: string): string {
  * Names nodes (qualified by `prefix`) and renames values that an earlier graph already defined
  * (only possible in sibling or nested bodies), rewriting reads in this graph and its bodies.
  */
-function nameGraph(g: GraphProto, prefix: string, usedNodes: Set<string>, usedValues: Set<string>, original: Map<string, string>, renamed: Map<string, string>): void {
+function nameGraph(
+  g: GraphProto,
+  prefix: string,
+  usedNodes: Set<string>,
+  usedValues: Set<string>,
+  original: Map<string, string>,
+  renamed: Map<string, string>,
+): void {
   const local = new Map(renamed);
   const define = (name: string): string => {
     if (!name) return name;
@@ -97,7 +105,7 @@ function nameGraph(g: GraphProto, prefix: string, usedNodes: Set<string>, usedVa
   for (const i of g.input) i.name = define(i.name);
   for (const t of g.initializer) t.name = define(t.name);
   g.node.forEach((n, k) => {
-    n.input = n.input.map((x) => (x ? local.get(x) ?? x : x));
+    n.input = n.input.map((x) => (x ? (local.get(x) ?? x) : x));
     const file = n.name;
     const base = prefix + (n.name || `${n.opType}_${k}`);
     n.name = fresh(usedNodes, base);
@@ -133,7 +141,10 @@ function hoistGraphConstants(g: GraphProto): void {
  */
 export class ScopedIndex {
   readonly local: GraphIndex;
-  constructor(graph: GraphProto, readonly outer: ScopedIndex | null = null) {
+  constructor(
+    graph: GraphProto,
+    readonly outer: ScopedIndex | null = null,
+  ) {
     this.local = new GraphIndex(graph);
   }
 

@@ -20,8 +20,15 @@ export interface HostTensor {
 }
 
 const BYTES: Partial<Record<DT, number>> = {
-  [DT.FLOAT]: 4, [DT.DOUBLE]: 8, [DT.INT8]: 1, [DT.UINT8]: 1, [DT.INT16]: 2, [DT.UINT16]: 2,
-  [DT.INT32]: 4, [DT.INT64]: 8, [DT.BOOL]: 1,
+  [DT.FLOAT]: 4,
+  [DT.DOUBLE]: 8,
+  [DT.INT8]: 1,
+  [DT.UINT8]: 1,
+  [DT.INT16]: 2,
+  [DT.UINT16]: 2,
+  [DT.INT32]: 4,
+  [DT.INT64]: 8,
+  [DT.BOOL]: 1,
 };
 
 export function elementCount(dims: readonly number[]): number {
@@ -36,15 +43,25 @@ function viewOf(dt: DT, buf: Uint8Array, n: number): NumericArray {
   aligned.set(buf.subarray(0, n * bytes));
   const b = aligned.buffer;
   switch (dt) {
-    case DT.FLOAT: return new Float32Array(b);
-    case DT.DOUBLE: return new Float64Array(b);
-    case DT.INT8: return new Int8Array(b);
-    case DT.UINT8: case DT.BOOL: return new Uint8Array(b);
-    case DT.INT16: return new Int16Array(b);
-    case DT.UINT16: return new Uint16Array(b);
-    case DT.INT32: return new Int32Array(b);
-    case DT.INT64: return new BigInt64Array(b);
-    default: throw new InputError(`tensor data type ${DT[dt]} is not supported`);
+    case DT.FLOAT:
+      return new Float32Array(b);
+    case DT.DOUBLE:
+      return new Float64Array(b);
+    case DT.INT8:
+      return new Int8Array(b);
+    case DT.UINT8:
+    case DT.BOOL:
+      return new Uint8Array(b);
+    case DT.INT16:
+      return new Int16Array(b);
+    case DT.UINT16:
+      return new Uint16Array(b);
+    case DT.INT32:
+      return new Int32Array(b);
+    case DT.INT64:
+      return new BigInt64Array(b);
+    default:
+      throw new InputError(`tensor data type ${DT[dt]} is not supported`);
   }
 }
 
@@ -61,15 +78,33 @@ export function readTensor(t: TensorProto, modelDir: string): HostTensor {
     data = viewOf(dt, t.rawData, n);
   } else {
     switch (dt) {
-      case DT.FLOAT: data = Float32Array.from(t.floatData); break;
-      case DT.DOUBLE: data = Float64Array.from(t.doubleData); break;
-      case DT.INT64: data = BigInt64Array.from(t.int64Data); break;
-      case DT.INT32: data = Int32Array.from(t.int32Data); break;
-      case DT.INT8: data = Int8Array.from(t.int32Data); break;
-      case DT.UINT8: case DT.BOOL: data = Uint8Array.from(t.int32Data); break;
-      case DT.INT16: data = Int16Array.from(t.int32Data); break;
-      case DT.UINT16: data = Uint16Array.from(t.int32Data); break;
-      default: throw new InputError(`tensor ${t.name}: data type ${DT[dt]} is not supported`);
+      case DT.FLOAT:
+        data = Float32Array.from(t.floatData);
+        break;
+      case DT.DOUBLE:
+        data = Float64Array.from(t.doubleData);
+        break;
+      case DT.INT64:
+        data = BigInt64Array.from(t.int64Data);
+        break;
+      case DT.INT32:
+        data = Int32Array.from(t.int32Data);
+        break;
+      case DT.INT8:
+        data = Int8Array.from(t.int32Data);
+        break;
+      case DT.UINT8:
+      case DT.BOOL:
+        data = Uint8Array.from(t.int32Data);
+        break;
+      case DT.INT16:
+        data = Int16Array.from(t.int32Data);
+        break;
+      case DT.UINT16:
+        data = Uint16Array.from(t.int32Data);
+        break;
+      default:
+        throw new InputError(`tensor ${t.name}: data type ${DT[dt]} is not supported`);
     }
   }
   return { dims, data, dataType: dt };
@@ -101,15 +136,32 @@ export function makeTensor(name: string, dataType: DT, dims: readonly number[], 
   } else {
     let arr: NumericArray;
     switch (dataType) {
-      case DT.FLOAT: arr = Float32Array.from(data as ArrayLike<number>); break;
-      case DT.DOUBLE: arr = Float64Array.from(data as ArrayLike<number>); break;
-      case DT.INT8: arr = Int8Array.from(data as ArrayLike<number>); break;
-      case DT.UINT8: arr = Uint8Array.from(data as ArrayLike<number>); break;
-      case DT.INT16: arr = Int16Array.from(data as ArrayLike<number>); break;
-      case DT.UINT16: arr = Uint16Array.from(data as ArrayLike<number>); break;
-      case DT.INT32: arr = Int32Array.from(data as ArrayLike<number>); break;
-      case DT.INT64: arr = data instanceof BigInt64Array ? data : BigInt64Array.from(data as ArrayLike<number>, (v) => BigInt(v)); break;
-      default: throw new Error(`makeTensor: unsupported type ${DT[dataType]}`);
+      case DT.FLOAT:
+        arr = Float32Array.from(data as ArrayLike<number>);
+        break;
+      case DT.DOUBLE:
+        arr = Float64Array.from(data as ArrayLike<number>);
+        break;
+      case DT.INT8:
+        arr = Int8Array.from(data as ArrayLike<number>);
+        break;
+      case DT.UINT8:
+        arr = Uint8Array.from(data as ArrayLike<number>);
+        break;
+      case DT.INT16:
+        arr = Int16Array.from(data as ArrayLike<number>);
+        break;
+      case DT.UINT16:
+        arr = Uint16Array.from(data as ArrayLike<number>);
+        break;
+      case DT.INT32:
+        arr = Int32Array.from(data as ArrayLike<number>);
+        break;
+      case DT.INT64:
+        arr = data instanceof BigInt64Array ? data : BigInt64Array.from(data as ArrayLike<number>, (v) => BigInt(v));
+        break;
+      default:
+        throw new Error(`makeTensor: unsupported type ${DT[dataType]}`);
     }
     raw = new Uint8Array(arr.buffer.slice(arr.byteOffset, arr.byteOffset + arr.byteLength));
   }

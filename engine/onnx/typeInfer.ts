@@ -11,24 +11,44 @@ import { DT } from './tensor';
 type Rule = (n: NodeProto, inputs: (number | undefined)[], outputIndex: number) => number | undefined;
 
 const first: Rule = (_n, t) => t[0];
-const fixed = (dt: DT): Rule => () => dt;
-const attrType = (name: string, dflt?: DT): Rule => (n) => {
-  const a = attr(n, name);
-  return a ? Number(a.i) : dflt;
-};
+const fixed =
+  (dt: DT): Rule =>
+  () =>
+    dt;
+const attrType =
+  (name: string, dflt?: DT): Rule =>
+  (n) => {
+    const a = attr(n, name);
+    return a ? Number(a.i) : dflt;
+  };
 
 /** Per op, the output type from the node and its input types (ops not listed: the first input's). */
 const RULES: Record<string, Rule> = {
-  Shape: fixed(DT.INT64), Size: fixed(DT.INT64), NonZero: fixed(DT.INT64), ArgMax: fixed(DT.INT64), ArgMin: fixed(DT.INT64),
-  Equal: fixed(DT.BOOL), Less: fixed(DT.BOOL), Greater: fixed(DT.BOOL), LessOrEqual: fixed(DT.BOOL), GreaterOrEqual: fixed(DT.BOOL),
-  Not: fixed(DT.BOOL), And: fixed(DT.BOOL), Or: fixed(DT.BOOL), Xor: fixed(DT.BOOL), IsNaN: fixed(DT.BOOL), IsInf: fixed(DT.BOOL),
+  Shape: fixed(DT.INT64),
+  Size: fixed(DT.INT64),
+  NonZero: fixed(DT.INT64),
+  ArgMax: fixed(DT.INT64),
+  ArgMin: fixed(DT.INT64),
+  Equal: fixed(DT.BOOL),
+  Less: fixed(DT.BOOL),
+  Greater: fixed(DT.BOOL),
+  LessOrEqual: fixed(DT.BOOL),
+  GreaterOrEqual: fixed(DT.BOOL),
+  Not: fixed(DT.BOOL),
+  And: fixed(DT.BOOL),
+  Or: fixed(DT.BOOL),
+  Xor: fixed(DT.BOOL),
+  IsNaN: fixed(DT.BOOL),
+  IsInf: fixed(DT.BOOL),
   Cast: attrType('to'),
   CastLike: (_n, t) => t[1],
   Constant: (n) => attr(n, 'value')?.t?.dataType,
   ConstantOfShape: (n) => attr(n, 'value')?.t?.dataType ?? DT.FLOAT,
   EyeLike: (n, t) => attrType('dtype')(n, t, 0) ?? t[0],
-  RandomNormal: attrType('dtype', DT.FLOAT), RandomUniform: attrType('dtype', DT.FLOAT),
-  RandomNormalLike: (n, t) => attrType('dtype')(n, t, 0) ?? t[0], RandomUniformLike: (n, t) => attrType('dtype')(n, t, 0) ?? t[0],
+  RandomNormal: attrType('dtype', DT.FLOAT),
+  RandomUniform: attrType('dtype', DT.FLOAT),
+  RandomNormalLike: (n, t) => attrType('dtype')(n, t, 0) ?? t[0],
+  RandomUniformLike: (n, t) => attrType('dtype')(n, t, 0) ?? t[0],
   Multinomial: attrType('dtype', DT.INT32),
   Where: (_n, t) => t[1],
   TopK: (_n, t, k) => (k === 1 ? DT.INT64 : t[0]),
@@ -37,8 +57,10 @@ const RULES: Record<string, Rule> = {
   QuantizeLinear: (_n, t) => t[2] ?? DT.UINT8,
   DequantizeLinear: (_n, t) => (t[1] === DT.FLOAT16 ? DT.FLOAT16 : DT.FLOAT),
   DynamicQuantizeLinear: (_n, t, k) => (k === 0 ? DT.UINT8 : k === 1 ? DT.FLOAT : DT.UINT8),
-  QLinearConv: (_n, t) => t[7], QLinearMatMul: (_n, t) => t[7],
-  MatMulInteger: fixed(DT.INT32), ConvInteger: fixed(DT.INT32),
+  QLinearConv: (_n, t) => t[7],
+  QLinearMatMul: (_n, t) => t[7],
+  MatMulInteger: fixed(DT.INT32),
+  ConvInteger: fixed(DT.INT32),
   Range: first,
 };
 
@@ -79,7 +101,7 @@ function bodyOutputs(n: NodeProto, types: Map<string, number>): ((k: number) => 
   const bodies = n.attribute.filter((a) => a.g).map((a) => ({ name: a.name, g: a.g! }));
   if (bodies.length === 0) return null;
   for (const b of bodies) inferGraph(b.g, types);
-  const outType = (g: GraphProto, i: number) => (g.output[i] ? types.get(g.output[i].name) ?? declared(g.output[i]) : undefined);
+  const outType = (g: GraphProto, i: number) => (g.output[i] ? (types.get(g.output[i].name) ?? declared(g.output[i])) : undefined);
   if (n.opType === 'If') {
     const then = bodies.find((b) => b.name === 'then_branch')?.g;
     const other = bodies.find((b) => b.name === 'else_branch')?.g;

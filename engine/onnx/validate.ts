@@ -180,7 +180,8 @@ function checkTensor(t: TensorProto, where: string, file: string): void {
   }
   const typed = typedFieldFor(t.dataType, n)!;
   const have = typedEntries(t);
-  if (have !== typed.entries) fail(`holds ${have} ${snake(typed.field)} values, but its shape ${shape} of ${elementTypeName(t.dataType)} needs ${typed.entries}`);
+  if (have !== typed.entries)
+    fail(`holds ${have} ${snake(typed.field)} values, but its shape ${shape} of ${elementTypeName(t.dataType)} needs ${typed.entries}`);
 }
 
 /** floatData -> float_data: the field as the ONNX spec spells it. */

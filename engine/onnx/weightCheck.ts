@@ -44,15 +44,25 @@ export function floatValues(t: TensorProto): ArrayLike<number> | undefined {
     return Float32Array.from(bits, conv);
   };
   switch (t.dataType) {
-    case DT.FLOAT: return raw.length ? rawView(raw, 4, (b, o, l) => new Float32Array(b, o, l)) : t.floatData;
-    case DT.DOUBLE: return raw.length ? rawView(raw, 8, (b, o, l) => new Float64Array(b, o, l)) : t.doubleData;
-    case DT.FLOAT16: return from16(halfToFloat);
-    case DT.BFLOAT16: return from16(bfloatToFloat);
-    default: return undefined;
+    case DT.FLOAT:
+      return raw.length ? rawView(raw, 4, (b, o, l) => new Float32Array(b, o, l)) : t.floatData;
+    case DT.DOUBLE:
+      return raw.length ? rawView(raw, 8, (b, o, l) => new Float64Array(b, o, l)) : t.doubleData;
+    case DT.FLOAT16:
+      return from16(halfToFloat);
+    case DT.BFLOAT16:
+      return from16(bfloatToFloat);
+    default:
+      return undefined;
   }
 }
 
-interface Census { nan: number; inf: number; huge: number; largest: number }
+interface Census {
+  nan: number;
+  inf: number;
+  huge: number;
+  largest: number;
+}
 
 function census(v: ArrayLike<number>): Census {
   const c: Census = { nan: 0, inf: 0, huge: 0, largest: 0 };

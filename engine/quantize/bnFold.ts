@@ -26,7 +26,7 @@ export function foldBatchNorms(model: ModelProto, modelDir: string): FoldRecord[
     if (conv.opType !== 'Conv' || conv.domain !== '') continue;
     const users = idx.consumers.get(conv.output[0]) ?? [];
     const bn = users[0];
-    if (users.length !== 1 || bn.opType !== 'BatchNormalization' || bn.output.length !== 1 && bn.output.slice(1).some(Boolean)) continue;
+    if (users.length !== 1 || bn.opType !== 'BatchNormalization' || (bn.output.length !== 1 && bn.output.slice(1).some(Boolean))) continue;
     if (idx.graphOutputs.has(conv.output[0])) continue;
     const consts = [conv.input[1], ...bn.input.slice(1, 5)];
     if (!consts.every((n) => idx.initializers.has(n)) || (conv.input[2] && !idx.initializers.has(conv.input[2]))) continue;

@@ -88,7 +88,10 @@ function prefixGraph(g: GraphProto, prefix: string, keep: ReadonlySet<string>): 
  * same graph inputs.
  */
 export function buildComparisonModel(
-  quantized: ModelProto, float: ModelProto, pairs: readonly ComparedPair[], clips: readonly ClipCount[],
+  quantized: ModelProto,
+  float: ModelProto,
+  pairs: readonly ComparedPair[],
+  clips: readonly ClipCount[],
   /** Float-graph tensors to expose as outputs (fetched on some batches only; see fetch lists). */
   exposeFloat: readonly string[] = [],
 ): ComparisonModel {
@@ -199,7 +202,9 @@ function interleave(nodes: NodeProto[], floatIndex: Map<string, number>): NodePr
     if (!Number.isNaN(key[i])) return key[i];
     key[i] = -1; // guards a malformed cycle
     const own = base(nodes[i].name);
-    const deps = nodeReads(nodes[i]).map((x) => producer.get(x)).filter((d): d is number => d !== undefined);
+    const deps = nodeReads(nodes[i])
+      .map((x) => producer.get(x))
+      .filter((d): d is number => d !== undefined);
     key[i] = own ?? (deps.length ? Math.max(...deps.map(keyOf)) + 0.5 : 0);
     return key[i];
   };
@@ -208,7 +213,11 @@ function interleave(nodes: NodeProto[], floatIndex: Map<string, number>): NodePr
   const users = nodes.map(() => [] as number[]);
   const waiting = new Int32Array(nodes.length);
   nodes.forEach((n, i) => {
-    const deps = new Set(nodeReads(n).map((x) => producer.get(x)).filter((d): d is number => d !== undefined && d !== i));
+    const deps = new Set(
+      nodeReads(n)
+        .map((x) => producer.get(x))
+        .filter((d): d is number => d !== undefined && d !== i),
+    );
     waiting[i] = deps.size;
     for (const d of deps) users[d].push(i);
   });
@@ -229,7 +238,10 @@ function interleave(nodes: NodeProto[], floatIndex: Map<string, number>): NodePr
  * graph's tensors (which buildComparisonModel adds under FLOAT_PREFIX) instead of graph inputs.
  * Returns the name each isolated layer's dequantized output got.
  */
-export function mergeIsolated(quantized: ModelProto, iso: { model: ModelProto; taps: readonly { layer: string; dq: string }[]; inputs: readonly string[] }): { model: ModelProto; dq: Map<string, string> } {
+export function mergeIsolated(
+  quantized: ModelProto,
+  iso: { model: ModelProto; taps: readonly { layer: string; dq: string }[]; inputs: readonly string[] },
+): { model: ModelProto; dq: Map<string, string> } {
   const model = cloneModel(quantized);
   const g = model.graph!;
   const ig = cloneModel(iso.model).graph!;

@@ -22,8 +22,12 @@ export interface SweepAxes {
 /** Six methods x two weight widths x two granularities: the default 24-configuration grid. */
 export const DEFAULT_AXES: SweepAxes = {
   calibration: [
-    { method: 'minmax' }, { method: 'ema' }, { method: 'percentile', percentile: 99.9 }, { method: 'percentile', percentile: 99.99 },
-    { method: 'entropy' }, { method: 'mse' },
+    { method: 'minmax' },
+    { method: 'ema' },
+    { method: 'percentile', percentile: 99.9 },
+    { method: 'percentile', percentile: 99.99 },
+    { method: 'entropy' },
+    { method: 'mse' },
   ],
   weightBits: [8, 4],
   granularity: ['per-channel', 'per-tensor'],
@@ -35,21 +39,31 @@ export const DEFAULT_AXES: SweepAxes = {
 export function parseAxes(spec: string): SweepAxes {
   const axes: SweepAxes = {};
   const seen = new Set<string>();
-  for (const part of spec.split(';').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of spec
+    .split(';')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const [key, list, ...rest] = part.split('=').map((s) => s.trim());
     if (rest.length) throw new InputError(`--axes: "${part}" has more than one "="`);
     // A second "abits=..." would silently replace the first: the user meant one list.
     if (seen.has(key)) throw new InputError(`--axes: axis "${key}" is given twice; list all its values once, e.g. ${key}=8,4`);
     seen.add(key);
-    const values = (list ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+    const values = (list ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (values.length === 0) throw new InputError(`--axes: "${part}" lists no values`);
     const bits = (v: string): Bits => {
       if (v !== '4' && v !== '8' && v !== '16') throw new InputError(`--axes: ${key} must be 4, 8 or 16, got "${v}"`);
       return Number(v) as Bits;
     };
     switch (key) {
-      case 'wbits': axes.weightBits = values.map(bits); break;
-      case 'abits': axes.activationBits = values.map(bits); break;
+      case 'wbits':
+        axes.weightBits = values.map(bits);
+        break;
+      case 'abits':
+        axes.activationBits = values.map(bits);
+        break;
       case 'calibration':
         axes.calibration = values.map((v) => {
           const [method, pct] = v.split(':');
@@ -77,7 +91,8 @@ export function parseAxes(spec: string): SweepAxes {
           return v as PresetName;
         });
         break;
-      default: throw new InputError(`--axes: unknown axis "${key}" (wbits, abits, calibration, granularity, symmetric, preset)`);
+      default:
+        throw new InputError(`--axes: unknown axis "${key}" (wbits, abits, calibration, granularity, symmetric, preset)`);
     }
   }
   return axes;
@@ -110,4 +125,3 @@ export function markPareto(entries: SweepEntry[]): void {
     e.pareto = !e.error && !ok.some((o) => o !== e && o.drop <= e.drop && o.sizeBytes <= e.sizeBytes && (o.drop < e.drop || o.sizeBytes < e.sizeBytes));
   }
 }
-

@@ -18,37 +18,47 @@ export const PRESETS: Record<PresetName, PresetInfo> = {
     description:
       'NVIDIA TensorRT (and OpenVINO): int8 symmetric everywhere, scale = amax/127 (narrow range), weights per output channel, activations per tensor, entropy calibration by default; quantizes compute ops and also Add/pooling inputs.',
     config: {
-      calibration: 'entropy', percentile: 99.99,
-      weights: { ...int8Sym, perChannel: true }, activations: { ...int8Sym },
-      placement: 'compute', foldBatchNorm: true,
+      calibration: 'entropy',
+      percentile: 99.99,
+      weights: { ...int8Sym, perChannel: true },
+      activations: { ...int8Sym },
+      placement: 'compute',
+      foldBatchNorm: true,
     },
   },
   'ort-cpu': {
     description:
       'onnxruntime CPU (MLAS, QDQ format): uint8 asymmetric activations per tensor, int8 symmetric narrow-range weights per channel ("U8S8"), MinMax calibration by default.',
     config: {
-      calibration: 'minmax', percentile: 99.999,
-      weights: { ...int8Sym, perChannel: true }, activations: { ...uint8Asym },
-      placement: 'extended', foldBatchNorm: true,
+      calibration: 'minmax',
+      percentile: 99.999,
+      weights: { ...int8Sym, perChannel: true },
+      activations: { ...uint8Asym },
+      placement: 'extended',
+      foldBatchNorm: true,
     },
   },
   qnn: {
-    description:
-      'Qualcomm SNPE/QNN (Hexagon): uint8 asymmetric per tensor for both weights and activations, MinMax calibration by default.',
+    description: 'Qualcomm SNPE/QNN (Hexagon): uint8 asymmetric per tensor for both weights and activations, MinMax calibration by default.',
     config: {
-      calibration: 'minmax', percentile: 99.99,
-      weights: { ...uint8Asym, perChannel: false }, activations: { ...uint8Asym },
-      placement: 'extended', foldBatchNorm: true,
+      calibration: 'minmax',
+      percentile: 99.99,
+      weights: { ...uint8Asym, perChannel: false },
+      activations: { ...uint8Asym },
+      placement: 'extended',
+      foldBatchNorm: true,
     },
   },
   'power-of-two': {
     description:
       'AMD/Xilinx Vitis AI and TVM-style fixed point: int8 symmetric full range per tensor with power-of-two scales (requantization is a bit shift), MinMax calibration by default.',
     config: {
-      calibration: 'minmax', percentile: 99.99,
+      calibration: 'minmax',
+      percentile: 99.99,
       weights: { bits: 8, signed: true, symmetric: true, narrowRange: false, powerOfTwo: true, perChannel: false },
       activations: { bits: 8, signed: true, symmetric: true, narrowRange: false, powerOfTwo: true },
-      placement: 'extended', foldBatchNorm: true,
+      placement: 'extended',
+      foldBatchNorm: true,
     },
   },
 };

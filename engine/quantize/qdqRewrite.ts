@@ -136,7 +136,11 @@ export function gridType(p: Pick<QuantParams, 'qmin' | 'qmax'>): { bits: 4 | 8 |
 export function weightScheme(config: QuantConfig, node: string): QuantConfig['weights'] {
   const o = config.layerOverrides?.find((x) => x.node === node);
   if (!o || (o.weightBits === undefined && o.perChannel === undefined)) return config.weights;
-  return { ...config.weights, ...(o.weightBits !== undefined ? { bits: o.weightBits } : {}), ...(o.perChannel !== undefined ? { perChannel: o.perChannel } : {}) };
+  return {
+    ...config.weights,
+    ...(o.weightBits !== undefined ? { bits: o.weightBits } : {}),
+    ...(o.perChannel !== undefined ? { perChannel: o.perChannel } : {}),
+  };
 }
 
 /** Min and max of a weight per slice along `axis` (one range for null), and the channel of each flat index. */
@@ -223,8 +227,18 @@ class QdqWriter {
 
   private scaleZp(base: string, params: QuantParams[], scheme: { bits: number; signed: boolean }, perChannel: boolean) {
     const dims = perChannel ? [params.length] : [];
-    const s = this.init(`${base}_scale`, DT.FLOAT, dims, params.map((p) => p.scale));
-    const z = this.init(`${base}_zero_point`, zeroPointType(scheme.bits, scheme.signed), dims, params.map((p) => p.zeroPoint));
+    const s = this.init(
+      `${base}_scale`,
+      DT.FLOAT,
+      dims,
+      params.map((p) => p.scale),
+    );
+    const z = this.init(
+      `${base}_zero_point`,
+      zeroPointType(scheme.bits, scheme.signed),
+      dims,
+      params.map((p) => p.zeroPoint),
+    );
     return { s, z };
   }
 
@@ -295,12 +309,19 @@ class QdqWriter {
     if (b.dims.length !== 1 || (wq.axis !== null && b.data.length !== wq.params.length)) return null;
     const scales = fixed ? fixed.params.map((p) => p.scale) : wq.params.map((p) => Math.fround(Math.fround(xp!.scale) * Math.fround(p.scale)));
     const perChannel = fixed ? fixed.params.length > 1 : wq.axis !== null;
-    const codes = fixed ? fixed.codes : Int32Array.from(b.data, (v, i) => Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, roundHalfEven(v / scales[perChannel ? i : 0]))));
+    const codes = fixed
+      ? fixed.codes
+      : Int32Array.from(b.data, (v, i) => Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, roundHalfEven(v / scales[perChannel ? i : 0]))));
     wq.bias = codes;
     const base = `${layer.node.name}_${name}`;
     const bq = this.init(`${base}_quantized`, DT.INT32, b.dims, codes);
     const s = this.init(`${base}_scale`, DT.FLOAT, perChannel ? [scales.length] : [], scales);
-    const z = this.init(`${base}_zero_point`, DT.INT32, perChannel ? [scales.length] : [], scales.map(() => 0));
+    const z = this.init(
+      `${base}_zero_point`,
+      DT.INT32,
+      perChannel ? [scales.length] : [],
+      scales.map(() => 0),
+    );
     const dq = this.fresh(`${base}_dequantized`);
     this.head.push(makeNode('DequantizeLinear', [bq, s, z], [dq], this.fresh(`${base}_DequantizeLinear`), perChannel ? { axis: 0 } : {}, this.domain));
     return dq;
@@ -389,19 +410,28 @@ export function buildQdqModel(
     for (const n of g.node) {
       const layer = layerByName.get(n.name);
       if (!layer) continue;
-      weights.push(...w.quantizeInputs(layer, n, (i) => n.input[i], (t) => actParams.get(t)));
+      weights.push(
+        ...w.quantizeInputs(
+          layer,
+          n,
+          (i) => n.input[i],
+          (t) => actParams.get(t),
+        ),
+      );
     }
     g.node = [...w.head, ...inputsQdq, ...g.node.flatMap((n) => [n, ...(afterProducer.get(n.name) ?? [])])];
   }
   const taps = plan.layers
     .filter((l) => quantized.has(l.output))
     .map((l) => outputTap(l.node.name, codeName.get(l.output)!, dqName.get(l.output)!, actParams.get(l.output)!, config));
-  const inputTaps = new Map(plan.layers.map((l) => [
-    l.node.name,
-    l.node.input
-      .filter((t, i) => l.roles[i]?.kind === 'activation' && quantized.has(t))
-      .map((t) => outputTap(l.node.name, codeName.get(t)!, dqName.get(t)!, actParams.get(t)!, config)),
-  ]));
+  const inputTaps = new Map(
+    plan.layers.map((l) => [
+      l.node.name,
+      l.node.input
+        .filter((t, i) => l.roles[i]?.kind === 'activation' && quantized.has(t))
+        .map((t) => outputTap(l.node.name, codeName.get(t)!, dqName.get(t)!, actParams.get(t)!, config)),
+    ]),
+  );
   pruneUnusedInitializers(model.graph!);
   if (exposeTaps) {
     const all = [...taps, ...[...inputTaps.values()].flat()];
@@ -488,11 +518,16 @@ export function buildIsolatedModel(
   const qdqOf = new Map<string, string>(); // one Q/DQ per float input, shared by the layers reading it
   usable.forEach((l, k) => {
     const copy = copies[k];
-    w.quantizeInputs(l, copy, (i) => {
-      const t = l.node.input[i];
-      if (!qdqOf.has(t)) qdqOf.set(t, w.qdq(t, actParams.get(t)!, body).dq);
-      return qdqOf.get(t)!;
-    }, (t) => actParams.get(t));
+    w.quantizeInputs(
+      l,
+      copy,
+      (i) => {
+        const t = l.node.input[i];
+        if (!qdqOf.has(t)) qdqOf.set(t, w.qdq(t, actParams.get(t)!, body).dq);
+        return qdqOf.get(t)!;
+      },
+      (t) => actParams.get(t),
+    );
     // Constant inputs left in float (e.g. a Gemm bias with alpha != 1) are copied as they are.
     l.roles.forEach((r, i) => {
       const t = copy.input[i];

@@ -114,7 +114,14 @@ export function typeOfGrid(p: Pick<QuantParams, 'qmin' | 'qmax'>): number {
  * `block` consecutive codes share one scale and zero point; scales have the codes' shape with
  * that axis divided (rounded up) by the block size.
  */
-export function dequantizeBlocked(codes: Int32Array, dims: readonly number[], scales: ArrayLike<number>, zeroPoints: ArrayLike<number> | null, axis: number, block: number): Float32Array {
+export function dequantizeBlocked(
+  codes: Int32Array,
+  dims: readonly number[],
+  scales: ArrayLike<number>,
+  zeroPoints: ArrayLike<number> | null,
+  axis: number,
+  block: number,
+): Float32Array {
   const out = new Float32Array(codes.length);
   const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   const along = dims[axis];

@@ -17,7 +17,8 @@ const one = <T>(x: T | T[]) => (Array.isArray(x) && x.length === 1 ? x[0] : x);
 
 function side(l: LayerReport, r: Report, q: Quantized): CompareSide {
   const tensor = (name: string) => r.tensors.find((t) => t.kind === 'activation' && t.name === name);
-  const grid = (t: TensorReport | undefined) => (t?.chosen ? { tensor: t.name, scale: one(t.chosen.scale) as number, zeroPoint: one(t.chosen.zeroPoint) as number, clipRate: t.clipRate } : null);
+  const grid = (t: TensorReport | undefined) =>
+    t?.chosen ? { tensor: t.name, scale: one(t.chosen.scale) as number, zeroPoint: one(t.chosen.zeroPoint) as number, clipRate: t.clipRate } : null;
   const out = grid(tensor(l.output));
   const planned = q.plan.layers.find((x) => x.node.name === l.node);
   const w = planned?.roles.findIndex((role, i) => role.kind === 'weight' && planned.fixed?.has(i)) ?? -1;
@@ -61,7 +62,8 @@ export function compareReports(ra: Report, rb: Report, qa: Quantized, qb: Quanti
     return {
       node,
       op: (la ?? lb)!.op,
-      a, b,
+      a,
+      b,
       weightCodes: weightCodes(node, qa, qb),
       isolatedErrorDiff: Math.abs(err(a) - err(b)),
       onlyThisDiffDb: a?.onlyThisSqnrDb != null && b?.onlyThisSqnrDb != null ? a.onlyThisSqnrDb - b.onlyThisSqnrDb : null,
@@ -71,13 +73,25 @@ export function compareReports(ra: Report, rb: Report, qa: Quantized, qb: Quanti
   layers.sort((x, y) => y.isolatedErrorDiff - x.isolatedErrorDiff);
   layers.forEach((l, i) => (l.rank = i + 1));
   const notes: string[] = [];
-  if (reference.kind === 'twin-of-a') notes.push("Both versions are measured against the float twin of A (A's dequantized weights): A's weight rounding adds no error there, B's does where its codes differ. Pass --float with the original float model for a neutral reference.");
-  const missing = [...names.filter((n) => !byA.has(n)).map((n) => `${n} is quantized only in B`), ...names.filter((n) => !byB.has(n)).map((n) => `${n} is quantized only in A`)];
+  if (reference.kind === 'twin-of-a')
+    notes.push(
+      "Both versions are measured against the float twin of A (A's dequantized weights): A's weight rounding adds no error there, B's does where its codes differ. Pass --float with the original float model for a neutral reference.",
+    );
+  const missing = [
+    ...names.filter((n) => !byA.has(n)).map((n) => `${n} is quantized only in B`),
+    ...names.filter((n) => !byB.has(n)).map((n) => `${n} is quantized only in A`),
+  ];
   notes.push(...missing);
-  for (const [label, r] of [['A', ra], ['B', rb]] as const) {
+  for (const [label, r] of [
+    ['A', ra],
+    ['B', rb],
+  ] as const) {
     const u = r.model.quantization?.unmatched;
     const all = u ? [...u.tensors, ...u.layers, ...u.weights] : [];
-    if (all.length) notes.push(`${label}: ${all.length} tensors, layers or weights did not match the reference by name and stay float there: ${all.slice(0, 6).join(', ')}${all.length > 6 ? ', ...' : ''}`);
+    if (all.length)
+      notes.push(
+        `${label}: ${all.length} tensors, layers or weights did not match the reference by name and stay float there: ${all.slice(0, 6).join(', ')}${all.length > 6 ? ', ...' : ''}`,
+      );
   }
   const sideInfo = (r: Report) => ({ path: r.model.path, sha256: r.model.sha256, quantization: r.model.quantization ?? null, accuracy: r.accuracy });
   return {
@@ -95,7 +109,11 @@ export function compareReports(ra: Report, rb: Report, qa: Quantized, qb: Quanti
 }
 
 /** Analyze both versions as deployed against one reference (A's twin, or `floatPath`) and compare them. */
-export async function compareModels(a: DeployedModel, b: DeployedModel, opts: PrepareOptions & EvaluateOptions & { floatPath?: string } = {}): Promise<CompareReport> {
+export async function compareModels(
+  a: DeployedModel,
+  b: DeployedModel,
+  opts: PrepareOptions & EvaluateOptions & { floatPath?: string } = {},
+): Promise<CompareReport> {
   await requireLoadable(b);
   const p = await prepareDeployed(a, opts);
   const qa = await quantizeDeployed(p, a, opts);

@@ -39,7 +39,10 @@ export const TWIN_NOTE =
  */
 export function requireFloat(loaded: LoadedModel, command: string): void {
   const kind = detectQuantization(loaded.proto.graph!).kind;
-  if (kind !== 'float') throw new InputError(`${loaded.path} is already quantized (${kind}); ${command} needs its float model (analyze, gate and compare take quantized models as deployed)`);
+  if (kind !== 'float')
+    throw new InputError(
+      `${loaded.path} is already quantized (${kind}); ${command} needs its float model (analyze, gate and compare take quantized models as deployed)`,
+    );
 }
 
 /** A model that must be quantized (compare). */
@@ -135,9 +138,15 @@ function floatOnly(plan: QuantPlan, p: Prepared): QuantPlan {
   return { layers, activations: plan.activations.filter(isFloat), skipped };
 }
 
-function describe(d: DeployedModel, ref: { floatModel?: string; twinOf?: string } | null, unmatched: Unmatched | null, grids: { activations: number; weights: number }): ModelQuantization {
+function describe(
+  d: DeployedModel,
+  ref: { floatModel?: string; twinOf?: string } | null,
+  unmatched: Unmatched | null,
+  grids: { activations: number; weights: number },
+): ModelQuantization {
   const floatModel = ref?.floatModel;
-  const matched = 'the deployed grids and weight codes are applied to its tensors and layers, matched by name (what did not match is listed under unmatched and left float)';
+  const matched =
+    'the deployed grids and weight codes are applied to its tensors and layers, matched by name (what did not match is listed under unmatched and left float)';
   const notes = floatModel
     ? [`The float reference is ${floatModel}: ${matched}.`]
     : ref?.twinOf
@@ -158,7 +167,9 @@ function describe(d: DeployedModel, ref: { floatModel?: string; twinOf?: string 
 export async function evaluateDeployed(p: Prepared, d: DeployedModel, q: Quantized, opts: EvaluateOptions = {}): Promise<Report> {
   const report = await evaluate(p, q, opts);
   // Every grid in the report is the file's own (weights: their codes), not a calibration's choice.
-  const fixedWeights = new Set(q.plan.layers.flatMap((l) => l.roles.flatMap((r, i) => (r.kind === 'weight' && l.fixed?.has(i) ? [`${l.node.name}:${l.node.input[i]}`] : []))));
+  const fixedWeights = new Set(
+    q.plan.layers.flatMap((l) => l.roles.flatMap((r, i) => (r.kind === 'weight' && l.fixed?.has(i) ? [`${l.node.name}:${l.node.input[i]}`] : []))),
+  );
   for (const t of report.tensors) if (t.chosen && (t.kind === 'activation' || fixedWeights.has(t.name))) t.chosen.deployed = true;
   if (q.plan.activations.length === 0) {
     report.warnings.unshift({

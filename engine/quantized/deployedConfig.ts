@@ -26,7 +26,8 @@ function scheme(grids: QuantParams[], fallback: TensorSchemeConfig): TensorSchem
   const { bits, signed } = JSON.parse(top) as { bits: 4 | 8 | 16; signed: boolean };
   const same = grids.filter((p) => typeKey(p) === top);
   return {
-    bits, signed,
+    bits,
+    signed,
     symmetric: signed && same.every((p) => p.zeroPoint === 0),
     narrowRange: false,
     powerOfTwo: same.every((p) => isPow2(p.scale)),
@@ -36,7 +37,10 @@ function scheme(grids: QuantParams[], fallback: TensorSchemeConfig): TensorSchem
 export function deployedConfig(activations: Map<string, QuantParams>, layers: readonly PlannedLayer[], foldBatchNorm: boolean): QuantConfig {
   const weights = layers.flatMap((l) => l.roles.flatMap((r, i) => (r.kind === 'weight' && l.fixed?.get(i) ? [{ layer: l, codes: l.fixed.get(i)! }] : [])));
   const act = scheme([...activations.values()], PRESETS.tensorrt.config.activations);
-  const w = scheme(weights.flatMap((x) => x.codes.params), PRESETS.tensorrt.config.weights);
+  const w = scheme(
+    weights.flatMap((x) => x.codes.params),
+    PRESETS.tensorrt.config.weights,
+  );
   const perChannel = weights.some((x) => x.codes.params.length > 1);
   const narrow = w.signed && weights.every((x) => x.codes.codes.every((c) => c > x.codes.params[0].qmin));
   const preset: PresetName = act.powerOfTwo && w.powerOfTwo ? 'power-of-two' : act.signed ? 'tensorrt' : !w.signed ? 'qnn' : 'ort-cpu';
@@ -48,7 +52,8 @@ export function deployedConfig(activations: Map<string, QuantParams>, layers: re
   for (const { layer, codes } of weights) {
     const bits = gridType(codes.params[0]).bits;
     const pc = codes.params.length > 1;
-    if (bits !== w.bits || pc !== perChannel) layerOverrides.push({ node: layer.node.name, ...(bits !== w.bits ? { weightBits: bits } : {}), ...(pc !== perChannel ? { perChannel: pc } : {}) });
+    if (bits !== w.bits || pc !== perChannel)
+      layerOverrides.push({ node: layer.node.name, ...(bits !== w.bits ? { weightBits: bits } : {}), ...(pc !== perChannel ? { perChannel: pc } : {}) });
   }
   return {
     preset,

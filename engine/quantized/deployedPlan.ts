@@ -52,7 +52,10 @@ export function deployedPlan(graph: GraphProto, d: DeployedGrids): QuantPlan {
       continue;
     }
     if (d.dynamicNodes.has(n.name)) {
-      skip(n, 'the deployed model quantizes its input at run time (DynamicQuantizeLinear: a new grid per batch), which a fixed Q/DQ cannot simulate; the analysis keeps its deployed weights and runs its activations in float');
+      skip(
+        n,
+        'the deployed model quantizes its input at run time (DynamicQuantizeLinear: a new grid per batch), which a fixed Q/DQ cannot simulate; the analysis keeps its deployed weights and runs its activations in float',
+      );
       continue;
     }
     if (d.blockedNodes.has(n.name)) {
@@ -77,7 +80,10 @@ export function deployedPlan(graph: GraphProto, d: DeployedGrids): QuantPlan {
     });
     const output = d.layerOutput.get(n.name) ?? n.output[0];
     if (!d.activations.has(output)) {
-      skip(n, 'its output is not quantized in the deployed model (it stays float); layers are measured at their quantized outputs, its effect is in the model outputs');
+      skip(
+        n,
+        'its output is not quantized in the deployed model (it stays float); layers are measured at their quantized outputs, its effect is in the model outputs',
+      );
       continue;
     }
     const kept = new Map([...fixed].filter(([i]) => roles[i]?.kind === 'weight' || roles[i]?.kind === 'bias'));

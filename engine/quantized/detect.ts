@@ -17,14 +17,45 @@ const QDQ_OPS = new Set(['QuantizeLinear', 'DequantizeLinear']);
 export const QOPERATOR_OPS: Record<string, ReadonlySet<string>> = {
   '': new Set(['QLinearConv', 'QLinearMatMul', 'ConvInteger', 'MatMulInteger', 'DynamicQuantizeLinear']),
   [MS]: new Set([
-    'QLinearConv', 'QGemm', 'QLinearAdd', 'QLinearMul', 'QLinearConcat', 'QLinearSigmoid', 'QLinearLeakyRelu', 'QLinearSoftmax',
-    'QLinearGlobalAveragePool', 'QLinearAveragePool', 'QLinearReduceMean', 'QLinearWhere', 'QLinearConvTranspose', 'QAttention',
-    'MatMulNBits', 'MatMulIntegerToFloat', 'DynamicQuantizeMatMul', 'DynamicQuantizeLSTM', 'QEmbedLayerNormalization', 'QOrderedMatMul',
+    'QLinearConv',
+    'QGemm',
+    'QLinearAdd',
+    'QLinearMul',
+    'QLinearConcat',
+    'QLinearSigmoid',
+    'QLinearLeakyRelu',
+    'QLinearSoftmax',
+    'QLinearGlobalAveragePool',
+    'QLinearAveragePool',
+    'QLinearReduceMean',
+    'QLinearWhere',
+    'QLinearConvTranspose',
+    'QAttention',
+    'MatMulNBits',
+    'MatMulIntegerToFloat',
+    'DynamicQuantizeMatMul',
+    'DynamicQuantizeLSTM',
+    'QEmbedLayerNormalization',
+    'QOrderedMatMul',
   ]),
 };
 
 /** Float operators that do the arithmetic a QDQ model quantizes (a DQ'd weight or a DQ->op->Q sandwich around them). */
-const COMPUTE = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Add', 'Mul', 'Sub', 'Concat', 'AveragePool', 'GlobalAveragePool', 'Sigmoid', 'Softmax', 'LeakyRelu']);
+const COMPUTE = new Set([
+  'Conv',
+  'ConvTranspose',
+  'Gemm',
+  'MatMul',
+  'Add',
+  'Mul',
+  'Sub',
+  'Concat',
+  'AveragePool',
+  'GlobalAveragePool',
+  'Sigmoid',
+  'Softmax',
+  'LeakyRelu',
+]);
 
 function domainOf(n: NodeProto): string {
   return n.domain === 'ai.onnx' ? '' : n.domain;
@@ -75,7 +106,8 @@ export function detectQuantization(graph: GraphProto): QuantizationCensus {
     return w !== undefined && isCodeType(w.dataType);
   };
   const toQ = (t: string) => (idx.consumers.get(t) ?? []).some((c) => isQdqNode(c) && c.opType === 'QuantizeLinear');
-  const qdqCompute = graph.node.some((n) => COMPUTE.has(n.opType) && domainOf(n) === '' &&
-    (n.input.some(intWeight) || (n.input.some(fromDq) && n.output.some(toQ))));
+  const qdqCompute = graph.node.some(
+    (n) => COMPUTE.has(n.opType) && domainOf(n) === '' && (n.input.some(intWeight) || (n.input.some(fromDq) && n.output.some(toQ))),
+  );
   return { kind: qdqCompute ? 'mixed' : 'qoperator', ops };
 }

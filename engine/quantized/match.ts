@@ -30,8 +30,12 @@ export function twinGrids(twin: Twin): DeployedGrids {
     });
   }
   return {
-    activations: twin.grids, fixed, layerOutput: twin.layerOutput, quantized: new Set(twin.quantized.keys()),
-    dynamicNodes: twin.dynamicNodes, blockedNodes: twin.blockedNodes,
+    activations: twin.grids,
+    fixed,
+    layerOutput: twin.layerOutput,
+    quantized: new Set(twin.quantized.keys()),
+    dynamicNodes: twin.dynamicNodes,
+    blockedNodes: twin.blockedNodes,
   };
 }
 
@@ -55,7 +59,7 @@ export function matchGrids(twin: Twin, own: DeployedGrids, target: GraphProto): 
     // A Relu the twin made explicit: the reference has its own Relu after the same value.
     if (p && p.opType === 'Relu' && depth < 4) {
       const before = mapTensor(p.input[0], depth + 1);
-      const readers = before ? dst.consumers.get(before) ?? [] : [];
+      const readers = before ? (dst.consumers.get(before) ?? []) : [];
       if (readers.length === 1 && readers[0].opType === 'Relu') return readers[0].output[0];
     }
     return undefined;

@@ -12,8 +12,28 @@ import type { TwinBuilder } from './twinBuilder';
 
 /** Operators that compute the same on codes as on the values they stand for (order-preserving, no arithmetic). */
 const CODE_MOVERS = new Set([
-  'Transpose', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'MaxPool', 'GlobalMaxPool', 'Slice', 'Gather', 'GatherElements', 'Split',
-  'Concat', 'Identity', 'Resize', 'Upsample', 'Pad', 'DepthToSpace', 'SpaceToDepth', 'Tile', 'Expand', 'ReduceMax', 'ReduceMin',
+  'Transpose',
+  'Reshape',
+  'Flatten',
+  'Squeeze',
+  'Unsqueeze',
+  'MaxPool',
+  'GlobalMaxPool',
+  'Slice',
+  'Gather',
+  'GatherElements',
+  'Split',
+  'Concat',
+  'Identity',
+  'Resize',
+  'Upsample',
+  'Pad',
+  'DepthToSpace',
+  'SpaceToDepth',
+  'Tile',
+  'Expand',
+  'ReduceMax',
+  'ReduceMin',
 ]);
 /** Operators that read only the shape of their input. */
 const SHAPE_READERS = new Set(['Shape', 'Size']);
@@ -71,7 +91,9 @@ export function dequantizeLinear(b: TwinBuilder, n: NodeProto): void {
   const f = b.float(x);
   const g = b.grids.get(f);
   if (p.length === 1 && g && !sameGrid(g, p[0])) {
-    b.notes.push(`${n.name} dequantizes ${x} with scale ${p[0].scale} / zero point ${p[0].zeroPoint} although it was quantized with ${g.scale} / ${g.zeroPoint}; the twin uses the value as quantized`);
+    b.notes.push(
+      `${n.name} dequantizes ${x} with scale ${p[0].scale} / zero point ${p[0].zeroPoint} although it was quantized with ${g.scale} / ${g.zeroPoint}; the twin uses the value as quantized`,
+    );
   }
   b.alias.set(out, f);
   if (b.src.graphOutputs.has(out)) b.outputRenames.set(f, out);
@@ -85,10 +107,20 @@ function blockedWeight(b: TwinBuilder, n: NodeProto, x: string, block: number): 
   const s = b.constant(b.required(n, 1, 'scale'));
   if (!s) throw new InputError(`${b.where(n)}: the scale ${n.input[1]} is not a constant`);
   const z = b.constant(n.input[2] ?? '');
-  if (z && z.dataType !== c.dataType) throw new InputError(`${b.where(n)}: the zero point ${n.input[2]} is ${typeName(z.dataType)} but the codes are ${typeName(c.dataType)}`);
-  const values = dequantizeBlocked(readCodes(c, `${b.where(n)}: ${x}`), dims, readFloats(s, `${b.where(n)}: scale`), z ? readCodes(z, `${b.where(n)}: zero point`) : null, axis, block);
+  if (z && z.dataType !== c.dataType)
+    throw new InputError(`${b.where(n)}: the zero point ${n.input[2]} is ${typeName(z.dataType)} but the codes are ${typeName(c.dataType)}`);
+  const values = dequantizeBlocked(
+    readCodes(c, `${b.where(n)}: ${x}`),
+    dims,
+    readFloats(s, `${b.where(n)}: scale`),
+    z ? readCodes(z, `${b.where(n)}: zero point`) : null,
+    axis,
+    block,
+  );
   b.initializers.push(makeTensor(n.output[0], DT.FLOAT, dims, values));
-  b.notes.push(`${x} is block-quantized (blocks of ${block}): the twin holds its dequantized values, which the analysis keeps exactly (no per-block grid is re-applied)`);
+  b.notes.push(
+    `${x} is block-quantized (blocks of ${block}): the twin holds its dequantized values, which the analysis keeps exactly (no per-block grid is re-applied)`,
+  );
 }
 
 export function dynamicQuantizeLinear(b: TwinBuilder, n: NodeProto): void {
@@ -109,7 +141,9 @@ export function otherNode(b: TwinBuilder, n: NodeProto): void {
   if (tracked.length === 0) return void copy();
   const known = (n.domain === '' || n.domain === 'ai.onnx') && (CODE_MOVERS.has(n.opType) || SHAPE_READERS.has(n.opType));
   if (!known || tracked.some((t) => b.dynamic.has(t))) {
-    throw new InputError(`${b.where(n)} computes on the integer tensor ${tracked[0]}; QuantLens cannot turn that into float (it follows Q/DQ, QLinear*, ConvInteger/MatMulInteger, MatMulNBits and operators that only move codes)`);
+    throw new InputError(
+      `${b.where(n)} computes on the integer tensor ${tracked[0]}; QuantLens cannot turn that into float (it follows Q/DQ, QLinear*, ConvInteger/MatMulInteger, MatMulNBits and operators that only move codes)`,
+    );
   }
   if (SHAPE_READERS.has(n.opType)) return void copy();
   const first = tracked[0];

@@ -24,7 +24,14 @@ function qlinearConv(b: TwinBuilder, n: NodeProto): void {
   const w = b.weight(n, 3, 4, 5, () => 0);
   const out = b.tensorParams(n, 6, 7, 'output');
   const inputs = [x, w.name];
-  if (n.input[8]) inputs.push(b.bias(n, 8, w.params.map((p) => xs.scale * p.scale)));
+  if (n.input[8])
+    inputs.push(
+      b.bias(
+        n,
+        8,
+        w.params.map((p) => xs.scale * p.scale),
+      ),
+    );
   const rank = b.constant(n.input[3])!.dims.length;
   b.compute(n, 'Conv', inputs, without(n, 'channels_last'), out, rankOf(n, rank));
 }
@@ -43,23 +50,34 @@ function qgemm(b: TwinBuilder, n: NodeProto): void {
   const as = b.tensorParams(n, 1, 2, 'input', b.codeType.get(n.input[0]));
   const w = b.isIntConstant(n.input[3]) ? b.weight(n, 3, 4, 5, () => (transB ? 0 : 1)) : null;
   const inputs = [a, w ? w.name : b.activation(n, 3, 4, 5)];
-  if (n.input[6]) inputs.push(b.bias(n, 6, (w?.params ?? b.params(n, 4, 5, 'input B')).map((p) => alpha * as.scale * p.scale)));
+  if (n.input[6])
+    inputs.push(
+      b.bias(
+        n,
+        6,
+        (w?.params ?? b.params(n, 4, 5, 'input B')).map((p) => alpha * as.scale * p.scale),
+      ),
+    );
   const out = n.input[7] ? b.tensorParams(n, 7, 8, 'output') : null;
   b.compute(n, 'Gemm', inputs, n.attribute, out);
 }
 
 /** Binary elementwise QLinear ops: (A, A_scale, A_zp, B, B_scale, B_zp, C_scale, C_zp). */
-const binary = (op: string): Converter => (b, n) => {
-  const x = b.activation(n, 0, 1, 2);
-  const y = b.activation(n, 3, 4, 5);
-  b.compute(n, op, [x, y], [], b.tensorParams(n, 6, 7, 'output'));
-};
+const binary =
+  (op: string): Converter =>
+  (b, n) => {
+    const x = b.activation(n, 0, 1, 2);
+    const y = b.activation(n, 3, 4, 5);
+    b.compute(n, op, [x, y], [], b.tensorParams(n, 6, 7, 'output'));
+  };
 
 /** Unary QLinear ops: (X, X_scale, X_zp, Y_scale, Y_zp) plus the float op's own attributes. */
-const unary = (op: string, drop: string[] = [], rank?: number): Converter => (b, n) => {
-  const x = b.activation(n, 0, 1, 2);
-  b.compute(n, op, [x], without(n, 'channels_last', ...drop), b.tensorParams(n, 3, 4, 'output'), rank ? rankOf(n, rank) : {});
-};
+const unary =
+  (op: string, drop: string[] = [], rank?: number): Converter =>
+  (b, n) => {
+    const x = b.activation(n, 0, 1, 2);
+    b.compute(n, op, [x], without(n, 'channels_last', ...drop), b.tensorParams(n, 3, 4, 'output'), rank ? rankOf(n, rank) : {});
+  };
 
 function qlinearConcat(b: TwinBuilder, n: NodeProto): void {
   const out = b.tensorParams(n, 0, 1, 'output');

@@ -75,11 +75,15 @@ export function buildTwin(proto: ModelProto, file: string): Twin {
   const nodes = new Set(model.graph!.node.map((n) => n.name));
   const inits = new Set(model.graph!.initializer.map((i) => i.name));
   return {
-    model, census, grids,
+    model,
+    census,
+    grids,
     constants: new Map([...b.constants].filter(([t]) => inits.has(t))),
     quantized: new Map([...b.quantized].filter(([n]) => nodes.has(n))),
     layerOutput: new Map([...b.layerOutput].filter(([n, t]) => nodes.has(n) && live.has(t))),
-    dynamicNodes: b.dynamicNodes, blockedNodes: b.blockedNodes, notes: b.notes,
+    dynamicNodes: b.dynamicNodes,
+    blockedNodes: b.blockedNodes,
+    notes: b.notes,
   };
 }
 
@@ -158,7 +162,9 @@ function sinkTransposes(nodes: NodeProto[], outputs: Set<string>, b: TwinBuilder
       if (!(ELEMENTWISE.has(u.opType) && u.input.length === 1) && !SAME_SHAPE_BINARY.has(u.opType)) continue;
       const ts = u.input.map((x) => producer.get(x));
       const perm = ts[0]?.opType === 'Transpose' ? String(attrInts(ts[0], 'perm')) : '';
-      const movable = perm && ts.every((t) => t && t.opType === 'Transpose' && String(attrInts(t, 'perm')) === perm && readers.get(t.output[0]) === 1 && !outputs.has(t.output[0]));
+      const movable =
+        perm &&
+        ts.every((t) => t && t.opType === 'Transpose' && String(attrInts(t, 'perm')) === perm && readers.get(t.output[0]) === 1 && !outputs.has(t.output[0]));
       if (!movable || outputs.has(u.output[0])) continue;
       const old = u.output[0];
       const moved = b.fresh(`${old}_moved`);

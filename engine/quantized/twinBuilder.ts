@@ -17,7 +17,18 @@ import type { QuantParams } from '../quantize/scheme';
 import { dequantize, gridsFrom, isCodeType, readCodes, sameGrid, typeName, typeOfGrid } from './codes';
 
 /** Float operators whose output can be negative: a grid starting at 0 right after one of them is a fused Relu. */
-const SIGNED_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Add', 'Sub', 'Sum', 'BatchNormalization', 'InstanceNormalization', 'LayerNormalization']);
+const SIGNED_OPS = new Set([
+  'Conv',
+  'ConvTranspose',
+  'Gemm',
+  'MatMul',
+  'Add',
+  'Sub',
+  'Sum',
+  'BatchNormalization',
+  'InstanceNormalization',
+  'LayerNormalization',
+]);
 
 const INT32: Pick<QuantParams, 'qmin' | 'qmax'> = { qmin: -(2 ** 31), qmax: 2 ** 31 - 1 };
 
@@ -62,7 +73,11 @@ export class TwinBuilder {
   private readonly nodeNames: Set<string>;
   private readonly dequantized = new Map<string, { name: string; params: QuantParams[] }>();
 
-  constructor(graph: GraphProto, readonly file: string, readonly opset: number) {
+  constructor(
+    graph: GraphProto,
+    readonly file: string,
+    readonly opset: number,
+  ) {
     this.src = new GraphIndex(graph);
     this.fresh = nameAllocator(graph);
     this.nodeNames = new Set(graph.node.map((n) => n.name));
@@ -125,7 +140,14 @@ export class TwinBuilder {
    * A constant integer input dequantized into a float initializer of the twin; its codes and grid
    * are kept for the analysis. `axisOf` picks the channel axis for per-channel scales.
    */
-  weight(n: NodeProto, idx: number, scaleIdx: number, zpIdx: number, axisOf: (dims: number[]) => number, name?: string): { name: string; params: QuantParams[] } {
+  weight(
+    n: NodeProto,
+    idx: number,
+    scaleIdx: number,
+    zpIdx: number,
+    axisOf: (dims: number[]) => number,
+    name?: string,
+  ): { name: string; params: QuantParams[] } {
     const t = this.required(n, idx, 'weight');
     const key = `${t}|${n.input[scaleIdx]}|${n.input[zpIdx] ?? ''}`;
     const known = this.dequantized.get(key);
@@ -138,7 +160,8 @@ export class TwinBuilder {
     if (params.length > 1) {
       axis = axisOf(dims);
       if (axis < 0) axis += dims.length;
-      if (dims[axis] !== params.length) throw new InputError(`${this.where(n)}: weight ${t} has ${dims[axis]} channels on axis ${axis} but ${params.length} scales`);
+      if (dims[axis] !== params.length)
+        throw new InputError(`${this.where(n)}: weight ${t} has ${dims[axis]} channels on axis ${axis} but ${params.length} scales`);
     }
     const out = name ?? this.fresh(t.replace(/_quantized$/, '') === t ? `${t}_dequantized` : t.replace(/_quantized$/, ''));
     this.initializers.push(makeTensor(out, DT.FLOAT, dims, dequantize(codes, dims, params, axis)));
@@ -156,7 +179,8 @@ export class TwinBuilder {
     if (!isCodeType(c.dataType)) return t; // a float bias: nothing to dequantize
     if (c.dataType !== DT.INT32) throw new InputError(`${this.where(n)}: the bias ${t} is ${typeName(c.dataType)}, not int32`);
     const codes = readCodes(c, `${this.where(n)}: bias ${t}`);
-    if (scales.length !== 1 && scales.length !== codes.length) throw new InputError(`${this.where(n)}: the bias ${t} has ${codes.length} values for ${scales.length} weight channels`);
+    if (scales.length !== 1 && scales.length !== codes.length)
+      throw new InputError(`${this.where(n)}: the bias ${t} has ${codes.length} values for ${scales.length} weight channels`);
     const params = scales.map((scale) => ({ scale: Math.fround(scale), zeroPoint: 0, ...INT32 }));
     const dims = c.dims.map(Number);
     const out = this.fresh(t.replace(/_quantized$/, '') === t ? `${t}_dequantized` : t.replace(/_quantized$/, ''));
@@ -173,13 +197,18 @@ export class TwinBuilder {
     const t = this.required(n, idx, 'input');
     if (this.isIntConstant(t)) return this.weight(n, idx, scaleIdx, zpIdx, axisOf).name;
     if (!this.codeType.has(t)) {
-      throw new InputError(`${this.where(n)}: its input ${t} does not come from a quantized operator QuantLens can follow (an integer graph input, or an unsupported producer)`);
+      throw new InputError(
+        `${this.where(n)}: its input ${t} does not come from a quantized operator QuantLens can follow (an integer graph input, or an unsupported producer)`,
+      );
     }
     const p = this.tensorParams(n, scaleIdx, zpIdx, 'input', this.codeType.get(t));
     const f = this.float(t);
     const g = this.grids.get(f);
     if (!g) this.grids.set(f, p);
-    else if (!sameGrid(g, p)) this.notes.push(`${n.opType} ${n.name} reads ${t} with scale ${p.scale} / zero point ${p.zeroPoint} although it was quantized with ${g.scale} / ${g.zeroPoint}; the twin uses the value as quantized`);
+    else if (!sameGrid(g, p))
+      this.notes.push(
+        `${n.opType} ${n.name} reads ${t} with scale ${p.scale} / zero point ${p.zeroPoint} although it was quantized with ${g.scale} / ${g.zeroPoint}; the twin uses the value as quantized`,
+      );
     return f;
   }
 
@@ -227,7 +256,9 @@ export class TwinBuilder {
     if (relu) {
       const prod = this.producer.get(value);
       if (prod && !g) this.layerOutput.set(prod.name, out);
-      this.notes.push(`${out}: a Relu is made explicit (the deployed grid of ${value} starts at 0, so negatives are clamped there, as quantizers do when they fold a Relu)`);
+      this.notes.push(
+        `${out}: a Relu is made explicit (the deployed grid of ${value} starts at 0, so negatives are clamped there, as quantizers do when they fold a Relu)`,
+      );
     }
     this.grids.set(out, p);
     return out;

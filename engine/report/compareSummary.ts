@@ -34,21 +34,28 @@ export function formatCompare(r: CompareReport): string {
   ];
   for (const l of r.layers) {
     const w = l.weightCodes ? `${l.weightCodes.differ}/${l.weightCodes.total}` : '-';
-    lines.push([
-      String(l.rank).padStart(4),
-      l.node.slice(0, 28).padEnd(28),
-      l.op.slice(0, 8).padEnd(8),
-      pair(scale(l.a), scale(l.b), 21),
-      pair(zp(l.a), zp(l.b), 11),
-      pair(clip(l.a), clip(l.b), 19),
-      w.padEnd(16),
-      pair(db(l.a?.isolatedSqnrDb), db(l.b?.isolatedSqnrDb), 14),
-      pair(db(l.a?.accumulatedSqnrDb), db(l.b?.accumulatedSqnrDb), 14),
-      pair(db(l.a?.onlyThisSqnrDb), db(l.b?.onlyThisSqnrDb), 19),
-      sci(l.isolatedErrorDiff),
-    ].join('  '));
+    lines.push(
+      [
+        String(l.rank).padStart(4),
+        l.node.slice(0, 28).padEnd(28),
+        l.op.slice(0, 8).padEnd(8),
+        pair(scale(l.a), scale(l.b), 21),
+        pair(zp(l.a), zp(l.b), 11),
+        pair(clip(l.a), clip(l.b), 19),
+        w.padEnd(16),
+        pair(db(l.a?.isolatedSqnrDb), db(l.b?.isolatedSqnrDb), 14),
+        pair(db(l.a?.accumulatedSqnrDb), db(l.b?.accumulatedSqnrDb), 14),
+        pair(db(l.a?.onlyThisSqnrDb), db(l.b?.onlyThisSqnrDb), 19),
+        sci(l.isolatedErrorDiff),
+      ].join('  '),
+    );
   }
-  lines.push('', r.mostDifferent ? `differs most: ${r.mostDifferent} (ranked by the difference of isolated error power, error/signal)` : 'no layer differs in isolated error');
+  lines.push(
+    '',
+    r.mostDifferent
+      ? `differs most: ${r.mostDifferent} (ranked by the difference of isolated error power, error/signal)`
+      : 'no layer differs in isolated error',
+  );
   for (const n of r.notes) lines.push(`note: ${n}`);
   return lines.join('\n') + '\n';
 }

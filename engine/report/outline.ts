@@ -61,15 +61,21 @@ export function layerHover(l: LayerReport, r: Report, sqnrWarningDb: number): st
   ];
   if (l.sensitivity) {
     const s = l.sensitivity;
-    lines.push(`- sensitivity rank #${s.rank}: only this quantized → agreement ${pct(s.onlyThis.agreement)}, output ${db(s.onlyThis.outputSqnrDb)}${s.allButThis ? `; all but this → agreement ${pct(s.allButThis.agreement)}` : ''}`);
+    lines.push(
+      `- sensitivity rank #${s.rank}: only this quantized → agreement ${pct(s.onlyThis.agreement)}, output ${db(s.onlyThis.outputSqnrDb)}${s.allButThis ? `; all but this → agreement ${pct(s.allButThis.agreement)}` : ''}`,
+    );
   }
   if (out) lines.push('', tensorLines(out));
   return lines.join('\n');
 }
 
 function tensorLines(t: TensorReport): string {
-  const th = Object.entries(t.thresholds).map(([m, v]) => `${m} [${v!.lo.toPrecision(3)}, ${v!.hi.toPrecision(3)}]`).join(', ');
-  const chosen = t.chosen ? `${t.chosen.method}, scale ${Array.isArray(t.chosen.scale) ? `${t.chosen.scale.length} channels` : t.chosen.scale.toPrecision(4)}, zero point ${Array.isArray(t.chosen.zeroPoint) ? '…' : t.chosen.zeroPoint}` : 'not quantized';
+  const th = Object.entries(t.thresholds)
+    .map(([m, v]) => `${m} [${v!.lo.toPrecision(3)}, ${v!.hi.toPrecision(3)}]`)
+    .join(', ');
+  const chosen = t.chosen
+    ? `${t.chosen.method}, scale ${Array.isArray(t.chosen.scale) ? `${t.chosen.scale.length} channels` : t.chosen.scale.toPrecision(4)}, zero point ${Array.isArray(t.chosen.zeroPoint) ? '…' : t.chosen.zeroPoint}`
+    : 'not quantized';
   return [
     `\`${t.name}\` (${t.kind}) range [${t.min.toPrecision(4)}, ${t.max.toPrecision(4)}]${t.degenerate ? ` — ${t.degenerate}` : ''}`,
     `- thresholds: ${th}`,

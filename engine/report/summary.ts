@@ -14,14 +14,22 @@ export function formatSummary(r: Report, worst = 8): string {
   const a = r.accuracy;
   const lines: string[] = [];
   lines.push(`model    ${r.model.path}`);
-  lines.push(`data     ${r.data.synthetic ? 'SYNTHETIC (thresholds are not meaningful)' : r.data.source}, ${r.samples} samples${r.data.labels ? ', labelled' : ''}`);
+  lines.push(
+    `data     ${r.data.synthetic ? 'SYNTHETIC (thresholds are not meaningful)' : r.data.source}, ${r.samples} samples${r.data.labels ? ', labelled' : ''}`,
+  );
   const c = r.config;
   const qz = r.model.quantization;
   if (qz && qz.kind !== 'float') {
-    lines.push(`grids    the model's own (${qz.kind}: ${qz.grids?.activations ?? 0} activation grids, ${qz.grids?.weights ?? 0} weights with their codes), nothing recalibrated`);
-    lines.push(`float    ${qz.reference === 'user' ? `the float model ${qz.floatModel}` : "the model's float twin (weights DEQUANTIZED: a QAT model's float accuracy only approximately; --float for the original)"}`);
+    lines.push(
+      `grids    the model's own (${qz.kind}: ${qz.grids?.activations ?? 0} activation grids, ${qz.grids?.weights ?? 0} weights with their codes), nothing recalibrated`,
+    );
+    lines.push(
+      `float    ${qz.reference === 'user' ? `the float model ${qz.floatModel}` : "the model's float twin (weights DEQUANTIZED: a QAT model's float accuracy only approximately; --float for the original)"}`,
+    );
   } else {
-    lines.push(`config   preset=${c.preset} calibration=${c.calibration} W${c.weights.bits}${c.weights.perChannel ? '/channel' : '/tensor'} A${c.activations.bits}${c.activations.symmetric ? ' symmetric' : ' asymmetric'}`);
+    lines.push(
+      `config   preset=${c.preset} calibration=${c.calibration} W${c.weights.bits}${c.weights.perChannel ? '/channel' : '/tensor'} A${c.activations.bits}${c.activations.symmetric ? ' symmetric' : ' asymmetric'}`,
+    );
   }
   lines.push('');
   lines.push(...formatDiagnosis(r));
@@ -30,7 +38,10 @@ export function formatSummary(r: Report, worst = 8): string {
   lines.push(`simulated  ${pct(a.simulated.top1)}    ${pct(a.simulated.agreement)}  ${db(a.simulated.outputSqnrDb)}`);
   lines.push(`integer    ${pct(a.integer.top1)}    ${pct(a.integer.agreement)}  ${db(a.integer.outputSqnrDb)}`);
   const di = a.dropInterval;
-  if (a.dropPoints !== null) lines.push(`accuracy drop float -> integer: ${a.dropPoints.toFixed(2)} points${di ? ` (95% interval ${di.low.toFixed(2)} to ${di.high.toFixed(2)}${a.mcnemarP != null ? `, McNemar p = ${a.mcnemarP.toPrecision(2)}` : ''})` : ''}`);
+  if (a.dropPoints !== null)
+    lines.push(
+      `accuracy drop float -> integer: ${a.dropPoints.toFixed(2)} points${di ? ` (95% interval ${di.low.toFixed(2)} to ${di.high.toFixed(2)}${a.mcnemarP != null ? `, McNemar p = ${a.mcnemarP.toPrecision(2)}` : ''})` : ''}`,
+    );
   lines.push('');
   // Ranked by the damage each layer does itself when there is a diagnosis; accumulated SQNR is
   // shown but never ranks (a late layer inherits everything upstream).
@@ -53,23 +64,32 @@ export function formatSummary(r: Report, worst = 8): string {
     lines.push('');
     lines.push('integer codes: simulated / integer-only reference / onnxruntime (share of codes that differ, root causes):');
     const hazard = u8s8Hazard(r.platform);
-    lines.push(`  node                                sim vs ORT   ref vs ORT  max  causes (ref vs ORT)             ${hazard ? 'u8s8 saturation (target without VNNI)' : ''}`);
+    lines.push(
+      `  node                                sim vs ORT   ref vs ORT  max  causes (ref vs ORT)             ${hazard ? 'u8s8 saturation (target without VNNI)' : ''}`,
+    );
     for (const l of diffs.slice(0, worst)) {
       const d = l.integerDiff!;
       const causes = d.referenceVsOrt.causes.map((c) => `${c.cause} ${c.count}`).join(', ') || '-';
       const u8 = !hazard ? '' : d.u8s8.applicable ? (d.u8s8.changedOutputs ? `${d.u8s8.changedOutputs} codes change` : 'no change') : 'n/a';
-      lines.push(`  ${fit(l.node, 34)}  ${pctFine(d.simulatedVsOrt.mismatchRate).padStart(9)}  ${pctFine(d.referenceVsOrt.mismatchRate).padStart(10)}  ${String(d.referenceVsOrt.maxLsb).padStart(3)}  ${causes.slice(0, 30).padEnd(30)}  ${u8}`);
+      lines.push(
+        `  ${fit(l.node, 34)}  ${pctFine(d.simulatedVsOrt.mismatchRate).padStart(9)}  ${pctFine(d.referenceVsOrt.mismatchRate).padStart(10)}  ${String(d.referenceVsOrt.maxLsb).padStart(3)}  ${causes.slice(0, 30).padEnd(30)}  ${u8}`,
+      );
     }
   }
   const grids = qz && qz.kind !== 'float' ? deployedGrids(r) : [];
   if (grids.length > 1) lines.push('', ...grids);
-  const clipped = r.tensors.filter((t) => t.kind === 'activation' && t.clipRate > 0.001).sort((x, y) => y.clipRate - x.clipRate).slice(0, 5);
+  const clipped = r.tensors
+    .filter((t) => t.kind === 'activation' && t.clipRate > 0.001)
+    .sort((x, y) => y.clipRate - x.clipRate)
+    .slice(0, 5);
   if (clipped.length) {
     lines.push('');
     lines.push('most clipped activations (chosen range vs observed range):');
     for (const t of clipped) {
       const rng = t.chosen!.range;
-      lines.push(`  ${fit(t.name, 40)} clip ${(t.clipRate * 100).toFixed(2)}%  range [${rng.lo.toPrecision(3)}, ${rng.hi.toPrecision(3)}] of [${t.min.toPrecision(3)}, ${t.max.toPrecision(3)}]`);
+      lines.push(
+        `  ${fit(t.name, 40)} clip ${(t.clipRate * 100).toFixed(2)}%  range [${rng.lo.toPrecision(3)}, ${rng.hi.toPrecision(3)}] of [${t.min.toPrecision(3)}, ${t.max.toPrecision(3)}]`,
+      );
     }
   }
   const warn = r.warnings.filter((w) => w.code !== 'no-integer-kernel');
@@ -88,7 +108,9 @@ function deployedGrids(r: Report): string[] {
     const t = r.tensors.find((x) => x.kind === 'activation' && x.name === l.output);
     if (!t?.chosen) continue;
     const g = t.grid;
-    out.push(`  ${l.node.slice(0, 34).padEnd(34)}  scale ${Number(t.chosen.scale).toPrecision(4).padEnd(10)} zp ${String(t.chosen.zeroPoint).padStart(4)}  clip ${pctFine(t.clipRate).padStart(7)}  unused ${g ? pctFine(g.unusedShare).padStart(7) : '    n/a'}  span ${g ? pctFine(g.spanShare).padStart(7) : 'n/a'}`);
+    out.push(
+      `  ${l.node.slice(0, 34).padEnd(34)}  scale ${Number(t.chosen.scale).toPrecision(4).padEnd(10)} zp ${String(t.chosen.zeroPoint).padStart(4)}  clip ${pctFine(t.clipRate).padStart(7)}  unused ${g ? pctFine(g.unusedShare).padStart(7) : '    n/a'}  span ${g ? pctFine(g.spanShare).padStart(7) : 'n/a'}`,
+    );
   }
   return out;
 }

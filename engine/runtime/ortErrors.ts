@@ -30,7 +30,11 @@ function dropSourceLocation(s: string): string {
     let depth = 0;
     for (let i = paren; i < rest.length; i++) {
       if (rest[i] === '(') depth++;
-      else if (rest[i] === ')' && --depth === 0) return rest.slice(i + 1).replace(/^\s*const\b/, '').trimStart();
+      else if (rest[i] === ')' && --depth === 0)
+        return rest
+          .slice(i + 1)
+          .replace(/^\s*const\b/, '')
+          .trimStart();
     }
     return rest;
   }
@@ -66,7 +70,11 @@ const NODE_FORMS: [RegExp, (m: RegExpExecArray) => [string, string, string]][] =
 
 /** One line of onnxruntime's own words: boilerplate, source locations and signatures removed. */
 export function ortDetail(message: string): string {
-  const first = message.split(/\r?\n/).map((l) => l.trim()).find(Boolean) ?? 'unknown error';
+  const first =
+    message
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .find(Boolean) ?? 'unknown error';
   let s = stripPrefixes(first.replace(/\u001b\[[0-9;]*m/g, ''));
   for (const [re, parts] of NODE_FORMS) {
     const m = re.exec(s);

@@ -93,7 +93,13 @@ export async function runSession(
 }
 
 const ORT_TYPE: Partial<Record<DT, ort.Tensor.Type>> = {
-  [DT.FLOAT]: 'float32', [DT.INT64]: 'int64', [DT.INT32]: 'int32', [DT.UINT8]: 'uint8', [DT.INT8]: 'int8', [DT.DOUBLE]: 'float64', [DT.BOOL]: 'bool',
+  [DT.FLOAT]: 'float32',
+  [DT.INT64]: 'int64',
+  [DT.INT32]: 'int32',
+  [DT.UINT8]: 'uint8',
+  [DT.INT8]: 'int8',
+  [DT.DOUBLE]: 'float64',
+  [DT.BOOL]: 'bool',
 };
 
 /**

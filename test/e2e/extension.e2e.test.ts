@@ -48,22 +48,34 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
   });
 
   /** The report's creation stamp (footer): a new analysis changes it. */
-  const stamp = () => vs.webview().locator('.provenance').first().textContent({ timeout: 5000 }).catch(() => null);
+  const stamp = () =>
+    vs
+      .webview()
+      .locator('.provenance')
+      .first()
+      .textContent({ timeout: 5000 })
+      .catch(() => null);
   const newReport = async (before: string | null, what: string) =>
-    waitFor(async () => {
-      const now = await stamp();
-      return now !== null && now !== before;
-    }, 180000, what);
+    waitFor(
+      async () => {
+        const now = await stamp();
+        return now !== null && now !== before;
+      },
+      180000,
+      what,
+    );
   /** A toast's button by its exact label ("Write model" is also the start of "Write model and quantlens.json"). */
   const toastButton = (toast: RegExp, label: string) => vs.notification(toast).getByRole('button', { name: label, exact: true });
 
-  it('Analyze: the Diagnosis card comes first, with the drop\'s interval; badges name culprits by own damage; the KL point is on the curve', async () => {
+  it("Analyze: the Diagnosis card comes first, with the drop's interval; badges name culprits by own damage; the KL point is on the curve", async () => {
     await vs.contextMenu('mnist-cnn/model.onnx', 'Analyze Quantization');
     const web = vs.webview();
     const card = web.locator('#diagnosis');
     await card.waitFor({ timeout: 180000 });
     const rows = web.locator('#layer-table tr[data-node]');
-    const compute = loadModel(model).proto.graph!.node.filter((n) => ['Conv', 'Gemm', 'MatMul'].includes(n.opType)).map((n) => n.name);
+    const compute = loadModel(model)
+      .proto.graph!.node.filter((n) => ['Conv', 'Gemm', 'MatMul'].includes(n.opType))
+      .map((n) => n.name);
     const shown = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-node')));
     for (const name of compute) assert.ok(shown.includes(name), `${name} not in the table (${shown.join(', ')})`);
 
@@ -138,11 +150,19 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     assert.deepEqual(resultConfig, pickedConfig, 'mixed precision ran on the configuration picked in the sweep, not on quantlens.json');
     await vs.screenshot('mixed-precision');
     // Asked (when the budget is met), never written unasked: the offer stays unanswered.
-    assert.deepEqual(fs.readdirSync(path.join(ws, 'mnist-cnn')).filter((f) => f.includes('.mixed.')), [], 'nothing written without confirmation');
+    assert.deepEqual(
+      fs.readdirSync(path.join(ws, 'mnist-cnn')).filter((f) => f.includes('.mixed.')),
+      [],
+      'nothing written without confirmation',
+    );
     assert.deepEqual(JSON.parse(fs.readFileSync(settingsFile, 'utf8')), { dataPath: 'data', calibration: 'entropy' }, 'quantlens.json untouched');
     // Dismissing the offer declines it; toasts left open would hide later ones.
     await vs.palette('Notifications: Clear All Notifications');
-    assert.deepEqual(fs.readdirSync(path.join(ws, 'mnist-cnn')).filter((f) => f.includes('.mixed.')), [], 'declined: still nothing written');
+    assert.deepEqual(
+      fs.readdirSync(path.join(ws, 'mnist-cnn')).filter((f) => f.includes('.mixed.')),
+      [],
+      'declined: still nothing written',
+    );
   });
 
   it('Export HTML holds every view of the session (report with diagnosis, sweep, mixed precision) and renders offline', async () => {
@@ -186,7 +206,11 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     const out = path.join(ws, 'mnist-cnn/model.fixed.qdq.onnx');
     await waitFor(async () => fs.existsSync(out), 60000, `${out} to be written`);
     assert.equal(sha(model), modelSha, 'the model is untouched');
-    assert.deepEqual(JSON.parse(fs.readFileSync(settingsFile, 'utf8')), { dataPath: 'data', calibration: 'entropy' }, 'quantlens.json untouched ("Write model" only)');
+    assert.deepEqual(
+      JSON.parse(fs.readFileSync(settingsFile, 'utf8')),
+      { dataPath: 'data', calibration: 'entropy' },
+      'quantlens.json untouched ("Write model" only)',
+    );
   });
 
   it('What-if: typing a threshold splits the expected clip and rounding error at once; one click re-measures with it as a tensor override', async () => {
@@ -217,11 +241,15 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     const line = vs.page.locator('.monaco-editor .view-line', { hasText: '/conv1/Conv  Conv' }).first();
     await line.waitFor({ timeout: 30000 });
     const box = (await line.boundingBox())!;
-    await waitFor(async () => {
-      await vs.page.mouse.move(box.x + 5, box.y + box.height / 2);
-      await vs.page.mouse.move(box.x + 25, box.y + box.height / 2);
-      return vs.page.locator('.monaco-hover', { hasText: 'SQNR' }).first().isVisible({ timeout: 2000 });
-    }, 30000, 'the hover with SQNR');
+    await waitFor(
+      async () => {
+        await vs.page.mouse.move(box.x + 5, box.y + box.height / 2);
+        await vs.page.mouse.move(box.x + 25, box.y + box.height / 2);
+        return vs.page.locator('.monaco-hover', { hasText: 'SQNR' }).first().isVisible({ timeout: 2000 });
+      },
+      30000,
+      'the hover with SQNR',
+    );
     const hover = await vs.page.locator('.monaco-hover', { hasText: 'SQNR' }).first().textContent();
     assert.match(hover!, /\/conv1\/Conv/);
     assert.match(hover!, /SQNR -?\d+\.\d dB/);

@@ -55,23 +55,57 @@ export class VsCode {
     execFileSync(codeServer, [...this.args(), '--install-extension', vsix], { env: this.env(), stdio: 'pipe' });
     const settings = path.join(this.dir, 'ud/User/settings.json');
     fs.mkdirSync(path.dirname(settings), { recursive: true });
-    fs.writeFileSync(settings, JSON.stringify({
-      'workbench.startupEditor': 'none', 'security.workspace.trust.enabled': false, 'telemetry.telemetryLevel': 'off',
-      'workbench.tips.enabled': false, 'extensions.ignoreRecommendations': true, 'editor.hover.delay': 200, 'window.commandCenter': false,
-    }));
+    fs.writeFileSync(
+      settings,
+      JSON.stringify({
+        'workbench.startupEditor': 'none',
+        'security.workspace.trust.enabled': false,
+        'telemetry.telemetryLevel': 'off',
+        'workbench.tips.enabled': false,
+        'extensions.ignoreRecommendations': true,
+        'editor.hover.delay': 200,
+        'window.commandCenter': false,
+      }),
+    );
     const port = await freePort();
-    this.server = spawn(codeServer, [
-      '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
-      ...this.args(), this.workspace,
-    ], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    this.server = spawn(
+      codeServer,
+      [
+        '--bind-addr',
+        `127.0.0.1:${port}`,
+        '--auth',
+        'none',
+        '--disable-telemetry',
+        '--disable-update-check',
+        '--disable-workspace-trust',
+        ...this.args(),
+        this.workspace,
+      ],
+      { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.server.stdout!.on('data', (b) => (this.serverLog += b));
     this.server.stderr!.on('data', (b) => (this.serverLog += b));
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok).catch(() => false)), 30000, 'code-server to listen');
+    await waitFor(
+      async () =>
+        await fetch(`http://127.0.0.1:${port}/healthz`)
+          .then((r) => r.ok)
+          .catch(() => false),
+      30000,
+      'code-server to listen',
+    );
     this.context = await chromium.launchPersistentContext(path.join(this.dir, 'chromium'), {
       executablePath: '/usr/bin/chromium',
       headless: true,
       viewport: { width: 1500, height: 950 },
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     this.page = this.context.pages()[0] ?? (await this.context.newPage());
     await this.page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(this.workspace)}`);
@@ -104,40 +138,54 @@ export class VsCode {
   async contextMenu(relPath: string, entry: string): Promise<void> {
     const row = await this.explorerItem(relPath);
     const item = this.page.locator('.context-view .action-item', { hasText: entry }).first();
-    await waitFor(async () => {
-      await this.page.keyboard.press('Escape'); // close whatever a failed step left open
-      await row.click({ button: 'right' });
-      return item.isVisible({ timeout: 3000 });
-    }, 30000, `the context menu with "${entry}"`);
+    await waitFor(
+      async () => {
+        await this.page.keyboard.press('Escape'); // close whatever a failed step left open
+        await row.click({ button: 'right' });
+        return item.isVisible({ timeout: 3000 });
+      },
+      30000,
+      `the context menu with "${entry}"`,
+    );
     await this.screenshot(`menu-${entry.replace(/\W+/g, '-').toLowerCase()}`);
     await item.click();
-    await this.page.locator('.context-view .monaco-menu').waitFor({ state: 'detached', timeout: 10000 }).catch(() => {});
+    await this.page
+      .locator('.context-view .monaco-menu')
+      .waitFor({ state: 'detached', timeout: 10000 })
+      .catch(() => {});
   }
 
   /** Run a command from the palette (extension commands appear only after activation: retry). */
   async palette(title: string): Promise<void> {
-    await waitFor(async () => {
-      await this.page.keyboard.press('F1');
-      const input = this.page.locator('.quick-input-widget input');
-      await input.waitFor({ timeout: 5000 });
-      await input.fill(`>${title}`);
-      // Click the row whose label IS the title: Enter would run whichever row fuzzy matching put
-      // first ("Notifications: Toggle Do Not Disturb Mode" for "Clear All Notifications").
-      const row = this.page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
-      if (await row.isVisible({ timeout: 3000 }).catch(() => false)) {
-        await row.click();
-        return true;
-      }
-      await this.page.keyboard.press('Escape');
-      return false;
-    }, 30000, `command "${title}" in the palette`);
+    await waitFor(
+      async () => {
+        await this.page.keyboard.press('F1');
+        const input = this.page.locator('.quick-input-widget input');
+        await input.waitFor({ timeout: 5000 });
+        await input.fill(`>${title}`);
+        // Click the row whose label IS the title: Enter would run whichever row fuzzy matching put
+        // first ("Notifications: Toggle Do Not Disturb Mode" for "Clear All Notifications").
+        const row = this.page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+        if (await row.isVisible({ timeout: 3000 }).catch(() => false)) {
+          await row.click();
+          return true;
+        }
+        await this.page.keyboard.press('Escape');
+        return false;
+      },
+      30000,
+      `command "${title}" in the palette`,
+    );
   }
 
   /** PIDs of the QuantLens engine processes this instance started (their command line names our private extensions folder). */
   enginePids(): number[] {
     const marker = path.join(this.dir, 'ext');
     const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
-    return out.split('\n').filter((l) => l.includes(marker) && l.includes('out/server.js')).map((l) => Number(l.trim().split(/\s+/)[0]));
+    return out
+      .split('\n')
+      .filter((l) => l.includes(marker) && l.includes('out/server.js'))
+      .map((l) => Number(l.trim().split(/\s+/)[0]));
   }
 
   /** A new browser tab on a URL (a standalone export), in the same browser. */

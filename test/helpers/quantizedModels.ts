@@ -9,7 +9,11 @@ import { encodeModel } from '../../engine/onnx/model';
 import { buildTwin, type Twin } from '../../engine/quantized/twin';
 import { DT, buildModel, makeTensor, valueInfo } from './tinyModels';
 
-export interface Grid { scale: number; zp: number; type: DT }
+export interface Grid {
+  scale: number;
+  zp: number;
+  type: DT;
+}
 
 /** Scale and zero point initializers named `<base>_s` / `<base>_zp`. */
 export function gridInits(base: string, g: Grid | { scale: number[]; zp: number[]; type: DT }): TensorProto[] {
@@ -20,7 +24,13 @@ export function gridInits(base: string, g: Grid | { scale: number[]; zp: number[
 }
 
 /** A model with com.microsoft in its opset imports. */
-export function quantizedModel(spec: { nodes: NodeProto[]; inputs: [string, number[]][]; outputs: [string, number[]][]; initializers: TensorProto[]; opset?: number }): ModelProto {
+export function quantizedModel(spec: {
+  nodes: NodeProto[];
+  inputs: [string, number[]][];
+  outputs: [string, number[]][];
+  initializers: TensorProto[];
+  opset?: number;
+}): ModelProto {
   const m = buildModel({
     nodes: spec.nodes,
     inputs: spec.inputs.map(([n, d]) => valueInfo(n, d)),
@@ -48,7 +58,10 @@ async function run(model: ModelProto, feeds: Record<string, ort.Tensor>): Promis
 }
 
 /** Run the quantized model and its float twin on the same feeds. */
-export async function runBoth(model: ModelProto, feeds: Record<string, { data: Float32Array; dims: number[] }>): Promise<{ quantized: Float32Array; twin: Float32Array; t: Twin }> {
+export async function runBoth(
+  model: ModelProto,
+  feeds: Record<string, { data: Float32Array; dims: number[] }>,
+): Promise<{ quantized: Float32Array; twin: Float32Array; t: Twin }> {
   const tensors = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, new ort.Tensor('float32', v.data, v.dims)]));
   const t = buildTwin(model, 'tiny.onnx');
   return { quantized: await run(model, tensors), twin: await run(t.model, tensors), t };

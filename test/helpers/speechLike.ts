@@ -9,12 +9,18 @@ import { randn, rng } from './tinyModels';
 export const SAMPLE_RATE = 16000;
 
 /** Formant frequencies (Hz) of a few vowels (F1, F2, F3). */
-const VOWELS = [[730, 1090, 2440], [270, 2290, 3010], [300, 870, 2240], [530, 1840, 2480], [570, 840, 2410]];
+const VOWELS = [
+  [730, 1090, 2440],
+  [270, 2290, 3010],
+  [300, 870, 2240],
+  [530, 1840, 2480],
+  [570, 840, 2410],
+];
 
 /** Amplitude gain of harmonic `f` under formants `fs` (resonances of bandwidth ~90 Hz). */
 function formantGain(f: number, fs: number[]): number {
   let g = 0;
-  for (const [i, fc] of fs.entries()) g += (1 / (i + 1)) / (1 + ((f - fc) / 90) ** 2);
+  for (const [i, fc] of fs.entries()) g += 1 / (i + 1) / (1 + ((f - fc) / 90) ** 2);
   return g;
 }
 
@@ -46,7 +52,7 @@ export function speechLike(seconds: number, seed = 7): { signal: Float32Array; v
           const f0 = f0a + (f0b - f0a) * u;
           phase += (2 * Math.PI * f0) / SAMPLE_RATE;
           let v = 0;
-          for (let h = 1; h * f0 < 4000; h++) v += formantGain(h * f0, vowel) * Math.sin(h * phase) / Math.sqrt(h);
+          for (let h = 1; h * f0 < 4000; h++) v += (formantGain(h * f0, vowel) * Math.sin(h * phase)) / Math.sqrt(h);
           const env = Math.sin(Math.PI * u) ** 0.6; // syllabic envelope
           signal[i] = 0.25 * env * v + 0.01 * randn(r);
           voiced[i] = 1;

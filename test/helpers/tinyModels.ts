@@ -6,8 +6,19 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import {
-  AttributeProtoSchema, AttributeProto_AttributeType, GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, TensorShapeProtoSchema, TensorShapeProto_DimensionSchema,
-  TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema, type ModelProto, type NodeProto, type TensorProto,
+  AttributeProtoSchema,
+  AttributeProto_AttributeType,
+  GraphProtoSchema,
+  ModelProtoSchema,
+  OperatorSetIdProtoSchema,
+  TensorShapeProtoSchema,
+  TensorShapeProto_DimensionSchema,
+  TypeProtoSchema,
+  TypeProto_TensorSchema,
+  ValueInfoProtoSchema,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
 } from 'onnx-buf';
 import { makeNode as makeNodeRaw } from '../../engine/onnx/graph';
 import { encodeModel } from '../../engine/onnx/model';
@@ -25,7 +36,11 @@ export function valueInfo(name: string, dims: (number | string)[], elemType = DT
         value: create(TypeProto_TensorSchema, {
           elemType,
           shape: create(TensorShapeProtoSchema, {
-            dim: dims.map((d) => create(TensorShapeProto_DimensionSchema, { value: typeof d === 'number' ? { case: 'dimValue', value: BigInt(d) } : { case: 'dimParam', value: d } })),
+            dim: dims.map((d) =>
+              create(TensorShapeProto_DimensionSchema, {
+                value: typeof d === 'number' ? { case: 'dimValue', value: BigInt(d) } : { case: 'dimParam', value: d },
+              }),
+            ),
           }),
         }),
       },
@@ -71,7 +86,11 @@ export function writeModel(dir: string, name: string, model: ModelProto): string
 export function rng(seed: number): () => number {
   let s = seed >>> 0 || 1;
   return () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     return s / 4294967296;
   };
 }
@@ -86,7 +105,14 @@ export function bodyGraph(name: string, spec: Omit<GraphSpec, 'opset'>) {
 }
 
 /** A node with graph-valued attributes (If: then_branch/else_branch; Loop/Scan: body) and others. */
-export function controlNode(op: string, inputs: string[], outputs: string[], name: string, graphs: Record<string, ReturnType<typeof bodyGraph>>, attrs: Record<string, number | number[]> = {}): NodeProto {
+export function controlNode(
+  op: string,
+  inputs: string[],
+  outputs: string[],
+  name: string,
+  graphs: Record<string, ReturnType<typeof bodyGraph>>,
+  attrs: Record<string, number | number[]> = {},
+): NodeProto {
   const n = makeNodeRaw(op, inputs, outputs, name, attrs);
   for (const [k, g] of Object.entries(graphs)) n.attribute.push(create(AttributeProtoSchema, { name: k, type: AttributeProto_AttributeType.GRAPH, g }));
   return n;

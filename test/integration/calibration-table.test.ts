@@ -18,7 +18,9 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quantlens-table-'));
 
 function analyze(...extra: string[]) {
   const out = path.join(dir, `r${Math.random().toString(36).slice(2)}.json`);
-  const r = spawnSync(process.execPath, [cli, 'analyze', model, '--data', data, '--samples', '64', '--no-sensitivity', '--quiet', '--report', out, ...extra], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [cli, 'analyze', model, '--data', data, '--samples', '64', '--no-sensitivity', '--quiet', '--report', out, ...extra], {
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(fs.readFileSync(out, 'utf8'));
 }
@@ -34,7 +36,8 @@ describe('calibration tables', () => {
     assert.match(text.split('\n')[0], /^TRT-\d+-EntropyCalibration2$/);
     // Read back under a DIFFERENT method: every range must come from the cache, not from minmax.
     const second = analyze('--calibration', 'minmax', '--calibration-table', cache);
-    const a = activationScales(first), b = activationScales(second);
+    const a = activationScales(first),
+      b = activationScales(second);
     assert.ok(a.size > 0);
     for (const [name, scale] of a) assert.equal(b.get(name), scale, name);
     assert.ok(second.warnings.some((w: { message: string }) => /(\d+) of \1 activation ranges taken from the table/.test(w.message)));
@@ -57,7 +60,11 @@ describe('calibration tables', () => {
   it('a malformed cache is one line and exit 2', () => {
     const cache = path.join(dir, 'bad.cache');
     fs.writeFileSync(cache, 'TRT-8601-EntropyCalibration2\nconv: zz\n');
-    const r = spawnSync(process.execPath, [cli, 'analyze', model, '--data', data, '--samples', '8', '--no-sensitivity', '--quiet', '--calibration-table', cache], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [cli, 'analyze', model, '--data', data, '--samples', '8', '--no-sensitivity', '--quiet', '--calibration-table', cache],
+      { encoding: 'utf8' },
+    );
     assert.equal(r.status, 2, r.stderr);
     assert.equal(r.stderr.trim().split('\n').length, 1);
     assert.match(r.stderr, /bad\.cache.*line 2/);

@@ -49,7 +49,8 @@ describe('CLI: outputs never replace inputs or existing files', () => {
       ['gate', model, '--data', data, '--max-drop', '1', '--report', model, '--force'],
       ['mixed-precision', model, '--data', data, '--max-drop', '1', '--out', data, '--force'],
       ['integer-only', model, '--data', data, '--report', model, '--force'],
-    ]) refused(run(...args), /over the input/);
+    ])
+      refused(run(...args), /over the input/);
     assert.deepEqual({ model: sha(model), data: sha(data) }, before);
   });
 
@@ -84,7 +85,10 @@ describe('CLI: option errors are one line and exit 2', () => {
     // every layer excluded: nothing is quantized, so every figure would compare float with float
     const all = '/conv1/Conv,/conv2/Conv,/dw/Conv,/pw/Conv,/conv3/Conv,/fc/Gemm';
     for (const cmd of [['analyze'], ['gate', '--max-drop', '1'], ['quantize', '--out', path.join(dir, 'none.onnx')]]) {
-      refused(run(cmd[0], model, '--data', data, '--samples', '8', '--exclude', all, ...cmd.slice(1)), /m\.onnx: this configuration quantizes no layer: every candidate stays float \(\/conv1\/Conv: excluded by configuration/);
+      refused(
+        run(cmd[0], model, '--data', data, '--samples', '8', '--exclude', all, ...cmd.slice(1)),
+        /m\.onnx: this configuration quantizes no layer: every candidate stays float \(\/conv1\/Conv: excluded by configuration/,
+      );
     }
     assert.ok(!fs.existsSync(path.join(dir, 'none.onnx')));
   });
@@ -99,7 +103,9 @@ describe('CLI: option errors are one line and exit 2', () => {
 describe('CLI: output through a pipe', () => {
   it('the --json report arrives whole (hundreds of KiB), not cut at the pipe buffer', () => {
     const r = spawnSync(process.execPath, [cli, 'analyze', model, '--data', data, '--samples', '16', '--no-sensitivity', '--json', '--quiet'], {
-      encoding: 'utf8', cwd: dir, maxBuffer: 64 * 1024 * 1024,
+      encoding: 'utf8',
+      cwd: dir,
+      maxBuffer: 64 * 1024 * 1024,
     });
     assert.equal(r.status, 0, r.stderr);
     assert.ok(r.stdout.length > 4 * 65536, `a report larger than several pipe buffers (${r.stdout.length} bytes)`);
@@ -128,7 +134,12 @@ describe('CLI: weights of absurd magnitude', () => {
       inputs: [valueInfo('x', ['N', 1, 4, 4])],
       outputs: [valueInfo('y', ['N', 3])],
       initializers: [
-        makeTensor('w', DT.FLOAT, [2, 1, 3, 3], Array.from({ length: 18 }, () => r() - 0.5)),
+        makeTensor(
+          'w',
+          DT.FLOAT,
+          [2, 1, 3, 3],
+          Array.from({ length: 18 }, () => r() - 0.5),
+        ),
         makeTensor('b', DT.FLOAT, [2], [0, 0]),
         makeTensor('s', DT.FLOAT, [2], [1, 1]),
         makeTensor('beta', DT.FLOAT, [2], [0, 0]),
@@ -139,13 +150,18 @@ describe('CLI: weights of absurd magnitude', () => {
       ],
     });
     const file = writeModel(folder, 'huge.onnx', m);
-    writeNpy(path.join(folder, 'data'), 'x', Float32Array.from({ length: 4 * 16 }, () => r()), [4, 1, 4, 4]);
+    writeNpy(
+      path.join(folder, 'data'),
+      'x',
+      Float32Array.from({ length: 4 * 16 }, () => r()),
+      [4, 1, 4, 4],
+    );
     refused(run('integer-only', file, '--data', path.join(folder, 'data'), '--quiet'), /huge\.onnx: \S+: scale ratio \S+ cannot be a fixed-point multiplier/);
   });
 });
 
 describe('CLI: already-quantized models that no runtime would load', () => {
-  it('analyze and compare refuse them with onnxruntime\'s one-line reason, naming the file', () => {
+  it("analyze and compare refuse them with onnxruntime's one-line reason, naming the file", () => {
     const folder = fs.mkdtempSync(path.join(dir, 'qdq-'));
     const tiny = baseModels().tiny;
     const good = writeModel(folder, 'good.onnx', qdqTiny(tiny));

@@ -60,7 +60,10 @@ function runCase(dir: string): string | undefined {
   const values = new Map<string, HostTensor>();
   for (const init of g.initializer) values.set(init.name, readTensor(init, model.dir));
   const inputNames = g.input.map((i) => i.name).filter((n) => !values.has(n));
-  const sets = fs.readdirSync(dir).filter((d) => d.startsWith('test_data_set_')).sort();
+  const sets = fs
+    .readdirSync(dir)
+    .filter((d) => d.startsWith('test_data_set_'))
+    .sort();
   if (sets.length === 0) return 'no test_data_set_* folder';
   for (const set of sets) {
     const env = new Map(values);
@@ -86,11 +89,11 @@ function runCase(dir: string): string | undefined {
 }
 
 test('ONNX backend node tests of quantized ops are bit-exact through the integer kernels', async (t) => {
-  assert.ok(
-    fs.existsSync(NODE_TESTS),
-    `ONNX backend test data not found at ${NODE_TESTS}. Install it with: sudo apt-get install libonnx-testdata`,
-  );
-  const folders = fs.readdirSync(NODE_TESTS).filter((d) => PREFIXES.some((p) => d.startsWith(p))).sort();
+  assert.ok(fs.existsSync(NODE_TESTS), `ONNX backend test data not found at ${NODE_TESTS}. Install it with: sudo apt-get install libonnx-testdata`);
+  const folders = fs
+    .readdirSync(NODE_TESTS)
+    .filter((d) => PREFIXES.some((p) => d.startsWith(p)))
+    .sort();
   assert.ok(folders.length > 0, `no quantized-op tests under ${NODE_TESTS}; is libonnx-testdata complete?`);
 
   const results: CaseResult[] = [];

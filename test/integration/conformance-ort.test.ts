@@ -20,24 +20,37 @@ import { buildModel, DT, makeNode, makeTensor, rng, valueInfo } from '../helpers
 type R = () => number;
 
 const RANGE: Partial<Record<DT, [number, number]>> = {
-  [DT.INT8]: [-128, 127], [DT.UINT8]: [0, 255], [DT.INT16]: [-32768, 32767], [DT.UINT16]: [0, 65535],
+  [DT.INT8]: [-128, 127],
+  [DT.UINT8]: [0, 255],
+  [DT.INT16]: [-32768, 32767],
+  [DT.UINT16]: [0, 65535],
 };
 
 function typedOf(dt: DT, values: ArrayLike<number>): NumericArray {
   switch (dt) {
-    case DT.INT8: return Int8Array.from(values);
-    case DT.UINT8: return Uint8Array.from(values);
-    case DT.INT16: return Int16Array.from(values);
-    case DT.UINT16: return Uint16Array.from(values);
-    case DT.INT32: return Int32Array.from(values);
-    case DT.FLOAT: return Float32Array.from(values);
-    default: throw new Error(`type ${DT[dt]}`);
+    case DT.INT8:
+      return Int8Array.from(values);
+    case DT.UINT8:
+      return Uint8Array.from(values);
+    case DT.INT16:
+      return Int16Array.from(values);
+    case DT.UINT16:
+      return Uint16Array.from(values);
+    case DT.INT32:
+      return Int32Array.from(values);
+    case DT.FLOAT:
+      return Float32Array.from(values);
+    default:
+      throw new Error(`type ${DT[dt]}`);
   }
 }
 
 function randInts(dt: DT, n: number, r: R): HostTensor['data'] {
   const [lo, hi] = RANGE[dt]!;
-  return typedOf(dt, Array.from({ length: n }, () => lo + Math.floor(r() * (hi - lo + 1))));
+  return typedOf(
+    dt,
+    Array.from({ length: n }, () => lo + Math.floor(r() * (hi - lo + 1))),
+  );
 }
 
 const prod = (d: readonly number[]) => d.reduce((a, b) => a * b, 1);
@@ -61,7 +74,12 @@ interface Case {
 }
 
 const ORT_TYPE: Partial<Record<DT, ort.Tensor.Type>> = {
-  [DT.FLOAT]: 'float32', [DT.INT8]: 'int8', [DT.UINT8]: 'uint8', [DT.INT16]: 'int16', [DT.UINT16]: 'uint16', [DT.INT32]: 'int32',
+  [DT.FLOAT]: 'float32',
+  [DT.INT8]: 'int8',
+  [DT.UINT8]: 'uint8',
+  [DT.INT16]: 'int16',
+  [DT.UINT16]: 'uint16',
+  [DT.INT32]: 'int32',
 };
 
 async function runOrt(c: Case): Promise<HostTensor[]> {
@@ -148,7 +166,16 @@ function qlinearConvCase(name: string, s: ConvSpec, r: R): Case {
     { name: 'y_scale', dims: [], dt: DT.FLOAT, data: scalesFor(1, r, 0.02, 0.2) },
     { name: 'y_zero_point', dims: [], dt: s.xt, data: typedOf(s.xt, [yzp]) },
   ];
-  if (s.bias) inputs.push({ name: 'B', dims: [M], dt: DT.INT32, data: typedOf(DT.INT32, Array.from({ length: M }, () => Math.floor((r() - 0.5) * 20000))) });
+  if (s.bias)
+    inputs.push({
+      name: 'B',
+      dims: [M],
+      dt: DT.INT32,
+      data: typedOf(
+        DT.INT32,
+        Array.from({ length: M }, () => Math.floor((r() - 0.5) * 20000)),
+      ),
+    });
   const names = inputs.map((i) => i.name);
   return { name, opset: 13, node: makeNode('QLinearConv', names, ['y'], 'n', convAttrs(s)), inputs, outputs: ['y'] };
 }
@@ -160,7 +187,19 @@ function convIntegerCase(name: string, s: ConvSpec, r: R): Case {
     { name: 'x_zero_point', dims: [], dt: s.xt, data: randInts(s.xt, 1, r) },
     { name: 'w_zero_point', dims: [], dt: s.wt, data: randInts(s.wt, 1, r) },
   ];
-  return { name, opset: 13, node: makeNode('ConvInteger', inputs.map((i) => i.name), ['y'], 'n', convAttrs(s)), inputs, outputs: ['y'] };
+  return {
+    name,
+    opset: 13,
+    node: makeNode(
+      'ConvInteger',
+      inputs.map((i) => i.name),
+      ['y'],
+      'n',
+      convAttrs(s),
+    ),
+    inputs,
+    outputs: ['y'],
+  };
 }
 
 function qlinearMatMulCase(name: string, aDims: number[], bDims: number[], at: DT, bt: DT, perColumn: boolean, r: R): Case {
@@ -176,7 +215,18 @@ function qlinearMatMulCase(name: string, aDims: number[], bDims: number[], at: D
     { name: 'y_scale', dims: [], dt: DT.FLOAT, data: scalesFor(1, r, 0.02, 0.2) },
     { name: 'y_zero_point', dims: [], dt: at, data: randInts(at, 1, r) },
   ];
-  return { name, opset: 21, node: makeNode('QLinearMatMul', inputs.map((i) => i.name), ['y'], 'n'), inputs, outputs: ['y'] };
+  return {
+    name,
+    opset: 21,
+    node: makeNode(
+      'QLinearMatMul',
+      inputs.map((i) => i.name),
+      ['y'],
+      'n',
+    ),
+    inputs,
+    outputs: ['y'],
+  };
 }
 
 function matMulIntegerCase(name: string, aDims: number[], bDims: number[], at: DT, bt: DT, perColumnB: boolean, r: R): Case {
@@ -187,7 +237,18 @@ function matMulIntegerCase(name: string, aDims: number[], bDims: number[], at: D
     { name: 'a_zero_point', dims: [], dt: at, data: randInts(at, 1, r) },
     { name: 'b_zero_point', dims: perColumnB ? [N] : [], dt: bt, data: randInts(bt, perColumnB ? N : 1, r) },
   ];
-  return { name, opset: 13, node: makeNode('MatMulInteger', inputs.map((i) => i.name), ['Y'], 'n'), inputs, outputs: ['Y'] };
+  return {
+    name,
+    opset: 13,
+    node: makeNode(
+      'MatMulInteger',
+      inputs.map((i) => i.name),
+      ['Y'],
+      'n',
+    ),
+    inputs,
+    outputs: ['Y'],
+  };
 }
 
 /** Floats on a scale grid (many exact .5 ties for round-half-even) plus wide outliers to saturate. */
@@ -212,14 +273,38 @@ function quantizeCase(name: string, dims: number[], axis: number | undefined, yt
     { name: 'y_zero_point', dims: perAxis ? [n] : [], dt: yt, data: randInts(yt, n, r) },
   ];
   const attrs: Record<string, number> = axis === undefined ? {} : { axis };
-  return { name, opset: 21, node: makeNode('QuantizeLinear', inputs.map((i) => i.name), ['y'], 'n', attrs), inputs, outputs: ['y'] };
+  return {
+    name,
+    opset: 21,
+    node: makeNode(
+      'QuantizeLinear',
+      inputs.map((i) => i.name),
+      ['y'],
+      'n',
+      attrs,
+    ),
+    inputs,
+    outputs: ['y'],
+  };
 }
 
 function dequantizeCase(name: string, dims: number[], axis: number | undefined, xt: DT, perAxis: boolean, r: R): Case {
   const ax = axis === undefined ? 1 : axis < 0 ? axis + dims.length : axis;
   const n = perAxis ? dims[ax] : 1;
   const inputs: (Operand | undefined)[] = [
-    { name: 'x', dims, dt: xt, data: xt === DT.INT32 ? typedOf(DT.INT32, Array.from({ length: prod(dims) }, () => Math.floor((r() - 0.5) * 2 ** 31))) : randInts(xt, prod(dims), r), feed: true },
+    {
+      name: 'x',
+      dims,
+      dt: xt,
+      data:
+        xt === DT.INT32
+          ? typedOf(
+              DT.INT32,
+              Array.from({ length: prod(dims) }, () => Math.floor((r() - 0.5) * 2 ** 31)),
+            )
+          : randInts(xt, prod(dims), r),
+      feed: true,
+    },
     { name: 'x_scale', dims: perAxis ? [n] : [], dt: DT.FLOAT, data: scalesFor(n, r, 0.0001, 3) },
     xt === DT.INT32 ? undefined : { name: 'x_zero_point', dims: perAxis ? [n] : [], dt: xt, data: randInts(xt, n, r) },
   ];
@@ -230,12 +315,19 @@ function dequantizeCase(name: string, dims: number[], axis: number | undefined, 
 
 function dynamicCase(name: string, dims: number[], lo: number, hi: number, r: R): Case {
   const inputs: Operand[] = [{ name: 'x', dims, dt: DT.FLOAT, data: Float32Array.from({ length: prod(dims) }, () => lo + (hi - lo) * r()), feed: true }];
-  return { name, opset: 11, node: makeNode('DynamicQuantizeLinear', ['x'], ['y', 'y_scale', 'y_zero_point'], 'n'), inputs, outputs: ['y', 'y_scale', 'y_zero_point'] };
+  return {
+    name,
+    opset: 11,
+    node: makeNode('DynamicQuantizeLinear', ['x'], ['y', 'y_scale', 'y_zero_point'], 'n'),
+    inputs,
+    outputs: ['y', 'y_scale', 'y_zero_point'],
+  };
 }
 
 function allCases(): Case[] {
   const r = rng(20240611);
-  const U8 = DT.UINT8, S8 = DT.INT8;
+  const U8 = DT.UINT8,
+    S8 = DT.INT8;
   const convs: [string, ConvSpec][] = [
     ['3x3 pads 1', { x: [1, 3, 8, 8], w: [8, 3, 3, 3], pads: [1, 1, 1, 1], xt: U8, wt: S8, perChannel: true, bias: true }],
     ['stride 2, asymmetric pads', { x: [2, 4, 9, 7], w: [6, 4, 3, 2], strides: [2, 2], pads: [1, 0, 2, 1], xt: U8, wt: S8, perChannel: true, bias: true }],
@@ -266,7 +358,12 @@ function allCases(): Case[] {
   cases.push(matMulIntegerCase('MatMulInteger u8 x u8 broadcast', [2, 1, 4, 12], [3, 12, 5], U8, U8, false, r));
   cases.push(matMulIntegerCase('MatMulInteger u8 x s8 per-column zp', [6, 33], [33, 4], U8, S8, true, r));
   cases.push(matMulIntegerCase('MatMulInteger s8 x s8 1-D A', [10], [10, 3], S8, S8, false, r));
-  for (const [yt, tn] of [[DT.UINT8, 'uint8'], [DT.INT8, 'int8'], [DT.INT16, 'int16'], [DT.UINT16, 'uint16']] as const) {
+  for (const [yt, tn] of [
+    [DT.UINT8, 'uint8'],
+    [DT.INT8, 'int8'],
+    [DT.INT16, 'int16'],
+    [DT.UINT16, 'uint16'],
+  ] as const) {
     cases.push(quantizeCase(`QuantizeLinear ${tn} per-tensor`, [3, 50], undefined, yt, false, r));
     cases.push(quantizeCase(`QuantizeLinear ${tn} per-axis 1`, [2, 4, 5, 6], 1, yt, true, r));
     cases.push(quantizeCase(`QuantizeLinear ${tn} per-axis -1`, [3, 7, 8], -1, yt, true, r));

@@ -68,7 +68,9 @@ describe('demo CNN with the tensorrt preset', () => {
   });
 
   it('lists every Conv/Gemm/MatMul node, each run by a fused integer kernel', () => {
-    const compute = loadModel(model).proto.graph!.node.filter((n) => ['Conv', 'Gemm', 'MatMul'].includes(n.opType)).map((n) => n.name);
+    const compute = loadModel(model)
+      .proto.graph!.node.filter((n) => ['Conv', 'Gemm', 'MatMul'].includes(n.opType))
+      .map((n) => n.name);
     assert.ok(compute.length >= 5);
     for (const r of reports.values()) {
       const layers = new Map(r.layers.map((l) => [l.node, l]));
@@ -97,7 +99,7 @@ describe('demo CNN with the tensorrt preset', () => {
     }
   });
 
-  it('the integer-only reference equals onnxruntime\'s integer codes on >= 99.9% of every Conv/Gemm layer; each difference has a root cause', () => {
+  it("the integer-only reference equals onnxruntime's integer codes on >= 99.9% of every Conv/Gemm layer; each difference has a root cause", () => {
     for (const [method, r] of reports) {
       for (const l of r.layers.filter((x) => x.op === 'Conv' || x.op === 'Gemm')) {
         const d = l.integerDiff;
@@ -113,7 +115,10 @@ describe('demo CNN with the tensorrt preset', () => {
   it('ranks sensitivity for every layer', () => {
     const r = reports.get('percentile')!;
     const ranks = r.layers.map((l) => l.sensitivity!.rank).sort((a, b) => a - b);
-    assert.deepEqual(ranks, r.layers.map((_, i) => i + 1));
+    assert.deepEqual(
+      ranks,
+      r.layers.map((_, i) => i + 1),
+    );
   });
 });
 
@@ -121,7 +126,9 @@ describe('quantlens CLI on the demo', () => {
   it('quantize writes a new QDQ model that onnxruntime runs with fused integer kernels; the original is untouched', async () => {
     const before = sha(model);
     const out = path.join(tmp, 'demo.qdq.onnx');
-    const res = spawnSync(process.execPath, [cli, 'quantize', model, '--data', data, '--calibration', 'percentile', '--out', out, '--quiet'], { encoding: 'utf8' });
+    const res = spawnSync(process.execPath, [cli, 'quantize', model, '--data', data, '--calibration', 'percentile', '--out', out, '--quiet'], {
+      encoding: 'utf8',
+    });
     assert.equal(res.status, 0, res.stderr);
     assert.equal(sha(model), before);
     const opt = path.join(tmp, 'demo.opt.onnx');
@@ -147,7 +154,9 @@ describe('quantlens CLI on the demo', () => {
 
   it('analyze --report writes the versioned JSON report', () => {
     const out = path.join(tmp, 'report.json');
-    const res = spawnSync(process.execPath, [cli, 'analyze', model, '--data', data, '--samples', '64', '--no-sensitivity', '--report', out, '--quiet'], { encoding: 'utf8' });
+    const res = spawnSync(process.execPath, [cli, 'analyze', model, '--data', data, '--samples', '64', '--no-sensitivity', '--report', out, '--quiet'], {
+      encoding: 'utf8',
+    });
     assert.equal(res.status, 0, res.stderr);
     const r = JSON.parse(fs.readFileSync(out, 'utf8'));
     assert.equal(r.schemaVersion, REPORT_SCHEMA_VERSION);

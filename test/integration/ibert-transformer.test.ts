@@ -39,14 +39,17 @@ describe('I-BERT integer-only tiny transformer', { timeout: 600_000 }, () => {
         `agreement with float ${res.agreement}, output SQNR ${res.outputSqnrDb.toFixed(1)} dB (simulated ${simulatedSqnr.toFixed(1)}), ` +
         `int32 overflows ${res.overflowCount}, saturated codes ${res.saturationCount}`,
     );
-    console.table(res.kernelErrors.map((k) => ({ node: k.node, kernel: k.kernel, sqnrDb: +k.sqnrDb.toFixed(2), maxAbsError: +k.maxAbsError.toExponential(2) })));
+    console.table(
+      res.kernelErrors.map((k) => ({ node: k.node, kernel: k.kernel, sqnrDb: +k.sqnrDb.toFixed(2), maxAbsError: +k.maxAbsError.toExponential(2) })),
+    );
   });
 
   it('runs every op in integers', () => {
     assert.deepEqual(res.floatOps, []);
     assert.ok(!res.steps.some((s) => s.startsWith('[float]')));
     assert.equal(res.overflowCount, 0, 'no int32 accumulator overflow');
-    for (const op of ['MatMul', 'Gemm', 'LayerNormalization', 'Softmax', 'Erf', 'ReduceMean', 'Add', 'Reshape', 'Transpose']) assert.ok((res.ops[op] ?? 0) > 0, op);
+    for (const op of ['MatMul', 'Gemm', 'LayerNormalization', 'Softmax', 'Erf', 'ReduceMean', 'Add', 'Reshape', 'Transpose'])
+      assert.ok((res.ops[op] ?? 0) > 0, op);
   });
 
   it('top-1 is within 1 point of the simulated int8 model', () => {
@@ -64,7 +67,10 @@ describe('I-BERT integer-only tiny transformer', { timeout: 600_000 }, () => {
     assert.equal(by('i-GELU').length, 2);
     const model = loadModel(modelPath).proto.graph!;
     for (const n of model.node.filter((x) => x.opType === 'LayerNormalization' || x.opType === 'Softmax' || x.opType === 'Erf')) {
-      assert.ok(res.kernelErrors.some((e) => e.node === n.name), `no kernel error for ${n.name}`);
+      assert.ok(
+        res.kernelErrors.some((e) => e.node === n.name),
+        `no kernel error for ${n.name}`,
+      );
     }
     const N = res.samples;
     for (const e of res.kernelErrors) assert.equal(e.count, e.kernel === 'i-GELU' ? N * 16 * 128 : e.kernel === 'i-Softmax' ? N * 4 * 16 * 16 : N * 16 * 64);
@@ -83,7 +89,10 @@ describe('I-BERT integer-only tiny transformer', { timeout: 600_000 }, () => {
   it('a kernel forced to float (ablation) is named in floatOps and its pattern is not matched', async () => {
     const small = await prepareAnalysis(modelPath, { dataPath, samples: 20 });
     const r = await runIntegerOnly(small, await quantizeWith(small, CONFIG), { forceFloat: ['Erf'], measureKernels: false });
-    assert.deepEqual(r.floatOps.map((f) => `${f.op} ${f.node}`), ['Erf /blocks.0/act/Erf', 'Erf /blocks.1/act/Erf']);
+    assert.deepEqual(
+      r.floatOps.map((f) => `${f.op} ${f.node}`),
+      ['Erf /blocks.0/act/Erf', 'Erf /blocks.1/act/Erf'],
+    );
     assert.ok(r.floatOps.every((f) => /request/.test(f.reason)));
     assert.equal(r.kernelErrors.filter((k) => k.kernel === 'i-GELU').length, 0);
   });

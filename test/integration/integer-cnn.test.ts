@@ -24,7 +24,10 @@ describe('integer-only demo CNN', { timeout: 600_000 }, () => {
     assert.ok(prepared.data.labels, 'the demo data is labelled');
   });
 
-  for (const [preset, over] of [['ort-cpu', { calibration: 'percentile', placement: 'extended' }], ['tensorrt', { calibration: 'percentile' }]] as const) {
+  for (const [preset, over] of [
+    ['ort-cpu', { calibration: 'percentile', placement: 'extended' }],
+    ['tensorrt', { calibration: 'percentile' }],
+  ] as const) {
     it(`${preset}: top-1 equals the simulated top-1, nothing in float`, async () => {
       const config = resolveConfig(preset, over);
       const q = await quantizeWith(prepared, config);
@@ -34,7 +37,9 @@ describe('integer-only demo CNN', { timeout: 600_000 }, () => {
 
       const { weights } = buildQdqModel(q.prepared, prepared.loaded.dir, q.plan, q.actParams, config, false);
       const r = await runIntegerOnly(prepared, q, { weights });
-      console.log(`${preset}: integer-only top-1 ${r.top1}  simulated ${simTop1}  float ${r.floatTop1}  agreement ${r.agreement}  output SQNR ${r.outputSqnrDb.toFixed(1)} dB`);
+      console.log(
+        `${preset}: integer-only top-1 ${r.top1}  simulated ${simTop1}  float ${r.floatTop1}  agreement ${r.agreement}  output SQNR ${r.outputSqnrDb.toFixed(1)} dB`,
+      );
       console.log(`  floatOps ${JSON.stringify(r.floatOps)}  ops ${JSON.stringify(r.ops)}  overflow ${r.overflowCount}  saturated ${r.saturationCount}`);
 
       assert.equal(r.samples, 300);

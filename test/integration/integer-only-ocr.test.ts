@@ -36,12 +36,15 @@ describe('integer-only PaddleOCR models', { timeout: 900_000 }, () => {
     const q = await quantizeWith(p, resolveConfig('ort-cpu'));
     const sim = (await evaluate(p, q, { sensitivity: false, integerDiff: false })).accuracy;
     const r = await runIntegerOnly(p, q);
-    console.log(`cls ort-cpu: integer-only top-1 ${r.top1} (simulated ${sim.simulated.top1}, float ${sim.float.top1}), agreement ${r.agreement}, output SQNR ${r.outputSqnrDb.toFixed(1)} dB (simulated ${sim.simulated.outputSqnrDb.toFixed(1)})`);
+    console.log(
+      `cls ort-cpu: integer-only top-1 ${r.top1} (simulated ${sim.simulated.top1}, float ${sim.float.top1}), agreement ${r.agreement}, output SQNR ${r.outputSqnrDb.toFixed(1)} dB (simulated ${sim.simulated.outputSqnrDb.toFixed(1)})`,
+    );
     console.log(`  ops ${JSON.stringify(r.ops)}; overflow ${r.overflowCount}, saturated ${r.saturationCount}`);
     assert.deepEqual(r.floatOps, []);
     const graph = loadModel(CLS).proto.graph!;
     const count = (op: string) => graph.node.filter((n) => n.opType === op).length;
-    for (const op of ['Conv', 'HardSigmoid', 'Shape', 'Cast', 'Slice', 'Reshape', 'MatMul', 'Softmax', 'GlobalAveragePool', 'MaxPool']) assert.equal(r.ops[op], count(op), op);
+    for (const op of ['Conv', 'HardSigmoid', 'Shape', 'Cast', 'Slice', 'Reshape', 'MatMul', 'Softmax', 'GlobalAveragePool', 'MaxPool'])
+      assert.equal(r.ops[op], count(op), op);
     assert.equal(r.floatTop1, sim.float.top1);
     assert.ok(Math.abs(r.top1! - sim.simulated.top1!) <= 1 / SAMPLES + 1e-9, `integer-only ${r.top1} vs simulated ${sim.simulated.top1}`);
     // Two-class probabilities over 32 samples: the SQNR moves with a few samples near the decision
@@ -49,7 +52,10 @@ describe('integer-only PaddleOCR models', { timeout: 900_000 }, () => {
     assert.ok(r.outputSqnrDb > sim.simulated.outputSqnrDb - 3, `SQNR ${r.outputSqnrDb} vs simulated ${sim.simulated.outputSqnrDb}`);
 
     const forced = await runIntegerOnly(p, q, { forceFloat: ['HardSigmoid'] });
-    const hs = graph.node.filter((n) => n.opType === 'HardSigmoid').map((n) => n.name).sort();
+    const hs = graph.node
+      .filter((n) => n.opType === 'HardSigmoid')
+      .map((n) => n.name)
+      .sort();
     assert.equal(hs.length, 9);
     assert.deepEqual(forced.floatOps.map((f) => f.node).sort(), hs);
     assert.ok(forced.floatOps.every((f) => f.op === 'HardSigmoid' && f.reason === 'run in float by request'));
@@ -62,7 +68,8 @@ describe('integer-only PaddleOCR models', { timeout: 900_000 }, () => {
     // The classifier's text lines (48 rows) centred on 64 rows: the detector wants multiples of 32.
     const b = fs.readFileSync(path.join(dir, 'cls', 'x.npy'));
     const x = parse(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer).data as Float32Array;
-    const N = 8, W = 192;
+    const N = 8,
+      W = 192;
     const padded = new Float32Array(N * 3 * 64 * W);
     for (let nc = 0; nc < N * 3; nc++) padded.set(x.subarray(nc * 48 * W, (nc + 1) * 48 * W), (nc * 64 + 8) * W);
     fs.mkdirSync(path.join(dir, 'det'));
@@ -71,10 +78,17 @@ describe('integer-only PaddleOCR models', { timeout: 900_000 }, () => {
     const q = await quantizeWith(p, resolveConfig('ort-cpu'));
     const sim = (await evaluate(p, q, { sensitivity: false, integerDiff: false })).accuracy.simulated;
     const r = await runIntegerOnly(p, q, { measureKernels: false });
-    console.log(`det ort-cpu: integer-only output SQNR ${r.outputSqnrDb.toFixed(1)} dB, simulated ${sim.outputSqnrDb.toFixed(1)} dB; float ops ${JSON.stringify(r.floatOps)}`);
-    const convT = loadModel(DET).proto.graph!.node.filter((n) => n.opType === 'ConvTranspose').map((n) => n.name);
+    console.log(
+      `det ort-cpu: integer-only output SQNR ${r.outputSqnrDb.toFixed(1)} dB, simulated ${sim.outputSqnrDb.toFixed(1)} dB; float ops ${JSON.stringify(r.floatOps)}`,
+    );
+    const convT = loadModel(DET)
+      .proto.graph!.node.filter((n) => n.opType === 'ConvTranspose')
+      .map((n) => n.name);
     assert.equal(convT.length, 2);
-    assert.deepEqual(r.floatOps, convT.map((node) => ({ node, op: 'ConvTranspose', reason: 'no integer lowering for ConvTranspose' })));
+    assert.deepEqual(
+      r.floatOps,
+      convT.map((node) => ({ node, op: 'ConvTranspose', reason: 'no integer lowering for ConvTranspose' })),
+    );
     assert.ok(Math.abs(r.outputSqnrDb - sim.outputSqnrDb) < 1.5, `SQNR ${r.outputSqnrDb} vs simulated ${sim.outputSqnrDb}`);
     assert.ok(r.outputSqnrDb > 5, 'the detector output is meaningfully reproduced');
   });

@@ -46,9 +46,16 @@ describe('PaddleOCR direction classifier on rendered text lines', () => {
     assert.ok(x.data instanceof Float32Array);
     assert.deepEqual(labels.shape, [SAMPLES]);
     assert.ok(labels.data instanceof BigInt64Array);
-    assert.deepEqual(Array.from(labels.data as BigInt64Array, Number), Array.from({ length: SAMPLES }, (_, i) => i % 2));
-    let lo = Infinity, hi = -Infinity;
-    for (const v of x.data as Float32Array) { if (v < lo) lo = v; if (v > hi) hi = v; }
+    assert.deepEqual(
+      Array.from(labels.data as BigInt64Array, Number),
+      Array.from({ length: SAMPLES }, (_, i) => i % 2),
+    );
+    let lo = Infinity,
+      hi = -Infinity;
+    for (const v of x.data as Float32Array) {
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
     assert.ok(lo >= -1 && hi <= 1 && hi - lo > 1, `normalized range [${lo}, ${hi}]`);
   });
 
@@ -82,7 +89,9 @@ describe('PaddleOCR direction classifier on rendered text lines', () => {
     assert.equal(report.data.labels, true);
     assert.ok(Math.abs(report.accuracy.float.top1! - floatTop1) <= 1e-9, `report float top-1 ${report.accuracy.float.top1} vs ${floatTop1}`);
 
-    const convs = loadModel(MODEL).proto.graph!.node.filter((n) => n.opType === 'Conv').map((n) => n.name);
+    const convs = loadModel(MODEL)
+      .proto.graph!.node.filter((n) => n.opType === 'Conv')
+      .map((n) => n.name);
     assert.equal(convs.length, 53);
     const layerNames = new Set(report.layers.map((l) => l.node));
     const missing = convs.filter((c) => !layerNames.has(c));

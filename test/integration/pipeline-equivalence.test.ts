@@ -36,11 +36,15 @@ describe('redesigned pipeline reproduces the previous one', () => {
       assert.equal(r.samples, old.samples);
       const oneSample = 1 / r.samples + 1e-12;
       for (const k of ['float', 'simulated', 'integer'] as const) {
-        if (old.accuracy[k].top1 !== null) assert.ok(Math.abs(r.accuracy[k].top1! - old.accuracy[k].top1) <= oneSample, `${k} top-1 ${r.accuracy[k].top1} vs ${old.accuracy[k].top1}`);
+        if (old.accuracy[k].top1 !== null)
+          assert.ok(Math.abs(r.accuracy[k].top1! - old.accuracy[k].top1) <= oneSample, `${k} top-1 ${r.accuracy[k].top1} vs ${old.accuracy[k].top1}`);
         assert.ok(Math.abs(r.accuracy[k].agreement - old.accuracy[k].agreement) <= oneSample, `${k} agreement`);
       }
       closeDb(r.accuracy.integer.outputSqnrDb, old.accuracy.integer.outputSqnrDb, 0.05, 'integer output SQNR');
-      assert.deepEqual(r.layers.map((l) => l.node), old.layers.map((l: { node: string }) => l.node));
+      assert.deepEqual(
+        r.layers.map((l) => l.node),
+        old.layers.map((l: { node: string }) => l.node),
+      );
       for (const [i, l] of r.layers.entries()) {
         const o = old.layers[i];
         closeDb(l.simulated.sqnrDb, o.simulated.sqnrDb, 0.02, `${l.node} accumulated simulated`);
@@ -60,7 +64,8 @@ describe('redesigned pipeline reproduces the previous one', () => {
         // the global minimum): the other methods must not move.
         for (const [m, range] of Object.entries(o.thresholds as Record<string, { lo: number; hi: number }>).filter(([m]) => m !== 'ema' && m !== 'mse')) {
           const got = t!.thresholds[m as keyof typeof t.thresholds]!;
-          for (const end of ['lo', 'hi'] as const) assert.ok(Math.abs(got[end] - range[end]) <= 1e-6 * Math.max(1, Math.abs(range[end])), `${o.name} ${m}.${end}: ${got[end]} vs ${range[end]}`);
+          for (const end of ['lo', 'hi'] as const)
+            assert.ok(Math.abs(got[end] - range[end]) <= 1e-6 * Math.max(1, Math.abs(range[end])), `${o.name} ${m}.${end}: ${got[end]} vs ${range[end]}`);
         }
         assert.ok(Math.abs(t!.clipRate - o.clipRate) <= 1e-9, `${o.name} clip ${t!.clipRate} vs ${o.clipRate}`);
       }

@@ -36,7 +36,9 @@ describe('engine language server over IPC', () => {
     conn.listen();
     // The workspace is the examples folder: the engine may read and write only inside it.
     const init = await conn.sendRequest('initialize', {
-      processId: process.pid, rootUri: null, capabilities: { window: { workDoneProgress: true } },
+      processId: process.pid,
+      rootUri: null,
+      capabilities: { window: { workDoneProgress: true } },
       workspaceFolders: [{ uri: pathToFileURL(path.join(root, 'examples')).href, name: 'examples' }],
     });
     assert.ok((init as { capabilities: { hoverProvider: boolean } }).capabilities.hoverProvider);
@@ -49,7 +51,12 @@ describe('engine language server over IPC', () => {
   });
 
   const params = (extra: object = {}) => ({
-    modelPath: model, dataPath: data, config: resolveConfig('tensorrt', { calibration: 'percentile' }), sensitivity: false, sqnrWarningDb: 35, ...extra,
+    modelPath: model,
+    dataPath: data,
+    config: resolveConfig('tensorrt', { calibration: 'percentile' }),
+    sensitivity: false,
+    sqnrWarningDb: 35,
+    ...extra,
   });
 
   it('analyze returns the report and reports work-done progress on the given token', async () => {
@@ -84,7 +91,10 @@ describe('engine language server over IPC', () => {
     await assert.rejects(conn.sendRequest(AnalyzeRequest.method, { modelPath: model }), /invalid quantlens\/analyze request: config: /);
     await assert.rejects(conn.sendRequest(AnalyzeRequest.method, params({ samples: -1 })), /samples: .*>0|samples: Too small/i);
     await assert.rejects(conn.sendRequest(AnalyzeRequest.method, params({ config: { ...params().config, preset: 'evil' } })), /config\.preset/);
-    await assert.rejects(conn.sendRequest(QuantizeRequest.method, params({ outPath: '/tmp/quantlens-escape.onnx' })), /output \/tmp\/quantlens-escape\.onnx is outside the workspace/);
+    await assert.rejects(
+      conn.sendRequest(QuantizeRequest.method, params({ outPath: '/tmp/quantlens-escape.onnx' })),
+      /output \/tmp\/quantlens-escape\.onnx is outside the workspace/,
+    );
     await assert.rejects(conn.sendRequest(QuantizeRequest.method, params({ outPath: model })), /over the input/);
     assert.ok(!fs.existsSync('/tmp/quantlens-escape.onnx'));
     const report = (await conn.sendRequest(AnalyzeRequest.method, params({ samples: 32 }))) as Report;
@@ -107,7 +117,7 @@ describe('engine language server over IPC', () => {
     await assert.rejects(pending, /cancel/i);
   });
 
-  it('the outline lists every node; hover shows a layer\'s SQNR; weak layers get diagnostics', async () => {
+  it("the outline lists every node; hover shows a layer's SQNR; weak layers get diagnostics", async () => {
     const uri = `quantlens-outline:${model}.outline`;
     const { text } = (await conn.sendRequest(OutlineRequest.method, { modelPath: model, uri })) as { text: string };
     const lines = text.split('\n');
@@ -115,7 +125,9 @@ describe('engine language server over IPC', () => {
     assert.ok(line > 0, text.slice(0, 400));
     assert.equal(lines.filter((l) => /^\S+ {2}\S+ {2}\(/.test(l)).length, 16, 'one line per node');
     await conn.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'quantlens-outline', version: 1, text } });
-    const hover = (await conn.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line, character: 3 } })) as { contents: { value: string } };
+    const hover = (await conn.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line, character: 3 } })) as {
+      contents: { value: string };
+    };
     assert.match(hover.contents.value, /\*\*\/conv1\/Conv\*\* \(Conv\)/);
     assert.match(hover.contents.value, /SQNR \d+\.\d dB/);
     // sqnrWarningDb 35 in these requests: some demo layers do more error than that themselves (isolated SQNR)
@@ -137,12 +149,27 @@ describe('engine language server over IPC', () => {
       assert.equal(report.model.quantization?.kind, 'qdq');
       assert.equal(report.layers.length, 6);
       assert.ok(report.tensors.filter((t) => t.kind === 'activation').every((t) => t.chosen?.deployed));
-      const cmp = (await conn.sendRequest(CompareRequest.method, { modelPath: pct, otherModelPath: ent, dataPath: data, samples: 100, sensitivity: false })) as CompareReport;
+      const cmp = (await conn.sendRequest(CompareRequest.method, {
+        modelPath: pct,
+        otherModelPath: ent,
+        dataPath: data,
+        samples: 100,
+        sensitivity: false,
+      })) as CompareReport;
       assert.equal(cmp.kind, 'compare');
       assert.equal(cmp.mostDifferent, '/conv1/Conv');
-      await assert.rejects(conn.sendRequest(CompareRequest.method, { modelPath: pct, sensitivity: false }), /invalid quantlens\/compare request: otherModelPath/);
-      await assert.rejects(conn.sendRequest(CompareRequest.method, { modelPath: pct, otherModelPath: model, sensitivity: false }), /model\.onnx is a float model; compare takes two quantized versions/);
-      await assert.rejects(conn.sendRequest(QuantizeRequest.method, params({ modelPath: pct, outPath: path.join(tmp, 'again.onnx') })), /pct\.qdq\.onnx is already quantized \(qdq\)/);
+      await assert.rejects(
+        conn.sendRequest(CompareRequest.method, { modelPath: pct, sensitivity: false }),
+        /invalid quantlens\/compare request: otherModelPath/,
+      );
+      await assert.rejects(
+        conn.sendRequest(CompareRequest.method, { modelPath: pct, otherModelPath: model, sensitivity: false }),
+        /model\.onnx is a float model; compare takes two quantized versions/,
+      );
+      await assert.rejects(
+        conn.sendRequest(QuantizeRequest.method, params({ modelPath: pct, outPath: path.join(tmp, 'again.onnx') })),
+        /pct\.qdq\.onnx is already quantized \(qdq\)/,
+      );
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
@@ -152,7 +179,9 @@ describe('engine language server over IPC', () => {
     const uri = 'file:///tmp/quantlens-model.py';
     const text = 'class Net:\n    def __init__(self):\n        self.conv1 = nn.Conv2d(1, 16, 3)\n';
     await conn.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'python', version: 1, text } });
-    const hover = (await conn.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line: 2, character: 14 } })) as { contents: { value: string } } | null;
+    const hover = (await conn.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line: 2, character: 14 } })) as {
+      contents: { value: string };
+    } | null;
     assert.ok(hover, 'hover on conv1');
     assert.match(hover!.contents.value, /\/conv1\/Conv/);
     const none = await conn.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line: 0, character: 2 } });
@@ -160,7 +189,12 @@ describe('engine language server over IPC', () => {
   });
 
   it('malformed hover params are InvalidParams naming the field, and the engine keeps answering', async () => {
-    for (const bad of [{}, { textDocument: null }, { textDocument: { uri: 42 }, position: 'x' }, { textDocument: { uri: 'file:///x.py' }, position: { line: -1, character: 0 } }]) {
+    for (const bad of [
+      {},
+      { textDocument: null },
+      { textDocument: { uri: 42 }, position: 'x' },
+      { textDocument: { uri: 'file:///x.py' }, position: { line: -1, character: 0 } },
+    ]) {
       await assert.rejects(conn.sendRequest('textDocument/hover', bad), (e: { code: number; message: string }) => {
         assert.equal(e.code, -32602, e.message);
         assert.match(e.message, /^invalid textDocument\/hover request: (textDocument|position)/);
@@ -168,7 +202,9 @@ describe('engine language server over IPC', () => {
       });
     }
     const uri = 'file:///tmp/quantlens-model.py';
-    const hover = (await conn.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line: 2, character: 14 } })) as { contents: { value: string } } | null;
+    const hover = (await conn.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line: 2, character: 14 } })) as {
+      contents: { value: string };
+    } | null;
     assert.match(hover!.contents.value, /\/conv1\/Conv/);
   });
 });

@@ -36,10 +36,11 @@ function frames(): { rows: Float32Array; count: number } {
   const count = Math.floor(a.length / FRAME);
   const w = CONTEXT + FRAME;
   const rows = new Float32Array(count * w);
-  for (let k = 0; k < count; k++) for (let i = 0; i < w; i++) {
-    const j = k * FRAME - CONTEXT + i;
-    rows[k * w + i] = j < 0 ? 0 : a[j] / 32768;
-  }
+  for (let k = 0; k < count; k++)
+    for (let i = 0; i < w; i++) {
+      const j = k * FRAME - CONTEXT + i;
+      rows[k * w + i] = j < 0 ? 0 : a[j] / 32768;
+    }
   return { rows, count };
 }
 
@@ -116,7 +117,8 @@ describe('Silero VAD v6 (If branches, LSTM, constant sr, carried state)', () => 
     assert.equal(convs.length, 6, convs.map((l) => l.node).join(', '));
     for (const l of convs) {
       assert.match(l.node, /^If_0\/then_branch\/If_0_then_branch__Inline_0__\/(stft|encoder\/[0-3]\/reparam_conv|decoder\/decoder\/2)\/Conv$/);
-      for (const v of [l.simulated.sqnrDb, l.integer.sqnrDb, l.isolated.simulated.sqnrDb, l.isolated.integer.sqnrDb]) assert.ok(Number.isFinite(v) && v > 0, `${l.node}: ${v}`);
+      for (const v of [l.simulated.sqnrDb, l.integer.sqnrDb, l.isolated.simulated.sqnrDb, l.isolated.integer.sqnrDb])
+        assert.ok(Number.isFinite(v) && v > 0, `${l.node}: ${v}`);
       // only this layer's error: never more than the error accumulated from upstream (0.5 dB slack)
       assert.ok(l.isolated.integer.sqnrDb >= l.integer.sqnrDb - 0.5, `${l.node}: isolated ${l.isolated.integer.sqnrDb} < accumulated ${l.integer.sqnrDb}`);
       const out = rep.tensors.find((t) => t.name === l.output)!;
@@ -153,7 +155,11 @@ describe('Silero VAD v6 (If branches, LSTM, constant sr, carried state)', () => 
     assert.equal(bad.status, 2, bad.stderr);
     assert.equal(bad.stderr.trim().split('\n').length, 1);
     assert.match(bad.stderr, /input "sr" .* give its value with --input sr=VALUE/);
-    const ok = spawnSync(process.execPath, [cli, 'analyze', MODEL, '--data', dataDir, '--input', 'sr=16000', '--samples', '32', '--no-sensitivity', '--preset', 'ort-cpu', '--json', '--quiet'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    const ok = spawnSync(
+      process.execPath,
+      [cli, 'analyze', MODEL, '--data', dataDir, '--input', 'sr=16000', '--samples', '32', '--no-sensitivity', '--preset', 'ort-cpu', '--json', '--quiet'],
+      { encoding: 'utf8', maxBuffer: 1 << 28 },
+    );
     assert.equal(ok.status, 0, ok.stderr);
     const r = JSON.parse(ok.stdout) as Report;
     assert.equal(r.samples, 32);

@@ -72,7 +72,8 @@ describe('sweep over the default 24-configuration grid', () => {
   });
 
   it('4-bit weights make smaller models than 8-bit, and both are smaller than float', () => {
-    const size = (bits: number, perChannel: boolean) => report.configs.find((e) => e.config.weights.bits === bits && e.config.weights.perChannel === perChannel)!.sizeBytes;
+    const size = (bits: number, perChannel: boolean) =>
+      report.configs.find((e) => e.config.weights.bits === bits && e.config.weights.perChannel === perChannel)!.sizeBytes;
     const floatSize = fs.statSync(path.join(root, 'examples/mnist-cnn/model.onnx')).size;
     assert.ok(size(4, true) < size(8, true) && size(8, true) < floatSize, `${size(4, true)} < ${size(8, true)} < ${floatSize}`);
   });
@@ -99,7 +100,10 @@ describe('sweep over the default 24-configuration grid', () => {
     }
     // two front points with the same drop and identical per-sample outcomes are within noise of each other
     const front = report.configs.filter((e) => e.pareto);
-    for (const a of front) for (const b of front) if (a !== b && a.drop === b.drop && a.accuracy.integer.agreement === 1 && b.accuracy.integer.agreement === 1) assert.ok(a.withinNoiseOf!.includes(b.id));
+    for (const a of front)
+      for (const b of front)
+        if (a !== b && a.drop === b.drop && a.accuracy.integer.agreement === 1 && b.accuracy.integer.agreement === 1)
+          assert.ok(a.withinNoiseOf!.includes(b.id));
   });
 
   it('parses axis specs and rejects bad ones', () => {
@@ -165,13 +169,19 @@ describe('quantlens gate', () => {
     const fail = gate('--calibration', 'entropy', '--max-drop', '1');
     assert.equal(fail.status, 1, fail.stderr);
     assert.equal(fail.stderr.trim().split('\n').length, 1);
-    assert.match(fail.stderr, /^quantlens gate: FAIL: .* over budget: drop 68\.67 points \(95% interval \d+\.\d\d to \d+\.\d\d points\) is above the budget of 1\.00 points/);
+    assert.match(
+      fail.stderr,
+      /^quantlens gate: FAIL: .* over budget: drop 68\.67 points \(95% interval \d+\.\d\d to \d+\.\d\d points\) is above the budget of 1\.00 points/,
+    );
   });
   it('cannot tell on 300 samples: exit 1 with the samples needed, exit 0 with --allow-uncertain', () => {
     const unsure = gate('--calibration', 'percentile', '--max-drop', '1');
     assert.equal(unsure.status, 1, unsure.stderr);
     assert.equal(unsure.stderr.trim().split('\n').length, 1);
-    assert.match(unsure.stderr, /^quantlens gate: cannot tell: 300 samples are too few, about \d+ would decide; .*drop 0\.00 points, 95% interval -1\.38 to 1\.38, budget 1\.00/);
+    assert.match(
+      unsure.stderr,
+      /^quantlens gate: cannot tell: 300 samples are too few, about \d+ would decide; .*drop 0\.00 points, 95% interval -1\.38 to 1\.38, budget 1\.00/,
+    );
     const allowed = gate('--calibration', 'percentile', '--max-drop', '1', '--allow-uncertain');
     assert.equal(allowed.status, 0, allowed.stderr);
     assert.match(allowed.stdout, /PASS \(uncertain, allowed\)/);

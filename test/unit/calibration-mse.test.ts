@@ -52,10 +52,21 @@ describe('MSE calibration: exhaustive search over TensorRT candidates', () => {
     // it, so the curve zig-zags.
     const hist = new Float64Array(2048);
     // (Over 100 local minima for int8; a search of every 8th candidate then refined picks bin 1714.)
-    const spikes: [number, number][] = [[298, 40510], [309, 1917], [632, 26832], [703, 11286], [2047, 1]];
+    const spikes: [number, number][] = [
+      [298, 40510],
+      [309, 1917],
+      [632, 26832],
+      [703, 11286],
+      [2047, 1],
+    ];
     for (const [k, c] of spikes) hist[k] += c;
     const width = 0.01;
-    for (const [bits, unsigned] of [[8, false], [8, true], [7, false], [4, false]] as const) {
+    for (const [bits, unsigned] of [
+      [8, false],
+      [8, true],
+      [7, false],
+      [4, false],
+    ] as const) {
       const ref = referenceMse(hist, width, bits, unsigned);
       if (bits === 8 && !unsigned) assert.ok(localMinima(ref.mses) > 100, `only ${localMinima(ref.mses)} local minima`);
       const got = mseAmax(hist, width, bits, unsigned);
@@ -71,15 +82,21 @@ describe('MSE calibration: exhaustive search over TensorRT candidates', () => {
       const hist = new Float64Array(n);
       const scale = 10 + r() * 400;
       for (let k = 0; k < n; k++) {
-        if (t % 4 === 0) hist[k] = Math.round(1e4 * Math.exp(-k / scale) * r()); // decaying, noisy
-        else if (t % 4 === 1) hist[k] = r() < 0.03 ? Math.floor(1 + r() * 1000) : 0; // sparse spikes
+        if (t % 4 === 0)
+          hist[k] = Math.round(1e4 * Math.exp(-k / scale) * r()); // decaying, noisy
+        else if (t % 4 === 1)
+          hist[k] = r() < 0.03 ? Math.floor(1 + r() * 1000) : 0; // sparse spikes
         else if (t % 4 === 2) hist[k] = Math.floor(r() * 50); // flat noise
       }
       // combs: 4-15 spikes of 10 to 1e5 counts anywhere (a coarse-to-fine search often misses here)
       if (t % 4 === 3) for (let s = 4 + Math.floor(r() * 12); s > 0; s--) hist[Math.floor(r() * n)] += Math.round(10 ** (1 + 4 * r()));
       hist[n - 1] += 1; // the histogram's top bin holds the max
       const width = 0.001 + r() * 0.05;
-      for (const [bits, unsigned] of [[8, false], [8, true], [4, false]] as const) {
+      for (const [bits, unsigned] of [
+        [8, false],
+        [8, true],
+        [4, false],
+      ] as const) {
         const ref = referenceMse(hist, width, bits, unsigned);
         const got = mseAmax(hist, width, bits, unsigned);
         assert.equal(index(got.amax, width), ref.index, `t=${t} n=${n} bits=${bits} unsigned=${unsigned}`);

@@ -62,7 +62,10 @@ describe('TensorRT calibration cache', () => {
       ['zero', { lo: 0, hi: 0 }], // -> 00000000
       ['x:0', { lo: -127, hi: 127 }], // -> 1 -> 3f800000
     ]);
-    assert.equal(formatTrtCache(tensors, 'TRT-8601-MinMaxCalibration'), 'TRT-8601-MinMaxCalibration\na: 40400000\nrelu: 3c000000\nzero: 00000000\nx:0: 3f800000\n');
+    assert.equal(
+      formatTrtCache(tensors, 'TRT-8601-MinMaxCalibration'),
+      'TRT-8601-MinMaxCalibration\na: 40400000\nrelu: 3c000000\nzero: 00000000\nx:0: 3f800000\n',
+    );
   });
 
   it('round trip write -> read -> write keeps every scale bit for bit', () => {
@@ -99,7 +102,13 @@ describe('onnxruntime calibration tables', () => {
   it('reads the old {tensor: [min, max]} calibration.json', () => {
     const t = parseOrtJson('{"conv_out": [-0.5, 2.25], "relu_out": [0, 6]}', FILE);
     assert.equal(t.format, 'ort-json');
-    assert.deepEqual([...t.tensors], [['conv_out', { lo: -0.5, hi: 2.25 }], ['relu_out', { lo: 0, hi: 6 }]]);
+    assert.deepEqual(
+      [...t.tensors],
+      [
+        ['conv_out', { lo: -0.5, hi: 2.25 }],
+        ['relu_out', { lo: 0, hi: 6 }],
+      ],
+    );
   });
 
   it('reads the current TensorsData calibration.json (one-element and 0-d arrays, extra histogram fields)', () => {
@@ -120,11 +129,18 @@ describe('onnxruntime calibration tables', () => {
   });
 
   it('writes the current shape; read back it gives the float32 values', () => {
-    const tensors = new Map<string, Range>([['a', { lo: -0.1, hi: 0.3 }], ['b/c:0', { lo: 0, hi: 6 }]]);
+    const tensors = new Map<string, Range>([
+      ['a', { lo: -0.1, hi: 0.3 }],
+      ['b/c:0', { lo: 0, hi: 6 }],
+    ]);
     const text = formatOrtJson(tensors);
     const root = JSON.parse(text);
     assert.equal(root.CLS, 'TensorsData');
-    assert.deepEqual(root.data['b/c:0'], { lowest: { data: [0], dtype: 'float32', CLS: 'numpy.array' }, highest: { data: [6], dtype: 'float32', CLS: 'numpy.array' }, CLS: 'TensorData' });
+    assert.deepEqual(root.data['b/c:0'], {
+      lowest: { data: [0], dtype: 'float32', CLS: 'numpy.array' },
+      highest: { data: [6], dtype: 'float32', CLS: 'numpy.array' },
+      CLS: 'TensorData',
+    });
     const back = parseOrtJson(text, FILE);
     // 0.1 and 0.3 are not float32 values: onnxruntime stores float32, so do we.
     assert.deepEqual(back.tensors.get('a'), { lo: Math.fround(-0.1), hi: Math.fround(0.3) });
@@ -134,7 +150,13 @@ describe('onnxruntime calibration tables', () => {
   it("reads onnxruntime's plain-text calibration.cache as symmetric dynamic ranges", () => {
     const t = parseCalibrationTable('data_0 2.008338\r\nconv 1 out 0.5\n\n', FILE);
     assert.equal(t.format, 'ort-text');
-    assert.deepEqual([...t.tensors], [['data_0', { lo: -2.008338, hi: 2.008338 }], ['conv 1 out', { lo: -0.5, hi: 0.5 }]]);
+    assert.deepEqual(
+      [...t.tensors],
+      [
+        ['data_0', { lo: -2.008338, hi: 2.008338 }],
+        ['conv 1 out', { lo: -0.5, hi: 0.5 }],
+      ],
+    );
     rejects(() => parseOrtText('a 1\nb nan\n', FILE), 'line 2');
     rejects(() => parseOrtText('a -1\n', FILE), 'line 1');
   });
@@ -159,7 +181,10 @@ describe('table files and matching', () => {
   it('writes through the safe writer and reads back; never replaces a file without force', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quantlens-tables-'));
     try {
-      const tensors = new Map<string, Range>([['in', { lo: -1, hi: 1 }], ['out', { lo: 0, hi: 12.7 }]]);
+      const tensors = new Map<string, Range>([
+        ['in', { lo: -1, hi: 1 }],
+        ['out', { lo: 0, hi: 12.7 }],
+      ]);
       const cache = path.join(dir, 'model.cache');
       writeCalibrationTable({ path: cache, role: 'calibration table' }, 'tensorrt', tensors);
       const t = readCalibrationTable(cache);
@@ -169,7 +194,10 @@ describe('table files and matching', () => {
       const json = path.join(dir, 'calibration.json');
       writeCalibrationTable({ path: json, role: 'calibration table' }, 'ort-json', tensors);
       assert.deepEqual(readCalibrationTable(json).tensors.get('in'), { lo: -1, hi: 1 });
-      assert.throws(() => readCalibrationTable(path.join(dir, 'none.cache')), (e: unknown) => e instanceof InputError && /does not exist/.test(e.message));
+      assert.throws(
+        () => readCalibrationTable(path.join(dir, 'none.cache')),
+        (e: unknown) => e instanceof InputError && /does not exist/.test(e.message),
+      );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

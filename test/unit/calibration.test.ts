@@ -25,7 +25,9 @@ function referenceEntropy(hist: number[], edges: number[], numBits: number, unsi
       return bins[j] === 0 ? -1 : k;
     });
     const newCounts = new Array(nbins).fill(0);
-    digitized.forEach((d, j) => { if (d !== -1) newCounts[d] += bins[j]; });
+    digitized.forEach((d, j) => {
+      if (d !== -1) newCounts[d] += bins[j];
+    });
     const counter = new Map<number, number>();
     for (const d of digitized) counter.set(d, (counter.get(d) ?? 0) + 1);
     for (const [k, v] of counter) if (k !== -1) newCounts[k] /= v;
@@ -38,13 +40,18 @@ function referenceEntropy(hist: number[], edges: number[], numBits: number, unsi
     for (let j = 0; j < i; j++) {
       const pj = p[j] / sp;
       const qj = q[j] / sq;
-      if (pj > 0 && qj === 0) { kl = Infinity; break; }
+      if (pj > 0 && qj === 0) {
+        kl = Infinity;
+        break;
+      }
       if (pj > 0) kl += pj * Math.log(pj / qj);
     }
     divergences.push(kl);
   }
   let last = 0;
-  divergences.forEach((d, k) => { if (d <= divergences[last]) last = k; });
+  divergences.forEach((d, k) => {
+    if (d <= divergences[last]) last = k;
+  });
   return edges[last + startBin];
 }
 
@@ -70,7 +77,11 @@ describe('entropy calibration (TensorRT algorithm)', () => {
     }
     const width = 0.01;
     const edges = Array.from({ length: 2049 }, (_, k) => k * width);
-    for (const [bits, unsigned] of [[8, false], [8, true], [7, false]] as const) {
+    for (const [bits, unsigned] of [
+      [8, false],
+      [8, true],
+      [7, false],
+    ] as const) {
       const ours = entropyAmax(Float64Array.from(hist), width, bits, unsigned).amax;
       const ref = referenceEntropy(hist, edges, bits, unsigned);
       assert.ok(Math.abs(ours - ref) < 1e-12, `bits=${bits} unsigned=${unsigned}: ${ours} vs ${ref}`);
@@ -127,7 +138,10 @@ describe('streaming histogram', () => {
     for (const v of b) direct[Math.min(counts.length - 1, Math.floor(Math.abs(v) / w))]++;
     assert.deepEqual(Array.from(counts), Array.from(direct));
     const shown = displayHistogram(s, 64);
-    assert.equal(shown.counts.reduce((x, y) => x + y, 0), 8);
+    assert.equal(
+      shown.counts.reduce((x, y) => x + y, 0),
+      8,
+    );
     assert.ok(shown.edges[0] <= -3 && shown.edges[shown.edges.length - 1] >= 2.9);
   });
 
@@ -165,7 +179,10 @@ describe('MSE calibration', () => {
         const q = Math.min(127, Math.round(c * scale)) / scale; // centres are never exact .5 ties here
         err += (q - c) ** 2 * hist[k];
       }
-      if (err / 512 < best) { best = err / 512; bestAmax = amax; }
+      if (err / 512 < best) {
+        best = err / 512;
+        bestAmax = amax;
+      }
     }
     assert.ok(Math.abs(got - bestAmax) < 1e-12, `${got} vs ${bestAmax}`);
     assert.ok(got < 511 * width, 'MSE clips the sparse outlier at bin 500');
@@ -180,7 +197,12 @@ describe('ema: onnxruntime MinMax with moving_average in one collect_data call',
 
   it('is the mean of per-batch minima and maxima (hand-computed)', () => {
     const s = new ActivationStats();
-    for (const b of [[1, -2, 3], [0.5, 4], [-1, -6, 2]]) s.add(b);
+    for (const b of [
+      [1, -2, 3],
+      [0.5, 4],
+      [-1, -6, 2],
+    ])
+      s.add(b);
     // minima -2, 0.5, -6 -> mean -7.5 / 3 = -2.5; maxima 3, 4, 2 -> mean 9 / 3 = 3
     assert.equal(s.meanBatchMin, -2.5);
     assert.equal(s.meanBatchMax, 3);

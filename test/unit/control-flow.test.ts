@@ -21,9 +21,14 @@ import { DT, bodyGraph, buildModel, controlNode, makeNode, makeTensor, randn, rn
 const dir = tempDir();
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 const r = rng(11);
-const C = 4, HW = 4, S = 40;
+const C = 4,
+  HW = 4,
+  S = 40;
 const w = (n: number, s = 0.4) => Float32Array.from({ length: n }, () => randn(r) * s);
-const W1 = w(C * 1 * 3 * 3), B1 = w(C, 0.1), W2 = w(C * C), W3 = w(C * 1 * 3 * 3);
+const W1 = w(C * 1 * 3 * 3),
+  B1 = w(C, 0.1),
+  W2 = w(C * C),
+  W3 = w(C * 1 * 3 * 3);
 
 /**
  * cond = ReduceMean(x) > threshold (one scalar per batch). then: Conv3x3 -> Relu -> Conv1x1 (the
@@ -36,12 +41,17 @@ function model(threshold: number) {
       makeNode('Relu', ['t1'], ['t1r'], 'relu_a'),
       makeNode('Conv', ['t1r', 'w2'], ['t2'], 'conv_b'),
     ],
-    inputs: [], outputs: [typedValueInfo('t2', DT.FLOAT)],
+    inputs: [],
+    outputs: [typedValueInfo('t2', DT.FLOAT)],
     initializers: [makeTensor('w2', DT.FLOAT, [C, C, 1, 1], W2)],
   });
   const elseG = bodyGraph('else', {
-    nodes: [makeNode('Constant', [], ['w3'], '', { value: makeTensor('w3v', DT.FLOAT, [C, 1, 3, 3], W3) }), makeNode('Conv', ['x', 'w3'], ['e1'], 'conv_c', { pads: [1, 1, 1, 1] })],
-    inputs: [], outputs: [typedValueInfo('e1', DT.FLOAT)],
+    nodes: [
+      makeNode('Constant', [], ['w3'], '', { value: makeTensor('w3v', DT.FLOAT, [C, 1, 3, 3], W3) }),
+      makeNode('Conv', ['x', 'w3'], ['e1'], 'conv_c', { pads: [1, 1, 1, 1] }),
+    ],
+    inputs: [],
+    outputs: [typedValueInfo('e1', DT.FLOAT)],
   });
   return buildModel({
     nodes: [
@@ -69,10 +79,16 @@ describe('layers inside If branches', () => {
   it('plans every branch Conv under a qualified name; the untaken branch is reported as not executed', async () => {
     const p = await prepareAnalysis(alwaysThen, { dataPath: dataDir });
     const q = await quantizeWith(p, config);
-    assert.deepEqual(q.plan.layers.map((l) => l.node.name), ['branch/then_branch/conv_a', 'branch/then_branch/conv_b']);
+    assert.deepEqual(
+      q.plan.layers.map((l) => l.node.name),
+      ['branch/then_branch/conv_a', 'branch/then_branch/conv_b'],
+    );
     const rep = await evaluate(p, q, { sensitivity: true });
     const notRun = rep.warnings.filter((x) => x.code === 'layer-not-executed');
-    assert.deepEqual(notRun.map((x) => x.node), ['branch/else_branch/conv_c']);
+    assert.deepEqual(
+      notRun.map((x) => x.node),
+      ['branch/else_branch/conv_c'],
+    );
     assert.match(notRun[0].message, /branch\/else_branch, a branch the data never took/);
     // the then-branch input range is the data's own range; conv_a's output range from onnxruntime's float run
     const xr = rep.tensors.find((t) => t.name === 'x')!;
@@ -81,15 +97,22 @@ describe('layers inside If branches', () => {
     const s = await ort.InferenceSession.create(fs.readFileSync(alwaysThen));
     const feeds = { x: new ort.Tensor('float32', X, [S, 1, HW, HW]) };
     // conv_a's output is not a model output: compute it by hand (3x3, pad 1) to check the lifted range
-    let lo = Infinity, hi = -Infinity;
-    for (let n = 0; n < S; n++) for (let c = 0; c < C; c++) for (let i = 0; i < HW; i++) for (let j = 0; j < HW; j++) {
-      let acc = B1[c];
-      for (let di = -1; di <= 1; di++) for (let dj = -1; dj <= 1; dj++) {
-        const ii = i + di, jj = j + dj;
-        if (ii >= 0 && ii < HW && jj >= 0 && jj < HW) acc += X[n * 16 + ii * HW + jj] * W1[c * 9 + (di + 1) * 3 + dj + 1];
-      }
-      lo = Math.min(lo, Math.fround(acc)); hi = Math.max(hi, Math.fround(acc));
-    }
+    let lo = Infinity,
+      hi = -Infinity;
+    for (let n = 0; n < S; n++)
+      for (let c = 0; c < C; c++)
+        for (let i = 0; i < HW; i++)
+          for (let j = 0; j < HW; j++) {
+            let acc = B1[c];
+            for (let di = -1; di <= 1; di++)
+              for (let dj = -1; dj <= 1; dj++) {
+                const ii = i + di,
+                  jj = j + dj;
+                if (ii >= 0 && ii < HW && jj >= 0 && jj < HW) acc += X[n * 16 + ii * HW + jj] * W1[c * 9 + (di + 1) * 3 + dj + 1];
+              }
+            lo = Math.min(lo, Math.fround(acc));
+            hi = Math.max(hi, Math.fround(acc));
+          }
     const t1 = rep.tensors.find((t) => t.name === 't1')!;
     assert.ok(Math.abs(t1.min - lo) < 1e-4 && Math.abs(t1.max - hi) < 1e-4, `t1 range [${t1.min}, ${t1.max}] vs hand [${lo}, ${hi}]`);
     const y = (await s.run(feeds)).y.data as Float32Array;
@@ -113,7 +136,11 @@ describe('layers inside If branches', () => {
     const p = await prepareAnalysis(alwaysThen, { dataPath: dataDir, samples: 8 });
     for (const ex of ['conv_b', 'branch/then_branch/conv_b']) {
       const q = await quantizeWith(p, { ...config, exclude: [ex] });
-      assert.deepEqual(q.plan.layers.map((l) => l.node.name), ['branch/then_branch/conv_a'], ex);
+      assert.deepEqual(
+        q.plan.layers.map((l) => l.node.name),
+        ['branch/then_branch/conv_a'],
+        ex,
+      );
       assert.ok(q.plan.skipped.some((s) => s.node === 'branch/then_branch/conv_b' && /excluded/.test(s.reason)));
     }
   });
@@ -140,7 +167,10 @@ describe('layers inside If branches', () => {
       const ops = b.graph.node.map((n) => n.opType);
       assert.ok(ops.includes('QuantizeLinear') && ops.includes('DequantizeLinear'), `${b.scope.map((x) => x.attr)}: ${ops}`);
       // float Conv weights replaced by integer ones, none left unused at any depth
-      assert.ok(b.graph.initializer.every((t) => t.dataType !== DT.FLOAT || !/^w[0-9]$/.test(t.name)), 'float weights pruned');
+      assert.ok(
+        b.graph.initializer.every((t) => t.dataType !== DT.FLOAT || !/^w[0-9]$/.test(t.name)),
+        'float weights pruned',
+      );
     }
     assert.ok(!written.graph!.initializer.some((t) => t.name === 'w1'), 'w1 (read by a branch) replaced and pruned');
     const fs32 = await ort.InferenceSession.create(fs.readFileSync(mixed));
@@ -149,8 +179,12 @@ describe('layers inside If branches', () => {
       const x = new ort.Tensor('float32', X.subarray(n * 16, n * 16 + 16), [1, 1, HW, HW]);
       const a = (await fs32.run({ x })).y.data as Float32Array;
       const b = (await qs.run({ x })).y.data as Float32Array;
-      let s2 = 0, d2 = 0;
-      for (let i = 0; i < a.length; i++) { s2 += a[i] ** 2; d2 += (a[i] - b[i]) ** 2; }
+      let s2 = 0,
+        d2 = 0;
+      for (let i = 0; i < a.length; i++) {
+        s2 += a[i] ** 2;
+        d2 += (a[i] - b[i]) ** 2;
+      }
       assert.ok(10 * Math.log10(s2 / d2) > 15, `sample ${n}: ${10 * Math.log10(s2 / d2)} dB`);
     }
     await fs32.release();
@@ -159,7 +193,9 @@ describe('layers inside If branches', () => {
 });
 
 describe('a layer inside a Loop body', () => {
-  const K = 6, ITER = 3, N = 24;
+  const K = 6,
+    ITER = 3,
+    N = 24;
   const W = Float32Array.from({ length: K * K }, () => randn(r) * 0.5);
   const Xl = Float32Array.from({ length: N * K }, () => randn(r));
   // v_{i+1} = Relu(v_i W), 3 iterations; W read from the enclosing scope
@@ -168,12 +204,16 @@ describe('a layer inside a Loop body', () => {
     inputs: [valueInfo('iter', [], DT.INT64), valueInfo('cond_in', [], DT.BOOL), valueInfo('v', ['N', K])],
     outputs: [valueInfo('cond_out', [], DT.BOOL), valueInfo('v_next', ['N', K])],
   });
-  const loopPath = writeModel(dir, 'loop.onnx', buildModel({
-    nodes: [controlNode('Loop', ['M', '', 'x'], ['y'], 'loop', { body })],
-    inputs: [valueInfo('x', ['N', K])],
-    outputs: [valueInfo('y', ['N', K])],
-    initializers: [makeTensor('M', DT.INT64, [], [ITER]), makeTensor('W', DT.FLOAT, [K, K], W)],
-  }));
+  const loopPath = writeModel(
+    dir,
+    'loop.onnx',
+    buildModel({
+      nodes: [controlNode('Loop', ['M', '', 'x'], ['y'], 'loop', { body })],
+      inputs: [valueInfo('x', ['N', K])],
+      outputs: [valueInfo('y', ['N', K])],
+      initializers: [makeTensor('M', DT.INT64, [], [ITER]), makeTensor('W', DT.FLOAT, [K, K], W)],
+    }),
+  );
   const loopData = path.join(dir, 'loopdata');
   fs.mkdirSync(loopData);
   fs.writeFileSync(path.join(loopData, 'x.npy'), Buffer.from(dump(Xl, [N, K])));
@@ -181,18 +221,26 @@ describe('a layer inside a Loop body', () => {
   it('is calibrated over every iteration (stacked scan outputs) and measured, isolated included', async () => {
     const p = await prepareAnalysis(loopPath, { dataPath: loopData });
     const q = await quantizeWith(p, resolveConfig('ort-cpu', { placement: 'compute' }));
-    assert.deepEqual(q.plan.layers.map((l) => l.node.name), ['loop/body/mm']);
+    assert.deepEqual(
+      q.plan.layers.map((l) => l.node.name),
+      ['loop/body/mm'],
+    );
     // h over the three iterations, by hand
     let v = Array.from(Xl);
-    let lo = Infinity, hi = -Infinity;
+    let lo = Infinity,
+      hi = -Infinity;
     for (let it = 0; it < ITER; it++) {
       const h = new Array(N * K).fill(0);
-      for (let n = 0; n < N; n++) for (let j = 0; j < K; j++) {
-        let acc = 0;
-        for (let k = 0; k < K; k++) acc += Math.fround(v[n * K + k]) * W[k * K + j];
-        h[n * K + j] = Math.fround(acc);
+      for (let n = 0; n < N; n++)
+        for (let j = 0; j < K; j++) {
+          let acc = 0;
+          for (let k = 0; k < K; k++) acc += Math.fround(v[n * K + k]) * W[k * K + j];
+          h[n * K + j] = Math.fround(acc);
+        }
+      for (const x of h) {
+        lo = Math.min(lo, x);
+        hi = Math.max(hi, x);
       }
-      for (const x of h) { lo = Math.min(lo, x); hi = Math.max(hi, x); }
       v = h.map((x) => Math.max(0, x));
     }
     const hs = p.stats.get('h')!;
@@ -200,18 +248,25 @@ describe('a layer inside a Loop body', () => {
     assert.ok(Math.abs(hs.min - lo) < 1e-4 && Math.abs(hs.max - hi) < 1e-4, `[${hs.min}, ${hs.max}] vs [${lo}, ${hi}]`);
     const rep = await evaluate(p, q, { sensitivity: true });
     const l = rep.layers[0];
-    for (const x of [l.simulated.sqnrDb, l.integer.sqnrDb, l.isolated.simulated.sqnrDb, l.isolated.integer.sqnrDb]) assert.ok(Number.isFinite(x) && x > 15, `${x}`);
+    for (const x of [l.simulated.sqnrDb, l.integer.sqnrDb, l.isolated.simulated.sqnrDb, l.isolated.integer.sqnrDb])
+      assert.ok(Number.isFinite(x) && x > 15, `${x}`);
     assert.ok(l.sensitivity && Number.isFinite(l.sensitivity.onlyThis.outputSqnrDb));
     // the written model is quantized inside the body and runs
     const out = path.join(dir, 'loop.qdq.onnx');
     writeQuantizedModel(p, q, { path: out, role: 'quantized model' });
-    const bodyOps = graphsOf(loadModel(out).proto).find((g) => g.scope.length === 1)!.graph.node.map((n) => n.opType);
+    const bodyOps = graphsOf(loadModel(out).proto)
+      .find((g) => g.scope.length === 1)!
+      .graph.node.map((n) => n.opType);
     assert.ok(bodyOps.includes('QuantizeLinear') && bodyOps.includes('DequantizeLinear'), bodyOps.join());
     const s = await ort.InferenceSession.create(fs.readFileSync(out));
     const y = (await s.run({ x: new ort.Tensor('float32', Xl, [N, K]) })).y.data as Float32Array;
     await s.release();
-    let s2 = 0, d2 = 0;
-    for (let i = 0; i < y.length; i++) { s2 += Math.max(0, v[i]) ** 2; d2 += (Math.max(0, v[i]) - y[i]) ** 2; }
+    let s2 = 0,
+      d2 = 0;
+    for (let i = 0; i < y.length; i++) {
+      s2 += Math.max(0, v[i]) ** 2;
+      d2 += (Math.max(0, v[i]) - y[i]) ** 2;
+    }
     assert.ok(10 * Math.log10(s2 / d2) > 15, `written model output SQNR ${10 * Math.log10(s2 / d2)} dB`);
   });
 });

@@ -34,7 +34,7 @@ describe('KL curve downsampling keeps minima', () => {
   it('keeps the lower envelope: every input point has a kept point at most one bucket away that is as low', () => {
     // A noisy curve with many local minima.
     let seed = 7;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const curve = Array.from({ length: 1999 }, (_, i) => ({ threshold: i, value: Math.sin(i / 37) + rand() }));
     const max = 200;
     const out = downsampleKeepingMinima(curve, max);
@@ -58,8 +58,14 @@ describe('KL curve downsampling keeps minima', () => {
   it('does not bridge a run of infinite values silently, and returns short curves whole', () => {
     const curve = Array.from({ length: 600 }, (_, i) => ({ threshold: i, value: i < 100 ? Infinity : 1 / i }));
     const out = downsampleKeepingMinima(curve, 50);
-    assert.ok(out.some((p) => p.value === Infinity), 'the infinite stretch is represented');
-    assert.equal(out.filter((p) => Number.isFinite(p.value)).reduce((m, p) => Math.min(m, p.value), Infinity), 1 / 599);
+    assert.ok(
+      out.some((p) => p.value === Infinity),
+      'the infinite stretch is represented',
+    );
+    assert.equal(
+      out.filter((p) => Number.isFinite(p.value)).reduce((m, p) => Math.min(m, p.value), Infinity),
+      1 / 599,
+    );
     const short = curve.slice(0, 10);
     assert.deepEqual(downsampleKeepingMinima(short, 50), short);
   });

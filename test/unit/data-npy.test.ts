@@ -78,7 +78,13 @@ describe('reading .npy data in batches', () => {
 
   it('reads go backwards and repeat freely, and return arrays the caller owns', async () => {
     const ds = loadDataset(d, [floatInput()]);
-    for (const [start, count] of [[30, 7], [0, 2], [30, 7], [11, 13], [0, N]]) {
+    for (const [start, count] of [
+      [30, 7],
+      [0, 2],
+      [30, 7],
+      [11, 13],
+      [0, N],
+    ]) {
       const [x] = await ds.read(start, count);
       assert.deepEqual(x, X.slice(start * PER, (start + count) * PER));
       x.fill(0);
@@ -103,7 +109,12 @@ describe('reading .npy data in batches', () => {
     assert.deepEqual(x, X.slice(35 * PER));
     assert.deepEqual(t, ids.slice(35 * 4));
     writeNpy(two, 'input_ids', ids.slice(0, 36 * 4), [36, 4]);
-    refuses(() => loadDataset(two, [floatInput(), { name: 'input_ids', dataType: DT.INT64, dims: ['N', 4] }]), /disagree on the number of samples/, /x\.npy: 37/, /input_ids\.npy: 36/);
+    refuses(
+      () => loadDataset(two, [floatInput(), { name: 'input_ids', dataType: DT.INT64, dims: ['N', 4] }]),
+      /disagree on the number of samples/,
+      /x\.npy: 37/,
+      /input_ids\.npy: 36/,
+    );
   });
 
   it('samples: a positive integer; more than the data holds uses all of it', async () => {
@@ -120,7 +131,7 @@ describe('reading .npy data in batches', () => {
     assert.equal(loadDataset(d, [floatInput([1, ...S])]).samples, N);
   });
 
-  it('per-sample shapes must match the model\'s declared dims', () => {
+  it("per-sample shapes must match the model's declared dims", () => {
     refuses(() => loadDataset(d, [floatInput(['N', 3, 2])]), /input "x"/, /\[37,2,3\]/, /\[N,3,2\]/);
   });
 });
@@ -141,7 +152,10 @@ describe('dtypes: converted to the model input type, or refused', () => {
     const [a, b, c] = await ds.read(0, 4);
     assert.deepEqual(a, Float32Array.from(f8));
     assert.deepEqual(Array.from(b as Float32Array), hv);
-    assert.deepEqual(c, BigInt64Array.from(i4, (v) => BigInt(v)));
+    assert.deepEqual(
+      c,
+      BigInt64Array.from(i4, (v) => BigInt(v)),
+    );
   });
 
   it('big-endian data is byte-swapped into the same values', async () => {
@@ -167,14 +181,24 @@ describe('dtypes: converted to the model input type, or refused', () => {
       const d1 = folder({ 'x.npy': npy(descr, [2, 2], new Uint8Array(4 * size)) });
       refuses(() => loadDataset(d1, [floatInput(['N', 2])]), re, new RegExp(`${d1}/x\\.npy`));
     }
-    const structured = folder({ 'x.npy': npyBytes({ descr: '', shape: [2], data: new Uint8Array(16), dict: "{'descr': [('a', '<f4'), ('b', '<f4')], 'fortran_order': False, 'shape': (2,), }" }) });
+    const structured = folder({
+      'x.npy': npyBytes({
+        descr: '',
+        shape: [2],
+        data: new Uint8Array(16),
+        dict: "{'descr': [('a', '<f4'), ('b', '<f4')], 'fortran_order': False, 'shape': (2,), }",
+      }),
+    });
     refuses(() => loadDataset(structured, [floatInput(['N'])]), /structured dtypes/);
   });
 
   it('a model input of a type no data file can feed (STRING, undefined) is refused naming the data file', () => {
     const d1 = folder({ 'x.npy': npy('<f4', [2, 2], new Uint8Array(16)) });
     for (const dataType of [DT.STRING, DT.UNDEFINED]) {
-      refuses(() => loadDataset(d1, [{ name: 'x', dataType, dims: ['N', 2] }]), new RegExp(`^${d1}/x\\.npy: model input "x" has type ${DT[dataType]}, which QuantLens cannot feed from data files$`));
+      refuses(
+        () => loadDataset(d1, [{ name: 'x', dataType, dims: ['N', 2] }]),
+        new RegExp(`^${d1}/x\\.npy: model input "x" has type ${DT[dataType]}, which QuantLens cannot feed from data files$`),
+      );
     }
   });
 });
@@ -197,7 +221,10 @@ describe('.npy headers and sizes', () => {
 
   it('shape entries must be non-negative integers; no samples, no values and 0-d arrays are refused', () => {
     refuses(() => load(npy('<f4', [-1, ...S], data)), /shape entry "-1" in \(-1, 2, 3\) is not a non-negative integer/);
-    refuses(() => load(npyBytes({ descr: '<f4', shape: [], data, dict: "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 2.5), }" })), /shape entry "2\.5"/);
+    refuses(
+      () => load(npyBytes({ descr: '<f4', shape: [], data, dict: "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 2.5), }" })),
+      /shape entry "2\.5"/,
+    );
     refuses(() => load(npy('<f4', [0, ...S], new Uint8Array(0))), /holds 0 samples/);
     refuses(() => load(npy('<f4', [4, 0, 3], new Uint8Array(0))), /holds no values/);
     refuses(() => loadDataset(folder({ 'x.npy': npy('<f4', [], new Uint8Array(4)) }), [floatInput([])]), /0-d array/);
@@ -219,12 +246,18 @@ describe('.npy headers and sizes', () => {
     refuses(() => load(v9), /version 9\.0 is not supported/);
     const long = good.slice(0, 40);
     refuses(() => load(long), /header length 118 runs past its end \(40 bytes\)/);
-    refuses(() => load(npyBytes({ descr: '', shape: [], data, dict: "{'descr': '<f4', 'shape': (4, 2, 3), }" })), /malformed \.npy header \(no 'fortran_order'\)/);
+    refuses(
+      () => load(npyBytes({ descr: '', shape: [], data, dict: "{'descr': '<f4', 'shape': (4, 2, 3), }" })),
+      /malformed \.npy header \(no 'fortran_order'\)/,
+    );
     refuses(() => load(new Uint8Array(0)), /is not an \.npy array/);
     // Python's dict keeps the LAST of two equal keys (here shape (2,), which the data does not fit);
     // a reader taking the first would read a different array than numpy
     const twice = "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 2, 3), 'shape': (2,), }";
-    refuses(() => load(npyBytes({ descr: '', shape: [], data, dict: twice })), /malformed \.npy header \(keys 'descr', 'fortran_order', 'shape', 'shape'; numpy writes exactly/);
+    refuses(
+      () => load(npyBytes({ descr: '', shape: [], data, dict: twice })),
+      /malformed \.npy header \(keys 'descr', 'fortran_order', 'shape', 'shape'; numpy writes exactly/,
+    );
     const extra = "{'descr': '<f4', 'x': '', 'fortran_order': False, 'shape': (4, 2, 3), }";
     refuses(() => load(npyBytes({ descr: '', shape: [], data, dict: extra })), /keys 'descr', 'x', 'fortran_order', 'shape'/);
   });
@@ -304,7 +337,7 @@ describe('labels', () => {
     refuses(() => withLabels(npy('<i8', [4], bytesOf(BigInt64Array.from([1n, 2n ** 40n, 2n, 0n])))), /label 1099511627776 of sample 1 is out of range/);
   });
 
-  it('labels beyond the model\'s output width are refused (outputWidth option and checkLabels)', () => {
+  it("labels beyond the model's output width are refused (outputWidth option and checkLabels)", () => {
     const labels = npy('<i8', [4], bytesOf(BigInt64Array.from([0n, 2n, 4n, 1n])));
     refuses(() => withLabels(labels, { outputWidth: 4 }), /labels\.npy: label 4 of sample 2 is out of range for a model with 4 outputs \(classes 0 to 3\)/);
     assert.equal(withLabels(labels, { outputWidth: 5 }).labels!.length, 4);

@@ -95,7 +95,17 @@ describe('larger archives, stored and deflated, read in any order', () => {
 
     it(`level ${level}: repeated, backward and random reads; the caller owns what it gets`, async () => {
       const ds = loadDataset(file, [floatInput(['N', PER])]);
-      const order: [number, number][] = [[0, 1], [0, 32], [32, 32], [32, 32], [2990, 10], [5, 3], [1500, 700], [1499, 2], [0, N]];
+      const order: [number, number][] = [
+        [0, 1],
+        [0, 32],
+        [32, 32],
+        [32, 32],
+        [2990, 10],
+        [5, 3],
+        [1500, 700],
+        [1499, 2],
+        [0, N],
+      ];
       const r2 = rng(3);
       for (let i = 0; i < 20; i++) {
         const start = Math.floor(r2() * N);
@@ -110,10 +120,18 @@ describe('larger archives, stored and deflated, read in any order', () => {
   }
 
   it('batches go through feedsFor into a real onnxruntime session unchanged', async () => {
-    const model = buildModel({ nodes: [makeNode('Identity', ['x'], ['y'], 'id')], inputs: [valueInfo('x', ['N', PER])], outputs: [valueInfo('y', ['N', PER])] });
+    const model = buildModel({
+      nodes: [makeNode('Identity', ['x'], ['y'], 'id')],
+      inputs: [valueInfo('x', ['N', PER])],
+      outputs: [valueInfo('y', ['N', PER])],
+    });
     const session = await ort.InferenceSession.create(encodeModel(model));
     const ds = loadDataset(writeZip(files, 6), [floatInput(['N', PER])]);
-    for (const [start, count] of [[0, 100], [100, 257], [357, 2643]]) {
+    for (const [start, count] of [
+      [0, 100],
+      [100, 257],
+      [357, 2643],
+    ]) {
       const out = await session.run(await feedsFor(ds, start, count));
       assert.deepEqual(out.y.dims, [count, PER]);
       assert.deepEqual(out.y.data, expect(start, count));
@@ -152,7 +170,10 @@ describe('other zip layouts', () => {
 
   it('ZIP64 archives (end record, locator and per-entry extra fields) read like any other', async () => {
     const f = path.join(dir, 'zip64.npz');
-    fs.writeFileSync(f, zip64Stored(files, (b) => crc32Table(b)));
+    fs.writeFileSync(
+      f,
+      zip64Stored(files, (b) => crc32Table(b)),
+    );
     const ds = loadDataset(f, [floatInput(['N', 4])]);
     assert.deepEqual(Array.from(ds.labels!), Array.from(labels, Number));
     assert.deepEqual((await ds.read(0, 30))[0], x);
@@ -198,7 +219,12 @@ describe('zip damage is refused naming the entry', () => {
       const cd = zipHeader(z, 'x.npy', true);
       setU32(z, cd + CD.size, npy.length + 64);
       if (level === 0) setU32(z, cd + CD.compressedSize, npy.length + 64);
-      refuses(() => load(z), level === 0 ? /its 1728 bytes at offset \d+ run past the archive data/ : /x\.npy: shape \(50, 8\) of <f4 needs 1600 bytes of data but the entry declares 1664/);
+      refuses(
+        () => load(z),
+        level === 0
+          ? /its 1728 bytes at offset \d+ run past the archive data/
+          : /x\.npy: shape \(50, 8\) of <f4 needs 1600 bytes of data but the entry declares 1664/,
+      );
     }
     const z = zip(0);
     setU32(z, zipHeader(z, 'x.npy', true) + CD.size, npy.length - 4);

@@ -8,9 +8,15 @@ import { expectedError, gridFor, type GridSpan, type HistogramBins } from '../..
  * error) and round to the nearest code (rounding error).
  */
 function bruteForce(h: HistogramBins, g: GridSpan, per = 4000): { clip: number; rounding: number; clippedShare: number; power: number } {
-  let total = 0, clip = 0, rounding = 0, clipped = 0, power = 0;
+  let total = 0,
+    clip = 0,
+    rounding = 0,
+    clipped = 0,
+    power = 0;
   for (let i = 0; i < h.counts.length; i++) {
-    const a = h.edges[i], b = h.edges[i + 1], w = h.counts[i] / per;
+    const a = h.edges[i],
+      b = h.edges[i + 1],
+      w = h.counts[i] / per;
     for (let k = 0; k < per; k++) {
       const x = a + ((k + 0.5) * (b - a)) / per;
       total += w;
@@ -39,7 +45,7 @@ describe('expected quantization error from a histogram', () => {
     assert.ok(Math.abs(e.rounding - (0.5 * 0.01) / 12) < 1e-15, String(e.rounding));
     assert.ok(Math.abs(e.signalPower - 4 / 3) < 1e-12);
     assert.equal(e.total, e.clip + e.rounding);
-    assert.ok(Math.abs(e.sqnrDb - 10 * Math.log10((4 / 3) / e.total)) < 1e-9);
+    assert.ok(Math.abs(e.sqnrDb - 10 * Math.log10(4 / 3 / e.total)) < 1e-9);
   });
 
   it('matches a brute-force quantization of a synthetic skewed histogram, for thresholds cutting bins', () => {

@@ -9,11 +9,23 @@ const report = {
   schemaVersion: 1,
   model: { path: '/m/model.onnx' },
   tensors: [{ name: 'y', kind: 'activation', clipRate: 0.25 }],
-  layers: [{
-    node: '/a,"b"/Conv', op: 'Conv', output: 'y', inputs: ['x'], integerKernel: null,
-    simulated: metrics(30), integer: metrics(Infinity), isolated: { simulated: metrics(31), integer: metrics(32) },
-    simVsIntMismatch: 0.001, simVsIntMaxLsb: 1, sensitivity: null, integerDiff: null, errorHistogram: { lsb: [], counts: [] },
-  }],
+  layers: [
+    {
+      node: '/a,"b"/Conv',
+      op: 'Conv',
+      output: 'y',
+      inputs: ['x'],
+      integerKernel: null,
+      simulated: metrics(30),
+      integer: metrics(Infinity),
+      isolated: { simulated: metrics(31), integer: metrics(32) },
+      simVsIntMismatch: 0.001,
+      simVsIntMaxLsb: 1,
+      sensitivity: null,
+      integerDiff: null,
+      errorHistogram: { lsb: [], counts: [] },
+    },
+  ],
 } as unknown as Report;
 
 describe('report export', () => {
@@ -49,7 +61,10 @@ describe('report export', () => {
     const session = { kind: 'quantlens-session', schemaVersion: 2, sqnrWarningDb: 20, report: evil, sweep: null, mixedPrecision: null, compare: null } as const;
     const html = reportHtml(session, 'console.log("</script>")', 'body{}');
     const nonce = /'nonce-([^']+)'/.exec(html)![1];
-    assert.match(html, new RegExp(`<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'nonce-${nonce.replace(/[+/=]/g, '\\$&')}'`));
+    assert.match(
+      html,
+      new RegExp(`<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'nonce-${nonce.replace(/[+/=]/g, '\\$&')}'`),
+    );
     assert.equal((html.match(/<script/g) ?? []).length, 2, 'only the data block and the inlined bundle');
     assert.ok(!html.includes('</script><script>alert'), 'report text is escaped');
     assert.ok(html.includes('\\u003c/script>'), 'JSON uses \\u003c');

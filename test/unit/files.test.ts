@@ -26,7 +26,10 @@ describe('writeOutput', () => {
     const out = path.join(dir, 'new.json');
     writeOutput({ path: out, role: 'report' }, '{"a":1}');
     assert.equal(fs.readFileSync(out, 'utf8'), '{"a":1}');
-    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.tmp')), []);
+    assert.deepEqual(
+      fs.readdirSync(dir).filter((f) => f.includes('.tmp')),
+      [],
+    );
   });
 
   it('refuses an existing file without force, keeping its bytes; replaces it with force', () => {
@@ -62,27 +65,39 @@ describe('writeOutput', () => {
       [path.join(parentFile, 'out.json'), /plain\.txt is not a folder/],
     ];
     for (const [p, re] of cases) {
-      const e = (() => { try { checkOutput({ path: p, role: 'report' }); } catch (x) { return x as Error; } })();
+      const e = (() => {
+        try {
+          checkOutput({ path: p, role: 'report' });
+        } catch (x) {
+          return x as Error;
+        }
+      })();
       assert.ok(e instanceof InputError, `${p}: ${e}`);
       assert.match(e.message, re);
       assert.equal(e.message.split('\n').length, 1);
     }
   });
 
-  it('a name at the file system\'s limit is written (its temporary file too); a longer one is refused before any work', () => {
+  it("a name at the file system's limit is written (its temporary file too); a longer one is refused before any work", () => {
     // ext4, tmpfs, xfs and btrfs allow 255 bytes per name
     const longest = path.join(dir, 'r'.repeat(250));
     writeOutput({ path: longest, role: 'report' }, 'ok');
     assert.equal(fs.readFileSync(longest, 'utf8'), 'ok');
     assert.ok(path.basename(tempPathFor(longest)).length <= 255);
     const tooLong = path.join(dir, 'r'.repeat(300));
-    assert.throws(() => checkOutput({ path: tooLong, role: 'report', option: '--report' }), (e: Error) => {
-      assert.ok(e instanceof InputError);
-      assert.match(e.message, /^cannot write report \S+r{300} \(--report\): the name is too long for the file system \(ENAMETOOLONG\)$/);
-      return true;
-    });
+    assert.throws(
+      () => checkOutput({ path: tooLong, role: 'report', option: '--report' }),
+      (e: Error) => {
+        assert.ok(e instanceof InputError);
+        assert.match(e.message, /^cannot write report \S+r{300} \(--report\): the name is too long for the file system \(ENAMETOOLONG\)$/);
+        return true;
+      },
+    );
     assert.throws(() => writeOutput({ path: tooLong, role: 'report' }, 'x'), InputError);
-    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.tmp')), []);
+    assert.deepEqual(
+      fs.readdirSync(dir).filter((f) => f.includes('.tmp')),
+      [],
+    );
   });
 
   it('a failed write leaves the old file and no temporary file', () => {

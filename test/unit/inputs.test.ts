@@ -17,26 +17,31 @@ import { DT, buildModel, makeNode, makeTensor, randn, rng, tempDir, valueInfo, w
 const dir = tempDir();
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 const r = rng(3);
-const K = 4, S = 10;
+const K = 4,
+  S = 10;
 const W = Float32Array.from({ length: K * K }, () => randn(r) * 0.5);
 const X = Float32Array.from({ length: S * K }, () => randn(r));
 
 /** hn = Tanh(h + unsqueeze(x W, 0)) ([1, N, K]); y = squeeze(hn) * float(sr) / 16000. */
-const modelPath = writeModel(dir, 'rnn.onnx', buildModel({
-  nodes: [
-    makeNode('MatMul', ['x', 'W'], ['xw'], 'mm'),
-    makeNode('Unsqueeze', ['xw', 'ax0'], ['xw3'], 'unsq'),
-    makeNode('Add', ['h', 'xw3'], ['pre'], 'add'),
-    makeNode('Tanh', ['pre'], ['hn'], 'tanh'),
-    makeNode('Squeeze', ['hn', 'ax0'], ['hs'], 'sq'),
-    makeNode('Cast', ['sr'], ['srf'], 'cast', { to: DT.FLOAT }),
-    makeNode('Div', ['srf', 'ref'], ['gain'], 'div'),
-    makeNode('Mul', ['hs', 'gain'], ['y'], 'mul'),
-  ],
-  inputs: [valueInfo('x', ['N', K]), valueInfo('h', [1, 'N', K]), valueInfo('sr', [], DT.INT64)],
-  outputs: [valueInfo('y', ['N', K]), valueInfo('hn', [1, 'N', K])],
-  initializers: [makeTensor('W', DT.FLOAT, [K, K], W), makeTensor('ax0', DT.INT64, [1], [0]), makeTensor('ref', DT.FLOAT, [], [16000])],
-}));
+const modelPath = writeModel(
+  dir,
+  'rnn.onnx',
+  buildModel({
+    nodes: [
+      makeNode('MatMul', ['x', 'W'], ['xw'], 'mm'),
+      makeNode('Unsqueeze', ['xw', 'ax0'], ['xw3'], 'unsq'),
+      makeNode('Add', ['h', 'xw3'], ['pre'], 'add'),
+      makeNode('Tanh', ['pre'], ['hn'], 'tanh'),
+      makeNode('Squeeze', ['hn', 'ax0'], ['hs'], 'sq'),
+      makeNode('Cast', ['sr'], ['srf'], 'cast', { to: DT.FLOAT }),
+      makeNode('Div', ['srf', 'ref'], ['gain'], 'div'),
+      makeNode('Mul', ['hs', 'gain'], ['y'], 'mul'),
+    ],
+    inputs: [valueInfo('x', ['N', K]), valueInfo('h', [1, 'N', K]), valueInfo('sr', [], DT.INT64)],
+    outputs: [valueInfo('y', ['N', K]), valueInfo('hn', [1, 'N', K])],
+    initializers: [makeTensor('W', DT.FLOAT, [K, K], W), makeTensor('ax0', DT.INT64, [1], [0]), makeTensor('ref', DT.FLOAT, [], [16000])],
+  }),
+);
 const data = path.join(dir, 'data');
 fs.mkdirSync(data);
 fs.writeFileSync(path.join(data, 'x.npy'), Buffer.from(dump(X, [S, K])));
@@ -60,7 +65,11 @@ function handStates(): Float32Array[] {
 
 describe('input kinds', () => {
   it('infers h as a state carried from hn; sr needs a value and the error names the flag', async () => {
-    await assert.rejects(prepareAnalysis(modelPath, { dataPath: data }), (e: Error) => e instanceof InputError && /input "sr" \(INT64 \[\]\) is a constant the data does not hold: give its value with --input sr=VALUE/.test(e.message));
+    await assert.rejects(
+      prepareAnalysis(modelPath, { dataPath: data }),
+      (e: Error) =>
+        e instanceof InputError && /input "sr" \(INT64 \[\]\) is a constant the data does not hold: give its value with --input sr=VALUE/.test(e.message),
+    );
     const p = await prepareAnalysis(modelPath, { dataPath: data, inputs: { sr: { value: 8000 } } });
     assert.deepEqual(p.data.description, [
       { name: 'x', kind: 'sample', shape: [K], decidedBy: 'data' },
@@ -69,7 +78,10 @@ describe('input kinds', () => {
     ]);
     // every sample is fed the float model's state after the previous sample
     const want = handStates();
-    for (const [start, count] of [[0, S], [3, 4]]) {
+    for (const [start, count] of [
+      [0, S],
+      [3, 4],
+    ]) {
       const f = await feedsFor(p.data, start, count);
       assert.deepEqual(f.h.dims, [1, count, K]);
       assert.deepEqual(f.sr.dims, []);
@@ -85,7 +97,10 @@ describe('input kinds', () => {
     fs.copyFileSync(path.join(data, 'x.npy'), path.join(d2, 'x.npy'));
     fs.writeFileSync(path.join(d2, 'sr.npy'), Buffer.from(dump(BigInt64Array.from([16000n]), [])));
     const p = await prepareAnalysis(modelPath, { dataPath: d2 });
-    assert.deepEqual(p.data.description!.find((i) => i.name === 'sr'), { name: 'sr', kind: 'constant', shape: [], value: [16000], decidedBy: 'data' });
+    assert.deepEqual(
+      p.data.description!.find((i) => i.name === 'sr'),
+      { name: 'sr', kind: 'constant', shape: [], value: [16000], decidedBy: 'data' },
+    );
     const sub = path.join(dir, 'withsettings');
     fs.mkdirSync(sub);
     fs.copyFileSync(modelPath, path.join(sub, 'rnn.onnx'));
@@ -96,21 +111,40 @@ describe('input kinds', () => {
     const q2 = await prepareAnalysis(path.join(sub, 'rnn.onnx'), { dataPath: data, inputs: { sr: { value: 22050 } } });
     assert.deepEqual(q2.data.description!.find((i) => i.name === 'sr')!.value, [22050]);
     fs.writeFileSync(path.join(sub, 'quantlens.json'), JSON.stringify({ inputs: { sr: { kind: 'scalar' } } }));
-    await assert.rejects(prepareAnalysis(path.join(sub, 'rnn.onnx'), { dataPath: data }), /quantlens\.json: inputs\.sr: kind must be sample, constant or state/);
+    await assert.rejects(
+      prepareAnalysis(path.join(sub, 'rnn.onnx'), { dataPath: data }),
+      /quantlens\.json: inputs\.sr: kind must be sample, constant or state/,
+    );
   });
 
   it('refuses what it cannot feed, naming the input', () => {
-    const inputs = [{ name: 'x', dataType: DT.FLOAT, dims: ['N', K] }, { name: 'h', dataType: DT.FLOAT, dims: [1, 'N', 'T'] }];
+    const inputs = [
+      { name: 'x', dataType: DT.FLOAT, dims: ['N', K] },
+      { name: 'h', dataType: DT.FLOAT, dims: [1, 'N', 'T'] },
+    ];
     const outs = [{ name: 'hn', dims: [] }];
-    assert.throws(() => describeInputs('m.onnx', inputs, outs, { h: { kind: 'state', from: 'nope' } }, null), /state input "h" needs the model output that carries it: --state h=OUTPUT/);
-    assert.throws(() => describeInputs('m.onnx', inputs, outs, {}, null), /state input "h" \[1,N,T\] has 2 dynamic dims: give its shape with --input-shape h=1xNxN/);
+    assert.throws(
+      () => describeInputs('m.onnx', inputs, outs, { h: { kind: 'state', from: 'nope' } }, null),
+      /state input "h" needs the model output that carries it: --state h=OUTPUT/,
+    );
+    assert.throws(
+      () => describeInputs('m.onnx', inputs, outs, {}, null),
+      /state input "h" \[1,N,T\] has 2 dynamic dims: give its shape with --input-shape h=1xNxN/,
+    );
     assert.throws(() => describeInputs('m.onnx', inputs, outs, { y: { value: 1 } }, null), /m\.onnx has no input "y"/);
     assert.throws(() => describeInputs('m.onnx', [inputs[0]], [], { x: { kind: 'constant', value: [1, 2, 3, 4] } }, null), /no input is fed from the data/);
   });
 
   it('stacks per-sample states along the batch axis and moves it back to the front, by hand', () => {
     // per-sample state [2, 1, 3]: sample k holds values 100k + (0..5)
-    const s = { name: 's', dataType: DT.FLOAT, from: 'sn', dims: [2, 1, 3], batchAxis: 1, values: Float32Array.from({ length: 4 * 6 }, (_, i) => 100 * Math.floor(i / 6) + (i % 6)) };
+    const s = {
+      name: 's',
+      dataType: DT.FLOAT,
+      from: 'sn',
+      dims: [2, 1, 3],
+      batchAxis: 1,
+      values: Float32Array.from({ length: 4 * 6 }, (_, i) => 100 * Math.floor(i / 6) + (i % 6)),
+    };
     const b = stateBatch(s, 1, 2);
     assert.deepEqual(b.dims, [2, 2, 3]);
     assert.deepEqual(Array.from(b.data), [100, 101, 102, 200, 201, 202, 103, 104, 105, 203, 204, 205]);

@@ -29,17 +29,28 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** frexp-based (M0, shift) for a multiplier in (0, 1): M = M0 * 2^(shift - 31), M0 in [2^30, 2^31). */
 function multiplierOf(m: number): { m0: number; shift: number } {
-  let e = 0, q = m;
-  while (q < 0.5) { q *= 2; e--; }
-  while (q >= 1) { q /= 2; e++; }
+  let e = 0,
+    q = m;
+  while (q < 0.5) {
+    q *= 2;
+    e--;
+  }
+  while (q >= 1) {
+    q /= 2;
+    e++;
+  }
   let m0 = Math.round(q * 2 ** 31);
-  if (m0 === 2 ** 31) { m0 /= 2; e++; }
+  if (m0 === 2 ** 31) {
+    m0 /= 2;
+    e++;
+  }
   return { m0, shift: e };
 }
 
 /** gemmlowp SaturatingRoundingDoublingHighMul + RoundingDivideByPOT with 64-bit BigInt products. */
 function bigFixed(acc: number, m0: number, shift: number): number {
-  const left = BigInt(Math.max(shift, 0)), right = BigInt(Math.max(-shift, 0));
+  const left = BigInt(Math.max(shift, 0)),
+    right = BigInt(Math.max(-shift, 0));
   const a = BigInt.asIntN(32, BigInt(acc) << left);
   const ab = a * BigInt(m0);
   const nudge = ab >= 0n ? 1n << 30n : 1n - (1n << 30n);
@@ -77,22 +88,31 @@ describe('roundFixedExact', () => {
     const r = rng(5);
     const accs = [0, 1, -1, 2147483647, -2147483648, 1 << 30, -(1 << 30), 12345, -12345];
     for (let i = 0; i < 3000; i++) accs.push(Math.floor((r() - 0.5) * 2 ** (1 + Math.floor(r() * 32))));
-    const ms: { m0: number; shift: number }[] = [{ m0: 2 ** 30, shift: -2 }, { m0: 2 ** 31 - 1, shift: 0 }, { m0: 2 ** 30, shift: -30 }];
+    const ms: { m0: number; shift: number }[] = [
+      { m0: 2 ** 30, shift: -2 },
+      { m0: 2 ** 31 - 1, shift: 0 },
+      { m0: 2 ** 30, shift: -30 },
+    ];
     for (let i = 0; i < 40; i++) ms.push({ m0: 2 ** 30 + Math.floor(r() * 2 ** 30), shift: -Math.floor(r() * 30) + (i % 7 === 0 ? 3 : 0) });
-    for (const { m0, shift } of ms) for (const acc of accs) {
-      const R = 31n - BigInt(shift);
-      const p = BigInt(acc) * BigInt(m0);
-      const mag = p < 0n ? -p : p;
-      let q = mag >> R;
-      const rem = mag - (q << R), half = 1n << (R - 1n);
-      const even = rem > half || (rem === half && (q & 1n) === 1n) ? q + 1n : q;
-      const away = rem >= half ? q + 1n : q;
-      for (const [tie, expectMag] of [['half-even', even], ['half-away', away]] as const) {
-        let expect = Number(p < 0n ? -expectMag : expectMag);
-        if (Math.abs(expect) >= 2 ** 40) expect = Math.sign(expect) * 2 ** 40;
-        assert.equal(roundFixedExact(acc, m0, shift, tie), expect, `acc ${acc} m0 ${m0} shift ${shift} ${tie}`);
+    for (const { m0, shift } of ms)
+      for (const acc of accs) {
+        const R = 31n - BigInt(shift);
+        const p = BigInt(acc) * BigInt(m0);
+        const mag = p < 0n ? -p : p;
+        let q = mag >> R;
+        const rem = mag - (q << R),
+          half = 1n << (R - 1n);
+        const even = rem > half || (rem === half && (q & 1n) === 1n) ? q + 1n : q;
+        const away = rem >= half ? q + 1n : q;
+        for (const [tie, expectMag] of [
+          ['half-even', even],
+          ['half-away', away],
+        ] as const) {
+          let expect = Number(p < 0n ? -expectMag : expectMag);
+          if (Math.abs(expect) >= 2 ** 40) expect = Math.sign(expect) * 2 ** 40;
+          assert.equal(roundFixedExact(acc, m0, shift, tie), expect, `acc ${acc} m0 ${m0} shift ${shift} ${tie}`);
+        }
       }
-    }
   });
 });
 
@@ -147,7 +167,9 @@ describe('requantization: float32 (onnxruntime) vs fixed point (reference)', () 
 
   it('float32 precision: int16 codes, M ~ 0.9, every float32-vs-fixed difference is "requantization"', () => {
     const x = Int16Array.from({ length: 65536 }, (_, i) => i - 32768);
-    const sIn = 0.0123, sW = 0.00731, sOut = 0.0123 * 0.00731 / 0.9137;
+    const sIn = 0.0123,
+      sW = 0.00731,
+      sOut = (0.0123 * 0.00731) / 0.9137;
     const spec = matmulSpec({
       weight: { codes: Int8Array.of(1), dims: [1, 1], scale: [sW], zeroPoint: [0], axis: null },
       input: { scale: sIn, zeroPoint: 0, type: 'int16' },
@@ -222,7 +244,7 @@ describe('u8s8 pairwise int16 saturation (VPMADDUBSW without VNNI)', () => {
     // edges 2x3, centre 3x3; each tap's pair 255*127 + 255*127 = 64770 > 32767 saturates in
     // filter 0 (4*4 + 4*6 + 9 = 49 pairs); filter 1's pairs are 255*127 - 255*127 = 0.
     const taps = [4, 6, 4, 6, 9, 6, 4, 6, 4];
-    const M = 0.04 * 0.01 / 1.6;
+    const M = (0.04 * 0.01) / 1.6;
     const exact = [...taps.map((t) => t * 64770), ...taps.map(() => 0)];
     const sat = [...taps.map((t) => t * 32767), ...taps.map(() => 0)];
     const { m0, shift } = multiplierOf(M);
@@ -257,7 +279,9 @@ describe('u8s8 pairwise int16 saturation (VPMADDUBSW without VNNI)', () => {
 
   it('small values (<= 100 x <= 100) never saturate; int8 activations are not applicable', () => {
     const r = rng(3);
-    const K = 16, N = 4, rows = 32;
+    const K = 16,
+      N = 4,
+      rows = 32;
     const w = Int8Array.from({ length: K * N }, () => Math.floor(r() * 201) - 100);
     const x = Uint8Array.from({ length: rows * K }, () => Math.floor(r() * 101));
     const spec = matmulSpec({
@@ -270,7 +294,15 @@ describe('u8s8 pairwise int16 saturation (VPMADDUBSW without VNNI)', () => {
     d.add(codes(x, 0, [rows, K]), codes(out, 0, [rows, N]), codes(out, 0, [rows, N]));
     assert.deepEqual(d.result().u8s8, { applicable: true, saturatedPairs: 0, changedOutputs: 0, elements: rows * N });
     const d8 = gemmlowpDiff({ ...spec, input: { ...spec.input, type: 'int8' } });
-    d8.add(codes(Int8Array.from(x, (v) => v - 128), -128, [rows, K]), codes(out, 0, [rows, N]), codes(out, 0, [rows, N]));
+    d8.add(
+      codes(
+        Int8Array.from(x, (v) => v - 128),
+        -128,
+        [rows, K],
+      ),
+      codes(out, 0, [rows, N]),
+      codes(out, 0, [rows, N]),
+    );
     assert.deepEqual(d8.result().u8s8, { applicable: false, saturatedPairs: 0, changedOutputs: 0, elements: 0 });
   });
 });
@@ -278,10 +310,22 @@ describe('u8s8 pairwise int16 saturation (VPMADDUBSW without VNNI)', () => {
 describe('accumulator overflow', () => {
   it('int16 x int16, K = 4: two rows leave int32 and are labelled "accumulator-overflow"', () => {
     const x = Int16Array.from([
-      32767, 32767, 0, 0, // 2 * 32767^2 = 2147352578: fits (INT32_MAX = 2147483647)
-      32767, 32767, 1000, 0, // 2180119578: overflows
-      -32768, -32768, -32768, -32768, // -4 * 32768 * 32767 = -4294836224: overflows
-      1, 2, 3, 4, // 327670
+      32767,
+      32767,
+      0,
+      0, // 2 * 32767^2 = 2147352578: fits (INT32_MAX = 2147483647)
+      32767,
+      32767,
+      1000,
+      0, // 2180119578: overflows
+      -32768,
+      -32768,
+      -32768,
+      -32768, // -4 * 32768 * 32767 = -4294836224: overflows
+      1,
+      2,
+      3,
+      4, // 327670
     ]);
     const spec = matmulSpec({
       weight: { codes: Int16Array.from([32767, 32767, 32767, 32767]), dims: [4, 1], scale: [1], zeroPoint: [0], axis: null },
@@ -313,63 +357,90 @@ describe('accumulator overflow', () => {
 describe('layout and attributes', () => {
   it('Gemm transA/transB and MatMul give the same diff; grouped strided Conv matches a direct loop', () => {
     const r = rng(21);
-    const M = 6, K = 10, N = 3;
+    const M = 6,
+      K = 10,
+      N = 3;
     const a = Uint8Array.from({ length: M * K }, () => Math.floor(r() * 256));
     const b = Int8Array.from({ length: K * N }, () => Math.floor(r() * 256) - 128);
     const base = {
       input: { scale: 0.02, zeroPoint: 7, type: 'uint8' as const },
       output: { scale: 0.9, zeroPoint: 3, type: 'int8' as const },
     };
-    const zps = [1, -2, 0], scales = [0.01, 0.02, 0.015];
+    const zps = [1, -2, 0],
+      scales = [0.01, 0.02, 0.015];
     const bias = Int32Array.of(100, -50, 7);
-    const aT = new Uint8Array(M * K), bT = new Int8Array(K * N);
+    const aT = new Uint8Array(M * K),
+      bT = new Int8Array(K * N);
     for (let m = 0; m < M; m++) for (let k = 0; k < K; k++) aT[k * M + m] = a[m * K + k];
     for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) bT[n * K + k] = b[k * N + n];
     // Independent exact sums -> reference codes.
     const ref: number[] = [];
-    for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
-      let s = bias[n];
-      for (let k = 0; k < K; k++) s += (a[m * K + k] - 7) * (b[k * N + n] - zps[n]);
-      const q = multiplierOf((Math.fround(0.02) * Math.fround(scales[n])) / Math.fround(0.9));
-      ref.push(clamp(bigFixed(s, q.m0, q.shift) + 3, -128, 127));
-    }
+    for (let m = 0; m < M; m++)
+      for (let n = 0; n < N; n++) {
+        let s = bias[n];
+        for (let k = 0; k < K; k++) s += (a[m * K + k] - 7) * (b[k * N + n] - zps[n]);
+        const q = multiplierOf((Math.fround(0.02) * Math.fround(scales[n])) / Math.fround(0.9));
+        ref.push(clamp(bigFixed(s, q.m0, q.shift) + 3, -128, 127));
+      }
     const mm = gemmlowpDiff({ op: 'MatMul', attrs: {}, weight: { codes: b, dims: [K, N], scale: scales, zeroPoint: zps, axis: 1 }, bias, ...base });
     mm.add(codes(a, 7, [M, K]), codes(ref, 3, [M, N]), codes(ref, 3, [M, N]));
-    const gm = gemmlowpDiff({ op: 'Gemm', attrs: { transA: 1, transB: 1 }, weight: { codes: bT, dims: [N, K], scale: scales, zeroPoint: zps, axis: 0 }, bias, ...base });
+    const gm = gemmlowpDiff({
+      op: 'Gemm',
+      attrs: { transA: 1, transB: 1 },
+      weight: { codes: bT, dims: [N, K], scale: scales, zeroPoint: zps, axis: 0 },
+      bias,
+      ...base,
+    });
     gm.add(codes(aT, 7, [K, M]), codes(ref, 3, [M, N]), codes(ref, 3, [M, N]));
     for (const res of [mm.result(), gm.result()]) {
       assert.equal(res.referenceVsOrt.mismatchRate, 0);
       assert.equal(res.elements, M * N);
     }
     assert.throws(() => gemmlowpDiff({ op: 'MatMul', attrs: {}, weight: { codes: b, dims: [K, N], scale: scales, zeroPoint: zps, axis: 0 }, ...base }), /axis/);
-    assert.throws(() => gemmlowpDiff({ op: 'Gemm', attrs: { alpha: 2 }, weight: { codes: b, dims: [K, N], scale: [1], zeroPoint: [0], axis: null }, ...base }), /alpha/);
+    assert.throws(
+      () => gemmlowpDiff({ op: 'Gemm', attrs: { alpha: 2 }, weight: { codes: b, dims: [K, N], scale: [1], zeroPoint: [0], axis: null }, ...base }),
+      /alpha/,
+    );
   });
 
   it('grouped, strided, dilated, SAME_UPPER Conv: reference equals a direct convolution', () => {
     const r = rng(8);
-    const [N, C, H, W] = [2, 4, 7, 6], M = 6, group = 2, Cg = 2, KH = 3, KW = 2;
+    const [N, C, H, W] = [2, 4, 7, 6],
+      M = 6,
+      group = 2,
+      Cg = 2,
+      KH = 3,
+      KW = 2;
     const x = Uint8Array.from({ length: N * C * H * W }, () => Math.floor(r() * 256));
     const w = Int8Array.from({ length: M * Cg * KH * KW }, () => Math.floor(r() * 256) - 128);
     const wz = [0, 1, -1, 2, 0, 3];
     const sW = [0.01, 0.011, 0.012, 0.013, 0.014, 0.015];
-    const strides = [2, 1], dil = [1, 2];
+    const strides = [2, 1],
+      dil = [1, 2];
     // SAME_UPPER: out = ceil(in / stride); total pad = (out-1)*s + (k-1)*d + 1 - in, extra at the end.
-    const OH = Math.ceil(H / 2), OW = W;
+    const OH = Math.ceil(H / 2),
+      OW = W;
     const padT = Math.floor(Math.max(0, (OH - 1) * 2 + (KH - 1) + 1 - H) / 2);
     const padL = Math.floor(Math.max(0, (OW - 1) * 1 + (KW - 1) * 2 + 1 - W) / 2);
     const xz = 128;
     const ref: number[] = [];
-    for (let n = 0; n < N; n++) for (let m = 0; m < M; m++) for (let oh = 0; oh < OH; oh++) for (let ow = 0; ow < OW; ow++) {
-      const g = Math.floor(m / (M / group));
-      let s = 0;
-      for (let c = 0; c < Cg; c++) for (let kh = 0; kh < KH; kh++) for (let kw = 0; kw < KW; kw++) {
-        const ih = oh * strides[0] - padT + kh * dil[0], iw = ow * strides[1] - padL + kw * dil[1];
-        if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
-        s += (x[((n * C + g * Cg + c) * H + ih) * W + iw] - xz) * (w[((m * Cg + c) * KH + kh) * KW + kw] - wz[m]);
-      }
-      const q = multiplierOf((Math.fround(0.03) * Math.fround(sW[m])) / Math.fround(0.7));
-      ref.push(clamp(bigFixed(s, q.m0, q.shift) + 100, 0, 255));
-    }
+    for (let n = 0; n < N; n++)
+      for (let m = 0; m < M; m++)
+        for (let oh = 0; oh < OH; oh++)
+          for (let ow = 0; ow < OW; ow++) {
+            const g = Math.floor(m / (M / group));
+            let s = 0;
+            for (let c = 0; c < Cg; c++)
+              for (let kh = 0; kh < KH; kh++)
+                for (let kw = 0; kw < KW; kw++) {
+                  const ih = oh * strides[0] - padT + kh * dil[0],
+                    iw = ow * strides[1] - padL + kw * dil[1];
+                  if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                  s += (x[((n * C + g * Cg + c) * H + ih) * W + iw] - xz) * (w[((m * Cg + c) * KH + kh) * KW + kw] - wz[m]);
+                }
+            const q = multiplierOf((Math.fround(0.03) * Math.fround(sW[m])) / Math.fround(0.7));
+            ref.push(clamp(bigFixed(s, q.m0, q.shift) + 100, 0, 255));
+          }
     const d = gemmlowpDiff({
       op: 'Conv',
       attrs: { group, strides, dilations: dil, auto_pad: 'SAME_UPPER', kernel_shape: [KH, KW] },
@@ -396,7 +467,8 @@ interface QdqConv {
 
 /** x -> Q(uint8) -> DQ -> Conv(DQ(int8 per-channel w), DQ(int32 bias)) -> Q(uint8) -> DQ, exposing both Q outputs. */
 function qdqConv(r: () => number, C: number, M: number, xScale: number, xZero: number, yScale: number, yZero: number): QdqConv {
-  const KH = 3, KW = 3;
+  const KH = 3,
+    KW = 3;
   // |w| <= 64: a u8 x s8 pair stays below 2 * 255 * 64 = 32640, so even an AVX2 machine without
   // VNNI accumulates exactly and the assertions below hold on any CPU.
   const wq = Int8Array.from({ length: M * C * KH * KW }, () => clamp(Math.round(randn(r) * 20), -64, 64));
@@ -417,10 +489,16 @@ function qdqConv(r: () => number, C: number, M: number, xScale: number, xZero: n
     inputs: [valueInfo('x', ['N', C, 'H', 'W'])],
     outputs: [valueInfo('xq', ['N', C, 'H', 'W'], DT.UINT8), valueInfo('yq', ['N', M, 'H', 'W'], DT.UINT8), valueInfo('out', ['N', M, 'H', 'W'])],
     initializers: [
-      makeTensor('sx', DT.FLOAT, [], [xScale]), makeTensor('zx', DT.UINT8, [], [xZero]),
-      makeTensor('wq', DT.INT8, [M, C, KH, KW], wq), makeTensor('sw', DT.FLOAT, [M], sW), makeTensor('zw', DT.INT8, [M], new Array(M).fill(0)),
-      makeTensor('bq', DT.INT32, [M], bq), makeTensor('sb', DT.FLOAT, [M], sB), makeTensor('zb', DT.INT32, [M], new Array(M).fill(0)),
-      makeTensor('sy', DT.FLOAT, [], [yScale]), makeTensor('zy', DT.UINT8, [], [yZero]),
+      makeTensor('sx', DT.FLOAT, [], [xScale]),
+      makeTensor('zx', DT.UINT8, [], [xZero]),
+      makeTensor('wq', DT.INT8, [M, C, KH, KW], wq),
+      makeTensor('sw', DT.FLOAT, [M], sW),
+      makeTensor('zw', DT.INT8, [M], new Array(M).fill(0)),
+      makeTensor('bq', DT.INT32, [M], bq),
+      makeTensor('sb', DT.FLOAT, [M], sB),
+      makeTensor('zb', DT.INT32, [M], new Array(M).fill(0)),
+      makeTensor('sy', DT.FLOAT, [], [yScale]),
+      makeTensor('zy', DT.UINT8, [], [yZero]),
     ],
   });
   return {
@@ -459,7 +537,9 @@ interface QdqRun {
  */
 async function runQdq(seed: number, [N, C, H, W, M]: number[], yScale: number): Promise<QdqRun> {
   const r = rng(seed);
-  const xScale = Math.fround(0.0213), xZero = 118, yZero = 131;
+  const xScale = Math.fround(0.0213),
+    xZero = 118,
+    yZero = 131;
   const { bytes, spec } = qdqConv(r, C, M, xScale, xZero, Math.fround(yScale), yZero);
   const optPath = path.join(dir, `conv-${seed}.opt.onnx`);
   const base = { graphOptimizationLevel: 'all' as const, executionProviders: ['cpu'], logSeverityLevel: 3 as const };
@@ -471,7 +551,8 @@ async function runQdq(seed: number, [N, C, H, W, M]: number[], yScale: number): 
 
   const shifts = spec.weight.scale.map((sw) => multiplierOf((xScale * Math.fround(sw)) / Math.fround(yScale)).shift);
   const diff = gemmlowpDiff(spec);
-  let predicted = 0, count = 0;
+  let predicted = 0,
+    count = 0;
   for (let batch = 0; batch < 2; batch++) {
     const x = Float32Array.from({ length: N * C * H * W }, () => randn(r) * 1.2);
     const feeds = { x: new ort.Tensor('float32', x, [N, C, H, W]) };
@@ -492,14 +573,22 @@ describe('against onnxruntime (QDQ Conv fused into QLinearConv)', () => {
   it('multipliers <= 1.3e-3: reference vs onnxruntime mismatch rate <= 0.1%, every mismatch explained', async () => {
     const { res, predicted } = await runQdq(2024, [16, 128, 16, 16, 32], 0.2);
     assert.equal(res.elements, 2 * 16 * 32 * 16 * 16);
-    console.log(`onnxruntime QLinearConv, K=1152: reference vs onnxruntime ${res.referenceVsOrt.mismatchRate} (predicted ${predicted.toFixed(6)}) ${JSON.stringify(res.referenceVsOrt.causes)}; simulated vs onnxruntime ${JSON.stringify(res.simulatedVsOrt.causes)}; simulated vs reference ${JSON.stringify(res.simulatedVsReference.causes)}`);
+    console.log(
+      `onnxruntime QLinearConv, K=1152: reference vs onnxruntime ${res.referenceVsOrt.mismatchRate} (predicted ${predicted.toFixed(6)}) ${JSON.stringify(res.referenceVsOrt.causes)}; simulated vs onnxruntime ${JSON.stringify(res.simulatedVsOrt.causes)}; simulated vs reference ${JSON.stringify(res.simulatedVsReference.causes)}`,
+    );
     assert.ok(res.u8s8.applicable && res.u8s8.saturatedPairs === 0);
     assert.equal(res.accumulatorOverflows, 0);
     assert.ok(res.referenceVsOrt.mismatchRate <= 0.001, `reference vs onnxruntime: ${res.referenceVsOrt.mismatchRate}`);
-    assert.ok(res.referenceVsOrt.mismatchRate > 0.5 * predicted && res.referenceVsOrt.mismatchRate < 1.5 * predicted, `${res.referenceVsOrt.mismatchRate} vs predicted ${predicted}`);
+    assert.ok(
+      res.referenceVsOrt.mismatchRate > 0.5 * predicted && res.referenceVsOrt.mismatchRate < 1.5 * predicted,
+      `${res.referenceVsOrt.mismatchRate} vs predicted ${predicted}`,
+    );
     assert.equal(res.referenceVsOrt.maxLsb, 1);
     // onnxruntime requantizes in float32 (MLAS), the reference in fixed point: only 'requantization'.
-    assert.deepEqual(res.referenceVsOrt.causes.map((c) => c.cause), ['requantization']);
+    assert.deepEqual(
+      res.referenceVsOrt.causes.map((c) => c.cause),
+      ['requantization'],
+    );
     // The simulation (float32 conv) and onnxruntime (exact int32 sum, float32 requantization):
     // rare 1-LSB differences, each within the float32 error bound of a rounding boundary.
     for (const s of [res.simulatedVsOrt, res.simulatedVsReference]) {
@@ -512,13 +601,18 @@ describe('against onnxruntime (QDQ Conv fused into QLinearConv)', () => {
     assert.ok(res.roundingModes.stochastic > 0.1, JSON.stringify(res.roundingModes));
   });
 
-  it('larger multipliers (up to 5e-3): the rate follows gemmlowp\'s double rounding, 0.5 * 2^shift', async () => {
+  it("larger multipliers (up to 5e-3): the rate follows gemmlowp's double rounding, 0.5 * 2^shift", async () => {
     const { res, predicted } = await runQdq(7, [16, 16, 16, 16, 32], 0.05);
     const rate = res.referenceVsOrt.mismatchRate;
-    console.log(`onnxruntime QLinearConv, K=144: reference vs onnxruntime ${rate} (predicted ${predicted.toFixed(6)}) ${JSON.stringify(res.referenceVsOrt.causes)}`);
+    console.log(
+      `onnxruntime QLinearConv, K=144: reference vs onnxruntime ${rate} (predicted ${predicted.toFixed(6)}) ${JSON.stringify(res.referenceVsOrt.causes)}`,
+    );
     assert.ok(rate > 0.001, `${rate}`);
     assert.ok(rate > 0.8 * predicted && rate < 1.2 * predicted, `${rate} vs predicted ${predicted}`);
-    assert.deepEqual(res.referenceVsOrt.causes.map((c) => c.cause), ['requantization']);
+    assert.deepEqual(
+      res.referenceVsOrt.causes.map((c) => c.cause),
+      ['requantization'],
+    );
     assert.equal(causesOf(res.simulatedVsOrt).unexplained, undefined);
     // Rounding once (TFLite single-rounding mode) instead of twice brings the same fixed-point
     // multiplier within 0.1% of onnxruntime's float32 requantization.
@@ -543,11 +637,20 @@ describe('speed', () => {
       output: { scale: 0.5, zeroPoint: 128, type: 'uint8' },
     };
     // onnxruntime-like codes (float32 requantization, exact sums) from the engine's QLinearConv.
-    const y = qlinearConv({
-      x: { dims: [N, C, H, W], data: x }, xScale: [0.02], xZeroPoint: [128],
-      w: { dims: [M, C, 3, 3], data: w }, wScale: sW, wZeroPoint: new Array(M).fill(0),
-      yScale: [0.5], yZeroPoint: [128], yType: 'uint8',
-    }, { pads: [1, 1, 1, 1] }).y.data;
+    const y = qlinearConv(
+      {
+        x: { dims: [N, C, H, W], data: x },
+        xScale: [0.02],
+        xZeroPoint: [128],
+        w: { dims: [M, C, 3, 3], data: w },
+        wScale: sW,
+        wZeroPoint: new Array(M).fill(0),
+        yScale: [0.5],
+        yZeroPoint: [128],
+        yType: 'uint8',
+      },
+      { pads: [1, 1, 1, 1] },
+    ).y.data;
     const run = (out: ArrayLike<number>) => {
       const d = gemmlowpDiff(spec);
       const t0 = performance.now();
@@ -565,6 +668,8 @@ describe('speed', () => {
     // Worst case: every element mismatches and goes through the cause attribution.
     const worst = run(new Uint8Array(N * M * H * W).fill(0));
     assert.ok(worst.res.referenceVsOrt.mismatchRate > 0.9);
-    console.log(`layer-sized diff (${typical.res.elements} outputs, K=288): ${(typical.ms / 1000).toFixed(2)} s typical, ${(worst.ms / 1000).toFixed(2)} s with every element mismatching`);
+    console.log(
+      `layer-sized diff (${typical.res.elements} outputs, K=288): ${(typical.ms / 1000).toFixed(2)} s typical, ${(worst.ms / 1000).toFixed(2)} s with every element mismatching`,
+    );
   });
 });

@@ -47,7 +47,8 @@ function erfRef(x: number): number {
 const geluRef = (x: number) => 0.5 * x * (1 + erfRef(x / Math.SQRT2));
 
 /** The paper's float polynomials with the paper's constants: what the integer kernels approximate. */
-const A = -0.2888, B = -1.769;
+const A = -0.2888,
+  B = -1.769;
 const erfPoly = (x: number) => Math.sign(x) * (A * (Math.min(Math.abs(x), -B) + B) ** 2 + 1);
 const geluPoly = (x: number) => 0.5 * x * (1 + erfPoly(x / Math.SQRT2));
 const expPoly = (p: number) => 0.3585 * (p + 1.353) ** 2 + 0.344;
@@ -68,7 +69,8 @@ function maxOver(n: number, f: (i: number) => number): number {
 
 /** floor(sqrt(n)) by definition (r^2 <= n < (r+1)^2), checked in BigInt. */
 function isFloorSqrt(n: number, r: number): boolean {
-  const N = BigInt(n), R = BigInt(r);
+  const N = BigInt(n),
+    R = BigInt(r);
   return R * R <= N && (R + 1n) * (R + 1n) > N;
 }
 
@@ -128,7 +130,8 @@ describe('integer helpers', () => {
     for (let i = 0; i < 50000; i++) {
       const n = Math.floor((r() - 0.5) * 2 ** (1 + Math.floor(r() * 53)));
       const d = 1 + Math.floor(r() * 2 ** (1 + Math.floor(r() * 31)));
-      const N = BigInt(n), D = BigInt(d);
+      const N = BigInt(n),
+        D = BigInt(d);
       let q = N / D;
       if (N % D !== 0n && N < 0n) q -= 1n; // floor for negatives
       assert.equal(floorDiv(n, d), Number(q), `${n} / ${d}`);
@@ -147,7 +150,8 @@ describe('integer helpers', () => {
       const e = BigInt(31 - shift);
       const num = 1n << e;
       const D = BigInt(d);
-      const q = num / D, rem = num % D;
+      const q = num / D,
+        rem = num % D;
       const want = 2n * rem >= D ? q + 1n : q;
       assert.equal(BigInt(m), want, `d=${d}`);
     }
@@ -283,7 +287,9 @@ describe('i-exp', () => {
       const e = iExp(q, S);
       const p = expPlan(S);
       for (let i = 0; i < n; i++) {
-        const x = q[i] * S, want = Math.exp(x), got = e.q[i] * e.scale;
+        const x = q[i] * S,
+          want = Math.exp(x),
+          got = e.q[i] * e.scale;
         // Rounding on the S' grid (<= 2^-13): floor(ln2/S') undershoots ln2 by < S', so the
         // remainder p is off by < z S'; floor(b/S') and the argument rounding add < 2 S'. The
         // polynomial's log-derivative 2a(p+b)/poly is < 1, so exp is off by < (z + 2) S'
@@ -306,7 +312,9 @@ describe('i-Softmax vs float softmax', () => {
     const q = Int32Array.from({ length: rows * cols }, () => Math.max(-127, Math.min(127, Math.round(gen() / S))));
     const sm = iSoftmax(q, S, rows, cols);
     assert.equal(sm.scale, 2 ** -16);
-    let maxErr = 0, maxSumErr = 0, sumAbs = 0;
+    let maxErr = 0,
+      maxSumErr = 0,
+      sumAbs = 0;
     for (let r = 0; r < rows; r++) {
       let m = -Infinity;
       for (let j = 0; j < cols; j++) m = Math.max(m, q[r * cols + j] * S);
@@ -383,7 +391,8 @@ describe('i-LayerNorm vs float LayerNorm', () => {
     const r = mulberry32(seed);
     const q = new Int32Array(n * cols);
     for (let row = 0; row < n; row++) {
-      const mu = (r() - 0.5) * 2, sd = 0.3 + r() * 1.2;
+      const mu = (r() - 0.5) * 2,
+        sd = 0.3 + r() * 1.2;
       for (let j = 0; j < cols; j++) {
         const g = Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
         q[row * cols + j] = Math.max(-127, Math.min(127, Math.round((mu + sd * g) / S8)));
@@ -405,7 +414,8 @@ describe('i-LayerNorm vs float LayerNorm', () => {
     const aff = quantizeLayerNormAffine(new Float32Array(cols).fill(1), new Float32Array(cols), cols);
     const out = iLayerNorm(q, S8, n, cols, aff.gammaInt, aff.betaInt, { gammaScale: aff.gammaScale, fracBits: aff.fracBits, eps: 0 });
     for (let row = 0; row < n; row++) {
-      let m = 0, v = 0;
+      let m = 0,
+        v = 0;
       for (let j = 0; j < cols; j++) m += out.q[row * cols + j] * out.scale;
       m /= cols;
       for (let j = 0; j < cols; j++) v += (out.q[row * cols + j] * out.scale - m) ** 2;
@@ -432,7 +442,8 @@ describe('i-LayerNorm vs float LayerNorm', () => {
     const gmax = Math.max(...gamma);
     const outLsb = out.scale;
     const bound = gmax * (0.5 * 2 ** -aff.fracBits + 8 * 2 ** -19) + 8 * 0.5 * aff.gammaScale + outLsb;
-    let max = 0, sum = 0;
+    let max = 0,
+      sum = 0;
     for (let row = 0; row < n; row++) {
       const ref = floatLn(q, S8, row, gamma, beta, 1e-5);
       for (let j = 0; j < cols; j++) {
@@ -463,17 +474,25 @@ describe('i-LayerNorm vs float LayerNorm', () => {
 
   it('a constant row gives beta; epsilon dominates tiny variances like the float op', () => {
     const aff = quantizeLayerNormAffine(new Float32Array(4).fill(1), Float32Array.of(0.1, 0.2, 0.3, 0.4), 4);
-    const out = iLayerNorm(Int32Array.of(5, 5, 5, 5, 1, 0, 0, 0), 1e-4, 2, 4, aff.gammaInt, aff.betaInt, { gammaScale: aff.gammaScale, fracBits: aff.fracBits, eps: 1e-5 });
+    const out = iLayerNorm(Int32Array.of(5, 5, 5, 5, 1, 0, 0, 0), 1e-4, 2, 4, aff.gammaInt, aff.betaInt, {
+      gammaScale: aff.gammaScale,
+      fracBits: aff.fracBits,
+      eps: 1e-5,
+    });
     const got = Array.from(out.q, (v) => v * out.scale);
     for (let j = 0; j < 4; j++) assert.ok(Math.abs(got[j] - (j + 1) / 10) < 1e-4);
     // Row 2: x = [1e-4, 0, 0, 0], var = 1.875e-9 << eps: output ~ (x - mu)/sqrt(1e-5) + beta.
-    const mu = 0.25e-4, v = (0.75e-4 ** 2 + 3 * 0.25e-4 ** 2) / 4;
+    const mu = 0.25e-4,
+      v = (0.75e-4 ** 2 + 3 * 0.25e-4 ** 2) / 4;
     const ref = [1e-4 - mu, -mu, -mu, -mu].map((d, j) => d / Math.sqrt(v + 1e-5) + (j + 1) / 10);
     for (let j = 0; j < 4; j++) assert.ok(Math.abs(got[4 + j] - ref[j]) < 1e-3, `${got[4 + j]} vs ${ref[j]}`);
   });
 
   it('refuses a fracBits that could overflow int32', () => {
     const aff = quantizeLayerNormAffine(new Float32Array(cols).fill(1), new Float32Array(cols), cols);
-    assert.throws(() => iLayerNorm(new Int32Array(cols), 1, 1, cols, aff.gammaInt, aff.betaInt, { gammaScale: aff.gammaScale, fracBits: aff.fracBits + 3 }), RangeError);
+    assert.throws(
+      () => iLayerNorm(new Int32Array(cols), 1, 1, cols, aff.gammaInt, aff.betaInt, { gammaScale: aff.gammaScale, fracBits: aff.fracBits + 3 }),
+      RangeError,
+    );
   });
 });

@@ -13,10 +13,14 @@ function randomQuant(type: QuantType, n: number, r: () => number): QuantArray {
   const [lo, hi] = RANGES[type];
   const vals = Array.from({ length: n }, () => lo + Math.floor(r() * (hi - lo + 1)));
   switch (type) {
-    case 'int8': return Int8Array.from(vals);
-    case 'uint8': return Uint8Array.from(vals);
-    case 'int16': return Int16Array.from(vals);
-    case 'uint16': return Uint16Array.from(vals);
+    case 'int8':
+      return Int8Array.from(vals);
+    case 'uint8':
+      return Uint8Array.from(vals);
+    case 'int16':
+      return Int16Array.from(vals);
+    case 'uint16':
+      return Uint16Array.from(vals);
   }
 }
 const randomZp = (type: QuantType, r: () => number) => {
@@ -29,21 +33,36 @@ const randomZp = (type: QuantType, r: () => number) => {
  * contributes nothing after zero-point subtraction). Independent of im2col and of the packing.
  */
 function naiveConv(
-  x: ArrayLike<number>, [N, C, H, W]: number[], w: ArrayLike<number>, [M, Cg, KH, KW]: number[],
-  xzp: number, wzp: number[], group: number, [sH, sW]: number[], [dH, dW]: number[], [pT, pL]: number[], [OH, OW]: number[],
+  x: ArrayLike<number>,
+  [N, C, H, W]: number[],
+  w: ArrayLike<number>,
+  [M, Cg, KH, KW]: number[],
+  xzp: number,
+  wzp: number[],
+  group: number,
+  [sH, sW]: number[],
+  [dH, dW]: number[],
+  [pT, pL]: number[],
+  [OH, OW]: number[],
 ): number[] {
   const out: number[] = [];
   const Mg = M / group;
-  for (let n = 0; n < N; n++) for (let m = 0; m < M; m++) for (let oh = 0; oh < OH; oh++) for (let ow = 0; ow < OW; ow++) {
-    const g = Math.floor(m / Mg);
-    let s = 0;
-    for (let c = 0; c < Cg; c++) for (let kh = 0; kh < KH; kh++) for (let kw = 0; kw < KW; kw++) {
-      const ih = oh * sH - pT + kh * dH, iw = ow * sW - pL + kw * dW;
-      if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
-      s += (x[((n * C + g * Cg + c) * H + ih) * W + iw] - xzp) * (w[((m * Cg + c) * KH + kh) * KW + kw] - wzp[m]);
-    }
-    out.push(s);
-  }
+  for (let n = 0; n < N; n++)
+    for (let m = 0; m < M; m++)
+      for (let oh = 0; oh < OH; oh++)
+        for (let ow = 0; ow < OW; ow++) {
+          const g = Math.floor(m / Mg);
+          let s = 0;
+          for (let c = 0; c < Cg; c++)
+            for (let kh = 0; kh < KH; kh++)
+              for (let kw = 0; kw < KW; kw++) {
+                const ih = oh * sH - pT + kh * dH,
+                  iw = ow * sW - pL + kw * dW;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                s += (x[((n * C + g * Cg + c) * H + ih) * W + iw] - xzp) * (w[((m * Cg + c) * KH + kh) * KW + kw] - wzp[m]);
+              }
+          out.push(s);
+        }
   return out;
 }
 
@@ -102,9 +121,15 @@ describe('u8s8 pairwise saturation (x86 AVX2 without VNNI, VPMADDUBSW)', () => {
 
   it('QLinearConv output moves when the accumulator saturates', () => {
     const inp = {
-      x: { dims: [1, 2, 1, 1], data: Uint8Array.of(255, 255) }, xScale: [1], xZeroPoint: [0],
-      w: { dims: [1, 2, 1, 1], data: Int8Array.of(127, 127) }, wScale: [1], wZeroPoint: [0],
-      yScale: [1024], yZeroPoint: [0], yType: 'uint8' as const,
+      x: { dims: [1, 2, 1, 1], data: Uint8Array.of(255, 255) },
+      xScale: [1],
+      xZeroPoint: [0],
+      w: { dims: [1, 2, 1, 1], data: Int8Array.of(127, 127) },
+      wScale: [1],
+      wZeroPoint: [0],
+      yScale: [1024],
+      yZeroPoint: [0],
+      yType: 'uint8' as const,
     };
     const exact = qlinearConv(inp);
     const emu = qlinearConv(inp, {}, { u8s8PairwiseSaturation: true });
@@ -156,7 +181,12 @@ describe('ConvInteger', () => {
     assert.deepEqual(convGeometry([4], [2], { autoPad: 'SAME_LOWER' }).pads, [1, 0]);
     // in 5, kernel 3, stride 2: ceil(5/2) = 3 outputs, total pad (3-1)*2 + 3 - 5 = 2 -> [1, 1].
     assert.deepEqual(convGeometry([5], [3], { autoPad: 'SAME_UPPER', strides: [2] }), {
-      inSpatial: [5], kernel: [3], outSpatial: [3], strides: [2], dilations: [1], pads: [1, 1],
+      inSpatial: [5],
+      kernel: [3],
+      outSpatial: [3],
+      strides: [2],
+      dilations: [1],
+      pads: [1, 1],
     });
     // VALID: floor((7 - 5) / 2) + 1 = 2 with a dilated 3-tap kernel spanning 5.
     assert.deepEqual(convGeometry([7], [3], { autoPad: 'VALID', strides: [2], dilations: [2] }).outSpatial, [2]);
@@ -173,30 +203,103 @@ describe('ConvInteger', () => {
     assert.deepEqual([...r.data], [1, 3, 5, 3, 5, 12, 16, 9, 11, 24, 28, 15, 7, 15, 17, 9]);
   });
 
-  const cases: { name: string; x: number[]; w: number[]; group: number; s: number[]; d: number[]; pads: number[]; xt: QuantType; wt: QuantType; perChannel: boolean }[] = [
+  const cases: {
+    name: string;
+    x: number[];
+    w: number[];
+    group: number;
+    s: number[];
+    d: number[];
+    pads: number[];
+    xt: QuantType;
+    wt: QuantType;
+    perChannel: boolean;
+  }[] = [
     { name: 'plain 3x3', x: [1, 3, 7, 6], w: [4, 3, 3, 3], group: 1, s: [1, 1], d: [1, 1], pads: [0, 0, 0, 0], xt: 'uint8', wt: 'int8', perChannel: false },
-    { name: 'stride 2, asymmetric pads', x: [2, 3, 8, 7], w: [5, 3, 3, 2], group: 1, s: [2, 2], d: [1, 1], pads: [1, 0, 2, 1], xt: 'uint8', wt: 'uint8', perChannel: true },
-    { name: 'dilation 2, stride (1,3)', x: [1, 2, 9, 10], w: [3, 2, 3, 3], group: 1, s: [1, 3], d: [2, 2], pads: [2, 2, 2, 2], xt: 'int8', wt: 'int8', perChannel: true },
+    {
+      name: 'stride 2, asymmetric pads',
+      x: [2, 3, 8, 7],
+      w: [5, 3, 3, 2],
+      group: 1,
+      s: [2, 2],
+      d: [1, 1],
+      pads: [1, 0, 2, 1],
+      xt: 'uint8',
+      wt: 'uint8',
+      perChannel: true,
+    },
+    {
+      name: 'dilation 2, stride (1,3)',
+      x: [1, 2, 9, 10],
+      w: [3, 2, 3, 3],
+      group: 1,
+      s: [1, 3],
+      d: [2, 2],
+      pads: [2, 2, 2, 2],
+      xt: 'int8',
+      wt: 'int8',
+      perChannel: true,
+    },
     { name: 'groups 2', x: [1, 4, 6, 6], w: [6, 2, 3, 3], group: 2, s: [1, 1], d: [1, 1], pads: [1, 1, 1, 1], xt: 'uint8', wt: 'int8', perChannel: true },
-    { name: 'depthwise x2 multiplier', x: [2, 3, 5, 5], w: [6, 1, 3, 3], group: 3, s: [2, 1], d: [1, 2], pads: [1, 2, 1, 2], xt: 'uint8', wt: 'int8', perChannel: true },
-    { name: 'int16 operands', x: [1, 2, 5, 4], w: [2, 2, 2, 2], group: 1, s: [1, 1], d: [1, 1], pads: [0, 1, 1, 0], xt: 'int16', wt: 'int16', perChannel: true },
+    {
+      name: 'depthwise x2 multiplier',
+      x: [2, 3, 5, 5],
+      w: [6, 1, 3, 3],
+      group: 3,
+      s: [2, 1],
+      d: [1, 2],
+      pads: [1, 2, 1, 2],
+      xt: 'uint8',
+      wt: 'int8',
+      perChannel: true,
+    },
+    {
+      name: 'int16 operands',
+      x: [1, 2, 5, 4],
+      w: [2, 2, 2, 2],
+      group: 1,
+      s: [1, 1],
+      d: [1, 1],
+      pads: [0, 1, 1, 0],
+      xt: 'int16',
+      wt: 'int16',
+      perChannel: true,
+    },
     { name: '1x1 pointwise', x: [1, 8, 3, 3], w: [5, 8, 1, 1], group: 1, s: [1, 1], d: [1, 1], pads: [0, 0, 0, 0], xt: 'uint8', wt: 'int8', perChannel: false },
   ];
   for (const c of cases) {
     it(`matches a direct convolution: ${c.name}`, () => {
       const r = rng(c.x.concat(c.w).reduce((a, b) => a * 31 + b, 17));
-      const x = randomQuant(c.xt, c.x.reduce((a, b) => a * b, 1), r);
-      const w = randomQuant(c.wt, c.w.reduce((a, b) => a * b, 1), r);
+      const x = randomQuant(
+        c.xt,
+        c.x.reduce((a, b) => a * b, 1),
+        r,
+      );
+      const w = randomQuant(
+        c.wt,
+        c.w.reduce((a, b) => a * b, 1),
+        r,
+      );
       const xzp = randomZp(c.xt, r);
       const wzp = c.perChannel ? Array.from({ length: c.w[0] }, () => randomZp(c.wt, r)) : [randomZp(c.wt, r)];
       const OH = Math.floor((c.x[2] + c.pads[0] + c.pads[2] - ((c.w[2] - 1) * c.d[0] + 1)) / c.s[0]) + 1;
       const OW = Math.floor((c.x[3] + c.pads[1] + c.pads[3] - ((c.w[3] - 1) * c.d[1] + 1)) / c.s[1]) + 1;
       const want = naiveConv(x, c.x, w, c.w, xzp, c.perChannel ? wzp : new Array(c.w[0]).fill(wzp[0]), c.group, c.s, c.d, [c.pads[0], c.pads[1]], [OH, OW]);
       for (const reductionOrder of ['HWC', 'CHW'] as const) {
-        const got = convInteger({ dims: c.x, data: x }, { dims: c.w, data: w }, xzp, wzp, { group: c.group, strides: c.s, dilations: c.d, pads: c.pads }, { reductionOrder });
+        const got = convInteger(
+          { dims: c.x, data: x },
+          { dims: c.w, data: w },
+          xzp,
+          wzp,
+          { group: c.group, strides: c.s, dilations: c.d, pads: c.pads },
+          { reductionOrder },
+        );
         assert.deepEqual(got.dims, [c.x[0], c.w[0], OH, OW]);
         // int16 operands overflow int32 here: the stored values wrap, and each one is counted.
-        assert.deepEqual([...got.data], want.map((v) => v | 0));
+        assert.deepEqual(
+          [...got.data],
+          want.map((v) => v | 0),
+        );
         assert.equal(got.overflowCount, want.filter((v) => v !== (v | 0)).length);
       }
     });
@@ -207,7 +310,11 @@ describe('ConvInteger', () => {
     const x = randomQuant('uint8', 2 * 3 * 11, r);
     const w = randomQuant('int8', 4 * 3 * 3, r);
     const one = convInteger({ dims: [2, 3, 11], data: x }, { dims: [4, 3, 3], data: w }, 7, 0, { strides: [2], pads: [1, 2], dilations: [2] });
-    const two = convInteger({ dims: [2, 3, 1, 11], data: x }, { dims: [4, 3, 1, 3], data: w }, 7, 0, { strides: [1, 2], pads: [0, 1, 0, 2], dilations: [1, 2] });
+    const two = convInteger({ dims: [2, 3, 1, 11], data: x }, { dims: [4, 3, 1, 3], data: w }, 7, 0, {
+      strides: [1, 2],
+      pads: [0, 1, 0, 2],
+      dilations: [1, 2],
+    });
     assert.deepEqual(one.dims, [2, 4, 5]);
     assert.deepEqual([...one.data], [...two.data]);
   });
@@ -225,13 +332,22 @@ describe('ConvInteger', () => {
 });
 
 describe('MatMulInteger and Gemm-style integer matmul', () => {
-  function naiveMatMul(a: ArrayLike<number>, b: ArrayLike<number>, M: number, K: number, N: number, za: (m: number) => number, zb: (n: number) => number): number[] {
+  function naiveMatMul(
+    a: ArrayLike<number>,
+    b: ArrayLike<number>,
+    M: number,
+    K: number,
+    N: number,
+    za: (m: number) => number,
+    zb: (n: number) => number,
+  ): number[] {
     const out: number[] = [];
-    for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
-      let s = 0;
-      for (let k = 0; k < K; k++) s += (a[m * K + k] - za(m)) * (b[k * N + n] - zb(n));
-      out.push(s);
-    }
+    for (let m = 0; m < M; m++)
+      for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) s += (a[m * K + k] - za(m)) * (b[k * N + n] - zb(n));
+        out.push(s);
+      }
     return out;
   }
 
@@ -241,10 +357,19 @@ describe('MatMulInteger and Gemm-style integer matmul', () => {
     const b = randomQuant('int8', 3 * 4 * 5, r); // [3, 4, 5]
     const got = matMulInteger({ dims: [2, 1, 3, 4], data: a }, { dims: [3, 4, 5], data: b }, [10, 20, 30], Int8Array.of(1, -2, 3, -4, 5));
     assert.deepEqual(got.dims, [2, 3, 3, 5]);
-    for (let i = 0; i < 2; i++) for (let j = 0; j < 3; j++) {
-      const want = naiveMatMul(a.subarray(i * 12, i * 12 + 12), b.subarray(j * 20, j * 20 + 20), 3, 4, 5, (m) => [10, 20, 30][m], (n) => [1, -2, 3, -4, 5][n]);
-      assert.deepEqual([...got.data.subarray((i * 3 + j) * 15, (i * 3 + j + 1) * 15)], want);
-    }
+    for (let i = 0; i < 2; i++)
+      for (let j = 0; j < 3; j++) {
+        const want = naiveMatMul(
+          a.subarray(i * 12, i * 12 + 12),
+          b.subarray(j * 20, j * 20 + 20),
+          3,
+          4,
+          5,
+          (m) => [10, 20, 30][m],
+          (n) => [1, -2, 3, -4, 5][n],
+        );
+        assert.deepEqual([...got.data.subarray((i * 3 + j) * 15, (i * 3 + j + 1) * 15)], want);
+      }
   });
 
   it('1-D operands are promoted and the added axis removed', () => {
@@ -261,12 +386,25 @@ describe('MatMulInteger and Gemm-style integer matmul', () => {
     const [M, K, N] = [4, 7, 3];
     const at = randomQuant('uint8', K * M, r); // stored [K, M]
     const bt = randomQuant('int8', N * K, r); // stored [N, K]
-    const a = new Uint8Array(M * K), b = new Int8Array(K * N);
+    const a = new Uint8Array(M * K),
+      b = new Int8Array(K * N);
     for (let m = 0; m < M; m++) for (let k = 0; k < K; k++) a[m * K + k] = at[k * M + m];
     for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) b[k * N + n] = bt[n * K + k];
     const bias = [100, -200, 300];
-    const got = gemmInteger({ dims: [K, M], data: at }, { dims: [N, K], data: bt }, { transA: true, transB: true, aZeroPoint: 128, bZeroPoint: [1, 0, -1], bias });
-    const want = naiveMatMul(a, b, M, K, N, () => 128, (n) => [1, 0, -1][n]).map((v, i) => v + bias[i % N]);
+    const got = gemmInteger(
+      { dims: [K, M], data: at },
+      { dims: [N, K], data: bt },
+      { transA: true, transB: true, aZeroPoint: 128, bZeroPoint: [1, 0, -1], bias },
+    );
+    const want = naiveMatMul(
+      a,
+      b,
+      M,
+      K,
+      N,
+      () => 128,
+      (n) => [1, 0, -1][n],
+    ).map((v, i) => v + bias[i % N]);
     assert.deepEqual(got.dims, [M, N]);
     assert.deepEqual([...got.data], want);
   });
@@ -276,9 +414,15 @@ describe('QLinearMatMul / QLinearConv requantization', () => {
   it('per-column weight scales (hand-computed)', () => {
     // a - za = (2, -2); acc = [2*10 - 2*30, 2*20 - 2*40] = [-40, -40]; scales 0.5 and 0.25.
     const r = qlinearMatMul({
-      a: { dims: [1, 2], data: Uint8Array.of(130, 126) }, aScale: [1], aZeroPoint: [128],
-      b: { dims: [2, 2], data: Int8Array.of(10, 20, 30, 40) }, bScale: [0.5, 0.25], bZeroPoint: [0, 0],
-      yScale: [1], yZeroPoint: [0], yType: 'int8',
+      a: { dims: [1, 2], data: Uint8Array.of(130, 126) },
+      aScale: [1],
+      aZeroPoint: [128],
+      b: { dims: [2, 2], data: Int8Array.of(10, 20, 30, 40) },
+      bScale: [0.5, 0.25],
+      bZeroPoint: [0, 0],
+      yScale: [1],
+      yZeroPoint: [0],
+      yType: 'int8',
     });
     assert.deepEqual([...r.accumulators.data], [-40, -40]);
     assert.deepEqual([...r.y.data], [-20, -10]);
@@ -289,8 +433,16 @@ describe('QLinearMatMul / QLinearConv requantization', () => {
     const x = { dims: [1, 3, 6, 6], data: randomQuant('uint8', 108, r) as Uint8Array };
     const w = { dims: [4, 3, 3, 3], data: randomQuant('int8', 108, r) as Int8Array };
     const inp = {
-      x, xScale: [0.02], xZeroPoint: [120], w, wScale: [0.01, 0.004, 0.02, 0.003], wZeroPoint: [0, 0, 0, 0],
-      yScale: [0.05], yZeroPoint: [-3], yType: 'int8' as const, bias: [1000, -500, 0, 25000],
+      x,
+      xScale: [0.02],
+      xZeroPoint: [120],
+      w,
+      wScale: [0.01, 0.004, 0.02, 0.003],
+      wZeroPoint: [0, 0, 0, 0],
+      yScale: [0.05],
+      yZeroPoint: [-3],
+      yType: 'int8' as const,
+      bias: [1000, -500, 0, 25000],
     };
     const f32 = qlinearConv(inp, { pads: [1, 1, 1, 1] });
     const fixed = qlinearConv(inp, { pads: [1, 1, 1, 1] }, { requantization: 'fixed-point' });
@@ -302,7 +454,8 @@ describe('QLinearMatMul / QLinearConv requantization', () => {
       assert.ok(Math.abs(f64.y.data[i] - f32.y.data[i]) <= 1, `${i}`);
     }
     // One element of channel 3 recomputed from the ONNX formula in float32.
-    const m = 3, p = 7;
+    const m = 3,
+      p = 7;
     const mult = Math.fround(Math.fround(Math.fround(0.02) * Math.fround(0.003)) / Math.fround(0.05));
     const v = Math.fround(acc[m * 36 + p] * mult);
     const want = Math.min(127, Math.max(-128, (Math.abs(v % 1) === 0.5 ? 2 * Math.round(v / 2) : Math.round(v)) - 3));

@@ -25,7 +25,9 @@ describe('softmax: Softmax -> i-Softmax', () => {
     const err = maxAbsDiff(real(y, g), ref);
     assert.ok(err < 2e-3, `max error ${err}`);
     for (let row = 0; row < 6; row++) {
-      const s = real(y, g).subarray(row * 10, row * 10 + 10).reduce((a, b) => a + b, 0);
+      const s = real(y, g)
+        .subarray(row * 10, row * 10 + 10)
+        .reduce((a, b) => a + b, 0);
       assert.ok(Math.abs(s - 1) < 1e-2, `row ${row} sums to ${s}`);
     }
     const k = run.stats.kernelAcc!.get('sm')!;
@@ -57,13 +59,21 @@ describe('softmax: Softmax -> i-Softmax', () => {
 
 describe('gelu: the Erf GELU pattern -> i-GELU', () => {
   const gx = grid(-4, 4, I8);
-  const consts = [makeTensor('sqrt2', DT.FLOAT, [], [Math.SQRT2]), makeTensor('isqrt2', DT.FLOAT, [], [Math.SQRT1_2]), makeTensor('one', DT.FLOAT, [], [1]), makeTensor('half', DT.FLOAT, [], [0.5])];
+  const consts = [
+    makeTensor('sqrt2', DT.FLOAT, [], [Math.SQRT2]),
+    makeTensor('isqrt2', DT.FLOAT, [], [Math.SQRT1_2]),
+    makeTensor('one', DT.FLOAT, [], [1]),
+    makeTensor('half', DT.FLOAT, [], [0.5]),
+  ];
 
   it('x / sqrt2 -> Erf -> + 1 -> * x -> * 0.5: five nodes taken over, within the erf polynomial error (1.8e-2 |x|/2 + half a step) of onnxruntime', async () => {
     const m = model({
       nodes: [
-        makeNode('Div', ['x', 'sqrt2'], ['d'], 'div'), makeNode('Erf', ['d'], ['e'], 'erf'), makeNode('Add', ['e', 'one'], ['a'], 'add'),
-        makeNode('Mul', ['x', 'a'], ['p'], 'mul'), makeNode('Mul', ['p', 'half'], ['y'], 'half'),
+        makeNode('Div', ['x', 'sqrt2'], ['d'], 'div'),
+        makeNode('Erf', ['d'], ['e'], 'erf'),
+        makeNode('Add', ['e', 'one'], ['a'], 'add'),
+        makeNode('Mul', ['x', 'a'], ['p'], 'mul'),
+        makeNode('Mul', ['p', 'half'], ['y'], 'half'),
       ],
       inputs: [valueInfo('x', ['N', 64])],
       outputs: ['y'],
@@ -77,13 +87,17 @@ describe('gelu: the Erf GELU pattern -> i-GELU', () => {
     const xr = onGrid(x, gx).real;
     const ref = (await floatRun(m, { x: tensor(xr, [2, 64]) })).y.data as Float32Array;
     const y = real(codesOf(run.out.get('y')), g);
-    for (let i = 0; i < y.length; i++) assert.ok(Math.abs(y[i] - ref[i]) <= 0.0182 * Math.max(1, Math.abs(xr[i]) / 2) + g.scale, `x=${xr[i]}: ${y[i]} vs ${ref[i]}`);
+    for (let i = 0; i < y.length; i++)
+      assert.ok(Math.abs(y[i] - ref[i]) <= 0.0182 * Math.max(1, Math.abs(xr[i]) / 2) + g.scale, `x=${xr[i]}: ${y[i]} vs ${ref[i]}`);
   });
 
   it('the x * 1/sqrt2 start and the * 0.5 -> * x tail order are matched too; forcing Erf to float breaks the pattern', async () => {
     const nodes = [
-      makeNode('Mul', ['isqrt2', 'x'], ['d'], 'mul0'), makeNode('Erf', ['d'], ['e'], 'erf'), makeNode('Add', ['one', 'e'], ['a'], 'add'),
-      makeNode('Mul', ['a', 'half'], ['p'], 'mulh'), makeNode('Mul', ['p', 'x'], ['y'], 'mulx'),
+      makeNode('Mul', ['isqrt2', 'x'], ['d'], 'mul0'),
+      makeNode('Erf', ['d'], ['e'], 'erf'),
+      makeNode('Add', ['one', 'e'], ['a'], 'add'),
+      makeNode('Mul', ['a', 'half'], ['p'], 'mulh'),
+      makeNode('Mul', ['p', 'x'], ['y'], 'mulx'),
     ];
     const m = model({ nodes, inputs: [valueInfo('x', ['N', 16])], outputs: ['y'], initializers: consts });
     const x = uniform(r, 16, -4, 4);
@@ -102,7 +116,8 @@ describe('gelu: the Erf GELU pattern -> i-GELU', () => {
 describe('layerNorm: LayerNormalization -> i-LayerNorm', () => {
   it('opset 17, last axis: within 1e-3 of onnxruntime on the kernel grid, and half a step + 1e-3 on a planned int8 grid', async () => {
     const gx = grid(-3, 5);
-    const gamma = uniform(r, 16, 0.5, 1.5), beta = uniform(r, 16, -0.5, 0.5);
+    const gamma = uniform(r, 16, 0.5, 1.5),
+      beta = uniform(r, 16, -0.5, 0.5);
     const m = model({
       nodes: [makeNode('LayerNormalization', ['x', 'g', 'b'], ['y'], 'ln', { axis: -1, epsilon: { float: 1e-5 } })],
       inputs: [valueInfo('x', ['N', 4, 16])],

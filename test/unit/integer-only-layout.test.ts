@@ -17,7 +17,13 @@ const r = rng(4242);
 const gx = grid(-2, 3);
 
 /** onnxruntime on the codes themselves, one output per name. */
-async function onCodes(m: ModelProto, codes: Int32Array, dims: number[], names: string[], extra: Record<string, ort.Tensor> = {}): Promise<Record<string, number[]>> {
+async function onCodes(
+  m: ModelProto,
+  codes: Int32Array,
+  dims: number[],
+  names: string[],
+  extra: Record<string, ort.Tensor> = {},
+): Promise<Record<string, number[]>> {
   const res = await floatRun(m, { x: tensor(Float32Array.from(codes), dims), ...extra });
   return Object.fromEntries(names.map((n) => [n, Array.from(res[n].data as Float32Array)]));
 }
@@ -38,8 +44,11 @@ describe('layout: Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Expand, Ident
       inputs: [valueInfo('x', ['N', 3, 4, 2])],
       outputs: ['a', 'b', 'c', 'd', 'e', 'f', 'g'],
       initializers: [
-        makeTensor('shape', DT.INT64, [2], [0, -1]), makeTensor('ax', DT.INT64, [2], [1, -1]), makeTensor('eshape', DT.INT64, [4], [1, 3, 1, 1]),
-        makeTensor('zero', DT.INT64, [1], [0]), makeTensor('one', DT.INT64, [1], [1]),
+        makeTensor('shape', DT.INT64, [2], [0, -1]),
+        makeTensor('ax', DT.INT64, [2], [1, -1]),
+        makeTensor('eshape', DT.INT64, [4], [1, 3, 1, 1]),
+        makeTensor('zero', DT.INT64, [1], [0]),
+        makeTensor('one', DT.INT64, [1], [1]),
       ],
     });
     const x = uniform(r, 48, -2, 3);
@@ -63,21 +72,26 @@ describe('layout: Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Expand, Ident
     const run = await integerRun(m, { x: tensor(x, [3, 4]) }, { planned: { x: gx, y: gy } });
     const q = onGrid(x, gx).codes;
     const moved = (await onCodes(m, q, [3, 4], ['y'])).y;
-    assert.deepEqual(Array.from(codesOf(run.out.get('y'))), moved.map((c) => requant(((c - gx.zeroPoint) * gx.scale) / gy.scale, gy)));
+    assert.deepEqual(
+      Array.from(codesOf(run.out.get('y'))),
+      moved.map((c) => requant(((c - gx.zeroPoint) * gx.scale) / gy.scale, gy)),
+    );
     assert.ok(run.stats.saturated > 0, 'values beyond [-1, 1] saturate and are counted');
   });
 });
 
 describe('concat: Concat', () => {
   it('parts on one grid: exact codes; parts on other grids and a constant: within half a step of onnxruntime', async () => {
-    const gb = grid(-1, 1, I8), gy = grid(-3, 3);
+    const gb = grid(-1, 1, I8),
+      gy = grid(-3, 3);
     const m = model({
       nodes: [makeNode('Concat', ['x', 'x'], ['same'], 'c1', { axis: 1 }), makeNode('Concat', ['x', 'b', 'k'], ['y'], 'c2', { axis: -1 })],
       inputs: [valueInfo('x', ['N', 2, 3]), valueInfo('b', ['N', 2, 2])],
       outputs: ['same', 'y'],
       initializers: [makeTensor('k', DT.FLOAT, [2, 2, 1], [0.5, -2.5, 1.25, 2])],
     });
-    const x = uniform(r, 12, -2, 3), b = uniform(r, 8, -1, 1);
+    const x = uniform(r, 12, -2, 3),
+      b = uniform(r, 8, -1, 1);
     const run = await integerRun(m, { x: tensor(x, [2, 2, 3]), b: tensor(b, [2, 2, 2]) }, { free: { x: gx, b: gb, y: gy } });
     const q = onGrid(x, gx).codes;
     assert.deepEqual(Array.from(codesOf(run.out.get('same'))), (await onCodes(m, q, [2, 2, 3], ['same'], { b: tensor(b, [2, 2, 2]) })).same);
@@ -93,7 +107,10 @@ describe('select: Slice, Gather', () => {
       inputs: [valueInfo('x', ['N', 3, 5])],
       outputs: ['s', 'g'],
       initializers: [
-        makeTensor('st', DT.INT64, [2], [-1, 4]), makeTensor('en', DT.INT64, [2], [-100, 0]), makeTensor('ax', DT.INT64, [2], [1, 2]), makeTensor('sp', DT.INT64, [2], [-1, -2]),
+        makeTensor('st', DT.INT64, [2], [-1, 4]),
+        makeTensor('en', DT.INT64, [2], [-100, 0]),
+        makeTensor('ax', DT.INT64, [2], [1, 2]),
+        makeTensor('sp', DT.INT64, [2], [-1, -2]),
         makeTensor('idx', DT.INT64, [2, 2], [-1, 0, 2, -3]),
       ],
     });
@@ -105,7 +122,10 @@ describe('select: Slice, Gather', () => {
     });
     const x = uniform(r, 30, -2, 3);
     const q = onGrid(x, gx).codes;
-    for (const [m, names] of [[m13, ['s', 'g']], [m9, ['s']]] as const) {
+    for (const [m, names] of [
+      [m13, ['s', 'g']],
+      [m9, ['s']],
+    ] as const) {
       const run = await integerRun(m, { x: tensor(x, [2, 3, 5]) }, { free: { x: gx } });
       const want = await onCodes(m, q, [2, 3, 5], [...names]);
       for (const n of names) assert.deepEqual(Array.from(codesOf(run.out.get(n))), want[n], n);
@@ -115,7 +135,12 @@ describe('select: Slice, Gather', () => {
   it('Gather from a constant table by int64 ids (an embedding): the table quantized once onto the output grid', async () => {
     const table = uniform(r, 6 * 4, -1, 1);
     const gy = grid(-1, 1, I8);
-    const m = model({ nodes: [makeNode('Gather', ['emb', 'ids'], ['y'], 'embed')], inputs: [valueInfo('ids', ['N', 3], DT.INT64)], outputs: ['y'], initializers: [makeTensor('emb', DT.FLOAT, [6, 4], table)] });
+    const m = model({
+      nodes: [makeNode('Gather', ['emb', 'ids'], ['y'], 'embed')],
+      inputs: [valueInfo('ids', ['N', 3], DT.INT64)],
+      outputs: ['y'],
+      initializers: [makeTensor('emb', DT.FLOAT, [6, 4], table)],
+    });
     const ids = BigInt64Array.from([5n, 0n, 2n, 2n, 1n, 4n]);
     const run = await integerRun(m, { ids: new ort.Tensor('int64', ids, [2, 3]) }, { free: { y: gy } });
     assert.ok(run.program.ctx.isCodes('y'), 'an embedding looked up by the input ids is an activation');
@@ -162,12 +187,13 @@ describe('shape: Shape, Size, ConstantOfShape, Cast (raw tensors at run time)', 
 describe('pad: Pad', () => {
   it('constant 0 (the zero point), reflect and edge; opset-9 attributes: exact', async () => {
     const pads = [0, 1, 2, 0, 2, 1];
-    const mk = (mode: string, cv: number) => model({
-      nodes: [makeNode('Pad', ['x', 'pads', 'cv'], ['y'], 'pad', { mode })],
-      inputs: [valueInfo('x', ['N', 3, 4])],
-      outputs: ['y'],
-      initializers: [makeTensor('pads', DT.INT64, [6], pads), makeTensor('cv', DT.FLOAT, [], [cv])],
-    });
+    const mk = (mode: string, cv: number) =>
+      model({
+        nodes: [makeNode('Pad', ['x', 'pads', 'cv'], ['y'], 'pad', { mode })],
+        inputs: [valueInfo('x', ['N', 3, 4])],
+        outputs: ['y'],
+        initializers: [makeTensor('pads', DT.INT64, [6], pads), makeTensor('cv', DT.FLOAT, [], [cv])],
+      });
     const x = uniform(r, 24, -2, 3);
     const q = onGrid(x, gx).codes;
     for (const mode of ['constant', 'reflect', 'edge']) {
@@ -176,7 +202,12 @@ describe('pad: Pad', () => {
       const want = (await onCodes(mk(mode, gx.zeroPoint), q, [2, 3, 4], ['y'])).y;
       assert.deepEqual(Array.from(codesOf(run.out.get('y'))), want, mode);
     }
-    const m9 = model({ nodes: [makeNode('Pad', ['x'], ['y'], 'pad9', { pads, mode: 'edge' })], inputs: [valueInfo('x', ['N', 3, 4])], outputs: ['y'], opset: 9 });
+    const m9 = model({
+      nodes: [makeNode('Pad', ['x'], ['y'], 'pad9', { pads, mode: 'edge' })],
+      inputs: [valueInfo('x', ['N', 3, 4])],
+      outputs: ['y'],
+      opset: 9,
+    });
     const run9 = await integerRun(m9, { x: tensor(x, [2, 3, 4]) }, { free: { x: gx } });
     assert.deepEqual(Array.from(codesOf(run9.out.get('y'))), (await onCodes(m9, q, [2, 3, 4], ['y'])).y);
   });
@@ -188,21 +219,36 @@ describe('resize: Resize nearest, Upsample', () => {
     const q = onGrid(x, gx).codes;
     const coords = ['half_pixel', 'pytorch_half_pixel', 'align_corners', 'asymmetric'];
     const modes = ['round_prefer_floor', 'round_prefer_ceil', 'floor', 'ceil'];
-    for (const coordinate_transformation_mode of coords) for (const nearest_mode of modes) for (const how of ['scales', 'sizes']) {
-      const inits = how === 'scales'
-        ? [makeTensor('roi', DT.FLOAT, [0], []), makeTensor('sc', DT.FLOAT, [4], [1, 1, 2, 1.5])]
-        : [makeTensor('roi', DT.FLOAT, [0], []), makeTensor('sz', DT.INT64, [4], [1, 2, 7, 4])];
-      const m = model({
-        nodes: [makeNode('Resize', how === 'scales' ? ['x', 'roi', 'sc'] : ['x', 'roi', '', 'sz'], ['y'], 'resize', { mode: 'nearest', coordinate_transformation_mode, nearest_mode })],
-        inputs: [valueInfo('x', [1, 2, 5, 3])],
-        outputs: ['y'],
-        initializers: inits,
-      });
-      const run = await integerRun(m, { x: tensor(x, [1, 2, 5, 3]) }, { free: { x: gx } });
-      const want = (await onCodes(m, q, [1, 2, 5, 3], ['y'])).y;
-      assert.deepEqual(Array.from(codesOf(run.out.get('y'))), want, `${coordinate_transformation_mode} ${nearest_mode} ${how}`);
-    }
-    const up = model({ nodes: [makeNode('Upsample', ['x', 'sc'], ['y'], 'up', { mode: 'nearest' })], inputs: [valueInfo('x', [1, 2, 5, 3])], outputs: ['y'], initializers: [makeTensor('sc', DT.FLOAT, [4], [1, 1, 2, 3])], opset: 9 });
+    for (const coordinate_transformation_mode of coords)
+      for (const nearest_mode of modes)
+        for (const how of ['scales', 'sizes']) {
+          const inits =
+            how === 'scales'
+              ? [makeTensor('roi', DT.FLOAT, [0], []), makeTensor('sc', DT.FLOAT, [4], [1, 1, 2, 1.5])]
+              : [makeTensor('roi', DT.FLOAT, [0], []), makeTensor('sz', DT.INT64, [4], [1, 2, 7, 4])];
+          const m = model({
+            nodes: [
+              makeNode('Resize', how === 'scales' ? ['x', 'roi', 'sc'] : ['x', 'roi', '', 'sz'], ['y'], 'resize', {
+                mode: 'nearest',
+                coordinate_transformation_mode,
+                nearest_mode,
+              }),
+            ],
+            inputs: [valueInfo('x', [1, 2, 5, 3])],
+            outputs: ['y'],
+            initializers: inits,
+          });
+          const run = await integerRun(m, { x: tensor(x, [1, 2, 5, 3]) }, { free: { x: gx } });
+          const want = (await onCodes(m, q, [1, 2, 5, 3], ['y'])).y;
+          assert.deepEqual(Array.from(codesOf(run.out.get('y'))), want, `${coordinate_transformation_mode} ${nearest_mode} ${how}`);
+        }
+    const up = model({
+      nodes: [makeNode('Upsample', ['x', 'sc'], ['y'], 'up', { mode: 'nearest' })],
+      inputs: [valueInfo('x', [1, 2, 5, 3])],
+      outputs: ['y'],
+      initializers: [makeTensor('sc', DT.FLOAT, [4], [1, 1, 2, 3])],
+      opset: 9,
+    });
     const run = await integerRun(up, { x: tensor(x, [1, 2, 5, 3]) }, { free: { x: gx } });
     assert.deepEqual(Array.from(codesOf(run.out.get('y'))), (await onCodes(up, q, [1, 2, 5, 3], ['y'])).y);
   });
@@ -215,7 +261,10 @@ describe('resize: Resize nearest, Upsample', () => {
       initializers: [makeTensor('roi', DT.FLOAT, [0], []), makeTensor('sc', DT.FLOAT, [4], [1, 1, 2, 2])],
     });
     const run = await integerRun(m, { x: tensor(Float32Array.of(0, 1, 2, 3), [1, 1, 2, 2]) }, { free: { x: gx, y: gx } });
-    assert.deepEqual(run.program.floatOps.map((f) => f.node), ['bilinear']);
+    assert.deepEqual(
+      run.program.floatOps.map((f) => f.node),
+      ['bilinear'],
+    );
     assert.match(run.program.floatOps[0].reason, /mode linear/);
   });
 });

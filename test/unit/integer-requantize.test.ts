@@ -14,7 +14,7 @@ import { mulberry32 as rng } from '../helpers/rng';
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
 
-const randInt32 = (r: () => number) => (Math.floor(r() * 4294967296) | 0);
+const randInt32 = (r: () => number) => Math.floor(r() * 4294967296) | 0;
 
 /** gemmlowp's formula transcribed with BigInt (64-bit product, C truncating division). */
 function srdhmBig(a: number, b: number): number {
@@ -83,12 +83,32 @@ describe('SaturatingRoundingDoublingHighMul', () => {
   });
 
   it('equals the 64-bit BigInt formula on edge values and 200k random pairs', () => {
-    const edges = [INT32_MIN, INT32_MIN + 1, -(2 ** 30) - 1, -(2 ** 30), -65537, -65536, -65535, -2, -1, 0, 1, 2, 65535, 65536, 2 ** 30, INT32_MAX - 1, INT32_MAX];
+    const edges = [
+      INT32_MIN,
+      INT32_MIN + 1,
+      -(2 ** 30) - 1,
+      -(2 ** 30),
+      -65537,
+      -65536,
+      -65535,
+      -2,
+      -1,
+      0,
+      1,
+      2,
+      65535,
+      65536,
+      2 ** 30,
+      INT32_MAX - 1,
+      INT32_MAX,
+    ];
     for (const a of edges) for (const b of edges) assert.equal(srdhm(a, b), srdhmBig(a, b), `${a} * ${b}`);
     const r = rng(1);
     for (let i = 0; i < 200000; i++) {
-      const a = randInt32(r), b = randInt32(r);
-      const got = srdhm(a, b), want = srdhmBig(a, b);
+      const a = randInt32(r),
+        b = randInt32(r);
+      const got = srdhm(a, b),
+        want = srdhmBig(a, b);
       if (got !== want) assert.fail(`srdhm(${a}, ${b}) = ${got}, expected ${want}`);
     }
   });
@@ -122,7 +142,8 @@ describe('RoundingDivideByPOT (round half away from zero)', () => {
   it('equals round-half-away-from-zero of x / 2^e for random values', () => {
     const r = rng(3);
     for (let i = 0; i < 100000; i++) {
-      const x = randInt32(r), e = Math.floor(r() * 32);
+      const x = randInt32(r),
+        e = Math.floor(r() * 32);
       const q = x / 2 ** e; // exact in double
       const want = q < 0 ? -Math.round(-q) : Math.round(q);
       assert.equal(roundingDivideByPOT(x, e), want + 0, `${x} / 2^${e}`);

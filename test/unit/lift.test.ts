@@ -25,12 +25,14 @@ const f32 = (t: ort.Tensor) => Array.from(t.data as Float32Array);
 function ifModel() {
   const thenG = bodyGraph('then', {
     nodes: [makeNode('Conv', ['x', 'w1'], ['t_conv'], 'Conv_t'), makeNode('Relu', ['t_conv'], ['t_out'], 'Relu_t')],
-    inputs: [], outputs: [typedValueInfo('t_out', DT.FLOAT)],
+    inputs: [],
+    outputs: [typedValueInfo('t_out', DT.FLOAT)],
     initializers: [makeTensor('w1', DT.FLOAT, [2, 1, 1, 1], [2, -1])],
   });
   const elseG = bodyGraph('else', {
     nodes: [makeNode('Conv', ['x', 'w2'], ['e_conv'], 'Conv_e'), makeNode('Sigmoid', ['e_conv'], ['e_out'], 'Sigmoid_e')],
-    inputs: [], outputs: [typedValueInfo('e_out', DT.FLOAT)],
+    inputs: [],
+    outputs: [typedValueInfo('e_out', DT.FLOAT)],
   });
   return buildModel({
     nodes: [controlNode('If', ['c'], ['y'], 'If_0', { then_branch: thenG, else_branch: elseG })],
@@ -67,7 +69,10 @@ test('If: each branch Conv lifted; the branch that ran gives its values, the oth
       assert.deepEqual(ec.dims, [0]);
       // t_out is also the branch's own output (lifted through an Identity): equal to y
       assert.deepEqual(f32(to), f32(r.y));
-      assert.deepEqual(f32(r.y), expThen.map((v) => Math.max(0, v)));
+      assert.deepEqual(
+        f32(r.y),
+        expThen.map((v) => Math.max(0, v)),
+      );
     } else {
       assert.deepEqual(tc.dims, [0]);
       assert.deepEqual(to.dims, [0]);
@@ -95,7 +100,10 @@ test('nested If: a Conv two levels deep comes out through both If nodes', async 
   const outerThen = bodyGraph('ot', { nodes: [inner], inputs: [], outputs: [typedValueInfo('i_y', DT.FLOAT)] });
   const outerElse = bodyGraph('oe', { nodes: [makeNode('Identity', ['x2'], ['o_e'], 'Id_oe')], inputs: [], outputs: [typedValueInfo('o_e', DT.FLOAT)] });
   const m = buildModel({
-    nodes: [makeNode('Concat', ['x', 'x'], ['x2'], 'cat', { axis: 1 }), controlNode('If', ['c1'], ['y'], 'If_outer', { then_branch: outerThen, else_branch: outerElse })],
+    nodes: [
+      makeNode('Concat', ['x', 'x'], ['x2'], 'cat', { axis: 1 }),
+      controlNode('If', ['c1'], ['y'], 'If_outer', { then_branch: outerThen, else_branch: outerElse }),
+    ],
     inputs: [valueInfo('x', [1, 1, 2, 2]), valueInfo('c1', [], DT.BOOL), valueInfo('c2', [], DT.BOOL)],
     outputs: [valueInfo('y', [1, 2, 2, 2])],
     initializers: [makeTensor('w1', DT.FLOAT, [2, 1, 1, 1], [2, -1])],
@@ -105,7 +113,11 @@ test('nested If: a Conv two levels deep comes out through both If nodes', async 
   const both = await run(m, { x: xT(), c1: cond(true), c2: cond(true) });
   assert.deepEqual(f32(both[out]), [...X.map((v) => 2 * v), ...X.map((v) => -v)]);
   assert.deepEqual(f32(both[out]), f32(both.y));
-  for (const [c1, c2] of [[true, false], [false, true], [false, false]]) {
+  for (const [c1, c2] of [
+    [true, false],
+    [false, true],
+    [false, false],
+  ]) {
     const r = await run(m, { x: xT(), c1: cond(c1), c2: cond(c2) });
     assert.deepEqual(r[out].dims, [0], `c1=${c1} c2=${c2}`);
   }
@@ -145,13 +157,20 @@ test('Loop: a body tensor comes out as a scan output, every iteration stacked on
   assert.deepEqual(f32(y), [...x.map((v) => 2 * v), ...x.map((v) => 4 * v + 2), ...x.map((v) => 8 * v + 6)]);
   // a body INPUT (the carried value at the start of each iteration) goes through an Identity
   assert.deepEqual(f32(r[lifted.get('v')!.output]), [...x, ...x.map((v) => 2 * v + 1), ...x.map((v) => 4 * v + 3)]);
-  assert.deepEqual(f32(r.v_final), x.map((v) => 8 * v + 7));
+  assert.deepEqual(
+    f32(r.v_final),
+    x.map((v) => 8 * v + 7),
+  );
 });
 
 test('an If inside a Loop body is refused with the reason; unknown tensors are named', () => {
-  const branch = (n: string) => bodyGraph(n, { nodes: [makeNode('Neg', ['v'], [`${n}_o`], `Neg_${n}`)], inputs: [], outputs: [typedValueInfo(`${n}_o`, DT.FLOAT)] });
+  const branch = (n: string) =>
+    bodyGraph(n, { nodes: [makeNode('Neg', ['v'], [`${n}_o`], `Neg_${n}`)], inputs: [], outputs: [typedValueInfo(`${n}_o`, DT.FLOAT)] });
   const body = bodyGraph('body', {
-    nodes: [controlNode('If', ['cond_in'], ['w'], 'If_in', { then_branch: branch('a'), else_branch: branch('b') }), makeNode('Identity', ['cond_in'], ['cond_out'], 'Id')],
+    nodes: [
+      controlNode('If', ['cond_in'], ['w'], 'If_in', { then_branch: branch('a'), else_branch: branch('b') }),
+      makeNode('Identity', ['cond_in'], ['cond_out'], 'Id'),
+    ],
     inputs: [valueInfo('iter', [], DT.INT64), valueInfo('cond_in', [], DT.BOOL), valueInfo('v', [2])],
     outputs: [valueInfo('cond_out', [], DT.BOOL), valueInfo('w', [2])],
   });
@@ -167,10 +186,16 @@ test('an If inside a Loop body is refused with the reason; unknown tensors are n
 });
 
 test('normalizeScopes: qualified body node names, a value name reused by sibling branches made unique, same outputs in onnxruntime', async () => {
-  const branch = (n: string, w: number) => bodyGraph(n, {
-    nodes: [makeNode('Constant', [], ['k'], '', { value: makeTensor('kv', DT.FLOAT, [], [w]) }), makeNode('Mul', ['x', 'k'], ['same'], 'mul'), makeNode('Neg', ['same'], [`${n}_o`], 'neg')],
-    inputs: [], outputs: [typedValueInfo(`${n}_o`, DT.FLOAT)],
-  });
+  const branch = (n: string, w: number) =>
+    bodyGraph(n, {
+      nodes: [
+        makeNode('Constant', [], ['k'], '', { value: makeTensor('kv', DT.FLOAT, [], [w]) }),
+        makeNode('Mul', ['x', 'k'], ['same'], 'mul'),
+        makeNode('Neg', ['same'], [`${n}_o`], 'neg'),
+      ],
+      inputs: [],
+      outputs: [typedValueInfo(`${n}_o`, DT.FLOAT)],
+    });
   const m = buildModel({
     nodes: [controlNode('If', ['c'], ['y'], '', { then_branch: branch('a', 2), else_branch: branch('b', 3) })],
     inputs: [valueInfo('x', [2]), valueInfo('c', [], DT.BOOL)],
@@ -180,11 +205,20 @@ test('normalizeScopes: qualified body node names, a value name reused by sibling
   const names = normalizeScopes(m);
   const [thenG, elseG] = m.graph!.node[0].attribute.map((a) => a.g!);
   assert.equal(m.graph!.node[0].name, 'If_0');
-  assert.deepEqual(thenG.node.map((n) => n.name), ['If_0/then_branch/mul', 'If_0/then_branch/neg']);
-  assert.deepEqual(elseG.node.map((n) => n.name), ['If_0/else_branch/mul', 'If_0/else_branch/neg']);
+  assert.deepEqual(
+    thenG.node.map((n) => n.name),
+    ['If_0/then_branch/mul', 'If_0/then_branch/neg'],
+  );
+  assert.deepEqual(
+    elseG.node.map((n) => n.name),
+    ['If_0/else_branch/mul', 'If_0/else_branch/neg'],
+  );
   assert.equal(names.get('If_0/else_branch/mul'), 'mul');
   // the Constants became body initializers; the else branch's 'same' (and 'k') got fresh names, its reads follow
-  assert.deepEqual(thenG.initializer.map((t) => t.name), ['k']);
+  assert.deepEqual(
+    thenG.initializer.map((t) => t.name),
+    ['k'],
+  );
   assert.notEqual(elseG.node[0].output[0], 'same');
   assert.equal(elseG.node[1].input[0], elseG.node[0].output[0]);
   assert.equal(elseG.node[0].input[1], elseG.initializer[0].name);

@@ -81,21 +81,36 @@ describe('a valid model', () => {
 
 describe('structural errors, caught before onnxruntime', () => {
   it('a node reading a value nothing produces', () => {
-    refused(buildModel({ nodes: [makeNode('Add', ['x', 'z'], ['y'], 'add')], inputs: [x], outputs: [y] }), /node add \(Add\) reads z, which no node, initializer or graph input produces/);
+    refused(
+      buildModel({ nodes: [makeNode('Add', ['x', 'z'], ['y'], 'add')], inputs: [x], outputs: [y] }),
+      /node add \(Add\) reads z, which no node, initializer or graph input produces/,
+    );
   });
 
   it('the same, inside an If branch (and an unnamed node is named by its op and output)', () => {
-    refused(ifModel([makeNode('Add', ['x', 'zz'], ['t'], '')]), /Add node #0 \(no name, output t\) reads zz, which no node, initializer or input of this subgraph or an enclosing graph produces in subgraph then_branch of node if1 \(If\)/);
+    refused(
+      ifModel([makeNode('Add', ['x', 'zz'], ['t'], '')]),
+      /Add node #0 \(no name, output t\) reads zz, which no node, initializer or input of this subgraph or an enclosing graph produces in subgraph then_branch of node if1 \(If\)/,
+    );
   });
 
   it('a graph output nothing produces, and a graph with no outputs', () => {
-    refused(buildModel({ nodes: [makeNode('Relu', ['x'], ['r'], 'relu')], inputs: [x], outputs: [y] }), /graph output y is produced by no node, initializer or graph input/);
+    refused(
+      buildModel({ nodes: [makeNode('Relu', ['x'], ['r'], 'relu')], inputs: [x], outputs: [y] }),
+      /graph output y is produced by no node, initializer or graph input/,
+    );
     refused(buildModel({ nodes: [makeNode('Relu', ['x'], ['y'], 'relu')], inputs: [x], outputs: [] }), /the graph declares no outputs/);
   });
 
   it('a value produced twice, and duplicate initializers or inputs', () => {
-    refused(buildModel({ nodes: [makeNode('Relu', ['x'], ['y'], 'a'), makeNode('Neg', ['x'], ['y'], 'b')], inputs: [x], outputs: [y] }), /tensor y is produced twice, by node a \(Relu\) and by node b \(Neg\)/);
-    refused(buildModel({ nodes: [makeNode('Relu', ['x'], ['x'], 'a')], inputs: [x], outputs: [x] }), /node a \(Relu\) writes x, which is already a graph input/);
+    refused(
+      buildModel({ nodes: [makeNode('Relu', ['x'], ['y'], 'a'), makeNode('Neg', ['x'], ['y'], 'b')], inputs: [x], outputs: [y] }),
+      /tensor y is produced twice, by node a \(Relu\) and by node b \(Neg\)/,
+    );
+    refused(
+      buildModel({ nodes: [makeNode('Relu', ['x'], ['x'], 'a')], inputs: [x], outputs: [x] }),
+      /node a \(Relu\) writes x, which is already a graph input/,
+    );
     const m = addModel();
     m.graph!.initializer.push(w4());
     refused(m, /initializer w is defined twice/);
@@ -110,11 +125,14 @@ describe('structural errors, caught before onnxruntime', () => {
     // n1: a = x + b;  n2: b = relu(a);  n3: y = relu(a) hangs off the cycle but is not on it.
     const nodes = [makeNode('Add', ['x', 'b'], ['a'], 'n1'), makeNode('Relu', ['a'], ['b'], 'n2'), makeNode('Relu', ['a'], ['y'], 'n3')];
     const file = save(buildModel({ nodes, inputs: [x], outputs: [y] }));
-    assert.throws(() => loadModel(file), (e: Error) => {
-      oneLine(file, /the graph has a cycle: node (n1 \(Add\) -> node n2 \(Relu\) -> node n1|n2 \(Relu\) -> node n1 \(Add\) -> node n2)\b/)(e);
-      assert.ok(!e.message.includes('n3'), e.message);
-      return true;
-    });
+    assert.throws(
+      () => loadModel(file),
+      (e: Error) => {
+        oneLine(file, /the graph has a cycle: node (n1 \(Add\) -> node n2 \(Relu\) -> node n1|n2 \(Relu\) -> node n1 \(Add\) -> node n2)\b/)(e);
+        assert.ok(!e.message.includes('n3'), e.message);
+        return true;
+      },
+    );
   });
 
   it('a subgraph reading a value produced after its node is a cycle too', () => {
@@ -144,7 +162,10 @@ describe('structural errors, caught before onnxruntime', () => {
   it('a Constant value that does not fit, at depth', () => {
     const k = constK([1, 2, 3, 4]);
     k.attribute[0].t!.rawData = new Uint8Array(8);
-    refused(ifModel([k, makeNode('Add', ['x', 'k'], ['t'], 'add_k')]), /the value of node const_k \(Constant\) in subgraph then_branch of node if1 \(If\) holds 8 bytes of raw_data, but its shape \[1,4\] of FLOAT needs 16/);
+    refused(
+      ifModel([k, makeNode('Add', ['x', 'k'], ['t'], 'add_k')]),
+      /the value of node const_k \(Constant\) in subgraph then_branch of node if1 \(If\) holds 8 bytes of raw_data, but its shape \[1,4\] of FLOAT needs 16/,
+    );
   });
 
   it('negative dims and unknown element types', () => {
@@ -158,9 +179,18 @@ describe('structural errors, caught before onnxruntime', () => {
 
   it('a fixed input shape over 2^31 elements', () => {
     const big = valueInfo('x', [1000000000, 3, 224, 224]);
-    refused(buildModel({ nodes: [makeNode('Relu', ['x'], ['y'], 'relu')], inputs: [big], outputs: [y] }), /input x declares shape \[1000000000,3,224,224\]: 1\.51e\+14 elements/);
+    refused(
+      buildModel({ nodes: [makeNode('Relu', ['x'], ['y'], 'relu')], inputs: [big], outputs: [y] }),
+      /input x declares shape \[1000000000,3,224,224\]: 1\.51e\+14 elements/,
+    );
     // A symbolic batch does not count: N x 3 x 224 x 224 is fine.
-    const file = save(buildModel({ nodes: [makeNode('Relu', ['x'], ['y'], 'relu')], inputs: [valueInfo('x', ['N', 3, 224, 224])], outputs: [valueInfo('y', ['N', 3, 224, 224])] }));
+    const file = save(
+      buildModel({
+        nodes: [makeNode('Relu', ['x'], ['y'], 'relu')],
+        inputs: [valueInfo('x', ['N', 3, 224, 224])],
+        outputs: [valueInfo('y', ['N', 3, 224, 224])],
+      }),
+    );
     assert.doesNotThrow(() => loadModel(file));
   });
 });
@@ -173,12 +203,21 @@ describe('what onnxruntime finds, in one line', () => {
   }
 
   it('an unknown op', async () => {
-    await ortRefuses(buildModel({ nodes: [makeNode('Foo', ['x'], ['y'], 'n1')], inputs: [x], outputs: [y] }), /onnxruntime cannot load it: node n1 \(Foo\): No Op registered for Foo/);
+    await ortRefuses(
+      buildModel({ nodes: [makeNode('Foo', ['x'], ['y'], 'n1')], inputs: [x], outputs: [y] }),
+      /onnxruntime cannot load it: node n1 \(Foo\): No Op registered for Foo/,
+    );
   });
 
   it('a bad attribute value and an unknown attribute', async () => {
-    await ortRefuses(buildModel({ nodes: [makeNode('Softmax', ['x'], ['y'], 'sm', { axis: 7 })], inputs: [x], outputs: [y] }), /node sm \(Softmax\): .*'axis' must be in \[-2 , 1\]/);
-    await ortRefuses(buildModel({ nodes: [makeNode('Relu', ['x'], ['y'], 'r', { alpha: 7 })], inputs: [x], outputs: [y] }), /node r \(Relu\): Unrecognized attribute: alpha/);
+    await ortRefuses(
+      buildModel({ nodes: [makeNode('Softmax', ['x'], ['y'], 'sm', { axis: 7 })], inputs: [x], outputs: [y] }),
+      /node sm \(Softmax\): .*'axis' must be in \[-2 , 1\]/,
+    );
+    await ortRefuses(
+      buildModel({ nodes: [makeNode('Relu', ['x'], ['y'], 'r', { alpha: 7 })], inputs: [x], outputs: [y] }),
+      /node r \(Relu\): Unrecognized attribute: alpha/,
+    );
   });
 
   it('a type error', async () => {
@@ -201,7 +240,8 @@ describe('what onnxruntime finds, in one line', () => {
   });
 
   it('keeps the reason and the node from the wrapped form other onnxruntime clients print', () => {
-    const wrapped = '[ONNXRuntimeError] : 10 : INVALID_GRAPH : Load model from /m/x.onnx failed:This is an invalid model. In Node:(n1), Error Unrecognized attribute: foo\nmore';
+    const wrapped =
+      '[ONNXRuntimeError] : 10 : INVALID_GRAPH : Load model from /m/x.onnx failed:This is an invalid model. In Node:(n1), Error Unrecognized attribute: foo\nmore';
     assert.equal(ortDetail(wrapped), 'node n1: Unrecognized attribute: foo');
   });
 });
@@ -212,7 +252,10 @@ describe('weights that make every number meaningless', () => {
     const m = addModel();
     m.graph!.initializer.push(w);
     refused(m, /initializer conv1\.weight holds 3 NaN and 2 infinite values \(of 8\)/);
-    refused(ifModel([constK([1, NaN, 1, 1]), makeNode('Add', ['x', 'k'], ['t'], 'add_k')]), /the value of node const_k \(Constant\) in subgraph then_branch of node if1 \(If\) holds 1 NaN values/);
+    refused(
+      ifModel([constK([1, NaN, 1, 1]), makeNode('Add', ['x', 'k'], ['t'], 'add_k')]),
+      /the value of node const_k \(Constant\) in subgraph then_branch of node if1 \(If\) holds 1 NaN values/,
+    );
     const typed = makeTensor('w', DT.FLOAT, [1, 4], []);
     typed.floatData = [1, NaN, NaN, 3];
     refused(addModel(typed), /initializer w holds 2 NaN values/);

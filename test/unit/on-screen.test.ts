@@ -46,15 +46,27 @@ describe('one state: what actions act on', () => {
     assert.equal(e.kind, 'quantlens-session');
     assert.equal(e.sqnrWarningDb, 25);
     assert.ok(e.report && e.sweep && e.mixedPrecision);
-    assert.deepEqual(s.views().map((v) => v.type), ['sweep', 'mixedPrecision', 'report']);
+    assert.deepEqual(
+      s.views().map((v) => v.type),
+      ['sweep', 'mixedPrecision', 'report'],
+    );
   });
 });
 
 describe('configurations', () => {
-  it('a what-if range replaces the tensor\'s previous override and keeps its bits', () => {
-    const base = { ...entropy, tensorOverrides: [{ tensor: 'a', calibration: 'percentile' as const, bits: 16 as const }, { tensor: 'b', calibration: 'mse' as const }] };
+  it("a what-if range replaces the tensor's previous override and keeps its bits", () => {
+    const base = {
+      ...entropy,
+      tensorOverrides: [
+        { tensor: 'a', calibration: 'percentile' as const, bits: 16 as const },
+        { tensor: 'b', calibration: 'mse' as const },
+      ],
+    };
     const c = withTensorRange(base, 'a', { lo: -2, hi: 2 });
-    assert.deepEqual(c.tensorOverrides, [{ tensor: 'b', calibration: 'mse' }, { tensor: 'a', range: { lo: -2, hi: 2 }, bits: 16 }]);
+    assert.deepEqual(c.tensorOverrides, [
+      { tensor: 'b', calibration: 'mse' },
+      { tensor: 'a', range: { lo: -2, hi: 2 }, bits: 16 },
+    ]);
     assert.deepEqual(base.tensorOverrides[0], { tensor: 'a', calibration: 'percentile', bits: 16 }, 'the input is not changed');
     assert.deepEqual(withTensorRange(entropy, 'x', { lo: 0, hi: 1 }).tensorOverrides, [{ tensor: 'x', range: { lo: 0, hi: 1 } }]);
   });
@@ -73,6 +85,9 @@ describe('configurations', () => {
 
   it('names a configuration in one line', () => {
     assert.equal(describeConfig(entropy), 'tensorrt W8/ch A8 sym entropy');
-    assert.equal(describeConfig({ ...withTensorRange(entropy, 'x', { lo: 0, hi: 1 }), exclude: ['a', 'b'] }), 'tensorrt W8/ch A8 sym entropy + 1 override, 2 layers in float');
+    assert.equal(
+      describeConfig({ ...withTensorRange(entropy, 'x', { lo: 0, hi: 1 }), exclude: ['a', 'b'] }),
+      'tensorrt W8/ch A8 sym entropy + 1 override, 2 layers in float',
+    );
   });
 });

@@ -76,8 +76,14 @@ describe('error metrics per output and per sample', () => {
 
   it('refuses outputs it cannot split per sample, and shape changes, with one line', () => {
     const c = new OutputComparison('boxes');
-    assert.throws(() => c.add(t([1, 2, 3], [3]), t([1, 2, 3], [3]), 2), (e: Error) => e instanceof InputError && /output boxes has shape \[3\]: its first axis is not the batch of 2 samples/.test(e.message));
-    assert.throws(() => c.add(t([1, 2], [1, 2]), t([1, 2, 3], [1, 3]), 1), (e: Error) => e instanceof InputError && /quantized model gives shape \[1, 3\], the float model \[1, 2\]/.test(e.message));
+    assert.throws(
+      () => c.add(t([1, 2, 3], [3]), t([1, 2, 3], [3]), 2),
+      (e: Error) => e instanceof InputError && /output boxes has shape \[3\]: its first axis is not the batch of 2 samples/.test(e.message),
+    );
+    assert.throws(
+      () => c.add(t([1, 2], [1, 2]), t([1, 2, 3], [1, 3]), 1),
+      (e: Error) => e instanceof InputError && /quantized model gives shape \[1, 3\], the float model \[1, 2\]/.test(e.message),
+    );
   });
 });
 

@@ -16,16 +16,21 @@ import { DT, buildModel, makeNode, makeTensor, randn, rng, tempDir, valueInfo, w
 const dir = tempDir();
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 const r = rng(5);
-const K = 16, S = 96;
+const K = 16,
+  S = 96;
 const W1 = Float32Array.from({ length: K * K }, () => randn(r) * 0.3);
 const W2 = Float32Array.from({ length: K * 4 }, () => randn(r) * 0.3);
 const X = Float32Array.from({ length: S * K }, () => randn(r) * (1 + 3 * r()));
-const modelPath = writeModel(dir, 'mm2.onnx', buildModel({
-  nodes: [makeNode('MatMul', ['x', 'w1'], ['h'], 'mm1'), makeNode('MatMul', ['h', 'w2'], ['y'], 'mm2')],
-  inputs: [valueInfo('x', ['N', K])],
-  outputs: [valueInfo('y', ['N', 4])],
-  initializers: [makeTensor('w1', DT.FLOAT, [K, K], W1), makeTensor('w2', DT.FLOAT, [K, 4], W2)],
-}));
+const modelPath = writeModel(
+  dir,
+  'mm2.onnx',
+  buildModel({
+    nodes: [makeNode('MatMul', ['x', 'w1'], ['h'], 'mm1'), makeNode('MatMul', ['h', 'w2'], ['y'], 'mm2')],
+    inputs: [valueInfo('x', ['N', K])],
+    outputs: [valueInfo('y', ['N', 4])],
+    initializers: [makeTensor('w1', DT.FLOAT, [K, K], W1), makeTensor('w2', DT.FLOAT, [K, 4], W2)],
+  }),
+);
 const dataDir = path.join(dir, 'data');
 fs.mkdirSync(dataDir);
 fs.writeFileSync(path.join(dataDir, 'x.npy'), Buffer.from(dump(X, [S, K])));
@@ -40,19 +45,26 @@ const scaleOf = (model: ReturnType<typeof buildQdqModel>['model'], tensor: strin
 };
 
 describe('configuration overrides', () => {
-  it('a tensor range override sets that tensor\'s grid exactly; a calibration override uses that method', async () => {
+  it("a tensor range override sets that tensor's grid exactly; a calibration override uses that method", async () => {
     const p = await prepareAnalysis(modelPath, { dataPath: dataDir });
     const base = resolveConfig('tensorrt', { calibration: 'entropy' });
-    const q = await quantizeWith(p, { ...base, tensorOverrides: [{ tensor: 'x', range: { lo: -2, hi: 2 } }, { tensor: 'h', calibration: 'minmax' }] });
+    const q = await quantizeWith(p, {
+      ...base,
+      tensorOverrides: [
+        { tensor: 'x', range: { lo: -2, hi: 2 } },
+        { tensor: 'h', calibration: 'minmax' },
+      ],
+    });
     const m = buildQdqModel(q.prepared, p.loaded.dir, q.plan, q.actParams, q.config, false).model;
     // TensorRT scheme: symmetric narrow int8, scale = amax / 127
     assert.equal(scaleOf(m, 'x').scale, Math.fround(2 / 127));
     let hmax = 0;
-    for (let s = 0; s < S; s++) for (let j = 0; j < K; j++) {
-      let acc = 0;
-      for (let k = 0; k < K; k++) acc += X[s * K + k] * W1[k * K + j];
-      hmax = Math.max(hmax, Math.abs(acc));
-    }
+    for (let s = 0; s < S; s++)
+      for (let j = 0; j < K; j++) {
+        let acc = 0;
+        for (let k = 0; k < K; k++) acc += X[s * K + k] * W1[k * K + j];
+        hmax = Math.max(hmax, Math.abs(acc));
+      }
     assert.ok(Math.abs(scaleOf(m, 'h').scale - hmax / 127) <= 1e-6 * hmax, `h scale ${scaleOf(m, 'h').scale} vs minmax ${hmax / 127}`);
   });
 

@@ -59,21 +59,27 @@ describe('QDQ MatMul against a hand-computed fake-quant', () => {
     // Independent expectation: ranges straight from the data, per-column symmetric weights.
     const px = paramsFor(Math.min(...X), Math.max(...X), config.activations);
     const pw = Array.from({ length: N }, (_, c) => {
-      let lo = Infinity, hi = -Infinity;
-      for (let k = 0; k < K; k++) { lo = Math.min(lo, W[k * N + c]); hi = Math.max(hi, W[k * N + c]); }
+      let lo = Infinity,
+        hi = -Infinity;
+      for (let k = 0; k < K; k++) {
+        lo = Math.min(lo, W[k * N + c]);
+        hi = Math.max(hi, W[k * N + c]);
+      }
       return paramsFor(lo, hi, config.weights);
     });
     const yFloat = new Float64Array(S * N);
     const yFake = new Float64Array(S * N);
-    for (let s = 0; s < S; s++) for (let c = 0; c < N; c++) {
-      let acc = 0, accQ = 0;
-      for (let k = 0; k < K; k++) {
-        acc += X[s * K + k] * W[k * N + c];
-        accQ += dequantize(quantize(X[s * K + k], px), px) * dequantize(quantize(W[k * N + c], pw[c]), pw[c]);
+    for (let s = 0; s < S; s++)
+      for (let c = 0; c < N; c++) {
+        let acc = 0,
+          accQ = 0;
+        for (let k = 0; k < K; k++) {
+          acc += X[s * K + k] * W[k * N + c];
+          accQ += dequantize(quantize(X[s * K + k], px), px) * dequantize(quantize(W[k * N + c], pw[c]), pw[c]);
+        }
+        yFloat[s * N + c] = acc;
+        yFake[s * N + c] = accQ;
       }
-      yFloat[s * N + c] = acc;
-      yFake[s * N + c] = accQ;
-    }
     const py = paramsFor(Math.min(...yFloat), Math.max(...yFloat), config.activations);
     const expected = Array.from(yFake, (v) => quantize(v, py));
 
@@ -91,7 +97,10 @@ describe('QDQ MatMul against a hand-computed fake-quant', () => {
     const optPath = path.join(dir, 'matmul.opt.onnx');
     await ort.InferenceSession.create(out, { graphOptimizationLevel: 'all', optimizedModelFilePath: optPath });
     const ops = loadModel(optPath).proto.graph!.node.map((n) => n.opType);
-    assert.ok(ops.some((o) => /QLinearMatMul|MatMulInteger/.test(o)), `fused ops: ${ops.join(',')}`);
+    assert.ok(
+      ops.some((o) => /QLinearMatMul|MatMulInteger/.test(o)),
+      `fused ops: ${ops.join(',')}`,
+    );
     assert.ok(!ops.includes('MatMul'), 'no float MatMul left');
 
     const report = await evaluate(p, q, { sensitivity: true });
@@ -139,19 +148,31 @@ describe('models in awkward shapes', () => {
     assert.ok(written.graph!.node.some((n) => n.opType === 'QuantizeLinear' && n.domain === 'com.microsoft'));
     assert.equal(written.opsetImport.find((o) => o.domain === '')!.version, 11n, 'model opset unchanged');
     const s = await ort.InferenceSession.create(out);
-    const res = await s.run({ x: new ort.Tensor('float32', Float32Array.from({ length: 72 }, () => randn(r)), [1, 2, 6, 6]) });
+    const res = await s.run({
+      x: new ort.Tensor(
+        'float32',
+        Float32Array.from({ length: 72 }, () => randn(r)),
+        [1, 2, 6, 6],
+      ),
+    });
     assert.equal(res.z.dims.join(','), '1,4,6,6');
   });
 
   it('BatchNormalization folded into Conv keeps the float function', async () => {
     const cw = Float32Array.from({ length: 3 * 1 * 3 * 3 }, () => randn(r));
     const m = buildModel({
-      nodes: [makeNode('Conv', ['x', 'w'], ['c'], 'conv'), makeNode('BatchNormalization', ['c', 'g', 'be', 'mu', 'var'], ['y'], 'bn', { epsilon: { float: 1e-3 } })],
+      nodes: [
+        makeNode('Conv', ['x', 'w'], ['c'], 'conv'),
+        makeNode('BatchNormalization', ['c', 'g', 'be', 'mu', 'var'], ['y'], 'bn', { epsilon: { float: 1e-3 } }),
+      ],
       inputs: [valueInfo('x', ['N', 1, 5, 5])],
       outputs: [valueInfo('y', ['N', 3, 3, 3])],
       initializers: [
-        makeTensor('w', DT.FLOAT, [3, 1, 3, 3], cw), makeTensor('g', DT.FLOAT, [3], [2, 0.5, -1]), makeTensor('be', DT.FLOAT, [3], [0.1, 0, -0.3]),
-        makeTensor('mu', DT.FLOAT, [3], [0.2, -0.1, 0]), makeTensor('var', DT.FLOAT, [3], [4, 0.25, 1]),
+        makeTensor('w', DT.FLOAT, [3, 1, 3, 3], cw),
+        makeTensor('g', DT.FLOAT, [3], [2, 0.5, -1]),
+        makeTensor('be', DT.FLOAT, [3], [0.1, 0, -0.3]),
+        makeTensor('mu', DT.FLOAT, [3], [0.2, -0.1, 0]),
+        makeTensor('var', DT.FLOAT, [3], [4, 0.25, 1]),
       ],
     });
     const file = writeModel(dir, 'bn.onnx', m);
@@ -177,7 +198,10 @@ describe('bad input', () => {
   it('a file that is not ONNX gets an error naming it', () => {
     const bad = path.join(dir, 'corrupt.onnx');
     fs.writeFileSync(bad, 'this is not a model');
-    assert.throws(() => loadModel(bad), (e: Error) => e instanceof InputError && e.message.includes(bad));
+    assert.throws(
+      () => loadModel(bad),
+      (e: Error) => e instanceof InputError && e.message.includes(bad),
+    );
   });
 
   it('external data outside the model folder is refused', () => {

@@ -26,9 +26,20 @@ const HALF_STEP = Y.scale * 0.5 * 1.001;
 const int8 = (n: number, lo = -100, hi = 100) => Int32Array.from({ length: n }, () => lo + Math.floor(r() * (hi - lo + 1)));
 
 /** x (float, on X's grid) -> QuantizeLinear -> `op` -> DequantizeLinear(Y) -> y */
-function wrap(op: ReturnType<typeof mk>, inits: ReturnType<typeof makeTensor>[], xDims: number[], yDims: number[], extra: { nodes?: ReturnType<typeof mk>[]; inputs?: [string, number[]][] } = {}) {
+function wrap(
+  op: ReturnType<typeof mk>,
+  inits: ReturnType<typeof makeTensor>[],
+  xDims: number[],
+  yDims: number[],
+  extra: { nodes?: ReturnType<typeof mk>[]; inputs?: [string, number[]][] } = {},
+) {
   return quantizedModel({
-    nodes: [mk('QuantizeLinear', ['x', 'x_s', 'x_zp'], ['xq'], 'q_x'), ...(extra.nodes ?? []), op, mk('DequantizeLinear', ['yq', 'y_s', 'y_zp'], ['y'], 'dq_y')],
+    nodes: [
+      mk('QuantizeLinear', ['x', 'x_s', 'x_zp'], ['xq'], 'q_x'),
+      ...(extra.nodes ?? []),
+      op,
+      mk('DequantizeLinear', ['yq', 'y_s', 'y_zp'], ['y'], 'dq_y'),
+    ],
     inputs: [['x', xDims], ...(extra.inputs ?? [])],
     outputs: [['y', yDims]],
     initializers: [...gridInits('x', X), ...gridInits('y', Y), ...inits],
@@ -46,7 +57,9 @@ describe('QOperator twins agree with onnxruntime within the output grid', () => 
     const model = wrap(
       mk('QLinearConv', ['xq', 'x_s', 'x_zp', 'w', 'w_s', 'w_zp', 'y_s', 'y_zp', 'b'], ['yq'], 'conv', { pads: [1, 1, 1, 1], kernel_shape: [3, 3] }),
       [makeTensor('w', DT.INT8, [3, 2, 3, 3], w), ...gridInits('w', { scale: ws, zp: [0, 0, 0], type: DT.INT8 }), makeTensor('b', DT.INT32, [3], b)],
-      [1, 2, 5, 5], [1, 3, 5, 5]);
+      [1, 2, 5, 5],
+      [1, 3, 5, 5],
+    );
     const x = onGrid(50, X, r, 0, 120);
     const { quantized, twin, t } = await runBoth(model, { x: { data: x, dims: [1, 2, 5, 5] } });
     assert.deepEqual(opsOf(t), ['Conv']);
@@ -65,9 +78,18 @@ describe('QOperator twins agree with onnxruntime within the output grid', () => 
   it('com.microsoft QLinearConv in channels-last layout gets transposes around an NCHW Conv', async () => {
     const w = int8(4 * 2 * 9, -30, 30);
     const model = wrap(
-      mk('QLinearConv', ['xq', 'x_s', 'x_zp', 'w', 'w_s', 'w_zp', 'y_s', 'y_zp'], ['yq'], 'conv_token_3', { pads: [1, 1, 1, 1], kernel_shape: [3, 3], channels_last: 1 }, 'com.microsoft'),
+      mk(
+        'QLinearConv',
+        ['xq', 'x_s', 'x_zp', 'w', 'w_s', 'w_zp', 'y_s', 'y_zp'],
+        ['yq'],
+        'conv_token_3',
+        { pads: [1, 1, 1, 1], kernel_shape: [3, 3], channels_last: 1 },
+        'com.microsoft',
+      ),
       [makeTensor('w', DT.INT8, [4, 2, 3, 3], w), ...gridInits('w', { scale: 0.02, zp: 0, type: DT.INT8 })],
-      [1, 5, 5, 2], [1, 5, 5, 4]);
+      [1, 5, 5, 2],
+      [1, 5, 5, 4],
+    );
     const x = onGrid(50, X, r, 0, 120);
     const { quantized, twin, t } = await runBoth(model, { x: { data: x, dims: [1, 5, 5, 2] } });
     assert.deepEqual(opsOf(t), ['Transpose', 'Conv', 'Transpose']);
@@ -77,8 +99,12 @@ describe('QOperator twins agree with onnxruntime within the output grid', () => 
 
   it('QLinearMatMul with a constant int8 right-hand side', async () => {
     const w = int8(6 * 3);
-    const model = wrap(mk('QLinearMatMul', ['xq', 'x_s', 'x_zp', 'w', 'w_s', 'w_zp', 'y_s', 'y_zp'], ['yq'], 'mm'),
-      [makeTensor('w', DT.INT8, [6, 3], w), ...gridInits('w', { scale: 0.01, zp: 0, type: DT.INT8 })], [4, 6], [4, 3]);
+    const model = wrap(
+      mk('QLinearMatMul', ['xq', 'x_s', 'x_zp', 'w', 'w_s', 'w_zp', 'y_s', 'y_zp'], ['yq'], 'mm'),
+      [makeTensor('w', DT.INT8, [6, 3], w), ...gridInits('w', { scale: 0.01, zp: 0, type: DT.INT8 })],
+      [4, 6],
+      [4, 3],
+    );
     const { quantized, twin, t } = await runBoth(model, { x: { data: onGrid(24, X, r), dims: [4, 6] } });
     assert.deepEqual(opsOf(t), ['MatMul']);
     assert.ok(maxAbsDiff(quantized, twin, Y) <= HALF_STEP, `max diff ${maxAbsDiff(quantized, twin, Y)}`);
@@ -87,8 +113,12 @@ describe('QOperator twins agree with onnxruntime within the output grid', () => 
   it('QGemm with transB, per-channel weights, alpha 0.5 and an int32 bias at alpha x a_scale x b_scale', async () => {
     const ws = [0.01, 0.03, 0.02];
     const w = int8(3 * 6, -30, 30);
-    const model = wrap(mk('QGemm', ['xq', 'x_s', 'x_zp', 'w', 'w_s', 'w_zp', 'c', 'y_s', 'y_zp'], ['yq'], 'gemm', { transB: 1, alpha: { float: 0.5 } }, 'com.microsoft'),
-      [makeTensor('w', DT.INT8, [3, 6], w), ...gridInits('w', { scale: ws, zp: [0, 0, 0], type: DT.INT8 }), makeTensor('c', DT.INT32, [3], [4000, -3000, 100])], [4, 6], [4, 3]);
+    const model = wrap(
+      mk('QGemm', ['xq', 'x_s', 'x_zp', 'w', 'w_s', 'w_zp', 'c', 'y_s', 'y_zp'], ['yq'], 'gemm', { transB: 1, alpha: { float: 0.5 } }, 'com.microsoft'),
+      [makeTensor('w', DT.INT8, [3, 6], w), ...gridInits('w', { scale: ws, zp: [0, 0, 0], type: DT.INT8 }), makeTensor('c', DT.INT32, [3], [4000, -3000, 100])],
+      [4, 6],
+      [4, 3],
+    );
     const { quantized, twin, t } = await runBoth(model, { x: { data: onGrid(24, X, r), dims: [4, 6] } });
     assert.deepEqual(opsOf(t), ['Gemm']);
     assert.ok(maxAbsDiff(quantized, twin, Y) <= HALF_STEP, `max diff ${maxAbsDiff(quantized, twin, Y)}`);
@@ -97,8 +127,12 @@ describe('QOperator twins agree with onnxruntime within the output grid', () => 
   it('QGemm without an output scale computes a float output', async () => {
     const w = int8(3 * 6);
     const model = quantizedModel({
-      nodes: [mk('QuantizeLinear', ['x', 'x_s', 'x_zp'], ['xq'], 'q'), mk('QGemm', ['xq', 'x_s', 'x_zp', 'w', 'w_s', 'w_zp'], ['y'], 'gemm', { transB: 1 }, 'com.microsoft')],
-      inputs: [['x', [4, 6]]], outputs: [['y', [4, 3]]],
+      nodes: [
+        mk('QuantizeLinear', ['x', 'x_s', 'x_zp'], ['xq'], 'q'),
+        mk('QGemm', ['xq', 'x_s', 'x_zp', 'w', 'w_s', 'w_zp'], ['y'], 'gemm', { transB: 1 }, 'com.microsoft'),
+      ],
+      inputs: [['x', [4, 6]]],
+      outputs: [['y', [4, 3]]],
       initializers: [...gridInits('x', X), makeTensor('w', DT.INT8, [3, 6], w), ...gridInits('w', { scale: 0.01, zp: 0, type: DT.INT8 })],
     });
     const { quantized, twin, t } = await runBoth(model, { x: { data: onGrid(24, X, r), dims: [4, 6] } });
@@ -109,13 +143,25 @@ describe('QOperator twins agree with onnxruntime within the output grid', () => 
 
   it('QLinearAdd of two activations on different grids, and QLinearMul by a constant', async () => {
     const X2: Grid = { scale: 0.03, zp: 100, type: DT.UINT8 };
-    const model = wrap(mk('QLinearAdd', ['xq', 'x_s', 'x_zp', 'x2q', 'x2_s', 'x2_zp', 'y_s', 'y_zp'], ['yq'], 'add', {}, 'com.microsoft'),
-      gridInits('x2', X2), [2, 8], [2, 8], { nodes: [mk('QuantizeLinear', ['x2', 'x2_s', 'x2_zp'], ['x2q'], 'q2')], inputs: [['x2', [2, 8]]] });
+    const model = wrap(
+      mk('QLinearAdd', ['xq', 'x_s', 'x_zp', 'x2q', 'x2_s', 'x2_zp', 'y_s', 'y_zp'], ['yq'], 'add', {}, 'com.microsoft'),
+      gridInits('x2', X2),
+      [2, 8],
+      [2, 8],
+      { nodes: [mk('QuantizeLinear', ['x2', 'x2_s', 'x2_zp'], ['x2q'], 'q2')], inputs: [['x2', [2, 8]]] },
+    );
     const add = await runBoth(model, { x: { data: onGrid(16, X, r), dims: [2, 8] }, x2: { data: onGrid(16, X2, r), dims: [2, 8] } });
     assert.deepEqual(opsOf(add.t), ['Add']);
     assert.ok(maxAbsDiff(add.quantized, add.twin, Y) <= HALF_STEP);
-    const mul = await runBoth(wrap(mk('QLinearMul', ['xq', 'x_s', 'x_zp', 'k', 'k_s', 'k_zp', 'y_s', 'y_zp'], ['yq'], 'mul', {}, 'com.microsoft'),
-      [makeTensor('k', DT.UINT8, [1], [200]), ...gridInits('k', { scale: 0.01, zp: 0, type: DT.UINT8 })], [2, 8], [2, 8]), { x: { data: onGrid(16, X, r, 0, 120), dims: [2, 8] } });
+    const mul = await runBoth(
+      wrap(
+        mk('QLinearMul', ['xq', 'x_s', 'x_zp', 'k', 'k_s', 'k_zp', 'y_s', 'y_zp'], ['yq'], 'mul', {}, 'com.microsoft'),
+        [makeTensor('k', DT.UINT8, [1], [200]), ...gridInits('k', { scale: 0.01, zp: 0, type: DT.UINT8 })],
+        [2, 8],
+        [2, 8],
+      ),
+      { x: { data: onGrid(16, X, r, 0, 120), dims: [2, 8] } },
+    );
     assert.deepEqual(opsOf(mul.t), ['Mul']);
     assert.ok(Math.abs(init(mul.t, mul.t.model.graph!.node[0].input[1])[0] - 2) < 1e-6, 'the constant is (200 - 0) x 0.01');
     assert.ok(maxAbsDiff(mul.quantized, mul.twin, Y) <= HALF_STEP);
@@ -131,8 +177,13 @@ describe('QOperator twins agree with onnxruntime within the output grid', () => 
     it(`${op} -> ${float}`, async () => {
       const outGrid = op === 'QLinearSigmoid' || op === 'QLinearSoftmax' ? { scale: 1 / 256, zp: 0, type: DT.UINT8 } : Y;
       const model = quantizedModel({
-        nodes: [mk('QuantizeLinear', ['x', 'x_s', 'x_zp'], ['xq'], 'q'), mk(op, ['xq', 'x_s', 'x_zp', 'y_s', 'y_zp'], ['yq'], 'n', attrs as Record<string, never>, 'com.microsoft'), mk('DequantizeLinear', ['yq', 'y_s', 'y_zp'], ['y'], 'dq')],
-        inputs: [['x', [...dims]]], outputs: [['y', [...outDims]]],
+        nodes: [
+          mk('QuantizeLinear', ['x', 'x_s', 'x_zp'], ['xq'], 'q'),
+          mk(op, ['xq', 'x_s', 'x_zp', 'y_s', 'y_zp'], ['yq'], 'n', attrs as Record<string, never>, 'com.microsoft'),
+          mk('DequantizeLinear', ['yq', 'y_s', 'y_zp'], ['y'], 'dq'),
+        ],
+        inputs: [['x', [...dims]]],
+        outputs: [['y', [...outDims]]],
         initializers: [...gridInits('x', X), ...gridInits('y', outGrid)],
       });
       const n = (dims as readonly number[]).reduce((a, b) => a * b, 1);
@@ -144,8 +195,13 @@ describe('QOperator twins agree with onnxruntime within the output grid', () => 
 
   it('QLinearConcat of two grids', async () => {
     const X2: Grid = { scale: 0.03, zp: 100, type: DT.UINT8 };
-    const model = wrap(mk('QLinearConcat', ['y_s', 'y_zp', 'xq', 'x_s', 'x_zp', 'x2q', 'x2_s', 'x2_zp'], ['yq'], 'cat', { axis: 1 }, 'com.microsoft'),
-      gridInits('x2', X2), [2, 4], [2, 8], { nodes: [mk('QuantizeLinear', ['x2', 'x2_s', 'x2_zp'], ['x2q'], 'q2')], inputs: [['x2', [2, 4]]] });
+    const model = wrap(
+      mk('QLinearConcat', ['y_s', 'y_zp', 'xq', 'x_s', 'x_zp', 'x2q', 'x2_s', 'x2_zp'], ['yq'], 'cat', { axis: 1 }, 'com.microsoft'),
+      gridInits('x2', X2),
+      [2, 4],
+      [2, 8],
+      { nodes: [mk('QuantizeLinear', ['x2', 'x2_s', 'x2_zp'], ['x2q'], 'q2')], inputs: [['x2', [2, 4]]] },
+    );
     const { quantized, twin, t } = await runBoth(model, { x: { data: onGrid(8, X, r), dims: [2, 4] }, x2: { data: onGrid(8, X2, r), dims: [2, 4] } });
     assert.deepEqual(opsOf(t), ['Concat']);
     assert.ok(maxAbsDiff(quantized, twin, Y) <= HALF_STEP);
@@ -164,7 +220,8 @@ describe('integer-arithmetic and block-quantized operators', () => {
         mk('Mul', ['xs', 'ws'], ['scale'], 'scale_mul'),
         mk('Mul', ['accf', 'scale'], ['y'], 'rescale'),
       ],
-      inputs: [['x', [4, 6]]], outputs: [['y', [4, 3]]],
+      inputs: [['x', [4, 6]]],
+      outputs: [['y', [4, 3]]],
       initializers: [makeTensor('w', DT.INT8, [6, 3], w), makeTensor('wzp', DT.INT8, [], [0]), makeTensor('ws', DT.FLOAT, [], [ws])],
     });
     const x = Float32Array.from({ length: 24 }, () => r() * 4 - 1);
@@ -183,14 +240,22 @@ describe('integer-arithmetic and block-quantized operators', () => {
   });
 
   it('MatMulNBits (4 bits, blocks of 16, packed zero points) becomes MatMul on the dequantized [K, N] weight', async () => {
-    const K = 32, N = 8, block = 16, blocks = 2;
+    const K = 32,
+      N = 8,
+      block = 16,
+      blocks = 2;
     const packed = Int32Array.from({ length: N * blocks * 8 }, () => Math.floor(r() * 256));
     const scales = Float32Array.from({ length: N * blocks }, () => 0.01 + r() * 0.04);
     const zps = Int32Array.from({ length: N }, () => Math.floor(r() * 256));
     const model = quantizedModel({
       nodes: [mk('MatMulNBits', ['a', 'b', 'scales', 'zp'], ['y'], 'mmnb', { K, N, bits: 4, block_size: block }, 'com.microsoft')],
-      inputs: [['a', [3, K]]], outputs: [['y', [3, N]]],
-      initializers: [makeTensor('b', DT.UINT8, [N, blocks, 8], packed), makeTensor('scales', DT.FLOAT, [N * blocks], scales), makeTensor('zp', DT.UINT8, [N], zps)],
+      inputs: [['a', [3, K]]],
+      outputs: [['y', [3, N]]],
+      initializers: [
+        makeTensor('b', DT.UINT8, [N, blocks, 8], packed),
+        makeTensor('scales', DT.FLOAT, [N * blocks], scales),
+        makeTensor('zp', DT.UINT8, [N], zps),
+      ],
     });
     const a = Float32Array.from({ length: 3 * K }, () => r() * 2 - 1);
     const { quantized, twin, t } = await runBoth(model, { a: { data: a, dims: [3, K] } });
@@ -208,18 +273,25 @@ describe('integer-arithmetic and block-quantized operators', () => {
 describe('QDQ models', () => {
   const W = int8(3 * 2 * 9, -30, 30);
   /** x -> Q/DQ -> Conv(DQ int8 weight) -> Q(out grid) -> DQ -> y, in `domain`. */
-  const qdqConv = (out: Grid, domain = '') => quantizedModel({
-    nodes: [
-      mk('QuantizeLinear', ['x', 'x_s', 'x_zp'], ['xq'], 'x_QuantizeLinear', {}, domain),
-      mk('DequantizeLinear', ['xq', 'x_s', 'x_zp'], ['xd'], 'x_DequantizeLinear', {}, domain),
-      mk('DequantizeLinear', ['w', 'w_s', 'w_zp'], ['wd'], 'w_DequantizeLinear', {}, domain),
-      mk('Conv', ['xd', 'wd'], ['c'], 'conv', { pads: [1, 1, 1, 1] }),
-      mk('QuantizeLinear', ['c', 'y_s', 'y_zp'], ['cq'], 'c_QuantizeLinear', {}, domain),
-      mk('DequantizeLinear', ['cq', 'y_s', 'y_zp'], ['y'], 'c_DequantizeLinear', {}, domain),
-    ],
-    inputs: [['x', [1, 2, 5, 5]]], outputs: [['y', [1, 3, 5, 5]]],
-    initializers: [...gridInits('x', X), ...gridInits('y', out), makeTensor('w', DT.INT8, [3, 2, 3, 3], W), ...gridInits('w', { scale: 0.02, zp: 0, type: DT.INT8 })],
-  });
+  const qdqConv = (out: Grid, domain = '') =>
+    quantizedModel({
+      nodes: [
+        mk('QuantizeLinear', ['x', 'x_s', 'x_zp'], ['xq'], 'x_QuantizeLinear', {}, domain),
+        mk('DequantizeLinear', ['xq', 'x_s', 'x_zp'], ['xd'], 'x_DequantizeLinear', {}, domain),
+        mk('DequantizeLinear', ['w', 'w_s', 'w_zp'], ['wd'], 'w_DequantizeLinear', {}, domain),
+        mk('Conv', ['xd', 'wd'], ['c'], 'conv', { pads: [1, 1, 1, 1] }),
+        mk('QuantizeLinear', ['c', 'y_s', 'y_zp'], ['cq'], 'c_QuantizeLinear', {}, domain),
+        mk('DequantizeLinear', ['cq', 'y_s', 'y_zp'], ['y'], 'c_DequantizeLinear', {}, domain),
+      ],
+      inputs: [['x', [1, 2, 5, 5]]],
+      outputs: [['y', [1, 3, 5, 5]]],
+      initializers: [
+        ...gridInits('x', X),
+        ...gridInits('y', out),
+        makeTensor('w', DT.INT8, [3, 2, 3, 3], W),
+        ...gridInits('w', { scale: 0.02, zp: 0, type: DT.INT8 }),
+      ],
+    });
 
   it('Q/DQ removed, the weight dequantized, the graph output keeps its name (ONNX and com.microsoft domains)', async () => {
     for (const domain of ['', 'com.microsoft']) {
@@ -237,7 +309,10 @@ describe('QDQ models', () => {
     const relu: Grid = { scale: 0.05, zp: 0, type: DT.UINT8 };
     const { quantized, twin, t } = await runBoth(qdqConv(relu), { x: { data: onGrid(50, X, r, 0, 120), dims: [1, 2, 5, 5] } });
     assert.deepEqual(opsOf(t), ['Conv', 'Relu']);
-    assert.ok(quantized.some((v) => v === 0), 'the deployed model clamps negatives to 0');
+    assert.ok(
+      quantized.some((v) => v === 0),
+      'the deployed model clamps negatives to 0',
+    );
     assert.ok(maxAbsDiff(quantized, twin, relu) <= relu.scale * 0.5 * 1.001);
     assert.equal(t.layerOutput.get('conv'), 'y', "the Conv's deployed output grid is on the Relu's output");
   });
@@ -246,21 +321,33 @@ describe('QDQ models', () => {
 describe('detection', () => {
   const conv = (name: string, ins: string[], out: string) => mk('Conv', ins, [out], name);
   it('float, qdq, qoperator and mixed', () => {
-    const float = quantizedModel({ nodes: [conv('c', ['x', 'w'], 'y')], inputs: [['x', [1, 1, 3, 3]]], outputs: [['y', [1, 1, 3, 3]]], initializers: [makeTensor('w', DT.FLOAT, [1, 1, 1, 1], [1])] });
+    const float = quantizedModel({
+      nodes: [conv('c', ['x', 'w'], 'y')],
+      inputs: [['x', [1, 1, 3, 3]]],
+      outputs: [['y', [1, 1, 3, 3]]],
+      initializers: [makeTensor('w', DT.FLOAT, [1, 1, 1, 1], [1])],
+    });
     assert.equal(detectQuantization(float.graph!).kind, 'float');
     const qop = [
       mk('QuantizeLinear', ['x', 'x_s', 'x_zp'], ['xq'], 'q'),
       mk('QLinearConv', ['xq', 'x_s', 'x_zp', 'w', 'w_s', 'w_zp', 'y_s', 'y_zp'], ['yq'], 'qconv'),
       mk('DequantizeLinear', ['yq', 'y_s', 'y_zp'], ['y'], 'dq'),
     ];
-    const inits = [...gridInits('x', X), ...gridInits('y', Y), makeTensor('w', DT.INT8, [1, 1, 1, 1], [3]), ...gridInits('w', { scale: 0.1, zp: 0, type: DT.INT8 })];
+    const inits = [
+      ...gridInits('x', X),
+      ...gridInits('y', Y),
+      makeTensor('w', DT.INT8, [1, 1, 1, 1], [3]),
+      ...gridInits('w', { scale: 0.1, zp: 0, type: DT.INT8 }),
+    ];
     const qoperator = quantizedModel({ nodes: qop, inputs: [['x', [1, 1, 3, 3]]], outputs: [['y', [1, 1, 3, 3]]], initializers: inits });
     const census = detectQuantization(qoperator.graph!);
     assert.equal(census.kind, 'qoperator');
     assert.deepEqual(census.ops, { QuantizeLinear: 1, QLinearConv: 1, DequantizeLinear: 1 });
     const mixed = quantizedModel({
       nodes: [...qop, mk('DequantizeLinear', ['w', 'w_s', 'w_zp'], ['wd'], 'dqw'), conv('c2', ['y', 'wd'], 'z')],
-      inputs: [['x', [1, 1, 3, 3]]], outputs: [['z', [1, 1, 3, 3]]], initializers: inits,
+      inputs: [['x', [1, 1, 3, 3]]],
+      outputs: [['z', [1, 1, 3, 3]]],
+      initializers: inits,
     });
     assert.equal(detectQuantization(mixed.graph!).kind, 'mixed');
   });
@@ -270,12 +357,15 @@ describe('malformed quantized models give one-line InputErrors naming the file a
   const dir = tempDir();
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const load = (name: string, model: ReturnType<typeof quantizedModel>) => () => deployedModel(loadModel(writeModel(dir, name, model)));
-  const oneLine = (file: string, what: RegExp) => (e: unknown) => e instanceof InputError && !e.message.includes('\n') && e.message.includes(file) && what.test(e.message);
+  const oneLine = (file: string, what: RegExp) => (e: unknown) =>
+    e instanceof InputError && !e.message.includes('\n') && e.message.includes(file) && what.test(e.message);
 
   it('a DequantizeLinear without a scale', () => {
     const model = quantizedModel({
       nodes: [mk('QuantizeLinear', ['x', 'x_s', 'x_zp'], ['xq'], 'q'), mk('DequantizeLinear', ['xq'], ['y'], 'dq_no_scale')],
-      inputs: [['x', [2, 2]]], outputs: [['y', [2, 2]]], initializers: gridInits('x', X),
+      inputs: [['x', [2, 2]]],
+      outputs: [['y', [2, 2]]],
+      initializers: gridInits('x', X),
     });
     assert.throws(load('no-scale.onnx', model), oneLine('no-scale.onnx', /DequantizeLinear dq_no_scale has no input scale/));
   });
@@ -283,16 +373,22 @@ describe('malformed quantized models give one-line InputErrors naming the file a
   it('a zero point whose type differs from its codes', () => {
     const model = quantizedModel({
       nodes: [mk('DequantizeLinear', ['w', 'w_s', 'w_zp'], ['wd'], 'dq_w'), mk('MatMul', ['x', 'wd'], ['y'], 'mm')],
-      inputs: [['x', [2, 2]]], outputs: [['y', [2, 2]]],
+      inputs: [['x', [2, 2]]],
+      outputs: [['y', [2, 2]]],
       initializers: [makeTensor('w', DT.INT8, [2, 2], [1, 2, 3, 4]), ...gridInits('w', { scale: 0.1, zp: 0, type: DT.UINT8 })],
     });
-    assert.throws(load('zp-type.onnx', model), oneLine('zp-type.onnx', /DequantizeLinear dq_w: the weight zero point w_zp is uint8 but the codes it describes are int8/));
+    assert.throws(
+      load('zp-type.onnx', model),
+      oneLine('zp-type.onnx', /DequantizeLinear dq_w: the weight zero point w_zp is uint8 but the codes it describes are int8/),
+    );
   });
 
   it('a scale that is not a positive number', () => {
     const model = quantizedModel({
       nodes: [mk('QuantizeLinear', ['x', 'x_s', 'x_zp'], ['xq'], 'q_bad'), mk('DequantizeLinear', ['xq', 'x_s', 'x_zp'], ['y'], 'dq')],
-      inputs: [['x', [2, 2]]], outputs: [['y', [2, 2]]], initializers: gridInits('x', { scale: 0, zp: 0, type: DT.UINT8 }),
+      inputs: [['x', [2, 2]]],
+      outputs: [['y', [2, 2]]],
+      initializers: gridInits('x', { scale: 0, zp: 0, type: DT.UINT8 }),
     });
     assert.throws(load('zero-scale.onnx', model), oneLine('zero-scale.onnx', /QuantizeLinear q_bad .*scale 0 of x_s is not a positive finite number/));
   });

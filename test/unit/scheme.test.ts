@@ -48,7 +48,10 @@ describe('scale and zero point', () => {
 
   it('quantize saturates and rounds half to even', () => {
     const p = { scale: 0.5, zeroPoint: 0, qmin: -128, qmax: 127 };
-    assert.deepEqual([0.25, 0.75, 1.25, -0.25, 1000, -1000].map((x) => quantize(x, p)), [0, 2, 2, 0, 127, -128]);
+    assert.deepEqual(
+      [0.25, 0.75, 1.25, -0.25, 1000, -1000].map((x) => quantize(x, p)),
+      [0, 2, 2, 0, 127, -128],
+    );
   });
 
   it('4- and 16-bit grids', () => {

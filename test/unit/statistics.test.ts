@@ -30,7 +30,14 @@ describe('distributions against printed tables', () => {
 
   it("Student's t 97.5% quantiles", () => {
     // t tables: df 1, 2, 5, 10, 30, 100
-    const table: [number, number][] = [[1, 12.7062], [2, 4.3027], [5, 2.5706], [10, 2.2281], [30, 2.0423], [100, 1.984]];
+    const table: [number, number][] = [
+      [1, 12.7062],
+      [2, 4.3027],
+      [5, 2.5706],
+      [10, 2.2281],
+      [30, 2.0423],
+      [100, 1.984],
+    ];
     for (const [df, t] of table) close(studentTQuantile(0.975, df), t, 1e-4, `df ${df}`);
   });
 
@@ -79,12 +86,16 @@ describe('Wilson score interval', () => {
       for (let i = 0; i < 200; i++) {
         const mid = (lo + hi) / 2;
         // f < 0 inside the interval (near phat), > 0 outside
-        if ((f(mid) < 0) === (side < 0)) hi = mid;
+        if (f(mid) < 0 === side < 0) hi = mid;
         else lo = mid;
       }
       return (lo + hi) / 2;
     };
-    for (const [k, n] of [[0, 10], [5, 10], [95, 100]]) {
+    for (const [k, n] of [
+      [0, 10],
+      [5, 10],
+      [95, 100],
+    ]) {
       const w = wilsonInterval(k, n);
       if (k > 0) close(w.low, solve(k, n, -1), 1e-9, `${k}/${n} low`);
       else assert.equal(w.low, 0);
@@ -284,7 +295,10 @@ describe('budget verdict', () => {
     const v = budgetVerdict({ loss: r.dropPoints, budget: 1, n: r.n, projection: { intervalAt: pairedDropAt(r.table) } });
     assert.equal(v.kind, 'cannot-tell');
     assert.ok(v.samplesNeeded !== null && v.samplesNeeded > 300);
-    assert.match(v.text, new RegExp(`straddles the budget of 1\\.00 points and contains 0; 300 samples are too few, about ${v.samplesNeeded} would resolve it$`));
+    assert.match(
+      v.text,
+      new RegExp(`straddles the budget of 1\\.00 points and contains 0; 300 samples are too few, about ${v.samplesNeeded} would resolve it$`),
+    );
     // A real table with the same proportions at that count (rounded to whole samples) clears the
     // budget; at 80% of it, it does not.
     const scaled = (m: number) => {

@@ -49,8 +49,8 @@ describe('the example IoU metric (examples/metrics/iou.mjs)', () => {
     const m = await loadUserMetric(path.join(examples, 'iou.mjs'));
     const series = new UserMetricSeries(m);
     // batch of two samples; sample 1 is quantized exactly
-    const fb = t([...float.data as Float32Array, ...float.data as Float32Array], [2, 2, 2, 3]);
-    const qb = t([...quant.data as Float32Array, ...float.data as Float32Array], [2, 2, 2, 3]);
+    const fb = t([...(float.data as Float32Array), ...(float.data as Float32Array)], [2, 2, 2, 3]);
+    const qb = t([...(quant.data as Float32Array), ...(float.data as Float32Array)], [2, 2, 2, 3]);
     await series.addBatch({ mask: fb }, { mask: qb }, 2, null, 10);
     const v = series.values();
     assert.deepEqual([...v.float], [1, 1]);
@@ -64,7 +64,11 @@ describe('the example IoU metric (examples/metrics/iou.mjs)', () => {
 
 describe('the example CER metric (examples/metrics/cer.mjs)', () => {
   // 6 steps x 4 classes (0 = blank); one-hot rows by best class
-  const steps = (best: number[]) => t(best.flatMap((b) => [0, 1, 2, 3].map((c) => (c === b ? 1 : 0))), [1, best.length, 4]);
+  const steps = (best: number[]) =>
+    t(
+      best.flatMap((b) => [0, 1, 2, 3].map((c) => (c === b ? 1 : 0))),
+      [1, best.length, 4],
+    );
 
   it('greedy CTC decoding and edit distance by hand', async () => {
     const m = await loadUserMetric(path.join(examples, 'cer.mjs'));
@@ -98,7 +102,10 @@ describe('the metric contract', () => {
     assert.equal((batch.y.data as Float32Array)[2], 3);
     // batch of one without a batch axis: passed whole
     assert.deepEqual(sliceSample({ boxes: t([1, 2, 3], [3]) }, 0, 1).boxes.dims, [3]);
-    assert.throws(() => sliceSample({ boxes: t([1, 2, 3], [3]) }, 0, 2), inputError(/output boxes has shape \[3\]: its first axis is not the batch of 2 samples/));
+    assert.throws(
+      () => sliceSample({ boxes: t([1, 2, 3], [3]) }, 0, 2),
+      inputError(/output boxes has shape \[3\]: its first axis is not the batch of 2 samples/),
+    );
   });
 
   it('named export `metric`, async functions, the label and the sample index reach the function', async () => {
@@ -131,7 +138,10 @@ describe('the metric contract', () => {
     const throws = await loadUserMetric(writeMetric('throws.mjs', 'export default () => { throw new Error("boom\\nsecond line"); };'));
     await assert.rejects(throws.score({}, {}, null, 12), inputError(/^metric .*throws\.mjs failed on sample 12: boom$/));
     const nan = await loadUserMetric(writeMetric('nan.mjs', 'export default (f, q) => q.y.data[0];'));
-    await assert.rejects(nan.score({}, { y: t([NaN], [1, 1]) }, null, 4), inputError(/returned NaN for sample 4; it must return a finite number \(the outputs it was given hold NaN or infinite values\)$/));
+    await assert.rejects(
+      nan.score({}, { y: t([NaN], [1, 1]) }, null, 4),
+      inputError(/returned NaN for sample 4; it must return a finite number \(the outputs it was given hold NaN or infinite values\)$/),
+    );
     const str = await loadUserMetric(writeMetric('str.mjs', 'export default () => "0.5";'));
     await assert.rejects(str.score({}, {}, null, 0), inputError(/returned a string for sample 0/));
   });

@@ -12,17 +12,39 @@ function layer(node: string, sqnr: number | string, rank: number | null, clip = 
   const output = `${node}_out`;
   return {
     layer: {
-      node, op: 'Conv', output, inputs: ['x'],
-      simulated: metrics(sqnr), integer: metrics(sqnr),
+      node,
+      op: 'Conv',
+      output,
+      inputs: ['x'],
+      simulated: metrics(sqnr),
+      integer: metrics(sqnr),
       isolated: { simulated: metrics(sqnr), integer: metrics(sqnr) },
-      simVsIntMismatch: 0, simVsIntMaxLsb: 0, errorHistogram: { lsb: [0], counts: [1] },
+      simVsIntMismatch: 0,
+      simVsIntMaxLsb: 0,
+      errorHistogram: { lsb: [0], counts: [1] },
       integerKernel: 'QLinearConv',
-      sensitivity: rank === null ? null : { onlyThis: { top1: null, agreement: 1, outputSqnrDb: 'Infinity' }, allButThis: { top1: null, agreement: 1, outputSqnrDb: 30 }, rank },
+      sensitivity:
+        rank === null
+          ? null
+          : { onlyThis: { top1: null, agreement: 1, outputSqnrDb: 'Infinity' }, allButThis: { top1: null, agreement: 1, outputSqnrDb: 30 }, rank },
     },
     tensor: {
-      name: output, kind: 'activation', min: 0, max: 1, count: 1, degenerate: null, nanCount: 0, infCount: 0,
-      histogram: { edges: [0, 1], counts: [1] }, thresholds: {}, chosen: null, clipRate: clip,
-      klCurve: [{ threshold: 0.5, value: 'Infinity' }, { threshold: 1, value: 0.2 }],
+      name: output,
+      kind: 'activation',
+      min: 0,
+      max: 1,
+      count: 1,
+      degenerate: null,
+      nanCount: 0,
+      infCount: 0,
+      histogram: { edges: [0, 1], counts: [1] },
+      thresholds: {},
+      chosen: null,
+      clipRate: clip,
+      klCurve: [
+        { threshold: 0.5, value: 'Infinity' },
+        { threshold: 1, value: 0.2 },
+      ],
     },
   };
 }
@@ -33,13 +55,31 @@ function rawReport(): Record<string, unknown> {
     schemaVersion: REPORT_SCHEMA_VERSION,
     tensors: [
       ...parts.map((p) => p.tensor),
-      { name: 'a:w', kind: 'weight', min: -1, max: 1, count: 4, degenerate: null, nanCount: 0, infCount: 0, histogram: { edges: [], counts: [] }, thresholds: {}, chosen: null, clipRate: 0 },
+      {
+        name: 'a:w',
+        kind: 'weight',
+        min: -1,
+        max: 1,
+        count: 4,
+        degenerate: null,
+        nanCount: 0,
+        infCount: 0,
+        histogram: { edges: [], counts: [] },
+        thresholds: {},
+        chosen: null,
+        clipRate: 0,
+      },
     ],
     layers: parts.map((p) => p.layer),
     warnings: [{ code: 'x', message: 'Infinity' }],
     samples: 10,
     data: { labels: false },
-    accuracy: { float: { top1: null, agreement: 1 }, simulated: { top1: null, agreement: 1, outputSqnrDb: 40 }, integer: { top1: null, agreement: 1, outputSqnrDb: 40 }, dropPoints: null },
+    accuracy: {
+      float: { top1: null, agreement: 1 },
+      simulated: { top1: null, agreement: 1, outputSqnrDb: 40 },
+      integer: { top1: null, agreement: 1, outputSqnrDb: 40 },
+      dropPoints: null,
+    },
   };
 }
 
@@ -62,7 +102,10 @@ describe('webview report data', () => {
     const index = indexReport(normalizeReport(rawReport()));
     const a = index.byNode.get('a')!;
     assert.equal((a.output as TensorReport).name, 'a_out');
-    assert.deepEqual(a.weights.map((w) => w.name), ['a:w']);
+    assert.deepEqual(
+      a.weights.map((w) => w.name),
+      ['a:w'],
+    );
     assert.equal(index.byNode.get('b')!.weights.length, 0);
   });
 

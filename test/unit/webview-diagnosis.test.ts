@@ -4,9 +4,7 @@ import type { Diagnosis, Interval, LayerReport, MixedPrecisionResult, Report, Sw
 import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 import { formatRate, formatWithInterval } from '../../protocol/format';
 import { u8s8Hazard } from '../../protocol/platform';
-import {
-  changeText, culpritBadges, damageRanking, evidenceItems, firstLayerToShow, fixView, headlineDrop, victimsByNode,
-} from '../../webview/diagnosisData';
+import { changeText, culpritBadges, damageRanking, evidenceItems, firstLayerToShow, fixView, headlineDrop, victimsByNode } from '../../webview/diagnosisData';
 import { flagRows, indexReport, normalizeReport, sessionOf } from '../../webview/reportData';
 import { dropText, planSteps, stepDropInterval } from '../../webview/viewData';
 
@@ -20,31 +18,51 @@ const iv = (estimate: number, low: number, high: number, method = 'newcombe-10')
  */
 function layer(node: string, accumulated: number, isolated: number, onlyThisTop1: number | null, onlyThisAgreement = onlyThisTop1 ?? 1): LayerReport {
   return {
-    node, op: node.includes('Gemm') ? 'Gemm' : 'Conv', output: `${node}_out`, inputs: ['x'],
-    simulated: err(accumulated), integer: err(accumulated), isolated: { simulated: err(isolated), integer: err(isolated) },
-    simVsIntMismatch: 0, simVsIntMaxLsb: 0, errorHistogram: { lsb: [0], counts: [1] }, integerDiff: null,
-    integerKernel: 'QLinearConv', deployedKernel: null,
+    node,
+    op: node.includes('Gemm') ? 'Gemm' : 'Conv',
+    output: `${node}_out`,
+    inputs: ['x'],
+    simulated: err(accumulated),
+    integer: err(accumulated),
+    isolated: { simulated: err(isolated), integer: err(isolated) },
+    simVsIntMismatch: 0,
+    simVsIntMaxLsb: 0,
+    errorHistogram: { lsb: [0], counts: [1] },
+    integerDiff: null,
+    integerKernel: 'QLinearConv',
+    deployedKernel: null,
     sensitivity: onlyThisTop1 === null ? null : { onlyThis: { top1: onlyThisTop1, agreement: onlyThisAgreement, outputSqnrDb: 1 }, allButThis: null, rank: 1 },
   };
 }
 
 function report(drop: Interval | null, layers = demoLayers()): Report {
   return {
-    schemaVersion: REPORT_SCHEMA_VERSION, model: { path: '/m.onnx' }, samples: 300, data: { labels: true },
-    config: { calibration: 'entropy' }, tensors: [], layers, sensitivityInfo: { samples: 237, method: 'downstream', reason: '' },
+    schemaVersion: REPORT_SCHEMA_VERSION,
+    model: { path: '/m.onnx' },
+    samples: 300,
+    data: { labels: true },
+    config: { calibration: 'entropy' },
+    tensors: [],
+    layers,
+    sensitivityInfo: { samples: 237, method: 'downstream', reason: '' },
     accuracy: {
-      float: { top1: 0.9833, agreement: 1 }, simulated: { top1: 0.2967, agreement: 0.3, outputSqnrDb: -0.5 },
+      float: { top1: 0.9833, agreement: 1 },
+      simulated: { top1: 0.2967, agreement: 0.3, outputSqnrDb: -0.5 },
       integer: { top1: 0.2967, agreement: 0.3, outputSqnrDb: -0.5, samples: 300 },
-      dropPoints: drop ? Number(drop.estimate.toFixed(2)) : null, dropInterval: drop,
+      dropPoints: drop ? Number(drop.estimate.toFixed(2)) : null,
+      dropInterval: drop,
     },
-    primaryMetric: null, diagnosis: null, platform: { arch: 'x64', cpu: 'test', vnni: true, target: 'this' }, warnings: [],
+    primaryMetric: null,
+    diagnosis: null,
+    platform: { arch: 'x64', cpu: 'test', vnni: true, target: 'this' },
+    warnings: [],
   } as unknown as Report;
 }
 
 function demoLayers(): LayerReport[] {
   return [
     // top-1 and agreement with only this layer quantized, on the 237 sensitivity samples (demo values).
-    layer('/conv1/Conv', 2.4, 2.4, 0.3418, 0.3460),
+    layer('/conv1/Conv', 2.4, 2.4, 0.3418, 0.346),
     layer('/conv2/Conv', 3.7, 3.7, 0.3333, 0.3376),
     layer('/pw/Conv', 3.4, 4.9, 0.5274, 0.5401),
     layer('/conv3/Conv', 0.7, 31.2, 0.9831, 1),
@@ -59,9 +77,15 @@ describe('Diagnosis card data', () => {
     // Sensitivity saw 237 of 300 samples, so the loss is agreement with float on those (paired),
     // 100 x (1 - agreement): /conv3 and /fc change no prediction and are not ranked at all (the
     // float top-1 on 300 samples minus their top-1 on 237 would invent a 0.02-point loss).
-    assert.deepEqual(ranked.map((x) => x.node), ['/conv2/Conv', '/conv1/Conv', '/pw/Conv']);
+    assert.deepEqual(
+      ranked.map((x) => x.node),
+      ['/conv2/Conv', '/conv1/Conv', '/pw/Conv'],
+    );
     assert.match(ranked[0].why, /66\.24 points of agreement with float lost \(237 samples\)/);
-    assert.equal(ranked.every((x) => x.basis === 'only-this'), true);
+    assert.equal(
+      ranked.every((x) => x.basis === 'only-this'),
+      true,
+    );
     // /fc/Gemm has the lowest accumulated SQNR (-0.5 dB) but does little itself: no badge.
     const badges = culpritBadges(r);
     assert.ok(!badges.has('/fc/Gemm') && !badges.has('/conv3/Conv'));
@@ -72,7 +96,10 @@ describe('Diagnosis card data', () => {
   it('without sensitivity, ranks by isolated SQNR (own error), lowest first', () => {
     const layers = demoLayers().map((l) => ({ ...l, sensitivity: null }));
     const ranked = damageRanking(report(iv(68.67, 62.96, 73.59), layers));
-    assert.deepEqual(ranked.slice(0, 3).map((x) => x.node), ['/conv1/Conv', '/conv2/Conv', '/pw/Conv']);
+    assert.deepEqual(
+      ranked.slice(0, 3).map((x) => x.node),
+      ['/conv1/Conv', '/conv2/Conv', '/pw/Conv'],
+    );
     assert.equal(ranked[ranked.length - 1].node, '/fc/Gemm');
   });
 
@@ -91,7 +118,10 @@ describe('Diagnosis card data', () => {
     assert.deepEqual([h1.value, h1.interval?.low, h1.significant, h1.unit], [68.67, 62.96, true, 'points']);
     assert.match(h1.verdict, /^A real loss: the 95% interval \[62\.96, 73\.59\] lies above 0\./);
 
-    const withPrimary = { ...labelled, primaryMetric: { kind: 'user', description: 'IoU on boxes', loss: iv(0.031, 0.012, 0.05, 'bca'), lossUnit: 'metric units', n: 250 } } as unknown as Report;
+    const withPrimary = {
+      ...labelled,
+      primaryMetric: { kind: 'user', description: 'IoU on boxes', loss: iv(0.031, 0.012, 0.05, 'bca'), lossUnit: 'metric units', n: 250 },
+    } as unknown as Report;
     const h2 = headlineDrop(withPrimary);
     assert.deepEqual([h2.value, h2.unit, h2.metric, h2.samples], [0.031, 'metric units', 'IoU on boxes', 250]);
 
@@ -109,21 +139,34 @@ describe('Diagnosis card data', () => {
     const diagnosis: Diagnosis = {
       drop: { value: 68.67, interval: iv(68.67, 62.96, 73.59), unit: 'points', metric: 'top-1 accuracy', verdict: 'over budget' },
       budget: 1,
-      culprits: [{
-        node: '/conv1/Conv', op: 'Conv', tensor: '/conv1/Conv_output_0', rank: 1, cause: 'over-clipping',
-        summary: 'the entropy threshold 0.514 clips 26.7% of values', evidence: { clipRate: 0.26706, threshold: 0.51350125, method: 'entropy' },
-        damage: { isolatedSqnrDb: 2.4, onlyThisSqnrDb: 0.19, onlyThisLoss: iv(64.2, 58, 70) }, otherCauses: [],
-      }],
+      culprits: [
+        {
+          node: '/conv1/Conv',
+          op: 'Conv',
+          tensor: '/conv1/Conv_output_0',
+          rank: 1,
+          cause: 'over-clipping',
+          summary: 'the entropy threshold 0.514 clips 26.7% of values',
+          evidence: { clipRate: 0.26706, threshold: 0.51350125, method: 'entropy' },
+          damage: { isolatedSqnrDb: 2.4, onlyThisSqnrDb: 0.19, onlyThisLoss: iv(64.2, 58, 70) },
+          otherCauses: [],
+        },
+      ],
       victims: [{ node: '/fc/Gemm', accumulatedSqnrDb: -0.5, isolatedSqnrDb: 40.8, from: '/conv1/Conv' }],
       fix: {
-        description: 'percentile calibration for /conv1/Conv_output_0', changes: [{ kind: 'calibration', tensor: '/conv1/Conv_output_0', value: 'percentile' }],
-        config: fixConfig as never, measured: { drop: 0.33, interval: iv(0.33, -0.6, 1.5), floatLayers: 0, metric: 'top-1', samples: 300, verdict: 'within budget' },
+        description: 'percentile calibration for /conv1/Conv_output_0',
+        changes: [{ kind: 'calibration', tensor: '/conv1/Conv_output_0', value: 'percentile' }],
+        config: fixConfig as never,
+        measured: { drop: 0.33, interval: iv(0.33, -0.6, 1.5), floatLayers: 0, metric: 'top-1', samples: 300, verdict: 'within budget' },
       },
       candidates: [],
       notes: [],
     };
     const withD = { ...r, diagnosis } as Report;
-    assert.deepEqual(damageRanking(withD).map((x) => x.node), ['/conv1/Conv']);
+    assert.deepEqual(
+      damageRanking(withD).map((x) => x.node),
+      ['/conv1/Conv'],
+    );
     assert.equal(damageRanking(withD)[0].basis, 'diagnosis');
     assert.deepEqual([...victimsByNode(withD).keys()], ['/fc/Gemm']);
     const fv = fixView(withD)!;
@@ -138,7 +181,20 @@ describe('Diagnosis card data', () => {
 
   it('survives the JSON round trip: the diagnosis prose stays text', () => {
     const r = report(iv(68.67, 62.96, 73.59));
-    const raw = JSON.parse(JSON.stringify({ ...r, diagnosis: { drop: { value: 1, interval: null, unit: 'points', metric: 'Infinity', verdict: 'Infinity' }, budget: 1, culprits: [], victims: [], fix: null, candidates: [], notes: ['Infinity'] } }));
+    const raw = JSON.parse(
+      JSON.stringify({
+        ...r,
+        diagnosis: {
+          drop: { value: 1, interval: null, unit: 'points', metric: 'Infinity', verdict: 'Infinity' },
+          budget: 1,
+          culprits: [],
+          victims: [],
+          fix: null,
+          candidates: [],
+          notes: ['Infinity'],
+        },
+      }),
+    );
     const back = normalizeReport(raw);
     assert.equal(back.diagnosis!.drop.verdict, 'Infinity');
     assert.equal(back.diagnosis!.notes[0], 'Infinity');
@@ -180,15 +236,24 @@ describe('u8s8 saturation depends on the target CPU', () => {
 
 describe('standalone export: a session of every view', () => {
   it('reads a session and a bare report (older exports)', () => {
-    const s = sessionOf({ kind: 'quantlens-session', report: { a: 1 }, sweep: { b: 2 }, mixedPrecision: null, compare: { kind: 'compare' }, sqnrWarningDb: 25 }, 20);
+    const s = sessionOf(
+      { kind: 'quantlens-session', report: { a: 1 }, sweep: { b: 2 }, mixedPrecision: null, compare: { kind: 'compare' }, sqnrWarningDb: 25 },
+      20,
+    );
     assert.deepEqual(s, { report: { a: 1 }, sweep: { b: 2 }, mixedPrecision: null, compare: { kind: 'compare' }, sqnrWarningDb: 25 });
-    assert.deepEqual(sessionOf({ schemaVersion: 2 }, 20), { report: { schemaVersion: 2 }, sweep: null, mixedPrecision: null, compare: null, sqnrWarningDb: 20 });
+    assert.deepEqual(sessionOf({ schemaVersion: 2 }, 20), {
+      report: { schemaVersion: 2 },
+      sweep: null,
+      mixedPrecision: null,
+      compare: null,
+      sqnrWarningDb: 20,
+    });
     assert.deepEqual(sessionOf({ kind: 'compare' }, 20), { report: null, sweep: null, mixedPrecision: null, compare: { kind: 'compare' }, sqnrWarningDb: 20 });
   });
 });
 
 describe('sweep and mixed-precision figures with their intervals', () => {
-  it('reads the engine\'s intervals and plan steps, and says nothing it was not given', () => {
+  it("reads the engine's intervals and plan steps, and says nothing it was not given", () => {
     const entry = { id: 0, drop: 1.33, loss: iv(1.33, 0.12, 3.05), accuracy: { integer: {} } } as unknown as SweepEntry;
     assert.equal(dropText(entry), '1.33 [0.12, 3.05]');
     assert.equal(dropText({ ...entry, loss: undefined } as unknown as SweepEntry), '1.33', 'no interval measured: the estimate alone');

@@ -3,23 +3,44 @@ import { describe, it } from 'node:test';
 import type { DiffStats, IntegerDiff, LayerReport } from '../../protocol/report';
 import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 import {
-  causeInfo, causesInUse, COMPARISONS, diffSeverity, formatRate, hazardText, integerDiffOf, integerHazard, LSB_BINS, lsbBinLabel,
-  lsbCounts, mismatchCount, roundingOptions, sortedCauses,
+  causeInfo,
+  causesInUse,
+  COMPARISONS,
+  diffSeverity,
+  formatRate,
+  hazardText,
+  integerDiffOf,
+  integerHazard,
+  LSB_BINS,
+  lsbBinLabel,
+  lsbCounts,
+  mismatchCount,
+  roundingOptions,
+  sortedCauses,
 } from '../../webview/integerDiff';
 import { columnFor, COLUMNS, sortRows } from '../../webview/layerColumns';
 import { indexReport, normalizeReport } from '../../webview/reportData';
 
 const stats = (over: Partial<DiffStats> = {}): DiffStats => ({
-  mismatchRate: 0, maxLsb: 0, lsbHistogram: { lsb: [0], counts: [100] }, causes: [], ...over,
+  mismatchRate: 0,
+  maxLsb: 0,
+  lsbHistogram: { lsb: [0], counts: [100] },
+  causes: [],
+  ...over,
 });
 
 function diff(over: Partial<IntegerDiff> = {}): IntegerDiff {
   return {
-    referenceVsOrt: stats(), simulatedVsOrt: stats(), simulatedVsReference: stats(),
+    referenceVsOrt: stats(),
+    simulatedVsOrt: stats(),
+    simulatedVsReference: stats(),
     roundingModes: { halfEven: 0.01, halfAwayFromZero: 0.002, stochastic: 0.2 },
     requantization: { reference: 'single-rounding', otherVsOrt: 0.003 },
-    u8s8: { applicable: true, saturatedPairs: 0, changedOutputs: 0, elements: 100 }, samples: 1,
-    accumulatorOverflows: 0, elements: 100, ...over,
+    u8s8: { applicable: true, saturatedPairs: 0, changedOutputs: 0, elements: 100 },
+    samples: 1,
+    accumulatorOverflows: 0,
+    elements: 100,
+    ...over,
   };
 }
 
@@ -28,17 +49,33 @@ const metrics = { sqnrDb: 30, cosine: 0.99, mse: 0.01, maxAbs: 0.1 };
 /** A layer as the JSON has it; `integerDiff: 'absent'` leaves the field out (a report from before it existed). */
 function rawLayer(node: string, integerDiff: IntegerDiff | null | 'absent'): Record<string, unknown> {
   const layer: Record<string, unknown> = {
-    node, op: 'Conv', output: `${node}_out`, inputs: [], simulated: metrics, integer: metrics,
-    isolated: { simulated: metrics, integer: metrics }, simVsIntMismatch: 0, simVsIntMaxLsb: 0,
-    errorHistogram: { lsb: [0], counts: [1] }, integerKernel: 'QLinearConv', sensitivity: null,
+    node,
+    op: 'Conv',
+    output: `${node}_out`,
+    inputs: [],
+    simulated: metrics,
+    integer: metrics,
+    isolated: { simulated: metrics, integer: metrics },
+    simVsIntMismatch: 0,
+    simVsIntMaxLsb: 0,
+    errorHistogram: { lsb: [0], counts: [1] },
+    integerKernel: 'QLinearConv',
+    sensitivity: null,
   };
   if (integerDiff !== 'absent') layer.integerDiff = integerDiff;
   return layer;
 }
 
 const KNOWN_CAUSES = [
-  'accumulator-overflow', 'requantization', 'rounding-mode', 'u8s8-saturation', 'zero-point', 'float-accumulation', 'saturation',
-  'approximation', 'unexplained',
+  'accumulator-overflow',
+  'requantization',
+  'rounding-mode',
+  'u8s8-saturation',
+  'zero-point',
+  'float-accumulation',
+  'saturation',
+  'approximation',
+  'unexplained',
 ];
 
 describe('webview integer diff', () => {
@@ -69,15 +106,33 @@ describe('webview integer diff', () => {
   });
 
   it('orders causes by count and lists each once for the glossary', () => {
-    const s = stats({ causes: [{ cause: 'zero-point', count: 2 }, { cause: 'requantization', count: 9 }, { cause: 'saturation', count: 0 }, { cause: 'approximation', count: 2 }] });
-    assert.deepEqual(sortedCauses(s).map((c) => c.cause), ['requantization', 'approximation', 'zero-point']);
+    const s = stats({
+      causes: [
+        { cause: 'zero-point', count: 2 },
+        { cause: 'requantization', count: 9 },
+        { cause: 'saturation', count: 0 },
+        { cause: 'approximation', count: 2 },
+      ],
+    });
+    assert.deepEqual(
+      sortedCauses(s).map((c) => c.cause),
+      ['requantization', 'approximation', 'zero-point'],
+    );
     const d = diff({
       simulatedVsOrt: stats({ causes: [{ cause: 'rounding-mode', count: 3 }] }),
-      referenceVsOrt: stats({ causes: [{ cause: 'requantization', count: 5 }, { cause: 'rounding-mode', count: 1 }] }),
+      referenceVsOrt: stats({
+        causes: [
+          { cause: 'requantization', count: 5 },
+          { cause: 'rounding-mode', count: 1 },
+        ],
+      }),
       simulatedVsReference: stats({ causes: [{ cause: 'float-accumulation', count: 1 }] }),
     });
     assert.deepEqual(causesInUse(d), ['rounding-mode', 'requantization', 'float-accumulation']);
-    assert.deepEqual(COMPARISONS.map((c) => c.key), ['simulatedVsOrt', 'referenceVsOrt', 'simulatedVsReference']);
+    assert.deepEqual(
+      COMPARISONS.map((c) => c.key),
+      ['simulatedVsOrt', 'referenceVsOrt', 'simulatedVsReference'],
+    );
   });
 
   it('grades a comparison: identical, off by one, or worse', () => {
@@ -95,7 +150,10 @@ describe('webview integer diff', () => {
     assert.equal(withZero[7], 3);
     assert.equal(withZero[8], 90);
     assert.equal(withZero[16], 1);
-    assert.equal(withZero.reduce((a, b) => a + b, 0), 100);
+    assert.equal(
+      withZero.reduce((a, b) => a + b, 0),
+      100,
+    );
     // Only mismatches recorded: the rest of the elements are exact.
     const noZero = lsbCounts(stats({ lsbHistogram: { lsb: [-1, 1], counts: [4, 6] } }), 1000);
     assert.equal(noZero[8], 990);
@@ -116,9 +174,19 @@ describe('webview integer diff', () => {
   });
 
   it('marks the rounding mode(s) closest to onnxruntime', () => {
-    assert.deepEqual(roundingOptions(diff()).map((o) => [o.key, o.best]), [['halfEven', false], ['halfAwayFromZero', true], ['stochastic', false]]);
+    assert.deepEqual(
+      roundingOptions(diff()).map((o) => [o.key, o.best]),
+      [
+        ['halfEven', false],
+        ['halfAwayFromZero', true],
+        ['stochastic', false],
+      ],
+    );
     const tied = roundingOptions(diff({ roundingModes: { halfEven: 0.001, halfAwayFromZero: 0.001, stochastic: 0.2 } }));
-    assert.deepEqual(tied.filter((o) => o.best).map((o) => o.key), ['halfEven', 'halfAwayFromZero']);
+    assert.deepEqual(
+      tied.filter((o) => o.best).map((o) => o.key),
+      ['halfEven', 'halfAwayFromZero'],
+    );
   });
 
   it('flags layers whose integer execution overflows or changes under x86 u8s8', () => {
@@ -136,7 +204,10 @@ describe('webview integer diff', () => {
     const both = integerHazard(layer(diff({ accumulatorOverflows: 1, u8s8: { applicable: true, saturatedPairs: 1, changedOutputs: 1, elements: 100 } })), true);
     assert.equal(hazardText(both!), '1 int32 accumulator overflow; 1 output code would change on x86 without VNNI (u8s8 saturation)');
     // Overflows do not depend on the CPU.
-    assert.deepEqual(integerHazard(layer(diff({ accumulatorOverflows: 2, u8s8: { applicable: true, saturatedPairs: 1, changedOutputs: 1, elements: 100 } })), false), { accumulatorOverflows: 2, u8s8ChangedOutputs: 0 });
+    assert.deepEqual(
+      integerHazard(layer(diff({ accumulatorOverflows: 2, u8s8: { applicable: true, saturatedPairs: 1, changedOutputs: 1, elements: 100 } })), false),
+      { accumulatorOverflows: 2, u8s8ChangedOutputs: 0 },
+    );
   });
 
   it('adds a Ref≠ORT column beside Sim≠int that sorts missing diffs last both ways', () => {
@@ -144,7 +215,8 @@ describe('webview integer diff', () => {
     assert.equal(keys.indexOf('refOrt') + 1, keys.indexOf('mismatch'));
     const rate = (r: number) => diff({ referenceVsOrt: stats({ mismatchRate: r, maxLsb: 1 }) });
     const report = normalizeReport({
-      schemaVersion: REPORT_SCHEMA_VERSION, tensors: [],
+      schemaVersion: REPORT_SCHEMA_VERSION,
+      tensors: [],
       layers: [rawLayer('old', 'absent'), rawLayer('a', rate(0.02)), rawLayer('none', null), rawLayer('b', rate(0)), rawLayer('c', rate(0.5))],
     });
     const rows = indexReport(report).rows;
@@ -154,8 +226,14 @@ describe('webview integer diff', () => {
     assert.equal(column.text(rows[2]), '–');
     // The same formatter as the comparison cards (formatRate), so one rate reads the same in both.
     assert.equal(column.text(rows[1]), '2%');
-    assert.deepEqual(sortRows(rows, 'refOrt', true).map((r) => r.layer.node), ['c', 'a', 'b', 'old', 'none']);
-    assert.deepEqual(sortRows(rows, 'refOrt', false).map((r) => r.layer.node), ['b', 'a', 'c', 'old', 'none']);
+    assert.deepEqual(
+      sortRows(rows, 'refOrt', true).map((r) => r.layer.node),
+      ['c', 'a', 'b', 'old', 'none'],
+    );
+    assert.deepEqual(
+      sortRows(rows, 'refOrt', false).map((r) => r.layer.node),
+      ['b', 'a', 'c', 'old', 'none'],
+    );
   });
 
   it('keeps cause names as text when reviving the report', () => {

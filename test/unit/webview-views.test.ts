@@ -4,30 +4,63 @@ import type { Report, SweepEntry } from '../../protocol/report';
 import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 import { normalizeMixedPrecision, normalizeSweep } from '../../webview/reportData';
 import {
-  configLabel, DEFAULT_SWEEP_SORT, formatMs, isSweepSortKey, paretoFront, sensitivityData, sortSweep, sweepBasis, sweepColumns,
-  symlog, wantsLogDrop,
+  configLabel,
+  DEFAULT_SWEEP_SORT,
+  formatMs,
+  isSweepSortKey,
+  paretoFront,
+  sensitivityData,
+  sortSweep,
+  sweepBasis,
+  sweepColumns,
+  symlog,
+  wantsLogDrop,
 } from '../../webview/viewData';
 
 const config = {
-  preset: 'tensorrt', calibration: 'percentile', percentile: 99.99,
+  preset: 'tensorrt',
+  calibration: 'percentile',
+  percentile: 99.99,
   weights: { bits: 4, signed: true, symmetric: true, narrowRange: true, powerOfTwo: false, perChannel: true },
   activations: { bits: 8, signed: true, symmetric: true, narrowRange: true, powerOfTwo: false },
-  placement: 'compute', exclude: [], foldBatchNorm: true,
+  placement: 'compute',
+  exclude: [],
+  foldBatchNorm: true,
 };
 
 function entry(id: number, drop: number | string, sizeBytes: number, pareto: boolean, error?: string): Record<string, unknown> {
   const m = { top1: 0.9, agreement: 0.95, outputSqnrDb: 'Infinity' };
   return {
-    id, label: id === 3 ? 'Infinity' : `cfg ${id}`, config, accuracy: { float: 0.98, simulated: m, integer: m },
-    drop, dropBasis: 'top1', agreement: 0.95, outputSqnrDb: error ? '-Infinity' : 20 - id, sizeBytes, pareto, evalMs: 10, ...(error ? { error } : {}),
+    id,
+    label: id === 3 ? 'Infinity' : `cfg ${id}`,
+    config,
+    accuracy: { float: 0.98, simulated: m, integer: m },
+    drop,
+    dropBasis: 'top1',
+    agreement: 0.95,
+    outputSqnrDb: error ? '-Infinity' : 20 - id,
+    sizeBytes,
+    pareto,
+    evalMs: 10,
+    ...(error ? { error } : {}),
   };
 }
 
 function rawSweep(): Record<string, unknown> {
   return {
-    schemaVersion: REPORT_SCHEMA_VERSION, kind: 'sweep', model: { path: '/m.onnx', sha256: 'x' }, data: { source: 'd', synthetic: false, labels: true },
-    samples: 10, floatTop1: 0.98,
-    configs: [entry(0, 0.5, 400, false), entry(1, 2, 200, true), entry(2, 'Infinity', 100, false, 'runtime rejected it'), entry(3, 0.5, 300, true), entry(4, 10, 100, true)],
+    schemaVersion: REPORT_SCHEMA_VERSION,
+    kind: 'sweep',
+    model: { path: '/m.onnx', sha256: 'x' },
+    data: { source: 'd', synthetic: false, labels: true },
+    samples: 10,
+    floatTop1: 0.98,
+    configs: [
+      entry(0, 0.5, 400, false),
+      entry(1, 2, 200, true),
+      entry(2, 'Infinity', 100, false, 'runtime rejected it'),
+      entry(3, 0.5, 300, true),
+      entry(4, 10, 100, true),
+    ],
     timings: { prepareMs: 900, firstConfigMs: 400, meanExtraConfigMs: 150 },
   };
 }
@@ -50,7 +83,10 @@ describe('webview sweep data', () => {
   });
 
   it('orders the Pareto front as a staircase and leaves failed entries out', () => {
-    assert.deepEqual(paretoFront(sweepEntries()).map((e) => e.id), [4, 1, 3]);
+    assert.deepEqual(
+      paretoFront(sweepEntries()).map((e) => e.id),
+      [4, 1, 3],
+    );
   });
 
   it('sorts failed entries last in both directions', () => {
@@ -97,9 +133,19 @@ describe('webview sweep data', () => {
 describe('webview mixed-precision data', () => {
   it('revives numbers and keeps the kept layers and written paths as text', () => {
     const r = normalizeMixedPrecision({
-      schemaVersion: REPORT_SCHEMA_VERSION, kind: 'mixed-precision', model: { path: '/m.onnx', sha256: 'x' }, config, maxDrop: 1, dropBasis: 'top1',
-      steps: [{ kept: [], drop: 'Infinity', agreement: 0, outputSqnrDb: '-Infinity' }, { kept: ['Infinity'], drop: 0.5, agreement: 1, outputSqnrDb: 30 }],
-      exclude: ['Infinity'], met: true, ranking: [{ node: 'Infinity', drop: 3, outputSqnrDb: 'Infinity' }],
+      schemaVersion: REPORT_SCHEMA_VERSION,
+      kind: 'mixed-precision',
+      model: { path: '/m.onnx', sha256: 'x' },
+      config,
+      maxDrop: 1,
+      dropBasis: 'top1',
+      steps: [
+        { kept: [], drop: 'Infinity', agreement: 0, outputSqnrDb: '-Infinity' },
+        { kept: ['Infinity'], drop: 0.5, agreement: 1, outputSqnrDb: 30 },
+      ],
+      exclude: ['Infinity'],
+      met: true,
+      ranking: [{ node: 'Infinity', drop: 3, outputSqnrDb: 'Infinity' }],
       written: { model: 'Infinity', settings: '/q/quantlens.json' },
     });
     assert.equal(r.steps[0].drop, Infinity);
@@ -119,7 +165,8 @@ describe('webview sensitivity data', () => {
   const m = (top1: number | null, agreement: number, outputSqnrDb = 10) => ({ top1, agreement, outputSqnrDb });
   function report(labels: boolean, sensitivity: boolean): Report {
     const layer = (node: string, rank: number, only: number, allBut: number) => ({
-      node, op: 'Conv',
+      node,
+      op: 'Conv',
       sensitivity: sensitivity ? { rank, onlyThis: m(only, only + 0.01), allButThis: m(allBut, allBut + 0.01) } : null,
     });
     return {
@@ -133,7 +180,10 @@ describe('webview sensitivity data', () => {
     const d = sensitivityData(report(true, true))!;
     assert.equal(d.basis, 'top1');
     assert.ok(Math.abs(d.fullDrop - 40) < 1e-9);
-    assert.deepEqual(d.rows.map((r) => r.node), ['a', 'b']);
+    assert.deepEqual(
+      d.rows.map((r) => r.node),
+      ['a', 'b'],
+    );
     assert.ok(Math.abs(d.rows[0].damage - 30) < 1e-9);
     // All but "a" quantized: drop 35 of 40, so keeping "a" in float wins back 5 points.
     assert.ok(Math.abs(d.rows[0].recovery! - 5) < 1e-9);

@@ -13,14 +13,23 @@ function tensor(bits: 8 | 16, amax: number): TensorReport {
   const edges = Array.from({ length: 101 }, (_, i) => -4 + i * 0.08);
   const counts = edges.slice(0, -1).map((x) => Math.round(1000 * Math.exp(-Math.abs(x))));
   return {
-    name: 't', kind: 'activation', min: -4, max: 4, count: counts.reduce((a, b) => a + b, 0), degenerate: null, nanCount: 0, infCount: 0,
-    histogram: { edges, counts }, thresholds: {}, clipRate: 0,
+    name: 't',
+    kind: 'activation',
+    min: -4,
+    max: 4,
+    count: counts.reduce((a, b) => a + b, 0),
+    degenerate: null,
+    nanCount: 0,
+    infCount: 0,
+    histogram: { edges, counts },
+    thresholds: {},
+    clipRate: 0,
     chosen: { method: 'entropy', range: representableRange(p), scale: p.scale, zeroPoint: p.zeroPoint },
   };
 }
 
 describe('what-if threshold data', () => {
-  it('reads the tensor\'s bits back from its own grid (an override may have changed them)', () => {
+  it("reads the tensor's bits back from its own grid (an override may have changed them)", () => {
     assert.equal(tensorScheme(config, tensor(8, 0.514)).bits, 8);
     assert.equal(tensorScheme(config, tensor(16, 0.514)).bits, 16);
     assert.equal(tensorScheme({ ...config, activations: { ...config.activations, bits: 16 } }, tensor(8, 1)).bits, 8);

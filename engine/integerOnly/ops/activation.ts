@@ -18,7 +18,8 @@ import { broadcastShape, broadcastStrides, codes, forStrided, numel } from '../v
 /** The clip interval [min, max] in real units (Relu: [0, inf)). */
 function clipRange(n: NodeProto, ctx: LowerCtx): { min: number; max: number } | Decline {
   if (n.opType === 'Relu') return { min: 0, max: Infinity };
-  let min = -Infinity, max = Infinity;
+  let min = -Infinity,
+    max = Infinity;
   if (ctx.opset < 11) {
     if (attr(n, 'min')) min = attrFloat(n, 'min', -Infinity);
     if (attr(n, 'max')) max = attrFloat(n, 'max', Infinity);
@@ -29,7 +30,8 @@ function clipRange(n: NodeProto, ctx: LowerCtx): { min: number; max: number } | 
     if (!t) continue;
     const v = ctx.scalar(t);
     if (v === undefined) return decline(`Clip bound ${t} is not a constant scalar`);
-    if (i === 1) min = v; else max = v;
+    if (i === 1) min = v;
+    else max = v;
   }
   return { min, max };
 }
@@ -57,7 +59,10 @@ function lowerClamp(n: NodeProto, ctx: LowerCtx): Step[] | Decline {
     return ctx.finish(n, n.opType, out, g, (env) => {
       const v = ctx.codes(env, x);
       const res = new Int32Array(v.data.length);
-      for (let i = 0; i < res.length; i++) { const c = v.data[i]; res[i] = c < lo ? lo : c > hi ? hi : c; }
+      for (let i = 0; i < res.length; i++) {
+        const c = v.data[i];
+        res[i] = c < lo ? lo : c > hi ? hi : c;
+      }
       env.values.set(out, codes(v.dims, res));
     });
   }
@@ -68,15 +73,17 @@ function lowerClamp(n: NodeProto, ctx: LowerCtx): Step[] | Decline {
   const raw = (x: number) => roundHalfEven(x / want.scale) + want.zeroPoint;
   const loClips = Number.isFinite(r.min) && raw(r.min) >= want.qmin;
   const hiClips = Number.isFinite(r.max) && raw(r.max) <= want.qmax;
-  return [ctx.step(n, `${n.opType}(rescaled)`, (env) => {
-    const v = ctx.codes(env, x);
-    const res = new Int32Array(v.data.length);
-    for (let i = 0; i < res.length; i++) {
-      const c = want.zeroPoint + m.apply(v.data[i] - g.zeroPoint);
-      res[i] = c < lo ? (loClips ? lo : saturate(c, want, env.stats)) : c > hi ? (hiClips ? hi : saturate(c, want, env.stats)) : c;
-    }
-    env.values.set(out, codes(v.dims, res));
-  })];
+  return [
+    ctx.step(n, `${n.opType}(rescaled)`, (env) => {
+      const v = ctx.codes(env, x);
+      const res = new Int32Array(v.data.length);
+      for (let i = 0; i < res.length; i++) {
+        const c = want.zeroPoint + m.apply(v.data[i] - g.zeroPoint);
+        res[i] = c < lo ? (loClips ? lo : saturate(c, want, env.stats)) : c > hi ? (hiClips ? hi : saturate(c, want, env.stats)) : c;
+      }
+      env.values.set(out, codes(v.dims, res));
+    }),
+  ];
 }
 
 function lowerLeaky(n: NodeProto, ctx: LowerCtx): Step[] | Decline {

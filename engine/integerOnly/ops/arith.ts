@@ -38,9 +38,13 @@ function lowerScalar(n: NodeProto, ctx: LowerCtx): Step[] | Decline | undefined 
   const [a, b] = n.input;
   let x: string, f: number;
   const cb = isPositiveScalar(ctx, b);
-  if (cb !== undefined && ctx.isCodes(a)) { x = a; f = n.opType === 'Div' ? 1 / cb : cb; }
-  else if (n.opType === 'Mul' && ctx.isCodes(b) && isPositiveScalar(ctx, a) !== undefined) { x = b; f = isPositiveScalar(ctx, a)!; }
-  else return undefined;
+  if (cb !== undefined && ctx.isCodes(a)) {
+    x = a;
+    f = n.opType === 'Div' ? 1 / cb : cb;
+  } else if (n.opType === 'Mul' && ctx.isCodes(b) && isPositiveScalar(ctx, a) !== undefined) {
+    x = b;
+    f = isPositiveScalar(ctx, a)!;
+  } else return undefined;
   const g = ctx.grid(x);
   const out = n.output[0];
   return ctx.finish(n, `${n.opType}(scalar, folded into the scale)`, out, { ...g, scale: g.scale * f }, (env) => {
@@ -56,12 +60,13 @@ function lowerAddSub(n: NodeProto, ctx: LowerCtx, operands: Operand[], constF: (
   const grids = operands.flatMap((o) => (o.grid ? [o.grid] : []));
   const twiceMax = 2 * Math.max(...grids.map((g) => g.scale));
   // Largest L <= 20 keeping |fine A| + |fine B| below 2^31.
-  const boundAt = (L: number) => operands.reduce((s, o, k) => {
-    if (o.grid) return s + centredBound(o.grid) * 2 ** L * (o.grid.scale / twiceMax);
-    let m = 0;
-    for (const v of constF[k]!.data) m = Math.max(m, Math.abs(v));
-    return s + (m * 2 ** L) / twiceMax;
-  }, 0);
+  const boundAt = (L: number) =>
+    operands.reduce((s, o, k) => {
+      if (o.grid) return s + centredBound(o.grid) * 2 ** L * (o.grid.scale / twiceMax);
+      let m = 0;
+      for (const v of constF[k]!.data) m = Math.max(m, Math.abs(v));
+      return s + (m * 2 ** L) / twiceMax;
+    }, 0);
   let L = 20;
   while (L > 0 && boundAt(L) >= 2 ** 31) L--;
   operands.forEach((o, k) => {
@@ -94,7 +99,10 @@ function lowerMul(n: NodeProto, ctx: LowerCtx, operands: Operand[], constF: ({ d
   const scales: number[] = [];
   for (let k = 0; k < 2; k++) {
     const o = operands[k];
-    if (o.grid) { scales.push(o.grid.scale); continue; }
+    if (o.grid) {
+      scales.push(o.grid.scale);
+      continue;
+    }
     let data = constF[k]!.data;
     if (n.opType === 'Div') {
       if (data.some((v) => v === 0)) return decline('division by a constant holding 0');
@@ -135,9 +143,14 @@ export const arithOps: OpLowering = {
     const operands: Operand[] = [];
     const constF: ({ dims: number[]; data: Float32Array } | null)[] = [];
     for (const t of n.input.slice(0, 2)) {
-      if (ctx.isCodes(t)) { operands.push({ name: t, grid: ctx.grid(t) }); constF.push(null); }
-      else if (ctx.isConst(t) && ctx.typeOf(t) === 'float32') { const c = ctx.constFloat(t); operands.push({ name: t, constDims: c.dims }); constF.push(c); }
-      else return decline(`operand ${t} is neither a float activation nor a float constant`);
+      if (ctx.isCodes(t)) {
+        operands.push({ name: t, grid: ctx.grid(t) });
+        constF.push(null);
+      } else if (ctx.isConst(t) && ctx.typeOf(t) === 'float32') {
+        const c = ctx.constFloat(t);
+        operands.push({ name: t, constDims: c.dims });
+        constF.push(c);
+      } else return decline(`operand ${t} is neither a float activation nor a float constant`);
     }
     if (!operands.some((o) => o.grid)) return decline('both operands are constants');
     if (n.opType === 'Div' && !operands[1].constDims) return decline('division by an activation has no integer form here');

@@ -41,7 +41,17 @@ export const concatOps: OpLowering = {
     const out = n.output[0];
     if (!ctx.isCodes(out)) {
       if (n.input.some((t) => ctx.isCodes(t))) return decline('activations concatenated into a non-float tensor');
-      return ctx.step(n, 'Concat', (env) => env.values.set(out, concat(n.input.map((t) => ctx.value(env, t)), axis, n.name, (_, c) => c)));
+      return ctx.step(n, 'Concat', (env) =>
+        env.values.set(
+          out,
+          concat(
+            n.input.map((t) => ctx.value(env, t)),
+            axis,
+            n.name,
+            (_, c) => c,
+          ),
+        ),
+      );
     }
     const parts: { name: string; grid?: QuantParams }[] = [];
     for (const t of n.input) {

@@ -47,7 +47,7 @@ function lowerConv(n: NodeProto, ctx: LowerCtx): Step | Decline {
   const gx = plannedInput(ctx, x);
   if ('decline' in gx) return gx;
   const w = ctx.weight(n, 1);
-  if (!w) return decline('the plan does not quantize this layer\'s weights');
+  if (!w) return decline("the plan does not quantize this layer's weights");
   if (b && !w.bias) return decline('the bias is not quantized to int32');
   if (w.params.length > 1 && w.axis !== 0) return decline(`per-channel weights on axis ${w.axis}`);
   if (w.dims.length !== 3 && w.dims.length !== 4) return decline('only 1-D and 2-D convolutions are lowered');
@@ -57,7 +57,10 @@ function lowerConv(n: NodeProto, ctx: LowerCtx): Step | Decline {
   const wq = weightCodes(w, n.name);
   const wZero = w.params.map((p) => p.zeroPoint);
   const bias = w.bias ?? new Int32Array(M);
-  const mult = new Multipliers(w.params.map((p) => (gx.scale * p.scale) / go.scale), n.name);
+  const mult = new Multipliers(
+    w.params.map((p) => (gx.scale * p.scale) / go.scale),
+    n.name,
+  );
   const a = attr(n, 'auto_pad');
   const attrs = {
     autoPad: (a ? new TextDecoder().decode(a.s) : 'NOTSET') as AutoPad,
@@ -69,11 +72,25 @@ function lowerConv(n: NodeProto, ctx: LowerCtx): Step | Decline {
   };
   return ctx.step(n, 'ConvInteger+requantize', (env) => {
     const v = ctx.codes(env, x);
-    const acc = convInteger({ dims: v.dims, data: toQuant(v.data, gx, n.name) }, { dims: w.dims, data: wq }, gx.zeroPoint, wZero.length === 1 ? wZero[0] : wZero, attrs, {}, bias);
+    const acc = convInteger(
+      { dims: v.dims, data: toQuant(v.data, gx, n.name) },
+      { dims: w.dims, data: wq },
+      gx.zeroPoint,
+      wZero.length === 1 ? wZero[0] : wZero,
+      attrs,
+      {},
+      bias,
+    );
     env.stats.overflow += acc.overflowCount;
     const inner = numel(acc.dims.slice(2));
     const per = w.params.length > 1;
-    env.values.set(out, codes(acc.dims, requantize(acc.data, mult, go, (i) => (per ? Math.floor(i / inner) % M : 0), env)));
+    env.values.set(
+      out,
+      codes(
+        acc.dims,
+        requantize(acc.data, mult, go, (i) => (per ? Math.floor(i / inner) % M : 0), env),
+      ),
+    );
   });
 }
 
@@ -88,7 +105,7 @@ function lowerGemm(n: NodeProto, ctx: LowerCtx): Step | Decline {
   if (!(alpha > 0)) return decline('Gemm alpha <= 0');
   if (ctx.isConst(bName)) {
     const w = ctx.weight(n, 1);
-    if (!w) return decline('the plan does not quantize this layer\'s weights');
+    if (!w) return decline("the plan does not quantize this layer's weights");
     if (c && !w.bias) return decline('the bias C is not quantized to int32 (non-constant C, or alpha/beta != 1)');
     const chanAxis = transB ? 0 : 1;
     if (w.params.length > 1 && w.axis !== chanAxis) return decline(`per-channel weights on axis ${w.axis} are not the output channels`);
@@ -96,14 +113,27 @@ function lowerGemm(n: NodeProto, ctx: LowerCtx): Step | Decline {
     ctx.setGrid(out, go);
     const wq = weightCodes(w, n.name);
     const wZero = w.params.map((p) => p.zeroPoint);
-    const mult = new Multipliers(w.params.map((p) => (alpha * ga.scale * p.scale) / go.scale), n.name);
+    const mult = new Multipliers(
+      w.params.map((p) => (alpha * ga.scale * p.scale) / go.scale),
+      n.name,
+    );
     const per = w.params.length > 1;
     return ctx.step(n, 'GemmInteger+requantize', (env) => {
       const v = ctx.codes(env, a);
-      const acc = gemmInteger({ dims: v.dims, data: toQuant(v.data, ga, n.name) }, { dims: w.dims, data: wq }, { transB, aZeroPoint: ga.zeroPoint, bZeroPoint: wZero.length === 1 ? wZero[0] : wZero, bias: w.bias });
+      const acc = gemmInteger(
+        { dims: v.dims, data: toQuant(v.data, ga, n.name) },
+        { dims: w.dims, data: wq },
+        { transB, aZeroPoint: ga.zeroPoint, bZeroPoint: wZero.length === 1 ? wZero[0] : wZero, bias: w.bias },
+      );
       env.stats.overflow += acc.overflowCount;
       const N = acc.dims[1];
-      env.values.set(out, codes(acc.dims, requantize(acc.data, mult, go, (i) => (per ? i % N : 0), env)));
+      env.values.set(
+        out,
+        codes(
+          acc.dims,
+          requantize(acc.data, mult, go, (i) => (per ? i % N : 0), env),
+        ),
+      );
     });
   }
   // B is an activation too: both on their planned grids, no bias.
@@ -114,10 +144,21 @@ function lowerGemm(n: NodeProto, ctx: LowerCtx): Step | Decline {
   ctx.setGrid(out, go);
   const mult = new Multipliers([(alpha * ga.scale * gb.scale) / go.scale], n.name);
   return ctx.step(n, 'GemmInteger+requantize', (env) => {
-    const va = ctx.codes(env, a), vb = ctx.codes(env, bName);
-    const acc = gemmInteger({ dims: va.dims, data: toQuant(va.data, ga, n.name) }, { dims: vb.dims, data: toQuant(vb.data, gb, n.name) }, { transB, aZeroPoint: ga.zeroPoint, bZeroPoint: gb.zeroPoint });
+    const va = ctx.codes(env, a),
+      vb = ctx.codes(env, bName);
+    const acc = gemmInteger(
+      { dims: va.dims, data: toQuant(va.data, ga, n.name) },
+      { dims: vb.dims, data: toQuant(vb.data, gb, n.name) },
+      { transB, aZeroPoint: ga.zeroPoint, bZeroPoint: gb.zeroPoint },
+    );
     env.stats.overflow += acc.overflowCount;
-    env.values.set(out, codes(acc.dims, requantize(acc.data, mult, go, () => 0, env)));
+    env.values.set(
+      out,
+      codes(
+        acc.dims,
+        requantize(acc.data, mult, go, () => 0, env),
+      ),
+    );
   });
 }
 
@@ -130,7 +171,7 @@ function lowerMatMul(n: NodeProto, ctx: LowerCtx): Step | Decline {
   if (WIDE(ga)) return decline('first operand wider than 16 bits');
   if (ctx.isConst(b)) {
     const w = ctx.weight(n, 1);
-    if (!w) return decline('the plan does not quantize this layer\'s weights');
+    if (!w) return decline("the plan does not quantize this layer's weights");
     if (w.dims.length !== 2) return decline('only 2-D constant weights are lowered');
     const [K, N] = w.dims;
     if (w.params.length > 1 && w.axis !== 1) return decline(`per-channel weights on axis ${w.axis}`);
@@ -138,16 +179,29 @@ function lowerMatMul(n: NodeProto, ctx: LowerCtx): Step | Decline {
     ctx.setGrid(out, go);
     const wq = weightCodes(w, n.name);
     const wZero = w.params.map((p) => p.zeroPoint);
-    const mult = new Multipliers(w.params.map((p) => (ga.scale * p.scale) / go.scale), n.name);
+    const mult = new Multipliers(
+      w.params.map((p) => (ga.scale * p.scale) / go.scale),
+      n.name,
+    );
     const per = w.params.length > 1;
     return ctx.step(n, 'MatMulInteger+requantize', (env) => {
       const v = ctx.codes(env, a);
       const rows = v.data.length / K;
       if (v.dims[v.dims.length - 1] !== K) throw new RangeError(`${n.name}: inner dimension ${v.dims[v.dims.length - 1]} vs weight ${K}`);
-      const acc = gemmInteger({ dims: [rows, K], data: toQuant(v.data, ga, n.name) }, { dims: [K, N], data: wq }, { aZeroPoint: ga.zeroPoint, bZeroPoint: wZero.length === 1 ? wZero[0] : wZero });
+      const acc = gemmInteger(
+        { dims: [rows, K], data: toQuant(v.data, ga, n.name) },
+        { dims: [K, N], data: wq },
+        { aZeroPoint: ga.zeroPoint, bZeroPoint: wZero.length === 1 ? wZero[0] : wZero },
+      );
       env.stats.overflow += acc.overflowCount;
       const dims = v.dims.length === 1 ? [N] : [...v.dims.slice(0, -1), N];
-      env.values.set(out, codes(dims, requantize(acc.data, mult, go, (i) => (per ? i % N : 0), env)));
+      env.values.set(
+        out,
+        codes(
+          dims,
+          requantize(acc.data, mult, go, (i) => (per ? i % N : 0), env),
+        ),
+      );
     });
   }
   const gb = plannedInput(ctx, b);
@@ -157,10 +211,22 @@ function lowerMatMul(n: NodeProto, ctx: LowerCtx): Step | Decline {
   ctx.setGrid(out, go);
   const mult = new Multipliers([(ga.scale * gb.scale) / go.scale], n.name);
   return ctx.step(n, 'MatMulInteger+requantize', (env) => {
-    const va = ctx.codes(env, a), vb = ctx.codes(env, b);
-    const acc = matMulInteger({ dims: va.dims, data: toQuant(va.data, ga, n.name) }, { dims: vb.dims, data: toQuant(vb.data, gb, n.name) }, ga.zeroPoint, gb.zeroPoint);
+    const va = ctx.codes(env, a),
+      vb = ctx.codes(env, b);
+    const acc = matMulInteger(
+      { dims: va.dims, data: toQuant(va.data, ga, n.name) },
+      { dims: vb.dims, data: toQuant(vb.data, gb, n.name) },
+      ga.zeroPoint,
+      gb.zeroPoint,
+    );
     env.stats.overflow += acc.overflowCount;
-    env.values.set(out, codes(acc.dims, requantize(acc.data, mult, go, () => 0, env)));
+    env.values.set(
+      out,
+      codes(
+        acc.dims,
+        requantize(acc.data, mult, go, () => 0, env),
+      ),
+    );
   });
 }
 

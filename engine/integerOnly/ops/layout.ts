@@ -22,7 +22,10 @@ export function movement(n: NodeProto, ctx: LowerCtx, op: string, f: (v: Value, 
 export function intsInput(n: NodeProto, ctx: LowerCtx, i: number, attrName?: string): ((env: Env) => number[] | undefined) | null {
   const t = n.input[i];
   if (t) {
-    if (ctx.isConst(t)) { const v = ctx.constInts(t); return () => v; }
+    if (ctx.isConst(t)) {
+      const v = ctx.constInts(t);
+      return () => v;
+    }
     if (ctx.isCodes(t)) return null;
     return (env) => intsOf(ctx.value(env, t) as { data: ArrayLike<number | bigint> });
   }
@@ -67,7 +70,10 @@ function lower(n: NodeProto, ctx: LowerCtx) {
         const axes = axesOf(env);
         if (op === 'Squeeze') {
           const ax = (axes ?? v.dims.flatMap((d, i) => (d === 1 ? [i] : []))).map((a) => axisOf(a, v.dims.length, n.name));
-          return withDims(v, v.dims.filter((_, i) => !ax.includes(i)));
+          return withDims(
+            v,
+            v.dims.filter((_, i) => !ax.includes(i)),
+          );
         }
         if (!axes) throw new InputError(`${n.name}: Unsqueeze without axes`);
         const rank = v.dims.length + axes.length;
@@ -101,4 +107,3 @@ export const layoutOps: OpLowering = {
   ops: ['Identity', 'Dropout', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Transpose', 'Expand'],
   lower,
 };
-

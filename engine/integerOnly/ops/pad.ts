@@ -41,7 +41,10 @@ export function padValue(v: Value, pads: number[], fill: number | bigint, mode: 
     let inside = true;
     for (let a = 0; a < r; a++) {
       const s = maps[a][idx[a]];
-      if (s < 0) { inside = false; break; }
+      if (s < 0) {
+        inside = false;
+        break;
+      }
       off += s * st[a];
     }
     out[o] = inside ? src[off] : fill;

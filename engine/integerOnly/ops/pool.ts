@@ -64,7 +64,13 @@ function windowOf(n: NodeProto): Window | Decline {
   if (attrInt(n, 'ceil_mode', 0) !== 0) return decline('ceil_mode is not lowered');
   if (n.output.length > 1 && n.output[1]) return decline('MaxPool indices output');
   const a = attr(n, 'auto_pad');
-  return { kernel, strides: attrInts(n, 'strides'), dilations: attrInts(n, 'dilations'), pads: attrInts(n, 'pads'), autoPad: (a ? new TextDecoder().decode(a.s) : 'NOTSET') as AutoPad };
+  return {
+    kernel,
+    strides: attrInts(n, 'strides'),
+    dilations: attrInts(n, 'dilations'),
+    pads: attrInts(n, 'pads'),
+    autoPad: (a ? new TextDecoder().decode(a.s) : 'NOTSET') as AutoPad,
+  };
 }
 
 /** Multipliers S_in / (count S_out), made once per count. */
@@ -82,20 +88,32 @@ function lowerPool(n: NodeProto, ctx: LowerCtx): Step | Step[] | Decline {
   const out = n.output[0];
   if (!ctx.isCodes(x)) return decline('input is not a float activation');
   const gx = ctx.grid(x);
-  const max = (vals: number[]) => { let m = -Infinity; for (const c of vals) if (c > m) m = c; return m; };
+  const max = (vals: number[]) => {
+    let m = -Infinity;
+    for (const c of vals) if (c > m) m = c;
+    return m;
+  };
   if (n.opType === 'GlobalMaxPool') {
-    return ctx.finish(n, n.opType, out, gx, (env) => env.values.set(out, globalReduce(ctx.codes(env, x), (vals) => max(vals))));
+    return ctx.finish(n, n.opType, out, gx, (env) =>
+      env.values.set(
+        out,
+        globalReduce(ctx.codes(env, x), (vals) => max(vals)),
+      ),
+    );
   }
   if (n.opType === 'GlobalAveragePool') {
     const go = ctx.target(out);
     ctx.setGrid(out, go);
     const mult = averager(gx, go, n.name);
     return ctx.step(n, n.opType, (env: Env) => {
-      env.values.set(out, globalReduce(ctx.codes(env, x), (vals) => {
-        let s = 0;
-        for (const c of vals) s += c - gx.zeroPoint;
-        return saturate(go.zeroPoint + mult(vals.length).apply(s), go, env.stats);
-      }));
+      env.values.set(
+        out,
+        globalReduce(ctx.codes(env, x), (vals) => {
+          let s = 0;
+          for (const c of vals) s += c - gx.zeroPoint;
+          return saturate(go.zeroPoint + mult(vals.length).apply(s), go, env.stats);
+        }),
+      );
     });
   }
   const w = windowOf(n);
@@ -110,11 +128,14 @@ function lowerPool(n: NodeProto, ctx: LowerCtx): Step | Step[] | Decline {
   ctx.setGrid(out, go);
   const mult = averager(gx, go, n.name);
   return ctx.step(n, n.opType, (env) => {
-    env.values.set(out, pool(ctx.codes(env, x), w, n.name, (vals) => {
-      let s = 0;
-      for (const c of vals) s += c - gx.zeroPoint;
-      return saturate(go.zeroPoint + mult(includePad ? full : vals.length).apply(s), go, env.stats);
-    }));
+    env.values.set(
+      out,
+      pool(ctx.codes(env, x), w, n.name, (vals) => {
+        let s = 0;
+        for (const c of vals) s += c - gx.zeroPoint;
+        return saturate(go.zeroPoint + mult(includePad ? full : vals.length).apply(s), go, env.stats);
+      }),
+    );
   });
 }
 

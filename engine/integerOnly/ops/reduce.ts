@@ -15,7 +15,16 @@ import { type Codes, axisOf, codes, numel, stridesOf } from '../values';
 import { intsInput, movement } from './layout';
 
 /** Reduce `axes` of v: `fold(acc, code)` from `init`, then `done(acc, count)` per output. */
-function reduce(v: Codes, axesIn: number[] | undefined, keep: boolean, noop: boolean, what: string, init: number, fold: (a: number, c: number) => number, done: (a: number, count: number) => number): Codes {
+function reduce(
+  v: Codes,
+  axesIn: number[] | undefined,
+  keep: boolean,
+  noop: boolean,
+  what: string,
+  init: number,
+  fold: (a: number, c: number) => number,
+  done: (a: number, count: number) => number,
+): Codes {
   const r = v.dims.length;
   const list = axesIn && axesIn.length ? axesIn : noop ? [] : v.dims.map((_, i) => i);
   const axes = new Set(list.map((a) => axisOf(a, r, what)));
@@ -54,7 +63,9 @@ export const reduceOps: OpLowering = {
     const gx = ctx.grid(x);
     if (n.opType === 'ReduceMax' || n.opType === 'ReduceMin') {
       const max = n.opType === 'ReduceMax';
-      return movement(n, ctx, n.opType, (v, env) => reduce(v as Codes, axesOf(env), keep, noop, n.name, max ? -Infinity : Infinity, max ? Math.max : Math.min, (a) => a));
+      return movement(n, ctx, n.opType, (v, env) =>
+        reduce(v as Codes, axesOf(env), keep, noop, n.name, max ? -Infinity : Infinity, max ? Math.max : Math.min, (a) => a),
+      );
     }
     const mean = n.opType === 'ReduceMean';
     const go: QuantParams = ctx.target(out);
@@ -67,7 +78,19 @@ export const reduceOps: OpLowering = {
     };
     return ctx.step(n, `${n.opType}(integer sum)`, (env: Env) => {
       const z = gx.zeroPoint;
-      env.values.set(out, reduce(ctx.codes(env, x), axesOf(env), keep, noop, n.name, 0, (a, c) => a + c - z, (a, count) => saturate(go.zeroPoint + multFor(count).apply(a), go, env.stats)));
+      env.values.set(
+        out,
+        reduce(
+          ctx.codes(env, x),
+          axesOf(env),
+          keep,
+          noop,
+          n.name,
+          0,
+          (a, c) => a + c - z,
+          (a, count) => saturate(go.zeroPoint + multFor(count).apply(a), go, env.stats),
+        ),
+      );
     });
   },
 };

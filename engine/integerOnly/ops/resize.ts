@@ -23,19 +23,27 @@ function str(n: Parameters<typeof attr>[0], name: string, dflt: string): string 
 
 function sourceOf(x: number, scale: number, inLen: number, outLen: number, coord: Coord): number {
   switch (coord) {
-    case 'half_pixel': return f(f(f(x + 0.5) / scale) - 0.5);
-    case 'pytorch_half_pixel': return outLen > 1 ? f(f(f(x + 0.5) / scale) - 0.5) : 0;
-    case 'align_corners': return outLen === 1 ? 0 : f(f(x * (inLen - 1)) / (outLen - 1));
-    case 'asymmetric': return f(x / scale);
+    case 'half_pixel':
+      return f(f(f(x + 0.5) / scale) - 0.5);
+    case 'pytorch_half_pixel':
+      return outLen > 1 ? f(f(f(x + 0.5) / scale) - 0.5) : 0;
+    case 'align_corners':
+      return outLen === 1 ? 0 : f(f(x * (inLen - 1)) / (outLen - 1));
+    case 'asymmetric':
+      return f(x / scale);
   }
 }
 
 function nearest(v: number, mode: Nearest): number {
   switch (mode) {
-    case 'floor': return Math.floor(v);
-    case 'ceil': return Math.ceil(v);
-    case 'round_prefer_ceil': return Math.floor(v) === v - 0.5 ? Math.ceil(v) : Math.round(v);
-    default: return Math.floor(v) === v - 0.5 ? Math.floor(v) : Math.round(v);
+    case 'floor':
+      return Math.floor(v);
+    case 'ceil':
+      return Math.ceil(v);
+    case 'round_prefer_ceil':
+      return Math.floor(v) === v - 0.5 ? Math.ceil(v) : Math.round(v);
+    default:
+      return Math.floor(v) === v - 0.5 ? Math.floor(v) : Math.round(v);
   }
 }
 
@@ -63,10 +71,12 @@ export function resizeNearest(v: Value, scales: number[] | null, sizes: number[]
   const outDims = sizes ?? v.dims.map((d, a) => Math.floor(d * scales![a]));
   if (outDims.length !== r) throw new InputError(`${what}: ${outDims.length} sizes/scales for rank ${r}`);
   const sc = sizes ? v.dims.map((d, a) => f(sizes[a] / d)) : scales!.map(f);
-  const maps = outDims.map((od, a) => Int32Array.from({ length: od }, (_, x) => {
-    const s = nearest(sourceOf(x, sc[a], v.dims[a], od, coord), mode);
-    return Math.max(0, Math.min(v.dims[a] - 1, s));
-  }));
+  const maps = outDims.map((od, a) =>
+    Int32Array.from({ length: od }, (_, x) => {
+      const s = nearest(sourceOf(x, sc[a], v.dims[a], od, coord), mode);
+      return Math.max(0, Math.min(v.dims[a] - 1, s));
+    }),
+  );
   return remap(v, outDims, maps);
 }
 
@@ -105,7 +115,8 @@ export const resizeOps: OpLowering = {
       sizesOf = floatsInput(ctx, n.input[3]);
     }
     if (scalesOf === 'bad' || sizesOf === 'bad') return decline('scales/sizes are activations');
-    const sc = scalesOf, sz = sizesOf;
+    const sc = scalesOf,
+      sz = sizesOf;
     return movement(n, ctx, 'Resize(nearest)', (v, env) => {
       const sizes = sz(env);
       const scales = sizes ? null : sc(env);

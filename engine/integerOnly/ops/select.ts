@@ -24,7 +24,8 @@ export function sliceValue(v: Value, starts: number[], ends: number[], axes: num
     const d = v.dims[a];
     const step = steps?.[i] ?? 1;
     if (step === 0) throw new InputError(`${what}: step 0`);
-    let s = starts[i], e = ends[i];
+    let s = starts[i],
+      e = ends[i];
     if (s < 0) s += d;
     if (e < 0) e += d;
     if (step > 0) {
@@ -86,7 +87,10 @@ export const selectOps: OpLowering = {
       const table = ctx.constFloat(x);
       const go = ctx.target(out);
       ctx.setGrid(out, go);
-      const q = codes(table.dims, Int32Array.from(table.data, (v) => quantize(v, go)));
+      const q = codes(
+        table.dims,
+        Int32Array.from(table.data, (v) => quantize(v, go)),
+      );
       return ctx.step(n, 'Gather(quantized table)', (env) => {
         const { idx, dims } = indexOf(env);
         env.values.set(out, gatherValue(q, idx, dims, axis, n.name));

@@ -13,8 +13,15 @@ import { type RawArray, numel, raw } from '../values';
 import { movement, intsInput } from './layout';
 
 const ARRAY: Partial<Record<ort.Tensor.Type, new (n: number) => RawArray>> = {
-  float32: Float32Array, float64: Float64Array, int32: Int32Array, int64: BigInt64Array, int8: Int8Array,
-  uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array, bool: Uint8Array,
+  float32: Float32Array,
+  float64: Float64Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  bool: Uint8Array,
 };
 
 /** Element conversion with onnxruntime's static_cast semantics (floats truncate toward zero). */
@@ -68,7 +75,8 @@ export const shapeOps: OpLowering = {
       default: {
         const to = ORT_TYPE_OF_DT[attrInt(n, 'to', 0) as DT];
         if (!to) return decline('Cast to an unsupported type');
-        if (ctx.isCodes(x)) return to === 'float32' ? movement(n, ctx, 'Cast(float32: identity)', (v) => v) : decline('Cast of an activation to a non-float type');
+        if (ctx.isCodes(x))
+          return to === 'float32' ? movement(n, ctx, 'Cast(float32: identity)', (v) => v) : decline('Cast of an activation to a non-float type');
         return ctx.step(n, `Cast(${to})`, (env) => {
           const v = ctx.value(env, x);
           env.values.set(out, raw(to, v.dims, castArray(v.data as ArrayLike<number | bigint>, to)));

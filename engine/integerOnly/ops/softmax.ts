@@ -34,12 +34,18 @@ export const softmaxOps: OpLowering = {
       // Rows of `cols` contiguous values: legacy flattens axes a.., opset 13 moves axis a last.
       const perm = !legacy && a !== r - 1 ? [...v.dims.keys()].filter((k) => k !== a).concat(a) : null;
       let src: Codes = v;
-      if (perm) { const t = transposeData(v.data, v.dims, perm); src = codes(t.dims, t.data); }
+      if (perm) {
+        const t = transposeData(v.data, v.dims, perm);
+        src = codes(t.dims, t.data);
+      }
       const cols = legacy ? numel(v.dims.slice(a)) : v.dims[a];
       const rows = v.data.length / cols;
       const q = iSoftmax(src.data, gx.scale, rows, cols, bits).q;
       if (ctx.measuring && env.stats.kernelAcc) ctx.measure(env, name, softmaxRows(dequantize(src.data, gx), rows, cols), q, natural.scale);
-      if (!perm) { env.values.set(out, codes(v.dims, q)); return; }
+      if (!perm) {
+        env.values.set(out, codes(v.dims, q));
+        return;
+      }
       const inverse = perm.map((_, k) => perm.indexOf(k));
       const back = transposeData(q, src.dims, inverse);
       env.values.set(out, codes(back.dims, back.data));
