@@ -104,7 +104,7 @@ const CAUSES: Record<string, CauseInfo> = {
 
 /** Label, explanation and kind of a root cause; names added to the engine later still read sensibly. */
 export function causeInfo(cause: string): CauseInfo {
-  return Object.prototype.hasOwnProperty.call(CAUSES, cause)
+  return Object.hasOwn(CAUSES, cause)
     ? CAUSES[cause]
     : { label: cause.replace(/[-_]+/g, ' '), explanation: 'A cause this view does not know yet: see the analysis documentation.', kind: 'unknown' };
 }

@@ -423,7 +423,7 @@ export class LayerDiff {
       biasMax = Math.max(biasMax, Math.abs(b));
       const sW = Math.fround(scale[scale.length === 1 ? 0 : c]);
       if (!(sW > 0) || !Number.isFinite(sW)) throw new InputError(`LayerDiff: weight scale ${scale[c]} must be positive and finite`);
-      let q;
+      let q: ReturnType<typeof quantizeMultiplier>;
       try {
         q = quantizeMultiplier((sIn * sW) / sOut);
       } catch (e) {

@@ -8,7 +8,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import type * as ort from 'onnxruntime-node';
-import { TensorProtoSchema } from 'onnx-buf';
+import { type TensorProto, TensorProtoSchema } from 'onnx-buf';
 import { InputError } from '../errors';
 import type { NodeProto } from '../onnx/graph';
 import { type ModelProto, cloneModel } from '../onnx/model';
@@ -33,7 +33,7 @@ function hoistAllConstants(model: ModelProto): ModelProto {
     const name = n.output[0];
     const a = n.attribute[0];
     if (!a) return true;
-    let t;
+    let t: TensorProto | undefined;
     if (a.name === 'value' && a.t) t = create(TensorProtoSchema, { ...a.t, name });
     else if (a.name === 'value_float') t = makeTensor(name, DT.FLOAT, [], [a.f]);
     else if (a.name === 'value_floats') t = makeTensor(name, DT.FLOAT, [a.floats.length], a.floats);

@@ -16,7 +16,7 @@ import { AttributeProto_AttributeType as AT } from 'onnx-buf';
 import { makeNode, untypedValueInfo } from './graph';
 import { type ScopedGraph, graphsOf, scopeLabel } from './scopes';
 import { typedValueInfo } from './slice';
-import { DT, makeTensor } from './tensor';
+import { type DT, makeTensor } from './tensor';
 import { inferElementTypes } from './typeInfer';
 
 /** How a lifted tensor comes out of the main graph. */

@@ -56,7 +56,7 @@ const RULES: Record<string, Rule> = {
   Unique: (_n, t, k) => (k === 0 ? t[0] : DT.INT64),
   QuantizeLinear: (_n, t) => t[2] ?? DT.UINT8,
   DequantizeLinear: (_n, t) => (t[1] === DT.FLOAT16 ? DT.FLOAT16 : DT.FLOAT),
-  DynamicQuantizeLinear: (_n, t, k) => (k === 0 ? DT.UINT8 : k === 1 ? DT.FLOAT : DT.UINT8),
+  DynamicQuantizeLinear: (_n, _t, k) => (k === 0 ? DT.UINT8 : k === 1 ? DT.FLOAT : DT.UINT8),
   QLinearConv: (_n, t) => t[7],
   QLinearMatMul: (_n, t) => t[7],
   MatMulInteger: fixed(DT.INT32),

@@ -72,7 +72,10 @@ export function dequantizeLinear(b: TwinBuilder, n: NodeProto): void {
   const out = n.output[0];
   if (b.isIntConstant(x)) {
     const block = attrInt(n, 'block_size', 0);
-    if (block > 0) return blockedWeight(b, n, x, block);
+    if (block > 0) {
+      blockedWeight(b, n, x, block);
+      return;
+    }
     const w = b.weight(n, 0, 1, 2, () => attrInt(n, 'axis', 1), out);
     if (w.name !== out) b.alias.set(out, w.name);
     return;

@@ -91,7 +91,10 @@ function qlinearReduceMean(b: TwinBuilder, n: NodeProto): void {
   const x = b.activation(n, 0, 1, 2);
   const out = b.tensorParams(n, 3, 4, 'output');
   const axes = attrInts(n, 'axes');
-  if (b.opset < 18 || !axes) return b.compute(n, 'ReduceMean', [x], n.attribute, out);
+  if (b.opset < 18 || !axes) {
+    b.compute(n, 'ReduceMean', [x], n.attribute, out);
+    return;
+  }
   const name = b.fresh(`${n.name}_axes`);
   b.initializers.push(makeTensor(name, DT.INT64, [axes.length], BigInt64Array.from(axes.map(BigInt))));
   b.compute(n, 'ReduceMean', [x, name], without(n, 'axes'), out);

@@ -36,7 +36,7 @@ export function buildOutline(model: ModelProto, modelPath: string): Outline {
 }
 
 /** The name-like token under a cursor (node and tensor names hold / . : - too). */
-export function tokenAt(line: string, character: number, pattern = /[\w./:\-]+/g): string | null {
+export function tokenAt(line: string, character: number, pattern = /[\w./:-]+/g): string | null {
   for (const m of line.matchAll(pattern)) {
     if (m.index! <= character && character <= m.index! + m[0].length) return m[0];
   }

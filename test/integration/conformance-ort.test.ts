@@ -14,7 +14,7 @@ import type { NodeProto, TensorProto } from 'onnx-buf';
 import { runIntegerNode } from '../../engine/integer/onnxNode';
 import { untypedValueInfo } from '../../engine/onnx/graph';
 import { encodeModel } from '../../engine/onnx/model';
-import { type HostTensor, type NumericArray } from '../../engine/onnx/tensor';
+import type { HostTensor, NumericArray } from '../../engine/onnx/tensor';
 import { buildModel, DT, makeNode, makeTensor, rng, valueInfo } from '../helpers/tinyModels';
 
 type R = () => number;

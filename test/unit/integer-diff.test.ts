@@ -99,7 +99,7 @@ describe('roundFixedExact', () => {
         const R = 31n - BigInt(shift);
         const p = BigInt(acc) * BigInt(m0);
         const mag = p < 0n ? -p : p;
-        let q = mag >> R;
+        const q = mag >> R;
         const rem = mag - (q << R),
           half = 1n << (R - 1n);
         const even = rem > half || (rem === half && (q & 1n) === 1n) ? q + 1n : q;

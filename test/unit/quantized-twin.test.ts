@@ -13,7 +13,7 @@ import { loadModel } from '../../engine/onnx/model';
 import { deployedModel } from '../../engine/quantized/deployed';
 import { makeNode as mk } from '../../engine/onnx/graph';
 import { readFloatTensor } from '../../engine/onnx/tensor';
-import { buildTwin } from '../../engine/quantized/twin';
+import type { buildTwin } from '../../engine/quantized/twin';
 import { detectQuantization } from '../../engine/quantized/detect';
 import { type Grid, gridInits, maxAbsDiff, onGrid, quantizedModel, runBoth } from '../helpers/quantizedModels';
 import { DT, makeTensor, rng, tempDir, writeModel } from '../helpers/tinyModels';
