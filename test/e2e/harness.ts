@@ -205,6 +205,47 @@ export class VsCode {
   }
 
   /**
+   * The text of the notification matching `text`: a toast or, when VS Code put it straight into the
+   * notification center (see clickNotificationButton), there. A timeout names what the extension
+   * logged, since CI keeps no screenshots.
+   */
+  async notificationText(text: RegExp, timeout: number): Promise<string> {
+    const toast = this.notification(text);
+    const item = this.page.locator('.notifications-center .notification-list-item', { hasText: text }).first();
+    const start = Date.now();
+    let centerOpen = false;
+    try {
+      await waitFor(
+        async () => {
+          if ((await toast.isVisible()) || (await item.isVisible())) return true;
+          if (!centerOpen && Date.now() - start > 10000) {
+            await this.palette('Notifications: Show Notifications');
+            centerOpen = true;
+          }
+          return false;
+        },
+        timeout,
+        `a notification matching ${text}`,
+      );
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; the extension logged:\n${this.extensionLog()}`);
+    }
+    const shown = (await toast.isVisible()) ? toast : item;
+    const content = (await shown.textContent()) ?? '';
+    if (centerOpen) await this.palette('Notifications: Hide Notifications');
+    return content;
+  }
+
+  /** The last lines of the extension's own log (its output channel), for failure messages. */
+  extensionLog(lines = 30): string {
+    const logs = path.join(this.dir, 'ud/logs');
+    const files = fs.existsSync(logs)
+      ? (fs.readdirSync(logs, { recursive: true }) as string[]).filter((f) => f.endsWith('QuantLens.log')).map((f) => path.join(logs, f))
+      : [];
+    return files.map((f) => fs.readFileSync(f, 'utf8').trimEnd().split('\n').slice(-lines).join('\n')).join('\n') || '(no log)';
+  }
+
+  /**
    * Click a notification's button, as a toast or, when VS Code put the notification straight into
    * the notification center (it does so at times, e.g. while another toast is animating out), there.
    */
