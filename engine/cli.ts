@@ -287,6 +287,7 @@ async function runQuantize(model: string, o: QuantOpts & { out: string; writeCal
     const written = writeQuantizedModel(p, q, out);
     if (tableOut) process.stdout.write(`wrote ${exportCalibrationTable(q, tableOut)}\n`);
     process.stdout.write(`wrote ${written.path} (${written.layers} layers quantized, ${written.sizeBytes} bytes)\n`);
+    for (const w of written.warnings) process.stderr.write(`WARNING: ${w}\n`);
   } finally {
     bar.stop();
   }

@@ -115,6 +115,12 @@ export class Actions {
       const written = [path.basename(res.path)];
       if (choice === WRITE_BOTH) written.push(path.basename(updateModelSettings(model, settingsFromConfig(config))));
       this.d.output.appendLine(`[write] wrote ${written.join(', ')} (${describeConfig(config)})`);
+      for (const w of res.warnings) this.d.output.appendLine(`[write] WARNING: ${w}`);
+      if (res.warnings.length) {
+        void vscode.window.showWarningMessage(
+          `QuantLens: ${res.warnings.length} activation range(s) of the written model clip most calibration values: ${res.warnings[0]}`,
+        );
+      }
       const reveal = await vscode.window.showInformationMessage(`QuantLens: wrote ${written.join(' and ')}.`, 'Reveal');
       if (reveal === 'Reveal') await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(res.path));
     } catch (e) {

@@ -105,6 +105,8 @@ export interface QuantizeResult {
   path: string;
   layers: number;
   sizeBytes: number;
+  /** Activations whose written range clips most of their calibration values (one line each). */
+  warnings: string[];
 }
 /** Write a deployable QDQ model to a new file. */
 export const QuantizeRequest = request<QuantizeParams, QuantizeResult>('quantlens/quantize', QuantizeParamsSchema);

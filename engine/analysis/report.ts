@@ -2,6 +2,7 @@
  * Stage 4, report: what the evaluation measured, as the report the CLI writes and the extension
  * shows (protocol/report.ts, documented in docs/report-schema.md).
  */
+import { clippingWarnings } from './clipWarnings';
 import type { CalibrationMethod, LayerReport, ModelOutputMetrics, Platform, Range, Report, TensorReport, Warning } from '../../protocol/report';
 import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 import { ActivationStats, displayHistogram } from '../calibration/histogram';
@@ -70,7 +71,7 @@ export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: Sens
     };
   });
   const tensors = [...activationReports(p, q, e), ...weightReports(p, q, e.weights)];
-  const warnings = [...p.warnings, ...planWarnings(q, layers, e.shift !== 0), ...e.warnings];
+  const warnings = [...p.warnings, ...planWarnings(q, layers, e.shift !== 0), ...clippingWarnings(p, q), ...e.warnings];
   return {
     schemaVersion: REPORT_SCHEMA_VERSION,
     tool: { name: 'quantlens', version: TOOL_VERSION, onnxruntime: ortVersion },
