@@ -5,7 +5,7 @@
  *   speed    analyze time / one plain float pass (onnxruntime, default options, warm session, the
  *            same samples), without and with sensitivity, and the split per stage; a cold pass
  *            (session creation included) is printed too, since small models are all fixed cost;
- *   memory   peak RSS of a fresh process per analysis (process.resourceUsage().maxRSS): at N and
+ *   memory   peak RSS of a fresh process per analysis (VmHWM of the child's own address space): at N and
  *            10N samples, and the 512x512 models with sensitivity (must stay under 2 GB);
  *   sweep    the cost of one more configuration once the calibration pass is done;
  *   cancel   how long a running analysis takes to stop after cancellation;
@@ -28,6 +28,7 @@ import { feedsFor } from '../engine/runtime/session';
 import { dataMemoryBench, formatDataMemory } from './dataMemory';
 import { integerReferenceVsOrt } from './integerReference';
 import { type BenchModel, benchModels } from './models';
+import { peakRssMb } from './peakRss';
 
 const CHILD = '--analyze-child';
 
@@ -63,7 +64,7 @@ async function analyze(m: BenchModel, samples: number, sensitivity: boolean) {
 /** Child mode: analyze once and print timings and peak RSS. */
 async function child(model: string, data: string, preset: string, samples: number, sensitivity: boolean) {
   const { ms, report } = await analyze({ name: '', model, data, samples, preset: preset as 'tensorrt' }, samples, sensitivity);
-  process.stdout.write(JSON.stringify({ ms, maxRssMb: process.resourceUsage().maxRSS / 1024, samples: report.samples }));
+  process.stdout.write(JSON.stringify({ ms, maxRssMb: peakRssMb(), samples: report.samples }));
 }
 
 function inChild(m: BenchModel, samples: number, sensitivity: boolean): { ms: number; maxRssMb: number; samples: number } {
@@ -163,15 +164,10 @@ async function main() {
     ]);
     print(await speed(models));
     print(memory(models, quick));
-    print([
-      'sweep: one more configuration, from the same calibration pass',
-      ...(await Promise.all(
-        models
-          .filter((m) => !m.name.includes('512'))
-          .slice(0, 2)
-          .map(sweepCost),
-      )),
-    ]);
+    // One sweep at a time: concurrent sweeps would share the two cores and blur both timings.
+    const sweeps: string[] = [];
+    for (const m of models.filter((x) => !x.name.includes('512')).slice(0, 2)) sweeps.push(await sweepCost(m));
+    print(['sweep: one more configuration, from the same calibration pass', ...sweeps]);
     const big = models.find((m) => m.name.includes('512'));
     if (big) print(['cancel: time from cancellation to the analysis stopping', await cancelLatency(big, 1500)]);
     if (!quick) print(['data: peak RSS streaming an .npz of N and 10N samples through onnxruntime', ...formatDataMemory(await dataMemoryBench())]);

@@ -16,6 +16,7 @@ import { Zip, ZipDeflate, ZipPassThrough } from 'fflate';
 import { batchRanges, loadDataset, modelInputs } from '../engine/data/dataset';
 import { loadModel } from '../engine/onnx/model';
 import { createSession, feedsFor } from '../engine/runtime/session';
+import { peakRssMb } from './peakRss';
 
 const root = path.resolve(__dirname, '..');
 const MODEL = path.join(root, 'examples/mnist-cnn/model.onnx');
@@ -87,10 +88,10 @@ async function child(npz: string): Promise<void> {
   await data.close();
   await session.release();
   if (seen !== data.samples) throw new Error(`streamed ${seen} of ${data.samples} samples`);
-  process.stdout.write(JSON.stringify({ maxRssMb: process.resourceUsage().maxRSS / 1024 }));
+  process.stdout.write(JSON.stringify({ maxRssMb: peakRssMb() }));
 }
 
-function peakRssMb(npz: string): number {
+function childPeakRssMb(npz: string): number {
   const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, CHILD_FLAG, npz], { encoding: 'utf8', cwd: root });
   if (r.status !== 0) throw new Error(`data memory child failed on ${npz}: ${r.stderr}`);
   return JSON.parse(r.stdout).maxRssMb;
@@ -98,7 +99,7 @@ function peakRssMb(npz: string): number {
 
 /** Median of `runs` fresh processes: a process's RSS varies by ~10 MB from run to run on its own. */
 function medianPeakRssMb(npz: string, runs: number): number {
-  const peaks = Array.from({ length: runs }, () => peakRssMb(npz)).sort((a, b) => a - b);
+  const peaks = Array.from({ length: runs }, () => childPeakRssMb(npz)).sort((a, b) => a - b);
   return peaks[Math.floor(runs / 2)];
 }
 
