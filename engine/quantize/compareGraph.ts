@@ -8,7 +8,7 @@
  * and the element count. Per clip-counted tensor: elements beyond the grid, elements.
  * The float graph's names get a prefix so they cannot clash with the quantized graph's.
  */
-import type { GraphProto, ModelProto, NodeProto } from 'onnx-buf';
+import type { GraphProto, ModelProto, NodeProto, TensorProto } from 'onnx-buf';
 import { makeNode, untypedValueInfo } from '../onnx/graph';
 import { cloneModel, opsetOf } from '../onnx/model';
 import { DT, makeTensor } from '../onnx/tensor';
@@ -39,6 +39,88 @@ export interface ClipCount {
   /** Values below lo or above hi saturate on the grid. */
   lo: number;
   hi: number;
+}
+
+interface Scalar {
+  name: string;
+  type: number;
+}
+
+/**
+ * Rank-0 scalars of a few element types gathered into one float64 vector, in the order pushed,
+ * with a handful of nodes whatever their number: per type one stack (ConcatFromSequence, opset 11)
+ * and one Cast, then a Concat and a Gather back into push order. onnxruntime costs ~0.3 ms per node
+ * to create a session and a few microseconds per node per run, and a Reshape and a Cast per scalar
+ * made the comparison models of real detectors 10x larger than the models they compare. Before
+ * opset 11 (no sequences) each scalar is reshaped to [1] and concatenated.
+ */
+class ScalarVector {
+  private readonly byType = new Map<number, string[]>();
+  /** Per pushed scalar: its type and index within that type's list. */
+  private readonly order: { type: number; index: number }[] = [];
+
+  constructor(
+    private readonly op: (type: string, ins: string[], attrs?: Record<string, number | number[]>, out?: string) => string,
+    private readonly fresh: (base: string) => string,
+    private readonly initializers: TensorProto[],
+    private readonly sequences: boolean,
+  ) {}
+
+  get empty(): boolean {
+    return this.order.length === 0;
+  }
+
+  push(...scalars: Scalar[]): void {
+    for (const s of scalars) {
+      const list = this.byType.get(s.type) ?? [];
+      this.byType.set(s.type, list);
+      this.order.push({ type: s.type, index: list.length });
+      list.push(s.name);
+    }
+  }
+
+  /** Emit the nodes; the vector is named `output`. */
+  build(output: string): void {
+    const { op } = this;
+    let shape1 = '';
+    const stack = (names: string[]) => {
+      if (this.sequences) return op('ConcatFromSequence', [op('SequenceConstruct', names)], { axis: 0, new_axis: 1 });
+      if (!shape1) {
+        shape1 = this.fresh('shape1');
+        this.initializers.push(makeTensor(shape1, DT.INT64, [1], BigInt64Array.of(1n)));
+      }
+      return op(
+        'Concat',
+        names.map((n) => op('Reshape', [n, shape1])),
+        { axis: 0 },
+      );
+    };
+    const start = new Map<number, number>();
+    const vectors: string[] = [];
+    let offset = 0;
+    for (const [type, names] of this.byType) {
+      start.set(type, offset);
+      offset += names.length;
+      const v = stack(names);
+      vectors.push(type === DT.DOUBLE ? v : op('Cast', [v], { to: DT.DOUBLE }));
+    }
+    const all = vectors.length === 1 ? vectors[0] : op('Concat', vectors, { axis: 0 });
+    const index = this.order.map((o) => start.get(o.type)! + o.index);
+    if (index.every((v, i) => v === i)) {
+      op('Identity', [all], {}, output);
+      return;
+    }
+    const idx = this.fresh('order');
+    this.initializers.push(
+      makeTensor(
+        idx,
+        DT.INT64,
+        [index.length],
+        BigInt64Array.from(index, (i) => BigInt(i)),
+      ),
+    );
+    op('Gather', [all, idx], { axis: 0 }, output);
+  }
 }
 
 export interface ComparisonModel {
@@ -116,46 +198,47 @@ export function buildComparisonModel(
     return name;
   };
   const nodes: NodeProto[] = [];
-  const op = (type: string, ins: string[], attrs: Record<string, number | number[]> = {}): string => {
-    const out = fresh(type);
+  const op = (type: string, ins: string[], attrs: Record<string, number | number[]> = {}, out = fresh(type)): string => {
     nodes.push(makeNode(type, ins, [out], out, attrs));
     return out;
   };
-  const shape1 = fresh('shape1');
-  g.initializer.push(makeTensor(shape1, DT.INT64, [1], BigInt64Array.of(1n)));
-  // A scalar reduction of every element, as a [1] float64 vector (Reshape of the rank-0 result).
+  // Every sum is a rank-0 scalar; `vector` gathers them, in the order pushed, into the sums output.
+  const vector = new ScalarVector(op, fresh, g.initializer, opsetOf(model) >= 11);
   // Sums are float32 inside a batch (onnxruntime sums in vectorized blocks) and float64 across
   // batches; robust pairs are float64 throughout.
-  const reduceD = (type: string, x: string) => op('Reshape', [op(type, [x], { keepdims: 0 }), shape1]);
-  const reduce = (type: string, x: string) => op('Cast', [reduceD(type, x)], { to: DT.DOUBLE });
+  const reduce = (type: string, x: string) => op(type, [x], { keepdims: 0 });
   const zero = fresh('zero');
-  g.initializer.push(makeTensor(zero, DT.DOUBLE, [], [0]));
+  const one = fresh('one');
+  g.initializer.push(makeTensor(zero, DT.DOUBLE, [], [0]), makeTensor(one, DT.DOUBLE, [], [1]));
   /** Per float tensor: the values summed (x itself, or float64 x with non-finite elements zeroed), the mask, sum x^2, count. */
-  const perTensor = new Map<string, { xs: string; ok?: string; sx2: string; n: string }>();
+  const perTensor = new Map<string, { xs: string; ok?: string; sx2: Scalar; n: Scalar }>();
   const ofTensor = (x: string, robust = false) => {
     const key = `${robust}|${x}`;
     let t = perTensor.get(key);
     if (t) return t;
     if (!robust) {
-      t = { xs: x, sx2: reduce('ReduceSumSquare', x), n: op('Cast', [op('Reshape', [op('Size', [x]), shape1])], { to: DT.DOUBLE }) };
+      t = { xs: x, sx2: { name: reduce('ReduceSumSquare', x), type: DT.FLOAT }, n: { name: op('Size', [x]), type: DT.INT64 } };
     } else {
       const xd = op('Cast', [x], { to: DT.DOUBLE });
-      const ok = op('Equal', [op('Sub', [xd, xd]), zero]); // x - x is 0 exactly for finite x
+      // x - x is 0 for finite x and NaN otherwise, and NaN < 1 is false (Less, not Equal: Equal
+      // takes float64 only from opset 11).
+      const ok = op('Less', [op('Sub', [xd, xd]), one]);
       const xs = op('Where', [ok, xd, zero]);
-      t = { xs, ok, sx2: reduceD('ReduceSumSquare', xs), n: reduceD('ReduceSum', op('Cast', [ok], { to: DT.DOUBLE })) };
+      const n = reduce('ReduceSum', op('Cast', [ok], { to: DT.DOUBLE }));
+      t = { xs, ok, sx2: { name: reduce('ReduceSumSquare', xs), type: DT.DOUBLE }, n: { name: n, type: DT.DOUBLE } };
     }
     perTensor.set(key, t);
     return t;
   };
-  const parts: string[] = [];
   for (const p of pairs) {
     const { xs, ok, sx2, n } = ofTensor(fname(p.float), p.robust);
     const y = ok ? op('Where', [ok, op('Cast', [p.quant], { to: DT.DOUBLE }), zero]) : p.quant;
     const d = op('Sub', [xs, y]);
-    const r = ok ? reduceD : reduce;
+    const type = ok ? DT.DOUBLE : DT.FLOAT;
     // sum xy is not summed here: JavaScript derives it as (sx2 + sy2 - sd2) / 2 (it only feeds the
     // cosine, which that identity gives to ~1e-7), saving two passes over every pair.
-    parts.push(sx2, r('ReduceSumSquare', y), r('ReduceSumSquare', d), r('ReduceMax', op('Abs', [d])), n);
+    vector.push(sx2, { name: reduce('ReduceSumSquare', y), type }, { name: reduce('ReduceSumSquare', d), type });
+    vector.push({ name: reduce('ReduceMax', op('Abs', [d])), type }, n);
   }
   for (const c of clips) {
     const x = fname(c.tensor);
@@ -163,10 +246,10 @@ export function buildComparisonModel(
     const hi = fresh('hi');
     g.initializer.push(makeTensor(lo, DT.FLOAT, [], [c.lo]), makeTensor(hi, DT.FLOAT, [], [c.hi]));
     const out = op('Or', [op('Less', [x, lo]), op('Greater', [x, hi])]);
-    parts.push(reduce('ReduceSum', op('Cast', [out], { to: DT.FLOAT })), ofTensor(x).n);
+    vector.push({ name: reduce('ReduceSum', op('Cast', [out], { to: DT.FLOAT })), type: DT.FLOAT }, ofTensor(x).n);
   }
-  if (parts.length === 0) parts.push(op('Cast', [op('Reshape', [op('Size', [[...inputs][0]]), shape1])], { to: DT.DOUBLE }));
-  nodes.push(makeNode('Concat', parts, [SUMS_OUTPUT], fresh('concat'), { axis: 0 }));
+  if (vector.empty) vector.push({ name: op('Size', [[...inputs][0]]), type: DT.INT64 });
+  vector.build(SUMS_OUTPUT);
   g.node.push(...nodes);
   g.node = interleave(g.node, new Map(float.graph!.node.map((n, i) => [n.name, i])));
   g.output.push(untypedValueInfo(SUMS_OUTPUT));

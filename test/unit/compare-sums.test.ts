@@ -71,4 +71,40 @@ describe('comparison sums', () => {
     // the plain float32 path overflows on the same tensor: the reason robust pairs exist
     assert.ok((await sums([1e20, -2e20, 5, 3], false)).slice(0, 3).some((v) => !Number.isFinite(v)));
   });
+
+  it('many pairs of both kinds and clip counts land at their offsets, with sequences (opset 13) and without (opset 10)', async () => {
+    const x = [1, -2.5, 3, 0.25];
+    const want = expected(x);
+    // a = 2x clips below -1 and above 4: -5 and 6 saturate; x itself clips above 2: 3.
+    const clipsWant = [
+      [2, 4],
+      [1, 4],
+    ];
+    for (const opset of [13, 10]) {
+      const f = { ...float, opsetImport: [{ ...float.opsetImport[0], version: BigInt(opset) }] };
+      const q = { ...quant, opsetImport: [{ ...quant.opsetImport[0], version: BigInt(opset) }] };
+      const pairs = [
+        { float: 'a', quant: 'q', robust: false },
+        { float: 'a', quant: 'q', robust: true },
+        { float: 'a', quant: 'q', robust: false },
+      ];
+      const built = buildComparisonModel(q, f, pairs, [
+        { tensor: 'a', lo: -1, hi: 4 },
+        { tensor: 'x', lo: -10, hi: 2 },
+      ]);
+      const ops = built.model.graph!.node.map((n) => n.opType);
+      assert.equal(ops.includes('SequenceConstruct'), opset >= 11, `opset ${opset}: ${ops.join(' ')}`);
+      // A handful of nodes gather the sums, not one Reshape and Cast per scalar.
+      assert.ok(ops.filter((o) => o === 'Reshape').length <= (opset >= 11 ? 0 : 20));
+      // Casts: the robust pair's x, mask and q; the two clip masks; the float32 and int64 stacks to float64.
+      assert.equal(ops.filter((o) => o === 'Cast').length, 7);
+      const s = await createSession(built.model, 'float');
+      const res = await s.run({ x: new ort.Tensor('float32', Float32Array.from(x), [4]) });
+      await s.release();
+      const got = Array.from(res[SUMS_OUTPUT].data as Float64Array);
+      assert.equal(got.length, pairs.length * PAIR_SUMS + 2 * 2);
+      for (let k = 0; k < pairs.length; k++) close(got.slice(built.pairOffset(k), built.pairOffset(k) + PAIR_SUMS), want, 1e-6);
+      clipsWant.forEach((c, k) => assert.deepEqual(got.slice(built.clipOffset(k), built.clipOffset(k) + 2), c, `opset ${opset} clip ${k}`));
+    }
+  });
 });
