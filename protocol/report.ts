@@ -417,6 +417,12 @@ export interface Report {
   /** Samples the bit-exact integer reference saw (it is exact int32 work in JS: bounded). */
   integerDiffSamples: number;
   /**
+   * Share of each layer's output rows (Conv: positions, Gemm/MatMul: rows) of those samples the
+   * reference compared, in a stratified random sample: 1 unless a single sample exceeds its budget
+   * (a 512x512 model). Each layer's integerDiff.elements counts what was compared.
+   */
+  integerDiffShare?: number;
+  /**
    * Samples behind the code-level detail (layers' simVsIntMismatch, simVsIntMaxLsb, errorHistogram):
    * the first ones, as many as a budget of compared elements allows. Error sums cover all samples.
    */

@@ -16,11 +16,14 @@ export interface IntegerDiffContext {
   u8s8Possible: boolean;
   /** Samples of the whole analysis: the diff sees only its first `diff.samples`, and says so. */
   totalSamples: number;
+  /** Share of the output positions of those samples compared (below 1 on large models). */
+  share: number;
 }
 
 export function integerDiffPanel(diff: IntegerDiff, node: string, theme: Theme, chartBox: ChartBox, context: IntegerDiffContext): HTMLElement {
   const total = diff.elements;
-  const samples = diff.samples < context.totalSamples ? `the first ${diff.samples} of ${context.totalSamples} samples` : `all ${diff.samples} samples`;
+  const whole = diff.samples < context.totalSamples ? `the first ${diff.samples} of ${context.totalSamples} samples` : `all ${diff.samples} samples`;
+  const samples = context.share < 1 ? `a random ${formatRate(context.share)} of the output positions of ${whole}` : whole;
   return h(
     'section',
     { id: 'int-diff', class: 'panel panel-wide panel-int-diff', 'aria-labelledby': 'int-diff-title', 'data-samples': diff.samples },

@@ -285,7 +285,11 @@ export class LayerDetail {
   private integerDiffSection(row: LayerRow, theme: Theme): HTMLElement | null {
     const diff = integerDiffOf(row.layer);
     if (!diff) return null;
-    const context = { u8s8Possible: u8s8Hazard(this.options.report.platform), totalSamples: this.options.report.samples };
+    const context = {
+      u8s8Possible: u8s8Hazard(this.options.report.platform),
+      totalSamples: this.options.report.samples,
+      share: this.options.report.integerDiffShare ?? 1,
+    };
     return integerDiffPanel(diff, row.layer.node, theme, (id, label, create) => this.chartBox(id, label, create), context);
   }
 

@@ -221,17 +221,22 @@ export class DetailPass {
     const feeds = layers ? this.diffFeeds.filter((f) => layers.has(f.layer)) : this.diffFeeds;
     if (feeds.length === 0) return;
     this.diffMacs ||= macsPerSample(this.diffFeeds, qi) || macsPerSample(feeds, qi);
-    this.diffTake = Math.min(count, Math.floor(this.diffBudget / Math.max(1, this.diffMacs)) || (this.diffSamples === 0 ? 1 : 0));
-    if (this.diffTake > 0) feedBatch(feeds, sliceSamples(qi, this.diffTake), sliceSamples(qs, this.diffTake));
+    const fit = Math.floor(this.diffBudget / Math.max(1, this.diffMacs));
+    // One sample over budget (a 512x512 model): a share of every layer's output rows of it.
+    if (fit === 0 && this.diffSamples === 0) this.diffShare = this.diffBudget / this.diffMacs;
+    this.diffTake = Math.min(count, fit || (this.diffSamples === 0 ? 1 : 0));
+    if (this.diffTake > 0) feedBatch(feeds, sliceSamples(qi, this.diffTake), sliceSamples(qs, this.diffTake), this.diffShare);
   }
 
   private diffTake = 0;
+  /** Share of each layer's output rows the reference compared (1 unless one sample exceeds the budget). */
+  diffShare = 1;
 
   /** After every group of a batch fed the reference: book the samples it saw against the budget. */
   private finishDiffs(count: number): void {
     if (this.diffTake > 0) {
       this.diffSamples += this.diffTake;
-      this.diffBudget -= this.diffTake * this.diffMacs;
+      this.diffBudget -= this.diffTake * this.diffMacs * this.diffShare;
     }
     if (this.diffTake < count) this.diffBudget = 0;
     this.diffTake = 0;

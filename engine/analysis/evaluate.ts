@@ -133,6 +133,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
     floatTop1: new Top1Counter(),
     diffFeeds: [],
     diffSamples: 0,
+    diffShare: 1,
     detailSamples: 0,
     kernels: { byLayer: new Map(), counts: {} },
     deployed: { byLayer: new Map(), counts: {} },
@@ -180,6 +181,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
       opts.onProgress?.({ stage: 'evaluate', done, total: p.data.samples });
     }
     evaluation.diffSamples = detail.diffSamples;
+    evaluation.diffShare = detail.diffShare;
     evaluation.detailSamples = detail.samples;
   } finally {
     await Promise.all(sessions.map((s) => s.release()));

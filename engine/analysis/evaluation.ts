@@ -32,6 +32,8 @@ export interface Evaluation {
   floatTop1: Top1Counter;
   diffFeeds: LayerDiffFeed[];
   diffSamples: number;
+  /** Share of each layer's output rows of those samples the reference compared. */
+  diffShare: number;
   /** Samples the code-level detail (sim vs integer codes, error in LSB) covers: the first ones. */
   detailSamples: number;
   /** Kernels of the analysis's integer session, and of the file `quantize` writes (onnxruntime CPU). */

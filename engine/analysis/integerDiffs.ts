@@ -117,12 +117,15 @@ function codes(t: ort.Tensor, tap: OutputTap): Codes {
   return { codes: t.data as ArrayLike<number>, zeroPoint: tap.params.zeroPoint, dims: t.dims.map(Number) };
 }
 
-/** Feed one batch: onnxruntime's integer-session tensors `qi` and simulated-session tensors `qs`. */
-export function feedBatch(feeds: LayerDiffFeed[], qi: Record<string, ort.Tensor>, qs: Record<string, ort.Tensor>): void {
+/**
+ * Feed one batch: onnxruntime's integer-session tensors `qi` and simulated-session tensors `qs`;
+ * `share` of each layer's output rows (LayerDiff.add).
+ */
+export function feedBatch(feeds: LayerDiffFeed[], qi: Record<string, ort.Tensor>, qs: Record<string, ort.Tensor>, share = 1): void {
   for (const f of feeds) {
     const t = [qi[f.inputI.tensor], qi[f.outputI.tensor], qs[f.outputS.tensor]];
     if (t.some((x) => !x || x.size === 0)) continue; // an If branch that did not run on this batch
-    f.diff.add(codes(qi[f.inputI.tensor], f.inputI), codes(qi[f.outputI.tensor], f.outputI), codes(qs[f.outputS.tensor], f.outputS));
+    f.diff.add(codes(qi[f.inputI.tensor], f.inputI), codes(qi[f.outputI.tensor], f.outputI), codes(qs[f.outputS.tensor], f.outputS), share);
   }
 }
 

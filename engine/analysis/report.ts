@@ -113,6 +113,7 @@ export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: Sens
       ? `the analysis ran activations as uint8 with zero point +${e.shift} (exactly equivalent to the signed symmetric grid) so onnxruntime's x86 integer kernels execute them; the written file keeps the configured grid (see deployedKernel per layer)`
       : 'as configured',
     integerDiffSamples: e.diffSamples,
+    integerDiffShare: e.diffShare,
     detailSamples: e.detailSamples,
     sensitivityInfo: sens ? { samples: sens.samples, method: sens.method, reason: sens.reason } : null,
     warnings,

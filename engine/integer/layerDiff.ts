@@ -452,7 +452,12 @@ export class LayerDiff {
   }
 
   /** One batch: the integer INPUT codes onnxruntime's integer session produced for this layer's input, and the OUTPUT codes of onnxruntime (integer) and of the simulation. */
-  add(input: Codes, ort: Codes, simulated: Codes): void {
+  /**
+   * Compare one batch. `share` in (0, 1]: compare only that share of the output rows (Conv: output
+   * positions, Gemm/MatMul: rows), in a stratified random sample: a 512x512 detector is billions
+   * of multiply-accumulates per sample, and the rates this reports are per compared element.
+   */
+  add(input: Codes, ort: Codes, simulated: Codes, share = 1): void {
     const inType = this.storedInputType(input);
     checkZp(input.zeroPoint, inType, 'input codes zero point');
     if (!Number.isInteger(ort.zeroPoint) || !Number.isInteger(simulated.zeroPoint)) throw new InputError('LayerDiff: zero points must be integers');
@@ -482,8 +487,9 @@ export class LayerDiff {
     this.ortZp = ort.zeroPoint;
     this.sim = simulated.codes;
     this.simZp = simulated.zeroPoint;
-    if (this.op === 'Conv') this.addConv(input, ort, simulated);
-    else this.addGemm(input, ort, simulated);
+    if (!(share > 0 && share <= 1)) throw new InputError(`LayerDiff: share ${share} is not in (0, 1]`);
+    if (this.op === 'Conv') this.addConv(input, ort, simulated, share);
+    else this.addGemm(input, ort, simulated, share);
     this.ort = [];
     this.sim = [];
   }
@@ -500,7 +506,7 @@ export class LayerDiff {
     }
   }
 
-  private addConv(input: Codes, ort: Codes, sim: Codes): void {
+  private addConv(input: Codes, ort: Codes, sim: Codes, share: number): void {
     const d = input.dims;
     if (d.length !== this.convRank) throw new InputError(`LayerDiff Conv: input [${d}] and weight rank ${this.convRank} differ`);
     const [N, C, H, W] = d.length === 3 ? [d[0], d[1], 1, d[2]] : d;
@@ -519,38 +525,42 @@ export class LayerDiff {
     const x = input.codes;
     const za = input.zeroPoint;
     const img = new Int32Array(C * H * W);
-    const col = new Int32Array(P * K);
+    const pick = this.pickRows(P, share);
+    const rows = pick?.length ?? P;
+    const col = new Int32Array(rows * K);
     this.tileA = col;
-    if (this.rowSum.length < P) this.rowSum = new Float64Array(P);
+    if (this.rowSum.length < rows) this.rowSum = new Float64Array(rows);
     for (let n = 0; n < N; n++) {
       const base = n * C * H * W;
       for (let i = 0; i < img.length; i++) img[i] = x[base + i];
       for (let g = 0; g < group; g++) {
         // im2col in HWC order; taps outside the image hold the input zero point.
-        for (let oh = 0; oh < OH; oh++)
-          for (let ow = 0; ow < OW; ow++) {
-            const row = (oh * OW + ow) * K;
-            for (let kh = 0; kh < KH; kh++) {
-              const ih = oh * sH - padT + kh * dH;
-              const rowOk = ih >= 0 && ih < H;
-              for (let kw = 0; kw < KW; kw++) {
-                const iw = ow * sW - padL + kw * dW;
-                const dst = row + (kh * KW + kw) * Cg;
-                if (rowOk && iw >= 0 && iw < W) {
-                  let s = (g * Cg * H + ih) * W + iw;
-                  for (let c = 0; c < Cg; c++, s += H * W) col[dst + c] = img[s];
-                } else {
-                  for (let c = 0; c < Cg; c++) col[dst + c] = za;
-                }
+        for (let r = 0; r < rows; r++) {
+          const pos = pick ? pick[r] : r;
+          const oh = Math.floor(pos / OW),
+            ow = pos - oh * OW;
+          const row = r * K;
+          for (let kh = 0; kh < KH; kh++) {
+            const ih = oh * sH - padT + kh * dH;
+            const rowOk = ih >= 0 && ih < H;
+            for (let kw = 0; kw < KW; kw++) {
+              const iw = ow * sW - padL + kw * dW;
+              const dst = row + (kh * KW + kw) * Cg;
+              if (rowOk && iw >= 0 && iw < W) {
+                let s = (g * Cg * H + ih) * W + iw;
+                for (let c = 0; c < Cg; c++, s += H * W) col[dst + c] = img[s];
+              } else {
+                for (let c = 0; c < Cg; c++) col[dst + c] = za;
               }
             }
           }
-        this.runTile(P, g * Mg, Mg, (n * M + g * Mg) * P, 1, P);
+        }
+        this.runTile(rows, g * Mg, Mg, (n * M + g * Mg) * P, 1, P, pick);
       }
     }
   }
 
-  private addGemm(input: Codes, ort: Codes, sim: Codes): void {
+  private addGemm(input: Codes, ort: Codes, sim: Codes, share: number): void {
     const d = input.dims;
     const { K, channels: N } = this;
     let rows: number;
@@ -568,28 +578,46 @@ export class LayerDiff {
     }
     this.checkOutputs(outDims, ort, sim);
     const x = input.codes;
-    const block = Math.min(ROW_BLOCK, rows);
+    const pick = this.pickRows(rows, share);
+    const total = pick?.length ?? rows;
+    const block = Math.min(ROW_BLOCK, total);
     const a = new Int32Array(block * K);
     this.tileA = a;
     if (this.rowSum.length < block) this.rowSum = new Float64Array(block);
-    for (let r0 = 0; r0 < rows; r0 += block) {
-      const R = Math.min(block, rows - r0);
-      if (this.transA) {
-        for (let r = 0; r < R; r++) for (let k = 0; k < K; k++) a[r * K + k] = x[k * rows + r0 + r];
-      } else {
-        const off = r0 * K;
-        for (let i = 0; i < R * K; i++) a[i] = x[off + i];
+    for (let r0 = 0; r0 < total; r0 += block) {
+      const R = Math.min(block, total - r0);
+      const index = pick?.subarray(r0, r0 + R) ?? null;
+      for (let r = 0; r < R; r++) {
+        const src = index ? index[r] : r0 + r;
+        if (this.transA) for (let k = 0; k < K; k++) a[r * K + k] = x[k * rows + src];
+        else for (let k = 0; k < K; k++) a[r * K + k] = x[src * K + k];
       }
-      this.runTile(R, 0, N, r0 * N, N, 1);
+      this.runTile(R, 0, N, index ? 0 : r0 * N, N, 1, index);
     }
   }
 
   /**
+   * `count` of `total` rows in a stratified random sample (one per equal stretch: no aliasing with
+   * the image's width, unlike a fixed stride), or null for all of them.
+   */
+  private pickRows(total: number, share: number): Int32Array | null {
+    if (share >= 1) return null;
+    const count = Math.max(1, Math.min(total, Math.round(total * share)));
+    const rows = new Int32Array(count);
+    for (let i = 0; i < count; i++) rows[i] = Math.min(total - 1, Math.floor(((i + this.pickRand()) * total) / count));
+    return rows;
+  }
+
+  /** Its own stream, so that sampling rows does not shift the stochastic-rounding draws. */
+  private readonly pickRand = seededUniform(7);
+
+  /**
    * Rows [0, R) of `tileA` against channels [ch0, ch0 + Nc): exact and (u8s8) pair-saturated
    * accumulators, then the per-element comparison. Output (r, j) is element
-   * outBase + r*rowStride + j*colStride of the batch's output codes.
+   * outBase + row*rowStride + j*colStride of the batch's output codes, where row is r or, for a
+   * sample of rows, index[r].
    */
-  private runTile(R: number, ch0: number, Nc: number, outBase: number, rowStride: number, colStride: number): void {
+  private runTile(R: number, ch0: number, Nc: number, outBase: number, rowStride: number, colStride: number, index: Int32Array | null): void {
     const a = this.tileA,
       b = this.w,
       K = this.K,
@@ -634,7 +662,8 @@ export class LayerDiff {
         }
         const zb = this.wZero[ch];
         const corr = K * za * zb - zb * rs - za * this.wColSum[ch] + this.bias[ch];
-        this.element(outBase + r * rowStride + j * colStride, ch, s + corr, t + corr, aOff, bOff, r);
+        const row = index ? index[r] : r;
+        this.element(outBase + row * rowStride + j * colStride, ch, s + corr, t + corr, aOff, bOff, row);
       }
     }
     this.satPairs += satPairs;

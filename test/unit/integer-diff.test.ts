@@ -396,6 +396,21 @@ describe('layout and attributes', () => {
       assert.equal(res.referenceVsOrt.mismatchRate, 0);
       assert.equal(res.elements, M * N);
     }
+    // Half of the rows, sampled: each still lines up with its own output row (transposed or not).
+    const mmHalf = gemmlowpDiff({ op: 'MatMul', attrs: {}, weight: { codes: b, dims: [K, N], scale: scales, zeroPoint: zps, axis: 1 }, bias, ...base });
+    mmHalf.add(codes(a, 7, [M, K]), codes(ref, 3, [M, N]), codes(ref, 3, [M, N]), 0.5);
+    const gmHalf = gemmlowpDiff({
+      op: 'Gemm',
+      attrs: { transA: 1, transB: 1 },
+      weight: { codes: bT, dims: [N, K], scale: scales, zeroPoint: zps, axis: 0 },
+      bias,
+      ...base,
+    });
+    gmHalf.add(codes(aT, 7, [K, M]), codes(ref, 3, [M, N]), codes(ref, 3, [M, N]), 0.5);
+    for (const res of [mmHalf.result(), gmHalf.result()]) {
+      assert.equal(res.referenceVsOrt.mismatchRate, 0);
+      assert.equal(res.elements, (M / 2) * N);
+    }
     assert.throws(() => gemmlowpDiff({ op: 'MatMul', attrs: {}, weight: { codes: b, dims: [K, N], scale: scales, zeroPoint: zps, axis: 0 }, ...base }), /axis/);
     assert.throws(
       () => gemmlowpDiff({ op: 'Gemm', attrs: { alpha: 2 }, weight: { codes: b, dims: [K, N], scale: [1], zeroPoint: [0], axis: null }, ...base }),
@@ -441,18 +456,30 @@ describe('layout and attributes', () => {
             const q = multiplierOf((Math.fround(0.03) * Math.fround(sW[m])) / Math.fround(0.7));
             ref.push(clamp(bigFixed(s, q.m0, q.shift) + 100, 0, 255));
           }
-    const d = gemmlowpDiff({
+    const spec: IntegerLayerSpec = {
       op: 'Conv',
       attrs: { group, strides, dilations: dil, auto_pad: 'SAME_UPPER', kernel_shape: [KH, KW] },
       weight: { codes: w, dims: [M, Cg, KH, KW], scale: sW, zeroPoint: wz, axis: 0 },
       input: { scale: 0.03, zeroPoint: xz, type: 'uint8' },
       output: { scale: 0.7, zeroPoint: 100, type: 'uint8' },
-    });
+    };
+    const d = gemmlowpDiff(spec);
     const dims = [N, M, OH, OW];
     d.add(codes(x, xz, [N, C, H, W]), codes(ref, 100, dims), codes(ref, 100, dims));
     const res = d.result();
     assert.equal(res.elements, ref.length);
     assert.equal(res.referenceVsOrt.mismatchRate, 0);
+    // A share of the output positions: as many as asked, each compared with its own code (a
+    // position mixed up with another would differ on these random inputs), and every shifted code seen.
+    for (const [ortCodes, rate] of [
+      [ref, 0],
+      [ref.map((v) => (v === 255 ? 254 : v + 1)), 1],
+    ] as const) {
+      const part = gemmlowpDiff(spec);
+      part.add(codes(x, xz, [N, C, H, W]), codes(ortCodes, 100, dims), codes(ref, 100, dims), 0.4);
+      assert.equal(part.result().elements, Math.round(OH * OW * 0.4) * M * N);
+      assert.equal(part.result().referenceVsOrt.mismatchRate, rate);
+    }
     assert.throws(() => d.add(codes(x, xz, [N, C, H, W]), codes(ref.slice(1), 100, dims), codes(ref, 100, dims)), /expected/);
   });
 });
