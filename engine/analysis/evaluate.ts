@@ -47,6 +47,10 @@ function comparisonModel(
 ) {
   const merged = mergeIsolated(qdq.model, iso);
   const pairs: ComparedPair[] = [];
+  // Ranks as measured, except for outputs of If/Loop/Scan, whose branches or iterations may differ
+  // in rank (the comparison model concatenates reductions by rank).
+  const controlFlow = new Set(p.float.graph!.node.filter((n) => n.opType === 'If' || n.opType === 'Loop' || n.opType === 'Scan').flatMap((n) => n.output));
+  const rankOf = (t: string) => (controlFlow.has(t) ? undefined : p.tensorRanks.get(t));
   // Tensors holding Inf/NaN, or large enough for float32 squares to overflow within a batch, are
   // summed in float64 over their finite elements (a model fed 1e20, weights near 1e38).
   const robust = (t: string) => {
@@ -63,8 +67,9 @@ function comparisonModel(
     if (!tap) continue;
     const isoDq = merged.dq.get(l.node.name);
     offsets.set(l.node.name, { acc: pairs.length * PAIR_SUMS, iso: isoDq ? (pairs.length + 1) * PAIR_SUMS : null });
-    pairs.push({ float: l.output, quant: tap.dq, robust: robust(l.output) });
-    if (isoDq) pairs.push({ float: l.output, quant: isoDq, robust: robust(l.output) });
+    const rank = rankOf(l.output);
+    pairs.push({ float: l.output, quant: tap.dq, robust: robust(l.output), rank });
+    if (isoDq) pairs.push({ float: l.output, quant: isoDq, robust: robust(l.output), rank });
   }
   // Clipped = the code saturates: the value lies more than half a step beyond the grid.
   const clipList = simulated
@@ -74,6 +79,7 @@ function comparisonModel(
           tensor,
           lo: (pr.qmin - 0.5 - pr.zeroPoint) * pr.scale,
           hi: (pr.qmax + 0.5 - pr.zeroPoint) * pr.scale,
+          rank: rankOf(tensor),
         }))
     : [];
   // The detail needs the float layer outputs (integer error in LSB): exposed in the simulated model,

@@ -86,6 +86,7 @@ export async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t
     fixedBatch: fixed,
     tensorBytes: new Map(),
     tensorTypes: new Map(),
+    tensorRanks: new Map(),
     stats: new Map(),
     floatTensors: new Set(),
     outputs: float.graph!.output.map((o) => o.name),

@@ -78,6 +78,7 @@ export async function measureTensors(p: Prepared, names: readonly string[], sign
         const b = (t.data as ArrayBufferView).byteLength / count;
         p.tensorBytes.set(n, b);
         p.tensorTypes.set(n, t.type);
+        p.tensorRanks.set(n, t.dims.length);
         if (t.type === 'float32') p.floatTensors.add(n);
         bytes += b;
       }

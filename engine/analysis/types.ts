@@ -54,6 +54,8 @@ export interface Prepared {
   floatTensors: Set<string>;
   /** Element type onnxruntime reported for every tensor seen (e.g. 'float32', 'int64'). */
   tensorTypes: Map<string, string>;
+  /** Rank of every tensor measured (onnxruntime's dims): the comparison models reduce by rank. */
+  tensorRanks: Map<string, number>;
   outputs: string[];
   warnings: Warning[];
   timings: Record<string, number>;

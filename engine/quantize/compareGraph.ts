@@ -8,7 +8,7 @@
  * and the element count. Per clip-counted tensor: elements beyond the grid, elements.
  * The float graph's names get a prefix so they cannot clash with the quantized graph's.
  */
-import type { GraphProto, ModelProto, NodeProto, TensorProto } from 'onnx-buf';
+import type { GraphProto, ModelProto, NodeProto } from 'onnx-buf';
 import { makeNode, untypedValueInfo } from '../onnx/graph';
 import { cloneModel, opsetOf } from '../onnx/model';
 import { DT, makeTensor } from '../onnx/tensor';
@@ -31,6 +31,8 @@ export interface ComparedPair {
    * element, so only where the calibration statistics ask for it.
    */
   robust?: boolean;
+  /** The float tensor's rank, when known (onnxruntime's dims): its reductions then need no Reshape. */
+  rank?: number;
 }
 
 export interface ClipCount {
@@ -39,42 +41,48 @@ export interface ClipCount {
   /** Values below lo or above hi saturate on the grid. */
   lo: number;
   hi: number;
+  /** The tensor's rank, when known. */
+  rank?: number;
 }
 
 interface Scalar {
   name: string;
   type: number;
+  /** 0: a rank-0 scalar; r > 0: a reduction kept at rank r (shape [1, ..., 1]). */
+  rank: number;
 }
 
 /**
- * Rank-0 scalars of a few element types gathered into one float64 vector, in the order pushed,
- * with a handful of nodes whatever their number: per type one stack (ConcatFromSequence, opset 11)
- * and one Cast, then a Concat and a Gather back into push order. onnxruntime costs ~0.3 ms per node
- * to create a session and a few microseconds per node per run, and a Reshape and a Cast per scalar
- * made the comparison models of real detectors 10x larger than the models they compare. Before
- * opset 11 (no sequences) each scalar is reshaped to [1] and concatenated.
+ * One-element tensors of a few element types gathered into one float64 vector, in the order
+ * pushed, with a handful of nodes whatever their number: per element type and rank one Concat
+ * (reductions kept at their input's rank, [1, ..., 1], concatenate along axis 0) and one Reshape,
+ * rank-0 scalars stacked by ConcatFromSequence (opset 11) or else reshaped one by one; one Cast
+ * per type, then a Concat and a Gather back into push order. onnxruntime costs ~0.3 ms per node to
+ * create a session and microseconds per node per run: a Reshape and a Cast per scalar made the
+ * comparison models of real detectors 10x larger than the models they compare.
  */
 class ScalarVector {
-  private readonly byType = new Map<number, string[]>();
-  /** Per pushed scalar: its type and index within that type's list. */
-  private readonly order: { type: number; index: number }[] = [];
+  /** Per element type, per rank: the names pushed. */
+  private readonly groups = new Map<number, Map<number, string[]>>();
+  private readonly pushed: { type: number; rank: number; index: number }[] = [];
 
   constructor(
     private readonly op: (type: string, ins: string[], attrs?: Record<string, number | number[]>, out?: string) => string,
-    private readonly fresh: (base: string) => string,
-    private readonly initializers: TensorProto[],
+    private readonly constant: (base: string, values: bigint[]) => string,
     private readonly sequences: boolean,
   ) {}
 
   get empty(): boolean {
-    return this.order.length === 0;
+    return this.pushed.length === 0;
   }
 
   push(...scalars: Scalar[]): void {
     for (const s of scalars) {
-      const list = this.byType.get(s.type) ?? [];
-      this.byType.set(s.type, list);
-      this.order.push({ type: s.type, index: list.length });
+      const byRank = this.groups.get(s.type) ?? new Map<number, string[]>();
+      this.groups.set(s.type, byRank);
+      const list = byRank.get(s.rank) ?? [];
+      byRank.set(s.rank, list);
+      this.pushed.push({ type: s.type, rank: s.rank, index: list.length });
       list.push(s.name);
     }
   }
@@ -82,44 +90,36 @@ class ScalarVector {
   /** Emit the nodes; the vector is named `output`. */
   build(output: string): void {
     const { op } = this;
-    let shape1 = '';
-    const stack = (names: string[]) => {
-      if (this.sequences) return op('ConcatFromSequence', [op('SequenceConstruct', names)], { axis: 0, new_axis: 1 });
-      if (!shape1) {
-        shape1 = this.fresh('shape1');
-        this.initializers.push(makeTensor(shape1, DT.INT64, [1], BigInt64Array.of(1n)));
+    let flat = '';
+    const reshape = (x: string, shape: bigint[]) => op('Reshape', [x, this.constant('shape', shape)]);
+    const vectorOf = (names: string[], rank: number) => {
+      if (rank > 0) {
+        const joined = names.length === 1 ? names[0] : op('Concat', names, { axis: 0 });
+        if (rank === 1) return joined;
+        flat ||= this.constant('flat', [-1n]);
+        return op('Reshape', [joined, flat]);
       }
-      return op(
-        'Concat',
-        names.map((n) => op('Reshape', [n, shape1])),
-        { axis: 0 },
-      );
+      if (this.sequences) return op('ConcatFromSequence', [op('SequenceConstruct', names)], { axis: 0, new_axis: 1 });
+      const each = names.map((n) => reshape(n, [1n]));
+      return each.length === 1 ? each[0] : op('Concat', each, { axis: 0 });
     };
-    const start = new Map<number, number>();
+    const start = new Map<string, number>();
     const vectors: string[] = [];
     let offset = 0;
-    for (const [type, names] of this.byType) {
-      start.set(type, offset);
-      offset += names.length;
-      const v = stack(names);
+    for (const [type, byRank] of this.groups) {
+      const parts: string[] = [];
+      for (const [rank, names] of byRank) {
+        start.set(`${type}|${rank}`, offset);
+        offset += names.length;
+        parts.push(vectorOf(names, rank));
+      }
+      const v = parts.length === 1 ? parts[0] : op('Concat', parts, { axis: 0 });
       vectors.push(type === DT.DOUBLE ? v : op('Cast', [v], { to: DT.DOUBLE }));
     }
     const all = vectors.length === 1 ? vectors[0] : op('Concat', vectors, { axis: 0 });
-    const index = this.order.map((o) => start.get(o.type)! + o.index);
-    if (index.every((v, i) => v === i)) {
-      op('Identity', [all], {}, output);
-      return;
-    }
-    const idx = this.fresh('order');
-    this.initializers.push(
-      makeTensor(
-        idx,
-        DT.INT64,
-        [index.length],
-        BigInt64Array.from(index, (i) => BigInt(i)),
-      ),
-    );
-    op('Gather', [all, idx], { axis: 0 }, output);
+    const index = this.pushed.map((s) => start.get(`${s.type}|${s.rank}`)! + s.index);
+    if (index.every((v, i) => v === i)) op('Identity', [all], {}, output);
+    else op('Gather', [all, this.constant('order', index.map(BigInt))], { axis: 0 }, output);
   }
 }
 
@@ -202,43 +202,57 @@ export function buildComparisonModel(
     nodes.push(makeNode(type, ins, [out], out, attrs));
     return out;
   };
-  // Every sum is a rank-0 scalar; `vector` gathers them, in the order pushed, into the sums output.
-  const vector = new ScalarVector(op, fresh, g.initializer, opsetOf(model) >= 11);
-  // Sums are float32 inside a batch (onnxruntime sums in vectorized blocks) and float64 across
-  // batches; robust pairs are float64 throughout.
-  const reduce = (type: string, x: string) => op(type, [x], { keepdims: 0 });
-  const zero = fresh('zero');
-  const one = fresh('one');
-  g.initializer.push(makeTensor(zero, DT.DOUBLE, [], [0]), makeTensor(one, DT.DOUBLE, [], [1]));
+  const constant = (base: string, values: bigint[]) => {
+    const name = fresh(base);
+    g.initializer.push(makeTensor(name, DT.INT64, [values.length], BigInt64Array.from(values)));
+    return name;
+  };
+  // `vector` gathers every sum, in the order pushed, into the sums output.
+  const vector = new ScalarVector(op, constant, opsetOf(model) >= 11);
+  // A reduction of every element: kept at the input's rank when it is known (concatenated by rank),
+  // else a rank-0 scalar. Sums are float32 inside a batch (onnxruntime sums in vectorized blocks)
+  // and float64 across batches; robust pairs are float64 throughout.
+  const reduce = (type: string, x: string, elem: number, rank = 0): Scalar => ({
+    name: op(type, [x], { keepdims: rank > 0 ? 1 : 0 }),
+    type: elem,
+    rank,
+  });
+  // float64 0 and 1, for robust pairs only (an unused initializer makes onnxruntime warn).
+  let zero = '';
+  let one = '';
   /** Per float tensor: the values summed (x itself, or float64 x with non-finite elements zeroed), the mask, sum x^2, count. */
   const perTensor = new Map<string, { xs: string; ok?: string; sx2: Scalar; n: Scalar }>();
-  const ofTensor = (x: string, robust = false) => {
+  const ofTensor = (x: string, rank: number | undefined, robust = false) => {
     const key = `${robust}|${x}`;
     let t = perTensor.get(key);
     if (t) return t;
     if (!robust) {
-      t = { xs: x, sx2: { name: reduce('ReduceSumSquare', x), type: DT.FLOAT }, n: { name: op('Size', [x]), type: DT.INT64 } };
+      t = { xs: x, sx2: reduce('ReduceSumSquare', x, DT.FLOAT, rank), n: { name: op('Size', [x]), type: DT.INT64, rank: 0 } };
     } else {
+      if (!zero) {
+        [zero, one] = [fresh('zero'), fresh('one')];
+        g.initializer.push(makeTensor(zero, DT.DOUBLE, [], [0]), makeTensor(one, DT.DOUBLE, [], [1]));
+      }
       const xd = op('Cast', [x], { to: DT.DOUBLE });
       // x - x is 0 for finite x and NaN otherwise, and NaN < 1 is false (Less, not Equal: Equal
       // takes float64 only from opset 11).
       const ok = op('Less', [op('Sub', [xd, xd]), one]);
       const xs = op('Where', [ok, xd, zero]);
-      const n = reduce('ReduceSum', op('Cast', [ok], { to: DT.DOUBLE }));
-      t = { xs, ok, sx2: { name: reduce('ReduceSumSquare', xs), type: DT.DOUBLE }, n: { name: n, type: DT.DOUBLE } };
+      const n = reduce('ReduceSum', op('Cast', [ok], { to: DT.DOUBLE }), DT.DOUBLE, rank);
+      t = { xs, ok, sx2: reduce('ReduceSumSquare', xs, DT.DOUBLE, rank), n };
     }
     perTensor.set(key, t);
     return t;
   };
   for (const p of pairs) {
-    const { xs, ok, sx2, n } = ofTensor(fname(p.float), p.robust);
+    const { xs, ok, sx2, n } = ofTensor(fname(p.float), p.rank, p.robust);
     const y = ok ? op('Where', [ok, op('Cast', [p.quant], { to: DT.DOUBLE }), zero]) : p.quant;
     const d = op('Sub', [xs, y]);
     const type = ok ? DT.DOUBLE : DT.FLOAT;
     // sum xy is not summed here: JavaScript derives it as (sx2 + sy2 - sd2) / 2 (it only feeds the
     // cosine, which that identity gives to ~1e-7), saving two passes over every pair.
-    vector.push(sx2, { name: reduce('ReduceSumSquare', y), type }, { name: reduce('ReduceSumSquare', d), type });
-    vector.push({ name: reduce('ReduceMax', op('Abs', [d])), type }, n);
+    vector.push(sx2, reduce('ReduceSumSquare', y, type, p.rank), reduce('ReduceSumSquare', d, type, p.rank));
+    vector.push(reduce('ReduceMax', op('Abs', [d]), type, p.rank), n);
   }
   for (const c of clips) {
     const x = fname(c.tensor);
@@ -246,9 +260,9 @@ export function buildComparisonModel(
     const hi = fresh('hi');
     g.initializer.push(makeTensor(lo, DT.FLOAT, [], [c.lo]), makeTensor(hi, DT.FLOAT, [], [c.hi]));
     const out = op('Or', [op('Less', [x, lo]), op('Greater', [x, hi])]);
-    vector.push({ name: reduce('ReduceSum', op('Cast', [out], { to: DT.FLOAT })), type: DT.FLOAT }, ofTensor(x).n);
+    vector.push(reduce('ReduceSum', op('Cast', [out], { to: DT.FLOAT }), DT.FLOAT, c.rank), ofTensor(x, c.rank).n);
   }
-  if (vector.empty) vector.push({ name: op('Size', [[...inputs][0]]), type: DT.INT64 });
+  if (vector.empty) vector.push({ name: op('Size', [[...inputs][0]]), type: DT.INT64, rank: 0 });
   vector.build(SUMS_OUTPUT);
   g.node.push(...nodes);
   g.node = interleave(g.node, new Map(float.graph!.node.map((n, i) => [n.name, i])));

@@ -72,7 +72,7 @@ describe('comparison sums', () => {
     assert.ok((await sums([1e20, -2e20, 5, 3], false)).slice(0, 3).some((v) => !Number.isFinite(v)));
   });
 
-  it('many pairs of both kinds and clip counts land at their offsets, with sequences (opset 13) and without (opset 10)', async () => {
+  it('many pairs of both kinds and clip counts, of known rank or not, land at their offsets, with sequences (opset 13) and without (opset 10)', async () => {
     const x = [1, -2.5, 3, 0.25];
     const want = expected(x);
     // a = 2x clips below -1 and above 4: -5 and 6 saturate; x itself clips above 2: 3.
@@ -86,11 +86,11 @@ describe('comparison sums', () => {
       const pairs = [
         { float: 'a', quant: 'q', robust: false },
         { float: 'a', quant: 'q', robust: true },
-        { float: 'a', quant: 'q', robust: false },
+        { float: 'a', quant: 'q', robust: false, rank: 1 },
       ];
       const built = buildComparisonModel(q, f, pairs, [
         { tensor: 'a', lo: -1, hi: 4 },
-        { tensor: 'x', lo: -10, hi: 2 },
+        { tensor: 'x', lo: -10, hi: 2, rank: 1 },
       ]);
       const ops = built.model.graph!.node.map((n) => n.opType);
       assert.equal(ops.includes('SequenceConstruct'), opset >= 11, `opset ${opset}: ${ops.join(' ')}`);
