@@ -54,21 +54,22 @@ async function floatPass(m: BenchModel): Promise<{ warm: number; cold: number }>
   return { warm: times.sort((a, b) => a - b)[1], cold };
 }
 
-async function analyze(m: BenchModel, samples: number, sensitivity: boolean) {
+async function analyze(m: BenchModel, samples: number, sensitivity: boolean, batchSize?: number) {
   const t0 = performance.now();
-  const p = await prepareAnalysis(m.model, { dataPath: m.data, samples });
+  const p = await prepareAnalysis(m.model, { dataPath: m.data, samples, batchSize });
   const r = await evaluate(p, await quantizeWith(p, resolveConfig(m.preset, { calibration: 'percentile' })), { sensitivity });
   return { ms: performance.now() - t0, report: r };
 }
 
 /** Child mode: analyze once and print timings and peak RSS. */
-async function child(model: string, data: string, preset: string, samples: number, sensitivity: boolean) {
-  const { ms, report } = await analyze({ name: '', model, data, samples, preset: preset as 'tensorrt' }, samples, sensitivity);
+async function child(model: string, data: string, preset: string, samples: number, sensitivity: boolean, batchSize?: number) {
+  const { ms, report } = await analyze({ name: '', model, data, samples, preset: preset as 'tensorrt' }, samples, sensitivity, batchSize);
   process.stdout.write(JSON.stringify({ ms, maxRssMb: peakRssMb(), samples: report.samples }));
 }
 
-function inChild(m: BenchModel, samples: number, sensitivity: boolean): { ms: number; maxRssMb: number; samples: number } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, CHILD, m.model, m.data, m.preset, String(samples), String(sensitivity)], {
+function inChild(m: BenchModel, samples: number, sensitivity: boolean, batchSize?: number): { ms: number; maxRssMb: number; samples: number } {
+  const args = [CHILD, m.model, m.data, m.preset, String(samples), String(sensitivity), ...(batchSize ? [String(batchSize)] : [])];
+  const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, ...args], {
     encoding: 'utf8',
     maxBuffer: 1 << 24,
   });
@@ -108,10 +109,13 @@ function memory(models: BenchModel[], quick: boolean): string[] {
       continue;
     }
     if (quick) continue;
+    // Batches of N in both runs: the number of samples is the only change (a larger batch holds more).
     const n = Math.max(2, Math.floor(m.samples / 10));
-    const a = inChild(m, n, false);
-    const b = inChild(m, 10 * n, false);
-    out.push(`  ${m.name.padEnd(26)}  N = ${n}: ${f0(a.maxRssMb)} MB   10N = ${10 * n}: ${f0(b.maxRssMb)} MB   ratio ${(b.maxRssMb / a.maxRssMb).toFixed(2)}`);
+    const a = inChild(m, n, false, n);
+    const b = inChild(m, 10 * n, false, n);
+    out.push(
+      `  ${m.name.padEnd(26)}  N = ${n}: ${f0(a.maxRssMb)} MB   10N = ${10 * n}: ${f0(b.maxRssMb)} MB   (batches of ${n})   ratio ${(b.maxRssMb / a.maxRssMb).toFixed(2)}`,
+    );
   }
   return out;
 }
@@ -150,7 +154,7 @@ async function cancelLatency(m: BenchModel, afterMs: number): Promise<string> {
 
 async function main() {
   const args = process.argv.slice(2);
-  if (args[0] === CHILD) return child(args[1], args[2], args[3], Number(args[4]), args[5] === 'true');
+  if (args[0] === CHILD) return child(args[1], args[2], args[3], Number(args[4]), args[5] === 'true', args[6] ? Number(args[6]) : undefined);
   const quick = args.includes('--quick');
   const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quantlens-bench-'));

@@ -65,7 +65,6 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
       what,
     );
   /** A toast's button by its exact label ("Write model" is also the start of "Write model and quantlens.json"). */
-  const toastButton = (toast: RegExp, label: string) => vs.notification(toast).getByRole('button', { name: label, exact: true });
 
   it("Analyze: the Diagnosis card comes first, with the drop's interval; badges name culprits by own damage; the KL point is on the curve", async () => {
     await vs.contextMenu('mnist-cnn/model.onnx', 'Analyze Quantization');
@@ -202,7 +201,7 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     assert.ok(drop <= budget, `drop ${drop} with the fix, budget ${budget}`);
     await vs.screenshot('fix-applied');
     const modelSha = sha(model);
-    await toastButton(/Write the fixed model/, 'Write model').click({ timeout: 30000 });
+    await vs.clickNotificationButton(/Write the fixed model/, 'Write model');
     const out = path.join(ws, 'mnist-cnn/model.fixed.qdq.onnx');
     await waitFor(async () => fs.existsSync(out), 60000, `${out} to be written`);
     assert.equal(sha(model), modelSha, 'the model is untouched');

@@ -251,7 +251,12 @@ export class VsCode {
    */
   async clickNotificationButton(text: RegExp, label: string, timeout = 30000): Promise<void> {
     const toast = this.notification(text).getByRole('button', { name: label, exact: true });
-    if (await toast.isVisible({ timeout: Math.min(15000, timeout) }).catch(() => false)) return toast.click();
+    // (isVisible does not wait: waitFor does.)
+    const shown = await toast.waitFor({ state: 'visible', timeout: Math.min(15000, timeout) }).then(
+      () => true,
+      () => false,
+    );
+    if (shown) return toast.click();
     await this.palette('Notifications: Show Notifications');
     const item = this.page.locator('.notifications-center .notification-list-item', { hasText: text }).first();
     await item.getByRole('button', { name: label, exact: true }).click({ timeout });
