@@ -118,7 +118,7 @@ export class Actions {
       for (const w of res.warnings) this.d.output.appendLine(`[write] WARNING: ${w}`);
       if (res.warnings.length) {
         void vscode.window.showWarningMessage(
-          `QuantLens: ${res.warnings.length} activation range(s) of the written model clip most calibration values: ${res.warnings[0]}`,
+          `QuantLens: ${res.warnings.length} activation range(s) of the written model clip 10% or more of their calibration values: ${res.warnings[0]}`,
         );
       }
       const reveal = await vscode.window.showInformationMessage(`QuantLens: wrote ${written.join(' and ')}.`, 'Reveal');

@@ -105,7 +105,7 @@ export interface QuantizeResult {
   path: string;
   layers: number;
   sizeBytes: number;
-  /** Activations whose written range clips most of their calibration values (one line each). */
+  /** Activations whose written range clips 10% or more of its calibration values (one line each). */
   warnings: string[];
 }
 /** Write a deployable QDQ model to a new file. */

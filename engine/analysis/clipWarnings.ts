@@ -40,10 +40,15 @@ export function clippingWarnings(p: Prepared, q: Quantized): Warning[] {
       message:
         `${tensor}: the quantized range [${r.lo.toPrecision(4)}, ${r.hi.toPrecision(4)}] clips ${(100 * share).toFixed(1)}% of its calibration values ` +
         `(observed [${stats.min.toPrecision(4)}, ${stats.max.toPrecision(4)}])` +
-        (better.length ? `; ${better.join(', ')} calibration clips under 1%` : ''),
+        (better.length ? `; ${orList(better)} calibration would clip under 1%` : ''),
     });
   }
   return out;
+}
+
+/** "a", "a or b", "a, b or c". */
+function orList(xs: string[]): string {
+  return xs.length < 2 ? xs.join('') : `${xs.slice(0, -1).join(', ')} or ${xs[xs.length - 1]}`;
 }
 
 function clippedShare(hist: { edges: number[]; counts: number[] }, params: QuantParams, observed: { min: number; max: number }): number {
