@@ -6,6 +6,13 @@
  */
 import type { ErrorMetrics } from '../../protocol/report';
 
+/** What ErrorAccumulator.add summed over one range: sum x^2, sum (x-y)^2, elements left out. */
+export interface RangeSums {
+  sx2: number;
+  sd2: number;
+  skipped: number;
+}
+
 export class ErrorAccumulator {
   private sx2 = 0;
   private sy2 = 0;
@@ -14,8 +21,11 @@ export class ErrorAccumulator {
   private maxAbs = 0;
   private n = 0;
 
-  /** Pairs whose reference x is Inf or NaN are left out: there is no error to measure against it. */
-  add(x: ArrayLike<number>, y: ArrayLike<number>): void {
+  /**
+   * Add elements [from, to) of x and y; returns the sums of that range alone. Pairs whose reference
+   * x is Inf or NaN are left out (there is no error to measure against it) and counted in `skipped`.
+   */
+  add(x: ArrayLike<number>, y: ArrayLike<number>, from = 0, to = x.length): RangeSums {
     if (x.length !== y.length) throw new RangeError(`metric inputs differ in length: ${x.length} vs ${y.length}`);
     let skipped = 0;
     // Locals in the loop, folded into the totals once per call (fields updated per element cost more).
@@ -24,7 +34,7 @@ export class ErrorAccumulator {
       sxy = 0,
       sd2 = 0,
       maxAbs = 0;
-    for (let i = 0; i < x.length; i++) {
+    for (let i = from; i < to; i++) {
       const a = x[i];
       if (a - a !== 0) {
         skipped++;
@@ -39,7 +49,8 @@ export class ErrorAccumulator {
       const ad = Math.abs(d);
       if (ad > maxAbs) maxAbs = ad;
     }
-    this.addSums(sx2, sy2, sxy, sd2, maxAbs, x.length - skipped);
+    this.addSums(sx2, sy2, sxy, sd2, maxAbs, to - from - skipped);
+    return { sx2, sd2, skipped };
   }
 
   /** Merge sums computed elsewhere (fused loops): sum x^2, y^2, xy, (x-y)^2, max |x-y|, count. */

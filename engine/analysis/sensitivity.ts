@@ -242,37 +242,13 @@ function compare(
     if (!f || f.type !== 'float32') continue;
     const x = f.data as Float32Array;
     const y = (r[o]?.data as Float32Array | undefined) ?? x; // outputs upstream of the layer are unchanged
-    if (y.length !== x.length) throw new RangeError(`output ${o}: ${y.length} values vs ${x.length} in float`);
     const per = x.length / count;
-    // One pass per sample, sums in locals (a recogniser's logits are 265k values per sample, for
-    // every layer): the whole-output sums as ErrorAccumulator.add takes them (non-finite float
-    // values left out), and the sample's own SQNR, which a non-finite float value leaves undefined.
+    // One pass per sample (a recogniser's logits are 265k values per sample, for every layer): the
+    // whole-output sums, and the sample's own SQNR, which a non-finite float value leaves undefined.
     for (let k = 0; k < count; k++) {
-      let a2 = 0,
-        b2 = 0,
-        ab = 0,
-        d2 = 0,
-        mx = 0,
-        skipped = 0;
-      const end = (k + 1) * per;
-      for (let i = k * per; i < end; i++) {
-        const a = x[i];
-        if (a - a !== 0) {
-          skipped++;
-          continue;
-        }
-        const b = y[i];
-        const d = a - b;
-        a2 += a * a;
-        b2 += b * b;
-        ab += a * b;
-        d2 += d * d;
-        const ad = d < 0 ? -d : d;
-        if (ad > mx) mx = ad;
-      }
-      s.acc.addSums(a2, b2, ab, d2, mx, per - skipped);
-      sx2[k] += skipped ? Number.NaN : a2;
-      sd2[k] += d2;
+      const e = s.acc.add(x, y, k * per, (k + 1) * per);
+      sx2[k] += e.skipped ? Number.NaN : e.sx2;
+      sd2[k] += e.sd2;
     }
   }
   for (let k = 0; k < count; k++) s.perSampleDb.push(sd2[k] === 0 ? EXACT_DB : Math.min(EXACT_DB, 10 * Math.log10(sx2[k] / sd2[k])));
