@@ -100,7 +100,11 @@ export class GraphIndex {
  * the user's): weights then live in one place whatever the exporter did.
  */
 export function hoistConstants(model: ModelProto): void {
-  const g = model.graph!;
+  hoistGraphConstants(model.graph!);
+}
+
+/** Constant nodes of one graph (not its bodies) -> initializers of that graph. */
+export function hoistGraphConstants(g: GraphProto): void {
   const keep: NodeProto[] = [];
   for (const n of g.node) {
     const value = n.opType === 'Constant' && n.domain === '' ? attr(n, 'value') : undefined;

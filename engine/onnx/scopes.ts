@@ -11,7 +11,7 @@
  * Only the analysis's working copy is changed, never the user's model.
  */
 import type { GraphProto, ModelProto, NodeProto, TensorProto } from 'onnx-buf';
-import { GraphIndex, allocatorOver, attr, collectNames } from './graph';
+import { GraphIndex, allocatorOver, collectNames, hoistGraphConstants } from './graph';
 import { subgraphsOf } from './walk';
 
 /** One step into a subgraph: the control-flow node (by its qualified name) and the attribute. */
@@ -118,21 +118,6 @@ function nameGraph(
   });
   // graph outputs may name values defined above
   for (const o of g.output) o.name = local.get(o.name) ?? o.name;
-}
-
-/** Constant nodes -> initializers of the graph they are in (weights in one place at every depth). */
-function hoistGraphConstants(g: GraphProto): void {
-  const keep: NodeProto[] = [];
-  for (const n of g.node) {
-    const value = n.opType === 'Constant' && n.domain === '' ? attr(n, 'value') : undefined;
-    if (value?.t && n.output.length === 1) {
-      value.t.name = n.output[0];
-      g.initializer.push(value.t);
-    } else {
-      keep.push(n);
-    }
-  }
-  g.node = keep;
 }
 
 /**
