@@ -53,3 +53,50 @@ export function markRowSelected(tr: HTMLTableRowElement, selected: boolean): voi
   tr.setAttribute('aria-selected', String(selected));
   tr.tabIndex = selected ? 0 : -1;
 }
+
+/** What a sortable table's header needs of a column. */
+export interface SortableColumn<K extends string> {
+  key: K;
+  label: string;
+  /** Header tooltip. */
+  title: string;
+  numeric: boolean;
+}
+
+/** The header row of a sortable table: a button per column, recorded in `buttons` by key. */
+export function sortableHeaderRow<K extends string>(
+  columns: readonly SortableColumn<K>[],
+  buttons: Map<K, HTMLButtonElement>,
+  onClick: (key: K) => void,
+): HTMLTableRowElement {
+  return h(
+    'tr',
+    null,
+    columns.map((c) => {
+      const button = h(
+        'button',
+        { type: 'button', class: 'sort', 'data-key': c.key, title: `${c.title} — sort` },
+        h('span', { class: 'label' }, c.label),
+        h('span', { class: 'sort-indicator', 'aria-hidden': 'true' }),
+      );
+      button.addEventListener('click', () => onClick(c.key));
+      buttons.set(c.key, button);
+      return h('th', { scope: 'col', class: `col-${c.key}${c.numeric ? ' num' : ''}` }, button);
+    }),
+  );
+}
+
+/** Show the sort on the header buttons: the active one, its arrow, and aria-sort on its cell. */
+export function showSort<K extends string>(buttons: Map<K, HTMLButtonElement>, key: K, descending: boolean): void {
+  for (const [k, button] of buttons) {
+    const active = k === key;
+    button.classList.toggle('active', active);
+    const indicator = button.querySelector('.sort-indicator');
+    if (indicator) indicator.textContent = active ? (descending ? '▼' : '▲') : '';
+    const th = button.parentElement;
+    if (th) {
+      if (active) th.setAttribute('aria-sort', descending ? 'descending' : 'ascending');
+      else th.removeAttribute('aria-sort');
+    }
+  }
+}

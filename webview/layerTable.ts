@@ -2,7 +2,7 @@
 // DocumentFragment, sorting re-appends the existing <tr>s in the new order, and events are
 // delegated to the <tbody> instead of being attached per row.
 import { COLUMNS, columnFor, DEFAULT_SORT, sortRows, type SortKey } from './layerColumns';
-import { h, markRowSelected, revealRow } from './dom';
+import { h, markRowSelected, revealRow, showSort, sortableHeaderRow } from './dom';
 import { formatDb } from './format';
 import { hazardText, integerDiffOf, integerHazard } from './integerDiff';
 import type { LayerRow, ReportIndex, RowFlags } from './reportData';
@@ -36,21 +36,7 @@ export class LayerTable {
     this.sortKey = column ? column.key : DEFAULT_SORT.key;
     this.descending = column ? !!options.sortDescending : DEFAULT_SORT.descending;
 
-    const headRow = h(
-      'tr',
-      null,
-      COLUMNS.map((c) => {
-        const button = h(
-          'button',
-          { type: 'button', class: 'sort', 'data-key': c.key, title: `${c.title} — sort` },
-          h('span', { class: 'label' }, c.label),
-          h('span', { class: 'sort-indicator', 'aria-hidden': 'true' }),
-        );
-        button.addEventListener('click', () => this.onHeaderClick(c.key));
-        this.headerButtons.set(c.key, button);
-        return h('th', { scope: 'col', class: `col-${c.key}${c.numeric ? ' num' : ''}` }, button);
-      }),
-    );
+    const headRow = sortableHeaderRow(COLUMNS, this.headerButtons, (key) => this.onHeaderClick(key));
 
     this.tbody = h('tbody');
     const fragment = document.createDocumentFragment();
@@ -192,17 +178,7 @@ export class LayerTable {
       if (tr) fragment.appendChild(tr);
     }
     this.tbody.appendChild(fragment);
-    for (const [key, button] of this.headerButtons) {
-      const th = button.parentElement;
-      const active = key === this.sortKey;
-      button.classList.toggle('active', active);
-      const indicator = button.querySelector('.sort-indicator');
-      if (indicator) indicator.textContent = active ? (this.descending ? '▼' : '▲') : '';
-      if (th) {
-        if (active) th.setAttribute('aria-sort', this.descending ? 'descending' : 'ascending');
-        else th.removeAttribute('aria-sort');
-      }
-    }
+    showSort(this.headerButtons, this.sortKey, this.descending);
   }
 
   get firstNode(): string | undefined {

@@ -2,7 +2,7 @@
 // with the Pareto front. Picking a configuration (a point, or Enter / double-click on a row) asks
 // the host to analyze it in full; the standalone page has no host, so there it only selects.
 import type { SweepEntry, SweepReport } from '../protocol/report';
-import { clear, h, markRowSelected, revealRow } from './dom';
+import { clear, h, markRowSelected, revealRow, showSort, sortableHeaderRow } from './dom';
 import { basename, formatNumber, formatPercent } from './format';
 import { readTheme } from './theme';
 import { sweepChart, type SweepChartHandle } from './viewCharts';
@@ -225,21 +225,7 @@ export class SweepView {
   }
 
   private tableSection(sweep: SweepReport): HTMLElement {
-    const headRow = h(
-      'tr',
-      null,
-      this.columns.map((c) => {
-        const button = h(
-          'button',
-          { type: 'button', class: 'sort', 'data-key': c.key, title: `${c.title} — sort` },
-          h('span', { class: 'label' }, c.label),
-          h('span', { class: 'sort-indicator', 'aria-hidden': 'true' }),
-        );
-        button.addEventListener('click', () => this.onHeaderClick(c.key));
-        this.headerButtons.set(c.key, button);
-        return h('th', { scope: 'col', class: `col-${c.key}${c.numeric ? ' num' : ''}` }, button);
-      }),
-    );
+    const headRow = sortableHeaderRow(this.columns, this.headerButtons, (key) => this.onHeaderClick(key));
     const tbody = h('tbody');
     this.tbody = tbody;
     for (const e of sweep.configs) {
@@ -333,17 +319,7 @@ export class SweepView {
       if (tr) fragment.append(tr);
     }
     this.tbody.append(fragment);
-    for (const [key, button] of this.headerButtons) {
-      const active = key === this.sortKey;
-      button.classList.toggle('active', active);
-      const indicator = button.querySelector('.sort-indicator');
-      if (indicator) indicator.textContent = active ? (this.descending ? '▼' : '▲') : '';
-      const th = button.parentElement;
-      if (th) {
-        if (active) th.setAttribute('aria-sort', this.descending ? 'descending' : 'ascending');
-        else th.removeAttribute('aria-sort');
-      }
-    }
+    showSort(this.headerButtons, this.sortKey, this.descending);
     if (this.selected === undefined) {
       const first = this.tbody.firstElementChild as HTMLTableRowElement | null;
       for (const tr of this.trById.values()) tr.tabIndex = tr === first ? 0 : -1;
