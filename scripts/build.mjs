@@ -19,7 +19,17 @@ const node = {
 };
 
 const builds = [
-  { ...node, entryPoints: { cli: 'engine/cli.ts', server: 'engine/server.ts', extension: 'extension/extension.ts' }, outdir: 'out' },
+  {
+    ...node,
+    entryPoints: {
+      cli: 'engine/cli.ts',
+      server: 'engine/server.ts',
+      extension: 'extension/extension.ts',
+      // calibration statistics on every core (engine/calibration/statsPool.ts)
+      histogramWorker: 'engine/calibration/histogramWorker.ts',
+    },
+    outdir: 'out',
+  },
   {
     entryPoints: { webview: 'webview/main.ts' },
     outdir: 'out',

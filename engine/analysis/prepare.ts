@@ -7,7 +7,7 @@
  */
 import type * as ort from 'onnxruntime-node';
 import type { Warning } from '../../protocol/report';
-import { ActivationStats } from '../calibration/histogram';
+import type { ActivationStats } from '../calibration/histogram';
 import { fedInputs, inputNamesOf, modelInputs } from '../data/dataset';
 import { checkLabels } from '../data/labels';
 import { InputError } from '../errors';
@@ -15,6 +15,7 @@ import { type LoadedModel, cloneModel, loadModel } from '../onnx/model';
 import { normalizeScopes } from '../onnx/scopes';
 import { inferElementTypes } from '../onnx/typeInfer';
 import { planQuantization } from '../quantize/plan';
+import { StatsPool, assignThreads, poolThreads } from '../calibration/statsPool';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
 import { carryStates, inputSettings, loadInputData } from './inputData';
@@ -138,30 +139,39 @@ export async function ensureStats(p: Prepared, names: readonly string[], opts: R
   );
   const total = p.data.samples * groups.length;
   let done = 0;
-  for (const [gi, group] of groups.entries()) {
-    const { model, names } = tapModel(p, group.tensors);
-    const session = await createSession(model, 'float', { label: p.loaded.path });
-    const wanted = new Set([...group.tensors, ...(gi === 0 ? fromFeeds : [])]);
-    try {
-      for (const [start, count] of batches(p.data.samples, group.batch)) {
-        checkCancel(opts.signal);
-        const feeds = await feedsFor(p.data, start, count);
-        const res = await runSession(session, feeds, p.loaded.path);
-        if (gi === 0) checkOutputs(p, res, start);
-        for (const [name, tensor] of Object.entries(byTensor(res, names, feeds))) {
-          // an empty tensor: lifted from an If branch this batch did not take
-          if (!wanted.has(name) || tensor.type !== 'float32' || tensor.size === 0) continue;
-          let s = p.stats.get(name);
-          if (!s) p.stats.set(name, (s = new ActivationStats()));
-          s.add(tensor.data as Float32Array);
+  // Binning runs on every core: each tapped tensor belongs to one thread (calibration/statsPool.ts).
+  const sizes = new Map(taps.map((n) => [n, p.tensorBytes.get(n) ?? 0]));
+  const threads = opts.threads ?? poolThreads(([...sizes.values()].reduce((a, b) => a + b, 0) / 4) * p.data.samples);
+  const pool = new StatsPool(assignThreads(sizes, threads), threads);
+  try {
+    for (const [gi, group] of groups.entries()) {
+      const { model, names } = tapModel(p, group.tensors);
+      const session = await createSession(model, 'float', { label: p.loaded.path });
+      const wanted = new Set([...group.tensors, ...(gi === 0 ? fromFeeds : [])]);
+      try {
+        for (const [start, count] of batches(p.data.samples, group.batch)) {
+          checkCancel(opts.signal);
+          const feeds = await feedsFor(p.data, start, count);
+          const res = await runSession(session, feeds, p.loaded.path);
+          if (gi === 0) checkOutputs(p, res, start);
+          for (const [name, tensor] of Object.entries(byTensor(res, names, feeds))) {
+            // an empty tensor: lifted from an If branch this batch did not take
+            if (!wanted.has(name) || tensor.type !== 'float32' || tensor.size === 0) continue;
+            // onnxruntime's outputs are not read again and may move to a worker; feeds stay.
+            pool.add(name, tensor.data as Float32Array, !(name in feeds));
+          }
+          await pool.endBatch();
+          disposeAll(res);
+          done += count;
+          opts.onProgress?.({ stage: 'calibrate', done, total });
         }
-        disposeAll(res);
-        done += count;
-        opts.onProgress?.({ stage: 'calibrate', done, total });
+      } finally {
+        await session.release();
       }
-    } finally {
-      await session.release();
     }
+    for (const [name, s] of await pool.close()) p.stats.set(name, s);
+  } finally {
+    await pool.dispose();
   }
   for (const name of todo) {
     const s = p.stats.get(name);

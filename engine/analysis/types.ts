@@ -25,6 +25,8 @@ export interface RunOptions {
   batchSize?: number;
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
+  /** Worker threads binning calibration histograms (default: one per spare core, none for small jobs). */
+  threads?: number;
 }
 
 export interface PrepareOptions extends RunOptions {

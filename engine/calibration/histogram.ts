@@ -37,6 +37,11 @@ export class ActivationStats {
 
   constructor(readonly initialBins = DEFAULT_BINS) {}
 
+  /** Statistics that crossed a thread boundary (a structured clone keeps the fields, not the class). */
+  static revive(plain: ActivationStats): ActivationStats {
+    return Object.assign(new ActivationStats(plain.initialBins), plain);
+  }
+
   /** Mean of the per-batch minima (NaN before any batch with a finite value). */
   get meanBatchMin(): number {
     return this.batches ? this.batchMinSum / this.batches : NaN;

@@ -111,4 +111,15 @@ describe('PaddleOCR direction classifier on rendered text lines', () => {
     assert.ok(dropPoints !== null && Math.abs(dropPoints - (report.accuracy.float.top1! - integer.top1!) * 100) <= 0.0051, `drop ${dropPoints}`);
     assert.ok(integer.agreement > 0.5, `integer agreement ${integer.agreement}`);
   });
+
+  it('calibration statistics binned on worker threads equal those of one thread, tensor for tensor', async () => {
+    const one = await prepareAnalysis(MODEL, { dataPath: dataDir, threads: 0 });
+    const pooled = await prepareAnalysis(MODEL, { dataPath: dataDir, threads: 2 });
+    assert.ok(one.stats.size > 50, `${one.stats.size} tensors calibrated`);
+    assert.deepEqual([...pooled.stats.keys()].sort(), [...one.stats.keys()].sort());
+    for (const [name, s] of one.stats) {
+      const g = pooled.stats.get(name)!;
+      assert.deepEqual({ ...g, pos: Array.from(g.pos), neg: Array.from(g.neg) }, { ...s, pos: Array.from(s.pos), neg: Array.from(s.neg) }, name);
+    }
+  });
 });

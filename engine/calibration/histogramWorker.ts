@@ -1,0 +1,31 @@
+/**
+ * Worker thread of the statistics pool (statsPool.ts): it owns the ActivationStats of the tensors
+ * the main thread assigns to it, adds each batch it receives (the tensors' buffers are transferred,
+ * not copied) and hands the finished statistics back when asked.
+ */
+import { parentPort } from 'node:worker_threads';
+import { ActivationStats } from './histogram';
+import type { PoolReply, PoolRequest } from './statsPool';
+
+const port = parentPort;
+if (!port) throw new Error('histogramWorker.ts runs only as a worker thread');
+const stats = new Map<string, ActivationStats>();
+
+port.on('message', (m: PoolRequest) => {
+  try {
+    if (m.kind === 'add') {
+      for (const [name, data] of m.items) {
+        let s = stats.get(name);
+        if (!s) stats.set(name, (s = new ActivationStats()));
+        s.add(data);
+      }
+      port.postMessage({ kind: 'added', batch: m.batch } satisfies PoolReply);
+    } else {
+      port.postMessage({ kind: 'stats', stats: [...stats] } satisfies PoolReply);
+      stats.clear();
+    }
+  } catch (e) {
+    const err = e as Error;
+    port.postMessage({ kind: 'error', message: err.message, stack: err.stack } satisfies PoolReply);
+  }
+});
