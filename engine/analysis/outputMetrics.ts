@@ -122,22 +122,30 @@ export class OutputComparison {
     }
   }
 
-  private decide(shape: number[], f: ArrayLike<number>, samples: number, per: number): void {
-    this.sampleShape = shape;
+  /** Whether a sample shape makes this output classifier-like (class rows are then compared). */
+  classifierLike(shape: readonly number[]): boolean {
+    return this.classRule(shape) !== null;
+  }
+
+  private classRule(shape: readonly number[]): { classes: number; rule: string } | null {
     const mode = this.opts.classAxis ?? 'auto';
     if (mode === 'last') {
       const c = shape[shape.length - 1] ?? 1;
       if (c < 2) throw new InputError(`output ${this.name}: its last axis has ${c} value(s), too few to be class scores`);
-      this.classes = c;
-      this.rule = `last axis of ${fmtDims(shape)} holds ${c} class scores (as requested)`;
-    } else if (mode === 'auto') {
-      const big = shape.filter((d) => d !== 1);
-      if (big.length === 1 && big[0] >= 2) {
-        this.classes = big[0];
-        this.rule = `each sample's output ${fmtDims(shape)} is one vector of ${big[0]} scores`;
-      }
+      return { classes: c, rule: `last axis of ${fmtDims(shape)} holds ${c} class scores (as requested)` };
     }
-    if (!this.classes) return;
+    const big = shape.filter((d) => d !== 1);
+    if (mode === 'auto' && big.length === 1 && big[0] >= 2)
+      return { classes: big[0], rule: `each sample's output ${fmtDims(shape)} is one vector of ${big[0]} scores` };
+    return null;
+  }
+
+  private decide(shape: number[], f: ArrayLike<number>, samples: number, per: number): void {
+    this.sampleShape = shape;
+    const c = this.classRule(shape);
+    if (!c) return;
+    this.classes = c.classes;
+    this.rule = c.rule;
     const kind = this.opts.scores ?? 'auto';
     const rows = (samples * per) / this.classes;
     this.scoreKind = kind === 'auto' ? (rowsAreProbabilities(f, rows, this.classes) ? 'probabilities' : 'logits') : kind;
@@ -147,6 +155,31 @@ export class OutputComparison {
           ? `; float rows are >= 0 and sum to 1 (within ${PROBABILITY_SUM_TOLERANCE}): probabilities`
           : '; logits (softmax applied)';
     this.scratch = { lp: new Float64Array(this.classes), lq: new Float64Array(this.classes) };
+  }
+
+  /**
+   * Add one batch reduced per sample inside the model (quantize/outputSums.ts): sample s has
+   * sum x^2 = x2[s] and sums[s * stride + at ..] = sum y^2, sum (x-y)^2, all finite (a
+   * non-finite quantized output is compared from its values). The same bookkeeping as `addSample`,
+   * except max |error|, which the sums do not give (NaN: not measured); only for outputs that are
+   * not classifier-like (class rows need the values).
+   */
+  addReduced(sampleShape: readonly number[], samples: number, x2: ArrayLike<number>, sums: ArrayLike<number>, stride: number, at: number): void {
+    if (this.classifierLike(sampleShape)) throw new Error(`output ${this.name}: class rows cannot be compared from per-sample sums`);
+    this.sampleShape ??= [...sampleShape];
+    const per = sampleShape.reduce((a, b) => a * b, 1);
+    for (let s = 0; s < samples; s++) {
+      const o = s * stride + at;
+      const [sx2, sy2, sd2] = [x2[s], sums[o], sums[o + 1]];
+      this.sx2 += sx2;
+      this.sy2 += sy2;
+      this.sxy += (sx2 + sy2 - sd2) / 2;
+      this.sd2 += sd2;
+      this.maxAbs = Number.NaN;
+      this.elements += per;
+      if (sd2 === 0) this.exact++;
+      this.sqnr.push(Math.min(SQNR_CAP_DB, sqnrDb(sx2, sd2)));
+    }
   }
 
   private addSample(f: ArrayLike<number>, q: ArrayLike<number>, off: number, per: number): void {

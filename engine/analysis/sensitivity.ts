@@ -9,12 +9,14 @@
  * output SQNR within +-0.5 dB (95%), up to 256 (or what the user asked for).
  */
 import { inputNamesOf } from '../data/dataset';
+import { stateOutputAxes } from '../data/inputs';
 import type * as ort from 'onnxruntime-node';
 import type { Interval, ModelOutputMetrics } from '../../protocol/report';
 import type { GraphProto, NodeProto } from '../onnx/graph';
-import { cloneModel } from '../onnx/model';
+import { cloneModel, opsetOf } from '../onnx/model';
 import { ELEM_TYPE, downstreamOf, frontierOf, typedValueInfo } from '../onnx/slice';
 import { type PlannedLayer, subsetPlan } from '../quantize/plan';
+import { OUTPUT_SUMS, type OutputSumsModel, REF_PREFIX, SUMS_PER_OUTPUT, withOutputSums } from '../quantize/outputSums';
 import { buildQdqModel } from '../quantize/qdqRewrite';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
@@ -53,7 +55,10 @@ interface Suffix {
   /** Tensors the downstream part reads from the float run (graph inputs come from the data). */
   frontier: string[];
   outputs: string[];
+  /** Created on the first batch, when the outputs' shapes are known. */
   session: ort.InferenceSession | null;
+  /** Set when the outputs are compared inside the model (quantize/outputSums.ts). */
+  sums: OutputSumsModel | null;
   acc: ErrorAccumulator;
   top1: Top1Counter;
   perSampleDb: number[];
@@ -78,6 +83,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
       frontier: frontierOf(nodes, constants),
       outputs: p.outputs.filter((o) => produced.has(o)),
       session: null,
+      sums: null,
       acc: new ErrorAccumulator(),
       top1: new Top1Counter(),
       perSampleDb: [],
@@ -94,12 +100,40 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
   const sessions: ort.InferenceSession[] = [];
   const labels = p.data.labels;
   const logits = p.outputs[0];
+  const label = `quantized model of ${p.loaded.path}`;
+  const stateAxes = stateOutputAxes(p.data.states ?? []);
+  /**
+   * The layer's downstream part, with its outputs compared in-graph when every number sensitivity
+   * keeps can come from per-sample sums: float32 batch-first outputs, no class rows to compare, no
+   * user metric (which scores the outputs themselves), opset 9 or later.
+   */
+  const open = async (s: Suffix, floats: Record<string, ort.Tensor>, count: number) => {
+    const model = suffixModel(p, q, s);
+    const reducible =
+      !opts.metric &&
+      opsetOf(model) >= 9 &&
+      s.outputs.every((o) => {
+        const f = floats[o];
+        const cmp = s.cmp.outputs.find((c) => c.name === o);
+        return (
+          f?.type === 'float32' &&
+          cmp &&
+          !stateAxes.has(o) &&
+          f.dims.length >= (o === logits ? 2 : 1) &&
+          Number(f.dims[0]) === count &&
+          !cmp.classifierLike(f.dims.slice(1).map(Number))
+        );
+      });
+    s.sums = reducible
+      ? withOutputSums(model, s.outputs, s.outputs.includes(logits) && fPredOf(floats) ? { name: logits, rank: floats[logits].dims.length } : null)
+      : null;
+    s.session = await createSession(s.sums?.model ?? model, 'simulated', { label });
+    sessions.push(s.session);
+    return s.session;
+  };
+  const fPredOf = (all: Record<string, ort.Tensor>) =>
+    all[logits]?.type === 'float32' ? argmaxRows(all[logits].data as Float32Array, cols(all[logits])) : null;
   try {
-    for (const s of suffixes) {
-      if (s.outputs.length === 0) continue; // a dead end: quantizing it cannot change any output
-      s.session = await createSession(suffixModel(p, q, s), 'simulated', { label: `quantized model of ${p.loaded.path}` });
-      sessions.push(s.session);
-    }
     const floats = await Promise.all(
       groups.map(async (gr) => {
         const { model: m, names } = tapModel(p, gr.tensors);
@@ -120,21 +154,30 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
         for (const [gi, gr] of groups.entries()) {
           const fr = await runSession(floats[gi].session, feeds, p.loaded.path);
           const all = byTensor(fr, floats[gi].names, feeds);
-          const fPred = all[logits]?.type === 'float32' ? argmaxRows(all[logits].data as Float32Array, cols(all[logits])) : null;
+          const fPred = fPredOf(all);
           const fOut = view(all as unknown as Record<string, TensorData>);
+          const floatSums = new FloatSums(fOut, count);
           if (gi === 0 && opts.metric) floatScores.push(...(await scoreBatch(opts.metric, fOut, fOut, count, lab, start)));
           for (const s of gr.units) {
             checkCancel(opts.signal);
-            if (!s.session) {
+            if (s.outputs.length === 0) {
+              // a dead end: quantizing it cannot change any output
               s.top1.add(fPred ?? new Int32Array(0), lab, fPred);
               for (let k = 0; k < count; k++) s.perSampleDb.push(EXACT_DB);
               s.cmp.add(fOut, fOut, count, lab);
               if (opts.metric) s.userScores.push(...(await scoreBatch(opts.metric, fOut, fOut, count, lab, start)));
               continue;
             }
+            const session = s.session ?? (await open(s, all, count));
             const sf: Record<string, ort.Tensor> = {};
-            for (const name of s.session.inputNames) sf[name] = all[name];
-            const r = await runSession(s.session, sf, `quantized model of ${p.loaded.path}`);
+            for (const name of session.inputNames) sf[name] = name.startsWith(REF_PREFIX) ? all[name.slice(REF_PREFIX.length)] : all[name];
+            if (s.sums) {
+              const sums = await runSession(session, sf, label, s.sums.fetch);
+              const done = addReduced(s, s.sums, sums, floatSums, count, lab, fPred, fOut);
+              disposeAll(sums);
+              if (done) continue;
+            }
+            const r = await runSession(session, sf, label, s.sums ? s.outputs : undefined);
             compare(p, s, all, r, count, lab, fPred, logits);
             const qOut = view(r as unknown as Record<string, TensorData>, all as unknown as Record<string, TensorData>);
             s.cmp.add(fOut, qOut, count, lab);
@@ -254,6 +297,88 @@ function compare(
   for (let k = 0; k < count; k++) s.perSampleDb.push(sd2[k] === 0 ? EXACT_DB : Math.min(EXACT_DB, 10 * Math.log10(sx2[k] / sd2[k])));
   const q = r[logits] ?? floats[logits];
   if (fPred && q) s.top1.add(argmaxRows(q.data as Float32Array, cols(q)), lab, fPred);
+}
+
+/**
+ * Per batch, each float output's per-sample sum x^2 (the in-graph comparison leaves it out: it is
+ * the same for every layer) and the sums of an output no layer changes (upstream of the layer:
+ * y = x). Computed once per batch, when a layer first asks.
+ */
+class FloatSums {
+  private readonly squares = new Map<string, Float64Array>();
+  private readonly same = new Map<string, Float64Array>();
+
+  constructor(
+    private readonly floats: Record<string, TensorData>,
+    private readonly count: number,
+  ) {}
+
+  /** sum x^2 per sample. */
+  x2(o: string): Float64Array {
+    let v = this.squares.get(o);
+    if (v) return v;
+    const x = this.floats[o].data as Float32Array; // float outputs, batch first (outputView)
+    const per = x.length / this.count;
+    v = new Float64Array(this.count);
+    for (let k = 0; k < this.count; k++) {
+      let sx2 = 0;
+      for (let i = k * per; i < (k + 1) * per; i++) sx2 += x[i] * x[i];
+      v[k] = sx2;
+    }
+    this.squares.set(o, v);
+    return v;
+  }
+
+  /** OUTPUT_SUMS columns of an unchanged output: sum y^2 = sum x^2, no error. */
+  unchanged(o: string): Float64Array {
+    let v = this.same.get(o);
+    if (v) return v;
+    const x2 = this.x2(o);
+    v = new Float64Array(this.count * SUMS_PER_OUTPUT);
+    for (let k = 0; k < this.count; k++) v[k * SUMS_PER_OUTPUT] = x2[k];
+    this.same.set(o, v);
+    return v;
+  }
+}
+
+/**
+ * One batch of a layer compared in-graph: the numbers `compare` and the output comparison take
+ * from the values. False when a quantized output holds NaN or Inf (non-finite sums): the caller
+ * then compares the values themselves, which counts them exactly.
+ */
+function addReduced(
+  s: Suffix,
+  m: OutputSumsModel,
+  r: Record<string, ort.Tensor>,
+  floats: FloatSums,
+  count: number,
+  lab: Int32Array | null,
+  fPred: Int32Array | null,
+  fOut: Record<string, TensorData>,
+): boolean {
+  const sums = r[OUTPUT_SUMS].data as Float32Array;
+  for (let i = 0; i < sums.length; i++) if (!Number.isFinite(sums[i])) return false;
+  const stride = SUMS_PER_OUTPUT * s.outputs.length;
+  const sx2 = new Float64Array(count);
+  const sd2 = new Float64Array(count);
+  for (const cmp of s.cmp.outputs) {
+    const f = fOut[cmp.name];
+    const at = s.outputs.indexOf(cmp.name);
+    const [v, vStride, vAt] = at >= 0 ? [sums, stride, at * SUMS_PER_OUTPUT] : [floats.unchanged(cmp.name), SUMS_PER_OUTPUT, 0];
+    const x2 = floats.x2(cmp.name);
+    if (at < 0 && cmp.classifierLike(f.dims.slice(1))) cmp.add(f, f, count, lab);
+    else cmp.addReduced(f.dims.slice(1), count, x2, v, vStride, vAt);
+    for (let k = 0; k < count; k++) {
+      const o = k * vStride + vAt;
+      const [y2, d2] = [v[o], v[o + 1]];
+      s.acc.addSums(x2[k], y2, (x2[k] + y2 - d2) / 2, d2, Number.NaN, f.data.length / count);
+      sx2[k] += x2[k];
+      sd2[k] += d2;
+    }
+  }
+  for (let k = 0; k < count; k++) s.perSampleDb.push(sd2[k] === 0 ? EXACT_DB : Math.min(EXACT_DB, 10 * Math.log10(sx2[k] / sd2[k])));
+  if (fPred) s.top1.add(m.argmax ? Int32Array.from(r[m.argmax].data as BigInt64Array, Number) : fPred, lab, fPred);
+  return true;
 }
 
 /** Samples that pin every layer's mean per-sample output SQNR to +-TARGET_DB at 95%. */

@@ -102,6 +102,21 @@ describe('a regression head (output y[N, 1]): SQNR judges it', () => {
     assert.ok(only('mm1') < only('mm2') - 10, `the 4-bit layer alone hurts far more: ${only('mm1')} vs ${only('mm2')} dB`);
   });
 
+  it('sensitivity (outputs compared inside the downstream model) equals onnxruntime on a file with only that layer quantized', async () => {
+    const feeds = { x: new ort.Tensor('float32', X, [S, K]) };
+    const float = await run(model, feeds);
+    for (const [layer, other] of [
+      ['mm1', 'mm2'],
+      ['mm2', 'mm1'],
+    ]) {
+      const file = path.join(dir, `only-${layer}.onnx`);
+      writeQuantizedModel(p, await quantizeWith(p, { ...narrow, exclude: [other] }), { path: file, role: 'model' });
+      const expected = meanSampleSqnr(float, await run(file, feeds), 1);
+      const got = report.layers.find((l) => l.node === layer)!.sensitivity!.onlyThisPrimary!.sqnrDb.estimate;
+      assert.ok(Math.abs(got - expected) < 1e-3, `${layer}: ${got} vs onnxruntime ${expected} dB`);
+    }
+  });
+
   it('the diagnosis blames the 4-bit layer and verifies 8-bit weights for it as the fix', () => {
     const d = report.diagnosis!;
     assert.match(d.drop.verdict, /^over budget: SQNR/);
