@@ -3,7 +3,8 @@
  * stage applies: tensorOverrides, layerOverrides, exclude), each with a cost so the search prefers
  * the smallest change: a calibration method or per-channel weights keep every value in int8
  * (cost 1); wider weights (2) and wider activations (3, they widen the neighbours' grids too) cost
- * memory and speed; keeping the layer in float (4) is the last resort. Nothing here is measured:
+ * memory and speed, 16 bits more than 8 (+0.5: when both meet the goal, 8 is the smaller change,
+ * whichever measured a little better); keeping the layer in float (4) is the last resort. Nothing here is measured:
  * search.ts measures every candidate before proposing it. Pure.
  */
 import type { CalibrationMethod, CauseCode, FixChange, QuantConfig, Range } from '../../protocol/report';
@@ -76,9 +77,12 @@ function calibrationOptions(f: LayerPlanFacts): FixOption[] {
   return out.map((o) => o.option);
 }
 
+/** Extra cost of a 16-bit grid over an 8-bit one (twice the memory, off the int8 kernels). */
+export const SIXTEEN_BITS_COST = 0.5;
+
 const one = (node: string, kind: FixChange['kind'], value: FixChange['value']): FixOption => ({
   node,
-  cost: CHANGE_COST[kind],
+  cost: CHANGE_COST[kind] + (value === 16 && (kind === 'weight-bits' || kind === 'activation-bits') ? SIXTEEN_BITS_COST : 0),
   changes: [{ kind, node, value }],
 });
 
