@@ -288,6 +288,11 @@ export class LayerDiff {
   private satElements = 0;
   /** Before any batch: whether the spec's types make the emulation applicable. */
   private readonly sawU8s8: boolean;
+  /**
+   * onnxruntime runs a depthwise convolution (one input and one output channel per group) with its
+   * own kernel, not the QGEMM whose AVX2 form saturates u8 x s8 pairs: no pair saturation there.
+   */
+  private depthwise = false;
 
   // Per-batch context read by the element step and the cause attribution.
   private ort: ArrayLike<number> = [];
@@ -349,6 +354,7 @@ export class LayerDiff {
       if (!Number.isInteger(group) || group < 1 || M % group !== 0) throw new InputError(`LayerDiff Conv: group ${group} does not divide ${M} output channels`);
       this.group = group;
       this.Cg = wd[1];
+      this.depthwise = group > 1 && wd[1] === 1 && M === group;
       this.KH = wd.length === 4 ? wd[2] : 1;
       this.KW = wd[wd.length - 1];
       channels = M;
@@ -436,7 +442,7 @@ export class LayerDiff {
       this.prodScale[c] = sIn * sW;
     }
     this.biasMax = biasMax;
-    this.sawU8s8 = spec.input.type === 'uint8' && wt === 'int8';
+    this.sawU8s8 = spec.input.type === 'uint8' && wt === 'int8' && !this.depthwise;
     this.rand = seededUniform(opts.seed ?? 1);
   }
 
@@ -481,7 +487,7 @@ export class LayerDiff {
     if (!(bound < EXACT_LIMIT))
       throw new InputError(`LayerDiff: K=${this.K} with ${inType} x ${this.weightType} operands could exceed 2^53; not computed exactly`);
 
-    this.pairwise = inType === 'uint8' && this.weightType === 'int8';
+    this.pairwise = inType === 'uint8' && this.weightType === 'int8' && !this.depthwise;
     this.za = input.zeroPoint;
     this.ort = ort.codes;
     this.ortZp = ort.zeroPoint;

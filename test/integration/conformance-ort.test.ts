@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import type { NodeProto, TensorProto } from 'onnx-buf';
+import { platform, u8s8Hazard } from '../../engine/analysis/platform';
 import { runIntegerNode } from '../../engine/integer/onnxNode';
 import { untypedValueInfo } from '../../engine/onnx/graph';
 import { encodeModel } from '../../engine/onnx/model';
@@ -104,9 +105,27 @@ async function runOrt(c: Case): Promise<HostTensor[]> {
   });
 }
 
+/** Activation and weight operand positions of the ops that accumulate in int32. */
+const OPERANDS: Record<string, [number, number]> = { QLinearConv: [0, 3], QLinearMatMul: [0, 3], ConvInteger: [0, 1], MatMulInteger: [0, 1] };
+
+/** A convolution with one input and one output channel per group: onnxruntime's depthwise kernel. */
+function depthwise(c: Case): boolean {
+  if (!c.node.opType.includes('Conv')) return false;
+  const group = Number(c.node.attribute.find((a) => a.name === 'group')?.i ?? 1);
+  const w = c.inputs[OPERANDS[c.node.opType][1]]!.dims;
+  return group > 1 && w[1] === 1 && w[0] === group;
+}
+
+/**
+ * The integer reference, as the host CPU computes: onnxruntime's x86 QGEMM kernel without VNNI sums
+ * uint8 x int8 product pairs with int16 saturation (VPMADDUBSW), so there the reference emulates it
+ * (depthwise convolutions run their own kernel, which does not).
+ */
 function runOurs(c: Case): HostTensor[] {
   const inputs = c.inputs.map((o) => (o ? { dims: o.dims, data: o.data, dataType: o.dt } : undefined));
-  return runIntegerNode(c.node, inputs).outputs;
+  const ops = OPERANDS[c.node.opType];
+  const u8s8 = ops !== undefined && c.inputs[ops[0]]?.dt === DT.UINT8 && c.inputs[ops[1]]?.dt === DT.INT8 && !depthwise(c);
+  return runIntegerNode(c.node, inputs, { u8s8PairwiseSaturation: u8s8 && u8s8Hazard(platform()) }).outputs;
 }
 
 function bitsEqual(a: NumericArray, b: NumericArray): number {

@@ -14,6 +14,7 @@ import type { CalibrationMethod, Report } from '../../protocol/report';
 import { type Prepared, evaluate, prepareAnalysis, quantizeWith } from '../../engine/analysis/analyze';
 import { loadModel } from '../../engine/onnx/model';
 import { resolveConfig } from '../../engine/quantize/presets';
+import { SATURATING_INT8 } from '../helpers/cpu';
 import { tempDir } from '../helpers/tinyModels';
 import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 
@@ -86,8 +87,10 @@ describe('demo CNN with the tensorrt preset', () => {
     const best = drops.reduce((a, b) => (b.drop < a.drop ? b : a));
     const worst = drops.reduce((a, b) => (b.drop > a.drop ? b : a));
     console.log(`int8 drops (points): ${drops.map((d) => `${d.m}=${d.drop}`).join(' ')}`);
-    assert.ok(best.drop < 1, `best method ${best.m} drops ${best.drop} points`);
-    assert.ok(best.sim * 100 < 1, 'simulated drop under 1 point too');
+    assert.ok(best.sim * 100 < 1, `simulated drop under 1 point (${best.m})`);
+    // On a CPU whose int8 kernels saturate u8 x s8 pairs the integer drop is large whatever the
+    // calibration (test/helpers/cpu.ts): only the simulated drop is a property of the method there.
+    if (!SATURATING_INT8) assert.ok(best.drop < 1, `best method ${best.m} drops ${best.drop} points`);
     if (worst.drop > 5) {
       // The report must say why: tensors whose chosen range is far inside their observed range.
       const overClipped = worst.r.tensors.filter((t) => t.kind === 'activation' && t.clipRate > 0.01 && t.chosen!.range.hi < 0.5 * t.max);
@@ -105,7 +108,14 @@ describe('demo CNN with the tensorrt preset', () => {
         const d = l.integerDiff;
         assert.ok(d, `${method} ${l.node}: no integer diff`);
         assert.ok(d!.elements > 0);
-        assert.ok(d!.referenceVsOrt.mismatchRate <= 0.001, `${method} ${l.node}: reference vs onnxruntime ${d!.referenceVsOrt.mismatchRate}`);
+        // Where the CPU saturates u8 x s8 pairs, those differences are the saturation's, named as such.
+        const saturated = d!.referenceVsOrt.causes.filter((c) => c.cause === 'u8s8-saturation').reduce((a, c) => a + c.count, 0);
+        if (!SATURATING_INT8) assert.equal(saturated, 0, `${method} ${l.node}: no pair saturation on this CPU`);
+        const other = d!.referenceVsOrt.mismatchRate - saturated / d!.elements;
+        assert.ok(
+          other <= 0.001 + 1e-12,
+          `${method} ${l.node}: reference vs onnxruntime ${d!.referenceVsOrt.mismatchRate} (${saturated} saturated pairs' codes)`,
+        );
         const explained = d!.referenceVsOrt.causes.filter((c) => c.cause !== 'unexplained').reduce((a, c) => a + c.count, 0);
         assert.equal(explained, Math.round(d!.referenceVsOrt.mismatchRate * d!.elements), `${method} ${l.node}: ${JSON.stringify(d!.referenceVsOrt.causes)}`);
       }

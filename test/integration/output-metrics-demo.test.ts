@@ -18,6 +18,7 @@ import { batchRanges } from '../../engine/data/dataset';
 import { buildQdqModel } from '../../engine/quantize/qdqRewrite';
 import { resolveConfig } from '../../engine/quantize/presets';
 import { createSession, feedsFor } from '../../engine/runtime/session';
+import { SATURATING_INT8 } from '../helpers/cpu';
 
 const root = path.resolve(__dirname, '../..');
 
@@ -70,8 +71,9 @@ describe('output metrics on the demo CNN, float vs integer kernels', () => {
           assert.ok(primary.loss!.low > 10);
           assert.equal(v.kind, 'over-budget');
           assert.ok(labelled.mcnemarP < 1e-10);
-        } else {
+        } else if (!SATURATING_INT8) {
           // a handful of changed samples out of 300: the interval straddles a 1-point budget
+          // (where the int8 kernels are exact; test/helpers/cpu.ts)
           assert.ok(labelled.table.referenceOnly + labelled.table.candidateOnly <= 10);
           assert.equal(v.kind, 'cannot-tell');
           assert.ok(v.samplesNeeded! > 300);

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { evaluate, prepareAnalysis, quantizeWith } from '../../engine/analysis/analyze';
 import type { QuantConfig } from '../../protocol/report';
+import { SATURATING_INT8 } from '../helpers/cpu';
 
 const root = path.resolve(__dirname, '../..');
 const cases = [
@@ -35,12 +36,15 @@ describe('redesigned pipeline reproduces the previous one', () => {
       const r = await evaluate(p, await quantizeWith(p, old.config as QuantConfig), { sensitivity: false });
       assert.equal(r.samples, old.samples);
       const oneSample = 1 / r.samples + 1e-12;
-      for (const k of ['float', 'simulated', 'integer'] as const) {
+      // The fixtures' integer figures were measured where onnxruntime's int8 kernels are exact
+      // (test/helpers/cpu.ts): on a CPU that saturates u8 x s8 pairs only float and simulated compare.
+      const integer = !SATURATING_INT8;
+      for (const k of integer ? (['float', 'simulated', 'integer'] as const) : (['float', 'simulated'] as const)) {
         if (old.accuracy[k].top1 !== null)
           assert.ok(Math.abs(r.accuracy[k].top1! - old.accuracy[k].top1) <= oneSample, `${k} top-1 ${r.accuracy[k].top1} vs ${old.accuracy[k].top1}`);
         assert.ok(Math.abs(r.accuracy[k].agreement - old.accuracy[k].agreement) <= oneSample, `${k} agreement`);
       }
-      closeDb(r.accuracy.integer.outputSqnrDb, old.accuracy.integer.outputSqnrDb, 0.05, 'integer output SQNR');
+      if (integer) closeDb(r.accuracy.integer.outputSqnrDb, old.accuracy.integer.outputSqnrDb, 0.05, 'integer output SQNR');
       assert.deepEqual(
         r.layers.map((l) => l.node),
         old.layers.map((l: { node: string }) => l.node),
@@ -48,10 +52,12 @@ describe('redesigned pipeline reproduces the previous one', () => {
       for (const [i, l] of r.layers.entries()) {
         const o = old.layers[i];
         closeDb(l.simulated.sqnrDb, o.simulated.sqnrDb, 0.02, `${l.node} accumulated simulated`);
-        closeDb(l.integer.sqnrDb, o.integer.sqnrDb, 0.02, `${l.node} accumulated integer`);
         closeDb(l.isolated.simulated.sqnrDb, o.isolated.simulated.sqnrDb, 0.05, `${l.node} isolated simulated`);
-        closeDb(l.isolated.integer.sqnrDb, o.isolated.integer.sqnrDb, 0.05, `${l.node} isolated integer`);
-        assert.ok(Math.abs(l.simVsIntMismatch - o.simVsIntMismatch) <= 1e-4, `${l.node} sim vs int ${l.simVsIntMismatch} vs ${o.simVsIntMismatch}`);
+        if (integer) {
+          closeDb(l.integer.sqnrDb, o.integer.sqnrDb, 0.02, `${l.node} accumulated integer`);
+          closeDb(l.isolated.integer.sqnrDb, o.isolated.integer.sqnrDb, 0.05, `${l.node} isolated integer`);
+          assert.ok(Math.abs(l.simVsIntMismatch - o.simVsIntMismatch) <= 1e-4, `${l.node} sim vs int ${l.simVsIntMismatch} vs ${o.simVsIntMismatch}`);
+        }
         assert.equal(l.integerKernel, o.integerKernel, `${l.node} kernel`);
       }
       const tensors = new Map(r.tensors.map((t) => [t.name, t]));
