@@ -12,7 +12,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadModel } from '../../engine/onnx/model';
+import { SATURATING_INT8 } from '../helpers/cpu';
 import { VsCode, root, waitFor } from './harness';
+
+/**
+ * The demo's entropy drop on 300 samples as the engine measures it on onnxruntime's int8 kernels:
+ * 68.67 points where they are exact, 76.67 on x86 without VNNI, where they saturate u8 x s8 pairs
+ * (test/helpers/cpu.ts).
+ */
+const DEMO_DROP = SATURATING_INT8 ? '76.67' : '68.67';
 
 const skip = process.env.QUANTLENS_SKIP_E2E === '1';
 if (skip) {
@@ -78,15 +86,19 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     const shown = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-node')));
     for (const name of compute) assert.ok(shown.includes(name), `${name} not in the table (${shown.join(', ')})`);
 
-    // The drop on the primary metric with its 95% interval (the demo's entropy loss: 68.67 points on 300 samples).
+    // The drop on the primary metric with its 95% interval (the demo's entropy loss, DEMO_DROP points on 300 samples).
     const drop = (await web.locator('#accuracy-drop').textContent())!;
-    assert.match(drop, /68\.67\s*points/);
+    assert.match(drop, new RegExp(`${DEMO_DROP.replace('.', '\\.')}\\s*points`));
     assert.match(drop, /95% interval \[\d+\.\d\d, \d+\.\d\d\] · 300 samples/);
     assert.equal(await card.getAttribute('data-significant'), 'true');
-    // /fc/Gemm has the lowest accumulated SQNR of all layers but does almost no damage itself: no culprit badge.
-    assert.equal(await web.locator('tr[data-node="/fc/Gemm"] .tag-culprit').count(), 0, 'the victim carries no culprit badge');
+    // /fc/Gemm has the lowest accumulated SQNR of all layers but does almost no damage itself: no
+    // culprit badge (where int8 kernels saturate u8 x s8 pairs its own kernel diverges: a culprit there).
     const culprits = await web.locator('#diagnosis-culprits li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-node')));
-    assert.ok(culprits.length > 0 && !culprits.includes('/fc/Gemm'), `culprits: ${culprits.join(', ')}`);
+    assert.ok(culprits.length > 0, 'culprits named');
+    if (!SATURATING_INT8) {
+      assert.equal(await web.locator('tr[data-node="/fc/Gemm"] .tag-culprit').count(), 0, 'the victim carries no culprit badge');
+      assert.ok(!culprits.includes('/fc/Gemm'), `culprits: ${culprits.join(', ')}`);
+    }
     // u8s8 saturation only where the target CPU can saturate (quantlens.targetCpu "this": this machine's flags).
     const platform = (await web.locator('#platform').textContent())!;
     const u8s8Tags = await web.locator('.tag-hazard:not(.tag-overflow)').count();
@@ -175,7 +187,7 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     await waitFor(async () => fs.existsSync(file), 30000, `${file} to be written`);
     const page = await vs.open(`file://${file}`);
     await page.locator('#diagnosis').waitFor({ timeout: 20000 });
-    assert.match((await page.locator('#accuracy-drop').textContent())!, /68\.67/);
+    assert.ok((await page.locator('#accuracy-drop').textContent())!.includes(DEMO_DROP));
     await page.locator('vscode-tab-header[data-tab="sweep"]').click();
     assert.equal(await page.locator('#sweep-table tr[data-config]').count(), 6);
     await page.locator('vscode-tab-header[data-tab="mixed"]').click();
@@ -186,7 +198,10 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     await page.close();
   });
 
-  it('Apply fix: one click re-analyzes with the fix; the new drop is within budget; the model is written only when confirmed', async () => {
+  // Where int8 kernels saturate u8 x s8 pairs no calibration-only fix meets the budget: no button.
+  it('Apply fix: one click re-analyzes with the fix; the new drop is within budget; the model is written only when confirmed', {
+    skip: SATURATING_INT8,
+  }, async () => {
     await vs.palette('QuantLens: Show Last Report');
     const web = vs.webview();
     await web.locator('vscode-tab-header[data-tab="layers"]').click();
