@@ -229,6 +229,7 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
 
   it('What-if: typing a threshold splits the expected clip and rounding error at once; one click re-measures with it as a tensor override', async () => {
     const web = vs.webview();
+    await web.locator('vscode-tab-header[data-tab="layers"]').click(); // whatever tab the last test left open
     await web.locator('#layer-table tr[data-node="/conv1/Conv"]').click();
     const whatIf = web.locator('#whatif');
     await whatIf.waitFor({ timeout: 20000 });
@@ -287,7 +288,8 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     const before = sha(model);
     // From the palette: the active editor is the model's outline, so the command is about this model.
     await vs.palette('QuantLens: Quantize Model');
-    await vs.clickNotificationButton(/quantize with the configuration from the report on screen/, 'Write model');
+    // The configuration on screen: the report's (after Apply fix) or the sweep's pick it came from.
+    await vs.clickNotificationButton(/quantize with the configuration from (the report on screen|sweep #\d+)/, 'Write model');
     const out = path.join(ws, 'mnist-cnn/model.qdq.onnx');
     await waitFor(async () => fs.existsSync(out), 120000, `${out} to be written`);
     assert.equal(sha(model), before, 'the model is untouched');
