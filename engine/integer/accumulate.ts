@@ -135,6 +135,15 @@ export function accumulateGemm(p: PackedGemm, place: OutputPlacement, pairwise: 
 }
 
 /**
+ * Whether onnxruntime runs this convolution with its depthwise kernel (one input and one output
+ * channel per group: weights [group, 1, ...]) instead of QGEMM; that kernel does not sum u8 x s8
+ * pairs in int16, so the VPMADDUBSW emulation does not apply to it.
+ */
+export function depthwiseKernel(group: number, weightDims: readonly number[]): boolean {
+  return group > 1 && weightDims[1] === 1 && weightDims[0] === group;
+}
+
+/**
  * Whether to run the VPMADDUBSW emulation. Asking for it on other operand types is an error, not
  * a silent no-op: a user who enables it wants to know the saturation count really was measured.
  */

@@ -90,6 +90,7 @@
  * (no allocation); alternatives are recomputed only for mismatching elements.
  */
 import { roundHalfAway, roundHalfEven } from '../quantize/rounding';
+import { depthwiseKernel } from './accumulate';
 import { type AutoPad, type ConvAttributes, convGeometry } from './conv';
 import { clampRel, floatRel32, floatRel64, roundFixedExact, seededUniform } from './diffArith';
 import { multiplyByQuantizedMultiplier, quantizeMultiplier, realMultiplierF32 } from './requantize';
@@ -288,10 +289,7 @@ export class LayerDiff {
   private satElements = 0;
   /** Before any batch: whether the spec's types make the emulation applicable. */
   private readonly sawU8s8: boolean;
-  /**
-   * onnxruntime runs a depthwise convolution (one input and one output channel per group) with its
-   * own kernel, not the QGEMM whose AVX2 form saturates u8 x s8 pairs: no pair saturation there.
-   */
+  /** onnxruntime's depthwise kernel, not QGEMM, runs this layer: no u8 x s8 pair saturation. */
   private depthwise = false;
 
   // Per-batch context read by the element step and the cause attribution.
@@ -354,7 +352,7 @@ export class LayerDiff {
       if (!Number.isInteger(group) || group < 1 || M % group !== 0) throw new InputError(`LayerDiff Conv: group ${group} does not divide ${M} output channels`);
       this.group = group;
       this.Cg = wd[1];
-      this.depthwise = group > 1 && wd[1] === 1 && M === group;
+      this.depthwise = depthwiseKernel(group, wd);
       this.KH = wd.length === 4 ? wd[2] : 1;
       this.KW = wd[wd.length - 1];
       channels = M;

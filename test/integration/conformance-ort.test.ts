@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import type { NodeProto, TensorProto } from 'onnx-buf';
 import { platform, u8s8Hazard } from '../../engine/analysis/platform';
+import { depthwiseKernel } from '../../engine/integer/accumulate';
 import { runIntegerNode } from '../../engine/integer/onnxNode';
 import { untypedValueInfo } from '../../engine/onnx/graph';
 import { encodeModel } from '../../engine/onnx/model';
@@ -108,12 +109,11 @@ async function runOrt(c: Case): Promise<HostTensor[]> {
 /** Activation and weight operand positions of the ops that accumulate in int32. */
 const OPERANDS: Record<string, [number, number]> = { QLinearConv: [0, 3], QLinearMatMul: [0, 3], ConvInteger: [0, 1], MatMulInteger: [0, 1] };
 
-/** A convolution with one input and one output channel per group: onnxruntime's depthwise kernel. */
+/** onnxruntime's depthwise kernel runs this case (a grouped convolution, one channel per group). */
 function depthwise(c: Case): boolean {
   if (!c.node.opType.includes('Conv')) return false;
   const group = Number(c.node.attribute.find((a) => a.name === 'group')?.i ?? 1);
-  const w = c.inputs[OPERANDS[c.node.opType][1]]!.dims;
-  return group > 1 && w[1] === 1 && w[0] === group;
+  return depthwiseKernel(group, c.inputs[OPERANDS[c.node.opType][1]]!.dims);
 }
 
 /**
