@@ -171,15 +171,25 @@ export class OutputComparison {
     for (let s = 0; s < samples; s++) {
       const o = s * stride + at;
       const [sx2, sy2, sd2] = [x2[s], sums[o], sums[o + 1]];
-      this.sx2 += sx2;
-      this.sy2 += sy2;
-      this.sxy += (sx2 + sy2 - sd2) / 2;
-      this.sd2 += sd2;
-      this.maxAbs = Number.NaN;
-      this.elements += per;
-      if (sd2 === 0) this.exact++;
-      this.sqnr.push(Math.min(SQNR_CAP_DB, sqnrDb(sx2, sd2)));
+      this.fold(sx2, sy2, (sx2 + sy2 - sd2) / 2, sd2, Number.NaN, per);
+      this.pushSqnr(sx2, sd2);
     }
+  }
+
+  /** One sample's sums into the output's totals. */
+  private fold(sx2: number, sy2: number, sxy: number, sd2: number, maxAbs: number, elements: number): void {
+    this.sx2 += sx2;
+    this.sy2 += sy2;
+    this.sxy += sxy;
+    this.sd2 += sd2;
+    this.maxAbs = maxAbs;
+    this.elements += elements;
+  }
+
+  /** A comparable sample's SQNR (capped; an exact match counted). */
+  private pushSqnr(sx2: number, sd2: number): void {
+    if (sd2 === 0) this.exact++;
+    this.sqnr.push(Math.min(SQNR_CAP_DB, sqnrDb(sx2, sd2)));
   }
 
   private addSample(f: ArrayLike<number>, q: ArrayLike<number>, off: number, per: number): void {
@@ -220,18 +230,10 @@ export class OutputComparison {
       if (ad > maxAbs) maxAbs = ad;
       elements++;
     }
-    this.sx2 += sx2;
-    this.sd2 += sd2;
-    this.sy2 += sy2;
-    this.sxy += sxy;
-    this.maxAbs = maxAbs;
-    this.elements += elements;
+    this.fold(sx2, sy2, sxy, sd2, maxAbs, elements);
     if (broken) this.sqnr.push(-Infinity);
     else if (noReference) this.sqnr.push(NaN);
-    else {
-      if (sd2 === 0) this.exact++;
-      this.sqnr.push(Math.min(SQNR_CAP_DB, sqnrDb(sx2, sd2)));
-    }
+    else this.pushSqnr(sx2, sd2);
   }
 
   private addRows(f: ArrayLike<number>, q: ArrayLike<number>, off: number, rows: number, label: number | null): void {
