@@ -19,7 +19,7 @@ port.on('message', (m: PoolRequest) => {
         if (!s) stats.set(name, (s = new ActivationStats()));
         s.add(data);
       }
-      port.postMessage({ kind: 'added', batch: m.batch } satisfies PoolReply);
+      port.postMessage({ kind: 'added' } satisfies PoolReply);
     } else {
       port.postMessage({ kind: 'stats', stats: [...stats] } satisfies PoolReply);
       stats.clear();

@@ -14,11 +14,8 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ActivationStats } from './histogram';
 
-export type PoolRequest = { kind: 'add'; batch: number; items: [string, Float32Array][] } | { kind: 'collect' };
-export type PoolReply =
-  | { kind: 'added'; batch: number }
-  | { kind: 'stats'; stats: [string, ActivationStats][] }
-  | { kind: 'error'; message: string; stack?: string };
+export type PoolRequest = { kind: 'add'; items: [string, Float32Array][] } | { kind: 'collect' };
+export type PoolReply = { kind: 'added' } | { kind: 'stats'; stats: [string, ActivationStats][] } | { kind: 'error'; message: string; stack?: string };
 
 /**
  * Values to bin below which workers are not worth starting (a worker costs tens of milliseconds
@@ -31,12 +28,9 @@ export function poolThreads(values: number, cores = os.availableParallelism()): 
   return values < POOL_MIN_VALUES ? 0 : Math.max(0, Math.min(cores - 1, 7));
 }
 
-/**
- * Assign tensors to threads (0 = the main thread) largest first, each to the least-loaded thread:
- * the main thread also runs onnxruntime's calls and reads the data, so it starts with `mainHandicap`.
- */
-export function assignThreads(sizes: ReadonlyMap<string, number>, threads: number, mainHandicap = 0): Map<string, number> {
-  const load = Array.from({ length: threads + 1 }, (_, k) => (k === 0 ? mainHandicap : 0));
+/** Assign tensors to threads (0 = the main thread) largest first, each to the least-loaded thread. */
+export function assignThreads(sizes: ReadonlyMap<string, number>, threads: number): Map<string, number> {
+  const load = new Array<number>(threads + 1).fill(0);
   const owner = new Map<string, number>();
   for (const [name, size] of [...sizes].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))) {
     let best = 0;
@@ -112,7 +106,6 @@ export class StatsPool {
   private queued: [string, Float32Array][][];
   private transfer: ArrayBuffer[][];
   private readonly sent = new Set<ArrayBufferLike>();
-  private batch = 0;
 
   constructor(
     private readonly owner: ReadonlyMap<string, number>,
@@ -143,10 +136,7 @@ export class StatsPool {
 
   /** Bin the batch: the workers' tensors leave first, the main thread bins its share meanwhile. */
   async endBatch(): Promise<void> {
-    const b = this.batch++;
-    const replies = this.workers.map((w, k) =>
-      this.queued[k].length ? w.request({ kind: 'add', batch: b, items: this.queued[k] }, this.transfer[k]) : undefined,
-    );
+    const replies = this.workers.map((w, k) => (this.queued[k].length ? w.request({ kind: 'add', items: this.queued[k] }, this.transfer[k]) : undefined));
     this.queued = this.workers.map(() => []);
     this.transfer = this.workers.map(() => []);
     this.sent.clear();

@@ -3,7 +3,7 @@
  * Sensitivity runs one downstream part per layer per batch; fetching each run's outputs (a text
  * recogniser's logits are 265k values per sample) and comparing them in JavaScript cost more than
  * the runs: JS passes per output and gigabytes of short-lived buffers for the garbage collector.
- * Here the model takes the float outputs as extra inputs and returns, per sample and output, three
+ * Here the model takes the float outputs as extra inputs and returns, per sample and output, two
  * sums (and the argmax rows of one output): a few hundred bytes per run.
  *
  * Per sample and output, in float32 like onnxruntime's other reductions (compareGraph.ts):
