@@ -19,7 +19,8 @@ import { StatsPool, assignThreads, poolThreads } from '../calibration/statsPool'
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
 import { carryStates, inputSettings, loadInputData } from './inputData';
-import { batches, byTensor, disposeAll, fixedBatchOf, groupByBytes, measureTensors, tapModel } from './taps';
+import { type Segment, segmentModels } from './segments';
+import { type TapGroup, batches, byTensor, disposeAll, elemTypeOf, fixedBatchOf, groupByBytes, measureTensors, tapModel } from './taps';
 import type { PrepareOptions, Prepared, RunOptions } from './types';
 
 export function timer(): () => number {
@@ -127,7 +128,10 @@ export async function ensureStats(p: Prepared, names: readonly string[], opts: R
   const todo = [...new Set(names)].filter((n) => !p.stats.has(n));
   if (todo.length === 0) return;
   await measureTensors(p, todo, opts.signal);
-  const taps = todo.filter((n) => !inputNames.has(n) && p.floatTensors.has(n));
+  // In graph order, so that consecutive groups are consecutive stretches of the graph (segments.ts).
+  const order = new Map<string, number>();
+  p.float.graph!.node.forEach((n, i) => n.output.forEach((o) => o && order.set(o, i)));
+  const taps = todo.filter((n) => !inputNames.has(n) && p.floatTensors.has(n)).sort((a, b) => (order.get(a) ?? -1) - (order.get(b) ?? -1));
   const fromFeeds = todo.filter((n) => inputNames.has(n) && p.floatTensors.has(n));
   // Model outputs ride along with the first group for the NaN check.
   const groups = groupByBytes(
@@ -136,39 +140,23 @@ export async function ensureStats(p: Prepared, names: readonly string[], opts: R
     (n) => p.tensorBytes.get(n) ?? 0,
     opts.batchSize ?? p.batchSize,
     fixedBatchOf(p),
+    opts.runBytes,
   );
-  const total = p.data.samples * groups.length;
-  let done = 0;
   // Binning runs on every core: each tapped tensor belongs to one thread (calibration/statsPool.ts).
   const sizes = new Map(taps.map((n) => [n, p.tensorBytes.get(n) ?? 0]));
   const threads = opts.threads ?? poolThreads(([...sizes.values()].reduce((a, b) => a + b, 0) / 4) * p.data.samples);
   const pool = new StatsPool(assignThreads(sizes, threads), threads);
+  const segments =
+    groups.length > 1
+      ? segmentModels(
+          p.float,
+          groups.map((gr) => gr.tensors),
+          elemTypeOf(p),
+        )
+      : null;
   try {
-    for (const [gi, group] of groups.entries()) {
-      const { model, names } = tapModel(p, group.tensors);
-      const session = await createSession(model, 'float', { label: p.loaded.path });
-      const wanted = new Set([...group.tensors, ...(gi === 0 ? fromFeeds : [])]);
-      try {
-        for (const [start, count] of batches(p.data.samples, group.batch)) {
-          checkCancel(opts.signal);
-          const feeds = await feedsFor(p.data, start, count);
-          const res = await runSession(session, feeds, p.loaded.path);
-          if (gi === 0) checkOutputs(p, res, start);
-          for (const [name, tensor] of Object.entries(byTensor(res, names, feeds))) {
-            // an empty tensor: lifted from an If branch this batch did not take
-            if (!wanted.has(name) || tensor.type !== 'float32' || tensor.size === 0) continue;
-            // onnxruntime's outputs are not read again and may move to a worker; feeds stay.
-            pool.add(name, tensor.data as Float32Array, !(name in feeds));
-          }
-          await pool.endBatch();
-          disposeAll(res);
-          done += count;
-          opts.onProgress?.({ stage: 'calibrate', done, total });
-        }
-      } finally {
-        await session.release();
-      }
-    }
+    if (segments) await chainedPass(p, segments, Math.min(...groups.map((gr) => gr.batch)), fromFeeds, pool, opts);
+    else await groupPasses(p, groups, fromFeeds, pool, opts);
     for (const [name, s] of await pool.close()) p.stats.set(name, s);
   } finally {
     await pool.dispose();
@@ -177,6 +165,73 @@ export async function ensureStats(p: Prepared, names: readonly string[], opts: R
     const s = p.stats.get(name);
     const d = s?.degenerate;
     if (s && d) p.warnings.push({ code: `degenerate-${d}`, tensor: name, message: degenerateMessage(name, s) });
+  }
+}
+
+/** One full float run per group and batch (taps inside If/Loop/Scan bodies need the whole model). */
+async function groupPasses(p: Prepared, groups: TapGroup<string>[], fromFeeds: string[], pool: StatsPool, opts: RunOptions): Promise<void> {
+  const total = p.data.samples * groups.length;
+  let done = 0;
+  for (const [gi, group] of groups.entries()) {
+    const { model, names } = tapModel(p, group.tensors);
+    const session = await createSession(model, 'float', { label: p.loaded.path });
+    const wanted = new Set([...group.tensors, ...(gi === 0 ? fromFeeds : [])]);
+    try {
+      for (const [start, count] of batches(p.data.samples, group.batch)) {
+        checkCancel(opts.signal);
+        const feeds = await feedsFor(p.data, start, count);
+        const res = await runSession(session, feeds, p.loaded.path);
+        if (gi === 0) checkOutputs(p, res, start);
+        for (const [name, tensor] of Object.entries(byTensor(res, names, feeds))) {
+          // an empty tensor: lifted from an If branch this batch did not take
+          if (!wanted.has(name) || tensor.type !== 'float32' || tensor.size === 0) continue;
+          // onnxruntime's outputs are not read again and may move to a worker; feeds stay.
+          pool.add(name, tensor.data as Float32Array, !(name in feeds));
+        }
+        await pool.endBatch();
+        disposeAll(res);
+        done += count;
+        opts.onProgress?.({ stage: 'calibrate', done, total });
+      }
+    } finally {
+      await session.release();
+    }
+  }
+}
+
+/**
+ * Every batch through the segments in turn, each fed the data and what earlier segments carried:
+ * every node runs once per batch whatever the number of groups. All segment sessions live
+ * together; between them they hold the model's weights once.
+ */
+async function chainedPass(p: Prepared, segments: Segment[], batch: number, fromFeeds: string[], pool: StatsPool, opts: RunOptions): Promise<void> {
+  const sessions: ort.InferenceSession[] = [];
+  try {
+    for (const s of segments) sessions.push(await createSession(s.model, 'float', { label: p.loaded.path }));
+    for (const [start, count] of batches(p.data.samples, batch)) {
+      const feeds = await feedsFor(p.data, start, count);
+      const known: Record<string, ort.Tensor> = { ...feeds };
+      const results: Record<string, ort.Tensor>[] = [];
+      try {
+        for (const [k, s] of segments.entries()) {
+          checkCancel(opts.signal);
+          const res = await runSession(sessions[k], Object.fromEntries(s.inputs.map((t) => [t, known[t]])), p.loaded.path);
+          results.push(res);
+          checkOutputs(p, res, start); // before the pool may take the buffers
+          const carried = new Set(s.carried);
+          for (const t of s.carried) known[t] = res[t];
+          // A carried buffer is read again by a later segment: the pool copies it instead of taking it.
+          for (const t of s.taps) if (res[t].size > 0) pool.add(t, res[t].data as Float32Array, !carried.has(t));
+        }
+        for (const t of fromFeeds) pool.add(t, feeds[t].data as Float32Array, false);
+        await pool.endBatch();
+      } finally {
+        disposeAll(...results);
+      }
+      opts.onProgress?.({ stage: 'calibrate', done: start + count, total: p.data.samples });
+    }
+  } finally {
+    await Promise.all(sessions.map((s) => s.release()));
   }
 }
 

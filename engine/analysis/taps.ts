@@ -11,6 +11,8 @@ import { liftTensors } from '../onnx/lift';
 import { cloneModel, type ModelProto } from '../onnx/model';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
+import { GraphCuts } from './segments';
+import { ELEM_TYPE } from '../onnx/slice';
 import type { Prepared } from './types';
 
 /** Bytes of fetched tensors one session run may return (all taps of one batch together). */
@@ -54,7 +56,9 @@ export function fixedBatchOf(p: Prepared): number | undefined {
 
 /**
  * Measure bytes per sample (and element type) of `names` not measured yet, from runs of the
- * float model on the first batch with the tensors exposed a chunk at a time.
+ * float model on the first batch with the tensors exposed a chunk at a time. Main-graph tensors
+ * are probed front to back through graph segments (segments.ts), each computing only its stretch
+ * of the graph; tensors inside If/Loop/Scan bodies need the whole model, lifted (tapModel).
  */
 export async function measureTensors(p: Prepared, names: readonly string[], signal?: AbortSignal): Promise<void> {
   const inputs = inputNamesOf(p.data);
@@ -62,34 +66,101 @@ export async function measureTensors(p: Prepared, names: readonly string[], sign
   if (todo.length === 0) return;
   const count = p.fixedBatch ?? 1;
   const feeds = await feedsFor(p.data, 0, count);
+  const cuts = new GraphCuts(p.float, elemTypeOf(p));
+  const chained = todo.filter((t) => cuts.produces(t)).sort((a, b) => cuts.position(a) - cuts.position(b));
+  const rest = await probeChained(p, cuts, chained, feeds, count, signal);
+  await probeWhole(p, [...todo.filter((t) => !cuts.produces(t)), ...rest], feeds, count, signal);
+}
+
+/** A tensor's ONNX element type: as measured, else as inferred from the model. */
+export function elemTypeOf(p: Prepared): (tensor: string) => number | undefined {
+  return (t) => ELEM_TYPE[p.tensorTypes.get(t) ?? ''] ?? p.elemTypes.get(t);
+}
+
+/** Record what one probe run returned for `part`; returns the bytes per sample seen. */
+function record(p: Prepared, part: readonly string[], res: Record<string, ort.Tensor>, count: number): number {
+  let bytes = 0;
+  for (const n of part) {
+    const t = res[n];
+    if (!t) continue;
+    const b = (t.data as ArrayBufferView).byteLength / count;
+    p.tensorBytes.set(n, b);
+    p.tensorTypes.set(n, t.type);
+    p.tensorRanks.set(n, t.dims.length);
+    if (t.type === 'float32') p.floatTensors.add(n);
+    bytes += b;
+  }
+  return bytes;
+}
+
+/** Size the next probe so that it stays within the budget at the average size seen so far. */
+function nextChunk(bytes: number, tensors: number): number {
+  return Math.max(1, Math.min(1024, Math.floor(RUN_BYTES / Math.max(1, bytes / tensors))));
+}
+
+/**
+ * Probe `names` (main-graph tensors in graph order) segment by segment, carrying what later
+ * segments read. Returns the tensors left unmeasured when the graph could not be cut there.
+ */
+async function probeChained(
+  p: Prepared,
+  cuts: GraphCuts,
+  names: string[],
+  feeds: Record<string, ort.Tensor>,
+  count: number,
+  signal?: AbortSignal,
+): Promise<string[]> {
+  const known: Record<string, ort.Tensor> = { ...feeds };
+  const held: ort.Tensor[] = [];
   let chunk = FIRST_PROBE;
-  for (let i = 0; i < todo.length; ) {
+  try {
+    for (let i = 0; i < names.length; ) {
+      checkCancel(signal);
+      // a chunk ends after the last tensor its last producer writes (a Split's outputs stay together)
+      let to = Math.min(names.length, i + chunk);
+      while (to < names.length && cuts.position(names[to]) === cuts.position(names[to - 1])) to++;
+      const part = names.slice(i, to);
+      const seg = cuts.next(part);
+      if (!seg) return names.slice(i);
+      const session = await createSession(seg.model, 'float', { label: p.loaded.path });
+      try {
+        const res = await runSession(session, Object.fromEntries(seg.inputs.map((t) => [t, known[t]])), p.loaded.path);
+        const bytes = record(p, part, res, count);
+        const carried = new Set(seg.carried);
+        for (const [name, t] of Object.entries(res)) {
+          if (carried.has(name)) {
+            known[name] = t;
+            held.push(t);
+          } else t.dispose();
+        }
+        chunk = nextChunk(bytes, part.length);
+      } finally {
+        await session.release();
+      }
+      i = to;
+    }
+    return [];
+  } finally {
+    for (const t of held) t.dispose();
+  }
+}
+
+/** Probe `names` with whole-model runs (body tensors lifted out of their If/Loop/Scan). */
+async function probeWhole(p: Prepared, names: string[], feeds: Record<string, ort.Tensor>, count: number, signal?: AbortSignal): Promise<void> {
+  let chunk = FIRST_PROBE;
+  for (let i = 0; i < names.length; ) {
     checkCancel(signal);
-    const part = todo.slice(i, i + chunk);
-    const { model, names } = tapModel(p, part);
+    const part = names.slice(i, i + chunk);
+    const { model, names: lifted } = tapModel(p, part);
     const session = await createSession(model, 'float', { label: p.loaded.path });
-    let bytes = 0;
     try {
       const raw = await runSession(session, feeds, p.loaded.path);
-      const res = byTensor(raw, names);
-      for (const n of part) {
-        const t = res[n];
-        if (!t) continue;
-        const b = (t.data as ArrayBufferView).byteLength / count;
-        p.tensorBytes.set(n, b);
-        p.tensorTypes.set(n, t.type);
-        p.tensorRanks.set(n, t.dims.length);
-        if (t.type === 'float32') p.floatTensors.add(n);
-        bytes += b;
-      }
+      chunk = nextChunk(record(p, part, byTensor(raw, lifted), count), part.length);
       for (const t of Object.values(raw)) t.dispose();
     } finally {
       await session.release();
     }
     i += part.length;
-    // Size the next probe so that it stays within the budget at the average size seen so far.
-    const avg = Math.max(1, bytes / part.length);
-    chunk = Math.max(1, Math.min(1024, Math.floor(RUN_BYTES / avg)));
   }
 }
 

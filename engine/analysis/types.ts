@@ -27,6 +27,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Worker threads binning calibration histograms (default: one per spare core, none for small jobs). */
   threads?: number;
+  /** Bytes of tapped tensors one calibration run may fetch (default taps.ts RUN_BYTES): more groups below it. */
+  runBytes?: number;
 }
 
 export interface PrepareOptions extends RunOptions {

@@ -122,4 +122,32 @@ describe('PaddleOCR direction classifier on rendered text lines', () => {
       assert.deepEqual({ ...g, pos: Array.from(g.pos), neg: Array.from(g.neg) }, { ...s, pos: Array.from(s.pos), neg: Array.from(s.neg) }, name);
     }
   });
+
+  it('a calibration pass cut into graph segments (taps over the run budget) gives the statistics of one whole-model run', async () => {
+    // Same batches on both sides (the ema statistics depend on them); the small budget forces groups.
+    const whole = await prepareAnalysis(MODEL, { dataPath: dataDir, samples: 16, batchSize: 1, threads: 0 });
+    const perSample = [...whole.stats.keys()].reduce((a, t) => a + (whole.tensorBytes.get(t) ?? 0), 0);
+    let runs = 0;
+    const cut = await prepareAnalysis(MODEL, {
+      dataPath: dataDir,
+      samples: 16,
+      batchSize: 1,
+      threads: 0,
+      runBytes: Math.ceil(perSample / 5),
+      onProgress: (pr) => pr.stage === 'calibrate' && runs++,
+    });
+    // One progress step per batch: the segments ran as one pass, not one pass per group.
+    assert.equal(runs, 16);
+    assert.deepEqual([...cut.stats.keys()].sort(), [...whole.stats.keys()].sort());
+    for (const [name, s] of whole.stats) {
+      const g = cut.stats.get(name)!;
+      // onnxruntime may fuse differently across a segment boundary: float noise, not more.
+      assert.equal(g.count, s.count, name);
+      assert.ok(Math.abs(g.min - s.min) <= 1e-5 * Math.max(1, Math.abs(s.min)), `${name} min ${g.min} vs ${s.min}`);
+      assert.ok(Math.abs(g.max - s.max) <= 1e-5 * Math.max(1, Math.abs(s.max)), `${name} max ${g.max} vs ${s.max}`);
+      const moved = g.pos.reduce((a, c, k) => a + Math.abs(c - (s.pos[k] ?? 0)), 0) + g.neg.reduce((a, c, k) => a + Math.abs(c - (s.neg[k] ?? 0)), 0);
+      // each value that crossed a bin edge counts twice (one bin less, one more)
+      assert.ok(moved <= Math.max(4, 2e-3 * s.count), `${name}: ${moved / 2} of ${s.count} values in other bins`);
+    }
+  });
 });
