@@ -18,7 +18,9 @@ import { type OutputTap, type QdqResult, buildQdqModel } from '../quantize/qdqRe
 import type { QuantParams } from '../quantize/scheme';
 import { createSession, runSession } from '../runtime/session';
 import type { Comparison, Evaluation } from './evaluation';
-import { type LayerDiffFeed, feedBatch, layerDiffFeeds, macsPerSample, sliceSamples } from './integerDiffs';
+import { type LayerDiffFeed, elementsPerSample, feedBatch, layerDiffFeeds, macsPerSample, sliceSamples } from './integerDiffs';
+import { rawBytesFor } from '../onnx/elementTypes';
+import { ELEM_TYPE } from '../onnx/slice';
 import type { CodeView } from './layerCompare';
 import { byTensor, disposeAll, groupByBytes, tapModel } from './taps';
 import type { EvaluateOptions, Prepared, Quantized } from './types';
@@ -105,6 +107,14 @@ export class DetailPass {
         ? []
         : layerDiffFeeds(q.plan.layers, all.sim, all.int, enc.config, (node, message) => warnings.push({ code: 'no-integer-reference', node, message }));
     const detail = new DetailPass(DetailPass.limitFor(p, layers), layers, all.sim, all.int, diffFeeds, label);
+    // The reference's cost per sample over ALL its layers, from the measured output sizes: a run of
+    // the own sessions exposes one group's codes only, and its sizes would understate it.
+    const outputOf = new Map(q.plan.layers.map((l) => [l.node.name, l.output]));
+    detail.diffMacs = macsPerSample(diffFeeds, (f) => {
+      const t = outputOf.get(f.layer);
+      const bytes = t ? (rawBytesFor(ELEM_TYPE[p.tensorTypes.get(t) ?? 'float32'] ?? 1, 1) ?? 4) : 4;
+      return t ? (p.tensorBytes.get(t) ?? 0) / bytes : 0;
+    });
     if (!exposed && layers.length) {
       // Each group's float outputs, codes and the integer reference's input codes within one run's budget.
       const groups = groupByBytes(
@@ -113,7 +123,7 @@ export class DetailPass {
         (t) => (p.tensorBytes.get(t) ?? 0) * 1.5,
         1,
         undefined,
-        EXPOSE_BYTES,
+        opts.detailBytes ?? EXPOSE_BYTES,
       );
       // Sessions are created per group when a detail batch runs and released right after: a large
       // model's detail is a sample or two, and dozens of idle sessions would each hold its weights.
@@ -220,7 +230,7 @@ export class DetailPass {
     if (!this.diffFeeds.length || this.diffBudget <= 0) return;
     const feeds = layers ? this.diffFeeds.filter((f) => layers.has(f.layer)) : this.diffFeeds;
     if (feeds.length === 0) return;
-    this.diffMacs ||= macsPerSample(this.diffFeeds, qi) || macsPerSample(feeds, qi);
+    this.diffMacs ||= macsPerSample(feeds, (f) => elementsPerSample(qi[f.outputI.tensor]));
     const fit = Math.floor(this.diffBudget / Math.max(1, this.diffMacs));
     // One sample over budget (a 512x512 model): a share of every layer's output rows of it.
     if (fit === 0 && this.diffSamples === 0) this.diffShare = this.diffBudget / this.diffMacs;

@@ -116,7 +116,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   const outputBytes = measured.reduce((a, l) => a + (p.tensorBytes.get(l.output) ?? 0), 0);
   const batch = p.fixedBatch ?? Math.max(1, Math.min(opts.batchSize ?? p.batchSize, Math.floor(RUN_BYTES / Math.max(1, 4 * outputBytes))));
   // Detail taps ride in the comparison models only while a batch of them stays small.
-  const exposeDetail = outputBytes * 2 * batch <= EXPOSE_BYTES;
+  const exposeDetail = outputBytes * 2 * batch <= (opts.detailBytes ?? EXPOSE_BYTES);
   const bodyOnly = (t: OutputTap) => measured.some((l) => l.node.name === t.layer && l.scope.length > 0);
   const expose = exposeDetail ? true : bodyOnly;
   const qdq = buildQdqModel(q.prepared, dir, plan, actParams, config, expose);

@@ -149,14 +149,11 @@ export function sliceSamples(res: Record<string, ort.Tensor>, count: number): Re
  * Multiply-accumulates per sample the integer reference spends on these layers: output elements
  * per sample x the reduction length (weight elements per output channel).
  */
-export function macsPerSample(feeds: LayerDiffFeed[], qi: Record<string, ort.Tensor>): number {
-  let macs = 0;
-  for (const f of feeds) {
-    const t = qi[f.outputI.tensor];
-    if (!t) continue;
-    const n = Number(t.dims[0] ?? 1);
-    const outPerSample = (t.data as ArrayLike<number>).length / Math.max(1, n);
-    macs += outPerSample * f.reduction;
-  }
-  return macs;
+export function macsPerSample(feeds: LayerDiffFeed[], outputElements: (f: LayerDiffFeed) => number): number {
+  return feeds.reduce((a, f) => a + outputElements(f) * f.reduction, 0);
+}
+
+/** Elements per sample of a batch-first tensor (0 when absent: a layer whose codes this run did not expose). */
+export function elementsPerSample(t: ort.Tensor | undefined): number {
+  return t ? (t.data as ArrayLike<number>).length / Math.max(1, Number(t.dims[0] ?? 1)) : 0;
 }

@@ -91,10 +91,11 @@ export interface EvaluateOptions extends RunOptions {
   /** Compare with the integer-only reference per layer (default true). */
   integerDiff?: boolean;
   /**
-   * Samples the integer-only reference sees (it is exact integer arithmetic in JS): at most this
-   * many (default 32), and fewer when the layers' multiply-accumulates would exceed a budget.
+   * Bytes of codes and float outputs per batch the comparison runs may expose for the code-level
+   * detail (default detail.ts EXPOSE_BYTES); above it the detail runs its own sessions, in groups
+   * of layers under that budget.
    */
-  integerDiffSamples?: number;
+  detailBytes?: number;
   /** Run per-layer sensitivity; default true. */
   sensitivity?: boolean;
   /** Samples used for sensitivity (default: sized from a pilot's statistics, at most 256). */

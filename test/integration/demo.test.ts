@@ -122,6 +122,23 @@ describe('demo CNN with the tensorrt preset', () => {
     }
   });
 
+  it('the code-level detail is the same whether the comparison runs expose it or the detail runs its own sessions (large models)', async () => {
+    const q = await quantizeWith(prepared, resolveConfig('tensorrt', { calibration: 'percentile' }));
+    const exposed = reports.get('percentile')!;
+    // A one-byte budget: each layer's codes get a group and sessions of their own, as on a 512x512 model.
+    const own = await evaluate(prepared, q, { sensitivity: false, detailBytes: 1 });
+    assert.equal(own.detailSamples, exposed.detailSamples);
+    // The reference's sample budget counts every layer's multiply-accumulates, not one group's.
+    assert.equal(own.integerDiffSamples, exposed.integerDiffSamples);
+    assert.ok(exposed.integerDiffSamples > 0 && exposed.integerDiffSamples < exposed.samples, `${exposed.integerDiffSamples} reference samples`);
+    for (const l of exposed.layers) {
+      const o = own.layers.find((x) => x.node === l.node)!;
+      assert.deepEqual([o.simVsIntMismatch, o.simVsIntMaxLsb, o.errorHistogram], [l.simVsIntMismatch, l.simVsIntMaxLsb, l.errorHistogram], l.node);
+      assert.equal(o.integerDiff?.elements, l.integerDiff?.elements, l.node);
+      assert.deepEqual(o.integerDiff?.referenceVsOrt, l.integerDiff?.referenceVsOrt, l.node);
+    }
+  });
+
   it('ranks sensitivity for every layer', () => {
     const r = reports.get('percentile')!;
     const ranks = r.layers.map((l) => l.sensitivity!.rank).sort((a, b) => a - b);
