@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { computeThresholds } from '../../engine/calibration/choose';
-import { ActivationStats, displayHistogram } from '../../engine/calibration/histogram';
+import { ActivationStats, MAX_BINS, displayHistogram } from '../../engine/calibration/histogram';
 import { mseAmax } from '../../engine/calibration/mse';
 import { entropyAmax, percentileAmax } from '../../engine/calibration/thresholds';
 import { resolveConfig } from '../../engine/quantize/presets';
@@ -143,6 +143,58 @@ describe('streaming histogram', () => {
       8,
     );
     assert.ok(shown.edges[0] <= -3 && shown.edges[shown.edges.length - 1] >= 2.9);
+  });
+
+  it('bins every batch as the literal two-pass rule would: bin edges, growth, merges, NaN and Inf', () => {
+    // The rule written out: per batch the range of the finite values, the bins grown to cover it
+    // (same width, pairs merged past MAX_BINS), then each finite value at Math.floor(|v| / w),
+    // the top edge in the last bin. The engine bins in one pass through a multiplication.
+    class Literal {
+      w = 0;
+      pos: number[] = [];
+      neg: number[] = [];
+      zeros = 0;
+      add(x: Float32Array) {
+        const f = Array.from(x).filter(Number.isFinite);
+        if (f.length === 0) return;
+        const amax = Math.max(...f.map(Math.abs));
+        if (this.w === 0) {
+          if (amax === 0) return void (this.zeros += f.length);
+          this.w = amax / 2048;
+          this.pos = new Array(2048).fill(0);
+          this.neg = new Array(2048).fill(0);
+          this.pos[0] += this.zeros;
+        }
+        while (Math.ceil(amax / this.w) > MAX_BINS) {
+          const half = (a: number[]) => Array.from({ length: Math.ceil(a.length / 2) }, (_, k) => a[2 * k] + (a[2 * k + 1] ?? 0));
+          [this.pos, this.neg, this.w] = [half(this.pos), half(this.neg), this.w * 2];
+        }
+        const need = Math.ceil(amax / this.w);
+        while (this.pos.length < need) this.pos.push(0), this.neg.push(0);
+        for (const v of f) (v < 0 ? this.neg : this.pos)[Math.min(this.pos.length - 1, Math.floor(Math.abs(v) / this.w))]++;
+      }
+    }
+    const r = rng(11);
+    for (let trial = 0; trial < 40; trial++) {
+      const s = new ActivationStats();
+      const lit = new Literal();
+      let scale = 0.5 + r() * 4;
+      for (let b = 0; b < 6; b++) {
+        const x = Float32Array.from({ length: 3000 }, () => randn(r) * scale);
+        // values on the current bin edges (k * w), the top edge itself and just past it
+        for (let k = 0; k < 200 && s.width > 0; k++) x[k] = Math.floor(r() * s.pos.length * 1.2) * s.width * (r() < 0.5 ? -1 : 1);
+        if (s.width > 0) [x[200], x[201]] = [s.pos.length * s.width, -Math.fround(s.pos.length * s.width * (1 + 1e-7))];
+        if (trial % 5 === 1) [x[202], x[203], x[204]] = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
+        if (trial % 7 === 3 && b === 0) x.fill(0);
+        s.add(x);
+        lit.add(x);
+        // sometimes the range grows past MAX_BINS of the first width (bins merge)
+        scale *= trial % 4 === 0 ? 200 : 1 + r();
+      }
+      assert.equal(s.width, lit.w, `trial ${trial}`);
+      assert.deepEqual(Array.from(s.pos), lit.pos, `trial ${trial}: positive half`);
+      assert.deepEqual(Array.from(s.neg), lit.neg, `trial ${trial}: negative half`);
+    }
   });
 
   it('reports degenerate tensors instead of failing', () => {
