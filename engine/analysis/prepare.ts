@@ -201,8 +201,10 @@ async function groupPasses(p: Prepared, groups: TapGroup<string>[], fromFeeds: s
 
 /**
  * Every batch through the segments in turn, each fed the data and what earlier segments carried:
- * every node runs once per batch whatever the number of groups. All segment sessions live
- * together; between them they hold the model's weights once.
+ * every node runs once per batch whatever the number of groups. Each segment's taps are binned and
+ * released before the next segment runs, so one group's taps (and the carried tensors) are alive
+ * at a time, as with whole-model groups. All segment sessions live together; between them they
+ * hold the model's weights once.
  */
 async function chainedPass(p: Prepared, segments: Segment[], batch: number, fromFeeds: string[], pool: StatsPool, opts: RunOptions): Promise<void> {
   const sessions: ort.InferenceSession[] = [];
@@ -211,22 +213,29 @@ async function chainedPass(p: Prepared, segments: Segment[], batch: number, from
     for (const [start, count] of batches(p.data.samples, batch)) {
       const feeds = await feedsFor(p.data, start, count);
       const known: Record<string, ort.Tensor> = { ...feeds };
-      const results: Record<string, ort.Tensor>[] = [];
+      const held: ort.Tensor[] = [];
       try {
+        for (const t of fromFeeds) pool.add(t, feeds[t].data as Float32Array, false);
         for (const [k, s] of segments.entries()) {
           checkCancel(opts.signal);
           const res = await runSession(sessions[k], Object.fromEntries(s.inputs.map((t) => [t, known[t]])), p.loaded.path);
-          results.push(res);
-          checkOutputs(p, res, start); // before the pool may take the buffers
           const carried = new Set(s.carried);
-          for (const t of s.carried) known[t] = res[t];
-          // A carried buffer is read again by a later segment: the pool copies it instead of taking it.
-          for (const t of s.taps) if (res[t].size > 0) pool.add(t, res[t].data as Float32Array, !carried.has(t));
+          try {
+            checkOutputs(p, res, start); // before the pool may take the buffers
+            for (const t of s.carried) {
+              known[t] = res[t];
+              held.push(res[t]);
+            }
+            // A carried buffer is read again by a later segment: the pool copies it instead of taking it.
+            for (const t of s.taps) if (res[t].size > 0) pool.add(t, res[t].data as Float32Array, !carried.has(t));
+            // One add per tensor and batch either way: the statistics are those of whole-model groups.
+            await pool.endBatch();
+          } finally {
+            for (const [name, t] of Object.entries(res)) if (!carried.has(name)) t.dispose();
+          }
         }
-        for (const t of fromFeeds) pool.add(t, feeds[t].data as Float32Array, false);
-        await pool.endBatch();
       } finally {
-        disposeAll(...results);
+        for (const t of held) t.dispose();
       }
       opts.onProgress?.({ stage: 'calibrate', done: start + count, total: p.data.samples });
     }
