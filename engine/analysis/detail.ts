@@ -20,6 +20,7 @@ import { createSession, runSession } from '../runtime/session';
 import type { Comparison, Evaluation } from './evaluation';
 import { type LayerDiffFeed, elementsPerSample, feedBatch, layerDiffFeeds, macsPerSample, sliceSamples } from './integerDiffs';
 import { rawBytesFor } from '../onnx/elementTypes';
+import { DT } from '../onnx/tensor';
 import { ELEM_TYPE } from '../onnx/slice';
 import type { CodeView } from './layerCompare';
 import { byTensor, disposeAll, groupByBytes, tapModel } from './taps';
@@ -112,8 +113,8 @@ export class DetailPass {
     const outputOf = new Map(q.plan.layers.map((l) => [l.node.name, l.output]));
     detail.diffMacs = macsPerSample(diffFeeds, (f) => {
       const t = outputOf.get(f.layer);
-      const bytes = t ? (rawBytesFor(ELEM_TYPE[p.tensorTypes.get(t) ?? 'float32'] ?? 1, 1) ?? 4) : 4;
-      return t ? (p.tensorBytes.get(t) ?? 0) / bytes : 0;
+      if (!t) return 0;
+      return (p.tensorBytes.get(t) ?? 0) / (rawBytesFor(ELEM_TYPE[p.tensorTypes.get(t) ?? 'float32'] ?? DT.FLOAT, 1) ?? 4);
     });
     if (!exposed && layers.length) {
       // Each group's float outputs, codes and the integer reference's input codes within one run's budget.

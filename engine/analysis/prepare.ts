@@ -19,8 +19,8 @@ import { StatsPool, assignThreads, poolThreads } from '../calibration/statsPool'
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
 import { carryStates, inputSettings, loadInputData } from './inputData';
-import { type Segment, segmentModels } from './segments';
-import { type TapGroup, batches, byTensor, disposeAll, elemTypeOf, fixedBatchOf, groupByBytes, measureTensors, tapModel } from './taps';
+import { GraphCuts, type Segment, segmentModels } from './segments';
+import { SegmentBatch, type TapGroup, batches, byTensor, disposeAll, elemTypeOf, fixedBatchOf, groupByBytes, measureTensors, tapModel } from './taps';
 import type { PrepareOptions, Prepared, RunOptions } from './types';
 
 export function timer(): () => number {
@@ -129,9 +129,8 @@ export async function ensureStats(p: Prepared, names: readonly string[], opts: R
   if (todo.length === 0) return;
   await measureTensors(p, todo, opts.signal);
   // In graph order, so that consecutive groups are consecutive stretches of the graph (segments.ts).
-  const order = new Map<string, number>();
-  p.float.graph!.node.forEach((n, i) => n.output.forEach((o) => o && order.set(o, i)));
-  const taps = todo.filter((n) => !inputNames.has(n) && p.floatTensors.has(n)).sort((a, b) => (order.get(a) ?? -1) - (order.get(b) ?? -1));
+  const cuts = new GraphCuts(p.float, elemTypeOf(p));
+  const taps = todo.filter((n) => !inputNames.has(n) && p.floatTensors.has(n)).sort((a, b) => cuts.position(a) - cuts.position(b));
   const fromFeeds = todo.filter((n) => inputNames.has(n) && p.floatTensors.has(n));
   // Model outputs ride along with the first group for the NaN check.
   const groups = groupByBytes(
@@ -146,14 +145,10 @@ export async function ensureStats(p: Prepared, names: readonly string[], opts: R
   const sizes = new Map(taps.map((n) => [n, p.tensorBytes.get(n) ?? 0]));
   const threads = opts.threads ?? poolThreads(([...sizes.values()].reduce((a, b) => a + b, 0) / 4) * p.data.samples);
   const pool = new StatsPool(assignThreads(sizes, threads), threads);
-  const segments =
-    groups.length > 1
-      ? segmentModels(
-          p.float,
-          groups.map((gr) => gr.tensors),
-          elemTypeOf(p),
-        )
-      : null;
+  const segments = segmentModels(
+    cuts,
+    groups.map((gr) => gr.tensors),
+  );
   try {
     if (segments) await chainedPass(p, segments, Math.min(...groups.map((gr) => gr.batch)), fromFeeds, pool, opts);
     else await groupPasses(p, groups, fromFeeds, pool, opts);
@@ -212,30 +207,25 @@ async function chainedPass(p: Prepared, segments: Segment[], batch: number, from
     for (const s of segments) sessions.push(await createSession(s.model, 'float', { label: p.loaded.path }));
     for (const [start, count] of batches(p.data.samples, batch)) {
       const feeds = await feedsFor(p.data, start, count);
-      const known: Record<string, ort.Tensor> = { ...feeds };
-      const held: ort.Tensor[] = [];
+      const chain = new SegmentBatch(feeds);
       try {
         for (const t of fromFeeds) pool.add(t, feeds[t].data as Float32Array, false);
         for (const [k, s] of segments.entries()) {
           checkCancel(opts.signal);
-          const res = await runSession(sessions[k], Object.fromEntries(s.inputs.map((t) => [t, known[t]])), p.loaded.path);
-          const carried = new Set(s.carried);
+          const res = await chain.run(sessions[k], s, p.loaded.path);
           try {
             checkOutputs(p, res, start); // before the pool may take the buffers
-            for (const t of s.carried) {
-              known[t] = res[t];
-              held.push(res[t]);
-            }
             // A carried buffer is read again by a later segment: the pool copies it instead of taking it.
+            const carried = new Set(s.carried);
             for (const t of s.taps) if (res[t].size > 0) pool.add(t, res[t].data as Float32Array, !carried.has(t));
             // One add per tensor and batch either way: the statistics are those of whole-model groups.
             await pool.endBatch();
           } finally {
-            for (const [name, t] of Object.entries(res)) if (!carried.has(name)) t.dispose();
+            chain.drop(res, s);
           }
         }
       } finally {
-        for (const t of held) t.dispose();
+        chain.release();
       }
       opts.onProgress?.({ stage: 'calibrate', done: start + count, total: p.data.samples });
     }

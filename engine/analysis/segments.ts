@@ -1,8 +1,8 @@
 /**
  * The float model cut into consecutive segments, so that a calibration pass whose taps do not fit
  * one run's byte budget still computes every node once per batch. Before, each group of taps ran
- * the whole model up to its last tensor: a 512x512 detector with eight groups paid about four float
- * passes to calibrate. Here group k's segment starts where group k-1's ended, and the tensors later
+ * the whole model up to its last tensor: M-LSD at 512x512 paid about four float passes to
+ * calibrate. Here group k's segment starts where group k-1's ended, and the tensors later
  * segments read (usually the last layer's output, plus skip connections) are carried between runs
  * of the same batch.
  *
@@ -105,13 +105,12 @@ export class GraphCuts {
 }
 
 /**
- * Segments for `groups` (tap groups in graph order), or null when they cannot be cut (see
- * GraphCuts.next) or there is a single group. The last segment runs to the end of the graph, so
- * the model outputs come out of the chain too.
+ * Segments for `groups` (tap groups in graph order) from a fresh `cuts`, or null when they cannot
+ * be cut (see GraphCuts.next) or there is a single group. The last segment runs to the end of the
+ * graph, so the model outputs come out of the chain too.
  */
-export function segmentModels(float: ModelProto, groups: readonly (readonly string[])[], elemType: (tensor: string) => number | undefined): Segment[] | null {
+export function segmentModels(cuts: GraphCuts, groups: readonly (readonly string[])[]): Segment[] | null {
   if (groups.length < 2) return null;
-  const cuts = new GraphCuts(float, elemType);
   const segments: Segment[] = [];
   for (const [k, taps] of groups.entries()) {
     const s = cuts.next(taps, k === groups.length - 1);

@@ -11,7 +11,7 @@ import { liftTensors } from '../onnx/lift';
 import { cloneModel, type ModelProto } from '../onnx/model';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
-import { GraphCuts } from './segments';
+import { GraphCuts, type Segment } from './segments';
 import { ELEM_TYPE } from '../onnx/slice';
 import type { Prepared } from './types';
 
@@ -77,6 +77,39 @@ export function elemTypeOf(p: Prepared): (tensor: string) => number | undefined 
   return (t) => ELEM_TYPE[p.tensorTypes.get(t) ?? ''] ?? p.elemTypes.get(t);
 }
 
+/**
+ * One batch through a chain of segments (segments.ts): the data, then what each segment carries to
+ * later ones. `run` feeds a segment and keeps its carried results; `drop` frees the rest of them
+ * once the caller is done; `release` frees the carried ones at the end of the batch.
+ */
+export class SegmentBatch {
+  private readonly known: Record<string, ort.Tensor>;
+  private readonly held: ort.Tensor[] = [];
+
+  constructor(feeds: Record<string, ort.Tensor>) {
+    this.known = { ...feeds };
+  }
+
+  async run(session: ort.InferenceSession, seg: Segment, label: string): Promise<Record<string, ort.Tensor>> {
+    const res = await runSession(session, Object.fromEntries(seg.inputs.map((t) => [t, this.known[t]])), label);
+    for (const t of seg.carried) {
+      this.known[t] = res[t];
+      this.held.push(res[t]);
+    }
+    return res;
+  }
+
+  /** Free a segment's results that no later segment reads. */
+  drop(res: Record<string, ort.Tensor>, seg: Segment): void {
+    const carried = new Set(seg.carried);
+    for (const [name, t] of Object.entries(res)) if (!carried.has(name)) t.dispose();
+  }
+
+  release(): void {
+    for (const t of this.held.splice(0)) t.dispose();
+  }
+}
+
 /** Record what one probe run returned for `part`; returns the bytes per sample seen. */
 function record(p: Prepared, part: readonly string[], res: Record<string, ort.Tensor>, count: number): number {
   let bytes = 0;
@@ -110,8 +143,7 @@ async function probeChained(
   count: number,
   signal?: AbortSignal,
 ): Promise<string[]> {
-  const known: Record<string, ort.Tensor> = { ...feeds };
-  const held: ort.Tensor[] = [];
+  const chain = new SegmentBatch(feeds);
   let chunk = FIRST_PROBE;
   try {
     for (let i = 0; i < names.length; ) {
@@ -124,16 +156,9 @@ async function probeChained(
       if (!seg) return names.slice(i);
       const session = await createSession(seg.model, 'float', { label: p.loaded.path });
       try {
-        const res = await runSession(session, Object.fromEntries(seg.inputs.map((t) => [t, known[t]])), p.loaded.path);
-        const bytes = record(p, part, res, count);
-        const carried = new Set(seg.carried);
-        for (const [name, t] of Object.entries(res)) {
-          if (carried.has(name)) {
-            known[name] = t;
-            held.push(t);
-          } else t.dispose();
-        }
-        chunk = nextChunk(bytes, part.length);
+        const res = await chain.run(session, seg, p.loaded.path);
+        chunk = nextChunk(record(p, part, res, count), part.length);
+        chain.drop(res, seg);
       } finally {
         await session.release();
       }
@@ -141,7 +166,7 @@ async function probeChained(
     }
     return [];
   } finally {
-    for (const t of held) t.dispose();
+    chain.release();
   }
 }
 

@@ -6,7 +6,7 @@
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { segmentModels } from '../../engine/analysis/segments';
+import { GraphCuts, segmentModels } from '../../engine/analysis/segments';
 import { encodeModel } from '../../engine/onnx/model';
 import { DT, makeNode, makeTensor, valueInfo } from '../helpers/tinyModels';
 import { model } from '../helpers/integerOnly';
@@ -30,7 +30,7 @@ const float = () => DT.FLOAT;
 
 describe('segmentModels', () => {
   it('cuts after each group, carries the skip connection, and ends at the graph outputs', () => {
-    const s = segmentModels(graph(), [['a0', 'a'], ['b'], ['c']], float)!;
+    const s = segmentModels(new GraphCuts(graph(), float), [['a0', 'a'], ['b'], ['c']])!;
     assert.equal(s.length, 3);
     assert.deepEqual(
       s.map((x) => x.model.graph!.node.map((n) => n.name)),
@@ -54,13 +54,10 @@ describe('segmentModels', () => {
   });
 
   it('refuses what it cannot cut: one group, out-of-order groups, unknown taps or carried types', () => {
-    assert.equal(segmentModels(graph(), [['a', 'b']], float), null);
-    assert.equal(segmentModels(graph(), [['b'], ['a']], float), null);
-    assert.equal(segmentModels(graph(), [['a'], ['nowhere']], float), null);
-    assert.equal(
-      segmentModels(graph(), [['a'], ['c']], () => undefined),
-      null,
-    );
+    assert.equal(segmentModels(new GraphCuts(graph(), float), [['a', 'b']]), null);
+    assert.equal(segmentModels(new GraphCuts(graph(), float), [['b'], ['a']]), null);
+    assert.equal(segmentModels(new GraphCuts(graph(), float), [['a'], ['nowhere']]), null);
+    assert.equal(segmentModels(new GraphCuts(graph(), () => undefined), [['a'], ['c']]), null);
   });
 
   it('run in a chain by onnxruntime, the segments give the whole model tensors exactly', async () => {
@@ -73,7 +70,7 @@ describe('segmentModels', () => {
     whole.graph!.output.push(...['a', 'b', 'c'].map((t) => valueInfo(t, ['N', 4])));
     const ref = await (await ort.InferenceSession.create(encodeModel(whole))).run({ x });
     const known: Record<string, ort.Tensor> = { x };
-    for (const seg of segmentModels(graph(), [['a'], ['b'], ['c']], float)!) {
+    for (const seg of segmentModels(new GraphCuts(graph(), float), [['a'], ['b'], ['c']])!) {
       const session = await ort.InferenceSession.create(encodeModel(seg.model));
       const res = await session.run(Object.fromEntries(seg.inputs.map((t) => [t, known[t]])));
       Object.assign(known, res);
