@@ -105,8 +105,14 @@ export interface TensorReport {
    * grid an already-quantized model holds, read from the file; `method` then names no choice.
    */
   chosen: { method: CalibrationMethod; range: Range; scale: number | number[]; zeroPoint: number | number[]; deployed?: boolean } | null;
-  /** Share of values whose code saturates (beyond the grid by more than half a step): on the evaluation data for activations, exact for weights. */
+  /**
+   * Share of values whose code saturates (beyond the grid by more than half a step): exact for
+   * weights; for activations read from the calibration histogram of the evaluation data, exact
+   * but for the bin at each grid edge, split in proportion (clipRateBounds bound it).
+   */
   clipRate: number;
+  /** Activations: the true clip rate lies in [low, high] (the edge bins counted all in or all out). */
+  clipRateBounds?: { low: number; high: number };
   /** Activations: how much of the chosen grid the evaluation data uses (absent for grids over 16 bits). */
   grid?: GridUse;
   /** Per-channel ranges for weights quantized per channel (after BatchNorm folding when folded). */

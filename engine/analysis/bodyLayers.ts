@@ -34,7 +34,6 @@ function codeView(t: ort.Tensor, tap: OutputTap): CodeView {
 export class BodyLayers {
   private constructor(
     private readonly layers: PlannedLayer[],
-    private readonly q: Quantized,
     private readonly float: ort.InferenceSession,
     private readonly names: Map<string, string>,
     private readonly stacked: Map<string, number>,
@@ -78,7 +77,7 @@ export class BodyLayers {
       isoTaps.sim.push(...isoS.taps);
       isoTaps.int.push(...isoI.taps);
     }
-    return new BodyLayers(layers, q, float, names, stacked, iso, isoTaps, label);
+    return new BodyLayers(layers, float, names, stacked, iso, isoTaps, label);
   }
 
   /** One batch: `rs`/`ri` hold the body layers' lifted codes from the comparison runs. */
@@ -92,7 +91,6 @@ export class BodyLayers {
   ): Promise<void> {
     const fr = await runSession(this.float, feeds, this.label);
     const floats = byTensor(fr, this.names, feeds);
-    this.countClips(e, floats);
     const iso = await this.runIsolated(floats);
     for (const l of this.layers) {
       const x = floats[l.output]?.data as Float32Array | undefined;
@@ -125,26 +123,6 @@ export class BodyLayers {
       Object.assign(int, await runSession(part.int, ready, 'isolated layers'));
     }
     return { sim, int };
-  }
-
-  /** Clipped = the code saturates: the value lies more than half a step beyond the grid. */
-  private countClips(e: Evaluation, floats: Record<string, ort.Tensor>): void {
-    const counted = new Set<string>();
-    for (const l of this.layers) {
-      for (const name of [l.output, ...l.node.input]) {
-        const params = this.q.actParams.get(name);
-        const f = floats[name];
-        if (!params || !f || counted.has(name) || f.type !== 'float32') continue;
-        counted.add(name);
-        const lo = (params.qmin - 0.5 - params.zeroPoint) * params.scale;
-        const hi = (params.qmax + 0.5 - params.zeroPoint) * params.scale;
-        const d = f.data as Float32Array;
-        let c = 0;
-        for (let i = 0; i < d.length; i++) if (d[i] < lo || d[i] > hi) c++;
-        e.clipCount.set(name, (e.clipCount.get(name) ?? 0) + c);
-        e.seen.set(name, (e.seen.get(name) ?? 0) + d.length);
-      }
-    }
   }
 }
 

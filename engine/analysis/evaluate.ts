@@ -16,7 +16,6 @@ import type { Report, Warning } from '../../protocol/report';
 import { type ComparedPair, SUMS_OUTPUT, buildComparisonModel, mergeIsolated } from '../quantize/compareGraph';
 import type { PlannedLayer } from '../quantize/plan';
 import { type OutputTap, buildIsolatedModel, buildQdqModel, type QdqResult } from '../quantize/qdqRewrite';
-import type { QuantParams } from '../quantize/scheme';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
 import { DetailPass, EXPOSE_BYTES } from './detail';
@@ -31,7 +30,7 @@ import { timer } from './prepare';
 import { buildReport } from './report';
 import { diagnose } from './diagnose';
 import { sensitivity } from './sensitivity';
-import { RUN_BYTES, batches, disposeAll, measureTensors } from './taps';
+import { RUN_BYTES, batches, disposeAll, elemTypeOf, measureTensors } from './taps';
 import type { EvaluateOptions, Prepared, Quantized } from './types';
 import { UserMetricSeries } from './userMetric';
 
@@ -40,8 +39,11 @@ function comparisonModel(
   qdq: QdqResult,
   iso: ReturnType<typeof buildIsolatedModel>,
   layers: readonly PlannedLayer[],
-  params: Map<string, QuantParams>,
-  simulated: boolean,
+  /**
+   * The simulated model runs the float graph and also returns the float tensors `feeds` lists; the
+   * integer model reads those as inputs instead of running the float graph a second time.
+   */
+  role: { simulated: true; feeds: readonly string[] } | { simulated: false },
   /** Expose the top-level layers' codes and float outputs for detail batches (small models only). */
   exposeDetail: boolean,
 ) {
@@ -61,7 +63,6 @@ function comparisonModel(
   // Layers inside If/Loop/Scan bodies are compared in JavaScript from lifted tensors (bodyLayers.ts).
   const top = layers.filter((l) => l.scope.length === 0);
   const inBody = new Set(layers.filter((l) => l.scope.length > 0).map((l) => l.node.name));
-  const bodyTensors = new Set(layers.filter((l) => l.scope.length > 0).flatMap((l) => [l.output, ...l.node.input]));
   for (const l of top) {
     const tap = qdq.taps.find((t) => t.layer === l.node.name);
     if (!tap) continue;
@@ -71,28 +72,17 @@ function comparisonModel(
     pairs.push({ float: l.output, quant: tap.dq, robust: robust(l.output), rank });
     if (isoDq) pairs.push({ float: l.output, quant: isoDq, robust: robust(l.output), rank });
   }
-  // Clipped = the code saturates: the value lies more than half a step beyond the grid.
-  const clipList = simulated
-    ? [...params]
-        .filter(([t]) => p.floatTensors.has(t) && !bodyTensors.has(t))
-        .map(([tensor, pr]) => ({
-          tensor,
-          lo: (pr.qmin - 0.5 - pr.zeroPoint) * pr.scale,
-          hi: (pr.qmax + 0.5 - pr.zeroPoint) * pr.scale,
-          rank: rankOf(tensor),
-        }))
-    : [];
   // The detail needs the float layer outputs (integer error in LSB): exposed in the simulated model,
   // where no fusion depends on them.
-  const exposeFloat = simulated && exposeDetail ? top.map((l) => l.output) : [];
-  const built = buildComparisonModel(merged.model, p.float, pairs, clipList, exposeFloat);
-  const clips = new Map(clipList.map((c, k) => [c.tensor, built.clipOffset(k)]));
-  const outputs = [...p.outputs, ...(simulated ? built.floatOutputs.values() : [])];
+  const exposeFloat = role.simulated && exposeDetail ? top.map((l) => l.output) : [];
+  const fed = role.simulated ? role.feeds : [];
+  const built = buildComparisonModel(merged.model, p.float, pairs, role.simulated ? { exposeFloat: [...exposeFloat, ...fed] } : { floatFrom: elemTypeOf(p) });
+  const outputs = [...p.outputs, ...built.floatOutputs.values(), ...fed.map(built.floatName)];
   const bodyTaps = qdq.taps.filter((t) => inBody.has(t.layer)).map((t) => t.tensor);
   const fetch = [SUMS_OUTPUT, ...new Set([...outputs, ...bodyTaps])];
   const tapNames = exposeDetail ? [...qdq.taps, ...[...qdq.inputTaps.values()].flat()].map((t) => t.tensor) : [];
   const detailFetch = [...new Set([...fetch, ...tapNames, ...exposeFloat.map(built.floatName)])];
-  return { model: built.model, offsets, clips, floatOutputs: built.floatOutputs, floatName: built.floatName, fetch, detailFetch, qdq };
+  return { model: built.model, offsets, floatOutputs: built.floatOutputs, floatName: built.floatName, floatInputs: built.floatInputs, fetch, detailFetch, qdq };
 }
 
 export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions = {}): Promise<Report> {
@@ -123,15 +113,13 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   const qdqI = enc.shift ? buildQdqModel(q.prepared, dir, plan, intParams, enc.config, expose) : qdq;
   const isoS = buildIsolatedModel(q.prepared, dir, topLevel, actParams, config);
   const isoI = enc.shift ? buildIsolatedModel(q.prepared, dir, topLevel, intParams, enc.config) : isoS;
-  const simBuilt = comparisonModel(p, qdq, isoS, measured, actParams, true, exposeDetail);
-  const intBuilt = comparisonModel(p, qdqI, isoI, measured, intParams, false, exposeDetail);
+  const intBuilt = comparisonModel(p, qdqI, isoI, measured, { simulated: false }, exposeDetail);
+  const simBuilt = comparisonModel(p, qdq, isoS, measured, { simulated: true, feeds: intBuilt.floatInputs }, exposeDetail);
 
   const warnings: Warning[] = [];
   const sessions: ort.InferenceSession[] = [];
   const evaluation: Evaluation = {
     layerAcc: new Map(plan.layers.map((l) => [l.node.name, new LayerComparison()])),
-    clipCount: new Map(),
-    seen: new Map(),
     out: {
       sim: new OutputComparer(new ModelOutputComparison(floatOutputs(p)), null),
       int: new OutputComparer(new ModelOutputComparison(floatOutputs(p)), opts.metric ? new UserMetricSeries(opts.metric) : null),
@@ -174,9 +162,11 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
       const detailed = exposeDetail && detail.wants(start);
       const rs = await runSession(sim.session, feeds, label, detailed ? sim.detailFetch : sim.fetch);
       checkCancel(opts.signal);
-      const ri = await runSession(int.session, feeds, label, detailed ? int.detailFetch : int.fetch);
-      addSums(evaluation, sim, rs, 'sim', 'isoSim', true);
-      addSums(evaluation, int, ri, 'int', 'isoInt', false);
+      // The integer model reads the float tensors it compares against from the simulated run.
+      const intFeeds = { ...feeds, ...Object.fromEntries(int.floatInputs.map((t) => [int.floatName(t), rs[sim.floatName(t)]])) };
+      const ri = await runSession(int.session, intFeeds, label, detailed ? int.detailFetch : int.fetch);
+      addSums(evaluation, sim, rs, 'sim', 'isoSim');
+      addSums(evaluation, int, ri, 'int', 'isoInt');
       const fr = Object.fromEntries([...sim.floatOutputs].map(([o, name]) => [o, rs[name]]));
       await compareOutputs(p, evaluation, fr, rs, ri, labels?.subarray(start, start + count) ?? null, start, count);
       if (detailed) detail.add(rs, ri, sim, start, count, evaluation);
@@ -200,18 +190,13 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   return report;
 }
 
-/** One batch's reduced sums into the layer comparisons and clip counts. */
-function addSums(e: Evaluation, c: Comparison, res: Record<string, ort.Tensor>, acc: 'sim' | 'int', iso: 'isoSim' | 'isoInt', clips: boolean): void {
+/** One batch's reduced sums into the layer comparisons. */
+function addSums(e: Evaluation, c: Comparison, res: Record<string, ort.Tensor>, acc: 'sim' | 'int', iso: 'isoSim' | 'isoInt'): void {
   const sums = res[SUMS_OUTPUT].data as Float64Array; // float64 (compareGraph.ts)
   for (const [layer, o] of c.offsets) {
     const lc = e.layerAcc.get(layer)!;
     lc.addSums(acc, sums, o.acc);
     if (o.iso !== null) lc.addSums(iso, sums, o.iso);
-  }
-  if (!clips) return;
-  for (const [tensor, o] of c.clips) {
-    e.clipCount.set(tensor, (e.clipCount.get(tensor) ?? 0) + sums[o]);
-    e.seen.set(tensor, (e.seen.get(tensor) ?? 0) + sums[o + 1]);
   }
 }
 

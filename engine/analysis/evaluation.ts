@@ -26,8 +26,6 @@ export class OutputComparer {
 /** Everything the evaluation measured; `buildReport` turns it into the report. */
 export interface Evaluation {
   layerAcc: Map<string, LayerComparison>;
-  clipCount: Map<string, number>;
-  seen: Map<string, number>;
   out: { sim: OutputComparer; int: OutputComparer };
   floatTop1: Top1Counter;
   diffFeeds: LayerDiffFeed[];
@@ -50,8 +48,9 @@ export interface Comparison {
   session: ort.InferenceSession;
   /** Per layer: offsets of the accumulated and the isolated sums. */
   offsets: Map<string, { acc: number; iso: number | null }>;
-  /** Per clip-counted tensor: offset of (clipped, elements). */
-  clips: Map<string, number>;
+  /** Float tensors this model reads as inputs, from the simulated model's run of the batch (float-graph names). */
+  floatInputs: string[];
+  /** Float model outputs as exposed, by original name. */
   floatOutputs: Map<string, string>;
   floatName: (tensor: string) => string;
   /** What every batch fetches (sums and model outputs); detail batches fetch the taps too. */

@@ -19,6 +19,7 @@ import type { Prepared, Quantized } from './types';
 import { choosePrimaryMetric } from './primaryMetric';
 import { platform } from './platform';
 import { type CurvePoint, downsampleKeepingMinima, nearestIndex } from './curveDownsample';
+import { clipShare } from './clipRate';
 import { gridUse } from './gridUse';
 
 export const TOOL_VERSION = '0.1.0';
@@ -70,7 +71,7 @@ export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: Sens
       sensitivity: sens?.layers.get(l.node.name) ?? null,
     };
   });
-  const tensors = [...activationReports(p, q, e), ...weightReports(p, q, e.weights)];
+  const tensors = [...activationReports(p, q), ...weightReports(p, q, e.weights)];
   const warnings = [...p.warnings, ...planWarnings(q, layers, e.shift !== 0), ...clippingWarnings(p, q), ...e.warnings];
   return {
     schemaVersion: REPORT_SCHEMA_VERSION,
@@ -145,13 +146,13 @@ function planWarnings(q: Quantized, layers: LayerReport[], transformed: boolean)
   return w;
 }
 
-function activationReports(p: Prepared, q: Quantized, e: Evaluation): TensorReport[] {
+function activationReports(p: Prepared, q: Quantized): TensorReport[] {
   return q.plan.activations.flatMap((name) => {
     const s = p.stats.get(name);
     const th = q.thresholds.get(name);
     const params = q.actParams.get(name);
     if (!s || !th || !params) return [];
-    const seen = e.seen.get(name);
+    const clip = clipShare(s, params);
     return [
       {
         name,
@@ -171,7 +172,8 @@ function activationReports(p: Prepared, q: Quantized, e: Evaluation): TensorRepo
           scale: params.scale,
           zeroPoint: params.zeroPoint,
         },
-        clipRate: seen ? e.clipCount.get(name)! / seen : 0,
+        clipRate: clip.rate,
+        clipRateBounds: { low: clip.low, high: clip.high },
         grid: gridUse(s, params),
       },
     ];

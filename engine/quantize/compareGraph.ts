@@ -5,7 +5,7 @@
  * loop per element); here onnxruntime reduces them natively and hands back one vector per batch.
  *
  * Per compared pair (x float, y quantized, dequantized): sum x^2, sum y^2, sum (x-y)^2, max |x-y|
- * and the element count. Per clip-counted tensor: elements beyond the grid, elements.
+ * and the element count. (Clip rates are read from the calibration histogram: analysis/clipRate.ts.)
  * The float graph's names get a prefix so they cannot clash with the quantized graph's.
  */
 import type { GraphProto, ModelProto, NodeProto } from 'onnx-buf';
@@ -13,7 +13,7 @@ import { makeNode, untypedValueInfo } from '../onnx/graph';
 import { cloneModel, opsetOf } from '../onnx/model';
 import { DT, makeTensor } from '../onnx/tensor';
 import { raiseOpsetForIntegerKernels } from './qdqRewrite';
-import { nodeReads } from '../onnx/slice';
+import { nodeReads, typedValueInfo } from '../onnx/slice';
 
 export const FLOAT_PREFIX = 'quantlens_float::';
 export const SUMS_OUTPUT = 'quantlens::sums';
@@ -32,16 +32,6 @@ export interface ComparedPair {
    */
   robust?: boolean;
   /** The float tensor's rank, when known (onnxruntime's dims): its reductions then need no Reshape. */
-  rank?: number;
-}
-
-export interface ClipCount {
-  /** Float tensor (float graph name). */
-  tensor: string;
-  /** Values below lo or above hi saturate on the grid. */
-  lo: number;
-  hi: number;
-  /** The tensor's rank, when known. */
   rank?: number;
 }
 
@@ -123,11 +113,23 @@ class ScalarVector {
   }
 }
 
+export interface ComparisonOptions {
+  /** Float-graph tensors to expose as outputs (fetched on some batches only; see fetch lists). */
+  exposeFloat?: readonly string[];
+  /**
+   * Read the float tensors the comparison needs as graph inputs instead of running the float graph
+   * again: another comparison model on the same batch computed them (and exposes them). Gives each
+   * one's element type, by its float-graph name.
+   */
+  floatFrom?: (tensor: string) => number | undefined;
+}
+
 export interface ComparisonModel {
   model: ModelProto;
-  /** Offsets in the sums vector: pairs first (PAIR_SUMS each), then clip counts (2 each). */
+  /** With `floatFrom`: the float tensors to feed, by their float-graph names (unprefixed). */
+  floatInputs: string[];
+  /** Offset of pair k in the sums vector (PAIR_SUMS each). */
   pairOffset: (k: number) => number;
-  clipOffset: (k: number) => number;
   /** Float model outputs as exposed (prefixed names), by original name. */
   floatOutputs: Map<string, string>;
   /** The name a float-graph tensor has in the combined model. */
@@ -166,17 +168,10 @@ function prefixGraph(g: GraphProto, prefix: string, keep: ReadonlySet<string>): 
 
 /**
  * `quantized` (a QDQ model, possibly with extra isolated-layer nodes) plus `float` (the float
- * model, same inputs), comparing `pairs` and counting clips of `clips`. Both models must declare the
+ * model, same inputs), comparing `pairs`. Both models must declare the
  * same graph inputs.
  */
-export function buildComparisonModel(
-  quantized: ModelProto,
-  float: ModelProto,
-  pairs: readonly ComparedPair[],
-  clips: readonly ClipCount[],
-  /** Float-graph tensors to expose as outputs (fetched on some batches only; see fetch lists). */
-  exposeFloat: readonly string[] = [],
-): ComparisonModel {
+export function buildComparisonModel(quantized: ModelProto, float: ModelProto, pairs: readonly ComparedPair[], opts: ComparisonOptions = {}): ComparisonModel {
   const model = cloneModel(quantized);
   const g = model.graph!;
   const floatCopy = cloneModel(float);
@@ -186,10 +181,13 @@ export function buildComparisonModel(
   const inputs = new Set(f.input.map((i) => i.name));
   prefixGraph(f, FLOAT_PREFIX, inputs);
   const fname = (t: string) => (inputs.has(t) ? t : FLOAT_PREFIX + t);
-  // Float nodes first: the isolated layers merged into `quantized` read them (topological order).
-  g.node = [...f.node, ...g.node];
-  g.initializer.push(...f.initializer);
-  const used = new Set<string>([...g.node.flatMap((n) => [...n.input, ...n.output, n.name]), ...g.initializer.map((t) => t.name)]);
+  const fed = opts.floatFrom;
+  if (!fed) {
+    // Float nodes first: the isolated layers merged into `quantized` read them (topological order).
+    g.node = [...f.node, ...g.node];
+    g.initializer.push(...f.initializer);
+  }
+  const used = new Set<string>([...[...g.node, ...f.node].flatMap((n) => [...n.input, ...n.output, n.name]), ...g.initializer.map((t) => t.name)]);
   let counter = 0;
   const fresh = (base: string) => {
     let name = `quantlens::${base}_${counter++}`;
@@ -254,30 +252,45 @@ export function buildComparisonModel(
     vector.push(sx2, reduce('ReduceSumSquare', y, type, p.rank), reduce('ReduceSumSquare', d, type, p.rank));
     vector.push(reduce('ReduceMax', op('Abs', [d]), type, p.rank), n);
   }
-  for (const c of clips) {
-    const x = fname(c.tensor);
-    const lo = fresh('lo');
-    const hi = fresh('hi');
-    g.initializer.push(makeTensor(lo, DT.FLOAT, [], [c.lo]), makeTensor(hi, DT.FLOAT, [], [c.hi]));
-    const out = op('Or', [op('Less', [x, lo]), op('Greater', [x, hi])]);
-    vector.push(reduce('ReduceSum', op('Cast', [out], { to: DT.FLOAT }), DT.FLOAT, c.rank), ofTensor(x, c.rank).n);
-  }
   if (vector.empty) vector.push({ name: op('Size', [[...inputs][0]]), type: DT.INT64, rank: 0 });
   vector.build(SUMS_OUTPUT);
   g.node.push(...nodes);
+  const floatInputs = fed ? feedFloat(g, f, fed) : [];
   g.node = interleave(g.node, new Map(float.graph!.node.map((n, i) => [n.name, i])));
   g.output.push(untypedValueInfo(SUMS_OUTPUT));
   const floatOutputs = new Map<string, string>();
-  for (const o of float.graph!.output) {
+  for (const o of fed ? [] : float.graph!.output) {
     const name = fname(o.name);
     floatOutputs.set(o.name, name);
     if (!g.output.some((x) => x.name === name)) g.output.push(untypedValueInfo(name));
   }
-  for (const t of exposeFloat) {
+  for (const t of opts.exposeFloat ?? []) {
     const name = fname(t);
     if (!g.output.some((x) => x.name === name)) g.output.push(untypedValueInfo(name));
   }
-  return { model, pairOffset: (k) => k * PAIR_SUMS, clipOffset: (k) => pairs.length * PAIR_SUMS + 2 * k, floatOutputs, floatName: fname };
+  return { model, floatInputs, pairOffset: (k) => k * PAIR_SUMS, floatOutputs, floatName: fname };
+}
+
+/**
+ * Make the (prefixed) float tensors `g` reads into graph inputs, typed by `typeOf`, and copy the
+ * float initializers it reads. Returns the fed tensors' float-graph names.
+ */
+function feedFloat(g: GraphProto, f: GraphProto, typeOf: (tensor: string) => number | undefined): string[] {
+  const made = new Set(f.node.flatMap((n) => n.output));
+  const inits = new Map(f.initializer.map((t) => [t.name, t]));
+  const reads = new Set(g.node.flatMap(nodeReads));
+  const names: string[] = [];
+  for (const r of reads) {
+    const init = inits.get(r);
+    if (init) g.initializer.push(init);
+    if (!made.has(r)) continue;
+    const name = r.slice(FLOAT_PREFIX.length);
+    const type = typeOf(name);
+    if (type === undefined) throw new Error(`comparison model: no element type known for float tensor ${name}`);
+    g.input.push(typedValueInfo(r, type));
+    names.push(name);
+  }
+  return names;
 }
 
 export const ISO_PREFIX = 'quantlens_iso::';

@@ -79,8 +79,14 @@ function tensorLines(t: TensorReport): string {
   return [
     `\`${t.name}\` (${t.kind}) range [${t.min.toPrecision(4)}, ${t.max.toPrecision(4)}]${t.degenerate ? ` — ${t.degenerate}` : ''}`,
     `- thresholds: ${th}`,
-    `- chosen: ${chosen}; clip rate ${pct(t.clipRate)}`,
+    `- chosen: ${chosen}; clip rate ${pct(t.clipRate)}${clipBounds(t)}`,
   ].join('\n');
+}
+
+/** The clip rate's bounds when the histogram's edge bins leave it uncertain at the printed precision. */
+function clipBounds(t: TensorReport): string {
+  const b = t.clipRateBounds;
+  return b && pct(b.low) !== pct(b.high) ? ` (between ${pct(b.low)} and ${pct(b.high)})` : '';
 }
 
 export function tensorHover(t: TensorReport): string {

@@ -73,7 +73,12 @@ describe('redesigned pipeline reproduces the previous one', () => {
           for (const end of ['lo', 'hi'] as const)
             assert.ok(Math.abs(got[end] - range[end]) <= 1e-6 * Math.max(1, Math.abs(range[end])), `${o.name} ${m}.${end}: ${got[end]} vs ${range[end]}`);
         }
-        assert.ok(Math.abs(t!.clipRate - o.clipRate) <= 1e-9, `${o.name} clip ${t!.clipRate} vs ${o.clipRate}`);
+        // The previous pipeline counted clips in onnxruntime, exactly; the histogram's estimate must
+        // bound that count (only the bin at each grid edge is uncertain) and agree with it to the
+        // 0.01% the report prints.
+        const b = t!.clipRateBounds!;
+        assert.ok(b.low - 1e-9 <= o.clipRate && o.clipRate <= b.high + 1e-9, `${o.name} clip ${o.clipRate} outside [${b.low}, ${b.high}]`);
+        assert.ok(Math.abs(t!.clipRate - o.clipRate) <= 1e-4, `${o.name} clip ${t!.clipRate} vs ${o.clipRate}`);
       }
     });
   }
