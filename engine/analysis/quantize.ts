@@ -5,7 +5,9 @@
  * calibrating tensors this configuration quantizes that no earlier one did.
  */
 import { inputNamesOf } from '../data/dataset';
-import { computeThresholds, type TensorThresholds } from '../calibration/choose';
+import type { TensorThresholds } from '../calibration/choose';
+import type { ActivationStats } from '../calibration/histogram';
+import { thresholdsOf } from '../calibration/thresholdPool';
 import type { QuantConfig } from '../../protocol/report';
 import { foldBatchNorms } from '../quantize/bnFold';
 import { type PlannedLayer, type QuantPlan, dropLayers, dropNonFloat, layerTensors, planQuantization } from '../quantize/plan';
@@ -31,15 +33,20 @@ export async function quantizeWith(p: Prepared, config: QuantConfig, opts: RunOp
   const actParams = new Map<string, QuantParams>();
   const tensorOver = new Map((config.tensorOverrides ?? []).map((o) => [o.tensor, o]));
   const bits = activationBits(config, plan.layers);
-  for (const t of plan.activations) {
+  const each = plan.activations.flatMap((t) => {
     const s = p.stats.get(t);
-    if (!s) continue;
+    if (!s) return [];
     const o = tensorOver.get(t);
     const scheme = { ...config.activations, bits: bits.get(t) ?? config.activations.bits };
     const percentile = o?.percentile ?? config.percentile;
-    const key = `${t}|${scheme.bits}|${scheme.signed}|${percentile}`;
-    let th = p.thresholdCache.get(key);
-    if (!th) p.thresholdCache.set(key, (th = computeThresholds(s, { ...config, percentile, activations: scheme })));
+    return [{ t, s, o, scheme, key: `${t}|${scheme.bits}|${scheme.signed}|${percentile}`, config: { ...config, percentile, activations: scheme } }];
+  });
+  await fillThresholdCache(
+    p,
+    each.map((e) => [e.key, e.s, e.config]),
+  );
+  for (const { t, o, scheme, key } of each) {
+    const th = p.thresholdCache.get(key)!;
     thresholds.set(t, th);
     const r = o?.range ?? th.thresholds[o?.calibration ?? config.calibration];
     actParams.set(t, paramsFor(r.lo, r.hi, scheme));
@@ -50,6 +57,12 @@ export async function quantizeWith(p: Prepared, config: QuantConfig, opts: RunOp
     if (l.shareInputParams && inP) actParams.set(l.output, inP);
   }
   return { config, prepared, folds, plan, actParams, thresholds };
+}
+
+/** Compute the thresholds the cache lacks (several cores when there are many), keyed by tensor and scheme. */
+export async function fillThresholdCache(p: Prepared, items: [string, ActivationStats, QuantConfig][]): Promise<void> {
+  const missing = [...new Map(items.filter(([key]) => !p.thresholdCache.has(key)).map((item) => [item[0], item])).values()];
+  for (const [key, th] of await thresholdsOf(missing)) p.thresholdCache.set(key, th);
 }
 
 /** Exclusions may name a body node as in the file; the plan knows it by its qualified name. */

@@ -12,10 +12,19 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import type { QuantConfig } from '../../protocol/report';
+import type { TensorThresholds } from './choose';
 import { ActivationStats } from './histogram';
 
-export type PoolRequest = { kind: 'add'; items: [string, Float32Array][] } | { kind: 'collect' };
-export type PoolReply = { kind: 'added' } | { kind: 'stats'; stats: [string, ActivationStats][] } | { kind: 'error'; message: string; stack?: string };
+export type PoolRequest =
+  | { kind: 'add'; items: [string, Float32Array][] }
+  | { kind: 'collect' }
+  | { kind: 'thresholds'; items: [string, ActivationStats, QuantConfig][] };
+export type PoolReply =
+  | { kind: 'added' }
+  | { kind: 'stats'; stats: [string, ActivationStats][] }
+  | { kind: 'thresholds'; thresholds: [string, TensorThresholds][] }
+  | { kind: 'error'; message: string; stack?: string };
 
 /**
  * Values to bin below which workers are not worth starting (a worker costs tens of milliseconds
@@ -52,7 +61,8 @@ function startWorker(): Worker {
   return new Worker(path.join(__dirname, 'histogramWorker.ts'), { execArgv: ['--require', 'tsx/cjs'] });
 }
 
-class PoolWorker {
+/** One worker thread of the pool, one request in flight at a time. */
+export class PoolWorker {
   private readonly worker: Worker;
   private waiting: { resolve: (r: PoolReply) => void; reject: (e: Error) => void } | undefined;
   private failure: Error | undefined;

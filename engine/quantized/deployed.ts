@@ -7,7 +7,7 @@
  * each method would pick beside the deployed grid.
  */
 import type { ModelQuantization, Report } from '../../protocol/report';
-import { computeThresholds, type TensorThresholds } from '../calibration/choose';
+import type { TensorThresholds } from '../calibration/choose';
 import { InputError } from '../errors';
 import { type LoadedModel, cloneModel, loadModel, opsetOf } from '../onnx/model';
 import { GraphIndex, type GraphProto } from '../onnx/graph';
@@ -17,6 +17,7 @@ import { gridType } from '../quantize/qdqRewrite';
 import { evaluate } from '../analysis/evaluate';
 import { createSession } from '../runtime/session';
 import { ensureStats, prepareLoaded } from '../analysis/prepare';
+import { fillThresholdCache } from '../analysis/quantize';
 import type { EvaluateOptions, PrepareOptions, Prepared, Quantized, RunOptions } from '../analysis/types';
 import { deployedConfig } from './deployedConfig';
 import { deployedPlan } from './deployedPlan';
@@ -110,16 +111,18 @@ export async function quantizeDeployed(p: Prepared, d: DeployedModel, opts: RunO
   const actParams = new Map(plan.activations.map((t) => [t, grids.activations.get(t)!]));
   const config = deployedConfig(actParams, plan.layers, fold);
   const thresholds = new Map<string, TensorThresholds>();
-  for (const [t, g] of actParams) {
+  const each = [...actParams].flatMap(([t, g]) => {
     const s = p.stats.get(t);
-    if (!s) continue;
+    if (!s) return [];
     const { bits, signed } = gridType(g);
-    const key = `${t}|${bits}|${signed}|${config.percentile}`;
-    let th = p.thresholdCache.get(key);
     const scheme = { bits, signed, symmetric: signed && g.zeroPoint === 0, narrowRange: false, powerOfTwo: false };
-    if (!th) p.thresholdCache.set(key, (th = computeThresholds(s, { ...config, activations: scheme })));
-    thresholds.set(t, th);
-  }
+    return [[t, [`${t}|${bits}|${signed}|${config.percentile}`, s, { ...config, activations: scheme }]] as const];
+  });
+  await fillThresholdCache(
+    p,
+    each.map(([, item]) => [...item]),
+  );
+  for (const [t, [key]] of each) thresholds.set(t, p.thresholdCache.get(key)!);
   const weights = plan.layers.reduce((a, l) => a + [...(l.fixed?.keys() ?? [])].filter((i) => l.roles[i]?.kind === 'weight').length, 0);
   const reference = own ? null : opts.otherTwin ? { twinOf: opts.otherTwin } : { floatModel: p.loaded.path };
   const quantization = describe(d, reference, unmatched, { activations: actParams.size, weights });
