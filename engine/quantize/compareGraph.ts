@@ -43,18 +43,9 @@ interface Scalar {
 }
 
 /**
- * One-element tensors of a few element types gathered into one float64 vector, in the order
- * pushed, with a handful of nodes whatever their number: per element type and rank a tree of Concats
- * (reductions kept at their input's rank, [1, ..., 1], concatenate along axis 0) and one Reshape,
- * rank-0 scalars stacked by ConcatFromSequence (opset 11) or else reshaped one by one; one Cast
- * per type, then a Concat and a Gather back into push order. onnxruntime costs ~0.3 ms per node to
- * create a session and microseconds per node per run: a Reshape and a Cast per scalar made the
- * comparison models of real detectors 10x larger than the models they compare.
- */
-/**
- * Inputs per gathering node. Creating a session costs time in the square of a node's fan-in
- * (measured with onnxruntime 1.30: 1,200 reductions gathered by one Concat 0.8 s, by Concats of 32
- * 0.16 s; 2,400: 3.5 s against 0.45 s).
+ * Inputs per gathering node. Session creation grows faster than linearly with the inputs of one
+ * gathering node (measured with onnxruntime 1.30: 1,200 reductions gathered by one Concat 0.8 s,
+ * by Concats of 32 0.16 s; 2,400: 3.5 s against 0.45 s).
  */
 const GATHER_FAN_IN = 32;
 
@@ -64,6 +55,15 @@ function chunks<T>(xs: readonly T[], size = GATHER_FAN_IN): T[][] {
   return out;
 }
 
+/**
+ * One-element tensors of a few element types gathered into one float64 vector, in the order
+ * pushed, with a handful of nodes whatever their number: per element type and rank a tree of Concats
+ * (reductions kept at their input's rank, [1, ..., 1], concatenate along axis 0) and one Reshape,
+ * rank-0 scalars stacked by ConcatFromSequence (opset 11) or else reshaped one by one; one Cast
+ * per type, then a Concat and a Gather back into push order. onnxruntime costs ~0.3 ms per node to
+ * create a session and microseconds per node per run: a Reshape and a Cast per scalar made the
+ * comparison models of real detectors 10x larger than the models they compare.
+ */
 class ScalarVector {
   /** Per element type, per rank: the names pushed. */
   private readonly groups = new Map<number, Map<number, string[]>>();
@@ -95,8 +95,7 @@ class ScalarVector {
     const { op } = this;
     let flat = '';
     const reshape = (x: string, shape: bigint[]) => op('Reshape', [x, this.constant('shape', shape)]);
-    // Concatenated GATHER_FAN_IN at a time, in a tree: onnxruntime's session creation grows with
-    // the square of a node's fan-in (one Concat of 928 sums took seconds to create; see below).
+    // Concatenated GATHER_FAN_IN at a time, in a tree (see GATHER_FAN_IN for why).
     const concat = (names: string[]): string => {
       let level = names;
       while (level.length > 1) level = chunks(level).map((c) => (c.length === 1 ? c[0] : op('Concat', c, { axis: 0 })));

@@ -25,8 +25,8 @@ const quant = buildModel({
   initializers: [makeTensor('one', DT.FLOAT, [], [1])],
 });
 
-/** The five sums in float64 over the elements where a is finite. */
-function expected(x: number[]) {
+/** The five sums in float64 over the elements where a is finite (q = x + c). */
+function expected(x: number[], c = 1) {
   const f = Math.fround;
   let sx2 = 0,
     sy2 = 0,
@@ -35,7 +35,7 @@ function expected(x: number[]) {
     n = 0;
   for (const v of x) {
     const a = f(2 * f(v));
-    const q = f(f(v) + 1);
+    const q = f(f(v) + c);
     if (!Number.isFinite(a)) continue;
     sx2 += a * a;
     sy2 += q * q;
@@ -84,6 +84,32 @@ describe('comparison sums', () => {
       () => buildComparisonModel(quant, float, [{ float: 'a', quant: 'q' }], { floatFrom: () => undefined }),
       /no element type known for float tensor a/,
     );
+  });
+
+  it('70 pairs, more than one gathering node takes: the sums of every pair at its offset (opset 13 and 10)', async () => {
+    const x = [1, -2.5, 3, 0.25];
+    // Pair k compares a = 2x with q_k = x + k: distinct sums, so a pair landing at another offset fails.
+    const n = 70;
+    const many = buildModel({
+      nodes: Array.from({ length: n }, (_, k) => makeNode('Add', ['x', `c${k}`], [`q${k}`], `add${k}`)),
+      inputs: [valueInfo('x', [4])],
+      outputs: Array.from({ length: n }, (_, k) => valueInfo(`q${k}`, [4])),
+      initializers: Array.from({ length: n }, (_, k) => makeTensor(`c${k}`, DT.FLOAT, [], [k])),
+    });
+    for (const opset of [13, 10]) {
+      const f = { ...float, opsetImport: [{ ...float.opsetImport[0], version: BigInt(opset) }] };
+      const q = { ...many, opsetImport: [{ ...many.opsetImport[0], version: BigInt(opset) }] };
+      const pairs = Array.from({ length: n }, (_, k) => ({ float: 'a', quant: `q${k}`, robust: k % 3 === 1, rank: k % 3 === 2 ? 1 : undefined }));
+      const built = buildComparisonModel(q, f, pairs);
+      const s = await createSession(built.model, 'float');
+      const res = await s.run({ x: new ort.Tensor('float32', Float32Array.from(x), [4]) });
+      await s.release();
+      const got = Array.from(res[SUMS_OUTPUT].data as Float64Array);
+      assert.equal(got.length, n * PAIR_SUMS);
+      for (let k = 0; k < n; k++) close(got.slice(built.pairOffset(k), built.pairOffset(k) + PAIR_SUMS), expected(x, k), 1e-6);
+      // No gathering node reads more than 32 tensors.
+      assert.ok(built.model.graph!.node.every((nd) => nd.opType === 'Gather' || nd.input.length <= 32), `opset ${opset}`);
+    }
   });
 
   it('robust pairs: values of 1e20 and an infinite element give finite float64 sums over the finite elements', async () => {
