@@ -108,7 +108,10 @@ describe('comparison sums', () => {
       assert.equal(got.length, n * PAIR_SUMS);
       for (let k = 0; k < n; k++) close(got.slice(built.pairOffset(k), built.pairOffset(k) + PAIR_SUMS), expected(x, k), 1e-6);
       // No gathering node reads more than 32 tensors.
-      assert.ok(built.model.graph!.node.every((nd) => nd.opType === 'Gather' || nd.input.length <= 32), `opset ${opset}`);
+      assert.ok(
+        built.model.graph!.node.every((nd) => nd.opType === 'Gather' || nd.input.length <= 32),
+        `opset ${opset}`,
+      );
     }
   });
 
