@@ -41,9 +41,9 @@ function comparisonModel(
   layers: readonly PlannedLayer[],
   /**
    * The simulated model runs the float graph and also returns the float tensors `feeds` lists; the
-   * integer model reads those as inputs instead of running the float graph a second time.
+   * integer model reads those as inputs (`fed`) instead of running the float graph a second time.
    */
-  role: { simulated: true; feeds: readonly string[] } | { simulated: false },
+  role: { simulated: true; feeds: readonly string[] } | { simulated: false; fed: boolean },
   /** Expose the top-level layers' codes and float outputs for detail batches (small models only). */
   exposeDetail: boolean,
 ) {
@@ -76,8 +76,9 @@ function comparisonModel(
   // where no fusion depends on them.
   const exposeFloat = role.simulated && exposeDetail ? top.map((l) => l.output) : [];
   const fed = role.simulated ? role.feeds : [];
-  const built = buildComparisonModel(merged.model, p.float, pairs, role.simulated ? { exposeFloat: [...exposeFloat, ...fed] } : { floatFrom: elemTypeOf(p) });
-  const outputs = [...p.outputs, ...built.floatOutputs.values(), ...fed.map(built.floatName)];
+  const options = role.simulated ? { exposeFloat: [...exposeFloat, ...fed] } : role.fed ? { floatFrom: elemTypeOf(p) } : {};
+  const built = buildComparisonModel(merged.model, p.float, pairs, options);
+  const outputs = [...p.outputs, ...(role.simulated ? built.floatOutputs.values() : []), ...fed.map(built.floatName)];
   const bodyTaps = qdq.taps.filter((t) => inBody.has(t.layer)).map((t) => t.tensor);
   const fetch = [SUMS_OUTPUT, ...new Set([...outputs, ...bodyTaps])];
   const tapNames = exposeDetail ? [...qdq.taps, ...[...qdq.inputTaps.values()].flat()].map((t) => t.tensor) : [];
@@ -105,7 +106,9 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   );
   const outputBytes = measured.reduce((a, l) => a + (p.tensorBytes.get(l.output) ?? 0), 0);
   const batch = p.fixedBatch ?? Math.max(1, Math.min(opts.batchSize ?? p.batchSize, Math.floor(RUN_BYTES / Math.max(1, 4 * outputBytes))));
-  // Detail taps ride in the comparison models only while a batch of them stays small.
+  // Detail taps ride in the comparison models, and the float tensors from the simulated run to the
+  // integer one, only while a batch of them stays small: on a 512x512 model, returning the float
+  // tensors to JavaScript raised the peak RSS by 650 MB, more than the float graph's run costs.
   const exposeDetail = outputBytes * 2 * batch <= (opts.detailBytes ?? EXPOSE_BYTES);
   const bodyOnly = (t: OutputTap) => measured.some((l) => l.node.name === t.layer && l.scope.length > 0);
   const expose = exposeDetail ? true : bodyOnly;
@@ -113,7 +116,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   const qdqI = enc.shift ? buildQdqModel(q.prepared, dir, plan, intParams, enc.config, expose) : qdq;
   const isoS = buildIsolatedModel(q.prepared, dir, topLevel, actParams, config);
   const isoI = enc.shift ? buildIsolatedModel(q.prepared, dir, topLevel, intParams, enc.config) : isoS;
-  const intBuilt = comparisonModel(p, qdqI, isoI, measured, { simulated: false }, exposeDetail);
+  const intBuilt = comparisonModel(p, qdqI, isoI, measured, { simulated: false, fed: exposeDetail }, exposeDetail);
   const simBuilt = comparisonModel(p, qdq, isoS, measured, { simulated: true, feeds: intBuilt.floatInputs }, exposeDetail);
 
   const warnings: Warning[] = [];
