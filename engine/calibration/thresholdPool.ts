@@ -8,6 +8,7 @@
 import type { QuantConfig } from '../../protocol/report';
 import { type TensorThresholds, computeThresholds } from './choose';
 import type { ActivationStats } from './histogram';
+import { strideFor } from './thresholds';
 import { PoolWorker, assignThreads, poolThreads } from './statsPool';
 
 /** Level evaluations below which a worker costs more to start than it saves (~10 ns each). */
@@ -16,7 +17,7 @@ export const THRESHOLD_POOL_MIN_WORK = 3e7;
 /** Entropy-search work for one tensor: candidates (strided past 4,096) times quantized levels. */
 export function thresholdWork(s: ActivationStats, config: QuantConfig): number {
   const n = s.pos.length;
-  const candidates = n > 128 ? Math.floor((n - 128) / Math.max(1, Math.floor(n / 4096))) + 1 : 0;
+  const candidates = n > 128 ? Math.floor((n - 128) / strideFor(n)) + 1 : 0;
   const levels = 2 ** (config.activations.bits - 1 + (config.activations.signed ? 0 : 1));
   return candidates * levels + n;
 }

@@ -19,7 +19,7 @@ export interface AmaxResult {
 }
 
 /** Candidate stride so that huge (widened) histograms cost at most ~4096 candidates. */
-function strideFor(n: number): number {
+export function strideFor(n: number): number {
   return Math.max(1, Math.floor(n / 4096));
 }
 
