@@ -207,7 +207,10 @@ export interface LayerReport {
    */
   deployedKernel: string | null;
   sensitivity: {
-    /** Model output when ONLY this layer is quantized (on `sensitivityInfo.samples` samples). */
+    /**
+     * Model output when ONLY this layer is quantized, on `onlyThis.samples` samples: at most
+     * `sensitivityInfo.samples`, fewer for a layer that settled after the pilot (its reason says so).
+     */
     onlyThis: ModelOutputMetrics;
     /**
      * The primary metric when ONLY this layer is quantized: its loss with interval (null for SQNR)

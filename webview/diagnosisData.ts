@@ -115,7 +115,8 @@ export interface DamageRank {
  */
 export function sensitivityBasis(report: Report): 'top1' | 'agreement' {
   const n = report.sensitivityInfo?.samples;
-  const same = n === undefined || n === report.samples;
+  // Layers settled after the pilot ran on fewer samples than the others (their own `samples`).
+  const same = n === undefined || (n === report.samples && report.layers.every((l) => (l.sensitivity?.onlyThis.samples ?? n) === n));
   return report.data.labels && report.accuracy.float.top1 !== null && same ? 'top1' : 'agreement';
 }
 
@@ -152,7 +153,7 @@ export function damageRanking(report: Report): DamageRank[] {
   }
   const measured = report.layers.map((l) => ({ l, loss: onlyThisLoss(report, l) })).filter((x) => x.loss !== null) as { l: LayerReport; loss: number }[];
   if (measured.length > 0) {
-    const n = report.sensitivityInfo?.samples;
+    const n = (l: LayerReport) => l.sensitivity?.onlyThis.samples ?? report.sensitivityInfo?.samples;
     const what = sensitivityBasis(report) === 'top1' ? 'top-1 points lost' : 'points of agreement with float lost';
     return measured
       .filter((x) => x.loss > 0)
@@ -161,7 +162,7 @@ export function damageRanking(report: Report): DamageRank[] {
         node: x.l.node,
         rank: i + 1,
         basis: 'only-this' as const,
-        why: `only this layer quantized: ${x.loss.toFixed(2)} ${what}${n ? ` (${n} samples)` : ''}`,
+        why: `only this layer quantized: ${x.loss.toFixed(2)} ${what}${n(x.l) ? ` (${n(x.l)} samples)` : ''}`,
       }));
   }
   return report.layers

@@ -441,7 +441,9 @@ function statsPanel(row: LayerRow, sensitivitySamples: number | null): HTMLEleme
         h(
           'h4',
           null,
-          l.sensitivity ? `Sensitivity (rank #${l.sensitivity.rank}${sensitivitySamples ? `, on ${sensitivitySamples} samples` : ''})` : 'Sensitivity',
+          l.sensitivity
+            ? `Sensitivity (rank #${l.sensitivity.rank}${sensitivitySamples ? `, on ${l.sensitivity.onlyThis.samples ?? sensitivitySamples} samples` : ''})`
+            : 'Sensitivity',
         ),
         l.sensitivity
           ? h(

@@ -4,9 +4,10 @@
  * downstream part reads from upstream (its "frontier", usually just the layer's input); each
  * layer's downstream part, with that layer quantized, then runs alone from those float tensors.
  *
- * The sample count is sized by the statistics of the metric: a pilot of 16 samples gives each
- * layer's per-sample output SQNR spread, and enough samples are used to know every layer's mean
- * output SQNR within +-0.5 dB (95%), up to 256 (or what the user asked for).
+ * The sample count is sized by the statistics of the metric, per layer (sensitivitySampling.ts):
+ * a pilot of 16 samples gives each layer's per-sample output SQNR and its spread. A layer whose
+ * interval lies wholly above the most damaging layer's stops there; the others go on until each
+ * mean output SQNR is known within +-0.5 dB (95%), up to 256 (or what the user asked for, for all).
  */
 import { inputNamesOf } from '../data/dataset';
 import { stateOutputAxes } from '../data/inputs';
@@ -24,6 +25,7 @@ import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
 import { outputView } from './measure';
 import { ModelOutputComparison, type TensorData } from './outputMetrics';
 import { choosePrimaryMetric } from './primaryMetric';
+import { planAfterPilot } from './sensitivitySampling';
 import { scoreBatch, userMetricSummary } from './userMetric';
 import { byTensor, disposeAll, fixedBatchOf, groupByBytes, measureTensors, tapModel } from './taps';
 import type { EvaluateOptions, Prepared, Quantized } from './types';
@@ -62,6 +64,9 @@ interface Suffix {
   acc: ErrorAccumulator;
   top1: Top1Counter;
   perSampleDb: number[];
+  /** Samples measured, and whether the layer has stopped (settled after the pilot). */
+  samples: number;
+  stopped: boolean;
   /** Every float output per sample (the primary metric with intervals), and the user metric's scores. */
   cmp: ModelOutputComparison;
   userScores: number[];
@@ -87,6 +92,8 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
       acc: new ErrorAccumulator(),
       top1: new Top1Counter(),
       perSampleDb: [],
+      samples: 0,
+      stopped: false,
       cmp: new ModelOutputComparison(floatOuts),
       userScores: [],
     };
@@ -152,6 +159,8 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
         const feeds = await feedsFor(p.data, start, count);
         const lab = labels?.subarray(start, start + count) ?? null;
         for (const [gi, gr] of groups.entries()) {
+          // A group whose layers have all stopped needs no float run.
+          if (gr.units.every((s) => s.stopped)) continue;
           const fr = await runSession(floats[gi].session, feeds, p.loaded.path);
           const all = byTensor(fr, floats[gi].names, feeds);
           const fPred = fPredOf(all);
@@ -160,6 +169,8 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
           if (gi === 0 && opts.metric) floatScores.push(...(await scoreBatch(opts.metric, fOut, fOut, count, lab, start)));
           for (const s of gr.units) {
             checkCancel(opts.signal);
+            if (s.stopped) continue;
+            s.samples += count;
             if (s.outputs.length === 0) {
               // a dead end: quantizing it cannot change any output
               s.top1.add(fPred ?? new Int32Array(0), lab, fPred);
@@ -190,14 +201,29 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
         opts.onProgress?.({ stage: 'sensitivity', done, total: target, message: `${layers.length} layers` });
       }
       if (!opts.sensitivitySamples && done >= target && reason === '') {
-        const need = samplesNeeded(suffixes);
-        const next = Math.min(N, MAX_SAMPLES, Math.max(target, need));
+        const plan = planAfterPilot(suffixes, TARGET_DB);
+        const next = Math.min(N, MAX_SAMPLES, Math.max(target, plan.need));
         reason =
           next >= N
             ? `all ${N} samples`
-            : need > MAX_SAMPLES
-              ? `capped at ${MAX_SAMPLES} (about ${need} would pin every layer's mean output SQNR to +-${TARGET_DB} dB)`
-              : `enough to pin every layer's mean output SQNR to +-${TARGET_DB} dB (95%)`;
+            : plan.need > MAX_SAMPLES
+              ? `capped at ${MAX_SAMPLES} (about ${plan.need} would pin the mean output SQNR of every layer that could rank first to +-${TARGET_DB} dB)`
+              : `enough to pin the mean output SQNR of every layer that could rank first to +-${TARGET_DB} dB (95%)`;
+        // With a user metric, the ranking rests on its scores, not on the SQNR that settles layers.
+        if (next > target && plan.settled.size > 0 && !opts.metric) {
+          // Settled layers keep their pilot numbers (and wider intervals); their sessions go now.
+          for (const i of plan.settled) {
+            const s = suffixes[i];
+            s.stopped = true;
+            if (s.session) {
+              sessions.splice(sessions.indexOf(s.session), 1);
+              await s.session.release();
+              s.session = null;
+            }
+          }
+          const leader = suffixes[plan.leader].layer.node.name;
+          reason += `; ${plan.settled.size} of ${layers.length} layers stopped at the ${target}-sample pilot, their output SQNR interval lying wholly above that of the most damaging layer (${leader})`;
+        }
         target = next;
       }
     }
@@ -220,7 +246,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
         outputSqnrDb: s.acc.result().sqnrDb,
         top1Interval: first?.labelled?.candidate ?? null,
         ...(first ? { agreementInterval: first.top1Agreement } : {}),
-        samples: target,
+        samples: s.samples,
       },
       onlyThisPrimary:
         primary && sqnrOf
@@ -379,17 +405,4 @@ function addReduced(
   for (let k = 0; k < count; k++) s.perSampleDb.push(sd2[k] === 0 ? EXACT_DB : Math.min(EXACT_DB, 10 * Math.log10(sx2[k] / sd2[k])));
   if (fPred) s.top1.add(m.argmax ? Int32Array.from(r[m.argmax].data as BigInt64Array, Number) : fPred, lab, fPred);
   return true;
-}
-
-/** Samples that pin every layer's mean per-sample output SQNR to +-TARGET_DB at 95%. */
-function samplesNeeded(suffixes: Suffix[]): number {
-  let need = 0;
-  for (const s of suffixes) {
-    const v = s.perSampleDb.filter(Number.isFinite);
-    if (v.length < 2) continue;
-    const mean = v.reduce((a, b) => a + b, 0) / v.length;
-    const sd = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1));
-    need = Math.max(need, Math.ceil(((1.96 * sd) / TARGET_DB) ** 2));
-  }
-  return need;
 }

@@ -1,0 +1,67 @@
+/**
+ * Sensitivity sized per layer, on the bundled demo: after the 16-sample pilot, the layers whose
+ * output SQNR interval lies wholly above the most damaging layer's stop; the others go on. Each
+ * layer's numbers must equal an analysis that measured every layer on that layer's sample count.
+ */
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { before, describe, it } from 'node:test';
+import type { LayerReport, Report } from '../../protocol/report';
+import { evaluate, prepareAnalysis, quantizeWith, type Prepared, type Quantized } from '../../engine/analysis/analyze';
+import { resolveConfig } from '../../engine/quantize/presets';
+
+const root = path.resolve(__dirname, '../..');
+const model = path.join(root, 'examples/mnist-cnn/model.onnx');
+const data = path.join(root, 'examples/mnist-cnn/data');
+
+describe('sensitivity samples per layer (demo)', () => {
+  let p: Prepared;
+  let q: Quantized;
+  let adaptive: Report;
+  const fixed = new Map<number, Report>();
+  const at = async (n: number) => {
+    if (!fixed.has(n)) fixed.set(n, await evaluate(p, q, { sensitivitySamples: n, integerDiff: false }));
+    return fixed.get(n)!;
+  };
+  const layer = (r: Report, node: string) => r.layers.find((l) => l.node === node)!.sensitivity!;
+
+  before(async () => {
+    p = await prepareAnalysis(model, { dataPath: data });
+    q = await quantizeWith(p, resolveConfig('tensorrt', { calibration: 'percentile' }));
+    adaptive = await evaluate(p, q, { integerDiff: false });
+  });
+
+  it('some layers settle at the pilot, the most damaging goes on, and the reason says so', () => {
+    const counts = adaptive.layers.map((l) => l.sensitivity!.onlyThis.samples!);
+    const info = adaptive.sensitivityInfo!;
+    assert.ok(counts.includes(16) && counts.some((c) => c > 16), counts.join(','));
+    assert.equal(Math.max(...counts), info.samples);
+    const leader = adaptive.layers.find((l) => l.sensitivity!.rank === 1)!;
+    assert.equal(leader.sensitivity!.onlyThis.samples, info.samples);
+    const settled = counts.filter((c) => c === 16).length;
+    assert.match(info.reason, new RegExp(`${settled} of ${counts.length} layers stopped at the 16-sample pilot`));
+  });
+
+  it('a settled interval lies wholly above the leader, and the ranks are 1..n', () => {
+    const byRank = [...adaptive.layers].sort((a, b) => a.sensitivity!.rank - b.sensitivity!.rank);
+    assert.deepEqual(
+      byRank.map((l) => l.sensitivity!.rank),
+      byRank.map((_, i) => i + 1),
+    );
+    const lead = byRank[0].sensitivity!.onlyThisPrimary!.sqnrDb;
+    for (const l of adaptive.layers.filter((x: LayerReport) => x.sensitivity!.onlyThis.samples === 16)) {
+      assert.ok(l.sensitivity!.onlyThisPrimary!.sqnrDb.low > lead.high, l.node);
+    }
+  });
+
+  it("every layer's numbers equal an analysis of every layer on that layer's sample count", async () => {
+    for (const l of adaptive.layers) {
+      const s = l.sensitivity!;
+      const ref = layer(await at(s.onlyThis.samples!), l.node);
+      assert.equal(ref.onlyThis.samples, s.onlyThis.samples);
+      assert.ok(Math.abs(ref.onlyThis.outputSqnrDb - s.onlyThis.outputSqnrDb) < 1e-9, `${l.node} ${ref.onlyThis.outputSqnrDb} ${s.onlyThis.outputSqnrDb}`);
+      assert.equal(ref.onlyThis.agreement, s.onlyThis.agreement, l.node);
+      assert.ok(Math.abs(ref.onlyThisPrimary!.sqnrDb.estimate - s.onlyThisPrimary!.sqnrDb.estimate) < 1e-9, l.node);
+    }
+  });
+});
