@@ -124,7 +124,11 @@ export class LayerComparison {
     for (let i = 0; i < x.length; i++) {
       const qs = cs[i] - zs;
       const qi = ci[i] - zi; // codes relative to their zero points: the integer grid may be shifted
-      let e = Math.round((qi * si - x[i]) * inv);
+      // Math.round, written as floor(v + 0.5): V8's Math.round made this loop 2.5x slower. The two
+      // differ only where v + 0.5 rounds up to the next integer (v = 0.49999999999999994).
+      const v = (qi * si - x[i]) * inv;
+      let e = Math.floor(v + 0.5);
+      if (e - 0.5 > v) e--;
       e = e < -ERR_SPAN ? -ERR_SPAN : e > ERR_SPAN ? ERR_SPAN : e;
       hist[e + ERR_SPAN]++;
       const dl = qs > qi ? qs - qi : qi - qs;

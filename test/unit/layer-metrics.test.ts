@@ -41,3 +41,42 @@ describe('error metrics skip a non-finite reference', () => {
     assert.equal(c.maxLsb, 2);
   });
 });
+
+describe('code-level detail (LayerComparison.addDetail)', () => {
+  it('integer error histogram, mismatches and max LSB as Math.round and plain counting give them', () => {
+    let s = 5;
+    const r = () => (s = (s * 1664525 + 1013904223) >>> 0) / 4294967296;
+    const n = 50_000;
+    const scale = 0.037;
+    const zs = 3;
+    const zi = 131; // the integer grid shifted by 128, as on x86
+    const x = new Float32Array(n);
+    const cs = new Int8Array(n);
+    const ci = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const q = Math.floor(r() * 200) - 100;
+      // exactly half an LSB away from a code, or anywhere, or far outside the +-16 LSB span
+      const off = i % 3 === 0 ? 0.5 * (r() < 0.5 ? -1 : 1) : i % 3 === 1 ? r() * 2 - 1 : (r() - 0.5) * 60;
+      x[i] = (q + off) * scale;
+      cs[i] = q + zs;
+      ci[i] = q + zi + (r() < 0.05 ? (r() < 0.5 ? -1 : 2) : 0);
+    }
+    const lc = new LayerComparison();
+    lc.addDetail(x, { codes: cs, scale, zeroPoint: zs }, { codes: ci, scale, zeroPoint: zi });
+    const hist = new Array(33).fill(0);
+    let mismatch = 0;
+    let maxLsb = 0;
+    for (let i = 0; i < n; i++) {
+      const e = Math.round(((ci[i] - zi) * scale - x[i]) * (1 / scale));
+      hist[Math.max(-16, Math.min(16, e)) + 16]++;
+      const d = Math.abs(cs[i] - zs - (ci[i] - zi));
+      if (d) mismatch++;
+      maxLsb = Math.max(maxLsb, d);
+    }
+    assert.deepEqual(Array.from(lc.errHist), hist);
+    assert.equal(lc.mismatch, mismatch);
+    assert.equal(lc.maxLsb, 2);
+    assert.equal(maxLsb, 2);
+    assert.equal(lc.n, n);
+  });
+});
