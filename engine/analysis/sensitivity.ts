@@ -221,6 +221,19 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
               s.session = null;
             }
           }
+          // From here on each float run exposes only what the remaining layers read: on the
+          // recogniser, 4 tensors instead of 81, most of the float run's cost beyond a plain pass.
+          for (const [gi, gr] of groups.entries()) {
+            const keep = gr.units.filter((s) => !s.stopped);
+            if (keep.length === 0 || keep.length === gr.units.length) continue;
+            const { model: m, names } = tapModel(p, [...new Set(keep.flatMap(tapsOf))]);
+            const session = await createSession(m, 'float', { label: p.loaded.path });
+            sessions.push(session);
+            const old = floats[gi].session;
+            sessions.splice(sessions.indexOf(old), 1);
+            await old.release();
+            floats[gi] = { session, names };
+          }
           const leader = suffixes[plan.leader].layer.node.name;
           reason += `; ${plan.settled.size} of ${layers.length} layers stopped at the ${target}-sample pilot, their output SQNR interval lying wholly above that of the most damaging layer (${leader})`;
         }
