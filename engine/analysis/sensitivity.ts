@@ -25,7 +25,7 @@ import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
 import { outputView } from './measure';
 import { ModelOutputComparison, type TensorData } from './outputMetrics';
 import { choosePrimaryMetric } from './primaryMetric';
-import { planAfterPilot } from './sensitivitySampling';
+import { planAfterPilot, sampleDb } from './sensitivitySampling';
 import { scoreBatch, userMetricSummary } from './userMetric';
 import { byTensor, disposeAll, fixedBatchOf, groupByBytes, measureTensors, tapModel } from './taps';
 import type { EvaluateOptions, Prepared, Quantized } from './types';
@@ -34,8 +34,6 @@ const PILOT = 16;
 const MAX_SAMPLES = 256;
 /** Half-width (dB) of the 95% interval on each layer's mean output SQNR that sizes the sample. */
 const TARGET_DB = 0.5;
-/** A sample whose output is reproduced exactly counts as this SQNR in the spread estimate. */
-const EXACT_DB = 200;
 
 export interface LayerSensitivity {
   onlyThis: ModelOutputMetrics;
@@ -174,7 +172,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
             if (s.outputs.length === 0) {
               // a dead end: quantizing it cannot change any output
               s.top1.add(fPred ?? new Int32Array(0), lab, fPred);
-              for (let k = 0; k < count; k++) s.perSampleDb.push(EXACT_DB);
+              for (let k = 0; k < count; k++) s.perSampleDb.push(Infinity);
               s.cmp.add(fOut, fOut, count, lab);
               if (opts.metric) s.userScores.push(...(await scoreBatch(opts.metric, fOut, fOut, count, lab, start)));
               continue;
@@ -333,7 +331,7 @@ function compare(
       sd2[k] += e.sd2;
     }
   }
-  for (let k = 0; k < count; k++) s.perSampleDb.push(sd2[k] === 0 ? EXACT_DB : Math.min(EXACT_DB, 10 * Math.log10(sx2[k] / sd2[k])));
+  for (let k = 0; k < count; k++) s.perSampleDb.push(sampleDb(sx2[k], sd2[k]));
   const q = r[logits] ?? floats[logits];
   if (fPred && q) s.top1.add(argmaxRows(q.data as Float32Array, cols(q)), lab, fPred);
 }
@@ -415,7 +413,7 @@ function addReduced(
       sd2[k] += d2;
     }
   }
-  for (let k = 0; k < count; k++) s.perSampleDb.push(sd2[k] === 0 ? EXACT_DB : Math.min(EXACT_DB, 10 * Math.log10(sx2[k] / sd2[k])));
+  for (let k = 0; k < count; k++) s.perSampleDb.push(sampleDb(sx2[k], sd2[k]));
   if (fPred) s.top1.add(m.argmax ? Int32Array.from(r[m.argmax].data as BigInt64Array, Number) : fPred, lab, fPred);
   return true;
 }
