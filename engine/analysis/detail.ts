@@ -16,7 +16,8 @@ import type { QuantConfig, Warning } from '../../protocol/report';
 import type { PlannedLayer } from '../quantize/plan';
 import { type OutputTap, type QdqResult, buildQdqModel } from '../quantize/qdqRewrite';
 import type { QuantParams } from '../quantize/scheme';
-import { createSession, runSession } from '../runtime/session';
+import { createSession, feedPins, runSession } from '../runtime/session';
+import type { DimPins } from '../onnx/pinShapes';
 import type { Comparison, Evaluation } from './evaluation';
 import { type LayerDiffFeed, elementsPerSample, feedBatch, layerDiffFeeds, macsPerSample, sliceSamples } from './integerDiffs';
 import { rawBytesFor } from '../onnx/elementTypes';
@@ -64,6 +65,7 @@ export class DetailPass {
   private diffMacs = 0;
   private own: OwnGroup[] | null = null;
   private floatLabel = '';
+  private pins: DimPins = new Map();
 
   private constructor(
     limit: number,
@@ -108,6 +110,7 @@ export class DetailPass {
         ? []
         : layerDiffFeeds(q.plan.layers, all.sim, all.int, enc.config, (node, message) => warnings.push({ code: 'no-integer-reference', node, message }));
     const detail = new DetailPass(DetailPass.limitFor(p, layers), layers, all.sim, all.int, diffFeeds, label);
+    detail.pins = feedPins(p.data);
     // The reference's cost per sample over ALL its layers, from the measured output sizes: a run of
     // the own sessions exposes one group's codes only, and its sizes would understate it.
     const outputOf = new Map(q.plan.layers.map((l) => [l.node.name, l.output]));
@@ -161,9 +164,9 @@ export class DetailPass {
     const keep = this.own.length === 1 && start + take < this.limit;
     for (const g of this.own) {
       const sessions = g.sessions ?? [
-        await createSession(g.simQdq.model, 'simulated', { label: this.label }),
+        await createSession(g.simQdq.model, 'simulated', { label: this.label, pins: this.pins }),
         await createSession(g.intQdq.model, 'integer', { label: this.label }),
-        await createSession(g.float.model, 'float', { label: this.floatLabel }),
+        await createSession(g.float.model, 'float', { label: this.floatLabel, pins: this.pins }),
       ];
       g.sessions = keep ? sessions : undefined;
       try {

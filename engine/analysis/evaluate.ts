@@ -16,7 +16,7 @@ import type { Report, Warning } from '../../protocol/report';
 import { type ComparedPair, SUMS_OUTPUT, buildComparisonModel, mergeIsolated } from '../quantize/compareGraph';
 import type { PlannedLayer } from '../quantize/plan';
 import { type OutputTap, buildIsolatedModel, buildQdqModel, type QdqResult } from '../quantize/qdqRewrite';
-import { createSession, feedsFor, runSession } from '../runtime/session';
+import { createSession, feedPins, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
 import { DetailPass, EXPOSE_BYTES } from './detail';
 import { BodyLayers } from './bodyLayers';
@@ -141,7 +141,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   };
   let detail: DetailPass | undefined;
   try {
-    const simSession = await createSession(simBuilt.model, 'simulated', { label });
+    const simSession = await createSession(simBuilt.model, 'simulated', { label, pins: feedPins(p.data) });
     sessions.push(simSession);
     const intSession = await createSession(intBuilt.model, 'integer', { label });
     sessions.push(intSession);

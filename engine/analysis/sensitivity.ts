@@ -19,7 +19,7 @@ import { ELEM_TYPE, downstreamOf, frontierOf, typedValueInfo } from '../onnx/sli
 import { type PlannedLayer, subsetPlan } from '../quantize/plan';
 import { OUTPUT_SUMS, type OutputSumsModel, REF_PREFIX, SUMS_PER_OUTPUT, withOutputSums } from '../quantize/outputSums';
 import { buildQdqModel } from '../quantize/qdqRewrite';
-import { createSession, feedsFor, runSession } from '../runtime/session';
+import { createSession, feedPins, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
 import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
 import { outputView } from './measure';
@@ -132,7 +132,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
     s.sums = reducible
       ? withOutputSums(model, s.outputs, s.outputs.includes(logits) && fPredOf(floats) ? { name: logits, rank: floats[logits].dims.length } : null)
       : null;
-    s.session = await createSession(s.sums?.model ?? model, 'simulated', { label });
+    s.session = await createSession(s.sums?.model ?? model, 'simulated', { label, pins: feedPins(p.data) });
     sessions.push(s.session);
     return s.session;
   };
@@ -142,7 +142,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
     const floats = await Promise.all(
       groups.map(async (gr) => {
         const { model: m, names } = tapModel(p, gr.tensors);
-        const session = await createSession(m, 'float', { label: p.loaded.path });
+        const session = await createSession(m, 'float', { label: p.loaded.path, pins: feedPins(p.data) });
         sessions.push(session);
         return { session, names };
       }),
@@ -225,7 +225,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
             const keep = gr.units.filter((s) => !s.stopped);
             if (keep.length === 0 || keep.length === gr.units.length) continue;
             const { model: m, names } = tapModel(p, [...new Set(keep.flatMap(tapsOf))]);
-            const session = await createSession(m, 'float', { label: p.loaded.path });
+            const session = await createSession(m, 'float', { label: p.loaded.path, pins: feedPins(p.data) });
             sessions.push(session);
             const old = floats[gi].session;
             sessions.splice(sessions.indexOf(old), 1);

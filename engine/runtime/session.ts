@@ -11,6 +11,7 @@ import * as ort from 'onnxruntime-node';
 import type { ModelProto } from 'onnx-buf';
 import { InputError } from '../errors';
 import { encodeModel } from '../onnx/model';
+import { type DimPins, withPinnedInputs } from '../onnx/pinShapes';
 import type { Dataset } from '../data/dataset';
 import { stateBatch } from '../data/inputs';
 import { DT } from '../onnx/tensor';
@@ -23,6 +24,13 @@ export interface SessionOptions {
   optimizedModelPath?: string;
   /** The model in error messages: its path, or "quantized model of <path>". */
   label?: string;
+  /**
+   * Dims the inputs will be fed with (`feedPins`): a session on known shapes is created faster.
+   * Ignored for integer sessions: with shapes known onnxruntime may pick other kernels (the
+   * float ones differ in the last bits), and the integer kernels must be the ones a deployment of
+   * the written model gets.
+   */
+  pins?: DimPins;
 }
 
 /**
@@ -50,6 +58,16 @@ export async function createSession(model: ModelProto | Uint8Array, mode: RunMod
     throw new InputError(
       `${opts.label ?? 'model'}: 4-bit activations (QuantizeLinear ${q4}) cannot be run: onnxruntime ${ortVersion}'s 4-bit QuantizeLinear (com.microsoft) corrupts memory in these graphs and the process aborts; use 8- or 16-bit activations`,
     );
+  }
+  const pinned = opts.pins && mode !== 'integer' && !(model instanceof Uint8Array) ? withPinnedInputs(model, opts.pins) : model;
+  if (pinned !== model) {
+    try {
+      return await ort.InferenceSession.create(encodeModel(pinned as ModelProto), options);
+    } catch {
+      // Known dims can make onnxruntime's static shape inference refuse a branch the data never
+      // takes (Silero VAD's If on the sample rate): then the model as it is, which says why if
+      // it fails too.
+    }
   }
   try {
     const bytes = model instanceof Uint8Array ? model : encodeModel(model);
@@ -106,6 +124,17 @@ const ORT_TYPE: Partial<Record<DT, ort.Tensor.Type>> = {
  * onnxruntime feeds for samples [start, start + count), read from the dataset: sample inputs,
  * constants (the same tensor every run) and states (each sample's carried state, stacked).
  */
+/**
+ * The dims `feedsFor` feeds every sample input and constant with, the batch dim left open; states
+ * are left out (their batch axis is not always the first).
+ */
+export function feedPins(data: Dataset): DimPins {
+  const pins = new Map<string, (number | null)[]>();
+  for (const i of data.inputs) pins.set(i.name, [null, ...i.shape]);
+  for (const c of data.constants ?? []) pins.set(c.name, [...c.dims]);
+  return pins;
+}
+
 export async function feedsFor(data: Dataset, start: number, count: number): Promise<Record<string, ort.Tensor>> {
   const arrays = await data.read(start, count);
   const feeds: Record<string, ort.Tensor> = {};
