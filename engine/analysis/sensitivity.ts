@@ -220,7 +220,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
             }
           }
           // From here on each float run exposes only what the remaining layers read: on the
-          // recogniser, 4 tensors instead of 81, most of the float run's cost beyond a plain pass.
+          // recogniser, 20 outputs instead of 81, most of the float run's cost beyond a plain pass.
           for (const [gi, gr] of groups.entries()) {
             const keep = gr.units.filter((s) => !s.stopped);
             if (keep.length === 0 || keep.length === gr.units.length) continue;
