@@ -322,7 +322,11 @@ function inputFlags(o: QuantOpts): Record<string, InputSetting> {
  */
 async function prepareFor(model: string, o: QuantOpts, onProgress?: (p: Progress) => void, loaded = loadModel(model)) {
   requireFloat(loaded, 'this command');
-  return warnSynthetic(await prepareLoaded(loaded, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress, inputs: inputFlags(o) }));
+  // The preset's placement (or --placement) is calibrated in the first pass.
+  const placement = o.placement ?? PRESETS[o.preset]?.config.placement;
+  return warnSynthetic(
+    await prepareLoaded(loaded, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress, inputs: inputFlags(o), placement }),
+  );
 }
 
 function warnSynthetic(p: Prepared): Prepared {

@@ -36,7 +36,7 @@ import {
   type QuantizeResult,
   type RequestDef,
 } from '../protocol/messages';
-import { type CompareReport, type MixedPrecisionResult, type Report, type SweepReport, reportReplacer } from '../protocol/report';
+import { type CompareReport, type MixedPrecisionResult, type Placement, type Report, type SweepReport, reportReplacer } from '../protocol/report';
 import * as fs from 'node:fs';
 import { CancelledError, type Prepared, type Progress, evaluate, prepareLoaded, quantizeWith, requireQuantizedLayers } from './analysis/analyze';
 import { mixedPrecision } from './analysis/mixedPrecision';
@@ -213,7 +213,7 @@ function fileStamp(p: string | undefined): string {
  * `deployedOk`: analyze) its float twin. Commands that quantize refuse quantized models.
  */
 async function preparedFor(
-  params: { modelPath: string; dataPath?: string; samples?: number },
+  params: { modelPath: string; dataPath?: string; samples?: number; config?: { placement: Placement } },
   onProgress: (p: Progress) => void,
   signal: AbortSignal,
   deployedOk = false,
@@ -227,7 +227,8 @@ async function preparedFor(
   preparedCache = undefined;
   await old?.prepared.data.close();
   const deployed = deployedModel(loaded);
-  const opts = { dataPath: params.dataPath, samples: params.samples, onProgress, signal };
+  // The configuration's placement is calibrated in the first pass (later ones add what they need).
+  const opts = { dataPath: params.dataPath, samples: params.samples, onProgress, signal, placement: params.config?.placement };
   const prepared = deployed ? await prepareDeployed(deployed, opts) : await prepareLoaded(loaded, opts);
   preparedCache = { key, prepared, deployed };
   return preparedCache;

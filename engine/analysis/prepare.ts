@@ -6,7 +6,7 @@
  * only those.
  */
 import type * as ort from 'onnxruntime-node';
-import type { Warning } from '../../protocol/report';
+import type { Placement, Warning } from '../../protocol/report';
 import type { ActivationStats } from '../calibration/histogram';
 import { fedInputs, inputNamesOf, modelInputs } from '../data/dataset';
 import { checkLabels } from '../data/labels';
@@ -28,10 +28,10 @@ export function timer(): () => number {
   return () => Math.round(performance.now() - t0);
 }
 
-/** The tensors the default plans quantize (compute placement, plus BN outputs that folding exposes). */
-function defaultTensors(p: Prepared): string[] {
+/** The tensors the first configuration's plan quantizes (compute placement unless told), plus BN outputs that folding exposes. */
+function defaultTensors(p: Prepared, placement: Placement = 'compute'): string[] {
   const g = p.float.graph!;
-  const set = new Set(planQuantization(g, 'compute', []).activations);
+  const set = new Set(planQuantization(g, placement, []).activations);
   for (const n of g.node) if (n.opType === 'BatchNormalization') set.add(n.output[0]);
   return [...set];
 }
@@ -105,7 +105,7 @@ export async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t
   }
   try {
     await carryStates(data, float, loaded.path, opts.signal);
-    await ensureStats(p, defaultTensors(p), opts);
+    await ensureStats(p, defaultTensors(p, opts.placement), opts);
   } catch (e) {
     // A model that fails on synthetic inputs whose dynamic dims were guessed: say which flag fixes it.
     const guessed = warnings.filter((w) => w.code === 'synthetic-dims');

@@ -2,7 +2,7 @@
  * The shapes the analysis pipeline passes between its stages (prepare -> quantize -> evaluate ->
  * report), declared apart from the code so the stages import types, not each other.
  */
-import type { ModelQuantization, QuantConfig, Warning } from '../../protocol/report';
+import type { ModelQuantization, Placement, QuantConfig, Warning } from '../../protocol/report';
 import type { ActivationStats } from '../calibration/histogram';
 import type { TensorThresholds } from '../calibration/choose';
 import type { Dataset } from '../data/dataset';
@@ -36,6 +36,11 @@ export interface PrepareOptions extends RunOptions {
   samples?: number;
   /** Per model input: sample / constant (value) / state (from an output), dims (data/inputs.ts); over quantlens.json's `inputs`. */
   inputs?: Record<string, InputSetting>;
+  /**
+   * The placement of the configuration that will run first: its activations are calibrated in
+   * the first float pass (otherwise an 'extended' placement costs quantizeWith a second one).
+   */
+  placement?: Placement;
 }
 
 /** What the float model looks like on the data: computed once, reused by every configuration. */
