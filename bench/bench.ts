@@ -77,8 +77,10 @@ async function floatPass(m: BenchModel): Promise<{ warm: number; cold: number; b
 
 async function analyze(m: BenchModel, samples: number, sensitivity: boolean, batchSize?: number) {
   const t0 = performance.now();
-  const p = await prepareAnalysis(m.model, { dataPath: m.data, samples, batchSize });
-  const r = await evaluate(p, await quantizeWith(p, resolveConfig(m.preset, { calibration: 'percentile' })), { sensitivity });
+  const config = resolveConfig(m.preset, { calibration: 'percentile' });
+  // As the CLI and the extension do: the configuration's placement is calibrated in the first pass.
+  const p = await prepareAnalysis(m.model, { dataPath: m.data, samples, batchSize, placement: config.placement });
+  const r = await evaluate(p, await quantizeWith(p, config), { sensitivity });
   return { ms: performance.now() - t0, report: r };
 }
 
