@@ -322,8 +322,8 @@ function inputFlags(o: QuantOpts): Record<string, InputSetting> {
  */
 async function prepareFor(model: string, o: QuantOpts, onProgress?: (p: Progress) => void, loaded = loadModel(model)) {
   requireFloat(loaded, 'this command');
-  // The preset's placement (or --placement) is calibrated in the first pass.
-  const placement = o.placement ?? PRESETS[o.preset]?.config.placement;
+  // The configuration's placement (the preset's, or --placement) is calibrated in the first pass.
+  const { placement } = configFrom(o);
   return warnSynthetic(
     await prepareLoaded(loaded, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress, inputs: inputFlags(o), placement }),
   );

@@ -59,10 +59,10 @@ export async function createSession(model: ModelProto | Uint8Array, mode: RunMod
       `${opts.label ?? 'model'}: 4-bit activations (QuantizeLinear ${q4}) cannot be run: onnxruntime ${ortVersion}'s 4-bit QuantizeLinear (com.microsoft) corrupts memory in these graphs and the process aborts; use 8- or 16-bit activations`,
     );
   }
-  const pinned = opts.pins && mode !== 'integer' && !(model instanceof Uint8Array) ? withPinnedInputs(model, opts.pins) : model;
-  if (pinned !== model) {
+  const pinned = opts.pins && mode !== 'integer' && !(model instanceof Uint8Array) ? withPinnedInputs(model, opts.pins) : undefined;
+  if (pinned && pinned !== model) {
     try {
-      return await ort.InferenceSession.create(encodeModel(pinned as ModelProto), options);
+      return await ort.InferenceSession.create(encodeModel(pinned), options);
     } catch {
       // Known dims can make onnxruntime's static shape inference refuse a branch the data never
       // takes (Silero VAD's If on the sample rate): then the model as it is, which says why if
@@ -121,10 +121,6 @@ const ORT_TYPE: Partial<Record<DT, ort.Tensor.Type>> = {
 };
 
 /**
- * onnxruntime feeds for samples [start, start + count), read from the dataset: sample inputs,
- * constants (the same tensor every run) and states (each sample's carried state, stacked).
- */
-/**
  * The dims `feedsFor` feeds every sample input and constant with, the batch dim left open; states
  * are left out (their batch axis is not always the first).
  */
@@ -135,6 +131,10 @@ export function feedPins(data: Dataset): DimPins {
   return pins;
 }
 
+/**
+ * onnxruntime feeds for samples [start, start + count), read from the dataset: sample inputs,
+ * constants (the same tensor every run) and states (each sample's carried state, stacked).
+ */
 export async function feedsFor(data: Dataset, start: number, count: number): Promise<Record<string, ort.Tensor>> {
   const arrays = await data.read(start, count);
   const feeds: Record<string, ort.Tensor> = {};
