@@ -7,6 +7,9 @@
  *            split per stage, each analysis timed in a process that has already run one (untimed);
  *            a cold pass (session creation included) is printed too, since small models are all
  *            fixed cost;
+ *   floor    what the three passes any such analysis needs cost alone: the float pass
+ *            (calibration), and the written QDQ model run plainly as fake quantization and as
+ *            onnxruntime's integer kernels, warm, at the float pass's batch size;
  *   memory   peak RSS of a fresh process per analysis (VmHWM of the child's own address space): at N and
  *            10N samples, and the 512x512 models with sensitivity (must stay under 2 GB);
  *   sweep    the cost of one more configuration once the calibration pass is done;
@@ -26,6 +29,9 @@ import { loadDataset, modelInputs } from '../engine/data/dataset';
 import { loadModel } from '../engine/onnx/model';
 import { gridConfigs } from '../engine/quantize/grid';
 import { resolveConfig } from '../engine/quantize/presets';
+import type { Prepared, Quantized } from '../engine/analysis/types';
+import { encodeModel } from '../engine/onnx/model';
+import { buildQdqModel } from '../engine/quantize/qdqRewrite';
 import { feedsFor } from '../engine/runtime/session';
 import { dataMemoryBench, formatDataMemory } from './dataMemory';
 import { integerReferenceVsOrt } from './integerReference';
@@ -80,8 +86,33 @@ async function analyze(m: BenchModel, samples: number, sensitivity: boolean, bat
   const config = resolveConfig(m.preset, { calibration: 'percentile' });
   // As the CLI and the extension do: the configuration's placement is calibrated in the first pass.
   const p = await prepareAnalysis(m.model, { dataPath: m.data, samples, batchSize, placement: config.placement });
-  const r = await evaluate(p, await quantizeWith(p, config), { sensitivity });
-  return { ms: performance.now() - t0, report: r };
+  const q = await quantizeWith(p, config);
+  const r = await evaluate(p, q, { sensitivity });
+  return { ms: performance.now() - t0, report: r, p, q };
+}
+
+/**
+ * The written QDQ model (what `quantize` writes for this configuration) run plainly over the same
+ * samples, warm, at `batch`: once as fake quantization (Q/DQ kept as float ops, as the simulated
+ * comparison runs it) and once as onnxruntime fuses it into integer kernels. With the float pass
+ * these are the three passes an analysis cannot do without; their sum is the floor of its ratio.
+ */
+async function qdqPasses(p: Prepared, q: Quantized, batch: number): Promise<{ sim: number; int: number }> {
+  const { model } = buildQdqModel(q.prepared, p.loaded.dir, q.plan, q.actParams, q.config, false);
+  const bytes = encodeModel(model);
+  const time = async (options: ort.InferenceSession.SessionOptions) => {
+    const s = await ort.InferenceSession.create(bytes, options);
+    const pass = async () => {
+      const t0 = performance.now();
+      for (let i = 0; i < p.data.samples; i += batch) await s.run(await feedsFor(p.data, i, Math.min(batch, p.data.samples - i)));
+      return performance.now() - t0;
+    };
+    await pass(); // warm-up
+    const times = [await pass(), await pass(), await pass()].sort((a, b) => a - b);
+    await s.release();
+    return times[1];
+  };
+  return { sim: await time({ extra: { session: { disable_quant_qdq: '1' } } }), int: await time({}) };
 }
 
 /** Child mode: analyze once and print timings and peak RSS. */
@@ -109,6 +140,11 @@ async function speed(models: BenchModel[]): Promise<string[]> {
     '',
     '  model                       samples  float ms (cold) batch   analyze ms  ratio   calibrate / evaluate   +sensitivity ms  ratio  (sens. samples)',
   ];
+  const floors = [
+    'floor: the three passes an analysis needs, alone (float; the written QDQ model as fake quantization; as integer kernels), warm, at that batch',
+    '',
+    '  model                       float ms  fake-quant ms  integer ms   floor = sum / float   analyze / floor',
+  ];
   // One untimed analysis first: the first one in a process also compiles the engine's JavaScript and
   // starts onnxruntime (0.4 s on the demo), which every later analysis in the engine is spared; the
   // float pass it is divided by is warm too.
@@ -121,8 +157,13 @@ async function speed(models: BenchModel[]): Promise<string[]> {
     out.push(
       `  ${m.name.padEnd(26)}  ${String(m.samples).padStart(7)}  ${f0(f.warm).padStart(8)} (${f0(f.cold)}) ${String(f.batch).padStart(5)}  ${f0(a.ms).padStart(10)}  ${f1(a.ms / f.warm).padStart(5)}   ${f0(t.calibrateMs)} / ${f0(t.evaluateMs)}   ${f0(s.ms).padStart(15)}  ${f1(s.ms / f.warm).padStart(5)}  (${s.report.sensitivityInfo?.samples ?? '-'})`,
     );
+    const qp = await qdqPasses(a.p, a.q, f.batch);
+    const floor = f.warm + qp.sim + qp.int;
+    floors.push(
+      `  ${m.name.padEnd(26)}  ${f0(f.warm).padStart(8)}  ${f0(qp.sim).padStart(13)}  ${f0(qp.int).padStart(10)}   ${f1(floor / f.warm).padStart(19)}   ${f1(a.ms / floor).padStart(15)}`,
+    );
   }
-  return out;
+  return [...out, '', ...floors];
 }
 
 function memory(models: BenchModel[], quick: boolean): string[] {
