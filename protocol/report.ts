@@ -219,6 +219,12 @@ export interface LayerReport {
     onlyThisPrimary?: { loss: Interval | null; sqnrDb: Interval } | null;
     /** Model output when every layer BUT this one is quantized; null unless asked for. */
     allButThis: ModelOutputMetrics | null;
+    /**
+     * Set when the layer stopped after the pilot: its per-sample output SQNR minus that of the
+     * most damaging layer (`leader`) on the same samples, a paired 95% interval lying above 0 (an
+     * estimate of +Infinity: it reproduced every pilot sample exactly).
+     */
+    aboveLeader?: { leader: string; diffDb: Interval };
     /** Rank by onlyThis output SQNR, 1 = most damaging. */
     rank: number;
   } | null;

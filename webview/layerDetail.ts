@@ -469,6 +469,7 @@ function statsPanel(row: LayerRow, sensitivitySamples: number | null): HTMLEleme
               ),
             )
           : h('p', { class: 'muted' }, 'Not measured (analysis ran without sensitivity).'),
+        ...(l.sensitivity?.aboveLeader ? [h('p', { class: 'muted' }, stoppedAtPilot(l.sensitivity.aboveLeader))] : []),
         h('h4', null, 'Output quantization'),
         h(
           'dl',
@@ -489,4 +490,10 @@ function statsPanel(row: LayerRow, sensitivitySamples: number | null): HTMLEleme
       ),
     ),
   );
+}
+
+/** Why a layer's sensitivity stopped after the pilot: the paired comparison with the leader. */
+function stoppedAtPilot(a: { leader: string; diffDb: { estimate: number; low: number; high: number; method: string } }): string {
+  if (a.diffDb.estimate === Infinity) return `Stopped after the pilot: it reproduced every pilot sample exactly, so it cannot do more damage than ${a.leader}.`;
+  return `Stopped after the pilot: on the same samples its output SQNR is ${formatDb(a.diffDb.estimate)} dB above ${a.leader}'s (95% interval ${formatDb(a.diffDb.low)} to ${formatDb(a.diffDb.high)} dB, ${a.diffDb.method}), so it cannot be the most damaging layer.`;
 }

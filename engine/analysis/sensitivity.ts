@@ -6,8 +6,9 @@
  *
  * The sample count is sized by the statistics of the metric, per layer (sensitivitySampling.ts):
  * a pilot of 16 samples gives each layer's per-sample output SQNR and its spread. A layer whose
- * interval lies wholly above the most damaging layer's stops there; the others go on until each
- * mean output SQNR is known within +-0.5 dB (95%), up to 256 (or what the user asked for, for all).
+ * SQNR is significantly above the most damaging layer's on the same samples (a paired interval
+ * wholly above 0) stops there; the others go on until each mean output SQNR is known within
+ * +-0.5 dB (95%), up to 256 (or what the user asked for, for all).
  */
 import { inputNamesOf } from '../data/dataset';
 import { stateOutputAxes } from '../data/inputs';
@@ -40,6 +41,8 @@ export interface LayerSensitivity {
   /** The primary metric with only this layer quantized: its loss (null for SQNR) and the primary output's per-sample SQNR. */
   onlyThisPrimary: { loss: Interval | null; sqnrDb: Interval } | null;
   allButThis: ModelOutputMetrics | null;
+  /** Stopped after the pilot: the paired difference to the leader's per-sample SQNR (report.ts). */
+  aboveLeader?: { leader: string; diffDb: Interval };
   rank: number;
 }
 
@@ -65,6 +68,8 @@ interface Suffix {
   /** Samples measured, and whether the layer has stopped (settled after the pilot). */
   samples: number;
   stopped: boolean;
+  /** Why it stopped: its paired difference to the leader after the pilot. */
+  aboveLeader: { leader: string; diffDb: Interval } | null;
   /** Every float output per sample (the primary metric with intervals), and the user metric's scores. */
   cmp: ModelOutputComparison;
   userScores: number[];
@@ -92,6 +97,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
       perSampleDb: [],
       samples: 0,
       stopped: false,
+      aboveLeader: null,
       cmp: new ModelOutputComparison(floatOuts),
       userScores: [],
     };
@@ -210,9 +216,12 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
         // With a user metric, the ranking rests on its scores, not on the SQNR that settles layers.
         if (next > target && plan.settled.size > 0 && !opts.metric) {
           // Settled layers keep their pilot numbers (and wider intervals); their sessions go now.
-          for (const i of plan.settled) {
+          const leader = suffixes[plan.leader].layer.node.name;
+          for (const [i, d] of plan.settled) {
             const s = suffixes[i];
             s.stopped = true;
+            const diffDb = { estimate: d.mean, low: d.mean - d.half, high: d.mean + d.half, level: 0.95, method: `student-t, paired over ${d.n} samples` };
+            s.aboveLeader = { leader, diffDb };
             if (s.session) {
               sessions.splice(sessions.indexOf(s.session), 1);
               await s.session.release();
@@ -232,8 +241,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
             await old.release();
             floats[gi] = { session, names };
           }
-          const leader = suffixes[plan.leader].layer.node.name;
-          reason += `; ${plan.settled.size} of ${layers.length} layers stopped at the ${target}-sample pilot, their output SQNR interval lying wholly above that of the most damaging layer (${leader})`;
+          reason += `; ${plan.settled.size} of ${layers.length} layers stopped at the ${target}-sample pilot, their output SQNR being above that of the most damaging layer (${leader}) on the same samples (the 95% interval of the paired difference lies above 0)`;
         }
         target = next;
       }
@@ -264,6 +272,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
           ? { loss: primary.loss, sqnrDb: { estimate: sqnrOf.estimate, low: sqnrOf.low, high: sqnrOf.high, level: sqnrOf.level, method: sqnrOf.method } }
           : null,
       allButThis: null,
+      ...(s.aboveLeader ? { aboveLeader: s.aboveLeader } : {}),
       rank: 0,
     });
   }

@@ -1,13 +1,19 @@
 /**
  * How many samples each layer's sensitivity needs. After a pilot, every layer has a per-sample
- * output SQNR (dB); its mean's 95% interval (Student t: a pilot is a few samples) says how well it
- * is known.
+ * output SQNR (dB) on the same samples; its mean's 95% interval (Student t: a pilot is a few
+ * samples) says how well it is known.
  *
- * The question sensitivity answers is which layers do the most damage alone. A layer whose interval
- * lies wholly above the most damaging layer's interval cannot be the most damaging one, so it stops
- * at the pilot: more samples would narrow an interval that no ranking decision depends on. The
- * others (the contenders) go on until each mean is pinned to +-`targetDb`, up to what is available.
- * One decision, after the pilot, so the intervals are not looked at repeatedly.
+ * The question sensitivity answers is which layers do the most damage alone. A layer that does
+ * significantly less damage than the most damaging one (the leader) on the same samples cannot be
+ * the most damaging, so it stops at the pilot: more samples would narrow an interval that no
+ * ranking decision depends on. "Significantly" is a paired comparison: the 95% interval of the
+ * mean of its per-sample SQNR minus the leader's lies wholly above 0. Pairing matters because the
+ * samples differ far more than the layers do: on PaddleOCR's direction classifier (a 2-class
+ * softmax, some samples near saturation) every layer's per-sample SQNR spreads over 110-140 dB,
+ * so the layers' own intervals all overlap, while the same sample is easy or hard for every layer
+ * and the differences spread little. The others (the contenders) go on until each mean is pinned
+ * to +-`targetDb`, up to what is available. One decision, after the pilot, so the intervals are not
+ * looked at repeatedly.
  */
 import { studentTQuantile } from './distributions';
 
@@ -59,9 +65,27 @@ export function samplesFor(sd: number, targetDb: number): number {
   return Number.isFinite(sd) ? Math.ceil(((Z95 * sd) / targetDb) ** 2) : 0;
 }
 
+/**
+ * The paired difference layer - leader over the samples both measured with a finite SQNR (as the
+ * means leave samples reproduced exactly out), with its 95% Student-t interval.
+ */
+export function pairedDiffDb(layer: SampledLayer, leader: SampledLayer): MeanDb {
+  const d: number[] = [];
+  const n = Math.min(layer.perSampleDb.length, leader.perSampleDb.length);
+  for (let k = 0; k < n; k++) {
+    const a = layer.perSampleDb[k];
+    const b = leader.perSampleDb[k];
+    if (Number.isFinite(a) && Number.isFinite(b)) d.push(a - b);
+  }
+  return meanDb({ perSampleDb: d });
+}
+
 export interface SamplingPlan {
-  /** Indices of the layers that stop at the pilot: their interval lies above the leader's. */
-  settled: Set<number>;
+  /**
+   * The layers that stop at the pilot, each with its paired difference to the leader (its lower
+   * end above 0), or with mean +Infinity when it reproduced every sample exactly.
+   */
+  settled: Map<number, MeanDb>;
   /** Samples the contenders need (0 when nothing is known about their spread). */
   need: number;
   /** The most damaging layer after the pilot (lowest mean SQNR), or -1. */
@@ -73,12 +97,16 @@ export function planAfterPilot(layers: readonly SampledLayer[], targetDb: number
   const m = layers.map(meanDb);
   let leader = -1;
   for (let i = 0; i < m.length; i++) if (Number.isFinite(m[i].mean) && (leader < 0 || m[i].mean < m[leader].mean)) leader = i;
-  const settled = new Set<number>();
+  const settled = new Map<number, MeanDb>();
   if (leader < 0) return { settled, need: 0, leader };
-  const ceiling = m[leader].mean + m[leader].half;
   let need = 0;
   for (let i = 0; i < m.length; i++) {
-    if (i !== leader && !Number.isNaN(m[i].mean) && m[i].mean - m[i].half > ceiling) settled.add(i);
+    if (i === leader || Number.isNaN(m[i].mean)) {
+      need = Math.max(need, samplesFor(m[i].sd, targetDb));
+      continue;
+    }
+    const d = m[i].mean === Infinity ? m[i] : pairedDiffDb(layers[i], layers[leader]);
+    if (d.mean - d.half > 0) settled.set(i, d);
     else need = Math.max(need, samplesFor(m[i].sd, targetDb));
   }
   return { settled, need, leader };

@@ -70,6 +70,33 @@ describe('culprits and victims', () => {
     );
   });
 
+  it('a layer the samples order below the tier leader (paired, sensitivity stopped it) leaves its tier', () => {
+    const f = demoLike(iv(68.7, 63, 73.6));
+    const c1 = f.report.layers.find((l) => l.node === 'c1')!;
+    // c1's interval overlaps c2's, but on the same samples its output SQNR was above c2's
+    c1.sensitivity = { ...c1.sensitivity!, aboveLeader: { leader: 'c2', diffDb: iv(2, 0.5, 3.5) } };
+    assert.deepEqual(
+      rankByOwnDamage(f.report.layers, -0.5).map((x) => [x.layer.node, x.tier]),
+      [
+        ['c2', 1],
+        ['c1', 2],
+        ['c3', 3],
+        ['fc', 3],
+      ],
+    );
+    // ordered below another layer than the tier's leader: no effect
+    c1.sensitivity = { ...c1.sensitivity!, aboveLeader: { leader: 'c3', diffDb: iv(2, 0.5, 3.5) } };
+    assert.deepEqual(
+      rankByOwnDamage(f.report.layers, -0.5).map((x) => [x.layer.node, x.tier]),
+      [
+        ['c1', 1],
+        ['c2', 1],
+        ['c3', 2],
+        ['fc', 2],
+      ],
+    );
+  });
+
   it('names the over-clipping culprits and the victims downstream, never the layer with the worst accumulated error', () => {
     const d = diagnoseFacts(demoLike(iv(68.7, 63, 73.6)), { budget: 1, u8s8Hazard: false }).diagnosis;
     assert.deepEqual(

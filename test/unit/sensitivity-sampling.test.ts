@@ -1,12 +1,12 @@
 /**
  * The per-layer sample plan of sensitivity (engine/analysis/sensitivitySampling.ts), against hand
- * arithmetic and against the rule it must keep on random pilots: a layer stops only when its 95%
- * interval lies wholly above the most damaging layer's, and the others get the samples that pin
- * their mean to the target.
+ * arithmetic and against the rule it must keep on random pilots: a layer stops only when the 95%
+ * interval of its per-sample SQNR minus the most damaging layer's, on the same samples, lies wholly
+ * above 0, and the others get the samples that pin their mean to the target.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { meanDb, planAfterPilot, sampleDb, samplesFor } from '../../engine/analysis/sensitivitySampling';
+import { meanDb, pairedDiffDb, planAfterPilot, sampleDb, samplesFor } from '../../engine/analysis/sensitivitySampling';
 
 function rng(seed: number) {
   let s = seed >>> 0 || 1;
@@ -48,65 +48,100 @@ describe('sensitivity sample plan', () => {
     const e = meanDb({ perSampleDb: [Infinity, Infinity] });
     assert.equal(e.mean, Infinity);
     assert.equal(e.half, 0);
-    // Exact on two samples and clearly above the leader on the rest: settles. A large finite
-    // stand-in for the exact samples (200 dB) would spread it over [17, 180] dB and keep it running.
-    // Exact on three and overlapping the leader on the rest: goes on.
-    const plan = planAfterPilot(
-      [
-        { perSampleDb: [20, 22, 24] },
-        { perSampleDb: [Infinity, 30, Infinity, 31, 32] },
-        { perSampleDb: [Infinity, Infinity, Infinity, 21, 23, 25] },
-        { perSampleDb: [Infinity, Infinity] },
-      ],
-      0.5,
-    );
+    // Exact on two samples and clearly above the leader on the others (paired over samples 1, 3, 4:
+    // 8, 10, 9 dB): settles. A large finite stand-in for the exact samples (200 dB) would spread the
+    // differences over 8-180 dB and keep it running. Exact on three and level with the leader on the
+    // others (+1, -1 dB): goes on. Exact on every sample: settles.
+    const layers = [
+      { perSampleDb: [20, 22, 24, 21, 23] },
+      { perSampleDb: [Infinity, 30, Infinity, 31, 32] },
+      { perSampleDb: [Infinity, Infinity, Infinity, 22, 22] },
+      { perSampleDb: [Infinity, Infinity, Infinity, Infinity, Infinity] },
+    ];
+    const plan = planAfterPilot(layers, 0.5);
     assert.equal(plan.leader, 0);
-    assert.deepEqual([...plan.settled].sort(), [1, 3]);
+    assert.deepEqual([...plan.settled.keys()].sort(), [1, 3]);
+    // 8, 10, 9: mean 9, sd 1, half = t(0.975, 2) / sqrt(3) = 2.484138
+    const d = plan.settled.get(1)!;
+    assert.equal(d.n, 3);
+    assert.equal(d.mean, 9);
+    assert.ok(Math.abs(d.half - 2.484138) < 1e-5, String(d.half));
+    assert.equal(plan.settled.get(3)!.mean, Infinity);
+    const standIn = planAfterPilot([layers[0], { perSampleDb: [200, 30, 200, 31, 32] }], 0.5);
+    assert.equal(standIn.settled.size, 0);
   });
 
-  it('hand case: the leader and its overlapping neighbour go on, a distant layer stops', () => {
+  it('hand case: pairing separates a layer whose own interval overlaps the leader', () => {
     const plan = planAfterPilot(
       [
         { perSampleDb: [20, 22, 24] }, // mean 22 +- 4.97: the leader
-        { perSampleDb: [23, 25, 27] }, // 25 +- 4.97: lower end 20.03 < 26.97, overlaps
-        { perSampleDb: [40, 42, 44] }, // 42 +- 4.97: wholly above
+        // 25 +- 6.57 overlaps the leader's [17.03, 26.97], but it is above it on every sample:
+        // differences 3, 2, 4, mean 3 +- 4.3027 * 1 / sqrt(3) = 2.48: [0.52, 5.48], above 0
+        { perSampleDb: [23, 24, 28] },
+        // differences 5, -1, 3: mean 2.33 +- 4.3027 * 3.055 / sqrt(3) = 7.59: includes 0, goes on
+        { perSampleDb: [25, 21, 27] },
+        { perSampleDb: [40, 42, 44] }, // 20 dB above on every sample
         { perSampleDb: [Infinity, Infinity, Infinity] }, // reproduced exactly: settles
       ],
       0.5,
     );
     assert.equal(plan.leader, 0);
-    assert.deepEqual([...plan.settled].sort(), [2, 3]);
-    assert.equal(plan.need, 62);
+    assert.deepEqual([...plan.settled.keys()].sort(), [1, 3, 4]);
+    assert.ok(Math.abs(plan.settled.get(1)!.mean - 3) < 1e-12);
+    assert.ok(Math.abs(plan.settled.get(1)!.mean - plan.settled.get(1)!.half - 0.515862) < 1e-5);
+    // the contenders' samples: the widest spread among them, sd 3.055 of layer 2:
+    // (1.96 * 3.0551 / 0.5)^2 = 143.43 -> 144
+    assert.equal(plan.need, 144);
   });
 
-  it('on 300 random pilots: settled iff the interval is wholly above the leader', () => {
+  it('on 300 random pilots: settled iff the paired interval against the leader lies above 0', () => {
     const r = rng(7);
     for (let trial = 0; trial < 300; trial++) {
+      // Samples share a difficulty (an offset common to every layer, as real samples do), and a
+      // few samples are reproduced exactly by some layer.
+      const n = 2 + Math.floor(r() * 19);
+      const difficulty = Array.from({ length: n }, () => 30 * normal(r));
       const layers = Array.from({ length: 2 + Math.floor(r() * 30) }, () => {
         const mu = 10 + r() * 50;
         const sd = r() * 8;
-        const n = 2 + Math.floor(r() * 20);
-        return { perSampleDb: Array.from({ length: n }, () => mu + sd * normal(r)) };
+        return { perSampleDb: difficulty.map((c) => (r() < 0.05 ? Infinity : mu + c + sd * normal(r))) };
       });
       const plan = planAfterPilot(layers, 0.5);
-      const stats = layers.map((l) => {
-        const v = l.perSampleDb;
+      const meanSd = (v: number[]) => {
         const mean = v.reduce((a, b) => a + b, 0) / v.length;
-        const sd = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1));
-        const half = (T975[v.length - 2] * sd) / Math.sqrt(v.length);
-        return { mean, sd, lo: mean - half, hi: mean + half };
-      });
-      const leader = stats.reduce((b, s, i) => (s.mean < stats[b].mean ? i : b), 0);
+        return { mean, sd: Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) };
+      };
+      const finite = layers.map((l) => l.perSampleDb.filter(Number.isFinite));
+      const means = finite.map((v) => (v.length ? meanSd(v).mean : Infinity));
+      const leader = means.reduce((b, m, i) => (m < means[b] ? i : b), 0);
       assert.equal(plan.leader, leader);
       assert.ok(!plan.settled.has(leader));
       let need = 0;
-      stats.forEach((s, i) => {
-        const above = i !== leader && s.lo > stats[leader].hi;
+      layers.forEach((l, i) => {
+        let above: boolean;
+        if (i === leader) above = false;
+        else if (finite[i].length === 0) above = true;
+        else {
+          const d = l.perSampleDb.map((x, k) => x - layers[leader].perSampleDb[k]).filter(Number.isFinite);
+          if (d.length < 2) above = false;
+          else {
+            const { mean, sd } = meanSd(d);
+            above = mean - (T975[d.length - 2] * sd) / Math.sqrt(d.length) > 0;
+          }
+        }
         assert.equal(plan.settled.has(i), above, `trial ${trial} layer ${i}`);
-        if (!above) need = Math.max(need, Math.ceil(((1.96 * s.sd) / 0.5) ** 2));
+        if (!above && finite[i].length >= 2) need = Math.max(need, Math.ceil(((1.96 * meanSd(finite[i]).sd) / 0.5) ** 2));
       });
       assert.equal(plan.need, need);
     }
+  });
+
+  it('the paired difference leaves out samples either layer reproduced exactly', () => {
+    const d = pairedDiffDb({ perSampleDb: [Infinity, 31, 33, 30] }, { perSampleDb: [20, Infinity, 21, 22] });
+    // pairs (33, 21) and (30, 22): 12 and 8, mean 10, sd 2.828, half = 12.7062 * 2.828 / sqrt(2) = 25.41
+    assert.equal(d.n, 2);
+    assert.equal(d.mean, 10);
+    assert.ok(Math.abs(d.half - 25.41) < 0.01, String(d.half));
   });
 
   it('nothing measured: no leader, nothing settles', () => {
