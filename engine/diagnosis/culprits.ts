@@ -4,8 +4,9 @@
  * quantized copy fed with float inputs); accumulated error is never used to rank, since a layer
  * late in the graph inherits everything upstream. Layers are ranked in tiers: sorted by only-this
  * loss, a tier holds the layers whose intervals overlap its leader's (the samples cannot order
- * them), unless sensitivity found the layer significantly less damaging than that leader on the
- * same samples (`aboveLeader`, a paired comparison: the samples do order them), and inside a tier
+ * them), unless the model is judged by SQNR and sensitivity found the layer's SQNR significantly
+ * above that leader's on the same samples (`aboveLeader`, a paired comparison: the samples do
+ * order them), and inside a tier
  * the lower isolated SQNR comes first. A victim has a large accumulated
  * error, little of its own, and a culprit (or an integer divergence) upstream that explains it.
  */
@@ -55,7 +56,9 @@ export function rankByOwnDamage(layers: readonly LayerReport[], modelSqnrDb: num
   const tiers: RankedLayer[][] = [];
   for (const r of keyed) {
     const t = tiers[tiers.length - 1];
-    const below = (lead: RankedLayer) => r.layer.sensitivity?.aboveLeader?.leader === lead.layer.node;
+    // Only where the tiers are drawn on the SQNR the pairing compared: it says nothing about the
+    // order of a loss such as top-1.
+    const below = (lead: RankedLayer) => !r.layer.sensitivity?.onlyThisPrimary?.loss && r.layer.sensitivity?.aboveLeader?.leader === lead.layer.node;
     if (t && r.key!.high >= t[0].key!.low && !below(t[0])) t.push(r);
     else tiers.push([r]);
   }

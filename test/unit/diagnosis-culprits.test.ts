@@ -70,8 +70,10 @@ describe('culprits and victims', () => {
     );
   });
 
-  it('a layer the samples order below the tier leader (paired, sensitivity stopped it) leaves its tier', () => {
+  it('a layer the samples order below the tier leader (paired, sensitivity stopped it) leaves its tier, on an SQNR-judged model', () => {
     const f = demoLike(iv(68.7, 63, 73.6));
+    // judged by SQNR: no loss, the key is the negated only-this SQNR (c2 0.0 dB, c1 0.2 dB)
+    for (const l of f.report.layers) l.sensitivity = { ...l.sensitivity!, onlyThisPrimary: { ...l.sensitivity!.onlyThisPrimary!, loss: null } };
     const c1 = f.report.layers.find((l) => l.node === 'c1')!;
     // c1's interval overlaps c2's, but on the same samples its output SQNR was above c2's
     c1.sensitivity = { ...c1.sensitivity!, aboveLeader: { leader: 'c2', diffDb: iv(2, 0.5, 3.5) } };
@@ -81,13 +83,26 @@ describe('culprits and victims', () => {
         ['c2', 1],
         ['c1', 2],
         ['c3', 3],
-        ['fc', 3],
+        ['fc', 4],
       ],
     );
     // ordered below another layer than the tier's leader: no effect
     c1.sensitivity = { ...c1.sensitivity!, aboveLeader: { leader: 'c3', diffDb: iv(2, 0.5, 3.5) } };
     assert.deepEqual(
       rankByOwnDamage(f.report.layers, -0.5).map((x) => [x.layer.node, x.tier]),
+      [
+        ['c1', 1],
+        ['c2', 1],
+        ['c3', 2],
+        ['fc', 3],
+      ],
+    );
+    // judged by a loss (top-1): the paired SQNR says nothing about its order, the tiers stand
+    const g = demoLike(iv(68.7, 63, 73.6));
+    const g1 = g.report.layers.find((l) => l.node === 'c1')!;
+    g1.sensitivity = { ...g1.sensitivity!, aboveLeader: { leader: 'c2', diffDb: iv(2, 0.5, 3.5) } };
+    assert.deepEqual(
+      rankByOwnDamage(g.report.layers, -0.5).map((x) => [x.layer.node, x.tier]),
       [
         ['c1', 1],
         ['c2', 1],
