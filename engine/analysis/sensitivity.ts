@@ -5,18 +5,20 @@
  * layer's downstream part, with that layer quantized, then runs alone from those float tensors.
  *
  * The sample count is sized by the statistics of the metric, per layer (sensitivitySampling.ts):
- * a pilot of 16 samples gives each layer's per-sample output SQNR and its spread. A layer whose
- * SQNR is significantly above the most damaging layer's on the same samples (a paired interval
- * wholly above 0) stops there; the others go on until each mean output SQNR is known within
- * +-0.5 dB (95%), up to 256 (or what the user asked for, for all).
+ * a pilot gives each layer's per-sample output SQNR and its spread. A layer whose SQNR is
+ * significantly above the most damaging layer's on the same samples (a paired interval wholly
+ * above 0) stops at the pilot's first look (8 samples) or its second (16); the others go on until
+ * each mean output SQNR is known within +-0.5 dB (95%), up to 256 (or what the user asked for,
+ * for all).
  */
 import { inputNamesOf } from '../data/dataset';
 import { stateOutputAxes } from '../data/inputs';
 import type * as ort from 'onnxruntime-node';
 import type { Interval, ModelOutputMetrics } from '../../protocol/report';
 import type { GraphProto, NodeProto } from '../onnx/graph';
-import { cloneModel, opsetOf } from '../onnx/model';
-import { ELEM_TYPE, downstreamOf, frontierOf, typedValueInfo } from '../onnx/slice';
+import type { ModelProto } from 'onnx-buf';
+import { opsetOf } from '../onnx/model';
+import { ELEM_TYPE, downstreamOf, frontierOf, nodeReads, typedValueInfo } from '../onnx/slice';
 import { type PlannedLayer, subsetPlan } from '../quantize/plan';
 import { OUTPUT_SUMS, type OutputSumsModel, REF_PREFIX, SUMS_PER_OUTPUT, withOutputSums } from '../quantize/outputSums';
 import { buildQdqModel } from '../quantize/qdqRewrite';
@@ -31,7 +33,15 @@ import { scoreBatch, userMetricSummary } from './userMetric';
 import { byTensor, disposeAll, fixedBatchOf, groupByBytes, measureTensors, tapModel } from './taps';
 import type { EvaluateOptions, Prepared, Quantized } from './types';
 
-const PILOT = 16;
+/**
+ * The pilot's looks (samples) at which layers may stop, each at LOOK_LEVEL: a Bonferroni split of
+ * 5% over the looks, so that looking twice stops a layer wrongly no more often than one 95% look.
+ * Most layers of a real model are far from the leader and stop at the first look; the second, on
+ * twice the samples, takes the closer ones (recogniser and PaddleOCR classifier: see
+ * docs/performance.md).
+ */
+const LOOKS = [8, 16];
+const LOOK_LEVEL = 1 - 0.05 / LOOKS.length;
 const MAX_SAMPLES = 256;
 /** Half-width (dB) of the 95% interval on each layer's mean output SQNR that sizes the sample. */
 const TARGET_DB = 0.5;
@@ -106,8 +116,12 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
   await measureTensors(p, suffixes.flatMap(tapsOf), opts.signal);
   const groups = groupByBytes(suffixes, tapsOf, (t) => p.tensorBytes.get(t) ?? 0, opts.batchSize ?? p.batchSize, fixedBatchOf(p));
   const N = p.data.samples;
-  let target = Math.min(N, opts.sensitivitySamples ?? PILOT);
+  let target = Math.min(N, opts.sensitivitySamples ?? LOOKS[0]);
   let reason = opts.sensitivitySamples ? 'as requested' : '';
+  let look = 0;
+  /** Per look that stopped layers: [samples, layers stopped]. */
+  const stoppedAt: [number, number][] = [];
+  let lastLeader = '';
   const sessions: ort.InferenceSession[] = [];
   const labels = p.data.labels;
   const logits = p.outputs[0];
@@ -150,7 +164,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
         const { model: m, names } = tapModel(p, gr.tensors);
         const session = await createSession(m, 'float', { label: p.loaded.path, pins: feedPins(p.data) });
         sessions.push(session);
-        return { session, names };
+        return { session, names, live: gr.units.length };
       }),
     );
     const batch = Math.min(...groups.map((gr) => gr.batch));
@@ -205,22 +219,24 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
         opts.onProgress?.({ stage: 'sensitivity', done, total: target, message: `${layers.length} layers` });
       }
       if (!opts.sensitivitySamples && done >= target && reason === '') {
-        const plan = planAfterPilot(suffixes, TARGET_DB);
-        const next = Math.min(N, MAX_SAMPLES, Math.max(target, plan.need));
-        reason =
-          next >= N
-            ? `all ${N} samples`
-            : plan.need > MAX_SAMPLES
-              ? `capped at ${MAX_SAMPLES} (about ${plan.need} would pin the mean output SQNR of every layer that could rank first to +-${TARGET_DB} dB)`
-              : `enough to pin the mean output SQNR of every layer that could rank first to +-${TARGET_DB} dB (95%)`;
+        const running = suffixes.filter((x) => !x.stopped);
+        const plan = planAfterPilot(running, TARGET_DB, LOOK_LEVEL);
+        const final = look === LOOKS.length - 1 || target >= N;
+        const next = final ? Math.min(N, MAX_SAMPLES, Math.max(target, plan.need)) : Math.min(N, LOOKS[look + 1]);
         // With a user metric, the ranking rests on its scores, not on the SQNR that settles layers.
         if (next > target && plan.settled.size > 0 && !opts.metric) {
-          // Settled layers keep their pilot numbers (and wider intervals); their sessions go now.
-          const leader = suffixes[plan.leader].layer.node.name;
+          // Settled layers keep their numbers so far (and wider intervals); their sessions go now.
+          const leader = running[plan.leader].layer.node.name;
           for (const [i, d] of plan.settled) {
-            const s = suffixes[i];
+            const s = running[i];
             s.stopped = true;
-            const diffDb = { estimate: d.mean, low: d.mean - d.half, high: d.mean + d.half, level: 0.95, method: `student-t, paired over ${d.n} samples` };
+            const diffDb = {
+              estimate: d.mean,
+              low: d.mean - d.half,
+              high: d.mean + d.half,
+              level: LOOK_LEVEL,
+              method: `student-t, paired over ${d.n} samples`,
+            };
             s.aboveLeader = { leader, diffDb };
             if (s.session) {
               sessions.splice(sessions.indexOf(s.session), 1);
@@ -228,21 +244,36 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
               s.session = null;
             }
           }
+          stoppedAt.push([target, plan.settled.size]);
+          lastLeader = leader;
           // From here on each float run exposes only what the remaining layers read: on the
           // recogniser, 20 outputs instead of 81, most of the float run's cost beyond a plain pass.
           for (const [gi, gr] of groups.entries()) {
             const keep = gr.units.filter((s) => !s.stopped);
-            if (keep.length === 0 || keep.length === gr.units.length) continue;
+            if (keep.length === 0 || keep.length === floats[gi].live) continue;
             const { model: m, names } = tapModel(p, [...new Set(keep.flatMap(tapsOf))]);
             const session = await createSession(m, 'float', { label: p.loaded.path, pins: feedPins(p.data) });
             sessions.push(session);
             const old = floats[gi].session;
             sessions.splice(sessions.indexOf(old), 1);
             await old.release();
-            floats[gi] = { session, names };
+            floats[gi] = { session, names, live: keep.length };
           }
-          reason += `; ${plan.settled.size} of ${layers.length} layers stopped at the ${target}-sample pilot, their output SQNR being above that of the most damaging layer (${leader}) on the same samples (the 95% interval of the paired difference lies above 0)`;
         }
+        if (final) {
+          reason =
+            next >= N
+              ? `all ${N} samples`
+              : plan.need > MAX_SAMPLES
+                ? `capped at ${MAX_SAMPLES} (about ${plan.need} would pin the mean output SQNR of every layer that could rank first to +-${TARGET_DB} dB)`
+                : `enough to pin the mean output SQNR of every layer that could rank first to +-${TARGET_DB} dB (95%)`;
+          const stopped = stoppedAt.reduce((a, [, k]) => a + k, 0);
+          if (stopped > 0) {
+            const at = stoppedAt.map(([n, k]) => `${k} at ${n} samples`).join(', ');
+            reason += `; ${stopped} of ${layers.length} layers stopped after the pilot (${at}), their output SQNR being above that of the most damaging layer (${lastLeader}) on the same samples (at a look after ${LOOKS.join(' or ')} samples, the ${100 * LOOK_LEVEL}% interval of the paired difference lay above 0; 95% over the looks together)`;
+          }
+        }
+        look++;
         target = next;
       }
     }
@@ -294,18 +325,30 @@ function cols(t: ort.Tensor): number {
   return Number(t.dims[t.dims.length - 1] ?? 1);
 }
 
-/** The layer's downstream part as its own model, only this layer quantized, fed from float tensors. */
+/**
+ * The layer's downstream part as its own model, only this layer quantized, fed from float tensors.
+ * A shallow view of the prepared model (its nodes and initializers shared, only those the part
+ * reads): buildQdqModel copies what it keeps, and the quantized weights it caches by initializer
+ * are reused across layers instead of re-quantized from a copy per layer.
+ */
 function suffixModel(p: Prepared, q: Quantized, s: Suffix) {
-  const model = cloneModel(q.prepared);
-  const g = model.graph!;
-  const keep = new Set(downstreamOf(g, topNode(g, s.layer)));
+  const g = q.prepared.graph!;
+  const nodes = downstreamOf(g, topNode(g, s.layer));
   const outputs = new Set(s.outputs);
-  g.node = g.node.filter((n) => keep.has(n));
-  g.input = s.frontier.map((t) => typedValueInfo(t, ELEM_TYPE[p.tensorTypes.get(t) ?? 'float32'] ?? 1));
-  g.output = g.output.filter((o) => outputs.has(o.name));
-  g.valueInfo = [];
+  const reads = new Set(nodes.flatMap(nodeReads));
+  const view: ModelProto = {
+    ...q.prepared,
+    graph: {
+      ...g,
+      node: nodes,
+      input: s.frontier.map((t) => typedValueInfo(t, ELEM_TYPE[p.tensorTypes.get(t) ?? 'float32'] ?? 1)),
+      output: g.output.filter((o) => outputs.has(o.name)),
+      valueInfo: [],
+      initializer: g.initializer.filter((t) => reads.has(t.name)),
+    },
+  };
   return buildQdqModel(
-    model,
+    view,
     p.loaded.dir,
     subsetPlan(q.plan, (x) => x === s.layer),
     q.actParams,

@@ -12,8 +12,9 @@
  * softmax, some samples near saturation) every layer's per-sample SQNR spreads over 110-140 dB,
  * so the layers' own intervals all overlap, while the same sample is easy or hard for every layer
  * and the differences spread little. The others (the contenders) go on until each mean is pinned
- * to +-`targetDb`, up to what is available. One decision, after the pilot, so the intervals are not
- * looked at repeatedly.
+ * to +-`targetDb`, up to what is available. The caller decides at a few fixed looks, each at a
+ * level that splits 5% between them (Bonferroni), so that looking more than once does not stop
+ * layers wrongly more often than one look at 95% would.
  */
 import { studentTQuantile } from './distributions';
 
@@ -47,7 +48,7 @@ export function sampleDb(sx2: number, sd2: number): number {
  * that is exact on most samples look huge, and keep it running for nothing). A layer exact on
  * every sample has mean +Infinity, known exactly.
  */
-export function meanDb(layer: SampledLayer): MeanDb {
+export function meanDb(layer: SampledLayer, level = 0.95): MeanDb {
   const v = layer.perSampleDb.filter(Number.isFinite);
   const n = v.length;
   if (n === 0) {
@@ -57,7 +58,7 @@ export function meanDb(layer: SampledLayer): MeanDb {
   const mean = v.reduce((a, b) => a + b, 0) / n;
   if (n < 2) return { n, mean, half: Infinity, sd: Number.NaN };
   const sd = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
-  return { n, mean, half: (studentTQuantile(0.975, n - 1) * sd) / Math.sqrt(n), sd };
+  return { n, mean, half: (studentTQuantile(1 - (1 - level) / 2, n - 1) * sd) / Math.sqrt(n), sd };
 }
 
 /** Samples that pin a mean with this spread to +-targetDb at 95% (normal: they are many). */
@@ -69,7 +70,7 @@ export function samplesFor(sd: number, targetDb: number): number {
  * The paired difference layer - leader over the samples both measured with a finite SQNR (as the
  * means leave samples reproduced exactly out), with its 95% Student-t interval.
  */
-export function pairedDiffDb(layer: SampledLayer, leader: SampledLayer): MeanDb {
+export function pairedDiffDb(layer: SampledLayer, leader: SampledLayer, level = 0.95): MeanDb {
   const d: number[] = [];
   const n = Math.min(layer.perSampleDb.length, leader.perSampleDb.length);
   for (let k = 0; k < n; k++) {
@@ -77,7 +78,7 @@ export function pairedDiffDb(layer: SampledLayer, leader: SampledLayer): MeanDb 
     const b = leader.perSampleDb[k];
     if (Number.isFinite(a) && Number.isFinite(b)) d.push(a - b);
   }
-  return meanDb({ perSampleDb: d });
+  return meanDb({ perSampleDb: d }, level);
 }
 
 export interface SamplingPlan {
@@ -93,8 +94,8 @@ export interface SamplingPlan {
 }
 
 /** The plan after the pilot (see the file header). */
-export function planAfterPilot(layers: readonly SampledLayer[], targetDb: number): SamplingPlan {
-  const m = layers.map(meanDb);
+export function planAfterPilot(layers: readonly SampledLayer[], targetDb: number, level = 0.95): SamplingPlan {
+  const m = layers.map((l) => meanDb(l, level));
   let leader = -1;
   for (let i = 0; i < m.length; i++) if (Number.isFinite(m[i].mean) && (leader < 0 || m[i].mean < m[leader].mean)) leader = i;
   const settled = new Map<number, MeanDb>();
@@ -105,7 +106,7 @@ export function planAfterPilot(layers: readonly SampledLayer[], targetDb: number
       need = Math.max(need, samplesFor(m[i].sd, targetDb));
       continue;
     }
-    const d = m[i].mean === Infinity ? m[i] : pairedDiffDb(layers[i], layers[leader]);
+    const d = m[i].mean === Infinity ? m[i] : pairedDiffDb(layers[i], layers[leader], level);
     if (d.mean - d.half > 0) settled.set(i, d);
     else need = Math.max(need, samplesFor(m[i].sd, targetDb));
   }

@@ -94,6 +94,20 @@ describe('sensitivity sample plan', () => {
     assert.equal(plan.need, 144);
   });
 
+  it('at a look level of 97.5% (two looks sharing 5%) the intervals widen: t(0.9875, 2) in closed form', () => {
+    // Student t with 2 degrees of freedom: F(t) = 1/2 + t / (2 sqrt(2 + t^2)), so the quantile of
+    // p is a sqrt(2 / (1 - a^2)) with a = 2p - 1: for p = 0.9875, 6.2053.
+    const a = 2 * 0.9875 - 1;
+    const t2 = a * Math.sqrt(2 / (1 - a * a));
+    const layers = [{ perSampleDb: [20, 22, 24] }, { perSampleDb: [23, 24, 28] }, { perSampleDb: [40, 42, 44] }];
+    const d = pairedDiffDb(layers[1], layers[0], 0.975);
+    assert.ok(Math.abs(d.half - t2 / Math.sqrt(3)) < 1e-6, `${d.half} vs ${t2 / Math.sqrt(3)}`);
+    // differences 3, 2, 4: above 0 at 95% (half 2.48), not at 97.5% (half 3.58)
+    assert.deepEqual([...planAfterPilot(layers, 0.5).settled.keys()], [1, 2]);
+    assert.deepEqual([...planAfterPilot(layers, 0.5, 0.975).settled.keys()], [2]);
+    assert.ok(Math.abs(meanDb(layers[0], 0.975).half - (t2 * 2) / Math.sqrt(3)) < 1e-6);
+  });
+
   it('on 300 random pilots: settled iff the paired interval against the leader lies above 0', () => {
     const r = rng(7);
     for (let trial = 0; trial < 300; trial++) {
