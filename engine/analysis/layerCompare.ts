@@ -121,22 +121,33 @@ export class LayerComparison {
     let mismatch = 0,
       maxLsb = this.maxLsb;
     const hist = this.errHist;
+    // Nearly every element lands in the 0-LSB bin. Counted in memory, each increment would wait on
+    // the previous one's store; counted in a register, and decided without rounding where
+    // -0.5 < v < 0.5 (exactly where Math.round gives 0 but at v = -0.5, which the rounding path
+    // takes): 15 -> 5 ns per element.
+    let zero = 0;
     for (let i = 0; i < x.length; i++) {
-      const qs = cs[i] - zs;
-      const qi = ci[i] - zi; // codes relative to their zero points: the integer grid may be shifted
-      // Math.round, written as floor(v + 0.5): V8's Math.round made this loop 2.5x slower. The two
-      // differ only where v + 0.5 rounds up to the next integer (v = 0.49999999999999994).
-      const v = (qi * si - x[i]) * inv;
-      let e = Math.floor(v + 0.5);
-      if (e - 0.5 > v) e--;
-      e = e < -ERR_SPAN ? -ERR_SPAN : e > ERR_SPAN ? ERR_SPAN : e;
-      hist[e + ERR_SPAN]++;
-      const dl = qs > qi ? qs - qi : qi - qs;
-      if (dl !== 0) {
+      // codes relative to their zero points (the integer grid may be shifted), the integer one
+      // moved onto the simulated grid's zero point, so equal codes compare equal
+      const qs = cs[i];
+      const qi = ci[i] - zi + zs;
+      const v = ((qi - zs) * si - x[i]) * inv;
+      if (v < 0.5 && v > -0.5) zero++;
+      else {
+        // Math.round, written as floor(v + 0.5): V8's Math.round made this loop 2.5x slower. The
+        // two differ only where v + 0.5 rounds up to the next integer (v = 0.49999999999999994).
+        let e = Math.floor(v + 0.5);
+        if (e - 0.5 > v) e--;
+        if (e === 0) zero++;
+        else hist[(e < -ERR_SPAN ? -ERR_SPAN : e > ERR_SPAN ? ERR_SPAN : e) + ERR_SPAN]++;
+      }
+      if (qs !== qi) {
         mismatch++;
+        const dl = qs > qi ? qs - qi : qi - qs;
         if (dl > maxLsb) maxLsb = dl;
       }
     }
+    hist[ERR_SPAN] += zero;
     this.mismatch += mismatch;
     this.maxLsb = maxLsb;
     this.n += x.length;
