@@ -40,6 +40,9 @@ import { peakRssMb } from './peakRss';
 
 const CHILD = '--analyze-child';
 
+/** Default session options but onnxruntime's warnings (e.g. M-LSD's unused initializers), which are not the bench's output. */
+const QUIET: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3 };
+
 /** Batch sizes a plain float pass is timed at: the fastest is the reference. */
 const FLOAT_BATCHES = [1, 2, 4, 8, 16, 32];
 
@@ -65,7 +68,7 @@ async function floatPass(m: BenchModel): Promise<{ warm: number; cold: number; b
     }
     return times.sort((a, b) => a - b)[1];
   };
-  const s = await ort.InferenceSession.create(m.model);
+  const s = await ort.InferenceSession.create(m.model, QUIET);
   await run(s, sizes[0]); // warm-up
   let best = { warm: Infinity, batch: sizes[0] };
   for (const batch of sizes) {
@@ -74,7 +77,7 @@ async function floatPass(m: BenchModel): Promise<{ warm: number; cold: number; b
   }
   await s.release();
   const t0 = performance.now();
-  const c = await ort.InferenceSession.create(m.model);
+  const c = await ort.InferenceSession.create(m.model, QUIET);
   await run(c, best.batch);
   const cold = performance.now() - t0;
   await c.release();
@@ -101,7 +104,7 @@ async function qdqPasses(p: Prepared, q: Quantized, batch: number): Promise<{ si
   const { model } = buildQdqModel(q.prepared, p.loaded.dir, q.plan, q.actParams, q.config, false);
   const bytes = encodeModel(model);
   const time = async (options: ort.InferenceSession.SessionOptions) => {
-    const s = await ort.InferenceSession.create(bytes, options);
+    const s = await ort.InferenceSession.create(bytes, { ...QUIET, ...options });
     const pass = async () => {
       const t0 = performance.now();
       for (let i = 0; i < p.data.samples; i += batch) await s.run(await feedsFor(p.data, i, Math.min(batch, p.data.samples - i)));
