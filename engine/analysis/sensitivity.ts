@@ -7,7 +7,7 @@
  * The sample count is sized by the statistics of the metric, per layer (sensitivitySampling.ts):
  * a pilot gives each layer's per-sample output SQNR and its spread. A layer whose SQNR is
  * significantly above the most damaging layer's on the same samples (a paired interval wholly
- * above 0) stops at the pilot's first look (8 samples) or its second (16); the others go on until
+ * above 0) stops at one of the pilot's looks (8 and 16 samples; 4 when there are at most 8); the others go on until
  * each mean output SQNR is known within +-0.5 dB (95%), up to 256 (or what the user asked for,
  * for all).
  */
@@ -34,14 +34,20 @@ import { byTensor, disposeAll, fixedBatchOf, groupByBytes, measureTensors, tapMo
 import type { EvaluateOptions, Prepared, Quantized } from './types';
 
 /**
- * The pilot's looks (samples) at which layers may stop, each at LOOK_LEVEL: a Bonferroni split of
- * 5% over the looks, so that looking twice stops a layer wrongly no more often than one 95% look.
- * Most layers of a real model are far from the leader and stop at the first look; the second, on
- * twice the samples, takes the closer ones (recogniser and PaddleOCR classifier: see
- * docs/performance.md).
+ * The pilot's looks (samples) at which layers may stop: those under the sample count, each at a
+ * Bonferroni share of 5% (`lookLevel`), so that looking several times stops a layer wrongly no
+ * more often than one 95% look. Most layers of a real model are far from the leader and stop at
+ * the first look; the second, on twice the samples, takes the closer ones. A third look at 4
+ * would tighten the other two and cost more than it saves on 48-64 samples; on 5-8 samples (a
+ * 512x512 model), where no other look is possible, one look at 4 (docs/performance.md).
  */
 const LOOKS = [8, 16];
-const LOOK_LEVEL = 1 - 0.05 / LOOKS.length;
+const SMALL_LOOK = 4;
+
+/** Each look's confidence level: 5% split over the looks. */
+function lookLevel(looks: number): number {
+  return 1 - 0.05 / Math.max(1, looks);
+}
 const MAX_SAMPLES = 256;
 /** Half-width (dB) of the 95% interval on each layer's mean output SQNR that sizes the sample. */
 const TARGET_DB = 0.5;
@@ -116,7 +122,11 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
   await measureTensors(p, suffixes.flatMap(tapsOf), opts.signal);
   const groups = groupByBytes(suffixes, tapsOf, (t) => p.tensorBytes.get(t) ?? 0, opts.batchSize ?? p.batchSize, fixedBatchOf(p));
   const N = p.data.samples;
-  let target = Math.min(N, opts.sensitivitySamples ?? LOOKS[0]);
+  // At N samples nothing is left to save: looks come before.
+  const under = LOOKS.filter((n) => n < N);
+  const looks = opts.sensitivitySamples ? [] : under.length ? under : N > SMALL_LOOK ? [SMALL_LOOK] : [];
+  const level = lookLevel(looks.length);
+  let target = opts.sensitivitySamples ? Math.min(N, opts.sensitivitySamples) : (looks[0] ?? N);
   let reason = opts.sensitivitySamples ? 'as requested' : '';
   let look = 0;
   /** Per look that stopped layers: [samples, layers stopped]. */
@@ -220,9 +230,9 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
       }
       if (!opts.sensitivitySamples && done >= target && reason === '') {
         const running = suffixes.filter((x) => !x.stopped);
-        const plan = planAfterPilot(running, TARGET_DB, LOOK_LEVEL);
-        const final = look === LOOKS.length - 1 || target >= N;
-        const next = final ? Math.min(N, MAX_SAMPLES, Math.max(target, plan.need)) : Math.min(N, LOOKS[look + 1]);
+        const plan = planAfterPilot(running, TARGET_DB, level);
+        const final = look >= looks.length - 1;
+        const next = final ? Math.min(N, MAX_SAMPLES, Math.max(target, plan.need)) : looks[look + 1];
         // With a user metric, the ranking rests on its scores, not on the SQNR that settles layers.
         if (next > target && plan.settled.size > 0 && !opts.metric) {
           // Settled layers keep their numbers so far (and wider intervals); their sessions go now.
@@ -234,7 +244,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
               estimate: d.mean,
               low: d.mean - d.half,
               high: d.mean + d.half,
-              level: LOOK_LEVEL,
+              level,
               method: `student-t, paired over ${d.n} samples`,
             };
             s.aboveLeader = { leader, diffDb };
@@ -270,7 +280,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
           const stopped = stoppedAt.reduce((a, [, k]) => a + k, 0);
           if (stopped > 0) {
             const at = stoppedAt.map(([n, k]) => `${k} at ${n} samples`).join(', ');
-            reason += `; ${stopped} of ${layers.length} layers stopped after the pilot (${at}), their output SQNR being above that of the most damaging layer (${lastLeader}) on the same samples (at a look after ${LOOKS.join(' or ')} samples, the ${100 * LOOK_LEVEL}% interval of the paired difference lay above 0; 95% over the looks together)`;
+            reason += `; ${stopped} of ${layers.length} layers stopped after the pilot (${at}), their output SQNR being above that of the most damaging layer (${lastLeader}) on the same samples (at a look after ${looks.join(', ')} samples, the ${+(100 * level).toFixed(2)}% interval of the paired difference lay above 0${looks.length > 1 ? '; 95% over the looks together' : ''})`;
           }
         }
         look++;

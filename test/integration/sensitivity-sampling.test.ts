@@ -70,6 +70,20 @@ describe('sensitivity samples per layer (demo)', () => {
     for (const l of adaptive.layers.filter((x) => !x.sensitivity!.aboveLeader)) assert.ok(l.sensitivity!.onlyThis.samples! > 16, l.node);
   });
 
+  it('on 8 samples (no look at 8 or 16 possible) the pilot looks once, at 4 samples and 95%', async () => {
+    const p8 = await prepareAnalysis(model, { dataPath: data, samples: 8 });
+    const r = await evaluate(p8, await quantizeWith(p8, resolveConfig('tensorrt', { calibration: 'percentile' })), { integerDiff: false });
+    const stopped = r.layers.filter((l) => l.sensitivity!.aboveLeader);
+    assert.ok(stopped.length > 0);
+    for (const l of stopped) {
+      assert.equal(l.sensitivity!.onlyThis.samples, 4, l.node);
+      assert.equal(l.sensitivity!.aboveLeader!.diffDb.level, 0.95);
+      assert.ok(l.sensitivity!.aboveLeader!.diffDb.low > 0);
+    }
+    for (const l of r.layers.filter((x) => !x.sensitivity!.aboveLeader)) assert.ok(l.sensitivity!.onlyThis.samples! > 4, l.node);
+    assert.match(r.sensitivityInfo!.reason, /at a look after 4 samples, the 95% interval/);
+  });
+
   it("every layer's numbers equal an analysis of every layer on that layer's sample count", async () => {
     for (const l of adaptive.layers) {
       const s = l.sensitivity!;
