@@ -7,9 +7,9 @@
  * The sample count is sized by the statistics of the metric, per layer (sensitivitySampling.ts):
  * a pilot gives each layer's per-sample output SQNR and its spread. A layer whose SQNR is
  * significantly above the most damaging layer's on the same samples (a paired interval wholly
- * above 0) stops at one of the pilot's looks (8 and 16 samples; 4 when there are at most 8); the others go on until
- * each mean output SQNR is known within +-0.5 dB (95%), up to 256 (or what the user asked for,
- * for all).
+ * above 0) stops at one of the pilot's looks (8 and 16 samples; 4 when there are at most 8); the
+ * others go on, to 16 samples at least, until each mean output SQNR is known within +-0.5 dB
+ * (95%), up to 256 (or what the user asked for, for all).
  */
 import { inputNamesOf } from '../data/dataset';
 import { stateOutputAxes } from '../data/inputs';
@@ -232,7 +232,10 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
         const running = suffixes.filter((x) => !x.stopped);
         const plan = planAfterPilot(running, TARGET_DB, level);
         const final = look >= looks.length - 1;
-        const next = final ? Math.min(N, MAX_SAMPLES, Math.max(target, plan.need)) : looks[look + 1];
+        // The layers that go on get at least the last look's samples (all of them on 8 or fewer):
+        // a spread read off 4 samples is too rough to size a sample by.
+        const floor = LOOKS[LOOKS.length - 1];
+        const next = final ? Math.min(N, MAX_SAMPLES, Math.max(target, floor, plan.need)) : looks[look + 1];
         // With a user metric, the ranking rests on its scores, not on the SQNR that settles layers.
         if (next > target && plan.settled.size > 0 && !opts.metric) {
           // Settled layers keep their numbers so far (and wider intervals); their sessions go now.
