@@ -221,7 +221,7 @@ export interface LayerReport {
     allButThis: ModelOutputMetrics | null;
     /**
      * Set when the layer stopped after the pilot: its per-sample output SQNR minus that of the
-     * most damaging layer (`leader`) on the same samples, a paired 95% interval lying above 0 (an
+     * most damaging layer (`leader`) on the same samples, a paired 95% interval lying above 3 dB (an
      * estimate of +Infinity: it reproduced every pilot sample exactly).
      */
     aboveLeader?: { leader: string; diffDb: Interval };

@@ -6,8 +6,8 @@
  *
  * The sample count is sized by the statistics of the metric, per layer (sensitivitySampling.ts):
  * a pilot gives each layer's per-sample output SQNR and its spread. A layer whose SQNR is
- * significantly above the most damaging layer's on the same samples (a paired interval wholly
- * above 0) stops at one of the pilot's looks (8 and 16 samples; 4 when there are at most 8); the
+ * clearly above the most damaging layer's on the same samples (a paired interval wholly above
+ * 3 dB) stops at one of the pilot's looks (8 and 16 samples; 4 when there are at most 8); the
  * others go on, to 16 samples at least, until each mean output SQNR is known within +-0.5 dB
  * (95%), up to 256 (or what the user asked for, for all).
  */
@@ -28,7 +28,7 @@ import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
 import { outputView } from './measure';
 import { ModelOutputComparison, type TensorData } from './outputMetrics';
 import { choosePrimaryMetric } from './primaryMetric';
-import { planAfterPilot, sampleDb } from './sensitivitySampling';
+import { MARGIN_DB, planAfterPilot, sampleDb } from './sensitivitySampling';
 import { scoreBatch, userMetricSummary } from './userMetric';
 import { byTensor, disposeAll, fixedBatchOf, groupByBytes, measureTensors, tapModel } from './taps';
 import type { EvaluateOptions, Prepared, Quantized } from './types';
@@ -283,7 +283,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
           const stopped = stoppedAt.reduce((a, [, k]) => a + k, 0);
           if (stopped > 0) {
             const at = stoppedAt.map(([n, k]) => `${k} at ${n} samples`).join(', ');
-            reason += `; ${stopped} of ${layers.length} layers stopped after the pilot (${at}), their output SQNR being above that of the most damaging layer (${lastLeader}) on the same samples (at a look after ${looks.join(', ')} samples, the ${+(100 * level).toFixed(2)}% interval of the paired difference lay above 0${looks.length > 1 ? '; 95% over the looks together' : ''})`;
+            reason += `; ${stopped} of ${layers.length} layers stopped after the pilot (${at}), their output SQNR being above that of the most damaging layer (${lastLeader}) on the same samples (at a look after ${looks.join(', ')} samples, the ${+(100 * level).toFixed(2)}% interval of the paired difference lay above ${MARGIN_DB} dB${looks.length > 1 ? '; 95% over the looks together' : ''})`;
           }
         }
         look++;

@@ -4,11 +4,11 @@
  * samples) says how well it is known.
  *
  * The question sensitivity answers is which layers do the most damage alone. A layer that does
- * significantly less damage than the most damaging one (the leader) on the same samples cannot be
- * the most damaging, so it stops at the pilot: more samples would narrow an interval that no
- * ranking decision depends on. "Significantly" is a paired comparison: the 95% interval of the
- * mean of its per-sample SQNR minus the leader's lies wholly above 0. Pairing matters because the
- * samples differ far more than the layers do: on PaddleOCR's direction classifier (a 2-class
+ * clearly less damage than the most damaging one (the leader) on the same samples cannot be the
+ * most damaging, so it stops at the pilot: more samples would narrow an interval that no ranking
+ * decision depends on. "Clearly" is a paired comparison: the 95% interval of the mean of its
+ * per-sample SQNR minus the leader's lies wholly above MARGIN_DB (3 dB: at most half the leader's
+ * noise). Pairing matters because the samples differ far more than the layers do: on PaddleOCR's direction classifier (a 2-class
  * softmax, some samples near saturation) every layer's per-sample SQNR spreads over 110-140 dB,
  * so the layers' own intervals all overlap, while the same sample is easy or hard for every layer
  * and the differences spread little. The others (the contenders) go on until each mean is pinned
@@ -81,10 +81,19 @@ export function pairedDiffDb(layer: SampledLayer, leader: SampledLayer, level = 
   return meanDb({ perSampleDb: d }, level);
 }
 
+/**
+ * How far above the leader (dB, the paired interval's lower end) a layer must be to stop: 3 dB, so
+ * that alone it makes at most half the leader's output noise power. Near-ties keep running: the
+ * diagnosis ranks culprits by their own loss (e.g. top-1 points), and on the demo's entropy grid
+ * the two worst layers, 0.2 dB apart in SQNR but both costing 63-65 points, would otherwise stop
+ * one of them at 8 samples with a loss interval of [17, 86] points.
+ */
+export const MARGIN_DB = 3;
+
 export interface SamplingPlan {
   /**
    * The layers that stop at the pilot, each with its paired difference to the leader (its lower
-   * end above 0), or with mean +Infinity when it reproduced every sample exactly.
+   * end above MARGIN_DB), or with mean +Infinity when it reproduced every sample exactly.
    */
   settled: Map<number, MeanDb>;
   /** Samples the contenders need (0 when nothing is known about their spread). */
@@ -107,7 +116,7 @@ export function planAfterPilot(layers: readonly SampledLayer[], targetDb: number
       continue;
     }
     const d = m[i].mean === Infinity ? m[i] : pairedDiffDb(layers[i], layers[leader], level);
-    if (d.mean - d.half > 0) settled.set(i, d);
+    if (d.mean - d.half > MARGIN_DB) settled.set(i, d);
     else need = Math.max(need, samplesFor(m[i].sd, targetDb));
   }
   return { settled, need, leader };

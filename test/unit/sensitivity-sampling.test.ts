@@ -2,7 +2,7 @@
  * The per-layer sample plan of sensitivity (engine/analysis/sensitivitySampling.ts), against hand
  * arithmetic and against the rule it must keep on random pilots: a layer stops only when the 95%
  * interval of its per-sample SQNR minus the most damaging layer's, on the same samples, lies wholly
- * above 0, and the others get the samples that pin their mean to the target.
+ * above 3 dB, and the others get the samples that pin their mean to the target.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -71,24 +71,27 @@ describe('sensitivity sample plan', () => {
     assert.equal(standIn.settled.size, 0);
   });
 
-  it('hand case: pairing separates a layer whose own interval overlaps the leader', () => {
+  it('hand case: pairing separates a layer whose own interval overlaps the leader, by more than 3 dB', () => {
     const plan = planAfterPilot(
       [
         { perSampleDb: [20, 22, 24] }, // mean 22 +- 4.97: the leader
-        // 25 +- 6.57 overlaps the leader's [17.03, 26.97], but it is above it on every sample:
-        // differences 3, 2, 4, mean 3 +- 4.3027 * 1 / sqrt(3) = 2.48: [0.52, 5.48], above 0
-        { perSampleDb: [23, 24, 28] },
+        // 28 +- 6.57 overlaps the leader's [17.03, 26.97], but it is above it on every sample:
+        // differences 6, 5, 7, mean 6 +- 4.3027 * 1 / sqrt(3) = 2.48: [3.52, 8.48], above 3 dB
+        { perSampleDb: [26, 27, 31] },
         // differences 5, -1, 3: mean 2.33 +- 4.3027 * 3.055 / sqrt(3) = 7.59: includes 0, goes on
         { perSampleDb: [25, 21, 27] },
         { perSampleDb: [40, 42, 44] }, // 20 dB above on every sample
         { perSampleDb: [Infinity, Infinity, Infinity] }, // reproduced exactly: settles
+        // differences 4, 3, 5: [1.52, 6.48], above 0 but not above 3 dB (it may make more than
+        // half the leader's noise): goes on
+        { perSampleDb: [24, 25, 29] },
       ],
       0.5,
     );
     assert.equal(plan.leader, 0);
     assert.deepEqual([...plan.settled.keys()].sort(), [1, 3, 4]);
-    assert.ok(Math.abs(plan.settled.get(1)!.mean - 3) < 1e-12);
-    assert.ok(Math.abs(plan.settled.get(1)!.mean - plan.settled.get(1)!.half - 0.515862) < 1e-5);
+    assert.ok(Math.abs(plan.settled.get(1)!.mean - 6) < 1e-12);
+    assert.ok(Math.abs(plan.settled.get(1)!.mean - plan.settled.get(1)!.half - 3.515862) < 1e-5);
     // the contenders' samples: the widest spread among them, sd 3.055 of layer 2:
     // (1.96 * 3.0551 / 0.5)^2 = 143.43 -> 144
     assert.equal(plan.need, 144);
@@ -99,16 +102,16 @@ describe('sensitivity sample plan', () => {
     // p is a sqrt(2 / (1 - a^2)) with a = 2p - 1: for p = 0.9875, 6.2053.
     const a = 2 * 0.9875 - 1;
     const t2 = a * Math.sqrt(2 / (1 - a * a));
-    const layers = [{ perSampleDb: [20, 22, 24] }, { perSampleDb: [23, 24, 28] }, { perSampleDb: [40, 42, 44] }];
+    const layers = [{ perSampleDb: [20, 22, 24] }, { perSampleDb: [26, 27, 31] }, { perSampleDb: [40, 42, 44] }];
     const d = pairedDiffDb(layers[1], layers[0], 0.975);
     assert.ok(Math.abs(d.half - t2 / Math.sqrt(3)) < 1e-6, `${d.half} vs ${t2 / Math.sqrt(3)}`);
-    // differences 3, 2, 4: above 0 at 95% (half 2.48), not at 97.5% (half 3.58)
+    // differences 6, 5, 7: above 3 dB at 95% (half 2.48), not at 97.5% (half 3.58)
     assert.deepEqual([...planAfterPilot(layers, 0.5).settled.keys()], [1, 2]);
     assert.deepEqual([...planAfterPilot(layers, 0.5, 0.975).settled.keys()], [2]);
     assert.ok(Math.abs(meanDb(layers[0], 0.975).half - (t2 * 2) / Math.sqrt(3)) < 1e-6);
   });
 
-  it('on 300 random pilots: settled iff the paired interval against the leader lies above 0', () => {
+  it('on 300 random pilots: settled iff the paired interval against the leader lies above 3 dB', () => {
     const r = rng(7);
     for (let trial = 0; trial < 300; trial++) {
       // Samples share a difficulty (an offset common to every layer, as real samples do), and a
@@ -140,7 +143,7 @@ describe('sensitivity sample plan', () => {
           if (d.length < 2) above = false;
           else {
             const { mean, sd } = meanSd(d);
-            above = mean - (T975[d.length - 2] * sd) / Math.sqrt(d.length) > 0;
+            above = mean - (T975[d.length - 2] * sd) / Math.sqrt(d.length) > 3;
           }
         }
         assert.equal(plan.settled.has(i), above, `trial ${trial} layer ${i}`);
