@@ -25,7 +25,7 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { evaluate, prepareAnalysis, quantizeWith } from '../engine/analysis/analyze';
 import { runSweep } from '../engine/analysis/sweep';
-import { loadDataset, modelInputs } from '../engine/data/dataset';
+import { type Dataset, loadDataset, modelInputs } from '../engine/data/dataset';
 import { loadModel } from '../engine/onnx/model';
 import { gridConfigs } from '../engine/quantize/grid';
 import { resolveConfig } from '../engine/quantize/presets';
@@ -46,6 +46,22 @@ const QUIET: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3 };
 /** Batch sizes a plain float pass is timed at: the fastest is the reference. */
 const FLOAT_BATCHES = [1, 2, 4, 8, 16, 32];
 
+/** One pass of `s` over every sample of `data`, in batches of `batch`. */
+async function pass(s: ort.InferenceSession, data: Dataset, batch: number): Promise<void> {
+  for (let i = 0; i < data.samples; i += batch) await s.run(await feedsFor(data, i, Math.min(batch, data.samples - i)));
+}
+
+/** The median time of three passes (the session already warm). */
+async function medianPassMs(s: ort.InferenceSession, data: Dataset, batch: number): Promise<number> {
+  const times: number[] = [];
+  for (let k = 0; k < 3; k++) {
+    const t0 = performance.now();
+    await pass(s, data, batch);
+    times.push(performance.now() - t0);
+  }
+  return times.sort((a, b) => a - b)[1];
+}
+
 /**
  * One plain float pass over the samples, warm (session reused) at the FASTEST batch size, and cold
  * (creation included, at that batch). The fastest batch is model-dependent: the PP-OCRv4
@@ -56,29 +72,17 @@ async function floatPass(m: BenchModel): Promise<{ warm: number; cold: number; b
   const data = await loadDataset(m.data, modelInputs(loadModel(m.model).proto), { samples: m.samples });
   const fixed = modelInputs(loadModel(m.model).proto)[0]?.dims[0];
   const sizes = typeof fixed === 'number' && fixed > 0 ? [fixed] : FLOAT_BATCHES.filter((_, i) => i === 0 || FLOAT_BATCHES[i - 1] < m.samples);
-  const run = async (s: ort.InferenceSession, batch: number) => {
-    for (let i = 0; i < data.samples; i += batch) await s.run(await feedsFor(data, i, Math.min(batch, data.samples - i)));
-  };
-  const median = async (s: ort.InferenceSession, batch: number) => {
-    const times: number[] = [];
-    for (let k = 0; k < 3; k++) {
-      const t0 = performance.now();
-      await run(s, batch);
-      times.push(performance.now() - t0);
-    }
-    return times.sort((a, b) => a - b)[1];
-  };
   const s = await ort.InferenceSession.create(m.model, QUIET);
-  await run(s, sizes[0]); // warm-up
+  await pass(s, data, sizes[0]); // warm-up
   let best = { warm: Infinity, batch: sizes[0] };
   for (const batch of sizes) {
-    const warm = await median(s, batch);
+    const warm = await medianPassMs(s, data, batch);
     if (warm < best.warm) best = { warm, batch };
   }
   await s.release();
   const t0 = performance.now();
   const c = await ort.InferenceSession.create(m.model, QUIET);
-  await run(c, best.batch);
+  await pass(c, data, best.batch);
   const cold = performance.now() - t0;
   await c.release();
   return { ...best, cold };
@@ -105,15 +109,10 @@ async function qdqPasses(p: Prepared, q: Quantized, batch: number): Promise<{ si
   const bytes = encodeModel(model);
   const time = async (options: ort.InferenceSession.SessionOptions) => {
     const s = await ort.InferenceSession.create(bytes, { ...QUIET, ...options });
-    const pass = async () => {
-      const t0 = performance.now();
-      for (let i = 0; i < p.data.samples; i += batch) await s.run(await feedsFor(p.data, i, Math.min(batch, p.data.samples - i)));
-      return performance.now() - t0;
-    };
-    await pass(); // warm-up
-    const times = [await pass(), await pass(), await pass()].sort((a, b) => a - b);
+    await pass(s, p.data, batch); // warm-up
+    const ms = await medianPassMs(s, p.data, batch);
     await s.release();
-    return times[1];
+    return ms;
   };
   return { sim: await time({ extra: { session: { disable_quant_qdq: '1' } } }), int: await time({}) };
 }
