@@ -7,7 +7,7 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import type { Chart } from 'chart.js';
 import { formatRate } from '../protocol/format';
 import { u8s8Hazard } from '../protocol/platform';
-import { CALIBRATION_METHODS, type ErrorMetrics, type ModelOutputMetrics, type Range, type Report, type TensorReport } from '../protocol/report';
+import { CALIBRATION_METHODS, type ErrorMetrics, type Interval, type ModelOutputMetrics, type Range, type Report, type TensorReport } from '../protocol/report';
 import { entropyAmax, errorChart, histogramChart, klChart, weightChart } from './charts';
 import { clear, h } from './dom';
 import { formatCount, formatDb, formatFixed, formatNumber, formatPercent, formatRange, formatScalarOrChannels } from './format';
@@ -493,7 +493,7 @@ function statsPanel(row: LayerRow, sensitivitySamples: number | null): HTMLEleme
 }
 
 /** Why a layer's sensitivity stopped after the pilot: the paired comparison with the leader. */
-function stoppedAtPilot(a: { leader: string; diffDb: { estimate: number; low: number; high: number; method: string } }): string {
+function stoppedAtPilot(a: { leader: string; diffDb: Interval }): string {
   if (a.diffDb.estimate === Infinity) return `Stopped after the pilot: it reproduced every pilot sample exactly, so it cannot do more damage than ${a.leader}.`;
   return `Stopped after the pilot: on the same samples its output SQNR is ${formatDb(a.diffDb.estimate)} dB above ${a.leader}'s (95% interval ${formatDb(a.diffDb.low)} to ${formatDb(a.diffDb.high)} dB, ${a.diffDb.method}), so it cannot be the most damaging layer.`;
 }

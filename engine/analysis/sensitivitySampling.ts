@@ -8,9 +8,9 @@
  * most damaging, so it stops at the pilot: more samples would narrow an interval that no ranking
  * decision depends on. "Clearly" is a paired comparison: the 95% interval of the mean of its
  * per-sample SQNR minus the leader's lies wholly above MARGIN_DB (3 dB: at most half the leader's
- * noise). Pairing matters because the samples differ far more than the layers do: on PaddleOCR's direction classifier (a 2-class
- * softmax, some samples near saturation) every layer's per-sample SQNR spreads over 110-140 dB,
- * so the layers' own intervals all overlap, while the same sample is easy or hard for every layer
+ * noise). Pairing matters because the samples differ far more than the layers do: on PaddleOCR's
+ * direction classifier (a 2-class softmax, some samples near saturation) every layer's per-sample
+ * SQNR spreads over 110-140 dB, so the layers' own intervals all overlap, while the same sample is easy or hard for every layer
  * and the differences spread little. The others (the contenders) go on until each mean is pinned
  * to +-`targetDb`, up to what is available. The caller decides at a few fixed looks, each at a
  * level that splits 5% between them (Bonferroni), so that looking more than once does not stop

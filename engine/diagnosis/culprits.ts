@@ -4,10 +4,9 @@
  * quantized copy fed with float inputs); accumulated error is never used to rank, since a layer
  * late in the graph inherits everything upstream. Layers are ranked in tiers: sorted by only-this
  * loss, a tier holds the layers whose intervals overlap its leader's (the samples cannot order
- * them), unless the model is judged by SQNR and sensitivity found the layer's SQNR significantly
- * above that leader's on the same samples (`aboveLeader`, a paired comparison: the samples do
- * order them), and inside a tier
- * the lower isolated SQNR comes first. A victim has a large accumulated
+ * them), unless the model is judged by SQNR and sensitivity found the layer's SQNR clearly above
+ * that leader's on the same samples (`aboveLeader`, a paired comparison: the samples do order
+ * them), and inside a tier the lower isolated SQNR comes first. A victim has a large accumulated
  * error, little of its own, and a culprit (or an integer divergence) upstream that explains it.
  */
 import type { Interval, LayerReport } from '../../protocol/report';
@@ -43,6 +42,14 @@ function damageKey(l: LayerReport): Interval | null {
   return { ...s, estimate: -s.estimate, low: -s.high, high: -s.low };
 }
 
+/**
+ * Sensitivity found `l`'s SQNR clearly above `lead`'s on the same samples, and the tiers are drawn
+ * on that SQNR (no loss): a paired SQNR order says nothing about the order of a loss such as top-1.
+ */
+function pairedBelow(l: LayerReport, lead: LayerReport): boolean {
+  return !l.sensitivity?.onlyThisPrimary?.loss && l.sensitivity?.aboveLeader?.leader === lead.node;
+}
+
 /** Rank layers by the damage they do themselves (see the file header). `modelSqnrDb`: the whole model's output SQNR. */
 export function rankByOwnDamage(layers: readonly LayerReport[], modelSqnrDb: number): RankedLayer[] {
   const iso = (l: LayerReport) => finiteOr(l.isolated.integer.sqnrDb, Infinity);
@@ -56,10 +63,7 @@ export function rankByOwnDamage(layers: readonly LayerReport[], modelSqnrDb: num
   const tiers: RankedLayer[][] = [];
   for (const r of keyed) {
     const t = tiers[tiers.length - 1];
-    // Only where the tiers are drawn on the SQNR the pairing compared: it says nothing about the
-    // order of a loss such as top-1.
-    const below = (lead: RankedLayer) => !r.layer.sensitivity?.onlyThisPrimary?.loss && r.layer.sensitivity?.aboveLeader?.leader === lead.layer.node;
-    if (t && r.key!.high >= t[0].key!.low && !below(t[0])) t.push(r);
+    if (t && r.key!.high >= t[0].key!.low && !pairedBelow(r.layer, t[0].layer)) t.push(r);
     else tiers.push([r]);
   }
   const rest = rows.filter((r) => !r.key);
