@@ -56,60 +56,53 @@ function demoLike(drop: Interval) {
 }
 
 describe('culprits and victims', () => {
+  /** Each layer's tier, in rank order. */
+  const tiers = (layers: LayerReport[]) => rankByOwnDamage(layers, -0.5).map((x) => [x.layer.node, x.tier]);
+  /** Sensitivity stopped `node` after its pilot, its SQNR 3.5-6.5 dB above `leader`'s on the same samples. */
+  const pairedAbove = (layers: LayerReport[], node: string, leader: string) => {
+    const l = layers.find((x) => x.node === node)!;
+    l.sensitivity = { ...l.sensitivity!, aboveLeader: { leader, diffDb: iv(5, 3.5, 6.5) } };
+  };
+
   it('ranks by own damage: overlapping only-this intervals form a tier ordered by isolated SQNR', () => {
-    const r = rankByOwnDamage(demoLike(iv(68.7, 63, 73.6)).report.layers, -0.5);
     // c2 has the larger only-this loss, but its interval overlaps c1's: c1's isolated 2.4 dB comes first
-    assert.deepEqual(
-      r.map((x) => [x.layer.node, x.tier]),
-      [
-        ['c1', 1],
-        ['c2', 1],
-        ['c3', 2],
-        ['fc', 2],
-      ],
-    );
+    assert.deepEqual(tiers(demoLike(iv(68.7, 63, 73.6)).report.layers), [
+      ['c1', 1],
+      ['c2', 1],
+      ['c3', 2],
+      ['fc', 2],
+    ]);
   });
 
   it('a layer the samples order below the tier leader (paired, sensitivity stopped it) leaves its tier, on an SQNR-judged model', () => {
     const f = demoLike(iv(68.7, 63, 73.6));
     // judged by SQNR: no loss, the key is the negated only-this SQNR (c2 0.0 dB, c1 0.2 dB)
     for (const l of f.report.layers) l.sensitivity = { ...l.sensitivity!, onlyThisPrimary: { ...l.sensitivity!.onlyThisPrimary!, loss: null } };
-    const c1 = f.report.layers.find((l) => l.node === 'c1')!;
     // c1's interval overlaps c2's, but on the same samples its output SQNR was above c2's
-    c1.sensitivity = { ...c1.sensitivity!, aboveLeader: { leader: 'c2', diffDb: iv(2, 0.5, 3.5) } };
-    assert.deepEqual(
-      rankByOwnDamage(f.report.layers, -0.5).map((x) => [x.layer.node, x.tier]),
-      [
-        ['c2', 1],
-        ['c1', 2],
-        ['c3', 3],
-        ['fc', 4],
-      ],
-    );
+    pairedAbove(f.report.layers, 'c1', 'c2');
+    assert.deepEqual(tiers(f.report.layers), [
+      ['c2', 1],
+      ['c1', 2],
+      ['c3', 3],
+      ['fc', 4],
+    ]);
     // ordered below another layer than the tier's leader: no effect
-    c1.sensitivity = { ...c1.sensitivity!, aboveLeader: { leader: 'c3', diffDb: iv(2, 0.5, 3.5) } };
-    assert.deepEqual(
-      rankByOwnDamage(f.report.layers, -0.5).map((x) => [x.layer.node, x.tier]),
-      [
-        ['c1', 1],
-        ['c2', 1],
-        ['c3', 2],
-        ['fc', 3],
-      ],
-    );
+    pairedAbove(f.report.layers, 'c1', 'c3');
+    assert.deepEqual(tiers(f.report.layers), [
+      ['c1', 1],
+      ['c2', 1],
+      ['c3', 2],
+      ['fc', 3],
+    ]);
     // judged by a loss (top-1): the paired SQNR says nothing about its order, the tiers stand
     const g = demoLike(iv(68.7, 63, 73.6));
-    const g1 = g.report.layers.find((l) => l.node === 'c1')!;
-    g1.sensitivity = { ...g1.sensitivity!, aboveLeader: { leader: 'c2', diffDb: iv(2, 0.5, 3.5) } };
-    assert.deepEqual(
-      rankByOwnDamage(g.report.layers, -0.5).map((x) => [x.layer.node, x.tier]),
-      [
-        ['c1', 1],
-        ['c2', 1],
-        ['c3', 2],
-        ['fc', 2],
-      ],
-    );
+    pairedAbove(g.report.layers, 'c1', 'c2');
+    assert.deepEqual(tiers(g.report.layers), [
+      ['c1', 1],
+      ['c2', 1],
+      ['c3', 2],
+      ['fc', 2],
+    ]);
   });
 
   it('names the over-clipping culprits and the victims downstream, never the layer with the worst accumulated error', () => {
