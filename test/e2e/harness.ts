@@ -33,6 +33,8 @@ export class VsCode {
   private shot = 0;
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quantlens-e2e-'));
   serverLog = '';
+  /** Uncaught errors and crashes of the workbench page, for timeout messages. */
+  private pageErrors: string[] = [];
 
   constructor(readonly workspace: string) {}
 
@@ -108,6 +110,8 @@ export class VsCode {
       ],
     });
     this.page = this.context.pages()[0] ?? (await this.context.newPage());
+    this.page.on('pageerror', (e) => this.pageErrors.push(e.message.slice(0, 300)));
+    this.page.on('crash', () => this.pageErrors.push('the page crashed'));
     await this.page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(this.workspace)}`);
     await this.page.locator('.monaco-workbench').waitFor({ timeout: 60000 });
     await this.page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 60000 });
@@ -133,15 +137,18 @@ export class VsCode {
 
   /**
    * Right-click an explorer item and choose a context-menu entry. A right-click right after focus
-   * was inside a webview iframe can be swallowed, so retry until the menu really opens.
+   * was inside a webview iframe can be swallowed, so retry until the menu really opens, taking the
+   * focus back to the workbench before each retry.
    */
   async contextMenu(relPath: string, entry: string): Promise<void> {
     const row = await this.explorerItem(relPath);
     const item = this.page.locator('.context-view .action-item', { hasText: entry }).first();
-    await waitFor(
+    let attempt = 0;
+    await this.waitUi(
       async () => {
+        if (attempt++ > 0) await this.reclaimFocus();
         await this.page.keyboard.press('Escape'); // close whatever a failed step left open
-        await row.click({ button: 'right' });
+        await row.click({ button: 'right', timeout: 5000 });
         return item.isVisible({ timeout: 3000 });
       },
       30000,
@@ -157,8 +164,10 @@ export class VsCode {
 
   /** Run a command from the palette (extension commands appear only after activation: retry). */
   async palette(title: string): Promise<void> {
-    await waitFor(
+    let attempt = 0;
+    await this.waitUi(
       async () => {
+        if (attempt++ > 0) await this.reclaimFocus();
         await this.page.keyboard.press('F1');
         const input = this.page.locator('.quick-input-widget input');
         await input.waitFor({ timeout: 5000 });
@@ -167,7 +176,7 @@ export class VsCode {
         // first ("Notifications: Toggle Do Not Disturb Mode" for "Clear All Notifications").
         const row = this.page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
         if (await row.isVisible({ timeout: 3000 }).catch(() => false)) {
-          await row.click();
+          await row.click({ timeout: 5000 });
           return true;
         }
         await this.page.keyboard.press('Escape');
@@ -176,6 +185,52 @@ export class VsCode {
       30000,
       `command "${title}" in the palette`,
     );
+  }
+
+  /**
+   * Move keyboard focus from wherever it is (a webview's iframe keeps keys to itself) back to the
+   * explorer, without clicking anything that would act.
+   */
+  private async reclaimFocus(): Promise<void> {
+    await this.page
+      .locator('.explorer-folders-view .monaco-list')
+      .first()
+      .focus({ timeout: 2000 })
+      .catch(() => {});
+  }
+
+  /**
+   * waitFor on the workbench; a timeout says what the page looked like (CI keeps no screenshots):
+   * the focused element, open dialogs, menus and toasts, whether the page still answers, and the
+   * page errors and crashes seen so far.
+   */
+  private async waitUi(fn: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+    try {
+      await waitFor(fn, timeoutMs, what);
+    } catch (e) {
+      const shot = await this.screenshot('timeout').catch(() => '(no screenshot)');
+      throw new Error(`${(e as Error).message}\nthe page: ${await this.describe()}\nscreenshot: ${shot}`);
+    }
+  }
+
+  private async describe(): Promise<string> {
+    const state = await Promise.race([
+      // A string, not a function: this project's types have no DOM.
+      this.page.evaluate<string>(`(() => {
+        const text = (sel) => [...document.querySelectorAll(sel)].filter((e) => e.offsetParent !== null)
+          .map((e) => (e.textContent || '').replace(/\\s+/g, ' ').trim().slice(0, 160));
+        const a = document.activeElement;
+        return JSON.stringify({
+          focus: a ? (a.tagName + '.' + a.className + ' ' + (a.getAttribute('aria-label') || '')).slice(0, 200) : null,
+          dialogs: text('.monaco-dialog-box'),
+          menus: text('.context-view'),
+          quickInput: text('.quick-input-widget'),
+          toasts: text('.notifications-toasts .notification-toast'),
+        });
+      })()`),
+      new Promise<string>((r) => setTimeout(() => r('(the page did not answer in 5 s)'), 5000)),
+    ]).catch((e) => `(evaluate failed: ${(e as Error).message})`);
+    return `${state}; page errors: ${JSON.stringify(this.pageErrors.slice(-5))}`;
   }
 
   /** PIDs of the QuantLens engine processes this instance started (their command line names our private extensions folder). */
