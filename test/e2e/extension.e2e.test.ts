@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadModel } from '../../engine/onnx/model';
 import { SATURATING_INT8 } from '../helpers/cpu';
-import { VsCode, root, waitFor } from './harness';
+import { VsCode, root, shows, waitFor } from './harness';
 
 /**
  * The demo's entropy drop on 300 samples as the engine measures it on onnxruntime's int8 kernels:
@@ -260,7 +260,7 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
       async () => {
         await vs.page.mouse.move(box.x + 5, box.y + box.height / 2);
         await vs.page.mouse.move(box.x + 25, box.y + box.height / 2);
-        return vs.page.locator('.monaco-hover', { hasText: 'SQNR' }).first().isVisible({ timeout: 2000 });
+        return shows(vs.page.locator('.monaco-hover', { hasText: 'SQNR' }).first(), 2000);
       },
       30000,
       'the hover with SQNR',

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type BrowserContext, type FrameLocator, type Page, chromium } from 'playwright-core';
+import { type BrowserContext, type FrameLocator, type Locator, type Page, chromium } from 'playwright-core';
 
 export const root = path.resolve(__dirname, '../..');
 export const artifacts = path.join(root, 'test-artifacts', 'e2e');
@@ -149,9 +149,9 @@ export class VsCode {
         if (attempt++ > 0) await this.reclaimFocus();
         await this.page.keyboard.press('Escape'); // close whatever a failed step left open
         await row.click({ button: 'right', timeout: 5000 });
-        return item.isVisible({ timeout: 3000 });
+        return shows(item, patience(attempt));
       },
-      30000,
+      60000,
       `the context menu with "${entry}"`,
     );
     await this.screenshot(`menu-${entry.replace(/\W+/g, '-').toLowerCase()}`);
@@ -175,14 +175,14 @@ export class VsCode {
         // Click the row whose label IS the title: Enter would run whichever row fuzzy matching put
         // first ("Notifications: Toggle Do Not Disturb Mode" for "Clear All Notifications").
         const row = this.page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
-        if (await row.isVisible({ timeout: 3000 }).catch(() => false)) {
+        if (await shows(row, patience(attempt))) {
           await row.click({ timeout: 5000 });
           return true;
         }
         await this.page.keyboard.press('Escape');
         return false;
       },
-      30000,
+      60000,
       `command "${title}" in the palette`,
     );
   }
@@ -306,12 +306,7 @@ export class VsCode {
    */
   async clickNotificationButton(text: RegExp, label: string, timeout = 30000): Promise<void> {
     const toast = this.notification(text).getByRole('button', { name: label, exact: true });
-    // (isVisible does not wait: waitFor does.)
-    const shown = await toast.waitFor({ state: 'visible', timeout: Math.min(15000, timeout) }).then(
-      () => true,
-      () => false,
-    );
-    if (shown) return toast.click();
+    if (await shows(toast, Math.min(15000, timeout))) return toast.click();
     await this.palette('Notifications: Show Notifications');
     const item = this.page.locator('.notifications-center .notification-list-item', { hasText: text }).first();
     await item.getByRole('button', { name: label, exact: true }).click({ timeout });
@@ -325,6 +320,22 @@ export class VsCode {
     }
   }
 }
+
+/**
+ * How long attempt n (from 1) waits for a menu or palette row to show: 3 s, then longer, since a
+ * loaded machine can take longer than that to render one and a fixed wait would never see it.
+ */
+const patience = (attempt: number) => Math.min(3000 * attempt, 12000);
+
+/**
+ * Whether a locator becomes visible within `timeout` ms. (Playwright's isVisible ignores its timeout
+ * and answers at once: a menu still rendering reads as absent, and the retry's Escape then closes it.)
+ */
+export const shows = (l: Locator, timeout: number): Promise<boolean> =>
+  l.waitFor({ state: 'visible', timeout }).then(
+    () => true,
+    () => false,
+  );
 
 export async function waitFor(fn: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const end = Date.now() + timeoutMs;
