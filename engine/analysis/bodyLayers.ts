@@ -10,7 +10,8 @@ import type { QuantConfig } from '../../protocol/report';
 import type { PlannedLayer } from '../quantize/plan';
 import { type OutputTap, buildIsolatedModel } from '../quantize/qdqRewrite';
 import type { QuantParams } from '../quantize/scheme';
-import { createSession, feedPins, runSession } from '../runtime/session';
+import { createSession, runSession } from '../runtime/session';
+import { sessionOnData } from './dataSession';
 import type { Evaluation } from './evaluation';
 import type { CodeView } from './layerCompare';
 import { byTensor, tapModel } from './taps';
@@ -56,7 +57,7 @@ export class BodyLayers {
     const inits = allInitializers(q.prepared);
     const tensors = [...new Set(layers.flatMap((l) => [...isolatedInputs(l, (x) => inits.has(x)), l.output]))];
     const { model, names, stacked } = tapModel(p, tensors);
-    const float = await createSession(model, 'float', { label: p.loaded.path, pins: feedPins(p.data) });
+    const float = await sessionOnData(p, model, 'float');
     track(float);
     const label = `quantized model of ${p.loaded.path}`;
     const byScope = new Map<string, PlannedLayer[]>();

@@ -16,8 +16,8 @@ import type { QuantConfig, Warning } from '../../protocol/report';
 import type { PlannedLayer } from '../quantize/plan';
 import { type OutputTap, type QdqResult, buildQdqModel } from '../quantize/qdqRewrite';
 import type { QuantParams } from '../quantize/scheme';
-import { createSession, feedPins, runSession } from '../runtime/session';
-import type { DimPins } from '../onnx/pinShapes';
+import { createSession, runSession } from '../runtime/session';
+import { sessionOnData } from './dataSession';
 import type { Comparison, Evaluation } from './evaluation';
 import { type LayerDiffFeed, elementsPerSample, feedBatch, layerDiffFeeds, macsPerSample, sliceSamples } from './integerDiffs';
 import { rawBytesFor } from '../onnx/elementTypes';
@@ -65,7 +65,8 @@ export class DetailPass {
   private diffMacs = 0;
   private own: OwnGroup[] | null = null;
   private floatLabel = '';
-  private pins: DimPins = new Map();
+  /** The analysis its sessions are fed by (sessionOnData pins the data's dims). */
+  private on!: Pick<Prepared, 'data' | 'loaded'>;
 
   private constructor(
     limit: number,
@@ -110,7 +111,7 @@ export class DetailPass {
         ? []
         : layerDiffFeeds(q.plan.layers, all.sim, all.int, enc.config, (node, message) => warnings.push({ code: 'no-integer-reference', node, message }));
     const detail = new DetailPass(DetailPass.limitFor(p, layers), layers, all.sim, all.int, diffFeeds, label);
-    detail.pins = feedPins(p.data);
+    detail.on = p;
     // The reference's cost per sample over ALL its layers, from the measured output sizes: a run of
     // the own sessions exposes one group's codes only, and its sizes would understate it.
     const outputOf = new Map(q.plan.layers.map((l) => [l.node.name, l.output]));
@@ -164,9 +165,9 @@ export class DetailPass {
     const keep = this.own.length === 1 && start + take < this.limit;
     for (const g of this.own) {
       const sessions = g.sessions ?? [
-        await createSession(g.simQdq.model, 'simulated', { label: this.label, pins: this.pins }),
+        await sessionOnData(this.on, g.simQdq.model, 'simulated', this.label),
         await createSession(g.intQdq.model, 'integer', { label: this.label }),
-        await createSession(g.float.model, 'float', { label: this.floatLabel, pins: this.pins }),
+        await sessionOnData(this.on, g.float.model, 'float', this.floatLabel),
       ];
       g.sessions = keep ? sessions : undefined;
       try {

@@ -16,7 +16,8 @@ import type { Report, Warning } from '../../protocol/report';
 import { type ComparedPair, SUMS_OUTPUT, buildComparisonModel, mergeIsolated } from '../quantize/compareGraph';
 import type { PlannedLayer } from '../quantize/plan';
 import { type OutputTap, buildIsolatedModel, buildQdqModel, type QdqResult } from '../quantize/qdqRewrite';
-import { createSession, feedPins, feedsFor, runSession } from '../runtime/session';
+import { createSession, feedsFor, runSession } from '../runtime/session';
+import { sessionOnData } from './dataSession';
 import { checkCancel } from './cancel';
 import { DetailPass, EXPOSE_BYTES } from './detail';
 import { BodyLayers } from './bodyLayers';
@@ -141,7 +142,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   };
   let detail: DetailPass | undefined;
   try {
-    const simSession = await createSession(simBuilt.model, 'simulated', { label, pins: feedPins(p.data) });
+    const simSession = await sessionOnData(p, simBuilt.model, 'simulated', label);
     sessions.push(simSession);
     const intSession = await createSession(intBuilt.model, 'integer', { label });
     sessions.push(intSession);

@@ -16,7 +16,8 @@ import type { ModelProto } from '../onnx/model';
 import { batchFirst, stateOutputAxes } from '../data/inputs';
 import type { QuantPlan } from '../quantize/plan';
 import { buildQdqModel, gridType } from '../quantize/qdqRewrite';
-import { type RunMode, createSession, feedPins, feedsFor, runSession } from '../runtime/session';
+import { type RunMode, feedsFor, runSession } from '../runtime/session';
+import { sessionOnData } from './dataSession';
 import { checkCancel } from './cancel';
 import { integerEncoding, shiftParams } from './kernels';
 import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
@@ -83,7 +84,7 @@ export class OutputMeasurer {
 
   static async create(p: Prepared, opts: MeasurerOptions = {}): Promise<OutputMeasurer> {
     const m = new OutputMeasurer(p, opts);
-    m.session = await createSession(p.float, 'float', { label: p.loaded.path, pins: feedPins(p.data) });
+    m.session = await sessionOnData(p, p.float, 'float');
     return m;
   }
 
@@ -142,7 +143,7 @@ export class OutputMeasurer {
   async measureModel(model: ModelProto | ort.InferenceSession, mode: RunMode = 'integer'): Promise<Measurement> {
     const own = !('run' in model);
     const label = `quantized model of ${this.p.loaded.path}`;
-    const s = own ? await createSession(model as ModelProto, mode, { label, pins: feedPins(this.p.data) }) : (model as ort.InferenceSession);
+    const s = own ? await sessionOnData(this.p, model as ModelProto, mode, label) : (model as ort.InferenceSession);
     const cmp = new ModelOutputComparison(this.floatOutputs);
     const acc = new ErrorAccumulator();
     const top = new Top1Counter();

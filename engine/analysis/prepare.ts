@@ -16,7 +16,8 @@ import { normalizeScopes } from '../onnx/scopes';
 import { inferElementTypes } from '../onnx/typeInfer';
 import { planQuantization } from '../quantize/plan';
 import { StatsPool, assignThreads, poolThreads } from '../calibration/statsPool';
-import { createSession, feedPins, feedsFor, runSession } from '../runtime/session';
+import { feedsFor, runSession } from '../runtime/session';
+import { sessionOnData } from './dataSession';
 import { checkCancel } from './cancel';
 import { carryStates, inputSettings, loadInputData } from './inputData';
 import { GraphCuts, type Segment, segmentModels } from './segments';
@@ -169,7 +170,7 @@ async function groupPasses(p: Prepared, groups: TapGroup<string>[], fromFeeds: s
   let done = 0;
   for (const [gi, group] of groups.entries()) {
     const { model, names } = tapModel(p, group.tensors);
-    const session = await createSession(model, 'float', { label: p.loaded.path, pins: feedPins(p.data) });
+    const session = await sessionOnData(p, model, 'float');
     const wanted = new Set([...group.tensors, ...(gi === 0 ? fromFeeds : [])]);
     try {
       for (const [start, count] of batches(p.data.samples, group.batch)) {
@@ -204,7 +205,7 @@ async function groupPasses(p: Prepared, groups: TapGroup<string>[], fromFeeds: s
 async function chainedPass(p: Prepared, segments: Segment[], batch: number, fromFeeds: string[], pool: StatsPool, opts: RunOptions): Promise<void> {
   const sessions: ort.InferenceSession[] = [];
   try {
-    for (const s of segments) sessions.push(await createSession(s.model, 'float', { label: p.loaded.path, pins: feedPins(p.data) }));
+    for (const s of segments) sessions.push(await sessionOnData(p, s.model, 'float'));
     for (const [start, count] of batches(p.data.samples, batch)) {
       const feeds = await feedsFor(p.data, start, count);
       const chain = new SegmentBatch(feeds);

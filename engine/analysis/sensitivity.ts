@@ -22,7 +22,8 @@ import { ELEM_TYPE, downstreamOf, frontierOf, nodeReads, typedValueInfo } from '
 import { type PlannedLayer, subsetPlan } from '../quantize/plan';
 import { OUTPUT_SUMS, type OutputSumsModel, REF_PREFIX, SUMS_PER_OUTPUT, withOutputSums } from '../quantize/outputSums';
 import { buildQdqModel } from '../quantize/qdqRewrite';
-import { createSession, feedPins, feedsFor, runSession } from '../runtime/session';
+import { feedsFor, runSession } from '../runtime/session';
+import { sessionOnData } from './dataSession';
 import { checkCancel } from './cancel';
 import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
 import { outputView } from './measure';
@@ -162,7 +163,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
     s.sums = reducible
       ? withOutputSums(model, s.outputs, s.outputs.includes(logits) && fPredOf(floats) ? { name: logits, rank: floats[logits].dims.length } : null)
       : null;
-    s.session = await createSession(s.sums?.model ?? model, 'simulated', { label, pins: feedPins(p.data) });
+    s.session = await sessionOnData(p, s.sums?.model ?? model, 'simulated', label);
     sessions.push(s.session);
     return s.session;
   };
@@ -172,7 +173,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
     const floats = await Promise.all(
       groups.map(async (gr) => {
         const { model: m, names } = tapModel(p, gr.tensors);
-        const session = await createSession(m, 'float', { label: p.loaded.path, pins: feedPins(p.data) });
+        const session = await sessionOnData(p, m, 'float');
         sessions.push(session);
         return { session, names, live: gr.units.length };
       }),
@@ -265,7 +266,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
             const keep = gr.units.filter((s) => !s.stopped);
             if (keep.length === 0 || keep.length === floats[gi].live) continue;
             const { model: m, names } = tapModel(p, [...new Set(keep.flatMap(tapsOf))]);
-            const session = await createSession(m, 'float', { label: p.loaded.path, pins: feedPins(p.data) });
+            const session = await sessionOnData(p, m, 'float');
             sessions.push(session);
             const old = floats[gi].session;
             sessions.splice(sessions.indexOf(old), 1);

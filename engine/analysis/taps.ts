@@ -9,7 +9,8 @@ import { inputNamesOf } from '../data/dataset';
 import type * as ort from 'onnxruntime-node';
 import { liftTensors } from '../onnx/lift';
 import { cloneModel, type ModelProto } from '../onnx/model';
-import { createSession, feedPins, feedsFor, runSession } from '../runtime/session';
+import { feedsFor, runSession } from '../runtime/session';
+import { sessionOnData } from './dataSession';
 import { checkCancel } from './cancel';
 import { GraphCuts, type Segment } from './segments';
 import { ELEM_TYPE } from '../onnx/slice';
@@ -154,7 +155,7 @@ async function probeChained(
       const part = names.slice(i, to);
       const seg = cuts.next(part);
       if (!seg) return names.slice(i);
-      const session = await createSession(seg.model, 'float', { label: p.loaded.path, pins: feedPins(p.data) });
+      const session = await sessionOnData(p, seg.model, 'float');
       try {
         const res = await chain.run(session, seg, p.loaded.path);
         chunk = nextChunk(record(p, part, res, count), part.length);
@@ -177,7 +178,7 @@ async function probeWhole(p: Prepared, names: string[], feeds: Record<string, or
     checkCancel(signal);
     const part = names.slice(i, i + chunk);
     const { model, names: lifted } = tapModel(p, part);
-    const session = await createSession(model, 'float', { label: p.loaded.path, pins: feedPins(p.data) });
+    const session = await sessionOnData(p, model, 'float');
     try {
       const raw = await runSession(session, feeds, p.loaded.path);
       chunk = nextChunk(record(p, part, byTensor(raw, lifted), count), part.length);

@@ -33,6 +33,11 @@ export interface SessionOptions {
   pins?: DimPins;
 }
 
+/** One pin set per dataset (feedPins), so that a refusal is remembered for all its sessions. */
+const pinsOf = new WeakMap<Dataset, DimPins>();
+/** Pin sets onnxruntime refused on some model of the analysis (createSession): not tried again. */
+const refusedPins = new WeakSet<DimPins>();
+
 /**
  * A session on a model (onnxruntime gets bytes: the model must hold its data, as loadModel leaves
  * it). onnxruntime's load errors (invalid graph, unknown op, bad attribute, type or shape
@@ -59,14 +64,17 @@ export async function createSession(model: ModelProto | Uint8Array, mode: RunMod
       `${opts.label ?? 'model'}: 4-bit activations (QuantizeLinear ${q4}) cannot be run: onnxruntime ${ortVersion}'s 4-bit QuantizeLinear (com.microsoft) corrupts memory in these graphs and the process aborts; use 8- or 16-bit activations`,
     );
   }
-  const pinned = opts.pins && mode !== 'integer' && !(model instanceof Uint8Array) ? withPinnedInputs(model, opts.pins) : undefined;
-  if (pinned && pinned !== model) {
+  const pins = opts.pins && !refusedPins.has(opts.pins) ? opts.pins : undefined;
+  const pinned = pins && mode !== 'integer' && !(model instanceof Uint8Array) ? withPinnedInputs(model, pins) : undefined;
+  if (pins && pinned && pinned !== model) {
     try {
       return await ort.InferenceSession.create(encodeModel(pinned), options);
     } catch {
       // Known dims can make onnxruntime's static shape inference refuse a branch the data never
       // takes (Silero VAD's If on the sample rate): then the model as it is, which says why if
-      // it fails too.
+      // it fails too. Every later session of the analysis holds that branch too, so they skip
+      // the pinned attempt (an encode and a failed creation each).
+      refusedPins.add(pins);
     }
   }
   try {
@@ -125,11 +133,15 @@ const ORT_TYPE: Partial<Record<DT, ort.Tensor.Type>> = {
  * are left out (their batch axis is not always the first).
  */
 export function feedPins(data: Dataset): DimPins {
+  const known = pinsOf.get(data);
+  if (known) return known;
   const pins = new Map<string, (number | null)[]>();
   for (const i of data.inputs) pins.set(i.name, [null, ...i.shape]);
   for (const c of data.constants ?? []) pins.set(c.name, [...c.dims]);
+  pinsOf.set(data, pins);
   return pins;
 }
+
 
 /**
  * onnxruntime feeds for samples [start, start + count), read from the dataset: sample inputs,

@@ -6,7 +6,7 @@
  * bit: with the shapes known onnxruntime may pick other convolution kernels, which round
  * differently in the last bits (float noise, ~1e-7 here). Where known dims make onnxruntime's
  * static inference refuse a branch the data never takes (Silero VAD), the session is made on the
- * model's own dims.
+ * model's own dims, and later sessions with the same pins skip the attempt.
  */
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
@@ -102,7 +102,25 @@ describe('pinned input dims', () => {
     const pins = new Map([['input', [null, 576]]]);
     // onnxruntime itself refuses the pinned model: the 8 kHz branch cannot take 576 samples
     await assert.rejects(ort.InferenceSession.create(encodeModel(withPinnedInputs(proto, pins))), /If|inferenc/);
-    const s = await createSession(proto, 'float', { pins });
+    // A spy on onnxruntime's own create (the sessions are real): a refused pin set is tried once per
+    // analysis, not once per session.
+    const realCreate = ort.InferenceSession.create;
+    let creates = 0;
+    (ort.InferenceSession as { create: unknown }).create = (...a: unknown[]) => {
+      creates++;
+      return (realCreate as (...b: unknown[]) => unknown)(...a);
+    };
+    let s: ort.InferenceSession;
+    try {
+      s = await createSession(proto, 'float', { pins });
+      assert.equal(creates, 2, 'the pinned model, refused, then the model as it is');
+      await (await createSession(proto, 'float', { pins })).release();
+      assert.equal(creates, 3, 'the same pins are not tried again');
+      await (await createSession(proto, 'float', { pins: new Map(pins) })).release();
+      assert.equal(creates, 5, 'another pin set is tried');
+    } finally {
+      (ort.InferenceSession as { create: unknown }).create = realCreate;
+    }
     try {
       const r = await s.run({
         input: new ort.Tensor('float32', new Float32Array(576), [1, 576]),
