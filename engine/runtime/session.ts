@@ -56,7 +56,16 @@ export async function createSession(model: ModelProto | Uint8Array, mode: RunMod
     // tensor is freed after its last reader (a 512x512 comparison model: 2.2 GB -> 1.3 GB peak).
     enableMemPattern: false,
   };
-  if (mode === 'simulated') options.extra = { session: { disable_quant_qdq: '1' } };
+  options.extra = {
+    session: {
+      // onnxruntime's threads spin for a while after each run. An analysis alternates between
+      // sessions (simulated and integer per batch, one downstream part per layer in sensitivity),
+      // and each run's spinning threads took the cores from the next session's run: PaddleOCR
+      // cls's sensitivity stage took 2.2x as long (docs/performance.md).
+      intra_op: { allow_spinning: '0' },
+      ...(mode === 'simulated' ? { disable_quant_qdq: '1' } : {}),
+    },
+  };
   if (opts.optimizedModelPath) options.optimizedModelFilePath = opts.optimizedModelPath;
   const q4 = model instanceof Uint8Array ? undefined : activation4BitQuantize(model);
   if (q4) {
