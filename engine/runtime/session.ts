@@ -151,7 +151,6 @@ export function feedPins(data: Dataset): DimPins {
   return pins;
 }
 
-
 /**
  * onnxruntime feeds for samples [start, start + count), read from the dataset: sample inputs,
  * constants (the same tensor every run) and states (each sample's carried state, stacked).
