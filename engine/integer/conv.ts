@@ -154,8 +154,8 @@ export function convInteger(
   const Mg = M / group;
   const K = Cg * KH * KW;
   const P = OH * OW;
-  const col = new Int32Array(P * K);
-  const packedW = new Int32Array(Mg * K);
+  const col = new Float64Array(P * K);
+  const packedW = new Float64Array(Mg * K);
   const rowZero = new Int32Array(P).fill(xzp);
   const out = new Int32Array(N * M * P);
   const stats = emptyStats();

@@ -131,8 +131,8 @@ export function matMulInteger(
 
   const out = new Int32Array(bc.count * M * N);
   const stats = emptyStats();
-  const pa = new Int32Array(M * K);
-  const pb = new Int32Array(N * K);
+  const pa = new Float64Array(M * K);
+  const pb = new Float64Array(N * K);
   const p: PackedGemm = { M, N, K, a: pa, b: pb, aZero: za, bZero: zb, bias: null };
   for (let o = 0; o < bc.count; o++) {
     const ai = bc.aIndex[o],
@@ -171,8 +171,8 @@ export function gemmInteger(a: IntTensor<QuantArray>, b: IntTensor<QuantArray>, 
   const [M, K] = params.transA ? [a.dims[1], a.dims[0]] : [a.dims[0], a.dims[1]];
   const [Kb, N] = params.transB ? [b.dims[1], b.dims[0]] : [b.dims[0], b.dims[1]];
   if (K !== Kb) throw new InputError(`${what}: inner dimensions differ (op(A) is ${M}x${K}, op(B) is ${Kb}x${N})`);
-  const pa = new Int32Array(M * K);
-  const pb = new Int32Array(N * K);
+  const pa = new Float64Array(M * K);
+  const pb = new Float64Array(N * K);
   const ad = a.data,
     bd = b.data;
   for (let m = 0; m < M; m++) for (let k = 0; k < K; k++) pa[m * K + k] = params.transA ? ad[k * M + m] : ad[m * K + k];

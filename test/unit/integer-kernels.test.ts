@@ -145,6 +145,52 @@ describe('u8s8 pairwise saturation (x86 AVX2 without VNNI, VPMADDUBSW)', () => {
   });
 });
 
+describe('the accumulation loop (four columns at a time, then the rest)', () => {
+  /** C = A*B with zero points, straight from the definition; pairs saturated as VPMADDUBSW does. */
+  function naiveMatMul(a: Uint8Array, b: Int8Array, M: number, K: number, N: number, za: number, zb: number, pairwise: boolean) {
+    const out: number[] = [];
+    let saturated = 0;
+    for (let m = 0; m < M; m++)
+      for (let n = 0; n < N; n++) {
+        let raw = 0;
+        for (let k = 0; k < K; k += pairwise ? 2 : 1) {
+          let v = a[m * K + k] * b[k * N + n];
+          if (pairwise && k + 1 < K) {
+            v += a[m * K + k + 1] * b[(k + 1) * N + n];
+            if (v > 32767 || v < -32768) saturated++;
+            v = Math.max(-32768, Math.min(32767, v));
+          }
+          raw += v;
+        }
+        let colSum = 0;
+        let rowSum = 0;
+        for (let k = 0; k < K; k++) [rowSum, colSum] = [rowSum + a[m * K + k], colSum + b[k * N + n]];
+        out.push(raw - zb * rowSum - za * colSum + K * za * zb);
+      }
+    return { out, saturated };
+  }
+
+  it('equals the definition on every shape, the column tail (N not a multiple of 4) and odd K included', () => {
+    const r = rng(11);
+    let tails = 0;
+    for (let trial = 0; trial < 300; trial++) {
+      const [M, K, N] = [1 + Math.floor(r() * 5), 1 + Math.floor(r() * 9), 1 + Math.floor(r() * 11)];
+      if (N % 4 !== 0) tails++;
+      const a = randomQuant('uint8', M * K, r) as Uint8Array;
+      // Large codes often, so that pairs saturate.
+      const b = Int8Array.from({ length: K * N }, () => (r() < 0.5 ? (r() < 0.5 ? 127 : -128) : Math.floor(r() * 256) - 128));
+      const [za, zb] = [randomZp('uint8', r), randomZp('int8', r)];
+      for (const pairwise of [false, true]) {
+        const got = matMulInteger({ dims: [M, K], data: a }, { dims: [K, N], data: b }, za, zb, { u8s8PairwiseSaturation: pairwise });
+        const want = naiveMatMul(a, b, M, K, N, za, zb, pairwise);
+        assert.deepEqual([...got.data], want.out, `M ${M} K ${K} N ${N} pairwise ${pairwise}`);
+        assert.equal(got.pairSaturationCount, want.saturated, `saturations, M ${M} K ${K} N ${N}`);
+      }
+    }
+    assert.ok(tails > 100, `${tails} trials with a column tail`);
+  });
+});
+
 describe('int32 accumulator overflow detection', () => {
   it('counts outputs whose exact sum leaves int32 and stores the wrapped value', () => {
     // (-128 - 127)^2 = 65025 per product. K = 33025: 2147450625 fits; K = 33026: 2147515650 does not.
