@@ -10,8 +10,8 @@
  * per-sample SQNR minus the leader's lies wholly above MARGIN_DB (3 dB: at most half the leader's
  * noise). Pairing matters because the samples differ far more than the layers do: on PaddleOCR's
  * direction classifier (a 2-class softmax, some samples near saturation) every layer's per-sample
- * SQNR spreads over 110-140 dB, so the layers' own intervals all overlap, while the same sample is easy or hard for every layer
- * and the differences spread little. The others (the contenders) go on until each mean is pinned
+ * SQNR spreads over 110-140 dB, so the layers' own intervals all overlap, while the same sample
+ * is easy or hard for every layer and the differences spread little. The others (the contenders) go on until each mean is pinned
  * to +-`targetDb`, up to what is available. The caller decides at a few fixed looks, each at a
  * level that splits 5% between them (Bonferroni), so that looking more than once does not stop
  * layers wrongly more often than one look at 95% would.

@@ -115,57 +115,59 @@ export function accumulateGemm(p: PackedGemm, place: OutputPlacement, pairwise: 
     const aBase = m * K;
     const za = aZero[m];
     const rs = rowSum[m];
-    for (let n = 0; n < N; n += n < n4 ? 4 : 1) {
+    let n = 0;
+    for (; n < n4; n += 4) {
       const b0 = n * K;
-      if (n < n4) {
-        const b1 = b0 + K;
-        const b2 = b1 + K;
-        const b3 = b2 + K;
-        let s0 = 0;
-        let s1 = 0;
-        let s2 = 0;
-        let s3 = 0;
-        if (pairwise) {
-          // VPMADDUBSW: u8*s8 + u8*s8 of reduction indices (2j, 2j+1), saturated to int16.
-          for (let k = 0; k < kEven; k += 2) {
-            const x0 = a[aBase + k];
-            const x1 = a[aBase + k + 1];
-            const p0 = x0 * b[b0 + k] + x1 * b[b0 + k + 1];
-            const p1 = x0 * b[b1 + k] + x1 * b[b1 + k + 1];
-            const p2 = x0 * b[b2 + k] + x1 * b[b2 + k + 1];
-            const p3 = x0 * b[b3 + k] + x1 * b[b3 + k + 1];
-            s0 += p0 > 32767 ? 32767 : p0 < -32768 ? -32768 : p0;
-            s1 += p1 > 32767 ? 32767 : p1 < -32768 ? -32768 : p1;
-            s2 += p2 > 32767 ? 32767 : p2 < -32768 ? -32768 : p2;
-            s3 += p3 > 32767 ? 32767 : p3 < -32768 ? -32768 : p3;
-            if (p0 > 32767 || p0 < -32768) saturated++;
-            if (p1 > 32767 || p1 < -32768) saturated++;
-            if (p2 > 32767 || p2 < -32768) saturated++;
-            if (p3 > 32767 || p3 < -32768) saturated++;
-          }
-          // MLAS pads K with zeros; a single u8*s8 product is within [-32640, 32385] and never saturates.
-          if (kEven !== K) {
-            const x = a[aBase + kEven];
-            s0 += x * b[b0 + kEven];
-            s1 += x * b[b1 + kEven];
-            s2 += x * b[b2 + kEven];
-            s3 += x * b[b3 + kEven];
-          }
-        } else {
-          for (let k = 0; k < K; k++) {
-            const x = a[aBase + k];
-            s0 += x * b[b0 + k];
-            s1 += x * b[b1 + k];
-            s2 += x * b[b2 + k];
-            s3 += x * b[b3 + k];
-          }
+      const b1 = b0 + K;
+      const b2 = b1 + K;
+      const b3 = b2 + K;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      if (pairwise) {
+        // VPMADDUBSW: u8*s8 + u8*s8 of reduction indices (2j, 2j+1), saturated to int16.
+        for (let k = 0; k < kEven; k += 2) {
+          const x0 = a[aBase + k];
+          const x1 = a[aBase + k + 1];
+          const p0 = x0 * b[b0 + k] + x1 * b[b0 + k + 1];
+          const p1 = x0 * b[b1 + k] + x1 * b[b1 + k + 1];
+          const p2 = x0 * b[b2 + k] + x1 * b[b2 + k + 1];
+          const p3 = x0 * b[b3 + k] + x1 * b[b3 + k + 1];
+          s0 += p0 > 32767 ? 32767 : p0 < -32768 ? -32768 : p0;
+          s1 += p1 > 32767 ? 32767 : p1 < -32768 ? -32768 : p1;
+          s2 += p2 > 32767 ? 32767 : p2 < -32768 ? -32768 : p2;
+          s3 += p3 > 32767 ? 32767 : p3 < -32768 ? -32768 : p3;
+          if (p0 > 32767 || p0 < -32768) saturated++;
+          if (p1 > 32767 || p1 < -32768) saturated++;
+          if (p2 > 32767 || p2 < -32768) saturated++;
+          if (p3 > 32767 || p3 < -32768) saturated++;
         }
-        store(m, n, s0, za, rs);
-        store(m, n + 1, s1, za, rs);
-        store(m, n + 2, s2, za, rs);
-        store(m, n + 3, s3, za, rs);
-        continue;
+        // MLAS pads K with zeros; a single u8*s8 product is within [-32640, 32385] and never saturates.
+        if (kEven !== K) {
+          const x = a[aBase + kEven];
+          s0 += x * b[b0 + kEven];
+          s1 += x * b[b1 + kEven];
+          s2 += x * b[b2 + kEven];
+          s3 += x * b[b3 + kEven];
+        }
+      } else {
+        for (let k = 0; k < K; k++) {
+          const x = a[aBase + k];
+          s0 += x * b[b0 + k];
+          s1 += x * b[b1 + k];
+          s2 += x * b[b2 + k];
+          s3 += x * b[b3 + k];
+        }
       }
+      store(m, n, s0, za, rs);
+      store(m, n + 1, s1, za, rs);
+      store(m, n + 2, s2, za, rs);
+      store(m, n + 3, s3, za, rs);
+    }
+    // The last N mod 4 columns one at a time (a depthwise convolution has a single one).
+    for (; n < N; n++) {
+      const b0 = n * K;
       let s = 0;
       if (pairwise) {
         for (let k = 0; k < kEven; k += 2) {

@@ -164,7 +164,10 @@ describe('the accumulation loop (four columns at a time, then the rest)', () => 
         }
         let colSum = 0;
         let rowSum = 0;
-        for (let k = 0; k < K; k++) [rowSum, colSum] = [rowSum + a[m * K + k], colSum + b[k * N + n]];
+        for (let k = 0; k < K; k++) {
+          rowSum += a[m * K + k];
+          colSum += b[k * N + n];
+        }
         out.push(raw - zb * rowSum - za * colSum + K * za * zb);
       }
     return { out, saturated };
