@@ -268,6 +268,8 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     const hover = await vs.page.locator('.monaco-hover', { hasText: 'SQNR' }).first().textContent();
     assert.match(hover!, /\/conv1\/Conv/);
     assert.match(hover!, /SQNR -?\d+\.\d dB/);
+    // The hover fades in: shown as soon as it is visible, the screenshot caught it half transparent.
+    await vs.page.waitForTimeout(400);
     await vs.screenshot('outline-hover');
   });
 
