@@ -19,7 +19,8 @@ import type {
   Warning,
 } from '../protocol/report';
 import { QuantConfigSchema } from '../protocol/messages';
-import { CALIBRATION_METHODS, reportReplacer } from '../protocol/report';
+import { CALIBRATION_METHODS } from '../protocol/report';
+import { reportReplacer } from '../protocol/wire';
 import {
   CancelledError,
   type EvaluateOptions,

@@ -35,8 +35,11 @@ import {
   QuantizeRequest,
   type QuantizeResult,
   type RequestDef,
+  type RestoreReportParams,
+  RestoreReportRequest,
 } from '../protocol/messages';
-import { type CompareReport, type MixedPrecisionResult, type Placement, type Report, type SweepReport, reportReplacer } from '../protocol/report';
+import type { CompareReport, MixedPrecisionResult, Placement, Report, SweepReport } from '../protocol/report';
+import { reportReplacer, reviveNumbers } from '../protocol/wire';
 import * as fs from 'node:fs';
 import { CancelledError, type Prepared, type Progress, evaluate, prepareLoaded, quantizeWith, requireQuantizedLayers } from './analysis/analyze';
 import { mixedPrecision } from './analysis/mixedPrecision';
@@ -183,9 +186,7 @@ handle(AnalyzeRequest, async (params: AnalyzeParams, token, reporter): Promise<R
         ...opts,
         diagnose: params.sensitivity ? {} : undefined,
       });
-  latest = { report, sqnrWarningDb: params.sqnrWarningDb };
-  reports.set(report.model.path, latest);
-  for (const [uri, o] of outlines) if (o.modelPath === report.model.path) publishDiagnostics(uri);
+  keepReport(report, params.sqnrWarningDb);
   connection.console.info(`analyze done: ${report.layers.length} layers, integer top-1 ${report.accuracy.integer.top1}, ${JSON.stringify(report.timings)}`);
   return report;
 });
@@ -272,6 +273,19 @@ handle(CompareRequest, async (params: CompareParams, token, reporter): Promise<C
     signal,
     sensitivity: params.sensitivity,
   });
+});
+
+/** The report the outline's hovers and warnings show for its model, from now on. */
+function keepReport(report: Report, sqnrWarningDb: number): void {
+  latest = { report, sqnrWarningDb };
+  reports.set(report.model.path, latest);
+  for (const [uri, o] of outlines) if (o.modelPath === report.model.path) publishDiagnostics(uri);
+}
+
+// Reads nothing: the report's model path is a key for the outlines, not a file to open.
+handle(RestoreReportRequest, async (params: RestoreReportParams) => {
+  keepReport(reviveNumbers(params.report) as Report, params.sqnrWarningDb);
+  return null;
 });
 
 handle(

@@ -1,7 +1,9 @@
 /**
  * Starts the QuantLens engine (engine/server.ts, bundled as out/server.js) as a language server
  * over IPC and sends it requests with a cancellable progress notification. If the engine dies,
- * the client restarts it and the user is told; the next request works.
+ * the client restarts it and the user is told; the next request works. A new engine knows nothing:
+ * every time one starts, it is given back the paths the user allowed and whatever else the
+ * extension hands `onEngineStart` (the open outlines, the report on screen).
  */
 import * as vscode from 'vscode';
 import {
@@ -10,6 +12,7 @@ import {
   LanguageClient,
   type LanguageClientOptions,
   type ServerOptions,
+  State,
   TransportKind,
   WorkDoneProgress,
 } from 'vscode-languageclient/node';
@@ -24,10 +27,14 @@ export class EngineClient implements vscode.Disposable {
   private starting: Promise<LanguageClient> | undefined;
   private seq = 0;
   private deaths: number[] = [];
+  /** Paths the user allowed, in order: a restarted engine must be told again. */
+  private readonly allowed = new Set<string>();
 
   constructor(
     private readonly context: vscode.ExtensionContext,
     readonly output: vscode.LogOutputChannel,
+    /** What a freshly started engine is sent once it runs, after the allowed paths. */
+    private readonly onEngineStart: (send: <P extends object, R>(def: RequestDef<P, R>, params: P) => Promise<R>) => Promise<void>,
   ) {}
 
   private start(): Promise<LanguageClient> {
@@ -60,20 +67,40 @@ export class EngineClient implements vscode.Disposable {
             return { action: CloseAction.DoNotRestart };
           }
           this.output.appendLine('[engine] the QuantLens engine stopped unexpectedly; restarting it');
-          void vscode.window.showWarningMessage('QuantLens: the analysis engine stopped unexpectedly and was restarted. Run the command again.');
+          void vscode.window.showWarningMessage(
+            'QuantLens: the analysis engine stopped unexpectedly and was restarted. A command that was running must be run again; the report on screen is kept.',
+          );
           return { action: CloseAction.Restart };
         },
       },
     };
     const client = new LanguageClient('quantlens', 'QuantLens Engine', serverOptions, clientOptions);
+    // Running again after Starting: the first start, or a restart after the engine died.
+    client.onDidChangeState((e) => {
+      if (e.newState === State.Running) void this.restore(client);
+    });
     this.starting = client.start().then(() => (this.client = client));
     return this.starting;
+  }
+
+  /** Give a new engine what the old one knew; a failure is logged (the next command still works). */
+  private async restore(client: LanguageClient): Promise<void> {
+    const send = async <P extends object, R>(def: RequestDef<P, R>, params: P) => (await client.sendRequest(def.method, params)) as R;
+    try {
+      for (const p of this.allowed) await send(AllowPathRequest, { path: p });
+      await this.onEngineStart(send);
+    } catch (e) {
+      this.output.appendLine(`[engine] could not restore the engine's state: ${(e as Error).message}`);
+    }
   }
 
   /** Paths the user pointed at explicitly: the engine may read them even outside the workspace. */
   async allow(paths: readonly string[]): Promise<void> {
     const client = await this.start();
-    for (const p of paths) await client.sendRequest(AllowPathRequest.method, { path: p });
+    for (const p of paths) {
+      this.allowed.add(p);
+      await client.sendRequest(AllowPathRequest.method, { path: p });
+    }
   }
 
   /** Send a request with a progress notification that the user can cancel. */

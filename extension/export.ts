@@ -5,7 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { SessionExport } from '../protocol/messages';
-import { type Report, reportReplacer } from '../protocol/report';
+import type { Report } from '../protocol/report';
+import { reportReplacer } from '../protocol/wire';
 
 /** Reports as JSON (infinities as strings, see reportReplacer). */
 export function reportJson(report: unknown, space?: number): string {

@@ -5,7 +5,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { CompareRequest, OutlineRequest } from '../protocol/messages';
+import { CompareRequest, OutlineRequest, RestoreReportRequest } from '../protocol/messages';
+import type { Report } from '../protocol/report';
+import { reportReplacer, reviveNumbers } from '../protocol/wire';
 import { formatWithInterval } from '../protocol/format';
 import { Actions } from './actions';
 import { EngineClient } from './engineClient';
@@ -21,7 +23,17 @@ let engine: EngineClient | undefined;
 
 export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel('QuantLens', { log: true });
-  engine = new EngineClient(context, output);
+  // A new engine (the first, or one restarted after a crash) is given the open outlines and the
+  // report on screen, so the outline's hovers and warnings survive the engine.
+  engine = new EngineClient(context, output, async (send) => {
+    for (const doc of vscode.workspace.textDocuments) {
+      if (doc.uri.scheme === OUTLINE_SCHEME) await send(OutlineRequest, { modelPath: doc.uri.path.replace(/\.outline$/, ''), uri: doc.uri.toString() });
+    }
+    restoreLast();
+    const r = state.report;
+    // As the engine sent it: JSON-RPC would turn an infinite SQNR into null (protocol/wire.ts).
+    if (r) await send(RestoreReportRequest, { report: JSON.parse(JSON.stringify(r.report, reportReplacer)), sqnrWarningDb: r.sqnrWarningDb });
+  });
   const status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 10);
   status.command = 'quantlens.showReport';
   const lastFile = vscode.Uri.joinPath(context.globalStorageUri, 'last-report.json');
@@ -84,7 +96,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const restoreLast = () => {
     if (state.report || !fs.existsSync(lastFile.fsPath)) return;
     try {
-      const last = JSON.parse(fs.readFileSync(lastFile.fsPath, 'utf8'), (_k, v) => (v === 'Infinity' ? Infinity : v === '-Infinity' ? -Infinity : v));
+      const last = reviveNumbers(JSON.parse(fs.readFileSync(lastFile.fsPath, 'utf8'))) as { report: Report; sqnrWarningDb: number };
       state.setReport(last.report, last.sqnrWarningDb);
     } catch {
       /* a damaged cache is simply forgotten */

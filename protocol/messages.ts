@@ -170,6 +170,27 @@ export type AllowPathParams = z.infer<typeof AllowPathParamsSchema>;
  */
 export const AllowPathRequest = request<AllowPathParams, null>('quantlens/allowPath', AllowPathParamsSchema);
 
+const RestoreReportParamsSchema = z.object({
+  /**
+   * A report the engine itself sent (numbers as on the wire, protocol/wire.ts); checked only for
+   * what the outline's hovers and warnings read.
+   */
+  report: z.looseObject({
+    schemaVersion: z.number(),
+    model: z.looseObject({ path }),
+    layers: z.array(z.looseObject({ node: z.string() })),
+    tensors: z.array(z.looseObject({ name: z.string() })),
+  }),
+  sqnrWarningDb: z.number().finite(),
+});
+export type RestoreReportParams = z.infer<typeof RestoreReportParamsSchema>;
+/**
+ * Host -> engine, when an engine (re)starts: the report on screen, so the Model Outline's hovers
+ * and warnings keep showing it. An engine that died lost every report it had made; the host keeps
+ * the one the user sees.
+ */
+export const RestoreReportRequest = request<RestoreReportParams, null>('quantlens/restoreReport', RestoreReportParamsSchema);
+
 /** Work-done progress payload the engine reports for long requests. */
 export interface ProgressReport {
   message: string;

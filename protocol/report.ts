@@ -10,12 +10,6 @@ export type { Interval, MeanSummary, OutputSummary, PrimaryMetric } from './metr
 
 export const REPORT_SCHEMA_VERSION = 2;
 
-/** JSON.stringify replacer for reports: JSON has no Infinity, so an exact match's SQNR is written "Infinity". */
-export function reportReplacer(_key: string, v: unknown): unknown {
-  if (typeof v === 'number' && !Number.isFinite(v)) return Number.isNaN(v) ? null : v > 0 ? 'Infinity' : '-Infinity';
-  return v;
-}
-
 export type CalibrationMethod = 'minmax' | 'ema' | 'percentile' | 'entropy' | 'mse';
 export const CALIBRATION_METHODS: readonly CalibrationMethod[] = ['minmax', 'ema', 'percentile', 'entropy', 'mse'];
 

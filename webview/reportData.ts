@@ -1,101 +1,25 @@
-// Turns the report as received (JSON, where infinite SQNRs are the strings "Infinity") into numbers,
-// and builds the lookups the views need. No DOM here so unit tests can import it.
+// Turns the report as received (JSON, where infinite SQNRs are the strings "Infinity") into numbers
+// (protocol/wire.ts), checks its version and builds the lookups the views need. No DOM here so unit tests can import it.
 import { u8s8Hazard } from '../protocol/platform';
 import type { LayerReport, MixedPrecisionResult, Report, SweepReport, TensorReport } from '../protocol/report';
 import { REPORT_SCHEMA_VERSION } from '../protocol/report';
+import { reviveNumbers } from '../protocol/wire';
 import { culpritBadges, type DamageRank, victimsByNode } from './diagnosisData';
 
-// Fields whose string values are names or prose: a tensor literally called "Infinity" must stay a string.
-const STRING_KEYS = new Set([
-  'name',
-  'node',
-  'op',
-  'output',
-  'inputs',
-  'integerKernel',
-  'path',
-  'sha256',
-  'producer',
-  'source',
-  'exclude',
-  'warnings',
-  'integerEncoding',
-  'createdAt',
-  'tool',
-  'kind',
-  'degenerate',
-  'method',
-  'preset',
-  'calibration',
-  'placement',
-  'code',
-  'message',
-  'tensor',
-  // Sweep and mixed-precision results: configuration labels, error text, kept layers, written paths.
-  'label',
-  'error',
-  'kept',
-  'dropBasis',
-  'written',
-  // Root-cause names of the integer diff.
-  'cause',
-  // Schema 2: kernels, platform, primary metric and the diagnosis's prose.
-  'deployedKernel',
-  'arch',
-  'cpu',
-  'target',
-  'description',
-  'rationale',
-  'lossUnit',
-  'unit',
-  'metric',
-  'verdict',
-  'summary',
-  'notes',
-  'from',
-]);
-
-function reviveNumber(value: unknown): unknown {
-  if (value === 'Infinity') return Infinity;
-  if (value === '-Infinity') return -Infinity;
-  if (value === 'NaN') return NaN;
-  return value;
-}
-
-function walk(value: unknown): unknown {
-  if (Array.isArray(value)) {
-    // Histograms make up most of a report: skip plain numbers without a call per element.
-    for (let i = 0; i < value.length; i++) {
-      const v: unknown = value[i];
-      if (typeof v !== 'number') value[i] = walk(v);
-    }
-    return value;
-  }
-  if (value !== null && typeof value === 'object') {
-    const obj = value as Record<string, unknown>;
-    for (const key of Object.keys(obj)) {
-      if (!STRING_KEYS.has(key)) obj[key] = walk(obj[key]);
-    }
-    return obj;
-  }
-  return reviveNumber(value);
-}
-
-/**
- * Converts "Infinity"/"-Infinity"/"NaN" strings back to numbers, in place (the object is a fresh
- * copy from postMessage or JSON.parse, and reports can be several MB). Throws on a schema version
- * this webview was not written for, as docs/report-schema.md asks readers to.
- */
 /** Versions this view reads: 2 added fields to 1 without changing any (docs/report-schema.md). */
 const READABLE = new Set([1, REPORT_SCHEMA_VERSION]);
 
+/**
+ * The report with its numbers revived, in place. Throws on a schema version this webview was not
+ * written for, as docs/report-schema.md asks readers to.
+ */
 export function normalizeReport(raw: unknown): Report {
   if (raw === null || typeof raw !== 'object') throw new Error('The report is not a JSON object.');
   const version = (raw as { schemaVersion?: unknown }).schemaVersion;
   if (!READABLE.has(version as number)) {
     throw new Error(`Unsupported report schema version ${String(version)} (this view reads version ${REPORT_SCHEMA_VERSION}).`);
   }
-  const report = walk(raw) as Report;
+  const report = reviveNumbers(raw) as Report;
   if (!Array.isArray(report.layers) || !Array.isArray(report.tensors)) throw new Error('The report has no layers or tensors.');
   return report;
 }
@@ -113,7 +37,7 @@ function checkVersion(raw: unknown, what: string): Record<string, unknown> {
 export function normalizeSweep(raw: unknown): SweepReport {
   const obj = checkVersion(raw, 'sweep');
   if (obj.kind !== 'sweep' || !Array.isArray(obj.configs)) throw new Error('The sweep result has no configurations.');
-  return walk(obj) as SweepReport;
+  return reviveNumbers(obj) as SweepReport;
 }
 
 /** As normalizeReport, for a mixed-precision result. */
@@ -122,7 +46,7 @@ export function normalizeMixedPrecision(raw: unknown): MixedPrecisionResult {
   if (obj.kind !== 'mixed-precision' || !Array.isArray(obj.steps) || !Array.isArray(obj.ranking)) {
     throw new Error('The mixed-precision result has no steps or ranking.');
   }
-  return walk(obj) as MixedPrecisionResult;
+  return reviveNumbers(obj) as MixedPrecisionResult;
 }
 
 export interface LayerRow {

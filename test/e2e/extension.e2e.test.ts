@@ -251,8 +251,8 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     assert.match(overrides, /\/conv1\/Conv_output_0: range \[-3, 3\]/);
   });
 
-  it('hovering a node in the Model Outline shows its SQNR', async () => {
-    await vs.contextMenu('mnist-cnn/model.onnx', 'Open Model Outline');
+  /** Hover /conv1/Conv's line in the open Model Outline until a hover with its SQNR shows; its text. */
+  const outlineHover = async (): Promise<string> => {
     const line = vs.page.locator('.monaco-editor .view-line', { hasText: '/conv1/Conv  Conv' }).first();
     await line.waitFor({ timeout: 30000 });
     const box = (await line.boundingBox())!;
@@ -265,9 +265,16 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
       30000,
       'the hover with SQNR',
     );
-    const hover = await vs.page.locator('.monaco-hover', { hasText: 'SQNR' }).first().textContent();
-    assert.match(hover!, /\/conv1\/Conv/);
-    assert.match(hover!, /SQNR -?\d+\.\d dB/);
+    return (await vs.page.locator('.monaco-hover', { hasText: 'SQNR' }).first().textContent())!;
+  };
+  let hoverBeforeCrash = '';
+
+  it('hovering a node in the Model Outline shows its SQNR', async () => {
+    await vs.contextMenu('mnist-cnn/model.onnx', 'Open Model Outline');
+    const hover = await outlineHover();
+    assert.match(hover, /\/conv1\/Conv/);
+    assert.match(hover, /SQNR -?\d+\.\d dB/);
+    hoverBeforeCrash = hover;
     // The hover fades in: shown as soon as it is visible, the screenshot caught it half transparent.
     await vs.page.waitForTimeout(400);
     await vs.screenshot('outline-hover');
@@ -282,6 +289,11 @@ describe('QuantLens in a real VS Code', { skip, timeout: 15 * 60 * 1000 }, () =>
     await vs.screenshot('engine-crashed');
     await waitFor(async () => vs.enginePids().some((p) => !pids.includes(p)), 30000, 'a new engine process');
     await vs.palette('Notifications: Clear All Notifications');
+    // The new engine was given the report on screen: the outline's hover shows the same numbers
+    // (the mouse leaves first, so the hover read is a new one).
+    await vs.page.mouse.move(0, 0);
+    await waitFor(async () => !(await vs.page.locator('.monaco-hover', { hasText: 'SQNR' }).first().isVisible()), 10000, 'the old hover to close');
+    assert.equal(await outlineHover(), hoverBeforeCrash);
     await vs.contextMenu('corrupt.onnx', 'Analyze Quantization');
     assert.match(await vs.notificationText(/analysis failed: .*corrupt\.onnx/, 60000), /not an ONNX model/);
     await vs.screenshot('corrupt-error');

@@ -1,6 +1,6 @@
 /**
  * Non-finite numbers in a report as it reaches the user. JSON has no NaN: QuantLens writes NaN as
- * null and infinities as "Infinity" strings (protocol/report.ts reportReplacer). So a null where
+ * null and infinities as "Infinity" strings (protocol/wire.ts reportReplacer). So a null where
  * the schema allows none is a NaN, and an infinity is legitimate only where the report documents
  * one: an SQNR or an interval of SQNRs (+inf for identical signals, -inf for a zero reference), a point of the KL curve
  * (P has mass where the candidate Q has none: TensorRT's entropy method skips such thresholds),

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { CancellationTokenSource, IPCMessageReader, IPCMessageWriter, type MessageConnection, createMessageConnection } from 'vscode-jsonrpc/node';
-import { AllowPathRequest, AnalyzeRequest, CompareRequest, OutlineRequest, QuantizeRequest } from '../../protocol/messages';
+import { AllowPathRequest, AnalyzeRequest, CompareRequest, OutlineRequest, QuantizeRequest, RestoreReportRequest } from '../../protocol/messages';
 import { type CompareReport, REPORT_SCHEMA_VERSION, type Report } from '../../protocol/report';
 import { prepareAnalysis, quantizeWith } from '../../engine/analysis/analyze';
 import { writeQuantizedModel } from '../../engine/analysis/quantizeModel';
@@ -22,28 +22,37 @@ const root = path.resolve(__dirname, '../..');
 const model = path.join(root, 'examples/mnist-cnn/model.onnx');
 const data = path.join(root, 'examples/mnist-cnn/data');
 
+type Diagnostics = { uri: string; diagnostics: { message: string; range: { start: { line: number } } }[] }[];
+type Progress = { token: string; value: { kind: string; percentage?: number; message?: string } }[];
+
+/** A fresh engine process, initialized as vscode-languageclient does, its notifications collected. */
+async function startEngine(progress: Progress, diagnostics: Diagnostics): Promise<{ child: ChildProcess; conn: MessageConnection }> {
+  const child = fork(path.join(root, 'out/server.js'), ['--node-ipc'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  const conn = createMessageConnection(new IPCMessageReader(child), new IPCMessageWriter(child));
+  conn.onNotification('$/progress', (p) => void progress.push(p));
+  conn.onNotification('textDocument/publishDiagnostics', (p) => void diagnostics.push(p));
+  conn.onRequest('window/workDoneProgress/create', () => null);
+  conn.listen();
+  // The workspace is the examples folder: the engine may read and write only inside it.
+  const init = await conn.sendRequest('initialize', {
+    processId: process.pid,
+    rootUri: null,
+    capabilities: { window: { workDoneProgress: true } },
+    workspaceFolders: [{ uri: pathToFileURL(path.join(root, 'examples')).href, name: 'examples' }],
+  });
+  assert.ok((init as { capabilities: { hoverProvider: boolean } }).capabilities.hoverProvider);
+  await conn.sendNotification('initialized', {});
+  return { child, conn };
+}
+
 describe('engine language server over IPC', () => {
   let child: ChildProcess;
   let conn: MessageConnection;
-  const progress: { token: string; value: { kind: string; percentage?: number; message?: string } }[] = [];
-  const diagnostics: { uri: string; diagnostics: { message: string; range: { start: { line: number } } }[] }[] = [];
+  const progress: Progress = [];
+  const diagnostics: Diagnostics = [];
 
   before(async () => {
-    child = fork(path.join(root, 'out/server.js'), ['--node-ipc'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-    conn = createMessageConnection(new IPCMessageReader(child), new IPCMessageWriter(child));
-    conn.onNotification('$/progress', (p) => void progress.push(p));
-    conn.onNotification('textDocument/publishDiagnostics', (p) => void diagnostics.push(p));
-    conn.onRequest('window/workDoneProgress/create', () => null);
-    conn.listen();
-    // The workspace is the examples folder: the engine may read and write only inside it.
-    const init = await conn.sendRequest('initialize', {
-      processId: process.pid,
-      rootUri: null,
-      capabilities: { window: { workDoneProgress: true } },
-      workspaceFolders: [{ uri: pathToFileURL(path.join(root, 'examples')).href, name: 'examples' }],
-    });
-    assert.ok((init as { capabilities: { hoverProvider: boolean } }).capabilities.hoverProvider);
-    await conn.sendNotification('initialized', {});
+    ({ child, conn } = await startEngine(progress, diagnostics));
   });
 
   after(() => {
@@ -135,6 +144,51 @@ describe('engine language server over IPC', () => {
     const d = diagnostics.filter((x) => x.uri === uri).pop();
     assert.ok(d && d.diagnostics.length > 0, 'warnings published for the outline');
     for (const diag of d!.diagnostics) assert.match(lines[diag.range.start.line], /^\S+ {2}(Conv|Gemm)/);
+  });
+
+  it('a restarted engine given the report on screen shows it in the outline: same hovers, same warnings', async () => {
+    // What the extension holds: the report as it came over JSON-RPC (infinities as strings).
+    const report = (await conn.sendRequest(AnalyzeRequest.method, params({ samples: 32 }))) as Report;
+    const uri = `quantlens-outline:${model}.outline`;
+    const hoverOn = async (c: MessageConnection, line: number) =>
+      ((await c.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line, character: 3 } })) as { contents: { value: string } } | null)
+        ?.contents.value;
+    const lines = ((await conn.sendRequest(OutlineRequest.method, { modelPath: model, uri })) as { text: string }).text.split('\n');
+    const nodeLines = lines.flatMap((l, i) => (/^\S+ {2}(Conv|Gemm)/.test(l) ? [i] : []));
+    const before = await Promise.all(nodeLines.map((i) => hoverOn(conn, i)));
+    const warned = diagnostics
+      .filter((x) => x.uri === uri)
+      .pop()!
+      .diagnostics.map((d) => d.message);
+
+    const fresh: Diagnostics = [];
+    const engine = await startEngine([], fresh);
+    try {
+      const c = engine.conn;
+      const text = ((await c.sendRequest(OutlineRequest.method, { modelPath: model, uri })) as { text: string }).text;
+      await c.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'quantlens-outline', version: 1, text } });
+      // Without a report the new engine knows the nodes but has no numbers.
+      assert.match((await hoverOn(c, nodeLines[0]))!, /run \*\*QuantLens: Analyze Quantization\*\*/);
+      assert.equal(await c.sendRequest(RestoreReportRequest.method, { report, sqnrWarningDb: 35 }), null);
+      assert.deepEqual(await Promise.all(nodeLines.map((i) => hoverOn(c, i))), before);
+      assert.ok(before.every((h) => h && /SQNR \d+\.\d dB/.test(h)));
+      assert.deepEqual(
+        fresh
+          .filter((x) => x.uri === uri)
+          .pop()!
+          .diagnostics.map((d) => d.message),
+        warned,
+      );
+      assert.ok(warned.length > 0);
+      // The extension host is trusted, but a malformed report is still refused by name.
+      await assert.rejects(
+        c.sendRequest(RestoreReportRequest.method, { report: { ...report, layers: 'x' }, sqnrWarningDb: 35 }),
+        /invalid quantlens\/restoreReport request: report\.layers/,
+      );
+    } finally {
+      engine.conn.dispose();
+      engine.child.kill();
+    }
   });
 
   it('an already-quantized model: analyze takes it as deployed, compare ranks its layers, quantize refuses it', { skip: SATURATING_INT8 }, async () => {
