@@ -94,6 +94,11 @@ export class EngineClient implements vscode.Disposable {
     }
   }
 
+  /** What the engine is given at start changed (a report came back on screen): give it again. */
+  resync(): void {
+    if (this.client) void this.restore(this.client);
+  }
+
   /** Paths the user pointed at explicitly: the engine may read them even outside the workspace. */
   async allow(paths: readonly string[]): Promise<void> {
     const client = await this.start();

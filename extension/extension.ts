@@ -29,7 +29,8 @@ export function activate(context: vscode.ExtensionContext): void {
     for (const doc of vscode.workspace.textDocuments) {
       if (doc.uri.scheme === OUTLINE_SCHEME) await send(OutlineRequest, { modelPath: doc.uri.path.replace(/\.outline$/, ''), uri: doc.uri.toString() });
     }
-    restoreLast();
+    // The report this window holds, not the one cached on disk: loading that would put it on
+    // screen, and commands act on the configuration on screen.
     const r = state.report;
     // As the engine sent it: JSON-RPC would turn an infinite SQNR into null (protocol/wire.ts).
     if (r) await send(RestoreReportRequest, { report: JSON.parse(JSON.stringify(r.report, reportReplacer)), sqnrWarningDb: r.sqnrWarningDb });
@@ -98,6 +99,7 @@ export function activate(context: vscode.ExtensionContext): void {
     try {
       const last = reviveNumbers(JSON.parse(fs.readFileSync(lastFile.fsPath, 'utf8'))) as { report: Report; sqnrWarningDb: number };
       state.setReport(last.report, last.sqnrWarningDb);
+      engine?.resync();
     } catch {
       /* a damaged cache is simply forgotten */
     }
