@@ -11,7 +11,8 @@
  *            (calibration), and the written QDQ model run plainly as fake quantization and as
  *            onnxruntime's integer kernels, warm, at the float pass's batch size;
  *   memory   peak RSS of a fresh process per analysis (VmHWM of the child's own address space): at N and
- *            10N samples, and the 512x512 models with sensitivity (must stay under 2 GB);
+ *            10N samples, with what the process still holds after a garbage collection at the end
+ *            (JS heap and array buffers), and the 512x512 models with sensitivity (under 2 GB);
  *   sweep    the cost of one more configuration once the calibration pass is done;
  *   cancel   how long a running analysis takes to stop after cancellation;
  *   data     peak RSS streaming an .npz 10x larger (bench/dataMemory.ts);
@@ -120,12 +121,21 @@ async function qdqPasses(p: Prepared, q: Quantized, batch: number): Promise<{ si
 /** Child mode: analyze once and print timings and peak RSS. */
 async function child(model: string, data: string, preset: string, samples: number, sensitivity: boolean, batchSize?: number) {
   const { ms, report } = await analyze({ name: '', model, data, samples, preset: preset as 'tensorrt' }, samples, sensitivity, batchSize);
-  process.stdout.write(JSON.stringify({ ms, maxRssMb: peakRssMb(), samples: report.samples }));
+  const maxRssMb = peakRssMb();
+  // What the process still holds once the garbage is collected (the report included): if this
+  // stays flat while the peak grows with the samples, the growth is garbage awaiting collection
+  // and memory the allocator kept, not data the analysis keeps per sample.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  gc?.();
+  const u = process.memoryUsage();
+  const liveMb = (u.heapUsed + u.arrayBuffers) / 2 ** 20;
+  process.stdout.write(JSON.stringify({ ms, maxRssMb, liveMb, samples: report.samples }));
 }
 
-function inChild(m: BenchModel, samples: number, sensitivity: boolean, batchSize?: number): { ms: number; maxRssMb: number; samples: number } {
+function inChild(m: BenchModel, samples: number, sensitivity: boolean, batchSize?: number): { ms: number; maxRssMb: number; liveMb: number; samples: number } {
   const args = [CHILD, m.model, m.data, m.preset, String(samples), String(sensitivity), ...(batchSize ? [String(batchSize)] : [])];
-  const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, ...args], {
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', __filename, ...args], {
     encoding: 'utf8',
     maxBuffer: 1 << 24,
   });
@@ -184,7 +194,8 @@ function memory(models: BenchModel[], quick: boolean): string[] {
     const a = inChild(m, n, false, n);
     const b = inChild(m, 10 * n, false, n);
     out.push(
-      `  ${m.name.padEnd(26)}  N = ${n}: ${f0(a.maxRssMb)} MB   10N = ${10 * n}: ${f0(b.maxRssMb)} MB   (batches of ${n})   ratio ${(b.maxRssMb / a.maxRssMb).toFixed(2)}`,
+      `  ${m.name.padEnd(26)}  N = ${n}: ${f0(a.maxRssMb)} MB   10N = ${10 * n}: ${f0(b.maxRssMb)} MB   (batches of ${n})   ratio ${(b.maxRssMb / a.maxRssMb).toFixed(2)}` +
+        `   live after GC ${f0(a.liveMb)} -> ${f0(b.liveMb)} MB (${(b.liveMb / a.liveMb).toFixed(2)})`,
     );
   }
   return out;
