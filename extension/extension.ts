@@ -27,7 +27,12 @@ export function activate(context: vscode.ExtensionContext): void {
   // report on screen, so the outline's hovers and warnings survive the engine.
   engine = new EngineClient(context, output, async (send) => {
     for (const doc of vscode.workspace.textDocuments) {
-      if (doc.uri.scheme === OUTLINE_SCHEME) await send(OutlineRequest, { modelPath: doc.uri.path.replace(/\.outline$/, ''), uri: doc.uri.toString() });
+      if (doc.uri.scheme !== OUTLINE_SCHEME) continue;
+      const modelPath = doc.uri.path.replace(/\.outline$/, '');
+      // One outline that cannot be read again (its model deleted since) must not cost the others.
+      await send(OutlineRequest, { modelPath, uri: doc.uri.toString() }).catch((e: Error) =>
+        output.appendLine(`[engine] the outline of ${modelPath} was not restored: ${e.message}`),
+      );
     }
     // The report this window holds, not the one cached on disk: loading that would put it on
     // screen, and commands act on the configuration on screen.
