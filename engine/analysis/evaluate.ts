@@ -13,7 +13,7 @@
  */
 import type * as ort from 'onnxruntime-node';
 import type { Report, Warning } from '../../protocol/report';
-import { type ComparedPair, SUMS_OUTPUT, buildComparisonModel, mergeIsolated } from '../quantize/compareGraph';
+import { CODES_PREFIX, type CodesInput, type ComparedPair, SUMS_OUTPUT, buildComparisonModel, mergeIsolated } from '../quantize/compareGraph';
 import type { PlannedLayer } from '../quantize/plan';
 import { type OutputTap, buildIsolatedModel, buildQdqModel, type QdqResult } from '../quantize/qdqRewrite';
 import { createSession, feedsFor, runSession } from '../runtime/session';
@@ -44,7 +44,7 @@ function comparisonModel(
    * The simulated model runs the float graph and also returns the float tensors `feeds` lists; the
    * integer model reads those as inputs (`fed`) instead of running the float graph a second time.
    */
-  role: { simulated: true; feeds: readonly string[] } | { simulated: false; fed: boolean },
+  role: { simulated: true; feeds: readonly string[]; codes: readonly CodesInput[] } | { simulated: false; fed: boolean },
   /** Expose the top-level layers' codes and float outputs for detail batches (small models only). */
   exposeDetail: boolean,
 ) {
@@ -77,14 +77,30 @@ function comparisonModel(
   // where no fusion depends on them.
   const exposeFloat = role.simulated && exposeDetail ? top.map((l) => l.output) : [];
   const fed = role.simulated ? role.feeds : [];
-  const options = role.simulated ? { exposeFloat: [...exposeFloat, ...fed] } : role.fed ? { floatFrom: elemTypeOf(p) } : {};
+  const codes = role.simulated ? role.codes : [];
+  const options = role.simulated ? { exposeFloat: [...exposeFloat, ...fed], exposeCodes: codes } : role.fed ? { floatFrom: elemTypeOf(p) } : {};
   const built = buildComparisonModel(merged.model, p.float, pairs, options);
-  const outputs = [...p.outputs, ...(role.simulated ? built.floatOutputs.values() : []), ...fed.map(built.floatName)];
+  const outputs = [
+    ...p.outputs,
+    ...(role.simulated ? built.floatOutputs.values() : []),
+    ...fed.map(built.floatName),
+    ...codes.map((c) => CODES_PREFIX + c.name),
+  ];
   const bodyTaps = qdq.taps.filter((t) => inBody.has(t.layer)).map((t) => t.tensor);
   const fetch = [SUMS_OUTPUT, ...new Set([...outputs, ...bodyTaps])];
   const tapNames = exposeDetail ? [...qdq.taps, ...[...qdq.inputTaps.values()].flat()].map((t) => t.tensor) : [];
   const detailFetch = [...new Set([...fetch, ...tapNames, ...exposeFloat.map(built.floatName)])];
-  return { model: built.model, offsets, floatOutputs: built.floatOutputs, floatName: built.floatName, floatInputs: built.floatInputs, fetch, detailFetch, qdq };
+  return {
+    model: built.model,
+    offsets,
+    floatOutputs: built.floatOutputs,
+    floatName: built.floatName,
+    floatInputs: built.floatInputs,
+    codesInputs: built.codesInputs,
+    fetch,
+    detailFetch,
+    qdq,
+  };
 }
 
 export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions = {}): Promise<Report> {
@@ -118,7 +134,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   const isoS = buildIsolatedModel(q.prepared, dir, topLevel, actParams, config);
   const isoI = enc.shift ? buildIsolatedModel(q.prepared, dir, topLevel, intParams, enc.config) : isoS;
   const intBuilt = comparisonModel(p, qdqI, isoI, measured, { simulated: false, fed: exposeDetail }, exposeDetail);
-  const simBuilt = comparisonModel(p, qdq, isoS, measured, { simulated: true, feeds: intBuilt.floatInputs }, exposeDetail);
+  const simBuilt = comparisonModel(p, qdq, isoS, measured, { simulated: true, feeds: intBuilt.floatInputs, codes: intBuilt.codesInputs }, exposeDetail);
 
   const warnings: Warning[] = [];
   const sessions: ort.InferenceSession[] = [];
@@ -166,8 +182,13 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
       const detailed = exposeDetail && detail.wants(start);
       const rs = await runSession(sim.session, feeds, label, detailed ? sim.detailFetch : sim.fetch);
       checkCancel(opts.signal);
-      // The integer model reads the float tensors it compares against from the simulated run.
-      const intFeeds = { ...feeds, ...Object.fromEntries(int.floatInputs.map((t) => [int.floatName(t), rs[sim.floatName(t)]])) };
+      // The integer model reads the float tensors it compares against from the simulated run, and
+      // its isolated layers' other inputs as codes, quantized there.
+      const intFeeds = {
+        ...feeds,
+        ...Object.fromEntries(int.floatInputs.map((t) => [int.floatName(t), rs[sim.floatName(t)]])),
+        ...Object.fromEntries(int.codesInputs.map((c) => [c.name, rs[CODES_PREFIX + c.name]])),
+      };
       const ri = await runSession(int.session, intFeeds, label, detailed ? int.detailFetch : int.fetch);
       addSums(evaluation, sim, rs, 'sim', 'isoSim');
       addSums(evaluation, int, ri, 'int', 'isoInt');

@@ -11,6 +11,7 @@ import type { ModelOutputComparison } from './outputMetrics';
 import type { UserMetricSeries } from './userMetric';
 import type * as ort from 'onnxruntime-node';
 import type { QdqResult, WeightQuant } from '../quantize/qdqRewrite';
+import type { CodesInput } from '../quantize/compareGraph';
 
 /** Model-output comparison of a candidate against the float outputs. */
 export class OutputComparer {
@@ -50,6 +51,8 @@ export interface Comparison {
   offsets: Map<string, { acc: number; iso: number | null }>;
   /** Float tensors this model reads as inputs, from the simulated model's run of the batch (float-graph names). */
   floatInputs: string[];
+  /** Codes this model reads as inputs, quantized by the simulated model's run of the batch. */
+  codesInputs: CodesInput[];
   /** Float model outputs as exposed, by original name. */
   floatOutputs: Map<string, string>;
   floatName: (tensor: string) => string;

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { buildComparisonModel, PAIR_SUMS, SUMS_OUTPUT } from '../../engine/quantize/compareGraph';
+import { buildComparisonModel, CODES_PREFIX, ISO_PREFIX, mergeIsolated, PAIR_SUMS, SUMS_OUTPUT } from '../../engine/quantize/compareGraph';
 import { createSession } from '../../engine/runtime/session';
 import { DT, buildModel, makeNode, makeTensor, valueInfo } from '../helpers/tinyModels';
 
@@ -84,6 +84,70 @@ describe('comparison sums', () => {
       () => buildComparisonModel(quant, float, [{ float: 'a', quant: 'q' }], { floatFrom: () => undefined }),
       /no element type known for float tensor a/,
     );
+  });
+
+  it("an isolated layer's input that no pair reads is fed as codes the simulated model quantizes: the integer sums are those of a model running its own float graph", async () => {
+    // float: h = relu(x), a = 2 h. The isolated layer quantizes h (scale 0.07, zero point 3, uint8)
+    // and multiplies by 2; h is nobody's output, a is compared (accumulated and isolated).
+    const f = buildModel({
+      nodes: [makeNode('Relu', ['x'], ['h'], 'relu'), makeNode('Mul', ['h', 'two'], ['a'], 'mul')],
+      inputs: [valueInfo('x', [4])],
+      outputs: [valueInfo('a', [4])],
+      initializers: [makeTensor('two', DT.FLOAT, [], [2])],
+    });
+    const iso = buildModel({
+      nodes: [
+        makeNode('QuantizeLinear', ['h', 's', 'z'], ['hq'], 'h_q'),
+        makeNode('DequantizeLinear', ['hq', 's', 'z'], ['hd'], 'h_dq'),
+        makeNode('Mul', ['hd', 'two'], ['m'], 'mul__isolated'),
+        makeNode('QuantizeLinear', ['m', 's', 'z'], ['mq'], 'm_q'),
+        makeNode('DequantizeLinear', ['mq', 's', 'z'], ['md'], 'm_dq'),
+      ],
+      inputs: [valueInfo('h', [4])],
+      outputs: [valueInfo('md', [4])],
+      initializers: [makeTensor('two', DT.FLOAT, [], [2]), makeTensor('s', DT.FLOAT, [], [0.07]), makeTensor('z', DT.UINT8, [], [3])],
+    });
+    const merged = mergeIsolated(quant, { model: iso, taps: [{ layer: 'mul', dq: 'md' }], inputs: ['h'] });
+    const pairs = [
+      { float: 'a', quant: 'q' },
+      { float: 'a', quant: merged.dq.get('mul')! },
+    ];
+    const int = buildComparisonModel(merged.model, f, pairs, { floatFrom: () => DT.FLOAT });
+    assert.deepEqual(int.floatInputs, ['a'], 'h is not fed as float');
+    assert.deepEqual(
+      int.codesInputs.map((c) => [c.float, c.name]),
+      [['h', `${ISO_PREFIX}hq`]],
+    );
+    assert.ok(!int.model.graph!.node.some((n) => n.name === `${ISO_PREFIX}h_q`), 'its QuantizeLinear left the integer model');
+    const sim = buildComparisonModel(merged.model, f, pairs, { exposeFloat: int.floatInputs, exposeCodes: int.codesInputs });
+    const whole = buildComparisonModel(merged.model, f, pairs);
+
+    const feeds = { x: new ort.Tensor('float32', Float32Array.from([1, -2.5, 3, 0.3]), [4]) };
+    const run = async (model: typeof f, mode: 'simulated' | 'integer', fd: Record<string, ort.Tensor>) => {
+      const session = await createSession(model, mode);
+      const r = await session.run(fd);
+      await session.release();
+      return r;
+    };
+    const rs = await run(sim.model, 'simulated', feeds);
+    // round(relu(x) / 0.07) + 3 = round(14.29, 0, 42.86, 4.29) + 3
+    assert.deepEqual(Array.from(rs[`${CODES_PREFIX}${ISO_PREFIX}hq`].data as Uint8Array), [17, 3, 46, 7]);
+    const fed = await run(int.model, 'integer', {
+      ...feeds,
+      [int.floatName('a')]: rs[sim.floatName('a')],
+      [`${ISO_PREFIX}hq`]: rs[`${CODES_PREFIX}${ISO_PREFIX}hq`],
+    });
+    const own = await run(whole.model, 'integer', feeds);
+    assert.deepEqual(Array.from(fed[SUMS_OUTPUT].data as Float64Array), Array.from(own[SUMS_OUTPUT].data as Float64Array));
+    // The isolated pair by hand: a = 2h against the layer on the dequantized codes, requantized.
+    const f32 = Math.fround;
+    const sc = f32(0.07);
+    const sd2 = [1, 0, 3, 0.3].reduce((acc, v, i) => {
+      const y = Math.round(f32(f32(2 * f32([14, 0, 43, 4][i] * sc)) / sc)) * sc;
+      return acc + (f32(2 * f32(v)) - f32(y)) ** 2;
+    }, 0);
+    close([(fed[SUMS_OUTPUT].data as Float64Array)[PAIR_SUMS + 2]], [sd2], 1e-5);
+    assert.ok(sd2 > 1e-3, `a visible isolated error: ${sd2}`);
   });
 
   it('70 pairs, more than one gathering node takes: the sums of every pair at its offset (opset 13 and 10)', async () => {
