@@ -24,7 +24,7 @@ import { BodyLayers } from './bodyLayers';
 import { batchFirst, stateOutputAxes } from '../data/inputs';
 import { type Comparison, type Evaluation, OutputComparer } from './evaluation';
 import { integerEncoding, integerSessionWithKernels, type KernelMap, layerKeys, shiftParams } from './kernels';
-import { LayerComparison, PAIR_SUMS } from './layerCompare';
+import { LayerComparison } from './layerCompare';
 import { Top1Counter, argmaxRows } from './metrics';
 import { ModelOutputComparison, type TensorData } from './outputMetrics';
 import { timer } from './prepare';
@@ -68,7 +68,8 @@ function comparisonModel(
     const tap = qdq.taps.find((t) => t.layer === l.node.name);
     if (!tap) continue;
     const isoDq = merged.dq.get(l.node.name);
-    offsets.set(l.node.name, { acc: pairs.length * PAIR_SUMS, iso: isoDq ? (pairs.length + 1) * PAIR_SUMS : null });
+    // pair indices for now, offsets once the model says how many sums a pair has
+    offsets.set(l.node.name, { acc: pairs.length, iso: isoDq ? pairs.length + 1 : null });
     const rank = rankOf(l.output);
     pairs.push({ float: l.output, quant: tap.dq, robust: robust(l.output), rank });
     if (isoDq) pairs.push({ float: l.output, quant: isoDq, robust: robust(l.output), rank });
@@ -80,6 +81,10 @@ function comparisonModel(
   const codes = role.simulated ? role.codes : [];
   const options = role.simulated ? { exposeFloat: [...exposeFloat, ...fed], exposeCodes: codes } : role.fed ? { floatFrom: elemTypeOf(p) } : {};
   const built = buildComparisonModel(merged.model, p.float, pairs, options);
+  for (const o of offsets.values()) {
+    o.acc = built.pairOffset(o.acc);
+    if (o.iso !== null) o.iso = built.pairOffset(o.iso);
+  }
   const outputs = [
     ...p.outputs,
     ...(role.simulated ? built.floatOutputs.values() : []),
@@ -97,6 +102,7 @@ function comparisonModel(
     floatName: built.floatName,
     floatInputs: built.floatInputs,
     codesInputs: built.codesInputs,
+    fed: !role.simulated && role.fed,
     fetch,
     detailFetch,
     qdq,
@@ -191,7 +197,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
       };
       const ri = await runSession(int.session, intFeeds, label, detailed ? int.detailFetch : int.fetch);
       addSums(evaluation, sim, rs, 'sim', 'isoSim');
-      addSums(evaluation, int, ri, 'int', 'isoInt');
+      addSums(evaluation, int, ri, 'int', 'isoInt', int.fed ? { comparison: sim, res: rs } : undefined);
       const fr = Object.fromEntries([...sim.floatOutputs].map(([o, name]) => [o, rs[name]]));
       await compareOutputs(p, evaluation, fr, rs, ri, labels?.subarray(start, start + count) ?? null, start, count);
       if (detailed) detail.add(rs, ri, sim, start, count, evaluation);
@@ -215,13 +221,31 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   return report;
 }
 
-/** One batch's reduced sums into the layer comparisons. */
-function addSums(e: Evaluation, c: Comparison, res: Record<string, ort.Tensor>, acc: 'sim' | 'int', iso: 'isoSim' | 'isoInt'): void {
+/**
+ * One batch's reduced sums into the layer comparisons. A model fed its float tensors has no sums
+ * of them: each layer's float output's sum of squares and count come from `floatFrom`, the
+ * simulated run of the same batch (the pair of that layer's accumulated error, same tensor).
+ */
+function addSums(
+  e: Evaluation,
+  c: Comparison,
+  res: Record<string, ort.Tensor>,
+  acc: 'sim' | 'int',
+  iso: 'isoSim' | 'isoInt',
+  floatFrom?: { comparison: Comparison; res: Record<string, ort.Tensor> },
+): void {
   const sums = res[SUMS_OUTPUT].data as Float64Array; // float64 (compareGraph.ts)
+  const refSums = floatFrom && (floatFrom.res[SUMS_OUTPUT].data as Float64Array);
   for (const [layer, o] of c.offsets) {
     const lc = e.layerAcc.get(layer)!;
-    lc.addSums(acc, sums, o.acc);
-    if (o.iso !== null) lc.addSums(iso, sums, o.iso);
+    let ref: { sums: Float64Array; offset: number } | undefined;
+    if (floatFrom) {
+      const r = floatFrom.comparison.offsets.get(layer);
+      if (!r) throw new Error(`comparison models: ${layer} is compared in the integer model but not in the simulated one`);
+      ref = { sums: refSums!, offset: r.acc };
+    }
+    lc.addSums(acc, sums, o.acc, ref);
+    if (o.iso !== null) lc.addSums(iso, sums, o.iso, ref);
   }
 }
 

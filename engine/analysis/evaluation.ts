@@ -53,6 +53,8 @@ export interface Comparison {
   floatInputs: string[];
   /** Codes this model reads as inputs, quantized by the simulated model's run of the batch. */
   codesInputs: CodesInput[];
+  /** Fed the float tensors: its sums leave out theirs (sum x^2, count), the simulated run has them. */
+  fed: boolean;
   /** Float model outputs as exposed, by original name. */
   floatOutputs: Map<string, string>;
   floatName: (tensor: string) => string;

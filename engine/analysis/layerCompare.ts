@@ -5,7 +5,7 @@
  *   - The code-level detail (simulated vs integer codes, the integer error in LSB) needs the codes
  *     themselves and runs on a bounded subset of samples: `addDetail`, an allocation-free loop.
  */
-import { PAIR_SUMS } from '../quantize/compareGraph';
+import { FED_PAIR_SUMS, PAIR_SUMS } from '../quantize/compareGraph';
 import { ErrorAccumulator } from './metrics';
 
 /** Codes fetched from a session, with the grid that turns them into real numbers. */
@@ -49,13 +49,28 @@ export class LayerComparison {
   /** Integer-vs-float error in output LSB on the detail subset; index = lsb + ERR_SPAN. */
   readonly errHist = new Float64Array(2 * ERR_SPAN + 1);
 
-  /** One batch's reduced sums for one comparison (PAIR_SUMS values from `sums` at `offset`). */
-  addSums(kind: SumsKind, sums: ArrayLike<number>, offset: number): void {
-    const sx2 = sums[offset],
-      sy2 = sums[offset + 1],
+  /**
+   * One batch's reduced sums for one comparison: PAIR_SUMS values from `sums` at `offset`; or, from
+   * a model fed its float tensors, FED_PAIR_SUMS values there and the float tensor's own sum x^2
+   * and count from `ref`, the pair of the model that computed it (compareGraph.ts).
+   */
+  addSums(kind: SumsKind, sums: ArrayLike<number>, offset: number, ref?: { sums: ArrayLike<number>; offset: number }): void {
+    let sx2: number, sy2: number, sd2: number, max: number, n: number;
+    if (ref) {
+      sx2 = ref.sums[ref.offset];
+      n = ref.sums[ref.offset + 4];
+      sy2 = sums[offset];
+      sd2 = sums[offset + 1];
+      max = sums[offset + 2];
+    } else {
+      sx2 = sums[offset];
+      sy2 = sums[offset + 1];
       sd2 = sums[offset + 2];
+      max = sums[offset + 3];
+      n = sums[offset + 4];
+    }
     // sum xy from the identity sum (x - y)^2 = sum x^2 + sum y^2 - 2 sum xy (compareGraph.ts).
-    this[kind].addSums(sx2, sy2, (sx2 + sy2 - sd2) / 2, sd2, sums[offset + 3], sums[offset + 4]);
+    this[kind].addSums(sx2, sy2, (sx2 + sy2 - sd2) / 2, sd2, max, n);
   }
 
   /**
@@ -180,4 +195,4 @@ function addCodes(acc: ErrorAccumulator, x: Float32Array, v: CodeView, slot: 0 |
   acc.addSums(sx2, sy2, (sx2 + sy2 - sd2) / 2, sd2, md, x.length - skipped);
 }
 
-export { PAIR_SUMS };
+export { FED_PAIR_SUMS, PAIR_SUMS };

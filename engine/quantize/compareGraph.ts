@@ -5,7 +5,8 @@
  * loop per element); here onnxruntime reduces them natively and hands back one vector per batch.
  *
  * Per compared pair (x float, y quantized, dequantized): sum x^2, sum y^2, sum (x-y)^2, max |x-y|
- * and the element count. (Clip rates are read from the calibration histogram: analysis/clipRate.ts.)
+ * and the element count. A model fed its float tensors (`floatFrom`) leaves out sum x^2 and the
+ * count: they are the float tensor's own, already in the vector of the model that computed it. (Clip rates are read from the calibration histogram: analysis/clipRate.ts.)
  * The float graph's names get a prefix so they cannot clash with the quantized graph's.
  */
 import { clone } from '@bufbuild/protobuf';
@@ -22,6 +23,8 @@ export const CODES_PREFIX = 'quantlens_codes::';
 export const SUMS_OUTPUT = 'quantlens::sums';
 /** Values per compared pair in the sums vector: sum x^2, y^2, (x-y)^2, max |x-y|, elements. */
 export const PAIR_SUMS = 5;
+/** Values per pair of a model fed its float tensors: sum y^2, (x-y)^2, max |x-y|. */
+export const FED_PAIR_SUMS = 3;
 
 export interface ComparedPair {
   /** Float tensor (a name of the float graph, before prefixing). */
@@ -170,7 +173,7 @@ export interface ComparisonModel {
   floatInputs: string[];
   /** With `floatFrom`: the codes to feed instead of the float tensors they quantize. */
   codesInputs: CodesInput[];
-  /** Offset of pair k in the sums vector (PAIR_SUMS each). */
+  /** Offset of pair k in the sums vector (PAIR_SUMS each, FED_PAIR_SUMS when fed). */
   pairOffset: (k: number) => number;
   /** Float model outputs as exposed (prefixed names), by original name. */
   floatOutputs: Map<string, string>;
@@ -260,14 +263,21 @@ export function buildComparisonModel(quantized: ModelProto, float: ModelProto, p
   // float64 0 and 1, for robust pairs only (an unused initializer makes onnxruntime warn).
   let zero = '';
   let one = '';
-  /** Per float tensor: the values summed (x itself, or float64 x with non-finite elements zeroed), the mask, sum x^2, count. */
-  const perTensor = new Map<string, { xs: string; ok?: string; sx2: Scalar; n: Scalar }>();
+  /**
+   * Per float tensor: the values summed (x itself, or float64 x with non-finite elements zeroed),
+   * the mask, and (unless fed: the feeding model has them) sum x^2 and the count.
+   */
+  const perTensor = new Map<string, { xs: string; ok?: string; sx2?: Scalar; n?: Scalar }>();
   const ofTensor = (x: string, rank: number | undefined, robust = false) => {
     const key = `${robust}|${x}`;
     let t = perTensor.get(key);
     if (t) return t;
     if (!robust) {
-      t = { xs: x, sx2: reduce('ReduceSumSquare', x, DT.FLOAT, rank), n: { name: op('Size', [x]), type: DT.INT64, rank: 0 } };
+      t = { xs: x };
+      if (!fed) {
+        t.sx2 = reduce('ReduceSumSquare', x, DT.FLOAT, rank);
+        t.n = { name: op('Size', [x]), type: DT.INT64, rank: 0 };
+      }
     } else {
       if (!zero) {
         [zero, one] = [fresh('zero'), fresh('one')];
@@ -278,8 +288,11 @@ export function buildComparisonModel(quantized: ModelProto, float: ModelProto, p
       // takes float64 only from opset 11).
       const ok = op('Less', [op('Sub', [xd, xd]), one]);
       const xs = op('Where', [ok, xd, zero]);
-      const n = reduce('ReduceSum', op('Cast', [ok], { to: DT.DOUBLE }), DT.DOUBLE, rank);
-      t = { xs, ok, sx2: reduce('ReduceSumSquare', xs, DT.DOUBLE, rank), n };
+      t = { xs, ok };
+      if (!fed) {
+        t.sx2 = reduce('ReduceSumSquare', xs, DT.DOUBLE, rank);
+        t.n = reduce('ReduceSum', op('Cast', [ok], { to: DT.DOUBLE }), DT.DOUBLE, rank);
+      }
     }
     perTensor.set(key, t);
     return t;
@@ -291,8 +304,10 @@ export function buildComparisonModel(quantized: ModelProto, float: ModelProto, p
     const type = ok ? DT.DOUBLE : DT.FLOAT;
     // sum xy is not summed here: JavaScript derives it as (sx2 + sy2 - sd2) / 2 (it only feeds the
     // cosine, which that identity gives to ~1e-7), saving two passes over every pair.
-    vector.push(sx2, reduce('ReduceSumSquare', y, type, p.rank), reduce('ReduceSumSquare', d, type, p.rank));
-    vector.push(reduce('ReduceMax', op('Abs', [d]), type, p.rank), n);
+    if (sx2) vector.push(sx2);
+    vector.push(reduce('ReduceSumSquare', y, type, p.rank), reduce('ReduceSumSquare', d, type, p.rank));
+    vector.push(reduce('ReduceMax', op('Abs', [d]), type, p.rank));
+    if (n) vector.push(n);
   }
   if (vector.empty) vector.push({ name: op('Size', [[...inputs][0]]), type: DT.INT64, rank: 0 });
   vector.build(SUMS_OUTPUT);
@@ -312,7 +327,8 @@ export function buildComparisonModel(quantized: ModelProto, float: ModelProto, p
     const name = fname(t);
     if (!g.output.some((x) => x.name === name)) g.output.push(untypedValueInfo(name));
   }
-  return { model, floatInputs, codesInputs, pairOffset: (k) => k * PAIR_SUMS, floatOutputs, floatName: fname };
+  const width = fed ? FED_PAIR_SUMS : PAIR_SUMS;
+  return { model, floatInputs, codesInputs, pairOffset: (k) => k * width, floatOutputs, floatName: fname };
 }
 
 /**

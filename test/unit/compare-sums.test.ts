@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { buildComparisonModel, CODES_PREFIX, ISO_PREFIX, mergeIsolated, PAIR_SUMS, SUMS_OUTPUT } from '../../engine/quantize/compareGraph';
+import { buildComparisonModel, CODES_PREFIX, FED_PAIR_SUMS, ISO_PREFIX, mergeIsolated, PAIR_SUMS, SUMS_OUTPUT } from '../../engine/quantize/compareGraph';
 import { createSession } from '../../engine/runtime/session';
 import { DT, buildModel, makeNode, makeTensor, valueInfo } from '../helpers/tinyModels';
 
@@ -64,21 +64,30 @@ describe('comparison sums', () => {
   });
 
   it('fed the float tensors instead of running the float graph (floatFrom): same sums, no float node', async () => {
-    const x = [1, -2.5, 3, 0.25];
-    const sim = buildComparisonModel(quant, float, [{ float: 'a', quant: 'q' }], { exposeFloat: ['a'] });
-    const fed = buildComparisonModel(quant, float, [{ float: 'a', quant: 'q' }], { floatFrom: (t) => (t === 'a' ? DT.FLOAT : undefined) });
-    assert.deepEqual(fed.floatInputs, ['a']);
-    assert.ok(!fed.model.graph!.node.some((n) => n.opType === 'Mul'), 'the float graph is not in the fed model');
-    const feeds = { x: new ort.Tensor('float32', Float32Array.from(x), [4]) };
-    const s = await createSession(sim.model, 'float');
-    const rs = await s.run(feeds);
-    await s.release();
-    const f = await createSession(fed.model, 'float');
-    const rf = await f.run({ ...feeds, [fed.floatName('a')]: rs[sim.floatName('a')] });
-    await f.release();
-    const got = Array.from(rf[SUMS_OUTPUT].data as Float64Array);
-    assert.deepEqual(got, Array.from(rs[SUMS_OUTPUT].data as Float64Array));
-    close(got, expected(x), 1e-6);
+    // plain pairs, and robust ones over a tensor holding an infinity (summed over the finite elements)
+    for (const [x, robust] of [
+      [[1, -2.5, 3, 0.25], false],
+      [[1e20, -2e20, Infinity, 3], true],
+    ] as const) {
+      const pairs = [{ float: 'a', quant: 'q', robust }];
+      const sim = buildComparisonModel(quant, float, pairs, { exposeFloat: ['a'] });
+      const fed = buildComparisonModel(quant, float, pairs, { floatFrom: (t) => (t === 'a' ? DT.FLOAT : undefined) });
+      assert.deepEqual(fed.floatInputs, ['a']);
+      assert.ok(!fed.model.graph!.node.some((n) => n.opType === 'Mul'), 'the float graph is not in the fed model');
+      const feeds = { x: new ort.Tensor('float32', Float32Array.from(x), [4]) };
+      const s = await createSession(sim.model, 'float');
+      const rs = await s.run(feeds);
+      await s.release();
+      const f = await createSession(fed.model, 'float');
+      const rf = await f.run({ ...feeds, [fed.floatName('a')]: rs[sim.floatName('a')] });
+      await f.release();
+      // Fed, the model leaves out the float tensor's own sums (sum x^2, count): the feeding model has them.
+      const got = Array.from(rf[SUMS_OUTPUT].data as Float64Array);
+      const full = Array.from(rs[SUMS_OUTPUT].data as Float64Array);
+      assert.equal(got.length, FED_PAIR_SUMS);
+      assert.deepEqual(got, full.slice(1, 4));
+      close(full, expected([...x]), robust ? 1e-12 : 1e-6);
+    }
     // A float tensor of unknown element type cannot become an input.
     assert.throws(
       () => buildComparisonModel(quant, float, [{ float: 'a', quant: 'q' }], { floatFrom: () => undefined }),
@@ -137,8 +146,10 @@ describe('comparison sums', () => {
       [int.floatName('a')]: rs[sim.floatName('a')],
       [`${ISO_PREFIX}hq`]: rs[`${CODES_PREFIX}${ISO_PREFIX}hq`],
     });
-    const own = await run(whole.model, 'integer', feeds);
-    assert.deepEqual(Array.from(fed[SUMS_OUTPUT].data as Float64Array), Array.from(own[SUMS_OUTPUT].data as Float64Array));
+    const own = Array.from((await run(whole.model, 'integer', feeds))[SUMS_OUTPUT].data as Float64Array);
+    // per pair: sum y^2, (x-y)^2, max |x-y| (fed: the float tensor's own sums are the simulated model's)
+    const got = Array.from(fed[SUMS_OUTPUT].data as Float64Array);
+    assert.deepEqual(got, [...own.slice(1, 4), ...own.slice(PAIR_SUMS + 1, PAIR_SUMS + 4)]);
     // The isolated pair by hand: a = 2h against the layer on the dequantized codes, requantized.
     const f32 = Math.fround;
     const sc = f32(0.07);
@@ -146,7 +157,7 @@ describe('comparison sums', () => {
       const y = Math.round(f32(f32(2 * f32([14, 0, 43, 4][i] * sc)) / sc)) * sc;
       return acc + (f32(2 * f32(v)) - f32(y)) ** 2;
     }, 0);
-    close([(fed[SUMS_OUTPUT].data as Float64Array)[PAIR_SUMS + 2]], [sd2], 1e-5);
+    close([got[int.pairOffset(1) + 1]], [sd2], 1e-5);
     assert.ok(sd2 > 1e-3, `a visible isolated error: ${sd2}`);
   });
 
