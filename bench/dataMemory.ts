@@ -32,6 +32,9 @@ export interface DataMemoryResult {
   fileMb10N: number;
   peakRssMbN: number;
   peakRssMb10N: number;
+  /** Held after a garbage collection at the end (JS heap and array buffers), MB. */
+  liveMbN: number;
+  liveMb10N: number;
   /** peak at 10N / peak at N: must be <= 1.2. */
   ratio: number;
 }
@@ -88,19 +91,26 @@ async function child(npz: string): Promise<void> {
   await data.close();
   await session.release();
   if (seen !== data.samples) throw new Error(`streamed ${seen} of ${data.samples} samples`);
-  process.stdout.write(JSON.stringify({ maxRssMb: peakRssMb() }));
+  const maxRssMb = peakRssMb();
+  // What stays live once the garbage is collected (bench.ts prints the same for analyses).
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  gc?.();
+  const u = process.memoryUsage();
+  process.stdout.write(JSON.stringify({ maxRssMb, liveMb: (u.heapUsed + u.arrayBuffers) / 2 ** 20 }));
 }
 
-function childPeakRssMb(npz: string): number {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', __filename, CHILD_FLAG, npz], { encoding: 'utf8', cwd: root });
+/** One fresh process streaming `npz`: its peak RSS and what it still holds after a collection, MB. */
+function childMemory(npz: string): { maxRssMb: number; liveMb: number } {
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', __filename, CHILD_FLAG, npz], { encoding: 'utf8', cwd: root });
   if (r.status !== 0) throw new Error(`data memory child failed on ${npz}: ${r.stderr}`);
-  return JSON.parse(r.stdout).maxRssMb;
+  return JSON.parse(r.stdout);
 }
 
-/** Median of `runs` fresh processes: a process's RSS varies by ~10 MB from run to run on its own. */
-function medianPeakRssMb(npz: string, runs: number): number {
-  const peaks = Array.from({ length: runs }, () => childPeakRssMb(npz)).sort((a, b) => a - b);
-  return peaks[Math.floor(runs / 2)];
+/** The run of median peak among `runs` fresh processes: a process's RSS varies by ~10 MB from run to run on its own. */
+function medianRun(npz: string, runs: number): { maxRssMb: number; liveMb: number } {
+  const all = Array.from({ length: runs }, () => childMemory(npz)).sort((a, b) => a.maxRssMb - b.maxRssMb);
+  return all[Math.floor(runs / 2)];
 }
 
 /**
@@ -124,9 +134,19 @@ export async function dataMemoryBench(samplesN = 10000, runs = 3): Promise<DataM
         writeNpz(f, n, format === 'deflated');
         return f;
       });
-      const [peakN, peak10N] = files.map((f) => medianPeakRssMb(f, runs));
+      const [n, n10] = files.map((f) => medianRun(f, runs));
       const mb = (f: string) => fs.statSync(f).size / 2 ** 20;
-      results.push({ format, samplesN, fileMbN: mb(files[0]), fileMb10N: mb(files[1]), peakRssMbN: peakN, peakRssMb10N: peak10N, ratio: peak10N / peakN });
+      results.push({
+        format,
+        samplesN,
+        fileMbN: mb(files[0]),
+        fileMb10N: mb(files[1]),
+        peakRssMbN: n.maxRssMb,
+        peakRssMb10N: n10.maxRssMb,
+        ratio: n10.maxRssMb / n.maxRssMb,
+        liveMbN: n.liveMb,
+        liveMb10N: n10.liveMb,
+      });
       for (const f of files) fs.rmSync(f);
     }
     return results;
@@ -140,7 +160,8 @@ export function formatDataMemory(results: DataMemoryResult[]): string[] {
   return results.map(
     (r) =>
       `  ${r.format.padEnd(8)}  N = ${r.samplesN} (${r.fileMbN.toFixed(1)} MB file): ${r.peakRssMbN.toFixed(1)} MB   ` +
-      `10N = ${10 * r.samplesN} (${r.fileMb10N.toFixed(1)} MB file): ${r.peakRssMb10N.toFixed(1)} MB   ratio ${r.ratio.toFixed(2)}${r.ratio > 1.2 ? '  OVER 1.2' : ''}`,
+      `10N = ${10 * r.samplesN} (${r.fileMb10N.toFixed(1)} MB file): ${r.peakRssMb10N.toFixed(1)} MB   ratio ${r.ratio.toFixed(2)}${r.ratio > 1.2 ? '  OVER 1.2' : ''}` +
+      `   live after GC ${r.liveMbN.toFixed(1)} -> ${r.liveMb10N.toFixed(1)} MB`,
   );
 }
 
