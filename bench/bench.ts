@@ -37,7 +37,7 @@ import { feedsFor } from '../engine/runtime/session';
 import { dataMemoryBench, formatDataMemory } from './dataMemory';
 import { integerReferenceVsOrt } from './integerReference';
 import { type BenchModel, benchModels } from './models';
-import { peakRssMb } from './peakRss';
+import { liveMb, peakRssMb } from './peakRss';
 
 const CHILD = '--analyze-child';
 
@@ -122,15 +122,8 @@ async function qdqPasses(p: Prepared, q: Quantized, batch: number): Promise<{ si
 async function child(model: string, data: string, preset: string, samples: number, sensitivity: boolean, batchSize?: number) {
   const { ms, report } = await analyze({ name: '', model, data, samples, preset: preset as 'tensorrt' }, samples, sensitivity, batchSize);
   const maxRssMb = peakRssMb();
-  // What the process still holds once the garbage is collected (the report included): if this
-  // stays flat while the peak grows with the samples, the growth is garbage awaiting collection
-  // and memory the allocator kept, not data the analysis keeps per sample.
-  const gc = (globalThis as { gc?: () => void }).gc;
-  gc?.();
-  gc?.();
-  const u = process.memoryUsage();
-  const liveMb = (u.heapUsed + u.arrayBuffers) / 2 ** 20;
-  process.stdout.write(JSON.stringify({ ms, maxRssMb, liveMb, samples: report.samples }));
+  // the report is still referenced here: what stays live includes it
+  process.stdout.write(JSON.stringify({ ms, maxRssMb, liveMb: liveMb(), samples: report.samples }));
 }
 
 function inChild(m: BenchModel, samples: number, sensitivity: boolean, batchSize?: number): { ms: number; maxRssMb: number; liveMb: number; samples: number } {

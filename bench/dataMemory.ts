@@ -16,7 +16,7 @@ import { Zip, ZipDeflate, ZipPassThrough } from 'fflate';
 import { batchRanges, loadDataset, modelInputs } from '../engine/data/dataset';
 import { loadModel } from '../engine/onnx/model';
 import { createSession, feedsFor } from '../engine/runtime/session';
-import { peakRssMb } from './peakRss';
+import { liveMb, peakRssMb } from './peakRss';
 
 const root = path.resolve(__dirname, '..');
 const MODEL = path.join(root, 'examples/mnist-cnn/model.onnx');
@@ -92,12 +92,7 @@ async function child(npz: string): Promise<void> {
   await session.release();
   if (seen !== data.samples) throw new Error(`streamed ${seen} of ${data.samples} samples`);
   const maxRssMb = peakRssMb();
-  // What stays live once the garbage is collected (bench.ts prints the same for analyses).
-  const gc = (globalThis as { gc?: () => void }).gc;
-  gc?.();
-  gc?.();
-  const u = process.memoryUsage();
-  process.stdout.write(JSON.stringify({ maxRssMb, liveMb: (u.heapUsed + u.arrayBuffers) / 2 ** 20 }));
+  process.stdout.write(JSON.stringify({ maxRssMb, liveMb: liveMb() }));
 }
 
 /** One fresh process streaming `npz`: its peak RSS and what it still holds after a collection, MB. */

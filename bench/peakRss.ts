@@ -15,3 +15,17 @@ export function peakRssMb(): number {
   }
   return process.resourceUsage().maxRSS / 1024;
 }
+
+/**
+ * What this process still holds once the garbage is collected (JS heap and array buffers), in MB;
+ * needs node --expose-gc. Flat while the peak grows with the data: the growth is garbage awaiting
+ * collection and memory the allocator kept, not data kept per sample.
+ */
+export function liveMb(): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('liveMb needs node --expose-gc');
+  gc();
+  gc();
+  const u = process.memoryUsage();
+  return (u.heapUsed + u.arrayBuffers) / 2 ** 20;
+}

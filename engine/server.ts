@@ -39,7 +39,7 @@ import {
   RestoreReportRequest,
 } from '../protocol/messages';
 import type { CompareReport, MixedPrecisionResult, Placement, Report, SweepReport } from '../protocol/report';
-import { reportReplacer, reviveNumbers } from '../protocol/wire';
+import { onTheWire, reviveNumbers } from '../protocol/wire';
 import * as fs from 'node:fs';
 import { CancelledError, type Prepared, type Progress, evaluate, prepareLoaded, quantizeWith, requireQuantizedLayers } from './analysis/analyze';
 import { mixedPrecision } from './analysis/mixedPrecision';
@@ -102,8 +102,8 @@ function paramsError(method: string, issues: { path: PropertyKey[]; message: str
  * SQNR (Infinity) would arrive as null, like a NaN. Infinities go as "Infinity" strings, as in
  * report files (reportReplacer), which the webview revives. The cached reports keep numbers.
  */
-function onTheWire(result: unknown): unknown {
-  return result === undefined ? null : JSON.parse(JSON.stringify(result, reportReplacer));
+function replyOf(result: unknown): unknown {
+  return result === undefined ? null : onTheWire(result);
 }
 
 function handle<P, R>(
@@ -120,7 +120,7 @@ function handle<P, R>(
       const parsed = def.params.safeParse(raw);
       if (!parsed.success) return new ResponseError(ErrorCodes.InvalidParams, paramsError(def.method, parsed.error.issues));
       if (opts.checkPaths !== false) checkPaths(parsed.data as object);
-      return onTheWire(await fn(parsed.data, token, progress));
+      return replyOf(await fn(parsed.data, token, progress));
     } catch (e) {
       // User errors carry their message as is; anything else is a bug: its stack goes to the log.
       if (e instanceof InputError) return new ResponseError(1, e.message);

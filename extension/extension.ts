@@ -5,9 +5,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { CompareRequest, OutlineRequest, RestoreReportRequest } from '../protocol/messages';
+import { CompareRequest, OutlineRequest, type RestoreReportParams, RestoreReportRequest } from '../protocol/messages';
 import type { Report } from '../protocol/report';
-import { reportReplacer, reviveNumbers } from '../protocol/wire';
+import { onTheWire, reviveNumbers } from '../protocol/wire';
 import { formatWithInterval } from '../protocol/format';
 import { Actions } from './actions';
 import { EngineClient } from './engineClient';
@@ -38,7 +38,7 @@ export function activate(context: vscode.ExtensionContext): void {
     // screen, and commands act on the configuration on screen.
     const r = state.report;
     // As the engine sent it: JSON-RPC would turn an infinite SQNR into null (protocol/wire.ts).
-    if (r) await send(RestoreReportRequest, { report: JSON.parse(JSON.stringify(r.report, reportReplacer)), sqnrWarningDb: r.sqnrWarningDb });
+    if (r) await send(RestoreReportRequest, { report: onTheWire(r.report) as RestoreReportParams['report'], sqnrWarningDb: r.sqnrWarningDb });
   });
   const status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 10);
   status.command = 'quantlens.showReport';

@@ -12,6 +12,11 @@ export function reportReplacer(_key: string, v: unknown): unknown {
   return v;
 }
 
+/** `value` as it arrives after a trip through JSON (infinities as strings): a deep copy. */
+export function onTheWire(value: unknown): unknown {
+  return JSON.parse(JSON.stringify(value, reportReplacer));
+}
+
 // Fields whose string values are names or prose: a tensor literally called "Infinity" must stay a string.
 const STRING_KEYS = new Set([
   'name',

@@ -5,7 +5,6 @@
  *   - The code-level detail (simulated vs integer codes, the integer error in LSB) needs the codes
  *     themselves and runs on a bounded subset of samples: `addDetail`, an allocation-free loop.
  */
-import { FED_PAIR_SUMS, PAIR_SUMS } from '../quantize/compareGraph';
 import { ErrorAccumulator } from './metrics';
 
 /** Codes fetched from a session, with the grid that turns them into real numbers. */
@@ -194,5 +193,3 @@ function addCodes(acc: ErrorAccumulator, x: Float32Array, v: CodeView, slot: 0 |
   }
   acc.addSums(sx2, sy2, (sx2 + sy2 - sd2) / 2, sd2, md, x.length - skipped);
 }
-
-export { FED_PAIR_SUMS, PAIR_SUMS };

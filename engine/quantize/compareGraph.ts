@@ -6,7 +6,8 @@
  *
  * Per compared pair (x float, y quantized, dequantized): sum x^2, sum y^2, sum (x-y)^2, max |x-y|
  * and the element count. A model fed its float tensors (`floatFrom`) leaves out sum x^2 and the
- * count: they are the float tensor's own, already in the vector of the model that computed it. (Clip rates are read from the calibration histogram: analysis/clipRate.ts.)
+ * count: they are the float tensor's own, already in the vector of the model that computed it.
+ * (Clip rates are read from the calibration histogram: analysis/clipRate.ts.)
  * The float graph's names get a prefix so they cannot clash with the quantized graph's.
  */
 import { clone } from '@bufbuild/protobuf';
