@@ -248,7 +248,8 @@ async function main() {
     print(['sweep: one more configuration, from the same calibration pass', ...sweeps]);
     const big = models.find((m) => m.name.includes('512'));
     if (big) print(['cancel: time from cancellation to the analysis stopping', await cancelLatency(big, 1500)]);
-    if (!quick) print(['data: peak RSS streaming an .npz of N and 10N samples through onnxruntime', ...formatDataMemory(await dataMemoryBench())]);
+    if (!quick)
+      print(['data: peak RSS streaming an .npz of N and 10N samples, through onnxruntime and read alone', ...formatDataMemory(await dataMemoryBench())]);
     print(await integerReferenceVsOrt());
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -5,6 +5,11 @@
  * deflated (np.savez_compressed). Each measurement runs in a fresh child process, so one run
  * cannot inflate another's number. Memory must not grow with the data: 10N/N <= 1.2.
  *
+ * Each format is streamed twice: through onnxruntime (what an analysis does), and read alone (the
+ * data layer's own memory). They differ because onnxruntime, run without its memory arena as
+ * the engine runs it, allocates each run's tensors from glibc's per-thread arenas, whose
+ * fragmentation grows with the number of runs (docs/performance.md, tenth round).
+ *
  * Not a test (it writes ~150 MB of temporary files and takes a while); `npm run bench` calls it.
  * Run alone: node --import tsx bench/dataMemory.ts
  */
@@ -15,7 +20,7 @@ import * as path from 'node:path';
 import { Zip, ZipDeflate, ZipPassThrough } from 'fflate';
 import { batchRanges, loadDataset, modelInputs } from '../engine/data/dataset';
 import { loadModel } from '../engine/onnx/model';
-import { createSession, feedsFor } from '../engine/runtime/session';
+import { createSession, feedsFor, runSession } from '../engine/runtime/session';
 import { liveMb, peakRssMb } from './peakRss';
 
 const root = path.resolve(__dirname, '..');
@@ -25,8 +30,12 @@ const PER_SAMPLE = 28 * 28 * 4;
 const BATCH = 64;
 const CHILD_FLAG = '--data-memory-child';
 
+/** What each batch goes through: read alone, or read and run through the float session. */
+export type Through = 'read' | 'onnxruntime';
+
 export interface DataMemoryResult {
   format: 'stored' | 'deflated';
+  through: Through;
   samplesN: number;
   fileMbN: number;
   fileMb10N: number;
@@ -77,15 +86,15 @@ function writeNpz(file: string, samples: number, deflated: boolean): void {
   fs.closeSync(fd);
 }
 
-/** Child: stream every batch through a float session, print the peak RSS in MB. */
-async function child(npz: string): Promise<void> {
+/** Child: stream every batch (through a float session, or read alone), print the peak RSS in MB. */
+async function child(npz: string, through: Through): Promise<void> {
   const model = loadModel(MODEL);
   const data = loadDataset(npz, modelInputs(model.proto));
   const session = await createSession(model.proto, 'float');
   let seen = 0;
   for (const [start, count] of batchRanges(data.samples, BATCH)) {
-    const out = await session.run(await feedsFor(data, start, count));
-    for (const t of Object.values(out)) t.dispose();
+    const feeds = await feedsFor(data, start, count);
+    if (through === 'onnxruntime') for (const t of Object.values(await runSession(session, feeds))) t.dispose();
     seen += count;
   }
   await data.close();
@@ -96,15 +105,15 @@ async function child(npz: string): Promise<void> {
 }
 
 /** One fresh process streaming `npz`: its peak RSS and what it still holds after a collection, MB. */
-function childMemory(npz: string): { maxRssMb: number; liveMb: number } {
-  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', __filename, CHILD_FLAG, npz], { encoding: 'utf8', cwd: root });
+function childMemory(npz: string, through: Through): { maxRssMb: number; liveMb: number } {
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', __filename, CHILD_FLAG, npz, through], { encoding: 'utf8', cwd: root });
   if (r.status !== 0) throw new Error(`data memory child failed on ${npz}: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
 
 /** The run of median peak among `runs` fresh processes: a process's RSS varies by ~10 MB from run to run on its own. */
-function medianRun(npz: string, runs: number): { maxRssMb: number; liveMb: number } {
-  const all = Array.from({ length: runs }, () => childMemory(npz)).sort((a, b) => a.maxRssMb - b.maxRssMb);
+function medianRun(npz: string, through: Through, runs: number): { maxRssMb: number; liveMb: number } {
+  const all = Array.from({ length: runs }, () => childMemory(npz, through)).sort((a, b) => a.maxRssMb - b.maxRssMb);
   return all[Math.floor(runs / 2)];
 }
 
@@ -129,19 +138,22 @@ export async function dataMemoryBench(samplesN = 10000, runs = 3): Promise<DataM
         writeNpz(f, n, format === 'deflated');
         return f;
       });
-      const [n, n10] = files.map((f) => medianRun(f, runs));
       const mb = (f: string) => fs.statSync(f).size / 2 ** 20;
-      results.push({
-        format,
-        samplesN,
-        fileMbN: mb(files[0]),
-        fileMb10N: mb(files[1]),
-        peakRssMbN: n.maxRssMb,
-        peakRssMb10N: n10.maxRssMb,
-        ratio: n10.maxRssMb / n.maxRssMb,
-        liveMbN: n.liveMb,
-        liveMb10N: n10.liveMb,
-      });
+      for (const through of ['onnxruntime', 'read'] as const) {
+        const [n, n10] = files.map((f) => medianRun(f, through, runs));
+        results.push({
+          format,
+          through,
+          samplesN,
+          fileMbN: mb(files[0]),
+          fileMb10N: mb(files[1]),
+          peakRssMbN: n.maxRssMb,
+          peakRssMb10N: n10.maxRssMb,
+          ratio: n10.maxRssMb / n.maxRssMb,
+          liveMbN: n.liveMb,
+          liveMb10N: n10.liveMb,
+        });
+      }
       for (const f of files) fs.rmSync(f);
     }
     return results;
@@ -154,20 +166,23 @@ export async function dataMemoryBench(samplesN = 10000, runs = 3): Promise<DataM
 export function formatDataMemory(results: DataMemoryResult[]): string[] {
   return results.map(
     (r) =>
-      `  ${r.format.padEnd(8)}  N = ${r.samplesN} (${r.fileMbN.toFixed(1)} MB file): ${r.peakRssMbN.toFixed(1)} MB   ` +
+      `  ${r.format.padEnd(8)} ${r.through === 'read' ? 'read alone ' : 'through ORT'}  N = ${r.samplesN} (${r.fileMbN.toFixed(1)} MB file): ${r.peakRssMbN.toFixed(1)} MB   ` +
       `10N = ${10 * r.samplesN} (${r.fileMb10N.toFixed(1)} MB file): ${r.peakRssMb10N.toFixed(1)} MB   ratio ${r.ratio.toFixed(2)}${r.ratio > 1.2 ? '  OVER 1.2' : ''}` +
       `   live after GC ${r.liveMbN.toFixed(1)} -> ${r.liveMb10N.toFixed(1)} MB`,
   );
 }
 
 if (process.argv[2] === CHILD_FLAG) {
-  child(process.argv[3]).catch((e) => {
+  child(process.argv[3], process.argv[4] as Through).catch((e) => {
     console.error(e);
     process.exit(1);
   });
 } else if (require.main === module) {
   dataMemoryBench().then(
-    (r) => console.log(['memory: peak RSS streaming every batch of an .npz into the demo CNN (fresh process each)', ...formatDataMemory(r)].join('\n')),
+    (r) =>
+      console.log(
+        ['memory: peak RSS streaming every batch of an .npz, into the demo CNN and read alone (fresh process each)', ...formatDataMemory(r)].join('\n'),
+      ),
     (e) => {
       console.error(e);
       process.exit(1);
