@@ -163,6 +163,12 @@ export interface IntegerDiff {
   elements: number;
   /** Samples compared (the first ones of the data). */
   samples: number;
+  /**
+   * Share of those samples' output rows compared, in a stratified random sample: below 1 when one
+   * sample of this layer is over its part of the reference's budget. Absent in reports written
+   * before it was per layer: integerDiffShare then.
+   */
+  share?: number;
 }
 
 export interface LayerErrors {
@@ -423,12 +429,17 @@ export interface Report {
   deployedKernels: Record<string, number>;
   /** How the integer session encoded activations (see integerEncoding in engine/analysis/kernels.ts). */
   integerEncoding: string;
-  /** Samples the bit-exact integer reference saw (it is exact int32 work in JS: bounded). */
+  /**
+   * Samples the bit-exact integer reference saw on every layer it runs on (it is exact int32 work
+   * in JS: bounded). Cheaper layers get more of its budget, up to detailSamples: each layer's
+   * integerDiff.samples is its own count.
+   */
   integerDiffSamples: number;
   /**
-   * Share of each layer's output rows (Conv: positions, Gemm/MatMul: rows) of those samples the
-   * reference compared, in a stratified random sample: 1 unless a single sample exceeds its budget
-   * (a 512x512 model). Each layer's integerDiff.elements counts what was compared.
+   * Share of the output rows (Conv: positions, Gemm/MatMul: rows) of those samples the reference
+   * compared on the layer it saw least of, in a stratified random sample: 1 unless a single sample
+   * exceeds its budget (a 512x512 model). Each layer's integerDiff.share and .elements say what was
+   * compared there.
    */
   integerDiffShare?: number;
   /**

@@ -288,7 +288,7 @@ export class LayerDetail {
     const context = {
       u8s8Possible: u8s8Hazard(this.options.report.platform),
       totalSamples: this.options.report.samples,
-      share: this.options.report.integerDiffShare ?? 1,
+      share: diff.share ?? this.options.report.integerDiffShare ?? 1,
     };
     return integerDiffPanel(diff, row.layer.node, theme, (id, label, create) => this.chartBox(id, label, create), context);
   }

@@ -19,7 +19,7 @@ import type { QuantParams } from '../quantize/scheme';
 import { createSession, runSession } from '../runtime/session';
 import { sessionOnData } from './dataSession';
 import type { Comparison, Evaluation } from './evaluation';
-import { type LayerDiffFeed, elementsPerSample, feedBatch, layerDiffFeeds, macsPerSample, sliceSamples } from './integerDiffs';
+import { type LayerDiffFeed, type ReferencePlan, elementsPerSample, feedBatch, layerDiffFeeds, referenceQuotas, sliceSamples } from './integerDiffs';
 import { rawBytesFor } from '../onnx/elementTypes';
 import { DT } from '../onnx/tensor';
 import { ELEM_TYPE } from '../onnx/slice';
@@ -59,10 +59,13 @@ export class DetailPass {
   /** Samples the detail covers: the first `limit` of the data. */
   readonly limit: number;
   samples = 0;
-  diffSamples = 0;
   readonly diffFeeds: LayerDiffFeed[];
-  private diffBudget = DIFF_MAC_BUDGET;
-  private diffMacs = 0;
+  /** Multiply-accumulates per sample of each layer's reference (0: unknown until its codes are seen). */
+  private diffCosts = new Map<string, number>();
+  /** Samples per layer, planned when the first detail batch arrives. */
+  private diffPlan: ReferencePlan | null = null;
+  /** Samples each layer's reference has seen. */
+  readonly diffSeen = new Map<string, number>();
   private own: OwnGroup[] | null = null;
   private floatLabel = '';
   /** The analysis its sessions are fed by (sessionOnData pins the data's dims). */
@@ -115,11 +118,11 @@ export class DetailPass {
     // The reference's cost per sample over ALL its layers, from the measured output sizes: a run of
     // the own sessions exposes one group's codes only, and its sizes would understate it.
     const outputOf = new Map(q.plan.layers.map((l) => [l.node.name, l.output]));
-    detail.diffMacs = macsPerSample(diffFeeds, (f) => {
+    for (const f of diffFeeds) {
       const t = outputOf.get(f.layer);
-      if (!t) return 0;
-      return (p.tensorBytes.get(t) ?? 0) / (rawBytesFor(ELEM_TYPE[p.tensorTypes.get(t) ?? 'float32'] ?? DT.FLOAT, 1) ?? 4);
-    });
+      const elements = t ? (p.tensorBytes.get(t) ?? 0) / (rawBytesFor(ELEM_TYPE[p.tensorTypes.get(t) ?? 'float32'] ?? DT.FLOAT, 1) ?? 4) : 0;
+      detail.diffCosts.set(f.layer, elements * f.reduction);
+    }
     if (!exposed && layers.length) {
       // Each group's float outputs, codes and the integer reference's input codes within one run's budget.
       const groups = groupByBytes(
@@ -184,7 +187,6 @@ export class DetailPass {
         if (!keep) await Promise.all(sessions.map((s) => s.release()));
       }
     }
-    this.finishDiffs(take);
     this.samples += take;
   }
 
@@ -205,7 +207,6 @@ export class DetailPass {
   ): void {
     this.compareLayers(qs, qi, float, e, { simQdq: this.simQdq, intQdq: this.intQdq, layers: null });
     this.feedDiffs(qi, qs, take, null);
-    this.finishDiffs(take);
     this.samples += take;
   }
 
@@ -228,32 +229,47 @@ export class DetailPass {
   }
 
   /**
-   * The integer reference on as many of these samples as its multiply-accumulate budget allows
-   * (`layers`: only these layers' feeds, when the run exposed a group's codes only).
+   * The integer reference on as many of these samples as each layer's share of the
+   * multiply-accumulate budget allows (`layers`: only these layers' feeds, when the run exposed a
+   * group's codes only).
    */
   private feedDiffs(qi: Record<string, ort.Tensor>, qs: Record<string, ort.Tensor>, count: number, layers: Set<string> | null): void {
-    if (!this.diffFeeds.length || this.diffBudget <= 0) return;
     const feeds = layers ? this.diffFeeds.filter((f) => layers.has(f.layer)) : this.diffFeeds;
     if (feeds.length === 0) return;
-    this.diffMacs ||= macsPerSample(feeds, (f) => elementsPerSample(qi[f.outputI.tensor]));
-    const fit = Math.floor(this.diffBudget / Math.max(1, this.diffMacs));
-    // One sample over budget (a 512x512 model): a share of every layer's output rows of it.
-    if (fit === 0 && this.diffSamples === 0) this.diffShare = this.diffBudget / this.diffMacs;
-    this.diffTake = Math.min(count, fit || (this.diffSamples === 0 ? 1 : 0));
-    if (this.diffTake > 0) feedBatch(feeds, sliceSamples(qi, this.diffTake), sliceSamples(qs, this.diffTake), this.diffShare);
+    if (!this.diffPlan) {
+      // A layer whose size calibration did not record (never reached): its codes say it now.
+      for (const f of feeds) if (!this.diffCosts.get(f.layer)) this.diffCosts.set(f.layer, elementsPerSample(qi[f.outputI.tensor]) * f.reduction);
+      this.diffPlan = referenceQuotas(this.diffCosts, DIFF_MAC_BUDGET, this.limit);
+    }
+    // Layers taking the same samples at the same share are fed together (one slice of the batch).
+    const groups = new Map<string, { take: number; share: number; feeds: LayerDiffFeed[] }>();
+    for (const f of feeds) {
+      const take = Math.min(count, (this.diffPlan.samples.get(f.layer) ?? 0) - (this.diffSeen.get(f.layer) ?? 0));
+      const share = this.diffPlan.share.get(f.layer) ?? 1;
+      if (take <= 0) continue;
+      const key = `${take} ${share}`;
+      const g = groups.get(key) ?? { take, share, feeds: [] };
+      g.feeds.push(f);
+      groups.set(key, g);
+    }
+    for (const { take, share, feeds: group } of groups.values()) {
+      feedBatch(group, sliceSamples(qi, take), sliceSamples(qs, take), share);
+      for (const f of group) this.diffSeen.set(f.layer, (this.diffSeen.get(f.layer) ?? 0) + take);
+    }
   }
 
-  private diffTake = 0;
-  /** Share of each layer's output rows the reference compared (1 unless one sample exceeds the budget). */
-  diffShare = 1;
+  /** Samples the reference checked on every layer it runs on (each layer's own count: diffSeen). */
+  get diffSamples(): number {
+    return this.diffFeeds.length ? Math.min(...this.diffFeeds.map((f) => this.diffSeen.get(f.layer) ?? 0)) : 0;
+  }
 
-  /** After every group of a batch fed the reference: book the samples it saw against the budget. */
-  private finishDiffs(count: number): void {
-    if (this.diffTake > 0) {
-      this.diffSamples += this.diffTake;
-      this.diffBudget -= this.diffTake * this.diffMacs * this.diffShare;
-    }
-    if (this.diffTake < count) this.diffBudget = 0;
-    this.diffTake = 0;
+  /** Share of the output rows the reference compared on the layer it saw least of (1 unless one sample exceeds its part of the budget). */
+  get diffShare(): number {
+    return this.diffPlan && this.diffPlan.share.size ? Math.min(...this.diffPlan.share.values()) : 1;
+  }
+
+  /** Each layer's share of its samples' output rows. */
+  get diffShares(): ReadonlyMap<string, number> {
+    return this.diffPlan?.share ?? new Map();
   }
 }

@@ -153,6 +153,8 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
     floatTop1: new Top1Counter(),
     diffFeeds: [],
     diffSamples: 0,
+    diffSeen: new Map(),
+    diffShares: new Map(),
     diffShare: 1,
     detailSamples: 0,
     kernels: { byLayer: new Map(), counts: {} },
@@ -208,6 +210,8 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
       opts.onProgress?.({ stage: 'evaluate', done, total: p.data.samples });
     }
     evaluation.diffSamples = detail.diffSamples;
+    evaluation.diffSeen = detail.diffSeen;
+    evaluation.diffShares = detail.diffShares;
     evaluation.diffShare = detail.diffShare;
     evaluation.detailSamples = detail.samples;
   } finally {

@@ -30,7 +30,11 @@ export interface Evaluation {
   out: { sim: OutputComparer; int: OutputComparer };
   floatTop1: Top1Counter;
   diffFeeds: LayerDiffFeed[];
+  /** Samples the integer reference checked on every layer it runs on; each layer's own count in diffSeen. */
   diffSamples: number;
+  diffSeen: ReadonlyMap<string, number>;
+  /** Each layer's share of its samples' output rows the reference compared. */
+  diffShares: ReadonlyMap<string, number>;
   /** Share of each layer's output rows of those samples the reference compared. */
   diffShare: number;
   /** Samples the code-level detail (sim vs integer codes, error in LSB) covers: the first ones. */

@@ -145,15 +145,73 @@ export function sliceSamples(res: Record<string, ort.Tensor>, count: number): Re
   return out;
 }
 
-/**
- * Multiply-accumulates per sample the integer reference spends on these layers: output elements
- * per sample x the reduction length (weight elements per output channel).
- */
-export function macsPerSample(feeds: LayerDiffFeed[], outputElements: (f: LayerDiffFeed) => number): number {
-  return feeds.reduce((a, f) => a + outputElements(f) * f.reduction, 0);
-}
-
 /** Elements per sample of a batch-first tensor (0 when absent: a layer whose codes this run did not expose). */
 export function elementsPerSample(t: ort.Tensor | undefined): number {
   return t ? (t.data as ArrayLike<number>).length / Math.max(1, Number(t.dims[0] ?? 1)) : 0;
+}
+
+/** How much of the detail samples the integer reference checks per layer (referenceQuotas). */
+export interface ReferencePlan {
+  /** Samples per layer. */
+  samples: Map<string, number>;
+  /** Share of those samples' output rows per layer: below 1 for a layer of which one sample is over its part of the budget. */
+  share: Map<string, number>;
+}
+
+/**
+ * The bit-exact integer reference's part of the detail samples per layer, within `budget`
+ * multiply-accumulates (`costs`: per sample per layer; 0 when unknown). A small layer (a
+ * squeeze-and-excitation 1x1 Conv on a pooled vector: a few hundred multiply-accumulates a sample)
+ * gets every detail sample while a large one keeps its part: the pair saturation that changes a
+ * small layer's codes can show on some samples only, and one sample of a large layer can be all
+ * a budget pays for.
+ *  - When a sample of every layer fits, every layer gets the whole samples the budget pays for
+ *    all of them alike (at most `limit`); what is left goes to the cheaper layers, cheapest first,
+ *    each taking at most an equal part of the remainder, up to `limit`.
+ *  - When it does not (a 512x512 model), half the budget checks the cheap layers on whole
+ *    samples, cheapest first, each taking at most an equal part of that half; the rest checks one
+ *    sample of every other layer, the same share of its output rows for each.
+ */
+export function referenceQuotas(costs: ReadonlyMap<string, number>, budget: number, limit: number): ReferencePlan {
+  const samples = new Map<string, number>();
+  const share = new Map<string, number>();
+  /** `worth` samples: whole ones, or below 1 a share of one sample's rows. */
+  const set = (layer: string, worth: number) => {
+    samples.set(layer, worth >= 1 ? worth : worth > 0 ? 1 : 0);
+    share.set(layer, worth >= 1 || worth === 0 ? 1 : worth);
+  };
+  const known = [...costs].filter(([, c]) => c > 0).sort((a, b) => a[1] - b[1]);
+  const total = known.reduce((a, [, c]) => a + c, 0);
+  const all = (worth: number) => {
+    for (const k of costs.keys()) set(k, worth);
+  };
+  if (limit <= 0 || budget <= 0) all(0);
+  else if (total === 0) all(limit);
+  else if (budget >= total) {
+    const common = Math.min(limit, Math.floor(budget / total));
+    all(common);
+    let left = budget - common * total;
+    known.forEach(([layer, cost], i) => {
+      const extra = Math.min(limit - common, Math.floor(left / (known.length - i) / cost));
+      set(layer, common + extra);
+      left -= extra * cost;
+    });
+  } else {
+    let reserve = budget / 2;
+    const rest: [string, number][] = [];
+    known.forEach(([layer, cost], i) => {
+      const whole = Math.min(limit, Math.floor(reserve / (known.length - i) / cost));
+      if (whole < 1) {
+        rest.push([layer, cost]);
+        return;
+      }
+      set(layer, whole);
+      reserve -= whole * cost;
+    });
+    const restTotal = rest.reduce((a, [, c]) => a + c, 0);
+    const part = restTotal > 0 ? Math.min(1, (budget / 2 + reserve) / restTotal) : 1;
+    for (const [layer] of rest) set(layer, part);
+    for (const [layer, cost] of costs) if (cost <= 0) set(layer, part);
+  }
+  return { samples, share };
 }

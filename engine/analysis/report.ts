@@ -51,7 +51,12 @@ export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: Sens
   const integer = outMetrics('int');
   const labelledInt = classOf('int')?.labelled ?? null;
   const primaryMetric = summaries.int.length ? choosePrimaryMetric(summaries.int, e.out.int.user?.summary() ?? null) : null;
-  const diffByLayer = new Map(e.diffFeeds.map((f) => [f.layer, { ...f.diff.result(), samples: e.diffSamples }]));
+  const diffByLayer = new Map(
+    e.diffFeeds.map((f) => [
+      f.layer,
+      { ...f.diff.result(), samples: e.diffSeen.get(f.layer) ?? e.diffSamples, share: e.diffShares.get(f.layer) ?? e.diffShare },
+    ]),
+  );
   const layers: LayerReport[] = plan.layers.map((l) => {
     const a = e.layerAcc.get(l.node.name)!;
     return {
