@@ -210,6 +210,20 @@ function beyondRounding(l: LayerReport): number {
   return n / l.integerDiff!.elements;
 }
 
+/**
+ * What the bit-exact reference found, with how much it checked: it runs on a bounded number of
+ * samples (a large layer's may be one), so "no difference" is a statement about those codes only.
+ */
+function referenceFinding(l: LayerReport, beyond: number): string {
+  const d = l.integerDiff!;
+  const checked = `${d.elements} output code${d.elements === 1 ? '' : 's'} of ${d.samples} sample${d.samples === 1 ? '' : 's'}`;
+  if (beyond > 0) {
+    const causes = d.referenceVsOrt.causes.map((c) => `${c.cause} ${c.count}`).join(', ');
+    return `on ${checked}, ${pct(beyond)} of onnxruntime's codes differ from the bit-exact integer reference beyond rounding (${causes})`;
+  }
+  return `the bit-exact integer reference, on ${checked}, differs from onnxruntime only by rounding: those codes do not show the cause`;
+}
+
 function ownGapDb(l: LayerReport): number {
   const s = l.isolated.simulated.sqnrDb;
   const i = l.isolated.integer.sqnrDb;
@@ -231,7 +245,7 @@ const integerDivergence: Rule = ({ layer }) => {
   return {
     cause: 'integer-divergence',
     tensor: layer.output,
-    summary: `alone on the same float inputs, onnxruntime's integer kernel measures ${num(layer.isolated.integer.sqnrDb)} dB against ${num(layer.isolated.simulated.sqnrDb)} dB simulated (${num(gap)} dB worse)${ref ? `; ${pct(beyond)} of its codes differ from the integer reference beyond rounding (${causes})` : ''}`,
+    summary: `alone on the same float inputs, onnxruntime's integer kernel measures ${num(layer.isolated.integer.sqnrDb)} dB against ${num(layer.isolated.simulated.sqnrDb)} dB simulated (${num(gap)} dB worse)${ref ? `; ${referenceFinding(layer, beyond)}` : ''}`,
     evidence: {
       isolatedSimulatedDb: layer.isolated.simulated.sqnrDb,
       isolatedIntegerDb: layer.isolated.integer.sqnrDb,

@@ -184,6 +184,18 @@ describe('integer-divergence', () => {
       ).includes('integer-divergence'),
     );
   });
+  it('says how much the reference checked: no difference on its codes is a statement about those codes only', () => {
+    const d = diff(6, []);
+    d.samples = 1;
+    const quiet = finding(make(20, d), 'L', 'integer-divergence')!.summary;
+    assert.match(quiet, /on 6 output codes of 1 sample, differs from onnxruntime only by rounding: those codes do not show the cause/);
+    assert.doesNotMatch(quiet, /0\.000%/, 'no rate computed from codes that showed nothing');
+    const loud = finding(make(30, diff(10_000, [{ cause: 'accumulator-overflow', count: 10 }])), 'L', 'integer-divergence')!.summary;
+    assert.match(
+      loud,
+      /on 10000 output codes of \d+ samples?, 0\.1% of onnxruntime's codes differ from the bit-exact integer reference beyond rounding \(accumulator-overflow 10\)/,
+    );
+  });
 });
 
 describe('u8s8-saturation', () => {
