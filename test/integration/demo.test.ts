@@ -139,6 +139,18 @@ describe('demo CNN with the tensorrt preset', () => {
     }
   });
 
+  it("splits the integer reference's budget per layer: the cheap classifier head is checked on more samples than the convolutions", () => {
+    const r = reports.get('percentile')!;
+    const fc = r.layers.find((l) => l.op === 'Gemm')!.integerDiff!;
+    const convs = r.layers.filter((l) => l.op === 'Conv').map((l) => l.integerDiff!);
+    assert.equal(Math.min(...r.layers.map((l) => l.integerDiff!.samples)), r.integerDiffSamples);
+    // the Gemm's 10 logits a sample cost 10 x 64 multiply-accumulates, a Conv's output hundreds of thousands
+    assert.ok(fc.samples > 5 * r.integerDiffSamples, `Gemm ${fc.samples} samples, every layer ${r.integerDiffSamples}`);
+    assert.equal(fc.elements, 10 * fc.samples, 'every logit of every sample it saw');
+    assert.ok(fc.samples <= (r.detailSamples ?? r.samples));
+    for (const c of convs) assert.ok(c.samples < fc.samples && c.share === 1);
+  });
+
   it('ranks sensitivity for every layer', () => {
     const r = reports.get('percentile')!;
     const ranks = r.layers.map((l) => l.sensitivity!.rank).sort((a, b) => a - b);
