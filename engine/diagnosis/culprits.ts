@@ -80,8 +80,12 @@ export function culpritReason(r: RankedLayer): string | null {
   const l = r.layer;
   const loss = l.sensitivity?.onlyThisPrimary?.loss;
   if (loss && loss.low > 0) return 'alone it costs a loss whose interval excludes 0';
-  if (r.noiseShare !== null && r.noiseShare >= CULPRIT_THRESHOLDS.noiseShare)
-    return `alone it makes ${(Math.min(1, r.noiseShare) * 100).toFixed(0)}% of the model's output noise`;
+  if (r.noiseShare !== null && r.noiseShare >= CULPRIT_THRESHOLDS.noiseShare) {
+    // Errors need not add up: alone a layer can make more noise than all layers together (other
+    // layers' errors cancel part of it, or a saturating output hides it), and "100%" would hide that.
+    if (r.noiseShare >= 1) return `alone it makes ${r.noiseShare.toPrecision(2)}x the output noise of the whole quantized model`;
+    return `alone it makes ${(r.noiseShare * 100).toFixed(0)}% of the model's output noise`;
+  }
   if (!l.sensitivity && l.isolated.integer.sqnrDb < CULPRIT_THRESHOLDS.isolatedDb) return `its isolated SQNR is under ${CULPRIT_THRESHOLDS.isolatedDb} dB`;
   if (ownDivergence(l)) return 'its own integer kernel departs from the simulation';
   return null;

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import type { Interval, PrimaryMetric } from '../../protocol/metrics';
 import type { LayerReport } from '../../protocol/report';
 import { applyChanges, changeFootprint, describeChanges, mergeChanges, optionsFor } from '../../engine/diagnosis/candidates';
-import { rankByOwnDamage } from '../../engine/diagnosis/culprits';
+import { culpritReason, rankByOwnDamage } from '../../engine/diagnosis/culprits';
 import { diagnoseFacts } from '../../engine/diagnosis/diagnose';
 import { resolveConfig } from '../../engine/quantize/presets';
 import { activation, facts, layer, linspace } from '../helpers/reportFragments';
@@ -72,6 +72,19 @@ describe('culprits and victims', () => {
       ['c3', 2],
       ['fc', 2],
     ]);
+  });
+
+  it("states a layer's share of the output noise, and a multiple when alone it makes more than all layers together", () => {
+    const reason = (onlyDb: number, modelDb: number) => {
+      const l = layer('L', { iso: 20 });
+      l.sensitivity = only(iv(1, 0.5, 1.5), onlyDb);
+      l.sensitivity!.onlyThisPrimary!.loss = null;
+      return culpritReason(rankByOwnDamage([l], modelDb)[0]);
+    };
+    // 10^((20 - 23) / 10) = 0.501: half the noise of the whole model
+    assert.equal(reason(23, 20), "alone it makes 50% of the model's output noise");
+    // PP-OCRv4's detector: the model at 2.15 dB, one layer alone at -10.25 dB: 10^(12.4 / 10) = 17.4x
+    assert.equal(reason(-10.25, 2.15), 'alone it makes 17x the output noise of the whole quantized model');
   });
 
   it('a layer the samples order below the tier leader (paired, sensitivity stopped it) leaves its tier, on an SQNR-judged model', () => {
