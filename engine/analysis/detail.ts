@@ -253,14 +253,20 @@ export class DetailPass {
       groups.set(key, g);
     }
     for (const { take, share, feeds: group } of groups.values()) {
-      feedBatch(group, sliceSamples(qi, take), sliceSamples(qs, take), share);
-      for (const f of group) this.diffSeen.set(f.layer, (this.diffSeen.get(f.layer) ?? 0) + take);
+      // A layer in an If branch that did not run has no codes: those samples do not count for it.
+      for (const f of feedBatch(group, sliceSamples(qi, take), sliceSamples(qs, take), share)) {
+        this.diffSeen.set(f.layer, (this.diffSeen.get(f.layer) ?? 0) + take);
+      }
     }
   }
 
-  /** Samples the reference checked on every layer it runs on (each layer's own count: diffSeen). */
+  /**
+   * Samples the reference checked on every layer it saw at all (each layer's own count: diffSeen;
+   * a layer in an If branch the data never takes sees none).
+   */
   get diffSamples(): number {
-    return this.diffFeeds.length ? Math.min(...this.diffFeeds.map((f) => this.diffSeen.get(f.layer) ?? 0)) : 0;
+    const seen = [...this.diffSeen.values()].filter((n) => n > 0);
+    return seen.length ? Math.min(...seen) : 0;
   }
 
   /** Share of the output rows the reference compared on the layer it saw least of (1 unless one sample exceeds its part of the budget). */

@@ -119,14 +119,17 @@ function codes(t: ort.Tensor, tap: OutputTap): Codes {
 
 /**
  * Feed one batch: onnxruntime's integer-session tensors `qi` and simulated-session tensors `qs`;
- * `share` of each layer's output rows (LayerDiff.add).
+ * `share` of each layer's output rows (LayerDiff.add). Returns the feeds that had codes to compare.
  */
-export function feedBatch(feeds: LayerDiffFeed[], qi: Record<string, ort.Tensor>, qs: Record<string, ort.Tensor>, share = 1): void {
+export function feedBatch(feeds: LayerDiffFeed[], qi: Record<string, ort.Tensor>, qs: Record<string, ort.Tensor>, share = 1): LayerDiffFeed[] {
+  const fed: LayerDiffFeed[] = [];
   for (const f of feeds) {
     const t = [qi[f.inputI.tensor], qi[f.outputI.tensor], qs[f.outputS.tensor]];
     if (t.some((x) => !x || x.size === 0)) continue; // an If branch that did not run on this batch
     f.diff.add(codes(qi[f.inputI.tensor], f.inputI), codes(qi[f.outputI.tensor], f.outputI), codes(qs[f.outputS.tensor], f.outputS), share);
+    fed.push(f);
   }
+  return fed;
 }
 
 /** The first `count` samples of every tensor in a session's results (views, no copies). */
