@@ -190,6 +190,11 @@ describe('integer-divergence', () => {
     const quiet = finding(make(20, d), 'L', 'integer-divergence')!.summary;
     assert.match(quiet, /on 6 output codes of 1 sample, differs from onnxruntime only by rounding: those codes do not show the cause/);
     assert.doesNotMatch(quiet, /0\.000%/, 'no rate computed from codes that showed nothing');
+    assert.doesNotMatch(quiet, /saturate/, 'u8 x s8 not applicable to this layer');
+    const u8s8 = diff(6, [], { applicable: true, saturatedPairs: 0, changedOutputs: 0, elements: 6 });
+    const hazard = (target: boolean) => finding(make(20, u8s8), 'L', 'integer-divergence', target)!.summary;
+    assert.match(hazard(true), /on the target CPU \(x86 without VNNI\) its u8 x s8 pair sums can saturate on inputs the reference did not check/);
+    assert.doesNotMatch(hazard(false), /saturate/, 'a VNNI target cannot saturate pairs');
     const loud = finding(make(30, diff(10_000, [{ cause: 'accumulator-overflow', count: 10 }])), 'L', 'integer-divergence')!.summary;
     assert.match(
       loud,
