@@ -224,7 +224,7 @@ function referenceFinding(l: LayerReport, beyond: number, u8s8Hazard: boolean): 
   const quiet = `the bit-exact integer reference, on ${checked}, differs from onnxruntime only by rounding: those codes do not show the cause`;
   // The reference checks the codes the integer graph fed the layer; the isolated measurement feeds
   // it the float model's. On a CPU without VNNI, u8 x s8 pair sums saturate on some inputs and not
-  // others (PP-OCRv4's detector: a 1x1 Conv exact in the graph, saturated alone on 3 of 8 samples).
+  // others (PP-OCRv4's detector: a 1x1 Conv exact in the graph on the samples checked, saturated alone on at least 3 of 8).
   return d.u8s8.applicable && u8s8Hazard
     ? `${quiet}; on the target CPU (x86 without VNNI) its u8 x s8 pair sums can saturate on inputs the reference did not check, such as the float inputs of the isolated run`
     : quiet;
