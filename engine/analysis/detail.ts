@@ -260,20 +260,6 @@ export class DetailPass {
     }
   }
 
-  /**
-   * Samples the reference checked on every layer it saw at all (each layer's own count: diffSeen;
-   * a layer in an If branch the data never takes sees none).
-   */
-  get diffSamples(): number {
-    const seen = [...this.diffSeen.values()].filter((n) => n > 0);
-    return seen.length ? Math.min(...seen) : 0;
-  }
-
-  /** Share of the output rows the reference compared on the layer it saw least of (1 unless one sample exceeds its part of the budget). */
-  get diffShare(): number {
-    return this.diffPlan && this.diffPlan.share.size ? Math.min(...this.diffPlan.share.values()) : 1;
-  }
-
   /** Each layer's share of its samples' output rows. */
   get diffShares(): ReadonlyMap<string, number> {
     return this.diffPlan?.share ?? new Map();

@@ -152,10 +152,8 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
     },
     floatTop1: new Top1Counter(),
     diffFeeds: [],
-    diffSamples: 0,
     diffSeen: new Map(),
     diffShares: new Map(),
-    diffShare: 1,
     detailSamples: 0,
     kernels: { byLayer: new Map(), counts: {} },
     deployed: { byLayer: new Map(), counts: {} },
@@ -209,10 +207,8 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
       done += count;
       opts.onProgress?.({ stage: 'evaluate', done, total: p.data.samples });
     }
-    evaluation.diffSamples = detail.diffSamples;
     evaluation.diffSeen = detail.diffSeen;
     evaluation.diffShares = detail.diffShares;
-    evaluation.diffShare = detail.diffShare;
     evaluation.detailSamples = detail.samples;
   } finally {
     await Promise.all(sessions.map((s) => s.release()));

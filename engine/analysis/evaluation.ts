@@ -30,13 +30,10 @@ export interface Evaluation {
   out: { sim: OutputComparer; int: OutputComparer };
   floatTop1: Top1Counter;
   diffFeeds: LayerDiffFeed[];
-  /** Samples the integer reference checked on every layer it runs on; each layer's own count in diffSeen. */
-  diffSamples: number;
+  /** Samples the integer reference checked, per layer (absent: none). */
   diffSeen: ReadonlyMap<string, number>;
   /** Each layer's share of its samples' output rows the reference compared. */
   diffShares: ReadonlyMap<string, number>;
-  /** Share of each layer's output rows of those samples the reference compared. */
-  diffShare: number;
   /** Samples the code-level detail (sim vs integer codes, error in LSB) covers: the first ones. */
   detailSamples: number;
   /** Kernels of the analysis's integer session, and of the file `quantize` writes (onnxruntime CPU). */

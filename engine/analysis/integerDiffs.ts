@@ -218,3 +218,17 @@ export function referenceQuotas(costs: ReadonlyMap<string, number>, budget: numb
   }
   return { samples, share };
 }
+
+/**
+ * The report's integerDiffSamples: the fewest samples any layer that had codes saw (a layer in an
+ * If branch the data never takes sees none and does not count).
+ */
+export function commonSamples(seen: ReadonlyMap<string, number>): number {
+  const counts = [...seen.values()].filter((n) => n > 0);
+  return counts.length ? Math.min(...counts) : 0;
+}
+
+/** The report's integerDiffShare: the smallest share of output rows any layer was compared on. */
+export function leastShare(shares: ReadonlyMap<string, number>): number {
+  return shares.size ? Math.min(...shares.values()) : 1;
+}

@@ -14,6 +14,7 @@ import { representableRange } from '../quantize/scheme';
 import { ortVersion } from '../runtime/session';
 import type { Evaluation } from './evaluation';
 import { ERR_SPAN } from './layerCompare';
+import { commonSamples, leastShare } from './integerDiffs';
 import type { SensitivityResult } from './sensitivity';
 import type { Prepared, Quantized } from './types';
 import { choosePrimaryMetric } from './primaryMetric';
@@ -52,10 +53,7 @@ export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: Sens
   const labelledInt = classOf('int')?.labelled ?? null;
   const primaryMetric = summaries.int.length ? choosePrimaryMetric(summaries.int, e.out.int.user?.summary() ?? null) : null;
   const diffByLayer = new Map(
-    e.diffFeeds.map((f) => [
-      f.layer,
-      { ...f.diff.result(), samples: e.diffSeen.get(f.layer) ?? e.diffSamples, share: e.diffShares.get(f.layer) ?? e.diffShare },
-    ]),
+    e.diffFeeds.map((f) => [f.layer, { ...f.diff.result(), samples: e.diffSeen.get(f.layer) ?? 0, share: e.diffShares.get(f.layer) ?? 1 }]),
   );
   const layers: LayerReport[] = plan.layers.map((l) => {
     const a = e.layerAcc.get(l.node.name)!;
@@ -118,8 +116,8 @@ export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: Sens
     integerEncoding: e.shift
       ? `the analysis ran activations as uint8 with zero point +${e.shift} (exactly equivalent to the signed symmetric grid) so onnxruntime's x86 integer kernels execute them; the written file keeps the configured grid (see deployedKernel per layer)`
       : 'as configured',
-    integerDiffSamples: e.diffSamples,
-    integerDiffShare: e.diffShare,
+    integerDiffSamples: commonSamples(e.diffSeen),
+    integerDiffShare: leastShare(e.diffShares),
     detailSamples: e.detailSamples,
     sensitivityInfo: sens ? { samples: sens.samples, method: sens.method, reason: sens.reason } : null,
     warnings,

@@ -214,11 +214,10 @@ function beyondRounding(l: LayerReport): number {
  * What the bit-exact reference found, with how much it checked: it runs on a bounded number of
  * samples (a large layer's may be one), so "no difference" is a statement about those codes only.
  */
-function referenceFinding(l: LayerReport, beyond: number, u8s8Hazard: boolean): string {
+function referenceFinding(l: LayerReport, beyond: number, causes: string, u8s8Hazard: boolean): string {
   const d = l.integerDiff!;
   const checked = `${d.elements} output code${d.elements === 1 ? '' : 's'} of ${d.samples} sample${d.samples === 1 ? '' : 's'}`;
   if (beyond > 0) {
-    const causes = d.referenceVsOrt.causes.map((c) => `${c.cause} ${c.count}`).join(', ');
     return `on ${checked}, ${pct(beyond)} of onnxruntime's codes differ from the bit-exact integer reference beyond rounding (${causes})`;
   }
   const quiet = `the bit-exact integer reference, on ${checked}, differs from onnxruntime only by rounding: those codes do not show the cause`;
@@ -251,7 +250,7 @@ const integerDivergence: Rule = ({ layer, u8s8Hazard }) => {
   return {
     cause: 'integer-divergence',
     tensor: layer.output,
-    summary: `alone on the same float inputs, onnxruntime's integer kernel measures ${num(layer.isolated.integer.sqnrDb)} dB against ${num(layer.isolated.simulated.sqnrDb)} dB simulated (${num(gap)} dB worse)${ref ? `; ${referenceFinding(layer, beyond, u8s8Hazard)}` : ''}`,
+    summary: `alone on the same float inputs, onnxruntime's integer kernel measures ${num(layer.isolated.integer.sqnrDb)} dB against ${num(layer.isolated.simulated.sqnrDb)} dB simulated (${num(gap)} dB worse)${ref ? `; ${referenceFinding(layer, beyond, causes, u8s8Hazard)}` : ''}`,
     evidence: {
       isolatedSimulatedDb: layer.isolated.simulated.sqnrDb,
       isolatedIntegerDb: layer.isolated.integer.sqnrDb,

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { referenceQuotas } from '../../engine/analysis/integerDiffs';
+import { commonSamples, leastShare, referenceQuotas } from '../../engine/analysis/integerDiffs';
 
 const costsOf = (xs: number[]) => new Map(xs.map((c, i) => [`L${i}`, c]));
 const values = (m: Map<string, number>) => [...m.values()];
@@ -65,5 +65,28 @@ describe('referenceQuotas', () => {
         else assert.ok(p.share.get(layer)! > 0 && p.share.get(layer)! <= 1);
       }
     }
+  });
+  it("the report's common count leaves out a layer that had no codes (an If branch not taken); the least share is the smallest", () => {
+    assert.equal(
+      commonSamples(
+        new Map([
+          ['a', 7],
+          ['b', 0],
+          ['c', 3],
+        ]),
+      ),
+      3,
+    );
+    assert.equal(commonSamples(new Map()), 0);
+    assert.equal(
+      leastShare(
+        new Map([
+          ['a', 1],
+          ['b', 0.25],
+        ]),
+      ),
+      0.25,
+    );
+    assert.equal(leastShare(new Map()), 1);
   });
 });
