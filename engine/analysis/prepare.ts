@@ -21,7 +21,19 @@ import { sessionOnData } from './dataSession';
 import { checkCancel } from './cancel';
 import { carryStates, inputSettings, loadInputData } from './inputData';
 import { GraphCuts, type Segment, segmentModels } from './segments';
-import { SegmentBatch, type TapGroup, batches, byTensor, disposeAll, elemTypeOf, fixedBatchOf, groupByBytes, measureTensors, tapModel } from './taps';
+import {
+  SegmentBatch,
+  type TapGroup,
+  batches,
+  byTensor,
+  disposeAll,
+  elemTypeOf,
+  fixedBatchOf,
+  groupByBytes,
+  measureTensors,
+  tapModel,
+  workingSetBatch,
+} from './taps';
 import type { PrepareOptions, Prepared, RunOptions } from './types';
 
 export function timer(): () => number {
@@ -107,6 +119,9 @@ export async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t
   try {
     await carryStates(data, float, loaded.path, opts.signal);
     await ensureStats(p, defaultTensors(p, opts.placement), opts);
+    // Calibration batches by the bytes it fetches (taps.ts); every later pass of the analysis, when
+    // neither the user nor the model sets the batch, also by the bytes of activations a run touches.
+    if (fixed === undefined && opts.batchSize === undefined) p.batchSize = workingSetBatch(p.batchSize, p.tensorBytes.values());
   } catch (e) {
     // A model that fails on synthetic inputs whose dynamic dims were guessed: say which flag fixes it.
     const guessed = warnings.filter((w) => w.code === 'synthetic-dims');

@@ -19,6 +19,23 @@ import type { Prepared } from './types';
 /** Bytes of fetched tensors one session run may return (all taps of one batch together). */
 export const RUN_BYTES = 256 * 1024 * 1024;
 
+/**
+ * Bytes of activations per run (summed over the tensors calibration measured, per sample times the
+ * batch) up to which a larger batch still pays, when neither the user nor the model sets the batch.
+ * Beyond it onnxruntime CPU runs each sample slower: the PP-OCRv4 recogniser (45 MB of activations
+ * per text line) ran 48 lines in 0.8-1.3 s at batch 2-4, 1.5-1.9 s at 12-16 and 4.3-6.1 s at 48;
+ * PaddleOCR's classifier (13 MB) was fastest at 12-24, the demo CNN (0.3 MB) at 16-32
+ * (docs/performance.md, eleventh round).
+ */
+export const WORKING_BYTES = 192 * 1024 * 1024;
+
+/** The batch for activations of `perSample` bytes each: at most `max`, WORKING_BYTES per run, at least 1. */
+export function workingSetBatch(max: number, perSample: Iterable<number>): number {
+  let bytes = 0;
+  for (const b of perSample) bytes += b;
+  return Math.max(1, Math.min(max, Math.floor(WORKING_BYTES / Math.max(1, bytes))));
+}
+
 /** Tensors per probe run before anything is known about their size. */
 const FIRST_PROBE = 64;
 

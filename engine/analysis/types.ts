@@ -49,7 +49,7 @@ export interface Prepared {
   /** Constants hoisted, every node named: the float reference. */
   float: ModelProto;
   data: Dataset;
-  /** Largest batch any pass may use (the fixed batch dim, or the requested size). */
+  /** Largest batch any pass may use: the fixed batch dim, the requested size, else 32 capped by the activations a run touches (workingSetBatch). */
   batchSize: number;
   /** The batch size the model's inputs fix (their first dim), when they fix one. */
   fixedBatch?: number;

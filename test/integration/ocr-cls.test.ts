@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { parse } from 'npyjs';
 import * as ort from 'onnxruntime-node';
 import { evaluate, prepareAnalysis, quantizeWith } from '../../engine/analysis/analyze';
+import { WORKING_BYTES } from '../../engine/analysis/taps';
 import { loadModel } from '../../engine/onnx/model';
 import { resolveConfig } from '../../engine/quantize/presets';
 import type { Report } from '../../protocol/report';
@@ -148,6 +149,34 @@ describe('PaddleOCR direction classifier on rendered text lines', () => {
       const moved = g.pos.reduce((a, c, k) => a + Math.abs(c - (s.pos[k] ?? 0)), 0) + g.neg.reduce((a, c, k) => a + Math.abs(c - (s.neg[k] ?? 0)), 0);
       // each value that crossed a bin edge counts twice (one bin less, one more)
       assert.ok(moved <= Math.max(4, 2e-3 * s.count), `${name}: ${moved / 2} of ${s.count} values in other bins`);
+    }
+  });
+
+  it('after calibration, an unset batch is bounded by the activations a run touches, and the numbers do not depend on it', async () => {
+    // As the CLI does: the configuration's placement calibrated in the first pass.
+    const config = resolveConfig('ort-cpu');
+    const p = await prepareAnalysis(MODEL, { dataPath: dataDir, samples: 16, placement: config.placement });
+    // Bytes per sample from what calibration counted (values seen / samples, float32), not from
+    // the sizes the batch was computed from: every activation ort-cpu quantizes, about 13 MB a line.
+    const inputs = new Set(p.data.inputs.map((i) => i.name));
+    const perSample = [...p.stats].filter(([t]) => !inputs.has(t)).reduce((a, [, s]) => a + (s.count / 16) * 4, 0);
+    assert.ok(perSample > 10e6 && perSample < 16e6, `${perSample} bytes of activations per sample`);
+    assert.equal(p.batchSize, Math.floor(WORKING_BYTES / perSample));
+    assert.ok(p.batchSize < 32, `batch ${p.batchSize}: the bound bites on this model`);
+    // A batch the user sets is kept.
+    assert.equal((await prepareAnalysis(MODEL, { dataPath: dataDir, samples: 4, batchSize: 32 })).batchSize, 32);
+    // Sensitivity at the bounded batch and at the old default, on the same calibration: the same
+    // numbers (onnxruntime computes each sample alike whatever the batch), up to float noise.
+    const q = await quantizeWith(p, config);
+    const bounded = await evaluate(p, q, {});
+    const old = await evaluate(p, q, { batchSize: 32 });
+    assert.ok(bounded.sensitivityInfo && bounded.sensitivityInfo.samples > 0);
+    for (const [k, l] of bounded.layers.entries()) {
+      const a = l.sensitivity!.onlyThis,
+        b = old.layers[k].sensitivity!.onlyThis;
+      assert.equal(a.samples, b.samples, l.node);
+      assert.ok(Math.abs(a.outputSqnrDb - b.outputSqnrDb) <= 1e-3, `${l.node}: ${a.outputSqnrDb} vs ${b.outputSqnrDb} dB`);
+      assert.ok(Math.abs(l.integer.sqnrDb - old.layers[k].integer.sqnrDb) <= 1e-3, `${l.node} integer SQNR`);
     }
   });
 });
