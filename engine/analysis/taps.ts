@@ -24,7 +24,7 @@ export const RUN_BYTES = 256 * 1024 * 1024;
  * batch) up to which a larger batch still pays, when neither the user nor the model sets the batch.
  * Beyond it onnxruntime CPU runs each sample slower: the PP-OCRv4 recogniser (45 MB of activations
  * per text line) ran 48 lines in 0.8-1.3 s at batch 2-4, 1.5-1.9 s at 12-16 and 4.3-6.1 s at 48;
- * PaddleOCR's classifier (13 MB) was fastest at 12-24, the demo CNN (0.3 MB) at 16-32
+ * PaddleOCR's classifier (13 MB) was fastest at 12-24, the demo CNN (0.3 MB) ran alike at 16-64
  * (docs/performance.md, eleventh round).
  */
 export const WORKING_BYTES = 192 * 1024 * 1024;
