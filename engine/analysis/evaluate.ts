@@ -22,6 +22,7 @@ import { checkCancel } from './cancel';
 import { DetailPass, EXPOSE_BYTES } from './detail';
 import { BodyLayers } from './bodyLayers';
 import { batchFirst, stateOutputAxes } from '../data/inputs';
+import { batchWithin } from '../data/dataset';
 import { type Comparison, type Evaluation, OutputComparer } from './evaluation';
 import { integerEncoding, integerSessionWithKernels, type KernelMap, layerKeys, shiftParams } from './kernels';
 import { LayerComparison } from './layerCompare';
@@ -128,7 +129,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
     opts.signal,
   );
   const outputBytes = measured.reduce((a, l) => a + (p.tensorBytes.get(l.output) ?? 0), 0);
-  const batch = p.fixedBatch ?? Math.max(1, Math.min(opts.batchSize ?? p.batchSize, Math.floor(RUN_BYTES / Math.max(1, 4 * outputBytes))));
+  const batch = p.fixedBatch ?? batchWithin(RUN_BYTES, 4 * outputBytes, opts.batchSize ?? p.batchSize);
   // Detail taps ride in the comparison models, and the float tensors from the simulated run to the
   // integer one, only while a batch of them stays small: on a 512x512 model, returning the float
   // tensors to JavaScript raised the peak RSS by 650 MB, more than the float graph's run costs.

@@ -5,7 +5,7 @@
  * are small gets one group and large batches; a 512x512 detector gets several groups at batch 1,
  * each a full pass, and never holds every layer's activation at once.
  */
-import { inputNamesOf } from '../data/dataset';
+import { batchWithin, inputNamesOf } from '../data/dataset';
 import type * as ort from 'onnxruntime-node';
 import { liftTensors } from '../onnx/lift';
 import { cloneModel, type ModelProto } from '../onnx/model';
@@ -33,7 +33,7 @@ export const WORKING_BYTES = 192 * 1024 * 1024;
 export function workingSetBatch(max: number, perSample: Iterable<number>): number {
   let bytes = 0;
   for (const b of perSample) bytes += b;
-  return Math.max(1, Math.min(max, Math.floor(WORKING_BYTES / Math.max(1, bytes))));
+  return batchWithin(WORKING_BYTES, bytes, max);
 }
 
 /** Tensors per probe run before anything is known about their size. */
@@ -232,7 +232,7 @@ export function groupByBytes<T>(
   const perBatch = fixedBatch ?? 1; // the smallest batch a group can run at
   const close = () => {
     if (cur.units.length === 0) return;
-    const batch = fixedBatch ?? Math.max(1, Math.min(maxBatch, Math.floor(budget / Math.max(1, cur.bytes))));
+    const batch = fixedBatch ?? batchWithin(budget, cur.bytes, maxBatch);
     groups.push({ units: cur.units, tensors: [...cur.tensors], batch });
     cur = { units: [], tensors: new Set(), bytes: 0 };
   };

@@ -319,6 +319,11 @@ export function syntheticDataset(inputs: ModelInput[], samples: number, seed: nu
   });
 }
 
+/** Samples per batch so that `bytesPerSample` each stay within `budget`: at least 1, at most `max`. */
+export function batchWithin(budget: number, bytesPerSample: number, max: number): number {
+  return Math.max(1, Math.min(max, Math.floor(budget / Math.max(1, bytesPerSample))));
+}
+
 /** Batches of at most `size` samples: [start, count]. */
 export function* batchRanges(samples: number, size: number): Generator<[number, number]> {
   for (let start = 0; start < samples; start += size) yield [start, Math.min(size, samples - start)];

@@ -5,7 +5,7 @@
  *                the plan never calibrates, e.g. a HardSigmoid output), streamed in batches.
  */
 import type * as ort from 'onnxruntime-node';
-import { type Dataset, batchRanges } from '../data/dataset';
+import { type Dataset, batchRanges, batchWithin } from '../data/dataset';
 import { untypedValueInfo } from '../onnx/graph';
 import { type ModelProto, cloneModel } from '../onnx/model';
 import { createSession, feedsFor, runSession } from '../runtime/session';
@@ -55,7 +55,7 @@ export async function probeTypes(model: ModelProto, feeds: Record<string, ort.Te
 export function batchFor(probe: Probe, tensors: Iterable<string>, requested: number): number {
   let bytes = 0;
   for (const t of tensors) bytes += probe.bytesPerSample.get(t) ?? 0;
-  return Math.max(1, Math.min(requested, Math.floor(BATCH_BYTES / Math.max(1, bytes))));
+  return batchWithin(BATCH_BYTES, bytes, requested);
 }
 
 /** Min/max of float32 `tensors` over the whole dataset, in batches of `batchSize`. */
