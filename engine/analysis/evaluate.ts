@@ -22,7 +22,7 @@ import { checkCancel } from './cancel';
 import { DetailPass, EXPOSE_BYTES } from './detail';
 import { BodyLayers } from './bodyLayers';
 import { batchFirst, stateOutputAxes } from '../data/inputs';
-import { batchWithin } from '../data/dataset';
+import { batchRanges, batchWithin } from '../data/dataset';
 import { type Comparison, type Evaluation, OutputComparer } from './evaluation';
 import { integerEncoding, integerSessionWithKernels, type KernelMap, layerKeys, shiftParams } from './kernels';
 import { LayerComparison } from './layerCompare';
@@ -32,7 +32,7 @@ import { timer } from './prepare';
 import { buildReport } from './report';
 import { diagnose } from './diagnose';
 import { sensitivity } from './sensitivity';
-import { RUN_BYTES, batches, disposeAll, elemTypeOf, measureTensors } from './taps';
+import { RUN_BYTES, disposeAll, elemTypeOf, measureTensors } from './taps';
 import type { EvaluateOptions, Prepared, Quantized } from './types';
 import { UserMetricSeries } from './userMetric';
 
@@ -182,7 +182,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
 
     const labels = p.data.labels;
     let done = 0;
-    for (const [start, count] of batches(p.data.samples, batch)) {
+    for (const [start, count] of batchRanges(p.data.samples, batch)) {
       checkCancel(opts.signal);
       const feeds = await feedsFor(p.data, start, count);
       // Detail batches fetch the layers' codes too (the first samples, up to the detail budget).

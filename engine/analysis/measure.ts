@@ -14,6 +14,7 @@ import type * as ort from 'onnxruntime-node';
 import type { QuantConfig } from '../../protocol/report';
 import type { ModelProto } from '../onnx/model';
 import { batchFirst, stateOutputAxes } from '../data/inputs';
+import { batchRanges } from '../data/dataset';
 import type { QuantPlan } from '../quantize/plan';
 import { buildQdqModel, gridType } from '../quantize/qdqRewrite';
 import { type RunMode, feedsFor, runSession } from '../runtime/session';
@@ -25,7 +26,7 @@ import { ModelOutputComparison, type TensorData } from './outputMetrics';
 import { choosePrimaryMetric } from './primaryMetric';
 export { type Measurement, compareMeasurements, lossValue, meanSqnr, withinNoise } from './paired';
 import { quantizeWith } from './quantize';
-import { batches, disposeAll } from './taps';
+import { disposeAll } from './taps';
 import type { Measurement } from './paired';
 import type { Prepared, Quantized } from './types';
 import { type UserMetric, scoreBatch, userMetricSummary } from './userMetric';
@@ -89,7 +90,7 @@ export class OutputMeasurer {
   }
 
   private *ranges(): Generator<[number, number]> {
-    yield* batches(this.samples, this.p.batchSize);
+    yield* batchRanges(this.samples, this.p.batchSize);
   }
 
   private async floatBatch(k: number, start: number, count: number): Promise<FloatBatch> {

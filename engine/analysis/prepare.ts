@@ -8,7 +8,7 @@
 import type * as ort from 'onnxruntime-node';
 import type { Placement, Warning } from '../../protocol/report';
 import type { ActivationStats } from '../calibration/histogram';
-import { fedInputs, inputNamesOf, modelInputs } from '../data/dataset';
+import { batchRanges, fedInputs, inputNamesOf, modelInputs } from '../data/dataset';
 import { checkLabels } from '../data/labels';
 import { InputError } from '../errors';
 import { type LoadedModel, cloneModel, loadModel } from '../onnx/model';
@@ -21,19 +21,7 @@ import { sessionOnData } from './dataSession';
 import { checkCancel } from './cancel';
 import { carryStates, inputSettings, loadInputData } from './inputData';
 import { GraphCuts, type Segment, segmentModels } from './segments';
-import {
-  SegmentBatch,
-  type TapGroup,
-  batches,
-  byTensor,
-  disposeAll,
-  elemTypeOf,
-  fixedBatchOf,
-  groupByBytes,
-  measureTensors,
-  tapModel,
-  workingSetBatch,
-} from './taps';
+import { SegmentBatch, type TapGroup, byTensor, disposeAll, elemTypeOf, fixedBatchOf, groupByBytes, measureTensors, tapModel, workingSetBatch } from './taps';
 import type { PrepareOptions, Prepared, RunOptions } from './types';
 
 export function timer(): () => number {
@@ -188,7 +176,7 @@ async function groupPasses(p: Prepared, groups: TapGroup<string>[], fromFeeds: s
     const session = await sessionOnData(p, model, 'float');
     const wanted = new Set([...group.tensors, ...(gi === 0 ? fromFeeds : [])]);
     try {
-      for (const [start, count] of batches(p.data.samples, group.batch)) {
+      for (const [start, count] of batchRanges(p.data.samples, group.batch)) {
         checkCancel(opts.signal);
         const feeds = await feedsFor(p.data, start, count);
         const res = await runSession(session, feeds, p.loaded.path);
@@ -221,7 +209,7 @@ async function chainedPass(p: Prepared, segments: Segment[], batch: number, from
   const sessions: ort.InferenceSession[] = [];
   try {
     for (const s of segments) sessions.push(await sessionOnData(p, s.model, 'float'));
-    for (const [start, count] of batches(p.data.samples, batch)) {
+    for (const [start, count] of batchRanges(p.data.samples, batch)) {
       const feeds = await feedsFor(p.data, start, count);
       const chain = new SegmentBatch(feeds);
       try {

@@ -252,11 +252,6 @@ export function groupByBytes<T>(
   return groups;
 }
 
-/** Batches [start, count] of at most `size` samples over the first `samples`. */
-export function* batches(samples: number, size: number): Generator<[number, number]> {
-  for (let start = 0; start < samples; start += size) yield [start, Math.min(size, samples - start)];
-}
-
 /** Dispose every tensor onnxruntime returned (their native memory goes now, not at GC). */
 export function disposeAll(...results: (Record<string, ort.Tensor> | undefined)[]): void {
   for (const r of results) if (r) for (const t of Object.values(r)) t.dispose();
