@@ -9,6 +9,8 @@
  * symmetric methods), and the two halves give the signed distribution that asymmetric schemes need.
  */
 
+import { binningKernel } from './binningKernel';
+
 export const DEFAULT_BINS = 2048;
 /** Past this many bins per half, adjacent bins are merged (width doubles) to bound memory. */
 export const MAX_BINS = 1 << 17;
@@ -124,8 +126,15 @@ export type DegenerateKind = 'non-finite' | 'empty' | 'all-zero' | 'constant';
 /**
  * Min and max of the finite values, and how many are NaN / infinite. A plain function with local
  * counters: V8 keeps this loop tight, where property writes inside it were several times slower.
+ * A large float32 batch goes to the WebAssembly kernel first; only a batch it finds non-finite values
+ * in comes back here, to be counted exactly.
  */
 function scanRange(x: ArrayLike<number>): { min: number; max: number; nan: number; inf: number } {
+  const fast = x instanceof Float32Array && x.length >= KERNEL_MIN_VALUES ? binningKernel() : null;
+  if (fast) {
+    const r = fast.scan(x as Float32Array);
+    if (!r.nonFinite) return { min: r.min, max: r.max, nan: 0, inf: 0 };
+  }
   let min = Infinity;
   let max = -Infinity;
   let bad = 0;
@@ -160,14 +169,17 @@ function scanRange(x: ArrayLike<number>): { min: number; max: number; nan: numbe
  * Count every finite value of `x` into the half-histograms (bin k holds |v| in [k w, (k+1) w),
  * the top edge in the last bin). Hot loop of the calibration pass: for v >= 0, `(v / w) | 0`
  * equals Math.floor(v / w) (bins are < 2^31) and skips a call; NaN fails both sign tests, so only a
- * batch holding infinities needs the checked loop. Large batches go to `binLanes`.
+ * batch holding infinities needs the checked loop. Large batches go to the WebAssembly kernel
+ * (binningKernel.ts), or to `binLanes` where there is none or the values are not float32.
  */
 function binInto(x: ArrayLike<number>, pos: Float64Array, neg: Float64Array, w: number, hasNonFinite: boolean): void {
   const last = pos.length - 1;
   const n = x.length;
   if (!hasNonFinite) {
     if (n >= LANE_MIN_VALUES_PER_BIN * pos.length) {
-      binLanes(x, pos, neg, w, laneScratch(pos.length));
+      const fast = x instanceof Float32Array ? binningKernel() : null;
+      if (fast) fast.bin(x as Float32Array, pos, neg, w);
+      else binLanes(x, pos, neg, w, laneScratch(pos.length));
       return;
     }
     for (let i = 0; i < n; i++) {
@@ -246,6 +258,12 @@ function binLanes(x: ArrayLike<number>, pos: Float64Array, neg: Float64Array, w:
   }
   h.fill(0, 0, 4 * S);
 }
+
+/**
+ * Values from which a Float32Array's scan goes to the WebAssembly kernel (binningKernel.ts): below,
+ * the call and the copy cost about what they save.
+ */
+export const KERNEL_MIN_VALUES = 1024;
 
 /** Values per bin from which the four-copy loop pays for summing its copies (8 L sums per batch). */
 export const LANE_MIN_VALUES_PER_BIN = 8;
