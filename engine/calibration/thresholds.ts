@@ -53,9 +53,14 @@ export function entropyAmax(hist: Float64Array, width: number, numBits = 8, unsi
     let kl = 0;
     // Level b holds bins j with floor(j * nq / i) = b (numpy digitize on linspace(0, i, nq + 1);
     // exact since nq is a power of two): j in [ceil(b i / nq), ceil((b + 1) i / nq)).
-    for (let b = 0; b < nq; b++) {
-      const js = Math.ceil((b * i) / nq);
-      const je = Math.min(i, Math.ceil(((b + 1) * i) / nq));
+    // With at least as many levels as bins (16-bit grids: 32768 levels), the non-empty levels are
+    // exactly the single bins [j, j + 1), in the same order: visiting those alone gives the same
+    // sum, at O(i) instead of O(nq) per candidate (a 16-bit entropy search took 0.4 s per tensor).
+    const dense = nq >= i;
+    const levels = dense ? i : nq;
+    for (let b = 0; b < levels; b++) {
+      const js = dense ? b : Math.ceil((b * i) / nq);
+      const je = dense ? b + 1 : Math.min(i, Math.ceil(((b + 1) * i) / nq));
       if (je <= js) continue;
       const nz = nonzero[je] - nonzero[js];
       if (nz === 0) continue;

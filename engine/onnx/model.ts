@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { clone, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { InputError } from '../errors';
 import { readRegularFile } from '../io/files';
-import { ModelProtoSchema, type ModelProto } from 'onnx-buf';
+import { type GraphProto, ModelProtoSchema, type ModelProto, type TensorProto } from 'onnx-buf';
 import { inlineExternalData } from './externalData';
 import { validateModel } from './validate';
 import { checkWeights } from './weightCheck';
@@ -86,7 +86,33 @@ export function encodeModel(model: ModelProto): Uint8Array {
 }
 
 export function cloneModel(model: ModelProto): ModelProto {
-  return clone(ModelProtoSchema, model);
+  const copy = clone(ModelProtoSchema, model);
+  if (model.graph && copy.graph) pairInitializers(model.graph, copy.graph);
+  return copy;
+}
+
+/**
+ * Each cloned initializer's original. Nothing rewrites an initializer's values once loaded (names
+ * change, contents do not), so a clone holds the same numbers as the tensor it came from, and what
+ * is computed from those numbers can be cached on the original: quantizeWith clones the model for
+ * every configuration, and a diagnosis measuring 48 candidates quantized every weight 48 times.
+ */
+const origins = new WeakMap<TensorProto, TensorProto>();
+
+/** The tensor `t` was cloned from (through any number of clones), or `t` itself. */
+export function originOf(t: TensorProto): TensorProto {
+  return origins.get(t) ?? t;
+}
+
+function pairInitializers(from: GraphProto, to: GraphProto): void {
+  from.initializer.forEach((t, i) => origins.set(to.initializer[i], originOf(t)));
+  from.node.forEach((n, i) =>
+    n.attribute.forEach((a, j) => {
+      const b = to.node[i].attribute[j];
+      if (a.g && b.g) pairInitializers(a.g, b.g);
+      a.graphs.forEach((g, k) => pairInitializers(g, b.graphs[k]));
+    }),
+  );
 }
 
 /**

@@ -14,7 +14,7 @@
  */
 import type { ModelProto } from 'onnx-buf';
 import type { QuantConfig, Range } from '../../protocol/report';
-import { cloneModel, opsetOf } from '../onnx/model';
+import { cloneModel, opsetOf, originOf } from '../onnx/model';
 import { GraphIndex, type GraphProto, type NodeProto, makeNode, pruneUnusedInitializers } from '../onnx/graph';
 import { liftTensors } from '../onnx/lift';
 import { allInitializers, graphsOf, modelNameAllocator } from '../onnx/scopes';
@@ -162,14 +162,17 @@ type QuantizedWeight = Omit<WeightQuant, 'layer' | 'tensor' | 'bias' | 'initiali
 
 /**
  * An evaluation builds the same layer's quantized weight several times (simulated, integer,
- * isolated, deployed models): the codes depend only on the float tensor and the scheme, so they are
- * computed once per (initializer, scheme, axis) and kept as long as the initializer object lives.
+ * isolated, deployed models), and every configuration of a sweep or a diagnosis quantizes a clone
+ * of the same model: the codes depend only on the float tensor and the scheme, so they are
+ * computed once per (initializer, scheme, axis) and kept as long as the original initializer
+ * (`originOf`: the prepared float model's) lives.
  */
 const weightCache = new WeakMap<object, Map<string, QuantizedWeight>>();
 
 function quantizeWeight(tensor: import('onnx-buf').TensorProto, dir: string, c: QuantConfig['weights'], roleAxis: number | null): QuantizedWeight {
   const key = `${JSON.stringify(c)}|${roleAxis}`;
-  let byScheme = weightCache.get(tensor);
+  const owner = originOf(tensor);
+  let byScheme = weightCache.get(owner);
   const hit = byScheme?.get(key);
   if (hit) return hit;
   const w = readFloatTensor(tensor, dir);
@@ -186,7 +189,7 @@ function quantizeWeight(tensor: import('onnx-buf').TensorProto, dir: string, c: 
     codes[i] = quantize(w.data[i], p);
   }
   const result = { axis, params, ranges, clipRate: clipped / w.data.length, codes, dims: w.dims };
-  if (!byScheme) weightCache.set(tensor, (byScheme = new Map()));
+  if (!byScheme) weightCache.set(owner, (byScheme = new Map()));
   byScheme.set(key, result);
   return result;
 }

@@ -18,9 +18,9 @@ function referenceEntropy(hist: number[], edges: number[], numBits: number, unsi
   const divergences: number[] = [];
   for (let i = startBin; i <= bins.length; i++) {
     const space = Array.from({ length: nbins + 1 }, (_, k) => (k * i) / nbins); // np.linspace(0, i, nbins+1)
-    // np.digitize(range(i), space) - 1: index of the last edge <= j
+    // np.digitize(range(i), space) - 1: index of the last edge <= j (j rises, so k only moves on)
+    let k = 0;
     const digitized = Array.from({ length: i }, (_, j) => {
-      let k = 0;
       while (k + 1 < space.length && space[k + 1] <= j) k++;
       return bins[j] === 0 ? -1 : k;
     });
@@ -85,6 +85,33 @@ describe('entropy calibration (TensorRT algorithm)', () => {
       const ours = entropyAmax(Float64Array.from(hist), width, bits, unsigned).amax;
       const ref = referenceEntropy(hist, edges, bits, unsigned);
       assert.ok(Math.abs(ours - ref) < 1e-12, `bits=${bits} unsigned=${unsigned}: ${ours} vs ${ref}`);
+    }
+  });
+});
+
+describe('entropy calibration on grids with more levels than histogram bins', () => {
+  it('16-, 10- and 9-bit searches equal the literal implementation, across the bins = levels boundary', () => {
+    // 400 bins: candidates i = 128..400 all below 2^15 and 2^10 levels (every level one bin or
+    // empty), and on both sides of 2^8 = 256 levels for 9 bits.
+    const r = rng(21);
+    const hist: number[] = [];
+    for (let k = 0; k < 400; k++) {
+      let c = Math.round(5000 * Math.exp(-k / 40) * (0.5 + r()));
+      if (k > 200 && k < 230) c = 0;
+      if (k > 300) c = r() < 0.1 ? 1 : 0;
+      hist.push(c);
+    }
+    const width = 0.02;
+    const edges = Array.from({ length: 401 }, (_, k) => k * width);
+    for (const [bits, unsigned] of [
+      [16, false],
+      [10, true],
+      [9, false],
+    ] as const) {
+      const ours = entropyAmax(Float64Array.from(hist), width, bits, unsigned);
+      const ref = referenceEntropy(hist, edges, bits, unsigned);
+      assert.ok(Math.abs(ours.amax - ref) < 1e-12, `bits=${bits} unsigned=${unsigned}: ${ours.amax} vs ${ref}`);
+      assert.equal(ours.curve.length, 400 - 128 + 1);
     }
   });
 });
