@@ -61,11 +61,11 @@ export class BinningKernel {
       this.e.bin(0, n, h, L, w);
       pending += n;
       if (pending >= FLUSH_VALUES) {
-        flush(copies, pos, neg);
+        addCopies(copies, pos, neg);
         pending = 0;
       }
     }
-    flush(copies, pos, neg);
+    addCopies(copies, pos, neg);
   }
 
   /** Byte offset of the four copies for L bins per half, zeroed; grows the memory when L does. */
@@ -80,15 +80,19 @@ export class BinningKernel {
   }
 }
 
-/** Sum the four copies into pos/neg and zero them for the next batch. */
-function flush(copies: Int32Array, pos: Float64Array, neg: Float64Array): void {
+/**
+ * Add four interleaved histogram copies (each 2L bins: positive half, then negative half) into
+ * pos/neg and zero them for the next batch; `copies` may be longer than the 8L bins it holds.
+ * Shared with histogram.ts's JavaScript loop, which counts into the same layout.
+ */
+export function addCopies(copies: Int32Array | Float64Array, pos: Float64Array, neg: Float64Array): void {
   const L = pos.length;
   const S = 2 * L;
   for (let k = 0; k < L; k++) {
     pos[k] += copies[k] + copies[S + k] + copies[2 * S + k] + copies[3 * S + k];
     neg[k] += copies[L + k] + copies[S + L + k] + copies[2 * S + L + k] + copies[3 * S + L + k];
   }
-  copies.fill(0);
+  copies.fill(0, 0, 4 * S);
 }
 
 let kernel: BinningKernel | null | undefined;

@@ -9,7 +9,7 @@
  * symmetric methods), and the two halves give the signed distribution that asymmetric schemes need.
  */
 
-import { binningKernel } from './binningKernel';
+import { addCopies, binningKernel } from './binningKernel';
 
 export const DEFAULT_BINS = 2048;
 /** Past this many bins per half, adjacent bins are merged (width doubles) to bound memory. */
@@ -252,11 +252,7 @@ function binLanes(x: ArrayLike<number>, pos: Float64Array, neg: Float64Array, w:
     qa = qa < last ? qa : last;
     h[(qa | 0) + (a < 0 ? L : 0)]++;
   }
-  for (let k = 0; k < L; k++) {
-    pos[k] += h[k] + h[S + k] + h[2 * S + k] + h[3 * S + k];
-    neg[k] += h[L + k] + h[S + L + k] + h[2 * S + L + k] + h[3 * S + L + k];
-  }
-  h.fill(0, 0, 4 * S);
+  addCopies(h, pos, neg);
 }
 
 /**

@@ -17,6 +17,7 @@ import { readRegularFile } from '../io/files';
 import { type GraphProto, ModelProtoSchema, type ModelProto, type TensorProto } from 'onnx-buf';
 import { inlineExternalData } from './externalData';
 import { validateModel } from './validate';
+import { subgraphsOf } from './walk';
 import { checkWeights } from './weightCheck';
 
 export type { ModelProto };
@@ -106,13 +107,10 @@ export function originOf(t: TensorProto): TensorProto {
 
 function pairInitializers(from: GraphProto, to: GraphProto): void {
   from.initializer.forEach((t, i) => origins.set(to.initializer[i], originOf(t)));
-  from.node.forEach((n, i) =>
-    n.attribute.forEach((a, j) => {
-      const b = to.node[i].attribute[j];
-      if (a.g && b.g) pairInitializers(a.g, b.g);
-      a.graphs.forEach((g, k) => pairInitializers(g, b.graphs[k]));
-    }),
-  );
+  from.node.forEach((n, i) => {
+    const copies = subgraphsOf(to.node[i]);
+    subgraphsOf(n).forEach((s, k) => pairInitializers(s.graph, copies[k].graph));
+  });
 }
 
 /**
