@@ -107,7 +107,8 @@ export async function diagnose(p: Prepared, q: Quantized, report: Report, opts: 
     const f = planFacts(q, c.node, { report, causes: [c.cause, ...c.otherCauses.map((o) => o.cause)] });
     return f ? [{ node: c.node, options: optionsFor(f) }] : [];
   });
-  const measurer = await OutputMeasurer.create(p, { metric: opts.metric, signal: opts.signal });
+  // Candidates change the culprits only: each runs from the codes entering them (prefixReuse.ts).
+  const measurer = await OutputMeasurer.create(p, { metric: opts.metric, signal: opts.signal, cutLayers: layers.map((l) => l.node) });
   try {
     const baseline = await measurer.measureConfig(q.config, q);
     const result = await searchFix({

@@ -10,7 +10,7 @@
  * Every measurement also keeps the primary metric's per-sample series, so two candidates measured
  * on the same samples are compared PAIRED (paired.ts): a difference within noise is said to be one.
  */
-import type * as ort from 'onnxruntime-node';
+import * as ort from 'onnxruntime-node';
 import type { QuantConfig } from '../../protocol/report';
 import type { ModelProto } from '../onnx/model';
 import { batchFirst, stateOutputAxes } from '../data/inputs';
@@ -18,6 +18,7 @@ import { batchRanges } from '../data/dataset';
 import type { QuantPlan } from '../quantize/plan';
 import { buildQdqModel, gridType } from '../quantize/qdqRewrite';
 import { type RunMode, feedsFor, runSession } from '../runtime/session';
+import { ELEM_TYPE } from '../onnx/slice';
 import { sessionOnData } from './dataSession';
 import { checkCancel } from './cancel';
 import { integerEncoding, shiftParams } from './kernels';
@@ -25,6 +26,7 @@ import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
 import { ModelOutputComparison, type TensorData } from './outputMetrics';
 import { choosePrimaryMetric } from './primaryMetric';
 export { type Measurement, compareMeasurements, lossValue, meanSqnr, withinNoise } from './paired';
+import { type CutPoint, type Suffix, cutPoints, exposing, reusableSuffix } from './prefixReuse';
 import { quantizeWith } from './quantize';
 import { disposeAll } from './taps';
 import type { Measurement } from './paired';
@@ -62,12 +64,42 @@ export interface MeasurerOptions {
   samples?: number;
   metric?: UserMetric;
   signal?: AbortSignal;
+  /**
+   * Layers the candidates change (a fix search's culprits): each measurement keeps the codes
+   * entering them, and a later candidate sharing everything upstream runs only from there
+   * (prefixReuse.ts). Without it every candidate runs whole.
+   */
+  cutLayers?: readonly string[];
+  /** Bytes of codes kept for that, all measured models together (default KEPT_BYTES). */
+  keptBytes?: number;
+}
+
+/**
+ * Codes kept of all measured models together; beyond, the least recently used go. One model keeps
+ * an eighth of it at most, over all samples: the codes of the latest cut layers that fit (the
+ * later the cut, the less of the model a candidate there runs), so memory does not grow with the
+ * sample count, and the plan so far stays kept while its layer's options are measured.
+ */
+const KEPT_BYTES = 256 * 1024 * 1024;
+
+/** A measured model and the codes at its cuts, per batch (the measurer's batches). */
+interface KeptRun {
+  model: ModelProto;
+  tensors: Map<string, ort.Tensor[]>;
+  bytes: number;
 }
 
 /** Measures candidates against the float model's outputs on the same samples. */
 export class OutputMeasurer {
   private cache: FloatBatch[] | null = [];
   private session: ort.InferenceSession | undefined;
+  /** Measured models whose codes later candidates may start from (most recently used last). */
+  private kept: KeptRun[] = [];
+  /** Cut layers (empty: nothing kept), and their cut points whose codes fit (set on the first batch). */
+  private cutLayers: readonly string[];
+  private cutsChosen: Set<string> | null = null;
+  /** Candidates run from a kept model's codes, and their nodes run against the whole models'. */
+  readonly reuse = { candidates: 0, nodesRun: 0, nodesWhole: 0, keptBytes: 0 };
   readonly samples: number;
   /** Integer outputs (argmax indices, counts) are left to equality: only float ones are compared. */
   readonly floatOutputs: string[];
@@ -78,6 +110,7 @@ export class OutputMeasurer {
     readonly opts: MeasurerOptions,
   ) {
     this.samples = Math.min(opts.samples ?? p.data.samples, p.data.samples);
+    this.cutLayers = opts.cutLayers ?? [];
     const v = outputView(p);
     this.floatOutputs = v.names;
     this.view = v.view;
@@ -137,11 +170,103 @@ export class OutputMeasurer {
     // dequantized value as an output, as the analysis's taps do, avoids it. Outputs are compared by name.
     const fourBit = [...params.values()].some((x) => gridType(x).bits === 4);
     const { model } = buildQdqModel(q.prepared, this.p.loaded.dir, plan, params, enc.config, fourBit);
-    return this.measureModel(model, 'integer');
+    // A subset plan (one layer alone) shares little with the configurations a search extends.
+    return fourBit || !this.cutLayers.length || plan !== q.plan ? this.measureModel(model, 'integer') : this.measureReusing(model);
+  }
+
+  /**
+   * `model` on integer kernels, from the kept model it shares the longest prefix with (only the
+   * nodes after the cut run, fed that model's codes), keeping its own codes at the cut layers.
+   */
+  private async measureReusing(model: ModelProto): Promise<Measurement> {
+    let best: { base: KeptRun; suffix: Suffix } | null = null;
+    for (const base of this.kept) {
+      const suffix = reusableSuffix(base.model, model, new Set(base.tensors.keys()), (t) => ELEM_TYPE[base.tensors.get(t)![0].type]);
+      if (suffix && (!best || suffix.nodes < best.suffix.nodes)) best = { base, suffix };
+    }
+    const points = cutPoints(model, this.cutLayers).filter((c) => !this.cutsChosen || this.cutsChosen.has(c.key));
+    const cuts = [...new Set(points.flatMap((c) => c.tensors))];
+    const run = best ? best.suffix.model : model;
+    const { exposed } = exposing(run, cuts);
+    const entry: KeptRun = { model, tensors: new Map(), bytes: 0 };
+    for (const t of cuts) {
+      const borrowed = !exposed.includes(t) && best?.base.tensors.get(t);
+      if (borrowed) entry.tensors.set(t, borrowed);
+    }
+    for (const t of exposed) entry.tensors.set(t, []);
+    if (best) {
+      this.kept = [...this.kept.filter((k) => k !== best.base), best.base];
+      this.reuse.candidates++;
+      this.reuse.nodesRun += best.suffix.nodes;
+      this.reuse.nodesWhole += best.suffix.total;
+    }
+    const inputs = new Set(run.graph!.input.map((i) => i.name));
+    const m = await this.measureModel(run, 'integer', {
+      feeds: (k, data) => {
+        const feeds = Object.fromEntries(Object.entries(data).filter(([n]) => inputs.has(n)));
+        for (const t of best?.suffix.frontier ?? []) feeds[t] = best!.base.tensors.get(t)![k];
+        return feeds;
+      },
+      keep: (res, count) => {
+        if (!this.cutsChosen) this.chooseCuts(points, res, count, entry);
+        for (const t of exposed) {
+          const kept = entry.tensors.get(t);
+          if (!kept) continue;
+          const r = res[t];
+          kept.push(new ort.Tensor(r.type as 'uint8', (r.data as Uint8Array).slice(), r.dims));
+        }
+      },
+    });
+    if (this.cutLayers.length) this.keep(entry);
+    return m;
+  }
+
+  /**
+   * On the first batch measured: the cut points whose codes, for all samples, fit one model's
+   * share of the budget, latest first. `entry` (that first model's) keeps only theirs.
+   */
+  private chooseCuts(points: CutPoint[], res: Record<string, ort.Tensor>, count: number, entry: KeptRun): void {
+    const budget = (this.opts.keptBytes ?? KEPT_BYTES) / 8 / this.samples;
+    const perSample = (t: string) => (res[t] ? (res[t].data as Uint8Array).byteLength / count : Number.POSITIVE_INFINITY);
+    const chosen = new Set<string>();
+    const tensors = new Set<string>();
+    let bytes = 0;
+    for (const c of [...points].sort((a, b) => b.at - a.at)) {
+      const added = c.tensors.filter((t) => !tensors.has(t));
+      const b = added.reduce((a, t) => a + perSample(t), 0);
+      if (bytes + b > budget) continue;
+      chosen.add(c.key);
+      for (const t of added) tensors.add(t);
+      bytes += b;
+    }
+    this.cutsChosen = chosen;
+    if (!chosen.size) this.cutLayers = [];
+    for (const t of [...entry.tensors.keys()]) if (!tensors.has(t)) entry.tensors.delete(t);
+  }
+
+  /**
+   * Keep `entry`, the least recently used out beyond the budget. Its bytes count what it borrowed
+   * too: a borrowed array outlives its model's eviction, so this bounds what is really held.
+   */
+  private keep(entry: KeptRun): void {
+    for (const list of entry.tensors.values()) for (const t of list) entry.bytes += (t.data as Uint8Array).byteLength;
+    this.kept.push(entry);
+    let total = this.kept.reduce((a, k) => a + k.bytes, 0);
+    while (total > (this.opts.keptBytes ?? KEPT_BYTES) && this.kept.length > 1) total -= this.kept.shift()!.bytes;
+    this.reuse.keptBytes = total;
   }
 
   /** Run `model` (or an open session) in `mode` on the samples and compare its outputs with float's. */
-  async measureModel(model: ModelProto | ort.InferenceSession, mode: RunMode = 'integer'): Promise<Measurement> {
+  async measureModel(
+    model: ModelProto | ort.InferenceSession,
+    mode: RunMode = 'integer',
+    io?: {
+      /** Batch k's feeds from the data's. */
+      feeds: (k: number, data: Record<string, ort.Tensor>) => Record<string, ort.Tensor>;
+      /** Sees each batch's results (of `count` samples) before they are disposed. */
+      keep: (res: Record<string, ort.Tensor>, count: number) => void;
+    },
+  ): Promise<Measurement> {
     const own = !('run' in model);
     const label = `quantized model of ${this.p.loaded.path}`;
     const s = own ? await sessionOnData(this.p, model as ModelProto, mode, label) : (model as ort.InferenceSession);
@@ -155,8 +280,11 @@ export class OutputMeasurer {
       let k = 0;
       for (const [start, count] of this.ranges()) {
         checkCancel(this.opts.signal);
-        const f = await this.floatBatch(k++, start, count);
-        const r = await runSession(s, await feedsFor(this.p.data, start, count), label);
+        const f = await this.floatBatch(k, start, count);
+        const data = await feedsFor(this.p.data, start, count);
+        const r = await runSession(s, io ? io.feeds(k, data) : data, label);
+        io?.keep(r, count);
+        k++;
         const q = this.view(r as unknown as Record<string, TensorData>);
         const labels = this.labelsOf(start, count);
         cmp.add(f.outputs, q, count, labels);

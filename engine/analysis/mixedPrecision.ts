@@ -54,7 +54,9 @@ function layerTensors(q: Quantized) {
 export async function mixedPrecision(p: Prepared, config: QuantConfig, opts: MixedPrecisionOptions): Promise<MixedPrecisionResult> {
   if (opts.maxDrop !== undefined && !(opts.maxDrop >= 0)) throw new InputError(`--max-drop must be a non-negative number, got ${opts.maxDrop}`);
   const q = await quantizeWith(p, config);
-  const measurer = await OutputMeasurer.create(p, { metric: opts.metric, signal: opts.signal });
+  // The search changes one layer at a time on top of the plan so far: each candidate runs from
+  // the codes entering that layer (prefixReuse.ts).
+  const measurer = await OutputMeasurer.create(p, { metric: opts.metric, signal: opts.signal, cutLayers: q.plan.layers.map((l) => l.node.name) });
   const layers = q.plan.layers;
   const max = opts.maxMeasurements ?? 64;
   let done = 0;
