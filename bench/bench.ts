@@ -13,6 +13,9 @@
  *   memory   peak RSS of a fresh process per analysis (VmHWM of the child's own address space): at N and
  *            10N samples, with what the process still holds after a garbage collection at the end
  *            (JS heap and array buffers), and the 512x512 models with sensitivity (under 2 GB);
+ *   fixes    the diagnosis's fix search after the analysis with sensitivity (what `quantlens analyze`
+ *            and the extension run next): its time / the float pass, candidates measured, and how
+ *            many ran only downstream of their change (not on the 512x512 models);
  *   sweep    the cost of one more configuration once the calibration pass is done;
  *   cancel   how long a running analysis takes to stop after cancellation;
  *   data     peak RSS streaming an .npz 10x larger (bench/dataMemory.ts);
@@ -25,6 +28,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { evaluate, prepareAnalysis, quantizeWith } from '../engine/analysis/analyze';
+import { diagnose } from '../engine/analysis/diagnose';
 import { runSweep } from '../engine/analysis/sweep';
 import { type Dataset, loadDataset, modelInputs } from '../engine/data/dataset';
 import { loadModel } from '../engine/onnx/model';
@@ -150,6 +154,11 @@ async function speed(models: BenchModel[]): Promise<string[]> {
     '',
     '  model                       float ms  fake-quant ms  integer ms   floor = sum / float   analyze / floor',
   ];
+  const fixes = [
+    "fixes: the diagnosis's fix search after the analysis with sensitivity (candidates measured on integer kernels)",
+    '',
+    '  model                       fix search ms  / float       listed  measured',
+  ];
   // One untimed analysis first: the first one in a process also compiles the engine's JavaScript and
   // starts onnxruntime (0.4 s on the demo), which every later analysis in the engine is spared; the
   // float pass it is divided by is warm too.
@@ -162,13 +171,20 @@ async function speed(models: BenchModel[]): Promise<string[]> {
     out.push(
       `  ${m.name.padEnd(26)}  ${String(m.samples).padStart(7)}  ${f0(f.warm).padStart(8)} (${f0(f.cold)}) ${String(f.batch).padStart(5)}  ${f0(a.ms).padStart(10)}  ${f1(a.ms / f.warm).padStart(5)}   ${f0(t.calibrateMs)} / ${f0(t.evaluateMs)}   ${f0(s.ms).padStart(15)}  ${f1(s.ms / f.warm).padStart(5)}  (${s.report.sensitivityInfo?.samples ?? '-'})`,
     );
+    if (!m.name.includes('512')) {
+      const t0 = performance.now();
+      const d = await diagnose(s.p, s.q, s.report, {});
+      const ms = performance.now() - t0;
+      const note = d.notes.find((n) => n.includes('ran only from where')) ?? (d.culprits.length ? 'every candidate ran whole' : 'no culprit: nothing measured');
+      fixes.push(`  ${m.name.padEnd(26)}  ${f0(ms).padStart(13)}  ${f1(ms / f.warm).padStart(7)}   ${String(d.candidates.length).padStart(10)}  ${note}`);
+    }
     const qp = await qdqPasses(a.p, a.q, f.batch);
     const floor = f.warm + qp.sim + qp.int;
     floors.push(
       `  ${m.name.padEnd(26)}  ${f0(f.warm).padStart(8)}  ${f0(qp.sim).padStart(13)}  ${f0(qp.int).padStart(10)}   ${f1(floor / f.warm).padStart(19)}   ${f1(a.ms / floor).padStart(15)}`,
     );
   }
-  return [...out, '', ...floors];
+  return [...out, '', ...floors, '', ...fixes];
 }
 
 function memory(models: BenchModel[], quick: boolean): string[] {

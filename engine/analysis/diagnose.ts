@@ -129,6 +129,11 @@ export async function diagnose(p: Prepared, q: Quantized, report: Report, opts: 
       .map((t) => toFix(t, metric, report.layers));
     diagnosis.fix = result.met && result.final.changes.length ? toFix(result.final, metric, report.layers) : null;
     diagnosis.notes.push(...result.notes);
+    const r = measurer.reuse;
+    if (r.candidates)
+      diagnosis.notes.push(
+        `${r.candidates} of ${result.tried.length} candidates ran only from where they differ from a configuration measured before, on the codes it kept (${Math.round((100 * r.nodesRun) / r.nodesWhole)}% of their nodes)`,
+      );
     if (!result.met)
       diagnosis.notes.push(
         `no measured change met the budget; the best candidate: ${diagnosis.candidates[0]?.description ?? 'none'} (${diagnosis.candidates[0]?.measured.verdict ?? ''})`,

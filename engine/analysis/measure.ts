@@ -326,5 +326,6 @@ export class OutputMeasurer {
   async release(): Promise<void> {
     await this.session?.release();
     this.cache = [];
+    this.kept = [];
   }
 }
