@@ -181,7 +181,9 @@ export class OutputMeasurer {
   private async measureReusing(model: ModelProto): Promise<Measurement> {
     let best: { base: KeptRun; suffix: Suffix } | null = null;
     for (const base of this.kept) {
-      const suffix = reusableSuffix(base.model, model, new Set(base.tensors.keys()), (t) => ELEM_TYPE[base.tensors.get(t)![0].type]);
+      // Only codes of every batch (a measurement is kept once it has run all of them).
+      const kept = new Set([...base.tensors].filter(([, b]) => b.length > 0).map(([t]) => t));
+      const suffix = reusableSuffix(base.model, model, kept, (t) => ELEM_TYPE[base.tensors.get(t)![0].type]);
       if (suffix && (!best || suffix.nodes < best.suffix.nodes)) best = { base, suffix };
     }
     const points = cutPoints(model, this.cutLayers).filter((c) => !this.cutsChosen || this.cutsChosen.has(c.key));
