@@ -85,6 +85,20 @@ export function cutPoints(model: ModelProto, layers: readonly string[]): CutPoin
   });
 }
 
+/**
+ * The same node. A QuantizeLinear or DequantizeLinear of the com.microsoft domain counts as the
+ * ONNX one with the same inputs and attributes: a configuration with one 16-bit grid writes every
+ * Q/DQ of the model in that domain (qdqRewrite.ts qdqDomain), with the same definition on 8-bit
+ * grids, and onnxruntime fuses both into the same kernels (prefix-reuse.test.ts checks the numbers).
+ */
+function sameNode(a: NodeProto, b: NodeProto): boolean {
+  if (a.domain === b.domain) return equals(NodeProtoSchema, a, b);
+  const qdq = (n: NodeProto) => /^(Quantize|Dequantize)Linear$/.test(n.opType) && ['', 'ai.onnx', 'com.microsoft'].includes(n.domain);
+  if (!qdq(a) || !qdq(b)) return false;
+  const asOnnx = (n: NodeProto) => ({ ...n, domain: '' });
+  return equals(NodeProtoSchema, asOnnx(a) as NodeProto, asOnnx(b) as NodeProto);
+}
+
 function sameTensor(a: TensorProto, b: TensorProto): boolean {
   if (a === b) return true;
   if (a.dataType !== b.dataType || a.dims.length !== b.dims.length || a.dims.some((d, i) => d !== b.dims[i])) return false;
@@ -133,7 +147,7 @@ export function reusableSuffix(measured: ModelProto, candidate: ModelProto, kept
   const sharedTensors = new Set<string>();
   for (const n of cg.node) {
     const m = n.output[0] ? mByOutput.get(n.output[0]) : undefined;
-    if (!m || !equals(NodeProtoSchema, m, n)) continue;
+    if (!m || !sameNode(m, n)) continue;
     const ok = nodeReads(n).every((r) => sharedTensors.has(r) || (cInit.has(r) ? initShared(r) : mInputs.has(r) && !cInit.has(r)));
     if (!ok) continue;
     shared.add(n);

@@ -96,9 +96,16 @@ describe("candidates measured from a measured configuration's codes (demo CNN, i
     assert.ok(share !== null && share < 0.8, `ran ${share} of the nodes`);
   });
 
-  it('16-bit weights move every QuantizeLinear to the com.microsoft domain: nothing is shared, the model runs whole', async () => {
+  it('16-bit weights move every Q/DQ to the com.microsoft domain: the 8-bit ones upstream are still shared, with the same numbers', async () => {
     const last = q.plan.layers[q.plan.layers.length - 1];
-    assert.equal(await both([{ kind: 'weight-bits', node: last.node.name, value: 16 }]), null);
+    const share = await both([{ kind: 'weight-bits', node: last.node.name, value: 16 }]);
+    assert.ok(share !== null && share < 0.5, `ran ${share} of the nodes`);
+    // and a plan holding a 16-bit step, extended by another change
+    const share2 = await both([
+      { kind: 'weight-bits', node: last.node.name, value: 16 },
+      { kind: 'per-channel', node: layers[layers.length - 2], value: false },
+    ]);
+    assert.ok(share2 !== null && share2 < 0.9, `ran ${share2} of the nodes`);
   });
 
   it('a change to the first layer runs the whole model (nothing upstream to reuse)', async () => {
