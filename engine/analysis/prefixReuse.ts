@@ -10,13 +10,13 @@
  * Cuts lie only at codes (a QuantizeLinear output), so onnxruntime fuses the suffix's first
  * DequantizeLinear -> Conv -> QuantizeLinear into the same integer kernel as in the whole model:
  * the suffix computes the same integers, and the measurement is the whole model's (a test checks
- * it to the bit). Anything else at the cut (a float tensor between a DequantizeLinear and a
- * fused kernel, a model output) moves the cut upstream until it is codes.
+ * it to the bit). Anything else the suffix reads from the prefix (a float tensor between a
+ * DequantizeLinear and a fused kernel, a model output) is recomputed back to kept codes.
  */
 import { equals } from '@bufbuild/protobuf';
 import { NodeProtoSchema, type TensorProto, TensorProtoSchema } from 'onnx-buf';
 import { type GraphProto, untypedValueInfo } from '../onnx/graph';
-import { cloneModel, type ModelProto } from '../onnx/model';
+import { emptyClone, type ModelProto } from '../onnx/model';
 import { nodeReads, typedValueInfo } from '../onnx/slice';
 import type { NodeProto } from '../onnx/graph';
 
@@ -47,11 +47,13 @@ export function cutPoints(model: ModelProto, layers: readonly string[]): CutPoin
   nodes.forEach((n, i) => nodeReads(n).forEach((r) => lastRead.set(r, i)));
   for (const o of model.graph!.output) lastRead.set(o.name, nodes.length);
   // Where each codes tensor is last needed: by its DequantizeLinear readers' outputs' readers.
+  const dequantizedRead = new Map<string, number>();
+  for (const n of nodes)
+    if (n.opType === 'DequantizeLinear') dequantizedRead.set(n.input[0], Math.max(dequantizedRead.get(n.input[0]) ?? -1, lastRead.get(n.output[0]) ?? -1));
   const codes: { tensor: string; made: number; needed: number }[] = [];
   nodes.forEach((n, i) => {
     if (n.opType !== 'QuantizeLinear' || !n.output[0]) return;
-    let needed = lastRead.get(n.output[0]) ?? -1;
-    for (const r of nodes) if (r.opType === 'DequantizeLinear' && r.input[0] === n.output[0]) needed = Math.max(needed, lastRead.get(r.output[0]) ?? -1);
+    const needed = Math.max(lastRead.get(n.output[0]) ?? -1, dequantizedRead.get(n.output[0]) ?? -1);
     codes.push({ tensor: n.output[0], made: i, needed });
   });
   const crossing = (at: number) => codes.filter((c) => c.made < at && c.needed >= at).map((c) => c.tensor);
@@ -148,7 +150,7 @@ export function reusableSuffix(measured: ModelProto, candidate: ModelProto, kept
   for (const n of cg.node) {
     const m = n.output[0] ? mByOutput.get(n.output[0]) : undefined;
     if (!m || !sameNode(m, n)) continue;
-    const ok = nodeReads(n).every((r) => sharedTensors.has(r) || (cInit.has(r) ? initShared(r) : mInputs.has(r) && !cInit.has(r)));
+    const ok = nodeReads(n).every((r) => sharedTensors.has(r) || (cInit.has(r) ? initShared(r) : mInputs.has(r)));
     if (!ok) continue;
     shared.add(n);
     for (const o of n.output) if (o) sharedTensors.add(o);
@@ -175,27 +177,13 @@ export function reusableSuffix(measured: ModelProto, candidate: ModelProto, kept
   if (run.size === cg.node.length) return null;
   const rest = cg.node.filter((n) => run.has(n));
   const reads = new Set(rest.flatMap(nodeReads));
-  const model = shellOf(candidate);
+  const model = emptyClone(candidate);
   const g = model.graph as GraphProto;
   g.node = rest;
   g.initializer = cg.initializer.filter((t) => reads.has(t.name));
   g.input = [...cg.input.filter((i) => reads.has(i.name)), ...[...frontier].map((t) => typedValueInfo(t, types(t)))];
   g.output = cg.output.map((o) => o);
   return { model, frontier: [...frontier], nodes: rest.length, total: cg.node.length };
-}
-
-/** `model` without nodes, initializers or value infos (the suffix shares the candidate's objects). */
-function shellOf(model: ModelProto): ModelProto {
-  const g = model.graph!;
-  const { node, initializer, valueInfo } = g;
-  try {
-    g.node = [];
-    g.initializer = [];
-    g.valueInfo = [];
-    return cloneModel(model);
-  } finally {
-    Object.assign(g, { node, initializer, valueInfo });
-  }
 }
 
 /** `model` with `tensors` added as outputs (those it produces and does not output yet). */

@@ -11,7 +11,7 @@
  */
 import type { ValueInfoProto } from 'onnx-buf';
 import { type GraphProto, untypedValueInfo } from '../onnx/graph';
-import { cloneModel, type ModelProto } from '../onnx/model';
+import { emptyClone, type ModelProto } from '../onnx/model';
 import { nodeReads, typedValueInfo } from '../onnx/slice';
 
 export interface Segment {
@@ -76,7 +76,7 @@ export class GraphCuts {
     const inputs = [...reads].filter((r) => !this.constants.has(r));
     const types = inputs.map((t) => (this.graphInputs.has(t) ? 0 : this.elemType(t)));
     if (types.some((t) => t === undefined)) return null;
-    const model = this.shell();
+    const model = emptyClone(this.float);
     const mg = model.graph!;
     mg.node = nodes;
     mg.initializer = this.g.initializer.filter((t) => reads.has(t.name));
@@ -85,22 +85,6 @@ export class GraphCuts {
     mg.output = [...outs].map((t) => this.g.output.find((o) => o.name === t) ?? untypedValueInfo(t));
     this.end = end;
     return { model, taps: [...taps], inputs, carried };
-  }
-
-  /**
-   * The model without nodes, initializers or value infos: a segment shares the float model's node
-   * and initializer objects (encoding never changes them) instead of deep-copying every weight.
-   */
-  private shell(): ModelProto {
-    const { node, initializer, valueInfo } = this.g;
-    try {
-      this.g.node = [];
-      this.g.initializer = [];
-      this.g.valueInfo = [];
-      return cloneModel(this.float);
-    } finally {
-      Object.assign(this.g, { node, initializer, valueInfo });
-    }
   }
 }
 

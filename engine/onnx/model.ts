@@ -93,6 +93,24 @@ export function cloneModel(model: ModelProto): ModelProto {
 }
 
 /**
+ * A copy of `model` without its main graph's nodes, initializers and value infos, for a part of the
+ * model that takes the original's node and initializer objects (encoding never changes them)
+ * instead of deep-copying every weight.
+ */
+export function emptyClone(model: ModelProto): ModelProto {
+  const g = model.graph!;
+  const { node, initializer, valueInfo } = g;
+  try {
+    g.node = [];
+    g.initializer = [];
+    g.valueInfo = [];
+    return cloneModel(model);
+  } finally {
+    Object.assign(g, { node, initializer, valueInfo });
+  }
+}
+
+/**
  * Each cloned initializer's original. Nothing rewrites an initializer's values once loaded (names
  * change, contents do not), so a clone holds the same numbers as the tensor it came from, and what
  * is computed from those numbers can be cached on the original: quantizeWith clones the model for
