@@ -7,8 +7,9 @@
  *
  * Each format is streamed twice: through onnxruntime (what an analysis does), and read alone (the
  * data layer's own memory). They differ because onnxruntime, run without its memory arena as
- * the engine runs it, allocates each run's tensors from glibc's per-thread arenas, whose
- * fragmentation grows with the number of runs (docs/performance.md, tenth round).
+ * the engine runs it, allocates each run's tensors from glibc, whose dynamic mmap threshold lets
+ * large freed blocks fragment the heap: the RSS jumps once, at some early batch, and a longer
+ * stream is more likely to meet that jump (docs/performance.md, fourteenth round).
  *
  * Not a test (it writes ~150 MB of temporary files and takes a while); `npm run bench` calls it.
  * Run alone: node --import tsx bench/dataMemory.ts
