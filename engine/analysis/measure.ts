@@ -26,7 +26,7 @@ import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
 import { ModelOutputComparison, type TensorData } from './outputMetrics';
 import { choosePrimaryMetric } from './primaryMetric';
 export { type Measurement, compareMeasurements, lossValue, meanSqnr, withinNoise } from './paired';
-import { type CutPoint, type Suffix, cutPoints, exposing, reusableSuffix } from './prefixReuse';
+import { type CutPoint, type Suffix, cutPoints, expose, reusableSuffix } from './prefixReuse';
 import { quantizeWith } from './quantize';
 import { disposeAll } from './taps';
 import type { Measurement } from './paired';
@@ -98,6 +98,8 @@ export class OutputMeasurer {
   /** Cut layers (empty: nothing kept), and their cut points whose codes fit (set on the first batch). */
   private cutLayers: readonly string[];
   private cutsChosen: Set<string> | null = null;
+  /** Bytes of codes kept, all measured models together (MeasurerOptions.keptBytes). */
+  private readonly keptBytes: number;
   /** Candidates run from a kept model's codes, and their nodes run against the whole models'. */
   readonly reuse = { candidates: 0, nodesRun: 0, nodesWhole: 0, keptBytes: 0 };
   readonly samples: number;
@@ -111,6 +113,7 @@ export class OutputMeasurer {
   ) {
     this.samples = Math.min(opts.samples ?? p.data.samples, p.data.samples);
     this.cutLayers = opts.cutLayers ?? [];
+    this.keptBytes = opts.keptBytes ?? KEPT_BYTES;
     const v = outputView(p);
     this.floatOutputs = v.names;
     this.view = v.view;
@@ -189,7 +192,7 @@ export class OutputMeasurer {
     const points = cutPoints(model, this.cutLayers).filter((c) => !this.cutsChosen || this.cutsChosen.has(c.key));
     const cuts = [...new Set(points.flatMap((c) => c.tensors))];
     const run = best ? best.suffix.model : model;
-    const { exposed } = exposing(run, cuts);
+    const exposed = expose(run, cuts);
     const entry: KeptRun = { model, tensors: new Map(), bytes: 0 };
     for (const t of cuts) {
       const borrowed = !exposed.includes(t) && best?.base.tensors.get(t);
@@ -228,7 +231,7 @@ export class OutputMeasurer {
    * share of the budget, latest first. `entry` (that first model's) keeps only theirs.
    */
   private chooseCuts(points: CutPoint[], res: Record<string, ort.Tensor>, count: number, entry: KeptRun): void {
-    const budget = (this.opts.keptBytes ?? KEPT_BYTES) / 8 / this.samples;
+    const budget = this.keptBytes / 8 / this.samples;
     const perSample = (t: string) => (res[t] ? (res[t].data as Uint8Array).byteLength / count : Number.POSITIVE_INFINITY);
     const chosen = new Set<string>();
     const tensors = new Set<string>();
@@ -254,7 +257,7 @@ export class OutputMeasurer {
     for (const list of entry.tensors.values()) for (const t of list) entry.bytes += (t.data as Uint8Array).byteLength;
     this.kept.push(entry);
     let total = this.kept.reduce((a, k) => a + k.bytes, 0);
-    while (total > (this.opts.keptBytes ?? KEPT_BYTES) && this.kept.length > 1) total -= this.kept.shift()!.bytes;
+    while (total > this.keptBytes && this.kept.length > 1) total -= this.kept.shift()!.bytes;
     this.reuse.keptBytes = total;
   }
 

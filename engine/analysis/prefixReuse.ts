@@ -186,12 +186,12 @@ export function reusableSuffix(measured: ModelProto, candidate: ModelProto, kept
   return { model, frontier: [...frontier], nodes: rest.length, total: cg.node.length };
 }
 
-/** `model` with `tensors` added as outputs (those it produces and does not output yet). */
-export function exposing(model: ModelProto, tensors: readonly string[]): { model: ModelProto; exposed: string[] } {
+/** Add `tensors` to `model`'s outputs, in place (those it produces and does not output yet); returns those added. */
+export function expose(model: ModelProto, tensors: readonly string[]): string[] {
   const g = model.graph!;
   const made = new Set(g.node.flatMap((n) => n.output));
   const have = new Set(g.output.map((o) => o.name));
   const exposed = tensors.filter((t) => made.has(t) && !have.has(t));
   g.output.push(...exposed.map((t) => untypedValueInfo(t)));
-  return { model, exposed };
+  return exposed;
 }
