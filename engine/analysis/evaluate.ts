@@ -302,7 +302,6 @@ async function compareOutputs(
     ['sim', qs],
     ['int', qi],
   ] as const) {
-    for (const o of outs) if (fr[o] && res[o]) e.out[k].acc.add(fr[o].data as Float32Array, res[o].data as Float32Array);
     e.out[k].top1.add(argmaxRows(res[logits].data as Float32Array, cols), lab, fPred);
   }
 }

@@ -6,7 +6,7 @@ import type { Warning } from '../../protocol/report';
 import type { LayerDiffFeed } from './integerDiffs';
 import type { KernelMap } from './kernels';
 import type { LayerComparison } from './layerCompare';
-import { ErrorAccumulator, Top1Counter } from './metrics';
+import { Top1Counter } from './metrics';
 import type { ModelOutputComparison } from './outputMetrics';
 import type { UserMetricSeries } from './userMetric';
 import type * as ort from 'onnxruntime-node';
@@ -15,7 +15,6 @@ import type { CodesInput } from '../quantize/compareGraph';
 
 /** Model-output comparison of a candidate against the float outputs. */
 export class OutputComparer {
-  readonly acc = new ErrorAccumulator();
   readonly top1 = new Top1Counter();
   /** Every output, per sample (intervals, classifier metrics); the user's metric when given. */
   constructor(

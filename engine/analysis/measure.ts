@@ -22,7 +22,7 @@ import { ELEM_TYPE } from '../onnx/slice';
 import { sessionOnData } from './dataSession';
 import { checkCancel } from './cancel';
 import { integerEncoding, shiftParams } from './kernels';
-import { ErrorAccumulator, Top1Counter, argmaxRows } from './metrics';
+import { Top1Counter, argmaxRows } from './metrics';
 import { ModelOutputComparison, type TensorData } from './outputMetrics';
 import { choosePrimaryMetric } from './primaryMetric';
 export { type Measurement, compareMeasurements, lossValue, meanSqnr, withinNoise } from './paired';
@@ -276,7 +276,6 @@ export class OutputMeasurer {
     const label = `quantized model of ${this.p.loaded.path}`;
     const s = own ? await sessionOnData(this.p, model as ModelProto, mode, label) : (model as ort.InferenceSession);
     const cmp = new ModelOutputComparison(this.floatOutputs);
-    const acc = new ErrorAccumulator();
     const top = new Top1Counter();
     const floatScores: number[] = [];
     const quantScores: number[] = [];
@@ -293,7 +292,6 @@ export class OutputMeasurer {
         const q = this.view(r as unknown as Record<string, TensorData>);
         const labels = this.labelsOf(start, count);
         cmp.add(f.outputs, q, count, labels);
-        for (const o of this.floatOutputs) acc.add(f.outputs[o].data as Float32Array, q[o].data as Float32Array);
         const first = q[this.p.outputs[0]];
         if (f.pred && first) top.add(argmaxRows(first.data as Float32Array, Number(first.dims[first.dims.length - 1] ?? 1)), labels, f.pred);
         if (metric) {
@@ -320,7 +318,7 @@ export class OutputMeasurer {
     return {
       outputs,
       primary,
-      metrics: { top1: top.top1(hasLabels), agreement: top.agreement(), outputSqnrDb: acc.result().sqnrDb, samples: this.samples },
+      metrics: { top1: top.top1(hasLabels), agreement: top.agreement(), outputSqnrDb: cmp.overallSqnrDb(), samples: this.samples },
       perSample,
       perSampleSqnr: series?.sqnrDb ?? new Float64Array(0),
       table: primary.kind === 'top1' ? (summary?.classifier?.labelled?.table ?? null) : null,

@@ -42,7 +42,7 @@ export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: Sens
     return {
       top1: e.out[k].top1.top1(hasLabels),
       agreement: e.out[k].top1.agreement(),
-      outputSqnrDb: e.out[k].acc.result().sqnrDb,
+      outputSqnrDb: e.out[k].outputs.overallSqnrDb(),
       top1Interval: c?.labelled?.candidate ?? null,
       ...(c ? { agreementInterval: c.top1Agreement } : {}),
       samples: p.data.samples,

@@ -53,7 +53,7 @@ const EXACT_LIMIT = 2 ** 53;
 function maxAbs(a: Int32Array | Float64Array): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) {
-    const v = a[i] < 0 ? -a[i] : a[i];
+    const v = Math.abs(a[i]); // branch-free: a ternary mispredicts on random signs
     if (v > m) m = v;
   }
   return m;

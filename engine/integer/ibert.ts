@@ -144,7 +144,7 @@ export function reciprocalMultiplier(d: number): QuantizedMultiplier {
 export function maxAbsInt(q: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < q.length; i++) {
-    const v = q[i] < 0 ? -q[i] : q[i];
+    const v = Math.abs(q[i]); // branch-free: a ternary mispredicts on random signs
     if (v > m) m = v;
   }
   return m;
@@ -249,7 +249,7 @@ export function iGelu(q: Int32Array, scale: number, opts: { maxAbs?: number; out
     let v = inShift ? roundingDivideByPOT(q[i], inShift) : q[i];
     if (v > maxAbs) v = maxAbs;
     else if (v < -maxAbs) v = -maxAbs;
-    const m = v < 0 ? -v : v;
+    const m = Math.abs(v);
     // |q| on the erf grid; a left shift is exact and is clipped before it can leave int32.
     let arg = right ? roundingDivideByPOT(m, right) : m * left;
     if (arg > clip) arg = clip;

@@ -178,7 +178,7 @@ class DiffCounter {
     this.hist[bin + LSB_HIST_SPAN]++;
     if (d === 0) return false;
     this.mismatches++;
-    const m = d < 0 ? -d : d;
+    const m = Math.abs(d);
     if (m > this.maxLsb) this.maxLsb = m;
     return true;
   }
@@ -806,7 +806,7 @@ export class LayerDiff {
     for (let k = 0; k < this.K; k++) {
       const x = a[aOff + k] - za,
         w = b[bOff + k] - zb;
-      s += (x < 0 ? -x : x) * (w < 0 ? -w : w);
+      s += Math.abs(x) * Math.abs(w); // branch-free: the signs are random
     }
     const terms = ((s + Math.abs(this.bias[ch])) * this.prodScale[ch]) / this.sOut;
     return U32 * ((this.K + 8) * terms + 4 * Math.abs(v));

@@ -68,6 +68,21 @@ describe('error metrics per output and per sample', () => {
     close(s.sqnrDb, 10 * Math.log10(8 + 16), 1e-12);
   });
 
+  it('max error takes errors of either sign; the SQNR of all outputs pools their sums', () => {
+    const m = new ModelOutputComparison(['a', 'b'], { classAxis: 'none' });
+    // a: errors -0.5 and +2 (x - y); b: errors 0 and -3
+    m.add({ a: t([1, 4], [1, 1, 2]), b: t([3, 3], [1, 1, 2]) }, { a: t([1.5, 2], [1, 1, 2]), b: t([3, 6], [1, 1, 2]) }, 1);
+    const [a, b] = m.summaries();
+    assert.equal(a.maxAbsError, 2);
+    assert.equal(b.maxAbsError, 3);
+    // pooled: ||x||^2 = 1 + 16 + 9 + 9 = 35, ||x - y||^2 = 0.25 + 4 + 0 + 9 = 13.25 (not a mean of per-output dB)
+    close(m.overallSqnrDb(), 10 * Math.log10(35 / 13.25), 1e-12);
+    close(a.sqnrDb, 10 * Math.log10(17 / 4.25), 1e-12);
+    // one non-finite quantized value in either output: no finite number for the whole
+    m.add({ a: t([1, 4], [1, 1, 2]), b: t([3, 3], [1, 1, 2]) }, { a: t([1, 4], [1, 1, 2]), b: t([Infinity, 3], [1, 1, 2]) }, 1);
+    assert.equal(m.overallSqnrDb(), -Infinity);
+  });
+
   it('int64 outputs compare as numbers', () => {
     const c = new OutputComparison('ids', { classAxis: 'none' });
     c.add({ data: BigInt64Array.from([3n, 4n]), dims: [1, 2] }, { data: BigInt64Array.from([3n, 5n]), dims: [1, 2] }, 1);
