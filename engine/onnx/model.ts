@@ -123,6 +123,15 @@ export function originOf(t: TensorProto): TensorProto {
   return origins.get(t) ?? t;
 }
 
+/**
+ * Declare that `t`, made afresh, holds the same numbers as `source` (BatchNorm folding computes
+ * the same folded weight for every configuration's clone): what is cached on `source`'s original
+ * then serves `t` too.
+ */
+export function sameNumbersAs(t: TensorProto, source: TensorProto): void {
+  origins.set(t, originOf(source));
+}
+
 function pairInitializers(from: GraphProto, to: GraphProto): void {
   from.initializer.forEach((t, i) => origins.set(to.initializer[i], originOf(t)));
   from.node.forEach((n, i) => {

@@ -128,6 +128,11 @@ function packInt4(values: ArrayLike<number>): Uint8Array {
   return out;
 }
 
+/** `t` under another name, sharing its bytes (initializers are never rewritten once made). */
+export function renamedTensor(t: TensorProto, name: string): TensorProto {
+  return create(TensorProtoSchema, { name, dataType: t.dataType, dims: [...t.dims], rawData: t.rawData });
+}
+
 /** Build a TensorProto holding `data` in raw_data. */
 export function makeTensor(name: string, dataType: DT, dims: readonly number[], data: ArrayLike<number> | BigInt64Array): TensorProto {
   let raw: Uint8Array;
