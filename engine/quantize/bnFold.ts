@@ -33,8 +33,8 @@ interface Folded {
  */
 const foldCache = new WeakMap<TensorProto, Folded[]>();
 
-function cachedFold(sources: (TensorProto | null)[], eps: number): Folded | undefined {
-  const origin = sources.map((t) => (t ? originOf(t) : null));
+/** The fold of these sources' originals, if one was made. */
+function cachedFold(origin: (TensorProto | null)[], eps: number): Folded | undefined {
   return foldCache.get(origin[0]!)?.find((f) => f.eps === eps && f.sources.every((t, i) => t === origin[i]));
 }
 
@@ -57,7 +57,8 @@ export function foldBatchNorms(model: ModelProto, modelDir: string): FoldRecord[
     const sources = [...consts, conv.input[2]].map((n) => (n ? idx.initializers.get(n)! : null));
     const wName = fresh(`${conv.input[1]}_bnfolded`);
     const bName = fresh(`${conv.name}_bias_bnfolded`);
-    const hit = cachedFold(sources, eps);
+    const origin = sources.map((t) => (t ? originOf(t) : null));
+    const hit = cachedFold(origin, eps);
     if (hit) {
       const [wt, bt] = [renamedTensor(hit.w, wName), renamedTensor(hit.b, bName)];
       sameNumbersAs(wt, hit.w);
@@ -78,7 +79,6 @@ export function foldBatchNorms(model: ModelProto, modelDir: string): FoldRecord[
       }
       const wt = makeTensor(wName, DT.FLOAT, w.dims, w2);
       const bt = makeTensor(bName, DT.FLOAT, [cout], b2);
-      const origin = sources.map((t) => (t ? originOf(t) : null));
       foldCache.set(origin[0]!, [...(foldCache.get(origin[0]!) ?? []), { sources: origin, eps, w: wt, b: bt }]);
       g.initializer.push(wt, bt);
     }
