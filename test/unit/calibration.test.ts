@@ -116,6 +116,24 @@ describe('entropy calibration on grids with more levels than histogram bins', ()
   });
 });
 
+describe('entropy calibration where many candidates have no divergence at all', () => {
+  it('keeps the last of the exact ties, as the literal algorithm does (16- and 10-bit grids, empty top bins)', () => {
+    // Bins past 380 are empty: every candidate from 381 on has no tail, and on a 16-bit grid Q = P
+    // there (one bin per level), so KL is exactly 0 for all of them and the last (600) wins. On a
+    // 10-bit grid the candidates up to 513 merge only empty bins into occupied ones: exactly 0
+    // again, and 513 wins. Prefix sums of b log b alone left ~1e-16 of noise and chose 380.
+    const r = rng(4);
+    const hist: number[] = [];
+    for (let k = 0; k < 600; k++) hist.push(k < 380 ? Math.round(3000 * Math.exp(-k / 60) * (0.5 + r())) + 1 : 0);
+    sameAsReference(hist, 0.01, [
+      [16, false],
+      [10, false],
+    ]);
+    assert.equal(entropyAmax(Float64Array.from(hist), 0.01, 16).amax, 6);
+    assert.ok(Math.abs(entropyAmax(Float64Array.from(hist), 0.01, 10).amax - 5.13) < 1e-12);
+  });
+});
+
 describe('percentile and minmax', () => {
   const r = rng(3);
   const data = Float32Array.from({ length: 50000 }, () => randn(r) * 2 + 0.5);
