@@ -1,8 +1,8 @@
 /**
  * Every calibration method's thresholds for many tensors at once, on the main thread and the
  * statistics workers. The entropy search costs O(candidates x levels) per tensor (up to ~4,096
- * candidates x 256 levels on a widened histogram): 1.5 s for the OCR recogniser's 104 activations,
- * 3 s for PaddleOCR's classifier, on one core while the others idled. Each tensor goes to one
+ * candidates x 256 levels on a widened histogram): 3 s for PaddleOCR's classifier on one core while
+ * the others idled, ~1 s since levels are remembered (thresholds.ts). Each tensor goes to one
  * thread and runs the same function, so the thresholds do not depend on the split.
  */
 import type { QuantConfig } from '../../protocol/report';
