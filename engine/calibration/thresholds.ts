@@ -114,7 +114,7 @@ class LevelDivergence {
       this.blogb[k + 1] = this.blogb[k] + b * this.logb[k];
     }
     this.span = Math.ceil(n / nq) + 1; // the widest level, plus one
-    this.table = stride === 1 && nq < n && this.span <= NARROW ? new Float64Array(n * this.span).fill(Number.NaN) : null;
+    this.table = nq < n && this.span <= NARROW && n * this.span <= TABLE_MAX ? new Float64Array(n * this.span).fill(Number.NaN) : null;
   }
 
   /** The share of the level [js, je), with its own g: 0 for a level of one non-empty bin. */
@@ -144,6 +144,9 @@ class LevelDivergence {
 
 /** Levels up to this many bins are remembered, and summed bin by bin at the last level. */
 const NARROW = 64;
+
+/** Entries of that table at most (8 MB). */
+const TABLE_MAX = 1 << 20;
 
 /** TensorRT percentile: left edge of the first bin whose cumulative share reaches p/100. */
 export function percentileAmax(hist: Float64Array, width: number, percentile: number): number {
