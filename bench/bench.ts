@@ -9,7 +9,8 @@
  *            fixed cost;
  *   floor    what the three passes any such analysis needs cost alone: the float pass
  *            (calibration), and the written QDQ model run plainly as fake quantization and as
- *            onnxruntime's integer kernels, warm, at the float pass's batch size;
+ *            onnxruntime's integer kernels, warm, at the float pass's batch size; and the same with
+ *            the creation of those three sessions, which an analysis also cannot skip (one each);
  *   memory   peak RSS of a fresh process per analysis (VmHWM of the child's own address space): at N and
  *            10N samples, with what the process still holds after a garbage collection at the end
  *            (JS heap and array buffers), and the 512x512 models with sensitivity (under 2 GB);
@@ -73,7 +74,7 @@ async function medianPassMs(s: ort.InferenceSession, data: Dataset, batch: numbe
  * recogniser runs 48 lines in about half the time at batch 2-4 as at batch 32, the classifier the
  * other way round; timing one batch size only would flatter the ratios of one model or the other.
  */
-async function floatPass(m: BenchModel): Promise<{ warm: number; cold: number; batch: number }> {
+async function floatPass(m: BenchModel): Promise<{ warm: number; cold: number; batch: number; created: number }> {
   const data = await loadDataset(m.data, modelInputs(loadModel(m.model).proto), { samples: m.samples });
   const fixed = modelInputs(loadModel(m.model).proto)[0]?.dims[0];
   const sizes = typeof fixed === 'number' && fixed > 0 ? [fixed] : FLOAT_BATCHES.filter((_, i) => i === 0 || FLOAT_BATCHES[i - 1] < m.samples);
@@ -87,10 +88,11 @@ async function floatPass(m: BenchModel): Promise<{ warm: number; cold: number; b
   await s.release();
   const t0 = performance.now();
   const c = await ort.InferenceSession.create(m.model, QUIET);
+  const created = performance.now() - t0;
   await pass(c, data, best.batch);
   const cold = performance.now() - t0;
   await c.release();
-  return { ...best, cold };
+  return { ...best, cold, created };
 }
 
 async function analyze(m: BenchModel, samples: number, sensitivity: boolean, batchSize?: number) {
@@ -109,17 +111,20 @@ async function analyze(m: BenchModel, samples: number, sensitivity: boolean, bat
  * comparison runs it) and once as onnxruntime fuses it into integer kernels. With the float pass
  * these are the three passes an analysis cannot do without; their sum is the floor of its ratio.
  */
-async function qdqPasses(p: Prepared, q: Quantized, batch: number): Promise<{ sim: number; int: number }> {
+async function qdqPasses(p: Prepared, q: Quantized, batch: number): Promise<{ sim: number; int: number; created: number }> {
   const { model } = buildQdqModel(q.prepared, p.loaded.dir, q.plan, q.actParams, q.config, false);
   const bytes = encodeModel(model);
+  let created = 0;
   const time = async (options: ort.InferenceSession.SessionOptions) => {
+    const t0 = performance.now();
     const s = await ort.InferenceSession.create(bytes, { ...QUIET, ...options });
+    created += performance.now() - t0;
     await pass(s, p.data, batch); // warm-up
     const ms = await medianPassMs(s, p.data, batch);
     await s.release();
     return ms;
   };
-  return { sim: await time({ extra: { session: { disable_quant_qdq: '1' } } }), int: await time({}) };
+  return { sim: await time({ extra: { session: { disable_quant_qdq: '1' } } }), int: await time({}), created };
 }
 
 /** Child mode: analyze once and print timings and peak RSS. */
@@ -152,7 +157,7 @@ async function speed(models: BenchModel[]): Promise<string[]> {
   const floors = [
     'floor: the three passes an analysis needs, alone (float; the written QDQ model as fake quantization; as integer kernels), warm, at that batch',
     '',
-    '  model                       float ms  fake-quant ms  integer ms   floor = sum / float   analyze / floor',
+    '  model                       float ms  fake-quant ms  integer ms   floor = sum / float   analyze / floor   + creating the 3 sessions / float',
   ];
   const fixes = [
     "fixes: the diagnosis's fix search after the analysis with sensitivity (candidates measured on integer kernels)",
@@ -181,7 +186,7 @@ async function speed(models: BenchModel[]): Promise<string[]> {
     const qp = await qdqPasses(a.p, a.q, f.batch);
     const floor = f.warm + qp.sim + qp.int;
     floors.push(
-      `  ${m.name.padEnd(26)}  ${f0(f.warm).padStart(8)}  ${f0(qp.sim).padStart(13)}  ${f0(qp.int).padStart(10)}   ${f1(floor / f.warm).padStart(19)}   ${f1(a.ms / floor).padStart(15)}`,
+      `  ${m.name.padEnd(26)}  ${f0(f.warm).padStart(8)}  ${f0(qp.sim).padStart(13)}  ${f0(qp.int).padStart(10)}   ${f1(floor / f.warm).padStart(19)}   ${f1(a.ms / floor).padStart(15)}   ${f1((floor + f.created + qp.created) / f.warm).padStart(33)}`,
     );
   }
   return [...out, '', ...floors, '', ...fixes];
