@@ -29,13 +29,14 @@ export function entropyAmax(hist: Float64Array, width: number, numBits = 8, unsi
   const bins = Float64Array.from(hist);
   bins[0] = bins[1]; // TensorRT discounts the (usually huge) zero bin this way
   const nq = 1 << (numBits - 1 + (unsigned ? 1 : 0));
-  const level = new LevelDivergence(bins, nq, strideFor(n));
+  const level = new LevelDivergence(bins, nq);
   const { mass, nonzero } = level;
   const total = mass[n];
+  const stride = strideFor(n);
   const curve: CurvePoint[] = [];
   let best = Infinity;
   let bestI = startBin;
-  for (let i = startBin; i <= n; i += level.stride) {
+  for (let i = startBin; i <= n; i += stride) {
     // Candidate i: P is bins[0, i) with the tail folded into bin i-1; Q spreads each quantized
     // level's mass m evenly over its nz non-empty bins and sums to mass[i]. Scaled by the total T,
     //   T KL(P||Q) = sum over bins j of P_j (log P_j - log(m / nz) + d),  d = log(mass[i] / T),
@@ -99,7 +100,6 @@ class LevelDivergence {
   constructor(
     private readonly bins: Float64Array,
     nq: number,
-    readonly stride: number,
   ) {
     const n = bins.length;
     this.mass = new Float64Array(n + 1);
@@ -123,8 +123,7 @@ class LevelDivergence {
     let h = this.table ? this.table[k] : Number.NaN;
     if (Number.isNaN(h)) {
       const nz = this.nonzero[je] - this.nonzero[js];
-      const m = this.mass[je] - this.mass[js];
-      h = nz <= 1 ? 0 : this.blogb[je] - this.blogb[js] - m * Math.log(m / nz);
+      h = nz <= 1 ? 0 : this.summed(js, je, Math.log((this.mass[je] - this.mass[js]) / nz));
       if (this.table) this.table[k] = h;
     }
     return h;
@@ -135,10 +134,15 @@ class LevelDivergence {
    * bin where narrow, so a level of one non-empty bin still gives exactly 0.
    */
   of(js: number, je: number, g: number): number {
-    if (je - js > NARROW) return this.blogb[je] - this.blogb[js] - (this.mass[je] - this.mass[js]) * g;
+    if (je - js > NARROW) return this.summed(js, je, g);
     let h = 0;
     for (let j = js; j < je; j++) if (this.bins[j] !== 0) h += this.bins[j] * (this.logb[j] - g);
     return h;
+  }
+
+  /** The same share from the prefix sums: O(1), but not exactly 0 where it should be. */
+  private summed(js: number, je: number, g: number): number {
+    return this.blogb[je] - this.blogb[js] - (this.mass[je] - this.mass[js]) * g;
   }
 }
 
