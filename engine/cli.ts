@@ -230,7 +230,16 @@ interface BudgetOpts {
 
 async function runAnalyze(
   model: string,
-  o: QuantOpts & BudgetOpts & { report?: string; sensitivity: boolean; diagnose?: boolean; json?: boolean; writeCalibrationTable?: string; float?: string },
+  o: QuantOpts &
+    BudgetOpts & {
+      report?: string;
+      sensitivity: boolean;
+      isolatedSamples?: number;
+      diagnose?: boolean;
+      json?: boolean;
+      writeCalibrationTable?: string;
+      float?: string;
+    },
 ): Promise<void> {
   configFrom(o); // option errors before any work
   const reportOut = output(o, model, o.report, '--report', 'report');
@@ -240,7 +249,7 @@ async function runAnalyze(
   try {
     // The diagnosis ranks culprits by sensitivity: on by default when sensitivity runs.
     const diagnose = (o.diagnose ?? o.sensitivity !== false) ? { maxDrop: o.maxDrop, minSqnrDb: o.minSqnr } : undefined;
-    report = await analyzeAny(model, o, { onProgress: bar.onProgress, sensitivity: o.sensitivity, diagnose }, tableOut);
+    report = await analyzeAny(model, o, { onProgress: bar.onProgress, sensitivity: o.sensitivity, isolatedSamples: o.isolatedSamples, diagnose }, tableOut);
   } finally {
     bar.stop();
   }
@@ -342,7 +351,7 @@ function warnSynthetic(p: Prepared): Prepared {
 async function analyzeAny(
   model: string,
   o: QuantOpts & { float?: string },
-  eo: { onProgress?: (p: Progress) => void; sensitivity: boolean; diagnose?: EvaluateOptions['diagnose'] },
+  eo: { onProgress?: (p: Progress) => void; sensitivity: boolean; isolatedSamples?: number; diagnose?: EvaluateOptions['diagnose'] },
   tableOut?: OutputTarget,
 ): Promise<Report> {
   const loaded = loadModel(model);
@@ -537,6 +546,11 @@ export function buildProgram(): Command {
     .option('--float <model.onnx>', 'for an already-quantized model: its original float model, the reference instead of its float twin')
     .option('--report <out.json>', 'write the full JSON report here')
     .option('--no-sensitivity', 'skip per-layer sensitivity')
+    .option(
+      '--isolated-samples <n>',
+      "measure each layer's isolated error on the first n samples (default: as many as the code-level detail covers, at least 16)",
+      intArg,
+    )
     .option('--diagnose', 'name the culprit layers, their cause and a measured fix (default when sensitivity runs)')
     .option('--no-diagnose', 'no diagnosis')
     .option(

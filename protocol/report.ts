@@ -447,6 +447,13 @@ export interface Report {
    * the first ones, as many as a budget of compared elements allows. Error sums cover all samples.
    */
   detailSamples?: number;
+  /**
+   * Samples behind every layer's isolated error (`isolated`: only that layer quantized, fed the
+   * float model's inputs): the first ones, as many as the detail covers but at least 16 (all when
+   * there are fewer). The accumulated errors and the model outputs cover all samples. Absent in
+   * reports from before isolated errors were sampled (they covered all).
+   */
+  isolatedSamples?: number;
   /** How sensitivity was measured: samples used and why that many. */
   sensitivityInfo: { samples: number; method: string; reason: string } | null;
   warnings: Warning[];

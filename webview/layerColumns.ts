@@ -90,7 +90,7 @@ export const COLUMNS: readonly Column[] = [
   {
     key: 'isolated',
     label: 'Isolated',
-    title: 'SQNR (dB) with only this layer quantized, fed float inputs (integer)',
+    title: 'SQNR (dB) with only this layer quantized, fed float inputs (integer), on the first samples (the layer detail says how many)',
     numeric: true,
     value: (r) => num(r.layer.isolated.integer.sqnrDb),
     text: (r) => formatDb(r.layer.isolated.integer.sqnrDb),
@@ -112,7 +112,7 @@ export const COLUMNS: readonly Column[] = [
     key: 'mismatch',
     firstDescending: true,
     label: 'Sim≠int',
-    title: 'Share of output codes where simulated and integer execution differ (all samples)',
+    title: "Share of output codes where simulated and integer execution differ, on the code-level detail's samples (the layer detail says how many)",
     numeric: true,
     value: (r) => num(r.layer.simVsIntMismatch),
     text: (r) => formatRate(r.layer.simVsIntMismatch),

@@ -116,7 +116,7 @@ export class LayerDetail {
       this.weightPanel(row, theme),
       this.errorPanel(row, theme),
       this.integerDiffSection(row, theme),
-      statsPanel(row, this.options.report.sensitivityInfo?.samples ?? null),
+      statsPanel(row, this.options.report.sensitivityInfo?.samples ?? null, samplesNote(this.options.report)),
     );
 
     clear(this.element);
@@ -398,7 +398,16 @@ function outputRow(name: string, m: ModelOutputMetrics): HTMLElement {
   );
 }
 
-function statsPanel(row: LayerRow, sensitivitySamples: number | null): HTMLElement {
+/**
+ * What the layer's figures rest on: accumulated errors cover all samples; isolated errors and the
+ * code-level detail the first ones (reports before sampled isolated errors covered all).
+ */
+export function samplesNote(r: { samples: number; isolatedSamples?: number; detailSamples?: number }): { isolated: string; detail: string } {
+  const of = (n: number | undefined) => (n === undefined || n >= r.samples ? 'all samples' : `first ${n} of ${r.samples} samples`);
+  return { isolated: of(r.isolatedSamples), detail: of(r.detailSamples) };
+}
+
+function statsPanel(row: LayerRow, sensitivitySamples: number | null, samples: { isolated: string; detail: string }): HTMLElement {
   const l = row.layer;
   const errHead = h(
     'thead',
@@ -427,7 +436,7 @@ function statsPanel(row: LayerRow, sensitivitySamples: number | null): HTMLEleme
         null,
         h('h4', null, 'Accumulated (whole model quantized)'),
         h('table', { class: 'mini' }, errHead, h('tbody', null, errorRow('simulated', l.simulated), errorRow('integer', l.integer))),
-        h('h4', null, 'Isolated (only this layer, float inputs)'),
+        h('h4', null, `Isolated (only this layer, float inputs; ${samples.isolated})`),
         h(
           'table',
           { class: 'mini' },
@@ -475,7 +484,7 @@ function statsPanel(row: LayerRow, sensitivitySamples: number | null): HTMLEleme
           'dl',
           { class: 'kv compact' },
           h('dt', null, 'Sim ≠ int codes'),
-          h('dd', null, `${formatRate(l.simVsIntMismatch)} (all samples), max ${formatFixed(l.simVsIntMaxLsb, 0)} LSB`),
+          h('dd', null, `${formatRate(l.simVsIntMismatch)} (${samples.detail}), max ${formatFixed(l.simVsIntMaxLsb, 0)} LSB`),
           h('dt', null, 'Method'),
           h('dd', null, chosen ? chosen.method : '–'),
           h('dt', null, 'Scale'),

@@ -81,7 +81,10 @@ export class BodyLayers {
     return new BodyLayers(layers, float, names, stacked, iso, isoTaps, label);
   }
 
-  /** One batch: `rs`/`ri` hold the body layers' lifted codes from the comparison runs. */
+  /**
+   * One batch: `rs`/`ri` hold the body layers' lifted codes from the comparison runs; the isolated
+   * layers run only when `isolated` (the first samples, as the top-level ones).
+   */
   async run(
     feeds: Record<string, ort.Tensor>,
     rs: Record<string, ort.Tensor>,
@@ -89,10 +92,11 @@ export class BodyLayers {
     simTaps: OutputTap[],
     intTaps: OutputTap[],
     e: Evaluation,
+    isolated: boolean,
   ): Promise<void> {
     const fr = await runSession(this.float, feeds, this.label);
     const floats = byTensor(fr, this.names, feeds);
-    const iso = await this.runIsolated(floats);
+    const iso = isolated ? await this.runIsolated(floats) : { sim: {}, int: {} };
     for (const l of this.layers) {
       const x = floats[l.output]?.data as Float32Array | undefined;
       if (!x || x.length === 0) continue; // its If branch did not run on this batch

@@ -11,9 +11,18 @@
  *     reference): on a bounded, stated number of samples (detail.ts).
  * Sessions are created once per evaluation; every batch is compared and dropped.
  */
-import type * as ort from 'onnxruntime-node';
+import * as ort from 'onnxruntime-node';
 import type { Report, Warning } from '../../protocol/report';
-import { CODES_PREFIX, type CodesInput, type ComparedPair, SUMS_OUTPUT, buildComparisonModel, mergeIsolated } from '../quantize/compareGraph';
+import {
+  CODES_PREFIX,
+  type CodesInput,
+  type ComparedPair,
+  GATED_SUMS_OUTPUT,
+  ISOLATED_FLAG,
+  SUMS_OUTPUT,
+  buildComparisonModel,
+  mergeIsolated,
+} from '../quantize/compareGraph';
 import type { PlannedLayer } from '../quantize/plan';
 import { type OutputTap, buildIsolatedModel, buildQdqModel, type QdqResult } from '../quantize/qdqRewrite';
 import { createSession, feedsFor, runSession } from '../runtime/session';
@@ -73,7 +82,8 @@ function comparisonModel(
     offsets.set(l.node.name, { acc: pairs.length, iso: isoDq ? pairs.length + 1 : null });
     const rank = rankOf(l.output);
     pairs.push({ float: l.output, quant: tap.dq, robust: robust(l.output), rank });
-    if (isoDq) pairs.push({ float: l.output, quant: isoDq, robust: robust(l.output), rank });
+    // The isolated copy runs on the first samples only (its If, isolatedGate.ts): the caller feeds ISOLATED_FLAG.
+    if (isoDq) pairs.push({ float: l.output, quant: isoDq, robust: robust(l.output), rank, gate: l.node.name });
   }
   // The detail needs the float layer outputs (integer error in LSB): exposed in the simulated model,
   // where no fusion depends on them.
@@ -93,7 +103,7 @@ function comparisonModel(
     ...codes.map((c) => CODES_PREFIX + c.name),
   ];
   const bodyTaps = qdq.taps.filter((t) => inBody.has(t.layer)).map((t) => t.tensor);
-  const fetch = [SUMS_OUTPUT, ...new Set([...outputs, ...bodyTaps])];
+  const fetch = [SUMS_OUTPUT, ...(built.gated ? [GATED_SUMS_OUTPUT] : []), ...new Set([...outputs, ...bodyTaps])];
   const tapNames = exposeDetail ? [...qdq.taps, ...[...qdq.inputTaps.values()].flat()].map((t) => t.tensor) : [];
   const detailFetch = [...new Set([...fetch, ...tapNames, ...exposeFloat.map(built.floatName)])];
   return {
@@ -104,6 +114,7 @@ function comparisonModel(
     floatInputs: built.floatInputs,
     codesInputs: built.codesInputs,
     fed: !role.simulated && role.fed,
+    gated: built.gated,
     fetch,
     detailFetch,
     qdq,
@@ -156,6 +167,7 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
     diffSeen: new Map(),
     diffShares: new Map(),
     detailSamples: 0,
+    isolatedSamples: 0,
     kernels: { byLayer: new Map(), counts: {} },
     deployed: { byLayer: new Map(), counts: {} },
     shift: enc.shift,
@@ -181,29 +193,35 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
     const body = await BodyLayers.create(p, q, measured, intParams, enc.config, (s) => sessions.push(s));
 
     const labels = p.data.labels;
+    const isolatedLimit = isolatedSamplesFor(p, detail.limit, opts.isolatedSamples);
     let done = 0;
     for (const [start, count] of batchRanges(p.data.samples, batch)) {
       checkCancel(opts.signal);
       const feeds = await feedsFor(p.data, start, count);
       // Detail batches fetch the layers' codes too (the first samples, up to the detail budget).
       const detailed = exposeDetail && detail.wants(start);
-      const rs = await runSession(sim.session, feeds, label, detailed ? sim.detailFetch : sim.fetch);
+      // Isolated layers run on the first samples only (their Ifs in the comparison models).
+      const isolated = start < isolatedLimit;
+      if (isolated) evaluation.isolatedSamples += count;
+      const flag = { [ISOLATED_FLAG]: new ort.Tensor('bool', [isolated], []) };
+      const rs = await runSession(sim.session, sim.gated ? { ...feeds, ...flag } : feeds, label, detailed ? sim.detailFetch : sim.fetch);
       checkCancel(opts.signal);
       // The integer model reads the float tensors it compares against from the simulated run, and
       // its isolated layers' other inputs as codes, quantized there.
       const intFeeds = {
         ...feeds,
+        ...(int.gated ? flag : {}),
         ...Object.fromEntries(int.floatInputs.map((t) => [int.floatName(t), rs[sim.floatName(t)]])),
         ...Object.fromEntries(int.codesInputs.map((c) => [c.name, rs[CODES_PREFIX + c.name]])),
       };
       const ri = await runSession(int.session, intFeeds, label, detailed ? int.detailFetch : int.fetch);
-      addSums(evaluation, sim, rs, 'sim', 'isoSim');
-      addSums(evaluation, int, ri, 'int', 'isoInt', int.fed ? { comparison: sim, res: rs } : undefined);
+      addSums(evaluation, sim, rs, 'sim', 'isoSim', isolated);
+      addSums(evaluation, int, ri, 'int', 'isoInt', isolated, int.fed ? { comparison: sim, res: rs } : undefined);
       const fr = Object.fromEntries([...sim.floatOutputs].map(([o, name]) => [o, rs[name]]));
       await compareOutputs(p, evaluation, fr, rs, ri, labels?.subarray(start, start + count) ?? null, start, count);
       if (detailed) detail.add(rs, ri, sim, start, count, evaluation);
       else if (!exposeDetail && detail.wants(start)) await detail.run(feeds, start, count, evaluation);
-      await body?.run(feeds, rs, ri, sim.qdq.taps, int.qdq.taps, evaluation);
+      await body?.run(feeds, rs, ri, sim.qdq.taps, int.qdq.taps, evaluation, isolated);
       disposeAll(rs, ri);
       done += count;
       opts.onProgress?.({ stage: 'evaluate', done, total: p.data.samples });
@@ -233,21 +251,34 @@ function addSums(
   res: Record<string, ort.Tensor>,
   acc: 'sim' | 'int',
   iso: 'isoSim' | 'isoInt',
+  isolated: boolean,
   floatFrom?: { comparison: Comparison; res: Record<string, ort.Tensor> },
 ): void {
   const sums = res[SUMS_OUTPUT].data as Float64Array; // float64 (compareGraph.ts)
-  const refSums = floatFrom && (floatFrom.res[SUMS_OUTPUT].data as Float64Array);
+  const gated = c.gated ? (res[GATED_SUMS_OUTPUT].data as Float64Array) : null;
+  // The model that computed the float tensors holds their sum of squares and count.
+  const floatSums = floatFrom ? (floatFrom.res[SUMS_OUTPUT].data as Float64Array) : sums;
+  const floatOffsets = floatFrom ? floatFrom.comparison.offsets : c.offsets;
   for (const [layer, o] of c.offsets) {
     const lc = e.layerAcc.get(layer)!;
-    let ref: { sums: Float64Array; offset: number } | undefined;
-    if (floatFrom) {
-      const r = floatFrom.comparison.offsets.get(layer);
-      if (!r) throw new Error(`comparison models: ${layer} is compared in the integer model but not in the simulated one`);
-      ref = { sums: refSums!, offset: r.acc };
-    }
-    lc.addSums(acc, sums, o.acc, ref);
-    if (o.iso !== null) lc.addSums(iso, sums, o.iso, ref);
+    const r = floatOffsets.get(layer);
+    if (!r) throw new Error(`comparison models: ${layer} is compared in the integer model but not in the simulated one`);
+    const ref = { sums: floatSums, offset: r.acc };
+    lc.addSums(acc, sums, o.acc, floatFrom ? ref : undefined);
+    // A gated pair's sums hold no float sums: those of the layer's accumulated pair (same tensor).
+    if (o.iso !== null && isolated) lc.addSums(iso, gated ?? sums, o.iso, gated ? ref : floatFrom ? ref : undefined);
   }
+}
+
+/** Default least number of samples the isolated layers run on (more when the detail covers more). */
+const ISOLATED_MIN_SAMPLES = 16;
+
+/**
+ * Samples the isolated layers run on: the first ones, as many as the user asked for, else as many
+ * as the code-level detail covers but at least ISOLATED_MIN_SAMPLES (all, when there are fewer).
+ */
+function isolatedSamplesFor(p: Prepared, detailLimit: number, asked: number | undefined): number {
+  return Math.min(p.data.samples, asked ?? Math.max(ISOLATED_MIN_SAMPLES, detailLimit));
 }
 
 /** The file `quantize` writes (no additions, the configured grid), as onnxruntime CPU optimizes it. */

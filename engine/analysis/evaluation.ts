@@ -35,6 +35,8 @@ export interface Evaluation {
   diffShares: ReadonlyMap<string, number>;
   /** Samples the code-level detail (sim vs integer codes, error in LSB) covers: the first ones. */
   detailSamples: number;
+  /** Samples the isolated layers ran on: the first ones. */
+  isolatedSamples: number;
   /** Kernels of the analysis's integer session, and of the file `quantize` writes (onnxruntime CPU). */
   kernels: KernelMap;
   deployed: KernelMap;
@@ -55,6 +57,8 @@ export interface Comparison {
   codesInputs: CodesInput[];
   /** Fed the float tensors: its sums leave out theirs (sum x^2, count), the simulated run has them. */
   fed: boolean;
+  /** Its isolated layers are gated (ISOLATED_FLAG input, GATED_SUMS_OUTPUT output). */
+  gated: boolean;
   /** Float model outputs as exposed, by original name. */
   floatOutputs: Map<string, string>;
   floatName: (tensor: string) => string;

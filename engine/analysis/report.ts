@@ -119,6 +119,7 @@ export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: Sens
     integerDiffSamples: commonSamples(e.diffSeen),
     integerDiffShare: leastShare(e.diffShares),
     detailSamples: e.detailSamples,
+    isolatedSamples: e.isolatedSamples,
     sensitivityInfo: sens ? { samples: sens.samples, method: sens.method, reason: sens.reason } : null,
     warnings,
     timings: e.timings,

@@ -101,6 +101,11 @@ export interface EvaluateOptions extends RunOptions {
    * of layers under that budget.
    */
   detailBytes?: number;
+  /**
+   * Samples (the first ones) each layer's isolated error is measured on: default as many as the
+   * code-level detail covers, at least 16 (evaluate.ts isolatedSamplesFor).
+   */
+  isolatedSamples?: number;
   /** Run per-layer sensitivity; default true. */
   sensitivity?: boolean;
   /** Samples used for sensitivity (default: sized from a pilot's statistics, at most 256). */

@@ -17,11 +17,16 @@ import { cloneModel, opsetOf } from '../onnx/model';
 import { DT, makeTensor } from '../onnx/tensor';
 import { raiseOpsetForIntegerKernels } from './qdqRewrite';
 import { nodeReads, typedValueInfo } from '../onnx/slice';
+import { type Gate, ISO_PREFIX, gateIsolated } from './isolatedGate';
 
 export const FLOAT_PREFIX = 'quantlens_float::';
 /** Codes the simulated model computes for the integer one (CodesInput), as it names them. */
 export const CODES_PREFIX = 'quantlens_codes::';
 export const SUMS_OUTPUT = 'quantlens::sums';
+/** The gated pairs' sums (FED_PAIR_SUMS each), zeros on a run fed ISOLATED_FLAG false. */
+export const GATED_SUMS_OUTPUT = 'quantlens::isolated_sums';
+/** Boolean graph input: run the gated (isolated) pairs on this batch. */
+export const ISOLATED_FLAG = 'quantlens::isolated';
 /** Values per compared pair in the sums vector: sum x^2, y^2, (x-y)^2, max |x-y|, elements. */
 export const PAIR_SUMS = 5;
 /** Values per pair of a model fed its float tensors: sum y^2, (x-y)^2, max |x-y|. */
@@ -40,6 +45,13 @@ export interface ComparedPair {
   robust?: boolean;
   /** The float tensor's rank, when known (onnxruntime's dims): its reductions then need no Reshape. */
   rank?: number;
+  /**
+   * Run this pair (and the isolated nodes it reads) only on batches fed ISOLATED_FLAG true
+   * (isolatedGate.ts); pairs with the same gate share an If. Its sums (sum y^2, (x-y)^2, max
+   * |x-y|) go to GATED_SUMS_OUTPUT; sum x^2 and the count are those of an ungated pair on the same
+   * float tensor, which the caller must compare too.
+   */
+  gate?: string;
 }
 
 interface Scalar {
@@ -77,7 +89,7 @@ class ScalarVector {
   private readonly pushed: { type: number; rank: number; index: number }[] = [];
 
   constructor(
-    private readonly op: (type: string, ins: string[], attrs?: Record<string, number | number[]>, out?: string) => string,
+    readonly op: (type: string, ins: string[], attrs?: Record<string, number | number[]>, out?: string) => string,
     private readonly constant: (base: string, values: bigint[]) => string,
     private readonly sequences: boolean,
   ) {}
@@ -174,8 +186,10 @@ export interface ComparisonModel {
   floatInputs: string[];
   /** With `floatFrom`: the codes to feed instead of the float tensors they quantize. */
   codesInputs: CodesInput[];
-  /** Offset of pair k in the sums vector (PAIR_SUMS each, FED_PAIR_SUMS when fed). */
+  /** Offset of pair k in its sums vector (SUMS_OUTPUT, or GATED_SUMS_OUTPUT for a gated pair). */
   pairOffset: (k: number) => number;
+  /** Some pairs are gated: the model has the ISOLATED_FLAG input and the GATED_SUMS_OUTPUT output. */
+  gated: boolean;
   /** Float model outputs as exposed (prefixed names), by original name. */
   floatOutputs: Map<string, string>;
   /** The name a float-graph tensor has in the combined model. */
@@ -298,16 +312,39 @@ export function buildComparisonModel(quantized: ModelProto, float: ModelProto, p
     perTensor.set(key, t);
     return t;
   };
+  // Gated pairs build their reductions into their gate's own nodes and vector (isolatedGate.ts).
+  const gates = new Map<string, { nodes: NodeProto[]; vector: ScalarVector; length: number }>();
+  const offsets: number[] = [];
+  let ungated = 0;
   for (const p of pairs) {
     const { xs, ok, sx2, n } = ofTensor(fname(p.float), p.rank, p.robust);
-    const y = ok ? op('Where', [ok, op('Cast', [p.quant], { to: DT.DOUBLE }), zero]) : p.quant;
-    const d = op('Sub', [xs, y]);
+    let gate = p.gate === undefined ? undefined : gates.get(p.gate);
+    if (p.gate !== undefined && !gate) {
+      const gateNodes: NodeProto[] = [];
+      const gateOp = (type: string, ins: string[], attrs: Record<string, number | number[]> = {}, out = fresh(type)): string => {
+        gateNodes.push(makeNode(type, ins, [out], out, attrs));
+        return out;
+      };
+      gate = { nodes: gateNodes, vector: new ScalarVector(gateOp, constant, opsetOf(model) >= 11), length: 0 };
+      gates.set(p.gate, gate);
+    }
+    const at = gate ? (o: string, ins: string[], attrs?: Record<string, number | number[]>) => gate.vector.op(o, ins, attrs) : op;
+    const r = (type: string, x: string, elem: number, rank = 0): Scalar => ({ name: at(type, [x], { keepdims: rank > 0 ? 1 : 0 }), type: elem, rank });
+    const y = ok ? at('Where', [ok, at('Cast', [p.quant], { to: DT.DOUBLE }), zero]) : p.quant;
+    const d = at('Sub', [xs, y]);
     const type = ok ? DT.DOUBLE : DT.FLOAT;
     // sum xy is not summed here: JavaScript derives it as (sx2 + sy2 - sd2) / 2 (it only feeds the
     // cosine, which that identity gives to ~1e-7), saving two passes over every pair.
+    const errors = [r('ReduceSumSquare', y, type, p.rank), r('ReduceSumSquare', d, type, p.rank), r('ReduceMax', at('Abs', [d]), type, p.rank)];
+    if (gate) {
+      offsets.push(gate.length); // made absolute once every gate's length is known
+      gate.vector.push(...errors);
+      gate.length += FED_PAIR_SUMS;
+      continue;
+    }
+    offsets.push(ungated++ * (fed ? FED_PAIR_SUMS : PAIR_SUMS));
     if (sx2) vector.push(sx2);
-    vector.push(reduce('ReduceSumSquare', y, type, p.rank), reduce('ReduceSumSquare', d, type, p.rank));
-    vector.push(reduce('ReduceMax', op('Abs', [d]), type, p.rank));
+    vector.push(...errors);
     if (n) vector.push(n);
   }
   if (vector.empty) vector.push({ name: op('Size', [[...inputs][0]]), type: DT.INT64, rank: 0 });
@@ -316,6 +353,28 @@ export function buildComparisonModel(quantized: ModelProto, float: ModelProto, p
   for (const c of opts.exposeCodes ?? []) exposeCodes(g, c, fname(c.float), fresh);
   const codesInputs = fed ? readCodes(g, new Set(f.node.flatMap((n) => n.output))) : [];
   const floatInputs = fed ? feedFloat(g, f, fed) : [];
+  if (gates.size) {
+    const list: Gate[] = [];
+    const start = new Map<string, number>();
+    let total = 0;
+    for (const [key, gate] of gates) {
+      const output = fresh('gate_sums');
+      gate.vector.build(output);
+      list.push({ key, sums: gate.nodes, output, length: gate.length });
+      start.set(key, total);
+      total += gate.length;
+    }
+    pairs.forEach((p, k) => {
+      if (p.gate !== undefined) offsets[k] += start.get(p.gate)!;
+    });
+    g.input.push(typedValueInfo(ISOLATED_FLAG, DT.BOOL));
+    const parts = gateIsolated(g, list, ISOLATED_FLAG, fresh);
+    const from = nodes.length;
+    let level = parts;
+    while (level.length > 1) level = chunks(level).map((c) => (c.length === 1 ? c[0] : op('Concat', c, { axis: 0 })));
+    g.node.push(...nodes.slice(from), makeNode('Identity', [level[0]], [GATED_SUMS_OUTPUT], GATED_SUMS_OUTPUT));
+    g.output.push(untypedValueInfo(GATED_SUMS_OUTPUT));
+  }
   g.node = interleave(g.node, new Map(float.graph!.node.map((n, i) => [n.name, i])));
   g.output.push(untypedValueInfo(SUMS_OUTPUT));
   const floatOutputs = new Map<string, string>();
@@ -328,8 +387,7 @@ export function buildComparisonModel(quantized: ModelProto, float: ModelProto, p
     const name = fname(t);
     if (!g.output.some((x) => x.name === name)) g.output.push(untypedValueInfo(name));
   }
-  const width = fed ? FED_PAIR_SUMS : PAIR_SUMS;
-  return { model, floatInputs, codesInputs, pairOffset: (k) => k * width, floatOutputs, floatName: fname };
+  return { model, floatInputs, codesInputs, pairOffset: (k) => offsets[k], gated: gates.size > 0, floatOutputs, floatName: fname };
 }
 
 /**
@@ -400,7 +458,7 @@ function feedFloat(g: GraphProto, f: GraphProto, typeOf: (tensor: string) => num
   return names;
 }
 
-export const ISO_PREFIX = 'quantlens_iso::';
+export { ISO_PREFIX };
 
 /**
  * A topological order that walks the float, quantized and isolated graphs side by side, layer by

@@ -52,6 +52,8 @@ export function formatSummary(r: Report, worst = 8): string {
     : [...r.layers].sort((x, y) => x.isolated.integer.sqnrDb - y.isolated.integer.sqnrDb).slice(0, worst);
   lines.push(rank.size ? 'layers by the damage they do themselves (own rank):' : 'layers by isolated integer SQNR (their own error):');
   lines.push('  node                                op        sim dB  int dB  iso dB  kernel        own   role');
+  const iso = r.isolatedSamples;
+  if (iso !== undefined && iso < r.samples) lines.push(`  (sim/int dB on all ${r.samples} samples; iso dB, each layer alone, on the first ${iso})`);
   for (const l of ranked) {
     const k = rank.get(l.node);
     const role = k?.culprit ? 'culprit' : victims.has(l.node) ? 'victim' : '';

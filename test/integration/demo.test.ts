@@ -133,7 +133,22 @@ describe('demo CNN with the tensorrt preset', () => {
     assert.ok(exposed.integerDiffSamples > 0 && exposed.integerDiffSamples < exposed.samples, `${exposed.integerDiffSamples} reference samples`);
     for (const l of exposed.layers) {
       const o = own.layers.find((x) => x.node === l.node)!;
-      assert.deepEqual([o.simVsIntMismatch, o.simVsIntMaxLsb, o.errorHistogram], [l.simVsIntMismatch, l.simVsIntMaxLsb, l.errorHistogram], l.node);
+      // The codes come from the same QDQ graphs: equal.
+      assert.deepEqual([o.simVsIntMismatch, o.simVsIntMaxLsb], [l.simVsIntMismatch, l.simVsIntMaxLsb], l.node);
+      // The error in LSB is against float outputs, which the comparison model and the detail's float
+      // tap model compute with the float kernels onnxruntime picks around their outputs (the
+      // comparison model's isolated layers read them from inside Ifs): an element in 10^5 may sit
+      // one bin over.
+      const a = o.errorHistogram.counts;
+      const b = l.errorHistogram.counts;
+      const total = b.reduce((x, y) => x + y, 0);
+      assert.equal(
+        a.reduce((x, y) => x + y, 0),
+        total,
+        `${l.node}: same elements`,
+      );
+      const moved = a.reduce((x, v, i) => x + Math.abs(v - b[i]), 0);
+      assert.ok(moved <= Math.max(2, 1e-5 * total), `${l.node}: ${moved} of ${total} elements in other bins`);
       assert.equal(o.integerDiff?.elements, l.integerDiff?.elements, l.node);
       assert.deepEqual(o.integerDiff?.referenceVsOrt, l.integerDiff?.referenceVsOrt, l.node);
     }

@@ -7,7 +7,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { buildComparisonModel, CODES_PREFIX, FED_PAIR_SUMS, ISO_PREFIX, mergeIsolated, PAIR_SUMS, SUMS_OUTPUT } from '../../engine/quantize/compareGraph';
+import {
+  buildComparisonModel,
+  CODES_PREFIX,
+  FED_PAIR_SUMS,
+  GATED_SUMS_OUTPUT,
+  ISO_PREFIX,
+  ISOLATED_FLAG,
+  mergeIsolated,
+  PAIR_SUMS,
+  SUMS_OUTPUT,
+} from '../../engine/quantize/compareGraph';
 import { createSession } from '../../engine/runtime/session';
 import { DT, buildModel, makeNode, makeTensor, valueInfo } from '../helpers/tinyModels';
 
@@ -159,6 +169,87 @@ describe('comparison sums', () => {
     }, 0);
     close([got[int.pairOffset(1) + 1]], [sd2], 1e-5);
     assert.ok(sd2 > 1e-3, `a visible isolated error: ${sd2}`);
+  });
+
+  it('an isolated layer gated by an If runs only on batches fed the flag: the same sums as ungated when true, zeros when false', async () => {
+    // As above: float h = relu(x), a = 2 h; the isolated layer quantizes h and multiplies by 2.
+    const f = buildModel({
+      nodes: [makeNode('Relu', ['x'], ['h'], 'relu'), makeNode('Mul', ['h', 'two'], ['a'], 'mul')],
+      inputs: [valueInfo('x', [4])],
+      outputs: [valueInfo('a', [4])],
+      initializers: [makeTensor('two', DT.FLOAT, [], [2])],
+    });
+    const iso = buildModel({
+      nodes: [
+        makeNode('QuantizeLinear', ['h', 's', 'z'], ['hq'], 'h_q'),
+        makeNode('DequantizeLinear', ['hq', 's', 'z'], ['hd'], 'h_dq'),
+        makeNode('Mul', ['hd', 'two'], ['m'], 'mul__isolated'),
+        makeNode('QuantizeLinear', ['m', 's', 'z'], ['mq'], 'm_q'),
+        makeNode('DequantizeLinear', ['mq', 's', 'z'], ['md'], 'm_dq'),
+      ],
+      inputs: [valueInfo('h', [4])],
+      outputs: [valueInfo('md', [4])],
+      initializers: [makeTensor('two', DT.FLOAT, [], [2]), makeTensor('s', DT.FLOAT, [], [0.07]), makeTensor('z', DT.UINT8, [], [3])],
+    });
+    const merged = mergeIsolated(quant, { model: iso, taps: [{ layer: 'mul', dq: 'md' }], inputs: ['h'] });
+    const plain = [
+      { float: 'a', quant: 'q' },
+      { float: 'a', quant: merged.dq.get('mul')! },
+    ];
+    const gated = [plain[0], { ...plain[1], gate: 'mul' }];
+    const int = buildComparisonModel(merged.model, f, gated, { floatFrom: () => DT.FLOAT });
+    const sim = buildComparisonModel(merged.model, f, gated, { exposeFloat: int.floatInputs, exposeCodes: int.codesInputs });
+    const ungated = buildComparisonModel(merged.model, f, plain);
+    for (const m of [sim, int]) {
+      assert.ok(m.gated);
+      const main = m.model.graph!.node;
+      // Only the If is left of the isolated layer in the main graph (the codes' own QuantizeLinear is not isolated).
+      assert.deepEqual(
+        main.filter((n) => n.name.startsWith(ISO_PREFIX)).map((n) => n.opType),
+        ['If'],
+      );
+      const branch = main.find((n) => n.opType === 'If')!.attribute.find((a) => a.name === 'then_branch')!.g!;
+      assert.ok(
+        branch.node.some((n) => n.opType === 'Mul' && n.name.startsWith(`${ISO_PREFIX}mul__isolated`)),
+        'the layer copy runs in the branch',
+      );
+    }
+
+    const x = new ort.Tensor('float32', Float32Array.from([1, -2.5, 3, 0.3]), [4]);
+    const run = async (model: typeof f, mode: 'simulated' | 'integer', fd: Record<string, ort.Tensor>) => {
+      const session = await createSession(model, mode);
+      const r = await session.run(fd);
+      await session.release();
+      return r;
+    };
+    const want = {
+      simulated: Array.from((await run(ungated.model, 'simulated', { x }))[SUMS_OUTPUT].data as Float64Array),
+      integer: Array.from((await run(ungated.model, 'integer', { x }))[SUMS_OUTPUT].data as Float64Array),
+    };
+    // the isolated pair's sum y^2, (x-y)^2, max |x-y| in an ungated model
+    const isoSums = (w: number[]) => w.slice(PAIR_SUMS + 1, PAIR_SUMS + 4);
+    assert.ok(isoSums(want.integer)[1] > 1e-3, 'a visible isolated error');
+    for (const on of [true, false]) {
+      const flag = new ort.Tensor('bool', [on], []);
+      const rs = await run(sim.model, 'simulated', { x, [ISOLATED_FLAG]: flag });
+      const ri = await run(int.model, 'integer', {
+        x,
+        [ISOLATED_FLAG]: flag,
+        [int.floatName('a')]: rs[sim.floatName('a')],
+        [`${ISO_PREFIX}hq`]: rs[`${CODES_PREFIX}${ISO_PREFIX}hq`],
+      });
+      // the accumulated pair whatever the flag
+      assert.deepEqual(Array.from(rs[SUMS_OUTPUT].data as Float64Array), want.simulated.slice(0, PAIR_SUMS));
+      assert.deepEqual(Array.from(ri[SUMS_OUTPUT].data as Float64Array), want.integer.slice(1, 4));
+      for (const [r, m, w] of [
+        [rs, sim, want.simulated],
+        [ri, int, want.integer],
+      ] as const) {
+        const got = Array.from(r[GATED_SUMS_OUTPUT].data as Float64Array);
+        assert.equal(m.pairOffset(1), 0);
+        assert.deepEqual(got, on ? isoSums(w) : [0, 0, 0]);
+      }
+    }
   });
 
   it('70 pairs, more than one gathering node takes: the sums of every pair at its offset (opset 13 and 10)', async () => {
