@@ -47,6 +47,9 @@ const db = (x: number | string) => (typeof x === 'string' ? x : Number.isFinite(
 const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(2)}%`);
 const metrics = (m: ErrorMetrics) => `SQNR ${db(m.sqnrDb)}, cosine ${m.cosine.toFixed(4)}, max |err| ${m.maxAbs.toPrecision(3)}`;
 
+/** "all 300 samples", or "first 16 of 300 samples" for figures measured on the first samples only. */
+const samplesOf = (n: number | undefined, total: number) => (n === undefined || n >= total ? `all ${total} samples` : `first ${n} of ${total} samples`);
+
 export function layerHover(l: LayerReport, r: Report, sqnrWarningDb: number): string {
   const out = r.tensors.find((t) => t.name === l.output && t.kind === 'activation');
   // Flag the error the layer makes itself (isolated), not the accumulated error it may inherit.
@@ -56,8 +59,8 @@ export function layerHover(l: LayerReport, r: Report, sqnrWarningDb: number): st
     '',
     `- accumulated, simulated: ${metrics(l.simulated)}`,
     `- accumulated, integer: ${metrics(l.integer)}`,
-    `- isolated (float inputs): simulated ${db(l.isolated.simulated.sqnrDb)}, integer ${db(l.isolated.integer.sqnrDb)}`,
-    `- simulated vs integer codes: ${formatRate(l.simVsIntMismatch)} differ (all ${r.samples} samples), max ${l.simVsIntMaxLsb} LSB`,
+    `- isolated (float inputs, ${samplesOf(r.isolatedSamples, r.samples)}): simulated ${db(l.isolated.simulated.sqnrDb)}, integer ${db(l.isolated.integer.sqnrDb)}`,
+    `- simulated vs integer codes: ${formatRate(l.simVsIntMismatch)} differ (${samplesOf(r.detailSamples, r.samples)}), max ${l.simVsIntMaxLsb} LSB`,
   ];
   if (l.sensitivity) {
     const s = l.sensitivity;
