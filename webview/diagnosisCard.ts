@@ -237,7 +237,18 @@ function candidatesBlock(report: Report): HTMLElement {
     h(
       'table',
       { class: 'mini' },
-      h('thead', null, h('tr', null, h('th', null, 'change'), h('th', { class: 'num' }, `drop (${d.drop.unit})`), h('th', { class: 'num' }, 'float layers'))),
+      h(
+        'thead',
+        null,
+        h(
+          'tr',
+          null,
+          h('th', null, 'change'),
+          h('th', { class: 'num' }, `drop (${d.drop.unit})`),
+          h('th', { class: 'num', title: 'Samples measured: a candidate clearly worse than the plan so far stops after the first ones' }, 'samples'),
+          h('th', { class: 'num' }, 'float layers'),
+        ),
+      ),
       h(
         'tbody',
         null,
@@ -247,6 +258,7 @@ function candidatesBlock(report: Report): HTMLElement {
             null,
             h('td', null, c.description),
             h('td', { class: 'num' }, formatWithInterval(c.measured.drop, c.measured.interval)),
+            h('td', { class: 'num' }, String(c.measured.samples)),
             h('td', { class: 'num' }, String(c.measured.floatLayers)),
           ),
         ),

@@ -117,13 +117,15 @@ export async function diagnose(p: Prepared, q: Quantized, report: Report, opts: 
       layers,
       budget,
       maxMeasurements: d.maxMeasurements,
-      measure: (config) => measurer.measureConfig(config),
+      measure: (config, look) => measurer.measureConfig(config, undefined, look),
       onMeasured: (done, message) => opts.onProgress?.({ stage: 'diagnose', done, total: d.maxMeasurements ?? 48, message }),
     });
     const metric = pm.description;
     const seen = new Set<string>();
+    // Candidates measured on every sample first: one stopped at the look is worse than the plan it
+    // extended on the same first samples, whatever its estimate over those few says.
     diagnosis.candidates = [...result.tried]
-      .sort((a, b) => lossValue(a.m) - lossValue(b.m) || a.cost - b.cost)
+      .sort((a, b) => Number(!!a.stopped) - Number(!!b.stopped) || lossValue(a.m) - lossValue(b.m) || a.cost - b.cost)
       .filter((t) => !seen.has(describeChanges(t.changes)) && seen.add(describeChanges(t.changes)))
       .slice(0, 24)
       .map((t) => toFix(t, metric, report.layers));

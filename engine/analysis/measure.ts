@@ -29,7 +29,7 @@ export { type Measurement, compareMeasurements, lossValue, meanSqnr, withinNoise
 import { type CutPoint, type Suffix, cutPoints, expose, reusableSuffix } from './prefixReuse';
 import { quantizeWith } from './quantize';
 import { disposeAll } from './taps';
-import type { Measurement } from './paired';
+import type { Look, Measurement } from './paired';
 import type { Prepared, Quantized } from './types';
 import { type UserMetric, scoreBatch, userMetricSummary } from './userMetric';
 
@@ -159,13 +159,13 @@ export class OutputMeasurer {
    * the analysis uses (symmetric int8 activations as the equivalent uint8 grid on x86, so the
    * kernels really fuse: see kernels.ts), so a candidate's numbers match the report's.
    */
-  async measureConfig(config: QuantConfig, q?: Quantized): Promise<Measurement> {
+  async measureConfig(config: QuantConfig, q?: Quantized, look?: Look): Promise<Measurement> {
     const qq = q ?? (await quantizeWith(this.p, config, { signal: this.opts.signal }));
-    return this.measurePlan(qq, qq.plan);
+    return this.measurePlan(qq, qq.plan, look);
   }
 
   /** `q` with only the layers of `plan` quantized (e.g. one layer alone), on integer kernels. */
-  async measurePlan(q: Quantized, plan: QuantPlan): Promise<Measurement> {
+  async measurePlan(q: Quantized, plan: QuantPlan, look?: Look): Promise<Measurement> {
     const enc = integerEncoding(q.config);
     const params = shiftParams(q.actParams, enc.shift);
     // onnxruntime 1.30 corrupts its heap running a graph whose 4-bit activation codes feed only a
@@ -174,14 +174,14 @@ export class OutputMeasurer {
     const fourBit = [...params.values()].some((x) => gridType(x).bits === 4);
     const { model } = buildQdqModel(q.prepared, this.p.loaded.dir, plan, params, enc.config, fourBit);
     // A subset plan (one layer alone) shares little with the configurations a search extends.
-    return fourBit || !this.cutLayers.length || plan !== q.plan ? this.measureModel(model, 'integer') : this.measureReusing(model);
+    return fourBit || !this.cutLayers.length || plan !== q.plan ? this.measureModel(model, 'integer', undefined, look) : this.measureReusing(model, look);
   }
 
   /**
    * `model` on integer kernels, from the kept model it shares the longest prefix with (only the
    * nodes after the cut run, fed that model's codes), keeping its own codes at the cut layers.
    */
-  private async measureReusing(model: ModelProto): Promise<Measurement> {
+  private async measureReusing(model: ModelProto, look?: Look): Promise<Measurement> {
     let best: { base: KeptRun; suffix: Suffix } | null = null;
     for (const base of this.kept) {
       // Only codes of every batch (a measurement is kept once it has run all of them).
@@ -206,23 +206,29 @@ export class OutputMeasurer {
       this.reuse.nodesWhole += best.suffix.total;
     }
     const inputs = new Set(run.graph!.input.map((i) => i.name));
-    const m = await this.measureModel(run, 'integer', {
-      feeds: (k, data) => {
-        const feeds = Object.fromEntries(Object.entries(data).filter(([n]) => inputs.has(n)));
-        for (const t of best?.suffix.frontier ?? []) feeds[t] = best!.base.tensors.get(t)![k];
-        return feeds;
+    const m = await this.measureModel(
+      run,
+      'integer',
+      {
+        feeds: (k, data) => {
+          const feeds = Object.fromEntries(Object.entries(data).filter(([n]) => inputs.has(n)));
+          for (const t of best?.suffix.frontier ?? []) feeds[t] = best!.base.tensors.get(t)![k];
+          return feeds;
+        },
+        keep: (res, count) => {
+          if (!this.cutsChosen) this.chooseCuts(points, res, count, entry);
+          for (const t of exposed) {
+            const kept = entry.tensors.get(t);
+            if (!kept) continue;
+            const r = res[t];
+            kept.push(new ort.Tensor(r.type as 'uint8', (r.data as Uint8Array).slice(), r.dims));
+          }
+        },
       },
-      keep: (res, count) => {
-        if (!this.cutsChosen) this.chooseCuts(points, res, count, entry);
-        for (const t of exposed) {
-          const kept = entry.tensors.get(t);
-          if (!kept) continue;
-          const r = res[t];
-          kept.push(new ort.Tensor(r.type as 'uint8', (r.data as Uint8Array).slice(), r.dims));
-        }
-      },
-    });
-    if (this.cutLayers.length) this.keep(entry);
+      look,
+    );
+    // A measurement stopped at a look kept the codes of its first batches only: no later candidate can start from them.
+    if (this.cutLayers.length && m.samples === this.samples) this.keep(entry);
     return m;
   }
 
@@ -271,6 +277,7 @@ export class OutputMeasurer {
       /** Sees each batch's results (of `count` samples) before they are disposed. */
       keep: (res: Record<string, ort.Tensor>, count: number) => void;
     },
+    look?: Look,
   ): Promise<Measurement> {
     const own = !('run' in model);
     const label = `quantized model of ${this.p.loaded.path}`;
@@ -280,9 +287,18 @@ export class OutputMeasurer {
     const floatScores: number[] = [];
     const quantScores: number[] = [];
     const metric = this.opts.metric;
+    let measured = 0;
+    let looked = false;
+    const result = () => this.measurement(cmp, top, floatScores, quantScores, measured);
     try {
       let k = 0;
       for (const [start, count] of this.ranges()) {
+        // The look, once, at the first batch boundary past its samples while batches remain.
+        if (look && !looked && measured >= look.samples) {
+          looked = true;
+          const partial = result();
+          if (look.stop(partial)) return partial;
+        }
         checkCancel(this.opts.signal);
         const f = await this.floatBatch(k, start, count);
         const data = await feedsFor(this.p.data, start, count);
@@ -299,10 +315,17 @@ export class OutputMeasurer {
           quantScores.push(...(await scoreBatch(metric, f.outputs, q, count, labels, start)));
         }
         disposeAll(r);
+        measured += count;
       }
     } finally {
       if (own) await s.release();
     }
+    return result();
+  }
+
+  /** What `cmp` and the rest hold, over the first `samples` samples, as a Measurement. */
+  private measurement(cmp: ModelOutputComparison, top: Top1Counter, floatScores: number[], quantScores: number[], samples: number): Measurement {
+    const metric = this.opts.metric;
     const user = metric ? userMetricSummary(metric, floatScores, quantScores) : null;
     const outputs = cmp.summaries();
     const primary = choosePrimaryMetric(outputs, user);
@@ -318,11 +341,11 @@ export class OutputMeasurer {
     return {
       outputs,
       primary,
-      metrics: { top1: top.top1(hasLabels), agreement: top.agreement(), outputSqnrDb: cmp.overallSqnrDb(), samples: this.samples },
+      metrics: { top1: top.top1(hasLabels), agreement: top.agreement(), outputSqnrDb: cmp.overallSqnrDb(), samples },
       perSample,
       perSampleSqnr: series?.sqnrDb ?? new Float64Array(0),
       table: primary.kind === 'top1' ? (summary?.classifier?.labelled?.table ?? null) : null,
-      samples: this.samples,
+      samples,
     };
   }
 

@@ -4,7 +4,7 @@
  */
 import type { ModelOutputMetrics } from '../../protocol/report';
 import type { OutputSummary, PairedTable, PrimaryMetric } from '../../protocol/metrics';
-import { type Interval, pairedAccuracy, pairedMeanDifference } from './statistics';
+import { type Interval, LEVEL, pairedAccuracy, pairedMeanDifference } from './statistics';
 
 export interface Measurement {
   /** Every float output compared, with intervals. */
@@ -26,16 +26,29 @@ export interface Measurement {
 }
 
 /**
+ * A look partway through a measurement: once `samples` samples (at a batch boundary, before the
+ * last batch) are measured, `stop` sees the measurement so far and may end it there. The
+ * measurement returned then covers those first samples only (its `samples` says how many).
+ */
+export interface Look {
+  samples: number;
+  stop: (partial: Measurement) => boolean;
+}
+
+/**
  * How much worse `b` is than `a` on the primary metric, paired over the same samples, in the
  * primary loss's unit (points, metric units, dB): positive = b is worse. Top-1: Newcombe's paired
  * interval on the two candidates' correctness; otherwise the paired mean difference (agreement in
- * points). "Within noise" = the interval contains 0.
+ * points). "Within noise" = the interval contains 0. Every measurement covers the first samples
+ * of the same data; one stopped early (a fix-search candidate clearly worse at a look) is paired
+ * on the samples both cover.
  */
-export function compareMeasurements(a: Measurement, b: Measurement): Interval {
-  if (a.perSample.length !== b.perSample.length)
-    throw new RangeError(`measurements on ${a.perSample.length} and ${b.perSample.length} samples cannot be paired`);
-  if (a.primary.kind === 'top1') return pairedAccuracy(a.perSample, b.perSample).dropPoints;
-  const d = pairedMeanDifference(a.perSample, b.perSample);
+export function compareMeasurements(a: Measurement, b: Measurement, level = LEVEL): Interval {
+  const n = Math.min(a.perSample.length, b.perSample.length);
+  const x = a.perSample.subarray(0, n);
+  const y = b.perSample.subarray(0, n);
+  if (a.primary.kind === 'top1') return pairedAccuracy(x, y, level).dropPoints;
+  const d = pairedMeanDifference(x, y, { level });
   const k = a.primary.kind === 'agreement' ? 100 : 1;
   return { estimate: d.estimate * k, low: d.low * k, high: d.high * k, level: d.level, method: `paired ${d.method}` };
 }
