@@ -97,7 +97,8 @@ export async function mixedPrecision(p: Prepared, config: QuantConfig, opts: Mix
         const f = planFacts(q, a.node);
         return f ? [{ node: a.node, options: optionsFor(f) }] : [];
       }),
-      measure: (c) => measurer.measureConfig(c),
+      // Options clearly worse than the plan on their first samples stop there (search.ts, the look).
+      measure: (c, look) => measurer.measureConfig(c, undefined, look),
       onMeasured: (_n, label) => tick(label),
     });
     const steps = [base, ...result.steps];
