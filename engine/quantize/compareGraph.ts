@@ -270,8 +270,8 @@ export function buildComparisonModel(quantized: ModelProto, float: ModelProto, p
   // A reduction of every element: kept at the input's rank when it is known (concatenated by rank),
   // else a rank-0 scalar. Sums are float32 inside a batch (onnxruntime sums in vectorized blocks)
   // and float64 across batches; robust pairs are float64 throughout.
-  const reduce = (type: string, x: string, elem: number, rank = 0): Scalar => ({
-    name: op(type, [x], { keepdims: rank > 0 ? 1 : 0 }),
+  const reduce = (type: string, x: string, elem: number, rank = 0, emit = op): Scalar => ({
+    name: emit(type, [x], { keepdims: rank > 0 ? 1 : 0 }),
     type: elem,
     rank,
   });
@@ -329,13 +329,16 @@ export function buildComparisonModel(quantized: ModelProto, float: ModelProto, p
       gates.set(p.gate, gate);
     }
     const at = gate ? (o: string, ins: string[], attrs?: Record<string, number | number[]>) => gate.vector.op(o, ins, attrs) : op;
-    const r = (type: string, x: string, elem: number, rank = 0): Scalar => ({ name: at(type, [x], { keepdims: rank > 0 ? 1 : 0 }), type: elem, rank });
     const y = ok ? at('Where', [ok, at('Cast', [p.quant], { to: DT.DOUBLE }), zero]) : p.quant;
     const d = at('Sub', [xs, y]);
     const type = ok ? DT.DOUBLE : DT.FLOAT;
     // sum xy is not summed here: JavaScript derives it as (sx2 + sy2 - sd2) / 2 (it only feeds the
     // cosine, which that identity gives to ~1e-7), saving two passes over every pair.
-    const errors = [r('ReduceSumSquare', y, type, p.rank), r('ReduceSumSquare', d, type, p.rank), r('ReduceMax', at('Abs', [d]), type, p.rank)];
+    const errors = [
+      reduce('ReduceSumSquare', y, type, p.rank, at),
+      reduce('ReduceSumSquare', d, type, p.rank, at),
+      reduce('ReduceMax', at('Abs', [d]), type, p.rank, at),
+    ];
     if (gate) {
       offsets.push(gate.length); // made absolute once every gate's length is known
       gate.vector.push(...errors);
