@@ -180,7 +180,11 @@ async function speed(models: BenchModel[]): Promise<string[]> {
       const t0 = performance.now();
       const d = await diagnose(s.p, s.q, s.report, {});
       const ms = performance.now() - t0;
-      const note = d.notes.find((n) => n.includes('ran only from where')) ?? (d.culprits.length ? 'every candidate ran whole' : 'no culprit: nothing measured');
+      const reuse =
+        d.notes.find((n) => n.includes('ran only from where')) ?? (d.culprits.length ? 'every candidate ran whole' : 'no culprit: nothing measured');
+      // The fix search's look: candidates worse than the plan on their first samples stop there (search.ts).
+      const looked = d.notes.find((n) => n.includes('stopped after the first'));
+      const note = looked ? `${reuse}; ${looked.replace(/: worse than.*/, '')}` : reuse;
       fixes.push(`  ${m.name.padEnd(26)}  ${f0(ms).padStart(13)}  ${f1(ms / f.warm).padStart(7)}   ${String(d.candidates.length).padStart(10)}  ${note}`);
     }
     const qp = await qdqPasses(a.p, a.q, f.batch);

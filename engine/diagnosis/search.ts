@@ -184,11 +184,6 @@ export async function searchFix(input: SearchInput): Promise<SearchResult> {
     pending = skipped;
   }
   notes.push(...layerNotes.values());
-  const stopped = tried.filter((t) => t.stopped);
-  if (stopped.length)
-    notes.push(
-      `${stopped.length} of ${tried.length} candidates stopped after the first ${[...new Set(stopped.map((t) => t.m.samples))].join('/')} of ${baseline.samples} samples: worse than the plan so far (paired ${100 * LOOK_LEVEL}% interval), they cannot be taken`,
-    );
   // Backward pass: drop the costliest steps first, then the latest, when the samples cannot tell the difference.
   const order = [...accepted].sort((a, b) => b.option.cost - a.option.cost || accepted.indexOf(b) - accepted.indexOf(a));
   let kept = [...accepted];
@@ -209,6 +204,11 @@ export async function searchFix(input: SearchInput): Promise<SearchResult> {
       cur = t;
     }
   }
+  const stopped = tried.filter((t) => t.stopped);
+  if (stopped.length)
+    notes.push(
+      `${stopped.length} of ${tried.length} candidates stopped after the first ${[...new Set(stopped.map((t) => t.m.samples))].join('/')} of ${baseline.samples} samples: worse than the plan so far (paired ${100 * LOOK_LEVEL}% interval), they cannot be taken`,
+    );
   const steps = accepted.map((a) => a.at);
   const met = certified(cur.verdict) ? 'certified' : meetsEstimate(cur.m, cur.verdict, budget) ? 'estimate' : false;
   if (met === 'estimate' && !canCertify)
