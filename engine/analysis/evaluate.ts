@@ -255,7 +255,8 @@ function addSums(
   floatFrom?: { comparison: Comparison; res: Record<string, ort.Tensor> },
 ): void {
   const sums = res[SUMS_OUTPUT].data as Float64Array; // float64 (compareGraph.ts)
-  const gated = c.gated ? (res[GATED_SUMS_OUTPUT].data as Float64Array) : null;
+  // Every isolated pair is gated (comparisonModel): its sums are in the gated vector.
+  const gated = c.gated ? (res[GATED_SUMS_OUTPUT].data as Float64Array) : sums;
   // The model that computed the float tensors holds their sum of squares and count.
   const floatSums = floatFrom ? (floatFrom.res[SUMS_OUTPUT].data as Float64Array) : sums;
   const floatOffsets = floatFrom ? floatFrom.comparison.offsets : c.offsets;
@@ -266,7 +267,7 @@ function addSums(
     const ref = { sums: floatSums, offset: r.acc };
     lc.addSums(acc, sums, o.acc, floatFrom ? ref : undefined);
     // A gated pair's sums hold no float sums: those of the layer's accumulated pair (same tensor).
-    if (o.iso !== null && isolated) lc.addSums(iso, gated ?? sums, o.iso, gated ? ref : floatFrom ? ref : undefined);
+    if (o.iso !== null && isolated) lc.addSums(iso, gated, o.iso, ref);
   }
 }
 

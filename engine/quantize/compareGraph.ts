@@ -89,7 +89,7 @@ class ScalarVector {
   private readonly pushed: { type: number; rank: number; index: number }[] = [];
 
   constructor(
-    readonly op: (type: string, ins: string[], attrs?: Record<string, number | number[]>, out?: string) => string,
+    private readonly op: (type: string, ins: string[], attrs?: Record<string, number | number[]>, out?: string) => string,
     private readonly constant: (base: string, values: bigint[]) => string,
     private readonly sequences: boolean,
   ) {}
@@ -313,7 +313,7 @@ export function buildComparisonModel(quantized: ModelProto, float: ModelProto, p
     return t;
   };
   // Gated pairs build their reductions into their gate's own nodes and vector (isolatedGate.ts).
-  const gates = new Map<string, { nodes: NodeProto[]; vector: ScalarVector; length: number }>();
+  const gates = new Map<string, { nodes: NodeProto[]; op: typeof op; vector: ScalarVector; length: number }>();
   const offsets: number[] = [];
   let ungated = 0;
   for (const p of pairs) {
@@ -325,10 +325,10 @@ export function buildComparisonModel(quantized: ModelProto, float: ModelProto, p
         gateNodes.push(makeNode(type, ins, [out], out, attrs));
         return out;
       };
-      gate = { nodes: gateNodes, vector: new ScalarVector(gateOp, constant, opsetOf(model) >= 11), length: 0 };
+      gate = { nodes: gateNodes, op: gateOp, vector: new ScalarVector(gateOp, constant, opsetOf(model) >= 11), length: 0 };
       gates.set(p.gate, gate);
     }
-    const at = gate ? (o: string, ins: string[], attrs?: Record<string, number | number[]>) => gate.vector.op(o, ins, attrs) : op;
+    const at = gate?.op ?? op;
     const y = ok ? at('Where', [ok, at('Cast', [p.quant], { to: DT.DOUBLE }), zero]) : p.quant;
     const d = at('Sub', [xs, y]);
     const type = ok ? DT.DOUBLE : DT.FLOAT;

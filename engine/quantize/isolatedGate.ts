@@ -58,7 +58,7 @@ export function gateIsolated(g: GraphProto, gates: readonly Gate[], flag: string
   // Nodes read from outside every gate (or graph outputs) stay where they are, and so do the
   // nodes those read, which the fixpoint below reaches through them.
   const graphOutputs = new Set(g.output.map((o) => o.name));
-  const moved = new Set(claims.keys());
+  const moved = new Set([...claims.keys()].filter((i) => !g.node[i].output.some((o) => graphOutputs.has(o))));
   for (let changed = true; changed; ) {
     changed = false;
     for (const [i, n] of g.node.entries()) {
@@ -68,7 +68,6 @@ export function gateIsolated(g: GraphProto, gates: readonly Gate[], flag: string
         if (j !== undefined && moved.delete(j)) changed = true;
       }
     }
-    for (const i of [...moved]) if (g.node[i].output.some((o) => graphOutputs.has(o))) moved.delete(i), (changed = true);
   }
   const inits = new Map(g.initializer.map((t) => [t.name, t]));
   // Readers of each initializer: the gates whose branch reads it, and whether anything outside does.

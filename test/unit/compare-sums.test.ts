@@ -67,6 +67,32 @@ async function sums(x: number[], robust: boolean): Promise<number[]> {
 const close = (got: number[], want: number[], rel: number) =>
   got.forEach((g, i) => assert.ok(Math.abs(g - want[i]) <= rel * Math.abs(want[i]), `sum ${i}: ${g} vs ${want[i]}`));
 
+/**
+ * float: h = relu(x), a = 2 h. The isolated layer quantizes h (scale 0.07, zero point 3, uint8)
+ * and multiplies by 2; h is nobody's output, a is compared (accumulated and isolated).
+ */
+function isolatedMul() {
+  const f = buildModel({
+    nodes: [makeNode('Relu', ['x'], ['h'], 'relu'), makeNode('Mul', ['h', 'two'], ['a'], 'mul')],
+    inputs: [valueInfo('x', [4])],
+    outputs: [valueInfo('a', [4])],
+    initializers: [makeTensor('two', DT.FLOAT, [], [2])],
+  });
+  const iso = buildModel({
+    nodes: [
+      makeNode('QuantizeLinear', ['h', 's', 'z'], ['hq'], 'h_q'),
+      makeNode('DequantizeLinear', ['hq', 's', 'z'], ['hd'], 'h_dq'),
+      makeNode('Mul', ['hd', 'two'], ['m'], 'mul__isolated'),
+      makeNode('QuantizeLinear', ['m', 's', 'z'], ['mq'], 'm_q'),
+      makeNode('DequantizeLinear', ['mq', 's', 'z'], ['md'], 'm_dq'),
+    ],
+    inputs: [valueInfo('h', [4])],
+    outputs: [valueInfo('md', [4])],
+    initializers: [makeTensor('two', DT.FLOAT, [], [2]), makeTensor('s', DT.FLOAT, [], [0.07]), makeTensor('z', DT.UINT8, [], [3])],
+  });
+  return { f, merged: mergeIsolated(quant, { model: iso, taps: [{ layer: 'mul', dq: 'md' }], inputs: ['h'] }) };
+}
+
 describe('comparison sums', () => {
   it('plain pairs: float32 reductions match float64 sums to float32 precision', async () => {
     const x = [1, -2.5, 3, 0.25];
@@ -106,27 +132,7 @@ describe('comparison sums', () => {
   });
 
   it("an isolated layer's input that no pair reads is fed as codes the simulated model quantizes: the integer sums are those of a model running its own float graph", async () => {
-    // float: h = relu(x), a = 2 h. The isolated layer quantizes h (scale 0.07, zero point 3, uint8)
-    // and multiplies by 2; h is nobody's output, a is compared (accumulated and isolated).
-    const f = buildModel({
-      nodes: [makeNode('Relu', ['x'], ['h'], 'relu'), makeNode('Mul', ['h', 'two'], ['a'], 'mul')],
-      inputs: [valueInfo('x', [4])],
-      outputs: [valueInfo('a', [4])],
-      initializers: [makeTensor('two', DT.FLOAT, [], [2])],
-    });
-    const iso = buildModel({
-      nodes: [
-        makeNode('QuantizeLinear', ['h', 's', 'z'], ['hq'], 'h_q'),
-        makeNode('DequantizeLinear', ['hq', 's', 'z'], ['hd'], 'h_dq'),
-        makeNode('Mul', ['hd', 'two'], ['m'], 'mul__isolated'),
-        makeNode('QuantizeLinear', ['m', 's', 'z'], ['mq'], 'm_q'),
-        makeNode('DequantizeLinear', ['mq', 's', 'z'], ['md'], 'm_dq'),
-      ],
-      inputs: [valueInfo('h', [4])],
-      outputs: [valueInfo('md', [4])],
-      initializers: [makeTensor('two', DT.FLOAT, [], [2]), makeTensor('s', DT.FLOAT, [], [0.07]), makeTensor('z', DT.UINT8, [], [3])],
-    });
-    const merged = mergeIsolated(quant, { model: iso, taps: [{ layer: 'mul', dq: 'md' }], inputs: ['h'] });
+    const { f, merged } = isolatedMul();
     const pairs = [
       { float: 'a', quant: 'q' },
       { float: 'a', quant: merged.dq.get('mul')! },
@@ -172,26 +178,7 @@ describe('comparison sums', () => {
   });
 
   it('an isolated layer gated by an If runs only on batches fed the flag: the same sums as ungated when true, zeros when false', async () => {
-    // As above: float h = relu(x), a = 2 h; the isolated layer quantizes h and multiplies by 2.
-    const f = buildModel({
-      nodes: [makeNode('Relu', ['x'], ['h'], 'relu'), makeNode('Mul', ['h', 'two'], ['a'], 'mul')],
-      inputs: [valueInfo('x', [4])],
-      outputs: [valueInfo('a', [4])],
-      initializers: [makeTensor('two', DT.FLOAT, [], [2])],
-    });
-    const iso = buildModel({
-      nodes: [
-        makeNode('QuantizeLinear', ['h', 's', 'z'], ['hq'], 'h_q'),
-        makeNode('DequantizeLinear', ['hq', 's', 'z'], ['hd'], 'h_dq'),
-        makeNode('Mul', ['hd', 'two'], ['m'], 'mul__isolated'),
-        makeNode('QuantizeLinear', ['m', 's', 'z'], ['mq'], 'm_q'),
-        makeNode('DequantizeLinear', ['mq', 's', 'z'], ['md'], 'm_dq'),
-      ],
-      inputs: [valueInfo('h', [4])],
-      outputs: [valueInfo('md', [4])],
-      initializers: [makeTensor('two', DT.FLOAT, [], [2]), makeTensor('s', DT.FLOAT, [], [0.07]), makeTensor('z', DT.UINT8, [], [3])],
-    });
-    const merged = mergeIsolated(quant, { model: iso, taps: [{ layer: 'mul', dq: 'md' }], inputs: ['h'] });
+    const { f, merged } = isolatedMul();
     const plain = [
       { float: 'a', quant: 'q' },
       { float: 'a', quant: merged.dq.get('mul')! },
