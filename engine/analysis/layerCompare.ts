@@ -3,8 +3,10 @@
  *   - Error sums (accumulated and isolated, simulated and integer) arrive already reduced by
  *     onnxruntime (quantize/compareGraph.ts): `addSums`.
  *   - The code-level detail (simulated vs integer codes, the integer error in LSB) needs the codes
- *     themselves and runs on a bounded subset of samples: `addDetail`, an allocation-free loop.
+ *     themselves and runs on a bounded subset of samples: `addDetail`, a WebAssembly SIMD loop
+ *     (codeDetail.wat) with its JavaScript twin for the last elements.
  */
+import { codeDetailKernel } from './codeDetailKernel';
 import { ErrorAccumulator } from './metrics';
 
 /** Codes fetched from a session, with the grid that turns them into real numbers. */
@@ -127,6 +129,22 @@ export class LayerComparison {
 
   /** Detail: float x vs simulated and integer codes of the same tensor (whole model quantized). */
   addDetail(x: Float32Array, sim: CodeView, int: CodeView): void {
+    const kernel = codeDetailKernel();
+    // The kernel takes groups of 4 elements; the rest (and everything, without WebAssembly SIMD)
+    // runs the JavaScript loop, which counts the same.
+    const fast = kernel ? x.length & ~3 : 0;
+    if (kernel && fast) {
+      const c = kernel.count(x, sim.codes, int.codes, fast, sim.zeroPoint, int.scale, int.zeroPoint, this.maxLsb);
+      for (let k = 0; k < c.bins.length; k++) this.errHist[k] += c.bins[k];
+      this.mismatch += c.mismatch;
+      this.maxLsb = c.maxLsb;
+    }
+    if (fast < x.length) this.addDetailFrom(fast, x, sim, int);
+    this.n += x.length;
+  }
+
+  /** addDetail's JavaScript loop, from element `from` on. */
+  private addDetailFrom(from: number, x: Float32Array, sim: CodeView, int: CodeView): void {
     const cs = asInt32(sim.codes, 0);
     const ci = asInt32(int.codes, 1);
     const zs = sim.zeroPoint,
@@ -141,7 +159,7 @@ export class LayerComparison {
     // -0.5 < v < 0.5 (exactly where Math.round gives 0 but at v = -0.5, which the rounding path
     // takes): 15 -> 5 ns per element.
     let zero = 0;
-    for (let i = 0; i < x.length; i++) {
+    for (let i = from; i < x.length; i++) {
       // codes relative to their zero points (the integer grid may be shifted), the integer one
       // moved onto the simulated grid's zero point, so equal codes compare equal
       const qs = cs[i];
@@ -165,7 +183,6 @@ export class LayerComparison {
     hist[ERR_SPAN] += zero;
     this.mismatch += mismatch;
     this.maxLsb = maxLsb;
-    this.n += x.length;
   }
 }
 
