@@ -14,21 +14,43 @@ export type TieRule = 'half-even' | 'half-away';
 
 /** Magnitudes at or above this saturate every output type (16-bit codes plus any zero point). */
 const SATURATED = 2 ** 40;
+/** 2^k for the shifts a requantization can have (`2 ** k` with a variable k is a slow call in V8). */
+const POW2 = Float64Array.from({ length: 64 }, (_, k) => 2 ** k);
 
 /**
  * round(acc * m0 * 2^(shift - 31)) computed exactly (a single rounding of the exact rational
- * product), ties by `tie`. The 62-bit product acc*m0 is never formed: m0 is split into 16-bit
- * halves so every intermediate is an exact integer below 2^48, and the discarded remainder is
- * compared with one half in two pieces. Results of magnitude >= 2^40 are returned as +-2^40
- * (they saturate any output type anyway). For shift > 0 the exact value acc * 2^shift is used,
- * not the int32-wrapped `acc << shift` of the C pipeline.
+ * product), ties by `tie`. Below 2^53 the product acc*m0 is an exact double and used as it is;
+ * past that it is not formed: m0 is split into 16-bit halves so every intermediate is an exact
+ * integer below 2^48, and the discarded remainder is compared with one half in two pieces.
+ * Results of magnitude >= 2^40 are returned as +-2^40 (they saturate any output type anyway).
+ * For shift > 0 the exact value acc * 2^shift is used, not the int32-wrapped `acc << shift` of
+ * the C pipeline.
  */
 export function roundFixedExact(acc: number, m0: number, shift: number, tie: TieRule): number {
   if (m0 === 0 || acc === 0) return 0;
   const R = 31 - shift; // total right shift, >= 1 because m0 < 2^31 and shift <= 30
   const neg = acc < 0;
   const a = neg ? -acc : acc;
-  if ((a * m0) / 2 ** R >= SATURATED) return neg ? -SATURATED : SATURATED;
+  const p = a * m0;
+  const div = R < POW2.length ? POW2[R] : 2 ** R;
+  if (p / div >= SATURATED) return neg ? -SATURATED : SATURATED;
+  let q: number;
+  let cmp: number; // sign of (remainder - half)
+  if (p <= Number.MAX_SAFE_INTEGER) {
+    // The usual case (|acc| < 2^22): the product is an exact double, and so are its quotient by
+    // a power of two, floored, and the remainder.
+    q = Math.floor(p / div);
+    const rem = p - q * div;
+    const half = div / 2;
+    cmp = rem > half ? 1 : rem < half ? -1 : 0;
+  } else [q, cmp] = splitProduct(a, m0, R);
+  let mag = q;
+  if (cmp > 0 || (cmp === 0 && (tie === 'half-away' || q % 2 === 1))) mag = q + 1;
+  return neg && mag !== 0 ? -mag : mag;
+}
+
+/** floor(a m0 / 2^R) and the sign of the remainder minus one half, for products past 2^53. */
+function splitProduct(a: number, m0: number, R: number): [number, number] {
   const mh = Math.floor(m0 / 65536),
     ml = m0 - mh * 65536;
   const hi = a * mh,
@@ -56,9 +78,7 @@ export function roundFixedExact(acc: number, m0: number, shift: number, tie: Tie
     const half = div / 2;
     cmp = rem > half ? 1 : rem < half ? -1 : 0;
   }
-  let mag = q;
-  if (cmp > 0 || (cmp === 0 && (tie === 'half-away' || q % 2 === 1))) mag = q + 1;
-  return neg && mag !== 0 ? -mag : mag;
+  return [q, cmp];
 }
 
 /** Saturate a relative code r (output zero point z) to [qmin, qmax] and make it relative again. */
