@@ -33,7 +33,7 @@ import { BodyLayers } from './bodyLayers';
 import { batchFirst, stateOutputAxes } from '../data/inputs';
 import { batchRanges, batchWithin } from '../data/dataset';
 import { type Comparison, type Evaluation, OutputComparer } from './evaluation';
-import { integerEncoding, integerSessionWithKernels, type KernelMap, layerKeys, shiftParams } from './kernels';
+import { integerEncoding, type KernelMap, layerKeys, optimizedKernels, shiftParams } from './kernels';
 import { LayerComparison } from './layerCompare';
 import { Top1Counter, argmaxRows } from './metrics';
 import { ModelOutputComparison, type TensorData } from './outputMetrics';
@@ -288,7 +288,7 @@ async function deployedKernels(p: Prepared, q: Quantized): Promise<KernelMap> {
 }
 
 async function kernelsOf(built: QdqResult, plan: Quantized['plan'], label: string): Promise<KernelMap> {
-  const { session, kernels } = await integerSessionWithKernels(
+  return optimizedKernels(
     built.model,
     layerKeys(
       built,
@@ -296,8 +296,6 @@ async function kernelsOf(built: QdqResult, plan: Quantized['plan'], label: strin
     ),
     label,
   );
-  await session.release();
-  return kernels;
 }
 
 /** The model outputs compared per sample: float ones (integer outputs such as argmax indices are left to equality). */

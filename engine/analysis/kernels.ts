@@ -54,14 +54,17 @@ export function layerKeys(
   return layers.map((name) => ({ name, weights: built.weights.filter((w) => w.layer === name).map((w) => w.initializer) }));
 }
 
-/** Create an integer-mode session for `model` that also saves the optimized graph, and read its kernels. */
-export async function integerSessionWithKernels(model: ModelProto, layers: { name: string; weights: string[] }[], label: string) {
+/**
+ * The kernels onnxruntime fuses `model` into: an integer-mode session created only to save its
+ * optimized graph (never run, so created without weight prepacking), released at once.
+ */
+export async function optimizedKernels(model: ModelProto, layers: { name: string; weights: string[] }[], label: string): Promise<KernelMap> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'quantlens-'));
   const optimizedPath = path.join(tmp, 'integer-optimized.onnx');
   try {
-    const session = await createSession(model, 'integer', { optimizedModelPath: optimizedPath, label });
-    const kernels = kernelsFrom(decodeModel(fs.readFileSync(optimizedPath), optimizedPath).proto, layers);
-    return { session, kernels };
+    const session = await createSession(model, 'integer', { optimizedModelPath: optimizedPath, label, graphOnly: true });
+    await session.release();
+    return kernelsFrom(decodeModel(fs.readFileSync(optimizedPath), optimizedPath).proto, layers);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

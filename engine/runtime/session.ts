@@ -22,6 +22,12 @@ export type RunMode = 'float' | 'simulated' | 'integer';
 export interface SessionOptions {
   /** Save the graph onnxruntime actually runs (after fusion) to this file. */
   optimizedModelPath?: string;
+  /**
+   * The session is created only for its optimized graph and never run: no weight prepacking (MLAS
+   * repacks every integer kernel's weights at creation) and one thread. The saved graph is the
+   * same byte for byte (checked on the demo, the classifier, the recogniser and the 512x512 model).
+   */
+  graphOnly?: boolean;
   /** The model in error messages: its path, or "quantized model of <path>". */
   label?: string;
   /**
@@ -64,8 +70,10 @@ export async function createSession(model: ModelProto | Uint8Array, mode: RunMod
       // cls's sensitivity stage took 2.2x as long (docs/performance.md).
       intra_op: { allow_spinning: '0' },
       ...(mode === 'simulated' ? { disable_quant_qdq: '1' } : {}),
+      ...(opts.graphOnly ? { disable_prepacking: '1' } : {}),
     },
   };
+  if (opts.graphOnly) options.intraOpNumThreads = 1;
   if (opts.optimizedModelPath) options.optimizedModelFilePath = opts.optimizedModelPath;
   const q4 = model instanceof Uint8Array ? undefined : activation4BitQuantize(model);
   if (q4) {
