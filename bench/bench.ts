@@ -22,6 +22,8 @@
  *   data     peak RSS streaming an .npz 10x larger (bench/dataMemory.ts);
  *   integer  the bit-exact integer reference against onnxruntime's QLinearConv.
  * Options: --quick (skip the slow parts: 10N memory, data memory), --only <substring of a model name>.
+ * `npm run bench` runs this file bundled with the engine (out/bench.js, scripts/build.mjs --bench),
+ * as the CLI and the server ship; its child processes run the same bundle (child.ts).
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -39,7 +41,8 @@ import type { Prepared, Quantized } from '../engine/analysis/types';
 import { encodeModel } from '../engine/onnx/model';
 import { buildQdqModel } from '../engine/quantize/qdqRewrite';
 import { feedsFor } from '../engine/runtime/session';
-import { dataMemoryBench, formatDataMemory } from './dataMemory';
+import { selfArgs } from './child';
+import { DATA_MEMORY_CHILD, dataMemoryBench, formatDataMemory } from './dataMemory';
 import { integerReferenceVsOrt } from './integerReference';
 import { type BenchModel, benchModels } from './models';
 import { liveMb, peakRssMb } from './peakRss';
@@ -137,7 +140,7 @@ async function child(model: string, data: string, preset: string, samples: numbe
 
 function inChild(m: BenchModel, samples: number, sensitivity: boolean, batchSize?: number): { ms: number; maxRssMb: number; liveMb: number; samples: number } {
   const args = [CHILD, m.model, m.data, m.preset, String(samples), String(sensitivity), ...(batchSize ? [String(batchSize)] : [])];
-  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', __filename, ...args], {
+  const r = spawnSync(process.execPath, [...selfArgs(__filename), ...args], {
     encoding: 'utf8',
     maxBuffer: 1 << 24,
   });
@@ -253,6 +256,8 @@ async function cancelLatency(m: BenchModel, afterMs: number): Promise<string> {
 
 async function main() {
   const args = process.argv.slice(2);
+  // a data-memory child (the same bundle): dataMemory.ts runs it
+  if (args[0] === DATA_MEMORY_CHILD) return;
   if (args[0] === CHILD) return child(args[1], args[2], args[3], Number(args[4]), args[5] === 'true', args[6] ? Number(args[6]) : undefined);
   const quick = args.includes('--quick');
   const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;

@@ -22,6 +22,7 @@ import { Zip, ZipDeflate, ZipPassThrough } from 'fflate';
 import { batchRanges, loadDataset, modelInputs } from '../engine/data/dataset';
 import { loadModel } from '../engine/onnx/model';
 import { createSession, feedsFor, runSession } from '../engine/runtime/session';
+import { selfArgs } from './child';
 import { liveMb, peakRssMb } from './peakRss';
 
 const root = path.resolve(__dirname, '..');
@@ -29,7 +30,7 @@ const MODEL = path.join(root, 'examples/mnist-cnn/model.onnx');
 const DIGITS = path.join(root, 'examples/mnist-cnn/data');
 const PER_SAMPLE = 28 * 28 * 4;
 const BATCH = 64;
-const CHILD_FLAG = '--data-memory-child';
+export const DATA_MEMORY_CHILD = '--data-memory-child';
 
 /** What each batch goes through: read alone, or read and run through the float session. */
 export type Through = 'read' | 'onnxruntime';
@@ -107,7 +108,7 @@ async function child(npz: string, through: Through): Promise<void> {
 
 /** One fresh process streaming `npz`: its peak RSS and what it still holds after a collection, MB. */
 function childMemory(npz: string, through: Through): { maxRssMb: number; liveMb: number } {
-  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', __filename, CHILD_FLAG, npz, through], { encoding: 'utf8', cwd: root });
+  const r = spawnSync(process.execPath, [...selfArgs(__filename), DATA_MEMORY_CHILD, npz, through], { encoding: 'utf8', cwd: root });
   if (r.status !== 0) throw new Error(`data memory child failed on ${npz}: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
@@ -173,12 +174,13 @@ export function formatDataMemory(results: DataMemoryResult[]): string[] {
   );
 }
 
-if (process.argv[2] === CHILD_FLAG) {
+if (process.argv[2] === DATA_MEMORY_CHILD) {
   child(process.argv[3], process.argv[4] as Through).catch((e) => {
     console.error(e);
     process.exit(1);
   });
-} else if (require.main === module) {
+} else if (require.main === module && __filename.endsWith('dataMemory.ts')) {
+  // (run alone from the sources; inside the bench's bundle this module is not the entry)
   dataMemoryBench().then(
     (r) =>
       console.log(
