@@ -1,5 +1,6 @@
-// The part of the WebAssembly JavaScript API the engine uses (calibration/binningKernel.ts). Node
-// has it all; TypeScript declares it only in its DOM library, which the engine must not see.
+// The part of the WebAssembly JavaScript API the engine uses (simdKernel.ts and the kernels it
+// makes). Node has it all; TypeScript declares it only in its DOM library, which the engine must
+// not see.
 declare namespace WebAssembly {
   class Module {
     constructor(bytes: Uint8Array);

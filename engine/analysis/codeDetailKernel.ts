@@ -5,6 +5,7 @@
  * whatever the layer's size. Where WebAssembly SIMD is missing, `codeDetailKernel()` is null and
  * addDetail keeps its JavaScript loop, which gives the same counts.
  */
+import { simdKernel } from '../simdKernel';
 import { CODE_DETAIL_WASM_BASE64 } from './codeDetailWasm';
 
 /** Elements copied per call: 768 KB of values and codes, within a core's L2 cache. */
@@ -55,24 +56,18 @@ export class CodeDetailKernel {
     for (let o = 0; o < n; o += CHUNK) {
       const k = Math.min(CHUNK, n - o);
       this.x.set(x.subarray(o, o + k));
-      this.cs.set(slice(cs, o, o + k));
-      this.ci.set(slice(ci, o, o + k));
+      this.cs.set(sliceOf(cs, o, o + k));
+      this.ci.set(sliceOf(ci, o, o + k));
       e.detail(0, CHUNK * 4, CHUNK * 8, k, CHUNK * 12, zs, zi, si, 1 / si);
     }
     return { bins: this.bins.slice(0, BINS - 1), mismatch: e.mismatch.value, maxLsb: e.maxLsb.value };
   }
 }
 
-function slice(a: ArrayLike<number>, from: number, to: number): ArrayLike<number> {
+/** Elements [from, to) of codes: a view of a typed array, a copy of a plain one. */
+export function sliceOf(a: ArrayLike<number>, from: number, to = a.length): ArrayLike<number> {
   return ArrayBuffer.isView(a) ? (a as unknown as Int32Array).subarray(from, to) : Array.prototype.slice.call(a, from, to);
 }
 
-let kernel: CodeDetailKernel | null | undefined;
-
 /** This thread's kernel, or null where the engine's WebAssembly lacks SIMD. */
-export function codeDetailKernel(): CodeDetailKernel | null {
-  if (kernel !== undefined) return kernel;
-  const bytes = Buffer.from(CODE_DETAIL_WASM_BASE64, 'base64');
-  kernel = WebAssembly.validate(bytes) ? new CodeDetailKernel(new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as unknown as Exports) : null;
-  return kernel;
-}
+export const codeDetailKernel = simdKernel(CODE_DETAIL_WASM_BASE64, (e: Exports) => new CodeDetailKernel(e));

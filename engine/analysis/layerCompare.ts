@@ -6,7 +6,7 @@
  *     themselves and runs on a bounded subset of samples: `addDetail`, a WebAssembly SIMD loop
  *     (codeDetail.wat) with its JavaScript twin for the last elements.
  */
-import { codeDetailKernel } from './codeDetailKernel';
+import { codeDetailKernel, sliceOf } from './codeDetailKernel';
 import { ErrorAccumulator } from './metrics';
 
 /** Codes fetched from a session, with the grid that turns them into real numbers. */
@@ -139,12 +139,15 @@ export class LayerComparison {
       this.mismatch += c.mismatch;
       this.maxLsb = c.maxLsb;
     }
-    if (fast < x.length) this.addDetailFrom(fast, x, sim, int);
+    if (fast < x.length) {
+      const tail = (c: CodeView): CodeView => ({ ...c, codes: sliceOf(c.codes, fast) });
+      this.addDetailJs(x.subarray(fast), tail(sim), tail(int));
+    }
     this.n += x.length;
   }
 
-  /** addDetail's JavaScript loop, from element `from` on. */
-  private addDetailFrom(from: number, x: Float32Array, sim: CodeView, int: CodeView): void {
+  /** addDetail's JavaScript loop (the codes widened to Int32Array once, as asInt32 says why). */
+  private addDetailJs(x: Float32Array, sim: CodeView, int: CodeView): void {
     const cs = asInt32(sim.codes, 0);
     const ci = asInt32(int.codes, 1);
     const zs = sim.zeroPoint,
@@ -159,7 +162,7 @@ export class LayerComparison {
     // -0.5 < v < 0.5 (exactly where Math.round gives 0 but at v = -0.5, which the rounding path
     // takes): 15 -> 5 ns per element.
     let zero = 0;
-    for (let i = from; i < x.length; i++) {
+    for (let i = 0; i < x.length; i++) {
       // codes relative to their zero points (the integer grid may be shifted), the integer one
       // moved onto the simulated grid's zero point, so equal codes compare equal
       const qs = cs[i];

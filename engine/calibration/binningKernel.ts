@@ -6,6 +6,7 @@
  * whatever the tensor's size. Where WebAssembly SIMD is missing, `binningKernel()` is null and
  * histogram.ts keeps its JavaScript loops, which give the same numbers.
  */
+import { simdKernel } from '../simdKernel';
 import { BINNING_WASM_BASE64 } from './binningWasm';
 
 /** Values copied per call: 1 MB, within a core's L2 cache. */
@@ -95,12 +96,5 @@ export function addCopies(copies: Int32Array | Float64Array, pos: Float64Array, 
   copies.fill(0, 0, 4 * S);
 }
 
-let kernel: BinningKernel | null | undefined;
-
 /** This thread's kernel, or null where the engine's WebAssembly lacks SIMD. */
-export function binningKernel(): BinningKernel | null {
-  if (kernel !== undefined) return kernel;
-  const bytes = Buffer.from(BINNING_WASM_BASE64, 'base64');
-  kernel = WebAssembly.validate(bytes) ? new BinningKernel(new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as unknown as Exports) : null;
-  return kernel;
-}
+export const binningKernel = simdKernel(BINNING_WASM_BASE64, (e: Exports) => new BinningKernel(e));
