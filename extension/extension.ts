@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import { CompareRequest, OutlineRequest, type RestoreReportParams, RestoreReportRequest } from '../protocol/messages';
 import type { Report } from '../protocol/report';
 import { onTheWire, reviveNumbers } from '../protocol/wire';
-import { formatWithInterval } from '../protocol/format';
+import { agreementApplies, formatWithInterval } from '../protocol/format';
 import { Actions } from './actions';
 import { EngineClient } from './engineClient';
 import { reportCsv, reportHtml, reportJson } from './export';
@@ -114,8 +114,13 @@ export function activate(context: vscode.ExtensionContext): void {
     const r = state.report?.report;
     if (!r) return status.hide();
     const a = r.accuracy;
+    const pm = r.primaryMetric;
     const text =
-      a.dropPoints !== null ? `${formatWithInterval(a.dropPoints, a.dropInterval ?? null)} pt drop` : `${(a.integer.agreement * 100).toFixed(1)}% agreement`;
+      a.dropPoints !== null
+        ? `${formatWithInterval(a.dropPoints, a.dropInterval ?? null)} pt drop`
+        : pm?.kind === 'sqnr' || !agreementApplies(r)
+          ? `output SQNR ${(pm?.kind === 'sqnr' ? pm.value.estimate : a.integer.outputSqnrDb).toFixed(1)} dB`
+          : `${(a.integer.agreement * 100).toFixed(1)}% agreement`;
     status.text = `$(graph) QuantLens: ${text}`;
     status.tooltip = `QuantLens: ${r.model.path}\n${a.dropInterval ? 'drop [95% interval]; ' : ''}click to show the report`;
     status.show();

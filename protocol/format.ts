@@ -40,3 +40,13 @@ export function intervalNote(interval: Interval | null | undefined, samples?: nu
   if (!interval) return samples ? `${samples} samples (no interval)` : 'no interval';
   return `${Math.round(interval.level * 100)}% interval (${interval.method})${n}`;
 }
+
+/**
+ * Top-1 agreement compares the argmax of the model's first output, a figure only where that output
+ * holds class scores: a single probability (a voice detector's) always agrees with itself, and the
+ * argmax along a detector map's width means nothing. A report says the output is classifier-like
+ * by carrying the agreement's interval; an older report without the outputs list keeps the figure.
+ */
+export function agreementApplies(report: { outputs?: readonly unknown[]; accuracy: { integer: { agreementInterval?: Interval } } }): boolean {
+  return report.outputs === undefined || report.accuracy.integer.agreementInterval !== undefined;
+}

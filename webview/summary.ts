@@ -2,7 +2,7 @@
 // interval, the culprits, the fix), then the configuration, data, accuracy and integer execution.
 import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
-import { formatWithInterval, intervalNote } from '../protocol/format';
+import { agreementApplies, formatWithInterval, intervalNote } from '../protocol/format';
 import { u8s8Hazard } from '../protocol/platform';
 import type { Interval, ModelOutputMetrics, QuantConfig, Report, TensorSchemeConfig } from '../protocol/report';
 import { diagnosisCard, type DiagnosisCardOptions } from './diagnosisCard';
@@ -110,7 +110,11 @@ function accuracyTable(report: Report): HTMLElement {
       { class: cls || null },
       h('th', { scope: 'row' }, name),
       m ? cell(m.top1, m.top1Interval, n(m)) : cell(a.float.top1, a.float.top1Interval, report.samples),
-      m ? cell(m.agreement, m.agreementInterval, n(m)) : h('td', { class: 'num' }, '100'),
+      !agreementApplies(report)
+        ? h('td', { class: 'num', title: 'the first output holds no class scores' }, 'n/a')
+        : m
+          ? cell(m.agreement, m.agreementInterval, n(m))
+          : h('td', { class: 'num' }, '100'),
       h('td', { class: 'num' }, m ? formatDb(m.outputSqnrDb) : '–'),
     );
   return h(

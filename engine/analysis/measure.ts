@@ -13,7 +13,7 @@
 import * as ort from 'onnxruntime-node';
 import type { QuantConfig } from '../../protocol/report';
 import type { ModelProto } from '../onnx/model';
-import { batchFirst, stateOutputAxes } from '../data/inputs';
+import { batchFirst, fedBackOutputs, stateOutputAxes } from '../data/inputs';
 import { batchRanges } from '../data/dataset';
 import type { QuantPlan } from '../quantize/plan';
 import { buildQdqModel, gridType } from '../quantize/qdqRewrite';
@@ -328,7 +328,7 @@ export class OutputMeasurer {
     const metric = this.opts.metric;
     const user = metric ? userMetricSummary(metric, floatScores, quantScores) : null;
     const outputs = cmp.summaries();
-    const primary = choosePrimaryMetric(outputs, user);
+    const primary = choosePrimaryMetric(outputs, user, fedBackOutputs(this.p.data.states));
     const hasLabels = this.p.data.labels !== null;
     const byName = new Map(cmp.outputs.map((o) => [o.name, o]));
     const series = byName.get(primary.output ?? this.floatOutputs[0])?.perSample();

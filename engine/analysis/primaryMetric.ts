@@ -12,6 +12,10 @@
  *    a deployment fails on its weakest output. SQNR has no float baseline (float vs itself is
  *    exact), so this choice carries no loss and no budget verdict.
  *
+ * Outputs the model feeds back to itself as recurrent state (a VAD's `stateN`) are left out of
+ * 2-4 while another output exists: they are the model's memory, not its answer, and their error
+ * reaches the answer through the next step's outputs, which are judged.
+ *
  * Losses are "higher is worse": points for top-1 and agreement, the metric's own unit for a user
  * metric. Every warning of every output travels with the choice.
  */
@@ -31,8 +35,19 @@ function toPoints(i: Interval, flip: boolean): Interval {
 }
 
 /** Choose the primary metric (see the file header for the order and why). */
-export function choosePrimaryMetric(outputs: readonly OutputSummary[], user: UserMetricSummary | null = null): PrimaryMetric {
-  const warnings = outputs.flatMap((o) => o.warnings);
+export function choosePrimaryMetric(
+  all: readonly OutputSummary[],
+  user: UserMetricSummary | null = null,
+  /** Outputs fed back as recurrent state inputs (StateFeed.from). */
+  fedBack: ReadonlySet<string> = new Set(),
+): PrimaryMetric {
+  const warnings = all.flatMap((o) => o.warnings);
+  const answers = all.filter((o) => !fedBack.has(o.name));
+  const outputs = answers.length ? answers : all;
+  const states = all.filter((o) => fedBack.has(o.name) && answers.length);
+  const leftOut = states.length
+    ? `; ${states.map((o) => q(o.name)).join(', ')} ${states.length > 1 ? 'are' : 'is'} recurrent state fed back to the model, not its answer, and not judged`
+    : '';
   if (user) {
     if (user.loss.nonFinite) warnings.push(`metric ${user.name}: ${user.loss.nonFinite} sample(s) gave no finite difference`);
     const { n, sd, nonFinite: _n, ...value } = user.quantized;
@@ -64,7 +79,7 @@ export function choosePrimaryMetric(outputs: readonly OutputSummary[], user: Use
       lossUnit: 'points',
       lossSd: l.sdPoints,
       n: l.n,
-      rationale: `labels exist and output ${q(labelled.name)} is classifier-like (${labelled.classifier.rule}): labelled top-1 is the accuracy the model is deployed on`,
+      rationale: `labels exist and output ${q(labelled.name)} is classifier-like (${labelled.classifier.rule}): labelled top-1 is the accuracy the model is deployed on${leftOut}`,
       warnings,
     };
   }
@@ -85,7 +100,7 @@ export function choosePrimaryMetric(outputs: readonly OutputSummary[], user: Use
       lossUnit: 'points',
       lossSd: sd,
       n,
-      rationale: `no labels fit a classifier output, and output ${q(classifier.name)} is classifier-like (${c.rule}): agreement with the float model's top-1 is the best available truth`,
+      rationale: `no labels fit a classifier output, and output ${q(classifier.name)} is classifier-like (${c.rule}): agreement with the float model's top-1 is the best available truth${leftOut}`,
       warnings,
     };
   }
@@ -105,7 +120,7 @@ export function choosePrimaryMetric(outputs: readonly OutputSummary[], user: Use
     lossUnit: 'dB',
     lossSd: null,
     n,
-    rationale: `no output is classifier-like and no metric was given: the output with the lowest mean per-sample SQNR (${q(worst.name)}) stands for the model, since a deployment fails on its weakest output`,
+    rationale: `no output is classifier-like and no metric was given: the output with the lowest mean per-sample SQNR (${q(worst.name)}) stands for the model, since a deployment fails on its weakest output${leftOut}`,
     warnings,
   };
 }

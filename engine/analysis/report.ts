@@ -22,6 +22,7 @@ import { platform } from './platform';
 import { type CurvePoint, downsampleKeepingMinima, nearestIndex } from './curveDownsample';
 import { clipShare } from './clipRate';
 import { gridUse } from './gridUse';
+import { fedBackOutputs } from '../data/inputs';
 
 export const TOOL_VERSION = '0.1.0';
 
@@ -51,7 +52,7 @@ export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: Sens
   const floatTop = e.floatTop1.top1(hasLabels);
   const integer = outMetrics('int');
   const labelledInt = classOf('int')?.labelled ?? null;
-  const primaryMetric = summaries.int.length ? choosePrimaryMetric(summaries.int, e.out.int.user?.summary() ?? null) : null;
+  const primaryMetric = summaries.int.length ? choosePrimaryMetric(summaries.int, e.out.int.user?.summary() ?? null, fedBackOutputs(p.data.states)) : null;
   const diffByLayer = new Map(
     e.diffFeeds.map((f) => [f.layer, { ...f.diff.result(), samples: e.diffSeen.get(f.layer) ?? 0, share: e.diffShares.get(f.layer) ?? 1 }]),
   );

@@ -12,7 +12,7 @@
  * (95%), up to 256 (or what the user asked for, for all).
  */
 import { inputNamesOf } from '../data/dataset';
-import { stateOutputAxes } from '../data/inputs';
+import { fedBackOutputs, stateOutputAxes } from '../data/inputs';
 import type * as ort from 'onnxruntime-node';
 import type { Interval, ModelOutputMetrics } from '../../protocol/report';
 import type { GraphProto, NodeProto } from '../onnx/graph';
@@ -300,7 +300,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
   for (const s of suffixes) {
     const outputs = s.cmp.summaries();
     const user = opts.metric ? userMetricSummary(opts.metric, floatScores, s.userScores) : null;
-    const primary = outputs.length ? choosePrimaryMetric(outputs, user) : null;
+    const primary = outputs.length ? choosePrimaryMetric(outputs, user, fedBackOutputs(p.data.states)) : null;
     const first = outputs.find((o) => o.name === logits)?.classifier ?? null;
     const sqnrOf = outputs.find((o) => o.name === (primary?.output ?? floatOuts[0]))?.perSampleSqnrDb;
     result.set(s.layer.node.name, {

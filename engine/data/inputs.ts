@@ -319,6 +319,11 @@ export function stateBatch(s: StateFeed, start: number, count: number): { data: 
 }
 
 /** The batch axis of each output that carries a state whose batch axis is not the first. */
+/** The model outputs fed back as state inputs on the next step. */
+export function fedBackOutputs(states: readonly StateFeed[] | undefined): Set<string> {
+  return new Set((states ?? []).map((s) => s.from));
+}
+
 export function stateOutputAxes(states: readonly StateFeed[]): Map<string, number> {
   return new Map(states.filter((s) => s.batchAxis !== null && s.batchAxis > 0).map((s) => [s.from, s.batchAxis!]));
 }

@@ -2,6 +2,7 @@
  * Plain-text summary of a report for the terminal: the diagnosis first (drop with its interval,
  * culprits with their cause, the verified fix), then accuracy, then the layers.
  */
+import { agreementApplies } from '../../protocol/format';
 import type { Report } from '../../protocol/report';
 import { u8s8Hazard } from '../analysis/platform';
 import { formatDiagnosis } from './diagnosisSummary';
@@ -34,9 +35,11 @@ export function formatSummary(r: Report, worst = 8): string {
   lines.push('');
   lines.push(...formatDiagnosis(r));
   lines.push('             top-1   agreement  output SQNR dB');
-  lines.push(`float      ${pct(a.float.top1)}     100.00%`);
-  lines.push(`simulated  ${pct(a.simulated.top1)}    ${pct(a.simulated.agreement)}  ${db(a.simulated.outputSqnrDb)}`);
-  lines.push(`integer    ${pct(a.integer.top1)}    ${pct(a.integer.agreement)}  ${db(a.integer.outputSqnrDb)}`);
+  // Agreement compares the first output's argmax: n/a where that output holds no class scores.
+  const agree = (x: number) => (agreementApplies(r) ? pct(x) : pct(null));
+  lines.push(`float      ${pct(a.float.top1)}    ${agree(1)}`);
+  lines.push(`simulated  ${pct(a.simulated.top1)}    ${agree(a.simulated.agreement)}  ${db(a.simulated.outputSqnrDb)}`);
+  lines.push(`integer    ${pct(a.integer.top1)}    ${agree(a.integer.agreement)}  ${db(a.integer.outputSqnrDb)}`);
   const di = a.dropInterval;
   if (a.dropPoints !== null)
     lines.push(

@@ -18,6 +18,7 @@ import * as ort from 'onnxruntime-node';
 import { dump, parse as parseNpy } from 'npyjs';
 import { evaluate, prepareAnalysis, quantizeWith, type Prepared, type Quantized } from '../../engine/analysis/analyze';
 import { writeQuantizedModel } from '../../engine/analysis/quantizeModel';
+import { formatSummary } from '../../engine/report/summary';
 import type { Report } from '../../protocol/report';
 import { resolveConfig } from '../../engine/quantize/presets';
 import { feedsFor } from '../../engine/runtime/session';
@@ -131,6 +132,22 @@ describe('Silero VAD v6 (If branches, LSTM, constant sr, carried state)', () => 
     const notRunConvs = notRun.filter((w) => / Conv /.test(` ${w.message.split(' ')[0]} `));
     assert.equal(notRunConvs.length, 6, notRun.map((w) => w.node).join('\n'));
     for (const w of notRunConvs) assert.match(w.message, /never ran on the \d+ samples \(it sits in If_0\/else_branch, a branch the data never took\)/);
+  });
+
+  it('is judged on its speech probability, not on the recurrent state it feeds back; agreement is n/a', () => {
+    const pm = rep.primaryMetric!;
+    assert.equal(pm.kind, 'sqnr');
+    assert.equal(pm.output, 'output');
+    assert.match(pm.rationale, /'stateN' is recurrent state fed back to the model, not its answer/);
+    const out = rep.outputs!.find((o) => o.name === 'output')!;
+    assert.equal(pm.value.estimate, out.perSampleSqnrDb.estimate);
+    // a single probability per frame: its argmax "agrees" trivially, so no agreement is shown
+    assert.equal(out.classifier, null);
+    const table = formatSummary(rep)
+      .split('\n')
+      .filter((l) => /^(float|simulated|integer)\s+(n\/a|[\d.]+%)/.test(l));
+    assert.equal(table.length, 3);
+    for (const l of table) assert.match(l, /^\S+\s+n\/a\s+n\/a/, l);
   });
 
   it('quantize writes a model quantized inside the If branch that onnxruntime runs; its speech decisions follow float', async (t) => {

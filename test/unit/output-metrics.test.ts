@@ -233,6 +233,19 @@ describe('the primary metric', () => {
     assert.equal(p.loss, null);
   });
 
+  it('an output fed back as recurrent state is not judged while the model has another output', () => {
+    // 'state' is far worse than 'answer' (10 log10(30) dB against ~10 log10(30 / 1e-4) dB)
+    const m = new ModelOutputComparison(['answer', 'state'], { classAxis: 'none' });
+    m.add({ answer: t([1, 2, 3, 4], [1, 4]), state: t([1, 2, 3, 4], [1, 4]) }, { answer: t([1, 2, 3, 4.01], [1, 4]), state: t([1, 2, 3, 5], [1, 4]) }, 1);
+    const p = choosePrimaryMetric(m.summaries(), null, new Set(['state']));
+    assert.equal(p.output, 'answer');
+    close(p.value.estimate, 10 * Math.log10(30 / (Math.fround(4.01) - 4) ** 2), 1e-6); // float32 outputs
+    assert.match(p.rationale, /'state' is recurrent state fed back to the model/);
+    // without the flag the worst output is the state; a model whose every output is state still gets a verdict
+    assert.equal(choosePrimaryMetric(m.summaries()).output, 'state');
+    assert.equal(choosePrimaryMetric(m.summaries(), null, new Set(['answer', 'state'])).output, 'state');
+  });
+
   it('a user metric outranks everything, its loss being the paired float - quantized difference', () => {
     const fl = Float64Array.from([1, 1, 0.9, 1]);
     const qu = Float64Array.from([0.8, 1, 0.9, 0.5]);
