@@ -2,6 +2,7 @@
  * Writing the deployable QDQ model to a new file the user can see.
  */
 import { encodeModel } from '../onnx/model';
+import { restoreFileNames } from '../onnx/scopes';
 import { type OutputTarget, writeOutput } from '../io/files';
 import { buildQdqModel } from '../quantize/qdqRewrite';
 import { clippingWarnings } from './clipWarnings';
@@ -10,6 +11,7 @@ import type { Prepared, Quantized } from './analyze';
 /** Write the QDQ model of `q` to `target` (never over the model or data it was made from). */
 export function writeQuantizedModel(p: Prepared, q: Quantized, target: OutputTarget): { path: string; layers: number; sizeBytes: number; warnings: string[] } {
   const { model } = buildQdqModel(q.prepared, p.loaded.dir, q.plan, q.actParams, q.config, false);
+  restoreFileNames(model, p.nodeNames);
   model.producerName = 'quantlens';
   model.producerVersion = '0.1.0';
   const bytes = encodeModel(model);

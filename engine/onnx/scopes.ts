@@ -169,3 +169,19 @@ export function modelNameAllocator(model: ModelProto): (base: string) => string 
   for (const { graph } of graphsOf(model)) collectNames(graph, used);
   return allocatorOver(used);
 }
+
+/**
+ * Give a body's nodes back the names they have in the user's file (`normalizeScopes`' map), for a
+ * model written from the analysis's working copy: a user who diffs the written file against the
+ * original, or excludes a node by the name a viewer shows, finds it under its own name. Nodes the
+ * file left unnamed keep the name the analysis gave them, and added nodes (Q/DQ) keep theirs.
+ */
+export function restoreFileNames(model: ModelProto, fileNames: ReadonlyMap<string, string>): void {
+  for (const { graph, scope } of graphsOf(model)) {
+    if (scope.length === 0) continue; // top-level names are never changed
+    for (const n of graph.node) {
+      const f = fileNames.get(n.name);
+      if (f) n.name = f;
+    }
+  }
+}

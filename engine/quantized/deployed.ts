@@ -66,7 +66,14 @@ export async function requireLoadable(d: DeployedModel): Promise<void> {
 
 /** The deployed model in `loaded`, or null for a float model. */
 export function deployedModel(loaded: LoadedModel): DeployedModel | null {
-  if (detectQuantization(loaded.proto.graph!).kind === 'float') return null;
+  const census = detectQuantization(loaded.proto.graph!);
+  if (census.kind === 'float') return null;
+  // The twin and the deployed grids are read from the main graph; a body's Q/DQ would stay in the
+  // "float" reference and its layers would be measured as float.
+  if (census.inBodies > 0)
+    throw new InputError(
+      `${loaded.path} is quantized inside If/Loop/Scan bodies (${census.inBodies} quantized operators there): QuantLens analyses a quantized model as deployed only when its quantization sits in the main graph; analyze its float model instead (the same configuration gives the same grids)`,
+    );
   return { loaded, twin: buildTwin(loaded.proto, loaded.path) };
 }
 

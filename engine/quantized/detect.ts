@@ -6,6 +6,7 @@
  */
 import type { ModelQuantizationKind } from '../../protocol/report';
 import { GraphIndex, type GraphProto, type NodeProto } from '../onnx/graph';
+import { subgraphsOf } from '../onnx/walk';
 import { isCodeType } from './codes';
 
 const MS = 'com.microsoft';
@@ -71,8 +72,19 @@ export function isQOperatorNode(n: NodeProto): boolean {
 
 export interface QuantizationCensus {
   kind: ModelQuantizationKind;
-  /** Quantized operators in the graph, counted by (domain-qualified) name. */
+  /** Quantized operators in the graph, counted by (domain-qualified) name, bodies included. */
   ops: Record<string, number>;
+  /** How many of them sit inside If/Loop/Scan bodies (at any depth). */
+  inBodies: number;
+}
+
+/** Every node of the bodies `nodes` carry, at any depth. */
+function* bodyNodes(nodes: readonly NodeProto[]): Generator<NodeProto> {
+  for (const n of nodes)
+    for (const { graph } of subgraphsOf(n)) {
+      yield* graph.node;
+      yield* bodyNodes(graph.node);
+    }
 }
 
 /**
@@ -85,17 +97,21 @@ export function detectQuantization(graph: GraphProto): QuantizationCensus {
   const ops: Record<string, number> = {};
   let qdq = false;
   let qop = false;
-  for (const n of graph.node) {
+  let inBodies = 0;
+  const count = (n: NodeProto, inBody: boolean) => {
     const isQdq = isQdqNode(n);
     const isQop = isQOperatorNode(n);
-    if (!isQdq && !isQop) continue;
+    if (!isQdq && !isQop) return;
     const name = domainOf(n) ? `${domainOf(n)}.${n.opType}` : n.opType;
     ops[name] = (ops[name] ?? 0) + 1;
     qdq ||= isQdq;
     qop ||= isQop;
-  }
-  if (!qdq && !qop) return { kind: 'float', ops };
-  if (!qop) return { kind: 'qdq', ops };
+    if (inBody) inBodies++;
+  };
+  for (const n of graph.node) count(n, false);
+  for (const n of bodyNodes(graph.node)) count(n, true);
+  if (!qdq && !qop) return { kind: 'float', ops, inBodies };
+  if (!qop) return { kind: 'qdq', ops, inBodies };
   const fromDq = (t: string) => {
     const p = idx.producer.get(t);
     return p !== undefined && isQdqNode(p) && p.opType === 'DequantizeLinear';
@@ -109,5 +125,5 @@ export function detectQuantization(graph: GraphProto): QuantizationCensus {
   const qdqCompute = graph.node.some(
     (n) => COMPUTE.has(n.opType) && domainOf(n) === '' && (n.input.some(intWeight) || (n.input.some(fromDq) && n.output.some(toQ))),
   );
-  return { kind: qdqCompute ? 'mixed' : 'qoperator', ops };
+  return { kind: qdqCompute ? 'mixed' : 'qoperator', ops, inBodies };
 }

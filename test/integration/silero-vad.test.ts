@@ -19,6 +19,8 @@ import { dump, parse as parseNpy } from 'npyjs';
 import { evaluate, prepareAnalysis, quantizeWith, type Prepared, type Quantized } from '../../engine/analysis/analyze';
 import { writeQuantizedModel } from '../../engine/analysis/quantizeModel';
 import { formatSummary } from '../../engine/report/summary';
+import { decodeModel } from '../../engine/onnx/model';
+import { graphsOf } from '../../engine/onnx/scopes';
 import type { Report } from '../../protocol/report';
 import { resolveConfig } from '../../engine/quantize/presets';
 import { feedsFor } from '../../engine/runtime/session';
@@ -164,6 +166,21 @@ describe('Silero VAD v6 (If branches, LSTM, constant sr, carried state)', () => 
     // the quantized model carries its OWN state here (errors accumulate through the recurrence)
     t.diagnostic(`int8 (ort-cpu, own state): speech decision agreement ${agree}/${count}, max |dp| ${maxDiff.toFixed(3)}`);
     assert.ok(agree / count >= 0.9, `speech decisions agree on ${agree}/${count} frames`);
+    // every node of the file keeps its own name in the written model, at every depth (the analysis
+    // qualifies body names as If_0/then_branch/...; the file must not carry those)
+    const names = (file: string, op: string) => {
+      const out: string[] = [];
+      for (const { graph } of graphsOf(decodeModel(fs.readFileSync(file), file).proto)) for (const n of graph.node) if (n.opType === op) out.push(n.name);
+      return out.sort();
+    };
+    for (const op of ['Conv', 'If', 'LSTM']) assert.deepEqual(names(out, op), names(MODEL, op), op);
+    // analysing that file as deployed would need its Q/DQ read from inside the branches: refused in one line
+    const cli = path.join(__dirname, '../../bin/quantlens.js');
+    const r = spawnSync(process.execPath, [cli, 'analyze', out, '--data', dataDir, '--input', 'sr=16000', '--quiet'], { encoding: 'utf8' });
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    assert.ok(r.stderr.includes(out));
+    assert.match(r.stderr, /is quantized inside If\/Loop\/Scan bodies \(\d+ quantized operators there\).*analyze its float model instead/);
   });
 
   it('CLI: --input sr=16000 feeds the constant (the state is inferred); without it, exit 2 and one line naming the flag', () => {
