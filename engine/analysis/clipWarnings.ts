@@ -2,13 +2,15 @@
  * Ranges that throw away most of a tensor's values. TensorRT's entropy on a one-sided tensor far
  * from zero (values in [3.2, 12.1], logits in [-8.3, -7.5]) picks a threshold below the smallest
  * value and clips nearly everything; a model quantized that way is broken before anything runs.
- * The share is computed from the calibration histogram on the grid the file gets, so the warning
- * costs nothing and says what the written model does to the calibration data.
+ * The share is the report's clip rate (clipRate.ts: values more than half a step beyond the grid,
+ * where the code saturates, read from the calibration histogram), so the warning costs nothing,
+ * says what the written model does to the calibration data, and agrees with the tensor table. A
+ * value ON the grid's end is not clipped: a softmax output of exactly 1.0 on the grid [-1, 1] whose
+ * float32 scale puts the last code a few 1e-9 below 1 rounds to that code like any other value.
  */
 import type { CalibrationMethod, Warning } from '../../protocol/report';
-import { expectedError, gridFor } from '../calibration/expectedError';
-import { displayHistogram } from '../calibration/histogram';
-import { type Bits, type QuantParams, representableRange } from '../quantize/scheme';
+import { type Bits, paramsFor, representableRange } from '../quantize/scheme';
+import { clipShare } from './clipRate';
 import type { Prepared, Quantized } from './types';
 
 /** Above this share of clipped calibration values a range is called out (the demo's entropy culprit clips 26.7%). */
@@ -22,16 +24,13 @@ export function clippingWarnings(p: Prepared, q: Quantized): Warning[] {
   for (const [tensor, params] of q.actParams) {
     const stats = p.stats.get(tensor);
     if (!stats?.count) continue;
-    // Full resolution: the share is interpolated inside the bin the grid's end cuts, so finer is truer.
-    const hist = displayHistogram(stats, 2 * stats.pos.length);
-    const observed = { min: stats.min, max: stats.max };
-    const share = clippedShare(hist, params, observed);
+    const share = clipShare(stats, params).rate;
     if (!(share >= HEAVY_CLIP_SHARE)) continue;
     // The tensor's own bits (mixed precision may differ from the configuration's): from its code count.
     const scheme = { ...q.config.activations, bits: Math.round(Math.log2(params.qmax - params.qmin + 1)) as Bits };
     const th = q.thresholds.get(tensor);
     const better = th
-      ? METHODS.filter((m) => m !== q.config.calibration && expectedError(hist, gridFor(th.thresholds[m], scheme), observed).clippedShare < 0.01)
+      ? METHODS.filter((m) => m !== q.config.calibration && clipShare(stats, paramsFor(th.thresholds[m].lo, th.thresholds[m].hi, scheme)).rate < 0.01)
       : [];
     const r = representableRange(params);
     out.push({
@@ -49,9 +48,4 @@ export function clippingWarnings(p: Prepared, q: Quantized): Warning[] {
 /** "a", "a or b", "a, b or c". */
 function orList(xs: string[]): string {
   return xs.length < 2 ? xs.join('') : `${xs.slice(0, -1).join(', ')} or ${xs[xs.length - 1]}`;
-}
-
-function clippedShare(hist: { edges: number[]; counts: number[] }, params: QuantParams, observed: { min: number; max: number }): number {
-  const r = representableRange(params);
-  return expectedError(hist, { ...r, step: params.scale }, observed).clippedShare;
 }
