@@ -8,9 +8,9 @@
  * holding each grid edge is split, in proportion to the part of it beyond the edge (values spread
  * evenly within a bin); `low` and `high` bound the true share by counting that bin as all inside or
  * all beyond. The exact min and max narrow the edge bins, so a grid that covers them (MinMax) gives
- * exactly 0. (calibration/expectedError.ts interpolates the same way for the what-if panel and the
- * heavy-clipping warning, on a display histogram and up to the grid's ends; this reads the raw bins,
- * counts from half a step beyond the ends, where the code saturates, and bounds the estimate.)
+ * exactly 0. The heavy-clipping warning (clipWarnings.ts) reads the same share. (The what-if panel's
+ * calibration/expectedError.ts interpolates on a display histogram up to the grid's ends; this reads
+ * the raw bins, counts from half a step beyond the ends, where the code saturates, and bounds it.)
  */
 import type { ActivationStats } from '../calibration/histogram';
 import type { QuantParams } from '../quantize/scheme';
