@@ -20,6 +20,7 @@ import type { Prepared, Quantized, RunOptions } from './types';
 export async function quantizeWith(p: Prepared, config: QuantConfig, opts: RunOptions = {}): Promise<Quantized> {
   const prepared = cloneModel(p.float);
   const folds = config.foldBatchNorm ? foldBatchNorms(prepared, p.loaded.dir) : [];
+  requireKnownNodes(p, config.exclude);
   const planned = planQuantization(prepared.graph!, config.placement, qualifiedNames(p, config.exclude));
   await ensureStats(p, planned.activations, opts);
   const plan = dropUnmeasured(
@@ -63,6 +64,19 @@ export async function quantizeWith(p: Prepared, config: QuantConfig, opts: RunOp
 export async function fillThresholdCache(p: Prepared, items: [string, ActivationStats, QuantConfig][]): Promise<void> {
   const missing = [...new Map(items.filter(([key]) => !p.thresholdCache.has(key)).map((item) => [item[0], item])).values()];
   for (const [key, th] of await thresholdsOf(missing)) p.thresholdCache.set(key, th);
+}
+
+/**
+ * An exclusion that names no node would leave the layer the user meant to keep in float quantized
+ * without a word (a typo, a name from another export of the model): refused, naming it.
+ */
+function requireKnownNodes(p: Prepared, names: readonly string[]): void {
+  const known = new Set([...p.nodeNames.keys(), ...p.nodeNames.values()]);
+  const unknown = names.filter((n) => !known.has(n));
+  if (unknown.length)
+    throw new InputError(
+      `${p.loaded.path}: excluded node${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `"${n}"`).join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not in the model (node names as the file gives them, e.g. "${[...p.nodeNames.values()].find(Boolean) ?? ''}")`,
+    );
 }
 
 /** Exclusions may name a body node as in the file; the plan knows it by its qualified name. */

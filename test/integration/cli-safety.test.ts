@@ -91,6 +91,10 @@ describe('CLI: option errors are one line and exit 2', () => {
       );
     }
     assert.ok(!fs.existsSync(path.join(dir, 'none.onnx')));
+    // an exclusion naming no node (a typo) would quietly quantize the layer the user meant to keep
+    for (const cmd of [['analyze'], ['quantize', '--out', path.join(dir, 'typo.onnx')]])
+      refused(run(cmd[0], model, '--data', data, '--samples', '8', '--exclude', '/conv1/Conv,/conv9/Conv', ...cmd.slice(1)), /m\.onnx: excluded node "\/conv9\/Conv" is not in the model/);
+    assert.ok(!fs.existsSync(path.join(dir, 'typo.onnx')));
   });
 
   it('--help still prints help and exits 0', () => {
