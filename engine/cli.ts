@@ -73,7 +73,21 @@ function percentileArg(v: string): number {
 }
 
 /** Options shared by every command that quantizes. */
-function withQuantOptions(cmd: Command): Command {
+/**
+ * --act-bits for commands that measure by running the model in onnxruntime: 4 is refused before
+ * any work (the session would refuse it only after calibration, session.ts says why).
+ */
+function measuredActBitsArg(v: string): 4 | 8 | 16 {
+  if (v === '4')
+    throw new InvalidArgumentError(
+      "4-bit activations cannot be measured: onnxruntime's 4-bit QuantizeLinear corrupts memory; use 8 or 16 (quantize writes 4-bit activations)",
+    );
+  if (v !== '8' && v !== '16') throw new InvalidArgumentError('must be 8 or 16');
+  return Number(v) as 8 | 16;
+}
+
+/** The quantization options; `runs`: the command measures in onnxruntime (every one but quantize and integer-only). */
+function withQuantOptions(cmd: Command, runs = true): Command {
   return cmd
     .option('--data <path>', 'calibration data: a .npz file or a folder of .npy files named after the inputs (+ labels.npy)')
     .option('--samples <n>', 'use at most this many samples', intArg)
@@ -81,7 +95,7 @@ function withQuantOptions(cmd: Command): Command {
     .addOption(new Option('--calibration <method>', "activation calibration method (default: the preset's)").choices(CALIBRATION_METHODS as string[]))
     .option('--percentile <p>', 'percentile for --calibration percentile', percentileArg)
     .option('--weight-bits <bits>', 'weight bits: 4, 8 or 16', bitsArg)
-    .option('--act-bits <bits>', 'activation bits: 4, 8 or 16', bitsArg)
+    .option('--act-bits <bits>', runs ? 'activation bits: 8 or 16' : 'activation bits: 4, 8 or 16', runs ? measuredActBitsArg : bitsArg)
     .option('--per-tensor', 'quantize weights per tensor instead of per channel')
     .option('--per-channel', 'quantize weights per output channel')
     .option('--symmetric', 'symmetric activations (zero point at the grid centre)')
@@ -562,7 +576,7 @@ export function buildProgram(): Command {
     .option('--write-calibration-table <file>', 'also write the thresholds: a TensorRT calibration cache, or onnxruntime calibration JSON for a .json name')
     .option('--json', 'print the report JSON on stdout instead of the summary')
     .action((model, o) => runAnalyze(model, o));
-  withQuantOptions(program.command('quantize').argument('<model>', 'the .onnx model (never modified)'))
+  withQuantOptions(program.command('quantize').argument('<model>', 'the .onnx model (never modified)'), false)
     .description('write a deployable QDQ model to a NEW file')
     .requiredOption('--out <new.onnx>', 'output model path (must differ from the input)')
     .option('--fix <report.json>', 'quantize with the verified fix of an analyze report or mixed-precision result (its whole configuration)')
@@ -609,7 +623,10 @@ export function buildProgram(): Command {
     .option('--json', 'print the comparison JSON on stdout instead of the table')
     .option('--quiet', 'no progress bars')
     .action((a, b, o) => runCompareCmd(a, b, o));
-  withQuantOptions(program.command('integer-only').argument('<model>', 'the .onnx model: a CNN, or a transformer (GELU via Erf, LayerNormalization, Softmax)'))
+  withQuantOptions(
+    program.command('integer-only').argument('<model>', 'the .onnx model: a CNN, or a transformer (GELU via Erf, LayerNormalization, Softmax)'),
+    false,
+  )
     .description('run the model on integers only: CNNs with the integer graph executor, transformers with I-BERT i-GELU/i-Softmax/i-LayerNorm')
     .option('--report <out.json>', 'write the result JSON here')
     .action((model, o) => runIntegerOnlyCmd(model, o));

@@ -18,7 +18,7 @@ const BASIS: Record<string, string> = {
 export function formatSweep(report: SweepReport): string {
   const basis = report.configs.find((e) => !e.error)?.dropBasis ?? 'top1';
   const lines = [
-    `${report.configs.length} configurations on ${report.samples} samples (float top-1 ${report.floatTop1 ?? 'n/a'}); drop = ${BASIS[basis] ?? basis}, integer kernels, with its 95% interval`,
+    `${report.configs.length} configurations on ${report.samples} samples (float top-1 ${report.floatTop1 == null ? 'n/a' : `${(100 * report.floatTop1).toFixed(2)}%`}); drop = ${BASIS[basis] ?? basis}, integer kernels, with its 95% interval`,
     'pareto: * on the front of drop vs size; ~N: cannot be told apart from front point #N on these samples (paired)',
     '',
     '    #     drop  95% interval        agreement  SQNR dB      bytes  pareto  configuration',

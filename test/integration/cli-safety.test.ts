@@ -76,6 +76,9 @@ describe('CLI: option errors are one line and exit 2', () => {
     refused(run('analyze', model, '--samples', '0'), /--samples.*must be a positive integer.*see: quantlens analyze --help/);
     refused(run('analyze', model, '--percentile', '101'), /--percentile.*must be in \(0, 100\]/);
     refused(run('analyze', model, '--preset', 'evil'), /--preset.*evil.*tensorrt/);
+    // 4-bit activations cannot run in onnxruntime: refused before any work, by every measuring command
+    for (const cmd of ['analyze', 'sweep', 'gate', 'mixed-precision'])
+      refused(run(cmd, model, '--act-bits', '4'), /--act-bits.*4-bit activations cannot be measured/);
     refused(run('analyze'), /missing required argument 'model'/);
     refused(run('frobnicate'), /unknown command 'frobnicate'/);
     refused(run('analyze', model, '--per-tensor', '--per-channel', '--data', data), /contradict/);
@@ -93,7 +96,10 @@ describe('CLI: option errors are one line and exit 2', () => {
     assert.ok(!fs.existsSync(path.join(dir, 'none.onnx')));
     // an exclusion naming no node (a typo) would quietly quantize the layer the user meant to keep
     for (const cmd of [['analyze'], ['quantize', '--out', path.join(dir, 'typo.onnx')]])
-      refused(run(cmd[0], model, '--data', data, '--samples', '8', '--exclude', '/conv1/Conv,/conv9/Conv', ...cmd.slice(1)), /m\.onnx: excluded node "\/conv9\/Conv" is not in the model/);
+      refused(
+        run(cmd[0], model, '--data', data, '--samples', '8', '--exclude', '/conv1/Conv,/conv9/Conv', ...cmd.slice(1)),
+        /m\.onnx: excluded node "\/conv9\/Conv" is not in the model/,
+      );
     assert.ok(!fs.existsSync(path.join(dir, 'typo.onnx')));
   });
 

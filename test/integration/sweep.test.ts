@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { formatSweep } from '../../engine/report/planSummary';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -62,6 +63,12 @@ describe('sweep over the default 24-configuration grid', () => {
     assert.equal(report.configs.length, 24);
     for (const e of report.configs) assert.equal(e.error, undefined, `${e.label}: ${e.error}`);
     assert.equal(new Set(report.configs.map((e) => e.label)).size, 24);
+  });
+
+  it('the terminal summary writes the float top-1 as a percentage, like every other accuracy', () => {
+    const head = formatSweep(report).split('\n')[0];
+    assert.ok(report.floatTop1! > 0.5);
+    assert.ok(head.includes(`(float top-1 ${(100 * report.floatTop1!).toFixed(2)}%)`), head);
   });
 
   it('marks exactly the configurations no other beats on both drop and size', () => {
