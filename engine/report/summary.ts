@@ -97,13 +97,49 @@ export function formatSummary(r: Report, worst = 8): string {
       );
     }
   }
-  const warn = r.warnings.filter((w) => w.code !== 'no-integer-kernel');
-  if (warn.length) {
-    lines.push('');
-    for (const w of warn.slice(0, 10)) lines.push(`warning: ${w.message}`);
-    if (warn.length > 10) lines.push(`... and ${warn.length - 10} more warnings in the report`);
-  }
+  lines.push(...warningLines(r.warnings.filter((w) => w.code !== 'no-integer-kernel')));
   return lines.join('\n') + '\n';
+}
+
+/** What makes the numbers untrustworthy or the written model wrong: printed before anything else. */
+const FIRST_WARNINGS = [
+  'synthetic-data',
+  'synthetic-dims',
+  'samples-dropped',
+  'heavy-clipping',
+  'u8s8-saturation',
+  'integer-divergence',
+  'branch-diverged',
+  'calibration-table-unmatched',
+  'calibration-table-missing',
+];
+/** Lines of one kind of warning shown before the rest of that kind is counted (more for the first kinds). */
+const PER_KIND = 2;
+const PER_FIRST_KIND = 5;
+const MAX_WARNING_LINES = 12;
+
+/**
+ * The warnings, most important kinds first and each kind in at most PER_KIND lines: on a
+ * classifier 22 "not fused" lines used to fill the screen and push 4 heavy-clipping warnings
+ * into "... and 16 more in the report".
+ */
+export function warningLines(warnings: Report['warnings']): string[] {
+  if (!warnings.length) return [];
+  const kinds = new Map<string, Report['warnings']>();
+  for (const w of warnings) kinds.set(w.code, [...(kinds.get(w.code) ?? []), w]);
+  const rank = (code: string) => (FIRST_WARNINGS.includes(code) ? FIRST_WARNINGS.indexOf(code) : FIRST_WARNINGS.length);
+  const ordered = [...kinds].sort((a, b) => rank(a[0]) - rank(b[0]));
+  const out = [''];
+  let shown = 0; // warnings printed or counted in a kind's line
+  for (const [code, ws] of ordered) {
+    if (out.length > MAX_WARNING_LINES) break;
+    const lines = FIRST_WARNINGS.includes(code) ? PER_FIRST_KIND : PER_KIND;
+    for (const w of ws.slice(0, lines)) out.push(`warning: ${w.message}`);
+    if (ws.length > lines) out.push(`  ... and ${ws.length - lines} more '${code}' warnings like these`);
+    shown += ws.length;
+  }
+  if (shown < warnings.length) out.push(`... and ${warnings.length - shown} more warnings in the report`);
+  return out;
 }
 
 /** Each layer's deployed output grid against the data: clipping, codes never used, share of the grid the data spans. */
