@@ -276,7 +276,7 @@ export const SYNTHETIC_LIMIT_BYTES = 2 ** 30;
 function checkSyntheticSize(inputs: ModelInput[], samples: number): void {
   let total = 0;
   for (const inp of inputs) {
-    const shape = inp.dims.slice(1).map((d) => (typeof d === 'number' && d > 0 ? d : 1));
+    const shape = syntheticShape(inp.dims);
     const perSample = shape.reduce((a, b) => a * b, 1) * (inp.dataType === DT.INT64 ? 8 : 4);
     total += perSample * samples;
     if (total > SYNTHETIC_LIMIT_BYTES) {
@@ -288,7 +288,21 @@ function checkSyntheticSize(inputs: ModelInput[], samples: number): void {
   }
 }
 
-/** Seeded standard-normal inputs (float) or small integers, resolving symbolic dims to 1. */
+/**
+ * The size a synthetic sample gets along a dynamic dim: never 1, which collapses an image model's
+ * feature maps to a point (a text detector on a 3x1x1 "image" gave a flawless 150 dB, a text
+ * recogniser at width 1 a one-step output read as a classifier); at least 64 (five stride-2
+ * stages still leave 2x2), or the input's largest fixed dim (a 48-pixel-high text line gets 48x64).
+ */
+export const SYNTHETIC_MIN_DIM = 64;
+
+export function syntheticShape(dims: readonly (number | string)[]): number[] {
+  const fixed = dims.slice(1).filter((d): d is number => typeof d === 'number' && d > 0);
+  const guess = Math.max(SYNTHETIC_MIN_DIM, ...fixed);
+  return dims.slice(1).map((d) => (typeof d === 'number' && d > 0 ? d : guess));
+}
+
+/** Seeded standard-normal inputs (float) or small integers, dynamic dims as `syntheticShape` sets them. */
 export function syntheticDataset(inputs: ModelInput[], samples: number, seed: number): Dataset {
   checkSyntheticSize(inputs, samples);
   let s = seed >>> 0 || 1;
@@ -308,7 +322,7 @@ export function syntheticDataset(inputs: ModelInput[], samples: number, seed: nu
     samples,
     labels: null,
     inputs: inputs.map((inp) => {
-      const shape = inp.dims.slice(1).map((d) => (typeof d === 'number' && d > 0 ? d : 1));
+      const shape = syntheticShape(inp.dims);
       const n = samples * shape.reduce((a, b) => a * b, 1);
       let data: InputArray;
       if (inp.dataType === DT.FLOAT) data = Float32Array.from({ length: n }, normal);

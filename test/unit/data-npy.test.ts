@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { InputError } from '../../engine/errors';
-import { type ModelInput, checkLabels, loadDataset } from '../../engine/data/dataset';
+import { type ModelInput, checkLabels, loadDataset, syntheticShape } from '../../engine/data/dataset';
 import { DT } from '../../engine/onnx/tensor';
 import { bytesOf, npyBytes, swapped, writeNpy } from '../helpers/npyFiles';
 import { rng, tempDir } from '../helpers/tinyModels';
@@ -359,5 +359,15 @@ describe('synthetic data', () => {
     refuses(() => loadDataset(undefined, [{ name: 'x', dataType: DT.FLOAT, dims: ['N', 2 ** 28 + 1] }], { samples: 1 }), /takes 1\.0 GiB per sample/);
     const d = loadDataset(undefined, [{ name: 'x', dataType: DT.FLOAT, dims: ['N', 3] }], { samples: 4 });
     assert.equal(d.samples, 4);
+  });
+
+  it('never gives a dynamic dim the size 1 (an image collapsed to a point): 64, or the largest fixed dim', () => {
+    assert.deepEqual(syntheticShape(['N', 3, '?', '?']), [3, 64, 64]); // a detector
+    assert.deepEqual(syntheticShape(['N', 3, 48, 'W']), [3, 48, 64]); // a text-line recogniser
+    assert.deepEqual(syntheticShape(['N', 3, 224, 'W']), [3, 224, 224]);
+    assert.deepEqual(syntheticShape(['N', 'T']), [64]); // an audio frame, token ids
+    assert.deepEqual(syntheticShape(['N', 1, 28, 28]), [1, 28, 28]); // fixed dims stay
+    const d = loadDataset(undefined, [{ name: 'x', dataType: DT.FLOAT, dims: ['N', 3, 48, ''] }], { samples: 2 });
+    assert.deepEqual(d.inputs[0].shape, [3, 48, 64]);
   });
 });
