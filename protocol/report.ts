@@ -613,6 +613,8 @@ export interface GateResult {
   /** In the primary loss's unit; for SQNR-judged models the floor in dB. */
   budget: number;
   budgetWhy: string;
+  /** A budget option given for the other kind of metric (--max-drop on an SQNR-judged model), and why it was ignored. */
+  budgetIgnored?: string;
   primaryMetric: PrimaryMetric;
   outputs: OutputSummary[];
   /** within-noise / within-budget pass; over-budget fails; cannot-tell fails unless allowUncertain. */

@@ -27,7 +27,7 @@ export async function runGate(p: Prepared, config: QuantConfig, opts: GateOption
   const measurer = await OutputMeasurer.create(p, { metric: opts.metric, signal: opts.signal });
   try {
     const m = await measurer.measureConfig(config);
-    const { budget, why } = budgetFor(m.primary, opts);
+    const { budget, why, ignored } = budgetFor(m.primary, opts);
     const v = primaryVerdict(m.primary, budget, m.table);
     return {
       schemaVersion: REPORT_SCHEMA_VERSION,
@@ -37,6 +37,7 @@ export async function runGate(p: Prepared, config: QuantConfig, opts: GateOption
       samples: m.samples,
       budget,
       budgetWhy: why,
+      ...(ignored ? { budgetIgnored: ignored } : {}),
       primaryMetric: m.primary,
       outputs: m.outputs,
       verdict: v,
@@ -52,7 +53,7 @@ export function gateFromReport(r: Report, opts: BudgetOptions & { allowUncertain
   const pm = r.primaryMetric;
   if (!pm) throw new InputError(`${r.model.path}: the analysis has no primary metric to gate on (no float output to compare)`);
   const table = pm.kind === 'top1' ? (r.outputs?.find((o) => o.name === pm.output)?.classifier?.labelled?.table ?? null) : null;
-  const { budget, why } = budgetFor(pm, opts);
+  const { budget, why, ignored } = budgetFor(pm, opts);
   return {
     schemaVersion: REPORT_SCHEMA_VERSION,
     kind: 'gate',
@@ -61,6 +62,7 @@ export function gateFromReport(r: Report, opts: BudgetOptions & { allowUncertain
     samples: pm.n,
     budget,
     budgetWhy: why,
+    ...(ignored ? { budgetIgnored: ignored } : {}),
     primaryMetric: pm,
     outputs: r.outputs ?? [],
     verdict: primaryVerdict(pm, budget, table),
@@ -70,7 +72,7 @@ export function gateFromReport(r: Report, opts: BudgetOptions & { allowUncertain
 
 /** Exit code and the one line to print, on stdout for a pass and stderr otherwise. */
 export function gateOutcome(r: GateResult): { exitCode: 0 | 1; stream: 'stdout' | 'stderr'; line: string } {
-  const what = `${configLabel(r.config)} on ${r.primaryMetric.description}, ${r.samples} samples`;
+  const what = `${configLabel(r.config)} on ${r.primaryMetric.description}, ${r.samples} samples${r.budgetIgnored ? ` (${r.budgetIgnored})` : ''}`;
   const v = r.verdict;
   if (v.kind === 'within-budget' || v.kind === 'within-noise') return { exitCode: 0, stream: 'stdout', line: `quantlens gate: PASS: ${what}: ${v.text}` };
   if (v.kind === 'over-budget')

@@ -166,9 +166,18 @@ export interface BudgetOptions {
 }
 
 /** The budget that applies to `pm`: the user's for its kind, else the default; and why. */
-export function budgetFor(pm: PrimaryMetric, o: BudgetOptions = {}): { budget: number; why: string } {
-  if (pm.kind === 'sqnr') return o.minSqnrDb !== undefined ? { budget: o.minSqnrDb, why: `the SQNR floor set: ${fmt(o.minSqnrDb)} dB` } : defaultBudget(pm);
-  return o.maxDrop !== undefined ? { budget: o.maxDrop, why: `the budget set: ${fmt(o.maxDrop)} ${pm.lossUnit}` } : defaultBudget(pm);
+export function budgetFor(pm: PrimaryMetric, o: BudgetOptions = {}): { budget: number; why: string; ignored?: string } {
+  // The option for the other kind of metric is not silently dropped: `ignored` says so and why.
+  const ignored = (given: string, use: string) => (d: { budget: number; why: string }) => {
+    const note = `${given} does not apply: the model is judged by ${pm.description}; ${use}`;
+    return { ...d, why: `${d.why} (${note})`, ignored: note };
+  };
+  if (pm.kind === 'sqnr') {
+    if (o.minSqnrDb !== undefined) return { budget: o.minSqnrDb, why: `the SQNR floor set: ${fmt(o.minSqnrDb)} dB` };
+    return o.maxDrop !== undefined ? ignored('--max-drop', 'set a floor with --min-sqnr')(defaultBudget(pm)) : defaultBudget(pm);
+  }
+  if (o.maxDrop !== undefined) return { budget: o.maxDrop, why: `the budget set: ${fmt(o.maxDrop)} ${pm.lossUnit}` };
+  return o.minSqnrDb !== undefined ? ignored('--min-sqnr', 'set the budget with --max-drop')(defaultBudget(pm)) : defaultBudget(pm);
 }
 
 /**

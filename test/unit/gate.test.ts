@@ -64,6 +64,9 @@ describe('gate outcomes', () => {
     assert.equal(o.exitCode, 1);
     assert.equal(o.stream, 'stderr');
     assert.match(o.line, /^quantlens gate: FAIL: .* over budget: drop 68\.67 points/);
+    // an option that does not apply to the metric is named in the line, never dropped silently
+    const ignored = gateOutcome({ ...gate(pm, 1, table), budgetIgnored: '--min-sqnr does not apply: ...' });
+    assert.match(ignored.line, /^quantlens gate: FAIL: .* samples \(--min-sqnr does not apply: \.\.\.\): over budget/);
   });
 
   it('passes (exit 0, stdout) when the whole interval is within the budget', () => {
@@ -122,5 +125,13 @@ describe('budgets and floors', () => {
     assert.ok(Math.abs(defaultBudget(user).budget - 0.0095) < 1e-12);
     assert.equal(budgetFor(user, { maxDrop: 0.05 }).budget, 0.05);
     assert.equal(budgetFor(sqnr, { maxDrop: 0.05, minSqnrDb: 12 }).budget, 12, 'a floor for SQNR, not the loss budget');
+    // the option for the other kind of metric is said to be ignored, with the one that applies
+    const onSqnr = budgetFor(sqnr, { maxDrop: 1 });
+    assert.equal(onSqnr.budget, 30);
+    assert.match(onSqnr.why, /^the default SQNR floor: 30 dB \(--max-drop does not apply: the model is judged by .*; set a floor with --min-sqnr\)$/);
+    const onTop1 = budgetFor(top1(295, 0, 0, 5).pm, { minSqnrDb: 20 });
+    assert.equal(onTop1.budget, 1);
+    assert.match(onTop1.why, /\(--min-sqnr does not apply: .*; set the budget with --max-drop\)$/);
+    assert.equal(budgetFor(sqnr, {}).why, 'the default SQNR floor: 30 dB');
   });
 });
