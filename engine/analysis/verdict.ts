@@ -132,8 +132,8 @@ export function budgetVerdict(input: VerdictInput): Verdict {
     needed === null
       ? Number.isFinite(loss.low) && Number.isFinite(loss.high)
         ? `a ${what} equal to the budget cannot be separated from it by more samples`
-        : `${n} samples are too few to estimate how many would`
-      : `${n} samples are too few, about ${needed} would resolve it`;
+        : `${samplesText(n)} too few to estimate how many would`
+      : `${samplesText(n)} too few, about ${needed} would resolve it`;
   return {
     kind: 'cannot-tell',
     text: `cannot tell: the ${what} ${fmt(loss.estimate)} ${unit} has a ${range} that straddles the budget of ${fmt(budget)} ${unit}${zero}; ${more}`,
@@ -203,8 +203,16 @@ export function floorVerdict(value: Interval, floor: number, n: number, unit = '
   // Mirror the value into a loss (floor - value) so the sample-size projection applies unchanged.
   const mirrored: Interval = { ...value, estimate: -value.estimate, low: -value.high, high: -value.low };
   const needed = samplesToResolve(mirrored, -floor, n);
-  const more = needed === null ? `${n} samples cannot separate it from the floor` : `${n} samples are too few, about ${needed} would resolve it`;
+  const more =
+    needed === null
+      ? `${n === 1 ? '1 sample' : `${n} samples`} cannot separate it from the floor`
+      : `${samplesText(n)} too few, about ${needed} would resolve it`;
   return { kind: 'cannot-tell', text: `cannot tell: ${point} straddles the floor of ${fmt(floor)} ${unit}; ${more}`, samplesNeeded: needed };
+}
+
+/** "1 sample is" / "40 samples are". */
+function samplesText(n: number): string {
+  return n === 1 ? '1 sample is' : `${n} samples are`;
 }
 
 /** Within budget with confidence (the whole interval on the right side). */

@@ -287,7 +287,7 @@ export function describeInputs(
     } else {
       if (!from || !outputs.some((o) => o.name === from)) {
         throw new InputError(
-          `${modelFile}: state input "${inp.name}" needs the model output that carries it: --state ${inp.name}=OUTPUT (outputs: ${outputs.map((o) => o.name).join(', ')})`,
+          `${modelFile}: state input "${inp.name}" needs the model output that carries it${from ? `, and the model has no output "${from}"` : ''}: --state ${inp.name}=OUTPUT (outputs: ${outputs.map((o) => o.name).join(', ')})`,
         );
       }
       if (inp.dataType !== DT.FLOAT) throw new InputError(`${modelFile}: state input "${inp.name}" is ${DT[inp.dataType]}; only float32 states are supported`);

@@ -125,7 +125,7 @@ describe('input kinds', () => {
     const outs = [{ name: 'hn', dims: [] }];
     assert.throws(
       () => describeInputs('m.onnx', inputs, outs, { h: { kind: 'state', from: 'nope' } }, null),
-      /state input "h" needs the model output that carries it: --state h=OUTPUT/,
+      /state input "h" needs the model output that carries it, and the model has no output "nope": --state h=OUTPUT \(outputs: hn\)/,
     );
     assert.throws(
       () => describeInputs('m.onnx', inputs, outs, {}, null),
