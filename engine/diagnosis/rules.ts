@@ -6,7 +6,7 @@
 import type { Cause, CauseCode, LayerReport, TensorReport } from '../../protocol/report';
 import { weightScheme } from '../quantize/qdqRewrite';
 import type { FactIndex } from './facts';
-import { errorEnergy, excessOverMse, gridBits, stepOf } from './grid';
+import { errorEnergy, excessOverMse, gridBits, gridFor, stepOf } from './grid';
 
 /** Every threshold a rule uses (docs/diagnosis.md says why each has its value). */
 export const THRESHOLDS = {
@@ -65,7 +65,9 @@ const energyOf = (t: TensorReport) => errorEnergy(t.histogram, t.chosen!.range, 
 const excessText = (t: TensorReport) => {
   const x = excessOverMse(t);
   if (Number.isNaN(x)) return 'no MSE range to compare with';
-  return `${Number.isFinite(x) ? `${x.toFixed(x < 10 ? 1 : 0)}x` : 'far more than'} the error the MSE range ${rangeText(t.thresholds.mse!.lo, t.thresholds.mse!.hi)} would make`;
+  // The MSE range as a grid of this tensor's scheme (a symmetric one spans +-max|bound|), as the comparison measured it.
+  const g = gridFor(t, t.thresholds.mse!).range;
+  return `${Number.isFinite(x) ? `${x.toFixed(x < 10 ? 1 : 0)}x` : 'far more than'} the error the MSE range ${rangeText(g.lo, g.hi)} would make`;
 };
 
 /** over-clipping's test on one tensor: values saturate, clipping dominates its error, and a wider (MSE) range would make far less. */

@@ -67,6 +67,12 @@ describe('over-clipping', () => {
     assert.ok(codes(clipped(100), 'L').indexOf('over-clipping') === 0, 'the first cause');
   });
 
+  it('names the MSE range as the grid the symmetric scheme would make of it, as it was measured', () => {
+    // an MSE threshold pair [0.5, 3] on a symmetric grid spans [-3, 3]
+    const f = finding(clipped(100, { lo: 0.5, hi: 3 }), 'L', 'over-clipping')!;
+    assert.match(f.summary, /the error the MSE range \[-3\.00, 3\.00\] would make/);
+  });
+
   it('does not fire just under 0.1%, nor when the MSE range is the chosen one', () => {
     assert.ok(!codes(clipped(99), 'L').includes('over-clipping'));
     assert.ok(!codes(clipped(100, { lo: -1, hi: 1 }), 'L').includes('over-clipping'));
