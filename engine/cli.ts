@@ -176,10 +176,15 @@ async function evalOpts(o: QuantOpts) {
   return { targetCpu: o.targetCpu, metric: o.metric ? await loadUserMetric(path.resolve(o.metric)) : undefined };
 }
 
+/** Every file a command reads: never written over, --force or not. */
+function inputFiles(o: QuantOpts & { float?: string; fix?: string }, model: string): (string | undefined)[] {
+  return [model, o.data, o.float, o.fix, o.calibrationTable, o.metric];
+}
+
 /** An output file named by `option`, checked before any work (fails fast), written at the end. */
 function output(o: QuantOpts, model: string, file: string | undefined, option: string, role: string): OutputTarget | undefined {
   if (file === undefined) return undefined;
-  const target: OutputTarget = { path: file, role, option, force: o.force, inputs: [model, o.data] };
+  const target: OutputTarget = { path: file, role, option, force: o.force, inputs: inputFiles(o, model) };
   checkOutput(target);
   return target;
 }
@@ -395,7 +400,7 @@ async function analyzeAny(
 
 async function runCompareCmd(a: string, b: string, o: QuantOpts & { float?: string; report?: string; sensitivity: boolean; json?: boolean }): Promise<void> {
   const target: OutputTarget | undefined =
-    o.report === undefined ? undefined : { path: o.report, role: 'comparison report', option: '--report', force: o.force, inputs: [a, b, o.data, o.float] };
+    o.report === undefined ? undefined : { path: o.report, role: 'comparison report', option: '--report', force: o.force, inputs: [b, ...inputFiles(o, a)] };
   if (target) checkOutput(target);
   const da: DeployedModel = requireDeployed(loadModel(a));
   const db: DeployedModel = requireDeployed(loadModel(b));

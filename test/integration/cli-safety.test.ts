@@ -54,6 +54,23 @@ describe('CLI: outputs never replace inputs or existing files', () => {
     assert.deepEqual({ model: sha(model), data: sha(data) }, before);
   });
 
+  it('nor any other file a command reads: --float, --calibration-table, --metric, --fix', () => {
+    // stand-ins: each file is refused as an output before it is read
+    const other = path.join(dir, 'other-input.json');
+    fs.writeFileSync(other, '{}');
+    const kept = sha(other);
+    for (const args of [
+      ['analyze', model, '--data', data, '--float', other, '--report', other, '--force'],
+      ['gate', model, '--data', data, '--float', other, '--report', other, '--force'],
+      ['analyze', model, '--data', data, '--calibration-table', other, '--report', other, '--force'],
+      ['analyze', model, '--data', data, '--metric', other, '--report', other, '--force'],
+      ['quantize', model, '--data', data, '--fix', other, '--out', other, '--force'],
+      ['compare', model, model, '--data', data, '--float', other, '--report', other, '--force'],
+    ])
+      refused(run(...args), /over the input/);
+    assert.equal(sha(other), kept);
+  });
+
   it('an existing report is kept without --force and replaced with it', () => {
     const out = path.join(dir, 'r.json');
     fs.writeFileSync(out, 'precious');
