@@ -10,6 +10,7 @@
  */
 import type { CalibrationMethod, Warning } from '../../protocol/report';
 import { type Bits, paramsFor, representableRange } from '../quantize/scheme';
+import type { WeightQuant } from '../quantize/qdqRewrite';
 import { clipShare } from './clipRate';
 import type { Prepared, Quantized } from './types';
 
@@ -48,4 +49,22 @@ export function clippingWarnings(p: Prepared, q: Quantized): Warning[] {
 /** "a", "a or b", "a, b or c". */
 function orList(xs: string[]): string {
   return xs.length < 2 ? xs.join('') : `${xs.slice(0, -1).join(', ')} or ${xs[xs.length - 1]}`;
+}
+
+/**
+ * Layers whose int32 bias does not fit at the scale S_in * S_w the integer kernel adds it at: the
+ * written file holds it clamped, so the layer adds a wrong bias (16-bit activations with 16-bit
+ * weights: S_in * S_w near 1e-10 puts a bias of 0.3 at 3e9 steps). Nothing else says so: the
+ * simulation runs the same clamped bias, and the layer's error just looks large.
+ */
+export function biasSaturationWarnings(weights: readonly WeightQuant[]): Warning[] {
+  return weights
+    .filter((w) => w.biasSaturated)
+    .map((w) => ({
+      code: 'bias-saturation',
+      node: w.layer,
+      message:
+        `${w.layer}: ${w.biasSaturated} of ${w.bias!.length} bias values do not fit int32 at the bias scale S_in x S_w = ${w.biasScale!.toPrecision(3)} and are written clamped, ` +
+        'so the layer adds a wrong bias; its input and weight grids are too fine for an int32 bias (8-bit weights, or 8-bit activations, give it room)',
+    }));
 }

@@ -5,12 +5,12 @@ import { encodeModel } from '../onnx/model';
 import { restoreFileNames } from '../onnx/scopes';
 import { type OutputTarget, writeOutput } from '../io/files';
 import { buildQdqModel } from '../quantize/qdqRewrite';
-import { clippingWarnings } from './clipWarnings';
+import { biasSaturationWarnings, clippingWarnings } from './clipWarnings';
 import type { Prepared, Quantized } from './analyze';
 
 /** Write the QDQ model of `q` to `target` (never over the model or data it was made from). */
 export function writeQuantizedModel(p: Prepared, q: Quantized, target: OutputTarget): { path: string; layers: number; sizeBytes: number; warnings: string[] } {
-  const { model } = buildQdqModel(q.prepared, p.loaded.dir, q.plan, q.actParams, q.config, false);
+  const { model, weights } = buildQdqModel(q.prepared, p.loaded.dir, q.plan, q.actParams, q.config, false);
   restoreFileNames(model, p.nodeNames);
   model.producerName = 'quantlens';
   model.producerVersion = '0.1.0';
@@ -18,5 +18,10 @@ export function writeQuantizedModel(p: Prepared, q: Quantized, target: OutputTar
   const inputs = [...(target.inputs ?? []), p.loaded.path, p.data.synthetic ? undefined : p.data.source];
   const written = writeOutput({ ...target, inputs }, bytes);
   // What the written file does to the calibration data that a user must hear before deploying it.
-  return { path: written, layers: q.plan.layers.length, sizeBytes: bytes.length, warnings: clippingWarnings(p, q).map((w) => w.message) };
+  return {
+    path: written,
+    layers: q.plan.layers.length,
+    sizeBytes: bytes.length,
+    warnings: [...clippingWarnings(p, q), ...biasSaturationWarnings(weights)].map((w) => w.message),
+  };
 }

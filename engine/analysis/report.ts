@@ -2,7 +2,7 @@
  * Stage 4, report: what the evaluation measured, as the report the CLI writes and the extension
  * shows (protocol/report.ts, documented in docs/report-schema.md).
  */
-import { clippingWarnings } from './clipWarnings';
+import { biasSaturationWarnings, clippingWarnings } from './clipWarnings';
 import type { CalibrationMethod, LayerReport, ModelOutputMetrics, Platform, Range, Report, TensorReport, Warning } from '../../protocol/report';
 import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 import { ActivationStats, displayHistogram } from '../calibration/histogram';
@@ -76,7 +76,7 @@ export function buildReport(p: Prepared, q: Quantized, e: Evaluation, sens: Sens
     };
   });
   const tensors = [...activationReports(p, q), ...weightReports(p, q, e.weights)];
-  const warnings = [...p.warnings, ...planWarnings(q, layers, e.shift !== 0), ...clippingWarnings(p, q), ...e.warnings];
+  const warnings = [...p.warnings, ...planWarnings(q, layers, e.shift !== 0), ...clippingWarnings(p, q), ...biasSaturationWarnings(e.weights), ...e.warnings];
   return {
     schemaVersion: REPORT_SCHEMA_VERSION,
     tool: { name: 'quantlens', version: TOOL_VERSION, onnxruntime: ortVersion },

@@ -38,6 +38,10 @@ export interface WeightQuant {
   dims: number[];
   /** int32 bias codes at scale S_in * S_w, when this weight's layer has a quantized bias. */
   bias?: Int32Array;
+  /** Bias values beyond the int32 range at that scale, written clamped (grids too fine: 16-bit x 16-bit). */
+  biasSaturated?: number;
+  /** The smallest bias scale S_in * S_w (for the message). */
+  biasScale?: number;
   /** Name of the integer initializer written for it (fused kernels read it: maps them to layers). */
   initializer: string;
 }
@@ -312,10 +316,19 @@ class QdqWriter {
     if (b.dims.length !== 1 || (wq.axis !== null && b.data.length !== wq.params.length)) return null;
     const scales = fixed ? fixed.params.map((p) => p.scale) : wq.params.map((p) => Math.fround(Math.fround(xp!.scale) * Math.fround(p.scale)));
     const perChannel = fixed ? fixed.params.length > 1 : wq.axis !== null;
+    let saturated = 0;
     const codes = fixed
       ? fixed.codes
-      : Int32Array.from(b.data, (v, i) => Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, roundHalfEven(v / scales[perChannel ? i : 0]))));
+      : Int32Array.from(b.data, (v, i) => {
+          const c = roundHalfEven(v / scales[perChannel ? i : 0]);
+          if (c > 2 ** 31 - 1 || c < -(2 ** 31)) saturated++;
+          return Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, c));
+        });
     wq.bias = codes;
+    if (saturated) {
+      wq.biasSaturated = saturated;
+      wq.biasScale = Math.min(...scales);
+    }
     const base = `${layer.node.name}_${name}`;
     const bq = this.init(`${base}_quantized`, DT.INT32, b.dims, codes);
     const s = this.init(`${base}_scale`, DT.FLOAT, perChannel ? [scales.length] : [], scales);

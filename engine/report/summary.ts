@@ -107,6 +107,7 @@ const FIRST_WARNINGS = [
   'synthetic-dims',
   'samples-dropped',
   'heavy-clipping',
+  'bias-saturation',
   'u8s8-saturation',
   'integer-divergence',
   'branch-diverged',
