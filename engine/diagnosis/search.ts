@@ -16,6 +16,7 @@ import type { FixChange, QuantConfig } from '../../protocol/report';
 import { type Look, type Measurement, compareMeasurements, lossValue, meanSqnr, withinNoise } from '../analysis/paired';
 import { type Interval, pairedAccuracyFromTable, wilsonInterval } from '../analysis/statistics';
 import { type Verdict, certified, primaryVerdict } from '../analysis/verdict';
+import { ModelLoadError } from '../runtime/ortErrors';
 import { type FixOption, applyChanges, describeChanges, mergeChanges } from './candidates';
 
 export interface SearchInput {
@@ -110,13 +111,23 @@ export async function searchFix(input: SearchInput): Promise<SearchResult> {
     cost,
   });
   let measured = 0;
-  const measure = async (changes: FixChange[], cost: number, against?: Measurement): Promise<Tried> => {
+  /** Candidates onnxruntime refused to load (a float Conv between Q/DQ on an opset-10 model): not deployable, passed over. */
+  const unloadable: string[] = [];
+  const measure = async (changes: FixChange[], cost: number, against?: Measurement): Promise<Tried | null> => {
     const config = applyChanges(base, changes);
     const look =
       against && baseline.samples >= 2 * LOOK_SAMPLES
         ? { samples: LOOK_SAMPLES, stop: (m: Measurement) => compareMeasurements(against, m, LOOK_LEVEL).low > 0 }
         : undefined;
-    const m = await input.measure(config, look);
+    let m: Measurement;
+    try {
+      m = await input.measure(config, look);
+    } catch (e) {
+      if (!(e instanceof ModelLoadError)) throw e;
+      unloadable.push(`${describeChanges(changes)} (${e.detail})`);
+      input.onMeasured?.(++measured, describeChanges(changes));
+      return null;
+    }
     const t = make(changes, config, m, cost);
     if (m.samples < baseline.samples) t.stopped = true;
     tried.push(t);
@@ -132,7 +143,10 @@ export async function searchFix(input: SearchInput): Promise<SearchResult> {
   /** Measure every option of `layer` on top of the plan so far; the step to take, or null. */
   const tryLayer = async (layer: SearchInput['layers'][number]): Promise<{ option: FixOption; at: Tried } | null> => {
     const all: { option: FixOption; t: Tried }[] = [];
-    for (const option of layer.options) all.push({ option, t: await measure(mergeChanges(cur.changes, option.changes), cur.cost + option.cost, cur.m) });
+    for (const option of layer.options) {
+      const t = await measure(mergeChanges(cur.changes, option.changes), cur.cost + option.cost, cur.m);
+      if (t) all.push({ option, t });
+    }
     if (!all.length) return null;
     // Options stopped at the look are worse than the plan: never taken, never the best.
     const complete = all.filter((r) => !r.t.stopped);
@@ -195,6 +209,7 @@ export async function searchFix(input: SearchInput): Promise<SearchResult> {
       changes,
       rest.reduce((a, k) => a + k.option.cost, 0),
     );
+    if (!t) continue; // without this step onnxruntime cannot load the model: the step stays
     const notWorse = !(compareMeasurements(cur.m, t.m).low > 0);
     const keepsGoal =
       (!certified(cur.verdict) || certified(t.verdict)) && (!meetsEstimate(cur.m, cur.verdict, budget) || meetsEstimate(t.m, t.verdict, budget));
@@ -204,6 +219,10 @@ export async function searchFix(input: SearchInput): Promise<SearchResult> {
       cur = t;
     }
   }
+  if (unloadable.length)
+    notes.push(
+      `${unloadable.length} candidate${unloadable.length > 1 ? 's' : ''} not measured: onnxruntime cannot load ${unloadable.length > 1 ? 'them' : 'it'}, so no deployment could run ${unloadable.length > 1 ? 'them' : 'it'} either: ${unloadable.slice(0, 3).join('; ')}${unloadable.length > 3 ? '; ...' : ''}`,
+    );
   const stopped = tried.filter((t) => t.stopped);
   if (stopped.length)
     notes.push(

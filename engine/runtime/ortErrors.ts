@@ -94,6 +94,21 @@ export function ortDetail(message: string): string {
 export function ortInputError(e: unknown, label: string, phase: 'load' | 'run'): InputError {
   if (e instanceof InputError) return e;
   const detail = ortDetail(e instanceof Error ? e.message : String(e));
-  const what = phase === 'load' ? 'onnxruntime cannot load it' : 'onnxruntime failed while running it';
-  return new InputError(`${label}: ${what}: ${detail}`);
+  if (phase === 'load') return new ModelLoadError(`${label}: onnxruntime cannot load it: ${detail}`, detail);
+  return new InputError(`${label}: onnxruntime failed while running it: ${detail}`);
+}
+
+/**
+ * onnxruntime refused to load a model: for a model QuantLens wrote (a search's candidate), a
+ * candidate no user could deploy either, which a search records and passes over.
+ */
+export class ModelLoadError extends InputError {
+  override name = 'ModelLoadError';
+  constructor(
+    message: string,
+    /** onnxruntime's reason, one line. */
+    readonly detail: string,
+  ) {
+    super(message);
+  }
 }

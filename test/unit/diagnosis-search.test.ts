@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import type { Look, Measurement } from '../../engine/analysis/paired';
 import { meanInterval } from '../../engine/analysis/statistics';
 import { searchFix } from '../../engine/diagnosis/search';
+import { ModelLoadError } from '../../engine/runtime/ortErrors';
 import type { QuantConfig } from '../../protocol/report';
 import { resolveConfig } from '../../engine/quantize/presets';
 
@@ -87,6 +88,51 @@ describe('fix search: the look', () => {
     assert.ok(
       result.notes.some((n) => n.startsWith('1 of ') && n.includes('stopped after the first 16 of 48 samples')),
       result.notes.join(' | '),
+    );
+  });
+
+  it('passes over a candidate onnxruntime cannot load, says so, and takes the next best', async () => {
+    const measure = async (config: QuantConfig): Promise<Measurement> => {
+      if (config.exclude.includes('L'))
+        throw new ModelLoadError(
+          'quantized model of m.onnx: onnxruntime cannot load it: node L_bias_div_round (Round): ...',
+          'node L_bias_div_round (Round): ...',
+        );
+      return measurement((config.layerOverrides ?? []).length ? floatLayer : base);
+    };
+    const result = await searchFix({
+      base: resolveConfig('tensorrt'),
+      baseline: measurement(base),
+      layers: [
+        {
+          node: 'L',
+          options: [
+            { node: 'L', cost: 5, changes: [{ kind: 'float', node: 'L', value: true }] },
+            { node: 'L', cost: 1, changes: [{ kind: 'weight-bits', node: 'L', value: 16 }] },
+          ],
+        },
+      ],
+      budget: 30,
+      measure,
+    });
+    assert.equal(result.steps.length, 1);
+    assert.deepEqual(result.steps[0].changes, [{ kind: 'weight-bits', node: 'L', value: 16 }]);
+    assert.ok(
+      result.notes.some((n) => /^1 candidate not measured: onnxruntime cannot load it.*L in float \(node L_bias_div_round/.test(n)),
+      result.notes.join(' | '),
+    );
+    // any other error still ends the search
+    await assert.rejects(
+      searchFix({
+        base: resolveConfig('tensorrt'),
+        baseline: measurement(base),
+        layers: [{ node: 'L', options: [{ node: 'L', cost: 1, changes: [{ kind: 'float', node: 'L', value: true }] }] }],
+        budget: 30,
+        measure: async () => {
+          throw new Error('disk full');
+        },
+      }),
+      /disk full/,
     );
   });
 
