@@ -112,6 +112,13 @@ export async function quantizeDeployed(p: Prepared, d: DeployedModel, opts: RunO
   const folds = fold ? foldBatchNorms(prepared, p.loaded.dir) : [];
   const mine = twinGrids(d.twin);
   const { grids, unmatched } = own ? { grids: mine, unmatched: null } : matchGrids(d.twin, mine, prepared.graph!);
+  // Another model altogether (compare of two unrelated files, a wrong --float): its layers find no
+  // namesakes, stay float, and it would be measured as the reference itself ("drop 0.00").
+  const layers = new Set([...mine.quantized, ...mine.fixed.keys(), ...mine.layerOutput.keys()]).size;
+  if (unmatched && layers > 0 && unmatched.layers.length * 2 > layers)
+    throw new InputError(
+      `${d.loaded.path} does not match the reference ${p.loaded.path}: ${unmatched.layers.length} of its ${layers} quantized layers have no node of that name there (e.g. ${unmatched.layers.slice(0, 2).join(', ')}); both must be versions of one model`,
+    );
   const planned = deployedPlan(prepared.graph!, grids);
   await ensureStats(p, planned.activations, opts);
   const plan = floatOnly(planned, p);

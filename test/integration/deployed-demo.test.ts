@@ -23,7 +23,7 @@ import { resolveConfig } from '../../engine/quantize/presets';
 import { type DeployedModel, analyzeDeployed, deployedModel, evaluateDeployed, prepareDeployed, quantizeDeployed } from '../../engine/quantized/deployed';
 import { makeNode } from '../../engine/onnx/graph';
 import { gridInits, quantizedModel } from '../helpers/quantizedModels';
-import { DT, tempDir, writeModel } from '../helpers/tinyModels';
+import { DT, buildModel, makeTensor, randn, rng, tempDir, valueInfo, writeModel } from '../helpers/tinyModels';
 import { SATURATING_INT8 } from '../helpers/cpu';
 
 const root = path.resolve(__dirname, '../..');
@@ -220,6 +220,41 @@ describe('the demo quantized by QuantLens, analyzed again as deployed', () => {
     const again = spawnSync(process.execPath, args, { encoding: 'utf8' });
     assert.equal(again.status, 2);
     assert.equal(again.stderr.trim().split('\n').length, 1);
+  });
+
+  it('compare refuses two quantized files that are not versions of one model (it measured B as the reference)', async () => {
+    // another model over the same input: Flatten -> Gemm, its own node names, quantized by QuantLens
+    const r = rng(3);
+    const other = writeModel(
+      tmp,
+      'other.onnx',
+      buildModel({
+        nodes: [makeNode('Flatten', ['input'], ['flat'], 'other/flatten'), makeNode('Gemm', ['flat', 'w', 'b'], ['logits'], 'other/fc', { transB: 1 })],
+        inputs: [valueInfo('input', ['N', 1, 28, 28])],
+        outputs: [valueInfo('logits', ['N', 10])],
+        initializers: [
+          makeTensor(
+            'w',
+            DT.FLOAT,
+            [10, 784],
+            Float32Array.from({ length: 7840 }, () => randn(r) * 0.05),
+          ),
+          makeTensor('b', DT.FLOAT, [10], new Float32Array(10)),
+        ],
+      }),
+    );
+    const po = await prepareAnalysis(other, { dataPath: data, samples: 16 });
+    const otherQdq = path.join(tmp, 'other.qdq.onnx');
+    writeQuantizedModel(po, await quantizeWith(po, resolveConfig('tensorrt', { calibration: 'percentile' })), { path: otherQdq, role: 'quantized model' });
+    const res = spawnSync(process.execPath, [cli, 'compare', files.pct, otherQdq, '--data', data, '--samples', '16', '--no-sensitivity', '--quiet'], {
+      encoding: 'utf8',
+    });
+    assert.equal(res.status, 2, res.stderr);
+    assert.equal(res.stderr.trim().split('\n').length, 1);
+    assert.match(
+      res.stderr,
+      /other\.qdq\.onnx does not match the reference .*: 1 of its 1 quantized layers have no node of that name there \(e\.g\. other\/fc\); both must be versions of one model/,
+    );
   });
 
   it('the CLI: a malformed quantized model and quantizing a quantized model exit 2 with one line', () => {
