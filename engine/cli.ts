@@ -268,7 +268,12 @@ async function runAnalyze(
   try {
     // The diagnosis ranks culprits by sensitivity: on by default when sensitivity runs.
     const diagnose = (o.diagnose ?? o.sensitivity !== false) ? { maxDrop: o.maxDrop, minSqnrDb: o.minSqnr } : undefined;
-    report = await analyzeAny(model, o, { onProgress: bar.onProgress, sensitivity: o.sensitivity, isolatedSamples: o.isolatedSamples, diagnose }, tableOut);
+    report = await analyzeAny(
+      model,
+      o,
+      { onProgress: bar.onProgress, sensitivity: o.sensitivity, isolatedSamples: o.isolatedSamples, diagnose, diagnoseAsked: o.diagnose === true },
+      tableOut,
+    );
   } finally {
     bar.stop();
   }
@@ -370,7 +375,7 @@ function warnSynthetic(p: Prepared): Prepared {
 async function analyzeAny(
   model: string,
   o: QuantOpts & { float?: string },
-  eo: { onProgress?: (p: Progress) => void; sensitivity: boolean; isolatedSamples?: number; diagnose?: EvaluateOptions['diagnose'] },
+  eo: { onProgress?: (p: Progress) => void; sensitivity: boolean; isolatedSamples?: number; diagnose?: EvaluateOptions['diagnose']; diagnoseAsked?: boolean },
   tableOut?: OutputTarget,
 ): Promise<Report> {
   const loaded = loadModel(model);
@@ -391,9 +396,14 @@ async function analyzeAny(
     await prepareDeployed(d, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress: eo.onProgress, floatPath: o.float }),
   );
   // A deployed model's grids are its own: no recalibration to diagnose and fix here.
-  const { diagnose: _d, ...deo } = eo;
+  const { diagnose: _d, diagnoseAsked, ...deo } = eo;
   const q = await quantizeDeployed(p, d, deo);
   const report = await evaluateDeployed(p, d, q, { ...deo, ...(await evalOpts(o)) });
+  if (diagnoseAsked)
+    report.warnings.push({
+      code: 'no-diagnosis',
+      message: `--diagnose: no diagnosis for ${loaded.path}: an already-quantized model's grids are taken as read, so there is no calibration to blame or to fix; the layers above rank its damage, and analyzing its float model gives culprits and a measured fix`,
+    });
   if (tableOut) exportCalibrationTable(q, tableOut); // the deployed grids, for TensorRT or onnxruntime
   return report;
 }

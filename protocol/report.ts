@@ -615,6 +615,8 @@ export interface GateResult {
   budgetWhy: string;
   /** A budget option given for the other kind of metric (--max-drop on an SQNR-judged model), and why it was ignored. */
   budgetIgnored?: string;
+  /** The gated file was already quantized (its own grids, judged as deployed): its kind. */
+  deployed?: 'qdq' | 'qoperator' | 'mixed';
   primaryMetric: PrimaryMetric;
   outputs: OutputSummary[];
   /** within-noise / within-budget pass; over-budget fails; cannot-tell fails unless allowUncertain. */

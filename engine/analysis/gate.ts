@@ -63,6 +63,7 @@ export function gateFromReport(r: Report, opts: BudgetOptions & { allowUncertain
     budget,
     budgetWhy: why,
     ...(ignored ? { budgetIgnored: ignored } : {}),
+    ...(r.model.quantization && r.model.quantization.kind !== 'float' ? { deployed: r.model.quantization.kind } : {}),
     primaryMetric: pm,
     outputs: r.outputs ?? [],
     verdict: primaryVerdict(pm, budget, table),
@@ -72,11 +73,15 @@ export function gateFromReport(r: Report, opts: BudgetOptions & { allowUncertain
 
 /** Exit code and the one line to print, on stdout for a pass and stderr otherwise. */
 export function gateOutcome(r: GateResult): { exitCode: 0 | 1; stream: 'stdout' | 'stderr'; line: string } {
-  const what = `${configLabel(r.config)} on ${r.primaryMetric.description}, ${r.samples} samples${r.budgetIgnored ? ` (${r.budgetIgnored})` : ''}`;
+  // An already-quantized file has no calibration method of its own: its grids are what it holds.
+  const grids = r.deployed ? `the ${r.deployed.toUpperCase()} file's own grids` : configLabel(r.config);
+  const what = `${grids} on ${r.primaryMetric.description}, ${r.samples} samples${r.budgetIgnored ? ` (${r.budgetIgnored})` : ''}`;
+  const next = r.deployed
+    ? 'run quantlens analyze on it for the layers that lose the most, and on its float model for a measured fix'
+    : 'run quantlens analyze for the culprit layers and a measured fix';
   const v = r.verdict;
   if (v.kind === 'within-budget' || v.kind === 'within-noise') return { exitCode: 0, stream: 'stdout', line: `quantlens gate: PASS: ${what}: ${v.text}` };
-  if (v.kind === 'over-budget')
-    return { exitCode: 1, stream: 'stderr', line: `quantlens gate: FAIL: ${what}: ${v.text}; run quantlens analyze for the culprit layers and a measured fix` };
+  if (v.kind === 'over-budget') return { exitCode: 1, stream: 'stderr', line: `quantlens gate: FAIL: ${what}: ${v.text}; ${next}` };
   const decide = v.samplesNeeded ? `${r.samples} samples are too few, about ${v.samplesNeeded} would decide` : `${r.samples} samples cannot decide`;
   const pm = r.primaryMetric;
   const i = pm.loss ?? pm.value;

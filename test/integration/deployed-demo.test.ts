@@ -257,6 +257,21 @@ describe('the demo quantized by QuantLens, analyzed again as deployed', () => {
     );
   });
 
+  it('--diagnose on an already-quantized file says why there is no diagnosis instead of dropping the flag', () => {
+    const res = spawnSync(
+      process.execPath,
+      [cli, 'analyze', files.qdq, '--data', data, '--samples', '16', '--no-sensitivity', '--diagnose', '--json', '--quiet'],
+      {
+        encoding: 'utf8',
+        maxBuffer: 1 << 28,
+      },
+    );
+    assert.equal(res.status, 0, res.stderr);
+    const r = JSON.parse(res.stdout) as Report;
+    assert.equal(r.diagnosis ?? null, null);
+    assert.ok(r.warnings.some((w) => w.code === 'no-diagnosis' && /grids are taken as read.*analyzing its float model gives culprits/.test(w.message)));
+  });
+
   it('the CLI: a malformed quantized model and quantizing a quantized model exit 2 with one line', () => {
     const bad = writeModel(
       tmp,

@@ -67,6 +67,13 @@ describe('gate outcomes', () => {
     // an option that does not apply to the metric is named in the line, never dropped silently
     const ignored = gateOutcome({ ...gate(pm, 1, table), budgetIgnored: '--min-sqnr does not apply: ...' });
     assert.match(ignored.line, /^quantlens gate: FAIL: .* samples \(--min-sqnr does not apply: \.\.\.\): over budget/);
+    // an already-quantized file: no calibration method of its own, and no fix to ask analyze for
+    const deployed = gateOutcome({ ...gate(pm, 1, table), deployed: 'qdq' });
+    assert.match(
+      deployed.line,
+      /^quantlens gate: FAIL: the QDQ file's own grids on top-1 accuracy .*; run quantlens analyze on it for the layers that lose the most, and on its float model for a measured fix$/,
+    );
+    assert.doesNotMatch(deployed.line, /entropy|minmax/);
   });
 
   it('passes (exit 0, stdout) when the whole interval is within the budget', () => {
