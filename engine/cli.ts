@@ -471,7 +471,12 @@ async function runMixedCmd(model: string, o: QuantOpts & BudgetOpts & { out?: st
     result.written = { ...result.written, settings: updateModelSettings(model, settings) };
   }
   writeJson(reportOut, result);
-  process.stdout.write(formatMixedPrecision(result) + (!result.met && (modelOut || o.writeConfig) ? 'nothing written: the budget was not met\n' : ''));
+  process.stdout.write(
+    formatMixedPrecision(result) +
+      (!result.met && (modelOut || o.writeConfig)
+        ? `no model or configuration written: the budget was not met${reportOut ? ` (the result is in ${reportOut.path})` : ''}\n`
+        : ''),
+  );
   if (!result.met) process.exitCode = 1;
 }
 

@@ -474,6 +474,8 @@ export interface CompareSide {
   accumulatedSqnrDb: number;
   /** Model output SQNR with only this layer quantized, when sensitivity ran. */
   onlyThisSqnrDb: number | null;
+  /** The samples that figure rests on (sensitivity sizes it per layer: 8 for a layer its pilot cleared, all for the contenders). */
+  onlyThisSamples?: number | null;
 }
 
 export interface CompareLayer {

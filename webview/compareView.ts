@@ -40,7 +40,11 @@ function row(l: CompareLayer, top: boolean): HTMLElement {
     h('td', { class: 'num' }, w),
     h('td', { class: 'num' }, pair(formatDb(num(l.a?.isolatedSqnrDb)), formatDb(num(l.b?.isolatedSqnrDb)))),
     h('td', { class: 'num' }, pair(formatDb(num(l.a?.accumulatedSqnrDb)), formatDb(num(l.b?.accumulatedSqnrDb)))),
-    h('td', { class: 'num' }, pair(formatDb(num(l.a?.onlyThisSqnrDb)), formatDb(num(l.b?.onlyThisSqnrDb)))),
+    h(
+      'td',
+      { class: 'num', title: `only-this SQNR on ${l.a?.onlyThisSamples ?? '?'} / ${l.b?.onlyThisSamples ?? '?'} samples` },
+      pair(formatDb(num(l.a?.onlyThisSqnrDb)), formatDb(num(l.b?.onlyThisSqnrDb))),
+    ),
     h('td', { class: 'num' }, formatNumber(num(l.isolatedErrorDiff))),
   );
 }

@@ -173,11 +173,13 @@ export function budgetFor(pm: PrimaryMetric, o: BudgetOptions = {}): { budget: n
     return { ...d, why: `${d.why} (${note})`, ignored: note };
   };
   if (pm.kind === 'sqnr') {
-    if (o.minSqnrDb !== undefined) return { budget: o.minSqnrDb, why: `the SQNR floor set: ${fmt(o.minSqnrDb)} dB` };
-    return o.maxDrop !== undefined ? ignored('--max-drop', 'set a floor with --min-sqnr')(defaultBudget(pm)) : defaultBudget(pm);
+    const set = o.minSqnrDb !== undefined ? { budget: o.minSqnrDb, why: `the SQNR floor set: ${fmt(o.minSqnrDb)} dB` } : defaultBudget(pm);
+    return o.maxDrop !== undefined ? ignored('--max-drop', o.minSqnrDb !== undefined ? '--min-sqnr sets its floor' : 'set a floor with --min-sqnr')(set) : set;
   }
-  if (o.maxDrop !== undefined) return { budget: o.maxDrop, why: `the budget set: ${fmt(o.maxDrop)} ${pm.lossUnit}` };
-  return o.minSqnrDb !== undefined ? ignored('--min-sqnr', 'set the budget with --max-drop')(defaultBudget(pm)) : defaultBudget(pm);
+  const set = o.maxDrop !== undefined ? { budget: o.maxDrop, why: `the budget set: ${fmt(o.maxDrop)} ${pm.lossUnit}` } : defaultBudget(pm);
+  return o.minSqnrDb !== undefined
+    ? ignored('--min-sqnr', o.maxDrop !== undefined ? '--max-drop sets its budget' : 'set the budget with --max-drop')(set)
+    : set;
 }
 
 /**

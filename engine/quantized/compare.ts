@@ -30,19 +30,28 @@ function side(l: LayerReport, r: Report, q: Quantized): CompareSide {
     isolatedSqnrDb: l.isolated.integer.sqnrDb,
     accumulatedSqnrDb: l.integer.sqnrDb,
     onlyThisSqnrDb: l.sensitivity?.onlyThis.outputSqnrDb ?? null,
+    onlyThisSamples: l.sensitivity?.onlyThis.samples ?? null,
   };
 }
 
-/** Weight codes of a layer's (first) weight input in each version: how many differ. */
+/**
+ * Weight codes of a layer's (first) weight input in each version: how many differ. Only on the
+ * same grid (scales and zero points): codes on different grids differ everywhere and say nothing.
+ */
 function weightCodes(node: string, qa: Quantized, qb: Quantized): CompareLayer['weightCodes'] {
-  const codes = (q: Quantized) => {
+  const fixedOf = (q: Quantized) => {
     const l = q.plan.layers.find((x) => x.node.name === node);
     const i = l?.roles.findIndex((r, k) => r.kind === 'weight' && l.fixed?.has(k)) ?? -1;
-    return i >= 0 ? l!.fixed!.get(i)!.codes : null;
+    return i >= 0 ? l!.fixed!.get(i)! : null;
   };
-  const a = codes(qa);
-  const b = codes(qb);
-  if (!a || !b || a.length !== b.length) return null;
+  const fa = fixedOf(qa);
+  const fb = fixedOf(qb);
+  const sameGrid =
+    fa && fb && fa.params.length === fb.params.length && fa.params.every((p, k) => p.scale === fb.params[k].scale && p.zeroPoint === fb.params[k].zeroPoint);
+  if (!sameGrid) return null;
+  const a = fa.codes;
+  const b = fb.codes;
+  if (a.length !== b.length) return null;
   let differ = 0;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) differ++;
   return { differ, total: a.length };
@@ -66,7 +75,9 @@ export function compareReports(ra: Report, rb: Report, qa: Quantized, qb: Quanti
       b,
       weightCodes: weightCodes(node, qa, qb),
       isolatedErrorDiff: Math.abs(err(a) - err(b)),
-      onlyThisDiffDb: a?.onlyThisSqnrDb != null && b?.onlyThisSqnrDb != null ? a.onlyThisSqnrDb - b.onlyThisSqnrDb : null,
+      // Only on the same samples: sensitivity measures a layer its pilot cleared on 8 of them, a contender on all.
+      onlyThisDiffDb:
+        a?.onlyThisSqnrDb != null && b?.onlyThisSqnrDb != null && a.onlyThisSamples === b.onlyThisSamples ? a.onlyThisSqnrDb - b.onlyThisSqnrDb : null,
       rank: 0,
     };
   });

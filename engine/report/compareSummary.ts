@@ -1,7 +1,7 @@
 /**
  * Plain-text table of a comparison of two quantized versions, the layer that differs most first.
  */
-import type { CompareReport, CompareSide, ModelOutputMetrics } from '../../protocol/report';
+import type { CompareLayer, CompareReport, CompareSide, ModelOutputMetrics } from '../../protocol/report';
 
 const pct = (x: number | null | undefined) => (x == null ? 'n/a' : `${(x * 100).toFixed(2)}%`);
 const db = (x: number | null | undefined) => (x == null ? '-' : Number.isFinite(x) ? x.toFixed(1) : x > 0 ? 'inf' : '-inf');
@@ -45,7 +45,7 @@ export function formatCompare(r: CompareReport): string {
         w.padEnd(16),
         pair(db(l.a?.isolatedSqnrDb), db(l.b?.isolatedSqnrDb), 14),
         pair(db(l.a?.accumulatedSqnrDb), db(l.b?.accumulatedSqnrDb), 14),
-        pair(db(l.a?.onlyThisSqnrDb), db(l.b?.onlyThisSqnrDb), 19),
+        pair(...onlyThis(l), 19),
         sci(l.isolatedErrorDiff),
       ].join('  '),
     );
@@ -56,6 +56,17 @@ export function formatCompare(r: CompareReport): string {
       ? `differs most: ${r.mostDifferent} (ranked by the difference of isolated error power, error/signal)`
       : 'no layer differs in isolated error',
   );
+  if (r.layers.some((l) => l.a?.onlyThisSamples && l.b?.onlyThisSamples && l.a.onlyThisSamples !== l.b.onlyThisSamples))
+    lines.push(
+      'only-this dB x@N: on N samples (sensitivity sizes each layer by what its pilot shows); A and B rest on different samples there, so compare them with care',
+    );
   for (const n of r.notes) lines.push(`note: ${n}`);
   return lines.join('\n') + '\n';
+}
+
+/** Only-this SQNR of A and B, each with its sample count when the two rest on different samples. */
+function onlyThis(l: CompareLayer): [string, string] {
+  const n = [l.a?.onlyThisSamples, l.b?.onlyThisSamples];
+  const at = (s: CompareLayer['a'], k: number) => (n[0] !== n[1] && s?.onlyThisSamples ? `${db(s.onlyThisSqnrDb)}@${n[k]}` : db(s?.onlyThisSqnrDb));
+  return [at(l.a, 0), at(l.b, 1)];
 }
