@@ -19,7 +19,7 @@ import type {
   Warning,
 } from '../protocol/report';
 import { QuantConfigSchema } from '../protocol/messages';
-import { CALIBRATION_METHODS } from '../protocol/report';
+import { CALIBRATION_METHODS, REPORT_SCHEMA_VERSION } from '../protocol/report';
 import { reportReplacer } from '../protocol/wire';
 import {
   CancelledError,
@@ -512,8 +512,9 @@ async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string
   const bar = progressReporter(o.quiet);
   let r: IntegerOnlyResult;
   let config: ReturnType<typeof configFrom>;
+  let p: Prepared;
   try {
-    const p = await prepareFor(model, o, bar.onProgress);
+    p = await prepareFor(model, o, bar.onProgress);
     const c = await configFor(p, o);
     config = c.config;
     for (const w of c.warnings) process.stderr.write(`WARNING: ${w.message}\n`);
@@ -522,7 +523,15 @@ async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string
   } finally {
     bar.stop();
   }
-  writeJson(reportOut, r);
+  // A saved result says which model, data and configuration it describes (docs/report-schema.md).
+  writeJson(reportOut, {
+    schemaVersion: REPORT_SCHEMA_VERSION,
+    kind: 'integer-only',
+    model: { path: p.loaded.path, sha256: p.loaded.sha256 },
+    data: { source: p.data.source, synthetic: p.data.synthetic },
+    config,
+    ...r,
+  });
   const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(2)}%`);
   const lines = [
     `integer-only execution (${r.samples} samples, ${configLabel(config)}): top-1 ${pct(r.top1)} (float ${pct(r.floatTop1)}), agreement with float ${pct(r.agreement)}, output SQNR ${r.outputSqnrDb.toFixed(1)} dB`,

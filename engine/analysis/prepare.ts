@@ -80,6 +80,10 @@ export async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t
     if (samples === 0) throw new InputError(`${loaded.path}: its inputs fix the batch to ${fixed} samples but the data holds only ${data.samples}`);
     warnings.push({ code: 'samples-dropped', message: `the model's inputs fix the batch to ${fixed}: using ${samples} of ${data.samples} samples` });
   }
+  // More samples asked for than the data holds: all of them are used, and the report says so
+  // (a user sizing a run by --samples must not believe it rests on more than it does).
+  if (!data.synthetic && opts.samples !== undefined && opts.samples > data.samples)
+    warnings.push({ code: 'samples-capped', message: `--samples ${opts.samples}: the data holds ${data.samples} samples; every one of them is used` });
   data.samples = samples;
   const p: Prepared = {
     loaded,

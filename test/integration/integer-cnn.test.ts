@@ -5,12 +5,17 @@
  * prepared/quantized configuration, for two presets.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { type Prepared, evaluate, prepareAnalysis, quantizeWith } from '../../engine/analysis/analyze';
 import { runIntegerOnly } from '../../engine/integerOnly';
 import { buildQdqModel } from '../../engine/quantize/qdqRewrite';
 import { resolveConfig } from '../../engine/quantize/presets';
+import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 
 const ROOT = path.resolve(__dirname, '../..');
 const MODEL = path.join(ROOT, 'examples/mnist-cnn/model.onnx');
@@ -67,5 +72,35 @@ describe('integer-only demo CNN', { timeout: 600_000 }, () => {
     assert.equal(f.steps.filter((s) => s.startsWith('[float] BatchNormalization')).length, 2);
     const report = await evaluate(prepared, q, { sensitivity: false, integerDiff: false });
     assert.ok(Math.abs(f.top1! - report.accuracy.simulated.top1!) <= 0.01 + 1e-9, `float-BN ${f.top1}`);
+  });
+});
+
+describe('integer-only --report', () => {
+  it('a saved result names the model, the data and the configuration it describes', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quantlens-io-'));
+    try {
+      const out = path.join(dir, 'io.json');
+      const cli = path.join(ROOT, 'bin/quantlens.js');
+      const res = spawnSync(
+        process.execPath,
+        [cli, 'integer-only', MODEL, '--data', DATA, '--samples', '16', '--calibration', 'percentile', '--report', out, '--quiet'],
+        {
+          encoding: 'utf8',
+        },
+      );
+      assert.equal(res.status, 0, res.stderr);
+      const r = JSON.parse(fs.readFileSync(out, 'utf8'));
+      assert.equal(r.kind, 'integer-only');
+      assert.equal(r.schemaVersion, REPORT_SCHEMA_VERSION);
+      assert.equal(r.model.path, MODEL);
+      assert.equal(r.model.sha256, createHash('sha256').update(fs.readFileSync(MODEL)).digest('hex'));
+      assert.equal(r.data.source, DATA);
+      assert.equal(r.config.calibration, 'percentile');
+      assert.equal(r.samples, 16);
+      // the terminal line and the file carry the same top-1
+      assert.ok(res.stdout.includes(`top-1 ${(r.top1 * 100).toFixed(2)}%`), res.stdout);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -153,6 +153,18 @@ describe('input kinds', () => {
     assert.deepEqual(Array.from(f.data), [100, 101, 102, 103, 104, 105, 200, 201, 202, 203, 204, 205]);
   });
 
+  it('more samples asked for than the data holds: all are used, and a warning says so', async () => {
+    const p = await prepareAnalysis(modelPath, { dataPath: data, samples: 25, inputs: { sr: { value: 16000 }, h: { kind: 'state', from: 'hn' } } });
+    assert.equal(p.data.samples, S);
+    const w = p.warnings.filter((x) => x.code === 'samples-capped');
+    assert.deepEqual(
+      w.map((x) => x.message),
+      [`--samples 25: the data holds ${S} samples; every one of them is used`],
+    );
+    const exact = await prepareAnalysis(modelPath, { dataPath: data, samples: S, inputs: { sr: { value: 16000 }, h: { kind: 'state', from: 'hn' } } });
+    assert.equal(exact.warnings.filter((x) => x.code === 'samples-capped').length, 0);
+  });
+
   it('synthetic data takes the dims the user sets', async () => {
     const p = await prepareAnalysis(modelPath, { samples: 3, inputs: { sr: { value: 16000 }, x: { shape: [1, K] } } });
     assert.equal(p.data.synthetic, true);
