@@ -48,7 +48,7 @@ import { formatMixedPrecision, formatSweep } from './report/planSummary';
 import { applyCalibrationTable, exportCalibrationTable } from './analysis/calibrationTables';
 import { loadUserMetric } from './analysis/userMetric';
 import { type OutputTarget, checkOutput, readRegularFile, writeOutput } from './io/files';
-import { updateModelSettings } from './io/modelSettings';
+import { settingsFromConfig, updateModelSettings } from './io/modelSettings';
 
 /** Number(v), except that an empty or blank value is no number (Number('') is 0). */
 function numeric(v: string): number {
@@ -467,8 +467,9 @@ async function runMixedCmd(model: string, o: QuantOpts & BudgetOpts & { out?: st
   const plan = result.fix?.config ?? { ...config, exclude: result.exclude };
   if (result.met && modelOut) result.written = { ...result.written, model: await writeMixedPrecision(p, result, modelOut) };
   if (result.met && o.writeConfig) {
-    const settings = { exclude: plan.exclude, tensorOverrides: plan.tensorOverrides, layerOverrides: plan.layerOverrides };
-    result.written = { ...result.written, settings: updateModelSettings(model, settings) };
+    // The whole configuration the plan was measured with: keys of an earlier one (a calibration
+    // method) would otherwise stay in the file and change what the plan means.
+    result.written = { ...result.written, settings: updateModelSettings(model, settingsFromConfig(plan)) };
   }
   writeJson(reportOut, result);
   process.stdout.write(

@@ -8,6 +8,7 @@ import type { ConfigSource, ModelSettings, SessionExport, ToWebview } from '../p
 import type { CompareReport, MixedPrecisionResult, QuantConfig, Range, Report, SweepReport } from '../protocol/report';
 import { REPORT_SCHEMA_VERSION } from '../protocol/report';
 import { resolveConfig } from '../engine/quantize/presets';
+export { settingsFromConfig } from '../engine/io/modelSettings';
 
 export interface OnScreen {
   modelPath: string;
@@ -110,25 +111,6 @@ export function configFromSettings(s: ModelSettings): QuantConfig {
   if (s.tensorOverrides?.length) config.tensorOverrides = s.tensorOverrides;
   if (s.layerOverrides?.length) config.layerOverrides = s.layerOverrides;
   return config;
-}
-
-/**
- * The quantlens.json keys that reproduce a configuration (configFromSettings of them gives it back
- * for every preset's own grid types): what "record in quantlens.json" writes after the user confirms.
- */
-export function settingsFromConfig(c: QuantConfig): ModelSettings {
-  return {
-    preset: c.preset,
-    calibration: c.calibration,
-    percentile: c.percentile,
-    weightBits: c.weights.bits,
-    activationBits: c.activations.bits,
-    granularity: c.weights.perChannel ? 'per-channel' : 'per-tensor',
-    symmetric: c.activations.symmetric,
-    exclude: [...c.exclude],
-    ...(c.tensorOverrides?.length ? { tensorOverrides: c.tensorOverrides } : {}),
-    ...(c.layerOverrides?.length ? { layerOverrides: c.layerOverrides } : {}),
-  };
 }
 
 /** "tensorrt W8/ch A8 sym entropy + 2 overrides, 1 layer in float": one line naming a configuration in messages. */

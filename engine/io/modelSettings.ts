@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ModelSettings } from '../../protocol/messages';
+import type { QuantConfig } from '../../protocol/report';
 import { InputError } from '../errors';
 import { readRegularFile, writeOutput } from './files';
 
@@ -35,4 +36,25 @@ export function updateModelSettings(modelPath: string, changes: Partial<ModelSet
   const { settings } = readModelSettings(modelPath);
   const file = settingsPathFor(modelPath);
   return writeOutput({ path: file, role: 'settings file', force: true, inputs: [modelPath] }, JSON.stringify({ ...settings, ...changes }, null, 2) + '\n');
+}
+
+/**
+ * The quantlens.json keys that reproduce a configuration (the extension's configFromSettings of them
+ * gives it back for every preset's own grid types): what the extension's "record in quantlens.json"
+ * and the CLI's `--write-config` write, the whole configuration, so no key of an earlier one is left
+ * to contradict it.
+ */
+export function settingsFromConfig(c: QuantConfig): ModelSettings {
+  return {
+    preset: c.preset,
+    calibration: c.calibration,
+    percentile: c.percentile,
+    weightBits: c.weights.bits,
+    activationBits: c.activations.bits,
+    granularity: c.weights.perChannel ? 'per-channel' : 'per-tensor',
+    symmetric: c.activations.symmetric,
+    exclude: [...c.exclude],
+    ...(c.tensorOverrides?.length ? { tensorOverrides: c.tensorOverrides } : {}),
+    ...(c.layerOverrides?.length ? { layerOverrides: c.layerOverrides } : {}),
+  };
 }

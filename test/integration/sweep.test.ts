@@ -13,7 +13,7 @@ import * as ort from 'onnxruntime-node';
 import type { SweepReport } from '../../protocol/report';
 import { type Prepared, prepareAnalysis } from '../../engine/analysis/analyze';
 import { mixedPrecision, writeMixedPrecision } from '../../engine/analysis/mixedPrecision';
-import { updateModelSettings } from '../../engine/io/modelSettings';
+import { settingsFromConfig, updateModelSettings } from '../../engine/io/modelSettings';
 import { runSweep } from '../../engine/analysis/sweep';
 import { DEFAULT_AXES, gridConfigs, parseAxes } from '../../engine/quantize/grid';
 import { resolveConfig } from '../../engine/quantize/presets';
@@ -150,10 +150,14 @@ describe('automatic mixed precision', () => {
     assert.ok(last.drop <= budget && last.interval!.low < last.drop && last.interval!.high > last.drop);
     const out = path.join(path.dirname(files.model), 'model.mixed.onnx');
     await writeMixedPrecision(p, r, { path: out, role: 'model' });
-    const settingsFile = updateModelSettings(files.model, { exclude: r.exclude, tensorOverrides: r.fix!.config.tensorOverrides });
+    // --write-config writes the plan's whole configuration: the demo's quantlens.json says
+    // "calibration": "percentile", and the plan was measured on entropy with overrides
+    const settingsFile = updateModelSettings(files.model, settingsFromConfig(r.fix!.config));
     const settings = JSON.parse(fs.readFileSync(settingsFile, 'utf8'));
     assert.deepEqual(settings.tensorOverrides, r.fix!.config.tensorOverrides);
-    assert.equal(settings.dataPath, 'data', 'other keys of quantlens.json are kept');
+    assert.equal(settings.calibration, 'entropy', 'no key of the earlier configuration contradicts the plan');
+    assert.equal(settings.preset, 'tensorrt');
+    assert.equal(settings.dataPath, 'data', 'keys that are not configuration are kept');
     const floatTop1 = await ortTop1(files.model, files.data);
     const quantTop1 = await ortTop1(out, files.data);
     // measured on the integer kernels of the equivalent uint8 grid; the int8 file may differ by one sample
