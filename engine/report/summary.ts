@@ -54,14 +54,19 @@ export function formatSummary(r: Report, worst = 8): string {
     ? [...r.layers].sort((x, y) => rank.get(x.node)!.rank - rank.get(y.node)!.rank).slice(0, worst)
     : [...r.layers].sort((x, y) => x.isolated.integer.sqnrDb - y.isolated.integer.sqnrDb).slice(0, worst);
   lines.push(rank.size ? 'layers by the damage they do themselves (own rank):' : 'layers by isolated integer SQNR (their own error):');
-  lines.push('  node                                op        sim dB  int dB  iso dB  kernel        own   role');
+  // Without a diagnosis (an already-quantized file, --no-diagnose) the last column is each layer's
+  // sensitivity rank when sensitivity ran ("alone": model output with only it quantized), else nothing.
+  const alone = !rank.size && r.layers.some((l) => l.sensitivity);
+  lines.push(
+    `  node                                op        sim dB  int dB  iso dB  kernel        ${rank.size ? 'own   role' : alone ? 'alone' : ''}`.trimEnd(),
+  );
   const iso = r.isolatedSamples;
   if (iso !== undefined && iso < r.samples) lines.push(`  (sim/int dB on all ${r.samples} samples; iso dB, each layer alone, on the first ${iso})`);
   for (const l of ranked) {
     const k = rank.get(l.node);
     const role = k?.culprit ? 'culprit' : victims.has(l.node) ? 'victim' : '';
     lines.push(
-      `  ${fit(l.node, 34)}  ${l.op.padEnd(8)} ${db(l.simulated.sqnrDb)}  ${db(l.integer.sqnrDb)}  ${db(l.isolated.integer.sqnrDb)}  ${(l.integerKernel ?? 'float').padEnd(12)}  ${(k ? `#${k.rank}` : '').padEnd(4)}  ${role}`,
+      `  ${fit(l.node, 34)}  ${l.op.padEnd(8)} ${db(l.simulated.sqnrDb)}  ${db(l.integer.sqnrDb)}  ${db(l.isolated.integer.sqnrDb)}  ${(l.integerKernel ?? 'float').padEnd(12)}  ${(k ? `#${k.rank}` : alone && l.sensitivity ? `#${l.sensitivity.rank}` : '').padEnd(4)}  ${role}`.trimEnd(),
     );
   }
   const diffs = r.layers.filter((l) => l.integerDiff).sort((x, y) => y.integerDiff!.referenceVsOrt.mismatchRate - x.integerDiff!.referenceVsOrt.mismatchRate);

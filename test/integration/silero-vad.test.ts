@@ -150,6 +150,16 @@ describe('Silero VAD v6 (If branches, LSTM, constant sr, carried state)', () => 
       .filter((l) => /^(float|simulated|integer)\s+(n\/a|[\d.]+%)/.test(l));
     assert.equal(table.length, 3);
     for (const l of table) assert.match(l, /^\S+\s+n\/a\s+n\/a/, l);
+    // no diagnosis here: the layer table's last column is each layer's sensitivity rank ("alone")
+    const text = formatSummary(rep);
+    assert.match(text, /kernel +alone\n/);
+    const rows = text.split('\n').filter((l) => /^ {2}\S+ +Conv /.test(l));
+    assert.ok(rows.length > 0);
+    for (const row of rows) {
+      const shown = row.trim().split(/\s+/)[0].replace(/^…/, '');
+      const layer = rep.layers.find((l) => l.node.endsWith(shown))!;
+      assert.match(row, new RegExp(`#${layer.sensitivity!.rank}$`), row);
+    }
   });
 
   it('quantize writes a model quantized inside the If branch that onnxruntime runs; its speech decisions follow float', async (t) => {
