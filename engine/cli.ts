@@ -48,7 +48,7 @@ import { formatMixedPrecision, formatSweep } from './report/planSummary';
 import { applyCalibrationTable, exportCalibrationTable } from './analysis/calibrationTables';
 import { loadUserMetric } from './analysis/userMetric';
 import { type OutputTarget, checkOutput, readRegularFile, writeOutput } from './io/files';
-import { settingsFromConfig, updateModelSettings } from './io/modelSettings';
+import { readModelSettings, settingsFromConfig, unappliedSettings, updateModelSettings } from './io/modelSettings';
 
 /** Number(v), except that an empty or blank value is no number (Number('') is 0). */
 function numeric(v: string): number {
@@ -354,13 +354,31 @@ function inputFlags(o: QuantOpts): Record<string, InputSetting> {
  * Prepare a FLOAT model. Commands that quantize refuse a model that already is: they would
  * quantize its dequantized twin, which is not what the user has (analyze and gate take it as deployed).
  */
-async function prepareFor(model: string, o: QuantOpts, onProgress?: (p: Progress) => void, loaded = loadModel(model)) {
+async function prepareFor(model: string, o: QuantOpts, onProgress?: (p: Progress) => void, loaded = loadModel(model), echoNotes = true) {
   requireFloat(loaded, 'this command');
   // The configuration's placement (the preset's, or --placement) is calibrated in the first pass.
-  const { placement } = configFrom(o);
-  return warnSynthetic(
-    await prepareLoaded(loaded, { dataPath: o.data, samples: o.samples, batchSize: o.batchSize, onProgress, inputs: inputFlags(o), placement }),
+  const config = configFrom(o);
+  const p = warnSynthetic(
+    await prepareLoaded(loaded, {
+      dataPath: o.data,
+      samples: o.samples,
+      batchSize: o.batchSize,
+      onProgress,
+      inputs: inputFlags(o),
+      placement: config.placement,
+    }),
   );
+  // A quantlens.json whose configuration this run does not follow (the extension would): said,
+  // in the report and (for commands without one on screen) on stderr.
+  const { settings, file } = readModelSettings(loaded.path);
+  // (quantize --fix runs the fix's configuration, not the flags': nothing to compare there)
+  const differ = file && !(o as { fix?: string }).fix ? unappliedSettings(settings, { config, dataPath: o.data, modelPath: loaded.path }) : [];
+  if (differ.length) {
+    const message = `${file} sets ${differ.join(', ')}: the CLI applies only a quantlens.json's inputs (the extension applies all of it); pass the flags to run what it says`;
+    p.warnings.push({ code: 'settings-not-applied', message });
+    if (echoNotes) process.stderr.write(`note: ${message}\n`);
+  }
+  return p;
 }
 
 function warnSynthetic(p: Prepared): Prepared {
@@ -382,7 +400,7 @@ async function analyzeAny(
   const d = deployedModel(loaded);
   if (!d) {
     if (o.float) throw new InputError(`--float names the float model of an already-quantized one, but ${loaded.path} is a float model`);
-    const p = await prepareFor(model, o, eo.onProgress, loaded);
+    const p = await prepareFor(model, o, eo.onProgress, loaded, false);
     const { config, warnings } = await configFor(p, o);
     const q = requireQuantizedLayers(await quantizeWith(p, config), p.loaded.path);
     const report = await evaluate(p, q, { ...eo, ...(await evalOpts(o)) });

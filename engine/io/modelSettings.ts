@@ -58,3 +58,33 @@ export function settingsFromConfig(c: QuantConfig): ModelSettings {
     ...(c.layerOverrides?.length ? { layerOverrides: c.layerOverrides } : {}),
   };
 }
+
+/**
+ * The keys of a quantlens.json that the CLI does not apply and that differ from what a run used,
+ * as "key value (this run: other)". The CLI reads a quantlens.json's inputs only (the extension
+ * reads all of it), so a user comparing a CLI run with the extension's must hear where they part.
+ */
+export function unappliedSettings(s: ModelSettings, run: { config: QuantConfig; dataPath?: string; modelPath: string }): string[] {
+  const c = run.config;
+  const out: string[] = [];
+  const differ = (key: string, file: unknown, used: unknown) => {
+    if (file !== undefined && file !== null && JSON.stringify(file) !== JSON.stringify(used))
+      out.push(`${key} ${JSON.stringify(file)} (this run: ${JSON.stringify(used)})`);
+  };
+  differ('preset', s.preset, c.preset);
+  differ('calibration', s.calibration, c.calibration);
+  if (c.calibration === 'percentile' || s.calibration === 'percentile') differ('percentile', s.percentile, c.percentile);
+  differ('weightBits', s.weightBits, c.weights.bits);
+  differ('activationBits', s.activationBits, c.activations.bits);
+  differ('granularity', s.granularity, c.weights.perChannel ? 'per-channel' : 'per-tensor');
+  differ('symmetric', s.symmetric, c.activations.symmetric);
+  differ('exclude', s.exclude?.length ? [...s.exclude].sort() : undefined, [...c.exclude].sort());
+  if (s.tensorOverrides?.length && !c.tensorOverrides?.length) out.push(`tensorOverrides (${s.tensorOverrides.length}; this run: none)`);
+  if (s.layerOverrides?.length && !c.layerOverrides?.length) out.push(`layerOverrides (${s.layerOverrides.length}; this run: none)`);
+  if (s.dataPath !== undefined) {
+    const file = path.resolve(path.dirname(path.resolve(run.modelPath)), s.dataPath);
+    if (!run.dataPath || path.resolve(run.dataPath) !== file)
+      out.push(`dataPath ${JSON.stringify(s.dataPath)} (this run: ${run.dataPath ? JSON.stringify(run.dataPath) : 'no data'})`);
+  }
+  return out;
+}
