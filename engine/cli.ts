@@ -510,7 +510,7 @@ async function runGateCmd(model: string, o: QuantOpts & BudgetOpts & { allowUnce
     // An already-quantized model is judged as deployed (its own grids, against its float reference).
     result = gateFromReport(await analyzeAny(model, o, { sensitivity: false }), budget);
   } else {
-    const p = await prepareFor(model, o, undefined, loaded);
+    const p = await prepareFor(model, o, undefined, loaded, false); // the gate says one line
     const { config } = await configFor(p, o);
     // a configuration that quantizes nothing would pass any budget vacuously
     requireQuantizedLayers(await quantizeWith(p, config), p.loaded.path);
