@@ -72,7 +72,6 @@ function percentileArg(v: string): number {
   return n;
 }
 
-/** Options shared by every command that quantizes. */
 /**
  * --act-bits for commands that measure by running the model in onnxruntime: 4 is refused before
  * any work (the session would refuse it only after calibration, session.ts says why).
@@ -86,7 +85,7 @@ function measuredActBitsArg(v: string): 4 | 8 | 16 {
   return Number(v) as 8 | 16;
 }
 
-/** The quantization options; `runs`: the command measures in onnxruntime (every one but quantize and integer-only). */
+/** Options shared by every command that quantizes; `runs`: the command measures in onnxruntime (every one but quantize and integer-only). */
 function withQuantOptions(cmd: Command, runs = true): Command {
   return cmd
     .option('--data <path>', 'calibration data: a .npz file or a folder of .npy files named after the inputs (+ labels.npy)')

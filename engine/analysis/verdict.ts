@@ -167,19 +167,19 @@ export interface BudgetOptions {
 
 /** The budget that applies to `pm`: the user's for its kind, else the default; and why. */
 export function budgetFor(pm: PrimaryMetric, o: BudgetOptions = {}): { budget: number; why: string; ignored?: string } {
+  const sqnr = pm.kind === 'sqnr';
+  // SQNR is judged against a floor (--min-sqnr), every other metric against a loss budget (--max-drop).
+  const [given, other] = sqnr ? [o.minSqnrDb, o.maxDrop] : [o.maxDrop, o.minSqnrDb];
+  const set =
+    given === undefined
+      ? defaultBudget(pm)
+      : { budget: given, why: sqnr ? `the SQNR floor set: ${fmt(given)} dB` : `the budget set: ${fmt(given)} ${pm.lossUnit}` };
+  if (other === undefined) return set;
   // The option for the other kind of metric is not silently dropped: `ignored` says so and why.
-  const ignored = (given: string, use: string) => (d: { budget: number; why: string }) => {
-    const note = `${given} does not apply: the model is judged by ${pm.description}; ${use}`;
-    return { ...d, why: `${d.why} (${note})`, ignored: note };
-  };
-  if (pm.kind === 'sqnr') {
-    const set = o.minSqnrDb !== undefined ? { budget: o.minSqnrDb, why: `the SQNR floor set: ${fmt(o.minSqnrDb)} dB` } : defaultBudget(pm);
-    return o.maxDrop !== undefined ? ignored('--max-drop', o.minSqnrDb !== undefined ? '--min-sqnr sets its floor' : 'set a floor with --min-sqnr')(set) : set;
-  }
-  const set = o.maxDrop !== undefined ? { budget: o.maxDrop, why: `the budget set: ${fmt(o.maxDrop)} ${pm.lossUnit}` } : defaultBudget(pm);
-  return o.minSqnrDb !== undefined
-    ? ignored('--min-sqnr', o.maxDrop !== undefined ? '--max-drop sets its budget' : 'set the budget with --max-drop')(set)
-    : set;
+  const [otherFlag, flag, what] = sqnr ? ['--max-drop', '--min-sqnr', 'floor'] : ['--min-sqnr', '--max-drop', 'budget'];
+  const use = given !== undefined ? `${flag} sets its ${what}` : `set ${sqnr ? 'a' : 'the'} ${what} with ${flag}`;
+  const ignored = `${otherFlag} does not apply: the model is judged by ${pm.description}; ${use}`;
+  return { ...set, why: `${set.why} (${ignored})`, ignored };
 }
 
 /**
@@ -205,16 +205,18 @@ export function floorVerdict(value: Interval, floor: number, n: number, unit = '
   // Mirror the value into a loss (floor - value) so the sample-size projection applies unchanged.
   const mirrored: Interval = { ...value, estimate: -value.estimate, low: -value.high, high: -value.low };
   const needed = samplesToResolve(mirrored, -floor, n);
-  const more =
-    needed === null
-      ? `${n === 1 ? '1 sample' : `${n} samples`} cannot separate it from the floor`
-      : `${samplesText(n)} too few, about ${needed} would resolve it`;
+  const more = needed === null ? `${samplesOf(n)} cannot separate it from the floor` : `${samplesText(n)} too few, about ${needed} would resolve it`;
   return { kind: 'cannot-tell', text: `cannot tell: ${point} straddles the floor of ${fmt(floor)} ${unit}; ${more}`, samplesNeeded: needed };
+}
+
+/** "1 sample" / "40 samples". */
+function samplesOf(n: number): string {
+  return n === 1 ? '1 sample' : `${n} samples`;
 }
 
 /** "1 sample is" / "40 samples are". */
 function samplesText(n: number): string {
-  return n === 1 ? '1 sample is' : `${n} samples are`;
+  return `${samplesOf(n)} ${n === 1 ? 'is' : 'are'}`;
 }
 
 /** Within budget with confidence (the whole interval on the right side). */

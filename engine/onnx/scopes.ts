@@ -33,6 +33,11 @@ export interface ScopedGraph {
 
 /** Every graph of `model` (main graph first, then each body, depth first) with its scope. */
 export function graphsOf(model: ModelProto): ScopedGraph[] {
+  return model.graph ? graphsIn(model.graph) : [];
+}
+
+/** `main` and every body inside it, at any depth, as `graphsOf`. */
+export function graphsIn(main: GraphProto): ScopedGraph[] {
   const out: ScopedGraph[] = [];
   const visit = (sg: ScopedGraph) => {
     out.push(sg);
@@ -41,7 +46,7 @@ export function graphsOf(model: ModelProto): ScopedGraph[] {
         visit({ graph, scope: [...sg.scope, { node: n.name, op: n.opType, attr: a }], parent: sg.graph, owner: n });
     }
   };
-  if (model.graph) visit({ graph: model.graph, scope: [] });
+  visit({ graph: main, scope: [] });
   return out;
 }
 

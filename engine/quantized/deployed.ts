@@ -20,7 +20,7 @@ import { ensureStats, prepareLoaded } from '../analysis/prepare';
 import { fillThresholdCache } from '../analysis/quantize';
 import type { EvaluateOptions, PrepareOptions, Prepared, Quantized, RunOptions } from '../analysis/types';
 import { deployedConfig } from './deployedConfig';
-import { deployedPlan } from './deployedPlan';
+import { deployedPlan, layerNodesOf } from './deployedPlan';
 import { detectQuantization } from './detect';
 import { type Unmatched, matchGrids, twinGrids } from './match';
 import { type Twin, buildTwin } from './twin';
@@ -114,7 +114,7 @@ export async function quantizeDeployed(p: Prepared, d: DeployedModel, opts: RunO
   const { grids, unmatched } = own ? { grids: mine, unmatched: null } : matchGrids(d.twin, mine, prepared.graph!);
   // Another model altogether (compare of two unrelated files, a wrong --float): its layers find no
   // namesakes, stay float, and it would be measured as the reference itself ("drop 0.00").
-  const layers = new Set([...mine.quantized, ...mine.fixed.keys(), ...mine.layerOutput.keys()]).size;
+  const layers = layerNodesOf(mine).size;
   if (unmatched && layers > 0 && unmatched.layers.length * 2 > layers)
     throw new InputError(
       `${d.loaded.path} does not match the reference ${p.loaded.path}: ${unmatched.layers.length} of its ${layers} quantized layers have no node of that name there (e.g. ${unmatched.layers.slice(0, 2).join(', ')}); both must be versions of one model`,

@@ -22,6 +22,11 @@ export interface DeployedGrids {
   blockedNodes: Set<string>;
 }
 
+/** The nodes the deployed grids name as layers: QOperator nodes, nodes with codes, nodes with a separate output grid. */
+export function layerNodesOf(d: Pick<DeployedGrids, 'quantized' | 'fixed' | 'layerOutput'>): Set<string> {
+  return new Set([...d.quantized, ...d.fixed.keys(), ...d.layerOutput.keys()]);
+}
+
 /** Operators reported as layers when the deployed model quantizes them. */
 const LAYER_OPS = new Set([...COMPUTE_OPS, 'Add', 'Mul', 'Concat', 'AveragePool', 'GlobalAveragePool', 'Sigmoid', 'LeakyRelu', 'Softmax', 'ReduceMean']);
 

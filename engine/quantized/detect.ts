@@ -6,7 +6,7 @@
  */
 import type { ModelQuantizationKind } from '../../protocol/report';
 import { GraphIndex, type GraphProto, type NodeProto } from '../onnx/graph';
-import { subgraphsOf } from '../onnx/walk';
+import { graphsIn } from '../onnx/scopes';
 import { isCodeType } from './codes';
 
 const MS = 'com.microsoft';
@@ -78,15 +78,6 @@ export interface QuantizationCensus {
   inBodies: number;
 }
 
-/** Every node of the bodies `nodes` carry, at any depth. */
-function* bodyNodes(nodes: readonly NodeProto[]): Generator<NodeProto> {
-  for (const n of nodes)
-    for (const { graph } of subgraphsOf(n)) {
-      yield* graph.node;
-      yield* bodyNodes(graph.node);
-    }
-}
-
 /**
  * Classify a graph. QOperator models also hold QuantizeLinear/DequantizeLinear at the borders of
  * their integer parts; "mixed" means some float compute operator is ALSO quantized the QDQ way
@@ -98,18 +89,18 @@ export function detectQuantization(graph: GraphProto): QuantizationCensus {
   let qdq = false;
   let qop = false;
   let inBodies = 0;
-  const count = (n: NodeProto, inBody: boolean) => {
-    const isQdq = isQdqNode(n);
-    const isQop = isQOperatorNode(n);
-    if (!isQdq && !isQop) return;
-    const name = domainOf(n) ? `${domainOf(n)}.${n.opType}` : n.opType;
-    ops[name] = (ops[name] ?? 0) + 1;
-    qdq ||= isQdq;
-    qop ||= isQop;
-    if (inBody) inBodies++;
-  };
-  for (const n of graph.node) count(n, false);
-  for (const n of bodyNodes(graph.node)) count(n, true);
+  for (const { graph: g, scope } of graphsIn(graph)) {
+    for (const n of g.node) {
+      const isQdq = isQdqNode(n);
+      const isQop = isQOperatorNode(n);
+      if (!isQdq && !isQop) continue;
+      const name = domainOf(n) ? `${domainOf(n)}.${n.opType}` : n.opType;
+      ops[name] = (ops[name] ?? 0) + 1;
+      qdq ||= isQdq;
+      qop ||= isQop;
+      if (scope.length > 0) inBodies++;
+    }
+  }
   if (!qdq && !qop) return { kind: 'float', ops, inBodies };
   if (!qop) return { kind: 'qdq', ops, inBodies };
   const fromDq = (t: string) => {

@@ -9,7 +9,7 @@ import { GraphIndex, type GraphProto } from '../onnx/graph';
 import type { FixedCodes } from '../quantize/plan';
 import type { QuantParams } from '../quantize/scheme';
 import { sameGrid } from './codes';
-import type { DeployedGrids } from './deployedPlan';
+import { type DeployedGrids, layerNodesOf } from './deployedPlan';
 import type { Twin } from './twin';
 
 export interface Unmatched {
@@ -94,8 +94,7 @@ export function matchGrids(twin: Twin, own: DeployedGrids, target: GraphProto): 
     }
   }
 
-  const layerNodes = new Set([...own.quantized, ...own.fixed.keys(), ...own.layerOutput.keys()]);
-  for (const n of layerNodes) if (!dstNodes.has(n)) unmatched.layers.push(n);
+  for (const n of layerNodesOf(own)) if (!dstNodes.has(n)) unmatched.layers.push(n);
   const layerOutput = new Map<string, string>();
   for (const [n, t] of own.layerOutput) {
     const m = renamed.get(t);
