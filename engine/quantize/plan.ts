@@ -48,6 +48,12 @@ export interface QuantPlan {
   activations: string[];
   /** Nodes left in float and why, for the report (`code`: the warning's code, default layer-not-quantized). */
   skipped: { node: string; op: string; reason: string; code?: string }[];
+  /**
+   * Float Conv/ConvTranspose/Gemm nodes an already-quantized source file itself leaves between
+   * DequantizeLinear and QuantizeLinear: written as the file has them, without the float guard
+   * (floatGuard.ts), because onnxruntime runs the file that way.
+   */
+  unguarded?: ReadonlySet<string>;
 }
 
 export const COMPUTE_OPS = new Set(['Conv', 'Gemm', 'MatMul']);
@@ -110,7 +116,7 @@ export function planQuantization(graph: GraphProto, placement: Placement, exclud
   return withActivations(layers, skipped);
 }
 
-function withActivations(layers: PlannedLayer[], skipped: QuantPlan['skipped']): QuantPlan {
+function withActivations(layers: PlannedLayer[], skipped: QuantPlan['skipped'], unguarded?: ReadonlySet<string>): QuantPlan {
   const seen = new Set<string>();
   const activations: string[] = [];
   const add = (t: string) => {
@@ -123,7 +129,7 @@ function withActivations(layers: PlannedLayer[], skipped: QuantPlan['skipped']):
     l.roles.forEach((r, i) => r.kind === 'activation' && add(l.node.input[i]));
     add(l.output);
   }
-  return { layers, activations, skipped };
+  return { layers, activations, skipped, ...(unguarded ? { unguarded } : {}) };
 }
 
 /** Remove layers touching tensors that turned out not to be float32 (e.g. int64 shape arithmetic). */
@@ -136,7 +142,7 @@ export function dropNonFloat(plan: QuantPlan, isFloat: (tensor: string) => boole
     if (bad) skipped.push({ node: l.node.name, op: l.node.opType, reason: `tensor ${bad} is not float32` });
     else keep.push(l);
   }
-  return withActivations(keep, skipped);
+  return withActivations(keep, skipped, plan.unguarded);
 }
 
 /** Move layers for which `why` gives a reason to `skipped` (with its warning code). */
@@ -148,7 +154,7 @@ export function dropLayers(plan: QuantPlan, why: (l: PlannedLayer) => { code: st
     if (w) skipped.push({ node: l.node.name, op: l.node.opType, ...w });
     else keep.push(l);
   }
-  return withActivations(keep, skipped);
+  return withActivations(keep, skipped, plan.unguarded);
 }
 
 /** The tensors whose values a layer's measurement needs: its activation inputs and its output. */
@@ -158,5 +164,5 @@ export function layerTensors(l: PlannedLayer): string[] {
 
 /** The same plan restricted to some layers (sensitivity, exclusions): activations recomputed. */
 export function subsetPlan(plan: QuantPlan, keep: (l: PlannedLayer) => boolean): QuantPlan {
-  return withActivations(plan.layers.filter(keep), plan.skipped);
+  return withActivations(plan.layers.filter(keep), plan.skipped, plan.unguarded);
 }

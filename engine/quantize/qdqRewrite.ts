@@ -17,6 +17,7 @@ import type { QuantConfig, Range } from '../../protocol/report';
 import { cloneModel, opsetOf, originOf } from '../onnx/model';
 import { GraphIndex, type GraphProto, type NodeProto, makeNode, pruneUnusedInitializers } from '../onnx/graph';
 import { liftTensors } from '../onnx/lift';
+import { guardFloatLayers } from './floatGuard';
 import { allInitializers, graphsOf, modelNameAllocator } from '../onnx/scopes';
 import { typedValueInfo } from '../onnx/slice';
 import { DT, makeTensor, readFloatTensor } from '../onnx/tensor';
@@ -448,6 +449,7 @@ export function buildQdqModel(
         .map((t) => outputTap(l.node.name, codeName.get(t)!, dqName.get(t)!, actParams.get(t)!, config)),
     ]),
   );
+  guardFloatLayers(model, (node) => !plan.unguarded?.has(node));
   pruneUnusedInitializers(model.graph!);
   if (exposeTaps) {
     const all = [...taps, ...[...inputTaps.values()].flat()];

@@ -152,7 +152,7 @@ function floatOnly(plan: QuantPlan, p: Prepared): QuantPlan {
     if (bad) skipped.push({ node: l.node.name, op: l.node.opType, reason: `tensor ${bad} is not float32` });
     return !bad;
   });
-  return { layers, activations: plan.activations.filter(isFloat), skipped };
+  return { ...plan, layers, activations: plan.activations.filter(isFloat), skipped };
 }
 
 function describe(

@@ -75,3 +75,25 @@ describe('deployed kernels in the report = what onnxruntime fuses in the written
     });
   }
 });
+
+describe('a layer kept in float stays float in the written file', () => {
+  // p2o.Conv.5 reads a quantized Mul and p2o.Conv.42 a quantized Conv, and both feed quantized
+  // layers: onnxruntime 1.20+ would quantize their weights itself, and in this opset-10 model the
+  // Round it inserts would make the file fail to load (floatGuard.ts).
+  const kept = ['p2o.Conv.5', 'p2o.Conv.42'];
+  it('PaddleOCR classifier, ort-cpu, two convolutions excluded', async () => {
+    const c = cases.find((x) => x.name.startsWith('PaddleOCR'))!;
+    const p = await prepareAnalysis(path.join(root, c.model), { dataPath: c.data(), samples: 16 });
+    const q = await quantizeWith(p, resolveConfig('ort-cpu', { calibration: 'percentile', exclude: kept }));
+    const file = path.join(dir, 'cls-kept-float.qdq.onnx');
+    writeQuantizedModel(p, q, { path: file, role: 'model' });
+    const optimized = `${file}.optimized.onnx`;
+    const s = await ort.InferenceSession.create(file, { optimizedModelFilePath: optimized });
+    await s.release();
+    const nodes = loadModel(optimized).proto.graph!.node;
+    const integer = nodes.filter((n) => /^(QLinear|QGemm)/.test(n.opType)).map((n) => n.name.replace(/_token_\d+$/, ''));
+    for (const k of kept) assert.ok(!integer.includes(k), `${k} runs on an integer kernel`);
+    // The other layers still fuse: the guard touches only the layers kept in float.
+    assert.ok(integer.length >= 40, `${integer.length} integer kernels`);
+  });
+});
