@@ -39,7 +39,7 @@ import { runSweep } from './analysis/sweep';
 import { DEFAULT_AXES, configLabel, gridConfigs, parseAxes } from './quantize/grid';
 import { mixedPrecision, writeMixedPrecision } from './analysis/mixedPrecision';
 import { gateFromReport, gateOutcome, runGate } from './analysis/gate';
-import { InputError, loadModel } from './onnx/model';
+import { InputError, externalDataFiles, loadModel } from './onnx/model';
 import { type InputSetting, parseShapeArg, parseStateArg, parseValueArg } from './data/inputs';
 import { type IntegerOnlyResult, runIntegerOnly } from './integerOnly';
 import { type ConfigOverrides, PRESETS, PRESET_NAMES, resolveConfig } from './quantize/presets';
@@ -47,8 +47,8 @@ import { formatSummary } from './report/summary';
 import { formatMixedPrecision, formatSweep } from './report/planSummary';
 import { applyCalibrationTable, exportCalibrationTable } from './analysis/calibrationTables';
 import { loadUserMetric } from './analysis/userMetric';
-import { type OutputTarget, checkOutput, readRegularFile, writeOutput } from './io/files';
-import { readModelSettings, settingsFromConfig, unappliedSettings, updateModelSettings } from './io/modelSettings';
+import { type OutputTarget, checkOutput, readRegularFile, realPathOrNull, realTarget, writeOutput } from './io/files';
+import { readModelSettings, settingsFromConfig, settingsPathFor, unappliedSettings, updateModelSettings } from './io/modelSettings';
 
 /** Number(v), except that an empty or blank value is no number (Number('') is 0). */
 function numeric(v: string): number {
@@ -175,17 +175,36 @@ async function evalOpts(o: QuantOpts) {
   return { targetCpu: o.targetCpu, metric: o.metric ? await loadUserMetric(path.resolve(o.metric)) : undefined };
 }
 
-/** Every file a command reads: never written over, --force or not. */
-function inputFiles(o: QuantOpts & { float?: string; fix?: string }, model: string): (string | undefined)[] {
-  return [model, o.data, o.float, o.fix, o.calibrationTable, o.metric];
+/**
+ * Every file a command reads: never written over, --force or not. The models' external data files
+ * are found by reading the models, which only matters (and is only done) when `file` exists and
+ * --force would replace it.
+ */
+function inputFiles(o: QuantOpts & { float?: string; fix?: string }, model: string, file: string): (string | undefined)[] {
+  const models = [model, o.float].filter((m): m is string => !!m);
+  const settings = models.map(settingsPathFor).filter((f) => fs.existsSync(f));
+  const external = o.force && realPathOrNull(file) ? models.flatMap(externalDataFiles) : [];
+  return [...models, o.data, o.fix, o.calibrationTable, o.metric, ...settings, ...external];
 }
 
 /** An output file named by `option`, checked before any work (fails fast), written at the end. */
 function output(o: QuantOpts, model: string, file: string | undefined, option: string, role: string): OutputTarget | undefined {
   if (file === undefined) return undefined;
-  const target: OutputTarget = { path: file, role, option, force: o.force, inputs: inputFiles(o, model) };
+  const target: OutputTarget = { path: file, role, option, force: o.force, inputs: inputFiles(o, model, file) };
   checkOutput(target);
   return target;
+}
+
+/** Two outputs of one command must be two files: the second would replace the first. */
+function distinctOutputs(...targets: (OutputTarget | undefined)[]): void {
+  const seen = new Map<string, OutputTarget>();
+  for (const t of targets) {
+    if (!t) continue;
+    const real = realTarget(t.path);
+    const first = seen.get(real);
+    if (first) throw new InputError(`${first.option} and ${t.option} name the same file ${real}; give each its own path`);
+    seen.set(real, t);
+  }
 }
 
 function writeJson(target: OutputTarget | undefined, value: unknown): void {
@@ -262,6 +281,7 @@ async function runAnalyze(
   configFrom(o); // option errors before any work
   const reportOut = output(o, model, o.report, '--report', 'report');
   const tableOut = output(o, model, o.writeCalibrationTable, '--write-calibration-table', 'calibration table');
+  distinctOutputs(reportOut, tableOut);
   const bar = progressReporter(o.quiet);
   let report: Report;
   try {
@@ -276,10 +296,10 @@ async function runAnalyze(
   } finally {
     bar.stop();
   }
+  // On screen first: a report that cannot be written (a full disk) must not cost the results.
+  process.stdout.write(o.json ? JSON.stringify(report, reportReplacer) + '\n' : formatSummary(report));
   writeJson(reportOut, report);
-  process.stdout.write(
-    o.json ? JSON.stringify(report, reportReplacer) + '\n' : formatSummary(report) + (o.report ? `\nreport: ${path.resolve(o.report)}\n` : ''),
-  );
+  if (o.report && !o.json) process.stdout.write(`\nreport: ${path.resolve(o.report)}\n`);
 }
 
 /**
@@ -311,6 +331,7 @@ async function runQuantize(model: string, o: QuantOpts & { out: string; writeCal
   configFrom(o);
   const out = output(o, model, o.out, '--out', 'quantized model')!;
   const tableOut = output(o, model, o.writeCalibrationTable, '--write-calibration-table', 'calibration table');
+  distinctOutputs(out, tableOut);
   const bar = progressReporter(o.quiet);
   try {
     const p = await prepareFor(model, o, bar.onProgress);
@@ -427,7 +448,15 @@ async function analyzeAny(
 
 async function runCompareCmd(a: string, b: string, o: QuantOpts & { float?: string; report?: string; sensitivity: boolean; json?: boolean }): Promise<void> {
   const target: OutputTarget | undefined =
-    o.report === undefined ? undefined : { path: o.report, role: 'comparison report', option: '--report', force: o.force, inputs: [b, ...inputFiles(o, a)] };
+    o.report === undefined
+      ? undefined
+      : {
+          path: o.report,
+          role: 'comparison report',
+          option: '--report',
+          force: o.force,
+          inputs: [...inputFiles(o, a, o.report), ...inputFiles(o, b, o.report)],
+        };
   if (target) checkOutput(target);
   const da: DeployedModel = requireDeployed(loadModel(a));
   const db: DeployedModel = requireDeployed(loadModel(b));
@@ -463,14 +492,17 @@ async function runSweepCmd(model: string, o: QuantOpts & { axes?: string; report
   } finally {
     bar.stop();
   }
+  process.stdout.write(formatSweep(report));
   writeJson(reportOut, report);
-  process.stdout.write(formatSweep(report) + (o.report ? `report: ${path.resolve(o.report)}\n` : ''));
+  if (o.report) process.stdout.write(`report: ${path.resolve(o.report)}\n`);
 }
 
 async function runMixedCmd(model: string, o: QuantOpts & BudgetOpts & { out?: string; report?: string; writeConfig?: boolean }): Promise<void> {
   const config = configFrom(o);
   const modelOut = output(o, model, o.out, '--out', 'quantized model');
   const reportOut = output(o, model, o.report, '--report', 'report');
+  const settingsOut = o.writeConfig ? { path: settingsPathFor(model), role: 'settings file', option: '--write-config' } : undefined;
+  distinctOutputs(modelOut, reportOut, settingsOut);
   const bar = progressReporter(o.quiet);
   let result: MixedPrecisionResult;
   let p: Prepared;
@@ -488,7 +520,6 @@ async function runMixedCmd(model: string, o: QuantOpts & BudgetOpts & { out?: st
     // method) would otherwise stay in the file and change what the plan means.
     result.written = { ...result.written, settings: updateModelSettings(model, settingsFromConfig(plan)) };
   }
-  writeJson(reportOut, result);
   process.stdout.write(
     formatMixedPrecision(result) +
       (!result.met && (modelOut || o.writeConfig)
@@ -496,6 +527,7 @@ async function runMixedCmd(model: string, o: QuantOpts & BudgetOpts & { out?: st
         : ''),
   );
   if (!result.met) process.exitCode = 1;
+  writeJson(reportOut, result);
 }
 
 /** CI gate: exit 0 within budget with confidence, 1 over it, and 1 when the samples cannot tell (unless --allow-uncertain). */
@@ -515,10 +547,10 @@ async function runGateCmd(model: string, o: QuantOpts & BudgetOpts & { allowUnce
     requireQuantizedLayers(await quantizeWith(p, config), p.loaded.path);
     result = await runGate(p, config, { ...budget, metric: (await evalOpts(o)).metric });
   }
-  writeJson(reportOut, result);
   const out = gateOutcome(result);
   (out.stream === 'stdout' ? process.stdout : process.stderr).write(`${out.line}\n`);
   process.exitCode = out.exitCode;
+  writeJson(reportOut, result);
 }
 
 /**

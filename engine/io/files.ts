@@ -89,10 +89,22 @@ export function realPathOrNull(file: string): string | null {
   }
 }
 
+/**
+ * Where `file` is or would be, symlinks resolved: its real path, or for a file not there yet the
+ * real path of its folder joined with its name (a link to a folder leads into that folder).
+ */
+export function realTarget(file: string): string {
+  const abs = path.resolve(file);
+  const real = realPathOrNull(abs);
+  if (real) return real;
+  const parent = realPathOrNull(path.dirname(abs));
+  return parent ? path.join(parent, path.basename(abs)) : abs;
+}
+
 /** Is `file` (symlinks resolved) inside `dir` (symlinks resolved)? */
 export function isInside(dir: string, file: string): boolean {
   const d = realPathOrNull(dir) ?? path.resolve(dir);
-  const f = realPathOrNull(file) ?? path.resolve(file);
+  const f = realTarget(file);
   const rel = path.relative(d, f);
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
@@ -128,11 +140,18 @@ export function checkOutput(t: OutputTarget): string {
   }
   if (!pst) throw new InputError(`cannot write ${t.role} ${abs}${opt}: folder ${parent} does not exist`);
   if (!pst.isDirectory()) throw new InputError(`cannot write ${t.role} ${abs}${opt}: ${parent} is not a folder`);
-  const real = realPathOrNull(abs);
+  // A folder the run cannot write in (permissions, a read-only mount) fails now, not after the work.
+  try {
+    fs.accessSync(parent, fs.constants.W_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? '';
+    throw new InputError(`cannot write ${t.role} ${abs}${opt}: ${FS_ERRORS[code] ?? code} in folder ${parent}`);
+  }
+  const real = realTarget(abs);
   for (const input of t.inputs ?? []) {
     if (!input) continue;
     const ri = realPathOrNull(input) ?? path.resolve(input);
-    if ((real ?? abs) === ri || abs === path.resolve(input)) {
+    if (real === ri || abs === path.resolve(input)) {
       throw new InputError(`refusing to write ${t.role}${opt} over the input ${ri}; choose another path`);
     }
     // A data folder: nothing may be written inside it either (it would become a sample file).
@@ -202,7 +221,8 @@ export function writeOutput(t: OutputTarget, data: string | Uint8Array): string 
   } catch (e) {
     removeQuietly(tmp);
     if (e instanceof InputError) throw e;
-    throw new InputError(`cannot write ${t.role} ${abs}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new InputError(`cannot write ${t.role} ${abs}: ${(code && FS_ERRORS[code]) ?? code ?? (e as Error).message}`);
   }
   return abs;
 }
@@ -212,6 +232,11 @@ const FS_ERRORS: Record<string, string> = {
   ENAMETOOLONG: 'the name is too long for the file system (ENAMETOOLONG)',
   ENOTDIR: 'a part of the path is not a folder (ENOTDIR)',
   EACCES: 'permission denied (EACCES)',
+  EPERM: 'operation not permitted (EPERM)',
+  EROFS: 'the file system is read-only (EROFS)',
+  ENOSPC: 'no space left on the device (ENOSPC)',
+  EDQUOT: 'the disk quota is exhausted (EDQUOT)',
+  EIO: 'an input/output error of the device (EIO)',
   ELOOP: 'too many levels of symbolic links (ELOOP)',
 };
 

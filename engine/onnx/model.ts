@@ -14,10 +14,10 @@ import * as path from 'node:path';
 import { clone, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { InputError } from '../errors';
 import { readRegularFile } from '../io/files';
-import { type GraphProto, ModelProtoSchema, type ModelProto, type TensorProto } from 'onnx-buf';
-import { inlineExternalData } from './externalData';
+import { type GraphProto, ModelProtoSchema, type ModelProto, type TensorProto, TensorProto_DataLocation } from 'onnx-buf';
+import { externalSpan, inlineExternalData } from './externalData';
 import { validateModel } from './validate';
-import { subgraphsOf } from './walk';
+import { subgraphsOf, tensorSites } from './walk';
 import { checkWeights } from './weightCheck';
 
 export type { ModelProto };
@@ -55,6 +55,31 @@ export function loadModel(file: string): LoadedModel {
   validateModel(proto, abs);
   const warnings = checkWeights(proto, abs);
   return { path: abs, dir: path.dirname(abs), sha256: hash.digest('hex'), sizeBytes: bytes.length, proto, warnings };
+}
+
+/**
+ * The external data files a model file names (real paths), so that no output is ever written over
+ * one. Only the locations that pass loadModel's checks count; a model that cannot be read names
+ * none here (loading it reports why).
+ */
+export function externalDataFiles(file: string): string[] {
+  const abs = path.resolve(file);
+  let proto: ModelProto;
+  try {
+    proto = decodeModel(readRegularFile(abs, 'model', MAX_MODEL_BYTES), abs).proto;
+  } catch {
+    return [];
+  }
+  const files = new Set<string>();
+  for (const { tensor, where } of tensorSites(proto)) {
+    if (tensor.dataLocation !== TensorProto_DataLocation.EXTERNAL) continue;
+    try {
+      files.add(externalSpan(tensor, where, path.dirname(abs), abs).file);
+    } catch {
+      /* a location loadModel refuses: nothing there to protect */
+    }
+  }
+  return [...files];
 }
 
 /**

@@ -71,6 +71,27 @@ describe('CLI: outputs never replace inputs or existing files', () => {
     assert.equal(sha(other), kept);
   });
 
+  it("nor the model's quantlens.json, two outputs on one path, or a path that leads into the data folder", () => {
+    const settings = path.join(dir, 'quantlens.json');
+    fs.writeFileSync(settings, '{"calibration": "percentile"}\n');
+    refused(run('analyze', model, '--data', data, '--report', settings, '--force'), /over the input .*quantlens\.json/);
+    assert.equal(fs.readFileSync(settings, 'utf8'), '{"calibration": "percentile"}\n');
+    fs.rmSync(settings);
+    const same = path.join(dir, 'same.out');
+    refused(
+      run('quantize', model, '--data', data, '--out', same, '--write-calibration-table', same, '--force'),
+      /--out and --write-calibration-table name the same file .*same\.out/,
+    );
+    refused(run('analyze', model, '--data', data, '--report', same, '--write-calibration-table', `${dir}/./same.out`), /name the same file/);
+    assert.ok(!fs.existsSync(same));
+    const folder = path.join(dir, 'samples');
+    fs.mkdirSync(folder);
+    writeNpy(folder, 'input', new Float32Array(4 * 28 * 28), [4, 1, 28, 28]);
+    fs.symlinkSync(folder, path.join(dir, 'link'));
+    refused(run('analyze', model, '--data', folder, '--report', path.join(dir, 'link', 'r.json')), /inside the input folder .*samples/);
+    assert.deepEqual(fs.readdirSync(folder), ['input.npy']);
+  });
+
   it('an existing report is kept without --force and replaced with it', () => {
     const out = path.join(dir, 'r.json');
     fs.writeFileSync(out, 'precious');

@@ -111,6 +111,24 @@ describe('demo CNN with external data', () => {
     }
   });
 
+  it('no output is ever written over the external data file, --force or not', () => {
+    const folder = path.join(tmp, 'keep');
+    const { model } = externalTwin(folder, 'weights.bin');
+    const weights = path.join(folder, 'weights.bin');
+    const kept = fs.readFileSync(weights);
+    const cli = path.join(root, 'bin/quantlens.js');
+    for (const args of [
+      ['quantize', model, '--data', DATA, '--out', weights, '--force'],
+      ['analyze', model, '--data', DATA, '--report', weights, '--force'],
+      ['mixed-precision', model, '--data', DATA, '--max-drop', '1', '--out', weights, '--force'],
+    ]) {
+      const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /^quantlens: refusing to write .* over the input .*weights\.bin; choose another path\n$/);
+    }
+    assert.deepEqual(fs.readFileSync(weights), kept);
+  });
+
   it('the model hash covers the external bytes: a changed weights.bin changes it', () => {
     const folder = path.join(tmp, 'hash');
     const { model, spans } = externalTwin(folder, 'weights.bin');
