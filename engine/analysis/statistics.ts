@@ -124,7 +124,8 @@ export function pairedAccuracyFromTable(t: PairedTable, level = LEVEL): PairedAc
     table: t,
     reference: wilsonInterval(t.both + t.referenceOnly, n, level),
     candidate: wilsonInterval(t.both + t.candidateOnly, n, level),
-    dropPoints: { ...diff, estimate: diff.estimate * 100, low: diff.low * 100, high: diff.high * 100 },
+    // the estimate from the counts: exact where r/n - c/n is not (193/200 - 192/200)
+    dropPoints: { ...diff, estimate: n ? (100 * (t.referenceOnly - t.candidateOnly)) / n : NaN, low: diff.low * 100, high: diff.high * 100 },
     mcnemarP: mcnemarExactP(t.referenceOnly, t.candidateOnly),
     sdPoints: Math.sqrt(Math.max(0, variance)) * 100,
   };

@@ -44,6 +44,23 @@ export interface VerdictInput {
   what?: string;
 }
 
+/**
+ * Budgets are decimals a user typed; the figures compared with them are computed in binary floating
+ * point (193/200 - 192/200 is 0.0050000000000000044). Within this much of the budget a figure counts
+ * as equal to it, so a drop of exactly one sample in 200 meets a budget of 0.5 points.
+ */
+const BUDGET_EPS = 1e-9;
+
+/** x <= budget, up to floating-point noise. */
+export function atMost(x: number, budget: number): boolean {
+  return x <= budget + BUDGET_EPS * Math.max(1, Math.abs(budget));
+}
+
+/** x >= floor, up to floating-point noise. */
+export function atLeast(x: number, floor: number): boolean {
+  return x >= floor - BUDGET_EPS * Math.max(1, Math.abs(floor));
+}
+
 const fmt = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : x > 0 ? 'infinity' : '-infinity');
 
 /** Round up to two significant digits: "about 1300", not "about 1287". */
@@ -76,7 +93,7 @@ export function samplesToResolve(loss: Interval, budget: number, n: number, how:
   if (how.intervalAt) {
     const resolved = (m: number): boolean => {
       const i = how.intervalAt!(m);
-      return below ? i.high <= budget : i.low > budget;
+      return below ? atMost(i.high, budget) : !atMost(i.low, budget);
     };
     let lo = n;
     let hi = 2 * n;
@@ -113,10 +130,10 @@ export function budgetVerdict(input: VerdictInput): Verdict {
   const range = `${pct} interval ${fmt(loss.low)} to ${fmt(loss.high)} ${unit}`;
   const point = `${what} ${fmt(loss.estimate)} ${unit} (${range})`;
   const containsZero = loss.low <= 0 && loss.high >= 0;
-  if (loss.low > budget) {
+  if (!atMost(loss.low, budget)) {
     return { kind: 'over-budget', text: `over budget: ${point} is above the budget of ${fmt(budget)} ${unit}`, samplesNeeded: null };
   }
-  if (loss.high <= budget) {
+  if (atMost(loss.high, budget)) {
     if (containsZero) {
       return {
         kind: 'within-noise',
@@ -200,8 +217,10 @@ export function primaryVerdict(pm: PrimaryMetric, budget: number, table?: Paired
 export function floorVerdict(value: Interval, floor: number, n: number, unit = 'dB', what = 'SQNR'): Verdict {
   const pct = `${Math.round(value.level * 100)}%`;
   const point = `${what} ${fmt(value.estimate)} ${unit} (${pct} interval ${fmt(value.low)} to ${fmt(value.high)} ${unit})`;
-  if (value.low >= floor) return { kind: 'within-budget', text: `within budget: ${point} is above the floor of ${fmt(floor)} ${unit}`, samplesNeeded: null };
-  if (value.high < floor) return { kind: 'over-budget', text: `over budget: ${point} is below the floor of ${fmt(floor)} ${unit}`, samplesNeeded: null };
+  if (atLeast(value.low, floor))
+    return { kind: 'within-budget', text: `within budget: ${point} is above the floor of ${fmt(floor)} ${unit}`, samplesNeeded: null };
+  if (!atLeast(value.high, floor))
+    return { kind: 'over-budget', text: `over budget: ${point} is below the floor of ${fmt(floor)} ${unit}`, samplesNeeded: null };
   // Mirror the value into a loss (floor - value) so the sample-size projection applies unchanged.
   const mirrored: Interval = { ...value, estimate: -value.estimate, low: -value.high, high: -value.low };
   const needed = samplesToResolve(mirrored, -floor, n);

@@ -15,7 +15,7 @@
 import type { FixChange, QuantConfig } from '../../protocol/report';
 import { type Look, type Measurement, compareMeasurements, lossValue, meanSqnr, withinNoise } from '../analysis/paired';
 import { type Interval, pairedAccuracyFromTable, wilsonInterval } from '../analysis/statistics';
-import { type Verdict, certified, primaryVerdict } from '../analysis/verdict';
+import { type Verdict, atLeast, atMost, certified, primaryVerdict } from '../analysis/verdict';
 import { ModelLoadError } from '../runtime/ortErrors';
 import { type FixOption, applyChanges, describeChanges, mergeChanges } from './candidates';
 
@@ -69,7 +69,7 @@ function better(a: Measurement, b: Measurement): number {
 /** The point estimate is on the right side of the budget and the interval does not say it is over. */
 export function meetsEstimate(m: Measurement, v: Verdict, budget: number): boolean {
   if (v.kind === 'over-budget') return false;
-  return m.primary.loss ? m.primary.loss.estimate <= budget : m.primary.value.estimate >= budget;
+  return m.primary.loss ? atMost(m.primary.loss.estimate, budget) : atLeast(m.primary.value.estimate, budget);
 }
 
 /** Could a candidate identical to float be certified within budget on these samples? */
@@ -79,9 +79,9 @@ export function certifiable(base: Measurement, budget: number): boolean {
     const t = base.table;
     const right = t.both + t.referenceOnly;
     const n = right + t.candidateOnly + t.neither;
-    return pairedAccuracyFromTable({ both: right, referenceOnly: 0, candidateOnly: 0, neither: n - right }).dropPoints.high <= budget;
+    return atMost(pairedAccuracyFromTable({ both: right, referenceOnly: 0, candidateOnly: 0, neither: n - right }).dropPoints.high, budget);
   }
-  if (pm.kind === 'agreement') return 100 * (1 - wilsonInterval(pm.n, pm.n).low) <= budget;
+  if (pm.kind === 'agreement') return atMost(100 * (1 - wilsonInterval(pm.n, pm.n).low), budget);
   return true; // continuous metrics: a perfect candidate has no spread
 }
 

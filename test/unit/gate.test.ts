@@ -10,6 +10,8 @@ import { gateOutcome } from '../../engine/analysis/gate';
 import { pairedAccuracyFromTable } from '../../engine/analysis/statistics';
 import { budgetFor, defaultBudget, floorVerdict, primaryVerdict } from '../../engine/analysis/verdict';
 import { resolveConfig } from '../../engine/quantize/presets';
+import type { Measurement } from '../../engine/analysis/paired';
+import { meetsEstimate } from '../../engine/diagnosis/search';
 
 const iv = (estimate: number, low: number, high: number): Interval => ({ estimate, low, high, level: 0.95, method: 'test' });
 
@@ -125,6 +127,20 @@ describe('budgets and floors', () => {
     assert.equal(v.samplesNeeded, 160);
     assert.equal(primaryVerdict(sqnr, 20).kind, 'within-budget');
   });
+  it('a figure equal to the budget meets it, though binary floating point computes it a hair over', () => {
+    // 193 of 200 right in float, 192 quantized: 193/200 - 192/200 = 0.0050000000000000044
+    assert.ok(193 / 200 - 192 / 200 > 0.005);
+    const t = top1(192, 1, 0, 7);
+    assert.equal(t.pm.loss!.estimate, 0.5, 'the drop is computed from the counts');
+    assert.ok(meetsEstimate({ primary: t.pm } as Measurement, { kind: 'cannot-tell', text: '', samplesNeeded: null }, 0.5));
+    assert.ok(!meetsEstimate({ primary: t.pm } as Measurement, { kind: 'cannot-tell', text: '', samplesNeeded: null }, 0.49));
+    // an interval whose upper end is the budget up to rounding is within it; a real excess is not
+    assert.equal(primaryVerdict({ ...t.pm, loss: iv(0.2, -0.1, 0.1 + 0.2 + 0.2) }, 0.5).kind, 'within-noise');
+    assert.equal(primaryVerdict({ ...t.pm, loss: iv(0.2, -0.1, 0.5001) }, 0.5).kind, 'cannot-tell');
+    assert.ok(0.7 - 0.4 < 0.3);
+    assert.equal(floorVerdict(iv(25, 0.7 - 0.4, 26), 0.3, 40).kind, 'within-budget');
+  });
+
   it('default budgets: 1 point for top-1, 30 dB for SQNR, 1% of the float score for a user metric', () => {
     assert.equal(defaultBudget(top1(295, 0, 0, 5).pm).budget, 1);
     assert.equal(defaultBudget(sqnr).budget, 30);
