@@ -6,7 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ModelSettings } from '../../protocol/messages';
-import type { QuantConfig } from '../../protocol/report';
+import { CALIBRATION_METHODS, type QuantConfig } from '../../protocol/report';
+import { PRESET_NAMES } from '../quantize/presets';
 import { InputError } from '../errors';
 import { readRegularFile, writeOutput } from './files';
 
@@ -28,7 +29,38 @@ export function readModelSettings(modelPath: string): { settings: ModelSettings;
     throw new InputError(`${file} is not valid JSON: ${(e as Error).message}`);
   }
   if (!value || typeof value !== 'object' || Array.isArray(value)) throw new InputError(`${file} must hold a JSON object`);
+  const bad = settingsProblem(value as Record<string, unknown>);
+  if (bad) throw new InputError(`${file}: ${bad}`);
   return { settings: value as ModelSettings, file };
+}
+
+const isObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+const oneOf = (values: readonly unknown[]) => (v: unknown) => values.includes(v);
+
+/** What each known key must hold, in words; unknown keys are left alone (a newer version's). */
+const SETTING_CHECKS: Record<string, [(v: unknown) => boolean, string]> = {
+  preset: [oneOf(PRESET_NAMES), `one of ${PRESET_NAMES.join(', ')}`],
+  calibration: [oneOf(CALIBRATION_METHODS), `one of ${CALIBRATION_METHODS.join(', ')}`],
+  percentile: [(v) => typeof v === 'number' && v > 0 && v <= 100, 'a number in (0, 100]'],
+  weightBits: [oneOf([4, 8, 16]), '4, 8 or 16'],
+  activationBits: [oneOf([4, 8, 16]), '4, 8 or 16'],
+  granularity: [oneOf(['per-channel', 'per-tensor']), '"per-channel" or "per-tensor"'],
+  symmetric: [(v) => typeof v === 'boolean' || v === null, 'true, false or null'],
+  dataPath: [(v) => typeof v === 'string' && v.trim() !== '', 'a path (a non-empty string)'],
+  samples: [(v) => Number.isInteger(v) && (v as number) > 0, 'a positive integer'],
+  sqnrWarningDb: [(v) => typeof v === 'number' && Number.isFinite(v), 'a number (dB)'],
+  exclude: [(v) => Array.isArray(v) && v.every((x) => typeof x === 'string'), 'a list of node names (strings)'],
+  tensorOverrides: [(v) => Array.isArray(v) && v.every(isObject), 'a list of objects'],
+  layerOverrides: [(v) => Array.isArray(v) && v.every(isObject), 'a list of objects'],
+  inputs: [isObject, 'an object keyed by input name'],
+};
+
+/** The first key of a quantlens.json whose value cannot mean anything, in one phrase; null when all can. */
+export function settingsProblem(value: Record<string, unknown>): string | null {
+  for (const [key, [ok, want]] of Object.entries(SETTING_CHECKS)) {
+    if (key in value && value[key] !== undefined && !ok(value[key])) return `"${key}" must be ${want}, not ${JSON.stringify(value[key])}`;
+  }
+  return null;
 }
 
 /** Merge `changes` into the model's quantlens.json (other keys kept); returns the file written. */

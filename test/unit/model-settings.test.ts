@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { settingsFromConfig, unappliedSettings } from '../../engine/io/modelSettings';
+import { InputError } from '../../engine/errors';
+import { readModelSettings, settingsFromConfig, settingsProblem, unappliedSettings } from '../../engine/io/modelSettings';
 import { resolveConfig } from '../../engine/quantize/presets';
 
 const modelPath = '/w/demo/model.onnx';
@@ -23,5 +26,36 @@ describe('quantlens.json keys a CLI run does not follow', () => {
   it('the settings a configuration writes are followed by a run of that configuration', () => {
     const config = resolveConfig('ort-cpu', { calibration: 'mse', weights: { bits: 4 }, exclude: ['/x'] });
     assert.deepEqual(unappliedSettings(settingsFromConfig(config), { config, modelPath }), []);
+  });
+});
+
+describe('a quantlens.json value that cannot mean anything is refused in one line', () => {
+  it('names the key, what it must hold and what it holds', () => {
+    assert.equal(settingsProblem({ exclude: 'notalist' }), '"exclude" must be a list of node names (strings), not "notalist"');
+    assert.match(settingsProblem({ calibration: 'bogus' })!, /^"calibration" must be one of minmax, ema, percentile, entropy, mse, not "bogus"$/);
+    assert.match(settingsProblem({ preset: 'evil' })!, /^"preset" must be one of tensorrt, /);
+    assert.equal(settingsProblem({ weightBits: 7 }), '"weightBits" must be 4, 8 or 16, not 7');
+    assert.equal(settingsProblem({ percentile: 0 }), '"percentile" must be a number in (0, 100], not 0');
+    assert.equal(settingsProblem({ samples: 2.5 }), '"samples" must be a positive integer, not 2.5');
+    assert.equal(settingsProblem({ inputs: [] }), '"inputs" must be an object keyed by input name, not []');
+  });
+
+  it('every setting a configuration writes, and keys of a newer version, pass', () => {
+    const config = resolveConfig('tensorrt', { calibration: 'percentile', exclude: ['/x'] });
+    assert.equal(settingsProblem({ ...settingsFromConfig(config), dataPath: 'data', samples: 64, symmetric: null, futureKey: 3 }), null);
+  });
+
+  it('readModelSettings refuses the file with its path', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quantlens-settings-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'quantlens.json'), '{"exclude": "notalist"}');
+      assert.throws(
+        () => readModelSettings(path.join(dir, 'model.onnx')),
+        (e: Error) =>
+          e instanceof InputError && e.message === `${path.join(dir, 'quantlens.json')}: "exclude" must be a list of node names (strings), not "notalist"`,
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
