@@ -50,3 +50,23 @@ export function intervalNote(interval: Interval | null | undefined, samples?: nu
 export function agreementApplies(report: { outputs?: readonly unknown[]; accuracy: { integer: { agreementInterval?: Interval } } }): boolean {
   return report.outputs === undefined || report.accuracy.integer.agreementInterval !== undefined;
 }
+
+/**
+ * The figure a sweep or plan entry is ranked by, as a reader wants it: the drop (points, or the
+ * user metric's units) with its loss interval, or for a model judged by output SQNR the SQNR itself
+ * in dB with its interval (the entry stores minus the SQNR as its "drop" so lower is better for
+ * every kind, a sign no one should have to read).
+ */
+export function rankedFigure(e: { drop: number; dropBasis: string; loss?: Interval | null; value?: Interval }): {
+  estimate: number;
+  interval: Interval | null;
+  sqnr: boolean;
+} {
+  if (e.dropBasis === 'sqnr') return { estimate: -e.drop, interval: e.value ?? null, sqnr: true };
+  return { estimate: e.drop, interval: e.loss ?? null, sqnr: false };
+}
+
+/** A sweep entry's top-1 agreement applies where its first output holds class scores (it then carries the interval). */
+export function entryAgreementApplies(e: { accuracy: { integer: { agreementInterval?: Interval } } }): boolean {
+  return e.accuracy.integer.agreementInterval !== undefined;
+}

@@ -7,9 +7,10 @@ import { basename, formatNumber, formatPercent } from './format';
 import { readTheme } from './theme';
 import { sweepChart, type SweepChartHandle } from './viewCharts';
 import {
+  basisShort,
   basisText,
   DEFAULT_SWEEP_SORT,
-  dropText,
+  dropPhrase,
   formatDrop,
   formatMs,
   isSweepSortKey,
@@ -90,7 +91,7 @@ export class SweepView {
       id: 'sweep-chart',
       role: 'img',
       'data-points': '0',
-      'aria-label': `Scatter of ${this.basis === 'top1' ? 'top-1' : 'agreement'} drop against model size for ${sweep.configs.length - failed} configurations; ${front} on the Pareto front`,
+      'aria-label': `Scatter of ${this.basis === 'sqnr' ? 'output SQNR' : `${basisShort(this.basis)} drop`} against model size for ${sweep.configs.length - failed} configurations; ${front} on the Pareto front`,
     });
     this.canvas = canvas;
     const log = this.logY ?? wantsLogDrop(sweep.configs.filter(plottable).map((e) => e.drop));
@@ -107,7 +108,9 @@ export class SweepView {
             { class: 'muted view-lede' },
             `${sweep.configs.length} configurations on ${sweep.samples} samples of ${sweep.data.synthetic ? 'SYNTHETIC data' : sweep.data.source}`,
             sweep.floatTop1 !== null ? ` · float top-1 ${formatPercent(sweep.floatTop1)}` : '',
-            ` · drop = integer-execution ${basisText(this.basis)}, in points`,
+            this.basis === 'sqnr'
+              ? ` · ranked by the integer-execution ${basisText(this.basis)}`
+              : ` · drop = integer-execution ${basisText(this.basis)}, in points`,
           ),
         ),
         sweep.data.synthetic
@@ -193,14 +196,7 @@ export class SweepView {
     clear(bar);
     bar.setAttribute('data-config', JSON.stringify(e.config));
     bar.setAttribute('data-id', String(e.id));
-    bar.append(
-      h(
-        'span',
-        null,
-        h('strong', null, `#${e.id + 1} ${e.label}`),
-        h('span', { class: 'muted' }, e.error ? ' · failed' : ` · drop ${dropText(e)} ${e.dropBasis === 'top1' ? 'top-1' : 'agreement'} points`),
-      ),
-    );
+    bar.append(h('span', null, h('strong', null, `#${e.id + 1} ${e.label}`), h('span', { class: 'muted' }, e.error ? ' · failed' : ` · ${dropPhrase(e)}`)));
     if (e.error) return;
     if (this.options.onOpen) {
       const b = h('vscode-button', { secondary: true, id: 'sweep-analyze', title: 'Analyze this configuration layer by layer, with its diagnosis' }, 'Analyze');
@@ -286,8 +282,13 @@ export class SweepView {
       const td = h('td', { class: `col-${c.key}${c.numeric ? ' num' : ''}` }, c.text(e));
       if (c.key === 'label') td.setAttribute('title', e.label);
       if (c.key === 'drop' && !e.error && Number.isFinite(e.drop)) {
-        td.classList.add(e.drop < 1 ? 'good' : e.drop < 3 ? 'warn' : 'bad');
-        td.setAttribute('title', `${formatDrop(e.drop, 3)} points of ${e.dropBasis === 'top1' ? 'top-1 accuracy' : 'agreement'}`);
+        // SQNR-judged entries hold minus the SQNR: 30 dB and more is good (the default floor), under 20 dB bad
+        const grade = e.dropBasis === 'sqnr' ? (-e.drop >= 30 ? 'good' : -e.drop >= 20 ? 'warn' : 'bad') : e.drop < 1 ? 'good' : e.drop < 3 ? 'warn' : 'bad';
+        td.classList.add(grade);
+        td.setAttribute(
+          'title',
+          e.dropBasis === 'sqnr' ? dropPhrase(e) : `${formatDrop(e.drop, 3)} points of ${e.dropBasis === 'top1' ? 'top-1 accuracy' : 'agreement'}`,
+        );
       }
       if (c.key === 'size') td.setAttribute('title', `${formatNumber(e.sizeBytes, 8)} bytes`);
       if (c.key === 'pareto' && e.pareto) td.setAttribute('aria-label', 'on the Pareto front');

@@ -8,7 +8,8 @@ import { withAlpha, type Theme } from './theme';
 import { changeText } from './diagnosisData';
 import {
   basisShort,
-  dropText,
+  agreementText,
+  dropPhrase,
   formatDrop,
   formatDropInterval,
   kilobytes,
@@ -283,7 +284,10 @@ export function sweepChart(
 ): SweepChartHandle {
   ensureRegistered();
   const byId = new Map(entries.map((e) => [e.id, e]));
-  const y = (d: number) => (logY ? symlog(d) : d);
+  // An SQNR-judged sweep plots the SQNR itself (the entries hold minus it), on a linear axis.
+  const sqnr = basis === 'sqnr';
+  const log = logY && !sqnr;
+  const y = (d: number) => (sqnr ? -d : log ? symlog(d) : d);
   const point = (e: SweepEntry): SweepPoint => ({ x: kilobytes(e.sizeBytes), y: y(e.drop), id: e.id });
   const drawn = entries.filter(plottable);
   const drops = drawn.map((e) => y(e.drop));
@@ -291,7 +295,7 @@ export function sweepChart(
   const hi = drops.length ? Math.max(...drops) : 1;
   const others = drawn.filter((e) => !e.pareto).map(point);
   const front = paretoFront(entries).map(point);
-  const axisText = `${basisShort(basis)} drop vs float (points)`;
+  const axisText = sqnr ? 'mean output SQNR (dB, higher is better)' : `${basisShort(basis)} drop vs float (points)`;
   const countPlugin: Plugin = {
     id: 'qlPointCount',
     afterDraw(chart) {
@@ -386,7 +390,7 @@ export function sweepChart(
             title: { display: true, text: 'model size (KB)' },
             ticks: { callback: (v: number | string) => formatNumber(Number(v), 3) },
           },
-          y: dropAxis(logY, axisText, lo, hi),
+          y: dropAxis(log, axisText, lo, hi),
         },
         layout: { padding: { top: 4, right: 12 } },
         onClick: pick,
@@ -423,7 +427,7 @@ export function sweepChart(
               afterLabel: (item: { raw: unknown }) => {
                 const e = byId.get((item.raw as SweepPoint).id);
                 if (!e) return '';
-                return `drop ${dropText(e)} pts · agreement ${formatPercent(e.agreement)} · output SQNR ${formatDb(e.outputSqnrDb)} dB · ${kilobytes(e.sizeBytes).toFixed(1)} KB`;
+                return `${dropPhrase(e)} · agreement ${agreementText(e)} · output SQNR ${formatDb(e.outputSqnrDb)} dB · ${kilobytes(e.sizeBytes).toFixed(1)} KB`;
               },
               footer: (items: unknown[]) =>
                 !clickHint || items.length === 0 ? '' : items.length === 1 ? 'click to analyze this configuration' : 'click analyzes the first one listed',

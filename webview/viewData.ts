@@ -1,6 +1,6 @@
 // Numbers behind the Sensitivity, Sweep and Mixed precision tabs: drops in points, the Pareto
 // staircase, the sweep table's columns and sort. No DOM here so unit tests can import it.
-import { formatWithInterval } from '../protocol/format';
+import { entryAgreementApplies, formatWithInterval, rankedFigure } from '../protocol/format';
 import type {
   FixChange,
   Interval,
@@ -151,7 +151,22 @@ export function planSteps(r: MixedPrecisionResult): boolean {
 
 /** A sweep entry's drop with its interval, the same text in the table, the picked bar and the tooltip. */
 export function dropText(e: SweepEntry): string {
-  return e.error ? '–' : formatDropInterval(e.drop, sweepDropInterval(e));
+  if (e.error) return '–';
+  const fig = rankedFigure(e);
+  return fig.sqnr ? formatWithInterval(fig.estimate, fig.interval) : formatDropInterval(e.drop, sweepDropInterval(e));
+}
+
+/** The entry's ranked figure in words: "drop 1.33 [0.12, 3.05] top-1 points", or for an SQNR-judged model "SQNR 39.80 [39.70, 39.89] dB". */
+export function dropPhrase(e: SweepEntry): string {
+  if (e.error) return 'failed';
+  if (e.dropBasis === 'sqnr') return `SQNR ${dropText(e)} dB`;
+  if (e.dropBasis === 'user') return `loss ${dropText(e)} (metric units)`;
+  return `drop ${dropText(e)} ${e.dropBasis === 'top1' ? 'top-1' : 'agreement'} points`;
+}
+
+/** Top-1 agreement of a sweep entry, or n/a where its first output holds no class scores. */
+export function agreementText(e: SweepEntry): string {
+  return entryAgreementApplies(e) ? formatPercent(e.agreement) : 'n/a';
 }
 
 export type SweepSortKey = 'id' | 'label' | 'drop' | 'agreement' | 'sqnr' | 'size' | 'pareto' | 'error';
@@ -182,8 +197,11 @@ export function sweepColumns(basis: DropBasis): SweepColumn[] {
     },
     {
       key: 'drop',
-      label: `Drop (${basisShort(basis)} pts) [95%]`,
-      title: `Integer-execution ${basisText(basis)}, in points, with its 95% interval`,
+      label: basis === 'sqnr' ? 'SQNR dB [95%]' : `Drop (${basisShort(basis)} pts) [95%]`,
+      title:
+        basis === 'sqnr'
+          ? 'Integer-execution mean per-sample output SQNR in dB (higher is better), with its 95% interval'
+          : `Integer-execution ${basisText(basis)}, in points, with its 95% interval`,
       numeric: true,
       value: (e) => (e.error ? null : finiteOrNull(e.drop)),
       text: dropText,
@@ -193,8 +211,8 @@ export function sweepColumns(basis: DropBasis): SweepColumn[] {
       label: 'Agreement',
       title: "Share of samples whose integer top-1 equals the float model's",
       numeric: true,
-      value: (e) => (e.error ? null : finiteOrNull(e.agreement)),
-      text: (e) => (e.error ? '–' : formatPercent(e.agreement)),
+      value: (e) => (e.error || !entryAgreementApplies(e) ? null : finiteOrNull(e.agreement)),
+      text: (e) => (e.error ? '–' : agreementText(e)),
     },
     {
       key: 'sqnr',

@@ -338,10 +338,18 @@ export class OutputMeasurer {
     else if (primary.kind === 'agreement') perSample = series!.top1Agreement!;
     else perSample = series!.sqnrDb;
     const summary = outputs.find((o) => o.name === primary.output);
+    const first = outputs.find((o) => o.name === this.p.outputs[0]);
     return {
       outputs,
       primary,
-      metrics: { top1: top.top1(hasLabels), agreement: top.agreement(), outputSqnrDb: cmp.overallSqnrDb(), samples },
+      metrics: {
+        top1: top.top1(hasLabels),
+        agreement: top.agreement(),
+        outputSqnrDb: cmp.overallSqnrDb(),
+        samples,
+        // as the report's: agreement with its interval where the first output holds class scores, absent where it means nothing
+        ...(first?.classifier ? { agreementInterval: first.classifier.top1Agreement, top1Interval: first.classifier.labelled?.candidate ?? null } : {}),
+      },
       perSample,
       perSampleSqnr: series?.sqnrDb ?? new Float64Array(0),
       table: primary.kind === 'top1' ? (summary?.classifier?.labelled?.table ?? null) : null,

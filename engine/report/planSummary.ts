@@ -3,6 +3,7 @@
  * front with the points the samples cannot tell apart, and the plan search step by step.
  */
 import type { FixChange, Interval, MixedPrecisionResult, SweepReport } from '../../protocol/report';
+import { entryAgreementApplies, rankedFigure } from '../../protocol/format';
 import { describeChanges } from '../diagnosis/candidates';
 
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : x > 0 ? 'inf' : '-inf');
@@ -17,11 +18,13 @@ const BASIS: Record<string, string> = {
 
 export function formatSweep(report: SweepReport): string {
   const basis = report.configs.find((e) => !e.error)?.dropBasis ?? 'top1';
+  const sqnr = basis === 'sqnr';
+  const ranked = sqnr ? 'the mean per-sample output SQNR in dB (higher is better)' : `drop = ${BASIS[basis] ?? basis}`;
   const lines = [
-    `${report.configs.length} configurations on ${report.samples} samples (float top-1 ${report.floatTop1 == null ? 'n/a' : `${(100 * report.floatTop1).toFixed(2)}%`}); drop = ${BASIS[basis] ?? basis}, integer kernels, with its 95% interval`,
-    'pareto: * on the front of drop vs size; ~N: cannot be told apart from front point #N on these samples (paired)',
+    `${report.configs.length} configurations on ${report.samples} samples (float top-1 ${report.floatTop1 == null ? 'n/a' : `${(100 * report.floatTop1).toFixed(2)}%`}); ${ranked}, integer kernels, with its 95% interval`,
+    `pareto: * on the front of ${sqnr ? 'SQNR' : 'drop'} vs size; ~N: cannot be told apart from front point #N on these samples (paired)`,
     '',
-    '    #     drop  95% interval        agreement  SQNR dB      bytes  pareto  configuration',
+    `    #  ${sqnr ? '   SQNR' : '   drop'}  95% interval        agreement  SQNR dB      bytes  pareto  configuration`,
   ];
   for (const e of [...report.configs].sort((a, b) => a.drop - b.drop)) {
     if (e.error) {
@@ -30,8 +33,10 @@ export function formatSweep(report: SweepReport): string {
     }
     const noise = (e.withinNoiseOf ?? []).map((i) => `~${i + 1}`).join(',');
     const mark = `${e.pareto ? '*' : ' '}${noise ? ` ${noise}` : ''}`;
+    const fig = rankedFigure(e);
+    const agreement = entryAgreementApplies(e) ? `${(e.agreement * 100).toFixed(2)}%` : 'n/a';
     lines.push(
-      `  ${String(e.id + 1).padStart(3)}  ${f2(e.drop).padStart(7)}  ${ci(e.loss ?? e.value).padEnd(18)}  ${(e.agreement * 100).toFixed(2).padStart(8)}%  ${e.outputSqnrDb.toFixed(1).padStart(7)}  ${String(e.sizeBytes).padStart(9)}  ${mark.padEnd(6)}  ${e.label}`,
+      `  ${String(e.id + 1).padStart(3)}  ${f2(fig.estimate).padStart(7)}  ${ci(fig.interval).padEnd(18)}  ${agreement.padStart(9)}  ${e.outputSqnrDb.toFixed(1).padStart(7)}  ${String(e.sizeBytes).padStart(9)}  ${mark.padEnd(6)}  ${e.label}`,
     );
   }
   lines.push(

@@ -17,6 +17,8 @@ import type { QuantConfig, Report } from '../../protocol/report';
 import { type Prepared, evaluate, prepareAnalysis, quantizeWith } from '../../engine/analysis/analyze';
 import { gateOutcome, runGate } from '../../engine/analysis/gate';
 import { writeQuantizedModel } from '../../engine/analysis/quantizeModel';
+import { runSweep } from '../../engine/analysis/sweep';
+import { formatSweep } from '../../engine/report/planSummary';
 import { loadUserMetric } from '../../engine/analysis/userMetric';
 import { resolveConfig } from '../../engine/quantize/presets';
 import { makeOcrDetData } from '../fixtures/ocr-cls-data';
@@ -74,6 +76,21 @@ describe('a regression head (output y[N, 1]): SQNR judges it', () => {
   before(async () => {
     p = await prepareAnalysis(model, { dataPath: data });
     report = await evaluate(p, await quantizeWith(p, narrow), { diagnose: { minSqnrDb: 30 } });
+  });
+
+  it('a sweep ranks it by the SQNR itself, with its interval, and shows no top-1 agreement', async () => {
+    const sweep = await runSweep(p, [resolveConfig('ort-cpu'), narrow]);
+    const lines = formatSweep(sweep).split('\n');
+    assert.match(lines[0], /the mean per-sample output SQNR in dB \(higher is better\)/);
+    for (const e of sweep.configs) {
+      assert.equal(e.dropBasis, 'sqnr');
+      assert.equal(e.accuracy.integer.agreementInterval, undefined, 'a single regression output holds no class scores');
+      const sqnr = -e.drop;
+      assert.ok(e.value!.low <= sqnr && sqnr <= e.value!.high);
+      const row = lines.find((l) => l.startsWith(`  ${String(e.id + 1).padStart(3)}  `))!;
+      assert.ok(row.includes(`${sqnr.toFixed(2)}  [${e.value!.low.toFixed(2)}, ${e.value!.high.toFixed(2)}]`), row);
+      assert.match(row, / n\/a /);
+    }
   });
 
   it('compares the output and chooses per-sample SQNR, equal to onnxruntime on the written file', async () => {

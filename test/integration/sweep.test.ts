@@ -71,6 +71,15 @@ describe('sweep over the default 24-configuration grid', () => {
     assert.ok(head.includes(`(float top-1 ${(100 * report.floatTop1!).toFixed(2)}%)`), head);
   });
 
+  it("a classifier's entries carry top-1 agreement with its interval, shown in the table", () => {
+    const lines = formatSweep(report).split('\n');
+    for (const e of report.configs) {
+      const i = e.accuracy.integer.agreementInterval!;
+      assert.ok(i.low <= e.agreement && e.agreement <= i.high, e.label);
+      assert.ok(lines.find((l) => l.startsWith(`  ${String(e.id + 1).padStart(3)}  `))!.includes(`${(e.agreement * 100).toFixed(2)}%`));
+    }
+  });
+
   it('marks exactly the configurations no other beats on both drop and size', () => {
     for (const e of report.configs) {
       const dominated = report.configs.some((o) => o.drop <= e.drop && o.sizeBytes <= e.sizeBytes && (o.drop < e.drop || o.sizeBytes < e.sizeBytes));

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Report, TensorReport } from '../../protocol/report';
+import type { Report, SweepEntry, TensorReport } from '../../protocol/report';
+import { agreementText, dropPhrase, dropText, sweepColumns } from '../../webview/viewData';
 import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 import { dropSeverity, formatDb, formatPercent, formatScalarOrChannels } from '../../webview/format';
 import { sortRows } from '../../webview/layerColumns';
@@ -151,5 +152,35 @@ describe('webview formatting', () => {
     assert.equal(formatScalarOrChannels(0.5), '0.5');
     assert.equal(formatScalarOrChannels([0, 0, 0]), '0 (all 3 channels)');
     assert.equal(formatScalarOrChannels([0.01, 0.02]), '0.01 … 0.02 (2 channels)');
+  });
+});
+
+describe('sweep entries of a model judged by output SQNR', () => {
+  const interval = (estimate: number, low: number, high: number) => ({ estimate, low, high, level: 0.95, method: 'student-t' });
+  const entry = {
+    id: 0,
+    label: 'A8',
+    drop: -41.25,
+    dropBasis: 'sqnr',
+    loss: null,
+    value: interval(41.25, 40.99, 41.5),
+    agreement: 0.3545,
+    accuracy: { float: null, simulated: { top1: null, agreement: 0.35, outputSqnrDb: 41 }, integer: { top1: null, agreement: 0.3545, outputSqnrDb: 41.3 } },
+  } as unknown as SweepEntry;
+  it('show the SQNR with its own interval, never minus it, and no agreement', () => {
+    assert.equal(dropText(entry), '41.25 [40.99, 41.50]');
+    assert.equal(dropPhrase(entry), 'SQNR 41.25 [40.99, 41.50] dB');
+    assert.equal(agreementText(entry), 'n/a');
+    const drop = sweepColumns('sqnr').find((c) => c.key === 'drop')!;
+    assert.equal(drop.label, 'SQNR dB [95%]');
+    const withClasses = {
+      ...entry,
+      dropBasis: 'top1',
+      drop: 1.5,
+      loss: interval(1.5, 0.2, 2.9),
+      accuracy: { ...entry.accuracy, integer: { ...entry.accuracy.integer, agreementInterval: interval(0.3545, 0.3, 0.4) } },
+    } as unknown as SweepEntry;
+    assert.equal(dropPhrase(withClasses), 'drop 1.50 [0.20, 2.90] top-1 points');
+    assert.equal(agreementText(withClasses), formatPercent(0.3545));
   });
 });
