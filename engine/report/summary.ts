@@ -69,10 +69,19 @@ export function formatSummary(r: Report, worst = 8): string {
       `  ${fit(l.node, 34)}  ${l.op.padEnd(8)} ${db(l.simulated.sqnrDb)}  ${db(l.integer.sqnrDb)}  ${db(l.isolated.integer.sqnrDb)}  ${(l.integerKernel ?? 'float').padEnd(12)}  ${(k ? `#${k.rank}` : alone && l.sensitivity ? `#${l.sensitivity.rank}` : '').padEnd(4)}  ${role}`.trimEnd(),
     );
   }
-  const diffs = r.layers.filter((l) => l.integerDiff).sort((x, y) => y.integerDiff!.referenceVsOrt.mismatchRate - x.integerDiff!.referenceVsOrt.mismatchRate);
+  if (r.layers.length > ranked.length) lines.push(`  ... and ${r.layers.length - ranked.length} more layers (all of them in the report: --report)`);
+  // The layers whose codes differ most, whichever comparison shows it (the reference may agree
+  // with onnxruntime everywhere while the simulation does not).
+  const worstShare = (l: (typeof r.layers)[number]) => Math.max(l.integerDiff!.simulatedVsOrt.mismatchRate, l.integerDiff!.referenceVsOrt.mismatchRate);
+  const diffs = r.layers.filter((l) => l.integerDiff).sort((x, y) => worstShare(y) - worstShare(x));
   if (diffs.length) {
     lines.push('');
-    lines.push('integer codes: simulated / integer-only reference / onnxruntime (share of codes that differ, root causes):');
+    const counts = new Set(diffs.map((l) => l.integerDiff!.samples));
+    const on =
+      counts.size === 1
+        ? `on the first ${[...counts][0]} of ${r.samples} samples`
+        : `on the first ${Math.min(...counts)} to ${Math.max(...counts)} of ${r.samples} samples, by layer`;
+    lines.push(`integer codes: simulated / integer-only reference / onnxruntime (share of codes that differ, root causes), ${on}:`);
     const hazard = u8s8Hazard(r.platform);
     lines.push(
       `  node                                sim vs ORT   ref vs ORT  max  causes (ref vs ORT)             ${hazard ? 'u8s8 saturation (target without VNNI)' : ''}`,
@@ -85,6 +94,7 @@ export function formatSummary(r: Report, worst = 8): string {
         `  ${fit(l.node, 34)}  ${pctFine(d.simulatedVsOrt.mismatchRate).padStart(9)}  ${pctFine(d.referenceVsOrt.mismatchRate).padStart(10)}  ${String(d.referenceVsOrt.maxLsb).padStart(3)}  ${causes.slice(0, 30).padEnd(30)}  ${u8}`,
       );
     }
+    if (diffs.length > worst) lines.push(`  ... and ${diffs.length - worst} more layers (all of them in the report: --report)`);
   }
   const grids = qz && qz.kind !== 'float' ? deployedGrids(r) : [];
   if (grids.length > 1) lines.push('', ...grids);
