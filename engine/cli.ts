@@ -306,6 +306,23 @@ async function runAnalyze(
  * The configuration of a verified fix saved in a JSON file: an analyze report (diagnosis.fix) or a
  * mixed-precision result (fix), measured on this very model (same sha256).
  */
+/** Options that set a configuration: --fix brings its own. */
+const FIX_CONFLICTS = [
+  'preset',
+  'calibration',
+  'percentile',
+  'weightBits',
+  'actBits',
+  'perTensor',
+  'perChannel',
+  'symmetric',
+  'asymmetric',
+  'placement',
+  'exclude',
+  'foldBn',
+  'calibrationTable',
+];
+
 function fixConfigFrom(file: string, p: Prepared): QuantConfig {
   const abs = path.resolve(file);
   let json: { model?: { sha256?: string }; diagnosis?: { fix?: { config?: unknown } | null }; fix?: { config?: unknown } | null };
@@ -317,6 +334,11 @@ function fixConfigFrom(file: string, p: Prepared): QuantConfig {
   }
   const config = json?.diagnosis?.fix?.config ?? json?.fix?.config;
   if (!config) throw new InputError(`${abs} holds no verified fix (diagnosis.fix or fix): write one with analyze --report or mixed-precision --report`);
+  // A mixed-precision search that did not meet its budget keeps its best plan, which is no fix.
+  if ((json as { kind?: string; met?: boolean }).met === false)
+    throw new InputError(
+      `${abs}: its plan did not meet the budget (met: false), so it is not a verified fix; search again with a larger budget or more samples`,
+    );
   if (json.model?.sha256 !== p.loaded.sha256)
     throw new InputError(
       `${abs}: its fix was measured on another model (sha256 ${String(json.model?.sha256).slice(0, 12)}, this one ${p.loaded.sha256.slice(0, 12)})`,
@@ -660,7 +682,15 @@ export function buildProgram(): Command {
     .requiredOption('--out <new.onnx>', 'output model path (must differ from the input)')
     .option('--fix <report.json>', 'quantize with the verified fix of an analyze report or mixed-precision result (its whole configuration)')
     .option('--write-calibration-table <file>', 'also write the thresholds: a TensorRT calibration cache, or onnxruntime calibration JSON for a .json name')
-    .action((model, o) => runQuantize(model, o));
+    .action((model, o, cmd: Command) => {
+      // --fix brings its whole configuration: a configuration flag beside it would be silently overridden.
+      const set = FIX_CONFLICTS.filter((k) => cmd.getOptionValueSource(k) === 'cli');
+      if (o.fix && set.length)
+        throw new InputError(
+          `--fix applies the configuration its fix was measured with; ${set.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} would not apply: drop ${set.length > 1 ? 'them' : 'it'}, or analyze again with ${set.length > 1 ? 'them' : 'it'}`,
+        );
+      return runQuantize(model, o);
+    });
   withQuantOptions(program.command('sweep').argument('<model>', 'the .onnx model (never modified)'))
     .description('evaluate a grid of configurations from ONE calibration pass; table + Pareto front of drop vs size')
     .option(

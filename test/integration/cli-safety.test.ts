@@ -92,6 +92,19 @@ describe('CLI: outputs never replace inputs or existing files', () => {
     assert.deepEqual(fs.readdirSync(folder), ['input.npy']);
   });
 
+  it('quantize --fix refuses configuration flags it would ignore, and a plan that did not meet its budget', () => {
+    const fix = path.join(dir, 'fix.json');
+    const config = { preset: 'tensorrt', calibration: 'percentile' };
+    fs.writeFileSync(fix, JSON.stringify({ kind: 'mixed-precision', model: { sha256: sha(model) }, met: false, fix: { config } }));
+    const out = path.join(dir, 'fixed.onnx');
+    refused(
+      run('quantize', model, '--data', data, '--fix', fix, '--weight-bits', '4', '--calibration', 'minmax', '--out', out),
+      /--fix applies the configuration its fix was measured with; --calibration, --weight-bits would not apply/,
+    );
+    refused(run('quantize', model, '--data', data, '--fix', fix, '--out', out), /fix\.json: its plan did not meet the budget \(met: false\)/);
+    assert.ok(!fs.existsSync(out));
+  });
+
   it('an existing report is kept without --force and replaced with it', () => {
     const out = path.join(dir, 'r.json');
     fs.writeFileSync(out, 'precious');
