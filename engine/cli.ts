@@ -559,18 +559,22 @@ async function runGateCmd(model: string, o: QuantOpts & BudgetOpts & { allowUnce
   const budget = { maxDrop: o.maxDrop, minSqnrDb: o.minSqnr, allowUncertain: o.allowUncertain };
   const loaded = loadModel(model);
   let result: GateResult;
+  let unapplied: string | undefined;
   if (deployedModel(loaded)) {
     // An already-quantized model is judged as deployed (its own grids, against its float reference).
     result = gateFromReport(await analyzeAny(model, o, { sensitivity: false }), budget);
   } else {
     const p = await prepareFor(model, o, undefined, loaded, false); // the gate says one line
+    unapplied = p.warnings.find((w) => w.code === 'settings-not-applied')?.message;
     const { config } = await configFor(p, o);
     // a configuration that quantizes nothing would pass any budget vacuously
     requireQuantizedLayers(await quantizeWith(p, config), p.loaded.path);
     result = await runGate(p, config, { ...budget, metric: (await evalOpts(o)).metric });
   }
   const out = gateOutcome(result);
-  (out.stream === 'stdout' ? process.stdout : process.stderr).write(`${out.line}\n`);
+  // Still one line: a quantlens.json the run did not follow is said at its end, briefly.
+  const note = unapplied ? ` [note: ${unapplied.replace(/: the CLI applies only.*$/, '')}; the CLI runs its flags]` : '';
+  (out.stream === 'stdout' ? process.stdout : process.stderr).write(`${out.line}${note}\n`);
   process.exitCode = out.exitCode;
   writeJson(reportOut, result);
 }

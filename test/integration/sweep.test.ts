@@ -196,6 +196,9 @@ describe('quantlens gate', () => {
       fail.stderr,
       /^quantlens gate: FAIL: .* over budget: drop 68\.67 points \(95% interval \d+\.\d\d to \d+\.\d\d points\) is above the budget of 1\.00 points/,
     );
+    // the demo's quantlens.json says percentile: the one line ends by saying the run did not follow it
+    assert.match(fail.stderr, /\[note: .*quantlens\.json sets calibration "percentile" \(this run: "entropy"\); the CLI runs its flags\]\n$/);
+    assert.doesNotMatch(gate('--calibration', 'percentile', '--max-drop', '2').stdout, /\[note:/);
   });
   it('cannot tell on 300 samples: exit 1 with the samples needed, exit 0 with --allow-uncertain', { skip: SATURATING_INT8 }, () => {
     const unsure = gate('--calibration', 'percentile', '--max-drop', '1');
