@@ -21,7 +21,9 @@ function clip(s: CompareSide | null): string {
 function accuracy(label: string, side: CompareReport['a']): string {
   const i: ModelOutputMetrics = side.accuracy.integer;
   const drop = side.accuracy.dropPoints;
-  return `${label}  ${side.path} (${side.quantization?.kind ?? 'float'}): integer top-1 ${pct(i.top1)}, agreement ${pct(i.agreement)}${drop !== null ? `, drop ${drop.toFixed(2)} points` : ''}`;
+  const di = side.accuracy.dropInterval;
+  const interval = di ? ` (95% interval ${di.low.toFixed(2)} to ${di.high.toFixed(2)})` : '';
+  return `${label}  ${side.path} (${side.quantization?.kind ?? 'float'}): integer top-1 ${pct(i.top1)}, agreement ${pct(i.agreement)}${drop !== null ? `, drop ${drop.toFixed(2)} points${interval}` : ''}`;
 }
 
 export function formatCompare(r: CompareReport): string {
@@ -33,7 +35,8 @@ export function formatCompare(r: CompareReport): string {
     'rank  node                          op        out scale A / B       zp A / B    clip A / B          w codes differ   iso dB A / B   acc dB A / B   only-this dB A / B  iso err diff',
   ];
   for (const l of r.layers) {
-    const w = l.weightCodes ? `${l.weightCodes.differ}/${l.weightCodes.total}` : '-';
+    // codes compare only on one grid: two quantized weights on different grids are said to be so
+    const w = l.weightCodes ? `${l.weightCodes.differ}/${l.weightCodes.total}` : l.a?.weightScale != null && l.b?.weightScale != null ? 'other grids' : '-';
     lines.push(
       [
         String(l.rank).padStart(4),
@@ -45,7 +48,7 @@ export function formatCompare(r: CompareReport): string {
         w.padEnd(16),
         pair(db(l.a?.isolatedSqnrDb), db(l.b?.isolatedSqnrDb), 14),
         pair(db(l.a?.accumulatedSqnrDb), db(l.b?.accumulatedSqnrDb), 14),
-        pair(...onlyThis(l), 19),
+        pair(...onlyThis(l, r.samples), 19),
         sci(l.isolatedErrorDiff),
       ].join('  '),
     );
@@ -56,17 +59,23 @@ export function formatCompare(r: CompareReport): string {
       ? `differs most: ${r.mostDifferent} (ranked by the difference of isolated error power, error/signal)`
       : 'no layer differs in isolated error',
   );
-  if (r.layers.some((l) => l.a?.onlyThisSamples && l.b?.onlyThisSamples && l.a.onlyThisSamples !== l.b.onlyThisSamples))
+  if (r.layers.some((l) => [l.a, l.b].some((x) => x?.onlyThisSamples && x.onlyThisSamples < r.samples)))
     lines.push(
-      'only-this dB x@N: on N samples (sensitivity sizes each layer by what its pilot shows); A and B rest on different samples there, so compare them with care',
+      `only-this dB x@N: on the first N of the ${r.samples} samples (sensitivity sizes each layer by what its pilot shows)${
+        r.layers.some((l) => l.a?.onlyThisSamples && l.b?.onlyThisSamples && l.a.onlyThisSamples !== l.b.onlyThisSamples)
+          ? '; where A and B rest on different samples, compare them with care'
+          : ''
+      }`,
     );
+  if (r.layers.some((l) => !l.weightCodes && l.a?.weightScale != null && l.b?.weightScale != null))
+    lines.push('w codes differ "other grids": the two versions quantize that weight on different grids (scales or bits), so codes do not compare one to one');
   for (const n of r.notes) lines.push(`note: ${n}`);
   return lines.join('\n') + '\n';
 }
 
-/** Only-this SQNR of A and B, each with its sample count when the two rest on different samples. */
-function onlyThis(l: CompareLayer): [string, string] {
-  const n = [l.a?.onlyThisSamples, l.b?.onlyThisSamples];
-  const at = (s: CompareLayer['a'], k: number) => (n[0] !== n[1] && s?.onlyThisSamples ? `${db(s.onlyThisSqnrDb)}@${n[k]}` : db(s?.onlyThisSqnrDb));
-  return [at(l.a, 0), at(l.b, 1)];
+/** Only-this SQNR of A and B, each with its sample count when it rests on fewer than all the samples. */
+function onlyThis(l: CompareLayer, samples: number): [string, string] {
+  const at = (s: CompareLayer['a']) =>
+    s?.onlyThisSamples && s.onlyThisSamples < samples ? `${db(s.onlyThisSqnrDb)}@${s.onlyThisSamples}` : db(s?.onlyThisSqnrDb);
+  return [at(l.a), at(l.b)];
 }

@@ -36,13 +36,28 @@ describe('compare: only-this figures on different samples', () => {
     assert.equal(c.layers[0].a!.onlyThisSamples, 64);
     assert.equal(c.layers[0].b!.onlyThisSamples, 8);
     const text = formatCompare(c);
-    assert.match(text, /27\.3@64 \/ 84\.1@8/);
-    assert.match(text, /only-this dB x@N: on N samples/);
+    assert.match(text, /27\.3 \/ 84\.1@8/);
+    assert.match(text, /only-this dB x@N: on the first N of the 64 samples .*; where A and B rest on different samples, compare them with care/);
   });
 
   it('on the same samples the difference is A minus B', () => {
     const c = compareReports(report('a.onnx', 27.9, 27.3, 64), report('b.onnx', 38.4, 30.3, 64), q, q, { kind: 'twin-of-a', path: 'a.onnx' });
     assert.ok(Math.abs(c.layers[0].onlyThisDiffDb! - -3) < 1e-12);
     assert.doesNotMatch(formatCompare(c), /@64/);
+  });
+
+  it('a figure on fewer samples than the comparison says so on both sides, even when the counts agree', () => {
+    const c = compareReports(report('a.onnx', 27.9, 27.3, 8), report('b.onnx', 38.4, 30.3, 8), q, q, { kind: 'twin-of-a', path: 'a.onnx' });
+    const text = formatCompare(c);
+    assert.match(text, /27\.3@8 \/ 30\.3@8/);
+    assert.doesNotMatch(text, /compare them with care/);
+  });
+
+  it('weights on two grids are said to be so, not shown as "-"', () => {
+    const c = compareReports(report('a.onnx', 27.9, 27.3, 64), report('b.onnx', 38.4, 30.3, 64), q, q, { kind: 'twin-of-a', path: 'a.onnx' });
+    const side = (scale: number) => ({ ...c.layers[0].a!, weightScale: scale });
+    const text = formatCompare({ ...c, layers: [{ ...c.layers[0], a: side(0.01), b: side(0.2), weightCodes: null }] });
+    assert.match(text, / other grids /);
+    assert.match(text, /"other grids": the two versions quantize that weight on different grids/);
   });
 });
