@@ -48,7 +48,7 @@ import { formatMixedPrecision, formatSweep } from './report/planSummary';
 import { applyCalibrationTable, exportCalibrationTable } from './analysis/calibrationTables';
 import { loadUserMetric } from './analysis/userMetric';
 import { type OutputTarget, checkOutput, readRegularFile, realPathOrNull, realTarget, writeOutput } from './io/files';
-import { readModelSettings, settingsFromConfig, settingsPathFor, unappliedSettings, updateModelSettings } from './io/modelSettings';
+import { readModelSettings, replacedSettings, settingsFromConfig, settingsPathFor, unappliedSettings, updateModelSettings } from './io/modelSettings';
 
 /** Number(v), except that an empty or blank value is no number (Number('') is 0). */
 function numeric(v: string): number {
@@ -540,7 +540,12 @@ async function runMixedCmd(model: string, o: QuantOpts & BudgetOpts & { out?: st
   if (result.met && o.writeConfig) {
     // The whole configuration the plan was measured with: keys of an earlier one (a calibration
     // method) would otherwise stay in the file and change what the plan means.
-    result.written = { ...result.written, settings: updateModelSettings(model, settingsFromConfig(plan)) };
+    const before = readModelSettings(model).settings;
+    const after = settingsFromConfig(plan);
+    result.written = { ...result.written, settings: updateModelSettings(model, after) };
+    // Keys the file held with another value are replaced: said, so no earlier choice vanishes unseen.
+    const replaced = replacedSettings(before, after);
+    if (replaced.length) result.notes = [...(result.notes ?? []), `quantlens.json: replaced ${replaced.join(', ')} (the plan was measured with these)`];
   }
   process.stdout.write(
     formatMixedPrecision(result) +

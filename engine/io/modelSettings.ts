@@ -70,6 +70,15 @@ export function updateModelSettings(modelPath: string, changes: Partial<ModelSet
   return writeOutput({ path: file, role: 'settings file', force: true, inputs: [modelPath] }, JSON.stringify({ ...settings, ...changes }, null, 2) + '\n');
 }
 
+/** Keys `before` held that `after` gives another value, as 'key "old" -> "new"'. */
+export function replacedSettings(before: ModelSettings, after: Partial<ModelSettings>): string[] {
+  const b = before as Record<string, unknown>;
+  const a = after as Record<string, unknown>;
+  return Object.keys(a)
+    .filter((k) => b[k] !== undefined && JSON.stringify(b[k]) !== JSON.stringify(a[k]))
+    .map((k) => `${k} ${JSON.stringify(b[k])} -> ${JSON.stringify(a[k])}`);
+}
+
 /**
  * The quantlens.json keys that reproduce a configuration (the extension's configFromSettings of them
  * gives it back for every preset's own grid types): what the extension's "record in quantlens.json"

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { InputError } from '../../engine/errors';
-import { readModelSettings, settingsFromConfig, settingsProblem, unappliedSettings } from '../../engine/io/modelSettings';
+import { readModelSettings, replacedSettings, settingsFromConfig, settingsProblem, unappliedSettings } from '../../engine/io/modelSettings';
 import { resolveConfig } from '../../engine/quantize/presets';
 
 const modelPath = '/w/demo/model.onnx';
@@ -57,5 +57,13 @@ describe('a quantlens.json value that cannot mean anything is refused in one lin
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('--write-config says which keys it replaced', () => {
+  it('only keys the file held with another value', () => {
+    const after = settingsFromConfig(resolveConfig('tensorrt', { calibration: 'entropy' }));
+    assert.deepEqual(replacedSettings({ calibration: 'percentile', dataPath: 'data', preset: 'tensorrt' }, after), ['calibration "percentile" -> "entropy"']);
+    assert.deepEqual(replacedSettings({}, after), []);
   });
 });
