@@ -190,6 +190,8 @@ function inputFiles(o: QuantOpts & { float?: string; fix?: string }, model: stri
 /** An output file named by `option`, checked before any work (fails fast), written at the end. */
 function output(o: QuantOpts, model: string, file: string | undefined, option: string, role: string): OutputTarget | undefined {
   if (file === undefined) return undefined;
+  // "-" is standard output in many tools; here it would be a file named "-"
+  if (file === '-') throw new InputError(`${option} -: name a file (QuantLens writes ${role}s to files; analyze --json prints the report on standard output)`);
   const target: OutputTarget = { path: file, role, option, force: o.force, inputs: inputFiles(o, model, file) };
   checkOutput(target);
   return target;
@@ -300,6 +302,7 @@ async function runAnalyze(
   process.stdout.write(o.json ? JSON.stringify(report, reportReplacer) + '\n' : formatSummary(report));
   writeJson(reportOut, report);
   if (o.report && !o.json) process.stdout.write(`\nreport: ${path.resolve(o.report)}\n`);
+  if (tableOut && !o.json) process.stdout.write(`${o.report ? '' : '\n'}calibration table: ${path.resolve(tableOut.path)}\n`);
 }
 
 /**

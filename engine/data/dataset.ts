@@ -110,7 +110,10 @@ function checkShape(input: ModelInput, dataShape: number[], where: string): numb
   const fmt = (d: (number | string)[]) => `[${d.map((x) => (x === '' ? '?' : x)).join(',')}]`;
   const fits = input.dims.length === 0 || (model.length === sample.length && model.every((m, i) => typeof m !== 'number' || m === sample[i]));
   if (!fits) {
-    throw new InputError(`input "${input.name}": data ${where} has shape ${fmt(dataShape)} but the model expects ${fmt(input.dims)} (first axis = samples)`);
+    const expects = input.userShape
+      ? `the shape given for it (--input-shape or quantlens.json "inputs") is ${fmt(input.dims)}`
+      : `the model expects ${fmt(input.dims)}`;
+    throw new InputError(`input "${input.name}": data ${where} has shape ${fmt(dataShape)} but ${expects} (first axis = samples)`);
   }
   return sample;
 }

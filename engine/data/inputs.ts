@@ -21,6 +21,8 @@ export interface ModelInput {
   dataType: DT;
   /** Fixed sizes as numbers, symbolic/unknown as strings ('' when unnamed). */
   dims: (number | string)[];
+  /** Set when `dims` is the shape the user gave (--input-shape, quantlens.json `inputs`), not the model's. */
+  userShape?: boolean;
 }
 
 export type InputKind = 'sample' | 'constant' | 'state';
@@ -263,7 +265,7 @@ export function describeInputs(
       }
     }
     out.decidedBy.set(inp.name, decided);
-    const withShape = s.shape ? { ...inp, dims: s.shape } : inp;
+    const withShape = s.shape ? { ...inp, dims: s.shape, userShape: true } : inp;
     if (kind === 'sample') {
       out.samples.push(withShape);
     } else if (kind === 'constant') {

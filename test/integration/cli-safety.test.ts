@@ -119,6 +119,8 @@ describe('CLI: outputs never replace inputs or existing files', () => {
     refused(run('quantize', model, '--data', data, '--out', path.join(dir, 'no/such/x.onnx')), /folder .*no\/such does not exist/);
     refused(run('quantize', model, '--data', data, '--out', dir), /it is a folder/);
     refused(run('quantize', model, '--data', data, '--out', ''), /path \(--out\) is empty/);
+    refused(run('analyze', model, '--data', data, '--report', '-'), /--report -: name a file/);
+    assert.ok(!fs.existsSync(path.join(dir, '-')));
   });
 });
 

@@ -371,3 +371,14 @@ describe('synthetic data', () => {
     assert.deepEqual(d.inputs[0].shape, [3, 48, 64]);
   });
 });
+
+describe('a shape mismatch names where the expected shape came from', () => {
+  it('the model, or the shape the user gave', () => {
+    const d = folder({ 'x.npy': npy('<f4', [N, ...S], bytesOf(X)) });
+    refuses(() => loadDataset(d, [floatInput(['N', 3, 2])]), /x\.npy has shape \[37,2,3\] but the model expects \[N,3,2\]/);
+    refuses(
+      () => loadDataset(d, [{ ...floatInput(['N', 3, 2]), userShape: true }]),
+      /x\.npy has shape \[37,2,3\] but the shape given for it \(--input-shape or quantlens\.json "inputs"\) is \[N,3,2\]/,
+    );
+  });
+});
