@@ -144,7 +144,7 @@ function planWarnings(q: Quantized, layers: LayerReport[], transformed: boolean)
       w.push({
         code: 'not-fused-in-written-file',
         node: l.node,
-        message: `${l.op} ${l.node}: in the file quantize writes (${q.config.activations.signed ? 'int8' : 'uint8'} activations) onnxruntime CPU runs it in float between Q/DQ; the analysis measured integer kernels on the equivalent uint8 grid. A ${q.config.preset} deployment fuses it.`,
+        message: `${l.op} ${l.node}: in ${q.quantization ? 'this file' : 'the file quantize writes'} (${q.config.activations.signed ? 'int8' : 'uint8'} activations) onnxruntime CPU runs it in float between Q/DQ; the analysis measured integer kernels on the equivalent uint8 grid. A ${q.config.preset} deployment fuses it.`,
       });
     }
   }

@@ -284,7 +284,7 @@ export async function sensitivity(p: Prepared, q: Quantized, opts: EvaluateOptio
           const stopped = stoppedAt.reduce((a, [, k]) => a + k, 0);
           if (stopped > 0) {
             const at = stoppedAt.map(([n, k]) => `${k} at ${n} samples`).join(', ');
-            reason += `; ${stopped} of ${layers.length} layers stopped after the pilot (${at}), their output SQNR being above that of the most damaging layer (${lastLeader}) on the same samples (at a look after ${looks.join(', ')} samples, the ${+(100 * level).toFixed(2)}% interval of the paired difference lay above ${MARGIN_DB} dB${looks.length > 1 ? '; 95% over the looks together' : ''})`;
+            reason += `; ${stopped} of ${layers.length} layers stopped after the pilot (${at}), their output SQNR being above that of the layer most damaging at that look (${lastLeader}; the final ranking rests on more samples) on the same samples (at a look after ${looks.join(', ')} samples, the ${+(100 * level).toFixed(2)}% interval of the paired difference lay above ${MARGIN_DB} dB${looks.length > 1 ? '; 95% over the looks together' : ''})`;
           }
         }
         look++;

@@ -28,8 +28,11 @@ export function formatSummary(r: Report, worst = 8): string {
       `float    ${qz.reference === 'user' ? `the float model ${qz.floatModel}` : "the model's float twin (weights DEQUANTIZED: a QAT model's float accuracy only approximately; --float for the original)"}`,
     );
   } else {
+    // ranges from another tool's table replace the method's for the tensors it names
+    const table = r.warnings.find((w) => w.code === 'calibration-table');
+    const calibration = table ? `${c.calibration}, overridden by a calibration table (${table.message.replace(/^.*\): /, '')})` : c.calibration;
     lines.push(
-      `config   preset=${c.preset} calibration=${c.calibration} W${c.weights.bits}${c.weights.perChannel ? '/channel' : '/tensor'} A${c.activations.bits}${c.activations.symmetric ? ' symmetric' : ' asymmetric'}`,
+      `config   preset=${c.preset} calibration=${calibration} W${c.weights.bits}${c.weights.perChannel ? '/channel' : '/tensor'} A${c.activations.bits}${c.activations.symmetric ? ' symmetric' : ' asymmetric'}`,
     );
   }
   lines.push('');

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { formatSummary } from '../../engine/report/summary';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -55,6 +56,11 @@ describe('calibration tables', () => {
     assert.match(msgs, /1 of \d+ activation ranges taken from the table/);
     assert.match(msgs, /1 entries name no activation of this model.*some_fused_tensor/);
     assert.match(msgs, /has no range for \d+ activation\(s\); they keep the percentile threshold/);
+    // the summary's configuration line says the table overrides the method
+    assert.match(
+      formatSummary(rep).split('\n')[2],
+      /^config {3}preset=tensorrt calibration=percentile, overridden by a calibration table \(1 of \d+ activation ranges taken from the table\) W8/,
+    );
   });
 
   it('a malformed cache is one line and exit 2', () => {
