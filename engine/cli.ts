@@ -233,10 +233,33 @@ export function configFrom(o: QuantOpts) {
   return resolveConfig(o.preset, over);
 }
 
-/** Progress bars on stderr, one per stage. */
+const unitOf = (stage: string) => (stage === 'sensitivity' ? 'layers' : stage === 'sweep' ? 'configs' : 'samples');
+
+/** Milliseconds between plain progress lines when stderr is not a terminal (a CI log): 10 s, or QUANTLENS_PROGRESS_EVERY seconds. */
+function plainProgressMs(): number {
+  const s = Number(process.env.QUANTLENS_PROGRESS_EVERY);
+  return process.env.QUANTLENS_PROGRESS_EVERY !== undefined && Number.isFinite(s) && s >= 0 ? s * 1000 : 10_000;
+}
+
+/**
+ * Progress on stderr: bars, one per stage, on a terminal; elsewhere (a CI log, a pipe) one plain
+ * line every 10 s of a long run, so a slow job is seen to move without control codes in the log.
+ */
 function progressReporter(quiet: boolean | undefined) {
-  if (quiet || (!process.stderr.isTTY && process.env.QUANTLENS_PROGRESS !== '1')) {
-    return { onProgress: undefined, stop: () => {} };
+  if (quiet) return { onProgress: undefined, stop: () => {} };
+  if (!process.stderr.isTTY && process.env.QUANTLENS_PROGRESS !== '1') {
+    const t0 = Date.now();
+    const every = plainProgressMs();
+    let last = t0;
+    return {
+      onProgress: (p: Progress) => {
+        const now = Date.now();
+        if (now - last < every) return;
+        last = now;
+        process.stderr.write(`quantlens: ${p.stage} ${p.done}/${p.total} ${unitOf(p.stage)} (${Math.round((now - t0) / 1000)} s)\n`);
+      },
+      stop: () => {},
+    };
   }
   const multi = new MultiBar(
     { stream: process.stderr, format: ' {stage} |{bar}| {value}/{total} {unit}', hideCursor: true, clearOnComplete: false },
@@ -251,7 +274,7 @@ function progressReporter(quiet: boolean | undefined) {
           p.stage,
           (b = multi.create(p.total, 0, {
             stage: p.stage.padEnd(11),
-            unit: p.stage === 'sensitivity' ? 'layers' : p.stage === 'sweep' ? 'configs' : 'samples',
+            unit: unitOf(p.stage),
           })),
         );
       b.setTotal(p.total);

@@ -124,6 +124,27 @@ describe('CLI: outputs never replace inputs or existing files', () => {
   });
 });
 
+describe('CLI: progress in a log', () => {
+  it('without a terminal, plain lines (no control codes) at the interval asked; none with --quiet', () => {
+    const env = { ...process.env, QUANTLENS_PROGRESS_EVERY: '0' };
+    const args = [cli, 'analyze', model, '--data', data, '--samples', '64', '--no-sensitivity'];
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', cwd: dir, env });
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('quantlens: '));
+    assert.ok(
+      lines.some((l) => /^quantlens: calibrate \d+\/64 samples \(\d+ s\)$/.test(l)),
+      r.stderr,
+    );
+    assert.ok(
+      lines.some((l) => /^quantlens: evaluate \d+\/64 samples/.test(l)),
+      r.stderr,
+    );
+    assert.doesNotMatch(r.stderr, /\x1b\[/, 'no terminal control codes');
+    const quiet = spawnSync(process.execPath, [...args, '--quiet'], { encoding: 'utf8', cwd: dir, env });
+    assert.doesNotMatch(quiet.stderr, /^quantlens: /m);
+  });
+});
+
 describe('CLI: option errors are one line and exit 2', () => {
   it('names the option and the problem, without the help text', () => {
     refused(run('analyze', model, '--samples', '0'), /--samples.*must be a positive integer.*see: quantlens analyze --help/);
