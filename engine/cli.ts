@@ -21,6 +21,8 @@ import type {
 import { QuantConfigSchema } from '../protocol/messages';
 import { CALIBRATION_METHODS, REPORT_SCHEMA_VERSION } from '../protocol/report';
 import { reportReplacer } from '../protocol/wire';
+import { formatRate } from '../protocol/format';
+import type { Interval } from '../protocol/metrics';
 import {
   CancelledError,
   type EvaluateOptions,
@@ -133,7 +135,7 @@ function withQuantOptions(cmd: Command, runs = true): Command {
         .default('this'),
     )
     .option('--metric <file.mjs>', 'your own per-sample metric (docs/metric.md); judges the run instead of top-1/SQNR')
-    .option('--force', 'replace existing output files (--report, --out); inputs are never replaced')
+    .option('--force', 'replace existing output files this command writes; inputs are never replaced')
     .option('--quiet', 'no progress bars');
 }
 
@@ -640,8 +642,9 @@ async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string
     ...r,
   });
   const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(2)}%`);
+  const within = (i: Interval | null) => (i ? ` [${(100 * i.low).toFixed(2)}, ${(100 * i.high).toFixed(2)}]` : '');
   const lines = [
-    `integer-only execution (${r.samples} samples, ${configLabel(config)}): top-1 ${pct(r.top1)} (float ${pct(r.floatTop1)}), agreement with float ${pct(r.agreement)}, output SQNR ${r.outputSqnrDb.toFixed(1)} dB`,
+    `integer-only execution (${r.samples} samples, ${configLabel(config)}): top-1 ${pct(r.top1)}${within(r.top1Interval)} (float ${pct(r.floatTop1)}), agreement with float ${pct(r.agreement)}${within(r.agreementInterval)} (95% intervals), output SQNR ${r.outputSqnrDb.toFixed(1)} dB`,
     `ops run in integers: ${
       Object.entries(r.ops)
         .map(([op, n]) => `${op} x${n}`)
@@ -649,7 +652,7 @@ async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string
     }`,
     r.floatOps.length ? `ops run in float between dequantize/quantize (${r.floatOps.length}):` : 'no op ran in float',
     ...r.floatOps.map((f) => `  ${f.op} ${f.node}: ${f.reason}`),
-    `int32 accumulator overflows: ${r.overflowCount}; codes saturated at a requantization: ${r.saturationCount}`,
+    `int32 accumulator overflows: ${r.overflowCount}; codes saturated (clamped to their grid): ${r.saturationCount} of ${r.codeCount}${r.codeCount ? ` (${formatRate(r.saturationCount / r.codeCount)})` : ''}`,
   ];
   if (r.kernelErrors.length) {
     lines.push('error each I-BERT kernel adds vs the float op on the same input:');
@@ -739,7 +742,7 @@ export function buildProgram(): Command {
     .option('--max-drop <n>', "budget in the primary metric's loss unit (default 1 point; your metric: 1% of its float score)", dropArg)
     .option('--min-sqnr <dB>', 'for models judged by output SQNR: the floor (default 30 dB)', dbArg)
     .option('--out <new.onnx>', 'write the resulting QDQ model here (only when the budget is met)')
-    .option('--write-config', 'record the exclusions in quantlens.json beside the model (only when the budget is met)')
+    .option('--write-config', "record the plan's whole configuration in quantlens.json beside the model (only when the budget is met; other keys kept)")
     .option('--report <out.json>', 'write the result JSON here')
     .action((model, o) => runMixedCmd(model, o));
   withQuantOptions(program.command('gate').argument('<model>', 'the .onnx model (never modified)'))

@@ -54,6 +54,7 @@ export class Multipliers {
 
 /** Clamp a code to its grid, counting saturations. */
 export function saturate(v: number, g: QuantParams, stats: RunStats): number {
+  stats.codes++;
   if (v > g.qmax) {
     stats.saturated++;
     return g.qmax;

@@ -8,6 +8,7 @@
  */
 import type { Prepared, Progress, Quantized } from '../analysis/types';
 import { ErrorAccumulator, Top1Counter, argmaxRows } from '../analysis/metrics';
+import { type Interval, wilsonInterval } from '../analysis/statistics';
 import { batchRanges, modelInputs } from '../data/dataset';
 import { InputError } from '../errors';
 import { type WeightQuant, buildQdqModel } from '../quantize/qdqRewrite';
@@ -52,6 +53,11 @@ export interface IntegerOnlyResult {
   overflowCount: number;
   /** Codes clamped to their grid (values beyond the calibrated range). */
   saturationCount: number;
+  /** Codes produced where saturations are counted: saturationCount's denominator. */
+  codeCount: number;
+  /** 95% Wilson intervals of top1 (null without labels) and agreement. */
+  top1Interval: Interval | null;
+  agreementInterval: Interval;
   /** Per I-BERT kernel: its output against the float op on the same dequantized input. */
   kernelErrors: KernelError[];
   /** One line per compiled step. */
@@ -134,11 +140,14 @@ export async function runIntegerOnly(prepared: Prepared, q: Quantized, opts: Int
     top1: intTop1.top1(hasLabels),
     floatTop1: floatTop1.top1(hasLabels),
     agreement: intTop1.agreement(),
+    top1Interval: hasLabels ? wilsonInterval(intTop1.hits, intTop1.n) : null,
+    agreementInterval: wilsonInterval(intTop1.agree, intTop1.n),
     outputSqnrDb: err.result().sqnrDb,
     floatOps: program.floatOps,
     ops: program.ops,
     overflowCount: stats.overflow,
     saturationCount: stats.saturated,
+    codeCount: stats.codes,
     kernelErrors: kernelErrors(program.kernels, stats.kernelAcc),
     steps: program.describe(),
   };

@@ -11,12 +11,14 @@ export interface RunStats {
   overflow: number;
   /** Codes clamped to their grid at a requantization. */
   saturated: number;
+  /** Codes produced where `saturated` is counted (its denominator). */
+  codes: number;
   /** Per I-BERT kernel node: its output against the float op on the same dequantized input. */
   kernelAcc: Map<string, ErrorAccumulator> | null;
 }
 
 export function newRunStats(measureKernels = true): RunStats {
-  return { overflow: 0, saturated: 0, kernelAcc: measureKernels ? new Map() : null };
+  return { overflow: 0, saturated: 0, codes: 0, kernelAcc: measureKernels ? new Map() : null };
 }
 
 /** Values of one batch, by tensor name. */

@@ -58,6 +58,13 @@ describe('I-BERT integer-only tiny transformer', { timeout: 600_000 }, () => {
     // calibration reached 0.965 before; it no longer exists).
     assert.ok(Math.abs(res.top1! - simulatedTop1) <= 0.01 + 1e-9, `integer-only ${res.top1} vs simulated ${simulatedTop1}`);
     assert.ok(Math.abs(res.outputSqnrDb - simulatedSqnr) < 3, `output SQNR ${res.outputSqnrDb} vs simulated ${simulatedSqnr}`);
+    // every figure with its uncertainty: Wilson intervals around the counts, and the saturations' denominator
+    for (const [x, i] of [
+      [res.top1!, res.top1Interval!],
+      [res.agreement, res.agreementInterval],
+    ] as const)
+      assert.ok(i.low < x && x < i.high, `${x} in [${i.low}, ${i.high}]`);
+    assert.ok(res.codeCount > res.saturationCount && res.codeCount >= res.samples * 64, `${res.saturationCount} of ${res.codeCount}`);
   });
 
   it('reports the error of every I-BERT kernel: 5 LayerNorms, 2 Softmaxes, 2 GELUs', () => {

@@ -100,6 +100,7 @@ export const tableOps: OpLowering = {
         sat += clipped[k];
       }
       env.stats.saturated += sat;
+      env.stats.codes += res.length;
       env.values.set(out, codes(v.dims, res));
     });
   },
