@@ -47,7 +47,8 @@ export function loadInputData(
   const settings = inputSettings(loaded.path, opts.inputs);
   const all = modelInputs(float);
   const d = describeInputs(loaded.path, all, modelOutputs(float.graph!), settings, opts.dataPath ? dataKeys(opts.dataPath) : null);
-  const data = loadDataset(opts.dataPath, d.samples, { samples: opts.samples });
+  const elsewhere = d.constantsFromData.flatMap((i) => [i.name, i.name.replace(/[^A-Za-z0-9_.-]/g, '_')]);
+  const data = loadDataset(opts.dataPath, d.samples, { samples: opts.samples, readElsewhere: elsewhere });
   data.constants = [...d.constants, ...d.constantsFromData.map((i) => readConstant(opts.dataPath!, i))];
   data.states = d.states;
   const description: InputDescription[] = all.map((inp) => {

@@ -50,6 +50,7 @@ export async function prepareLoaded(loaded: LoadedModel, opts: PrepareOptions, t
   const nodeNames = normalizeScopes(float);
   const data = loadInputData(loaded, float, opts);
   const inputs = data.inputs;
+  for (const message of data.notes ?? []) warnings.push({ code: 'data-arrays', message });
   if (data.synthetic) {
     warnings.push({
       code: 'synthetic-data',

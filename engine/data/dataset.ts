@@ -43,6 +43,8 @@ export interface Dataset {
   labels: Int32Array | null;
   /** Where the labels came from (a file, or `archive.npz:labels.npy`), for checkLabels' messages. */
   labelsSource?: string;
+  /** How arrays were matched to inputs where not by name, and arrays left unused: for the report's warnings. */
+  notes?: string[];
   /** Samples [start, start + count) of every input, in `inputs` order, as fresh arrays. */
   read(start: number, count: number): Promise<InputArray[]>;
   /** Inputs fed the same value in every run (data/inputs.ts); `inputs` holds the sample inputs only. */
@@ -124,6 +126,8 @@ export interface LoadOptions {
   seed?: number;
   /** The model's output width (classes): labels are checked against it when given. */
   outputWidth?: number;
+  /** Arrays of the data read by another part (constant inputs taken from the data): not unused. */
+  readElsewhere?: readonly string[];
 }
 
 function checkOptions(opts: LoadOptions): void {
@@ -194,6 +198,16 @@ function streamingDataset(root: string, inputs: ModelInput[], arrays: Map<string
   labelSrc?.verify();
   let labels = labelArr ? readLabels(labelArr, all) : null;
   const samples = Math.min(all, opts.samples ?? all);
+  // How the arrays were matched, where it is not by name: said, never silent.
+  const notes: string[] = [];
+  for (const u of used)
+    if (u.src.key !== u.inp.name && u.src.key !== safeFileName(u.inp.name))
+      notes.push(`${u.src.where} is read as model input "${u.inp.name}": it is the only array besides labels, under another name`);
+  const unused = [...arrays.keys()].filter((k) => k !== 'labels' && !used.some((u) => u.src.key === k) && !opts.readElsewhere?.includes(k));
+  if (unused.length)
+    notes.push(
+      `calibration data ${root}: ${unused.map((k) => `"${k}"`).join(', ')} not used (no model input of that name; the inputs read are ${used.map((u) => `"${u.inp.name}"`).join(', ')})`,
+    );
   checkFixedBatch(inputs, samples, root);
   if (labels && samples < all) labels = labels.slice(0, samples);
   if (labels && opts.outputWidth !== undefined) checkLabels(labels, opts.outputWidth, labelSrc!.where);
@@ -204,6 +218,7 @@ function streamingDataset(root: string, inputs: ModelInput[], arrays: Map<string
     inputs: used.map((u) => ({ name: u.inp.name, dataType: u.inp.dataType, shape: u.shape })),
     labels,
     labelsSource: labelSrc?.where,
+    ...(notes.length ? { notes } : {}),
     read: async (start, count) => {
       checkRange(start, count, samples);
       try {

@@ -382,3 +382,19 @@ describe('a shape mismatch names where the expected shape came from', () => {
     );
   });
 });
+
+describe('arrays matched by position or left unused are said', () => {
+  it('an only array under another name, and arrays no input reads', () => {
+    const one = folder({ 'pixels.npy': npy('<f4', [N, ...S], bytesOf(X)) });
+    assert.deepEqual(loadDataset(one, [floatInput()]).notes, [
+      `${path.join(one, 'pixels.npy')} is read as model input "x": it is the only array besides labels, under another name`,
+    ]);
+    const extra = folder({ 'x.npy': npy('<f4', [N, ...S], bytesOf(X)), 'old.npy': npy('<f4', [N, ...S], bytesOf(X)) });
+    assert.deepEqual(loadDataset(extra, [floatInput()]).notes, [
+      `calibration data ${extra}: "old" not used (no model input of that name; the inputs read are "x")`,
+    ]);
+    assert.equal(loadDataset(extra, [floatInput()], { readElsewhere: ['old'] }).notes, undefined, 'read as a constant: used');
+    const exact = folder({ 'x.npy': npy('<f4', [N, ...S], bytesOf(X)) });
+    assert.equal(loadDataset(exact, [floatInput()]).notes, undefined);
+  });
+});
