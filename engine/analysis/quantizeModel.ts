@@ -5,6 +5,7 @@ import { encodeModel } from '../onnx/model';
 import { restoreFileNames } from '../onnx/scopes';
 import { type OutputTarget, writeOutput } from '../io/files';
 import { buildQdqModel } from '../quantize/qdqRewrite';
+import { activation4BitQuantize, ortVersion } from '../runtime/session';
 import { biasSaturationWarnings, clippingWarnings } from './clipWarnings';
 import type { Prepared, Quantized } from './analyze';
 
@@ -22,6 +23,16 @@ export function writeQuantizedModel(p: Prepared, q: Quantized, target: OutputTar
     path: written,
     layers: q.plan.layers.length,
     sizeBytes: bytes.length,
-    warnings: [...clippingWarnings(p, q), ...biasSaturationWarnings(weights)].map((w) => w.message),
+    warnings: [...clippingWarnings(p, q), ...biasSaturationWarnings(weights)].map((w) => w.message).concat(fourBitActivations(model)),
   };
+}
+
+/** A file with 4-bit activations is for runtimes that have such kernels: onnxruntime aborts on it, and QuantLens cannot measure it there. */
+function fourBitActivations(model: Parameters<typeof activation4BitQuantize>[0]): string[] {
+  const q4 = activation4BitQuantize(model);
+  return q4
+    ? [
+        `4-bit activations (QuantizeLinear ${q4}, ...): onnxruntime ${ortVersion} aborts on this file (its 4-bit QuantizeLinear corrupts memory), so QuantLens cannot measure it there either; deploy it on a runtime with 4-bit activation kernels, and check it with quantlens integer-only`,
+      ]
+    : [];
 }

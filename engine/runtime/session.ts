@@ -107,7 +107,7 @@ export async function createSession(model: ModelProto | Uint8Array, mode: RunMod
  * weight), or undefined. onnxruntime 1.30 corrupts the heap running such graphs (a tiny CNN with
  * --act-bits 4 aborts with "corrupted double-linked list" or SIGSEGV; 4-bit weights are fine).
  */
-function activation4BitQuantize(model: ModelProto): string | undefined {
+export function activation4BitQuantize(model: ModelProto): string | undefined {
   const g = model.graph;
   if (!g) return undefined;
   const four = new Set(g.initializer.filter((t) => t.dataType === DT.INT4 || t.dataType === DT.UINT4).map((t) => t.name));
