@@ -159,7 +159,10 @@ export async function searchFix(input: SearchInput): Promise<SearchResult> {
     const choice =
       improving.filter((r) => done(r.t)).sort(byCost)[0] ?? improving.filter((r) => !(compareMeasurements(best.t.m, r.t.m).low > 0)).sort(byCost)[0];
     if (!choice) {
-      layerNotes.set(layer.node, `${layer.node}: no change improves on the plan so far (best: ${describeChanges(best.option.changes)}); left as it is`);
+      layerNotes.set(
+        layer.node,
+        `${layer.node}: none of its own changes improves on the plan so far (best: ${describeChanges(best.option.changes)}); no step taken for it (a step for another layer may still change a tensor it shares)`,
+      );
       return null;
     }
     const gain = compareMeasurements(choice.t.m, cur.m); // positive: the plan so far is worse than with the option
