@@ -449,7 +449,8 @@ export function buildQdqModel(
         .map((t) => outputTap(l.node.name, codeName.get(t)!, dqName.get(t)!, actParams.get(t)!, config)),
     ]),
   );
-  guardFloatLayers(model, (node) => !plan.unguarded?.has(node));
+  // layers the plan keeps in float, but not a deployed file's own (onnxruntime runs those as it does)
+  guardFloatLayers(model, (node) => !layerByName.has(node) && !plan.unguarded?.has(node));
   pruneUnusedInitializers(model.graph!);
   if (exposeTaps) {
     const all = [...taps, ...[...inputTaps.values()].flat()];

@@ -11,7 +11,8 @@ import * as ort from 'onnxruntime-node';
 import { cloneModel, encodeModel, loadModel } from '../../engine/onnx/model';
 import { deployedModel, evaluateDeployed, prepareDeployed, quantizeDeployed } from '../../engine/quantized/deployed';
 import { guardFloatLayers } from '../../engine/quantize/floatGuard';
-import { DT, buildModel, makeNode, makeTensor, randn, rng, tempDir, valueInfo } from '../helpers/tinyModels';
+import type { NodeProto, TensorProto } from 'onnx-buf';
+import { DT, bodyGraph, buildModel, controlNode, makeNode, makeTensor, randn, rng, tempDir, valueInfo } from '../helpers/tinyModels';
 
 const dir = tempDir('quantlens-guard-');
 after(() => process.env.KEEP || fs.rmSync(dir, { recursive: true, force: true }));
@@ -101,6 +102,127 @@ describe('float guard', () => {
         if (d > 0.5) moved++;
       }
       assert.ok(moved <= fused.length * 0.01, `${moved} codes moved`);
+    });
+  }
+
+  // onnxruntime moves a DequantizeLinear across data-movement ops, turns MatMul + bias Add into a
+  // Gemm and inlines an If on a constant condition: the float layer then reads it directly.
+  const G = Float32Array.from({ length: K * C * 64 }, () => randn(r) * 0.1);
+  const scalarT = (name: string, v: number) => makeTensor(name, DT.FLOAT, [], [v]);
+  const zeroT = (name: string) => makeTensor(name, DT.UINT8, [], [128]);
+  const grids = () => [scalarT('s_in', S_IN), zeroT('z_in'), scalarT('s_out', S_OUT), zeroT('z_out')];
+  const wrapped = (opset: number, middle: NodeProto[], layer: NodeProto, inits: TensorProto[], outDims: (number | string)[]) =>
+    buildModel({
+      opset,
+      nodes: [
+        makeNode('QuantizeLinear', ['x', 's_in', 'z_in'], ['xq'], 'q_in'),
+        makeNode('DequantizeLinear', ['xq', 's_in', 'z_in'], ['xd'], 'dq_in'),
+        ...middle,
+        layer,
+        makeNode('QuantizeLinear', ['c', 's_out', 'z_out'], ['cq'], 'q_out'),
+        makeNode('DequantizeLinear', ['cq', 's_out', 'z_out'], ['y'], 'dq_out'),
+      ],
+      inputs: [valueInfo('x', ['N', C, 8, 8])],
+      outputs: [valueInfo('y', outDims)],
+      initializers: [...grids(), ...inits],
+    });
+  const conv = (input: string) => makeNode('Conv', [input, 'w', 'b'], ['c'], 'layer', { pads: [1, 1, 1, 1] });
+  const convInits = () => [makeTensor('w', DT.FLOAT, [K, C, 3, 3], W), makeTensor('b', DT.FLOAT, [K], B)];
+  const cases: [string, number, () => ReturnType<typeof buildModel>][] = [
+    [
+      'DQ -> MaxPool -> Conv',
+      13,
+      () => wrapped(13, [makeNode('MaxPool', ['xd'], ['m'], 'pool', { kernel_shape: [2, 2], strides: [2, 2] })], conv('m'), convInits(), ['N', K, 4, 4]),
+    ],
+    [
+      'DQ -> Transpose -> Conv',
+      10,
+      () => wrapped(10, [makeNode('Transpose', ['xd'], ['t'], 'tr', { perm: [0, 1, 3, 2] })], conv('t'), convInits(), ['N', K, 8, 8]),
+    ],
+    [
+      'DQ -> Reshape -> Gemm',
+      10,
+      () =>
+        wrapped(
+          10,
+          [makeNode('Reshape', ['xd', 'shape'], ['f'], 'flat')],
+          makeNode('Gemm', ['f', 'w', 'b'], ['c'], 'layer', { transB: 1 }),
+          [
+            makeTensor('shape', DT.INT64, [2], BigInt64Array.from([-1n, BigInt(C * 64)])),
+            makeTensor('w', DT.FLOAT, [K, C * 64], G),
+            makeTensor('b', DT.FLOAT, [K], B),
+          ],
+          ['N', K],
+        ),
+    ],
+    [
+      'DQ -> Reshape -> MatMul + Add (a Gemm to onnxruntime)',
+      13,
+      () => {
+        const m = wrapped(
+          13,
+          [makeNode('Reshape', ['xd', 'shape'], ['f'], 'flat'), makeNode('MatMul', ['f', 'w'], ['mm'], 'layer')],
+          makeNode('Add', ['mm', 'b'], ['c'], 'bias'),
+          [
+            makeTensor('shape', DT.INT64, [2], BigInt64Array.from([-1n, BigInt(C * 64)])),
+            makeTensor('w', DT.FLOAT, [C * 64, K], G),
+            makeTensor('b', DT.FLOAT, [K], B),
+          ],
+          ['N', K],
+        );
+        return m;
+      },
+    ],
+    [
+      'a MatMul of two dequantized tensors (MatMulIntegerToFloat)',
+      13,
+      () =>
+        wrapped(
+          13,
+          [makeNode('Transpose', ['xd'], ['xt'], 'tr', { perm: [0, 1, 3, 2] })],
+          makeNode('MatMul', ['xd', 'xt'], ['c'], 'layer'),
+          [],
+          ['N', C, 8, 8],
+        ),
+    ],
+    [
+      'an If branch reading the enclosing DQ, inlined on a constant condition',
+      10,
+      () => {
+        const branch = (name: string) =>
+          bodyGraph(name, {
+            nodes: [
+              makeNode('Conv', ['xd', 'w', 'b'], [`c_${name}`], `layer_${name}`, { pads: [1, 1, 1, 1] }),
+              makeNode('QuantizeLinear', [`c_${name}`, 's_out', 'z_out'], [`q_${name}`], `q_${name}`),
+              makeNode('DequantizeLinear', [`q_${name}`, 's_out', 'z_out'], [`o_${name}`], `dq_${name}`),
+            ],
+            inputs: [],
+            outputs: [valueInfo(`o_${name}`, ['N', K, 8, 8])],
+          });
+        return buildModel({
+          opset: 10,
+          nodes: [
+            makeNode('QuantizeLinear', ['x', 's_in', 'z_in'], ['xq'], 'q_in'),
+            makeNode('DequantizeLinear', ['xq', 's_in', 'z_in'], ['xd'], 'dq_in'),
+            makeNode('Greater', ['ca', 'cb'], ['cond'], 'gt'),
+            controlNode('If', ['cond'], ['y'], 'if', { then_branch: branch('t'), else_branch: branch('e') }),
+          ],
+          inputs: [valueInfo('x', ['N', C, 8, 8])],
+          outputs: [valueInfo('y', ['N', K, 8, 8])],
+          initializers: [...grids(), ...convInits(), makeTensor('ca', DT.FLOAT, [], [1]), makeTensor('cb', DT.FLOAT, [], [0])],
+        });
+      },
+    ],
+  ];
+  for (const [what, opset, build] of cases) {
+    it(`${what} (opset ${opset}): onnxruntime quantizes it unguarded, and runs it in float guarded`, async () => {
+      const bare = write(`bare-${what.replace(/\W+/g, '_')}.onnx`, build());
+      const before = await optimizedOps(bare).catch((e: Error) => e.message);
+      assert.ok(typeof before === 'string' ? /Round/.test(before) : before.some((o) => /^QLinear|^QGemm/.test(o)), `premise: ${before}`);
+      const model = cloneModel(build());
+      assert.ok(guardFloatLayers(model).length > 0);
+      const ops = await optimizedOps(write(`guarded-${what.replace(/\W+/g, '_')}.onnx`, model));
+      assert.ok(!ops.some((o) => /^QLinear|^QGemm/.test(o)), ops.join(','));
     });
   }
 
