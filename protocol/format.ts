@@ -66,7 +66,11 @@ export function rankedFigure(e: { drop: number; dropBasis: string; loss?: Interv
   return { estimate: e.drop, interval: e.loss ?? null, sqnr: false };
 }
 
-/** A sweep entry's top-1 agreement applies where its first output holds class scores (it then carries the interval). */
-export function entryAgreementApplies(e: { accuracy: { integer: { agreementInterval?: Interval } } }): boolean {
-  return e.accuracy.integer.agreementInterval !== undefined;
+/**
+ * A sweep entry's top-1 agreement applies where its first output holds class scores: it then
+ * carries the agreement's interval; an older entry without it does when it was judged by top-1 or
+ * agreement (only a classifier-like output is).
+ */
+export function entryAgreementApplies(e: { dropBasis: string; accuracy: { integer: { agreementInterval?: Interval } } }): boolean {
+  return e.accuracy.integer.agreementInterval !== undefined || e.dropBasis === 'top1' || e.dropBasis === 'agreement';
 }

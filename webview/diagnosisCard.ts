@@ -3,6 +3,7 @@
 // measured fix with one button to apply it. The numbers come from diagnosisData.ts.
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import type { Report } from '../protocol/report';
+import { atLeast, atMost } from '../protocol/budget';
 import { formatWithInterval, intervalNote } from '../protocol/format';
 import { changeText, damageRanking, evidenceItems, fixView, headlineDrop, type HeadlineDrop } from './diagnosisData';
 import { h } from './dom';
@@ -17,7 +18,9 @@ export interface DiagnosisCardOptions {
 
 function severity(drop: HeadlineDrop, budget: number | null): Severity {
   if (drop.significant === false) return 'good';
-  if (budget !== null) return drop.value <= budget ? (drop.significant ? 'warn' : 'good') : 'bad';
+  // a floor (SQNR): above it is good; a loss: within the budget is good, or a warning when it is real
+  if (budget !== null && drop.floor) return atLeast(drop.value, budget) ? 'good' : 'bad';
+  if (budget !== null) return atMost(drop.value, budget) ? (drop.significant ? 'warn' : 'good') : 'bad';
   return dropSeverity(drop.value);
 }
 

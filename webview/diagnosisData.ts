@@ -3,6 +3,7 @@
 // each layer does BY ITSELF (never by accumulated error, which blames the victims downstream), the
 // victims, and the measured fix. No DOM here so unit tests can import it.
 import type { Culprit, Diagnosis, Fix, Interval, LayerReport, Report } from '../protocol/report';
+import { atLeast, atMost } from '../protocol/budget';
 import { formatWithInterval } from '../protocol/format';
 
 export interface HeadlineDrop {
@@ -20,6 +21,8 @@ export interface HeadlineDrop {
   significant: boolean | null;
   /** One sentence: the engine's verdict when it made one, else what the interval says. */
   verdict: string;
+  /** The figure is a value held to a floor (output SQNR in dB: higher is better), not a loss. */
+  floor?: boolean;
 }
 
 function significance(iv: Interval | null): boolean | null {
@@ -45,14 +48,17 @@ export function headlineDrop(report: Report): HeadlineDrop {
   const d = report.diagnosis;
   if (d) {
     const iv = d.drop.interval ?? null;
+    // An SQNR-judged report has no loss: its figure is the SQNR, held to a floor (the budget).
+    const floor = report.primaryMetric ? report.primaryMetric.loss === null : false;
     return {
       value: d.drop.value,
       interval: iv,
       unit: d.drop.unit,
       metric: d.drop.metric,
       samples: report.primaryMetric?.n ?? report.samples,
-      significant: significance(iv),
+      significant: floor ? (iv ? !atLeast(iv.low, d.budget) : null) : significance(iv),
       verdict: d.drop.verdict || defaultVerdict(d.drop.value, iv, d.drop.unit),
+      ...(floor ? { floor } : {}),
     };
   }
   const pm = report.primaryMetric;
@@ -220,7 +226,7 @@ export function fixView(report: Report): FixView | null {
     gain: (m as Fix['measured'] & { gain?: Interval | null }).gain ?? null,
     before: { value: head.value, interval: head.interval },
     after: { value: m.drop, interval: m.interval },
-    meetsBudget: m.drop <= d.budget,
+    meetsBudget: head.floor ? atLeast(m.drop, d.budget) : atMost(m.drop, d.budget),
     budget: d.budget,
   };
 }

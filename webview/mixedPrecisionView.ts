@@ -4,10 +4,10 @@ import type { Chart } from 'chart.js';
 import type { Fix, MixedPrecisionResult } from '../protocol/report';
 import { changeText } from './diagnosisData';
 import { clear, h } from './dom';
-import { basename, formatDb, formatNumber } from './format';
+import { basename, formatDb } from './format';
 import { readTheme } from './theme';
 import { mixedChart } from './viewCharts';
-import { basisText, configLabel, formatDrop, formatDropInterval, planSteps, stepDropInterval, wantsLogDrop } from './viewData';
+import { basisText, budgetText, configLabel, formatDrop, judgedBySqnr, planSteps, stepDropInterval, stepFigureText, wantsLogDrop } from './viewData';
 import { axisToggle, hint } from './views';
 
 export class MixedPrecisionView {
@@ -59,7 +59,9 @@ export class MixedPrecisionView {
           planSteps(r)
             ? ' · each step changes the layer that hurts most (calibration, bits, granularity or float) and re-measures'
             : ' · greedy by sensitivity: keep the layer that hurts most in float, re-evaluate, repeat',
-          ` · drop = ${basisText(r.dropBasis)}, in points${r.steps.some((x) => stepDropInterval(x)) ? ' [95% interval]' : ''}`,
+          judgedBySqnr(r)
+            ? ` · judged by the ${basisText(r.dropBasis)}${r.steps.some((x) => stepDropInterval(x)) ? ' [95% interval]' : ''}`
+            : ` · drop = ${basisText(r.dropBasis)}, in points${r.steps.some((x) => stepDropInterval(x)) ? ' [95% interval]' : ''}`,
         ),
         notesOf(r).length
           ? h(
@@ -76,18 +78,15 @@ export class MixedPrecisionView {
           'div',
           { id: 'mixed-verdict', class: `drop-card verdict ${r.met ? 'sev-good' : 'sev-bad'}`, role: 'status' },
           h('div', { class: 'drop-label' }, r.met ? 'Budget met' : 'Budget not met'),
-          h('div', { class: 'drop-value' }, final ? formatDrop(final.drop) : '–', h('span', { class: 'drop-unit' }, ' points')),
-          final && stepDropInterval(final)
-            ? h('div', { class: 'drop-interval' }, `95% interval ${formatDropInterval(final.drop, stepDropInterval(final)).replace(/^[^[]*/, '')}`)
-            : null,
-          h('div', { class: 'drop-detail' }, `Budget ≤ ${points(r.maxDrop)}. ${verdict}`),
-          r.steps[0]
-            ? h(
-                'div',
-                { class: 'drop-detail' },
-                `Starting point (nothing changed): ${formatDropInterval(r.steps[0].drop, stepDropInterval(r.steps[0]))} points.`,
-              )
-            : null,
+          h(
+            'div',
+            { class: 'drop-value' },
+            final ? formatDrop(judgedBySqnr(r) ? -final.drop : final.drop) : '–',
+            h('span', { class: 'drop-unit' }, judgedBySqnr(r) ? ' dB SQNR' : ' points'),
+          ),
+          final && stepDropInterval(final) ? h('div', { class: 'drop-interval' }, `95% interval ${stepFigureText(r, final).replace(/^[^[]*/, '')}`) : null,
+          h('div', { class: 'drop-detail' }, `Budget ${budgetText(r)}. ${verdict}`),
+          r.steps[0] ? h('div', { class: 'drop-detail' }, `Starting point (nothing changed): ${stepFigureText(r, r.steps[0])}.`) : null,
         ),
         h(
           'div',
@@ -110,14 +109,14 @@ export class MixedPrecisionView {
         h(
           'div',
           { class: 'chart-tools' },
-          h('h3', null, planSteps(r) ? 'Drop at each step of the plan' : 'Drop vs layers kept in float'),
+          h('h3', null, `${judgedBySqnr(r) ? 'Output SQNR' : 'Drop'} ${planSteps(r) ? 'at each step of the plan' : 'vs layers kept in float'}`),
           axisToggle('mixed-axis', this.log(), (v) => {
             this.logY = v;
             this.draw();
           }),
         ),
         h('div', { class: 'chart-box chart-mixed' }, canvas),
-        h('p', { class: 'caption muted' }, `Dashed line: the budget of ${points(r.maxDrop)}. Green markers meet it.`),
+        h('p', { class: 'caption muted' }, `Dashed line: the budget, ${budgetText(r)}. Green markers meet it.`),
       ),
       h(
         'div',
@@ -184,6 +183,7 @@ export class MixedPrecisionView {
 
   private log(): boolean {
     const r = this.result;
+    if (r && judgedBySqnr(r)) return false; // an SQNR axis is linear
     return this.logY ?? (r ? wantsLogDrop([...r.steps.map((s) => s.drop), r.maxDrop]) : false);
   }
 }
@@ -195,10 +195,6 @@ function notesOf(r: MixedPrecisionResult): string[] {
 
 function overrideCount(r: MixedPrecisionResult): number {
   return (r.config.tensorOverrides?.length ?? 0) + (r.config.layerOverrides?.length ?? 0);
-}
-
-function points(n: number): string {
-  return `${formatNumber(n)} point${n === 1 ? '' : 's'}`;
 }
 
 /** The search's final plan, when it changes more than which layers stay in float (calibration, bits). */

@@ -1,6 +1,7 @@
 // The charts of the Sensitivity, Sweep and Mixed precision tabs, on the Chart.js set-up of
 // charts.ts (makeChart registers the shared pieces and applies the theme).
 import { Chart, ScatterController, type ActiveElement, type ChartEvent, type ChartType, type Plugin, type Scale } from 'chart.js';
+import { atMost } from '../protocol/budget';
 import type { MixedPrecisionResult, SweepEntry } from '../protocol/report';
 import { makeChart } from './charts';
 import { formatDb, formatNumber, formatPercent } from './format';
@@ -8,14 +9,15 @@ import { withAlpha, type Theme } from './theme';
 import { changeText } from './diagnosisData';
 import {
   basisShort,
+  budgetText,
+  judgedBySqnr,
+  stepFigureText,
   agreementText,
   dropPhrase,
   formatDrop,
-  formatDropInterval,
   kilobytes,
   planSteps,
   stepChanges,
-  stepDropInterval,
   paretoFront,
   plottable,
   symlog,
@@ -455,19 +457,25 @@ export function sweepChart(
 export function mixedChart(canvas: HTMLCanvasElement, result: MixedPrecisionResult, logY: boolean, theme: Theme): Chart {
   ensureRegistered();
   const steps = result.steps;
-  const y = (d: number) => (logY ? symlog(d) : d);
+  // An SQNR-judged search plots the SQNR itself (its steps hold minus it) against its floor, linearly.
+  const sqnr = judgedBySqnr(result);
+  const y = (d: number) => (sqnr ? -d : logY ? symlog(d) : d);
   const points = steps.map((s, i) => ({ x: i, y: Number.isFinite(s.drop) ? y(s.drop) : null }));
   const drops = points.map((p) => p.y).filter((v): v is number => v !== null);
-  const lo = Math.min(0, ...drops);
-  // Keep the budget line on the chart even when every step is far below it.
-  const hi = Math.max(y(result.maxDrop * 1.15), ...drops);
-  const within = (d: number) => d <= result.maxDrop;
+  const budgetY = y(result.maxDrop);
+  // Keep the budget line on the chart even when every step is far from it.
+  const lo = sqnr ? Math.min(budgetY - 3, ...drops) : Math.min(0, ...drops);
+  const hi = sqnr ? Math.max(budgetY + 3, ...drops) : Math.max(y(result.maxDrop * 1.15), ...drops);
+  const within = (d: number) => atMost(d, result.maxDrop);
   const colors = steps.map((s) => (within(s.drop) ? theme.green : theme.red));
   const last = steps.length - 1;
-  const basis = `${basisShort(result.dropBasis)} drop vs float (points)`;
+  const basis = sqnr ? 'output SQNR (dB, higher is better)' : `${basisShort(result.dropBasis)} drop vs float (points)`;
   const plan = planSteps(result);
   const xTitle = plan ? 'steps of the plan' : 'layers kept in float';
-  canvas.setAttribute('aria-label', `Drop versus ${xTitle}: ${steps.map((s, i) => `${i}: ${formatDrop(s.drop)}`).join(', ')}; budget ${result.maxDrop} points`);
+  canvas.setAttribute(
+    'aria-label',
+    `${sqnr ? 'Output SQNR' : 'Drop'} versus ${xTitle}: ${steps.map((s, i) => `${i}: ${formatDrop(sqnr ? -s.drop : s.drop)}`).join(', ')}; budget ${budgetText(result)}`,
+  );
   return makeChart(
     canvas,
     {
@@ -503,7 +511,7 @@ export function mixedChart(canvas: HTMLCanvasElement, result: MixedPrecisionResu
             title: { display: true, text: xTitle },
             ticks: { stepSize: 1, precision: 0 },
           },
-          y: dropAxis(logY, basis, lo, hi),
+          y: dropAxis(logY && !sqnr, basis, lo, hi),
         },
         plugins: {
           legend: { display: false },
@@ -517,7 +525,7 @@ export function mixedChart(canvas: HTMLCanvasElement, result: MixedPrecisionResu
               label: (item: { dataIndex: number }) => {
                 const s = steps[item.dataIndex];
                 return s
-                  ? `drop ${formatDropInterval(s.drop, stepDropInterval(s))} pts · agreement ${formatPercent(s.agreement)} · output SQNR ${formatDb(s.outputSqnrDb)} dB`
+                  ? `${sqnr ? 'SQNR' : 'drop'} ${stepFigureText(result, s)} · agreement ${formatPercent(s.agreement)} · output SQNR ${formatDb(s.outputSqnrDb)} dB`
                   : '';
               },
               afterLabel: (item: { dataIndex: number }) => {
@@ -533,8 +541,8 @@ export function mixedChart(canvas: HTMLCanvasElement, result: MixedPrecisionResu
             lines: [
               {
                 axis: 'y',
-                value: y(result.maxDrop),
-                label: `budget ${formatNumber(result.maxDrop)} ${result.maxDrop === 1 ? 'point' : 'points'}`,
+                value: budgetY,
+                label: `budget ${budgetText(result)}`,
                 color: result.met ? theme.green : theme.orange,
                 dashed: true,
               },

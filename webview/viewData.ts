@@ -134,6 +134,23 @@ export function sweepDropInterval(e: SweepEntry): Interval | null {
   return (e as SweepEntry & { loss?: Interval | null }).loss ?? null;
 }
 
+/** Whether a mixed-precision search judged the output SQNR: its steps hold minus the SQNR as "drop", its budget minus the floor. */
+export function judgedBySqnr(r: MixedPrecisionResult): boolean {
+  return r.dropBasis === 'sqnr';
+}
+
+/** A step's figure as a reader wants it: "1.33 [0.12, 3.05] points", or the SQNR itself, "35.00 [34.10, 35.90] dB". */
+export function stepFigureText(r: MixedPrecisionResult, s: MixedPrecisionStep): string {
+  if (judgedBySqnr(r)) return `${formatWithInterval(-s.drop, stepDropInterval(s))} dB`;
+  return `${formatDropInterval(s.drop, stepDropInterval(s))} points`;
+}
+
+/** The budget in words: "≤ 1 point", or "SQNR ≥ 30 dB" for a search held to an SQNR floor. */
+export function budgetText(r: MixedPrecisionResult): string {
+  if (judgedBySqnr(r)) return `SQNR ≥ ${formatFixed(-r.maxDrop, 2)} dB`;
+  return `≤ ${formatFixed(r.maxDrop, 2)} point${r.maxDrop === 1 ? '' : 's'}`;
+}
+
 /** The 95% interval of a mixed-precision step's drop, when the engine measured one (`interval`). */
 export function stepDropInterval(s: MixedPrecisionStep): Interval | null {
   return (s as MixedPrecisionStep & { interval?: Interval | null }).interval ?? null;

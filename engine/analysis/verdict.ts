@@ -5,6 +5,7 @@
  * report, the CI gate and mixed precision print.
  */
 import type { PairedTable, PrimaryMetric } from '../../protocol/metrics';
+import { atLeast, atMost, budgetNoise } from '../../protocol/budget';
 import { normalQuantile } from './distributions';
 import { type Interval, pairedDropAt } from './statistics';
 
@@ -44,23 +45,6 @@ export interface VerdictInput {
   what?: string;
 }
 
-/**
- * Budgets are decimals a user typed; the figures compared with them are computed in binary floating
- * point (193/200 - 192/200 is 0.0050000000000000044). Within this much of the budget a figure counts
- * as equal to it, so a drop of exactly one sample in 200 meets a budget of 0.5 points.
- */
-const BUDGET_EPS = 1e-9;
-
-/** x <= budget, up to floating-point noise. */
-export function atMost(x: number, budget: number): boolean {
-  return x <= budget + BUDGET_EPS * Math.max(1, Math.abs(budget));
-}
-
-/** x >= floor, up to floating-point noise. */
-export function atLeast(x: number, floor: number): boolean {
-  return x >= floor - BUDGET_EPS * Math.max(1, Math.abs(floor));
-}
-
 const fmt = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : x > 0 ? 'infinity' : '-infinity');
 
 /** Round up to two significant digits: "about 1300", not "about 1287". */
@@ -88,7 +72,8 @@ export interface Projection {
  */
 export function samplesToResolve(loss: Interval, budget: number, n: number, how: Projection = {}): number | null {
   const gap = Math.abs(budget - loss.estimate);
-  if (!(gap > 0) || !(n > 0)) return null;
+  // an estimate equal to the budget (up to rounding) cannot be separated from it by any count
+  if (!(gap > budgetNoise(budget)) || !(n > 0)) return null;
   const below = loss.estimate < budget;
   if (how.intervalAt) {
     const resolved = (m: number): boolean => {

@@ -15,7 +15,8 @@
 import type { FixChange, QuantConfig } from '../../protocol/report';
 import { type Look, type Measurement, compareMeasurements, lossValue, meanSqnr, withinNoise } from '../analysis/paired';
 import { type Interval, pairedAccuracyFromTable, wilsonInterval } from '../analysis/statistics';
-import { type Verdict, atLeast, atMost, certified, primaryVerdict } from '../analysis/verdict';
+import { atLeast, atMost } from '../../protocol/budget';
+import { type Verdict, certified, primaryVerdict } from '../analysis/verdict';
 import { ModelLoadError } from '../runtime/ortErrors';
 import { type FixOption, applyChanges, describeChanges, mergeChanges } from './candidates';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Report, SweepEntry, TensorReport } from '../../protocol/report';
-import { agreementText, dropPhrase, dropText, sweepColumns } from '../../webview/viewData';
+import type { MixedPrecisionResult, Report, SweepEntry, TensorReport } from '../../protocol/report';
+import { agreementText, budgetText, dropPhrase, dropText, stepFigureText, sweepColumns } from '../../webview/viewData';
 import { REPORT_SCHEMA_VERSION } from '../../protocol/report';
 import { dropSeverity, formatDb, formatPercent, formatScalarOrChannels } from '../../webview/format';
 import { sortRows } from '../../webview/layerColumns';
@@ -182,5 +182,20 @@ describe('sweep entries of a model judged by output SQNR', () => {
     } as unknown as SweepEntry;
     assert.equal(dropPhrase(withClasses), 'drop 1.50 [0.20, 2.90] top-1 points');
     assert.equal(agreementText(withClasses), formatPercent(0.3545));
+    // a sweep saved before entries carried the interval: judged by top-1, so a classifier
+    const older = { ...withClasses, accuracy: entry.accuracy } as unknown as SweepEntry;
+    assert.equal(agreementText(older), formatPercent(0.3545));
+  });
+});
+
+describe('mixed precision held to an SQNR floor', () => {
+  const interval = (estimate: number, low: number, high: number) => ({ estimate, low, high, level: 0.95, method: 'student-t' });
+  const r = { dropBasis: 'sqnr', maxDrop: -30, steps: [{ drop: -35, interval: interval(35, 34.1, 35.9) }] } as unknown as MixedPrecisionResult;
+  it('shows the SQNR and the floor, never minus them', () => {
+    assert.equal(stepFigureText(r, r.steps[0]), '35.00 [34.10, 35.90] dB');
+    assert.equal(budgetText(r), 'SQNR ≥ 30.00 dB');
+    const loss = { dropBasis: 'top1', maxDrop: 1, steps: [{ drop: 0.5, interval: interval(0.5, -1.6, 2.83) }] } as unknown as MixedPrecisionResult;
+    assert.equal(stepFigureText(loss, loss.steps[0]), '0.50 [-1.60, 2.83] points');
+    assert.equal(budgetText(loss), '≤ 1.00 point');
   });
 });

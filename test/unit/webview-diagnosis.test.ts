@@ -266,3 +266,32 @@ describe('sweep and mixed-precision figures with their intervals', () => {
     assert.equal(planSteps(plan), true);
   });
 });
+
+describe('a model judged by output SQNR against a floor', () => {
+  const floorReport = (sqnr: Interval, fixSqnr: number): Report => {
+    const r = report(null);
+    return {
+      ...r,
+      primaryMetric: { kind: 'sqnr', loss: null, value: sqnr, n: 40, lossUnit: 'dB' },
+      diagnosis: {
+        drop: { value: sqnr.estimate, interval: sqnr, unit: 'dB', metric: 'per-sample SQNR (no loss: judged against a floor)', verdict: 'v' },
+        budget: 30,
+        culprits: [],
+        victims: [],
+        candidates: [],
+        notes: [],
+        fix: { description: 'd', changes: [], config: r.config, measured: { drop: fixSqnr, interval: iv(fixSqnr, fixSqnr - 1, fixSqnr + 1), samples: 40 } },
+      },
+    } as unknown as Report;
+  };
+  it('a fix above the floor meets it, one below does not (higher is better)', () => {
+    assert.equal(fixView(floorReport(iv(25, 24, 26, 'student-t'), 35))!.meetsBudget, true);
+    assert.equal(fixView(floorReport(iv(25, 24, 26, 'student-t'), 28))!.meetsBudget, false);
+  });
+  it('the headline is a floor figure: significant while its interval reaches below the floor', () => {
+    const below = headlineDrop(floorReport(iv(25, 24, 26, 'student-t'), 35));
+    assert.equal(below.floor, true);
+    assert.equal(below.significant, true);
+    assert.equal(headlineDrop(floorReport(iv(40, 39, 41, 'student-t'), 35)).significant, false);
+  });
+});
