@@ -41,7 +41,8 @@ import { runSweep } from './analysis/sweep';
 import { DEFAULT_AXES, configLabel, gridConfigs, parseAxes } from './quantize/grid';
 import { mixedPrecision, writeMixedPrecision } from './analysis/mixedPrecision';
 import { gateFromReport, gateOutcome, runGate } from './analysis/gate';
-import { InputError, externalDataFiles, loadModel } from './onnx/model';
+import { InputError, loadModel } from './onnx/model';
+import { modelCompanions } from './io/modelFiles';
 import { type InputSetting, parseShapeArg, parseStateArg, parseValueArg } from './data/inputs';
 import { type IntegerOnlyResult, runIntegerOnly } from './integerOnly';
 import { type ConfigOverrides, PRESETS, PRESET_NAMES, resolveConfig } from './quantize/presets';
@@ -184,17 +185,17 @@ async function evalOpts(o: QuantOpts) {
  */
 function inputFiles(o: QuantOpts & { float?: string; fix?: string }, model: string, file: string): (string | undefined)[] {
   const models = [model, o.float].filter((m): m is string => !!m);
-  const settings = models.map(settingsPathFor).filter((f) => fs.existsSync(f));
-  const external = o.force && realPathOrNull(file) ? models.flatMap(externalDataFiles) : [];
-  return [...models, o.data, o.fix, o.calibrationTable, o.metric, ...settings, ...external];
+  const readExternal = !!o.force && realPathOrNull(file) !== null;
+  return [...models.flatMap((m) => modelCompanions(m, readExternal)), o.data, o.fix, o.calibrationTable, o.metric];
 }
 
 /** An output file named by `option`, checked before any work (fails fast), written at the end. */
-function output(o: QuantOpts, model: string, file: string | undefined, option: string, role: string): OutputTarget | undefined {
+function output(o: QuantOpts, model: string, file: string | undefined, option: string, role: string, otherModels: string[] = []): OutputTarget | undefined {
   if (file === undefined) return undefined;
   // "-" is standard output in many tools; here it would be a file named "-"
   if (file === '-') throw new InputError(`${option} -: name a file (QuantLens writes ${role}s to files; analyze --json prints the report on standard output)`);
-  const target: OutputTarget = { path: file, role, option, force: o.force, inputs: inputFiles(o, model, file) };
+  const inputs = [model, ...otherModels].flatMap((m) => inputFiles(o, m, file));
+  const target: OutputTarget = { path: file, role, option, force: o.force, inputs };
   checkOutput(target);
   return target;
 }
@@ -239,8 +240,9 @@ const unitOf = (stage: string) => (stage === 'sensitivity' ? 'layers' : stage ==
 
 /** Milliseconds between plain progress lines when stderr is not a terminal (a CI log): 10 s, or QUANTLENS_PROGRESS_EVERY seconds. */
 function plainProgressMs(): number {
-  const s = Number(process.env.QUANTLENS_PROGRESS_EVERY);
-  return process.env.QUANTLENS_PROGRESS_EVERY !== undefined && Number.isFinite(s) && s >= 0 ? s * 1000 : 10_000;
+  const v = process.env.QUANTLENS_PROGRESS_EVERY?.trim();
+  const s = Number(v);
+  return v && Number.isFinite(s) && s >= 0 ? s * 1000 : 10_000;
 }
 
 /**
@@ -311,29 +313,27 @@ async function runAnalyze(
   distinctOutputs(reportOut, tableOut);
   const bar = progressReporter(o.quiet);
   let report: Report;
+  let writeTable: () => void;
   try {
     // The diagnosis ranks culprits by sensitivity: on by default when sensitivity runs.
     const diagnose = (o.diagnose ?? o.sensitivity !== false) ? { maxDrop: o.maxDrop, minSqnrDb: o.minSqnr } : undefined;
-    report = await analyzeAny(
+    ({ report, writeTable } = await analyzeAny(
       model,
       o,
       { onProgress: bar.onProgress, sensitivity: o.sensitivity, isolatedSamples: o.isolatedSamples, diagnose, diagnoseAsked: o.diagnose === true },
       tableOut,
-    );
+    ));
   } finally {
     bar.stop();
   }
-  // On screen first: a report that cannot be written (a full disk) must not cost the results.
+  // On screen first: a file that cannot be written (a full disk) must not cost the results.
   process.stdout.write(o.json ? JSON.stringify(report, reportReplacer) + '\n' : formatSummary(report));
+  writeTable();
   writeJson(reportOut, report);
   if (o.report && !o.json) process.stdout.write(`\nreport: ${path.resolve(o.report)}\n`);
   if (tableOut && !o.json) process.stdout.write(`${o.report ? '' : '\n'}calibration table: ${path.resolve(tableOut.path)}\n`);
 }
 
-/**
- * The configuration of a verified fix saved in a JSON file: an analyze report (diagnosis.fix) or a
- * mixed-precision result (fix), measured on this very model (same sha256).
- */
 /** Options that set a configuration: --fix brings its own. */
 const FIX_CONFLICTS = [
   'preset',
@@ -351,6 +351,10 @@ const FIX_CONFLICTS = [
   'calibrationTable',
 ];
 
+/**
+ * The configuration of a verified fix saved in a JSON file: an analyze report (diagnosis.fix) or a
+ * mixed-precision result (fix), measured on this very model (same sha256).
+ */
 function fixConfigFrom(file: string, p: Prepared): QuantConfig {
   const abs = path.resolve(file);
   let json: { model?: { sha256?: string }; diagnosis?: { fix?: { config?: unknown } | null }; fix?: { config?: unknown } | null };
@@ -458,14 +462,15 @@ function warnSynthetic(p: Prepared): Prepared {
 
 /**
  * Analyze a float model with the configured quantization, or an already-quantized one as deployed
- * (its own grids and codes; --float picks the reference). `tableOut` receives the ranges used.
+ * (its own grids and codes; --float picks the reference). `writeTable` writes the ranges used to
+ * `tableOut`, for the caller to call once the results are on screen.
  */
 async function analyzeAny(
   model: string,
   o: QuantOpts & { float?: string },
   eo: { onProgress?: (p: Progress) => void; sensitivity: boolean; isolatedSamples?: number; diagnose?: EvaluateOptions['diagnose']; diagnoseAsked?: boolean },
   tableOut?: OutputTarget,
-): Promise<Report> {
+): Promise<{ report: Report; writeTable: () => void }> {
   const loaded = loadModel(model);
   const d = deployedModel(loaded);
   if (!d) {
@@ -475,8 +480,7 @@ async function analyzeAny(
     const q = requireQuantizedLayers(await quantizeWith(p, config), p.loaded.path);
     const report = await evaluate(p, q, { ...eo, ...(await evalOpts(o)) });
     report.warnings.push(...warnings);
-    if (tableOut) exportCalibrationTable(q, tableOut);
-    return report;
+    return { report, writeTable: () => tableOut && exportCalibrationTable(q, tableOut) };
   }
   if (o.calibrationTable)
     throw new InputError(`--calibration-table sets the ranges a float model is quantized with; ${loaded.path} is already quantized and keeps its own grids`);
@@ -492,22 +496,12 @@ async function analyzeAny(
       code: 'no-diagnosis',
       message: `--diagnose: no diagnosis for ${loaded.path}: an already-quantized model's grids are taken as read, so there is no calibration to blame or to fix; the layers above rank its damage, and analyzing its float model gives culprits and a measured fix`,
     });
-  if (tableOut) exportCalibrationTable(q, tableOut); // the deployed grids, for TensorRT or onnxruntime
-  return report;
+  // the deployed grids, for TensorRT or onnxruntime
+  return { report, writeTable: () => tableOut && exportCalibrationTable(q, tableOut) };
 }
 
 async function runCompareCmd(a: string, b: string, o: QuantOpts & { float?: string; report?: string; sensitivity: boolean; json?: boolean }): Promise<void> {
-  const target: OutputTarget | undefined =
-    o.report === undefined
-      ? undefined
-      : {
-          path: o.report,
-          role: 'comparison report',
-          option: '--report',
-          force: o.force,
-          inputs: [...inputFiles(o, a, o.report), ...inputFiles(o, b, o.report)],
-        };
-  if (target) checkOutput(target);
+  const target = output(o, a, o.report, '--report', 'comparison report', [b]);
   const da: DeployedModel = requireDeployed(loadModel(a));
   const db: DeployedModel = requireDeployed(loadModel(b));
   const bar = progressReporter(o.quiet);
@@ -524,10 +518,10 @@ async function runCompareCmd(a: string, b: string, o: QuantOpts & { float?: stri
   } finally {
     bar.stop();
   }
+  // On screen first: a report that cannot be written must not cost the results.
+  process.stdout.write(o.json ? JSON.stringify(result, reportReplacer) + '\n' : formatCompare(result));
   writeJson(target, result);
-  process.stdout.write(
-    o.json ? JSON.stringify(result, reportReplacer) + '\n' : formatCompare(result) + (o.report ? `report: ${path.resolve(o.report)}\n` : ''),
-  );
+  if (o.report && !o.json) process.stdout.write(`report: ${path.resolve(o.report)}\n`);
 }
 
 async function runSweepCmd(model: string, o: QuantOpts & { axes?: string; report?: string }): Promise<void> {
@@ -595,7 +589,7 @@ async function runGateCmd(model: string, o: QuantOpts & BudgetOpts & { allowUnce
   let unapplied: string | undefined;
   if (deployedModel(loaded)) {
     // An already-quantized model is judged as deployed (its own grids, against its float reference).
-    result = gateFromReport(await analyzeAny(model, o, { sensitivity: false }), budget);
+    result = gateFromReport((await analyzeAny(model, o, { sensitivity: false })).report, budget);
   } else {
     const p = await prepareFor(model, o, undefined, loaded, false); // the gate says one line
     unapplied = p.warnings.find((w) => w.code === 'settings-not-applied')?.message;
@@ -632,15 +626,6 @@ async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string
   } finally {
     bar.stop();
   }
-  // A saved result says which model, data and configuration it describes (docs/report-schema.md).
-  writeJson(reportOut, {
-    schemaVersion: REPORT_SCHEMA_VERSION,
-    kind: 'integer-only',
-    model: { path: p.loaded.path, sha256: p.loaded.sha256 },
-    data: { source: p.data.source, synthetic: p.data.synthetic },
-    config,
-    ...r,
-  });
   const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(2)}%`);
   const within = (i: Interval | null) => (i ? ` [${(100 * i.low).toFixed(2)}, ${(100 * i.high).toFixed(2)}]` : '');
   const lines = [
@@ -660,6 +645,15 @@ async function runIntegerOnlyCmd(model: string, o: QuantOpts & { report?: string
       lines.push(`  ${k.kernel.padEnd(12)} ${k.node.padEnd(36)} ${k.sqnrDb.toFixed(1).padStart(6)} dB  max ${k.maxAbsError.toExponential(2)}`);
   }
   process.stdout.write(lines.join('\n') + '\n');
+  // A saved result says which model, data and configuration it describes (docs/report-schema.md).
+  writeJson(reportOut, {
+    schemaVersion: REPORT_SCHEMA_VERSION,
+    kind: 'integer-only',
+    model: { path: p.loaded.path, sha256: p.loaded.sha256 },
+    data: { source: p.data.source, synthetic: p.data.synthetic },
+    config,
+    ...r,
+  });
 }
 
 /** The integer executor speaks of nodes and tensors: its errors get the model's path in front. */
@@ -723,9 +717,11 @@ export function buildProgram(): Command {
     .action((model, o, cmd: Command) => {
       // --fix brings its whole configuration: a configuration flag beside it would be silently overridden.
       const set = FIX_CONFLICTS.filter((k) => cmd.getOptionValueSource(k) === 'cli');
+      // the flags as the user typed them (--no-fold-bn, not --fold-bn)
+      const flags = set.map((k) => cmd.options.find((x) => x.attributeName() === k && x.negate === (o[k] === false))?.long ?? `--${k}`);
       if (o.fix && set.length)
         throw new InputError(
-          `--fix applies the configuration its fix was measured with; ${set.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} would not apply: drop ${set.length > 1 ? 'them' : 'it'}, or analyze again with ${set.length > 1 ? 'them' : 'it'}`,
+          `--fix applies the configuration its fix was measured with; ${flags.join(', ')} would not apply: drop ${set.length > 1 ? 'them' : 'it'}, or analyze again with ${set.length > 1 ? 'them' : 'it'}`,
         );
       return runQuantize(model, o);
     });

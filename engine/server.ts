@@ -50,6 +50,7 @@ import { type DeployedModel, deployedModel, evaluateDeployed, prepareDeployed, q
 import { compareModels } from './quantized/compare';
 import { PathPolicy } from './io/pathPolicy';
 import { checkOutput } from './io/files';
+import { modelCompanions } from './io/modelFiles';
 import { type Outline, buildOutline, layerHover, layersForIdentifier, tensorHover, tokenAt } from './report/outline';
 
 const connection = createConnection(ProposedFeatures.all);
@@ -252,7 +253,7 @@ handle(MixedPrecisionRequest, async (params: MixedPrecisionParams, token, report
 
 handle(QuantizeRequest, async (params: QuantizeParams, token, reporter): Promise<QuantizeResult> => {
   const signal = abortSignal(token);
-  const target = { path: params.outPath, role: 'quantized model', force: params.force, inputs: [params.modelPath, params.dataPath] };
+  const target = { path: params.outPath, role: 'quantized model', force: params.force, inputs: [...modelCompanions(params.modelPath), params.dataPath] };
   checkOutput(target); // before the long work: fail fast
   const onProgress = progressFn(reporter, 'QuantLens: quantizing');
   const { prepared: p } = await preparedFor(params, onProgress, signal);

@@ -16,6 +16,7 @@ import { SessionState, withTensorRange } from './onScreen';
 import { ReportPanel, type ReportSource, VIEW_TYPE } from './reportPanel';
 import { analyzeParams } from './settings';
 import { freshPath, writeOutput } from '../engine/io/files';
+import { modelCompanions } from '../engine/io/modelFiles';
 
 const OUTLINE_SCHEME = 'quantlens-outline';
 
@@ -238,7 +239,7 @@ export function activate(context: vscode.ExtensionContext): void {
           : reportHtml(session, fs.readFileSync(path.join(out, 'webview.js'), 'utf8'), fs.readFileSync(path.join(out, 'webview.css'), 'utf8'));
     // The save dialog already asked before replacing a file; never replace the model or its data.
     const params = analyzeParams(model);
-    writeOutput({ path: target.fsPath, role: 'export', force: true, inputs: [model, params.dataPath] }, content);
+    writeOutput({ path: target.fsPath, role: 'export', force: true, inputs: [...modelCompanions(model), params.dataPath] }, content);
     output.appendLine(`[export] ${target.fsPath}`);
     void vscode.window.showInformationMessage(`QuantLens: exported ${path.basename(target.fsPath)}`);
   });

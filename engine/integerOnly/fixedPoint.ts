@@ -52,9 +52,14 @@ export class Multipliers {
   }
 }
 
-/** Clamp a code to its grid, counting saturations. */
+/** Clamp a code to its grid, counting it and its saturation. */
 export function saturate(v: number, g: QuantParams, stats: RunStats): number {
   stats.codes++;
+  return clampCounted(v, g, stats);
+}
+
+/** saturate() for a step that counts all its codes itself (it clamps only some of them). */
+export function clampCounted(v: number, g: QuantParams, stats: RunStats): number {
   if (v > g.qmax) {
     stats.saturated++;
     return g.qmax;

@@ -77,6 +77,10 @@ describe('CLI: outputs never replace inputs or existing files', () => {
     refused(run('analyze', model, '--data', data, '--report', settings, '--force'), /over the input .*quantlens\.json/);
     assert.equal(fs.readFileSync(settings, 'utf8'), '{"calibration": "percentile"}\n');
     fs.rmSync(settings);
+    // not there yet: a report written there would be read back as the model's settings
+    refused(run('analyze', model, '--data', data, '--report', settings), /over the input .*quantlens\.json/);
+    refused(run('compare', model, model, '--data', data, '--report', '-'), /--report -: name a file/);
+    assert.ok(!fs.existsSync(settings) && !fs.existsSync(path.join(dir, '-')));
     const same = path.join(dir, 'same.out');
     refused(
       run('quantize', model, '--data', data, '--out', same, '--write-calibration-table', same, '--force'),
@@ -101,6 +105,7 @@ describe('CLI: outputs never replace inputs or existing files', () => {
       run('quantize', model, '--data', data, '--fix', fix, '--weight-bits', '4', '--calibration', 'minmax', '--out', out),
       /--fix applies the configuration its fix was measured with; --calibration, --weight-bits would not apply/,
     );
+    refused(run('quantize', model, '--data', data, '--fix', fix, '--no-fold-bn', '--out', out), /; --no-fold-bn would not apply/);
     refused(run('quantize', model, '--data', data, '--fix', fix, '--out', out), /fix\.json: its plan did not meet the budget \(met: false\)/);
     assert.ok(!fs.existsSync(out));
   });

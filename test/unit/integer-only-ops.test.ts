@@ -339,6 +339,10 @@ describe('activation: Relu, Clip, LeakyRelu, PRelu', () => {
     );
     const ref = (await floatRun(m, { x: tensor(onGrid(x, gx).real, [2, 3, 2]) })).z.data as Float32Array;
     assert.ok(maxAbsDiff(real(codesOf(run.out.get('z')), gx), ref) <= gx.scale / 2 + 1e-6);
+    // the saturation count's denominator: every code both steps wrote, the kept ones too
+    // (the 12 input codes quantized, and the 12 codes each of the two steps wrote, the kept
+    // non-negative ones too, not only the 6 negatives they rescaled)
+    assert.equal(run.stats.codes, 12 + 12 + 12);
   });
 });
 

@@ -11,7 +11,7 @@ import { attr, attrFloat, type NodeProto } from '../../onnx/graph';
 import { roundHalfEven } from '../../quantize/rounding';
 import { type QuantParams, quantize } from '../../quantize/scheme';
 import type { LowerCtx, OpLowering } from '../context';
-import { Multipliers, sameGrid, saturate } from '../fixedPoint';
+import { Multipliers, clampCounted, sameGrid } from '../fixedPoint';
 import { type Decline, type Step, decline } from '../types';
 import { broadcastShape, broadcastStrides, codes, forStrided, numel } from '../values';
 
@@ -79,8 +79,9 @@ function lowerClamp(n: NodeProto, ctx: LowerCtx): Step[] | Decline {
       const res = new Int32Array(v.data.length);
       for (let i = 0; i < res.length; i++) {
         const c = want.zeroPoint + m.apply(v.data[i] - g.zeroPoint);
-        res[i] = c < lo ? (loClips ? lo : saturate(c, want, env.stats)) : c > hi ? (hiClips ? hi : saturate(c, want, env.stats)) : c;
+        res[i] = c < lo ? (loClips ? lo : clampCounted(c, want, env.stats)) : c > hi ? (hiClips ? hi : clampCounted(c, want, env.stats)) : c;
       }
+      env.stats.codes += res.length;
       env.values.set(out, codes(v.dims, res));
     }),
   ];
@@ -106,8 +107,9 @@ function lowerLeaky(n: NodeProto, ctx: LowerCtx): Step[] | Decline {
     forStrided(dims, [broadcastStrides(slope.dims, dims)], (o, off) => {
       const c = v.data[o] - z;
       const k = off[0];
-      res[o] = c >= 0 ? v.data[o] : saturate(z + sign[k] * mult.apply(c, k), g, env.stats);
+      res[o] = c >= 0 ? v.data[o] : clampCounted(z + sign[k] * mult.apply(c, k), g, env.stats);
     });
+    env.stats.codes += res.length;
     env.values.set(out, codes(v.dims, res));
   });
 }
