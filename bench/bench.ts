@@ -115,12 +115,6 @@ async function analyze(m: BenchModel, samples: number, sensitivity: boolean, bat
 }
 
 /**
- * The written QDQ model (what `quantize` writes for this configuration) run plainly over the same
- * samples, warm, at `batch`: once as fake quantization (Q/DQ kept as float ops, as the simulated
- * comparison runs it) and once as onnxruntime fuses it into integer kernels. With the float pass
- * these are the three passes an analysis cannot do without; their sum is the floor of its ratio.
- */
-/**
  * The float model with every tensor the analysis calibrated as an output, run warm at `batch`: what
  * handing the calibrated activations to JavaScript costs before any statistic is taken of them.
  */
@@ -137,6 +131,12 @@ async function fetchPass(p: Prepared, batch: number): Promise<number> {
   return ms;
 }
 
+/**
+ * The written QDQ model (what `quantize` writes for this configuration) run plainly over the same
+ * samples, warm, at `batch`: once as fake quantization (Q/DQ kept as float ops, as the simulated
+ * comparison runs it) and once as onnxruntime fuses it into integer kernels. With the float pass
+ * these are the three passes an analysis cannot do without; their sum is the floor of its ratio.
+ */
 async function qdqPasses(p: Prepared, q: Quantized, batch: number): Promise<{ sim: number; int: number; created: number }> {
   const { model } = buildQdqModel(q.prepared, p.loaded.dir, q.plan, q.actParams, q.config, false);
   const bytes = encodeModel(model);

@@ -18,6 +18,7 @@ import { readModelSettings } from '../io/modelSettings';
 import type { LoadedModel } from '../onnx/model';
 import { createSession, feedsFor, runSession } from '../runtime/session';
 import { checkCancel } from './cancel';
+import { safeFileName } from '../data/sources';
 
 /** States kept in memory for the whole run: refuse beyond this rather than swap. */
 const MAX_STATE_BYTES = 1 << 30;
@@ -47,7 +48,7 @@ export function loadInputData(
   const settings = inputSettings(loaded.path, opts.inputs);
   const all = modelInputs(float);
   const d = describeInputs(loaded.path, all, modelOutputs(float.graph!), settings, opts.dataPath ? dataKeys(opts.dataPath) : null);
-  const elsewhere = d.constantsFromData.flatMap((i) => [i.name, i.name.replace(/[^A-Za-z0-9_.-]/g, '_')]);
+  const elsewhere = d.constantsFromData.flatMap((i) => [i.name, safeFileName(i.name)]);
   const data = loadDataset(opts.dataPath, d.samples, { samples: opts.samples, readElsewhere: elsewhere });
   data.constants = [...d.constants, ...d.constantsFromData.map((i) => readConstant(opts.dataPath!, i))];
   data.states = d.states;

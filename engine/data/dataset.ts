@@ -16,7 +16,7 @@ import { GraphIndex } from '../onnx/graph';
 import { type InputArray, checkCompatible, decode, firstNonFinite } from './dtypes';
 import { checkLabels, checkLabelsHeader, readLabels } from './labels';
 import type { NpyArray } from './npy';
-import { type ArraySource, openCatalog } from './sources';
+import { type ArraySource, openCatalog, safeFileName } from './sources';
 import type { ConstantFeed, InputDescription, ModelInput, StateFeed } from './inputs';
 
 export type { ModelInput } from './inputs';
@@ -99,10 +99,6 @@ export function modelInputs(model: ModelProto): ModelInput[] {
       const dims = (tt?.shape?.dim ?? []).map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : d.value.case === 'dimParam' ? d.value.value : ''));
       return { name: i.name, dataType: (tt?.elemType ?? DT.FLOAT) as DT, dims };
     });
-}
-
-function safeFileName(name: string): string {
-  return name.replace(/[^A-Za-z0-9_.-]/g, '_');
 }
 
 /** Resolve a model input's shape against the data's per-sample shape, or explain the mismatch. */

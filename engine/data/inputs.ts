@@ -14,6 +14,7 @@ import type { GraphProto } from 'onnx-buf';
 import { InputError } from '../errors';
 import { DT } from '../onnx/tensor';
 import type { InputArray } from './dtypes';
+import { safeFileName } from './sources';
 
 /** A model input as the graph declares it. */
 export interface ModelInput {
@@ -245,7 +246,7 @@ export function describeInputs(
     if (!known.has(name)) throw new InputError(`${modelFile} has no input "${name}" (inputs: ${[...known].join(', ')})`);
   }
   const out: DescribedInputs = { samples: [], constants: [], states: [], constantsFromData: [], decidedBy: new Map() };
-  const inData = (n: string) => dataKeys?.has(n) || dataKeys?.has(n.replace(/[^A-Za-z0-9_.-]/g, '_'));
+  const inData = (n: string) => dataKeys?.has(n) || dataKeys?.has(safeFileName(n));
   for (const inp of inputs) {
     const s = settings[inp.name] ?? {};
     let kind = s.kind ?? (s.value !== undefined ? 'constant' : s.from !== undefined ? 'state' : undefined);

@@ -31,6 +31,11 @@ export interface Catalog {
 
 const ROLE = 'calibration data';
 
+/** The file (or archive entry) name an input's array may also have: its name with every character a file name may not safely hold as "_". */
+export function safeFileName(name: string): string {
+  return name.replace(/[^A-Za-z0-9_.-]/g, '_');
+}
+
 /** The arrays in `dataPath` (a .npz, a .npy, or a folder of .npy files). */
 export function openCatalog(dataPath: string): Catalog {
   const root = path.resolve(dataPath);
