@@ -68,8 +68,8 @@ export class BodyLayers {
     const iso: IsolatedPart[] = [];
     const isoTaps = { sim: [] as OutputTap[], int: [] as OutputTap[] };
     for (const units of byScope.values()) {
-      const isoS = buildIsolatedModel(q.prepared, p.loaded.dir, units, q.actParams, q.config);
-      const isoI = intParams === q.actParams ? isoS : buildIsolatedModel(q.prepared, p.loaded.dir, units, intParams, intConfig);
+      const isoS = buildIsolatedModel(q.prepared, p.loaded.dir, units, q.actParams, q.config, q.plan);
+      const isoI = intParams === q.actParams ? isoS : buildIsolatedModel(q.prepared, p.loaded.dir, units, intParams, intConfig, q.plan);
       if (isoS.taps.length === 0) continue;
       const part = { sim: await createSession(isoS.model, 'simulated', { label }), int: await createSession(isoI.model, 'integer', { label }) };
       track(part.sim);

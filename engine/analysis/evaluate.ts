@@ -149,8 +149,8 @@ export async function evaluate(p: Prepared, q: Quantized, opts: EvaluateOptions 
   const expose = exposeDetail ? true : bodyOnly;
   const qdq = buildQdqModel(q.prepared, dir, plan, actParams, config, expose);
   const qdqI = enc.shift ? buildQdqModel(q.prepared, dir, plan, intParams, enc.config, expose) : qdq;
-  const isoS = buildIsolatedModel(q.prepared, dir, topLevel, actParams, config);
-  const isoI = enc.shift ? buildIsolatedModel(q.prepared, dir, topLevel, intParams, enc.config) : isoS;
+  const isoS = buildIsolatedModel(q.prepared, dir, topLevel, actParams, config, plan);
+  const isoI = enc.shift ? buildIsolatedModel(q.prepared, dir, topLevel, intParams, enc.config, plan) : isoS;
   const intBuilt = comparisonModel(p, qdqI, isoI, measured, { simulated: false, fed: exposeDetail }, exposeDetail);
   const simBuilt = comparisonModel(p, qdq, isoS, measured, { simulated: true, feeds: intBuilt.floatInputs, codes: intBuilt.codesInputs }, exposeDetail);
 

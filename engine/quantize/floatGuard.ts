@@ -47,17 +47,26 @@ const DATA_MOVEMENT = new Set([
 ]);
 
 /**
- * Insert the guard before every float-weight Conv/ConvTranspose/Gemm/MatMul, and every MatMul of
- * two dequantized tensors, that reads a dequantized tensor, directly or across data-movement ops,
- * in any graph. `guard` says which nodes are float by the plan (a quantized layer of two
- * activations reads dequantized tensors too). Returns the guarded nodes.
+ * The layers onnxruntime would quantize itself in `model` as it stands: float-weight
+ * Conv/ConvTranspose/Gemm/MatMul, and MatMuls of two dequantized tensors, reading a dequantized
+ * tensor directly or across data-movement ops, in any graph. `guard` limits them to the nodes a
+ * caller may change.
  */
-export function guardFloatLayers(model: ModelProto, guard: (node: string) => boolean = () => true): string[] {
+export function onnxruntimeRewrites(model: ModelProto, guard: (node: string) => boolean = () => true): NodeProto[] {
+  const { readsDequantized, rewritable } = lookups(model);
+  return graphsOf(model).flatMap(({ graph }) =>
+    graph.node.filter(
+      (n) => n.domain === '' && FLOAT_GUARDED_OPS.has(n.opType) && !!n.input[0] && guard(n.name) && readsDequantized(n.input[0]) && rewritable(n),
+    ),
+  );
+}
+
+/** What the guard decisions read of a model: where a tensor comes from, across scopes and data movement. */
+function lookups(model: ModelProto) {
   const initializers = allInitializers(model);
-  const graphs = graphsOf(model);
   // Producers across scopes: a body reads its enclosing graphs' tensors (names are unique in a model).
   const producer = new Map<string, NodeProto>();
-  for (const { graph } of graphs) for (const [t, n] of new GraphIndex(graph).producer) producer.set(t, n);
+  for (const { graph } of graphsOf(model)) for (const [t, n] of new GraphIndex(graph).producer) producer.set(t, n);
   const floatConstant = (t: string | undefined) => !!t && (initializers.has(t) || producer.get(t)?.opType === 'Constant');
   const readsDequantized = (tensor: string): boolean => {
     for (let t = tensor, hops = 0; hops < 64; hops++) {
@@ -73,23 +82,55 @@ export function guardFloatLayers(model: ModelProto, guard: (node: string) => boo
   // Conv/ConvTranspose/Gemm/MatMul (WeightBiasQuantization), and a MatMul of two dequantized
   // tensors (MatMulIntegerToFloat).
   const rewritable = (n: NodeProto) => floatConstant(n.input[1]) || (n.opType === 'MatMul' && !!n.input[1] && readsDequantized(n.input[1]));
-  // Names are allocated only once a layer needs a guard (most models written have none).
-  let allocator: ((base: string) => string) | undefined;
-  const fresh = (base: string) => (allocator ??= modelNameAllocator(model))(base);
-  const guarded: string[] = [];
-  for (const { graph: g } of graphs) {
+  return { readsDequantized, rewritable, producer };
+}
+
+/**
+ * Insert the guard before every layer onnxruntime would quantize itself (onnxruntimeRewrites)
+ * that `guard` accepts: `guard` says which nodes are float by the plan (a quantized layer of two
+ * activations reads dequantized tensors too). Nodes the user excluded (`excluded`: any operator,
+ * Add and pooling too, which onnxruntime fuses into QLinearAdd... from dequantized inputs and a
+ * quantized output) get the guard on every input that reads a dequantized tensor. Returns the
+ * guarded nodes.
+ */
+export function guardFloatLayers(model: ModelProto, guard: (node: string) => boolean = () => true, excluded: ReadonlySet<string> = new Set()): string[] {
+  const { readsDequantized } = lookups(model);
+  const targets = new Map<NodeProto, number[]>(onnxruntimeRewrites(model, guard).map((n) => [n, [0]]));
+  for (const { graph } of graphsOf(model))
+    for (const n of graph.node) {
+      if (!excluded.has(n.name)) continue;
+      const inputs = n.input.flatMap((t, i) => (t && readsDequantized(t) ? [i] : []));
+      if (inputs.length) targets.set(n, inputs);
+    }
+  if (targets.size === 0) return [];
+  const fresh = modelNameAllocator(model);
+  for (const { graph: g } of graphsOf(model)) {
     const nodes = [];
     for (const n of g.node) {
-      const input = n.input[0];
-      if (n.domain === '' && FLOAT_GUARDED_OPS.has(n.opType) && input && guard(n.name) && readsDequantized(input) && rewritable(n)) {
-        const copy = fresh(`${input}_float`);
-        nodes.push(makeNode('Max', [input], [copy], fresh(`${n.name || n.output[0]}_keep_float`)));
-        n.input[0] = copy;
-        guarded.push(n.name);
+      for (const i of targets.get(n) ?? []) {
+        const copy = fresh(`${n.input[i]}_float`);
+        nodes.push(makeNode('Max', [n.input[i]], [copy], fresh(`${n.name || n.output[0]}_keep_float`)));
+        n.input[i] = copy;
       }
       nodes.push(n);
     }
     g.node = nodes;
   }
-  return guarded;
+  return [...targets.keys()].map((n) => n.name);
+}
+
+/** Nodes `model` (a file QuantLens wrote) keeps in float with the guard: an input read through a single-input Max of a dequantized tensor. */
+export function guardedNodes(model: ModelProto): Set<string> {
+  const { readsDequantized, producer } = lookups(model);
+  const out = new Set<string>();
+  for (const { graph } of graphsOf(model))
+    for (const n of graph.node)
+      if (
+        n.input.some((t) => {
+          const p = t ? producer.get(t) : undefined;
+          return p?.opType === 'Max' && p.input.length === 1 && readsDequantized(p.input[0]);
+        })
+      )
+        out.add(n.name);
+  return out;
 }

@@ -54,7 +54,12 @@ export interface QuantPlan {
    * (floatGuard.ts), because onnxruntime runs the file that way.
    */
   unguarded?: ReadonlySet<string>;
+  /** Nodes an already-quantized source file keeps in float with the float guard: guarded here too. */
+  guarded?: ReadonlySet<string>;
 }
+
+/** The reason a node the configuration excludes stays float (plan.skipped). */
+export const EXCLUDED = 'excluded by configuration';
 
 export const COMPUTE_OPS = new Set(['Conv', 'Gemm', 'MatMul']);
 const EXTENDED_OPS = new Set(['Add', 'Mul', 'Concat', 'MaxPool', 'AveragePool', 'GlobalAveragePool']);
@@ -105,7 +110,7 @@ export function planQuantization(graph: GraphProto, placement: Placement, exclud
     for (const node of g.node) {
       const eligible = COMPUTE_OPS.has(node.opType) || (placement === 'extended' && EXTENDED_OPS.has(node.opType));
       if (eligible && node.domain === '') {
-        const roles = excluded.has(node.name) ? 'excluded by configuration' : rolesFor(node, idx);
+        const roles = excluded.has(node.name) ? EXCLUDED : rolesFor(node, idx);
         if (typeof roles === 'string') skipped.push({ node: node.name, op: node.opType, reason: roles });
         else layers.push({ node, roles, output: node.output[0], shareInputParams: node.opType === 'MaxPool', scope });
       }
@@ -116,7 +121,7 @@ export function planQuantization(graph: GraphProto, placement: Placement, exclud
   return withActivations(layers, skipped);
 }
 
-function withActivations(layers: PlannedLayer[], skipped: QuantPlan['skipped'], unguarded?: ReadonlySet<string>): QuantPlan {
+function withActivations(layers: PlannedLayer[], skipped: QuantPlan['skipped'], from?: Pick<QuantPlan, 'unguarded' | 'guarded'>): QuantPlan {
   const seen = new Set<string>();
   const activations: string[] = [];
   const add = (t: string) => {
@@ -129,7 +134,13 @@ function withActivations(layers: PlannedLayer[], skipped: QuantPlan['skipped'], 
     l.roles.forEach((r, i) => r.kind === 'activation' && add(l.node.input[i]));
     add(l.output);
   }
-  return { layers, activations, skipped, ...(unguarded ? { unguarded } : {}) };
+  return {
+    layers,
+    activations,
+    skipped,
+    ...(from?.unguarded ? { unguarded: from.unguarded } : {}),
+    ...(from?.guarded ? { guarded: from.guarded } : {}),
+  };
 }
 
 /** Remove layers touching tensors that turned out not to be float32 (e.g. int64 shape arithmetic). */
@@ -142,7 +153,7 @@ export function dropNonFloat(plan: QuantPlan, isFloat: (tensor: string) => boole
     if (bad) skipped.push({ node: l.node.name, op: l.node.opType, reason: `tensor ${bad} is not float32` });
     else keep.push(l);
   }
-  return withActivations(keep, skipped, plan.unguarded);
+  return withActivations(keep, skipped, plan);
 }
 
 /** Move layers for which `why` gives a reason to `skipped` (with its warning code). */
@@ -154,7 +165,7 @@ export function dropLayers(plan: QuantPlan, why: (l: PlannedLayer) => { code: st
     if (w) skipped.push({ node: l.node.name, op: l.node.opType, ...w });
     else keep.push(l);
   }
-  return withActivations(keep, skipped, plan.unguarded);
+  return withActivations(keep, skipped, plan);
 }
 
 /** The tensors whose values a layer's measurement needs: its activation inputs and its output. */
@@ -164,5 +175,5 @@ export function layerTensors(l: PlannedLayer): string[] {
 
 /** The same plan restricted to some layers (sensitivity, exclusions): activations recomputed. */
 export function subsetPlan(plan: QuantPlan, keep: (l: PlannedLayer) => boolean): QuantPlan {
-  return withActivations(plan.layers.filter(keep), plan.skipped, plan.unguarded);
+  return withActivations(plan.layers.filter(keep), plan.skipped, plan);
 }

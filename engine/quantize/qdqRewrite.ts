@@ -21,7 +21,7 @@ import { guardFloatLayers } from './floatGuard';
 import { allInitializers, graphsOf, modelNameAllocator } from '../onnx/scopes';
 import { typedValueInfo } from '../onnx/slice';
 import { DT, makeTensor, readFloatTensor } from '../onnx/tensor';
-import type { FixedCodes, PlannedLayer, QuantPlan } from './plan';
+import { EXCLUDED, type FixedCodes, type PlannedLayer, type QuantPlan } from './plan';
 import { type QuantParams, paramsFor, quantize } from './scheme';
 import { roundHalfEven } from './rounding';
 import { create } from '@bufbuild/protobuf';
@@ -449,14 +449,38 @@ export function buildQdqModel(
         .map((t) => outputTap(l.node.name, codeName.get(t)!, dqName.get(t)!, actParams.get(t)!, config)),
     ]),
   );
-  // layers the plan keeps in float, but not a deployed file's own (onnxruntime runs those as it does)
-  guardFloatLayers(model, (node) => !layerByName.has(node) && !plan.unguarded?.has(node));
+  // an excluded node of any kind (an Add, a pooling) stays float too
+  const excluded = new Set([...plan.skipped.filter((x) => x.code === undefined && x.reason === EXCLUDED).map((x) => x.node), ...(plan.guarded ?? [])]);
+  guardPlanFloat(model, plan.layers, plan.unguarded, excluded);
   pruneUnusedInitializers(model.graph!);
   if (exposeTaps) {
     const all = [...taps, ...[...inputTaps.values()].flat()];
     addTapOutputs(model, exposeTaps === true ? all : all.filter(exposeTaps));
   }
   return { model, taps, weights, inputTaps };
+}
+
+/**
+ * Layers the plan keeps in float stay float in onnxruntime (floatGuard.ts). Not guarded: quantized
+ * layers (their dequantized inputs are meant to fuse), and what a deployed file leaves for
+ * onnxruntime to quantize (the analysis runs the file as onnxruntime does). Isolated copies
+ * (`<node>__isolated`) are guarded as their layer is.
+ */
+function guardPlanFloat(model: ModelProto, layers: readonly PlannedLayer[], unguarded?: ReadonlySet<string>, excluded: ReadonlySet<string> = new Set()): void {
+  const byName = new Map(layers.map((l) => [l.node.name, l]));
+  // quantized: a weight on its grid, or two activations (a deployed layer may keep its weight float)
+  const quantized = (node: string) => {
+    const roles = byName.get(node)?.roles ?? [];
+    return roles.some((r) => r.kind === 'weight') || roles.filter((r) => r.kind === 'activation').length === 2;
+  };
+  guardFloatLayers(
+    model,
+    (name) => {
+      const node = name.replace(/__isolated$/, '');
+      return !quantized(node) && !unguarded?.has(node);
+    },
+    excluded,
+  );
 }
 
 /** Reads of renamed tensors, in `g`'s nodes and in every body nested in them (enclosing-scope reads). */
@@ -511,6 +535,8 @@ export function buildIsolatedModel(
   layers: readonly PlannedLayer[],
   actParams: Map<string, QuantParams>,
   config: QuantConfig,
+  /** The plan's `unguarded` and `guarded`: what a deployed file leaves for onnxruntime to quantize, and keeps float. */
+  deployed?: Pick<QuantPlan, 'unguarded' | 'guarded'>,
 ): BuiltModel & { inputs: string[] } {
   const inits = allInitializers(prepared);
   const model = cloneModel(prepared);
@@ -559,6 +585,7 @@ export function buildIsolatedModel(
     taps.push({ layer: l.node.name, tensor: codes ? q : dq, isCodes: codes, params: outP, dq });
   });
   g.node = [...w.head, ...body];
+  guardPlanFloat(model, usable, deployed?.unguarded, new Set([...(deployed?.guarded ?? [])].map((n) => `${n}__isolated`)));
   addTapOutputs(model, taps);
   return { model, taps, inputs };
 }

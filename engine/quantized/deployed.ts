@@ -24,6 +24,7 @@ import { deployedPlan, layerNodesOf } from './deployedPlan';
 import { detectQuantization } from './detect';
 import { type Unmatched, matchGrids, twinGrids } from './match';
 import { type Twin, buildTwin } from './twin';
+import { guardedNodes, onnxruntimeRewrites } from '../quantize/floatGuard';
 
 /** A quantized model file and its float twin. */
 export interface DeployedModel {
@@ -121,7 +122,13 @@ export async function quantizeDeployed(p: Prepared, d: DeployedModel, opts: RunO
     );
   const planned = deployedPlan(prepared.graph!, grids);
   await ensureStats(p, planned.activations, opts);
-  const plan = floatOnly(planned, p);
+  // The file's own float layers that onnxruntime quantizes when it loads the file are left so
+  // here (no float guard); those the file keeps float (a guard, no DQ before them) stay float.
+  const plan = {
+    ...floatOnly(planned, p),
+    unguarded: new Set(onnxruntimeRewrites(d.loaded.proto).map((n) => n.name)),
+    guarded: guardedNodes(d.loaded.proto),
+  };
   const actParams = new Map(plan.activations.map((t) => [t, grids.activations.get(t)!]));
   const config = deployedConfig(actParams, plan.layers, fold);
   const thresholds = new Map<string, TensorThresholds>();

@@ -5,7 +5,6 @@
  * carry their deployed codes; inputs the deployed model keeps float stay float.
  */
 import { GraphIndex, type GraphProto, type NodeProto } from '../onnx/graph';
-import { FLOAT_GUARDED_OPS } from '../quantize/floatGuard';
 import { COMPUTE_OPS, type FixedCodes, type InputRole, type PlannedLayer, type QuantPlan, planQuantization } from '../quantize/plan';
 import type { QuantParams } from '../quantize/scheme';
 
@@ -96,10 +95,7 @@ export function deployedPlan(graph: GraphProto, d: DeployedGrids): QuantPlan {
     // Deployed plans cover the main graph only (quantized bodies are not read back yet).
     layers.push({ node: n, roles, output, shareInputParams: false, scope: [], ...(kept.size ? { fixed: kept } : {}) });
   }
-  // What onnxruntime does with the file's own float-weight layers between DQ and Q is what it does
-  // with them here: no float guard (floatGuard.ts) for a layer the file gives no weight codes.
-  const unguarded = new Set(graph.node.filter((n) => FLOAT_GUARDED_OPS.has(n.opType) && !d.fixed.get(n.name)?.has(1)).map((n) => n.name));
-  return { layers, activations: inGraphOrder(graph, d.activations), skipped, unguarded };
+  return { layers, activations: inGraphOrder(graph, d.activations), skipped };
 }
 
 /** Every tensor with a deployed grid, graph inputs first, then in the order nodes produce them. */

@@ -12,6 +12,8 @@ import * as ort from 'onnxruntime-node';
 import { evaluate, prepareAnalysis, quantizeWith } from '../../engine/analysis/analyze';
 import { writeQuantizedModel } from '../../engine/analysis/quantizeModel';
 import { loadModel } from '../../engine/onnx/model';
+import { deployedModel, evaluateDeployed, prepareDeployed, quantizeDeployed } from '../../engine/quantized/deployed';
+import { parse as parseNpy } from 'npyjs';
 import { resolveConfig } from '../../engine/quantize/presets';
 import { makeOcrClsData } from '../fixtures/ocr-cls-data';
 import { tempDir } from '../helpers/tinyModels';
@@ -79,9 +81,10 @@ describe('deployed kernels in the report = what onnxruntime fuses in the written
 describe('a layer kept in float stays float in the written file', () => {
   // p2o.Conv.5 reads a quantized Mul and p2o.Conv.42 a quantized Conv, and both feed quantized
   // layers: onnxruntime 1.20+ would quantize their weights itself, and in this opset-10 model the
-  // Round it inserts would make the file fail to load (floatGuard.ts).
-  const kept = ['p2o.Conv.5', 'p2o.Conv.42'];
-  it('PaddleOCR classifier, ort-cpu, two convolutions excluded', async () => {
+  // Round it inserts would make the file fail to load (floatGuard.ts). p2o.Add.6 adds two quantized
+  // tensors into a quantized one: onnxruntime would fuse it into a QLinearAdd.
+  const kept = ['p2o.Conv.5', 'p2o.Conv.42', 'p2o.Add.6'];
+  it('PaddleOCR classifier, ort-cpu, two convolutions and an Add excluded', async () => {
     const c = cases.find((x) => x.name.startsWith('PaddleOCR'))!;
     const p = await prepareAnalysis(path.join(root, c.model), { dataPath: c.data(), samples: 16 });
     const q = await quantizeWith(p, resolveConfig('ort-cpu', { calibration: 'percentile', exclude: kept }));
@@ -95,5 +98,29 @@ describe('a layer kept in float stays float in the written file', () => {
     for (const k of kept) assert.ok(!integer.includes(k), `${k} runs on an integer kernel`);
     // The other layers still fuse: the guard touches only the layers kept in float.
     assert.ok(integer.length >= 40, `${integer.length} integer kernels`);
+
+    // Analysed as the already-quantized file it is, it measures what onnxruntime does with it:
+    // the guarded layers in float (top-1 on the same samples as onnxruntime's own run of the file).
+    const d = deployedModel(loadModel(file))!;
+    const pd = await prepareDeployed(d, { dataPath: c.data(), samples: 16, floatPath: path.join(root, c.model) });
+    const deployed = await evaluateDeployed(pd, d, await quantizeDeployed(pd, d), { sensitivity: false, integerDiff: false });
+    const npy = (f: string) => {
+      const b = fs.readFileSync(path.join(c.data(), f));
+      return parseNpy(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
+    };
+    const x = npy('x.npy');
+    const labels = Array.from(npy('labels.npy').data as BigInt64Array, Number);
+    const session = await ort.InferenceSession.create(file);
+    const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', x.data as Float32Array, x.shape) });
+    await session.release();
+    const scores = out[session.outputNames[0]].data as Float32Array;
+    const classes = scores.length / labels.length;
+    let right = 0;
+    labels.forEach((l, i) => {
+      const row = scores.subarray(i * classes, (i + 1) * classes);
+      if (row.indexOf(Math.max(...row)) === l) right++;
+    });
+    assert.equal(deployed.accuracy.integer.top1, right / labels.length);
+    for (const k of kept) assert.ok(!deployed.layers.some((l) => l.node === k && l.integerKernel), `${k} measured on an integer kernel`);
   });
 });
