@@ -110,7 +110,11 @@ function withQuantOptions(cmd: Command, runs = true): Command {
         .filter(Boolean),
     )
     .option('--no-fold-bn', 'do not fold BatchNormalization into the preceding Conv')
-    .option('--batch-size <n>', 'samples per inference batch', intArg)
+    .option(
+      '--batch-size <n>',
+      "samples per inference batch; also the calibration's: histogram methods (percentile, entropy, mse) fix their bin width on the first batch and ema averages per-batch ranges, as TensorRT's and onnxruntime's calibrators do, so their thresholds depend on it (minmax does not)",
+      intArg,
+    )
     .option(
       '--input <name=value>',
       'a constant input, the same value for every sample (repeatable; a comma list for several values), e.g. --input sr=16000',
@@ -547,11 +551,14 @@ async function runMixedCmd(model: string, o: QuantOpts & BudgetOpts & { out?: st
   const reportOut = output(o, model, o.report, '--report', 'report');
   const settingsOut = o.writeConfig ? { path: settingsPathFor(model), role: 'settings file', option: '--write-config' } : undefined;
   distinctOutputs(modelOut, reportOut, settingsOut);
+  // The model's folder must take the settings file: checked now, not after the search.
+  if (settingsOut) checkOutput({ ...settingsOut, force: true, inputs: [model] });
   const bar = progressReporter(o.quiet);
   let result: MixedPrecisionResult;
   let p: Prepared;
   try {
-    p = await prepareFor(model, o, bar.onProgress);
+    // With --write-config the settings the run did not follow are said at the end, as written or not.
+    p = await prepareFor(model, o, bar.onProgress, undefined, !o.writeConfig);
     result = await mixedPrecision(p, config, { maxDrop: o.maxDrop, minSqnrDb: o.minSqnr, metric: (await evalOpts(o)).metric, onProgress: bar.onProgress });
   } finally {
     bar.stop();
@@ -576,6 +583,8 @@ async function runMixedCmd(model: string, o: QuantOpts & BudgetOpts & { out?: st
         : ''),
   );
   if (!result.met) process.exitCode = 1;
+  const unapplied = p.warnings.find((w) => w.code === 'settings-not-applied');
+  if (unapplied && !result.written?.settings) process.stderr.write(`note: ${unapplied.message}\n`);
   writeJson(reportOut, result);
 }
 

@@ -110,6 +110,19 @@ describe('CLI: outputs never replace inputs or existing files', () => {
     assert.ok(!fs.existsSync(out));
   });
 
+  it('mixed-precision --write-config: a quantlens.json that cannot be written is refused before the search', () => {
+    const folder = path.join(dir, 'wc');
+    fs.mkdirSync(path.join(folder, 'quantlens.json'), { recursive: true }); // a folder where the file would go
+    fs.copyFileSync(model, path.join(folder, 'm.onnx'));
+    // with a progress line for every step, one line on stderr means no sample was calibrated
+    const r = spawnSync(process.execPath, [cli, 'mixed-precision', path.join(folder, 'm.onnx'), '--data', data, '--max-drop', '1', '--write-config'], {
+      encoding: 'utf8',
+      cwd: dir,
+      env: { ...process.env, QUANTLENS_PROGRESS_EVERY: '0' },
+    });
+    refused(r, /cannot write settings file .*quantlens\.json \(--write-config\): it is a folder/);
+  });
+
   it('an existing report is kept without --force and replaced with it', () => {
     const out = path.join(dir, 'r.json');
     fs.writeFileSync(out, 'precious');
