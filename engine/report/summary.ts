@@ -76,14 +76,15 @@ export function formatSummary(r: Report, worst = 8): string {
   // The layers whose codes differ most, whichever comparison shows it (the reference may agree
   // with onnxruntime everywhere while the simulation does not).
   const worstShare = (l: (typeof r.layers)[number]) => Math.max(l.integerDiff!.simulatedVsOrt.mismatchRate, l.integerDiff!.referenceVsOrt.mismatchRate);
-  const diffs = r.layers.filter((l) => l.integerDiff).sort((x, y) => worstShare(y) - worstShare(x));
+  // A layer the reference compared no element of has no share to show (it is not 0%).
+  const diffs = r.layers.filter((l) => l.integerDiff && l.integerDiff.elements > 0).sort((x, y) => worstShare(y) - worstShare(x));
   if (diffs.length) {
     lines.push('');
     const counts = new Set(diffs.map((l) => l.integerDiff!.samples));
     const on =
       counts.size === 1
         ? `on the first ${[...counts][0]} of ${r.samples} samples`
-        : `on the first ${Math.min(...counts)} to ${Math.max(...counts)} of ${r.samples} samples, by layer`;
+        : `on the first ${Math.min(...counts)} to ${Math.max(...counts)} of ${r.samples} samples, by layer (the report's integerDiff.samples)`;
     lines.push(`integer codes: simulated / integer-only reference / onnxruntime (share of codes that differ, root causes), ${on}:`);
     const hazard = u8s8Hazard(r.platform);
     lines.push(

@@ -59,6 +59,7 @@ describe('terminal tables: the worst rows first, and what is left out counted', 
         referenceVsOrt: stats(0),
         simulatedVsOrt: stats(simRate(k)),
         samples: 18,
+        elements: k === 0 ? 0 : 100,
         u8s8: { applicable: false, saturatedPairs: 0, changedOutputs: 0, elements: 0 },
       } as unknown as NonNullable<Report['layers'][number]['integerDiff']>,
     })),
@@ -73,7 +74,12 @@ describe('terminal tables: the worst rows first, and what is left out counted', 
       rows,
       [17, 16, 15, 14].map((k) => base.layers[k].node),
     );
-    assert.equal(lines[head + 10], `  ... and ${base.layers.length - 8} more layers (all of them in the report: --report)`);
+    assert.equal(lines[head + 10], `  ... and ${base.layers.length - 1 - 8} more layers (all of them in the report: --report)`);
+  });
+
+  it('a layer the reference compared no element of is not shown as 0%', () => {
+    const head = lines.findIndex((l) => l.startsWith('integer codes:'));
+    assert.ok(!lines.slice(head).some((l) => l.trim().startsWith(`${base.layers[0].node} `)), 'layer 0 compared nothing');
   });
 
   it('the layer table counts the layers it leaves out', () => {
