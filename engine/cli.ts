@@ -51,7 +51,15 @@ import { formatMixedPrecision, formatSweep } from './report/planSummary';
 import { applyCalibrationTable, exportCalibrationTable } from './analysis/calibrationTables';
 import { loadUserMetric } from './analysis/userMetric';
 import { type OutputTarget, checkOutput, readRegularFile, realPathOrNull, realTarget, writeOutput } from './io/files';
-import { readModelSettings, replacedSettings, settingsFromConfig, settingsPathFor, unappliedSettings, updateModelSettings } from './io/modelSettings';
+import {
+  readModelSettings,
+  replacedSettings,
+  settingsFromConfig,
+  settingsPathFor,
+  unappliedSettings,
+  unknownSettings,
+  updateModelSettings,
+} from './io/modelSettings';
 
 /** Number(v), except that an empty or blank value is no number (Number('') is 0). */
 function numeric(v: string): number {
@@ -449,6 +457,12 @@ async function prepareFor(model: string, o: QuantOpts, onProgress?: (p: Progress
   // A quantlens.json whose configuration this run does not follow (the extension would): said,
   // in the report and (for commands without one on screen) on stderr.
   const { settings, file } = readModelSettings(loaded.path);
+  const unknown = unknownSettings(settings);
+  if (file && unknown.length) {
+    const message = `${file}: ${unknown.map((k) => `"${k}"`).join(', ')} ${unknown.length > 1 ? 'are not keys' : 'is not a key'} QuantLens knows (a typo?); ignored`;
+    p.warnings.push({ code: 'settings-unknown-key', message });
+    if (echoNotes) process.stderr.write(`note: ${message}\n`);
+  }
   // (quantize --fix runs the fix's configuration, not the flags': nothing to compare there)
   const differ = file && !(o as { fix?: string }).fix ? unappliedSettings(settings, { config, dataPath: o.data, modelPath: loaded.path }) : [];
   if (differ.length) {

@@ -39,6 +39,7 @@ export function analyzeParams(modelPath: string): AnalyzeParams & { userPicked: 
   }
   const config = configFromSettings(s);
   const userPicked = [modelPath, ...(dataPath && !local.dataPath ? [dataPath] : [])];
-  const targetCpu = c.get<'this' | 'vnni' | 'no-vnni'>('targetCpu') ?? 'this';
+  // quantlens.json beside the model overrides the setting, as for every other key
+  const targetCpu = local.targetCpu ?? c.get<'this' | 'vnni' | 'no-vnni'>('targetCpu') ?? 'this';
   return { modelPath, dataPath, samples: s.samples, config, sensitivity: true, sqnrWarningDb: s.sqnrWarningDb ?? 20, targetCpu, userPicked };
 }

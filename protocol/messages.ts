@@ -264,6 +264,8 @@ export interface ModelSettings {
   dataPath?: string;
   samples?: number;
   sqnrWarningDb?: number;
+  /** The CPU the model will run on (u8s8 saturation is a hazard on x86 without VNNI only). */
+  targetCpu?: 'this' | 'vnni' | 'no-vnni';
   exclude?: string[];
   /** Per-tensor and per-layer changes (a fix or a what-if the user chose to keep). */
   tensorOverrides?: TensorOverride[];

@@ -49,11 +49,17 @@ const SETTING_CHECKS: Record<string, [(v: unknown) => boolean, string]> = {
   dataPath: [(v) => typeof v === 'string' && v.trim() !== '', 'a path (a non-empty string)'],
   samples: [(v) => Number.isInteger(v) && (v as number) > 0, 'a positive integer'],
   sqnrWarningDb: [(v) => typeof v === 'number' && Number.isFinite(v), 'a number (dB)'],
+  targetCpu: [oneOf(['this', 'vnni', 'no-vnni']), '"this", "vnni" or "no-vnni"'],
   exclude: [(v) => Array.isArray(v) && v.every((x) => typeof x === 'string'), 'a list of node names (strings)'],
   tensorOverrides: [(v) => Array.isArray(v) && v.every(isObject), 'a list of objects'],
   layerOverrides: [(v) => Array.isArray(v) && v.every(isObject), 'a list of objects'],
   inputs: [isObject, 'an object keyed by input name'],
 };
+
+/** Keys of a quantlens.json this version does not know (a typo, or a newer version's key): said, never silently ignored. */
+export function unknownSettings(value: ModelSettings): string[] {
+  return Object.keys(value).filter((k) => !(k in SETTING_CHECKS));
+}
 
 /** The first key of a quantlens.json whose value cannot mean anything, in one phrase; null when all can. */
 export function settingsProblem(value: Record<string, unknown>): string | null {

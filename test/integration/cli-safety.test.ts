@@ -77,6 +77,12 @@ describe('CLI: outputs never replace inputs or existing files', () => {
     refused(run('analyze', model, '--data', data, '--report', settings, '--force'), /over the input .*quantlens\.json/);
     assert.equal(fs.readFileSync(settings, 'utf8'), '{"calibration": "percentile"}\n');
     fs.rmSync(settings);
+    // a key this version does not know (a typo) is said, not silently ignored
+    fs.writeFileSync(settings, '{"calibraton": "percentile"}\n');
+    const typo = run('analyze', model, '--data', data, '--samples', '8', '--no-sensitivity', '--quiet');
+    fs.rmSync(settings);
+    assert.equal(typo.status, 0, typo.stderr);
+    assert.match(typo.stdout, /warning: .*quantlens\.json: "calibraton" is not a key QuantLens knows \(a typo\?\); ignored/);
     // not there yet: a report written there would be read back as the model's settings
     refused(run('analyze', model, '--data', data, '--report', settings), /over the input .*quantlens\.json/);
     refused(run('compare', model, model, '--data', data, '--report', '-'), /--report -: name a file/);

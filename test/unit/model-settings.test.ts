@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { InputError } from '../../engine/errors';
-import { readModelSettings, replacedSettings, settingsFromConfig, settingsProblem, unappliedSettings } from '../../engine/io/modelSettings';
+import { readModelSettings, replacedSettings, settingsFromConfig, settingsProblem, unappliedSettings, unknownSettings } from '../../engine/io/modelSettings';
 import { resolveConfig } from '../../engine/quantize/presets';
 
 const modelPath = '/w/demo/model.onnx';
@@ -65,5 +65,14 @@ describe('--write-config says which keys it replaced', () => {
     const after = settingsFromConfig(resolveConfig('tensorrt', { calibration: 'entropy' }));
     assert.deepEqual(replacedSettings({ calibration: 'percentile', dataPath: 'data', preset: 'tensorrt' }, after), ['calibration "percentile" -> "entropy"']);
     assert.deepEqual(replacedSettings({}, after), []);
+  });
+});
+
+describe('quantlens.json keys this version does not know', () => {
+  it('are named (a typo is not silently ignored); every key a configuration writes, and targetCpu, are known', () => {
+    assert.deepEqual(unknownSettings({ calibraton: 'percentile', dataPath: 'data' } as never), ['calibraton']);
+    const config = resolveConfig('tensorrt', { calibration: 'percentile', exclude: ['/x'] });
+    assert.deepEqual(unknownSettings({ ...settingsFromConfig(config), dataPath: 'd', samples: 8, sqnrWarningDb: 20, targetCpu: 'vnni', inputs: {} }), []);
+    assert.equal(settingsProblem({ targetCpu: 'bogus' }), '"targetCpu" must be "this", "vnni" or "no-vnni", not "bogus"');
   });
 });
