@@ -1,5 +1,5 @@
 /**
- * Keeping a float Conv/ConvTranspose/Gemm in float when onnxruntime would quantize it anyway.
+ * Keeping float what the plan keeps float when onnxruntime would quantize it anyway.
  *
  * onnxruntime 1.20+ (its WeightBiasQuantization pass, on whenever QDQ fusion is on) rewrites a
  * Conv, ConvTranspose or Gemm whose input 0 comes straight from a per-tensor DequantizeLinear,
@@ -18,14 +18,15 @@
  * onnxruntime neither removes it (it does remove Identity, before this pass) nor moves a
  * DequantizeLinear across it, so the layer reads a float tensor and stays a float kernel. Other
  * runtimes see an elementwise copy. Guarding a layer that would have stayed float anyway costs that
- * copy only, so the walk back to a DequantizeLinear is generous.
+ * copy only, so the walk back to a DequantizeLinear is generous. An excluded node of another kind
+ * (an Add onnxruntime would fuse into a QLinearAdd) gets the guard on each dequantized input.
  */
 import type { ModelProto, NodeProto } from 'onnx-buf';
 import { GraphIndex, makeNode } from '../onnx/graph';
 import { allInitializers, graphsOf, modelNameAllocator } from '../onnx/scopes';
 
 /** The operators onnxruntime's pass rewrites (MatMul: after it becomes a Gemm with its bias Add). */
-export const FLOAT_GUARDED_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
+const FLOAT_GUARDED_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 
 /** Single-data-input operators a DequantizeLinear can be moved across (or that only move data). */
 const DATA_MOVEMENT = new Set([
@@ -47,19 +48,20 @@ const DATA_MOVEMENT = new Set([
 ]);
 
 /**
- * The layers onnxruntime would quantize itself in `model` as it stands: float-weight
+ * The layers onnxruntime would quantize itself in a model as it stands: float-weight
  * Conv/ConvTranspose/Gemm/MatMul, and MatMuls of two dequantized tensors, reading a dequantized
  * tensor directly or across data-movement ops, in any graph. `guard` limits them to the nodes a
  * caller may change.
  */
-export function onnxruntimeRewrites(model: ModelProto, guard: (node: string) => boolean = () => true): NodeProto[] {
-  const { readsDequantized, rewritable } = lookups(model);
+function rewrites(model: ModelProto, lk: Lookups, guard: (node: string) => boolean): NodeProto[] {
   return graphsOf(model).flatMap(({ graph }) =>
     graph.node.filter(
-      (n) => n.domain === '' && FLOAT_GUARDED_OPS.has(n.opType) && !!n.input[0] && guard(n.name) && readsDequantized(n.input[0]) && rewritable(n),
+      (n) => n.domain === '' && FLOAT_GUARDED_OPS.has(n.opType) && !!n.input[0] && guard(n.name) && lk.readsDequantized(n.input[0]) && lk.rewritable(n),
     ),
   );
 }
+
+type Lookups = ReturnType<typeof lookups>;
 
 /** What the guard decisions read of a model: where a tensor comes from, across scopes and data movement. */
 function lookups(model: ModelProto) {
@@ -94,8 +96,9 @@ function lookups(model: ModelProto) {
  * guarded nodes.
  */
 export function guardFloatLayers(model: ModelProto, guard: (node: string) => boolean = () => true, excluded: ReadonlySet<string> = new Set()): string[] {
-  const { readsDequantized } = lookups(model);
-  const targets = new Map<NodeProto, number[]>(onnxruntimeRewrites(model, guard).map((n) => [n, [0]]));
+  const lk = lookups(model);
+  const { readsDequantized } = lk;
+  const targets = new Map<NodeProto, number[]>(rewrites(model, lk, guard).map((n) => [n, [0]]));
   for (const { graph } of graphsOf(model))
     for (const n of graph.node) {
       if (!excluded.has(n.name)) continue;
@@ -119,18 +122,22 @@ export function guardFloatLayers(model: ModelProto, guard: (node: string) => boo
   return [...targets.keys()].map((n) => n.name);
 }
 
-/** Nodes `model` (a file QuantLens wrote) keeps in float with the guard: an input read through a single-input Max of a dequantized tensor. */
-export function guardedNodes(model: ModelProto): Set<string> {
-  const { readsDequantized, producer } = lookups(model);
-  const out = new Set<string>();
+/**
+ * How an already-quantized file treats its float layers, as onnxruntime loads it: `unguarded`,
+ * those it leaves for onnxruntime to quantize (between DQ and Q, no guard); `guarded`, those it
+ * keeps float with the guard (an input read through a single-input Max of a dequantized tensor).
+ */
+export function fileFloatLayers(model: ModelProto): { unguarded: Set<string>; guarded: Set<string> } {
+  const lk = lookups(model);
+  const guarded = new Set<string>();
   for (const { graph } of graphsOf(model))
     for (const n of graph.node)
       if (
         n.input.some((t) => {
-          const p = t ? producer.get(t) : undefined;
-          return p?.opType === 'Max' && p.input.length === 1 && readsDequantized(p.input[0]);
+          const p = t ? lk.producer.get(t) : undefined;
+          return p?.opType === 'Max' && p.input.length === 1 && lk.readsDequantized(p.input[0]);
         })
       )
-        out.add(n.name);
-  return out;
+        guarded.add(n.name);
+  return { unguarded: new Set(rewrites(model, lk, () => true).map((n) => n.name)), guarded };
 }

@@ -49,9 +49,9 @@ export interface QuantPlan {
   /** Nodes left in float and why, for the report (`code`: the warning's code, default layer-not-quantized). */
   skipped: { node: string; op: string; reason: string; code?: string }[];
   /**
-   * Float Conv/ConvTranspose/Gemm nodes an already-quantized source file itself leaves between
-   * DequantizeLinear and QuantizeLinear: written as the file has them, without the float guard
-   * (floatGuard.ts), because onnxruntime runs the file that way.
+   * Float layers an already-quantized source file itself leaves between DequantizeLinear and
+   * QuantizeLinear, for onnxruntime to quantize: written as the file has them, without the float
+   * guard (floatGuard.ts), because onnxruntime runs the file that way.
    */
   unguarded?: ReadonlySet<string>;
   /** Nodes an already-quantized source file keeps in float with the float guard: guarded here too. */

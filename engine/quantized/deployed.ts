@@ -24,7 +24,7 @@ import { deployedPlan, layerNodesOf } from './deployedPlan';
 import { detectQuantization } from './detect';
 import { type Unmatched, matchGrids, twinGrids } from './match';
 import { type Twin, buildTwin } from './twin';
-import { guardedNodes, onnxruntimeRewrites } from '../quantize/floatGuard';
+import { fileFloatLayers } from '../quantize/floatGuard';
 
 /** A quantized model file and its float twin. */
 export interface DeployedModel {
@@ -124,11 +124,7 @@ export async function quantizeDeployed(p: Prepared, d: DeployedModel, opts: RunO
   await ensureStats(p, planned.activations, opts);
   // The file's own float layers that onnxruntime quantizes when it loads the file are left so
   // here (no float guard); those the file keeps float (a guard, no DQ before them) stay float.
-  const plan = {
-    ...floatOnly(planned, p),
-    unguarded: new Set(onnxruntimeRewrites(d.loaded.proto).map((n) => n.name)),
-    guarded: guardedNodes(d.loaded.proto),
-  };
+  const plan = { ...floatOnly(planned, p), ...fileFloatLayers(d.loaded.proto) };
   const actParams = new Map(plan.activations.map((t) => [t, grids.activations.get(t)!]));
   const config = deployedConfig(actParams, plan.layers, fold);
   const thresholds = new Map<string, TensorThresholds>();
