@@ -141,8 +141,15 @@ export function judgedBySqnr(r: MixedPrecisionResult): boolean {
 
 /** A step's figure as a reader wants it: "1.33 [0.12, 3.05] points", or the SQNR itself, "35.00 [34.10, 35.90] dB". */
 export function stepFigureText(r: MixedPrecisionResult, s: MixedPrecisionStep): string {
-  if (judgedBySqnr(r)) return `${formatWithInterval(-s.drop, stepDropInterval(s))} dB`;
-  return `${formatDropInterval(s.drop, stepDropInterval(s))} points`;
+  // a step's interval is its loss's, or for an SQNR-judged search the SQNR's
+  const interval = stepDropInterval(s);
+  const fig = rankedFigure({ drop: s.drop, dropBasis: r.dropBasis, loss: interval, value: interval ?? undefined });
+  return `${rankedText(fig)} ${fig.sqnr ? 'dB' : 'points'}`;
+}
+
+/** A ranked figure with its interval: the SQNR as measured, or a drop ("failed" when it could not run). */
+function rankedText(fig: ReturnType<typeof rankedFigure>): string {
+  return fig.sqnr ? formatWithInterval(fig.estimate, fig.interval) : formatDropInterval(fig.estimate, fig.interval);
 }
 
 /** The budget in words: "≤ 1 point", or "SQNR ≥ 30 dB" for a search held to an SQNR floor. */
@@ -168,9 +175,7 @@ export function planSteps(r: MixedPrecisionResult): boolean {
 
 /** A sweep entry's drop with its interval, the same text in the table, the picked bar and the tooltip. */
 export function dropText(e: SweepEntry): string {
-  if (e.error) return '–';
-  const fig = rankedFigure(e);
-  return fig.sqnr ? formatWithInterval(fig.estimate, fig.interval) : formatDropInterval(e.drop, sweepDropInterval(e));
+  return e.error ? '–' : rankedText(rankedFigure(e));
 }
 
 /** The entry's ranked figure in words: "drop 1.33 [0.12, 3.05] top-1 points", or for an SQNR-judged model "SQNR 39.80 [39.70, 39.89] dB". */
