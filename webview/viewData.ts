@@ -129,11 +129,6 @@ export function formatDropInterval(points: number, interval: Interval | null | u
   return interval ? formatWithInterval(points, interval, 1, digits) : formatDrop(points, digits);
 }
 
-/** The 95% interval of a sweep entry's drop, when the engine measured one (`loss`). */
-export function sweepDropInterval(e: SweepEntry): Interval | null {
-  return (e as SweepEntry & { loss?: Interval | null }).loss ?? null;
-}
-
 /** Whether a mixed-precision search judged the output SQNR: its steps hold minus the SQNR as "drop", its budget minus the floor. */
 export function judgedBySqnr(r: MixedPrecisionResult): boolean {
   return r.dropBasis === 'sqnr';
